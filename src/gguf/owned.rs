@@ -1,0 +1,71 @@
+//! A parsed GGUF file that owns its bytes: a memory map of a file on disk, or a buffer.
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::Mmap;
+use self_cell::self_cell;
+
+use super::file::GgufFile;
+use crate::error::{Error, Result};
+
+/// Where an [`OwnedGguf`]'s bytes live.
+enum Backing {
+    Mapped(Mmap),
+    Buffer(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(map) => map,
+            Backing::Buffer(buf) => buf,
+        }
+    }
+}
+
+self_cell!(
+    struct Cell {
+        owner: Backing,
+        #[covariant]
+        dependent: GgufFile,
+    }
+);
+
+/// A GGUF file parsed once and kept together with the bytes its views borrow.
+pub struct OwnedGguf(Cell);
+
+impl OwnedGguf {
+    /// Maps the file at `path` and parses it. The tensor data stays on disk until read.
+    pub fn open(path: &Path) -> Result<OwnedGguf> {
+        let io_error = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = File::open(path).map_err(io_error)?;
+        let len = file.metadata().map_err(io_error)?.len();
+        // An empty file cannot be mapped on every platform; it fails parsing either way.
+        if len == 0 {
+            return OwnedGguf::from_buffer(Vec::new());
+        }
+        // SAFETY: the map is read-only and private to this process. Another process
+        // truncating or rewriting the file while it is mapped is outside what any mapping
+        // reader can defend against; llama.cpp and every mmap-based loader share this
+        // precondition, and `rf_model_params.use_mmap = false` avoids it.
+        let map = unsafe { Mmap::map(&file) }.map_err(io_error)?;
+        Self::from_backing(Backing::Mapped(map))
+    }
+
+    /// Parses a file held in memory.
+    pub fn from_buffer(bytes: Vec<u8>) -> Result<OwnedGguf> {
+        Self::from_backing(Backing::Buffer(bytes))
+    }
+
+    fn from_backing(backing: Backing) -> Result<OwnedGguf> {
+        Cell::try_new(backing, |b| GgufFile::parse(b.bytes())).map(OwnedGguf)
+    }
+
+    pub fn file(&self) -> &GgufFile<'_> {
+        self.0.borrow_dependent()
+    }
+}

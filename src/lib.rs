@@ -1,0 +1,9 @@
+//! ROCmForge: GGUF language-model inference for AMD (HIP), NVIDIA and the CPU, embedded
+//! through a C ABI. See `README.md` for the layout; layers only use the ones listed
+//! above them here.
+
+pub mod error;
+pub mod gguf;
+pub mod tensor;
+
+pub use error::{Error, Result};

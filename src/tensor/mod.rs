@@ -1,0 +1,7 @@
+//! Tensor data types and the scalar reference dequantizers: the oracle for every faster path.
+
+mod dequant;
+mod dtype;
+
+pub use dequant::{dequantize_row, dequantize_to_vec};
+pub use dtype::{GgmlType, TypeIdLookup};
