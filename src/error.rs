@@ -22,6 +22,17 @@ pub enum Error {
         found: String,
     },
 
+    /// The model's declarations contradict each other or what its architecture needs
+    /// (a tensor shape against the hyperparameters, a zero head count).
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
+
+    /// The tokenizer vocabulary in the model's metadata is inconsistent (a token list and
+    /// its scores of different lengths, a merge naming an unknown token, a malformed byte
+    /// token).
+    #[error("invalid vocabulary: {0}")]
+    InvalidVocab(String),
+
     /// A tensor the model needs is absent.
     #[error("model has no tensor named '{name}'")]
     MissingTensor { name: String },
@@ -30,9 +41,17 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
+    /// A cancellation request stopped the call; nothing was changed.
+    #[error("cancelled")]
+    Cancelled,
+
     /// A caller passed a value that can never be valid (wrong length, out of range).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// The KV cache has no room for the tokens asked for; the cache is unchanged.
+    #[error("context full: {0}")]
+    ContextFull(String),
 
     #[error("I/O error on {path}: {source}")]
     Io {

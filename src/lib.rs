@@ -4,6 +4,8 @@
 
 pub mod error;
 pub mod gguf;
+pub mod kv_cache;
+pub mod sampler;
 pub mod tensor;
 
 pub use error::{Error, Result};

@@ -1,0 +1,123 @@
+//! The sampler chain: penalties, top-k, top-p, min-p, temperature, seeded draw.
+
+use super::candidates::{Candidate, CandidateSet};
+use super::params::SamplerParams;
+use super::penalties::RecentTokens;
+use super::rng::Xoshiro256StarStar;
+use crate::error::{Error, Result};
+
+/// Turns logits rows into token ids. Holds the accepted-token history the penalties
+/// read, the seeded random state, and buffers reused by every call, so sampling
+/// allocates nothing once warm. One thread at a time, like `rf_sampler`.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    params: SamplerParams,
+    rng: Xoshiro256StarStar,
+    recent: RecentTokens,
+    candidates: CandidateSet,
+    /// [candidates] the draw's unnormalized probabilities.
+    weights: Vec<f32>,
+}
+
+impl Sampler {
+    pub fn new(params: SamplerParams) -> Result<Self> {
+        params.validate()?;
+        Ok(Sampler {
+            params,
+            rng: Xoshiro256StarStar::seeded(params.seed),
+            recent: RecentTokens::new(params.repeat_last_n),
+            candidates: CandidateSet::default(),
+            weights: Vec::new(),
+        })
+    }
+
+    pub fn params(&self) -> &SamplerParams {
+        &self.params
+    }
+
+    /// Draws a token from `logits` ([n_vocab]) and accepts it into the history, as
+    /// llama.cpp's `llama_sampler_sample` does (`rf_sampler_sample` has no separate
+    /// accept).
+    pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
+        self.narrow(logits)?;
+        let token = self.draw();
+        self.recent.accept(token);
+        Ok(token)
+    }
+
+    /// Runs the chain up to the draw and returns the tokens the draw would choose from.
+    /// Their logits are relative to the best (0) and divided by the temperature, so the
+    /// draw picks each with probability softmax(logits); greedy leaves one candidate.
+    /// Changes nothing but scratch buffers: the history and random state stay as they are.
+    pub fn candidates(&mut self, logits: &[f32]) -> Result<&[Candidate]> {
+        self.narrow(logits)?;
+        Ok(self.candidates.items())
+    }
+
+    /// Adds a token chosen elsewhere (a prompt token, a forced token) to the history the
+    /// penalties read.
+    pub fn accept(&mut self, token: u32) {
+        self.recent.accept(token);
+    }
+
+    /// Back to the state just after `new`: empty history, random state reseeded.
+    pub fn reset(&mut self) {
+        self.recent.clear();
+        self.rng = Xoshiro256StarStar::seeded(self.params.seed);
+    }
+
+    /// Penalties → top-k → top-p → min-p → temperature, leaving the draw's candidates.
+    fn narrow(&mut self, logits: &[f32]) -> Result<()> {
+        if logits.is_empty() || u32::try_from(logits.len()).is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "sampler needs 1 to {} logits, got {}",
+                u32::MAX,
+                logits.len()
+            )));
+        }
+        let params = &self.params;
+        let candidates = &mut self.candidates;
+        candidates.load(logits);
+        self.recent.penalize(params, candidates.scores_mut());
+        if params.temperature <= 0.0 {
+            candidates.gather_only_best();
+            return Ok(());
+        }
+        candidates.gather_top_k(params.top_k);
+        // Nothing to weigh: every score -inf (all NaN, say), or one +inf.
+        if !candidates.max_logit().is_finite() {
+            candidates.gather_only_best();
+            return Ok(());
+        }
+        candidates.keep_top_p(params.top_p);
+        candidates.keep_min_p(params.min_p);
+        candidates.apply_temperature(params.temperature);
+        Ok(())
+    }
+
+    /// Picks a candidate with probability proportional to exp(logit).
+    fn draw(&mut self) -> u32 {
+        let items = self.candidates.items();
+        if let [only] = items {
+            return only.id;
+        }
+        self.weights.clear();
+        self.weights.extend(items.iter().map(|c| c.logit.exp()));
+        let total: f64 = self.weights.iter().map(|&w| f64::from(w)).sum();
+        let target = self.rng.next_f64() * total;
+        let mut cumulative = 0.0;
+        // Where the walk ends if rounding leaves `target` at `total`: the last candidate
+        // with a nonzero weight (the best, weight exp(0) = 1, guarantees one).
+        let mut last_possible = items[0].id;
+        for (candidate, &weight) in items.iter().zip(&self.weights) {
+            if weight > 0.0 {
+                last_possible = candidate.id;
+            }
+            cumulative += f64::from(weight);
+            if cumulative > target {
+                return candidate.id;
+            }
+        }
+        last_possible
+    }
+}
