@@ -7,5 +7,6 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod sampler;
 pub mod tensor;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -1,0 +1,157 @@
+//! Text to token ids: special tokens are cut out first, then each stretch of plain text
+//! goes through the vocabulary's algorithm, with BOS/EOS around it when asked.
+
+use super::bpe::{BpeScratch, MergeTable};
+use super::pretokenize::{CodepointText, PreTokenizer};
+use super::special::Fragment;
+use super::spm::{self, SpmModel, SpmScratch};
+use super::vocab::TokenId;
+use super::{Algorithm, Tokenizer};
+use crate::error::{Error, Result};
+use rustc_hash::FxHashMap;
+
+/// Longer words are rare enough not to be worth remembering.
+const MAX_CACHED_WORD: usize = 64;
+
+impl Tokenizer {
+    /// The tokens of `text`. `add_special` adds BOS/EOS as the vocabulary says;
+    /// `parse_special` turns control tokens written in the text (`<|im_start|>`) into
+    /// their ids (user-defined tokens are always matched, as in llama.cpp).
+    pub fn tokenize(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<TokenId>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_special && self.add_bos {
+            out.push(self.required("BOS", self.vocab.specials.bos)?);
+        }
+        let mut fragments = Vec::new();
+        self.specials
+            .partition(text.as_bytes(), parse_special, &mut fragments);
+        match &self.algorithm {
+            Algorithm::Bpe { merges, pre } => {
+                encode_bpe(text, &fragments, merges, pre, self, &mut out);
+            }
+            Algorithm::Spm { model } => {
+                encode_spm(text, &fragments, model, self, &mut out)?;
+            }
+        }
+        if add_special && self.add_eos {
+            out.push(self.required("EOS", self.vocab.specials.eos)?);
+        }
+        Ok(out)
+    }
+
+    /// Like [`tokenize`](Self::tokenize) for bytes from outside (the C ABI): text that is
+    /// not UTF-8 is an error naming the offset of the first bad byte.
+    pub fn tokenize_bytes(
+        &self,
+        bytes: &[u8],
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<TokenId>> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "text is not valid UTF-8: bad byte at offset {}",
+                e.valid_up_to()
+            ))
+        })?;
+        self.tokenize(text, add_special, parse_special)
+    }
+
+    fn required(&self, role: &str, id: Option<TokenId>) -> Result<TokenId> {
+        id.ok_or_else(|| {
+            Error::InvalidVocab(format!(
+                "the vocabulary asks for a {role} token but has none"
+            ))
+        })
+    }
+}
+
+fn encode_bpe(
+    text: &str,
+    fragments: &[Fragment],
+    merges: &MergeTable,
+    pre: &PreTokenizer,
+    tokenizer: &Tokenizer,
+    out: &mut Vec<TokenId>,
+) {
+    let mut cps = CodepointText::default();
+    let mut scratch = BpeScratch::default();
+    let mut encoded = String::new();
+    // Words repeat: each distinct word is merged once per call. The value is the range
+    // of its tokens in `cached`.
+    let mut cache: FxHashMap<&[u8], (u32, u32)> = FxHashMap::default();
+    let mut cached: Vec<TokenId> = Vec::new();
+    for fragment in fragments {
+        let (start, end) = match *fragment {
+            Fragment::Token(id) => {
+                out.push(id);
+                continue;
+            }
+            Fragment::Text { start, end } => (start, end),
+        };
+        let piece = &text[start..end];
+        cps.load(piece);
+        pre.split(&cps, &mut |span| {
+            let word: &[u8] = &piece.as_bytes()[cps.byte_range(span)];
+            if let Some(&(from, to)) = cache.get(word) {
+                out.extend_from_slice(&cached[from as usize..to as usize]);
+                return;
+            }
+            if pre.ignore_merges {
+                // A word that is a token as a whole is taken without merging.
+                encoded.clear();
+                encoded.extend(word.iter().map(|&b| super::byte_level::byte_to_char(b)));
+                if let Some(id) = tokenizer.vocab.id_of(encoded.as_bytes()) {
+                    out.push(id);
+                    return;
+                }
+            }
+            let from = out.len();
+            merges.encode_word(word, &mut scratch, out);
+            if word.len() > 1 && word.len() <= MAX_CACHED_WORD {
+                let start = cached.len() as u32;
+                cached.extend_from_slice(&out[from..]);
+                cache.insert(word, (start, cached.len() as u32));
+            }
+        });
+    }
+}
+
+fn encode_spm(
+    text: &str,
+    fragments: &[Fragment],
+    model: &SpmModel,
+    tokenizer: &Tokenizer,
+    out: &mut Vec<TokenId>,
+) -> Result<()> {
+    let mut scratch = SpmScratch::default();
+    let mut prefixed = String::new();
+    // A space prefix goes before text at the start and after each special token.
+    let mut after_special = true;
+    for fragment in fragments {
+        match *fragment {
+            Fragment::Token(id) => {
+                out.push(id);
+                after_special = true;
+            }
+            Fragment::Text { start, end } => {
+                let piece = &text[start..end];
+                let piece = if tokenizer.add_space_prefix && after_special {
+                    prefixed.clear();
+                    prefixed.push(' ');
+                    prefixed.push_str(piece);
+                    prefixed.as_str()
+                } else {
+                    piece
+                };
+                spm::encode(&tokenizer.vocab, model, piece, &mut scratch, out)?;
+                after_special = false;
+            }
+        }
+    }
+    Ok(())
+}

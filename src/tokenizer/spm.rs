@@ -1,0 +1,251 @@
+//! SentencePiece-style BPE (Llama 2, Gemma): spaces become `▁`, the text starts as one
+//! symbol per character, and the adjacent pair whose concatenation is the token with the
+//! highest score merges first (the leftmost among equals). What never became a token is
+//! written as byte-fallback tokens `<0xNN>`. A heap with lazy invalidation keeps a text of
+//! n characters O(n log n).
+//!
+//! llama.cpp merges over the whole text at once. Every merged symbol is a token, so two
+//! neighbouring characters that appear side by side in no token are never joined: the text
+//! is cut there into pieces that merge independently, with the same result and small
+//! heaps.
+
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashSet;
+
+use super::vocab::{TokenId, Vocab};
+use crate::error::{Error, Result};
+
+/// `▁` (U+2581), SentencePiece's visible space.
+pub const SPACE_MARK: &str = "\u{2581}";
+
+/// What SentencePiece merging needs beyond the vocabulary.
+#[derive(Debug, Clone)]
+pub struct SpmModel {
+    /// The byte-fallback token of every byte, where the vocabulary has one.
+    byte_tokens: [Option<TokenId>; 256],
+    /// Every pair of characters that stand side by side in some token.
+    joinable: FxHashSet<u64>,
+}
+
+fn char_pair(a: char, b: char) -> u64 {
+    (u64::from(a) << 32) | u64::from(b)
+}
+
+impl SpmModel {
+    pub fn new(vocab: &Vocab) -> SpmModel {
+        // `<0xNN>` for each byte, else the one-byte text itself (llama.cpp's order).
+        let mut byte_tokens = [None; 256];
+        for (b, slot) in byte_tokens.iter_mut().enumerate() {
+            let name = format!("<0x{b:02X}>");
+            *slot = vocab
+                .id_of(name.as_bytes())
+                .or_else(|| vocab.id_of(&[b as u8]));
+        }
+        let mut joinable = FxHashSet::default();
+        for (_, text, _) in vocab.iter() {
+            let mut chars = text.chars();
+            if let Some(mut prev) = chars.next() {
+                for c in chars {
+                    joinable.insert(char_pair(prev, c));
+                    prev = c;
+                }
+            }
+        }
+        SpmModel {
+            byte_tokens,
+            joinable,
+        }
+    }
+
+    fn byte_token(&self, b: u8) -> Result<TokenId> {
+        self.byte_tokens[usize::from(b)].ok_or_else(|| {
+            Error::InvalidVocab(format!(
+                "the text needs byte 0x{b:02X}, which the vocabulary has no token for"
+            ))
+        })
+    }
+}
+
+/// Reusable buffers for one text after another.
+#[derive(Debug, Default)]
+pub struct SpmScratch {
+    /// Byte start of each symbol in the escaped text, and its length (0 once merged away).
+    start: Vec<usize>,
+    len: Vec<usize>,
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    heap: BinaryHeap<Candidate>,
+    escaped: String,
+}
+
+/// A pair that may be merged; the heap's maximum is the best score, then the leftmost.
+/// Kept to 16 bytes: the heap holds one per adjacent pair of a whole text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    /// The score's bits mapped so that integer order is float order (high half), then
+    /// the left symbol's index reversed so that the leftmost wins a tie (low half).
+    key: u64,
+    /// Bytes the pair spans when queued. The right symbol is the left one's successor
+    /// when popped; a different sum means one side changed since.
+    size: u32,
+}
+
+impl Candidate {
+    fn left(self) -> usize {
+        (u32::MAX - self.key as u32) as usize
+    }
+}
+
+const NONE: usize = usize::MAX;
+
+/// Order-preserving map of a non-NaN `f32` to `u32` (-0.0 and 0.0 compare equal).
+fn score_key(score: f32) -> u32 {
+    let score = if score == 0.0 { 0.0 } else { score };
+    let bits = score.to_bits();
+    if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+/// Appends the tokens of `text` to `out`. Spaces are escaped as `▁` here; the caller adds
+/// any space prefix first.
+pub fn encode(
+    vocab: &Vocab,
+    model: &SpmModel,
+    text: &str,
+    scratch: &mut SpmScratch,
+    out: &mut Vec<TokenId>,
+) -> Result<()> {
+    let s = scratch;
+    s.escaped.clear();
+    for (i, part) in text.split(' ').enumerate() {
+        if i > 0 {
+            s.escaped.push_str(SPACE_MARK);
+        }
+        s.escaped.push_str(part);
+    }
+    let escaped = std::mem::take(&mut s.escaped);
+    let result = encode_pieces(vocab, model, &escaped, s, out);
+    s.escaped = escaped;
+    result
+}
+
+/// Cuts `text` between characters that no token joins and merges each piece.
+fn encode_pieces(
+    vocab: &Vocab,
+    model: &SpmModel,
+    text: &str,
+    s: &mut SpmScratch,
+    out: &mut Vec<TokenId>,
+) -> Result<()> {
+    let mut piece_start = 0;
+    let mut prev: Option<char> = None;
+    for (offset, c) in text.char_indices() {
+        if let Some(p) = prev {
+            if !model.joinable.contains(&char_pair(p, c)) {
+                merge_and_emit(vocab, model, &text[piece_start..offset], s, out)?;
+                piece_start = offset;
+            }
+        }
+        prev = Some(c);
+    }
+    merge_and_emit(vocab, model, &text[piece_start..], s, out)
+}
+
+fn merge_and_emit(
+    vocab: &Vocab,
+    model: &SpmModel,
+    text: &str,
+    s: &mut SpmScratch,
+    out: &mut Vec<TokenId>,
+) -> Result<()> {
+    s.start.clear();
+    s.len.clear();
+    s.next.clear();
+    s.prev.clear();
+    s.heap.clear();
+    let n = text.chars().count();
+    if n >= u32::MAX as usize || text.len() >= u32::MAX as usize {
+        return Err(Error::InvalidArgument(format!(
+            "a stretch of text without special tokens of {} bytes is over the 4 GiB limit",
+            text.len()
+        )));
+    }
+    for (i, (offset, c)) in text.char_indices().enumerate() {
+        s.start.push(offset);
+        s.len.push(c.len_utf8());
+        s.prev.push(if i == 0 { NONE } else { i - 1 });
+        s.next.push(if i + 1 == n { NONE } else { i + 1 });
+    }
+    let raw = text.as_bytes();
+    for i in 1..n {
+        push_candidate(vocab, raw, s, i - 1, i);
+    }
+    while let Some(c) = s.heap.pop() {
+        let left = c.left();
+        let right = s.next[left];
+        if s.len[left] == 0 || right == NONE || s.len[left] + s.len[right] != c.size as usize {
+            continue;
+        }
+        s.len[left] += s.len[right];
+        s.len[right] = 0;
+        let after = s.next[right];
+        s.next[left] = after;
+        if after != NONE {
+            s.prev[after] = left;
+        }
+        if s.prev[left] != NONE {
+            push_candidate(vocab, raw, s, s.prev[left], left);
+        }
+        if after != NONE {
+            push_candidate(vocab, raw, s, left, after);
+        }
+    }
+    let mut i = if n == 0 { NONE } else { 0 };
+    while i != NONE {
+        let piece = &raw[s.start[i]..s.start[i] + s.len[i]];
+        match vocab.id_of(piece) {
+            Some(id) => out.push(id),
+            None => {
+                for &b in piece {
+                    out.push(model.byte_token(b)?);
+                }
+            }
+        }
+        i = s.next[i];
+    }
+    Ok(())
+}
+
+fn push_candidate(vocab: &Vocab, raw: &[u8], s: &mut SpmScratch, left: usize, right: usize) {
+    let start = s.start[left];
+    let size = s.len[left] + s.len[right];
+    // Adjacent live symbols are contiguous in the text, so the pair is one slice.
+    let Some(token) = vocab.id_of(&raw[start..start + size]) else {
+        return;
+    };
+    let score = vocab.score(token).unwrap_or(0.0);
+    // Both fit in 32 bits: the text is shorter than 4 GiB (checked above).
+    s.heap.push(Candidate {
+        key: (u64::from(score_key(score)) << 32) | u64::from(u32::MAX - left as u32),
+        size: size as u32,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_key;
+
+    #[test]
+    fn score_order_is_float_order() {
+        let xs = [-1000.0f32, -2.5, -0.0, 0.0, 1e-9, 3.0, f32::INFINITY];
+        for w in xs.windows(2) {
+            assert!(score_key(w[0]) <= score_key(w[1]), "{w:?}");
+        }
+        assert_eq!(score_key(-0.0), score_key(0.0));
+        assert!(score_key(f32::NEG_INFINITY) < score_key(-1e30));
+    }
+}

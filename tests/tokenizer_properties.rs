@@ -1,0 +1,245 @@
+//! Properties over random text on both test models: detokenize(tokenize(s)) == s, and the
+//! incremental decoder writes exactly the detokenized text, each character once, whole.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use rocmforge::gguf::OwnedGguf;
+use rocmforge::tokenizer::{Tokenizer, TokenizerKind};
+
+fn load(model: &str) -> Tokenizer {
+    let gguf = OwnedGguf::open(&common::model_path(model)).expect("model opens");
+    Tokenizer::from_gguf(gguf.file()).expect("tokenizer builds")
+}
+
+fn smollm2() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(|| load(common::SMOLLM2))
+}
+
+fn gemma3() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(|| load(common::GEMMA3))
+}
+
+/// Characters the splits treat specially, so that random text hits them often.
+const INTERESTING: &[char] = &[
+    'a',
+    'Z',
+    'é',
+    'ß',
+    'Ж',
+    '你',
+    '好',
+    'こ',
+    '한',
+    '0',
+    '7',
+    '²',
+    '١',
+    'Ⅷ',
+    '５',
+    ' ',
+    ' ',
+    '\t',
+    '\n',
+    '\r',
+    '\u{a0}',
+    '\u{3000}',
+    '\u{2003}',
+    '\u{85}',
+    '\'',
+    '"',
+    '.',
+    ',',
+    '!',
+    '?',
+    '$',
+    '+',
+    '<',
+    '>',
+    '|',
+    '`',
+    '€',
+    '∑',
+    '👍',
+    '🤖',
+    '\u{301}',
+    '\u{200d}',
+    '\u{200b}',
+    '\u{feff}',
+    '\u{378}',
+    '\u{e000}',
+    '\u{10fffd}',
+    '\0',
+    '\u{7f}',
+    '▁',
+];
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        prop::collection::vec(prop::sample::select(INTERESTING), 0..48)
+            .prop_map(|chars| chars.into_iter().collect()),
+        "\\PC{0,64}",
+    ]
+}
+
+/// What detokenizing gives back: SentencePiece writes spaces as `▁`, so a `▁` in the
+/// input comes back as a space (as in llama.cpp and SentencePiece itself).
+fn expected_back(tokenizer: &Tokenizer, s: &str) -> String {
+    match tokenizer.kind() {
+        TokenizerKind::SentencePiece => s.replace('▁', " "),
+        TokenizerKind::BytePairGpt2 => s.to_owned(),
+    }
+}
+
+fn round_trip(tokenizer: &Tokenizer, s: &str) -> Result<(), TestCaseError> {
+    let ids = tokenizer.tokenize(s, true, false).expect("tokenizes");
+    let back = tokenizer.detokenize(&ids, true, false).expect("valid ids");
+    prop_assert_eq!(String::from_utf8_lossy(&back), expected_back(tokenizer, s));
+    Ok(())
+}
+
+/// Pushing tokens one by one writes the detokenized text, never a partial character.
+fn streams(tokenizer: &Tokenizer, s: &str) -> Result<(), TestCaseError> {
+    let ids = tokenizer.tokenize(s, false, false).expect("tokenizes");
+    let mut decoder = tokenizer.decoder(false);
+    let mut out = String::new();
+    for &id in &ids {
+        let chunk = decoder.push(id).expect("valid id");
+        let replaced = chunk.contains(char::REPLACEMENT_CHARACTER);
+        prop_assert!(!replaced || s.contains(char::REPLACEMENT_CHARACTER));
+        out.push_str(&chunk);
+    }
+    prop_assert!(decoder.pending().is_empty());
+    out.push_str(&decoder.finish());
+    prop_assert_eq!(out, expected_back(tokenizer, s));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    #[test]
+    fn smollm2_round_trips_random_text(s in text()) {
+        round_trip(smollm2(), &s)?;
+    }
+
+    #[test]
+    fn gemma3_round_trips_random_text(s in text()) {
+        round_trip(gemma3(), &s)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn smollm2_streams_random_text(s in text()) {
+        streams(smollm2(), &s)?;
+    }
+
+    #[test]
+    fn gemma3_streams_random_text(s in text()) {
+        streams(gemma3(), &s)?;
+    }
+}
+
+#[test]
+fn a_character_split_over_tokens_comes_out_once_whole() {
+    let t = smollm2();
+    // '𝄞' (4 bytes) is no single byte-level token in SmolLM2's vocabulary.
+    let ids = t.tokenize("a𝄞b", false, false).expect("tokenizes");
+    assert!(ids.len() >= 4, "{ids:?}");
+    let mut decoder = t.decoder(false);
+    let chunks: Vec<String> = ids
+        .iter()
+        .map(|&id| decoder.push(id).expect("valid id"))
+        .collect();
+    assert_eq!(chunks.concat(), "a𝄞b");
+    assert_eq!(chunks.iter().filter(|c| c.contains('𝄞')).count(), 1);
+    assert!(chunks.iter().all(|c| !c.contains('\u{FFFD}')));
+}
+
+#[test]
+fn invalid_bytes_do_not_stall_the_stream() {
+    let t = gemma3();
+    let byte = |b: u8| {
+        t.vocab()
+            .id_of(format!("<0x{b:02X}>").as_bytes())
+            .expect("byte token")
+    };
+    let mut decoder = t.decoder(false);
+    assert_eq!(decoder.push(byte(0xE4)).expect("valid"), "");
+    assert_eq!(decoder.push(byte(0xBD)).expect("valid"), "");
+    // A lead byte where a continuation was due: the broken start is written as U+FFFD.
+    assert_eq!(decoder.push(byte(0x41)).expect("valid"), "\u{FFFD}A");
+    assert_eq!(decoder.push(byte(0xE4)).expect("valid"), "");
+    assert_eq!(decoder.finish(), "\u{FFFD}");
+}
+
+#[test]
+fn special_tokens_are_parsed_only_when_asked() {
+    let t = smollm2();
+    let text = "<|im_start|>user\nHi<|im_end|>";
+    let parsed = t.tokenize(text, false, true).expect("tokenizes");
+    assert_eq!(parsed.first(), Some(&1));
+    assert!(parsed.contains(&2));
+    let plain = t.tokenize(text, false, false).expect("tokenizes");
+    assert!(!plain.contains(&1) && !plain.contains(&2), "{plain:?}");
+    // Control tokens are hidden unless rendered.
+    assert_eq!(
+        t.detokenize(&parsed, false, false).expect("valid"),
+        b"user\nHi"
+    );
+    assert_eq!(
+        t.detokenize(&parsed, false, true).expect("valid"),
+        text.as_bytes()
+    );
+}
+
+#[test]
+fn user_defined_tokens_are_always_matched() {
+    let t = gemma3();
+    // Gemma's runs of spaces and newlines are user-defined tokens.
+    let spaces = t.vocab().id_of(b"    ").expect("four spaces");
+    let ids = t.tokenize("a    b", false, false).expect("tokenizes");
+    assert!(ids.contains(&spaces), "{ids:?}");
+}
+
+#[test]
+fn longest_special_token_wins() {
+    let t = gemma3();
+    let newlines = |n: usize| {
+        t.vocab()
+            .id_of("\n".repeat(n).as_bytes())
+            .expect("newline run")
+    };
+    // 33 newlines: the longest newline token (31) first, then the rest.
+    let ids = t
+        .tokenize(&"\n".repeat(33), false, false)
+        .expect("tokenizes");
+    assert_eq!(ids, [newlines(31), newlines(2)]);
+}
+
+#[test]
+fn long_runs_stay_fast_and_round_trip() {
+    // One word of 200,000 bytes, and runs that start a special-token match at every
+    // position (Gemma has a token for every run of up to 31 spaces or newlines).
+    for s in [
+        "a".repeat(200_000),
+        " ".repeat(200_000),
+        "\n".repeat(200_000),
+    ] {
+        for t in [smollm2(), gemma3()] {
+            let start = std::time::Instant::now();
+            let ids = t.tokenize(&s, false, false).expect("tokenizes");
+            assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+            let back = t.detokenize(&ids, false, false).expect("valid ids");
+            assert!(back == s.as_bytes(), "round trip of a run of {:?}", &s[..1]);
+        }
+    }
+}

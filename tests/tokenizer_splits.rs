@@ -1,0 +1,152 @@
+//! Every implemented pre-tokenizer split, and random text over many Unicode categories,
+//! against llama.cpp. The fixtures come from `scripts/gen-tokenizer-fixtures.py`: SmolLM2's
+//! vocabulary with `tokenizer.ggml.pre` replaced, and both models on seeded random strings.
+
+mod common;
+
+use rocmforge::gguf::OwnedGguf;
+use rocmforge::tokenizer::{Tokenizer, VocabParts};
+
+fn parts(model: &str) -> VocabParts {
+    let gguf = OwnedGguf::open(&common::model_path(model)).expect("model opens");
+    VocabParts::from_gguf(gguf.file()).expect("tokenizer metadata reads")
+}
+
+fn read_jsonl(relative: &str) -> Vec<serde_json::Value> {
+    let path = common::fixture_path(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("fixture line is JSON"))
+        .collect()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("ids array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+/// Compares every line; lines without modes are plain tokenization.
+fn check(tokenizer: &Tokenizer, relative: &str) {
+    let lines = read_jsonl(relative);
+    let mut failures = Vec::new();
+    for v in &lines {
+        let text = v["text"].as_str().expect("text");
+        let add = v["add_special"].as_bool().unwrap_or(false);
+        let parse = v["parse_special"].as_bool().unwrap_or(false);
+        let got = tokenizer.tokenize(text, add, parse).expect("tokenizes");
+        let expected = ids(&v["ids"]);
+        if got != expected {
+            failures.push(format!(
+                "{text:?} add_special={add} parse_special={parse}\n  expected {expected:?}\n  got      {got:?}"
+            ));
+        }
+    }
+    println!(
+        "{relative}: {}/{} lines equal",
+        lines.len() - failures.len(),
+        lines.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{relative}: {} of {} lines differ:\n{}",
+        failures.len(),
+        lines.len(),
+        failures.join("\n")
+    );
+}
+
+fn check_pre(pre: &str) {
+    let mut parts = parts(common::SMOLLM2);
+    parts.pre = Some(pre.to_owned());
+    let tokenizer = Tokenizer::from_parts(&parts).expect("tokenizer builds");
+    check(&tokenizer, &format!("tokenizer/pre/{pre}.jsonl"));
+}
+
+#[test]
+fn pre_default() {
+    check_pre("default");
+}
+
+#[test]
+fn pre_gpt2() {
+    check_pre("gpt-2");
+}
+
+#[test]
+fn pre_llama_bpe() {
+    check_pre("llama-bpe");
+}
+
+#[test]
+fn pre_smollm() {
+    check_pre("smollm");
+}
+
+#[test]
+fn pre_qwen2() {
+    check_pre("qwen2");
+}
+
+#[test]
+fn pre_deepseek_llm() {
+    check_pre("deepseek-llm");
+}
+
+#[test]
+fn pre_starcoder() {
+    check_pre("starcoder");
+}
+
+#[test]
+fn pre_falcon() {
+    check_pre("falcon");
+}
+
+#[test]
+fn pre_refact() {
+    check_pre("refact");
+}
+
+#[test]
+fn pre_command_r() {
+    check_pre("command-r");
+}
+
+#[test]
+fn pre_mpt() {
+    check_pre("mpt");
+}
+
+#[test]
+fn pre_stablelm2() {
+    check_pre("stablelm2");
+}
+
+#[test]
+fn pre_dbrx() {
+    check_pre("dbrx");
+}
+
+#[test]
+fn smollm2_random_text() {
+    let tokenizer = Tokenizer::from_parts(&parts(common::SMOLLM2)).expect("builds");
+    check(&tokenizer, "tokenizer/random/smollm2.jsonl");
+}
+
+#[test]
+fn gemma3_random_text() {
+    let tokenizer = Tokenizer::from_parts(&parts(common::GEMMA3)).expect("builds");
+    check(&tokenizer, "tokenizer/random/gemma3.jsonl");
+}
+
+#[test]
+fn gemma3_with_space_prefix_random_text() {
+    let mut parts = parts(common::GEMMA3);
+    parts.add_space_prefix = Some(true);
+    let tokenizer = Tokenizer::from_parts(&parts).expect("builds");
+    check(&tokenizer, "tokenizer/random/gemma3-space-prefix.jsonl");
+}
