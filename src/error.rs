@@ -53,6 +53,21 @@ pub enum Error {
     #[error("context full: {0}")]
     ContextFull(String),
 
+    /// A GPU runtime could not be started or a device call failed: which library, symbol
+    /// or call, and the vendor's message.
+    #[error("device error: {0}")]
+    Device(String),
+
+    /// The device has no memory left for an allocation; nothing was changed and a smaller
+    /// allocation may still succeed.
+    #[error("device out of memory: {0}")]
+    DeviceOutOfMemory(String),
+
+    /// The device's context is corrupted (a kernel faulted, an uncorrectable ECC error):
+    /// sticky, every later call on that device fails with it.
+    #[error("device lost: {0}")]
+    DeviceLost(String),
+
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,

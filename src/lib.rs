@@ -2,9 +2,15 @@
 //! through a C ABI. See `README.md` for the layout; layers only use the ones listed
 //! above them here.
 
+pub mod backend;
+pub mod chat;
+pub mod context;
 pub mod error;
+pub mod ffi;
+pub mod generate;
 pub mod gguf;
 pub mod kv_cache;
+pub mod model;
 pub mod sampler;
 pub mod tensor;
 pub mod tokenizer;

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 enum Backing {
     Mapped(Mmap),
     Buffer(Vec<u8>),
+    Borrowed(&'static [u8]),
 }
 
 impl Backing {
@@ -20,6 +21,7 @@ impl Backing {
         match self {
             Backing::Mapped(map) => map,
             Backing::Buffer(buf) => buf,
+            Backing::Borrowed(bytes) => bytes,
         }
     }
 }
@@ -59,6 +61,21 @@ impl OwnedGguf {
     /// Parses a file held in memory.
     pub fn from_buffer(bytes: Vec<u8>) -> Result<OwnedGguf> {
         Self::from_backing(Backing::Buffer(bytes))
+    }
+
+    /// Parses bytes that outlive the parsed file (for a C host's buffer that it promises
+    /// to keep valid and unchanged until the model is freed).
+    pub fn from_static(bytes: &'static [u8]) -> Result<OwnedGguf> {
+        Self::from_backing(Backing::Borrowed(bytes))
+    }
+
+    /// Reads the whole file at `path` into memory and parses it (no memory map).
+    pub fn read(path: &Path) -> Result<OwnedGguf> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_buffer(bytes)
     }
 
     fn from_backing(backing: Backing) -> Result<OwnedGguf> {

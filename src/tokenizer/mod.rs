@@ -11,6 +11,7 @@ mod byte_level;
 mod decode;
 mod detokenize;
 mod encode;
+mod end_of_generation;
 mod incremental;
 mod parts;
 mod pretokenize;

@@ -1,0 +1,128 @@
+package rocmforge
+
+/*
+#include "rocmforge.h"
+
+// Builds the batch on the C side: a Go-allocated rf_batch holding a pointer to Go memory
+// would break cgo's pointer-passing rules.
+static enum rf_status rfgo_decode(rf_context *ctx, const int32_t *tokens,
+                                  const int32_t *seq_ids, size_t n) {
+	rf_batch batch = {0};
+	batch.n_tokens = n;
+	batch.tokens = tokens;
+	batch.seq_ids = seq_ids;
+	return rf_decode(ctx, &batch);
+}
+*/
+import "C"
+
+import "unsafe"
+
+// ContextOptions are rf_context_params; start from DefaultContextOptions.
+type ContextOptions struct {
+	NCtx     uint32 // token slots across all sequences; 0 = min(training context, 4096)
+	NSeqMax  uint32 // sequences the context holds (ids 0 .. NSeqMax-1)
+	NBatch   uint32 // most tokens one Decode may take
+	NThreads uint32 // threads for CPU work; 0 = the model's setting
+}
+
+// DefaultContextOptions are the library's defaults.
+func DefaultContextOptions() ContextOptions {
+	p := C.rf_context_default_params()
+	return ContextOptions{
+		NCtx: uint32(p.n_ctx), NSeqMax: uint32(p.n_seq_max),
+		NBatch: uint32(p.n_batch), NThreads: uint32(p.n_threads),
+	}
+}
+
+// Context is a KV cache and working memory for one or more sequences of a model.
+type Context struct {
+	p *C.rf_context
+}
+
+// NewContext creates a context for m.
+func NewContext(m *Model, opts ContextOptions) (*Context, error) {
+	params := C.rf_context_default_params()
+	params.n_ctx = C.uint32_t(opts.NCtx)
+	params.n_seq_max = C.uint32_t(opts.NSeqMax)
+	params.n_batch = C.uint32_t(opts.NBatch)
+	params.n_threads = C.uint32_t(opts.NThreads)
+	c := &Context{}
+	if err := check("rf_context_new", func() C.enum_rf_status {
+		return C.rf_context_new(m.p, &params, &c.p)
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close frees the context. Calling it again does nothing. It must not run concurrently
+// with another method of c.
+func (c *Context) Close() error {
+	if c.p != nil {
+		C.rf_context_free(c.p)
+		c.p = nil
+	}
+	return nil
+}
+
+// Decode appends tokens to sequence 0 and computes the logits of the last one.
+func (c *Context) Decode(tokens []int32) error {
+	return check("rf_decode", func() C.enum_rf_status {
+		return C.rfgo_decode(c.p, int32Ptr(tokens), nil, C.size_t(len(tokens)))
+	})
+}
+
+// DecodeSeq is Decode on sequence seq.
+func (c *Context) DecodeSeq(seq int32, tokens []int32) error {
+	seqIDs := make([]int32, len(tokens))
+	for i := range seqIDs {
+		seqIDs[i] = seq
+	}
+	return check("rf_decode", func() C.enum_rf_status {
+		return C.rfgo_decode(c.p, int32Ptr(tokens), int32Ptr(seqIDs), C.size_t(len(tokens)))
+	})
+}
+
+// Logits copies the outputIndex-th row of logits of the last decode (-1: the last row).
+func (c *Context) Logits(outputIndex int32) ([]float32, error) {
+	var row *C.float
+	var n C.size_t
+	if err := check("rf_get_logits", func() C.enum_rf_status {
+		return C.rf_get_logits(c.p, C.int32_t(outputIndex), &row, &n)
+	}); err != nil {
+		return nil, err
+	}
+	// The library's row lives only until the next decode: copy it.
+	return append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(row)), int(n))...), nil
+}
+
+// SeqRemove removes positions p0 .. p1 of sequence seq (p1 < 0: to the end).
+func (c *Context) SeqRemove(seq, p0, p1 int32) error {
+	return check("rf_seq_remove", func() C.enum_rf_status {
+		return C.rf_seq_remove(c.p, C.int32_t(seq), C.int32_t(p0), C.int32_t(p1))
+	})
+}
+
+// SeqPosMax is the highest position sequence seq holds, or -1 when it is empty.
+func (c *Context) SeqPosMax(seq int32) (int32, error) {
+	var pos C.int32_t
+	err := check("rf_seq_pos_max", func() C.enum_rf_status {
+		return C.rf_seq_pos_max(c.p, C.int32_t(seq), &pos)
+	})
+	return int32(pos), err
+}
+
+// Cancel stops the call running on c, or else the next one, with ErrCancelled. It is safe
+// from any goroutine. Generate does this itself when its context.Context is done.
+func (c *Context) Cancel() error {
+	return check("rf_context_cancel", func() C.enum_rf_status { return C.rf_context_cancel(c.p) })
+}
+
+// dropPendingCancel clears a cancellation that reached the context after its last decode:
+// rf_context_cancel also applies to the *next* call, so it would spuriously cancel the
+// next Generate. rf_decode clears the flag however it ends, and an empty batch is
+// rejected before it touches the KV cache.
+func (c *Context) dropPendingCancel() {
+	C.rfgo_decode(c.p, nil, nil, 0)
+}

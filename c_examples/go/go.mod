@@ -1,0 +1,3 @@
+module rocmforge.dev/rocmforge
+
+go 1.19

@@ -1,0 +1,105 @@
+package rocmforge
+
+/*
+#include <stdlib.h>
+#include "rocmforge.h"
+*/
+import "C"
+
+import "unsafe"
+
+// Model is a loaded GGUF model. Contexts keep the underlying model alive, so closing the
+// Model while they exist is safe.
+type Model struct {
+	p *C.rf_model
+}
+
+// ChatMessage is one turn of a conversation: Role is "system", "user" or "assistant".
+type ChatMessage struct {
+	Role, Content string
+}
+
+// Load loads the GGUF file at path with the library's default parameters (the best usable
+// GPU, else the CPU).
+func Load(path string) (*Model, error) {
+	params := C.rf_model_default_params()
+	m := &Model{}
+	p, n := goBytes(path)
+	if err := check("rf_model_load", func() C.enum_rf_status {
+		return C.rf_model_load(p, n, &params, &m.p)
+	}); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close frees the model. Calling it again does nothing.
+func (m *Model) Close() error {
+	if m.p != nil {
+		C.rf_model_free(m.p)
+		m.p = nil
+	}
+	return nil
+}
+
+// Tokenize turns text into token ids. addSpecial adds BOS/EOS as the model says;
+// parseSpecial turns control tokens written in the text (<|im_start|>) into their ids.
+func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error) {
+	p, n := goBytes(text)
+	// Rarely more than one token per 2 bytes; a miss costs one retry.
+	return readBuffer("rf_tokenize", make([]int32, len(text)/2+8),
+		func(buf unsafe.Pointer, capacity C.size_t, out *C.size_t) C.enum_rf_status {
+			return C.rf_tokenize(m.p, p, n, C.bool(addSpecial), C.bool(parseSpecial),
+				(*C.int32_t)(buf), capacity, out)
+		})
+}
+
+// Detokenize gives the text of tokens, control tokens left out. The result may end inside
+// a UTF-8 character when the tokens do.
+func (m *Model) Detokenize(tokens []int32) (string, error) {
+	b, err := readBuffer("rf_detokenize", make([]byte, 4*len(tokens)+16),
+		func(buf unsafe.Pointer, capacity C.size_t, out *C.size_t) C.enum_rf_status {
+			return C.rf_detokenize(m.p, int32Ptr(tokens), C.size_t(len(tokens)), false,
+				(*C.char)(buf), capacity, out)
+		})
+	return string(b), err
+}
+
+// BOS is the beginning-of-sequence token, or -1.
+func (m *Model) BOS() int32 { return int32(C.rf_token_bos(m.p)) }
+
+// EOS is the end-of-sequence token, or -1.
+func (m *Model) EOS() int32 { return int32(C.rf_token_eos(m.p)) }
+
+// IsEOG reports whether token ends a generation (EOS, end of turn and the like).
+func (m *Model) IsEOG(token int32) bool { return bool(C.rf_token_is_eog(m.p, C.int32_t(token))) }
+
+// ApplyChatTemplate renders messages with the model's chat template; addAssistant ends
+// the text with the opening of an assistant turn.
+func (m *Model) ApplyChatTemplate(messages []ChatMessage, addAssistant bool) (string, error) {
+	// The message array holds pointers, so it and its strings must live in C memory: cgo
+	// forbids passing Go memory that contains Go pointers.
+	// One spare element: calloc(0) may return NULL.
+	base := (*C.rf_chat_message)(C.calloc(C.size_t(len(messages)+1), C.sizeof_rf_chat_message))
+	if base == nil {
+		return "", &Error{Op: "rf_chat_apply_template", Status: ErrOutOfMemory, Msg: "calloc failed"}
+	}
+	defer C.free(unsafe.Pointer(base))
+	msgs := unsafe.Slice(base, len(messages))
+	size := 64
+	for i, msg := range messages {
+		msgs[i] = C.rf_chat_message{
+			role: C.CString(msg.Role), role_len: C.size_t(len(msg.Role)),
+			content: C.CString(msg.Content), content_len: C.size_t(len(msg.Content)),
+		}
+		defer C.free(unsafe.Pointer(msgs[i].role))
+		defer C.free(unsafe.Pointer(msgs[i].content))
+		size += len(msg.Role) + len(msg.Content) + 64
+	}
+	b, err := readBuffer("rf_chat_apply_template", make([]byte, size),
+		func(buf unsafe.Pointer, capacity C.size_t, out *C.size_t) C.enum_rf_status {
+			return C.rf_chat_apply_template(m.p, base, C.size_t(len(messages)),
+				C.bool(addAssistant), (*C.char)(buf), capacity, out)
+		})
+	return string(b), err
+}

@@ -1,0 +1,278 @@
+package rocmforge
+
+import (
+	"context"
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const modelPath = "../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+// From /work/shared/reference/smollm2-135m-instruct-q4_1/greedy.jsonl (llama.cpp), the line
+// whose prompt is "The three primary colors are": its prompt_ids, and the first 16 of its
+// generated_ids.
+const prompt = "The three primary colors are"
+
+var (
+	promptIDs = []int32{504, 1296, 3003, 4683, 359}
+	greedyIDs = []int32{260, 3003, 4683, 282, 260, 35526, 2380, 1743, 42, 2382, 28, 4461, 28, 284, 2654, 30}
+)
+
+// open loads the test model (failing, not skipping, when it is missing) with a greedy
+// sampler and a small context, all closed when the test ends.
+func open(t *testing.T) (*Model, *Context, *Sampler) {
+	t.Helper()
+	if _, err := os.Stat(modelPath); err != nil {
+		t.Fatalf("the test model is required: %v", err)
+	}
+	m, err := Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	opts := DefaultContextOptions()
+	opts.NCtx = 512
+	c, err := NewContext(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := NewGreedySampler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, c, s
+}
+
+func TestTokenize(t *testing.T) {
+	m, _, _ := open(t)
+	ids, err := m.Tokenize(prompt, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ids, promptIDs) {
+		t.Fatalf("Tokenize(%q) = %v, want %v", prompt, ids, promptIDs)
+	}
+	text, err := m.Detokenize(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != prompt {
+		t.Fatalf("Detokenize = %q, want %q", text, prompt)
+	}
+	// Digits are one token each: more ids than the first buffer Tokenize offers, so this
+	// exercises the RF_ERR_BUFFER_TOO_SMALL retry.
+	long := strings.Repeat("0123456789", 20)
+	ids, err = m.Tokenize(long, false, false)
+	if err != nil || len(ids) <= len(long)/2+8 {
+		t.Fatalf("Tokenize(long) = %d ids, %v; want more than %d", len(ids), err, len(long)/2+8)
+	}
+}
+
+// Token level: Decode + Sampler reproduce llama.cpp's greedy ids.
+func TestGreedyDecode(t *testing.T) {
+	_, c, s := open(t)
+	if err := c.Decode(promptIDs); err != nil {
+		t.Fatal(err)
+	}
+	var got []int32
+	for len(got) < len(greedyIDs) {
+		tok, err := s.Sample(c, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, tok)
+		if err := c.Decode([]int32{tok}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(got, greedyIDs) {
+		t.Fatalf("greedy ids = %v, want %v", got, greedyIDs)
+	}
+	if pos, err := c.SeqPosMax(0); err != nil || int(pos) != len(promptIDs)+len(greedyIDs)-1 {
+		t.Fatalf("SeqPosMax(0) = %d, %v", pos, err)
+	}
+}
+
+// generate runs Generate with MaxTokens n on a fresh sequence 0 and returns its text.
+func generate(ctx context.Context, c *Context, s *Sampler, n uint32, onText func(string) bool) (string, error) {
+	if err := c.SeqRemove(0, 0, -1); err != nil {
+		return "", err
+	}
+	if err := s.Reset(); err != nil {
+		return "", err
+	}
+	opts := DefaultGenerateOptions()
+	opts.MaxTokens = n
+	var b strings.Builder
+	err := Generate(ctx, c, s, prompt, opts, func(text string) bool {
+		b.WriteString(text)
+		return onText == nil || onText(text)
+	})
+	return b.String(), err
+}
+
+// Text level: Generate streams exactly the text of llama.cpp's greedy ids.
+func TestGenerate(t *testing.T) {
+	m, c, s := open(t)
+	want, err := m.Detokenize(greedyIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := generate(context.Background(), c, s, uint32(len(greedyIDs)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("Generate = %q, want %q", got, want)
+	}
+}
+
+func TestGenerateStopString(t *testing.T) {
+	_, c, s := open(t)
+	opts := DefaultGenerateOptions()
+	opts.MaxTokens = 16
+	opts.Stop = []string{" colors of"}
+	var b strings.Builder
+	err := Generate(context.Background(), c, s, prompt, opts, func(text string) bool {
+		b.WriteString(text)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != " the primary" {
+		t.Fatalf("Generate with a stop string = %q, want %q", got, " the primary")
+	}
+}
+
+func TestGenerateCancel(t *testing.T) {
+	m, c, s := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	_, err := generate(ctx, c, s, 200, func(string) bool {
+		calls++
+		if calls == 1 {
+			cancel()
+		}
+		return true
+	})
+	if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("after cancel: err = %v, want ErrCancelled and context.Canceled", err)
+	}
+	if calls > 2 {
+		t.Fatalf("onText ran %d times after the cancel, want at most once more", calls-1)
+	}
+	t.Logf("cancelled generation: %v", err)
+
+	// The context, and a cancelled Go context, fail fast without starting...
+	if _, err := generate(ctx, c, s, 16, nil); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("with a done context: err = %v", err)
+	}
+	// ...and the same rf context then generates normally.
+	want, _ := m.Detokenize(greedyIDs)
+	got, err := generate(context.Background(), c, s, uint32(len(greedyIDs)), nil)
+	if err != nil || got != want {
+		t.Fatalf("after the cancel: Generate = %q, %v; want %q", got, err, want)
+	}
+}
+
+// A cancel that reaches the context after Generate's last decode must not cancel the next
+// call. Text held back as a possible stop string is delivered after the last decode, so
+// cancelling in that callback (and giving the watcher time to fire) lands in that window.
+func TestLateCancelIsDropped(t *testing.T) {
+	m, c, s := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := DefaultGenerateOptions()
+	opts.MaxTokens = 2 // " the primary"
+	opts.Stop = []string{" the primary colors of the CMYK model"}
+	var texts []string
+	err := Generate(ctx, c, s, prompt, opts, func(text string) bool {
+		texts = append(texts, text)
+		cancel()
+		time.Sleep(100 * time.Millisecond)
+		return true
+	})
+	if err != nil || !reflect.DeepEqual(texts, []string{" the primary"}) {
+		t.Fatalf("Generate = %q, %v; want the held-back text once and no error", texts, err)
+	}
+	want, _ := m.Detokenize(greedyIDs)
+	got, err := generate(context.Background(), c, s, uint32(len(greedyIDs)), nil)
+	if err != nil || got != want {
+		t.Fatalf("after a late cancel: Generate = %q, %v; want %q", got, err, want)
+	}
+}
+
+// A panic in onText comes out of Generate, and the context stays usable (not left locked
+// by a panic that unwound through the library).
+func TestGeneratePanic(t *testing.T) {
+	m, c, s := open(t)
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want boom", r)
+			}
+		}()
+		generate(context.Background(), c, s, 16, func(string) bool { panic("boom") })
+		t.Fatal("Generate did not re-raise the panic")
+	}()
+	want, _ := m.Detokenize(greedyIDs)
+	got, err := generate(context.Background(), c, s, uint32(len(greedyIDs)), nil)
+	if err != nil || got != want {
+		t.Fatalf("after the panic: Generate = %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	_, err := Load("no/such/model.gguf")
+	var e *Error
+	if !errors.As(err, &e) || e.Status != ErrIO || e.Op != "rf_model_load" || e.Msg == "" {
+		t.Fatalf("Load(missing) = %#v", err)
+	}
+	if !errors.Is(err, ErrIO) || errors.Is(err, ErrCancelled) {
+		t.Fatalf("errors.Is on %v", err)
+	}
+	t.Logf("missing model: %v", err)
+}
+
+func TestChatTemplate(t *testing.T) {
+	m, _, _ := open(t)
+	got, err := m.ApplyChatTemplate([]ChatMessage{
+		{"system", "You are a concise assistant."},
+		{"user", "Name a primary color."},
+	}, true)
+	want := "<|im_start|>system\nYou are a concise assistant.<|im_end|>\n" +
+		"<|im_start|>user\nName a primary color.<|im_end|>\n<|im_start|>assistant\n"
+	if err != nil || got != want {
+		t.Fatalf("ApplyChatTemplate = %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	m, c, s := open(t)
+	for i := 0; i < 2; i++ {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Closed objects give errors, not crashes.
+	if _, err := m.Tokenize(prompt, true, false); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Tokenize on a closed model: %v", err)
+	}
+	if err := c.Decode(promptIDs); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Decode on a closed context: %v", err)
+	}
+}

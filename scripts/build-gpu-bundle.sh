@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Build what a GPU machine without a Rust toolchain needs into one git-ignored folder:
+# the release library, the release binaries (the benches among them), every GPU test
+# (tests/gpu_*.rs) as a standalone executable, and a runner script.
+#
+#   scripts/build-gpu-bundle.sh [FOLDER]        # default: dist/gpu
+#
+# Then copy FOLDER to the GPU machine (with the device tool: carry it) and run
+#   FOLDER/run.sh [--sanitize] [--log-dir DIR]
+# The kernels are embedded in the binaries, so build where the GPU compilers are
+# installed (scripts/install-gpu-compilers.sh); ROCMFORGE_REQUIRE_KERNELS=1 is set here so
+# a bundle without kernels is never produced by accident.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+BUNDLE="${1:-dist/gpu}"
+# Above this the bundle no longer fits the device tool's 64 MiB transfer with room to spare.
+MAX_BYTES=$((56 * 1024 * 1024))
+export ROCMFORGE_REQUIRE_KERNELS="${ROCMFORGE_REQUIRE_KERNELS:-1}"
+
+rm -rf "$BUNDLE"
+mkdir -p "$BUNDLE/lib" "$BUNDLE/bin" "$BUNDLE/tests"
+
+# The paths of the executables cargo reports building, one per line.
+executables() {
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        continue
+    if message.get("reason") == "compiler-artifact" and message.get("executable"):
+        print(message["target"]["name"] + " " + message["executable"])
+'
+}
+
+echo "== release library and binaries"
+cargo build --release --lib --bins --message-format=json-render-diagnostics \
+    | executables >"$BUNDLE/.bins"
+cp target/release/librocmforge.so "$BUNDLE/lib/"
+while read -r name path; do
+    cp "$path" "$BUNDLE/bin/$name"
+done <"$BUNDLE/.bins"
+
+echo "== GPU test executables"
+test_args=()
+for source in tests/gpu_*.rs; do
+    test_args+=(--test "$(basename "$source" .rs)")
+done
+cargo test --release --no-run "${test_args[@]}" --message-format=json-render-diagnostics \
+    | executables >"$BUNDLE/.tests"
+while read -r name path; do
+    cp "$path" "$BUNDLE/tests/$name"
+done <"$BUNDLE/.tests"
+rm -f "$BUNDLE/.bins" "$BUNDLE/.tests"
+
+cp scripts/gpu-bundle/run.sh "$BUNDLE/run.sh"
+chmod +x "$BUNDLE/run.sh"
+git rev-parse HEAD >"$BUNDLE/COMMIT" 2>/dev/null || true
+git status --short >>"$BUNDLE/COMMIT" 2>/dev/null || true
+
+bytes=$(du -sb "$BUNDLE" | cut -f1)
+echo "== $BUNDLE: $((bytes / 1024 / 1024)) MiB"
+ls -la "$BUNDLE"/*/
+if [ "$bytes" -gt "$MAX_BYTES" ]; then
+    echo "the bundle is larger than $((MAX_BYTES / 1024 / 1024)) MiB" >&2
+    exit 1
+fi

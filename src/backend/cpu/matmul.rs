@@ -1,0 +1,283 @@
+//! [`CpuMatmul`]: `y = W · x` for a batch of tokens, split over a pool of threads by rows of
+//! `W`.
+//!
+//! One call quantizes the activations once (when the weight type takes quantized ones), then
+//! hands each thread a range of rows. Within it, a block of rows is crossed with tiles of
+//! [`TOKEN_TILE`] tokens, so in prefill a block's weights stay in L1 while every token passes
+//! over them and each weight block is unpacked once per tile rather than once per token.
+
+use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
+
+use super::activations::{Q8Activations, Q8KActivations};
+use super::dot::dequantized::dequantized_rows;
+use super::dot::{self, RowsKernel, TOKEN_TILE};
+use super::{SimdLevel, WeightMatrix, WorkerPool, lock};
+use crate::{Error, Result};
+
+/// The most rows a kernel call covers.
+const MAX_ROWS_PER_BLOCK: usize = 64;
+
+/// Weight bytes a block of rows should stay within in prefill, so it stays in L1 while
+/// the token tiles pass over it.
+const BLOCK_BYTES_TARGET: usize = 16 * 1024;
+
+/// The least work a task is worth, in weight bytes times tokens: below it, handing the task
+/// to another thread costs more than it saves.
+const MIN_TASK_WORK: usize = 32 * 1024;
+
+/// Tasks per thread: enough to even out threads that start late or run slow.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Tasks cover whole multiples of this many rows, so two tasks never write to the same
+/// 64-byte cache line of `y`.
+const TASK_ROW_ALIGN: usize = 16;
+
+/// The CPU quantized matrix multiply, with the thread pool it runs on.
+///
+/// Every weight type with a dequantizer works: F32, F16, BF16, the 32-value legacy types,
+/// the K-quants, IQ4_NL, IQ4_XS and MXFP4 have integer or f32 kernels (AVX2 ones for most);
+/// F64 and the integer types are dequantized piece by piece.
+pub struct CpuMatmul {
+    simd: SimdLevel,
+    n_threads: usize,
+    state: Mutex<State>,
+}
+
+/// What one call needs exclusively: the pool, and activation buffers kept from call to
+/// call so a decode step does not allocate.
+struct State {
+    pool: WorkerPool,
+    q8: Q8Activations,
+    q8k: Q8KActivations,
+}
+
+/// `dots(rows, tokens, out)`: the dot products of a block of rows (its bytes) with a tile of
+/// tokens, into `out` (`[rows, tokens]`).
+type BlockDots<'a> = dyn Fn(&[u8], Range<usize>, &mut [f32]) + Sync + 'a;
+
+/// How a call's rows are split: into tasks (one thread each), and within a task into
+/// blocks (one kernel call per block and token tile).
+struct Split {
+    n_rows: usize,
+    rows_per_task: usize,
+    rows_per_block: usize,
+}
+
+impl CpuMatmul {
+    /// A matmul on `n_threads` threads (the calling thread and `n_threads - 1` workers)
+    /// with the best SIMD level this CPU supports.
+    pub fn new(n_threads: usize) -> Result<CpuMatmul> {
+        CpuMatmul::with_simd(n_threads, SimdLevel::detect())
+    }
+
+    /// Like [`CpuMatmul::new`] with the given SIMD level, which must be supported (tests
+    /// use it to run the scalar reference).
+    pub fn with_simd(n_threads: usize, simd: SimdLevel) -> Result<CpuMatmul> {
+        if !simd.is_supported() {
+            return Err(Error::Unsupported(format!(
+                "{simd} kernels on this CPU ({} is the best it supports)",
+                SimdLevel::detect()
+            )));
+        }
+        Ok(CpuMatmul {
+            simd,
+            n_threads,
+            state: Mutex::new(State {
+                pool: WorkerPool::new(n_threads)?,
+                q8: Q8Activations::default(),
+                q8k: Q8KActivations::default(),
+            }),
+        })
+    }
+
+    pub fn simd(&self) -> SimdLevel {
+        self.simd
+    }
+
+    pub fn n_threads(&self) -> usize {
+        self.n_threads
+    }
+
+    /// `y[t][r] = W[r] · x[t]` for `n_tokens` tokens: `x` is `[n_tokens, w.n_cols]` and `y`
+    /// `[n_tokens, w.n_rows]`, both row-major.
+    ///
+    /// Quantized weights take the activations quantized to 8 bits per block (as llama.cpp
+    /// does) and accumulate in f32; F32, F16 and BF16 weights take them as they are.
+    /// Errors with [`Error::InvalidArgument`] for a bad matrix or slice lengths and with
+    /// [`Error::Unsupported`] for weight types without a kernel or dequantizer.
+    pub fn matmul(
+        &self,
+        w: &WeightMatrix<'_>,
+        x: &[f32],
+        n_tokens: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        w.check()?;
+        check_len("x", x.len(), n_tokens, w.n_cols)?;
+        check_len("y", y.len(), n_tokens, w.n_rows)?;
+        let kernel = dot::select(w.dtype, self.simd)?;
+        if n_tokens == 0 {
+            return Ok(());
+        }
+        let mut state = lock(&self.state);
+        let State { pool, q8, q8k } = &mut *state;
+        let split = Split::new(w, n_tokens, pool.n_threads());
+        let simd = self.simd;
+        let x_token = |t: usize| &x[t * w.n_cols..][..w.n_cols];
+        match kernel {
+            RowsKernel::Q8(rows_dot) => {
+                q8.quantize(x, w.n_cols, simd);
+                let q8 = &*q8;
+                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                    let tile = tile_of(tokens, |t| q8.token(t));
+                    // SAFETY: `simd` was checked supported in `with_simd`, and the kernel
+                    // was selected for it.
+                    unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
+                });
+            }
+            RowsKernel::Q8K(rows_dot) => {
+                q8k.quantize(x, w.n_cols, simd);
+                let q8k = &*q8k;
+                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                    let tile = tile_of(tokens, |t| q8k.token(t));
+                    // SAFETY: as above.
+                    unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
+                });
+            }
+            RowsKernel::Float(rows_dot) => {
+                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                    let tile = tile_of(tokens, x_token);
+                    // SAFETY: as above.
+                    unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
+                });
+            }
+            RowsKernel::Dequantized => {
+                let first_error = Mutex::new(None);
+                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                    let tile = tile_of(tokens, x_token);
+                    let result =
+                        dequantized_rows(w.dtype, rows, w.row_bytes(), tile.as_slice(), out);
+                    if let Err(error) = result {
+                        lock(&first_error).get_or_insert(error);
+                    }
+                });
+                let first_error = first_error.into_inner();
+                if let Some(error) = first_error.unwrap_or_else(PoisonError::into_inner) {
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `task(i)` for every `i` in `0..n_tasks` on this matmul's threads, for other
+    /// operations of a forward pass that split well (attention heads, say). Waits for a
+    /// matmul running on another thread to finish first.
+    pub fn run_parallel(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        lock(&self.state).pool.run(n_tasks, task);
+    }
+}
+
+impl Split {
+    fn new(w: &WeightMatrix<'_>, n_tokens: usize, n_threads: usize) -> Split {
+        let row_bytes = w.row_bytes();
+        let rows_per_block = if n_tokens <= TOKEN_TILE {
+            // One tile: nothing to keep in cache between tiles, so fewer, longer calls.
+            MAX_ROWS_PER_BLOCK
+        } else {
+            (BLOCK_BYTES_TARGET / row_bytes).clamp(1, MAX_ROWS_PER_BLOCK)
+        };
+        let min_rows = MIN_TASK_WORK.div_ceil(row_bytes * n_tokens);
+        let even_rows = w.n_rows.div_ceil(n_threads * TASKS_PER_THREAD);
+        let rows_per_task = even_rows.max(min_rows).next_multiple_of(TASK_ROW_ALIGN);
+        Split {
+            n_rows: w.n_rows,
+            rows_per_task,
+            rows_per_block,
+        }
+    }
+
+    fn task_rows(&self, task: usize) -> Range<usize> {
+        let start = task * self.rows_per_task;
+        start..(start + self.rows_per_task).min(self.n_rows)
+    }
+
+    /// Runs `dots` over every block of rows and tile of tokens, on the pool, and gathers the
+    /// results into `y` (`[n_tokens, n_rows]`).
+    fn run(
+        &self,
+        pool: &mut WorkerPool,
+        w: &WeightMatrix<'_>,
+        n_tokens: usize,
+        y: &mut [f32],
+        dots: &BlockDots<'_>,
+    ) {
+        let n_tasks = self.n_rows.div_ceil(self.rows_per_task);
+        // Each task's share of `y`: its rows of every token. A task locks only its own, once.
+        let mut shares: Vec<Vec<&mut [f32]>> =
+            (0..n_tasks).map(|_| Vec::with_capacity(n_tokens)).collect();
+        for token_row in y.chunks_exact_mut(self.n_rows) {
+            let mut rest = token_row;
+            for share in &mut shares {
+                let (mine, others) = rest.split_at_mut(self.rows_per_task.min(rest.len()));
+                share.push(mine);
+                rest = others;
+            }
+        }
+        let shares: Vec<Mutex<Vec<&mut [f32]>>> = shares.into_iter().map(Mutex::new).collect();
+        let row_bytes = w.row_bytes();
+
+        pool.run(n_tasks, &|task| {
+            let task_rows = self.task_rows(task);
+            let mut share = lock(&shares[task]);
+            let mut tile_out = [0.0; MAX_ROWS_PER_BLOCK * TOKEN_TILE];
+            for block_start in task_rows.clone().step_by(self.rows_per_block) {
+                let block = block_start..(block_start + self.rows_per_block).min(task_rows.end);
+                let bytes = &w.data[block.start * row_bytes..block.end * row_bytes];
+                for first_token in (0..n_tokens).step_by(TOKEN_TILE) {
+                    let tokens = first_token..(first_token + TOKEN_TILE).min(n_tokens);
+                    let out = &mut tile_out[..block.len() * tokens.len()];
+                    dots(bytes, tokens.clone(), out);
+                    for (r, row_out) in block.clone().zip(out.chunks_exact(tokens.len())) {
+                        for (t, &value) in tokens.clone().zip(row_out) {
+                            share[t][r - task_rows.start] = value;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The activations of the tokens in `tokens` (at most [`TOKEN_TILE`]), built without
+/// allocating.
+fn tile_of<A>(tokens: Range<usize>, token: impl Fn(usize) -> A) -> TokenTile<A> {
+    let last = tokens.end - 1;
+    TokenTile {
+        items: std::array::from_fn(|i| token((tokens.start + i).min(last))),
+        len: tokens.len(),
+    }
+}
+
+/// Up to [`TOKEN_TILE`] tokens' activations on the stack.
+struct TokenTile<A> {
+    items: [A; TOKEN_TILE],
+    len: usize,
+}
+
+impl<A> TokenTile<A> {
+    fn as_slice(&self) -> &[A] {
+        &self.items[..self.len]
+    }
+}
+
+fn check_len(name: &str, len: usize, n_tokens: usize, per_token: usize) -> Result<()> {
+    match n_tokens.checked_mul(per_token) {
+        Some(expected) if expected == len => Ok(()),
+        _ => Err(Error::InvalidArgument(format!(
+            "{name} holds {len} values; {n_tokens} tokens of {per_token} need {}",
+            n_tokens as u128 * per_token as u128
+        ))),
+    }
+}

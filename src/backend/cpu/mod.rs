@@ -1,0 +1,29 @@
+//! The CPU backend: quantized matrix multiplication on a persistent thread pool, with SIMD
+//! kernels chosen at run time (AVX2+FMA+F16C on x86-64) and a scalar reference for each.
+//!
+//! ```text
+//! x [n_tokens, n_cols] f32 ──quantize once──▶ Q8 / Q8_K blocks ──┐
+//! W [n_rows, n_cols] (GGUF bytes, borrowed) ─────────────────────┼─▶ integer block dots,
+//!                                                                │   f32 accumulation
+//! rows of W split over the pool's threads ◀──────────────────────┘──▶ y [n_tokens, n_rows]
+//! ```
+
+mod activations;
+mod dot;
+mod matmul;
+mod pool;
+mod simd;
+mod weight_matrix;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+pub use matmul::CpuMatmul;
+pub use pool::WorkerPool;
+pub use simd::SimdLevel;
+pub use weight_matrix::WeightMatrix;
+
+/// Locks a mutex whose data stays valid even if a holder panicked: the pool and the
+/// activation buffers are consistent between calls whatever happened inside one.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,364 @@
+//! A persistent pool of worker threads for parallel loops of short tasks.
+//!
+//! A decode step runs about 200 matmuls of tens of microseconds each, so threads cannot be
+//! spawned per call. The workers live as long as the pool; between jobs they spin for a
+//! short while (the next job usually comes within microseconds) and then sleep on a
+//! condition variable, so an idle pool costs no CPU. The calling thread takes tasks too:
+//! a pool of `n_threads` spawns `n_threads - 1` workers.
+//!
+//! A worker joins a job only while it is open, and the caller closes it once every task has
+//! been taken, then waits just for the workers that joined. So a worker that is asleep,
+//! descheduled or sharing the caller's core never delays a job: the threads that are
+//! running do all its tasks.
+
+use std::any::Any;
+use std::hint;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::lock;
+use crate::{Error, Result};
+
+/// How long an idle worker spins before it sleeps. Longer than the gap between two matmuls
+/// of a forward pass (the norms, RoPE and attention between them), far shorter than the gap
+/// between two requests.
+const SPIN_TIME: Duration = Duration::from_micros(300);
+
+/// Spin iterations between two looks at the clock (or, for the caller, at the scheduler).
+const SPINS_PER_CHECK: u32 = 256;
+
+/// [`Shared::job_state`]: the job's epoch in the high 32 bits, then a closed flag, then the
+/// number of workers running it.
+const CLOSED: u64 = 1 << 31;
+const JOINED_MASK: u64 = CLOSED - 1;
+
+/// Threads that run `Fn(task_index)` closures over a range of task indices.
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// What the caller and the workers share.
+struct Shared {
+    /// Bumped once per job (and once at shutdown); workers wait for it to change.
+    epoch: CacheAligned<AtomicU64>,
+    /// Which job workers may join, whether it is still open, and how many have joined.
+    job_state: CacheAligned<AtomicU64>,
+    /// The current job. It lives on the stack of [`WorkerPool::run`], which does not return
+    /// before every worker that joined it has left.
+    job: AtomicPtr<Job<'static>>,
+    shutdown: AtomicBool,
+    /// The payload of the first panic a worker caught in the current job.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    sleepers: AtomicUsize,
+    sleep_lock: Mutex<()>,
+    wake: Condvar,
+}
+
+/// Keeps a hot atomic on a cache line of its own, so spinning readers of one do not slow
+/// down writers of another.
+#[repr(align(128))]
+struct CacheAligned<T>(T);
+
+/// One parallel loop: tasks `0..n_tasks`, each taken by whichever thread gets to it first.
+struct Job<'a> {
+    task: &'a (dyn Fn(usize) + Sync + 'a),
+    n_tasks: usize,
+    next_task: AtomicUsize,
+}
+
+impl Job<'_> {
+    fn run_tasks(&self) {
+        loop {
+            let index = self.next_task.fetch_add(1, Ordering::Relaxed);
+            if index >= self.n_tasks {
+                return;
+            }
+            (self.task)(index);
+        }
+    }
+}
+
+impl WorkerPool {
+    /// A pool of `n_threads` threads in all: the caller of [`WorkerPool::run`] and
+    /// `n_threads - 1` workers started now. Errors if `n_threads` is 0 or a thread cannot be
+    /// started.
+    pub fn new(n_threads: usize) -> Result<WorkerPool> {
+        if n_threads == 0 {
+            return Err(Error::InvalidArgument(
+                "a worker pool needs at least one thread".into(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            epoch: CacheAligned(AtomicU64::new(0)),
+            job_state: CacheAligned(AtomicU64::new(CLOSED)),
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            shutdown: AtomicBool::new(false),
+            panic: Mutex::new(None),
+            sleepers: AtomicUsize::new(0),
+            sleep_lock: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        // Workers join the pool as they start, so an error part-way shuts down the ones
+        // already running when `pool` drops.
+        let mut pool = WorkerPool {
+            shared,
+            workers: Vec::with_capacity(n_threads - 1),
+        };
+        for index in 1..n_threads {
+            let shared = Arc::clone(&pool.shared);
+            let worker = thread::Builder::new()
+                .name(format!("rocmforge-cpu-{index}"))
+                .spawn(move || worker_loop(&shared))
+                .map_err(|source| Error::Io {
+                    path: format!("(starting CPU worker thread {index} of {n_threads})"),
+                    source,
+                })?;
+            pool.workers.push(worker);
+        }
+        Ok(pool)
+    }
+
+    /// Threads that run tasks, the caller's included.
+    pub fn n_threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `task(i)` for every `i` in `0..n_tasks` on the pool's threads and the calling
+    /// thread, and returns when all have finished. Tasks are handed out in order, one at a
+    /// time, to whichever thread is free, so uneven tasks balance themselves.
+    ///
+    /// A panic in a task is re-raised here once every thread has stopped using `task`.
+    pub fn run(&mut self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        if self.workers.is_empty() || n_tasks <= 1 {
+            (0..n_tasks).for_each(task);
+            return;
+        }
+        let job = Job {
+            task,
+            n_tasks,
+            next_task: AtomicUsize::new(0),
+        };
+        let shared = &*self.shared;
+        // Erasing the lifetime is what lets workers that outlive this call see a job that
+        // borrows from it; `CloseJob` below makes sure none of them still does when `job`
+        // goes out of scope.
+        let job_ptr: *const Job<'_> = &job;
+        shared
+            .job
+            .store(job_ptr.cast::<Job<'static>>().cast_mut(), Ordering::Relaxed);
+        let epoch = shared.epoch.0.load(Ordering::Relaxed).wrapping_add(1);
+        // Release: a worker that joins (Acquire) sees `job` above.
+        shared
+            .job_state
+            .0
+            .store(epoch_bits(epoch), Ordering::Release);
+        // SeqCst pairs with the sleepers' check in `wait_for_epoch`: either a worker about
+        // to sleep sees the new epoch, or this thread sees it among the sleepers.
+        shared.epoch.0.store(epoch, Ordering::SeqCst);
+        if shared.sleepers.load(Ordering::SeqCst) > 0 {
+            // Taking the lock orders the notification after the sleeper's last epoch check.
+            drop(lock(&shared.sleep_lock));
+            shared.wake.notify_all();
+        }
+
+        let closer = CloseJob(shared);
+        job.run_tasks();
+        drop(closer);
+
+        if let Some(payload) = lock(&shared.panic).take() {
+            panic::resume_unwind(payload);
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        let shared = &*self.shared;
+        shared.shutdown.store(true, Ordering::SeqCst);
+        shared.epoch.0.fetch_add(1, Ordering::SeqCst);
+        drop(lock(&shared.sleep_lock));
+        shared.wake.notify_all();
+        for worker in self.workers.drain(..) {
+            // Workers catch every task panic, so a join error cannot happen; if it somehow
+            // did, there is nothing left to clean up.
+            worker.join().ok();
+        }
+    }
+}
+
+/// The job state that opens the job of `epoch`, with no worker in it yet.
+fn epoch_bits(epoch: u64) -> u64 {
+    epoch << 32
+}
+
+/// Closes the current job to workers that have not joined it, then waits (also while
+/// unwinding from a panic in the caller's own tasks) until the ones that did have left.
+struct CloseJob<'a>(&'a Shared);
+
+impl Drop for CloseJob<'_> {
+    fn drop(&mut self) {
+        let state = &self.0.job_state.0;
+        let mut joined = state.fetch_or(CLOSED, Ordering::Acquire) & JOINED_MASK;
+        let mut spins = 0_u32;
+        while joined != 0 {
+            spins = spins.wrapping_add(1);
+            if spins % SPINS_PER_CHECK == 0 {
+                // A worker may share this core (more threads than cores).
+                thread::yield_now();
+            } else {
+                hint::spin_loop();
+            }
+            joined = state.load(Ordering::Acquire) & JOINED_MASK;
+        }
+        if thread::panicking() {
+            // The caller's own panic is the one that propagates.
+            lock(&self.0.panic).take();
+        }
+    }
+}
+
+fn worker_loop(shared: &Shared) {
+    let mut seen_epoch = 0;
+    loop {
+        seen_epoch = wait_for_epoch(shared, seen_epoch);
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        if !join_job(shared, seen_epoch) {
+            continue;
+        }
+        let job_ptr = shared.job.load(Ordering::Relaxed);
+        // SAFETY: this worker joined the open job of `seen_epoch`, whose pointer `run` stored
+        // before opening it (the Acquire of joining sees that store). `run` keeps the job
+        // alive until every worker that joined has left, which this one does below, after
+        // its last use of `job`.
+        let job = unsafe { &*job_ptr };
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| job.run_tasks())) {
+            lock(&shared.panic).get_or_insert(payload);
+        }
+        shared.job_state.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Counts this worker into the job of `epoch` if that job is still open.
+fn join_job(shared: &Shared, epoch: u64) -> bool {
+    let state = &shared.job_state.0;
+    let mut current = state.load(Ordering::Relaxed);
+    loop {
+        if current & !JOINED_MASK != epoch_bits(epoch) {
+            // Closed, or a later job already: this worker has nothing to do for `epoch`.
+            return false;
+        }
+        match state.compare_exchange_weak(
+            current,
+            current + 1,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return true,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+/// Returns the epoch once it differs from `seen`: spinning first, then sleeping.
+fn wait_for_epoch(shared: &Shared, seen: u64) -> u64 {
+    let spin_start = Instant::now();
+    let mut spins = 0_u32;
+    loop {
+        let epoch = shared.epoch.0.load(Ordering::Acquire);
+        if epoch != seen {
+            return epoch;
+        }
+        spins = spins.wrapping_add(1);
+        // Spinning without yielding: a thread that keeps yielding looks cache-hot to the
+        // scheduler, which then leaves it on the caller's core rather than an idle one.
+        if spins % SPINS_PER_CHECK != 0 || spin_start.elapsed() < SPIN_TIME {
+            hint::spin_loop();
+            continue;
+        }
+        let mut guard = lock(&shared.sleep_lock);
+        shared.sleepers.fetch_add(1, Ordering::SeqCst);
+        while shared.epoch.0.load(Ordering::SeqCst) == seen {
+            guard = shared
+                .wake
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        shared.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_exactly_once() {
+        for n_threads in [1, 2, 3, 5] {
+            let mut pool = WorkerPool::new(n_threads).unwrap();
+            for n_tasks in [0, 1, 2, 7, 100] {
+                let counts: Vec<AtomicUsize> = (0..n_tasks).map(|_| AtomicUsize::new(0)).collect();
+                pool.run(n_tasks, &|i| {
+                    counts[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+            }
+        }
+    }
+
+    #[test]
+    fn many_short_jobs_in_a_row() {
+        let mut pool = WorkerPool::new(3).unwrap();
+        let total = AtomicUsize::new(0);
+        for _ in 0..20_000 {
+            pool.run(4, &|i| {
+                total.fetch_add(i, Ordering::Relaxed);
+            });
+        }
+        assert_eq!(total.load(Ordering::Relaxed), 20_000 * 6);
+    }
+
+    #[test]
+    fn sleeping_workers_wake_up() {
+        let mut pool = WorkerPool::new(2).unwrap();
+        thread::sleep(SPIN_TIME * 4);
+        let threads = Mutex::new(std::collections::HashSet::new());
+        // Enough slow tasks that the woken worker takes some of them.
+        pool.run(64, &|_| {
+            lock(&threads).insert(thread::current().id());
+            thread::sleep(Duration::from_millis(1));
+        });
+        assert_eq!(lock(&threads).len(), 2);
+    }
+
+    #[test]
+    fn a_task_panic_reaches_the_caller_and_the_pool_still_works() {
+        let mut pool = WorkerPool::new(2).unwrap();
+        for _ in 0..10 {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                pool.run(8, &|i| {
+                    thread::sleep(Duration::from_micros(200));
+                    assert!(i != 5, "task 5 fails");
+                })
+            }));
+            let payload = result.unwrap_err();
+            let message = payload.downcast_ref::<&str>().copied();
+            assert_eq!(message, Some("task 5 fails"));
+        }
+        let done = AtomicUsize::new(0);
+        pool.run(8, &|_| {
+            done.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn zero_threads_is_an_error() {
+        assert!(matches!(WorkerPool::new(0), Err(Error::InvalidArgument(_))));
+    }
+}

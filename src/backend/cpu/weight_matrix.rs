@@ -1,0 +1,124 @@
+//! A borrowed weight matrix: the bytes of a GGUF tensor read as rows.
+
+use crate::gguf::TensorView;
+use crate::tensor::GgmlType;
+use crate::{Error, Result};
+
+/// `n_rows` rows of `n_cols` values each, stored row after row in `dtype` blocks.
+///
+/// This is the layout of a GGUF tensor of shape `[n_cols, n_rows]`: `ne[0]`, the
+/// fastest-varying dimension, is the row length. A matmul computes one output per row, so
+/// a projection from `n_embd` to `n_ff` values is a matrix of `n_ff` rows of `n_embd` values.
+///
+/// The fields are public for convenience; [`WeightMatrix::new`] checks them, and every
+/// kernel checks them again before reading `data`.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    pub dtype: GgmlType,
+    pub data: &'a [u8],
+    pub n_rows: usize,
+    pub n_cols: usize,
+}
+
+impl<'a> WeightMatrix<'a> {
+    /// Errors with [`Error::InvalidArgument`] unless both dimensions are at least 1, a row
+    /// is a whole number of `dtype` blocks and `data` holds exactly the matrix.
+    pub fn new(dtype: GgmlType, data: &'a [u8], n_rows: usize, n_cols: usize) -> Result<Self> {
+        let matrix = WeightMatrix {
+            dtype,
+            data,
+            n_rows,
+            n_cols,
+        };
+        matrix.check()?;
+        Ok(matrix)
+    }
+
+    /// The matrix a 2-D GGUF tensor describes (`shape` `[n_cols, n_rows]`); a 1-D tensor is
+    /// a single row.
+    pub fn from_tensor(tensor: &TensorView<'a>) -> Result<Self> {
+        let name = tensor.info.name();
+        let (n_cols, n_rows) = match *tensor.info.shape() {
+            [n_cols] => (n_cols, 1),
+            [n_cols, n_rows] => (n_cols, n_rows),
+            ref shape => {
+                return Err(Error::InvalidArgument(format!(
+                    "tensor '{name}' has shape {shape:?}; a weight matrix needs 1 or 2 dimensions"
+                )));
+            }
+        };
+        let to_usize = |n: u64| {
+            usize::try_from(n).map_err(|_| {
+                Error::InvalidArgument(format!("tensor '{name}': dimension {n} overflows usize"))
+            })
+        };
+        WeightMatrix::new(
+            tensor.info.dtype(),
+            tensor.data,
+            to_usize(n_rows)?,
+            to_usize(n_cols)?,
+        )
+    }
+
+    /// Bytes one row takes.
+    pub fn row_bytes(&self) -> usize {
+        // Checked in `check`: a row is whole blocks and the matrix fits in `data`.
+        self.n_cols / self.dtype.block_size() as usize * self.dtype.block_bytes() as usize
+    }
+
+    /// Validates the shape against the dtype and the data length.
+    pub(crate) fn check(&self) -> Result<()> {
+        let WeightMatrix {
+            dtype,
+            n_rows,
+            n_cols,
+            ..
+        } = *self;
+        let invalid = |problem: String| {
+            Err(Error::InvalidArgument(format!(
+                "{dtype} weight matrix of {n_rows} rows x {n_cols} columns: {problem}"
+            )))
+        };
+        if n_rows == 0 || n_cols == 0 {
+            return invalid("both dimensions must be at least 1".into());
+        }
+        let block_size = dtype.block_size();
+        if n_cols as u64 % block_size != 0 {
+            return invalid(format!(
+                "a row is not a whole number of {block_size}-value blocks"
+            ));
+        }
+        let bytes = dtype
+            .bytes_for(n_cols as u64)
+            .and_then(|row_bytes| row_bytes.checked_mul(n_rows as u64));
+        match bytes {
+            Some(bytes) if bytes == self.data.len() as u64 => Ok(()),
+            Some(bytes) => invalid(format!("needs {bytes} bytes, got {}", self.data.len())),
+            None => invalid("the size overflows".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_checked() {
+        let data = [0_u8; 40];
+        assert!(WeightMatrix::new(GgmlType::Q4_1, &data, 2, 32).is_ok());
+        for (n_rows, n_cols) in [(1, 32), (2, 33), (0, 32), (2, 0), (1, 96)] {
+            let err = WeightMatrix::new(GgmlType::Q4_1, &data, n_rows, n_cols).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        }
+        let err = WeightMatrix::new(GgmlType::F32, &[], usize::MAX, usize::MAX).unwrap_err();
+        assert!(err.to_string().contains("overflows"), "{err}");
+    }
+
+    #[test]
+    fn row_bytes_follow_blocks() {
+        let data = [0_u8; 2 * 144];
+        let matrix = WeightMatrix::new(GgmlType::Q4K, &data, 1, 512).unwrap();
+        assert_eq!(matrix.row_bytes(), 288);
+    }
+}

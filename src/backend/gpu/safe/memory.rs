@@ -1,0 +1,267 @@
+//! Device memory with exactly one owner. A [`DeviceBuffer`] frees its allocation when it
+//! drops, cannot be cloned (shared access goes through `Arc`), and copies to and from the
+//! host only with slices of its exact length.
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+
+use super::super::sys::DevicePtr;
+use super::device::Device;
+use super::stream::Stream;
+use crate::error::{Error, Result};
+
+/// Element types that may live in device memory and be copied bytewise both ways.
+///
+/// # Safety
+/// Every bit pattern must be a valid value (a kernel may write anything), and the type
+/// must have no padding and no pointers or references.
+pub unsafe trait DeviceCopy: Copy + Send + Sync + 'static {}
+
+macro_rules! device_copy {
+    ($($t:ty),*) => {
+        // SAFETY: primitive numbers: no padding, every bit pattern valid.
+        $(unsafe impl DeviceCopy for $t {})*
+    };
+}
+device_copy!(
+    u8,
+    i8,
+    u16,
+    i16,
+    u32,
+    i32,
+    u64,
+    i64,
+    f32,
+    f64,
+    half::f16,
+    half::bf16
+);
+
+/// `len` elements of `T` on one device.
+pub struct DeviceBuffer<T: DeviceCopy> {
+    device: Device,
+    /// 0 when `len` is 0: nothing is allocated for an empty buffer.
+    ptr: DevicePtr,
+    len: usize,
+    _elements: PhantomData<T>,
+}
+
+/// Proves at compile time that a type does not implement a trait: if it did, the
+/// `AmbiguousIfImpl<_>` below would have two candidate impls and fail to infer.
+macro_rules! assert_not_impl {
+    ($t:ty: $trait:path) => {
+        const _: fn() = || {
+            trait AmbiguousIfImpl<A> {
+                fn some_item() {}
+            }
+            impl<T: ?Sized> AmbiguousIfImpl<()> for T {}
+            #[allow(dead_code)]
+            struct Invalid;
+            impl<T: ?Sized + $trait> AmbiguousIfImpl<Invalid> for T {}
+            let _ = <$t as AmbiguousIfImpl<_>>::some_item;
+        };
+    };
+}
+// One owner per allocation: a copy or clone of the handle would free it twice.
+assert_not_impl!(DeviceBuffer<u8>: Clone);
+assert_not_impl!(DeviceBuffer<f32>: Clone);
+assert_not_impl!(DeviceBuffer<u8>: Copy);
+
+impl Device {
+    /// `len` elements of device memory with unspecified contents (any bit pattern is a
+    /// valid `T`, so reading them is safe, just meaningless).
+    pub fn alloc<T: DeviceCopy>(&self, len: usize) -> Result<DeviceBuffer<T>> {
+        let bytes = len.checked_mul(size_of::<T>()).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{len} elements of {} bytes overflow the address space",
+                size_of::<T>()
+            ))
+        })?;
+        let ptr = if bytes == 0 {
+            0
+        } else {
+            // SAFETY: `run` made the device current; the buffer below owns the result.
+            let ptr = self.run(|driver| unsafe { driver.mem_alloc(bytes) })?;
+            self.tracker().record_alloc(bytes as u64);
+            ptr
+        };
+        Ok(DeviceBuffer {
+            device: self.clone(),
+            ptr,
+            len,
+            _elements: PhantomData,
+        })
+    }
+
+    /// A device copy of `src`; returns once the copy is complete.
+    pub fn upload<T: DeviceCopy>(&self, stream: &Stream, src: &[T]) -> Result<DeviceBuffer<T>> {
+        let mut buffer = self.alloc(src.len())?;
+        buffer.copy_from_host(stream, src)?;
+        Ok(buffer)
+    }
+}
+
+impl<T: DeviceCopy> DeviceBuffer<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.len * size_of::<T>()
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The address kernels see. Valid while the buffer lives.
+    pub fn device_ptr(&self) -> DevicePtr {
+        self.ptr
+    }
+
+    /// Copies `src` into the buffer and waits until the copy is complete, so `src` is free
+    /// again when this returns. Ordered after the stream's earlier work.
+    pub fn copy_from_host(&mut self, stream: &Stream, src: &[T]) -> Result<()> {
+        self.check_len("copy_from_host", src.len())?;
+        self.check_stream(stream)?;
+        if self.is_empty() {
+            return Ok(());
+        }
+        let (dst, bytes, raw) = (self.ptr, self.size_bytes(), stream.raw());
+        self.device.run(|driver| {
+            // SAFETY: `dst` holds `bytes` bytes; `src` is borrowed until the stream
+            // synchronises below, so it stays readable for the whole copy.
+            unsafe {
+                driver.memcpy_htod_async(dst, src.as_ptr().cast::<c_void>(), bytes, raw)?;
+                driver.stream_synchronize(raw)
+            }
+        })
+    }
+
+    /// Copies the buffer into `dst` and waits until the copy is complete. Ordered after
+    /// the stream's earlier work, so it sees what kernels on the stream wrote.
+    pub fn copy_to_host(&self, stream: &Stream, dst: &mut [T]) -> Result<()> {
+        self.check_len("copy_to_host", dst.len())?;
+        self.check_stream(stream)?;
+        if self.is_empty() {
+            return Ok(());
+        }
+        let (src, bytes, raw) = (self.ptr, self.size_bytes(), stream.raw());
+        self.device.run(|driver| {
+            // SAFETY: `src` holds `bytes` bytes; `dst` is borrowed mutably until the stream
+            // synchronises, and any bit pattern is a valid `T`.
+            unsafe {
+                driver.memcpy_dtoh_async(dst.as_mut_ptr().cast::<c_void>(), src, bytes, raw)?;
+                driver.stream_synchronize(raw)
+            }
+        })
+    }
+
+    /// The buffer's contents as a vector; waits for the copy.
+    pub fn to_host_vec(&self, stream: &Stream) -> Result<Vec<T>> {
+        let mut host = Vec::new();
+        host.try_reserve_exact(self.len).map_err(|_| {
+            Error::InvalidArgument(format!("no host memory for {} bytes", self.size_bytes()))
+        })?;
+        // Zero-filled first so the vector is initialised before the copy overwrites it.
+        host.resize(self.len, zeroed::<T>());
+        self.copy_to_host(stream, &mut host)?;
+        Ok(host)
+    }
+
+    /// Copies `src` (same length, same device) into this buffer, in stream order; returns
+    /// without waiting.
+    pub fn copy_from_device(&mut self, stream: &Stream, src: &DeviceBuffer<T>) -> Result<()> {
+        self.check_len("copy_from_device", src.len)?;
+        self.check_stream(stream)?;
+        if !self.device.same_device(&src.device) {
+            return Err(Error::InvalidArgument(
+                "copy_from_device: the buffers are on different devices".into(),
+            ));
+        }
+        if self.is_empty() {
+            return Ok(());
+        }
+        let (dst, from, bytes, raw) = (self.ptr, src.ptr, self.size_bytes(), stream.raw());
+        // SAFETY: both hold `bytes` bytes and stay allocated while the stream uses them:
+        // dropping either frees it through the vendor's free, which synchronises with the
+        // device before releasing memory.
+        self.device
+            .run(|driver| unsafe { driver.memcpy_dtod_async(dst, from, bytes, raw) })
+    }
+
+    /// Sets every byte to `value`, in stream order; returns without waiting.
+    pub fn fill_bytes(&mut self, stream: &Stream, value: u8) -> Result<()> {
+        self.check_stream(stream)?;
+        if self.is_empty() {
+            return Ok(());
+        }
+        let (dst, bytes, raw) = (self.ptr, self.size_bytes(), stream.raw());
+        // SAFETY: `dst` holds `bytes` bytes, kept allocated as in `copy_from_device`.
+        self.device
+            .run(|driver| unsafe { driver.memset_d8_async(dst, value, bytes, raw) })
+    }
+
+    fn check_len(&self, operation: &str, other: usize) -> Result<()> {
+        if other == self.len {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{operation}: the buffer holds {} elements, the other side {other}",
+                self.len
+            )))
+        }
+    }
+
+    fn check_stream(&self, stream: &Stream) -> Result<()> {
+        if self.device.same_device(stream.device()) {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "the stream belongs to another device than the buffer".into(),
+            ))
+        }
+    }
+}
+
+/// The all-zero value of a plain-data type.
+fn zeroed<T: DeviceCopy>() -> T {
+    // SAFETY: `DeviceCopy` types accept every bit pattern, zero included.
+    unsafe { std::mem::zeroed() }
+}
+
+impl<T: DeviceCopy> Drop for DeviceBuffer<T> {
+    fn drop(&mut self) {
+        if self.ptr == 0 {
+            return;
+        }
+        let ptr = self.ptr;
+        // SAFETY: this buffer is the allocation's only owner and frees it exactly once;
+        // the vendors' free waits for queued work that may still use it.
+        let freed = self
+            .device
+            .run_cleanup(|driver| unsafe { driver.mem_free(ptr) });
+        // A lost device (`Ok(false)`) reclaims the memory with its context.
+        self.device
+            .tracker()
+            .record_free(self.size_bytes() as u64, freed.is_ok());
+    }
+}
+
+impl<T: DeviceCopy> std::fmt::Debug for DeviceBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DeviceBuffer<{}>[{}] at {:#x} on {:?}",
+            std::any::type_name::<T>(),
+            self.len,
+            self.ptr,
+            self.device
+        )
+    }
+}

@@ -1,0 +1,20 @@
+//! The owning layer: devices, memory, streams, events, modules and graphs as Rust values
+//! that release what they hold when they drop.
+
+mod device;
+mod event;
+mod graph;
+mod launch;
+mod memory;
+mod module;
+mod stream;
+mod tracker;
+
+pub use device::{Device, DeviceFacts, MemoryInfo};
+pub use event::Event;
+pub use graph::Graph;
+pub use launch::{Dim3, KernelArg, KernelArgs, LaunchConfig, MAX_THREADS_PER_BLOCK};
+pub use memory::{DeviceBuffer, DeviceCopy};
+pub use module::{Function, Module};
+pub use stream::Stream;
+pub use tracker::MemoryStats;

@@ -1,0 +1,172 @@
+//! `rocmforge-bench`: prefill and decode speed of a model, in the spirit of llama-bench.
+//!
+//! ```text
+//! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--json]
+//! ```
+//! Each repetition decodes a prompt of `p` tokens in one batch, then `n` tokens one at a
+//! time; one unreported warm-up repetition comes first. Prints the median tokens/s and
+//! the spread (min–max) as a table, or one JSON object with `--json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::model::Model;
+
+struct Args {
+    model: PathBuf,
+    n_prompt: usize,
+    n_gen: usize,
+    repetitions: usize,
+    threads: usize,
+    json: bool,
+}
+
+const USAGE: &str =
+    "usage: rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--json]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        model: PathBuf::new(),
+        n_prompt: 512,
+        n_gen: 128,
+        repetitions: 3,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--json" {
+            args.json = true;
+            continue;
+        }
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|e| format!("{flag} {value}: {e}"))
+        };
+        match flag.as_str() {
+            "-m" => args.model = PathBuf::from(&value),
+            "-p" => args.n_prompt = number()?,
+            "-n" => args.n_gen = number()?,
+            "-r" => args.repetitions = number()?.max(1),
+            "-t" => args.threads = number()?.max(1),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if args.model.as_os_str().is_empty() {
+        return Err("-m MODEL is required".into());
+    }
+    Ok(args)
+}
+
+/// Tokens/s of each repetition's prefill and decode.
+fn measure(args: &Args, ctx: &mut Context) -> rocmforge::Result<(Vec<f64>, Vec<f64>)> {
+    let prompt: Vec<i32> = (0..args.n_prompt as i32).map(|i| 1000 + i).collect();
+    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    for rep in 0..=args.repetitions {
+        ctx.seq_remove(0, 0, -1)?;
+        let start = Instant::now();
+        if !prompt.is_empty() {
+            ctx.decode(&Batch {
+                tokens: &prompt,
+                ..Batch::default()
+            })?;
+        }
+        let prefilled = Instant::now();
+        for i in 0..args.n_gen as i32 {
+            ctx.decode(&Batch {
+                tokens: &[2000 + i],
+                ..Batch::default()
+            })?;
+        }
+        let done = Instant::now();
+        if rep > 0 {
+            prefill.push(args.n_prompt as f64 / (prefilled - start).as_secs_f64());
+            decode.push(args.n_gen as f64 / (done - prefilled).as_secs_f64());
+        }
+    }
+    Ok((prefill, decode))
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+fn spread(samples: &[f64]) -> (f64, f64) {
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn run(args: &Args) -> rocmforge::Result<()> {
+    let model = Arc::new(Model::open(&args.model)?);
+    let params = ContextParams {
+        n_ctx: args.n_prompt + args.n_gen + 1,
+        n_batch: args.n_prompt.max(1),
+        n_threads: args.threads,
+        ..ContextParams::default()
+    };
+    let mut ctx = Context::new(model, &params)?;
+    let (prefill, decode) = measure(args, &mut ctx)?;
+    let name = args
+        .model
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    if args.json {
+        println!(
+            "{{\"engine\":\"rocmforge\",\"backend\":\"cpu\",\"model\":{name:?},\"threads\":{},\
+             \"n_prompt\":{},\"n_gen\":{},\"prefill_tps\":{},\"prefill_samples\":{:?},\
+             \"decode_tps\":{},\"decode_samples\":{:?}}}",
+            args.threads,
+            args.n_prompt,
+            args.n_gen,
+            median(&prefill),
+            prefill,
+            median(&decode),
+            decode
+        );
+    } else {
+        println!("| model | backend | threads | test | t/s (median) | min – max |");
+        println!("|---|---|---:|---|---:|---:|");
+        for (test, samples) in [
+            (format!("pp{}", args.n_prompt), &prefill),
+            (format!("tg{}", args.n_gen), &decode),
+        ] {
+            let (lo, hi) = spread(samples);
+            println!(
+                "| {name} | cpu | {} | {test} | {:.1} | {lo:.1} – {hi:.1} |",
+                args.threads,
+                median(samples)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("rocmforge-bench: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rocmforge-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Chat templates: a conversation rendered as the prompt text a model was trained on.
+//!
+//! Templates of the common families (ChatML, Gemma, Llama 3) are recognised by their
+//! marker tokens and rendered by built-in formatters that match llama.cpp's
+//! `llama_chat_apply_template` byte for byte, as hosts moving from llama.cpp expect.
+//! Any other template is run as the Jinja program it is; a model without one gets ChatML.
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, Error as JinjaError, ErrorKind, Value, context};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatMessage<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
+}
+
+/// The families with a built-in formatter, and what marks their templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    ChatMl,
+    Gemma,
+    Llama3,
+}
+
+fn family(template: &str) -> Option<Family> {
+    if template.contains("<|im_start|>") {
+        Some(Family::ChatMl)
+    } else if template.contains("<start_of_turn>") {
+        Some(Family::Gemma)
+    } else if template.contains("<|start_header_id|>") {
+        Some(Family::Llama3)
+    } else {
+        None
+    }
+}
+
+/// Renders `messages` with `template` (the model's `tokenizer.chat_template`, if any);
+/// `add_assistant` ends the text with the opening of an assistant turn.
+pub fn apply_chat_template(
+    template: Option<&str>,
+    messages: &[ChatMessage<'_>],
+    add_assistant: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> Result<String> {
+    let Some(template) = template else {
+        return Ok(chatml(messages, add_assistant));
+    };
+    Ok(match family(template) {
+        Some(Family::ChatMl) => chatml(messages, add_assistant),
+        Some(Family::Gemma) => gemma(messages, add_assistant),
+        Some(Family::Llama3) => llama3(messages, add_assistant),
+        None => jinja(template, messages, add_assistant, bos_token, eos_token)
+            .map_err(|e| Error::InvalidArgument(format!("chat template: {e}")))?,
+    })
+}
+
+fn chatml(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
+    let mut out = String::new();
+    for m in messages {
+        out += &format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content);
+    }
+    if add_assistant {
+        out += "<|im_start|>assistant\n";
+    }
+    out
+}
+
+/// Gemma has no system role: the system text opens the next user turn.
+fn gemma(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
+    let mut out = String::new();
+    let mut system = String::new();
+    for m in messages {
+        if m.role == "system" {
+            system += m.content.trim();
+            continue;
+        }
+        let role = if m.role == "assistant" {
+            "model"
+        } else {
+            m.role
+        };
+        out += &format!("<start_of_turn>{role}\n");
+        if !system.is_empty() && role != "model" {
+            out += &format!("{system}\n\n");
+            system.clear();
+        }
+        out += &format!("{}<end_of_turn>\n", m.content.trim());
+    }
+    if add_assistant {
+        out += "<start_of_turn>model\n";
+    }
+    out
+}
+
+fn llama3(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
+    let mut out = String::new();
+    for m in messages {
+        out += &format!(
+            "<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>",
+            m.role,
+            m.content.trim()
+        );
+    }
+    if add_assistant {
+        out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    }
+    out
+}
+
+fn jinja(
+    template: &str,
+    messages: &[ChatMessage<'_>],
+    add_generation_prompt: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> std::result::Result<String, JinjaError> {
+    let mut env = Environment::new();
+    // Hugging Face templates report misuse with `raise_exception("...")`.
+    env.add_function(
+        "raise_exception",
+        |message: String| -> std::result::Result<String, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, message))
+        },
+    );
+    env.add_template("chat", template)?;
+    let messages = messages.iter().map(|m| {
+        Value::from(BTreeMap::from([
+            ("role", m.role.to_owned()),
+            ("content", m.content.to_owned()),
+        ]))
+    });
+    env.get_template("chat")?.render(context! {
+        messages => Value::from_iter(messages),
+        add_generation_prompt => add_generation_prompt,
+        bos_token => bos_token,
+        eos_token => eos_token,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONVERSATION: [ChatMessage<'static>; 3] = [
+        ChatMessage {
+            role: "system",
+            content: "Be brief.",
+        },
+        ChatMessage {
+            role: "user",
+            content: " Hi! ",
+        },
+        ChatMessage {
+            role: "assistant",
+            content: "Hello.",
+        },
+    ];
+
+    #[test]
+    fn gemma_folds_the_system_text_into_the_first_user_turn() {
+        let text =
+            apply_chat_template(Some("<start_of_turn>"), &CONVERSATION, true, "", "").unwrap();
+        assert_eq!(
+            text,
+            "<start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>model\n"
+        );
+    }
+
+    #[test]
+    fn llama3_headers_each_turn() {
+        let text = apply_chat_template(
+            Some("<|start_header_id|>"),
+            &CONVERSATION[1..2],
+            true,
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+    }
+
+    #[test]
+    fn other_templates_run_as_jinja() {
+        let template = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m.content }}\n{% endfor %}\
+                        {% if add_generation_prompt %}[assistant]{% endif %}";
+        let text =
+            apply_chat_template(Some(template), &CONVERSATION[..2], true, "<s>", "</s>").unwrap();
+        assert_eq!(text, "<s>[system] Be brief.\n[user]  Hi! \n[assistant]");
+        let failing = "{{ raise_exception('no system role') }}";
+        let err = apply_chat_template(Some(failing), &CONVERSATION, true, "", "").unwrap_err();
+        assert!(err.to_string().contains("no system role"), "{err}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The panic boundary and the thread-local last-error message: every `extern "C"` body
+//! runs inside [`call`], so no panic crosses into C and every failure leaves a message.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+use super::status::rf_status;
+use crate::error::Error;
+
+/// Why an entry point failed: the status it returns and the message `rf_last_error`
+/// gives.
+pub struct Failure {
+    pub status: rf_status,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: rf_status, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A NULL where a pointer is required.
+    pub fn null(argument: &str) -> Failure {
+        Failure::new(
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            format!("{argument} is NULL"),
+        )
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::new(rf_status::from(&e), e.to_string())
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static INSIDE_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn set_last_error(message: &str) {
+    // An interior NUL would end the C string early; show it instead.
+    let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = text);
+}
+
+/// The calling thread's last failure message; valid until its next `rf_` call fails.
+pub fn last_error() -> *const std::ffi::c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Runs an entry point's body: panics become `RF_ERR_PANIC`, errors their status, and
+/// both set the last-error message.
+pub fn call(body: impl FnOnce() -> Result<(), Failure>) -> rf_status {
+    install_quiet_panic_hook();
+    INSIDE_CALL.with(|inside| inside.set(true));
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    INSIDE_CALL.with(|inside| inside.set(false));
+    match outcome {
+        Ok(Ok(())) => rf_status::RF_OK,
+        Ok(Err(failure)) => {
+            set_last_error(&failure.message);
+            failure.status
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error (panic): {what}"));
+            rf_status::RF_ERR_PANIC
+        }
+    }
+}
+
+/// The library never prints: panics caught at the boundary are reported through the
+/// status and `rf_last_error`, so the default hook's message is suppressed for them.
+/// Panics elsewhere in the host process still reach the previous hook.
+fn install_quiet_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !INSIDE_CALL.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs an entry point that returns a plain value instead of a status: a panic gives
+/// `fallback` and sets the last-error message.
+pub fn call_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    let mut value = None;
+    let status = call(|| {
+        value = Some(body());
+        Ok(())
+    });
+    match (status, value) {
+        (rf_status::RF_OK, Some(v)) => v,
+        _ => fallback,
+    }
+}

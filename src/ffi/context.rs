@@ -1,0 +1,344 @@
+//! Contexts: a model's KV cache and working memory for one or more sequences, the decode
+//! step, logits, sequence edits, memory reports and cancellation.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use super::args::{out, reference, slice, versioned, write_versioned};
+use super::boundary::{Failure, call};
+use super::log::RF_LOG_INFO;
+use super::model::{LoadedModel, rf_model};
+use super::status::rf_status;
+use crate::context::{Batch, Context, ContextParams};
+
+pub const RF_KV_F16: u32 = 0;
+pub const RF_KV_F32: u32 = 1;
+pub const RF_KV_Q8_0: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_context_params {
+    /// `sizeof(rf_context_params)`, set by `rf_context_default_params()`.
+    pub struct_size: u32,
+    /// Token slots across all sequences; 0 = min(training context, 4096).
+    pub n_ctx: u32,
+    /// Most sequences the context holds (ids 0 .. n_seq_max-1).
+    pub n_seq_max: u32,
+    /// Most tokens one `rf_decode` may take.
+    pub n_batch: u32,
+    /// Threads for CPU work; 0 = the model's setting.
+    pub n_threads: u32,
+    /// `RF_KV_F16` (default); `RF_KV_F32` and `RF_KV_Q8_0` are not built yet.
+    pub kv_type: u32,
+}
+
+/// A context. One thread at a time: a second thread entering while a call runs gets
+/// `RF_ERR_BUSY`. `rf_context_cancel` may be called from any thread at any time.
+pub struct rf_context {
+    pub(crate) model: Arc<LoadedModel>,
+    state: Mutex<Context>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl rf_context {
+    /// A cancel request made while no call was running is dropped when the next call
+    /// starts: `rf_context_cancel` stops the running call only.
+    pub(crate) fn drop_stale_cancel(&self) {
+        self.cancel.store(false, Ordering::Relaxed);
+    }
+
+    /// Exclusive use of the context, or `RF_ERR_BUSY` while another thread has it.
+    pub(crate) fn enter(&self) -> Result<MutexGuard<'_, Context>, Failure> {
+        self.state.try_lock().map_err(|e| match e {
+            TryLockError::WouldBlock => Failure::new(
+                rf_status::RF_ERR_BUSY,
+                "another thread is using this context",
+            ),
+            TryLockError::Poisoned(_) => Failure::new(
+                rf_status::RF_ERR_PANIC,
+                "this context is unusable after an internal error; free it",
+            ),
+        })
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn rf_context_default_params() -> rf_context_params {
+    rf_context_params {
+        struct_size: size_of::<rf_context_params>() as u32,
+        n_ctx: 0,
+        n_seq_max: 1,
+        n_batch: 512,
+        n_threads: 0,
+        kv_type: RF_KV_F16,
+    }
+}
+
+/// Creates a context for `model`; `params` may be NULL for the defaults.
+///
+/// # Safety
+/// `model` live; `params` NULL or valid; `out_ctx` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_context_new(
+    model: *const rf_model,
+    params: *const rf_context_params,
+    out_ctx: *mut *mut rf_context,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (model, p, out_ctx) = unsafe {
+            (
+                reference(model, "model")?,
+                versioned(params, rf_context_default_params(), "params")?,
+                out(out_ctx, "out_ctx")?,
+            )
+        };
+        if p.kv_type != RF_KV_F16 {
+            return Err(Failure::new(
+                rf_status::RF_ERR_UNSUPPORTED,
+                format!(
+                    "kv_type {}: this build keeps the KV cache in F16 only",
+                    p.kv_type
+                ),
+            ));
+        }
+        let shared = Arc::clone(&model.shared);
+        let params = ContextParams {
+            n_ctx: p.n_ctx as usize,
+            n_seq_max: p.n_seq_max as usize,
+            n_batch: p.n_batch as usize,
+            n_threads: match p.n_threads {
+                0 => shared.n_threads,
+                n => n as usize,
+            },
+        };
+        let context = Context::new(Arc::clone(shared.model()?), &params)?;
+        let config = context.params();
+        shared.logger.log(
+            RF_LOG_INFO,
+            &format!(
+                "context: {} token slots, {} sequences, batches of up to {} tokens, {} threads",
+                config.n_ctx, config.n_seq_max, config.n_batch, config.n_threads
+            ),
+        );
+        let cancel = context.cancel_flag();
+        *out_ctx = Box::into_raw(Box::new(rf_context {
+            model: shared,
+            state: Mutex::new(context),
+            cancel,
+        }));
+        Ok(())
+    })
+}
+
+/// Frees a context. NULL is ignored.
+///
+/// # Safety
+/// `ctx` must be NULL or a context from `rf_context_new` not yet freed, in use by no
+/// other thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_context_free(ctx: *mut rf_context) {
+    if !ctx.is_null() {
+        // SAFETY: the pointer came from `Box::into_raw` in `rf_context_new`, freed once.
+        drop(unsafe { Box::from_raw(ctx) });
+    }
+}
+
+/// Tokens for one `rf_decode`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_batch {
+    pub n_tokens: usize,
+    /// `[n_tokens]`
+    pub tokens: *const i32,
+    /// `[n_tokens]`, or NULL: each token at the next position of its sequence.
+    pub positions: *const i32,
+    /// `[n_tokens]`, or NULL: all in sequence 0.
+    pub seq_ids: *const i32,
+    /// `[n_tokens]` of 0/1, or NULL: logits for the last token only.
+    pub want_logits: *const u8,
+}
+
+/// Runs a batch through the model. `RF_ERR_CONTEXT_FULL` and `RF_ERR_CANCELLED` leave
+/// the KV cache exactly as before the call.
+///
+/// # Safety
+/// `ctx` live; `batch` readable with its arrays of `n_tokens` elements (or NULL where
+/// allowed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_decode(ctx: *mut rf_context, batch: *const rf_batch) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (ctx, b) = unsafe { (reference(ctx, "ctx")?, reference(batch, "batch")?) };
+        let n = b.n_tokens;
+        // SAFETY: each array holds `n_tokens` elements or is NULL where allowed.
+        let (tokens, positions, seq_ids, want) = unsafe {
+            (
+                slice(b.tokens, n, "batch.tokens")?,
+                optional(b.positions, n),
+                optional(b.seq_ids, n),
+                optional(b.want_logits, n),
+            )
+        };
+        let want: Option<Vec<bool>> = want.map(|w| w.iter().map(|&v| v != 0).collect());
+        let mut context = ctx.enter()?;
+        ctx.drop_stale_cancel();
+        context.decode(&Batch {
+            tokens,
+            positions,
+            seq_ids,
+            want_logits: want.as_deref(),
+        })?;
+        Ok(())
+    })
+}
+
+/// An optional `[n]` array: NULL means absent.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `n` readable elements.
+unsafe fn optional<'a, T>(ptr: *const T, n: usize) -> Option<&'a [T]> {
+    // SAFETY: non-NULL pointers hold `n` elements by the caller's contract.
+    (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
+/// The logits of the `output_index`-th batch token that asked for them (-1: the last).
+/// `*logits` stays valid until the next `rf_decode` or `rf_context_free`.
+///
+/// # Safety
+/// `ctx` live; `logits` and `n_vocab` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_get_logits(
+    ctx: *mut rf_context,
+    output_index: i32,
+    logits: *mut *const f32,
+    n_vocab: *mut usize,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (ctx, logits, n_vocab) = unsafe {
+            (
+                reference(ctx, "ctx")?,
+                out(logits, "logits")?,
+                out(n_vocab, "n_vocab")?,
+            )
+        };
+        let context = ctx.enter()?;
+        let row = context.logits(output_index)?;
+        *logits = row.as_ptr();
+        *n_vocab = row.len();
+        Ok(())
+    })
+}
+
+/// Removes positions `p0 .. p1` of a sequence (`p1 < 0`: to the end).
+///
+/// # Safety
+/// `ctx` must be live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_seq_remove(
+    ctx: *mut rf_context,
+    seq: i32,
+    p0: i32,
+    p1: i32,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let ctx = unsafe { reference(ctx, "ctx")? };
+        Ok(ctx.enter()?.seq_remove(seq, p0, p1)?)
+    })
+}
+
+/// Makes sequence `dst` share `src`'s positions `p0 .. p1` (copy-on-write: no K/V is
+/// copied until one of them writes into a shared block).
+///
+/// # Safety
+/// `ctx` must be live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_seq_copy(
+    ctx: *mut rf_context,
+    src: i32,
+    dst: i32,
+    p0: i32,
+    p1: i32,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let ctx = unsafe { reference(ctx, "ctx")? };
+        Ok(ctx.enter()?.seq_copy(src, dst, p0, p1)?)
+    })
+}
+
+/// The highest position a sequence holds, or -1 when it is empty.
+///
+/// # Safety
+/// `ctx` live; `out_pos` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_seq_pos_max(
+    ctx: *const rf_context,
+    seq: i32,
+    out_pos: *mut i32,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (ctx, out_pos) = unsafe { (reference(ctx, "ctx")?, out(out_pos, "out")?) };
+        *out_pos = ctx.enter()?.seq_pos_max(seq)?;
+        Ok(())
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_memory_report {
+    /// Set by the caller to `sizeof(rf_memory_report)` before the call.
+    pub struct_size: u32,
+    pub kv_blocks_total: u64,
+    pub kv_blocks_used: u64,
+    pub kv_blocks_free: u64,
+    pub kv_block_tokens: u64,
+    pub host_bytes: u64,
+    pub device_bytes: u64,
+}
+
+/// KV occupancy and the context's memory. Set `out->struct_size` first.
+///
+/// # Safety
+/// `ctx` live; `report` writable for its `struct_size`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_context_memory(
+    ctx: *const rf_context,
+    report: *mut rf_memory_report,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (ctx, report) = unsafe { (reference(ctx, "ctx")?, out(report, "out")?) };
+        let memory = ctx.enter()?.memory();
+        let value = rf_memory_report {
+            struct_size: report.struct_size,
+            kv_blocks_total: memory.kv.blocks_total as u64,
+            kv_blocks_used: memory.kv.blocks_used as u64,
+            kv_blocks_free: memory.kv.blocks_free as u64,
+            kv_block_tokens: memory.kv.block_size as u64,
+            host_bytes: memory.host_bytes,
+            device_bytes: 0,
+        };
+        // SAFETY: `report` is writable for its `struct_size` by the caller's contract.
+        unsafe { write_versioned(report, value) }
+    })
+}
+
+/// Stops the `rf_decode` or `rf_generate` running on `ctx` at its next layer boundary
+/// with `RF_ERR_CANCELLED`; the context stays usable. A request made while no call runs
+/// is dropped when the next call starts. Safe from any thread at any time.
+///
+/// # Safety
+/// `ctx` must be live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_context_cancel(ctx: *mut rf_context) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract; only the atomic flag is touched.
+        let ctx = unsafe { reference(ctx, "ctx")? };
+        ctx.cancel.store(true, Ordering::Relaxed);
+        Ok(())
+    })
+}

@@ -1,0 +1,115 @@
+//! `rf_generate`: the common case in one call, prompt in, streamed UTF-8 out.
+
+use std::ffi::{c_char, c_void};
+
+use super::args::{reference, slice, text, versioned};
+use super::boundary::{Failure, call};
+use super::context::rf_context;
+use super::sampler::rf_sampler;
+use super::status::rf_status;
+use crate::generate::{GenerateParams, generate};
+
+/// A UTF-8 string given as pointer and length.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_string {
+    pub data: *const c_char,
+    pub len: usize,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_generate_params {
+    /// `sizeof(rf_generate_params)`, set by `rf_generate_default_params()`.
+    pub struct_size: u32,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Generation stops before the first of these strings; it is not passed on.
+    pub stop: *const rf_string,
+    pub n_stop: usize,
+    /// The sequence the prompt continues (its cached tokens stay).
+    pub seq_id: i32,
+    /// Add BOS/EOS to the prompt as the model says.
+    pub add_special: bool,
+    /// Control tokens written in the prompt become their ids.
+    pub parse_special: bool,
+}
+
+/// Receives `len` bytes of whole UTF-8 characters; returning false stops generation.
+pub type rf_text_callback =
+    Option<unsafe extern "C" fn(text: *const c_char, len: usize, user_data: *mut c_void) -> bool>;
+
+#[unsafe(no_mangle)]
+pub extern "C" fn rf_generate_default_params() -> rf_generate_params {
+    let d = GenerateParams::default();
+    rf_generate_params {
+        struct_size: size_of::<rf_generate_params>() as u32,
+        max_tokens: d.max_tokens as u32,
+        stop: std::ptr::null(),
+        n_stop: 0,
+        seq_id: d.seq,
+        add_special: d.add_special,
+        parse_special: d.parse_special,
+    }
+}
+
+/// Continues `prompt` on sequence `params->seq_id`, sampling with `sampler` and passing
+/// the text to `on_text` as it completes. Stops at an end-of-generation token, a stop
+/// string, `max_tokens`, or when `on_text` returns false (all `RF_OK`); a cancellation
+/// gives `RF_ERR_CANCELLED` and the context stays usable.
+///
+/// # Safety
+/// `ctx` and `sampler` live; `prompt` `len` readable bytes; `params` NULL or valid with
+/// `n_stop` readable strings; `on_text` a valid callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_generate(
+    ctx: *mut rf_context,
+    sampler: *mut rf_sampler,
+    prompt: *const c_char,
+    len: usize,
+    params: *const rf_generate_params,
+    on_text: rf_text_callback,
+    user_data: *mut c_void,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (ctx, sampler, prompt, p) = unsafe {
+            (
+                reference(ctx, "ctx")?,
+                reference(sampler, "sampler")?,
+                text(prompt, len, "prompt")?,
+                versioned(params, rf_generate_default_params(), "params")?,
+            )
+        };
+        let on_text = on_text.ok_or_else(|| Failure::null("on_text"))?;
+        // SAFETY: `stop` holds `n_stop` strings, each readable, by the caller's contract.
+        let stop = unsafe { slice(p.stop, p.n_stop, "params.stop")? }
+            .iter()
+            .map(|s| unsafe { text(s.data, s.len, "stop string") }.map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()?;
+        let params = GenerateParams {
+            max_tokens: p.max_tokens as usize,
+            stop,
+            seq: p.seq_id,
+            add_special: p.add_special,
+            parse_special: p.parse_special,
+        };
+        let mut sampler = sampler.enter()?;
+        let mut context = ctx.enter()?;
+        ctx.drop_stale_cancel();
+        let tokenizer = &ctx.model.tokenizer;
+        generate(
+            &mut context,
+            tokenizer,
+            &mut sampler,
+            prompt,
+            &params,
+            |piece| {
+                // SAFETY: the host gave this callback for exactly this use; `piece` is valid
+                // for its length during the call.
+                unsafe { on_text(piece.as_ptr().cast(), piece.len(), user_data) }
+            },
+        )?;
+        Ok(())
+    })
+}

@@ -1,0 +1,353 @@
+//! Models: load from a path or from memory, free, describe, and read metadata.
+
+use std::ffi::{CString, c_char, c_void};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::args::{bytes, out, reference, text, versioned, write_bytes};
+use super::boundary::{Failure, call};
+use super::log::{Logger, RF_LOG_INFO, RF_LOG_WARN, rf_log_callback};
+use super::status::rf_status;
+use crate::error::Error;
+use crate::gguf::{GgufFile, OwnedGguf, Value};
+use crate::model::Model;
+use crate::tokenizer::Tokenizer;
+
+/// `rf_model_params.device`: the best usable GPU, else the CPU.
+pub const RF_DEVICE_AUTO: i32 = -1;
+/// `rf_model_params.device`: the CPU (device 0).
+pub const RF_DEVICE_CPU: i32 = 0;
+
+/// Called with the load progress in [0, 1]; returning false cancels the load.
+pub type rf_progress_callback =
+    Option<unsafe extern "C" fn(progress: f32, user_data: *mut c_void) -> bool>;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_model_params {
+    /// `sizeof(rf_model_params)`, set by `rf_model_default_params()`.
+    pub struct_size: u32,
+    /// `RF_DEVICE_AUTO`, `RF_DEVICE_CPU`, or a device index from `rf_device_info`.
+    pub device: i32,
+    /// Threads for CPU work; 0 = one per core.
+    pub n_threads: u32,
+    /// Map the file instead of reading it into memory.
+    pub use_mmap: bool,
+    /// Load only the vocabulary and metadata: tokenize, no contexts.
+    pub vocab_only: bool,
+    pub progress_callback: rf_progress_callback,
+    pub progress_user_data: *mut c_void,
+    /// May be called from any thread that uses the model.
+    pub log_callback: rf_log_callback,
+    pub log_user_data: *mut c_void,
+    /// Lowest `RF_LOG_*` level delivered.
+    pub log_level: u32,
+}
+
+/// A loaded model. Immutable: any number of threads and contexts may share it. Contexts
+/// keep it alive, so freeing it while they exist is safe.
+pub struct rf_model {
+    pub(crate) shared: Arc<LoadedModel>,
+}
+
+pub(crate) enum Weights {
+    Full(Arc<Model>),
+    VocabOnly(OwnedGguf),
+}
+
+pub(crate) struct LoadedModel {
+    pub weights: Weights,
+    pub tokenizer: Tokenizer,
+    pub logger: Logger,
+    pub n_threads: usize,
+    architecture: CString,
+    name: CString,
+}
+
+impl LoadedModel {
+    pub fn gguf(&self) -> &GgufFile<'_> {
+        match &self.weights {
+            Weights::Full(model) => model.gguf(),
+            Weights::VocabOnly(gguf) => gguf.file(),
+        }
+    }
+
+    pub fn model(&self) -> Result<&Arc<Model>, Failure> {
+        match &self.weights {
+            Weights::Full(model) => Ok(model),
+            Weights::VocabOnly(_) => Err(Failure::new(
+                rf_status::RF_ERR_INVALID_ARGUMENT,
+                "the model was loaded with vocab_only: it has no weights",
+            )),
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn rf_model_default_params() -> rf_model_params {
+    rf_model_params {
+        struct_size: size_of::<rf_model_params>() as u32,
+        device: RF_DEVICE_AUTO,
+        n_threads: 0,
+        use_mmap: true,
+        vocab_only: false,
+        progress_callback: None,
+        progress_user_data: std::ptr::null_mut(),
+        log_callback: None,
+        log_user_data: std::ptr::null_mut(),
+        log_level: RF_LOG_INFO,
+    }
+}
+
+/// Loads the GGUF file at `path` (`path_len` bytes of UTF-8). `params` may be NULL for
+/// the defaults.
+///
+/// # Safety
+/// Pointers must be NULL or valid as described; `*out` receives a model to free with
+/// `rf_model_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_model_load(
+    path: *const c_char,
+    path_len: usize,
+    params: *const rf_model_params,
+    out_model: *mut *mut rf_model,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract for each pointer.
+        let (path, params, out_model) = unsafe {
+            (
+                text(path, path_len, "path")?,
+                versioned(params, rf_model_default_params(), "params")?,
+                out(out_model, "out_model")?,
+            )
+        };
+        #[cfg(feature = "panic-test")]
+        if path == "rocmforge:panic" {
+            panic!("forced by the panic-test feature");
+        }
+        let path = Path::new(path);
+        *out_model = load_with(&params, || {
+            if params.use_mmap {
+                OwnedGguf::open(path)
+            } else {
+                OwnedGguf::read(path)
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Loads a model from `len` bytes at `data`, which are borrowed, not copied.
+///
+/// # Safety
+/// `data` must stay valid and unchanged until `rf_model_free` (and until every context
+/// made from the model is freed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_model_load_from_memory(
+    data: *const c_void,
+    len: usize,
+    params: *const rf_model_params,
+    out_model: *mut *mut rf_model,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract: `data` lives, unchanged, as long as the model.
+        let (data, params, out_model): (&'static [u8], _, _) = unsafe {
+            (
+                bytes(data.cast(), len, "data")?,
+                versioned(params, rf_model_default_params(), "params")?,
+                out(out_model, "out_model")?,
+            )
+        };
+        *out_model = load_with(&params, || OwnedGguf::from_static(data))?;
+        Ok(())
+    })
+}
+
+/// Reports progress; a host that returns false cancels the load.
+fn progress(params: &rf_model_params, fraction: f32) -> Result<(), Failure> {
+    if let Some(callback) = params.progress_callback {
+        // SAFETY: the host gave this callback and user data for exactly this use.
+        if !unsafe { callback(fraction, params.progress_user_data) } {
+            return Err(Error::Cancelled.into());
+        }
+    }
+    Ok(())
+}
+
+fn load_with(
+    params: &rf_model_params,
+    open: impl FnOnce() -> crate::Result<OwnedGguf>,
+) -> Result<*mut rf_model, Failure> {
+    let logger = Logger::new(params.log_callback, params.log_user_data, params.log_level);
+    if params.device > RF_DEVICE_CPU {
+        return Err(Failure::new(
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            format!(
+                "device {} does not exist: this build runs on the CPU (device 0)",
+                params.device
+            ),
+        ));
+    }
+    progress(params, 0.0)?;
+    let gguf = open()?;
+    progress(params, 0.4)?;
+    let tokenizer = Tokenizer::from_gguf(gguf.file())?;
+    progress(params, 0.6)?;
+    let file = gguf.file();
+    let c_string = |key: &str| {
+        let value = file.get::<&str>(key).ok().flatten().unwrap_or_default();
+        CString::new(value.replace('\0', "")).unwrap_or_default()
+    };
+    let (architecture, name) = (c_string("general.architecture"), c_string("general.name"));
+    let weights = if params.vocab_only {
+        Weights::VocabOnly(gguf)
+    } else {
+        Weights::Full(Arc::new(Model::from_gguf(gguf)?))
+    };
+    progress(params, 1.0)?;
+    let n_threads = match params.n_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let loaded = LoadedModel {
+        weights,
+        tokenizer,
+        logger,
+        n_threads,
+        architecture,
+        name,
+    };
+    let file = loaded.gguf();
+    let counts: Vec<String> = file
+        .dtype_counts()
+        .iter()
+        .map(|(t, n)| format!("{n} {t}"))
+        .collect();
+    logger.log(
+        RF_LOG_INFO,
+        &format!(
+            "loaded {} model '{}': {} tensors ({}), {} tokens",
+            loaded.architecture.to_string_lossy(),
+            loaded.name.to_string_lossy(),
+            file.tensors().len(),
+            counts.join(", "),
+            loaded.tokenizer.n_tokens()
+        ),
+    );
+    if params.device == RF_DEVICE_AUTO {
+        logger.log(
+            RF_LOG_WARN,
+            "no usable GPU backend in this build: running on the CPU",
+        );
+    }
+    Ok(Box::into_raw(Box::new(rf_model {
+        shared: Arc::new(loaded),
+    })))
+}
+
+/// Frees a model. NULL is ignored. Contexts made from it stay usable until freed.
+///
+/// # Safety
+/// `model` must be NULL or a model from `rf_model_load*` not yet freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_model_free(model: *mut rf_model) {
+    if !model.is_null() {
+        // SAFETY: the pointer came from `Box::into_raw` in `load_with` and is freed once.
+        drop(unsafe { Box::from_raw(model) });
+    }
+}
+
+/// What `rf_model_info` reports (a struct name of its own: C cannot give a type and a
+/// function the same name).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_model_description {
+    /// Set by the caller to `sizeof(rf_model_description)` before the call.
+    pub struct_size: u32,
+    /// `general.architecture`, NUL-terminated; valid while the model lives.
+    pub architecture: *const c_char,
+    /// `general.name`, NUL-terminated; valid while the model lives.
+    pub name: *const c_char,
+    pub n_params: u64,
+    pub size_bytes: u64,
+    pub n_vocab: u32,
+    pub n_ctx_train: u32,
+    pub n_embd: u32,
+    pub n_layer: u32,
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    /// The device the model runs on (0 = CPU).
+    pub device: i32,
+}
+
+/// Describes a model. Set `info->struct_size = sizeof(rf_model_description)` first.
+///
+/// # Safety
+/// `model` must be a live model; `info` must point to a writable `rf_model_description`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_model_info(
+    model: *const rf_model,
+    info: *mut rf_model_description,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (model, info) = unsafe { (reference(model, "model")?, out(info, "info")?) };
+        let m = &model.shared;
+        let file = m.gguf();
+        let config = m.model().ok().map(|model| model.config().clone());
+        let field = |f: fn(&crate::model::ModelConfig) -> usize| {
+            config
+                .as_ref()
+                .map_or(0, |c| u32::try_from(f(c)).unwrap_or(u32::MAX))
+        };
+        let report = rf_model_description {
+            struct_size: info.struct_size,
+            architecture: m.architecture.as_ptr(),
+            name: m.name.as_ptr(),
+            n_params: file.tensors().iter().map(|t| t.n_elements()).sum(),
+            size_bytes: file.tensors().iter().map(|t| t.n_bytes()).sum(),
+            n_vocab: u32::try_from(m.tokenizer.n_tokens()).unwrap_or(u32::MAX),
+            n_ctx_train: field(|c| c.n_ctx_train),
+            n_embd: field(|c| c.n_embd),
+            n_layer: field(|c| c.n_layer),
+            n_head: field(|c| c.n_head),
+            n_head_kv: field(|c| c.n_head_kv),
+            device: RF_DEVICE_CPU,
+        };
+        // SAFETY: `info` is writable for `struct_size` bytes by the caller's contract.
+        unsafe { super::args::write_versioned(info, report) }
+    })
+}
+
+/// Any GGUF metadata value as text: strings as they are, numbers in decimal, arrays as
+/// their type, length and first items.
+///
+/// # Safety
+/// `model` live; `key` `key_len` readable bytes; `buf` `cap` writable bytes or NULL
+/// when `cap` is 0; `out_len` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_model_meta(
+    model: *const rf_model,
+    key: *const c_char,
+    key_len: usize,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (model, key) = unsafe { (reference(model, "model")?, text(key, key_len, "key")?) };
+        let value = model.shared.gguf().value(key).ok_or_else(|| {
+            Failure::new(
+                rf_status::RF_ERR_INVALID_ARGUMENT,
+                format!("the model has no key '{key}'"),
+            )
+        })?;
+        let rendered = match value {
+            Value::String(s) => (*s).to_owned(),
+            other => other.to_string(),
+        };
+        // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
+        unsafe { write_bytes(rendered.as_bytes(), buf.cast::<u8>(), cap, out_len) }
+    })
+}

@@ -1,0 +1,214 @@
+//! Prompt in, streamed text out: tokenize, prefill, then sample and decode one token at a
+//! time until an end-of-generation token, a stop string, the token budget or the caller
+//! says stop.
+
+use crate::context::{Batch, Context};
+use crate::error::Result;
+use crate::sampler::Sampler;
+use crate::tokenizer::Tokenizer;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerateParams {
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Generation stops before the first occurrence of any of these; it is not emitted.
+    pub stop: Vec<String>,
+    /// The sequence the prompt continues.
+    pub seq: i32,
+    /// Add BOS/EOS to the prompt as the model says.
+    pub add_special: bool,
+    /// Control tokens written in the prompt (`<|im_start|>`) become their ids.
+    pub parse_special: bool,
+}
+
+impl Default for GenerateParams {
+    fn default() -> GenerateParams {
+        GenerateParams {
+            max_tokens: 256,
+            stop: Vec::new(),
+            seq: 0,
+            add_special: true,
+            parse_special: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    EndOfGeneration,
+    MaxTokens,
+    StopString,
+    /// `on_text` returned false.
+    Caller,
+}
+
+/// Generates a continuation of `prompt`, giving `on_text` whole UTF-8 characters as they
+/// complete; `on_text` returns false to stop.
+pub fn generate(
+    ctx: &mut Context,
+    tokenizer: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &str,
+    params: &GenerateParams,
+    mut on_text: impl FnMut(&str) -> bool,
+) -> Result<StopReason> {
+    let prompt_ids = tokenizer.tokenize(prompt, params.add_special, params.parse_special)?;
+    let prompt_ids: Vec<i32> = prompt_ids.iter().map(|&id| id as i32).collect();
+    let chunk_len = ctx.params().n_batch;
+    for chunk in prompt_ids.chunks(chunk_len) {
+        let seq_ids = vec![params.seq; chunk.len()];
+        ctx.decode(&Batch {
+            tokens: chunk,
+            seq_ids: Some(&seq_ids),
+            ..Batch::default()
+        })?;
+    }
+    for &id in &prompt_ids {
+        sampler.accept(id as u32);
+    }
+
+    let mut decoder = tokenizer.decoder(false);
+    let mut stops = StopStrings::new(&params.stop);
+    for _ in 0..params.max_tokens {
+        let token = sampler.sample(ctx.logits(-1)?)?;
+        if tokenizer.is_end_of_generation(token) {
+            return Ok(finish(
+                &mut stops,
+                &decoder.finish(),
+                on_text,
+                StopReason::EndOfGeneration,
+            ));
+        }
+        let (ready, stopped) = stops.push(&decoder.push(token)?);
+        if !ready.is_empty() && !on_text(&ready) {
+            return Ok(StopReason::Caller);
+        }
+        if stopped {
+            return Ok(StopReason::StopString);
+        }
+        let token = [token as i32];
+        ctx.decode(&Batch {
+            tokens: &token,
+            seq_ids: Some(&[params.seq]),
+            ..Batch::default()
+        })?;
+    }
+    Ok(finish(
+        &mut stops,
+        &decoder.finish(),
+        on_text,
+        StopReason::MaxTokens,
+    ))
+}
+
+/// Emits what is still held back once generation ends for `reason`.
+fn finish(
+    stops: &mut StopStrings,
+    tail: &str,
+    mut on_text: impl FnMut(&str) -> bool,
+    reason: StopReason,
+) -> StopReason {
+    let (mut ready, stopped) = stops.push(tail);
+    if !stopped {
+        ready.push_str(&stops.held);
+    }
+    if !ready.is_empty() && !on_text(&ready) {
+        return StopReason::Caller;
+    }
+    if stopped {
+        StopReason::StopString
+    } else {
+        reason
+    }
+}
+
+/// Holds back generated text that might be the start of a stop string, so a stop string
+/// is never emitted, even when it arrives over several tokens.
+struct StopStrings<'a> {
+    stops: &'a [String],
+    held: String,
+}
+
+impl<'a> StopStrings<'a> {
+    fn new(stops: &'a [String]) -> StopStrings<'a> {
+        StopStrings {
+            stops,
+            held: String::new(),
+        }
+    }
+
+    /// Adds `text`; returns what can be emitted and whether a stop string was reached
+    /// (then nothing from it on is emitted).
+    fn push(&mut self, text: &str) -> (String, bool) {
+        self.held.push_str(text);
+        let first_stop = self
+            .stops
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min();
+        if let Some(at) = first_stop {
+            let ready = self.held[..at].to_owned();
+            self.held.clear();
+            return (ready, true);
+        }
+        let keep = self.longest_partial_stop();
+        let split = self.held.len() - keep;
+        let ready = self.held[..split].to_owned();
+        self.held.drain(..split);
+        (ready, false)
+    }
+
+    /// Length of the longest end of the held text that begins some stop string.
+    fn longest_partial_stop(&self) -> usize {
+        self.stops
+            .iter()
+            .flat_map(|stop| {
+                (1..stop.len())
+                    .filter(|&n| stop.is_char_boundary(n))
+                    .filter(|&n| self.held.ends_with(&stop[..n]))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stops: &[&str], pieces: &[&str]) -> (String, bool) {
+        let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
+        let mut matcher = StopStrings::new(&stops);
+        let mut out = String::new();
+        for piece in pieces {
+            let (ready, stopped) = matcher.push(piece);
+            out.push_str(&ready);
+            if stopped {
+                return (out, true);
+            }
+        }
+        out.push_str(&matcher.held);
+        (out, false)
+    }
+
+    #[test]
+    fn stop_string_split_over_pieces_is_never_emitted() {
+        assert_eq!(
+            run(&["\n\n"], &["Paris.", "\n", "\nThe"]),
+            ("Paris.".into(), true)
+        );
+        assert_eq!(run(&["END"], &["a E", "N", "D b"]), ("a ".into(), true));
+    }
+
+    #[test]
+    fn partial_match_that_fails_is_emitted_later() {
+        assert_eq!(run(&["END"], &["a E", "N", "x"]), ("a ENx".into(), false));
+        assert_eq!(run(&[], &["héllo", " 世界"]), ("héllo 世界".into(), false));
+    }
+
+    #[test]
+    fn earliest_of_several_stop_strings_wins() {
+        assert_eq!(run(&["b", "a"], &["xxab"]), ("xx".into(), true));
+    }
+}

@@ -1,0 +1,148 @@
+//! Hyperparameters of a model, read from its GGUF metadata and checked for consistency.
+
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+
+/// The model families with a forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    /// Llama 2/3, SmolLM, Mistral and others stored as `llama`.
+    Llama,
+}
+
+/// How rotary position embedding pairs up the dimensions of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(2i, 2i + 1)`: GGUF `llama` files (their Q/K rows are permuted for it).
+    Normal,
+    /// Split halves `(i, i + n_rot / 2)`, as GPT-NeoX and most newer families.
+    Neox,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub n_vocab: usize,
+    pub n_ctx_train: usize,
+    pub rms_eps: f32,
+    pub rope_style: RopeStyle,
+    pub rope_base: f32,
+    /// Leading dimensions of each head that RoPE rotates (the rest pass through).
+    pub rope_dims: usize,
+    /// Whether the output head reuses the token embedding (no `output.weight`).
+    pub tied_output: bool,
+}
+
+impl ModelConfig {
+    pub fn from_gguf(file: &GgufFile<'_>) -> Result<ModelConfig> {
+        let arch_name: &str = file.require("general.architecture")?;
+        let (architecture, rope_style) = match arch_name {
+            "llama" => (Architecture::Llama, RopeStyle::Normal),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "architecture '{other}' (this build runs: llama)"
+                )));
+            }
+        };
+        let key = |name: &str| format!("{arch_name}.{name}");
+        let n_embd: usize = file.require(&key("embedding_length"))?;
+        let n_head: usize = file.require(&key("attention.head_count"))?;
+        let n_head_kv: usize = file.get(&key("attention.head_count_kv"))?.unwrap_or(n_head);
+        let head_dim = match file.get::<usize>(&key("attention.key_length"))? {
+            Some(d) => d,
+            None if n_head > 0 => n_embd / n_head,
+            None => 0,
+        };
+        let token_embd =
+            file.tensor_info("token_embd.weight")
+                .ok_or_else(|| Error::MissingTensor {
+                    name: "token_embd.weight".into(),
+                })?;
+        let embd_rows = token_embd.shape().get(1).copied().unwrap_or(1);
+        let n_vocab = match file.get::<usize>(&key("vocab_size"))? {
+            Some(n) => n,
+            None => usize::try_from(embd_rows).unwrap_or(usize::MAX),
+        };
+        let config = ModelConfig {
+            architecture,
+            n_embd,
+            n_layer: file.require(&key("block_count"))?,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ff: file.require(&key("feed_forward_length"))?,
+            n_vocab,
+            n_ctx_train: file.get(&key("context_length"))?.unwrap_or(2048),
+            rms_eps: file.require(&key("attention.layer_norm_rms_epsilon"))?,
+            rope_style,
+            rope_base: file.get(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+            rope_dims: file.get(&key("rope.dimension_count"))?.unwrap_or(head_dim),
+            tied_output: file.tensor_info("output.weight").is_none(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects hyperparameters no forward pass can run with.
+    fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::InvalidModel(what));
+        let positive = [
+            ("embedding_length", self.n_embd),
+            ("block_count", self.n_layer),
+            ("attention.head_count", self.n_head),
+            ("attention.head_count_kv", self.n_head_kv),
+            ("head dimension", self.head_dim),
+            ("feed_forward_length", self.n_ff),
+            ("vocabulary size", self.n_vocab),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return bad(format!("{name} is 0"));
+        }
+        // Caps far above any real model keep every buffer size computed from these
+        // numbers small enough to multiply without overflow.
+        if let Some((name, v)) = positive.iter().find(|(_, v)| *v > 1 << 24) {
+            return bad(format!("{name} is {v}, above 2^24"));
+        }
+        if self.n_head % self.n_head_kv != 0 {
+            return bad(format!(
+                "{} query heads cannot share {} KV heads evenly",
+                self.n_head, self.n_head_kv
+            ));
+        }
+        if self.rope_dims > self.head_dim || self.rope_dims % 2 != 0 {
+            return bad(format!(
+                "rope.dimension_count {} must be even and at most the head dimension {}",
+                self.rope_dims, self.head_dim
+            ));
+        }
+        if !(self.rms_eps.is_finite() && self.rms_eps > 0.0) {
+            return bad(format!(
+                "rms epsilon {} is not a positive number",
+                self.rms_eps
+            ));
+        }
+        if !(self.rope_base.is_finite() && self.rope_base > 0.0) {
+            return bad(format!(
+                "rope.freq_base {} is not a positive number",
+                self.rope_base
+            ));
+        }
+        Ok(())
+    }
+
+    /// Width of the query projection's output.
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
+    /// Width of the key and value projections' outputs.
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+}

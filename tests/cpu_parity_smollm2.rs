@@ -1,0 +1,209 @@
+//! SmolLM2-135M Q4_1 on the CPU against llama.cpp's logits and greedy generations
+//! (tests/fixtures/reference/smollm2/greedy.jsonl). The bounds are those of the reference
+//! README: an exact float64 engine scores 98.7% argmax agreement and 0.13–0.19 mean
+//! top-10 |Δlogit| against llama.cpp, whose matmuls quantize activations to 8 bits.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{SMOLLM2, model_path};
+use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::model::Model;
+use serde_json::Value as Json;
+
+struct Reference {
+    prompt_ids: Vec<i32>,
+    generated_ids: Vec<i32>,
+    /// Per generated position: llama.cpp's ten best `(token, logit)`, best first.
+    top_logits: Vec<Vec<(i32, f32)>>,
+}
+
+fn references() -> Vec<Reference> {
+    let path = common::fixture_path("reference/smollm2/greedy.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|line| {
+            let j: Json = serde_json::from_str(line).unwrap();
+            let ids = |key: &str| -> Vec<i32> {
+                j[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_i64().unwrap() as i32)
+                    .collect()
+            };
+            let top_logits = j["top_logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|pos| {
+                    pos.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|pair| {
+                            (
+                                pair[0].as_i64().unwrap() as i32,
+                                pair[1].as_f64().unwrap() as f32,
+                            )
+                        })
+                        .collect()
+                })
+                .collect();
+            Reference {
+                prompt_ids: ids("prompt_ids"),
+                generated_ids: ids("generated_ids"),
+                top_logits,
+            }
+        })
+        .collect()
+}
+
+fn context() -> Context {
+    let model = Arc::new(Model::open(&model_path(SMOLLM2)).unwrap());
+    let params = ContextParams {
+        n_ctx: 256,
+        n_batch: 128,
+        n_threads: 2,
+        ..ContextParams::default()
+    };
+    Context::new(model, &params).unwrap()
+}
+
+fn argmax(logits: &[f32]) -> i32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as i32
+}
+
+#[test]
+fn teacher_forced_logits_match_llama_cpp() {
+    let mut ctx = context();
+    let (mut agree, mut total) = (0, 0);
+    for (p, r) in references().iter().enumerate() {
+        let tokens: Vec<i32> = r
+            .prompt_ids
+            .iter()
+            .chain(&r.generated_ids)
+            .copied()
+            .collect();
+        let first = r.prompt_ids.len() - 1;
+        let want: Vec<bool> = (0..tokens.len())
+            .map(|i| i >= first && i < first + r.top_logits.len())
+            .collect();
+        ctx.seq_remove(0, 0, -1).unwrap();
+        ctx.decode(&Batch {
+            tokens: &tokens,
+            want_logits: Some(&want),
+            ..Batch::default()
+        })
+        .unwrap();
+
+        let mut abs_diff_sum = 0.0f64;
+        let mut n_diffs = 0;
+        for (i, top) in r.top_logits.iter().enumerate() {
+            let logits = ctx.logits(i as i32).unwrap();
+            let ours = argmax(logits);
+            let (best, best_logit) = top[0];
+            total += 1;
+            if ours == best {
+                agree += 1;
+            }
+            let rank = top.iter().position(|&(t, _)| t == ours);
+            assert!(
+                rank.is_some(),
+                "prompt {p} position {i}: our argmax {ours} is not in llama.cpp's top 10"
+            );
+            let theirs_for_ours = top[rank.unwrap()].1;
+            assert!(
+                best_logit - theirs_for_ours <= 1.0,
+                "prompt {p} position {i}: our choice is {} logits below llama.cpp's best",
+                best_logit - theirs_for_ours
+            );
+            for &(t, l) in top {
+                abs_diff_sum += f64::from((logits[t as usize] - l).abs());
+                n_diffs += 1;
+            }
+        }
+        let mean = abs_diff_sum / n_diffs as f64;
+        println!("prompt {p}: mean top-10 |Δlogit| = {mean:.4}");
+        assert!(
+            mean <= 0.3,
+            "prompt {p}: mean top-10 |Δlogit| {mean} above 0.3"
+        );
+    }
+    let rate = agree as f64 / total as f64;
+    println!("argmax agreement: {agree}/{total} = {:.1}%", 100.0 * rate);
+    assert!(rate >= 0.95, "argmax agreement {rate} below 95%");
+}
+
+#[test]
+fn greedy_generation_matches_llama_cpp() {
+    let mut ctx = context();
+    for (p, r) in references().iter().enumerate() {
+        ctx.seq_remove(0, 0, -1).unwrap();
+        ctx.decode(&Batch {
+            tokens: &r.prompt_ids,
+            ..Batch::default()
+        })
+        .unwrap();
+        for (i, &expected) in r.generated_ids.iter().enumerate() {
+            let ours = argmax(ctx.logits(-1).unwrap());
+            if ours != expected {
+                // Allowed only at a near-tie of llama.cpp's own first two choices.
+                let top = &r.top_logits[i];
+                let gap = top[0].1 - top[1].1;
+                assert!(
+                    ours == top[1].0 && gap <= 0.3,
+                    "prompt {p} token {i}: ours {ours}, llama.cpp {expected} (gap {gap})"
+                );
+                println!("prompt {p}: first difference at token {i}, a near-tie (gap {gap:.3})");
+                break;
+            }
+            ctx.decode(&Batch {
+                tokens: &[ours],
+                ..Batch::default()
+            })
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn batched_prefill_equals_single_steps() {
+    let r = &references()[1];
+    let tokens: Vec<i32> = r
+        .prompt_ids
+        .iter()
+        .chain(&r.generated_ids[..8])
+        .copied()
+        .collect();
+    let mut batched = context();
+    let want = vec![true; tokens.len()];
+    batched
+        .decode(&Batch {
+            tokens: &tokens,
+            want_logits: Some(&want),
+            ..Batch::default()
+        })
+        .unwrap();
+    let mut stepped = context();
+    for (i, &t) in tokens.iter().enumerate() {
+        stepped
+            .decode(&Batch {
+                tokens: &[t],
+                ..Batch::default()
+            })
+            .unwrap();
+        let one = stepped.logits(-1).unwrap();
+        let all = batched.logits(i as i32).unwrap();
+        let scale = all.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (a, b) in one.iter().zip(all) {
+            assert!((a - b).abs() <= 1e-3 * scale, "token {i}: {a} vs {b}");
+        }
+    }
+}
