@@ -368,7 +368,8 @@ fn compile_all(
         };
         if !status.success() {
             panic!(
-                "{} failed on {} ({status}):\n{}{}",
+                "{} failed on {} ({status}):\n{}{}\n(ROCMFORGE_HIPCC=none or ROCMFORGE_NVCC=none \
+                 builds without that vendor's kernels)",
                 compiler.path.display(),
                 source.display(),
                 String::from_utf8_lossy(&stdout),

@@ -141,6 +141,10 @@ typedef struct rf_device_description {
   const char *arch;
   uint64_t total_bytes;
   uint64_t free_bytes;
+  // Multiprocessors (NVIDIA) or compute units (AMD); cores for the CPU.
+  uint32_t compute_units;
+  // Lanes of a warp or wavefront (32 or 64); 1 for the CPU.
+  uint32_t warp_size;
   bool usable;
   // Why the device cannot be used; empty when it can.
   const char *unusable_reason;
@@ -321,8 +325,9 @@ enum rf_status rf_seq_pos_max(const struct rf_context *ctx, int32_t seq, int32_t
 // `ctx` live; `report` writable for its `struct_size`.
 enum rf_status rf_context_memory(const struct rf_context *ctx, struct rf_memory_report *report);
 
-// Stops the call running on `ctx` (or the next one) at the next layer boundary with
-// `RF_ERR_CANCELLED`; the context stays usable. Safe from any thread at any time.
+// Stops the `rf_decode` or `rf_generate` running on `ctx` at its next layer boundary
+// with `RF_ERR_CANCELLED`; the context stays usable. A request made while no call runs
+// is dropped when the next call starts. Safe from any thread at any time.
 //
 // # Safety
 // `ctx` must be live.

@@ -56,3 +56,11 @@ RF_KERNEL void rf_test_warp_size(uint32_t *out) {
         out[0] = (uint32_t)rf_warp_size();
     }
 }
+
+// *target = 1. The device-loss test passes an address nothing maps, so the kernel faults
+// and corrupts its context on purpose.
+RF_KERNEL void rf_test_fault(uint32_t *target) {
+    if (rf_global_thread() == 0) {
+        *target = 1;
+    }
+}

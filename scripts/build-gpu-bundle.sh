@@ -22,7 +22,7 @@ export ROCMFORGE_REQUIRE_KERNELS="${ROCMFORGE_REQUIRE_KERNELS:-1}"
 rm -rf "$BUNDLE"
 mkdir -p "$BUNDLE/lib" "$BUNDLE/bin" "$BUNDLE/tests"
 
-# The paths of the executables cargo reports building, one per line.
+# "NAME PATH" of each executable of target kind $1 (bin, test) that cargo reports building.
 executables() {
     python3 -c '
 import json, sys
@@ -31,17 +31,25 @@ for line in sys.stdin:
         message = json.loads(line)
     except ValueError:
         continue
-    if message.get("reason") == "compiler-artifact" and message.get("executable"):
+    if (message.get("reason") == "compiler-artifact" and message.get("executable")
+            and sys.argv[1] in message["target"]["kind"]):
         print(message["target"]["name"] + " " + message["executable"])
-'
+' "$1"
+}
+
+# Debug info is most of each file's size; the symbol table stays, so backtraces and
+# sanitizer reports still name functions.
+copy_stripped() {
+    cp "$1" "$2"
+    strip --strip-debug "$2"
 }
 
 echo "== release library and binaries"
 cargo build --release --lib --bins --message-format=json-render-diagnostics \
-    | executables >"$BUNDLE/.bins"
-cp target/release/librocmforge.so "$BUNDLE/lib/"
+    | executables bin >"$BUNDLE/.bins"
+copy_stripped target/release/librocmforge.so "$BUNDLE/lib/librocmforge.so"
 while read -r name path; do
-    cp "$path" "$BUNDLE/bin/$name"
+    copy_stripped "$path" "$BUNDLE/bin/$name"
 done <"$BUNDLE/.bins"
 
 echo "== GPU test executables"
@@ -50,9 +58,9 @@ for source in tests/gpu_*.rs; do
     test_args+=(--test "$(basename "$source" .rs)")
 done
 cargo test --release --no-run "${test_args[@]}" --message-format=json-render-diagnostics \
-    | executables >"$BUNDLE/.tests"
+    | executables test >"$BUNDLE/.tests"
 while read -r name path; do
-    cp "$path" "$BUNDLE/tests/$name"
+    copy_stripped "$path" "$BUNDLE/tests/$name"
 done <"$BUNDLE/.tests"
 rm -f "$BUNDLE/.bins" "$BUNDLE/.tests"
 

@@ -53,11 +53,18 @@ install_cuda() {
         echo "nvcc: already installed ($(find_nvcc))"
         return
     fi
-    if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
+    # nvcc preprocesses and compiles the host side with the system's C++ compiler, even
+    # for -fatbin.
+    if ! command -v g++ >/dev/null 2>&1; then
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++
+    fi
+    # Debian's own python3 needs python3-venv for ensurepip; pyenv's has it built in.
+    if ! "$PYTHON" -m venv --clear "$VENV" >/dev/null 2>&1; then
         as_root apt-get update
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv
+        "$PYTHON" -m venv --clear "$VENV"
     fi
-    "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --no-input "${CUDA_PACKAGES[@]}"
     local nvcc
     nvcc="$(find_nvcc)"

@@ -1,6 +1,8 @@
 //! ROCmForge: GGUF language-model inference for AMD (HIP), NVIDIA and the CPU, embedded
-//! through a C ABI. See `README.md` for the layout; layers only use the ones listed
-//! above them here.
+//! through a C ABI.
+//!
+//! Layers, each using only those before it: `error` → `gguf` → `tensor` → `backend` →
+//! `kv_cache` → `model` → `tokenizer`, `sampler`, `chat`, `context`, `generate` → `ffi`.
 
 pub mod backend;
 pub mod chat;

@@ -113,16 +113,8 @@ func (c *Context) SeqPosMax(seq int32) (int32, error) {
 	return int32(pos), err
 }
 
-// Cancel stops the call running on c, or else the next one, with ErrCancelled. It is safe
-// from any goroutine. Generate does this itself when its context.Context is done.
+// Cancel stops the call running on c with ErrCancelled (a request while none runs is
+// dropped when the next call starts). It is safe from any goroutine. Generate does this itself when its context.Context is done.
 func (c *Context) Cancel() error {
 	return check("rf_context_cancel", func() C.enum_rf_status { return C.rf_context_cancel(c.p) })
-}
-
-// dropPendingCancel clears a cancellation that reached the context after its last decode:
-// rf_context_cancel also applies to the *next* call, so it would spuriously cancel the
-// next Generate. rf_decode clears the flag however it ends, and an empty batch is
-// rejected before it touches the KV cache.
-func (c *Context) dropPendingCancel() {
-	C.rfgo_decode(c.p, nil, nil, 0)
 }

@@ -117,11 +117,10 @@ func Generate(ctx context.Context, c *Context, s *Sampler, prompt string, opts G
 	// Watch ctx from another goroutine: rf_context_cancel is the one call allowed from any
 	// thread, and unlike onText it also stops a long prompt. Cancelling only while
 	// rf_generate runs (under mu) keeps a cancel from reaching the next call; one that
-	// lands after the last decode is dropped below.
+	// lands after the last decode is dropped by the library when the next call starts.
 	var (
 		mu      sync.Mutex
 		running = true
-		fired   bool
 		finish  = make(chan struct{})
 		watched = make(chan struct{})
 	)
@@ -133,7 +132,6 @@ func Generate(ctx context.Context, c *Context, s *Sampler, prompt string, opts G
 				mu.Lock()
 				if running {
 					C.rf_context_cancel(c.p)
-					fired = true
 				}
 				mu.Unlock()
 			case <-finish:
@@ -151,12 +149,8 @@ func Generate(ctx context.Context, c *Context, s *Sampler, prompt string, opts G
 	running = false
 	mu.Unlock()
 	close(finish)
-	<-watched // after this, fired is safe to read
+	<-watched
 
-	if fired && !errors.Is(err, ErrCancelled) {
-		// The cancel arrived after the last decode and is still pending.
-		c.dropPendingCancel()
-	}
 	if g.panicked {
 		panic(g.panicValue)
 	}

@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
     }
     model = load_model_or_exit(argv[1]);
 
-    run sequential[N_THREADS], parallel[N_THREADS];
+    run sequential[N_THREADS] = {0}, parallel[N_THREADS] = {0};
     for (int i = 0; i < N_THREADS; i++) {
         sequential[i].prompt = parallel[i].prompt = prompts[i];
         generate_tokens(&sequential[i]);

@@ -4,7 +4,8 @@
 //!
 //! Decode is memory-bound, so it is timed twice: on one matrix called again and again (it
 //! stays in cache) and on enough copies of it to stream from DRAM, as a real forward pass
-//! does with its ~100 MB of weights.
+//! does with its ~100 MB of weights. Times are the best of a few rounds' medians (see
+//! `median_time`); GB/s count weight bytes only.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 use half::f16;
 use rocmforge::backend::cpu::{CpuMatmul, WeightMatrix};
 use rocmforge::tensor::GgmlType;
+
+/// Rounds a case's time budget is split into (see [`median_time`]).
+const ROUNDS: u32 = 5;
 
 /// Bytes of weight copies a streaming measurement cycles through: well past the L3 cache.
 const STREAM_BYTES: usize = 256 << 20;
@@ -55,7 +59,7 @@ fn main() {
         .map(|n| CpuMatmul::new(n).expect("thread pool starts"))
         .collect();
     println!(
-        "CPU matmul, {} kernels, median of repeated calls ({} per case)\n",
+        "CPU matmul, {} kernels, best of {ROUNDS} rounds' median time per call ({} per case)\n",
         matmuls[0].simd(),
         if quick { "quick" } else { "1.5 s" }
     );
@@ -208,21 +212,28 @@ fn decode_step(matmuls: &[CpuMatmul], budget: Duration) {
     }
 }
 
-/// Runs `f` repeatedly for about `budget` after a warm-up, and returns the median time.
+/// Runs `f` repeatedly for about `budget` after a warm-up, in rounds, and returns the
+/// lowest of the rounds' median times. Development machines are shared: another process
+/// taking a core for a while skews a round, and the least disturbed round measures the code.
 fn median_time(budget: Duration, mut f: impl FnMut()) -> Duration {
     let warm_up = Instant::now();
     while warm_up.elapsed() < budget / 10 {
         f();
     }
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < budget || times.len() < 5 {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed());
-    }
-    times.sort_unstable();
-    times[times.len() / 2]
+    (0..ROUNDS)
+        .map(|_| {
+            let mut times = Vec::new();
+            let start = Instant::now();
+            while start.elapsed() < budget / ROUNDS || times.len() < 3 {
+                let t = Instant::now();
+                f();
+                times.push(t.elapsed());
+            }
+            times.sort_unstable();
+            times[times.len() / 2]
+        })
+        .min()
+        .unwrap_or_default()
 }
 
 fn micros(d: Duration) -> f64 {

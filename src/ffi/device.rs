@@ -1,4 +1,5 @@
-//! Devices: the CPU is device 0; GPUs follow when a GPU runtime is present.
+//! Devices: the CPU is device 0; the GPUs that a HIP or CUDA runtime reports follow, with
+//! why one cannot be used when it cannot.
 
 use std::ffi::{CString, c_char};
 use std::sync::OnceLock;
@@ -6,6 +7,7 @@ use std::sync::OnceLock;
 use super::args::{out, write_versioned};
 use super::boundary::{Failure, call};
 use super::status::rf_status;
+use crate::backend::gpu::{DeviceKind, DeviceReport, enumerate};
 
 pub const RF_DEVICE_KIND_CPU: u32 = 0;
 pub const RF_DEVICE_KIND_HIP: u32 = 1;
@@ -24,41 +26,46 @@ pub struct rf_device_description {
     pub arch: *const c_char,
     pub total_bytes: u64,
     pub free_bytes: u64,
+    /// Multiprocessors (NVIDIA) or compute units (AMD); cores for the CPU.
+    pub compute_units: u32,
+    /// Lanes of a warp or wavefront (32 or 64); 1 for the CPU.
+    pub warp_size: u32,
     pub usable: bool,
     /// Why the device cannot be used; empty when it can.
     pub unusable_reason: *const c_char,
 }
 
+/// A device report with the C strings `rf_device_info` hands out.
 struct DeviceEntry {
-    kind: u32,
+    report: DeviceReport,
     name: CString,
     arch: CString,
-    total_bytes: u64,
-    free_bytes: u64,
-    usable: bool,
     unusable_reason: CString,
 }
 
-/// The devices, probed once per process: their names must outlive every caller.
+fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+/// The devices, probed once per process: their strings must outlive every caller.
 fn devices() -> &'static [DeviceEntry] {
     static DEVICES: OnceLock<Vec<DeviceEntry>> = OnceLock::new();
     DEVICES.get_or_init(|| {
-        let cpu_arch =
-            if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
-                format!("{}+avx2", std::env::consts::ARCH)
-            } else {
-                std::env::consts::ARCH.to_owned()
-            };
-        vec![DeviceEntry {
-            kind: RF_DEVICE_KIND_CPU,
-            name: CString::new("CPU").unwrap_or_default(),
-            arch: CString::new(cpu_arch).unwrap_or_default(),
-            total_bytes: 0,
-            free_bytes: 0,
-            usable: true,
-            unusable_reason: CString::default(),
-        }]
+        enumerate()
+            .into_iter()
+            .map(|report| DeviceEntry {
+                name: c_string(&report.name),
+                arch: c_string(&report.arch),
+                unusable_reason: c_string(report.why_unusable.as_deref().unwrap_or_default()),
+                report,
+            })
+            .collect()
     })
+}
+
+/// The device reports alone, for choosing one.
+pub(crate) fn device_reports() -> Vec<DeviceReport> {
+    devices().iter().map(|d| d.report.clone()).collect()
 }
 
 /// How many devices there are, the CPU (device 0) included.
@@ -95,14 +102,21 @@ pub unsafe extern "C" fn rf_device_info(
                 ),
             )
         })?;
+        let r = &d.report;
         let value = rf_device_description {
             struct_size: info.struct_size,
-            kind: d.kind,
+            kind: match r.kind {
+                DeviceKind::Cpu => RF_DEVICE_KIND_CPU,
+                DeviceKind::Hip => RF_DEVICE_KIND_HIP,
+                DeviceKind::Cuda => RF_DEVICE_KIND_CUDA,
+            },
             name: d.name.as_ptr(),
             arch: d.arch.as_ptr(),
-            total_bytes: d.total_bytes,
-            free_bytes: d.free_bytes,
-            usable: d.usable,
+            total_bytes: r.total_bytes,
+            free_bytes: r.free_bytes,
+            compute_units: r.compute_units,
+            warp_size: r.warp_size,
+            usable: r.usable,
             unusable_reason: d.unusable_reason.as_ptr(),
         };
         // SAFETY: `info` is writable for its `struct_size`.

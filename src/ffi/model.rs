@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use super::args::{bytes, out, reference, text, versioned, write_bytes};
 use super::boundary::{Failure, call};
+use super::device::device_reports;
 use super::log::{Logger, RF_LOG_INFO, RF_LOG_WARN, rf_log_callback};
 use super::status::rf_status;
+use crate::backend::gpu::{DeviceChoice, DeviceKind, choose};
 use crate::error::Error;
 use crate::gguf::{GgufFile, OwnedGguf, Value};
 use crate::model::Model;
@@ -174,20 +176,41 @@ fn progress(params: &rf_model_params, fraction: f32) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The device a model runs on. The forward pass runs on the CPU in this build, so a GPU
+/// asked for by index is refused and `RF_DEVICE_AUTO` says why it stays on the CPU.
+fn choose_device(device: i32, logger: &Logger) -> Result<(), Failure> {
+    let reports = device_reports();
+    let choice = match device {
+        RF_DEVICE_AUTO => DeviceChoice::Auto,
+        index => DeviceChoice::Index(usize::try_from(index).map_err(|_| {
+            Failure::new(
+                rf_status::RF_ERR_INVALID_ARGUMENT,
+                format!("device {index} does not exist"),
+            )
+        })?),
+    };
+    let chosen = &reports[choose(&reports, choice)?];
+    if chosen.kind == DeviceKind::Cpu {
+        return Ok(());
+    }
+    let message = format!(
+        "{} ({}) is usable, but this build runs the forward pass on the CPU only",
+        chosen.name, chosen.arch
+    );
+    if device == RF_DEVICE_AUTO {
+        logger.log(RF_LOG_WARN, &message);
+        Ok(())
+    } else {
+        Err(Error::Unsupported(message).into())
+    }
+}
+
 fn load_with(
     params: &rf_model_params,
     open: impl FnOnce() -> crate::Result<OwnedGguf>,
 ) -> Result<*mut rf_model, Failure> {
     let logger = Logger::new(params.log_callback, params.log_user_data, params.log_level);
-    if params.device > RF_DEVICE_CPU {
-        return Err(Failure::new(
-            rf_status::RF_ERR_INVALID_ARGUMENT,
-            format!(
-                "device {} does not exist: this build runs on the CPU (device 0)",
-                params.device
-            ),
-        ));
-    }
+    choose_device(params.device, &logger)?;
     progress(params, 0.0)?;
     let gguf = open()?;
     progress(params, 0.4)?;
@@ -234,12 +257,6 @@ fn load_with(
             loaded.tokenizer.n_tokens()
         ),
     );
-    if params.device == RF_DEVICE_AUTO {
-        logger.log(
-            RF_LOG_WARN,
-            "no usable GPU backend in this build: running on the CPU",
-        );
-    }
     Ok(Box::into_raw(Box::new(rf_model {
         shared: Arc::new(loaded),
     })))

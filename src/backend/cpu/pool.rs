@@ -27,7 +27,7 @@ use crate::{Error, Result};
 /// between two requests.
 const SPIN_TIME: Duration = Duration::from_micros(300);
 
-/// Spin iterations between two looks at the clock (or, for the caller, at the scheduler).
+/// Spin iterations between two yields to the scheduler (and looks at the clock).
 const SPINS_PER_CHECK: u32 = 256;
 
 /// [`Shared::job_state`]: the job's epoch in the high 32 bits, then a closed flag, then the
@@ -275,10 +275,14 @@ fn wait_for_epoch(shared: &Shared, seen: u64) -> u64 {
             return epoch;
         }
         spins = spins.wrapping_add(1);
-        // Spinning without yielding: a thread that keeps yielding looks cache-hot to the
-        // scheduler, which then leaves it on the caller's core rather than an idle one.
-        if spins % SPINS_PER_CHECK != 0 || spin_start.elapsed() < SPIN_TIME {
+        if spins % SPINS_PER_CHECK != 0 {
             hint::spin_loop();
+            continue;
+        }
+        if spin_start.elapsed() < SPIN_TIME {
+            // On a busy machine this worker may share a core with the caller: yielding
+            // now and then hands the core back instead of spinning out the time slice.
+            thread::yield_now();
             continue;
         }
         let mut guard = lock(&shared.sleep_lock);

@@ -38,8 +38,9 @@ use super::activations::{Q8KRow, Q8Row};
 use crate::tensor::GgmlType;
 use crate::{Error, Result};
 
-/// Tokens a SIMD kernel takes per pass over a row in prefill. Four keeps the accumulators
-/// of every kernel within the 16 AVX2 registers.
+/// Tokens a SIMD kernel takes per pass over a row in prefill. With two sums per token (the
+/// legacy kernels add even and odd blocks apart), four keeps every kernel's accumulators
+/// and operands within the 16 AVX2 registers.
 pub(crate) const TOKEN_TILE: usize = 4;
 
 /// A kernel over a block of consecutive weight rows (`row_bytes` each) and a few tokens:

@@ -76,7 +76,7 @@ mod avx2 {
                         let low = _mm256_and_si256(_mm256_srl_epi16(packed, shift), low_2);
                         // The quant is `low - 4` where its (inverted) third bit is clear:
                         // take `4 * Σ qy` there off the sum of `low * qy`.
-                        let bit = _mm256_set1_epi8(1 << ((4 * half + pass) ^ 1));
+                        let bit = _mm256_set1_epi8(1 << (4 * half + pass));
                         let clear = _mm256_cmpeq_epi8(
                             _mm256_and_si256(high_bits, bit),
                             _mm256_setzero_si256(),

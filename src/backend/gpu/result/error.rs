@@ -163,3 +163,37 @@ impl From<Unavailable> for Error {
         Error::Device(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: Status) -> DriverError {
+        DriverError {
+            vendor: Vendor::Cuda,
+            call: "cuSomething",
+            code,
+            name: "CUDA_ERROR_X".into(),
+            description: "something".into(),
+        }
+    }
+
+    #[test]
+    fn codes_map_to_the_crate_errors() {
+        assert!(matches!(Error::from(error(2)), Error::DeviceOutOfMemory(_)));
+        for lost in [700, 714, 715, 716, 719, 214] {
+            assert!(
+                matches!(Error::from(error(lost)), Error::DeviceLost(_)),
+                "{lost}"
+            );
+        }
+        for other in [1, 100, 200, 500, 801] {
+            assert!(
+                matches!(Error::from(error(other)), Error::Device(_)),
+                "{other}"
+            );
+        }
+        let message = Error::from(error(2)).to_string();
+        assert!(message.contains("cuSomething") && message.contains("CUDA_ERROR_X (2)"));
+    }
+}

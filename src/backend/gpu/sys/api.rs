@@ -64,31 +64,25 @@ macro_rules! mirrored_api {
                         Vendor::Cuda => &[$($ocuda),+],
                         Vendor::Hip => &[$($ohip),+],
                     };
-                    // SAFETY: as for the required rows above.
+                    // SAFETY: as for the required rows above. Absent, the row is reported
+                    // under its first name.
                     let $oname = unsafe {
                         resolve::<unsafe extern "C" fn($($oty),*) -> Status>(library, names)
-                    };
+                    }
+                    .ok_or(names[0]);
                 )*
                 let api = Api {
                     $( $rname: $rname.1, )*
-                    $( $oname: $oname.map(|(_, f)| f), )*
+                    $( $oname: $oname.ok().map(|(_, f)| f), )*
                 };
                 let api_names = ApiNames {
                     $( $rname: $rname.0, )*
-                    $( $oname: $oname.map_or(names_of_missing(vendor, &[$($ocuda),+], &[$($ohip),+]), |(n, _)| n), )*
+                    $( $oname: match $oname { Ok((name, _)) | Err(name) => name }, )*
                 };
                 Ok((api, api_names))
             }
         }
     };
-}
-
-/// The name an absent optional row is reported under.
-fn names_of_missing(vendor: Vendor, cuda: &[&'static str], hip: &[&'static str]) -> &'static str {
-    match vendor {
-        Vendor::Cuda => cuda[0],
-        Vendor::Hip => hip[0],
-    }
 }
 
 /// The first of `names` the library exports, with its address as a `T`.

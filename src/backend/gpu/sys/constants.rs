@@ -52,14 +52,11 @@ pub mod error {
     use super::Status;
 
     pub const OUT_OF_MEMORY: Status = 2;
-    pub const NOT_INITIALIZED: Status = 3;
     /// CUDA: the toolkit's link stub `libcuda.so` was loaded instead of the driver.
     pub const CUDA_STUB_LIBRARY: Status = 34;
     pub const NO_DEVICE: Status = 100;
     pub const INVALID_DEVICE: Status = 101;
-    pub const NO_BINARY_FOR_GPU: Status = 209;
     pub const ECC_UNCORRECTABLE: Status = 214;
-    pub const UNSUPPORTED_PTX_VERSION: Status = 222;
     pub const ILLEGAL_ADDRESS: Status = 700;
     pub const LAUNCH_TIMEOUT: Status = 702;
     pub const CONTEXT_IS_DESTROYED: Status = 709;
@@ -70,8 +67,6 @@ pub mod error {
     pub const INVALID_ADDRESS_SPACE: Status = 717;
     pub const INVALID_PC: Status = 718;
     pub const LAUNCH_FAILED: Status = 719;
-    pub const SYSTEM_DRIVER_MISMATCH: Status = 803;
-    pub const COMPAT_NOT_SUPPORTED_ON_DEVICE: Status = 804;
 }
 
 /// `CU_STREAM_NON_BLOCKING` / `hipStreamNonBlocking`: the stream does not synchronise with
