@@ -224,10 +224,11 @@ pub(super) fn hsums<const T: usize>(acc: [__m256; T]) -> [f32; T] {
     acc.map(|acc| hsum_f32x8(acc))
 }
 
-/// Runs `$add_block(acc, b, block)` over the `$block_bytes`-byte blocks of `$row`, the even
-/// ones into `$even` and the odd ones into `$odd`: with one chain of dependent FMAs per
-/// token, each block would wait for the one before. A macro because LLVM does not always
-/// inline a closure this size, and accumulators behind a call live in memory.
+/// Runs `$add_block!(acc, b, block)` over the `$block_bytes`-byte blocks of `$row`, the even
+/// ones into the accumulators `$even` and the odd ones into `$odd`: with one chain of
+/// dependent FMAs per token, each block would wait for the one before. A macro because
+/// LLVM does not always inline a closure this size, and accumulators behind a call live in
+/// memory.
 macro_rules! even_odd_blocks {
     ($row:expr, $block_bytes:expr, $even:ident, $odd:ident, $add_block:ident) => {
         let mut blocks = $row.chunks_exact($block_bytes).enumerate();
@@ -239,6 +240,7 @@ macro_rules! even_odd_blocks {
         }
     };
 }
+pub(super) use even_odd_blocks;
 
 /// The tile loop of the formats whose 32-value blocks decode to a scale and signed values
 /// (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4): `decode(block) = (d, values)`, and a block contributes

@@ -54,7 +54,7 @@ mod avx2 {
     use super::{Bf16, F16, F32, FloatFormat};
     use crate::backend::cpu::dot::Avx2TileDot;
     use crate::backend::cpu::dot::avx2::{
-        hsums, load_f32x8, load_f32x8_le, load_u8x16, prefetch_ahead, zeros,
+        even_odd_blocks, hsums, load_f32x8, load_f32x8_le, load_u8x16, prefetch_ahead, zeros,
     };
 
     /// Eight weights as f32, with AVX2.
@@ -94,17 +94,21 @@ mod avx2 {
             for (xs, token) in xs.iter_mut().zip(tokens) {
                 *xs = &token[..n];
             }
-            let mut acc = zeros::<T>();
             let full = n - n % 8;
-            for i in (0..full).step_by(8) {
-                prefetch_ahead(row, i * F::BYTES, 8 * F::BYTES);
-                // SAFETY: this function's own target features are `load8`'s.
-                let w = unsafe { F::load8(&row[i * F::BYTES..]) };
-                for t in 0..T {
-                    acc[t] = _mm256_fmadd_ps(w, load_f32x8(&xs[t][i..]), acc[t]);
-                }
+            macro_rules! add_chunk {
+                ($acc:ident, $chunk:expr, $weights:expr) => {
+                    let i = 8 * $chunk;
+                    prefetch_ahead(row, i * F::BYTES, 8 * F::BYTES);
+                    // SAFETY: this function's own target features are `load8`'s.
+                    let w = unsafe { F::load8($weights) };
+                    for (acc, x) in $acc.iter_mut().zip(xs) {
+                        *acc = _mm256_fmadd_ps(w, load_f32x8(&x[i..]), *acc);
+                    }
+                };
             }
-            let sums = hsums(acc);
+            let (mut even, mut odd) = (zeros::<T>(), zeros::<T>());
+            even_odd_blocks!(row[..full * F::BYTES], 8 * F::BYTES, even, odd, add_chunk);
+            let sums = hsums::<T>(std::array::from_fn(|t| _mm256_add_ps(even[t], odd[t])));
             std::array::from_fn(|t| {
                 let tail: f32 = (full..n)
                     .map(|i| F::decode(&row[i * F::BYTES..]) * xs[t][i])
