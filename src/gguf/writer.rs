@@ -75,7 +75,7 @@ impl GgufWriter {
         let expected = shape
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .filter(|_| shape[0] % dtype.block_size() == 0)
+            .filter(|_| shape[0].is_multiple_of(dtype.block_size()))
             .and_then(|n| dtype.bytes_for(n));
         if expected != Some(data.len() as u64) {
             return Err(invalid(format!(

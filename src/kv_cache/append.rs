@@ -91,7 +91,7 @@ impl KvCache {
                 )));
             }
             pending.pos_max = position;
-            if pending.len % block_size == 0 {
+            if pending.len.is_multiple_of(block_size) {
                 blocks_needed += 1;
                 pending.tail_is_private = true;
             } else if !pending.tail_is_private {

@@ -110,7 +110,7 @@ impl SequenceTable {
     /// The block the next token goes into when it is already in the table (the tail
     /// block has room); `None` when the next token needs a new block.
     pub(super) fn tail_block_with_room(&self) -> Option<BlockId> {
-        if self.len % self.block_size as usize == 0 {
+        if self.len.is_multiple_of(self.block_size as usize) {
             None
         } else {
             self.block_table.last().copied()

@@ -109,13 +109,13 @@ impl ModelConfig {
         if let Some((name, v)) = positive.iter().find(|(_, v)| *v > 1 << 24) {
             return bad(format!("{name} is {v}, above 2^24"));
         }
-        if self.n_head % self.n_head_kv != 0 {
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!(
                 "{} query heads cannot share {} KV heads evenly",
                 self.n_head, self.n_head_kv
             ));
         }
-        if self.rope_dims > self.head_dim || self.rope_dims % 2 != 0 {
+        if self.rope_dims > self.head_dim || !self.rope_dims.is_multiple_of(2) {
             return bad(format!(
                 "rope.dimension_count {} must be even and at most the head dimension {}",
                 self.rope_dims, self.head_dim

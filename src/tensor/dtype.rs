@@ -196,7 +196,7 @@ impl GgmlType {
     /// Bytes taken by `n_values` values, or `None` when `n_values` is not a whole number
     /// of blocks or the size overflows.
     pub fn bytes_for(self, n_values: u64) -> Option<u64> {
-        if n_values % self.block_size() != 0 {
+        if !n_values.is_multiple_of(self.block_size()) {
             return None;
         }
         (n_values / self.block_size()).checked_mul(self.block_bytes())

@@ -206,7 +206,7 @@ impl Drop for CloseJob<'_> {
         let mut spins = 0_u32;
         while joined != 0 {
             spins = spins.wrapping_add(1);
-            if spins % SPINS_PER_CHECK == 0 {
+            if spins.is_multiple_of(SPINS_PER_CHECK) {
                 // A worker may share this core (more threads than cores).
                 thread::yield_now();
             } else {
@@ -275,7 +275,7 @@ fn wait_for_epoch(shared: &Shared, seen: u64) -> u64 {
             return epoch;
         }
         spins = spins.wrapping_add(1);
-        if spins % SPINS_PER_CHECK != 0 {
+        if !spins.is_multiple_of(SPINS_PER_CHECK) {
             hint::spin_loop();
             continue;
         }

@@ -83,7 +83,7 @@ impl<'a> WeightMatrix<'a> {
             return invalid("both dimensions must be at least 1".into());
         }
         let block_size = dtype.block_size();
-        if n_cols as u64 % block_size != 0 {
+        if !(n_cols as u64).is_multiple_of(block_size) {
             return invalid(format!(
                 "a row is not a whole number of {block_size}-value blocks"
             ));

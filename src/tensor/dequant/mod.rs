@@ -80,7 +80,7 @@ fn kernel(dtype: GgmlType) -> Result<Kernel> {
 fn check_lengths(dtype: GgmlType, data_len: usize, n_values: usize) -> Result<()> {
     let n = n_values as u64;
     let block_size = dtype.block_size();
-    if n % block_size != 0 {
+    if !n.is_multiple_of(block_size) {
         return Err(Error::InvalidArgument(format!(
             "{dtype}: {n_values} values is not a whole number of {block_size}-value blocks"
         )));

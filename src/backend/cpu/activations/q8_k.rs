@@ -39,7 +39,7 @@ struct Q8KBlock {
 impl Q8KActivations {
     /// Quantizes `x`, tokens of `n_cols` values each (`n_cols` a multiple of 256).
     pub fn quantize(&mut self, x: &[f32], n_cols: usize, simd: SimdLevel) {
-        debug_assert!(n_cols % BLOCK == 0 && x.len() % n_cols == 0);
+        debug_assert!(n_cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(n_cols));
         let n_blocks = x.len() / BLOCK;
         self.blocks_per_token = n_cols / BLOCK;
         self.quants.resize(n_blocks, [0; BLOCK]);
