@@ -12,6 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for t in test_null_args test_threads test_cancel; do
     $runner "$build/$t" "$model"
 done
+$runner "$build/devices"
 $runner "$build/batch" "$model"
 $runner "$build/chat" "$model" "What are the three primary colors?" 16 >/dev/null
 [ -n "${SKIP_SIMPLE:-}" ] && exit 0
