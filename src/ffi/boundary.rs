@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once, TryLockError};
 
 use super::status::rf_status;
 use crate::error::Error;
@@ -107,4 +107,19 @@ pub fn call_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
         (rf_status::RF_OK, Some(v)) => v,
         _ => fallback,
     }
+}
+
+/// Exclusive use of a handle's state for one call: `RF_ERR_BUSY` while another thread has
+/// it, `RF_ERR_PANIC` for good once a panic left it half-changed.
+pub fn exclusive<'a, T>(state: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, T>, Failure> {
+    state.try_lock().map_err(|e| match e {
+        TryLockError::WouldBlock => Failure::new(
+            rf_status::RF_ERR_BUSY,
+            format!("another thread is using this {what}"),
+        ),
+        TryLockError::Poisoned(_) => Failure::new(
+            rf_status::RF_ERR_PANIC,
+            format!("this {what} is unusable after an internal error; free it"),
+        ),
+    })
 }

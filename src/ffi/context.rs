@@ -2,10 +2,10 @@
 //! step, logits, sequence edits, memory reports and cancellation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::args::{out, reference, slice, versioned, write_versioned};
-use super::boundary::{Failure, call};
+use super::boundary::{Failure, call, exclusive};
 use super::log::RF_LOG_INFO;
 use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
@@ -49,16 +49,7 @@ impl rf_context {
 
     /// Exclusive use of the context, or `RF_ERR_BUSY` while another thread has it.
     pub(crate) fn enter(&self) -> Result<MutexGuard<'_, Context>, Failure> {
-        self.state.try_lock().map_err(|e| match e {
-            TryLockError::WouldBlock => Failure::new(
-                rf_status::RF_ERR_BUSY,
-                "another thread is using this context",
-            ),
-            TryLockError::Poisoned(_) => Failure::new(
-                rf_status::RF_ERR_PANIC,
-                "this context is unusable after an internal error; free it",
-            ),
-        })
+        exclusive(&self.state, "context")
     }
 }
 

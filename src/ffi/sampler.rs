@@ -1,10 +1,10 @@
 //! Samplers: turn a context's logits into tokens (greedy, temperature, top-k, top-p,
 //! min-p, repetition penalties, seeded).
 
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, MutexGuard};
 
 use super::args::{out, reference, versioned};
-use super::boundary::{Failure, call};
+use super::boundary::{Failure, call, exclusive};
 use super::context::rf_context;
 use super::status::rf_status;
 use crate::sampler::{Sampler, SamplerParams};
@@ -39,16 +39,7 @@ pub struct rf_sampler {
 
 impl rf_sampler {
     pub(crate) fn enter(&self) -> Result<MutexGuard<'_, Sampler>, Failure> {
-        self.state.try_lock().map_err(|e| match e {
-            TryLockError::WouldBlock => Failure::new(
-                rf_status::RF_ERR_BUSY,
-                "another thread is using this sampler",
-            ),
-            TryLockError::Poisoned(_) => Failure::new(
-                rf_status::RF_ERR_PANIC,
-                "this sampler is unusable after an internal error; free it",
-            ),
-        })
+        exclusive(&self.state, "sampler")
     }
 }
 
