@@ -11,7 +11,7 @@ use half::slice::HalfFloatSliceExt;
 use super::config::ModelConfig;
 use super::ops::{RopeAngles, add_assign, axpy, dot, rms_norm, rope, softmax, swiglu};
 use super::weights::LlamaWeights;
-use crate::backend::cpu::CpuMatmul;
+use crate::backend::cpu::{CpuMatmul, WeightMatrix};
 use crate::error::{Error, Result};
 use crate::tensor::dequantize_row;
 
@@ -156,9 +156,17 @@ pub fn forward(
                 &mut s.xn[t * d..(t + 1) * d],
             );
         }
-        backend.matmul(&lw.wq, &s.xn[..n * d], n, &mut s.q[..n * q_dim])?;
-        backend.matmul(&lw.wk, &s.xn[..n * d], n, &mut s.k[..n * kv_dim])?;
-        backend.matmul(&lw.wv, &s.xn[..n * d], n, &mut s.v[..n * kv_dim])?;
+        project(
+            backend,
+            &[lw.wq, lw.wk, lw.wv],
+            &s.xn[..n * d],
+            n,
+            &mut [
+                &mut s.q[..n * q_dim],
+                &mut s.k[..n * kv_dim],
+                &mut s.v[..n * kv_dim],
+            ],
+        )?;
         for (t, bt) in batch.iter().enumerate() {
             rope(
                 &mut s.q[t * q_dim..(t + 1) * q_dim],
@@ -198,8 +206,13 @@ pub fn forward(
             );
         }
         let n_ff = c.n_ff;
-        backend.matmul(&lw.w_gate, &s.xn[..n * d], n, &mut s.gate[..n * n_ff])?;
-        backend.matmul(&lw.w_up, &s.xn[..n * d], n, &mut s.up[..n * n_ff])?;
+        project(
+            backend,
+            &[lw.w_gate, lw.w_up],
+            &s.xn[..n * d],
+            n,
+            &mut [&mut s.gate[..n * n_ff], &mut s.up[..n * n_ff]],
+        )?;
         swiglu(&mut s.gate[..n * n_ff], &s.up[..n * n_ff]);
         backend.matmul(&lw.w_down, &s.gate[..n * n_ff], n, &mut s.proj[..n * d])?;
         add_assign(&mut s.x[..n * d], &s.proj[..n * d]);
@@ -222,6 +235,27 @@ pub fn forward(
         wanted.len(),
         &mut s.logits,
     )?;
+    Ok(())
+}
+
+/// Projections of one input: in one dispatch when the matrices share a type and a row
+/// length (the common case), else one matmul each.
+fn project(
+    backend: &CpuMatmul,
+    ws: &[WeightMatrix<'_>],
+    x: &[f32],
+    n: usize,
+    ys: &mut [&mut [f32]],
+) -> Result<()> {
+    let uniform = ws
+        .iter()
+        .all(|w| w.dtype == ws[0].dtype && w.n_cols == ws[0].n_cols);
+    if uniform {
+        return backend.matmul_many(ws, x, n, ys);
+    }
+    for (w, y) in ws.iter().zip(ys.iter_mut()) {
+        backend.matmul(w, x, n, y)?;
+    }
     Ok(())
 }
 

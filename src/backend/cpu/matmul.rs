@@ -113,23 +113,55 @@ impl CpuMatmul {
         n_tokens: usize,
         y: &mut [f32],
     ) -> Result<()> {
-        w.check()?;
+        self.matmul_many(&[*w], x, n_tokens, &mut [y])
+    }
+
+    /// [`matmul`](Self::matmul) of several matrices with the same input: `ys[i] = ws[i] · x`.
+    /// The matrices share a type and a row length, so `x` is quantized once and all their
+    /// rows go to the threads in one dispatch (a layer's Q, K and V projections cost one
+    /// wait for the pool instead of three).
+    pub fn matmul_many(
+        &self,
+        ws: &[WeightMatrix<'_>],
+        x: &[f32],
+        n_tokens: usize,
+        ys: &mut [&mut [f32]],
+    ) -> Result<()> {
+        let Some(w) = ws.first() else {
+            return Ok(());
+        };
+        if ys.len() != ws.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} matrices but {} outputs",
+                ws.len(),
+                ys.len()
+            )));
+        }
+        for (m, y) in ws.iter().zip(ys.iter()) {
+            m.check()?;
+            if m.dtype != w.dtype || m.n_cols != w.n_cols {
+                return Err(Error::InvalidArgument(format!(
+                    "one call's matrices share a type and a row length: {} x {} and {} x {}",
+                    w.dtype, w.n_cols, m.dtype, m.n_cols
+                )));
+            }
+            check_len("y", y.len(), n_tokens, m.n_rows)?;
+        }
         check_len("x", x.len(), n_tokens, w.n_cols)?;
-        check_len("y", y.len(), n_tokens, w.n_rows)?;
         let kernel = dot::select(w.dtype, self.simd)?;
         if n_tokens == 0 {
             return Ok(());
         }
         let mut state = lock(&self.state);
         let State { pool, q8, q8k } = &mut *state;
-        let split = Split::new(w, n_tokens, pool.n_threads());
+        let split = Splits::new(ws, ys, n_tokens, pool.n_threads());
         let simd = self.simd;
         let x_token = |t: usize| &x[t * w.n_cols..][..w.n_cols];
         match kernel {
             RowsKernel::Q8(rows_dot) => {
                 q8.quantize(x, w.n_cols, simd);
                 let q8 = &*q8;
-                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                split.run(pool, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, |t| q8.token(t));
                     // SAFETY: `simd` was checked supported in `with_simd`, and the kernel
                     // was selected for it.
@@ -139,14 +171,14 @@ impl CpuMatmul {
             RowsKernel::Q8K(rows_dot) => {
                 q8k.quantize(x, w.n_cols, simd);
                 let q8k = &*q8k;
-                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                split.run(pool, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, |t| q8k.token(t));
                     // SAFETY: as above.
                     unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
                 });
             }
             RowsKernel::Float(rows_dot) => {
-                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                split.run(pool, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, x_token);
                     // SAFETY: as above.
                     unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
@@ -154,7 +186,7 @@ impl CpuMatmul {
             }
             RowsKernel::Dequantized => {
                 let first_error = Mutex::new(None);
-                split.run(pool, w, n_tokens, y, &|rows, tokens, out| {
+                split.run(pool, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, x_token);
                     let result =
                         dequantized_rows(w.dtype, rows, w.row_bytes(), tile.as_slice(), out);
@@ -198,25 +230,10 @@ impl Split {
         }
     }
 
-    fn task_rows(&self, task: usize) -> Range<usize> {
-        let start = task * self.rows_per_task;
-        start..(start + self.rows_per_task).min(self.n_rows)
-    }
-
-    /// Runs `dots` over every block of rows and tile of tokens, on the pool, and gathers the
-    /// results into `y` (`[n_tokens, n_rows]`).
-    fn run(
-        &self,
-        pool: &mut WorkerPool,
-        w: &WeightMatrix<'_>,
-        n_tokens: usize,
-        y: &mut [f32],
-        dots: &BlockDots<'_>,
-    ) {
+    /// Each task's rows of every token's output (`y` is `[n_tokens, n_rows]`).
+    fn shares<'y>(&self, y: &'y mut [f32]) -> Vec<Vec<&'y mut [f32]>> {
         let n_tasks = self.n_rows.div_ceil(self.rows_per_task);
-        // Each task's share of `y`: its rows of every token. A task locks only its own, once.
-        let mut shares: Vec<Vec<&mut [f32]>> =
-            (0..n_tasks).map(|_| Vec::with_capacity(n_tokens)).collect();
+        let mut shares: Vec<Vec<&mut [f32]>> = (0..n_tasks).map(|_| Vec::new()).collect();
         for token_row in y.chunks_exact_mut(self.n_rows) {
             let mut rest = token_row;
             for share in &mut shares {
@@ -225,27 +242,87 @@ impl Split {
                 rest = others;
             }
         }
-        let shares: Vec<Mutex<Vec<&mut [f32]>>> = shares.into_iter().map(Mutex::new).collect();
-        let row_bytes = w.row_bytes();
+        shares
+    }
 
-        pool.run(n_tasks, &|task| {
-            let task_rows = self.task_rows(task);
-            let mut share = lock(&shares[task]);
-            let mut tile_out = [0.0; MAX_ROWS_PER_BLOCK * TOKEN_TILE];
-            for block_start in task_rows.clone().step_by(self.rows_per_block) {
-                let block = block_start..(block_start + self.rows_per_block).min(task_rows.end);
-                let bytes = &w.data[block.start * row_bytes..block.end * row_bytes];
-                for first_token in (0..n_tokens).step_by(TOKEN_TILE) {
-                    let tokens = first_token..(first_token + TOKEN_TILE).min(n_tokens);
-                    let out = &mut tile_out[..block.len() * tokens.len()];
-                    dots(bytes, tokens.clone(), out);
-                    for (r, row_out) in block.clone().zip(out.chunks_exact(tokens.len())) {
-                        for (t, &value) in tokens.clone().zip(row_out) {
-                            share[t][r - task_rows.start] = value;
-                        }
+    /// One task: its rows crossed with every tile of tokens, into its `share`.
+    fn run_task(
+        &self,
+        w: &WeightMatrix<'_>,
+        task: usize,
+        n_tokens: usize,
+        share: &mut [&mut [f32]],
+        dots: &BlockDots<'_>,
+    ) {
+        let task_rows = self.task_rows(task);
+        let row_bytes = w.row_bytes();
+        let mut tile_out = [0.0; MAX_ROWS_PER_BLOCK * TOKEN_TILE];
+        for block_start in task_rows.clone().step_by(self.rows_per_block) {
+            let block = block_start..(block_start + self.rows_per_block).min(task_rows.end);
+            let bytes = &w.data[block.start * row_bytes..block.end * row_bytes];
+            for first_token in (0..n_tokens).step_by(TOKEN_TILE) {
+                let tokens = first_token..(first_token + TOKEN_TILE).min(n_tokens);
+                let out = &mut tile_out[..block.len() * tokens.len()];
+                dots(bytes, tokens.clone(), out);
+                for (r, row_out) in block.clone().zip(out.chunks_exact(tokens.len())) {
+                    for (t, &value) in tokens.clone().zip(row_out) {
+                        share[t][r - task_rows.start] = value;
                     }
                 }
             }
+        }
+    }
+
+    fn task_rows(&self, task: usize) -> Range<usize> {
+        let start = task * self.rows_per_task;
+        start..(start + self.rows_per_task).min(self.n_rows)
+    }
+}
+
+/// The rows of several matrices with one input, split into tasks together, with each
+/// task's share of the outputs.
+struct Splits<'a, 'w> {
+    ws: &'a [WeightMatrix<'w>],
+    splits: Vec<Split>,
+    /// Per task: which matrix, and which of that matrix's tasks.
+    tasks: Vec<(usize, usize)>,
+    /// Per task: its rows of every token's output. A task locks only its own, once.
+    shares: Vec<Mutex<Vec<&'a mut [f32]>>>,
+}
+
+impl<'a, 'w> Splits<'a, 'w> {
+    fn new(
+        ws: &'a [WeightMatrix<'w>],
+        ys: &'a mut [&mut [f32]],
+        n_tokens: usize,
+        n_threads: usize,
+    ) -> Splits<'a, 'w> {
+        let splits: Vec<Split> = ws
+            .iter()
+            .map(|w| Split::new(w, n_tokens, n_threads))
+            .collect();
+        let mut tasks = Vec::new();
+        let mut shares = Vec::new();
+        for (m, (split, y)) in splits.iter().zip(ys.iter_mut()).enumerate() {
+            let matrix_shares = split.shares(y);
+            tasks.extend((0..matrix_shares.len()).map(|task| (m, task)));
+            shares.extend(matrix_shares.into_iter().map(Mutex::new));
+        }
+        Splits {
+            ws,
+            splits,
+            tasks,
+            shares,
+        }
+    }
+
+    /// Runs `dots` over every block of rows and tile of tokens of every matrix, on the
+    /// pool, and gathers the results into the outputs.
+    fn run(&self, pool: &mut WorkerPool, n_tokens: usize, dots: &BlockDots<'_>) {
+        pool.run(self.tasks.len(), &|task| {
+            let (m, local) = self.tasks[task];
+            let mut share = lock(&self.shares[task]);
+            self.splits[m].run_task(&self.ws[m], local, n_tokens, &mut share, dots);
         });
     }
 }
