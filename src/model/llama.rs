@@ -263,9 +263,10 @@ fn project(
 /// the pool costs more than it saves.
 const PARALLEL_ATTENTION_WORK: usize = 1 << 16;
 
-/// Grouped-query attention of every batch token: each query head reads the K/V head it
-/// shares with `n_head / n_head_kv - 1` others, over its sequence's cached entries at or
-/// before its position. One task per (token, head).
+/// Grouped-query attention of every batch token: the `n_head / n_head_kv` query heads
+/// that share a K/V head read it together, over their sequence's cached entries at or
+/// before the token's position. One task per (token, K/V head), so each cached K and V
+/// row is converted from f16 once for its whole group.
 fn attention(
     c: &ModelConfig,
     backend: &CpuMatmul,
@@ -275,24 +276,18 @@ fn attention(
     batch: &[BatchToken<'_>],
     out: &mut [f32], // [n, n_head * head_dim]
 ) {
-    let hd = c.head_dim;
-    let outputs: Vec<Mutex<&mut [f32]>> = out.chunks_mut(hd).map(Mutex::new).collect();
+    let group_width = c.n_head / c.n_head_kv * c.head_dim;
+    let outputs: Vec<Mutex<&mut [f32]>> = out.chunks_mut(group_width).map(Mutex::new).collect();
     let task = |i: usize| {
-        let (t, h) = (i / c.n_head, i % c.n_head);
+        let (t, kv_head) = (i / c.n_head_kv, i % c.n_head_kv);
+        let queries = &q[i * group_width..(i + 1) * group_width];
         if let Ok(mut o) = outputs[i].lock() {
-            attend_head(
-                c,
-                h,
-                &q[i * hd..(i + 1) * hd],
-                k_cache,
-                v_cache,
-                &batch[t],
-                &mut o,
-            );
+            attend_kv_group(c, kv_head, queries, k_cache, v_cache, &batch[t], &mut o);
         }
     };
-    let n_tasks = batch.len() * c.n_head;
-    let work: usize = batch.iter().map(|bt| bt.context.len()).sum::<usize>() * c.n_head * hd;
+    let n_tasks = batch.len() * c.n_head_kv;
+    let work: usize =
+        batch.iter().map(|bt| bt.context.len()).sum::<usize>() * c.n_head * c.head_dim;
     if work < PARALLEL_ATTENTION_WORK {
         (0..n_tasks).for_each(task);
     } else {
@@ -300,35 +295,39 @@ fn attention(
     }
 }
 
-/// One query head of one token: softmax(q·K / sqrt(head_dim)) · V.
-fn attend_head(
+/// The query heads of one K/V head for one token: softmax(q·K / sqrt(head_dim)) · V each.
+fn attend_kv_group(
     c: &ModelConfig,
-    head: usize,
-    q: &[f32],       // [head_dim]
+    kv_head: usize,
+    queries: &[f32], // [group, head_dim]
     k_cache: &[f16], // [n_slots, kv_dim]
     v_cache: &[f16], // [n_slots, kv_dim]
     bt: &BatchToken<'_>,
-    out: &mut [f32], // [head_dim]
+    out: &mut [f32], // [group, head_dim]
 ) {
     let (hd, kv_dim) = (c.head_dim, c.kv_dim());
-    let kv_off = head / (c.n_head / c.n_head_kv) * hd;
+    let kv_off = kv_head * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let visible = &bt.context[..bt.context.partition_point(|&(pos, _)| pos <= bt.pos)];
+    let n = visible.len();
     let mut row = vec![0.0f32; hd];
-    let mut scores: Vec<f32> = visible
-        .iter()
-        .map(|&(_, slot)| {
-            let base = slot * kv_dim + kv_off;
-            k_cache[base..base + hd].convert_to_f32_slice(&mut row);
-            dot(q, &row) * scale
-        })
-        .collect();
-    softmax(&mut scores);
+    // [group, n]: each query head's scores, then its attention weights.
+    let mut weights = vec![0.0f32; queries.len() / hd * n];
+    for (j, &(_, slot)) in visible.iter().enumerate() {
+        let base = slot * kv_dim + kv_off;
+        k_cache[base..base + hd].convert_to_f32_slice(&mut row);
+        for (q, head_weights) in queries.chunks_exact(hd).zip(weights.chunks_exact_mut(n)) {
+            head_weights[j] = dot(q, &row) * scale;
+        }
+    }
+    weights.chunks_exact_mut(n).for_each(softmax);
     out.fill(0.0);
-    for (&p, &(_, slot)) in scores.iter().zip(visible) {
+    for (j, &(_, slot)) in visible.iter().enumerate() {
         let base = slot * kv_dim + kv_off;
         v_cache[base..base + hd].convert_to_f32_slice(&mut row);
-        axpy(out, p, &row);
+        for (o, head_weights) in out.chunks_exact_mut(hd).zip(weights.chunks_exact(n)) {
+            axpy(o, head_weights[j], &row);
+        }
     }
 }
 
@@ -386,7 +385,7 @@ mod tests {
                 wants_logits: false,
             };
             let mut out = vec![0.0f32; hd];
-            attend_head(&c, 0, &q, &k, &v, &bt, &mut out);
+            attend_kv_group(&c, 0, &q, &k, &v, &bt, &mut out);
 
             let scale = 1.0 / (hd as f64).sqrt();
             let scores: Vec<f64> = (0..n_ctx)
