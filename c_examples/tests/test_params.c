@@ -1,0 +1,100 @@
+/* Parameter structs and callbacks: a host built against an older, smaller struct keeps
+ * working (missing fields take defaults), a struct_size of 0 is refused, the log callback
+ * receives the library's messages (nothing is printed), and a progress callback that
+ * returns false cancels the load without leaking. */
+#include <stddef.h>
+
+#include "check.h"
+
+static int log_calls = 0;
+static void count_logs(uint32_t level, const char *msg, size_t len, void *user) {
+    (void)level;
+    (void)user;
+    if (msg != NULL && len > 0) log_calls++;
+}
+
+static int progress_calls = 0;
+static bool stop_at_half(float progress, void *user) {
+    (void)user;
+    progress_calls++;
+    return progress < 0.5f;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
+        return 2;
+    }
+    const char *path = argv[1];
+    rf_model *model = NULL;
+
+    rf_model_params mp = rf_model_default_params();
+    mp.log_callback = count_logs;
+    mp.log_level = RF_LOG_DEBUG;
+    CHECK_STATUS(rf_model_load(path, strlen(path), &mp, &model), RF_OK);
+    CHECK(log_calls > 0);
+
+    /* An older host's rf_context_params ends before kv_type. */
+    rf_context_params old = rf_context_default_params();
+    old.struct_size = (uint32_t)offsetof(rf_context_params, kv_type);
+    old.n_ctx = 64;
+    rf_context *ctx = NULL;
+    CHECK_STATUS(rf_context_new(model, &old, &ctx), RF_OK);
+    rf_memory_report mem = {sizeof mem, 0, 0, 0, 0, 0, 0};
+    CHECK_STATUS(rf_context_memory(ctx, &mem), RF_OK);
+    CHECK(mem.kv_blocks_total * mem.kv_block_tokens >= 64);
+    rf_context_free(ctx);
+
+    rf_context_params zero = rf_context_default_params();
+    zero.struct_size = 0;
+    ctx = NULL;
+    CHECK_STATUS(rf_context_new(model, &zero, &ctx), RF_ERR_INVALID_ARGUMENT);
+    CHECK(ctx == NULL);
+    rf_context_params q8 = rf_context_default_params();
+    q8.kv_type = RF_KV_Q8_0;
+    CHECK_STATUS(rf_context_new(model, &q8, &ctx), RF_ERR_UNSUPPORTED);
+    rf_model_free(model);
+
+    /* An older rf_model_description: only the fields it has are written. */
+    CHECK_STATUS(rf_model_load(path, strlen(path), NULL, &model), RF_OK);
+    rf_model_description small;
+    memset(&small, 0xAB, sizeof small);
+    small.struct_size = (uint32_t)offsetof(rf_model_description, n_params);
+    CHECK_STATUS(rf_model_info(model, &small), RF_OK);
+    CHECK(small.architecture != NULL && strcmp(small.architecture, "llama") == 0);
+    uint64_t untouched;
+    memset(&untouched, 0xAB, sizeof untouched);
+    CHECK(memcmp(&small.n_params, &untouched, sizeof untouched) == 0);
+    rf_model_free(model);
+
+    rf_model *cancelled = NULL;
+    rf_model_params cp = rf_model_default_params();
+    cp.progress_callback = stop_at_half;
+    CHECK_STATUS(rf_model_load(path, strlen(path), &cp, &cancelled), RF_ERR_CANCELLED);
+    CHECK(cancelled == NULL && progress_calls >= 2);
+    /* The next load works. */
+    rf_model_free(load_model_or_exit(path));
+
+    /* From memory: the same model, the bytes borrowed until rf_model_free. */
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *bytes = malloc((size_t)size);
+        CHECK(bytes != NULL && fread(bytes, 1, (size_t)size, f) == (size_t)size);
+        fclose(f);
+        CHECK_STATUS(rf_model_load_from_memory(bytes, (size_t)size, NULL, &model), RF_OK);
+        int32_t ids[8];
+        size_t n = 0;
+        CHECK_STATUS(rf_tokenize(model, "The three primary colors are", 28, false, false, ids, 8, &n), RF_OK);
+        CHECK(n == 5 && ids[0] == 504);
+        rf_model_free(model);
+        /* A truncated copy is a clear error, not a crash. */
+        CHECK_STATUS(rf_model_load_from_memory(bytes, (size_t)size / 2, NULL, &model), RF_ERR_INVALID_MODEL);
+        CHECK(strstr(rf_last_error(), "byte") != NULL);
+        free(bytes);
+    }
+    return check_report("test_params");
+}
