@@ -1,7 +1,7 @@
 //! Reading arguments from C and writing results back: NULL checks, length-delimited
 //! strings, caller buffers, and parameter structs that may come from an older header.
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 
 use super::boundary::Failure;
 use super::status::rf_status;
@@ -155,4 +155,10 @@ pub unsafe fn write_versioned<T: Copy>(ptr: *mut T, value: T) -> Result<(), Fail
         ptr.cast::<u32>().write_unaligned(size as u32);
     }
     Ok(())
+}
+
+/// `s` as a C string for the host to read; an interior NUL, which C cannot hold, is
+/// dropped.
+pub fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
 }

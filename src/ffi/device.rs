@@ -4,7 +4,7 @@
 use std::ffi::{CString, c_char};
 use std::sync::OnceLock;
 
-use super::args::{out, write_versioned};
+use super::args::{c_string, out, write_versioned};
 use super::boundary::{Failure, call};
 use super::status::rf_status;
 use crate::backend::gpu::{DeviceKind, DeviceReport, enumerate};
@@ -41,10 +41,6 @@ struct DeviceEntry {
     name: CString,
     arch: CString,
     unusable_reason: CString,
-}
-
-fn c_string(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).unwrap_or_default()
 }
 
 /// The devices, probed once per process: their strings must outlive every caller.

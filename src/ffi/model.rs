@@ -4,7 +4,7 @@ use std::ffi::{CString, c_char, c_void};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::args::{bytes, out, reference, text, versioned, write_bytes};
+use super::args::{bytes, c_string, out, reference, text, versioned, write_bytes};
 use super::boundary::{Failure, call};
 use super::device::device_reports;
 use super::log::{Logger, RF_LOG_INFO, RF_LOG_WARN, rf_log_callback};
@@ -217,11 +217,8 @@ fn load_with(
     let tokenizer = Tokenizer::from_gguf(gguf.file())?;
     progress(params, 0.6)?;
     let file = gguf.file();
-    let c_string = |key: &str| {
-        let value = file.get::<&str>(key).ok().flatten().unwrap_or_default();
-        CString::new(value.replace('\0', "")).unwrap_or_default()
-    };
-    let (architecture, name) = (c_string("general.architecture"), c_string("general.name"));
+    let text_of = |key: &str| c_string(file.get::<&str>(key).ok().flatten().unwrap_or_default());
+    let (architecture, name) = (text_of("general.architecture"), text_of("general.name"));
     let weights = if params.vocab_only {
         Weights::VocabOnly(gguf)
     } else {
