@@ -7,6 +7,7 @@
 #
 # Then copy FOLDER to the GPU machine (with the device tool: carry it) and run
 #   FOLDER/run.sh [--sanitize] [--log-dir DIR]
+# which runs the GPU tests that a plain `cargo test` ignores (--include-ignored).
 # The kernels are embedded in the binaries, so build where the GPU compilers are
 # installed (scripts/install-gpu-compilers.sh); ROCMFORGE_REQUIRE_KERNELS=1 is set here so
 # a bundle without kernels is never produced by accident.

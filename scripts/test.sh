@@ -5,10 +5,25 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The tests that need a GPU are #[ignore]d, so this machine counts them as ignored, never
+# as passed; they run on a GPU machine from scripts/build-gpu-bundle.sh's bundle. Says how
+# many were left out here.
+gpu_skipped() {
+    local targets=() source
+    for source in tests/gpu_*.rs; do
+        targets+=(--test "$(basename "$source" .rs)")
+    done
+    local listed
+    listed=$(cargo test --release --quiet "${targets[@]}" -- --list --ignored --format terse)
+    echo "GPU tests skipped (ignored here; run them with scripts/build-gpu-bundle.sh):" \
+        "$(grep -c ': test$' <<<"$listed" || true)"
+}
+
 scripts/fetch-models.sh
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release
+gpu_skipped
 cargo test --release --features panic-test --test ffi_panic
 
 # The hosts link the library built without test features.

@@ -1,5 +1,5 @@
 //! The GPU runtime on a real device: facts, memory ownership and copies, allocation
-//! counting, out-of-memory, events. Skipped without a usable GPU (see gpu_common).
+//! counting, out-of-memory, events. Ignored unless asked for (see gpu_common).
 
 mod gpu_common;
 
@@ -9,8 +9,9 @@ use rocmforge::backend::gpu::{self, DeviceKind, Event, Stream, Vendor};
 use rocmforge::ffi::rf_status;
 
 #[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn device_facts_come_from_the_driver() {
-    let Some(device) = gpu() else { return };
+    let device = gpu();
     let facts = device.facts();
     println!(
         "{} {} #{}: {}, cc {}.{}, {} compute units, warp {}, {:.1} GiB, PCI {}, driver {}",
@@ -67,8 +68,9 @@ fn device_facts_come_from_the_driver() {
 }
 
 #[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn one_gib_round_trip_is_bit_exact() {
-    let Some(device) = gpu() else { return };
+    let device = gpu();
     let stream = Stream::new(&device).unwrap();
     const WORDS: usize = (1 << 30) / 8;
     let mut random = Random::new(0x5eed_1234);
@@ -93,8 +95,9 @@ fn one_gib_round_trip_is_bit_exact() {
 }
 
 #[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn copies_check_lengths_and_empty_buffers_cost_nothing() {
-    let Some(device) = gpu() else { return };
+    let device = gpu();
     let stream = Stream::new(&device).unwrap();
     let mut buffer = device.alloc::<f32>(16).unwrap();
     let error = buffer.copy_from_host(&stream, &[0.0; 15]).unwrap_err();
@@ -124,8 +127,9 @@ fn copies_check_lengths_and_empty_buffers_cost_nothing() {
 }
 
 #[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn provoked_out_of_memory_is_reported_and_the_next_allocation_succeeds() {
-    let Some(device) = gpu() else { return };
+    let device = gpu();
     let too_much = usize::try_from(device.facts().total_bytes + (1 << 30)).unwrap();
     let error = device.alloc::<u8>(too_much).unwrap_err();
     assert!(matches!(error, Error::DeviceOutOfMemory(_)), "{error:?}");
@@ -153,8 +157,9 @@ fn provoked_out_of_memory_is_reported_and_the_next_allocation_succeeds() {
 }
 
 #[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn events_order_streams_and_time_work() {
-    let Some(device) = gpu() else { return };
+    let device = gpu();
     let producer = Stream::new(&device).unwrap();
     let consumer = Stream::new(&device).unwrap();
     let (start, end) = (Event::new(&device).unwrap(), Event::new(&device).unwrap());
@@ -183,8 +188,9 @@ fn events_order_streams_and_time_work() {
 }
 
 #[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn many_devices_handles_share_one_context() {
-    let Some(device) = gpu() else { return };
+    let device = gpu();
     let again = gpu::Device::open(device.vendor(), device.facts().ordinal).unwrap();
     assert!(device.same_device(&again));
     let stream = Stream::new(&again).unwrap();

@@ -1,8 +1,6 @@
 //! What happens without a usable GPU runtime, testable on any machine: loading fails with
 //! an error that says which step failed, never a panic, and the CPU is always there.
 
-mod gpu_common;
-
 use rocmforge::Error;
 use rocmforge::backend::gpu::{
     self, DeviceChoice, DeviceKind, Driver, Unavailable, Vendor, kernels,
