@@ -1,7 +1,10 @@
 //! SmolLM2-135M Q4_1 on the CPU against llama.cpp's logits and greedy generations
 //! (tests/fixtures/reference/smollm2/greedy.jsonl). The bounds are those of the reference
 //! README: an exact float64 engine scores 98.7% argmax agreement and 0.13–0.19 mean
-//! top-10 |Δlogit| against llama.cpp, whose matmuls quantize activations to 8 bits.
+//! top-10 |Δlogit| per prompt against llama.cpp, whose matmuls quantize activations to 8
+//! bits. Each prompt's mean is held to 0.22: subtle errors (the attention scale off by 5%,
+//! the RoPE base off by 1.5x) still keep the mean under the README's looser 0.3, and this
+//! bound is what makes them fail.
 
 mod common;
 
@@ -11,6 +14,9 @@ use common::{SMOLLM2, model_path};
 use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::model::Model;
 use serde_json::Value as Json;
+
+/// Most a prompt's mean top-10 |Δlogit| may be (exact arithmetic: 0.13–0.19).
+const MAX_PROMPT_MEAN_ABS_DIFF: f64 = 0.22;
 
 struct Reference {
     prompt_ids: Vec<i32>,
@@ -84,6 +90,8 @@ fn argmax(logits: &[f32]) -> i32 {
 fn teacher_forced_logits_match_llama_cpp() {
     let mut ctx = context();
     let (mut agree, mut total) = (0, 0);
+    // Every prompt is measured before any bound is checked, so a failure shows them all.
+    let mut failures = Vec::new();
     for (p, r) in references().iter().enumerate() {
         let tokens: Vec<i32> = r
             .prompt_ids
@@ -113,17 +121,18 @@ fn teacher_forced_logits_match_llama_cpp() {
             if ours == best {
                 agree += 1;
             }
-            let rank = top.iter().position(|&(t, _)| t == ours);
-            assert!(
-                rank.is_some(),
-                "prompt {p} position {i}: our argmax {ours} is not in llama.cpp's top 10"
-            );
-            let theirs_for_ours = top[rank.unwrap()].1;
-            assert!(
-                best_logit - theirs_for_ours <= 1.0,
-                "prompt {p} position {i}: our choice is {} logits below llama.cpp's best",
-                best_logit - theirs_for_ours
-            );
+            match top.iter().find(|&&(t, _)| t == ours) {
+                None => failures.push(format!(
+                    "prompt {p} position {i}: our argmax {ours} is not in llama.cpp's top 10"
+                )),
+                Some(&(_, theirs_for_ours)) if best_logit - theirs_for_ours > 1.0 => {
+                    failures.push(format!(
+                        "prompt {p} position {i}: our choice is {} logits below llama.cpp's best",
+                        best_logit - theirs_for_ours
+                    ))
+                }
+                Some(_) => {}
+            }
             for &(t, l) in top {
                 abs_diff_sum += f64::from((logits[t as usize] - l).abs());
                 n_diffs += 1;
@@ -131,14 +140,18 @@ fn teacher_forced_logits_match_llama_cpp() {
         }
         let mean = abs_diff_sum / n_diffs as f64;
         println!("prompt {p}: mean top-10 |Δlogit| = {mean:.4}");
-        assert!(
-            mean <= 0.3,
-            "prompt {p}: mean top-10 |Δlogit| {mean} above 0.3"
-        );
+        if mean > MAX_PROMPT_MEAN_ABS_DIFF {
+            failures.push(format!(
+                "prompt {p}: mean top-10 |Δlogit| {mean:.4} above {MAX_PROMPT_MEAN_ABS_DIFF}"
+            ));
+        }
     }
     let rate = agree as f64 / total as f64;
     println!("argmax agreement: {agree}/{total} = {:.1}%", 100.0 * rate);
-    assert!(rate >= 0.95, "argmax agreement {rate} below 95%");
+    if rate < 0.95 {
+        failures.push(format!("argmax agreement {rate:.3} below 95%"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
