@@ -1,0 +1,261 @@
+// Attention over the paged KV cache: softmax(q . K^T * scale) . V per query head, with
+// grouped-query heads (n_head / n_kv_heads query heads share each K/V head), an online
+// softmax in f32 (the running max subtracted before every exp, so scores of +-1e4 stay
+// finite) and K/V read through each sequence's block table.
+//
+// Paged layout (src/kv_cache/sequence_table.rs): sequence s's logical slot i lives in flat
+// cache slot block_tables[s][i / block_size] * block_size + i % block_size, and holds the
+// token at position slot_positions[s][i] (EMPTY_SLOT = INT32_MAX for a hole or an unwritten
+// slot). Live positions strictly increase with i. A query at position p attends to every
+// logical slot i < n_logical[s] with slot_positions[s][i] <= p.
+//
+// rf_attention_paged: one block per (tile of consecutive batch tokens, K/V head, split of
+// the logical slots). The block stages a tile of keys_per_tile K and V rows in shared
+// memory and scores them against every query row of the tile (its tokens times the K/V
+// head's query heads), so each K/V row is read once per tile of queries:
+//   - prefill: tokens_per_tile > 1, n_splits = 1 (a tiled flash-attention kernel);
+//   - decode: tokens_per_tile = 1, n_splits > 1 (flash-decoding: each split's block writes
+//     an unnormalised partial result with its max and sum, rf_attention_combine merges).
+// Tokens of a tile that belong to different sequences are processed one run of equal
+// sequence index after another. A tile stops early once it meets a key later than every
+// query of the run (causal prefill reads each key range once).
+//
+// Launch: grid = (ceil(n_tokens / tokens_per_tile), n_kv_heads, n_splits), block =
+// ATTENTION_THREADS threads or more with tokens_per_tile * group * head_dim <=
+// blockDim.x * MAX_OUTPUTS_PER_THREAD, dynamic shared memory as attention_shared_bytes in
+// src/backend/gpu/ops/attention.rs. Out-of-range block ids or slots in the tables are
+// treated as holes: the kernel never reads outside the cache.
+#include "compat.h"
+
+#define MAX_OUTPUTS_PER_THREAD 16
+#define EMPTY_SLOT 0x7fffffff
+
+RF_KERNEL void rf_attention_paged(
+    const float *q,                // [n_tokens, n_head * head_dim], RoPE applied
+    const __half *k_cache,         // [n_slots, n_kv_heads * head_dim]
+    const __half *v_cache,         // [n_slots, n_kv_heads * head_dim]
+    const uint32_t *block_tables,  // [n_seq, max_blocks]
+    const int32_t *slot_positions, // [n_seq, max_blocks * block_size]
+    const uint32_t *n_logical,     // [n_seq]
+    const uint32_t *seq_index,     // [n_tokens]
+    const int32_t *pos,            // [n_tokens]
+    float *out,                    // [n_tokens, n_head * head_dim] (n_splits == 1)
+    float *partial_acc,            // [n_tokens, n_head, n_splits, head_dim] (n_splits > 1)
+    float *partial_ml,             // [n_tokens, n_head, n_splits, 2]: max, sum
+    uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_seq,
+    uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
+    uint32_t tokens_per_tile, uint32_t keys_per_tile, uint32_t keys_per_split,
+    uint32_t n_splits) {
+    extern __shared__ float shared[];
+    __shared__ int stop;
+    const uint32_t group = n_head / n_kv_heads;
+    const uint32_t rows_max = tokens_per_tile * group;
+    const uint32_t hd = head_dim, T = keys_per_tile;
+    float *q_s = shared;                                    // [rows_max, hd]
+    float *p_s = q_s + rows_max * hd;                       // [rows_max, T] scores, weights
+    float *row_m = p_s + rows_max * T;                      // [rows_max] running max
+    float *row_l = row_m + rows_max;                        // [rows_max] running sum
+    float *row_alpha = row_l + rows_max;                    // [rows_max] this tile's rescale
+    int32_t *key_pos = (int32_t *)(row_alpha + rows_max);   // [T]
+    uint32_t *key_slot = (uint32_t *)(key_pos + T);         // [T]
+    __half *k_s = (__half *)(key_slot + T);                 // [T, hd]
+    __half *v_s = k_s + T * hd;                             // [T, hd]
+
+    const uint32_t kv_head = blockIdx.y, split = blockIdx.z;
+    const uint32_t tile_begin = blockIdx.x * tokens_per_tile;
+    const uint32_t tile_end = min(tile_begin + tokens_per_tile, n_tokens);
+    const uint64_t q_dim = (uint64_t)n_head * hd, kv_dim = (uint64_t)n_kv_heads * hd;
+    const uint64_t slots_per_seq = (uint64_t)max_blocks * block_size;
+    const uint32_t tid = threadIdx.x, n_threads = blockDim.x;
+
+    for (uint32_t run_begin = tile_begin; run_begin < tile_end;) {
+        // The run of tokens from run_begin that share its sequence, and their latest position.
+        const uint32_t seq = seq_index[run_begin];
+        uint32_t run_end = run_begin + 1;
+        int32_t max_pos = pos[run_begin];
+        while (run_end < tile_end && seq_index[run_end] == seq) {
+            max_pos = max(max_pos, pos[run_end]);
+            ++run_end;
+        }
+        const uint32_t rows = (run_end - run_begin) * group;  // row r: token r / group
+        const uint64_t n_keys = seq < n_seq ? min((uint64_t)n_logical[seq], slots_per_seq) : 0;
+        const uint64_t key_begin = (uint64_t)split * keys_per_split;
+        const uint64_t key_end = min(key_begin + keys_per_split, n_keys);
+
+        for (uint32_t e = tid; e < rows * hd; e += n_threads) {
+            const uint32_t r = e / hd;
+            const uint64_t token = run_begin + r / group, head = kv_head * group + r % group;
+            q_s[e] = q[token * q_dim + head * hd + e % hd];
+        }
+        for (uint32_t r = tid; r < rows; r += n_threads) {
+            row_m[r] = -INFINITY;
+            row_l[r] = 0.0f;
+        }
+        float acc[MAX_OUTPUTS_PER_THREAD];  // output e = tid + j * n_threads of the run
+#pragma unroll
+        for (int j = 0; j < MAX_OUTPUTS_PER_THREAD; ++j) {
+            acc[j] = 0.0f;
+        }
+        __syncthreads();
+
+        for (uint64_t k0 = key_begin; k0 < key_end; k0 += T) {
+            // Where each key of the tile lives and its position; EMPTY_SLOT hides it.
+            for (uint32_t key = tid; key < T; key += n_threads) {
+                int32_t kp = EMPTY_SLOT;
+                uint32_t ks = 0;
+                const uint64_t i = k0 + key;
+                if (i < key_end) {
+                    const uint64_t block = block_tables[(uint64_t)seq * max_blocks + i / block_size];
+                    const uint64_t slot = block * block_size + i % block_size;
+                    if (slot < n_slots) {
+                        kp = slot_positions[(uint64_t)seq * slots_per_seq + i];
+                        ks = (uint32_t)slot;
+                    }
+                }
+                key_pos[key] = kp;
+                key_slot[key] = ks;
+            }
+            __syncthreads();
+            // The tile's K and V rows (neighbouring threads read neighbouring elements);
+            // hidden keys as zeros, so no stale value meets a zero weight as NaN * 0.
+            for (uint32_t e = tid; e < T * hd; e += n_threads) {
+                const uint32_t key = e / hd;
+                __half k_value = __float2half_rn(0.0f), v_value = k_value;
+                if (key_pos[key] != EMPTY_SLOT) {
+                    const uint64_t at = (uint64_t)key_slot[key] * kv_dim + kv_head * hd + e % hd;
+                    k_value = k_cache[at];
+                    v_value = v_cache[at];
+                }
+                k_s[e] = k_value;
+                v_s[e] = v_value;
+            }
+            __syncthreads();
+            // Scores of every (row, key); -inf where the key is hidden from the row's token.
+            for (uint32_t e = tid; e < rows * T; e += n_threads) {
+                const uint32_t r = e / T, key = e % T;
+                const int32_t kp = key_pos[key];
+                float score = -INFINITY;
+                if (kp != EMPTY_SLOT && kp <= pos[run_begin + r / group]) {
+                    const float *qr = q_s + r * hd;
+                    const __half *kr = k_s + key * hd;
+                    float dot = 0.0f;
+                    for (uint32_t d = 0; d < hd; ++d) {
+                        dot = fmaf(qr[d], __half2float(kr[d]), dot);
+                    }
+                    score = dot * scale;
+                }
+                p_s[e] = score;
+            }
+            __syncthreads();
+            // Online softmax, one thread per row: the new running max, the factor that
+            // rescales what was summed under the old one, and this tile's weights.
+            for (uint32_t r = tid; r < rows; r += n_threads) {
+                float *pr = p_s + r * T;
+                float tile_max = -INFINITY;
+                for (uint32_t key = 0; key < T; ++key) {
+                    tile_max = fmaxf(tile_max, pr[key]);
+                }
+                const float m_old = row_m[r], m_new = fmaxf(m_old, tile_max);
+                float alpha = 1.0f, sum = 0.0f;
+                for (uint32_t key = 0; key < T; ++key) {
+                    // Nothing visible yet (m_new = -inf): weights 0, not exp(-inf + inf).
+                    const float p = m_new == -INFINITY ? 0.0f : expf(pr[key] - m_new);
+                    pr[key] = p;
+                    sum += p;
+                }
+                if (m_new != -INFINITY) {
+                    alpha = expf(m_old - m_new);  // 0 when m_old is -inf
+                }
+                row_m[r] = m_new;
+                row_l[r] = row_l[r] * alpha + sum;
+                row_alpha[r] = alpha;
+            }
+            if (tid == 0) {
+                // A live key past every query of the run: all later keys are too.
+                int later = 0;
+                for (uint32_t key = 0; key < T; ++key) {
+                    later |= key_pos[key] != EMPTY_SLOT && key_pos[key] > max_pos;
+                }
+                stop = later;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int j = 0; j < MAX_OUTPUTS_PER_THREAD; ++j) {
+                const uint32_t e = tid + j * n_threads;
+                if (e < rows * hd) {
+                    const uint32_t r = e / hd, d = e % hd;
+                    const float *pr = p_s + r * T;
+                    float a = acc[j] * row_alpha[r];
+                    for (uint32_t key = 0; key < T; ++key) {
+                        a = fmaf(pr[key], __half2float(v_s[key * hd + d]), a);
+                    }
+                    acc[j] = a;
+                }
+            }
+            __syncthreads();
+            if (stop) {
+                break;  // block-uniform: read after the barrier that followed its write
+            }
+        }
+
+#pragma unroll
+        for (int j = 0; j < MAX_OUTPUTS_PER_THREAD; ++j) {
+            const uint32_t e = tid + j * n_threads;
+            if (e < rows * hd) {
+                const uint32_t r = e / hd, d = e % hd;
+                const uint64_t token = run_begin + r / group, head = kv_head * group + r % group;
+                if (n_splits == 1) {
+                    const float l = row_l[r];
+                    out[token * q_dim + head * hd + d] = l > 0.0f ? acc[j] / l : 0.0f;
+                } else {
+                    partial_acc[((token * n_head + head) * n_splits + split) * hd + d] = acc[j];
+                }
+            }
+        }
+        for (uint32_t r = tid; n_splits > 1 && r < rows; r += n_threads) {
+            const uint64_t token = run_begin + r / group, head = kv_head * group + r % group;
+            float *ml = partial_ml + ((token * n_head + head) * n_splits + split) * 2;
+            ml[0] = row_m[r];
+            ml[1] = row_l[r];
+        }
+        __syncthreads();  // the next run rewrites q_s, row_m and row_l
+        run_begin = run_end;
+    }
+}
+
+// Merges the splits of rf_attention_paged: out = sum_s acc_s * exp(m_s - M) / sum_s l_s *
+// exp(m_s - M) with M the largest m_s. Splits that saw no visible key (m_s = -inf) add
+// nothing; a token that saw none at all gets zeros.
+//
+// Launch: grid = (n_tokens, n_head), any block size (threads walk head_dim).
+RF_KERNEL void rf_attention_combine(const float *partial_acc,  // [n_tokens, n_head, n_splits, head_dim]
+                                    const float *partial_ml,   // [n_tokens, n_head, n_splits, 2]
+                                    float *out,                // [n_tokens, n_head * head_dim]
+                                    uint32_t n_tokens, uint32_t n_head, uint32_t head_dim,
+                                    uint32_t n_splits) {
+    const uint64_t token = blockIdx.x, head = blockIdx.y;
+    if (token >= n_tokens || head >= n_head) {
+        return;
+    }
+    const uint64_t base = (token * n_head + head) * n_splits;
+    const float *ml = partial_ml + base * 2;
+    float m_max = -INFINITY;
+    for (uint32_t s = 0; s < n_splits; ++s) {
+        m_max = fmaxf(m_max, ml[2 * s]);
+    }
+    float l_total = 0.0f;
+    for (uint32_t s = 0; s < n_splits; ++s) {
+        if (ml[2 * s] != -INFINITY) {
+            l_total += ml[2 * s + 1] * expf(ml[2 * s] - m_max);
+        }
+    }
+    for (uint32_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (uint32_t s = 0; s < n_splits; ++s) {
+            if (ml[2 * s] != -INFINITY) {
+                o += partial_acc[(base + s) * head_dim + d] * expf(ml[2 * s] - m_max);
+            }
+        }
+        out[(token * n_head + head) * head_dim + d] = l_total > 0.0f ? o / l_total : 0.0f;
+    }
+}

@@ -1,0 +1,334 @@
+// GGML weight formats on the device: for every type the CPU runs, a dequantizer of one
+// "chunk" of a row (CHUNK consecutive values). Used by the embedding and matrix-vector
+// kernels, which walk a row chunk by chunk.
+//
+// Bit-exact with the scalar reference in src/tensor/dequant (and so with llama.cpp): each
+// value is computed with the same f32 operations in the same order, and the products are
+// formed with rf_mul, which the compiler may not fuse with the following add or subtract
+// (a fused multiply-add rounds once where the reference rounds twice).
+//
+// Blocks sit at any byte offset (an 18-byte Q4_0 block leaves the next one 2-aligned, a
+// Q5_0 block's u32 at byte 2), so multi-byte fields are assembled from bytes. Plain types
+// (F32, F16, ...) are read as their own type: a row of them starts at a multiple of its
+// element size, given an allocation aligned for it.
+#pragma once
+
+#include "compat.h"
+
+// a * b rounded once, never contracted into an FMA with a neighbouring add.
+#if defined(RF_CUDA)
+RF_DEVICE float rf_mul(float a, float b) { return __fmul_rn(a, b); }
+#else
+RF_DEVICE float rf_mul(float a, float b) {
+#pragma clang fp contract(off)
+    return a * b;
+}
+#endif
+
+RF_DEVICE uint32_t rf_u16_at(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+
+RF_DEVICE uint32_t rf_u32_at(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+// The little-endian f16 at p, widened (exactly) to f32.
+RF_DEVICE float rf_f16_at(const uint8_t *p) {
+    return __half2float(__ushort_as_half((unsigned short)rf_u16_at(p)));
+}
+
+// Quantized formats: blocks of VALUES values in BYTES bytes, dequantized 8 values at a
+// time (every group with its own scale spans a multiple of 8 values, so a chunk never
+// straddles two scales). `dequantize8(block, j0, y)` writes values j0..j0+8 of the block.
+#define RF_QUANT_CHUNK 8
+
+// The chunk `c` of a row of blocks of type B.
+template <typename B>
+RF_DEVICE void rf_dequantize_block_chunk(const uint8_t *row, uint64_t c, float *y) {
+    constexpr int chunks_per_block = B::VALUES / RF_QUANT_CHUNK;
+    const uint8_t *block = row + (c / chunks_per_block) * B::BYTES;
+    B::dequantize8(block, (int)(c % chunks_per_block) * RF_QUANT_CHUNK, y);
+}
+
+#define RF_BLOCK_TYPE(NAME, VALUES_, BYTES_)                                                      \
+    struct NAME {                                                                                 \
+        static constexpr int VALUES = VALUES_;                                                    \
+        static constexpr int BYTES = BYTES_;                                                      \
+        static constexpr int CHUNK = RF_QUANT_CHUNK;                                              \
+        RF_DEVICE void dequantize8(const uint8_t *b, int j0, float *y);                           \
+        RF_DEVICE void dequantize_chunk(const uint8_t *row, uint64_t c, float *y) {               \
+            rf_dequantize_block_chunk<NAME>(row, c, y);                                           \
+        }                                                                                         \
+    };                                                                                            \
+    __device__ __forceinline__ void NAME::dequantize8(const uint8_t *b, int j0, float *y)
+
+// ------------------------------------------------------------ 32-value legacy formats
+// In the 4- and 5-bit formats byte j of qs holds value j (low nibble) and j + 16 (high).
+
+// d: f16 @0, qs @2; y = (q - 8) * d.
+RF_BLOCK_TYPE(BlockQ4_0, 32, 18) {
+    const float d = rf_f16_at(b);
+    const uint8_t *qs = b + 2 + j0 % 16;
+    const int shift = 4 * (j0 / 16);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)((int)((qs[k] >> shift) & 0x0F) - 8), d);
+    }
+}
+
+// d: f16 @0, m: f16 @2, qs @4; y = q * d + m.
+RF_BLOCK_TYPE(BlockQ4_1, 32, 20) {
+    const float d = rf_f16_at(b);
+    const float m = rf_f16_at(b + 2);
+    const uint8_t *qs = b + 4 + j0 % 16;
+    const int shift = 4 * (j0 / 16);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)((qs[k] >> shift) & 0x0F), d) + m;
+    }
+}
+
+// The 5-bit quant j: low 4 bits from qs as above, the fifth bit j of qh.
+RF_DEVICE int rf_five_bit_quant(uint32_t qh, const uint8_t *qs, int j) {
+    return (int)((qs[j % 16] >> (4 * (j / 16))) & 0x0F) | (int)(((qh >> j) & 1) << 4);
+}
+
+// d: f16 @0, qh: u32 @2, qs @6; y = (q - 16) * d.
+RF_BLOCK_TYPE(BlockQ5_0, 32, 22) {
+    const float d = rf_f16_at(b);
+    const uint32_t qh = rf_u32_at(b + 2);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)(rf_five_bit_quant(qh, b + 6, j0 + k) - 16), d);
+    }
+}
+
+// d: f16 @0, m: f16 @2, qh: u32 @4, qs @8; y = q * d + m.
+RF_BLOCK_TYPE(BlockQ5_1, 32, 24) {
+    const float d = rf_f16_at(b);
+    const float m = rf_f16_at(b + 2);
+    const uint32_t qh = rf_u32_at(b + 4);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)rf_five_bit_quant(qh, b + 8, j0 + k), d) + m;
+    }
+}
+
+// d: f16 @0, qs: i8 @2; y = q * d.
+RF_BLOCK_TYPE(BlockQ8_0, 32, 34) {
+    const float d = rf_f16_at(b);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)(int8_t)b[2 + j0 + k], d);
+    }
+}
+
+// d: f16 @0, s: f16 @2 (unused), qs: i8 @4; y = q * d.
+RF_BLOCK_TYPE(BlockQ8_1, 32, 36) {
+    const float d = rf_f16_at(b);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)(int8_t)b[4 + j0 + k], d);
+    }
+}
+
+// ggml's kvalues_iq4nl.
+__device__ __constant__ int8_t rf_iq4nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                      1,    13,   25,  38,  53,  69,  89,  113};
+
+// d: f16 @0, qs @2 (nibbles as Q4_0); y = d * level.
+RF_BLOCK_TYPE(BlockIQ4_NL, 32, 18) {
+    const float d = rf_f16_at(b);
+    const uint8_t *qs = b + 2 + j0 % 16;
+    const int shift = 4 * (j0 / 16);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul(d, (float)rf_iq4nl_levels[(qs[k] >> shift) & 0x0F]);
+    }
+}
+
+// ggml's kvalues_mxfp4: E2M1 values doubled, so the scale is halved.
+__device__ __constant__ int8_t rf_e2m1_doubled[16] = {0, 1,  2,  3,  4,  6,  8,  12,
+                                                      0, -1, -2, -3, -4, -6, -8, -12};
+
+// Half of the E8M0 scale 2^(e - 127), from its bits (e 0 and 1 are f32 subnormals).
+RF_DEVICE float rf_e8m0_half(uint32_t e) {
+    return __uint_as_float(e < 2 ? (0x00200000u << e) : ((e - 1) << 23));
+}
+
+// e: u8 @0, qs @1 (nibbles as Q4_0); y = level * 2^(e - 128).
+RF_BLOCK_TYPE(BlockMXFP4, 32, 17) {
+    const float d = rf_e8m0_half(b[0]);
+    const uint8_t *qs = b + 1 + j0 % 16;
+    const int shift = 4 * (j0 / 16);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)rf_e2m1_doubled[(qs[k] >> shift) & 0x0F], d);
+    }
+}
+
+// ------------------------------------------------------------ 256-value K-quants
+
+// Q2_K and Q3_K's 2-bit quants of group i (of 16): each 128-value half reads its 32 bytes
+// four times, two bits further up each pass, 16 bytes for one group and 16 for the next.
+RF_DEVICE const uint8_t *rf_two_bit_bytes(const uint8_t *qs, int i, int *shift) {
+    *shift = 2 * ((i / 2) % 4);
+    return qs + 32 * (i / 8) + 16 * (i % 2);
+}
+
+// scales @0 (low nibble scale, high nibble min, per group of 16), qs @16, d: f16 @80,
+// dmin: f16 @82; y = (d * sc) * q - dmin * m.
+RF_BLOCK_TYPE(BlockQ2_K, 256, 84) {
+    const int i = j0 / 16;
+    const float dl = rf_mul(rf_f16_at(b + 80), (float)(b[i] & 0x0F));
+    const float ml = rf_mul(rf_f16_at(b + 82), (float)(b[i] >> 4));
+    int shift;
+    const uint8_t *bytes = rf_two_bit_bytes(b + 16, i, &shift) + j0 % 16;
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul(dl, (float)((bytes[k] >> shift) & 3)) - ml;
+    }
+}
+
+// Scale i (of 16, 6 bits) of a Q3_K block: low 4 bits in nibbles of bytes 0..8, top 2 bits
+// in byte 8 + i % 4 at bit 2 * (i / 4).
+RF_DEVICE int rf_q3_k_scale(const uint8_t *scales, int i) {
+    const int low = i < 8 ? (scales[i] & 0x0F) : (scales[i - 8] >> 4);
+    const int high = (scales[8 + i % 4] >> (2 * (i / 4))) & 3;
+    return low | (high << 4);
+}
+
+// hmask @0, qs @32, scales @96, d: f16 @108; y = (d * (sc - 32)) * q, q in -4..=3 (the
+// stored third bit is inverted: set means not lowered by 4).
+RF_BLOCK_TYPE(BlockQ3_K, 256, 110) {
+    const int i = j0 / 16;
+    const float dl = rf_mul(rf_f16_at(b + 108), (float)(rf_q3_k_scale(b + 96, i) - 32));
+    int shift;
+    const uint8_t *bytes = rf_two_bit_bytes(b + 32, i, &shift) + j0 % 16;
+    const uint8_t *high = b + 16 * (i % 2) + j0 % 16;
+    const int bit = i / 2;
+    for (int k = 0; k < 8; ++k) {
+        const int offset = ((high[k] >> bit) & 1) ? 0 : 4;
+        y[k] = rf_mul(dl, (float)((int)((bytes[k] >> shift) & 3) - offset));
+    }
+}
+
+// Scale and min j (of 8, 6 bits each) of a Q4_K or Q5_K block.
+RF_DEVICE void rf_k4_scale_min(const uint8_t *scales, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = scales[j] & 0x3F;
+        *m = scales[j + 4] & 0x3F;
+    } else {
+        const int packed = scales[j + 4];
+        *sc = (packed & 0x0F) | ((scales[j - 4] >> 6) << 4);
+        *m = (packed >> 4) | ((scales[j] >> 6) << 4);
+    }
+}
+
+// d: f16 @0, dmin: f16 @2, scales @4, qs @16 (32 bytes per pair of 32-value groups, low
+// nibbles first); y = (d * sc) * q - dmin * m.
+RF_BLOCK_TYPE(BlockQ4_K, 256, 144) {
+    const int i = j0 / 32;
+    int sc, m;
+    rf_k4_scale_min(b + 4, i, &sc, &m);
+    const float d1 = rf_mul(rf_f16_at(b), (float)sc);
+    const float m1 = rf_mul(rf_f16_at(b + 2), (float)m);
+    const uint8_t *qs = b + 16 + 32 * (i / 2) + j0 % 32;
+    const int shift = 4 * (i % 2);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul(d1, (float)((qs[k] >> shift) & 0x0F)) - m1;
+    }
+}
+
+// As Q4_K with qh @16 (bit i of byte l: fifth bit of value l of group i) and qs @48.
+RF_BLOCK_TYPE(BlockQ5_K, 256, 176) {
+    const int i = j0 / 32;
+    int sc, m;
+    rf_k4_scale_min(b + 4, i, &sc, &m);
+    const float d1 = rf_mul(rf_f16_at(b), (float)sc);
+    const float m1 = rf_mul(rf_f16_at(b + 2), (float)m);
+    const uint8_t *qh = b + 16 + j0 % 32;
+    const uint8_t *qs = b + 48 + 32 * (i / 2) + j0 % 32;
+    const int shift = 4 * (i % 2);
+    for (int k = 0; k < 8; ++k) {
+        const int q = ((qs[k] >> shift) & 0x0F) | (((qh[k] >> i) & 1) << 4);
+        y[k] = rf_mul(d1, (float)q) - m1;
+    }
+}
+
+// ql @0 (low 4 bits), qh @128 (high 2 bits), scales: i8 @192, d: f16 @208;
+// y = (d * sc) * (q - 32). See dequantize_row_q6_k for the layout of each half.
+RF_BLOCK_TYPE(BlockQ6_K, 256, 210) {
+    const int i = j0 / 16;
+    const int half = i / 8, quarter = (i / 2) % 4, part = i % 2;
+    const uint8_t *low = b + 64 * half + 32 * (quarter % 2) + 16 * part + j0 % 16;
+    const uint8_t *high = b + 128 + 32 * half + 16 * part + j0 % 16;
+    const int low_shift = 4 * (quarter / 2), high_shift = 2 * quarter;
+    const float dl = rf_mul(rf_f16_at(b + 208), (float)(int8_t)b[192 + i]);
+    for (int k = 0; k < 8; ++k) {
+        const int q = ((low[k] >> low_shift) & 0x0F) | (((high[k] >> high_shift) & 3) << 4);
+        y[k] = rf_mul(dl, (float)(q - 32));
+    }
+}
+
+// d: f32 @0, qs: i8 @4, bsums @260 (unused); y = d * q.
+RF_BLOCK_TYPE(BlockQ8_K, 256, 292) {
+    const float d = __uint_as_float(rf_u32_at(b));
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul(d, (float)(int8_t)b[4 + j0 + k]);
+    }
+}
+
+// d: f16 @0, scales_h: u16 @2, scales_l @4, qs @8 (16 bytes per 32-value group, laid out
+// as an IQ4_NL block); y = (d * (scale - 32)) * level.
+RF_BLOCK_TYPE(BlockIQ4_XS, 256, 136) {
+    const int i = j0 / 32;
+    const int low = (b[4 + i / 2] >> (4 * (i % 2))) & 0x0F;
+    const int high = (rf_u16_at(b + 2) >> (2 * i)) & 3;
+    const float dd = rf_mul(rf_f16_at(b), (float)((low | (high << 4)) - 32));
+    const int l0 = j0 % 32;
+    const uint8_t *qs = b + 8 + 16 * i + l0 % 16;
+    const int shift = 4 * (l0 / 16);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul(dd, (float)rf_iq4nl_levels[(qs[k] >> shift) & 0x0F]);
+    }
+}
+
+// ------------------------------------------------------------ plain types
+// One value per chunk: neighbouring lanes read neighbouring elements.
+
+#define RF_PLAIN_TYPE(NAME, ELEMENT, TO_F32)                                                     \
+    struct NAME {                                                                                 \
+        static constexpr int VALUES = 1;                                                          \
+        static constexpr int BYTES = sizeof(ELEMENT);                                             \
+        static constexpr int CHUNK = 1;                                                           \
+        RF_DEVICE void dequantize_chunk(const uint8_t *row, uint64_t c, float *y) {               \
+            const ELEMENT v = reinterpret_cast<const ELEMENT *>(row)[c];                          \
+            y[0] = TO_F32;                                                                        \
+        }                                                                                         \
+    };
+
+RF_PLAIN_TYPE(PlainF32, float, v)
+RF_PLAIN_TYPE(PlainF16, __half, __half2float(v))
+// BF16 is the top half of an f32 (every bit kept, NaN payloads too).
+RF_PLAIN_TYPE(PlainBF16, uint16_t, __uint_as_float((uint32_t)v << 16))
+RF_PLAIN_TYPE(PlainF64, double, (float)v)
+RF_PLAIN_TYPE(PlainI8, int8_t, (float)v)
+RF_PLAIN_TYPE(PlainI16, int16_t, (float)v)
+RF_PLAIN_TYPE(PlainI32, int32_t, (float)v)
+
+// Instantiates MACRO(name, type) for every format: the kernel names end in these names,
+// which are GgmlType::name() in lower case.
+#define RF_FOR_EACH_WEIGHT_TYPE(MACRO)                                                           \
+    MACRO(f32, PlainF32)                                                                          \
+    MACRO(f16, PlainF16)                                                                          \
+    MACRO(bf16, PlainBF16)                                                                        \
+    MACRO(f64, PlainF64)                                                                          \
+    MACRO(i8, PlainI8)                                                                            \
+    MACRO(i16, PlainI16)                                                                          \
+    MACRO(i32, PlainI32)                                                                          \
+    MACRO(q4_0, BlockQ4_0)                                                                        \
+    MACRO(q4_1, BlockQ4_1)                                                                        \
+    MACRO(q5_0, BlockQ5_0)                                                                        \
+    MACRO(q5_1, BlockQ5_1)                                                                        \
+    MACRO(q8_0, BlockQ8_0)                                                                        \
+    MACRO(q8_1, BlockQ8_1)                                                                        \
+    MACRO(iq4_nl, BlockIQ4_NL)                                                                    \
+    MACRO(mxfp4, BlockMXFP4)                                                                      \
+    MACRO(q2_k, BlockQ2_K)                                                                        \
+    MACRO(q3_k, BlockQ3_K)                                                                        \
+    MACRO(q4_k, BlockQ4_K)                                                                        \
+    MACRO(q5_k, BlockQ5_K)                                                                        \
+    MACRO(q6_k, BlockQ6_K)                                                                        \
+    MACRO(q8_k, BlockQ8_K)                                                                        \
+    MACRO(iq4_xs, BlockIQ4_XS)

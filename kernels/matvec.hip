@@ -1,0 +1,67 @@
+// Quantized matrix-vector (and few-token matrix) products: y[t, r] = W[r] . x[t] for every
+// weight format of ggml_blocks.h, with f32 activations and f32 accumulation.
+//
+// W is the GGUF tensor's bytes: n_rows rows of n_cols values, row r at byte r * row_bytes.
+// x is [n_tokens, n_cols] and y [n_tokens, n_rows], both f32 row-major.
+//
+// Launch: one warp per output row. blockDim.x must be a multiple of the warp size (the
+// shuffles need whole warps); grid.x = ceil(n_rows / (blockDim.x / warpSize)). Each lane
+// dequantizes chunks lane, lane + warp, ... of its row (neighbouring lanes read neighbouring
+// bytes) and multiplies each chunk with up to TOKEN_TILE tokens at once, so a weight is
+// read and unpacked once per tile of tokens rather than once per token.
+#include "compat.h"
+#include "ggml_blocks.h"
+
+#define TOKEN_TILE 8
+
+template <typename B>
+static __device__ void matvec_rows(const uint8_t *w, uint64_t row_bytes, const float *x, float *y,
+                                   uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens) {
+    const int warp = rf_warp_size();
+    const int lane = threadIdx.x % warp;
+    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    // Warp-uniform: a warp leaves whole, so the shuffles below see every lane.
+    if (row >= n_rows) {
+        return;
+    }
+    const uint8_t *w_row = w + row * row_bytes;
+    const uint64_t n_chunks = n_cols / B::CHUNK;
+    for (uint32_t t0 = 0; t0 < n_tokens; t0 += TOKEN_TILE) {
+        const uint32_t tile = min((uint32_t)TOKEN_TILE, n_tokens - t0);
+        float acc[TOKEN_TILE];
+#pragma unroll
+        for (int t = 0; t < TOKEN_TILE; ++t) {
+            acc[t] = 0.0f;
+        }
+        for (uint64_t c = lane; c < n_chunks; c += warp) {
+            float values[B::CHUNK];
+            B::dequantize_chunk(w_row, c, values);
+            const float *xc = x + (uint64_t)t0 * n_cols + c * B::CHUNK;
+#pragma unroll
+            for (int t = 0; t < TOKEN_TILE; ++t) {
+                if (t < tile) {
+#pragma unroll
+                    for (int k = 0; k < B::CHUNK; ++k) {
+                        acc[t] = fmaf(values[k], xc[(uint64_t)t * n_cols + k], acc[t]);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < TOKEN_TILE; ++t) {
+            const float sum = rf_warp_sum(acc[t]);
+            if (lane == 0 && t < tile) {
+                y[(uint64_t)(t0 + t) * n_rows + row] = sum;
+            }
+        }
+    }
+}
+
+#define RF_MATVEC_KERNEL(NAME, TYPE)                                                             \
+    RF_KERNEL void rf_matvec_##NAME(const uint8_t *w, uint64_t row_bytes, const float *x,        \
+                                    float *y, uint32_t n_rows, uint32_t n_cols,                  \
+                                    uint32_t n_tokens) {                                         \
+        matvec_rows<TYPE>(w, row_bytes, x, y, n_rows, n_cols, n_tokens);                         \
+    }
+
+RF_FOR_EACH_WEIGHT_TYPE(RF_MATVEC_KERNEL)

@@ -1,0 +1,95 @@
+// RoPE fused with the K/V cache write: for each token, rotates its query and key heads by
+// the angles of its position (in place), then stores its key and value as f16 into the
+// layer's cache at the token's slot.
+//
+// Angles as src/model/ops.rs RopeAngles: theta_0 = pos, theta_{i+1} = theta_i * theta_scale
+// (theta_scale = base^(-2 / rope_dims), computed on the host in f32 exactly as the CPU
+// does), each multiplication rounded in f32 in the same order, so the angles are the CPU's
+// bit for bit; only cosf/sinf may differ from the CPU's by an ulp or two. The rotation's
+// products are rounded separately (no FMA), as on the CPU.
+//
+// Pairs: "normal" (llama) rotates (2i, 2i + 1), "neox" (i, i + rope_dims / 2), for
+// i < rope_dims / 2; dimensions rope_dims..head_dim pass through unchanged.
+//
+// Launch: grid.x = n_tokens (one block per token), any block size. A token whose slot is
+// n_slots or more is rotated but not stored (the host validates slots first; the kernel
+// only guarantees it never writes outside the cache).
+#include "compat.h"
+#include "ggml_blocks.h"
+
+// x = (x0, x1) rotated by theta: (x0 cos - x1 sin, x0 sin + x1 cos).
+RF_DEVICE void rotate(float *x0, float *x1, float theta) {
+    const float c = cosf(theta), s = sinf(theta);
+    const float a = *x0, b = *x1;
+    *x0 = rf_mul(a, c) - rf_mul(b, s);
+    *x1 = rf_mul(a, s) + rf_mul(b, c);
+}
+
+// The angle of pair i at position pos, by the CPU's sequence of multiplications.
+RF_DEVICE float pair_angle(int32_t pos, uint32_t i, float theta_scale) {
+    float theta = (float)pos;
+    for (uint32_t k = 0; k < i; ++k) {
+        theta *= theta_scale;
+    }
+    return theta;
+}
+
+// The offsets within a head of the two elements of pair i.
+RF_DEVICE void pair_offsets(uint32_t i, uint32_t n_pairs, uint32_t neox, uint32_t *a,
+                            uint32_t *b) {
+    *a = neox ? i : 2 * i;
+    *b = neox ? i + n_pairs : 2 * i + 1;
+}
+
+RF_KERNEL void rf_rope_kv_write(float *q,              // [n_tokens, n_head * head_dim]
+                                float *k,              // [n_tokens, n_kv_heads * head_dim]
+                                const float *v,        // [n_tokens, n_kv_heads * head_dim]
+                                const int32_t *pos,    // [n_tokens]
+                                const uint32_t *slot,  // [n_tokens] flat cache slot
+                                __half *k_cache,       // [n_slots, n_kv_heads * head_dim]
+                                __half *v_cache,       // [n_slots, n_kv_heads * head_dim]
+                                uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,
+                                uint32_t head_dim, uint32_t rope_dims, float theta_scale,
+                                uint32_t neox, uint64_t n_slots) {
+    const uint32_t t = blockIdx.x;
+    if (t >= n_tokens) {
+        return;
+    }
+    const uint32_t n_pairs = rope_dims / 2;
+    const uint64_t q_dim = (uint64_t)n_head * head_dim;
+    const uint64_t kv_dim = (uint64_t)n_kv_heads * head_dim;
+    const int32_t p = pos[t];
+    const bool store = slot[t] < n_slots;
+    float *qt = q + t * q_dim;
+    float *kt = k + t * kv_dim;
+    const float *vt = v + t * kv_dim;
+    __half *k_row = k_cache + (store ? (uint64_t)slot[t] * kv_dim : 0);
+    __half *v_row = v_cache + (store ? (uint64_t)slot[t] * kv_dim : 0);
+
+    for (uint32_t i = threadIdx.x; i < n_head * n_pairs; i += blockDim.x) {
+        uint32_t a, b;
+        pair_offsets(i % n_pairs, n_pairs, neox, &a, &b);
+        float *head = qt + (uint64_t)(i / n_pairs) * head_dim;
+        rotate(&head[a], &head[b], pair_angle(p, i % n_pairs, theta_scale));
+    }
+    // Each key pair is rotated and stored by one thread; each other key dimension and
+    // each value by one thread: no element has two writers.
+    for (uint32_t i = threadIdx.x; i < n_kv_heads * n_pairs; i += blockDim.x) {
+        uint32_t a, b;
+        pair_offsets(i % n_pairs, n_pairs, neox, &a, &b);
+        const uint64_t base = (uint64_t)(i / n_pairs) * head_dim;
+        rotate(&kt[base + a], &kt[base + b], pair_angle(p, i % n_pairs, theta_scale));
+        if (store) {
+            k_row[base + a] = __float2half_rn(kt[base + a]);
+            k_row[base + b] = __float2half_rn(kt[base + b]);
+        }
+    }
+    const uint32_t n_plain = head_dim - rope_dims;
+    for (uint32_t i = threadIdx.x; store && i < n_kv_heads * n_plain; i += blockDim.x) {
+        const uint64_t e = (uint64_t)(i / n_plain) * head_dim + rope_dims + i % n_plain;
+        k_row[e] = __float2half_rn(kt[e]);
+    }
+    for (uint64_t e = threadIdx.x; store && e < kv_dim; e += blockDim.x) {
+        v_row[e] = __float2half_rn(vt[e]);
+    }
+}
