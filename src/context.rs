@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::backend::cpu::CpuMatmul;
+use crate::backend::cpu::{CpuMatmul, MAX_THREADS};
 use crate::error::{Error, Result};
-use crate::kv_cache::{KvCache, KvWritePlan, PoolStats};
+use crate::host_memory::filled_vec;
+use crate::kv_cache::{KvCache, KvWritePlan, MAX_SEQUENCES, PoolStats};
 use crate::model::Model;
 use crate::model::llama::{BatchToken, KvStorage, Scratch, forward};
 
@@ -14,12 +15,17 @@ use crate::model::llama::{BatchToken, KvStorage, Scratch, forward};
 /// enough that block tables stay short.
 pub const KV_BLOCK_SIZE: usize = 16;
 
+/// The most token slots a context holds: positions are `i32`, and a larger cache could
+/// not be addressed by them.
+pub const MAX_CONTEXT_SLOTS: usize = i32::MAX as usize + 1 - KV_BLOCK_SIZE;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextParams {
-    /// Token slots across all sequences; 0 = min(training context, 4096).
+    /// Token slots across all sequences; 0 = min(training context, 4096). Rounded up to
+    /// whole KV blocks of [`KV_BLOCK_SIZE`] slots.
     pub n_ctx: usize,
     pub n_seq_max: usize,
-    /// Most tokens one `decode` may take.
+    /// Most tokens one `decode` may take; at most `n_ctx`.
     pub n_batch: usize,
     pub n_threads: usize,
 }
@@ -60,6 +66,8 @@ pub struct Context {
     scratch: Scratch,
     matmul: CpuMatmul,
     plan: KvWritePlan,
+    /// [n_ctx] the token whose K and V each slot holds.
+    slot_tokens: Vec<i32>,
     /// Per sequence id: its cached `(position, slot)` entries, refreshed each decode.
     seq_entries: Vec<Vec<(i32, usize)>>,
     n_outputs: usize,
@@ -67,26 +75,55 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context for `model`. Every size is checked before anything is allocated, and the
+    /// allocations are fallible: a size the machine cannot hold is `OutOfMemory` with the
+    /// bytes asked for. `n_ctx` is rounded up to whole KV blocks and `n_batch` is capped
+    /// at `n_ctx` (a batch never holds more tokens than the cache); [`Context::params`]
+    /// gives the values in use.
     pub fn new(model: Arc<Model>, params: &ContextParams) -> Result<Context> {
         let config = model.config();
         let mut params = params.clone();
         if params.n_ctx == 0 {
             params.n_ctx = config.n_ctx_train.min(4096);
         }
-        if params.n_batch == 0 || params.n_seq_max == 0 || params.n_threads == 0 {
+        if !(1..=MAX_THREADS).contains(&params.n_threads) {
             return Err(Error::InvalidArgument(format!(
-                "n_batch, n_seq_max and n_threads must be positive: {params:?}"
+                "n_threads is {}, expected 1 to {MAX_THREADS}",
+                params.n_threads
             )));
         }
+        if !(1..=MAX_SEQUENCES).contains(&params.n_seq_max) {
+            return Err(Error::InvalidArgument(format!(
+                "n_seq_max is {}, expected 1 to {MAX_SEQUENCES}",
+                params.n_seq_max
+            )));
+        }
+        if params.n_batch == 0 {
+            return Err(Error::InvalidArgument("n_batch must be positive".into()));
+        }
         let n_blocks = params.n_ctx.div_ceil(KV_BLOCK_SIZE);
+        params.n_ctx = n_blocks
+            .checked_mul(KV_BLOCK_SIZE)
+            .filter(|&slots| slots <= MAX_CONTEXT_SLOTS)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "n_ctx is {}, expected at most {MAX_CONTEXT_SLOTS}",
+                    params.n_ctx
+                ))
+            })?;
+        params.n_batch = params.n_batch.min(params.n_ctx);
+        // One block past the pool's: `recompute_last_logits` writes there.
+        let storage = KvStorage::new(config, params.n_ctx + KV_BLOCK_SIZE)?;
+        let scratch = Scratch::new(config, params.n_batch)?;
         let cache = KvCache::new(n_blocks, KV_BLOCK_SIZE, params.n_seq_max)?;
         Ok(Context {
-            storage: KvStorage::new(config, n_blocks * KV_BLOCK_SIZE),
-            scratch: Scratch::new(config, params.n_batch),
+            slot_tokens: filled_vec(params.n_ctx, 0, "the KV cache's token ids")?,
+            storage,
+            scratch,
             matmul: CpuMatmul::new(params.n_threads)?,
             cache,
             plan: KvWritePlan::new(),
-            seq_entries: vec![Vec::new(); params.n_seq_max],
+            seq_entries: filled_vec(params.n_seq_max, Vec::new(), "sequence tables")?,
             n_outputs: 0,
             cancel: Arc::new(AtomicBool::new(false)),
             model,
@@ -102,18 +139,27 @@ impl Context {
         &self.params
     }
 
-    /// A flag that stops the running (or next) decode at a layer boundary when set.
+    /// A flag that, once set, stops every decode at its next layer boundary (and
+    /// [`generate`](crate::generate::generate) between tokens) until it is cleared. The
+    /// context never clears it itself, so a request is not lost when it lands as a step
+    /// ends; the owner clears it when a new call starts (see `ffi::context`).
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.cancel)
+    }
+
+    /// `Err(Cancelled)` when a cancel has been requested.
+    pub fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        Ok(())
     }
 
     /// Runs the batch through the model. On `ContextFull`, `Cancelled` or any other error
     /// the KV cache is exactly as before the call.
     pub fn decode(&mut self, batch: &Batch<'_>) -> Result<()> {
         self.n_outputs = 0;
-        let result = self.try_decode(batch);
-        self.cancel.store(false, Ordering::Relaxed);
-        result
+        self.try_decode(batch)
     }
 
     fn try_decode(&mut self, batch: &Batch<'_>) -> Result<()> {
@@ -153,12 +199,20 @@ impl Context {
                 KV_BLOCK_SIZE,
                 kv_dim,
             );
+            self.slot_tokens.copy_within(
+                src * KV_BLOCK_SIZE..(src + 1) * KV_BLOCK_SIZE,
+                dst * KV_BLOCK_SIZE,
+            );
         }
         let result = self.run_forward(batch, &seq_ids, &positions);
         if result.is_err() {
             self.cache = saved;
+            return result;
         }
-        result
+        for (&slot, &token) in self.plan.slots().iter().zip(batch.tokens) {
+            self.slot_tokens[slot as usize] = token;
+        }
+        Ok(())
     }
 
     /// Each token at the position after the last one its sequence holds.
@@ -234,10 +288,9 @@ impl Context {
     /// Logits of the `output_index`-th batch token that asked for them (-1: the last).
     pub fn logits(&self, output_index: i32) -> Result<&[f32]> {
         let n_vocab = self.model.config().n_vocab;
-        let index = if output_index < 0 {
-            self.n_outputs.checked_sub(1)
-        } else {
-            Some(output_index as usize).filter(|&i| i < self.n_outputs)
+        let index = match output_index {
+            -1 => self.n_outputs.checked_sub(1),
+            i => usize::try_from(i).ok().filter(|&i| i < self.n_outputs),
         };
         let index = index.ok_or_else(|| {
             Error::InvalidArgument(format!(
@@ -263,8 +316,52 @@ impl Context {
         self.cache.pos_max(seq)
     }
 
+    /// Recomputes the logits of a sequence's last token, as if it had just been decoded,
+    /// so that generation can continue the sequence after other sequences' decodes. The
+    /// cache is not changed: the token's K and V are written to a slot outside the pool.
+    pub fn recompute_last_logits(&mut self, seq: i32) -> Result<()> {
+        self.n_outputs = 0;
+        let index = self.seq_index(seq)?;
+        let scratch_slot = self.params.n_ctx;
+        let entries = &mut self.seq_entries[index];
+        entries.clear();
+        entries.extend(
+            self.cache
+                .sequence(seq)?
+                .live_tokens()
+                .map(|t| (t.position, t.slot as usize)),
+        );
+        let Some(last) = entries.last_mut() else {
+            return Err(Error::InvalidArgument(format!(
+                "sequence {seq} holds no tokens"
+            )));
+        };
+        let (pos, slot) = *last;
+        last.1 = scratch_slot;
+        let token = BatchToken {
+            token: self.slot_tokens[slot],
+            pos,
+            slot: scratch_slot,
+            context: &self.seq_entries[index],
+            wants_logits: true,
+        };
+        let model = &self.model;
+        forward(
+            model.config(),
+            model.weights(),
+            &self.matmul,
+            &mut self.storage,
+            &mut self.scratch,
+            &[token],
+            &self.cancel,
+        )?;
+        self.n_outputs = 1;
+        Ok(())
+    }
+
     pub fn memory(&self) -> MemoryReport {
-        let bytes_per_block = self.storage.bytes() / self.cache.pool().blocks_total() as u64;
+        // The storage holds one block more than the pool: recompute_last_logits' slot.
+        let bytes_per_block = self.storage.bytes() / (self.cache.pool().blocks_total() as u64 + 1);
         MemoryReport {
             kv: self.cache.pool().stats(bytes_per_block),
             host_bytes: self.storage.bytes() + self.scratch.bytes(),

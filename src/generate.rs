@@ -3,7 +3,7 @@
 //! says stop.
 
 use crate::context::{Batch, Context};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sampler::Sampler;
 use crate::tokenizer::Tokenizer;
 
@@ -42,9 +42,31 @@ pub enum StopReason {
     Caller,
 }
 
-/// Generates a continuation of `prompt`, giving `on_text` whole UTF-8 characters as they
-/// complete; `on_text` returns false to stop.
+/// Generates a continuation of `prompt` on sequence `params.seq`, giving `on_text` whole
+/// UTF-8 characters as they complete; `on_text` returns false to stop.
+///
+/// The prompt continues what the sequence holds: special tokens (BOS) are added only when
+/// the sequence is empty, and an empty prompt continues from the sequence's own last
+/// token (an error on an empty sequence). When the call stops, the cache holds the prompt
+/// and every token whose text was delivered. On any error the sequence is left as the
+/// call found it.
 pub fn generate(
+    ctx: &mut Context,
+    tokenizer: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &str,
+    params: &GenerateParams,
+    on_text: impl FnMut(&str) -> bool,
+) -> Result<StopReason> {
+    let pos_before = ctx.seq_pos_max(params.seq)?;
+    let result = continue_sequence(ctx, tokenizer, sampler, prompt, params, on_text);
+    if result.is_err() {
+        ctx.seq_remove(params.seq, pos_before + 1, -1)?;
+    }
+    result
+}
+
+fn continue_sequence(
     ctx: &mut Context,
     tokenizer: &Tokenizer,
     sampler: &mut Sampler,
@@ -52,11 +74,21 @@ pub fn generate(
     params: &GenerateParams,
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<StopReason> {
-    let prompt_ids = tokenizer.tokenize(prompt, params.add_special, params.parse_special)?;
+    let seq = params.seq;
+    let starts_sequence = ctx.seq_pos_max(seq)? < 0;
+    let add_special = params.add_special && starts_sequence;
+    let prompt_ids = tokenizer.tokenize(prompt, add_special, params.parse_special)?;
     let prompt_ids: Vec<i32> = prompt_ids.iter().map(|&id| id as i32).collect();
-    let chunk_len = ctx.params().n_batch;
-    for chunk in prompt_ids.chunks(chunk_len) {
-        let seq_ids = vec![params.seq; chunk.len()];
+    if prompt_ids.is_empty() {
+        if starts_sequence {
+            return Err(Error::InvalidArgument(format!(
+                "the prompt is empty and sequence {seq} holds no tokens: nothing to continue from"
+            )));
+        }
+        ctx.recompute_last_logits(seq)?;
+    }
+    for chunk in prompt_ids.chunks(ctx.params().n_batch) {
+        let seq_ids = vec![seq; chunk.len()];
         ctx.decode(&Batch {
             tokens: chunk,
             seq_ids: Some(&seq_ids),
@@ -70,6 +102,7 @@ pub fn generate(
     let mut decoder = tokenizer.decoder(false);
     let mut stops = StopStrings::new(&params.stop);
     for _ in 0..params.max_tokens {
+        ctx.check_cancelled()?;
         let token = sampler.sample(ctx.logits(-1)?)?;
         if tokenizer.is_end_of_generation(token) {
             return Ok(finish(
@@ -80,18 +113,26 @@ pub fn generate(
             ));
         }
         let (ready, stopped) = stops.push(&decoder.push(token)?);
-        if !ready.is_empty() && !on_text(&ready) {
-            return Ok(StopReason::Caller);
-        }
+        let delivered = ready.is_empty() || on_text(&ready);
         if stopped {
-            return Ok(StopReason::StopString);
+            // The stop string is never emitted, so neither is its token cached.
+            return Ok(if delivered {
+                StopReason::StopString
+            } else {
+                StopReason::Caller
+            });
         }
+        // Decoded even when the host stops here: its text was delivered, so the cache
+        // must hold it for the sequence to continue where the host's text ends.
         let token = [token as i32];
         ctx.decode(&Batch {
             tokens: &token,
-            seq_ids: Some(&[params.seq]),
+            seq_ids: Some(&[seq]),
             ..Batch::default()
         })?;
+        if !delivered {
+            return Ok(StopReason::Caller);
+        }
     }
     Ok(finish(
         &mut stops,

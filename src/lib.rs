@@ -1,7 +1,7 @@
 //! ROCmForge: GGUF language-model inference for AMD (HIP), NVIDIA and the CPU, embedded
 //! through a C ABI.
 //!
-//! Layers, each using only those before it: `error` → `gguf` → `tensor` → `backend` →
+//! Layers, each using only those before it: `error` → `host_memory` → `gguf` → `tensor` → `backend` →
 //! `kv_cache` → `model` → `tokenizer`, `sampler`, `chat`, `context`, `generate` → `ffi`.
 
 pub mod backend;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod ffi;
 pub mod generate;
 pub mod gguf;
+pub mod host_memory;
 pub mod kv_cache;
 pub mod model;
 pub mod sampler;

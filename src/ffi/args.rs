@@ -104,6 +104,58 @@ pub unsafe fn write_bytes<T: Copy>(
     Ok(())
 }
 
+/// A `#[repr(C)]` struct that begins with `uint32_t struct_size`, which an older host
+/// passes smaller. The size it gives must end on a field boundary: a size inside a field
+/// would tear that field (half a pointer, the low bytes of a count).
+pub trait Versioned: Copy {
+    /// `(offset, size)` of every field, in order.
+    fn field_spans() -> &'static [(usize, usize)];
+
+    /// Whether `size` bytes hold only whole fields.
+    fn ends_on_field_boundary(size: usize) -> bool {
+        Self::field_spans()
+            .iter()
+            .all(|&(offset, len)| size <= offset || offset + len <= size)
+    }
+}
+
+/// `size_of` a field, named by a projection so that no value of the struct is needed.
+pub const fn field_size<T, F>(_project: fn(&T) -> &F) -> usize {
+    size_of::<F>()
+}
+
+/// Implements [`Versioned`] for a struct from the list of all its fields, in order.
+macro_rules! versioned_struct {
+    ($t:ty { $($field:ident),+ $(,)? }) => {
+        impl $crate::ffi::args::Versioned for $t {
+            fn field_spans() -> &'static [(usize, usize)] {
+                const SPANS: &[(usize, usize)] = &[$((
+                    ::std::mem::offset_of!($t, $field),
+                    $crate::ffi::args::field_size(|s: &$t| &s.$field),
+                )),+];
+                SPANS
+            }
+        }
+    };
+}
+pub(crate) use versioned_struct;
+
+/// The `struct_size` a host gave, checked: at least the size field itself, and no field
+/// cut in two.
+fn checked_struct_size<T: Versioned>(size: u32, name: &str) -> Result<usize, Failure> {
+    let size = size as usize;
+    if size < size_of::<u32>() || (size < size_of::<T>() && !T::ends_on_field_boundary(size)) {
+        return Err(Failure::new(
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            format!(
+                "{name}.struct_size is {size}, which is not the size of any version of the \
+                 struct (it ends inside a field); set it to sizeof or use rf_*_default_params()"
+            ),
+        ));
+    }
+    Ok(size)
+}
+
 /// A parameter struct that begins with `uint32_t struct_size`. A host built against an
 /// older header passes a smaller struct: the fields it knows are read, the rest keep
 /// `defaults`. NULL means all defaults.
@@ -111,22 +163,20 @@ pub unsafe fn write_bytes<T: Copy>(
 /// # Safety
 /// A non-NULL `ptr` must point to at least `struct_size` readable bytes laid out as the
 /// prefix of `T` (whose first field is the `u32` size), with valid values in them.
-pub unsafe fn versioned<T: Copy>(ptr: *const T, defaults: T, name: &str) -> Result<T, Failure> {
+pub unsafe fn versioned<T: Versioned>(
+    ptr: *const T,
+    defaults: T,
+    name: &str,
+) -> Result<T, Failure> {
     if ptr.is_null() {
         return Ok(defaults);
     }
     // SAFETY: every such struct starts with its u32 size, readable by the contract.
-    let size = unsafe { ptr.cast::<u32>().read_unaligned() } as usize;
-    if size < size_of::<u32>() {
-        return Err(Failure::new(
-            rf_status::RF_ERR_INVALID_ARGUMENT,
-            format!("{name}.struct_size is {size}; fill it with rf_*_default_params()"),
-        ));
-    }
+    let size = checked_struct_size::<T>(unsafe { ptr.cast::<u32>().read_unaligned() }, name)?;
     let mut params = defaults;
     let known = size.min(size_of::<T>());
-    // SAFETY: `known` bytes are readable at `ptr` and writable in `params`; a prefix of a
-    // `#[repr(C)]` struct ends on a field boundary, so each copied field is whole.
+    // SAFETY: `known` bytes are readable at `ptr` and writable in `params`; `known` ends
+    // on a field boundary (checked above), so each copied field is whole.
     unsafe {
         std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut params).cast::<u8>(), known);
     }
@@ -138,15 +188,9 @@ pub unsafe fn versioned<T: Copy>(ptr: *const T, defaults: T, name: &str) -> Resu
 ///
 /// # Safety
 /// `ptr` must point to at least `(*ptr).struct_size` writable bytes.
-pub unsafe fn write_versioned<T: Copy>(ptr: *mut T, value: T) -> Result<(), Failure> {
+pub unsafe fn write_versioned<T: Versioned>(ptr: *mut T, value: T) -> Result<(), Failure> {
     // SAFETY: the struct's first field is its u32 size, readable by the contract.
-    let size = unsafe { ptr.cast::<u32>().read_unaligned() } as usize;
-    if size < size_of::<u32>() {
-        return Err(Failure::new(
-            rf_status::RF_ERR_INVALID_ARGUMENT,
-            format!("struct_size is {size}; set it to the struct's sizeof"),
-        ));
-    }
+    let size = checked_struct_size::<T>(unsafe { ptr.cast::<u32>().read_unaligned() }, "out")?;
     let known = size.min(size_of::<T>());
     // SAFETY: `known` bytes are readable in `value` and writable at `ptr`; the size field
     // itself is rewritten with the caller's own value.
@@ -161,4 +205,53 @@ pub unsafe fn write_versioned<T: Copy>(ptr: *mut T, value: T) -> Result<(), Fail
 /// dropped.
 pub fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Versioned;
+    use crate::ffi::{
+        rf_context_params, rf_device_description, rf_generate_params, rf_memory_report,
+        rf_model_description, rf_model_params, rf_sampler_params,
+    };
+
+    /// The listed fields are all of the struct's: in order, not overlapping, and the last
+    /// one ends where the struct does (up to its alignment padding).
+    fn assert_lists_every_field<T: Versioned>() {
+        let spans = T::field_spans();
+        assert_eq!(spans[0], (0, 4), "struct_size comes first");
+        for pair in spans.windows(2) {
+            assert!(
+                pair[0].0 + pair[0].1 <= pair[1].0,
+                "fields out of order: {spans:?}"
+            );
+        }
+        let (offset, len) = spans[spans.len() - 1];
+        assert_eq!(
+            (offset + len).next_multiple_of(align_of::<T>()),
+            size_of::<T>()
+        );
+    }
+
+    #[test]
+    fn every_versioned_struct_lists_all_its_fields() {
+        assert_lists_every_field::<rf_model_params>();
+        assert_lists_every_field::<rf_model_description>();
+        assert_lists_every_field::<rf_context_params>();
+        assert_lists_every_field::<rf_memory_report>();
+        assert_lists_every_field::<rf_sampler_params>();
+        assert_lists_every_field::<rf_generate_params>();
+        assert_lists_every_field::<rf_device_description>();
+    }
+
+    #[test]
+    fn sizes_inside_a_field_are_torn_and_sizes_between_fields_are_not() {
+        // rf_model_params: the progress callback pointer spans bytes 16..24.
+        assert!(!rf_model_params::ends_on_field_boundary(20));
+        assert!(rf_model_params::ends_on_field_boundary(16));
+        assert!(rf_model_params::ends_on_field_boundary(24));
+        // rf_context_params: n_ctx spans bytes 4..8.
+        assert!(!rf_context_params::ends_on_field_boundary(6));
+        assert!(rf_context_params::ends_on_field_boundary(8));
+    }
 }

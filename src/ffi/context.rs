@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::args::{out, reference, slice, versioned, write_versioned};
+use super::args::{out, reference, slice, versioned, versioned_struct, write_versioned};
 use super::boundary::{Failure, call, exclusive};
 use super::log::RF_LOG_INFO;
 use super::model::{LoadedModel, rf_model};
@@ -20,17 +20,28 @@ pub const RF_KV_Q8_0: u32 = 2;
 pub struct rf_context_params {
     /// `sizeof(rf_context_params)`, set by `rf_context_default_params()`.
     pub struct_size: u32,
-    /// Token slots across all sequences; 0 = min(training context, 4096).
+    /// Token slots across all sequences; 0 = min(training context, 4096). Rounded up to
+    /// a whole number of KV blocks (16 slots each); `rf_context_memory` reports the size
+    /// in use as `kv_blocks_total * kv_block_tokens`.
     pub n_ctx: u32,
     /// Most sequences the context holds (ids 0 .. n_seq_max-1).
     pub n_seq_max: u32,
-    /// Most tokens one `rf_decode` may take.
+    /// Most tokens one `rf_decode` may take; capped at the context's size.
     pub n_batch: u32,
-    /// Threads for CPU work; 0 = the model's setting.
+    /// Threads for CPU work, at most 1024; 0 = the model's setting.
     pub n_threads: u32,
     /// `RF_KV_F16` (default); `RF_KV_F32` and `RF_KV_Q8_0` are not built yet.
     pub kv_type: u32,
 }
+
+versioned_struct!(rf_context_params {
+    struct_size,
+    n_ctx,
+    n_seq_max,
+    n_batch,
+    n_threads,
+    kv_type
+});
 
 /// A context. One thread at a time: a second thread entering while a call runs gets
 /// `RF_ERR_BUSY`. `rf_context_cancel` may be called from any thread at any time.
@@ -161,7 +172,18 @@ pub unsafe extern "C" fn rf_decode(ctx: *mut rf_context, batch: *const rf_batch)
     call(|| {
         // SAFETY: the caller's contract.
         let (ctx, b) = unsafe { (reference(ctx, "ctx")?, reference(batch, "batch")?) };
+        let mut context = ctx.enter()?;
+        ctx.drop_stale_cancel();
+        // Checked before the arrays are viewed or copied: `n_tokens` is the host's word
+        // for how long they are, and nothing may be sized by it unchecked.
         let n = b.n_tokens;
+        let n_batch = context.params().n_batch;
+        if n == 0 || n > n_batch {
+            return Err(Failure::new(
+                rf_status::RF_ERR_INVALID_ARGUMENT,
+                format!("batch.n_tokens is {n}; this context takes 1 to {n_batch} tokens"),
+            ));
+        }
         // SAFETY: each array holds `n_tokens` elements or is NULL where allowed.
         let (tokens, positions, seq_ids, want) = unsafe {
             (
@@ -172,8 +194,6 @@ pub unsafe extern "C" fn rf_decode(ctx: *mut rf_context, batch: *const rf_batch)
             )
         };
         let want: Option<Vec<bool>> = want.map(|w| w.iter().map(|&v| v != 0).collect());
-        let mut context = ctx.enter()?;
-        ctx.drop_stale_cancel();
         context.decode(&Batch {
             tokens,
             positions,
@@ -290,6 +310,16 @@ pub struct rf_memory_report {
     pub host_bytes: u64,
     pub device_bytes: u64,
 }
+
+versioned_struct!(rf_memory_report {
+    struct_size,
+    kv_blocks_total,
+    kv_blocks_used,
+    kv_blocks_free,
+    kv_block_tokens,
+    host_bytes,
+    device_bytes
+});
 
 /// KV occupancy and the context's memory. Set `out->struct_size` first.
 ///

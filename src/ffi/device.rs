@@ -4,7 +4,7 @@
 use std::ffi::{CString, c_char};
 use std::sync::OnceLock;
 
-use super::args::{c_string, out, write_versioned};
+use super::args::{c_string, out, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::status::rf_status;
 use crate::backend::gpu::{DeviceKind, DeviceReport, enumerate};
@@ -34,6 +34,19 @@ pub struct rf_device_description {
     /// Why the device cannot be used; empty when it can.
     pub unusable_reason: *const c_char,
 }
+
+versioned_struct!(rf_device_description {
+    struct_size,
+    kind,
+    name,
+    arch,
+    total_bytes,
+    free_bytes,
+    compute_units,
+    warp_size,
+    usable,
+    unusable_reason
+});
 
 /// A device report with the C strings `rf_device_info` hands out.
 struct DeviceEntry {

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::args::{reference, slice, text, versioned};
+use super::args::{reference, slice, text, versioned, versioned_struct};
 use super::boundary::{Failure, call};
 use super::context::rf_context;
 use super::sampler::rf_sampler;
@@ -34,6 +34,16 @@ pub struct rf_generate_params {
     /// Control tokens written in the prompt become their ids.
     pub parse_special: bool,
 }
+
+versioned_struct!(rf_generate_params {
+    struct_size,
+    max_tokens,
+    stop,
+    n_stop,
+    seq_id,
+    add_special,
+    parse_special
+});
 
 /// Receives `len` bytes of whole UTF-8 characters; returning false stops generation.
 pub type rf_text_callback =

@@ -4,11 +4,14 @@ use std::ffi::{CString, c_char, c_void};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::args::{bytes, c_string, out, reference, text, versioned, write_bytes};
+use super::args::{
+    bytes, c_string, out, reference, text, versioned, versioned_struct, write_bytes,
+};
 use super::boundary::{Failure, call};
 use super::device::device_reports;
 use super::log::{Logger, RF_LOG_INFO, RF_LOG_WARN, rf_log_callback};
 use super::status::rf_status;
+use crate::backend::cpu::MAX_THREADS;
 use crate::backend::gpu::{DeviceChoice, DeviceKind, choose};
 use crate::error::Error;
 use crate::gguf::{GgufFile, OwnedGguf, Value};
@@ -45,6 +48,19 @@ pub struct rf_model_params {
     /// Lowest `RF_LOG_*` level delivered.
     pub log_level: u32,
 }
+
+versioned_struct!(rf_model_params {
+    struct_size,
+    device,
+    n_threads,
+    use_mmap,
+    vocab_only,
+    progress_callback,
+    progress_user_data,
+    log_callback,
+    log_user_data,
+    log_level
+});
 
 /// A loaded model. Immutable: any number of threads and contexts may share it. Contexts
 /// keep it alive, so freeing it while they exist is safe.
@@ -210,6 +226,16 @@ fn load_with(
     open: impl FnOnce() -> crate::Result<OwnedGguf>,
 ) -> Result<*mut rf_model, Failure> {
     let logger = Logger::new(params.log_callback, params.log_user_data, params.log_level);
+    let n_threads = match params.n_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    if n_threads > MAX_THREADS {
+        return Err(Error::InvalidArgument(format!(
+            "n_threads is {n_threads}, expected at most {MAX_THREADS}"
+        ))
+        .into());
+    }
     choose_device(params.device, &logger)?;
     progress(params, 0.0)?;
     let gguf = open()?;
@@ -225,10 +251,6 @@ fn load_with(
         Weights::Full(Arc::new(Model::from_gguf(gguf)?))
     };
     progress(params, 1.0)?;
-    let n_threads = match params.n_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n as usize,
-    };
     let loaded = LoadedModel {
         weights,
         tokenizer,
@@ -293,6 +315,21 @@ pub struct rf_model_description {
     /// The device the model runs on (0 = CPU).
     pub device: i32,
 }
+
+versioned_struct!(rf_model_description {
+    struct_size,
+    architecture,
+    name,
+    n_params,
+    size_bytes,
+    n_vocab,
+    n_ctx_train,
+    n_embd,
+    n_layer,
+    n_head,
+    n_head_kv,
+    device
+});
 
 /// Describes a model. Set `info->struct_size = sizeof(rf_model_description)` first.
 ///

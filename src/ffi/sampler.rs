@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use super::args::{out, reference, versioned};
+use super::args::{out, reference, versioned, versioned_struct};
 use super::boundary::{Failure, call, exclusive};
 use super::context::rf_context;
 use super::status::rf_status;
@@ -31,6 +31,19 @@ pub struct rf_sampler_params {
     /// The same seed and logits give the same tokens.
     pub seed: u64,
 }
+
+versioned_struct!(rf_sampler_params {
+    struct_size,
+    temperature,
+    top_k,
+    top_p,
+    min_p,
+    repeat_penalty,
+    repeat_last_n,
+    frequency_penalty,
+    presence_penalty,
+    seed
+});
 
 /// A sampler. One thread at a time: a second thread gets `RF_ERR_BUSY`.
 pub struct rf_sampler {

@@ -6,6 +6,7 @@
 //! never keep memory alive.
 
 use crate::error::{Error, Result};
+use crate::host_memory::{filled_vec, reserve};
 
 /// One block of the pool. Its token slots are
 /// `block * block_size .. (block + 1) * block_size` in the storage's slot numbering.
@@ -66,10 +67,13 @@ impl BlockPool {
             )));
         }
         // Both factors are at most their product, which fits in u32.
-        let free_list = (0..n_blocks as u32).rev().map(BlockId).collect();
+        let what = format!("the KV block pool ({n_blocks} blocks)");
+        let mut free_list = Vec::new();
+        reserve(&mut free_list, n_blocks, &what)?;
+        free_list.extend((0..n_blocks as u32).rev().map(BlockId));
         Ok(BlockPool {
             block_size: block_size as u32,
-            ref_counts: vec![0; n_blocks],
+            ref_counts: filled_vec(n_blocks, 0, &what)?,
             free_list,
         })
     }

@@ -13,6 +13,7 @@ use super::ops::{RopeAngles, add_assign, axpy, dot, rms_norm, rope, softmax, swi
 use super::weights::LlamaWeights;
 use crate::backend::cpu::{CpuMatmul, WeightMatrix};
 use crate::error::{Error, Result};
+use crate::host_memory::{filled_vec, resize};
 use crate::tensor::dequantize_row;
 
 /// One token of a batch: what it is, where it sits, where its K and V go, and which
@@ -36,12 +37,24 @@ pub struct KvStorage {
 }
 
 impl KvStorage {
-    pub fn new(config: &ModelConfig, n_slots: usize) -> KvStorage {
-        let layer = || vec![f16::ZERO; n_slots * config.kv_dim()];
-        KvStorage {
-            k: (0..config.n_layer).map(|_| layer()).collect(),
-            v: (0..config.n_layer).map(|_| layer()).collect(),
-        }
+    pub fn new(config: &ModelConfig, n_slots: usize) -> Result<KvStorage> {
+        let values = n_slots.checked_mul(config.kv_dim()).ok_or_else(|| {
+            Error::OutOfMemory(format!(
+                "a KV cache of {n_slots} slots of {} values overflows",
+                config.kv_dim()
+            ))
+        })?;
+        let total_bytes = (values as u128) * 2 * 2 * (config.n_layer as u128);
+        let what = format!("the KV cache ({n_slots} token slots, {total_bytes} bytes in all)");
+        let layers = || -> Result<Vec<Vec<f16>>> {
+            (0..config.n_layer)
+                .map(|_| filled_vec(values, f16::ZERO, &what))
+                .collect()
+        };
+        Ok(KvStorage {
+            k: layers()?,
+            v: layers()?,
+        })
     }
 
     pub fn bytes(&self) -> u64 {
@@ -74,20 +87,26 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    pub fn new(c: &ModelConfig, n_batch: usize) -> Scratch {
-        let buf = |width: usize| vec![0.0f32; n_batch * width];
-        Scratch {
-            x: buf(c.n_embd),
-            xn: buf(c.n_embd),
-            q: buf(c.q_dim()),
-            k: buf(c.kv_dim()),
-            v: buf(c.kv_dim()),
-            attn: buf(c.q_dim()),
-            proj: buf(c.n_embd),
-            gate: buf(c.n_ff),
-            up: buf(c.n_ff),
+    pub fn new(c: &ModelConfig, n_batch: usize) -> Result<Scratch> {
+        let buf = |width: usize| {
+            let what = format!("working memory for batches of {n_batch} tokens");
+            let len = n_batch
+                .checked_mul(width)
+                .ok_or_else(|| Error::OutOfMemory(format!("{what} overflows")))?;
+            filled_vec(len, 0.0f32, &what)
+        };
+        Ok(Scratch {
+            x: buf(c.n_embd)?,
+            xn: buf(c.n_embd)?,
+            q: buf(c.q_dim())?,
+            k: buf(c.kv_dim())?,
+            v: buf(c.kv_dim())?,
+            attn: buf(c.q_dim())?,
+            proj: buf(c.n_embd)?,
+            gate: buf(c.n_ff)?,
+            up: buf(c.n_ff)?,
             logits: Vec::new(),
-        }
+        })
     }
 
     pub fn bytes(&self) -> u64 {
@@ -228,7 +247,12 @@ pub fn forward(
             &mut s.xn[i * d..(i + 1) * d],
         );
     }
-    s.logits.resize(wanted.len() * c.n_vocab, 0.0);
+    resize(
+        &mut s.logits,
+        wanted.len() * c.n_vocab,
+        0.0,
+        "the logits of a batch",
+    )?;
     backend.matmul(
         &w.output,
         &s.xn[..wanted.len() * d],

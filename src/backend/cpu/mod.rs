@@ -18,7 +18,7 @@ mod weight_matrix;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use matmul::CpuMatmul;
-pub use pool::WorkerPool;
+pub use pool::{MAX_THREADS, WorkerPool};
 pub use simd::SimdLevel;
 pub use weight_matrix::WeightMatrix;
 

@@ -82,15 +82,19 @@ impl Job<'_> {
     }
 }
 
+/// The most threads a pool runs: far above any core count a decode step can use, and low
+/// enough that a host's `UINT32_MAX` is refused before anything is allocated for it.
+pub const MAX_THREADS: usize = 1024;
+
 impl WorkerPool {
     /// A pool of `n_threads` threads in all: the caller of [`WorkerPool::run`] and
-    /// `n_threads - 1` workers started now. Errors if `n_threads` is 0 or a thread cannot be
-    /// started.
+    /// `n_threads - 1` workers started now. Errors if `n_threads` is outside
+    /// `1..=MAX_THREADS`, or `OutOfMemory` if the system cannot start another thread.
     pub fn new(n_threads: usize) -> Result<WorkerPool> {
-        if n_threads == 0 {
-            return Err(Error::InvalidArgument(
-                "a worker pool needs at least one thread".into(),
-            ));
+        if !(1..=MAX_THREADS).contains(&n_threads) {
+            return Err(Error::InvalidArgument(format!(
+                "n_threads is {n_threads}, expected 1 to {MAX_THREADS}"
+            )));
         }
         let shared = Arc::new(Shared {
             epoch: CacheAligned(AtomicU64::new(0)),
@@ -113,9 +117,10 @@ impl WorkerPool {
             let worker = thread::Builder::new()
                 .name(format!("rocmforge-cpu-{index}"))
                 .spawn(move || worker_loop(&shared))
-                .map_err(|source| Error::Io {
-                    path: format!("(starting CPU worker thread {index} of {n_threads})"),
-                    source,
+                .map_err(|e| {
+                    Error::OutOfMemory(format!(
+                        "starting CPU worker thread {index} of {n_threads}: {e}"
+                    ))
                 })?;
             pool.workers.push(worker);
         }
