@@ -1,7 +1,7 @@
 //! Hyperparameters of a model, read from its GGUF metadata and checked for consistency.
 
 use crate::error::{Error, Result};
-use crate::gguf::GgufFile;
+use crate::gguf::{ArrayView, GgufFile};
 
 /// The model families with a forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,16 +59,12 @@ impl ModelConfig {
             None if n_head > 0 => n_embd / n_head,
             None => 0,
         };
-        let token_embd =
-            file.tensor_info("token_embd.weight")
-                .ok_or_else(|| Error::MissingTensor {
-                    name: "token_embd.weight".into(),
-                })?;
-        let embd_rows = token_embd.shape().get(1).copied().unwrap_or(1);
-        let n_vocab = match file.get::<usize>(&key("vocab_size"))? {
-            Some(n) => n,
-            None => usize::try_from(embd_rows).unwrap_or(usize::MAX),
-        };
+        let n_vocab = vocabulary_size(file, &key("vocab_size"))?;
+        let context_key = key("context_length");
+        let n_ctx_train = file.get(&context_key)?.unwrap_or(2048);
+        if n_ctx_train == 0 {
+            return Err(Error::InvalidModel(format!("{context_key} is 0")));
+        }
         let config = ModelConfig {
             architecture,
             n_embd,
@@ -78,7 +74,7 @@ impl ModelConfig {
             head_dim,
             n_ff: file.require(&key("feed_forward_length"))?,
             n_vocab,
-            n_ctx_train: file.get(&key("context_length"))?.unwrap_or(2048),
+            n_ctx_train,
             rms_eps: file.require(&key("attention.layer_norm_rms_epsilon"))?,
             rope_style,
             rope_base: file.get(&key("rope.freq_base"))?.unwrap_or(10_000.0),
@@ -145,4 +141,25 @@ impl ModelConfig {
     pub fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
     }
+}
+
+/// The number of tokens the model embeds and predicts: the tokenizer's token count, as in
+/// llama.cpp, so that the embedding and output matrices are checked against the
+/// vocabulary a host sees (`rf_model_info`) and sizes its logit reads by. A file without
+/// a token list falls back to `vocab_size_key`, then to the embedding's rows.
+fn vocabulary_size(file: &GgufFile<'_>, vocab_size_key: &str) -> Result<usize> {
+    // The tokenizer's key (its constant is private to the tokenizer module).
+    if let Some(tokens) = file.get::<&ArrayView<'_>>("tokenizer.ggml.tokens")? {
+        return Ok(tokens.len());
+    }
+    if let Some(n) = file.get::<usize>(vocab_size_key)? {
+        return Ok(n);
+    }
+    let token_embd = file
+        .tensor_info("token_embd.weight")
+        .ok_or_else(|| Error::MissingTensor {
+            name: "token_embd.weight".into(),
+        })?;
+    let rows = token_embd.shape().get(1).copied().unwrap_or(1);
+    Ok(usize::try_from(rows).unwrap_or(usize::MAX))
 }

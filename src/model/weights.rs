@@ -29,65 +29,103 @@ pub struct LlamaWeights<'a> {
 
 impl<'a> LlamaWeights<'a> {
     pub fn from_gguf(file: &GgufFile<'a>, c: &ModelConfig) -> Result<LlamaWeights<'a>> {
-        let token_embd = matrix(file, "token_embd.weight", c.n_vocab, c.n_embd)?;
+        let d = Dims::of(c);
+        let token_embd = matrix(file, "token_embd.weight", d.vocab, d.embd)?;
         let output = if c.tied_output {
             token_embd
         } else {
-            matrix(file, "output.weight", c.n_vocab, c.n_embd)?
+            matrix(file, "output.weight", d.vocab, d.embd)?
         };
         let layers = (0..c.n_layer)
             .map(|i| {
                 let name = |t: &str| format!("blk.{i}.{t}.weight");
                 Ok(LayerWeights {
-                    attn_norm: norm(file, &name("attn_norm"), c.n_embd)?,
-                    wq: matrix(file, &name("attn_q"), c.q_dim(), c.n_embd)?,
-                    wk: matrix(file, &name("attn_k"), c.kv_dim(), c.n_embd)?,
-                    wv: matrix(file, &name("attn_v"), c.kv_dim(), c.n_embd)?,
-                    wo: matrix(file, &name("attn_output"), c.n_embd, c.q_dim())?,
-                    ffn_norm: norm(file, &name("ffn_norm"), c.n_embd)?,
-                    w_gate: matrix(file, &name("ffn_gate"), c.n_ff, c.n_embd)?,
-                    w_up: matrix(file, &name("ffn_up"), c.n_ff, c.n_embd)?,
-                    w_down: matrix(file, &name("ffn_down"), c.n_embd, c.n_ff)?,
+                    attn_norm: norm(file, &name("attn_norm"), d.embd)?,
+                    wq: matrix(file, &name("attn_q"), d.q, d.embd)?,
+                    wk: matrix(file, &name("attn_k"), d.kv, d.embd)?,
+                    wv: matrix(file, &name("attn_v"), d.kv, d.embd)?,
+                    wo: matrix(file, &name("attn_output"), d.embd, d.q)?,
+                    ffn_norm: norm(file, &name("ffn_norm"), d.embd)?,
+                    w_gate: matrix(file, &name("ffn_gate"), d.ff, d.embd)?,
+                    w_up: matrix(file, &name("ffn_up"), d.ff, d.embd)?,
+                    w_down: matrix(file, &name("ffn_down"), d.embd, d.ff)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(LlamaWeights {
             token_embd,
             layers,
-            output_norm: norm(file, "output_norm.weight", c.n_embd)?,
+            output_norm: norm(file, "output_norm.weight", d.embd)?,
             output,
         })
     }
 }
 
-fn shape_error(name: &str, found: &[u64], expected: &[usize]) -> Error {
+/// A tensor dimension the hyperparameters fix: its size, and what it is called in an
+/// error message, so a wrong shape says which hyperparameter it contradicts.
+#[derive(Clone, Copy)]
+struct Dim {
+    size: usize,
+    name: &'static str,
+}
+
+/// Every dimension a llama weight has.
+struct Dims {
+    embd: Dim,
+    vocab: Dim,
+    q: Dim,
+    kv: Dim,
+    ff: Dim,
+}
+
+impl Dims {
+    fn of(c: &ModelConfig) -> Dims {
+        let dim = |size, name| Dim { size, name };
+        Dims {
+            embd: dim(c.n_embd, "n_embd"),
+            vocab: dim(c.n_vocab, "n_vocab"),
+            q: dim(c.q_dim(), "n_head * head_dim"),
+            kv: dim(c.kv_dim(), "n_head_kv * head_dim"),
+            ff: dim(c.n_ff, "n_ff"),
+        }
+    }
+}
+
+/// Whether `found` (a GGUF shape) is exactly `expected`.
+fn shape_is(found: &[u64], expected: &[Dim]) -> bool {
+    found.len() == expected.len()
+        && found
+            .iter()
+            .zip(expected)
+            .all(|(&f, d)| u64::try_from(d.size) == Ok(f))
+}
+
+fn shape_error(name: &str, found: &[u64], expected: &[Dim]) -> Error {
+    let sizes: Vec<usize> = expected.iter().map(|d| d.size).collect();
+    let names: Vec<&str> = expected.iter().map(|d| d.name).collect();
     Error::InvalidModel(format!(
-        "tensor '{name}' has shape {found:?}, the hyperparameters need {expected:?}"
+        "tensor '{name}' has shape {found:?}, the hyperparameters need {sizes:?} ({})",
+        names.join(", ")
     ))
 }
 
-/// A matrix of `n_rows` rows of `n_cols` values: GGUF shape `[n_cols, n_rows]`.
-fn matrix<'a>(
-    file: &GgufFile<'a>,
-    name: &str,
-    n_rows: usize,
-    n_cols: usize,
-) -> Result<WeightMatrix<'a>> {
+/// A matrix of `rows` rows of `cols` values: GGUF shape `[cols, rows]`.
+fn matrix<'a>(file: &GgufFile<'a>, name: &str, rows: Dim, cols: Dim) -> Result<WeightMatrix<'a>> {
     let view = file.tensor(name)?;
     let shape = view.info.shape();
-    if shape != [n_cols as u64, n_rows as u64] {
-        return Err(shape_error(name, shape, &[n_cols, n_rows]));
+    if !shape_is(shape, &[cols, rows]) {
+        return Err(shape_error(name, shape, &[cols, rows]));
     }
-    WeightMatrix::new(view.info.dtype(), view.data, n_rows, n_cols)
+    WeightMatrix::new(view.info.dtype(), view.data, rows.size, cols.size)
 }
 
 /// A norm weight vector of `n` values; NaN or infinity in it is a model error.
-fn norm(file: &GgufFile<'_>, name: &str, n: usize) -> Result<Vec<f32>> {
+fn norm(file: &GgufFile<'_>, name: &str, n: Dim) -> Result<Vec<f32>> {
     let view = file.tensor(name)?;
-    if view.info.shape() != [n as u64] {
+    if !shape_is(view.info.shape(), &[n]) {
         return Err(shape_error(name, view.info.shape(), &[n]));
     }
-    let values = dequantize_to_vec(view.info.dtype(), view.data, n)?;
+    let values = dequantize_to_vec(view.info.dtype(), view.data, n.size)?;
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::InvalidModel(format!(
             "tensor '{name}' holds {} at index {i}",
