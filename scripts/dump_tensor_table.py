@@ -14,7 +14,9 @@ Output schema (compact JSON, one metadata entry / tensor per line):
      "alignment": effective alignment (general.alignment or 32),
      "data_offset": absolute byte offset of the tensor data section
                     (end of the tensor-info table rounded up to `alignment`),
-     "metadata": [{"key", "type", ["array_type", "array_len"], ["value" | "len"]}],
+     "metadata": [{"key", "type",
+                   ["array_type", "array_len", "chunk_fnv1a64", "samples"],
+                   ["value" | "len", "fnv1a64"]}],
      "tensors": [{"name", "type_id", "type", "shape", "offset", "n_bytes"}]}
 
 Semantics (verified against gguf-py 0.19.0 and cross-checked below by an
@@ -27,8 +29,20 @@ independent struct-based parse of the raw header bytes):
   Arrays carry "array_type" (element type name, read from the file even for
   empty arrays) and "array_len" but no "value". Scalars carry "value"; strings
   longer than 200 characters carry "len" (length in UTF-8 bytes, as stored in
-  the file) instead of "value". FLOAT32 values are the exact float32 values
-  widened to double (e.g. 1e-05f -> 9.999999747378752e-06).
+  the file) and "fnv1a64" (the hash below of those bytes) instead of "value".
+  FLOAT32 values are the exact float32 values widened to double (e.g. 1e-05f ->
+  9.999999747378752e-06).
+* Array contents, every element, as gguf-py reads them: "chunk_fnv1a64" holds
+  one hash per run of 8192 elements (the last run may be shorter; an empty
+  array has none) of their canonical serialisation, and "samples" 16 evenly
+  spaced [index, value] pairs (fewer for short arrays) in plain JSON, plus for
+  integer and bool arrays the first index of each distinct value (up to 8).
+  Canonical serialisation of one element, the same as the GGUF encoding: a
+  string is its UTF-8 byte length as u64 little-endian, then the bytes; a
+  number is its value in its GGUF type, little-endian (floats by their bits);
+  a bool is one byte, 0 or 1. The hash is 64-bit FNV-1a, written as 16 lower-
+  case hex digits: each step XORs in one byte and multiplies by an odd number,
+  both bijections of the state, so any one-byte substitution changes it.
 * tensor "shape" is in GGML order, ne[0] (the contiguous, fastest-varying
   dimension) first, exactly as the dims are stored in the file. gguf-py's
   ReaderTensor.shape is already this order (it is the raw dims array); only
@@ -60,6 +74,11 @@ except ImportError as exc:  # pragma: no cover
     )
 
 LONG_STRING = 200
+HASH_CHUNK = 8192
+N_SAMPLES = 16
+MAX_DISTINCT_SAMPLES = 8
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
 HEADER_FIELDS = ("GGUF.version", "GGUF.tensor_count", "GGUF.kv_count")
 
 
@@ -78,19 +97,71 @@ def py_scalar(x):
     return x
 
 
+def fnv1a64(data: bytes) -> str:
+    h = FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def array_elements(field, item_type: GGUFValueType) -> list:
+    """Each element as (canonical bytes, plain JSON value), from gguf-py's parts."""
+    if item_type == GGUFValueType.ARRAY:
+        raise AssertionError(f"{field.name}: nested arrays are not described")
+    out = []
+    for idx in field.data:
+        part = field.parts[idx]
+        if item_type == GGUFValueType.STRING:
+            raw = bytes(part)
+            out.append((struct.pack("<Q", len(raw)) + raw, raw.decode("utf-8")))
+        elif item_type == GGUFValueType.BOOL:
+            value = bool(part[0])
+            out.append((bytes([value]), value))
+        else:
+            if len(part) != 1:
+                raise AssertionError(f"{field.name}: array element part of {len(part)} values")
+            raw = part.astype(part.dtype.newbyteorder("<")).tobytes()
+            value = py_scalar(part[0])
+            value = float(value) if item_type in (GGUFValueType.FLOAT32, GGUFValueType.FLOAT64) else int(value)
+            out.append((raw, value))
+    return out
+
+
+def array_contents(field, item_type: GGUFValueType, n: int) -> dict:
+    elements = array_elements(field, item_type)
+    if len(elements) != n:
+        raise AssertionError(f"{field.name}: gguf-py gave {len(elements)} elements, header says {n}")
+    chunks = [
+        fnv1a64(b"".join(raw for raw, _ in elements[i:i + HASH_CHUNK]))
+        for i in range(0, n, HASH_CHUNK)
+    ]
+    picks = {k * (n - 1) // (N_SAMPLES - 1) for k in range(N_SAMPLES)} if n else set()
+    if item_type not in (GGUFValueType.STRING, GGUFValueType.FLOAT32, GGUFValueType.FLOAT64):
+        # Rare values (a token type used by a few control tokens) are worth showing.
+        first_of_value: dict = {}
+        for i, (_, value) in enumerate(elements):
+            first_of_value.setdefault(value, i)
+        picks.update(sorted(first_of_value.values())[:MAX_DISTINCT_SAMPLES])
+    picks = sorted(picks)
+    return {"chunk_fnv1a64": chunks, "samples": [[i, elements[i][1]] for i in picks]}
+
+
 def metadata_entry(field) -> dict:
     vtype = field.types[0]
     entry: dict = {"key": field.name, "type": vtype.name}
     if vtype == GGUFValueType.ARRAY:
         # parts = [key_len, key_bytes, value_type, array_item_type, array_len, items...]
         # Read the item type from the file: field.types has no sub-type for empty arrays.
-        entry["array_type"] = GGUFValueType(int(field.parts[3][0])).name
+        item_type = GGUFValueType(int(field.parts[3][0]))
+        entry["array_type"] = item_type.name
         entry["array_len"] = int(field.parts[4][0])
+        entry.update(array_contents(field, item_type, entry["array_len"]))
     elif vtype == GGUFValueType.STRING:
         raw = bytes(field.parts[-1])
         text = raw.decode("utf-8")
         if len(text) > LONG_STRING:
             entry["len"] = len(raw)
+            entry["fnv1a64"] = fnv1a64(raw)
         else:
             entry["value"] = text
     else:

@@ -1,5 +1,6 @@
-//! The two real test models open, and every header number, metadata entry and tensor
-//! agrees with what gguf-py reports (tests/fixtures/models/*.json, written by
+//! The two real test models open, and every header number, metadata entry (every element
+//! of every array: each token string, token type, score and merge) and tensor agrees with
+//! what gguf-py reports (tests/fixtures/models/*.json, written by
 //! scripts/dump_tensor_table.py).
 
 mod common;
@@ -49,24 +50,92 @@ fn check_value(key: &str, value: &Value<'_>, want: &Json) {
     match value {
         Value::Array(a) => check_array(key, a, want),
         Value::String(s) if want.get("value").is_none() => {
-            assert_eq!(Json::from(s.len()), want["len"], "{key}")
+            assert_eq!(Json::from(s.len()), want["len"], "{key}");
+            assert_eq!(Json::from(fnv1a64(s.as_bytes())), want["fnv1a64"], "{key}");
         }
-        Value::String(s) => assert_eq!(*s, want["value"], "{key}"),
-        Value::Bool(b) => assert_eq!(Json::from(*b), want["value"], "{key}"),
-        // gguf-py widens FLOAT32 to f64 exactly, so the comparison is exact.
-        Value::F32(v) => assert_eq!(Json::from(f64::from(*v)), want["value"], "{key}"),
-        Value::F64(v) => assert_eq!(Json::from(*v), want["value"], "{key}"),
-        other => {
-            let n = other.as_integer().unwrap();
-            assert_eq!(Json::from(n as i64), want["value"], "{key}");
-        }
+        scalar => assert_eq!(plain_json(scalar), want["value"], "{key}"),
     }
 }
+
+/// A scalar as the fixture writes it. gguf-py widens FLOAT32 to f64 exactly, so
+/// comparisons stay exact.
+fn plain_json(value: &Value<'_>) -> Json {
+    match value {
+        Value::String(s) => Json::from(*s),
+        Value::Bool(b) => Json::from(*b),
+        Value::F32(v) => Json::from(f64::from(*v)),
+        Value::F64(v) => Json::from(*v),
+        Value::Array(_) => panic!("an array is not a scalar"),
+        integer => Json::from(integer.as_integer().and_then(|n| i64::try_from(n).ok())),
+    }
+}
+
+/// Elements per hash in the fixture's `chunk_fnv1a64`.
+const HASH_CHUNK: usize = 8192;
 
 fn check_array(key: &str, a: &ArrayView<'_>, want: &Json) {
     assert_eq!(a.elem_type().name(), want["array_type"], "{key}");
     assert_eq!(Json::from(a.len()), want["array_len"], "{key}");
-    assert_eq!(a.iter().count(), a.len(), "{key}");
+    let items: Vec<Value<'_>> = a.iter().collect();
+    assert_eq!(items.len(), a.len(), "{key}");
+
+    let hashes: Vec<String> = items
+        .chunks(HASH_CHUNK)
+        .map(|chunk| fnv1a64(&canonical_bytes(chunk.iter().cloned())))
+        .collect();
+    let want_hashes = want["chunk_fnv1a64"].as_array().expect("chunk_fnv1a64");
+    assert_eq!(hashes.len(), want_hashes.len(), "{key}: number of chunks");
+    for (c, (ours, theirs)) in hashes.iter().zip(want_hashes).enumerate() {
+        let (first, last) = (c * HASH_CHUNK, ((c + 1) * HASH_CHUNK).min(items.len()) - 1);
+        assert_eq!(
+            ours, theirs,
+            "{key}: elements {first}..={last} differ from gguf-py's"
+        );
+    }
+
+    let samples = want["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty() || items.is_empty(), "{key}: no samples");
+    for sample in samples {
+        let index = sample[0].as_u64().expect("sample index") as usize;
+        assert_eq!(plain_json(&items[index]), sample[1], "{key}[{index}]");
+    }
+}
+
+/// The fixture's canonical serialisation (the GGUF encoding): a string as its byte
+/// length (u64 LE) then its UTF-8 bytes, a number little-endian in its own type, a bool
+/// as one byte 0 or 1.
+fn canonical_bytes<'a>(values: impl IntoIterator<Item = Value<'a>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for value in values {
+        match value {
+            Value::String(s) => {
+                out.extend((s.len() as u64).to_le_bytes());
+                out.extend(s.as_bytes());
+            }
+            Value::Bool(b) => out.push(u8::from(b)),
+            Value::U8(v) => out.extend(v.to_le_bytes()),
+            Value::I8(v) => out.extend(v.to_le_bytes()),
+            Value::U16(v) => out.extend(v.to_le_bytes()),
+            Value::I16(v) => out.extend(v.to_le_bytes()),
+            Value::U32(v) => out.extend(v.to_le_bytes()),
+            Value::I32(v) => out.extend(v.to_le_bytes()),
+            Value::U64(v) => out.extend(v.to_le_bytes()),
+            Value::I64(v) => out.extend(v.to_le_bytes()),
+            Value::F32(v) => out.extend(v.to_le_bytes()),
+            Value::F64(v) => out.extend(v.to_le_bytes()),
+            Value::Array(_) => panic!("nested arrays are not in the fixture format"),
+        }
+    }
+    out
+}
+
+/// 64-bit FNV-1a as 16 hex digits. Each step (XOR a byte, multiply by an odd number) is
+/// a bijection of the state, so any one-byte substitution changes the hash.
+fn fnv1a64(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 #[test]
