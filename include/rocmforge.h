@@ -94,13 +94,15 @@ typedef struct rf_chat_message {
 typedef struct rf_context_params {
   // `sizeof(rf_context_params)`, set by `rf_context_default_params()`.
   uint32_t struct_size;
-  // Token slots across all sequences; 0 = min(training context, 4096).
+  // Token slots across all sequences; 0 = min(training context, 4096). Rounded up to
+  // a whole number of KV blocks (16 slots each); `rf_context_memory` reports the size
+  // in use as `kv_blocks_total * kv_block_tokens`.
   uint32_t n_ctx;
   // Most sequences the context holds (ids 0 .. n_seq_max-1).
   uint32_t n_seq_max;
-  // Most tokens one `rf_decode` may take.
+  // Most tokens one `rf_decode` may take; capped at the context's size.
   uint32_t n_batch;
-  // Threads for CPU work; 0 = the model's setting.
+  // Threads for CPU work, at most 1024; 0 = the model's setting.
   uint32_t n_threads;
   // `RF_KV_F16` (default); `RF_KV_F32` and `RF_KV_Q8_0` are not built yet.
   uint32_t kv_type;

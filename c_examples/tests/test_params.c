@@ -1,5 +1,6 @@
 /* Parameter structs and callbacks: a host built against an older, smaller struct keeps
- * working (missing fields take defaults), a struct_size of 0 is refused, the log callback
+ * working (missing fields take defaults), a struct_size of 0 or one that ends inside a
+ * field (a torn pointer or count) is refused and nothing is written, the log callback
  * receives the library's messages (nothing is printed), and a progress callback that
  * returns false cancels the load without leaking. */
 #include <stddef.h>
@@ -53,7 +54,32 @@ int main(int argc, char **argv) {
     rf_context_params q8 = rf_context_default_params();
     q8.kv_type = RF_KV_Q8_0;
     CHECK_STATUS(rf_context_new(model, &q8, &ctx), RF_ERR_UNSUPPORTED);
+
+    /* struct_size 6 ends inside n_ctx: 65600 must not become a 64-slot context. */
+    rf_context_params torn_ctx = rf_context_default_params();
+    torn_ctx.struct_size = 6;
+    torn_ctx.n_ctx = 65600;
+    CHECK_STATUS(rf_context_new(model, &torn_ctx, &ctx), RF_ERR_INVALID_ARGUMENT);
+    CHECK(ctx == NULL && strstr(rf_last_error(), "struct_size") != NULL);
+    /* A memory report cut inside kv_blocks_total gets nothing written. */
+    CHECK_STATUS(rf_context_new(model, NULL, &ctx), RF_OK);
+    rf_memory_report torn_mem;
+    memset(&torn_mem, 0xAB, sizeof torn_mem);
+    torn_mem.struct_size = 12;
+    CHECK_STATUS(rf_context_memory(ctx, &torn_mem), RF_ERR_INVALID_ARGUMENT);
+    uint64_t pattern;
+    memset(&pattern, 0xAB, sizeof pattern);
+    CHECK(memcmp(&torn_mem.kv_blocks_total, &pattern, sizeof pattern) == 0);
+    rf_context_free(ctx);
     rf_model_free(model);
+
+    /* struct_size 20 ends inside the progress callback pointer: refused before any load. */
+    rf_model_params torn_model = rf_model_default_params();
+    torn_model.struct_size = (uint32_t)offsetof(rf_model_params, progress_callback) + 4;
+    torn_model.progress_callback = stop_at_half;
+    model = NULL;
+    CHECK_STATUS(rf_model_load(path, strlen(path), &torn_model, &model), RF_ERR_INVALID_ARGUMENT);
+    CHECK(model == NULL);
 
     /* An older rf_model_description: only the fields it has are written. */
     CHECK_STATUS(rf_model_load(path, strlen(path), NULL, &model), RF_OK);
@@ -65,6 +91,12 @@ int main(int argc, char **argv) {
     uint64_t untouched;
     memset(&untouched, 0xAB, sizeof untouched);
     CHECK(memcmp(&small.n_params, &untouched, sizeof untouched) == 0);
+    /* struct_size 12 ends inside the architecture pointer: no half pointer is written. */
+    rf_model_description torn_info;
+    memset(&torn_info, 0xAB, sizeof torn_info);
+    torn_info.struct_size = (uint32_t)offsetof(rf_model_description, architecture) + 4;
+    CHECK_STATUS(rf_model_info(model, &torn_info), RF_ERR_INVALID_ARGUMENT);
+    CHECK(memcmp(&torn_info.architecture, &untouched, sizeof torn_info.architecture) == 0);
     rf_model_free(model);
 
     rf_model *cancelled = NULL;
