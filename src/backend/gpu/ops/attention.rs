@@ -1,0 +1,399 @@
+//! Attention over the paged KV cache (`kernels/attention.hip`): a tiled flash-attention
+//! launch for prefill and a split-K ("flash-decoding") launch plus a combine for decode.
+
+use half::f16;
+
+use super::super::safe::{
+    Device, DeviceBuffer, Dim3, Function, KernelArgs, LaunchConfig, Module, Stream,
+};
+use super::{GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, check_buffer, product, to_u32};
+use crate::error::{Error, Result};
+
+/// Threads per attention block.
+const THREADS: u32 = 256;
+/// The kernel's `MAX_OUTPUTS_PER_THREAD`: a block's query rows times head_dim may be at
+/// most THREADS times this.
+const MAX_OUTPUTS_PER_THREAD: usize = 16;
+/// Dynamic shared memory every target grants a block without opting in (48 KiB), less
+/// room for the kernel's static `stop` flag.
+const MAX_SHARED_BYTES: usize = 48 * 1024 - 64;
+/// Threads of a combine block (they walk head_dim).
+const COMBINE_THREADS: u32 = 128;
+
+/// One layer's paged KV cache and the block tables of the step's sequences, in device
+/// memory (the layout of `src/kv_cache/sequence_table.rs`).
+pub struct PagedKv<'a> {
+    /// `[n_slots, n_kv_heads * head_dim]` each.
+    pub k_cache: &'a DeviceBuffer<f16>,
+    pub v_cache: &'a DeviceBuffer<f16>,
+    /// `[n_seq, max_blocks]` each sequence's blocks in token order.
+    pub block_tables: &'a DeviceBuffer<u32>,
+    /// `[n_seq, max_blocks * block_size]` the position of each logical slot's token, or
+    /// `EMPTY_SLOT` (i32::MAX) for a hole or an unwritten slot.
+    pub slot_positions: &'a DeviceBuffer<i32>,
+    /// `[n_seq]` logical slots in use per sequence, holes included.
+    pub n_logical: &'a DeviceBuffer<u32>,
+    pub n_seq: usize,
+    pub max_blocks: usize,
+    pub block_size: usize,
+}
+
+/// The step's query tokens: which sequence each belongs to and its position.
+pub struct StepTokens<'a> {
+    /// `[n_tokens]` index into the sequences of [`PagedKv`].
+    pub seq_index: &'a DeviceBuffer<u32>,
+    /// `[n_tokens]`
+    pub pos: &'a DeviceBuffer<i32>,
+    pub n_tokens: usize,
+}
+
+/// Scratch for the split-K decode launch: each split's unnormalised result, max and sum.
+/// Allocated once per context for its largest decode batch.
+pub struct AttentionWorkspace {
+    /// `[max_tokens, n_head, max_splits, head_dim]`
+    partial_acc: DeviceBuffer<f32>,
+    /// `[max_tokens, n_head, max_splits, 2]`
+    partial_ml: DeviceBuffer<f32>,
+    keys_per_split: usize,
+}
+
+impl AttentionWorkspace {
+    /// Room for `max_tokens` decode tokens over sequences of up to `max_slots` logical
+    /// slots (max_blocks * block_size), split into pieces of `keys_per_split` slots.
+    pub fn new(
+        device: &Device,
+        heads: &HeadShape,
+        max_tokens: usize,
+        max_slots: usize,
+        keys_per_split: usize,
+    ) -> Result<AttentionWorkspace> {
+        heads.check()?;
+        if keys_per_split == 0 {
+            return Err(Error::InvalidArgument(
+                "keys_per_split must be at least 1".into(),
+            ));
+        }
+        let max_splits = max_slots.div_ceil(keys_per_split).max(1);
+        let rows = product(
+            "attention workspace",
+            &[max_tokens, heads.n_head, max_splits],
+        )?;
+        Ok(AttentionWorkspace {
+            partial_acc: device.alloc(product("attention workspace", &[rows, heads.head_dim])?)?,
+            partial_ml: device.alloc(product("attention workspace", &[rows, 2])?)?,
+            keys_per_split,
+        })
+    }
+}
+
+pub(super) struct AttentionKernels {
+    paged: Function,
+    combine: Function,
+}
+
+impl AttentionKernels {
+    pub(super) fn load(module: &Module) -> Result<AttentionKernels> {
+        Ok(AttentionKernels {
+            paged: module.function("rf_attention_paged")?,
+            combine: module.function("rf_attention_combine")?,
+        })
+    }
+}
+
+/// How one launch of `rf_attention_paged` divides the work.
+struct Tiling {
+    tokens_per_tile: usize,
+    keys_per_tile: usize,
+    keys_per_split: usize,
+    n_splits: usize,
+}
+
+impl Tiling {
+    /// Keys staged per tile: fewer for wide heads, so K and V tiles fit beside the queries.
+    fn keys_per_tile(head_dim: usize) -> usize {
+        if head_dim <= 128 { 32 } else { 16 }
+    }
+
+    /// The most tokens a block can hold: its query rows times head_dim outputs must fit
+    /// the threads' accumulators.
+    fn max_tokens_per_tile(heads: &HeadShape) -> Result<usize> {
+        let group = heads.n_head / heads.n_kv_heads;
+        let per_token = group * heads.head_dim;
+        let capacity = THREADS as usize * MAX_OUTPUTS_PER_THREAD;
+        if per_token > capacity {
+            return Err(Error::Unsupported(format!(
+                "GPU attention with {group} query heads of {} values per K/V head (at most \
+                 {capacity} values)",
+                heads.head_dim
+            )));
+        }
+        Ok(capacity / per_token)
+    }
+
+    /// Bytes of dynamic shared memory: the layout at the top of `rf_attention_paged`.
+    fn shared_bytes(&self, heads: &HeadShape) -> usize {
+        let rows = self.tokens_per_tile * (heads.n_head / heads.n_kv_heads);
+        let (hd, t) = (heads.head_dim, self.keys_per_tile);
+        4 * (rows * hd + rows * t + 3 * rows + 2 * t) + 2 * 2 * t * hd
+    }
+}
+
+/// The inputs and output of one attention launch.
+struct Launch<'a> {
+    heads: &'a HeadShape,
+    scale: f32,
+    kv: &'a PagedKv<'a>,
+    tokens: &'a StepTokens<'a>,
+    q: &'a DeviceBuffer<f32>,
+    tiling: Tiling,
+}
+
+impl GpuOps {
+    /// Attention of a batch of many tokens (prefill): tiles of consecutive tokens per
+    /// block, each K/V tile read once for all of a tile's queries. `q` is `[n_tokens,
+    /// n_head * head_dim]` with RoPE applied and the tokens' own K/V already in the cache;
+    /// `out` receives `[n_tokens, n_head * head_dim]`. Each token attends to its
+    /// sequence's logical slots below `n_logical` whose position is at most its own;
+    /// `scale` multiplies the scores (1 / sqrt(head_dim)).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_prefill(
+        &self,
+        stream: &Stream,
+        heads: &HeadShape,
+        scale: f32,
+        kv: &PagedKv<'_>,
+        tokens: &StepTokens<'_>,
+        q: &DeviceBuffer<f32>,
+        out: &mut DeviceBuffer<f32>,
+    ) -> Result<()> {
+        heads.check()?;
+        let tiling = Tiling {
+            tokens_per_tile: Tiling::max_tokens_per_tile(heads)?,
+            keys_per_tile: Tiling::keys_per_tile(heads.head_dim),
+            keys_per_split: product("attention slots", &[kv.max_blocks, kv.block_size])?.max(1),
+            n_splits: 1,
+        };
+        let launch = Launch {
+            heads,
+            scale,
+            kv,
+            tokens,
+            q,
+            tiling,
+        };
+        self.launch_attention(stream, &launch, out, None)
+    }
+
+    /// Attention of a few tokens (decode), as [`GpuOps::attention_prefill`] computes it:
+    /// one block per token, K/V head and split of `workspace`'s keys_per_split logical
+    /// slots, then a combine of the splits. The launch geometry depends only on the
+    /// shapes (never on the cached lengths), so a captured graph replays it for any length.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_decode(
+        &self,
+        stream: &Stream,
+        heads: &HeadShape,
+        scale: f32,
+        kv: &PagedKv<'_>,
+        tokens: &StepTokens<'_>,
+        q: &DeviceBuffer<f32>,
+        out: &mut DeviceBuffer<f32>,
+        workspace: &mut AttentionWorkspace,
+    ) -> Result<()> {
+        heads.check()?;
+        Tiling::max_tokens_per_tile(heads)?;
+        let max_slots = product("attention slots", &[kv.max_blocks, kv.block_size])?;
+        let keys_per_split = workspace.keys_per_split;
+        let tiling = Tiling {
+            tokens_per_tile: 1,
+            keys_per_tile: Tiling::keys_per_tile(heads.head_dim),
+            keys_per_split,
+            n_splits: max_slots.div_ceil(keys_per_split).max(1),
+        };
+        let launch = Launch {
+            heads,
+            scale,
+            kv,
+            tokens,
+            q,
+            tiling,
+        };
+        self.launch_attention(stream, &launch, out, Some(workspace))
+    }
+
+    fn launch_attention(
+        &self,
+        stream: &Stream,
+        launch: &Launch<'_>,
+        out: &mut DeviceBuffer<f32>,
+        workspace: Option<&mut AttentionWorkspace>,
+    ) -> Result<()> {
+        let Launch {
+            heads,
+            scale,
+            kv,
+            tokens,
+            q,
+            ref tiling,
+        } = *launch;
+        let n_tokens = tokens.n_tokens;
+        let (q_dim, kv_dim) = (heads.q_dim(), heads.kv_dim());
+        let q_values = product("attention queries", &[n_tokens, q_dim])?;
+        check_buffer("attention q", q, q_values, stream)?;
+        check_buffer("attention output", out, q_values, stream)?;
+        check_buffer("attention seq_index", tokens.seq_index, n_tokens, stream)?;
+        check_buffer("attention pos", tokens.pos, n_tokens, stream)?;
+        let n_slots = check_cache(kv, kv_dim, stream)?;
+        let slots_per_seq = product("attention slots", &[kv.max_blocks, kv.block_size])?;
+        check_buffer(
+            "attention block_tables",
+            kv.block_tables,
+            product("attention block_tables", &[kv.n_seq, kv.max_blocks])?,
+            stream,
+        )?;
+        check_buffer(
+            "attention slot_positions",
+            kv.slot_positions,
+            product("attention slot_positions", &[kv.n_seq, slots_per_seq])?,
+            stream,
+        )?;
+        check_buffer("attention n_logical", kv.n_logical, kv.n_seq, stream)?;
+        let shared_bytes = tiling.shared_bytes(heads);
+        if shared_bytes > MAX_SHARED_BYTES {
+            return Err(Error::Unsupported(format!(
+                "GPU attention over heads {heads:?} needs {shared_bytes} bytes of shared memory"
+            )));
+        }
+        if n_tokens == 0 {
+            return Ok(());
+        }
+        let n_splits = tiling.n_splits;
+        let partials = match workspace {
+            _ if n_splits == 1 => None,
+            Some(w) => {
+                let rows = product("attention partials", &[n_tokens, heads.n_head, n_splits])?;
+                let acc_values = product("attention partials", &[rows, heads.head_dim])?;
+                check_buffer(
+                    "attention partial results",
+                    &w.partial_acc,
+                    acc_values,
+                    stream,
+                )?;
+                check_buffer("attention partial sums", &w.partial_ml, rows * 2, stream)?;
+                Some(w)
+            }
+            None => {
+                return Err(Error::InvalidArgument(
+                    "split-K attention needs a workspace".into(),
+                ));
+            }
+        };
+        let grid = Dim3 {
+            x: to_u32(
+                "attention token tiles",
+                n_tokens.div_ceil(tiling.tokens_per_tile),
+                MAX_GRID_X,
+            )?,
+            y: to_u32("n_kv_heads", heads.n_kv_heads, MAX_GRID_YZ)?,
+            z: to_u32("attention splits", n_splits, MAX_GRID_YZ)?,
+        };
+        let config = LaunchConfig {
+            grid,
+            block: Dim3 {
+                x: THREADS,
+                y: 1,
+                z: 1,
+            },
+            shared_mem_bytes: shared_bytes as u32,
+        };
+        let mut args = KernelArgs::new();
+        args.push(q)
+            .push(kv.k_cache)
+            .push(kv.v_cache)
+            .push(kv.block_tables)
+            .push(kv.slot_positions)
+            .push(kv.n_logical)
+            .push(tokens.seq_index)
+            .push(tokens.pos)
+            .push(&mut *out);
+        match &partials {
+            Some(w) => args.push(&w.partial_acc).push(&w.partial_ml),
+            // Never read with one split: null pointers.
+            None => args.push(0u64).push(0u64),
+        };
+        args.push(to_u32("attention tokens", n_tokens, u32::MAX)?)
+            .push(heads.n_head as u32)
+            .push(heads.n_kv_heads as u32)
+            .push(heads.head_dim as u32)
+            .push(to_u32("attention sequences", kv.n_seq, u32::MAX)?)
+            .push(to_u32("max_blocks", kv.max_blocks, u32::MAX)?)
+            .push(to_u32("block_size", kv.block_size, u32::MAX)?)
+            .push(n_slots as u64)
+            .push(scale)
+            .push(tiling.tokens_per_tile as u32)
+            .push(tiling.keys_per_tile as u32)
+            .push(to_u32("keys_per_split", tiling.keys_per_split, u32::MAX)?)
+            .push(n_splits as u32);
+        // SAFETY: the arguments match rf_attention_paged's 24 parameters in order; q, out,
+        // seq_index and pos hold what n_tokens tokens need, the tables what n_seq sequences
+        // of max_blocks blocks need, the caches n_slots rows of kv_dim (all checked); the
+        // kernel treats slots >= n_slots and sequences >= n_seq as empty; with n_splits > 1
+        // the partial buffers hold n_tokens * n_head * n_splits rows (checked), with one
+        // split they are never touched. THREADS * MAX_OUTPUTS_PER_THREAD covers a tile's
+        // outputs (max_tokens_per_tile) and shared_bytes is the kernel's layout.
+        unsafe { self.attention.paged.launch(stream, &config, &args) }?;
+
+        if let Some(w) = partials {
+            let mut args = KernelArgs::new();
+            args.push(&w.partial_acc)
+                .push(&w.partial_ml)
+                .push(&mut *out)
+                .push(n_tokens as u32)
+                .push(heads.n_head as u32)
+                .push(heads.head_dim as u32)
+                .push(n_splits as u32);
+            let config = LaunchConfig {
+                grid: Dim3 {
+                    x: to_u32("attention tokens", n_tokens, MAX_GRID_X)?,
+                    y: to_u32("n_head", heads.n_head, MAX_GRID_YZ)?,
+                    z: 1,
+                },
+                block: Dim3 {
+                    x: COMBINE_THREADS,
+                    y: 1,
+                    z: 1,
+                },
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: the arguments match rf_attention_combine(partial_acc, partial_ml, out,
+            // n_tokens, n_head, head_dim, n_splits); the partials hold n_tokens * n_head *
+            // n_splits rows, all written by the launch before it on this stream, and out
+            // n_tokens * n_head * head_dim floats (checked above).
+            unsafe { self.attention.combine.launch(stream, &config, &args) }?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the caches against `kv_dim` and returns their slot count.
+fn check_cache(kv: &PagedKv<'_>, kv_dim: usize, stream: &Stream) -> Result<usize> {
+    check_buffer("attention K cache", kv.k_cache, 0, stream)?;
+    check_buffer("attention V cache", kv.v_cache, 0, stream)?;
+    if kv.block_size == 0 || kv.max_blocks == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "block_size {} and max_blocks {} must be at least 1",
+            kv.block_size, kv.max_blocks
+        )));
+    }
+    let n_slots = kv.k_cache.len() / kv_dim;
+    if kv.v_cache.len() / kv_dim != n_slots {
+        return Err(Error::InvalidArgument(format!(
+            "the K cache holds {} values and the V cache {}",
+            kv.k_cache.len(),
+            kv.v_cache.len()
+        )));
+    }
+    // The kernel keeps a tile's slots as u32.
+    to_u32("cache slots", n_slots, u32::MAX)?;
+    Ok(n_slots)
+}

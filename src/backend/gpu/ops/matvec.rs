@@ -1,0 +1,93 @@
+//! Quantized matrix-vector and few-token matrix products `y = x · Wᵀ` with f32
+//! accumulation (`kernels/matvec.hip`).
+
+use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
+use super::weights::{DeviceMatrix, kernel_names};
+use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
+use crate::error::{Error, Result};
+use crate::tensor::GgmlType;
+
+/// Threads per block: one warp per output row, so 8 rows per block on NVIDIA and 4 on AMD
+/// CDNA. A multiple of both warp sizes, as the kernel's shuffles need whole warps.
+const THREADS: u32 = 256;
+
+pub(super) struct MatvecKernels {
+    by_type: Vec<(GgmlType, Function)>,
+    rows_per_block: u32,
+}
+
+impl MatvecKernels {
+    /// `warp_size` is 32 or 64 (checked by the caller).
+    pub(super) fn load(module: &Module, warp_size: u32) -> Result<MatvecKernels> {
+        let by_type = kernel_names("rf_matvec")
+            .map(|(dtype, name)| Ok((dtype, module.function(&name)?)))
+            .collect::<Result<_>>()?;
+        Ok(MatvecKernels {
+            by_type,
+            rows_per_block: THREADS / warp_size,
+        })
+    }
+
+    fn for_type(&self, dtype: GgmlType) -> Result<&Function> {
+        self.by_type
+            .iter()
+            .find(|(t, _)| *t == dtype)
+            .map(|(_, f)| f)
+            .ok_or_else(|| Error::Unsupported(format!("GPU matmul with {dtype} weights")))
+    }
+}
+
+impl GpuOps {
+    /// `y[t][r] = w[r] · x[t]` for the first `n_tokens` tokens: `x` is `[n_tokens,
+    /// w.n_cols]` and `y` `[n_tokens, w.n_rows]`, f32 row-major. Weights are dequantized
+    /// exactly as [`crate::tensor::dequantize_row`] does and multiplied with the f32
+    /// activations as they are (no 8-bit quantization of `x`), summed in f32.
+    pub fn matvec(
+        &self,
+        stream: &Stream,
+        w: &DeviceMatrix<'_>,
+        x: &DeviceBuffer<f32>,
+        n_tokens: usize,
+        y: &mut DeviceBuffer<f32>,
+    ) -> Result<()> {
+        w.check()?;
+        let function = self.matvec.for_type(w.dtype)?;
+        check_buffer("matvec weights", w.data, 0, stream)?;
+        check_buffer(
+            "matvec input",
+            x,
+            product("matvec input", &[n_tokens, w.n_cols])?,
+            stream,
+        )?;
+        check_buffer(
+            "matvec output",
+            y,
+            product("matvec output", &[n_tokens, w.n_rows])?,
+            stream,
+        )?;
+        if n_tokens == 0 {
+            return Ok(());
+        }
+        let n_rows = to_u32("matvec rows", w.n_rows, u32::MAX)?;
+        let blocks = n_rows.div_ceil(self.matvec.rows_per_block);
+        if blocks > MAX_GRID_X {
+            return Err(Error::InvalidArgument(format!(
+                "matvec of {n_rows} rows: too many"
+            )));
+        }
+        let mut args = KernelArgs::new();
+        args.push(w.data)
+            .push(w.row_bytes() as u64)
+            .push(x)
+            .push(&mut *y)
+            .push(n_rows)
+            .push(to_u32("matvec columns", w.n_cols, u32::MAX)?)
+            .push(to_u32("matvec tokens", n_tokens, u32::MAX)?);
+        let config = LaunchConfig::linear(blocks, THREADS);
+        // SAFETY: the arguments match rf_matvec_*(w, row_bytes, x, y, n_rows, n_cols,
+        // n_tokens); w holds n_rows rows of row_bytes, x n_tokens * n_cols floats and y
+        // n_tokens * n_rows (all checked); THREADS is a multiple of the warp size, so the
+        // kernel's shuffles see whole warps; rows past n_rows are skipped by whole warps.
+        unsafe { function.launch(stream, &config, &args) }
+    }
+}

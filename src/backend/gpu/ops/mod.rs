@@ -1,0 +1,143 @@
+//! The operations of a forward pass on a GPU: safe launchers for the kernels of
+//! `kernels/{embedding,matvec,norm,rope,attention,elementwise,argmax}.hip`.
+//!
+//! [`GpuOps::load`] loads every kernel once per device; each launcher takes typed device
+//! buffers and the shapes they hold, checks every length, shape and limit before it
+//! launches (a mistake is an [`Error::InvalidArgument`], never an out-of-bounds access on
+//! the device), and queues the kernel on the given stream without waiting. Buffers may be
+//! larger than a call needs, so scratch allocated once for the largest batch serves every
+//! smaller one; each launcher uses the leading elements.
+//!
+//! Each kernel has a scalar CPU reference it is tested against (`tests/gpu_ops.rs`):
+//! `src/tensor` dequantizers, `src/model/ops.rs` and the attention of `src/model/llama.rs`.
+
+mod argmax;
+mod attention;
+mod elementwise;
+mod embedding;
+mod matvec;
+mod norm;
+mod rope;
+mod weights;
+
+pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
+pub use rope::{RopeKvWrite, RopeParams};
+
+pub use weights::{DeviceMatrix, supported_weight_types};
+
+use super::safe::{Device, DeviceBuffer, DeviceCopy, Module, Stream};
+use crate::error::{Error, Result};
+
+/// Every kernel a forward pass launches, loaded on one device.
+pub struct GpuOps {
+    embedding: embedding::EmbeddingKernels,
+    matvec: matvec::MatvecKernels,
+    norm: norm::NormKernel,
+    rope: rope::RopeKernel,
+    attention: attention::AttentionKernels,
+    elementwise: elementwise::ElementwiseKernels,
+    argmax: argmax::ArgmaxKernel,
+}
+
+impl GpuOps {
+    /// Loads the embedded kernels on `device`; fails with the reason when this build has
+    /// none for it.
+    pub fn load(device: &Device) -> Result<GpuOps> {
+        let warp_size = device.facts().warp_size;
+        if !matches!(warp_size, 32 | 64) {
+            return Err(Error::Unsupported(format!(
+                "a warp of {warp_size} lanes (the kernels are launched for 32 or 64)"
+            )));
+        }
+        let module = |name: &str| Module::load_embedded(device, name);
+        Ok(GpuOps {
+            embedding: embedding::EmbeddingKernels::load(&module("embedding")?)?,
+            matvec: matvec::MatvecKernels::load(&module("matvec")?, warp_size)?,
+            norm: norm::NormKernel::load(&module("norm")?)?,
+            rope: rope::RopeKernel::load(&module("rope")?)?,
+            attention: attention::AttentionKernels::load(&module("attention")?)?,
+            elementwise: elementwise::ElementwiseKernels::load(&module("elementwise")?)?,
+            argmax: argmax::ArgmaxKernel::load(&module("argmax")?)?,
+        })
+    }
+}
+
+/// The attention heads of a layer: `n_head` query heads of `head_dim` values, grouped over
+/// `n_kv_heads` key/value heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadShape {
+    pub n_head: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl HeadShape {
+    fn check(&self) -> Result<()> {
+        let HeadShape {
+            n_head,
+            n_kv_heads,
+            head_dim,
+        } = *self;
+        if n_head == 0 || n_kv_heads == 0 || head_dim == 0 || !n_head.is_multiple_of(n_kv_heads) {
+            return Err(Error::InvalidArgument(format!(
+                "heads {self:?}: all must be at least 1 and n_kv_heads must divide n_head"
+            )));
+        }
+        to_u32(
+            "query values per token",
+            product("heads", &[n_head, head_dim])?,
+            u32::MAX,
+        )?;
+        Ok(())
+    }
+
+    fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
+    fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+}
+
+/// Fails unless `buffer` holds at least `needed` elements and lives on the stream's device.
+fn check_buffer<T: DeviceCopy>(
+    what: &str,
+    buffer: &DeviceBuffer<T>,
+    needed: usize,
+    stream: &Stream,
+) -> Result<()> {
+    if !buffer.device().same_device(stream.device()) {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: the buffer is on another device than the stream"
+        )));
+    }
+    if buffer.len() < needed {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: the buffer holds {} elements, the call needs {needed}",
+            buffer.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `a * b`, or an error naming `what` when it overflows.
+fn product(what: &str, factors: &[usize]) -> Result<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+        .ok_or_else(|| Error::InvalidArgument(format!("{what}: {factors:?} overflows")))
+}
+
+/// `value` as a kernel's 32-bit parameter, at most `max`.
+fn to_u32(what: &str, value: usize, max: u32) -> Result<u32> {
+    u32::try_from(value)
+        .ok()
+        .filter(|&v| v <= max)
+        .ok_or_else(|| Error::InvalidArgument(format!("{what} = {value} exceeds {max}")))
+}
+
+/// The largest grid x dimension every target allows.
+const MAX_GRID_X: u32 = i32::MAX as u32;
+/// The largest grid y and z dimension.
+const MAX_GRID_YZ: u32 = 65_535;

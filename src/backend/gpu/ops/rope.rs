@@ -1,0 +1,127 @@
+//! RoPE fused with the K/V cache write (`kernels/rope.hip`).
+
+use half::f16;
+
+use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
+use super::{GpuOps, HeadShape, MAX_GRID_X, check_buffer, product, to_u32};
+use crate::error::{Error, Result};
+use crate::model::RopeStyle;
+
+/// Threads per block, one block per token.
+const THREADS: u32 = 128;
+
+/// How a model rotates its query and key heads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeParams {
+    pub style: RopeStyle,
+    /// Frequency base (`rope.freq_base`).
+    pub base: f32,
+    /// Leading dimensions of each head that are rotated (even, at most head_dim).
+    pub rope_dims: usize,
+}
+
+pub(super) struct RopeKernel {
+    rope_kv_write: Function,
+}
+
+impl RopeKernel {
+    pub(super) fn load(module: &Module) -> Result<RopeKernel> {
+        Ok(RopeKernel {
+            rope_kv_write: module.function("rf_rope_kv_write")?,
+        })
+    }
+}
+
+/// Device buffers of one layer's RoPE and cache write.
+pub struct RopeKvWrite<'a> {
+    /// `[n_tokens, n_head * head_dim]`, rotated in place.
+    pub q: &'a mut DeviceBuffer<f32>,
+    /// `[n_tokens, n_kv_heads * head_dim]`, rotated in place.
+    pub k: &'a mut DeviceBuffer<f32>,
+    /// `[n_tokens, n_kv_heads * head_dim]`.
+    pub v: &'a DeviceBuffer<f32>,
+    /// `[n_tokens]` each token's position.
+    pub pos: &'a DeviceBuffer<i32>,
+    /// `[n_tokens]` the flat cache slot receiving each token's K and V.
+    pub write_slot: &'a DeviceBuffer<u32>,
+    /// `[n_slots, n_kv_heads * head_dim]` the layer's caches.
+    pub k_cache: &'a mut DeviceBuffer<f16>,
+    pub v_cache: &'a mut DeviceBuffer<f16>,
+}
+
+impl GpuOps {
+    /// Rotates the first `n_tokens` tokens' query and key heads by their positions (as
+    /// `src/model/ops.rs` `rope` with `RopeAngles`) and stores their keys and values as
+    /// f16 in the caches at their write slots. A slot outside the cache is not written
+    /// (validate slots on the host to report them).
+    pub fn rope_kv_write(
+        &self,
+        stream: &Stream,
+        rope: &RopeParams,
+        heads: &HeadShape,
+        n_tokens: usize,
+        b: RopeKvWrite<'_>,
+    ) -> Result<()> {
+        let HeadShape {
+            n_head,
+            n_kv_heads,
+            head_dim,
+        } = *heads;
+        heads.check()?;
+        if !rope.rope_dims.is_multiple_of(2) || rope.rope_dims > head_dim {
+            return Err(Error::InvalidArgument(format!(
+                "rope_dims {} must be even and at most head_dim {head_dim}",
+                rope.rope_dims
+            )));
+        }
+        let (q_dim, kv_dim) = (heads.q_dim(), heads.kv_dim());
+        check_buffer(
+            "rope q",
+            b.q,
+            product("rope q", &[n_tokens, q_dim])?,
+            stream,
+        )?;
+        let kv_values = product("rope k", &[n_tokens, kv_dim])?;
+        check_buffer("rope k", b.k, kv_values, stream)?;
+        check_buffer("rope v", b.v, kv_values, stream)?;
+        check_buffer("rope pos", b.pos, n_tokens, stream)?;
+        check_buffer("rope write_slot", b.write_slot, n_tokens, stream)?;
+        check_buffer("rope k cache", b.k_cache, 0, stream)?;
+        check_buffer("rope v cache", b.v_cache, 0, stream)?;
+        let n_slots = b.k_cache.len() / kv_dim;
+        if b.v_cache.len() / kv_dim != n_slots {
+            return Err(Error::InvalidArgument(format!(
+                "the K cache holds {} values and the V cache {}",
+                b.k_cache.len(),
+                b.v_cache.len()
+            )));
+        }
+        if n_tokens == 0 {
+            return Ok(());
+        }
+        // The CPU's expression, so both compute the same f32 angles.
+        let theta_scale = rope.base.powf(-2.0 / rope.rope_dims as f32);
+        let mut args = KernelArgs::new();
+        args.push(&mut *b.q)
+            .push(&mut *b.k)
+            .push(b.v)
+            .push(b.pos)
+            .push(b.write_slot)
+            .push(&mut *b.k_cache)
+            .push(&mut *b.v_cache)
+            .push(to_u32("rope tokens", n_tokens, MAX_GRID_X)?)
+            .push(to_u32("n_head", n_head, u32::MAX)?)
+            .push(to_u32("n_kv_heads", n_kv_heads, u32::MAX)?)
+            .push(to_u32("head_dim", head_dim, u32::MAX)?)
+            .push(rope.rope_dims as u32)
+            .push(theta_scale)
+            .push(u32::from(rope.style == RopeStyle::Neox))
+            .push(n_slots as u64);
+        let config = LaunchConfig::linear(n_tokens as u32, THREADS);
+        // SAFETY: the arguments match rf_rope_kv_write(q, k, v, pos, slot, k_cache, v_cache,
+        // n_tokens, n_head, n_kv_heads, head_dim, rope_dims, theta_scale, neox, n_slots); q,
+        // k, v, pos and write_slot hold what n_tokens tokens need (checked); the caches hold
+        // n_slots rows of kv_dim and the kernel skips slots >= n_slots.
+        unsafe { self.rope.rope_kv_write.launch(stream, &config, &args) }
+    }
+}
