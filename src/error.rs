@@ -49,6 +49,19 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The text holds a byte that the vocabulary has no token for: a byte-level BPE
+    /// vocabulary without that byte, a SentencePiece one without its byte-fallback token
+    /// for a character that is no token. `offset` is the byte's in the caller's text.
+    #[error(
+        "text byte 0x{byte:02X} at offset {offset} (in U+{:04X}) has no token in this vocabulary",
+        u32::from(*.character)
+    )]
+    NoTokenForByte {
+        byte: u8,
+        offset: usize,
+        character: char,
+    },
+
     /// The KV cache has no room for the tokens asked for; the cache is unchanged.
     #[error("context full: {0}")]
     ContextFull(String),

@@ -83,7 +83,9 @@ impl From<&Error> for rf_status {
             | Error::InvalidModel(_)
             | Error::InvalidVocab(_) => rf_status::RF_ERR_INVALID_MODEL,
             Error::Unsupported(_) => rf_status::RF_ERR_UNSUPPORTED,
-            Error::InvalidArgument(_) => rf_status::RF_ERR_INVALID_ARGUMENT,
+            Error::InvalidArgument(_) | Error::NoTokenForByte { .. } => {
+                rf_status::RF_ERR_INVALID_ARGUMENT
+            }
             Error::ContextFull(_) => rf_status::RF_ERR_CONTEXT_FULL,
             Error::Cancelled => rf_status::RF_ERR_CANCELLED,
             Error::Io { .. } => rf_status::RF_ERR_IO,

@@ -13,6 +13,16 @@ use crate::tokenizer::SpecialTokens;
 /// is too small, `*n_tokens` receives the count needed and the call returns
 /// `RF_ERR_BUFFER_TOO_SMALL`.
 ///
+/// Text the vocabulary cannot write is refused, never shortened: a byte with no token of
+/// its own (some byte-level BPE vocabularies lack a few, SmolLM2's U+0004 among them) or,
+/// for SentencePiece, a character that is no token and lacks a byte-fallback token,
+/// returns `RF_ERR_INVALID_ARGUMENT` with a message naming the first such byte, its offset
+/// in `text` and its character: "text byte 0x04 at offset 17 (in U+0004) has no token in
+/// this vocabulary". (llama.cpp drops such bytes in byte-level BPE.) A SentencePiece
+/// vocabulary that can write neither its space mark `▁` nor that mark's bytes fails with
+/// `RF_ERR_INVALID_MODEL` on text with a space (on any text, when the model adds a space
+/// prefix). Text that is not UTF-8 is `RF_ERR_INVALID_ARGUMENT`.
+///
 /// # Safety
 /// `model` live; `text` `len` readable bytes; `tokens` `cap` writable ids (or NULL when
 /// `cap` is 0); `n_tokens` writable.

@@ -8,6 +8,7 @@ use std::collections::BinaryHeap;
 use rustc_hash::FxHashMap;
 
 use super::byte_level::byte_to_char;
+use super::byte_tokens::ByteTokens;
 use super::vocab::Vocab;
 use crate::error::{Error, Result};
 
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 pub struct MergeTable {
     pairs: FxHashMap<u64, Merge>,
     /// The token for each raw byte: the byte-level character that stands for it.
-    byte_tokens: [Option<u32>; 256],
+    byte_tokens: ByteTokens,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,12 +59,10 @@ impl MergeTable {
                 .entry(pair_key(l, r))
                 .or_insert(Merge { rank, result });
         }
-        let mut byte_tokens = [None; 256];
-        for (b, slot) in byte_tokens.iter_mut().enumerate() {
+        let byte_tokens = ByteTokens::new(|b| {
             let mut buf = [0u8; 4];
-            let text = byte_to_char(b as u8).encode_utf8(&mut buf);
-            *slot = vocab.id_of(text.as_bytes());
-        }
+            vocab.id_of(byte_to_char(b).encode_utf8(&mut buf).as_bytes())
+        });
         Ok(MergeTable { pairs, byte_tokens })
     }
 
@@ -97,29 +96,39 @@ struct Candidate {
 const NONE: usize = usize::MAX;
 
 impl MergeTable {
-    /// Appends the tokens of `word` (raw bytes) to `out`. Bytes whose byte-level
-    /// character is not a token are dropped, as llama.cpp drops them.
-    pub fn encode_word(&self, word: &[u8], scratch: &mut BpeScratch, out: &mut Vec<u32>) {
-        if let [b] = word {
-            out.extend(self.byte_tokens[usize::from(*b)]);
-            return;
-        }
+    /// Appends the tokens of `word`, which starts at `offset` in the caller's text, to
+    /// `out`. A byte whose byte-level character is not a token is an error (llama.cpp
+    /// drops it).
+    pub fn encode_word(
+        &self,
+        word: &str,
+        offset: usize,
+        scratch: &mut BpeScratch,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
         let s = scratch;
         s.ids.clear();
+        for (start, c) in word.char_indices() {
+            let ids = &mut s.ids;
+            self.byte_tokens
+                .each_of(c, |id| ids.push(id))
+                .map_err(|missing| missing.in_text(c, offset + start))?;
+        }
+        if let [id] = s.ids[..] {
+            out.push(id);
+            return Ok(());
+        }
+        let n = s.ids.len();
         s.next.clear();
         s.prev.clear();
         s.alive.clear();
         s.heap.clear();
-        // Symbols without a token cannot take part in a merge: keep them as dead ends so
-        // that pairs never form across them.
-        for (i, &b) in word.iter().enumerate() {
-            s.ids
-                .push(self.byte_tokens[usize::from(b)].unwrap_or(u32::MAX));
+        for i in 0..n {
             s.prev.push(if i == 0 { NONE } else { i - 1 });
-            s.next.push(if i + 1 == word.len() { NONE } else { i + 1 });
+            s.next.push(if i + 1 == n { NONE } else { i + 1 });
             s.alive.push(true);
         }
-        for i in 1..word.len() {
+        for i in 1..n {
             self.push_candidate(s, i - 1, i);
         }
         while let Some(Reverse(c)) = s.heap.pop() {
@@ -145,20 +154,16 @@ impl MergeTable {
                 self.push_candidate(s, c.left, after);
             }
         }
-        let mut i = 0;
+        let mut i = if n == 0 { NONE } else { 0 };
         while i != NONE {
-            if s.ids[i] != u32::MAX {
-                out.push(s.ids[i]);
-            }
+            out.push(s.ids[i]);
             i = s.next[i];
         }
+        Ok(())
     }
 
     fn push_candidate(&self, s: &mut BpeScratch, left: usize, right: usize) {
         let (left_id, right_id) = (s.ids[left], s.ids[right]);
-        if left_id == u32::MAX || right_id == u32::MAX {
-            return;
-        }
         if let Some(m) = self.merge(left_id, right_id) {
             s.heap.push(Reverse(Candidate {
                 rank: m.rank,

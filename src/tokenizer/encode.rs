@@ -4,7 +4,7 @@
 use super::bpe::{BpeScratch, MergeTable};
 use super::pretokenize::{CodepointText, PreTokenizer};
 use super::special::Fragment;
-use super::spm::{self, SpmModel, SpmScratch};
+use super::spm::{self, SpmModel, SpmScratch, Stretch};
 use super::vocab::TokenId;
 use super::{Algorithm, Tokenizer};
 use crate::error::{Error, Result};
@@ -16,7 +16,8 @@ const MAX_CACHED_WORD: usize = 64;
 impl Tokenizer {
     /// The tokens of `text`. `add_special` adds BOS/EOS as the vocabulary says;
     /// `parse_special` turns control tokens written in the text (`<|im_start|>`) into
-    /// their ids (user-defined tokens are always matched, as in llama.cpp).
+    /// their ids (user-defined tokens are always matched, as in llama.cpp). Text with a
+    /// byte the vocabulary has no token for is refused ([`Error::NoTokenForByte`]).
     pub fn tokenize(
         &self,
         text: &str,
@@ -32,7 +33,7 @@ impl Tokenizer {
             .partition(text.as_bytes(), parse_special, &mut fragments);
         match &self.algorithm {
             Algorithm::Bpe { merges, pre } => {
-                encode_bpe(text, &fragments, merges, pre, self, &mut out);
+                encode_bpe(text, &fragments, merges, pre, self, &mut out)?;
             }
             Algorithm::Spm { model } => {
                 encode_spm(text, &fragments, model, self, &mut out)?;
@@ -77,7 +78,7 @@ fn encode_bpe(
     pre: &PreTokenizer,
     tokenizer: &Tokenizer,
     out: &mut Vec<TokenId>,
-) {
+) -> Result<()> {
     let mut cps = CodepointText::default();
     let mut scratch = BpeScratch::default();
     let mut encoded = String::new();
@@ -85,6 +86,8 @@ fn encode_bpe(
     // of its tokens in `cached`.
     let mut cache: FxHashMap<&[u8], (u32, u32)> = FxHashMap::default();
     let mut cached: Vec<TokenId> = Vec::new();
+    // The splits cannot be stopped early: after a failure the remaining words are skipped.
+    let mut failure = None;
     for fragment in fragments {
         let (start, end) = match *fragment {
             Fragment::Token(id) => {
@@ -96,29 +99,41 @@ fn encode_bpe(
         let piece = &text[start..end];
         cps.load(piece);
         pre.split(&cps, &mut |span| {
-            let word: &[u8] = &piece.as_bytes()[cps.byte_range(span)];
-            if let Some(&(from, to)) = cache.get(word) {
+            if failure.is_some() {
+                return;
+            }
+            let range = cps.byte_range(span);
+            let word_offset = start + range.start;
+            let word = &piece[range];
+            if let Some(&(from, to)) = cache.get(word.as_bytes()) {
                 out.extend_from_slice(&cached[from as usize..to as usize]);
                 return;
             }
             if pre.ignore_merges {
                 // A word that is a token as a whole is taken without merging.
                 encoded.clear();
-                encoded.extend(word.iter().map(|&b| super::byte_level::byte_to_char(b)));
+                encoded.extend(word.bytes().map(super::byte_level::byte_to_char));
                 if let Some(id) = tokenizer.vocab.id_of(encoded.as_bytes()) {
                     out.push(id);
                     return;
                 }
             }
             let from = out.len();
-            merges.encode_word(word, &mut scratch, out);
+            if let Err(e) = merges.encode_word(word, word_offset, &mut scratch, out) {
+                failure = Some(e);
+                return;
+            }
             if word.len() > 1 && word.len() <= MAX_CACHED_WORD {
                 let start = cached.len() as u32;
                 cached.extend_from_slice(&out[from..]);
-                cache.insert(word, (start, cached.len() as u32));
+                cache.insert(word.as_bytes(), (start, cached.len() as u32));
             }
         });
+        if let Some(e) = failure {
+            return Err(e);
+        }
     }
+    Ok(())
 }
 
 fn encode_spm(
@@ -129,7 +144,6 @@ fn encode_spm(
     out: &mut Vec<TokenId>,
 ) -> Result<()> {
     let mut scratch = SpmScratch::default();
-    let mut prefixed = String::new();
     // A space prefix goes before text at the start and after each special token.
     let mut after_special = true;
     for fragment in fragments {
@@ -139,16 +153,12 @@ fn encode_spm(
                 after_special = true;
             }
             Fragment::Text { start, end } => {
-                let piece = &text[start..end];
-                let piece = if tokenizer.add_space_prefix && after_special {
-                    prefixed.clear();
-                    prefixed.push(' ');
-                    prefixed.push_str(piece);
-                    prefixed.as_str()
-                } else {
-                    piece
+                let stretch = Stretch {
+                    text: &text[start..end],
+                    offset: start,
+                    space_prefix: tokenizer.add_space_prefix && after_special,
                 };
-                spm::encode(&tokenizer.vocab, model, piece, &mut scratch, out)?;
+                spm::encode(&tokenizer.vocab, model, stretch, &mut scratch, out)?;
                 after_special = false;
             }
         }

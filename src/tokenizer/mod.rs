@@ -8,6 +8,7 @@
 
 mod bpe;
 mod byte_level;
+mod byte_tokens;
 mod decode;
 mod detokenize;
 mod encode;

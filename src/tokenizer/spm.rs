@@ -13,6 +13,7 @@ use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashSet;
 
+use super::byte_tokens::{ByteTokens, MissingByte};
 use super::vocab::{TokenId, Vocab};
 use crate::error::{Error, Result};
 
@@ -23,7 +24,7 @@ pub const SPACE_MARK: &str = "\u{2581}";
 #[derive(Debug, Clone)]
 pub struct SpmModel {
     /// The byte-fallback token of every byte, where the vocabulary has one.
-    byte_tokens: [Option<TokenId>; 256],
+    byte_tokens: ByteTokens,
     /// Every pair of characters that stand side by side in some token.
     joinable: FxHashSet<u64>,
 }
@@ -35,13 +36,10 @@ fn char_pair(a: char, b: char) -> u64 {
 impl SpmModel {
     pub fn new(vocab: &Vocab) -> SpmModel {
         // `<0xNN>` for each byte, else the one-byte text itself (llama.cpp's order).
-        let mut byte_tokens = [None; 256];
-        for (b, slot) in byte_tokens.iter_mut().enumerate() {
+        let byte_tokens = ByteTokens::new(|b| {
             let name = format!("<0x{b:02X}>");
-            *slot = vocab
-                .id_of(name.as_bytes())
-                .or_else(|| vocab.id_of(&[b as u8]));
-        }
+            vocab.id_of(name.as_bytes()).or_else(|| vocab.id_of(&[b]))
+        });
         let mut joinable = FxHashSet::default();
         for (_, text, _) in vocab.iter() {
             let mut chars = text.chars();
@@ -57,14 +55,54 @@ impl SpmModel {
             joinable,
         }
     }
+}
 
-    fn byte_token(&self, b: u8) -> Result<TokenId> {
-        self.byte_tokens[usize::from(b)].ok_or_else(|| {
-            Error::InvalidVocab(format!(
-                "the text needs byte 0x{b:02X}, which the vocabulary has no token for"
-            ))
-        })
+/// A stretch of the caller's text between special tokens, as SentencePiece receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Stretch<'a> {
+    pub text: &'a str,
+    /// Where `text` starts in the caller's text.
+    pub offset: usize,
+    /// Whether a space goes before it (`add_space_prefix`).
+    pub space_prefix: bool,
+}
+
+impl Stretch<'_> {
+    /// The error for `missing`, a byte of the escaped character at `escaped_at`. Escaping
+    /// maps each character to one (a space to `▁`) after the optional prefix, so walking
+    /// both texts together finds the caller's character.
+    fn unwritable(&self, escaped_at: usize, missing: MissingByte) -> Error {
+        let mut at = if self.space_prefix {
+            SPACE_MARK.len()
+        } else {
+            0
+        };
+        for (start, c) in self.text.char_indices() {
+            if at == escaped_at {
+                if c == ' ' {
+                    break;
+                }
+                return missing.in_text(c, self.offset + start);
+            }
+            at += if c == ' ' {
+                SPACE_MARK.len()
+            } else {
+                c.len_utf8()
+            };
+        }
+        // A space or the prefix: the vocabulary cannot write any space.
+        Error::InvalidVocab(format!(
+            "no token for the space mark {SPACE_MARK} (U+2581), nor for its byte 0x{:02X}",
+            missing.byte()
+        ))
     }
+}
+
+/// A character of the escaped text that is no token and lacks a byte-fallback token.
+struct Unwritable {
+    /// Where the character starts in the piece being merged.
+    at: usize,
+    missing: MissingByte,
 }
 
 /// Reusable buffers for one text after another.
@@ -110,70 +148,86 @@ fn score_key(score: f32) -> u32 {
     }
 }
 
-/// Appends the tokens of `text` to `out`. Spaces are escaped as `▁` here; the caller adds
-/// any space prefix first.
+/// Appends the tokens of `stretch` to `out`, its spaces escaped as `▁`.
 pub fn encode(
     vocab: &Vocab,
     model: &SpmModel,
-    text: &str,
+    stretch: Stretch<'_>,
     scratch: &mut SpmScratch,
     out: &mut Vec<TokenId>,
 ) -> Result<()> {
     let s = scratch;
     s.escaped.clear();
-    for (i, part) in text.split(' ').enumerate() {
+    if stretch.space_prefix {
+        s.escaped.push_str(SPACE_MARK);
+    }
+    for (i, part) in stretch.text.split(' ').enumerate() {
         if i > 0 {
             s.escaped.push_str(SPACE_MARK);
         }
         s.escaped.push_str(part);
     }
     let escaped = std::mem::take(&mut s.escaped);
-    let result = encode_pieces(vocab, model, &escaped, s, out);
+    let result = encode_pieces(vocab, model, &escaped, stretch, s, out);
     s.escaped = escaped;
     result
 }
 
-/// Cuts `text` between characters that no token joins and merges each piece.
+/// Cuts the escaped text between characters that no token joins and merges each piece.
 fn encode_pieces(
     vocab: &Vocab,
     model: &SpmModel,
-    text: &str,
+    escaped: &str,
+    stretch: Stretch<'_>,
     s: &mut SpmScratch,
     out: &mut Vec<TokenId>,
 ) -> Result<()> {
+    let mut emit = |start: usize, end: usize| {
+        let piece = &escaped[start..end];
+        merge_and_emit(vocab, model, piece, char_count(piece)?, s, out)
+            .map_err(|u| stretch.unwritable(start + u.at, u.missing))
+    };
     let mut piece_start = 0;
     let mut prev: Option<char> = None;
-    for (offset, c) in text.char_indices() {
+    for (offset, c) in escaped.char_indices() {
         if let Some(p) = prev {
             if !model.joinable.contains(&char_pair(p, c)) {
-                merge_and_emit(vocab, model, &text[piece_start..offset], s, out)?;
+                emit(piece_start, offset)?;
                 piece_start = offset;
             }
         }
         prev = Some(c);
     }
-    merge_and_emit(vocab, model, &text[piece_start..], s, out)
+    emit(piece_start, escaped.len())
 }
 
+/// The characters in `piece`, whose symbols and byte offsets must fit 32 bits.
+fn char_count(piece: &str) -> Result<usize> {
+    let n = piece.chars().count();
+    if n >= u32::MAX as usize || piece.len() >= u32::MAX as usize {
+        return Err(Error::InvalidArgument(format!(
+            "a stretch of text without special tokens of {} bytes is over the 4 GiB limit",
+            piece.len()
+        )));
+    }
+    Ok(n)
+}
+
+/// Merges `text` of `n` characters (fewer than 2^32, in fewer than 4 GiB) and appends its
+/// tokens.
 fn merge_and_emit(
     vocab: &Vocab,
     model: &SpmModel,
     text: &str,
+    n: usize,
     s: &mut SpmScratch,
     out: &mut Vec<TokenId>,
-) -> Result<()> {
+) -> Result<(), Unwritable> {
     s.start.clear();
     s.len.clear();
     s.next.clear();
     s.prev.clear();
     s.heap.clear();
-    let n = text.chars().count();
-    if n >= u32::MAX as usize || text.len() >= u32::MAX as usize {
-        return Err(Error::InvalidArgument(format!(
-            "a stretch of text without special tokens of {} bytes is over the 4 GiB limit",
-            text.len()
-        )));
-    }
     for (i, (offset, c)) in text.char_indices().enumerate() {
         s.start.push(offset);
         s.len.push(c.len_utf8());
@@ -206,12 +260,19 @@ fn merge_and_emit(
     }
     let mut i = if n == 0 { NONE } else { 0 };
     while i != NONE {
-        let piece = &raw[s.start[i]..s.start[i] + s.len[i]];
-        match vocab.id_of(piece) {
+        let start = s.start[i];
+        let symbol = &text[start..start + s.len[i]];
+        match vocab.id_of(symbol.as_bytes()) {
             Some(id) => out.push(id),
             None => {
-                for &b in piece {
-                    out.push(model.byte_token(b)?);
+                for (k, c) in symbol.char_indices() {
+                    model
+                        .byte_tokens
+                        .each_of(c, |id| out.push(id))
+                        .map_err(|missing| Unwritable {
+                            at: start + k,
+                            missing,
+                        })?;
                 }
             }
         }
