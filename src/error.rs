@@ -62,6 +62,11 @@ pub enum Error {
         character: char,
     },
 
+    /// Host memory (or another host resource a call sizes, such as worker threads) could
+    /// not be had: what was being made and how many bytes it asked for. Nothing changed.
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+
     /// The KV cache has no room for the tokens asked for; the cache is unchanged.
     #[error("context full: {0}")]
     ContextFull(String),

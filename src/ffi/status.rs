@@ -86,6 +86,7 @@ impl From<&Error> for rf_status {
             Error::InvalidArgument(_) | Error::NoTokenForByte { .. } => {
                 rf_status::RF_ERR_INVALID_ARGUMENT
             }
+            Error::OutOfMemory(_) => rf_status::RF_ERR_OUT_OF_MEMORY,
             Error::ContextFull(_) => rf_status::RF_ERR_CONTEXT_FULL,
             Error::Cancelled => rf_status::RF_ERR_CANCELLED,
             Error::Io { .. } => rf_status::RF_ERR_IO,
