@@ -99,9 +99,16 @@ fn bpe_merges_by_rank_leftmost_first() {
 }
 
 #[test]
-fn bpe_drops_bytes_it_has_no_token_for() {
+fn bpe_refuses_bytes_it_has_no_token_for() {
     let t = bpe(&["a", "b"], &[], None);
-    assert_eq!(t.tokenize("a-b", false, false).expect("ok"), [0, 1]);
+    match t.tokenize("a-b", false, false) {
+        Err(rocmforge::Error::NoTokenForByte {
+            byte,
+            offset,
+            character,
+        }) => assert_eq!((byte, offset, character), (b'-', 1, '-')),
+        other => panic!("expected a missing-byte error, got {other:?}"),
+    }
 }
 
 #[test]
