@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::backend::cpu::{CpuMatmul, MAX_THREADS};
+use crate::backend::cpu::{CpuBackend, MAX_THREADS};
+use crate::backend::{Backend, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 use crate::kv_cache::{KvCache, KvWritePlan, MAX_SEQUENCES, PoolStats};
 use crate::model::Model;
-use crate::model::llama::{BatchToken, KvStorage, Scratch, forward};
 
 /// Token slots per KV block: small enough that a short sequence wastes little, large
 /// enough that block tables stay short.
@@ -56,21 +56,24 @@ pub struct Batch<'a> {
 pub struct MemoryReport {
     pub kv: PoolStats,
     pub host_bytes: u64,
+    pub device_bytes: u64,
 }
 
 pub struct Context {
     model: Arc<Model>,
     params: ContextParams,
     cache: KvCache,
-    storage: KvStorage,
-    scratch: Scratch,
-    matmul: CpuMatmul,
     plan: KvWritePlan,
+    /// The inputs of the next step, built here from the cache's bookkeeping. Sequence row
+    /// `n_seq_max` is spare: `recompute_last_logits` puts a redirected table there.
+    step: Step,
+    backend: CpuBackend,
     /// [n_ctx] the token whose K and V each slot holds.
     slot_tokens: Vec<i32>,
-    /// Per sequence id: its cached `(position, slot)` entries, refreshed each decode.
-    seq_entries: Vec<Vec<(i32, usize)>>,
-    n_outputs: usize,
+    /// [n_batch] the sequence ids of a batch that gives none.
+    default_seq_ids: Vec<i32>,
+    /// [n_seq_max] scratch for the next position of each sequence in a batch.
+    next_position: Vec<Option<i32>>,
     cancel: Arc<AtomicBool>,
 }
 
@@ -112,19 +115,24 @@ impl Context {
                 ))
             })?;
         params.n_batch = params.n_batch.min(params.n_ctx);
-        // One block past the pool's: `recompute_last_logits` writes there.
-        let storage = KvStorage::new(config, params.n_ctx + KV_BLOCK_SIZE)?;
-        let scratch = Scratch::new(config, params.n_batch)?;
-        let cache = KvCache::new(n_blocks, KV_BLOCK_SIZE, params.n_seq_max)?;
+        // One block past the pool's, for `recompute_last_logits`.
+        let n_slots = params.n_ctx + KV_BLOCK_SIZE;
+        let backend = CpuBackend::new(
+            config.shape(),
+            n_slots,
+            KV_BLOCK_SIZE,
+            params.n_seq_max + 1,
+            params.n_batch,
+            params.n_threads,
+        )?;
         Ok(Context {
-            slot_tokens: filled_vec(params.n_ctx, 0, "the KV cache's token ids")?,
-            storage,
-            scratch,
-            matmul: CpuMatmul::new(params.n_threads)?,
-            cache,
+            step: Step::new(params.n_batch, params.n_seq_max + 1, n_slots, KV_BLOCK_SIZE)?,
+            backend,
+            cache: KvCache::new(n_blocks, KV_BLOCK_SIZE, params.n_seq_max)?,
             plan: KvWritePlan::new(),
-            seq_entries: filled_vec(params.n_seq_max, Vec::new(), "sequence tables")?,
-            n_outputs: 0,
+            slot_tokens: filled_vec(params.n_ctx, 0, "the KV cache's token ids")?,
+            default_seq_ids: filled_vec(params.n_batch, 0, "a batch's sequence ids")?,
+            next_position: filled_vec(params.n_seq_max, None, "a batch's positions")?,
             cancel: Arc::new(AtomicBool::new(false)),
             model,
             params,
@@ -158,11 +166,7 @@ impl Context {
     /// Runs the batch through the model. On `ContextFull`, `Cancelled` or any other error
     /// the KV cache is exactly as before the call.
     pub fn decode(&mut self, batch: &Batch<'_>) -> Result<()> {
-        self.n_outputs = 0;
-        self.try_decode(batch)
-    }
-
-    fn try_decode(&mut self, batch: &Batch<'_>) -> Result<()> {
+        self.step.n_outputs = 0;
         let n = batch.tokens.len();
         if n == 0 || n > self.params.n_batch {
             return Err(Error::InvalidArgument(format!(
@@ -181,32 +185,34 @@ impl Context {
                 )));
             }
         }
-        let seq_ids: Vec<i32> = batch.seq_ids.map_or_else(|| vec![0; n], <[_]>::to_vec);
-        let positions = match batch.positions {
-            Some(p) => p.to_vec(),
-            None => self.next_positions(&seq_ids)?,
-        };
+        // Moved out while the batch is read, so the step can be filled beside it.
+        let default_seq_ids = std::mem::take(&mut self.default_seq_ids);
+        let seq_ids = batch.seq_ids.unwrap_or(&default_seq_ids[..n]);
+        let result = self.decode_sequences(batch, seq_ids);
+        self.default_seq_ids = default_seq_ids;
+        result
+    }
+
+    fn decode_sequences(&mut self, batch: &Batch<'_>, seq_ids: &[i32]) -> Result<()> {
+        let n = batch.tokens.len();
+        for (t, &seq) in seq_ids.iter().enumerate() {
+            self.step.seq_of_token[t] = self.seq_index(seq)? as u32;
+        }
+        match batch.positions {
+            Some(p) => self.step.positions[..n].copy_from_slice(p),
+            None => self.next_positions(seq_ids)?,
+        }
+        self.step.n_tokens = n;
+        self.step.tokens[..n].copy_from_slice(batch.tokens);
 
         let saved = self.cache.clone();
         self.cache
-            .append_batch(&seq_ids, &positions, &mut self.plan)?;
-        let kv_dim = self.model.config().kv_dim();
-        for copy in self.plan.block_copies() {
-            let (src, dst) = (copy.src.index(), copy.dst.index());
-            self.storage.copy_slots(
-                src * KV_BLOCK_SIZE,
-                dst * KV_BLOCK_SIZE,
-                KV_BLOCK_SIZE,
-                kv_dim,
-            );
-            self.slot_tokens.copy_within(
-                src * KV_BLOCK_SIZE..(src + 1) * KV_BLOCK_SIZE,
-                dst * KV_BLOCK_SIZE,
-            );
-        }
-        let result = self.run_forward(batch, &seq_ids, &positions);
+            .append_batch(seq_ids, &self.step.positions[..n], &mut self.plan)?;
+        self.fill_step_tables(batch, seq_ids)?;
+        let result = self.run_step();
         if result.is_err() {
             self.cache = saved;
+            self.step.n_outputs = 0;
             return result;
         }
         for (&slot, &token) in self.plan.slots().iter().zip(batch.tokens) {
@@ -216,20 +222,68 @@ impl Context {
     }
 
     /// Each token at the position after the last one its sequence holds.
-    fn next_positions(&self, seq_ids: &[i32]) -> Result<Vec<i32>> {
-        let mut next: Vec<Option<i32>> = vec![None; self.params.n_seq_max];
-        seq_ids
-            .iter()
-            .map(|&seq| {
-                let index = self.seq_index(seq)?;
-                let pos = match next[index] {
-                    Some(p) => p,
-                    None => self.cache.pos_max(seq)? + 1,
-                };
-                next[index] = Some(pos + 1);
-                Ok(pos)
-            })
-            .collect()
+    fn next_positions(&mut self, seq_ids: &[i32]) -> Result<()> {
+        let mut result = Ok(());
+        for (t, &seq) in seq_ids.iter().enumerate() {
+            let index = self.step.seq_of_token[t] as usize;
+            let pos = match self.next_position[index] {
+                Some(p) => p,
+                None => match self.cache.pos_max(seq) {
+                    Ok(p) => p + 1,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+            };
+            self.step.positions[t] = pos;
+            self.next_position[index] = Some(pos + 1);
+        }
+        for t in 0..seq_ids.len() {
+            self.next_position[self.step.seq_of_token[t] as usize] = None;
+        }
+        result
+    }
+
+    /// The write slots, block copies, block tables and logit rows of the appended batch.
+    fn fill_step_tables(&mut self, batch: &Batch<'_>, seq_ids: &[i32]) -> Result<()> {
+        let n = batch.tokens.len();
+        let step = &mut self.step;
+        for (dst, &slot) in step.write_slots.iter_mut().zip(self.plan.slots()) {
+            *dst = slot;
+        }
+        step.block_copies.clear();
+        step.block_copies.extend(
+            self.plan
+                .block_copies()
+                .iter()
+                .map(|c| (c.src.index() as u32, c.dst.index() as u32)),
+        );
+        for (t, &seq) in seq_ids.iter().enumerate() {
+            let table = self.cache.sequence(seq)?;
+            step.set_sequence(
+                step.seq_of_token[t] as usize,
+                table.block_table().iter().map(|b| b.index() as u32),
+                table.slot_positions(),
+            );
+        }
+        step.n_outputs = 0;
+        for t in 0..n {
+            let wants = match batch.want_logits {
+                Some(w) => w[t],
+                None => t == n - 1,
+            };
+            if wants {
+                step.output_tokens[step.n_outputs] = t as u32;
+                step.n_outputs += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn run_step(&mut self) -> Result<()> {
+        self.backend.begin_step(&self.step)?;
+        self.model.forward(&mut self.backend, &self.cancel)
     }
 
     fn seq_index(&self, seq: i32) -> Result<usize> {
@@ -244,61 +298,20 @@ impl Context {
             })
     }
 
-    fn run_forward(&mut self, batch: &Batch<'_>, seq_ids: &[i32], positions: &[i32]) -> Result<()> {
-        let n = batch.tokens.len();
-        for &seq in seq_ids {
-            let index = self.seq_index(seq)?;
-            let entries = &mut self.seq_entries[index];
-            entries.clear();
-            entries.extend(
-                self.cache
-                    .sequence(seq)?
-                    .live_tokens()
-                    .map(|t| (t.position, t.slot as usize)),
-            );
-        }
-        let mut tokens = Vec::with_capacity(n);
-        for t in 0..n {
-            let wants_logits = match batch.want_logits {
-                Some(w) => w[t],
-                None => t == n - 1,
-            };
-            tokens.push(BatchToken {
-                token: batch.tokens[t],
-                pos: positions[t],
-                slot: self.plan.slots()[t] as usize,
-                context: &self.seq_entries[self.seq_index(seq_ids[t])?],
-                wants_logits,
-            });
-        }
-        let model = &self.model;
-        forward(
-            model.config(),
-            model.weights(),
-            &self.matmul,
-            &mut self.storage,
-            &mut self.scratch,
-            &tokens,
-            &self.cancel,
-        )?;
-        self.n_outputs = tokens.iter().filter(|t| t.wants_logits).count();
-        Ok(())
-    }
-
     /// Logits of the `output_index`-th batch token that asked for them (-1: the last).
     pub fn logits(&self, output_index: i32) -> Result<&[f32]> {
         let n_vocab = self.model.config().n_vocab;
+        let n_outputs = self.step.n_outputs;
         let index = match output_index {
-            -1 => self.n_outputs.checked_sub(1),
-            i => usize::try_from(i).ok().filter(|&i| i < self.n_outputs),
+            -1 => n_outputs.checked_sub(1),
+            i => usize::try_from(i).ok().filter(|&i| i < n_outputs),
         };
         let index = index.ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "output {output_index} does not exist: the last decode produced {} logit rows",
-                self.n_outputs
+                "output {output_index} does not exist: the last decode produced {n_outputs} logit rows"
             ))
         })?;
-        Ok(&self.scratch.logits[index * n_vocab..(index + 1) * n_vocab])
+        Ok(&self.backend.logits()[index * n_vocab..(index + 1) * n_vocab])
     }
 
     /// Removes positions `p0..p1` (`p1 < 0`: to the end) of a sequence.
@@ -318,53 +331,55 @@ impl Context {
 
     /// Recomputes the logits of a sequence's last token, as if it had just been decoded,
     /// so that generation can continue the sequence after other sequences' decodes. The
-    /// cache is not changed: the token's K and V are written to a slot outside the pool.
+    /// cache is not changed: the step reads the sequence through a spare table whose last
+    /// block is a copy in the block past the pool's, and writes the token's K/V there.
     pub fn recompute_last_logits(&mut self, seq: i32) -> Result<()> {
-        self.n_outputs = 0;
-        let index = self.seq_index(seq)?;
-        let scratch_slot = self.params.n_ctx;
-        let entries = &mut self.seq_entries[index];
-        entries.clear();
-        entries.extend(
-            self.cache
-                .sequence(seq)?
-                .live_tokens()
-                .map(|t| (t.position, t.slot as usize)),
-        );
-        let Some(last) = entries.last_mut() else {
+        self.step.n_outputs = 0;
+        let table = self.cache.sequence(seq)?;
+        let Some(last) = table.live_tokens().last() else {
             return Err(Error::InvalidArgument(format!(
                 "sequence {seq} holds no tokens"
             )));
         };
-        let (pos, slot) = *last;
-        last.1 = scratch_slot;
-        let token = BatchToken {
-            token: self.slot_tokens[slot],
-            pos,
-            slot: scratch_slot,
-            context: &self.seq_entries[index],
-            wants_logits: true,
-        };
-        let model = &self.model;
-        forward(
-            model.config(),
-            model.weights(),
-            &self.matmul,
-            &mut self.storage,
-            &mut self.scratch,
-            &[token],
-            &self.cancel,
-        )?;
-        self.n_outputs = 1;
-        Ok(())
+        let spare_seq = self.params.n_seq_max;
+        let spare_block = self.cache.pool().blocks_total();
+        let last_block = last.slot as usize / KV_BLOCK_SIZE;
+        let offset = last.slot as usize % KV_BLOCK_SIZE;
+        let blocks = table.block_table();
+        let redirected = blocks.iter().enumerate().map(|(i, b)| {
+            if i + 1 == blocks.len() {
+                spare_block as u32
+            } else {
+                b.index() as u32
+            }
+        });
+        let step = &mut self.step;
+        step.set_sequence(spare_seq, redirected, table.slot_positions());
+        step.block_copies.clear();
+        step.block_copies
+            .push((last_block as u32, spare_block as u32));
+        step.n_tokens = 1;
+        step.tokens[0] = self.slot_tokens[last.slot as usize];
+        step.positions[0] = last.position;
+        step.write_slots[0] = (spare_block * KV_BLOCK_SIZE + offset) as u32;
+        step.seq_of_token[0] = spare_seq as u32;
+        step.output_tokens[0] = 0;
+        step.n_outputs = 1;
+        let result = self.run_step();
+        if result.is_err() {
+            self.step.n_outputs = 0;
+        }
+        result
     }
 
     pub fn memory(&self) -> MemoryReport {
-        // The storage holds one block more than the pool: recompute_last_logits' slot.
-        let bytes_per_block = self.storage.bytes() / (self.cache.pool().blocks_total() as u64 + 1);
+        let backend = self.backend.memory();
+        // The storage holds one block more than the pool, for recompute_last_logits.
+        let bytes_per_block = backend.kv_bytes / (self.cache.pool().blocks_total() as u64 + 1);
         MemoryReport {
             kv: self.cache.pool().stats(bytes_per_block),
-            host_bytes: self.storage.bytes() + self.scratch.bytes(),
+            host_bytes: backend.host_bytes,
+            device_bytes: backend.device_bytes,
         }
     }
 }

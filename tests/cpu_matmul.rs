@@ -10,8 +10,9 @@ use oracle::{
     random_weights, relative_rms_error,
 };
 use rocmforge::Error;
-use rocmforge::backend::cpu::{CpuMatmul, SimdLevel, WeightMatrix};
+use rocmforge::backend::cpu::{CpuMatmul, SimdLevel};
 use rocmforge::tensor::GgmlType;
+use rocmforge::tensor::WeightMatrix;
 
 /// Float rounding allowed, relative to the sum of the magnitudes of an output's terms: the
 /// kernels add a few hundred f32 terms at most in these tests.

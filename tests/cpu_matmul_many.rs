@@ -5,8 +5,9 @@ mod common;
 
 use common::SplitMix64;
 use half::f16;
-use rocmforge::backend::cpu::{CpuMatmul, WeightMatrix};
+use rocmforge::backend::cpu::CpuMatmul;
 use rocmforge::tensor::GgmlType;
+use rocmforge::tensor::WeightMatrix;
 
 /// Q4_1 rows with sane scales: random quants, d = 0.01, m = -0.05.
 fn q4_1_rows(n_rows: usize, n_cols: usize, rng: &mut SplitMix64) -> Vec<u8> {

@@ -8,9 +8,10 @@ mod oracle;
 
 use common::{GEMMA3, SMOLLM2, model_path};
 use oracle::{Rng, assert_close, expected, random_activations, relative_rms_error};
-use rocmforge::backend::cpu::{CpuMatmul, SimdLevel, WeightMatrix};
+use rocmforge::backend::cpu::{CpuMatmul, SimdLevel};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::tensor::GgmlType;
+use rocmforge::tensor::WeightMatrix;
 
 /// Float rounding allowed, relative to the sum of the magnitudes of an output's terms.
 const ROUNDING: f64 = 2e-5;

@@ -11,8 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use half::f16;
-use rocmforge::backend::cpu::{CpuMatmul, WeightMatrix};
+use rocmforge::backend::cpu::CpuMatmul;
 use rocmforge::tensor::GgmlType;
+use rocmforge::tensor::WeightMatrix;
 
 /// Rounds a case's time budget is split into (see [`median_time`]).
 const ROUNDS: u32 = 5;

@@ -1,5 +1,6 @@
 //! Hyperparameters of a model, read from its GGUF metadata and checked for consistency.
 
+use crate::backend::{Rope, RopeStyle, Shape};
 use crate::error::{Error, Result};
 use crate::gguf::{ArrayView, GgufFile};
 
@@ -8,15 +9,6 @@ use crate::gguf::{ArrayView, GgufFile};
 pub enum Architecture {
     /// Llama 2/3, SmolLM, Mistral and others stored as `llama`.
     Llama,
-}
-
-/// How rotary position embedding pairs up the dimensions of a head.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RopeStyle {
-    /// Adjacent pairs `(2i, 2i + 1)`: GGUF `llama` files (their Q/K rows are permuted for it).
-    Normal,
-    /// Split halves `(i, i + n_rot / 2)`, as GPT-NeoX and most newer families.
-    Neox,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +122,27 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The sizes a backend's buffers follow.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            n_layer: self.n_layer,
+            n_embd: self.n_embd,
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim,
+            n_ff: self.n_ff,
+            n_vocab: self.n_vocab,
+        }
+    }
+
+    pub fn rope(&self) -> Rope {
+        Rope {
+            style: self.rope_style,
+            base: self.rope_base,
+            dims: self.rope_dims,
+        }
     }
 
     /// Width of the query projection's output.

@@ -1,18 +1,20 @@
 //! Models: configuration from GGUF metadata, weights by name, and one forward pass per
-//! architecture family.
+//! architecture family, each written once for every backend.
 
 mod config;
-pub(crate) mod llama;
-mod ops;
+mod llama;
 mod weights;
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use self_cell::self_cell;
 
-pub use config::{Architecture, ModelConfig, RopeStyle};
-use weights::LlamaWeights;
+pub use config::{Architecture, ModelConfig};
+use weights::HostWeights;
 
+pub use crate::backend::RopeStyle;
+use crate::backend::cpu::CpuBackend;
 use crate::error::Result;
 use crate::gguf::{GgufFile, OwnedGguf};
 
@@ -20,7 +22,7 @@ self_cell!(
     struct LoadedWeights {
         owner: OwnedGguf,
         #[covariant]
-        dependent: LlamaWeights,
+        dependent: HostWeights,
     }
 );
 
@@ -39,7 +41,7 @@ impl Model {
 
     pub fn from_gguf(gguf: OwnedGguf) -> Result<Model> {
         let config = ModelConfig::from_gguf(gguf.file())?;
-        let weights = LoadedWeights::try_new(gguf, |g| LlamaWeights::from_gguf(g.file(), &config))?;
+        let weights = LoadedWeights::try_new(gguf, |g| HostWeights::from_gguf(g.file(), &config))?;
         Ok(Model { weights, config })
     }
 
@@ -51,7 +53,15 @@ impl Model {
         self.weights.borrow_owner().file()
     }
 
-    pub(crate) fn weights(&self) -> &LlamaWeights<'_> {
-        self.weights.borrow_dependent()
+    /// Runs the step `backend` holds through this model's family of forward pass.
+    pub fn forward(&self, backend: &mut CpuBackend, cancel: &AtomicBool) -> Result<()> {
+        match self.config.architecture {
+            Architecture::Llama => llama::forward(
+                &self.config,
+                self.weights.borrow_dependent(),
+                backend,
+                cancel,
+            ),
+        }
     }
 }

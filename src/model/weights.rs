@@ -3,32 +3,36 @@
 //! are converted to f32 once.
 
 use super::config::ModelConfig;
-use crate::backend::cpu::WeightMatrix;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::tensor::WeightMatrix;
 use crate::tensor::dequantize_to_vec;
 
-pub struct LayerWeights<'a> {
-    pub attn_norm: Vec<f32>,      // [n_embd]
-    pub wq: WeightMatrix<'a>,     // [q_dim rows, n_embd]
-    pub wk: WeightMatrix<'a>,     // [kv_dim rows, n_embd]
-    pub wv: WeightMatrix<'a>,     // [kv_dim rows, n_embd]
-    pub wo: WeightMatrix<'a>,     // [n_embd rows, q_dim]
-    pub ffn_norm: Vec<f32>,       // [n_embd]
-    pub w_gate: WeightMatrix<'a>, // [n_ff rows, n_embd]
-    pub w_up: WeightMatrix<'a>,   // [n_ff rows, n_embd]
-    pub w_down: WeightMatrix<'a>, // [n_embd rows, n_ff]
+/// One layer's weights, wherever they live: `M` is a backend's matrix, `V` its vector.
+pub struct LayerWeights<M, V> {
+    pub attn_norm: V, // [n_embd]
+    pub wq: M,        // [q_dim rows, n_embd]
+    pub wk: M,        // [kv_dim rows, n_embd]
+    pub wv: M,        // [kv_dim rows, n_embd]
+    pub wo: M,        // [n_embd rows, q_dim]
+    pub ffn_norm: V,  // [n_embd]
+    pub w_gate: M,    // [n_ff rows, n_embd]
+    pub w_up: M,      // [n_ff rows, n_embd]
+    pub w_down: M,    // [n_embd rows, n_ff]
 }
 
-pub struct LlamaWeights<'a> {
-    pub token_embd: WeightMatrix<'a>, // [n_vocab rows, n_embd]
-    pub layers: Vec<LayerWeights<'a>>,
-    pub output_norm: Vec<f32>,    // [n_embd]
-    pub output: WeightMatrix<'a>, // [n_vocab rows, n_embd]; token_embd when tied
+pub struct LlamaWeights<M, V> {
+    pub token_embd: M, // [n_vocab rows, n_embd]
+    pub layers: Vec<LayerWeights<M, V>>,
+    pub output_norm: V, // [n_embd]
+    pub output: M,      // [n_vocab rows, n_embd]; token_embd when tied
 }
 
-impl<'a> LlamaWeights<'a> {
-    pub fn from_gguf(file: &GgufFile<'a>, c: &ModelConfig) -> Result<LlamaWeights<'a>> {
+/// The weights as the CPU reads them: matrices borrowed from the file, norms in f32.
+pub type HostWeights<'a> = LlamaWeights<WeightMatrix<'a>, Vec<f32>>;
+
+impl<'a> HostWeights<'a> {
+    pub fn from_gguf(file: &GgufFile<'a>, c: &ModelConfig) -> Result<HostWeights<'a>> {
         let d = Dims::of(c);
         let token_embd = matrix(file, "token_embd.weight", d.vocab, d.embd)?;
         let output = if c.tied_output {

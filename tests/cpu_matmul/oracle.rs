@@ -6,7 +6,7 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 use half::f16;
-use rocmforge::backend::cpu::WeightMatrix;
+use rocmforge::tensor::WeightMatrix;
 use rocmforge::tensor::{GgmlType, dequantize_to_vec};
 
 /// Every type the matmul supports.

@@ -12,7 +12,8 @@ use std::sync::{Mutex, PoisonError};
 use super::activations::{Q8Activations, Q8KActivations};
 use super::dot::dequantized::dequantized_rows;
 use super::dot::{self, RowsKernel, TOKEN_TILE};
-use super::{SimdLevel, WeightMatrix, WorkerPool, lock};
+use super::{SimdLevel, WorkerPool, lock};
+use crate::tensor::WeightMatrix;
 use crate::{Error, Result};
 
 /// The most rows a kernel call covers.

@@ -1,5 +1,8 @@
-//! The CPU backend: quantized matrix multiplication on a persistent thread pool, with SIMD
-//! kernels chosen at run time (AVX2+FMA+F16C on x86-64) and a scalar reference for each.
+//! The CPU backend, the oracle for every other one: [`CpuBackend`] implements the
+//! backend boundary with host K/V storage (`kv_storage`), activation buffers (`buffers`),
+//! row operations (`ops`) and paged attention (`attention`); its quantized matrix
+//! multiplication runs on a persistent thread pool, with SIMD kernels chosen at run time
+//! (AVX2+FMA+F16C on x86-64) and a scalar reference for each.
 //!
 //! ```text
 //! x [n_tokens, n_cols] f32 ──quantize once──▶ Q8 / Q8_K blocks ──┐
@@ -9,18 +12,22 @@
 //! ```
 
 mod activations;
+mod attention;
+mod backend;
+mod buffers;
 mod dot;
+mod kv_storage;
 mod matmul;
+pub mod ops;
 mod pool;
 mod simd;
-mod weight_matrix;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub use backend::CpuBackend;
 pub use matmul::CpuMatmul;
 pub use pool::{MAX_THREADS, WorkerPool};
 pub use simd::SimdLevel;
-pub use weight_matrix::WeightMatrix;
 
 /// Locks a mutex whose data stays valid even if a holder panicked: the pool and the
 /// activation buffers are consistent between calls whatever happened inside one.

@@ -1,7 +1,7 @@
 //! The element-wise and per-row operations of a forward pass on the CPU, in f32 with
 //! wider accumulation where a sum runs over a whole row.
 
-use super::config::RopeStyle;
+use crate::backend::RopeStyle;
 
 /// `out = x / sqrt(mean(x²) + eps) * weight` for one row.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {

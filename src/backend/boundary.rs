@@ -1,0 +1,141 @@
+//! The backend boundary: the steps of a transformer layer, at a size a GPU can fuse, that
+//! every backend implements and the model's one forward pass calls.
+
+use crate::error::Result;
+
+use super::step::Step;
+
+/// How rotary position embedding pairs up the dimensions of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(2i, 2i + 1)`: GGUF `llama` files (their Q/K rows are permuted for it).
+    Normal,
+    /// Split halves `(i, i + n_rot / 2)`, as GPT-NeoX and most newer families.
+    Neox,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rope {
+    pub style: RopeStyle,
+    pub base: f32,
+    /// Leading dimensions of each head that are rotated (the rest pass through).
+    pub dims: usize,
+}
+
+/// The sizes a backend's buffers follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub n_vocab: usize,
+}
+
+impl Shape {
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+
+    /// The width of one token's row of `act`.
+    pub fn width(&self, act: Act) -> usize {
+        match act {
+            Act::X | Act::Xn | Act::Proj => self.n_embd,
+            Act::Q | Act::Attn => self.q_dim(),
+            Act::K | Act::V => self.kv_dim(),
+            Act::Gate | Act::Up => self.n_ff,
+        }
+    }
+}
+
+/// The activation buffers of a step, each `[n_tokens, width]` f32, owned by the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// The residual stream, `[n, n_embd]`.
+    X,
+    /// A sublayer's normalised input, `[n, n_embd]`.
+    Xn,
+    /// `[n, n_head * head_dim]`
+    Q,
+    /// `[n, n_head_kv * head_dim]`
+    K,
+    /// `[n, n_head_kv * head_dim]`
+    V,
+    /// Attention output, `[n, n_head * head_dim]`.
+    Attn,
+    /// Output of the attention and FFN output projections, `[n, n_embd]`.
+    Proj,
+    /// `[n, n_ff]`
+    Gate,
+    /// `[n, n_ff]`
+    Up,
+}
+
+impl Act {
+    pub const ALL: [Act; 9] = [
+        Act::X,
+        Act::Xn,
+        Act::Q,
+        Act::K,
+        Act::V,
+        Act::Attn,
+        Act::Proj,
+        Act::Gate,
+        Act::Up,
+    ];
+}
+
+/// One context's state on a backend (its K/V storage, activations and the step's inputs)
+/// and the operations of a forward pass over it. Every operation works on the tokens of
+/// the step given to [`Backend::begin_step`] and returns `Result`: a device may fail.
+pub trait Backend {
+    /// A weight matrix as this backend holds it.
+    type Matrix<'w>;
+    /// A weight vector (norm weights) as this backend holds it.
+    type Vector;
+
+    /// Takes the step's inputs (tokens, positions, write slots, block tables, which rows
+    /// want logits) and performs its KV block copies (copy-on-write) first.
+    fn begin_step(&mut self, step: &Step) -> Result<()>;
+    /// `X[t] = table[token t]`.
+    fn embed(&mut self, table: &Self::Matrix<'_>) -> Result<()>;
+    /// `out[t] = x[t] / sqrt(mean(x[t]²) + eps) * weight`.
+    fn rms_norm(&mut self, x: Act, weight: &Self::Vector, eps: f32, out: Act) -> Result<()>;
+    /// `out_i[t] = W_i · x[t]` for every `(W_i, out_i)`: one input, several matrices.
+    fn matmul(&mut self, x: Act, products: &[(&Self::Matrix<'_>, Act)]) -> Result<()>;
+    /// Rotates `Q` and `K` of every token at its position and writes `K` and `V` into
+    /// layer `layer`'s cache at the token's slot.
+    fn rope_and_store_kv(&mut self, layer: usize, rope: &Rope) -> Result<()>;
+    /// `Attn[t] = softmax(Q[t] · K / scale) · V` over the cached tokens of the token's
+    /// sequence at or before its position, read through the block tables.
+    fn attention(&mut self, layer: usize, scale: f32) -> Result<()>;
+    /// `Gate = silu(Gate) * Up`.
+    fn swiglu(&mut self) -> Result<()>;
+    /// `X += Proj`.
+    fn add_residual(&mut self) -> Result<()>;
+    /// For the tokens that want logits: `logits = output · rms_norm(X, norm, eps)`.
+    fn output_logits(
+        &mut self,
+        norm: &Self::Vector,
+        eps: f32,
+        output: &Self::Matrix<'_>,
+    ) -> Result<()>;
+    /// `[n_outputs, n_vocab]`: the logits of the last step's tokens that asked for them.
+    fn logits(&self) -> &[f32];
+    /// Host and device bytes this state holds.
+    fn memory(&self) -> BackendMemory;
+}
+
+/// What a backend state holds, by where it lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendMemory {
+    pub kv_bytes: u64,
+    pub host_bytes: u64,
+    pub device_bytes: u64,
+}

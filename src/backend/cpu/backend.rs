@@ -1,0 +1,274 @@
+//! The CPU implementation of the backend boundary: one context's K/V storage, activation
+//! buffers and step inputs on the host, and the worker pool its matmuls and attention
+//! run on.
+
+use half::slice::HalfFloatSliceExt;
+
+use super::attention::{LayerKv, attention};
+use super::buffers::Buffers;
+use super::kv_storage::KvStorage;
+use super::matmul::CpuMatmul;
+use super::ops::{RopeAngles, add_assign, rms_norm, rope, swiglu};
+use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
+use crate::error::{Error, Result};
+use crate::host_memory::resize;
+use crate::tensor::{WeightMatrix, dequantize_row};
+
+pub struct CpuBackend {
+    shape: Shape,
+    matmul: CpuMatmul,
+    kv: KvStorage,
+    acts: Buffers,
+    /// This step's inputs, copied in by `begin_step`.
+    step: Step,
+    /// `[n_outputs, n_vocab]`
+    logits: Vec<f32>,
+}
+
+impl CpuBackend {
+    /// State for `n_slots` cached tokens over `n_seq_max` sequences, steps of up to
+    /// `n_batch` tokens, and a pool of `n_threads` threads.
+    pub fn new(
+        shape: Shape,
+        n_slots: usize,
+        block_size: usize,
+        n_seq_max: usize,
+        n_batch: usize,
+        n_threads: usize,
+    ) -> Result<CpuBackend> {
+        Ok(CpuBackend {
+            kv: KvStorage::new(&shape, n_slots)?,
+            acts: Buffers::new(&shape, n_batch)?,
+            step: Step::new(n_batch, n_seq_max, n_slots, block_size)?,
+            matmul: CpuMatmul::new(n_threads)?,
+            logits: Vec::new(),
+            shape,
+        })
+    }
+}
+
+impl Backend for CpuBackend {
+    type Matrix<'w> = WeightMatrix<'w>;
+    type Vector = Vec<f32>;
+
+    fn begin_step(&mut self, step: &Step) -> Result<()> {
+        let n = step.n_tokens;
+        let s = &mut self.step;
+        s.n_tokens = n;
+        s.tokens[..n].copy_from_slice(&step.tokens[..n]);
+        s.positions[..n].copy_from_slice(&step.positions[..n]);
+        s.write_slots[..n].copy_from_slice(&step.write_slots[..n]);
+        s.seq_of_token[..n].copy_from_slice(&step.seq_of_token[..n]);
+        s.n_outputs = step.n_outputs;
+        s.output_tokens[..step.n_outputs].copy_from_slice(&step.output_tokens[..step.n_outputs]);
+        let max_slots = s.max_blocks * s.block_size;
+        for &seq in &step.seq_of_token[..n] {
+            let seq = seq as usize;
+            let n_logical = step.n_logical[seq] as usize;
+            let tables = seq * s.max_blocks..seq * s.max_blocks + n_logical.div_ceil(s.block_size);
+            s.block_tables[tables.clone()].copy_from_slice(&step.block_tables[tables]);
+            let slots = seq * max_slots..seq * max_slots + n_logical;
+            s.slot_positions[slots.clone()].copy_from_slice(&step.slot_positions[slots]);
+            s.n_logical[seq] = step.n_logical[seq];
+        }
+        for &(src, dst) in &step.block_copies {
+            let block = s.block_size;
+            self.kv
+                .copy_slots(src as usize * block, dst as usize * block, block);
+        }
+        Ok(())
+    }
+
+    fn embed(&mut self, table: &WeightMatrix<'_>) -> Result<()> {
+        let d = self.shape.n_embd;
+        let x = self.acts.get_mut(Act::X);
+        for (t, &token) in self.step.tokens[..self.step.n_tokens].iter().enumerate() {
+            let row = usize::try_from(token)
+                .ok()
+                .filter(|&r| r < table.n_rows)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "token id {token} is outside the vocabulary of {}",
+                        table.n_rows
+                    ))
+                })?;
+            let row_bytes = table.row_bytes();
+            let bytes = &table.data[row * row_bytes..(row + 1) * row_bytes];
+            dequantize_row(table.dtype, bytes, &mut x[t * d..(t + 1) * d])?;
+        }
+        Ok(())
+    }
+
+    fn rms_norm(&mut self, x: Act, weight: &Vec<f32>, eps: f32, out: Act) -> Result<()> {
+        let d = self.shape.width(x);
+        let input = self.acts.take(x);
+        let output = self.acts.get_mut(out);
+        for t in 0..self.step.n_tokens {
+            let row = t * d..(t + 1) * d;
+            rms_norm(&input[row.clone()], weight, eps, &mut output[row]);
+        }
+        self.acts.put(x, input);
+        Ok(())
+    }
+
+    fn matmul(&mut self, x: Act, products: &[(&WeightMatrix<'_>, Act)]) -> Result<()> {
+        let n = self.step.n_tokens;
+        let input = self.acts.take(x);
+        let mut outputs: [Vec<f32>; 3] = Default::default();
+        let result = (|| {
+            if products.is_empty() || products.len() > outputs.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} products of one input; the CPU backend takes 1 to {}",
+                    products.len(),
+                    outputs.len()
+                )));
+            }
+            for (slot, &(_, act)) in outputs.iter_mut().zip(products) {
+                *slot = self.acts.take(act);
+            }
+            let input = &input[..n * self.shape.width(x)];
+            let first = *products[0].0;
+            let uniform = products
+                .iter()
+                .all(|(w, _)| w.dtype == first.dtype && w.n_cols == first.n_cols);
+            if uniform {
+                let mut matrices = [first; 3];
+                for (m, (w, _)) in matrices.iter_mut().zip(products) {
+                    *m = **w;
+                }
+                let [a, b, c] = &mut outputs;
+                let mut ys: [&mut [f32]; 3] = [a, b, c];
+                for (y, &(_, act)) in ys.iter_mut().zip(products) {
+                    let len = n * self.shape.width(act);
+                    *y = &mut std::mem::take(y)[..len];
+                }
+                let k = products.len();
+                return self
+                    .matmul
+                    .matmul_many(&matrices[..k], input, n, &mut ys[..k]);
+            }
+            for (y, &(w, act)) in outputs.iter_mut().zip(products) {
+                self.matmul
+                    .matmul(w, input, n, &mut y[..n * self.shape.width(act)])?;
+            }
+            Ok(())
+        })();
+        for (y, &(_, act)) in outputs.into_iter().zip(products) {
+            self.acts.put(act, y);
+        }
+        self.acts.put(x, input);
+        result
+    }
+
+    fn rope_and_store_kv(&mut self, layer: usize, rope_params: &Rope) -> Result<()> {
+        let (hd, q_dim, kv_dim) = (self.shape.head_dim, self.shape.q_dim(), self.shape.kv_dim());
+        let mut q = self.acts.take(Act::Q);
+        let mut k = self.acts.take(Act::K);
+        for t in 0..self.step.n_tokens {
+            let angles =
+                RopeAngles::new(self.step.positions[t], rope_params.base, rope_params.dims);
+            rope(
+                &mut q[t * q_dim..(t + 1) * q_dim],
+                hd,
+                rope_params.style,
+                &angles,
+            );
+            rope(
+                &mut k[t * kv_dim..(t + 1) * kv_dim],
+                hd,
+                rope_params.style,
+                &angles,
+            );
+            let slot = self.step.write_slots[t] as usize;
+            let cached = slot * kv_dim..(slot + 1) * kv_dim;
+            self.kv.k[layer][cached.clone()]
+                .convert_from_f32_slice(&k[t * kv_dim..(t + 1) * kv_dim]);
+            self.kv.v[layer][cached]
+                .convert_from_f32_slice(&self.acts.get(Act::V)[t * kv_dim..(t + 1) * kv_dim]);
+        }
+        self.acts.put(Act::Q, q);
+        self.acts.put(Act::K, k);
+        Ok(())
+    }
+
+    fn attention(&mut self, layer: usize, scale: f32) -> Result<()> {
+        let mut out = self.acts.take(Act::Attn);
+        attention(
+            &self.shape,
+            &self.matmul,
+            &self.step,
+            self.acts.get(Act::Q),
+            LayerKv {
+                k: &self.kv.k[layer],
+                v: &self.kv.v[layer],
+            },
+            scale,
+            &mut out,
+        );
+        self.acts.put(Act::Attn, out);
+        Ok(())
+    }
+
+    fn swiglu(&mut self) -> Result<()> {
+        let n = self.step.n_tokens * self.shape.n_ff;
+        let up = self.acts.take(Act::Up);
+        swiglu(&mut self.acts.get_mut(Act::Gate)[..n], &up[..n]);
+        self.acts.put(Act::Up, up);
+        Ok(())
+    }
+
+    fn add_residual(&mut self) -> Result<()> {
+        let n = self.step.n_tokens * self.shape.n_embd;
+        let proj = self.acts.take(Act::Proj);
+        add_assign(&mut self.acts.get_mut(Act::X)[..n], &proj[..n]);
+        self.acts.put(Act::Proj, proj);
+        Ok(())
+    }
+
+    fn output_logits(
+        &mut self,
+        norm: &Vec<f32>,
+        eps: f32,
+        output: &WeightMatrix<'_>,
+    ) -> Result<()> {
+        let d = self.shape.n_embd;
+        let n_out = self.step.n_outputs;
+        let x = self.acts.take(Act::X);
+        let xn = self.acts.get_mut(Act::Xn);
+        for (i, &t) in self.step.output_tokens[..n_out].iter().enumerate() {
+            let t = t as usize;
+            rms_norm(
+                &x[t * d..(t + 1) * d],
+                norm,
+                eps,
+                &mut xn[i * d..(i + 1) * d],
+            );
+        }
+        self.acts.put(Act::X, x);
+        resize(
+            &mut self.logits,
+            n_out * self.shape.n_vocab,
+            0.0,
+            "the logits of a batch",
+        )?;
+        let xn = self.acts.take(Act::Xn);
+        let result = self
+            .matmul
+            .matmul(output, &xn[..n_out * d], n_out, &mut self.logits);
+        self.acts.put(Act::Xn, xn);
+        result
+    }
+
+    fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    fn memory(&self) -> BackendMemory {
+        let kv_bytes = self.kv.bytes();
+        BackendMemory {
+            kv_bytes,
+            host_bytes: kv_bytes + self.acts.bytes() + (self.logits.capacity() * 4) as u64,
+            device_bytes: 0,
+        }
+    }
+}
