@@ -29,7 +29,8 @@ pub struct rf_generate_params {
     pub n_stop: usize,
     /// The sequence the prompt continues (its cached tokens stay).
     pub seq_id: i32,
-    /// Add BOS/EOS to the prompt as the model says.
+    /// Add BOS/EOS to the prompt as the model says; only when the sequence is empty (a
+    /// prompt that continues a sequence gets no second BOS).
     pub add_special: bool,
     /// Control tokens written in the prompt become their ids.
     pub parse_special: bool,
@@ -66,7 +67,15 @@ pub extern "C" fn rf_generate_default_params() -> rf_generate_params {
 /// Continues `prompt` on sequence `params->seq_id`, sampling with `sampler` and passing
 /// the text to `on_text` as it completes. Stops at an end-of-generation token, a stop
 /// string, `max_tokens`, or when `on_text` returns false (all `RF_OK`); a cancellation
-/// gives `RF_ERR_CANCELLED` and the context stays usable.
+/// (`rf_context_cancel`, honoured within one layer or between tokens) gives
+/// `RF_ERR_CANCELLED` and the context stays usable.
+///
+/// An empty prompt continues from the sequence's own last token; on an empty sequence it
+/// is `RF_ERR_INVALID_ARGUMENT`. When the call ends, the sequence holds the prompt and
+/// every token whose text was delivered (also when `on_text` stopped it), so a later
+/// call continues exactly where the host's text ends. On any error status the sequence
+/// is left as the call found it (a prompt longer than the context is
+/// `RF_ERR_CONTEXT_FULL` and leaves nothing behind).
 ///
 /// # Safety
 /// `ctx` and `sampler` live; `prompt` `len` readable bytes; `params` NULL or valid with
