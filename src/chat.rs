@@ -3,13 +3,14 @@
 //! Templates of the common families (ChatML, Gemma, Llama 3) are recognised by their
 //! marker tokens and rendered by built-in formatters that match llama.cpp's
 //! `llama_chat_apply_template` byte for byte, as hosts moving from llama.cpp expect.
-//! Any other template is run as the Jinja program it is; a model without one gets ChatML.
+//! Any other template is run as the Jinja program it is, within limits on its work and its
+//! output (see [`RenderLimits`]); a model without one gets ChatML.
 
-use std::collections::BTreeMap;
+mod jinja;
 
-use minijinja::{Environment, Error as JinjaError, ErrorKind, Value, context};
+pub use jinja::RenderLimits;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatMessage<'a> {
@@ -53,8 +54,7 @@ pub fn apply_chat_template(
         Some(Family::ChatMl) => chatml(messages, add_assistant),
         Some(Family::Gemma) => gemma(messages, add_assistant),
         Some(Family::Llama3) => llama3(messages, add_assistant),
-        None => jinja(template, messages, add_assistant, bos_token, eos_token)
-            .map_err(|e| Error::InvalidArgument(format!("chat template: {e}")))?,
+        None => jinja::render(template, messages, add_assistant, bos_token, eos_token)?,
     })
 }
 
@@ -109,36 +109,6 @@ fn llama3(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
         out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
     }
     out
-}
-
-fn jinja(
-    template: &str,
-    messages: &[ChatMessage<'_>],
-    add_generation_prompt: bool,
-    bos_token: &str,
-    eos_token: &str,
-) -> std::result::Result<String, JinjaError> {
-    let mut env = Environment::new();
-    // Hugging Face templates report misuse with `raise_exception("...")`.
-    env.add_function(
-        "raise_exception",
-        |message: String| -> std::result::Result<String, JinjaError> {
-            Err(JinjaError::new(ErrorKind::InvalidOperation, message))
-        },
-    );
-    env.add_template("chat", template)?;
-    let messages = messages.iter().map(|m| {
-        Value::from(BTreeMap::from([
-            ("role", m.role.to_owned()),
-            ("content", m.content.to_owned()),
-        ]))
-    });
-    env.get_template("chat")?.render(context! {
-        messages => Value::from_iter(messages),
-        add_generation_prompt => add_generation_prompt,
-        bos_token => bos_token,
-        eos_token => eos_token,
-    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,16 @@ pub struct rf_chat_message {
 /// Renders the conversation with the model's chat template; `add_assistant_prompt` ends
 /// it with the opening of an assistant turn.
 ///
+/// A template that is not one of the built-in families runs as a Jinja program from the
+/// model file, so it runs within limits scaled to the conversation: a work limit of
+/// 1,000,000 fuel plus 1,000 per message plus 1 per byte of message text (one fuel per
+/// template step and per 64 bytes it builds or prints), and an output limit of 1 MiB plus
+/// 1 KiB per message plus twice the bytes of message text. Real templates use a small
+/// fraction of either. A template that exceeds one returns `RF_ERR_INVALID_MODEL`, and
+/// `rf_last_error` names the limit and its value; a template that fails otherwise (a
+/// syntax error, or `raise_exception` refusing the conversation) returns
+/// `RF_ERR_INVALID_ARGUMENT`.
+///
 /// # Safety
 /// `model` live; `messages` `n` readable messages whose strings are readable; `buf` `cap`
 /// writable bytes (or NULL when `cap` is 0); `out_len` writable.
