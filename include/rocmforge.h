@@ -168,7 +168,8 @@ typedef struct rf_generate_params {
   size_t n_stop;
   // The sequence the prompt continues (its cached tokens stay).
   int32_t seq_id;
-  // Add BOS/EOS to the prompt as the model says.
+  // Add BOS/EOS to the prompt as the model says; only when the sequence is empty (a
+  // prompt that continues a sequence gets no second BOS).
   bool add_special;
   // Control tokens written in the prompt become their ids.
   bool parse_special;
@@ -251,6 +252,16 @@ extern "C" {
 
 // Renders the conversation with the model's chat template; `add_assistant_prompt` ends
 // it with the opening of an assistant turn.
+//
+// A template that is not one of the built-in families runs as a Jinja program from the
+// model file, so it runs within limits scaled to the conversation: a work limit of
+// 1,000,000 fuel plus 1,000 per message plus 1 per byte of message text (one fuel per
+// template step and per 64 bytes it builds or prints), and an output limit of 1 MiB plus
+// 1 KiB per message plus twice the bytes of message text. Real templates use a small
+// fraction of either. A template that exceeds one returns `RF_ERR_INVALID_MODEL`, and
+// `rf_last_error` names the limit and its value; a template that fails otherwise (a
+// syntax error, or `raise_exception` refusing the conversation) returns
+// `RF_ERR_INVALID_ARGUMENT`.
 //
 // # Safety
 // `model` live; `messages` `n` readable messages whose strings are readable; `buf` `cap`
@@ -352,7 +363,15 @@ struct rf_generate_params rf_generate_default_params(void);
 // Continues `prompt` on sequence `params->seq_id`, sampling with `sampler` and passing
 // the text to `on_text` as it completes. Stops at an end-of-generation token, a stop
 // string, `max_tokens`, or when `on_text` returns false (all `RF_OK`); a cancellation
-// gives `RF_ERR_CANCELLED` and the context stays usable.
+// (`rf_context_cancel`, honoured within one layer or between tokens) gives
+// `RF_ERR_CANCELLED` and the context stays usable.
+//
+// An empty prompt continues from the sequence's own last token; on an empty sequence it
+// is `RF_ERR_INVALID_ARGUMENT`. When the call ends, the sequence holds the prompt and
+// every token whose text was delivered (also when `on_text` stopped it), so a later
+// call continues exactly where the host's text ends. On any error status the sequence
+// is left as the call found it (a prompt longer than the context is
+// `RF_ERR_CONTEXT_FULL` and leaves nothing behind).
 //
 // # Safety
 // `ctx` and `sampler` live; `prompt` `len` readable bytes; `params` NULL or valid with
@@ -461,6 +480,16 @@ enum rf_status rf_sampler_reset(struct rf_sampler *sampler);
 // `parse_special` turns control tokens written in the text into their ids. When `cap`
 // is too small, `*n_tokens` receives the count needed and the call returns
 // `RF_ERR_BUFFER_TOO_SMALL`.
+//
+// Text the vocabulary cannot write is refused, never shortened: a byte with no token of
+// its own (some byte-level BPE vocabularies lack a few, SmolLM2's U+0004 among them) or,
+// for SentencePiece, a character that is no token and lacks a byte-fallback token,
+// returns `RF_ERR_INVALID_ARGUMENT` with a message naming the first such byte, its offset
+// in `text` and its character: "text byte 0x04 at offset 17 (in U+0004) has no token in
+// this vocabulary". (llama.cpp drops such bytes in byte-level BPE.) A SentencePiece
+// vocabulary that can write neither its space mark `▁` nor that mark's bytes fails with
+// `RF_ERR_INVALID_MODEL` on text with a space (on any text, when the model adds a space
+// prefix). Text that is not UTF-8 is `RF_ERR_INVALID_ARGUMENT`.
 //
 // # Safety
 // `model` live; `text` `len` readable bytes; `tokens` `cap` writable ids (or NULL when
