@@ -22,7 +22,7 @@
 //
 // Launch: grid = (ceil(n_tokens / tokens_per_tile), n_kv_heads, n_splits), block =
 // ATTENTION_THREADS threads or more with tokens_per_tile * group * head_dim <=
-// blockDim.x * MAX_OUTPUTS_PER_THREAD, dynamic shared memory as attention_shared_bytes in
+// blockDim.x * MAX_OUTPUTS_PER_THREAD, dynamic shared memory as Tiling::shared_bytes in
 // src/backend/gpu/ops/attention.rs. Out-of-range block ids or slots in the tables are
 // treated as holes: the kernel never reads outside the cache.
 #include "compat.h"
@@ -105,7 +105,8 @@ RF_KERNEL void rf_attention_paged(
                 uint32_t ks = 0;
                 const uint64_t i = k0 + key;
                 if (i < key_end) {
-                    const uint64_t block = block_tables[(uint64_t)seq * max_blocks + i / block_size];
+                    const uint64_t table_at = (uint64_t)seq * max_blocks + i / block_size;
+                    const uint64_t block = block_tables[table_at];
                     const uint64_t slot = block * block_size + i % block_size;
                     if (slot < n_slots) {
                         kp = slot_positions[(uint64_t)seq * slots_per_seq + i];
@@ -228,11 +229,11 @@ RF_KERNEL void rf_attention_paged(
 // nothing; a token that saw none at all gets zeros.
 //
 // Launch: grid = (n_tokens, n_head), any block size (threads walk head_dim).
-RF_KERNEL void rf_attention_combine(const float *partial_acc,  // [n_tokens, n_head, n_splits, head_dim]
-                                    const float *partial_ml,   // [n_tokens, n_head, n_splits, 2]
-                                    float *out,                // [n_tokens, n_head * head_dim]
-                                    uint32_t n_tokens, uint32_t n_head, uint32_t head_dim,
-                                    uint32_t n_splits) {
+RF_KERNEL void rf_attention_combine(
+    const float *partial_acc,  // [n_tokens, n_head, n_splits, head_dim]
+    const float *partial_ml,   // [n_tokens, n_head, n_splits, 2]
+    float *out,                // [n_tokens, n_head * head_dim]
+    uint32_t n_tokens, uint32_t n_head, uint32_t head_dim, uint32_t n_splits) {
     const uint64_t token = blockIdx.x, head = blockIdx.y;
     if (token >= n_tokens || head >= n_head) {
         return;

@@ -2,8 +2,8 @@
 // with 64-bit indices cover every element.
 #include "compat.h"
 
-// gate = silu(gate) * up, the SwiGLU activation, as src/model/ops.rs swiglu computes it:
-// (g / (1 + exp(-g))) * u.
+// gate = silu(gate) * up, the SwiGLU activation, computed as src/backend/cpu/ops.rs swiglu
+// does: (g / (1 + exp(-g))) * u.
 RF_KERNEL void rf_swiglu_f32(float *gate, const float *up, uint64_t n) {
     for (uint64_t i = rf_global_thread(); i < n; i += rf_grid_threads()) {
         const float g = gate[i];

@@ -1,6 +1,6 @@
-// RMS norm of each row: y = x / sqrt(mean(x^2) + eps) * w, as src/model/ops.rs rms_norm:
-// the sum of squares in f64, the mean rounded to f32, then f32 for the rest, so the result
-// matches the CPU's to the last bit whenever both sums round to the same f32 mean.
+// RMS norm of each row: y = x / sqrt(mean(x^2) + eps) * w, as src/backend/cpu/ops.rs
+// rms_norm: the sum of squares in f64, the mean rounded to f32, then f32 for the rest, so
+// the result matches the CPU's to the last bit whenever both sums round to the same mean.
 //
 // Launch: grid.x = n_rows (one block per row), any block size up to 1024. x and y may be
 // the same buffer (each element is read before its own write, and only by its writer).

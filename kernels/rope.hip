@@ -2,7 +2,7 @@
 // the angles of its position (in place), then stores its key and value as f16 into the
 // layer's cache at the token's slot.
 //
-// Angles as src/model/ops.rs RopeAngles: theta_0 = pos, theta_{i+1} = theta_i * theta_scale
+// Angles as src/backend/cpu/ops.rs RopeAngles: theta_0 = pos, theta_{i+1} = theta_i * theta_scale
 // (theta_scale = base^(-2 / rope_dims), computed on the host in f32 exactly as the CPU
 // does), each multiplication rounded in f32 in the same order, so the angles are the CPU's
 // bit for bit; only cosf/sinf may differ from the CPU's by an ulp or two. The rotation's

@@ -24,7 +24,7 @@ impl ElementwiseKernels {
 }
 
 impl GpuOps {
-    /// `gate[i] = silu(gate[i]) * up[i]` for the first `n` values, as `src/model/ops.rs`
+    /// `gate[i] = silu(gate[i]) * up[i]` for the first `n` values, as `src/backend/cpu/ops.rs`
     /// `swiglu`.
     pub fn swiglu(
         &self,

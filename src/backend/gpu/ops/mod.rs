@@ -9,7 +9,7 @@
 //! smaller one; each launcher uses the leading elements.
 //!
 //! Each kernel has a scalar CPU reference it is tested against (`tests/gpu_ops.rs`):
-//! `src/tensor` dequantizers, `src/model/ops.rs` and the attention of `src/model/llama.rs`.
+//! `src/tensor` dequantizers, `src/backend/cpu/ops.rs` and `src/backend/cpu/attention.rs`.
 
 mod argmax;
 mod attention;

@@ -21,7 +21,7 @@ impl NormKernel {
 
 impl GpuOps {
     /// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for the first `n_rows` rows of
-    /// `weight.len()` values, as `src/model/ops.rs` `rms_norm` (sum of squares in f64).
+    /// `weight.len()` values, as `src/backend/cpu/ops.rs` `rms_norm` (sum of squares in f64).
     pub fn rms_norm(
         &self,
         stream: &Stream,

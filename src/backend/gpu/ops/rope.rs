@@ -51,7 +51,7 @@ pub struct RopeKvWrite<'a> {
 
 impl GpuOps {
     /// Rotates the first `n_tokens` tokens' query and key heads by their positions (as
-    /// `src/model/ops.rs` `rope` with `RopeAngles`) and stores their keys and values as
+    /// `src/backend/cpu/ops.rs` `rope` with `RopeAngles`) and stores their keys and values as
     /// f16 in the caches at their write slots. A slot outside the cache is not written
     /// (validate slots on the host to report them).
     pub fn rope_kv_write(

@@ -1,0 +1,1027 @@
+//! The forward-pass kernels (`rocmforge::backend::gpu::ops`) on a real device, each against
+//! its CPU reference over odd shapes: the `tensor` dequantizers, the CPU backend's row
+//! operations (`backend::cpu::ops`), and float64 oracles for products and attention.
+//! Ignored unless asked for (see gpu_common).
+
+mod gpu_common;
+
+use gpu_common::{Random, assert_all_freed, gpu};
+use half::{bf16, f16};
+use rocmforge::Error;
+use rocmforge::backend::cpu::ops as cpu;
+use rocmforge::backend::gpu::ops::{
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, RopeKvWrite, RopeParams,
+    StepTokens, supported_weight_types,
+};
+use rocmforge::backend::gpu::{Device, DeviceBuffer, DeviceCopy, Stream};
+use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
+use rocmforge::model::RopeStyle;
+use rocmforge::tensor::{GgmlType, dequantize_to_vec};
+
+struct Gpu {
+    device: Device,
+    stream: Stream,
+    ops: GpuOps,
+}
+
+fn setup() -> Gpu {
+    let device = gpu();
+    let stream = Stream::new(&device).unwrap();
+    let ops = GpuOps::load(&device).expect("the embedded op kernels load");
+    Gpu {
+        device,
+        stream,
+        ops,
+    }
+}
+
+impl Gpu {
+    fn upload<T: DeviceCopy>(&self, values: &[T]) -> DeviceBuffer<T> {
+        self.device.upload(&self.stream, values).unwrap()
+    }
+
+    fn download<T: DeviceCopy>(&self, buffer: &DeviceBuffer<T>) -> Vec<T> {
+        buffer.to_host_vec(&self.stream).unwrap()
+    }
+
+    /// A buffer of `len` elements with every byte 0xFF (NaN for floats), so an element a
+    /// kernel should have written and did not shows up.
+    fn poisoned<T: DeviceCopy>(&self, len: usize) -> DeviceBuffer<T> {
+        let mut buffer = self.device.alloc(len).unwrap();
+        buffer.fill_bytes(&self.stream, 0xFF).unwrap();
+        buffer
+    }
+}
+
+fn random_vec(random: &mut Random, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| random.next_f32() * scale).collect()
+}
+
+// ------------------------------------------------------------------ weight formats
+
+/// Where a block keeps its scales, so random test blocks get sane ones (random bytes
+/// there would give infinities and NaNs that hide everything else).
+enum ScaleField {
+    Half(usize),
+    Single(usize),
+    E8m0(usize),
+}
+
+fn scale_fields(dtype: GgmlType) -> Vec<ScaleField> {
+    use GgmlType::*;
+    use ScaleField::{E8m0, Half, Single};
+    match dtype {
+        Q4_0 | Q5_0 | Q8_0 | Iq4Nl | Iq4Xs => vec![Half(0)],
+        Q4_1 | Q5_1 | Q8_1 | Q4K | Q5K => vec![Half(0), Half(2)],
+        Q2K => vec![Half(80), Half(82)],
+        Q3K => vec![Half(108)],
+        Q6K => vec![Half(208)],
+        Q8K => vec![Single(0)],
+        Mxfp4 => vec![E8m0(0)],
+        _ => vec![],
+    }
+}
+
+/// `n_rows * n_cols` values of `dtype`: random quants, scales of a few hundredths (so the
+/// values are of order one), plain types random in [-1, 1) (integers: random bits).
+fn put(bytes: &mut [u8], encoded: &[u8]) {
+    bytes.copy_from_slice(encoded);
+}
+
+fn random_weights(random: &mut Random, dtype: GgmlType, n_rows: usize, n_cols: usize) -> Vec<u8> {
+    let n_values = n_rows * n_cols;
+    let n_bytes = dtype.bytes_for(n_values as u64).unwrap() as usize;
+    let mut bytes: Vec<u8> = (0..n_bytes).map(|_| random.next_u64() as u8).collect();
+    match dtype {
+        GgmlType::F32 => {
+            for value in bytes.chunks_exact_mut(4) {
+                put(value, &random.next_f32().to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for value in bytes.chunks_exact_mut(2) {
+                put(value, &f16::from_f32(random.next_f32()).to_le_bytes());
+            }
+        }
+        GgmlType::Bf16 => {
+            for value in bytes.chunks_exact_mut(2) {
+                put(value, &bf16::from_f32(random.next_f32()).to_le_bytes());
+            }
+        }
+        GgmlType::F64 => {
+            for value in bytes.chunks_exact_mut(8) {
+                put(value, &f64::from(random.next_f32()).to_le_bytes());
+            }
+        }
+        _ => {}
+    }
+    let fields = scale_fields(dtype);
+    for block in bytes.chunks_exact_mut(dtype.block_bytes() as usize) {
+        for field in &fields {
+            let scale = random.next_f32() * 0.05;
+            match *field {
+                ScaleField::Half(at) => {
+                    put(&mut block[at..at + 2], &f16::from_f32(scale).to_le_bytes())
+                }
+                ScaleField::Single(at) => put(&mut block[at..at + 4], &scale.to_le_bytes()),
+                // 2^(e - 127) for e in 118..134: 2^-9 to 2^6.
+                ScaleField::E8m0(at) => block[at] = 118 + (random.next_u64() % 16) as u8,
+            }
+        }
+    }
+    bytes
+}
+
+/// A row length that is a whole number of blocks but, where the format allows, not of
+/// 256 values (nor of a warp's chunks), so partial passes are exercised.
+fn odd_width(dtype: GgmlType) -> usize {
+    match dtype.block_size() {
+        1 => 577,
+        32 => 480,
+        _ => 768,
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn embedding_rows_are_bit_exact_for_every_weight_type() {
+    let g = setup();
+    let mut random = Random::new(11);
+    let n_vocab = 37;
+    // Valid ids in any order, repeated, and ids outside the table (rows of zeros).
+    let tokens = [5i32, 0, 36, 5, -1, 37, i32::MAX, 17, i32::MIN, 1];
+    let tokens_dev = g.upload(&tokens);
+    for dtype in supported_weight_types() {
+        let n_embd = odd_width(dtype);
+        let table = random_weights(&mut random, dtype, n_vocab, n_embd);
+        let expected = dequantize_to_vec(dtype, &table, n_vocab * n_embd).unwrap();
+        let table_dev = g.upload(&table);
+        let matrix = DeviceMatrix::new(dtype, &table_dev, n_vocab, n_embd).unwrap();
+        let mut x = g.poisoned::<f32>(tokens.len() * n_embd);
+        g.ops
+            .embedding(&g.stream, &matrix, &tokens_dev, tokens.len(), &mut x)
+            .unwrap();
+        let got = g.download(&x);
+        for (t, &token) in tokens.iter().enumerate() {
+            let row = &got[t * n_embd..(t + 1) * n_embd];
+            let want: Vec<f32> = match usize::try_from(token).ok().filter(|&r| r < n_vocab) {
+                Some(r) => expected[r * n_embd..(r + 1) * n_embd].to_vec(),
+                None => vec![0.0; n_embd],
+            };
+            for (i, (a, b)) in row.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{dtype} token {token} value {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+    drop(tokens_dev);
+    assert_all_freed(&g.device);
+}
+
+/// Σ_c w[r][c] x[t][c] in f64 and Σ |w x|, the scale of the f32 rounding error.
+fn dot_f64(w: &[f32], x: &[f32]) -> (f64, f64) {
+    w.iter().zip(x).fold((0.0, 0.0), |(sum, abs), (&a, &b)| {
+        let p = f64::from(a) * f64::from(b);
+        (sum + p, abs + p.abs())
+    })
+}
+
+/// Runs a matvec of `dtype` and returns the largest error relative to Σ|w x|.
+fn check_matvec(
+    g: &Gpu,
+    random: &mut Random,
+    dtype: GgmlType,
+    n_rows: usize,
+    n_cols: usize,
+    n_tokens: usize,
+) -> f64 {
+    let bytes = random_weights(random, dtype, n_rows, n_cols);
+    let w = dequantize_to_vec(dtype, &bytes, n_rows * n_cols).unwrap();
+    let x = random_vec(random, n_tokens * n_cols, 1.0);
+    let bytes_dev = g.upload(&bytes);
+    let matrix = DeviceMatrix::new(dtype, &bytes_dev, n_rows, n_cols).unwrap();
+    let x_dev = g.upload(&x);
+    // One spare row of output: it must stay untouched.
+    let mut y_dev = g.poisoned::<f32>((n_tokens + 1) * n_rows);
+    g.ops
+        .matvec(&g.stream, &matrix, &x_dev, n_tokens, &mut y_dev)
+        .unwrap();
+    let y = g.download(&y_dev);
+    // Each lane sums n_cols / warp products in f32 and the warp adds its lanes: the error
+    // is at most about (n_cols / 32 + 6) * 2^-24 * Σ|w x| (<= 2e-5 for these widths; the
+    // acceptance bound is 1e-4 relative).
+    let tolerance = 2e-5;
+    let mut worst = 0.0f64;
+    for t in 0..n_tokens {
+        for r in 0..n_rows {
+            let (expected, magnitude) = dot_f64(
+                &w[r * n_cols..(r + 1) * n_cols],
+                &x[t * n_cols..(t + 1) * n_cols],
+            );
+            let got = f64::from(y[t * n_rows + r]);
+            let error = (got - expected).abs() / magnitude.max(f64::MIN_POSITIVE);
+            assert!(
+                error <= tolerance,
+                "{dtype} {n_rows}x{n_cols}, {n_tokens} tokens: y[{t}][{r}] = {got}, expected {expected} (Σ|wx| {magnitude})"
+            );
+            worst = worst.max(error);
+        }
+    }
+    assert!(
+        y[n_tokens * n_rows..].iter().all(|v| v.is_nan()),
+        "{dtype}: wrote past the output"
+    );
+    worst
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn matvec_matches_float64_for_every_weight_type() {
+    let g = setup();
+    let mut random = Random::new(12);
+    for dtype in supported_weight_types() {
+        let mut worst = 0.0f64;
+        // 1 token (decode), a partial tile, a full tile of 8 and one more.
+        for n_tokens in [1, 3, 8, 11] {
+            worst = worst.max(check_matvec(
+                &g,
+                &mut random,
+                dtype,
+                67,
+                odd_width(dtype),
+                n_tokens,
+            ));
+        }
+        println!("matvec {dtype}: max |error| / Σ|wx| = {worst:.2e}");
+    }
+    assert_all_freed(&g.device);
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn matvec_of_model_sized_matrices() {
+    let g = setup();
+    let mut random = Random::new(13);
+    // Rows not a multiple of a block's rows, long rows (SmolLM2's n_ff is 1536, a 1B's
+    // n_embd 2048; 4608 = 18 super-blocks).
+    for (dtype, n_rows, n_cols, n_tokens) in [
+        (GgmlType::Q4_0, 2049, 4096 + 96, 1),
+        (GgmlType::Q4K, 1537, 4608, 9),
+        (GgmlType::Q6K, 4099, 1536, 2),
+        (GgmlType::F16, 577, 4097, 5),
+        (GgmlType::Q8_0, 3001, 2048, 17),
+    ] {
+        let worst = check_matvec(&g, &mut random, dtype, n_rows, n_cols, n_tokens);
+        println!("matvec {dtype} {n_rows}x{n_cols} x{n_tokens}: max |error| / Σ|wx| = {worst:.2e}");
+    }
+    assert_all_freed(&g.device);
+}
+
+// ------------------------------------------------------------------ norm and activations
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn rms_norm_matches_the_cpu() {
+    let g = setup();
+    let mut random = Random::new(21);
+    let mut n_exact = 0usize;
+    let mut n_values = 0usize;
+    for (n_rows, width, eps) in [
+        (1, 1, 1e-5),
+        (3, 7, 1e-6),
+        (5, 576, 1e-5),
+        (2, 2049, 1e-6),
+        (4, 8192, 1e-5),
+    ] {
+        let x = random_vec(&mut random, n_rows * width, 3.0);
+        let weight: Vec<f32> = (0..width).map(|_| 1.0 + random.next_f32() * 0.5).collect();
+        let (x_dev, w_dev) = (g.upload(&x), g.upload(&weight));
+        let mut out = g.poisoned::<f32>(n_rows * width);
+        g.ops
+            .rms_norm(&g.stream, &x_dev, &w_dev, eps, n_rows, &mut out)
+            .unwrap();
+        let got = g.download(&out);
+        for r in 0..n_rows {
+            let mut expected = vec![0.0f32; width];
+            cpu::rms_norm(&x[r * width..(r + 1) * width], &weight, eps, &mut expected);
+            for (i, (&a, &e)) in got[r * width..(r + 1) * width]
+                .iter()
+                .zip(&expected)
+                .enumerate()
+            {
+                // The f64 sums of squares differ only in order, so the f32 means agree
+                // (then the outputs are bit-equal) or differ by an ulp: 1e-6 is 8 ulps.
+                assert!(
+                    (a - e).abs() <= 1e-6 * e.abs(),
+                    "rms_norm {n_rows}x{width} row {r} value {i}: {a} vs {e}"
+                );
+                n_exact += usize::from(a.to_bits() == e.to_bits());
+                n_values += 1;
+            }
+        }
+    }
+    println!("rms_norm: {n_exact} of {n_values} values bit-equal to the CPU");
+    assert_all_freed(&g.device);
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn swiglu_and_residual_add_match_the_cpu() {
+    let g = setup();
+    let mut random = Random::new(22);
+    for n in [1usize, 1000, 1_000_003] {
+        let gate = random_vec(&mut random, n, 20.0);
+        let up = random_vec(&mut random, n, 3.0);
+        let mut gate_dev = g.upload(&gate);
+        let up_dev = g.upload(&up);
+        g.ops.swiglu(&g.stream, &mut gate_dev, &up_dev, n).unwrap();
+        let got = g.download(&gate_dev);
+        let mut expected = gate.clone();
+        cpu::swiglu(&mut expected, &up);
+        for i in 0..n {
+            let e = expected[i];
+            // expf within 2 ulps of the CPU's exp, then a division and a product: 1e-6
+            // relative is about 8 ulps.
+            assert!(
+                (got[i] - e).abs() <= 1e-6 * e.abs() + f32::MIN_POSITIVE,
+                "swiglu n={n} [{i}]: silu({}) * {} = {} vs {e}",
+                gate[i],
+                up[i],
+                got[i]
+            );
+        }
+
+        let mut y_dev = g.upload(&gate);
+        g.ops.add_assign(&g.stream, &mut y_dev, &up_dev, n).unwrap();
+        let mut sums = gate.clone();
+        cpu::add_assign(&mut sums, &up);
+        assert!(g.download(&y_dev) == sums, "add n={n}");
+    }
+    assert_all_freed(&g.device);
+}
+
+/// The CPU sampler's greedy choice: NaN is -inf, ties go to the lowest index, nothing
+/// above -inf gives 0.
+fn argmax_cpu(row: &[f32]) -> i32 {
+    let value = |v: f32| if v.is_nan() { f32::NEG_INFINITY } else { v };
+    let best = row
+        .iter()
+        .copied()
+        .map(value)
+        .fold(f32::NEG_INFINITY, f32::max);
+    row.iter().position(|&v| value(v) == best).unwrap_or(0) as i32
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn argmax_picks_the_first_best_like_the_sampler() {
+    let g = setup();
+    let mut random = Random::new(23);
+    let n_vocab = 151_937;
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    rows.push(random_vec(&mut random, n_vocab, 30.0));
+    // Ties: the same maximum at a late and an early index, far apart.
+    let mut tied = random_vec(&mut random, n_vocab, 1.0);
+    tied[150_000] = 5.0;
+    tied[4099] = 5.0;
+    tied[4100] = 5.0;
+    rows.push(tied);
+    // NaNs everywhere but one finite value, then NaN beside the maximum.
+    let mut nans = vec![f32::NAN; n_vocab];
+    nans[77_777] = -1e30;
+    rows.push(nans);
+    let mut nan_first = random_vec(&mut random, n_vocab, 1.0);
+    nan_first[0] = f32::NAN;
+    nan_first[n_vocab - 1] = 2.0;
+    rows.push(nan_first);
+    rows.push(vec![f32::NEG_INFINITY; n_vocab]);
+    rows.push(vec![f32::NAN; n_vocab]);
+    let mut infinite = random_vec(&mut random, n_vocab, 1.0);
+    infinite[123] = f32::INFINITY;
+    infinite[99] = f32::INFINITY;
+    rows.push(infinite);
+
+    let flat: Vec<f32> = rows.concat();
+    let logits = g.upload(&flat);
+    let mut out = g.poisoned::<i32>(rows.len());
+    g.ops
+        .argmax(&g.stream, &logits, rows.len(), n_vocab, &mut out)
+        .unwrap();
+    let expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
+    assert_eq!(
+        expected[1..],
+        [4099, 77_777, (n_vocab - 1) as i32, 0, 0, 99]
+    );
+    assert_eq!(g.download(&out), expected);
+
+    // A single row, as a greedy decode step asks for (4 bytes back).
+    let mut one = g.poisoned::<i32>(1);
+    g.ops
+        .argmax(&g.stream, &logits, 1, n_vocab, &mut one)
+        .unwrap();
+    assert_eq!(g.download(&one), [expected[0]]);
+    drop((logits, out, one));
+    assert_all_freed(&g.device);
+}
+
+// ------------------------------------------------------------------ RoPE + cache write
+
+/// The CPU backend's RoPE of every head of `x` at `pos`.
+fn rope_cpu(
+    x: &mut [f32],
+    head_dim: usize,
+    style: RopeStyle,
+    pos: i32,
+    base: f32,
+    rope_dims: usize,
+) {
+    cpu::rope(
+        x,
+        head_dim,
+        style,
+        &cpu::RopeAngles::new(pos, base, rope_dims),
+    );
+}
+
+/// Fails unless `got` is `expected` within the rounding of cosf/sinf: each differs from
+/// the CPU's by at most 2 ulps, so a rotated value by about 2.5e-7 * |pair|; 1e-6 * |pair|
+/// leaves a factor of 4.
+fn assert_rotated_close(
+    what: &str,
+    got: &[f32],
+    expected: &[f32],
+    before: &[f32],
+    head_dim: usize,
+    style: RopeStyle,
+    rope_dims: usize,
+) {
+    for (i, (&a, &e)) in got.iter().zip(expected).enumerate() {
+        let d = i % head_dim;
+        let partner = match style {
+            _ if d >= rope_dims => i,
+            RopeStyle::Normal => i ^ 1,
+            RopeStyle::Neox if d < rope_dims / 2 => i + rope_dims / 2,
+            RopeStyle::Neox => i - rope_dims / 2,
+        };
+        let pair = before[i].abs() + before[partner].abs();
+        assert!((a - e).abs() <= 1e-6 * pair, "{what}[{i}]: {a} vs {e}");
+        if d >= rope_dims {
+            assert_eq!(
+                a, before[i],
+                "{what}[{i}] is past rope_dims and must pass through"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn rope_rotates_and_writes_the_cache_like_the_cpu() {
+    let g = setup();
+    let mut random = Random::new(31);
+    let cases = [
+        (9, 3, 64, 64, RopeStyle::Normal, 10_000.0f32),
+        (8, 8, 128, 128, RopeStyle::Neox, 1_000_000.0),
+        (12, 3, 128, 64, RopeStyle::Neox, 10_000.0),
+        (4, 1, 256, 128, RopeStyle::Normal, 500_000.0),
+    ];
+    for (n_head, n_kv_heads, head_dim, rope_dims, style, base) in cases {
+        let heads = HeadShape {
+            n_head,
+            n_kv_heads,
+            head_dim,
+        };
+        let (q_dim, kv_dim) = (n_head * head_dim, n_kv_heads * head_dim);
+        let n_slots = 50;
+        let positions = [0i32, 1, 4095, 8191, 131_071, 17];
+        // The last token's slot is outside the cache: rotated, not stored.
+        let slots = [7u32, 0, 49, 23, 24, n_slots as u32];
+        let n = positions.len();
+        let q = random_vec(&mut random, n * q_dim, 3.0);
+        let k = random_vec(&mut random, n * kv_dim, 3.0);
+        let v = random_vec(&mut random, n * kv_dim, 3.0);
+        let mut q_dev = g.upload(&q);
+        let mut k_dev = g.upload(&k);
+        let v_dev = g.upload(&v);
+        let (pos_dev, slot_dev) = (g.upload(&positions), g.upload(&slots));
+        let mut k_cache = g.poisoned::<f16>(n_slots * kv_dim);
+        let mut v_cache = g.poisoned::<f16>(n_slots * kv_dim);
+        let rope = RopeParams {
+            style,
+            base,
+            rope_dims,
+        };
+        let buffers = RopeKvWrite {
+            q: &mut q_dev,
+            k: &mut k_dev,
+            v: &v_dev,
+            pos: &pos_dev,
+            write_slot: &slot_dev,
+            k_cache: &mut k_cache,
+            v_cache: &mut v_cache,
+        };
+        g.ops
+            .rope_kv_write(&g.stream, &rope, &heads, n, buffers)
+            .unwrap();
+        let (q_got, k_got) = (g.download(&q_dev), g.download(&k_dev));
+        let (k_cached, v_cached) = (g.download(&k_cache), g.download(&v_cache));
+        for t in 0..n {
+            let what = format!(
+                "{heads:?} rope_dims {rope_dims} {style:?} pos {}",
+                positions[t]
+            );
+            let (qs, ks) = (t * q_dim..(t + 1) * q_dim, t * kv_dim..(t + 1) * kv_dim);
+            let mut q_expected = q[qs.clone()].to_vec();
+            rope_cpu(
+                &mut q_expected,
+                head_dim,
+                style,
+                positions[t],
+                base,
+                rope_dims,
+            );
+            assert_rotated_close(
+                &format!("{what} q"),
+                &q_got[qs.clone()],
+                &q_expected,
+                &q[qs],
+                head_dim,
+                style,
+                rope_dims,
+            );
+            let mut k_expected = k[ks.clone()].to_vec();
+            rope_cpu(
+                &mut k_expected,
+                head_dim,
+                style,
+                positions[t],
+                base,
+                rope_dims,
+            );
+            assert_rotated_close(
+                &format!("{what} k"),
+                &k_got[ks.clone()],
+                &k_expected,
+                &k[ks.clone()],
+                head_dim,
+                style,
+                rope_dims,
+            );
+            let slot = slots[t] as usize;
+            if slot < n_slots {
+                // The cache holds exactly the f16 rounding of the rotated key and the value.
+                let cached = slot * kv_dim..(slot + 1) * kv_dim;
+                let k_f16: Vec<f16> = k_got[ks.clone()]
+                    .iter()
+                    .map(|&x| f16::from_f32(x))
+                    .collect();
+                let v_f16: Vec<f16> = v[ks].iter().map(|&x| f16::from_f32(x)).collect();
+                assert_eq!(
+                    to_bits(&k_cached[cached.clone()]),
+                    to_bits(&k_f16),
+                    "{what}: K cache"
+                );
+                assert_eq!(
+                    to_bits(&v_cached[cached]),
+                    to_bits(&v_f16),
+                    "{what}: V cache"
+                );
+            }
+        }
+        // Slots no token writes keep their poison.
+        for slot in (0..n_slots).filter(|s| !slots.contains(&(*s as u32))) {
+            let untouched = |cache: &[f16]| {
+                cache[slot * kv_dim..(slot + 1) * kv_dim]
+                    .iter()
+                    .all(|h| h.to_bits() == 0xFFFF)
+            };
+            assert!(
+                untouched(&k_cached) && untouched(&v_cached),
+                "slot {slot} was written"
+            );
+        }
+    }
+    assert_all_freed(&g.device);
+}
+
+fn to_bits(values: &[f16]) -> Vec<u16> {
+    values.iter().map(|h| h.to_bits()).collect()
+}
+
+// ------------------------------------------------------------------ attention
+
+/// A paged cache built by the real bookkeeping, with scattered blocks, holes from a
+/// removal, blocks shared by a fork, and sequences of 7, ~3000 and 4097 tokens.
+struct PagedScenario {
+    cache: KvCache,
+    block_size: usize,
+    n_slots: usize,
+    /// Sequence ids in the order of the device tables.
+    seqs: Vec<i32>,
+}
+
+impl PagedScenario {
+    fn new() -> PagedScenario {
+        let (n_blocks, block_size) = (600, 16);
+        let mut cache = KvCache::new(n_blocks, block_size, 5).unwrap();
+        let mut plan = KvWritePlan::new();
+        // Appends in rounds, so the sequences' blocks interleave through the pool.
+        let lengths = [(0, 3000), (3, 4097), (2, 7), (4, 1)];
+        let mut next = [0i32; 5];
+        loop {
+            let mut appended = false;
+            for &(seq, len) in &lengths {
+                let start = next[seq as usize];
+                let end = (start + 37).min(len);
+                if start < end {
+                    let positions: Vec<i32> = (start..end).collect();
+                    cache.append(seq, &positions, &mut plan).unwrap();
+                    next[seq as usize] = end;
+                    appended = true;
+                }
+            }
+            if !appended {
+                break;
+            }
+        }
+        // Holes: a middle range of sequence 0 (some blocks emptied, some half-empty).
+        cache.remove(0, 500, 733).unwrap();
+        // A fork: sequence 1 shares sequence 0's first 1200 positions, then diverges (its
+        // first append copies the shared tail block).
+        cache.copy_seq(0, 1, 0, 1200).unwrap();
+        let positions: Vec<i32> = (5000..5100).collect();
+        cache.append(1, &positions, &mut plan).unwrap();
+        // A gap in positions: sequence 2 continues at 100.
+        cache.append(2, &[100, 101], &mut plan).unwrap();
+        PagedScenario {
+            cache,
+            block_size,
+            n_slots: n_blocks * block_size,
+            seqs: vec![0, 1, 2, 3, 4],
+        }
+    }
+
+    fn max_blocks(&self) -> usize {
+        self.seqs
+            .iter()
+            .map(|&s| self.cache.sequence(s).unwrap().block_table().len())
+            .max()
+            .unwrap()
+    }
+
+    /// `(block_tables, slot_positions, n_logical)` padded to max_blocks.
+    fn device_tables(&self) -> (Vec<u32>, Vec<i32>, Vec<u32>) {
+        let max_blocks = self.max_blocks();
+        let (mut tables, mut positions, mut n_logical) = (Vec::new(), Vec::new(), Vec::new());
+        for &seq in &self.seqs {
+            let table = self.cache.sequence(seq).unwrap();
+            let mut blocks: Vec<u32> = table
+                .block_table()
+                .iter()
+                .map(|b| b.index() as u32)
+                .collect();
+            blocks.resize(max_blocks, 0);
+            tables.extend(blocks);
+            let mut slot_positions = table.slot_positions().to_vec();
+            n_logical.push(slot_positions.len() as u32);
+            slot_positions.resize(max_blocks * self.block_size, EMPTY_SLOT);
+            positions.extend(slot_positions);
+        }
+        (tables, positions, n_logical)
+    }
+
+    /// `(position, slot)` of sequence index `s`'s live tokens at or before `pos`.
+    fn visible(&self, s: usize, pos: i32) -> Vec<(i32, usize)> {
+        let table = self.cache.sequence(self.seqs[s]).unwrap();
+        table
+            .live_tokens()
+            .filter(|t| t.position <= pos)
+            .map(|t| (t.position, t.slot as usize))
+            .collect()
+    }
+}
+
+/// softmax(q·K * scale)·V of one query head over `visible`, in f64.
+fn attention_f64(
+    q: &[f32],
+    k: &[f16],
+    v: &[f16],
+    visible: &[(i32, usize)],
+    kv_dim: usize,
+    kv_offset: usize,
+    scale: f64,
+) -> Vec<f64> {
+    let hd = q.len();
+    let row = |cache: &[f16], slot: usize, d: usize| {
+        f64::from(cache[slot * kv_dim + kv_offset + d].to_f32())
+    };
+    let scores: Vec<f64> = visible
+        .iter()
+        .map(|&(_, slot)| {
+            (0..hd)
+                .map(|d| f64::from(q[d]) * row(k, slot, d))
+                .sum::<f64>()
+                * scale
+        })
+        .collect();
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    (0..hd)
+        .map(|d| {
+            visible
+                .iter()
+                .zip(&weights)
+                .map(|(&(_, slot), w)| w * row(v, slot, d))
+                .sum::<f64>()
+                / total
+        })
+        .collect()
+}
+
+struct AttentionCase {
+    heads: HeadShape,
+    /// Scales the random queries: about 1 gives scores of order one, 1e4-ish scores of
+    /// order ±1e4.
+    q_scale: f32,
+    /// Absolute tolerance against float64.
+    tolerance: f64,
+}
+
+/// The batch: runs of tokens from several sequences, in an order that mixes them, each
+/// at a position whose own K/V is cached (as after the RoPE write of its step).
+fn prefill_tokens(scenario: &PagedScenario) -> Vec<(usize, i32)> {
+    let mut tokens = Vec::new();
+    let last = |s: usize| scenario.cache.pos_max(scenario.seqs[s]).unwrap();
+    tokens.extend((0..25).map(|i| (1usize, last(1) - 30 + i)));
+    tokens.extend((0..9).map(|i| (2usize, i)));
+    tokens.extend((0..20).map(|i| (3usize, last(3) - 19 + i)));
+    tokens.extend((0..5).map(|i| (0usize, 495 + i * 60))); // around the hole
+    tokens.push((4, 0));
+    tokens.extend((0..6).map(|i| (1usize, 1190 + i * 2))); // the shared prefix's end
+    tokens
+}
+
+fn decode_tokens(scenario: &PagedScenario) -> Vec<(usize, i32)> {
+    // One per sequence at its latest position, and one earlier query.
+    let mut tokens: Vec<(usize, i32)> = (0..scenario.seqs.len())
+        .map(|s| (s, scenario.cache.pos_max(scenario.seqs[s]).unwrap()))
+        .collect();
+    tokens.push((3, 511));
+    tokens
+}
+
+/// Runs one case through both launchers and returns their largest absolute errors.
+fn check_attention(
+    g: &Gpu,
+    scenario: &PagedScenario,
+    case: &AttentionCase,
+    random: &mut Random,
+) -> (f64, f64) {
+    let heads = case.heads;
+    let (q_dim, kv_dim, hd) = (
+        heads.n_head * heads.head_dim,
+        heads.n_kv_heads * heads.head_dim,
+        heads.head_dim,
+    );
+    let group = heads.n_head / heads.n_kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let k: Vec<f16> = (0..scenario.n_slots * kv_dim)
+        .map(|_| f16::from_f32(random.next_f32()))
+        .collect();
+    let v: Vec<f16> = (0..scenario.n_slots * kv_dim)
+        .map(|_| f16::from_f32(random.next_f32()))
+        .collect();
+    let (k_dev, v_dev) = (g.upload(&k), g.upload(&v));
+    let (tables, positions, n_logical) = scenario.device_tables();
+    let (tables_dev, positions_dev, n_logical_dev) = (
+        g.upload(&tables),
+        g.upload(&positions),
+        g.upload(&n_logical),
+    );
+    let kv = PagedKv {
+        k_cache: &k_dev,
+        v_cache: &v_dev,
+        block_tables: &tables_dev,
+        slot_positions: &positions_dev,
+        n_logical: &n_logical_dev,
+        n_seq: scenario.seqs.len(),
+        max_blocks: scenario.max_blocks(),
+        block_size: scenario.block_size,
+    };
+    let mut workspace = AttentionWorkspace::new(
+        &g.device,
+        &heads,
+        8,
+        scenario.max_blocks() * scenario.block_size,
+        256,
+    )
+    .unwrap();
+    let mut worst = [0.0f64; 2];
+    for (launcher, batch) in [prefill_tokens(scenario), decode_tokens(scenario)]
+        .into_iter()
+        .enumerate()
+    {
+        let n = batch.len();
+        let q = random_vec(random, n * q_dim, case.q_scale);
+        let seq_index: Vec<u32> = batch.iter().map(|&(s, _)| s as u32).collect();
+        let pos: Vec<i32> = batch.iter().map(|&(_, p)| p).collect();
+        let (q_dev, seq_dev, pos_dev) = (g.upload(&q), g.upload(&seq_index), g.upload(&pos));
+        let tokens = StepTokens {
+            seq_index: &seq_dev,
+            pos: &pos_dev,
+            n_tokens: n,
+        };
+        let mut out = g.poisoned::<f32>(n * q_dim);
+        if launcher == 0 {
+            g.ops
+                .attention_prefill(&g.stream, &heads, scale, &kv, &tokens, &q_dev, &mut out)
+                .unwrap();
+        } else {
+            g.ops
+                .attention_decode(
+                    &g.stream,
+                    &heads,
+                    scale,
+                    &kv,
+                    &tokens,
+                    &q_dev,
+                    &mut out,
+                    &mut workspace,
+                )
+                .unwrap();
+        }
+        let got = g.download(&out);
+        for (t, &(s, p)) in batch.iter().enumerate() {
+            let visible = scenario.visible(s, p);
+            assert!(!visible.is_empty());
+            for h in 0..heads.n_head {
+                let at = t * q_dim + h * hd;
+                let expected = attention_f64(
+                    &q[at..at + hd],
+                    &k,
+                    &v,
+                    &visible,
+                    kv_dim,
+                    (h / group) * hd,
+                    f64::from(scale),
+                );
+                for d in 0..hd {
+                    let error = (f64::from(got[at + d]) - expected[d]).abs();
+                    assert!(
+                        error <= case.tolerance,
+                        "{} {heads:?} q_scale {}: token {t} (seq {s} pos {p}, {} keys) head {h} dim {d}: {} vs {}",
+                        ["prefill", "decode"][launcher],
+                        case.q_scale,
+                        visible.len(),
+                        got[at + d],
+                        expected[d]
+                    );
+                    worst[launcher] = worst[launcher].max(error);
+                }
+            }
+        }
+    }
+    (worst[0], worst[1])
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn paged_attention_matches_float64() {
+    let g = setup();
+    let scenario = PagedScenario::new();
+    let mut random = Random::new(41);
+    // GQA ratios 1, 3, 4 and 8; head_dim 64, 128 and 256.
+    for (n_head, n_kv_heads, head_dim) in [
+        (4, 4, 64),
+        (6, 2, 128),
+        (8, 2, 64),
+        (16, 2, 128),
+        (4, 2, 256),
+    ] {
+        let case = AttentionCase {
+            heads: HeadShape {
+                n_head,
+                n_kv_heads,
+                head_dim,
+            },
+            // Scores with a spread of several units, so the softmax is far from uniform.
+            q_scale: 4.0,
+            // f32 dot products and sums over up to 4097 keys: errors of order 1e-7.
+            tolerance: 1e-5,
+        };
+        let (prefill, decode) = check_attention(&g, &scenario, &case, &mut random);
+        println!(
+            "attention {:?}: max |error| prefill {prefill:.2e}, decode {decode:.2e}",
+            case.heads
+        );
+    }
+    assert_all_freed(&g.device);
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn paged_attention_stays_finite_with_scores_of_1e4() {
+    let g = setup();
+    let scenario = PagedScenario::new();
+    let mut random = Random::new(42);
+    for (n_head, n_kv_heads, head_dim) in [(4, 1, 64), (8, 2, 128)] {
+        let case = AttentionCase {
+            heads: HeadShape {
+                n_head,
+                n_kv_heads,
+                head_dim,
+            },
+            // |q·k| * scale reaches about 1e4.
+            q_scale: 3e4 * (head_dim as f32 / 64.0).sqrt().recip(),
+            // A score near 1e4 carries an f32 rounding of about 1e-3, which moves the
+            // weight of a key close to the best by as much: the bound is on that.
+            tolerance: 1e-3,
+        };
+        let (prefill, decode) = check_attention(&g, &scenario, &case, &mut random);
+        println!(
+            "attention ±1e4 {:?}: max |error| prefill {prefill:.2e}, decode {decode:.2e}",
+            case.heads
+        );
+    }
+    assert_all_freed(&g.device);
+}
+
+// ------------------------------------------------------------------ validation
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn launchers_reject_bad_shapes_before_launching() {
+    let g = setup();
+    let invalid = |result: rocmforge::Result<()>| {
+        assert!(
+            matches!(result, Err(Error::InvalidArgument(_))),
+            "{result:?}"
+        );
+    };
+    let bytes = g.upload(&[0u8; 18 * 4]);
+    let x = g.upload(&[0.0f32; 64]);
+    let mut y = g.upload(&[0.0f32; 3]);
+    // A matrix larger than its buffer, a row that is not whole blocks.
+    assert!(DeviceMatrix::new(GgmlType::Q4_0, &bytes, 5, 32).is_err());
+    assert!(DeviceMatrix::new(GgmlType::Q4_0, &bytes, 1, 48).is_err());
+    let matrix = DeviceMatrix::new(GgmlType::Q4_0, &bytes, 4, 32).unwrap();
+    // Output of 3 floats for 4 rows; input of 64 floats for 3 tokens of 32.
+    invalid(g.ops.matvec(&g.stream, &matrix, &x, 1, &mut y));
+    let mut y4 = g.upload(&[0.0f32; 12]);
+    invalid(g.ops.matvec(&g.stream, &matrix, &x, 3, &mut y4));
+    let unsupported = DeviceMatrix {
+        dtype: GgmlType::Iq2Xxs,
+        data: &bytes,
+        n_rows: 1,
+        n_cols: 256,
+    };
+    assert!(
+        g.ops
+            .matvec(&g.stream, &unsupported, &x, 1, &mut y4)
+            .is_err()
+    );
+    // RoPE over an odd rope_dims; argmax over nothing.
+    let heads = HeadShape {
+        n_head: 2,
+        n_kv_heads: 1,
+        head_dim: 16,
+    };
+    let (mut q, mut k, v) = (
+        g.upload(&[0.0f32; 32]),
+        g.upload(&[0.0f32; 16]),
+        g.upload(&[0.0f32; 16]),
+    );
+    let (pos, slot) = (g.upload(&[0i32]), g.upload(&[0u32]));
+    let (mut kc, mut vc) = (g.upload(&[f16::ZERO; 16]), g.upload(&[f16::ZERO; 16]));
+    let rope = RopeParams {
+        style: RopeStyle::Normal,
+        base: 10_000.0,
+        rope_dims: 7,
+    };
+    let buffers = RopeKvWrite {
+        q: &mut q,
+        k: &mut k,
+        v: &v,
+        pos: &pos,
+        write_slot: &slot,
+        k_cache: &mut kc,
+        v_cache: &mut vc,
+    };
+    invalid(g.ops.rope_kv_write(&g.stream, &rope, &heads, 1, buffers));
+    let mut best = g.upload(&[0i32]);
+    invalid(g.ops.argmax(&g.stream, &x, 1, 0, &mut best));
+    // Heads that do not group.
+    let bad_heads = HeadShape {
+        n_head: 3,
+        n_kv_heads: 2,
+        head_dim: 16,
+    };
+    assert!(AttentionWorkspace::new(&g.device, &bad_heads, 1, 16, 16).is_err());
+    g.stream.synchronize().unwrap();
+    drop((bytes, x, y, y4, q, k, v, pos, slot, kc, vc, best));
+    assert_all_freed(&g.device);
+}
