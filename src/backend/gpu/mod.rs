@@ -21,6 +21,7 @@
 pub mod arch;
 pub mod devices;
 pub mod kernels;
+pub mod ops;
 pub mod result;
 pub mod safe;
 pub mod sys;
