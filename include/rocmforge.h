@@ -128,7 +128,10 @@ typedef struct rf_memory_report {
   uint64_t kv_blocks_used;
   uint64_t kv_blocks_free;
   uint64_t kv_block_tokens;
+  // Host memory this context holds: its KV cache on the CPU, activations, logits.
   uint64_t host_bytes;
+  // Device memory this context holds (KV cache and buffers on the model's GPU; 0 on the
+  // CPU). The weights are the model's: `rf_model_info` reports their device and bytes.
   uint64_t device_bytes;
 } rf_memory_report;
 
@@ -221,8 +224,12 @@ typedef struct rf_model_description {
   uint32_t n_layer;
   uint32_t n_head;
   uint32_t n_head_kv;
-  // The device the model runs on (0 = CPU).
+  // The device that holds the weights and runs the forward pass: its index for
+  // `rf_device_info` (0 = CPU).
   int32_t device;
+  // Bytes of weights held in that device's memory (0 on the CPU, which reads the
+  // file's mapping in place).
+  uint64_t device_bytes;
 } rf_model_description;
 
 typedef struct rf_sampler_params {

@@ -5,7 +5,8 @@ mod gpu_common;
 
 use gpu_common::{Random, assert_all_freed, gpu};
 use rocmforge::Error;
-use rocmforge::backend::gpu::{self, DeviceKind, Event, Stream, Vendor};
+use rocmforge::backend::gpu::{self, Event, Stream, Vendor};
+use rocmforge::backend::{self, DeviceChoice, DeviceKind};
 use rocmforge::ffi::rf_status;
 
 #[test]
@@ -44,7 +45,7 @@ fn device_facts_come_from_the_driver() {
     assert!(info.free_bytes > 0 && info.free_bytes <= info.total_bytes);
 
     // The device list agrees with what opening the device reads.
-    let reports = gpu::enumerate();
+    let reports = backend::enumerate();
     let listed = reports
         .iter()
         .find(|r| r.kind == DeviceKind::from(facts.vendor) && r.ordinal == facts.ordinal)
@@ -64,7 +65,7 @@ fn device_facts_come_from_the_driver() {
             facts.compute_units
         )
     );
-    assert_ne!(gpu::choose(&reports, gpu::DeviceChoice::Auto).unwrap(), 0);
+    assert_ne!(backend::choose(&reports, DeviceChoice::Auto).unwrap(), 0);
 }
 
 #[test]

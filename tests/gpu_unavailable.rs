@@ -2,9 +2,8 @@
 //! an error that says which step failed, never a panic, and the CPU is always there.
 
 use rocmforge::Error;
-use rocmforge::backend::gpu::{
-    self, DeviceChoice, DeviceKind, Driver, Unavailable, Vendor, kernels,
-};
+use rocmforge::backend::gpu::{self, Driver, Unavailable, Vendor, kernels};
+use rocmforge::backend::{self, DeviceChoice, DeviceKind};
 
 #[test]
 fn a_missing_library_is_named_with_every_place_tried() {
@@ -81,7 +80,7 @@ fn every_runtime_either_starts_or_says_why() {
 
 #[test]
 fn the_device_list_starts_with_the_cpu_and_explains_every_unusable_gpu() {
-    let devices = gpu::enumerate();
+    let devices = backend::enumerate();
     let cpu = &devices[0];
     assert_eq!(cpu.kind, DeviceKind::Cpu);
     assert!(cpu.usable && cpu.why_unusable.is_none());
@@ -90,7 +89,7 @@ fn the_device_list_starts_with_the_cpu_and_explains_every_unusable_gpu() {
         assert_ne!(device.kind, DeviceKind::Cpu);
         assert_eq!(device.usable, device.why_unusable.is_none(), "{device:?}");
     }
-    let chosen = gpu::choose(&devices, DeviceChoice::Auto).unwrap();
+    let chosen = backend::choose(&devices, DeviceChoice::Auto).unwrap();
     if devices
         .iter()
         .any(|d| d.kind != DeviceKind::Cpu && d.usable)
@@ -99,7 +98,7 @@ fn the_device_list_starts_with_the_cpu_and_explains_every_unusable_gpu() {
     } else {
         assert_eq!(chosen, 0, "no usable GPU: auto must pick the CPU");
     }
-    assert!(gpu::choose(&devices, DeviceChoice::Index(devices.len())).is_err());
+    assert!(backend::choose(&devices, DeviceChoice::Index(devices.len())).is_err());
 }
 
 #[test]

@@ -5,8 +5,10 @@
 
 mod boundary;
 pub mod cpu;
+pub mod devices;
 pub mod gpu;
 mod step;
 
 pub use boundary::{Act, Backend, BackendMemory, Rope, RopeStyle, Shape};
+pub use devices::{DeviceChoice, DeviceKind, DeviceReport, choose, enumerate};
 pub use step::{EMPTY_SLOT, Step, VisibleSlots};

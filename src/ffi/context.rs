@@ -307,7 +307,10 @@ pub struct rf_memory_report {
     pub kv_blocks_used: u64,
     pub kv_blocks_free: u64,
     pub kv_block_tokens: u64,
+    /// Host memory this context holds: its KV cache on the CPU, activations, logits.
     pub host_bytes: u64,
+    /// Device memory this context holds (KV cache and buffers on the model's GPU; 0 on the
+    /// CPU). The weights are the model's: `rf_model_info` reports their device and bytes.
     pub device_bytes: u64,
 }
 
@@ -341,7 +344,7 @@ pub unsafe extern "C" fn rf_context_memory(
             kv_blocks_free: memory.kv.blocks_free as u64,
             kv_block_tokens: memory.kv.block_size as u64,
             host_bytes: memory.host_bytes,
-            device_bytes: 0,
+            device_bytes: memory.device_bytes,
         };
         // SAFETY: `report` is writable for its `struct_size` by the caller's contract.
         unsafe { write_versioned(report, value) }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use super::args::{c_string, out, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::status::rf_status;
-use crate::backend::gpu::{DeviceKind, DeviceReport, enumerate};
+use crate::backend::{DeviceKind, DeviceReport, enumerate};
 
 pub const RF_DEVICE_KIND_CPU: u32 = 0;
 pub const RF_DEVICE_KIND_HIP: u32 = 1;

@@ -11,11 +11,11 @@ use super::boundary::{Failure, call};
 use super::device::device_reports;
 use super::log::{Logger, RF_LOG_INFO, RF_LOG_WARN, rf_log_callback};
 use super::status::rf_status;
+use crate::backend::DeviceChoice;
 use crate::backend::cpu::MAX_THREADS;
-use crate::backend::gpu::{DeviceChoice, DeviceKind, choose};
 use crate::error::Error;
 use crate::gguf::{GgufFile, OwnedGguf, Value};
-use crate::model::Model;
+use crate::model::{Model, Placement};
 use crate::tokenizer::Tokenizer;
 
 /// `rf_model_params.device`: the best usable GPU, else the CPU.
@@ -192,10 +192,9 @@ fn progress(params: &rf_model_params, fraction: f32) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The device a model runs on. The forward pass runs on the CPU in this build, so a GPU
-/// asked for by index is refused and `RF_DEVICE_AUTO` says why it stays on the CPU.
-fn choose_device(device: i32, logger: &Logger) -> Result<(), Failure> {
-    let reports = device_reports();
+/// The device list entry `device` (`RF_DEVICE_AUTO` or an index) selects, and a note to
+/// log when an automatic choice fell back to the CPU.
+fn choose_device(device: i32) -> Result<(Placement, Option<String>), Failure> {
     let choice = match device {
         RF_DEVICE_AUTO => DeviceChoice::Auto,
         index => DeviceChoice::Index(usize::try_from(index).map_err(|_| {
@@ -205,20 +204,7 @@ fn choose_device(device: i32, logger: &Logger) -> Result<(), Failure> {
             )
         })?),
     };
-    let chosen = &reports[choose(&reports, choice)?];
-    if chosen.kind == DeviceKind::Cpu {
-        return Ok(());
-    }
-    let message = format!(
-        "{} ({}) is usable, but this build runs the forward pass on the CPU only",
-        chosen.name, chosen.arch
-    );
-    if device == RF_DEVICE_AUTO {
-        logger.log(RF_LOG_WARN, &message);
-        Ok(())
-    } else {
-        Err(Error::Unsupported(message).into())
-    }
+    Ok(Placement::choose(&device_reports(), choice)?)
 }
 
 fn load_with(
@@ -236,7 +222,17 @@ fn load_with(
         ))
         .into());
     }
-    choose_device(params.device, &logger)?;
+    let (placement, note) = choose_device(params.device)?;
+    if let Some(note) = note {
+        logger.log(RF_LOG_WARN, &note);
+    }
+    logger.log(
+        RF_LOG_INFO,
+        &format!(
+            "weights on device {}: {} ({})",
+            placement.index, placement.device.name, placement.device.arch
+        ),
+    );
     progress(params, 0.0)?;
     let gguf = open()?;
     progress(params, 0.4)?;
@@ -248,7 +244,7 @@ fn load_with(
     let weights = if params.vocab_only {
         Weights::VocabOnly(gguf)
     } else {
-        Weights::Full(Arc::new(Model::from_gguf(gguf)?))
+        Weights::Full(Arc::new(Model::from_gguf_on(gguf, placement)?))
     };
     progress(params, 1.0)?;
     let loaded = LoadedModel {
@@ -312,8 +308,12 @@ pub struct rf_model_description {
     pub n_layer: u32,
     pub n_head: u32,
     pub n_head_kv: u32,
-    /// The device the model runs on (0 = CPU).
+    /// The device that holds the weights and runs the forward pass: its index for
+    /// `rf_device_info` (0 = CPU).
     pub device: i32,
+    /// Bytes of weights held in that device's memory (0 on the CPU, which reads the
+    /// file's mapping in place).
+    pub device_bytes: u64,
 }
 
 versioned_struct!(rf_model_description {
@@ -328,7 +328,8 @@ versioned_struct!(rf_model_description {
     n_layer,
     n_head,
     n_head_kv,
-    device
+    device,
+    device_bytes
 });
 
 /// Describes a model. Set `info->struct_size = sizeof(rf_model_description)` first.
@@ -363,7 +364,10 @@ pub unsafe extern "C" fn rf_model_info(
             n_layer: field(|c| c.n_layer),
             n_head: field(|c| c.n_head),
             n_head_kv: field(|c| c.n_head_kv),
-            device: RF_DEVICE_CPU,
+            device: m.model().map_or(RF_DEVICE_CPU, |model| {
+                i32::try_from(model.placement().index).unwrap_or(i32::MAX)
+            }),
+            device_bytes: m.model().map_or(0, |model| model.device_bytes()),
         };
         // SAFETY: `info` is writable for `struct_size` bytes by the caller's contract.
         unsafe { super::args::write_versioned(info, report) }

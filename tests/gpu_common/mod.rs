@@ -14,13 +14,14 @@
 
 use std::sync::OnceLock;
 
-use rocmforge::backend::gpu::{self, Device, DeviceKind, DeviceReport};
+use rocmforge::backend::gpu::{self, Device};
+use rocmforge::backend::{self, DeviceKind, DeviceReport};
 
 /// The first usable GPU's report, or why there is none; looked up once per test binary.
 fn usable_gpu() -> &'static Result<DeviceReport, String> {
     static FOUND: OnceLock<Result<DeviceReport, String>> = OnceLock::new();
     FOUND.get_or_init(|| {
-        let reports = gpu::enumerate();
+        let reports = backend::enumerate();
         if let Some(report) = reports
             .iter()
             .find(|r| r.kind != DeviceKind::Cpu && r.usable)

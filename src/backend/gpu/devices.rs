@@ -1,20 +1,11 @@
-//! The devices a model can run on, for `rf_device_count` / `rf_device_info` and for
-//! choosing one: the CPU first, then every GPU each vendor runtime reports, with why a
-//! GPU cannot be used when it cannot.
+//! The GPUs each vendor runtime reports, for the device list (`backend::devices`), and
+//! each runtime's state.
 
 use super::kernels;
 use super::result::{Driver, DriverVersion};
 use super::safe::{Device, DeviceFacts};
 use super::sys::Vendor;
-use crate::backend::cpu::SimdLevel;
-use crate::error::{Error, Result};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DeviceKind {
-    Cpu,
-    Hip,
-    Cuda,
-}
+use crate::backend::devices::{DeviceKind, DeviceReport};
 
 impl From<Vendor> for DeviceKind {
     fn from(vendor: Vendor) -> DeviceKind {
@@ -22,40 +13,6 @@ impl From<Vendor> for DeviceKind {
             Vendor::Hip => DeviceKind::Hip,
             Vendor::Cuda => DeviceKind::Cuda,
         }
-    }
-}
-
-/// One entry of the device list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceReport {
-    pub kind: DeviceKind,
-    /// The vendor runtime's index for a GPU; 0 for the CPU.
-    pub ordinal: usize,
-    pub name: String,
-    /// `gfx90a`, `sm_90`; the instruction set for the CPU (`x86_64+avx2`); `unknown` when an
-    /// AMD GPU's target could not be read.
-    pub arch: String,
-    pub total_bytes: u64,
-    pub free_bytes: u64,
-    /// Multiprocessors or compute units; CPU threads for the CPU.
-    pub compute_units: u32,
-    /// Lanes per warp; 1 for the CPU.
-    pub warp_size: u32,
-    pub usable: bool,
-    pub why_unusable: Option<String>,
-}
-
-impl DeviceReport {
-    /// Opens the GPU this entry describes.
-    pub fn open(&self) -> Result<Device> {
-        let vendor = match self.kind {
-            DeviceKind::Hip => Vendor::Hip,
-            DeviceKind::Cuda => Vendor::Cuda,
-            DeviceKind::Cpu => {
-                return Err(Error::InvalidArgument("the CPU is not a GPU device".into()));
-            }
-        };
-        Device::open(vendor, self.ordinal)
     }
 }
 
@@ -94,11 +51,9 @@ pub fn runtimes() -> Vec<RuntimeReport> {
         .collect()
 }
 
-/// The CPU (index 0), then the GPUs of every runtime that starts (HIP's, then CUDA's).
-/// Never fails: a runtime that does not start contributes no entries (see [`runtimes`]),
-/// and a GPU that cannot be used is listed with the reason.
-pub fn enumerate() -> Vec<DeviceReport> {
-    let mut reports = vec![cpu_report()];
+/// The GPUs of every runtime that starts (HIP's, then CUDA's), usable or not.
+pub fn gpu_reports() -> Vec<DeviceReport> {
+    let mut reports = Vec::new();
     for vendor in Vendor::ALL {
         if let Ok(driver) = Driver::load(vendor) {
             reports.extend((0..driver.device_count()).map(|ordinal| gpu_report(driver, ordinal)));
@@ -146,140 +101,5 @@ fn gpu_report(driver: &'static Driver, ordinal: usize) -> DeviceReport {
         warp_size: facts.warp_size,
         usable: why_unusable.is_none(),
         why_unusable,
-    }
-}
-
-fn cpu_report() -> DeviceReport {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let name = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
-        .map_or_else(|| "CPU".to_owned(), |(_, model)| model.trim().to_owned());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = |key: &str| -> u64 {
-        meminfo
-            .lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    DeviceReport {
-        kind: DeviceKind::Cpu,
-        ordinal: 0,
-        name,
-        arch: match SimdLevel::detect() {
-            SimdLevel::Avx2 => format!("{}+avx2", std::env::consts::ARCH),
-            SimdLevel::Scalar => std::env::consts::ARCH.to_owned(),
-        },
-        total_bytes: kib("MemTotal") * 1024,
-        free_bytes: kib("MemAvailable") * 1024,
-        compute_units: u32::try_from(threads).unwrap_or(u32::MAX),
-        warp_size: 1,
-        usable: true,
-        why_unusable: None,
-    }
-}
-
-/// Which device a model should use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// The usable GPU with the most memory (then the most compute units, then the lowest
-    /// index); the CPU when no GPU is usable.
-    Auto,
-    /// An index into [`enumerate`]'s list.
-    Index(usize),
-}
-
-/// The index in `reports` that `choice` selects; an error when it names a device that
-/// does not exist or cannot be used.
-pub fn choose(reports: &[DeviceReport], choice: DeviceChoice) -> Result<usize> {
-    match choice {
-        DeviceChoice::Auto => Ok(reports
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.usable && r.kind != DeviceKind::Cpu)
-            // `max_by_key` keeps the last maximum; reversing makes ties go to the first.
-            .rev()
-            .max_by_key(|(_, r)| (r.total_bytes, r.compute_units))
-            .map_or(0, |(index, _)| index)),
-        DeviceChoice::Index(index) => {
-            let report = reports.get(index).ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "device {index} does not exist ({} devices)",
-                    reports.len()
-                ))
-            })?;
-            if report.usable {
-                Ok(index)
-            } else {
-                Err(Error::Device(format!(
-                    "device {index} ({}) cannot be used: {}",
-                    report.name,
-                    report.why_unusable.as_deref().unwrap_or("unknown reason")
-                )))
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn gpu(total_gib: u64, compute_units: u32, usable: bool) -> DeviceReport {
-        DeviceReport {
-            kind: DeviceKind::Cuda,
-            ordinal: 0,
-            name: "gpu".into(),
-            arch: "sm_90".into(),
-            total_bytes: total_gib << 30,
-            free_bytes: 0,
-            compute_units,
-            warp_size: 32,
-            usable,
-            why_unusable: (!usable).then(|| "no kernels".into()),
-        }
-    }
-
-    #[test]
-    fn auto_prefers_the_biggest_usable_gpu_and_falls_back_to_the_cpu() {
-        let cpu = cpu_report();
-        assert_eq!(
-            choose(std::slice::from_ref(&cpu), DeviceChoice::Auto).unwrap(),
-            0
-        );
-        let list = [
-            cpu.clone(),
-            gpu(80, 132, true),
-            gpu(141, 132, false),
-            gpu(141, 132, true),
-        ];
-        assert_eq!(choose(&list, DeviceChoice::Auto).unwrap(), 3);
-        let ties = [cpu.clone(), gpu(80, 132, true), gpu(80, 132, true)];
-        assert_eq!(choose(&ties, DeviceChoice::Auto).unwrap(), 1);
-        let none_usable = [cpu, gpu(80, 132, false)];
-        assert_eq!(choose(&none_usable, DeviceChoice::Auto).unwrap(), 0);
-    }
-
-    #[test]
-    fn an_index_must_exist_and_be_usable() {
-        let list = [cpu_report(), gpu(80, 132, false)];
-        assert_eq!(choose(&list, DeviceChoice::Index(0)).unwrap(), 0);
-        assert!(matches!(
-            choose(&list, DeviceChoice::Index(1)),
-            Err(Error::Device(m)) if m.contains("no kernels")
-        ));
-        assert!(matches!(
-            choose(&list, DeviceChoice::Index(2)),
-            Err(Error::InvalidArgument(_))
-        ));
-    }
-
-    #[test]
-    fn the_cpu_is_described() {
-        let cpu = cpu_report();
-        assert_eq!(cpu.kind, DeviceKind::Cpu);
-        assert!(cpu.usable && cpu.compute_units >= 1 && !cpu.name.is_empty());
     }
 }

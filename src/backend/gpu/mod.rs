@@ -9,7 +9,7 @@
 //! safe     owning types: Device (shared), Stream, Event, DeviceBuffer<T> (one owner,
 //!          counted), Module/Function, Graph
 //! kernels  the code objects build.rs compiled from kernels/*.hip, and where they run
-//! devices  the device list (CPU first) and the choice of device for a model
+//! devices  the GPUs each runtime reports, for the device list in `backend::devices`
 //! ```
 //!
 //! Nothing here panics on what a device or driver reports: every failure is an `Error`
@@ -26,9 +26,7 @@ pub mod result;
 pub mod safe;
 pub mod sys;
 
-pub use devices::{
-    DeviceChoice, DeviceKind, DeviceReport, RuntimeReport, choose, enumerate, runtimes,
-};
+pub use devices::{RuntimeReport, gpu_reports, runtimes};
 pub use result::{Driver, DriverError, DriverVersion, Unavailable};
 pub use safe::{
     Device, DeviceBuffer, DeviceCopy, DeviceFacts, Event, Function, Graph, KernelArg, KernelArgs,
