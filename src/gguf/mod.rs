@@ -7,6 +7,7 @@ mod file;
 pub mod limits;
 mod metadata;
 mod owned;
+pub mod synthetic;
 mod tensor_info;
 mod typed;
 mod value;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod tiny_model;
+
 use std::path::PathBuf;
 
 use rocmforge::Error;
