@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build what a GPU machine without a Rust toolchain needs into one git-ignored folder:
 # the release library, the release binaries (the benches among them), every GPU test
-# (tests/gpu_*.rs) as a standalone executable, and a runner script.
+# (tests/gpu_*.rs and the every-backend tests) as a standalone executable, and a runner
+# script.
 #
 #   scripts/build-gpu-bundle.sh [FOLDER]        # default: dist/gpu
 #
@@ -54,7 +55,8 @@ while read -r name path; do
 done <"$BUNDLE/.bins"
 
 echo "== GPU test executables"
-test_args=()
+# Every tests/gpu_*.rs, and the tests that run the same checks on every backend present.
+test_args=(--test forward_tiny_models --test model_device)
 for source in tests/gpu_*.rs; do
     test_args+=(--test "$(basename "$source" .rs)")
 done

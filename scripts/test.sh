@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # as passed; they run on a GPU machine from scripts/build-gpu-bundle.sh's bundle. Says how
 # many were left out here.
 gpu_skipped() {
-    local targets=() source
+    local targets=(--test forward_tiny_models) source
     for source in tests/gpu_*.rs; do
         targets+=(--test "$(basename "$source" .rs)")
     done

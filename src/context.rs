@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::backend::cpu::{CpuBackend, MAX_THREADS};
-use crate::backend::{Backend, Step};
+use crate::backend::cpu::MAX_THREADS;
+use crate::backend::{BackendState, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 use crate::kv_cache::{KvCache, KvWritePlan, MAX_SEQUENCES, PoolStats};
@@ -67,7 +67,7 @@ pub struct Context {
     /// The inputs of the next step, built here from the cache's bookkeeping. Sequence row
     /// `n_seq_max` is spare: `recompute_last_logits` puts a redirected table there.
     step: Step,
-    backend: CpuBackend,
+    backend: BackendState,
     /// [n_ctx] the token whose K and V each slot holds.
     slot_tokens: Vec<i32>,
     /// [n_batch] the sequence ids of a batch that gives none.
@@ -117,8 +117,7 @@ impl Context {
         params.n_batch = params.n_batch.min(params.n_ctx);
         // One block past the pool's, for `recompute_last_logits`.
         let n_slots = params.n_ctx + KV_BLOCK_SIZE;
-        let backend = CpuBackend::new(
-            config.shape(),
+        let backend = model.new_backend(
             n_slots,
             KV_BLOCK_SIZE,
             params.n_seq_max + 1,

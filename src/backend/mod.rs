@@ -1,14 +1,16 @@
 //! Backends: where a forward pass runs. [`Backend`] is the boundary (the steps of a
-//! transformer layer); `cpu/` implements it today and is the oracle for every other
-//! backend; `gpu/` holds the GPU runtime its backend will run on. [`Step`] carries one
-//! step's inputs.
+//! transformer layer); `cpu/` implements it and is the oracle for every other backend;
+//! `gpu/` implements it on HIP or CUDA. [`BackendState`] is a context's state on either,
+//! [`Step`] one step's inputs, `devices` the list a model's device is chosen from.
 
 mod boundary;
 pub mod cpu;
 pub mod devices;
 pub mod gpu;
+mod state;
 mod step;
 
 pub use boundary::{Act, Backend, BackendMemory, Rope, RopeStyle, Shape};
 pub use devices::{DeviceChoice, DeviceKind, DeviceReport, choose, enumerate};
+pub use state::BackendState;
 pub use step::{EMPTY_SLOT, Step, VisibleSlots};

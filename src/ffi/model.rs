@@ -9,7 +9,7 @@ use super::args::{
 };
 use super::boundary::{Failure, call};
 use super::device::device_reports;
-use super::log::{Logger, RF_LOG_INFO, RF_LOG_WARN, rf_log_callback};
+use super::log::{Logger, RF_LOG_INFO, rf_log_callback};
 use super::status::rf_status;
 use crate::backend::DeviceChoice;
 use crate::backend::cpu::MAX_THREADS;
@@ -192,9 +192,8 @@ fn progress(params: &rf_model_params, fraction: f32) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The device list entry `device` (`RF_DEVICE_AUTO` or an index) selects, and a note to
-/// log when an automatic choice fell back to the CPU.
-fn choose_device(device: i32) -> Result<(Placement, Option<String>), Failure> {
+/// The device list entry `device` (`RF_DEVICE_AUTO` or an index) selects.
+fn choose_device(device: i32) -> Result<Placement, Failure> {
     let choice = match device {
         RF_DEVICE_AUTO => DeviceChoice::Auto,
         index => DeviceChoice::Index(usize::try_from(index).map_err(|_| {
@@ -222,10 +221,7 @@ fn load_with(
         ))
         .into());
     }
-    let (placement, note) = choose_device(params.device)?;
-    if let Some(note) = note {
-        logger.log(RF_LOG_WARN, &note);
-    }
+    let placement = choose_device(params.device)?;
     logger.log(
         RF_LOG_INFO,
         &format!(

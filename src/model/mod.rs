@@ -7,16 +7,20 @@ mod placement;
 mod weights;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use self_cell::self_cell;
 
 pub use config::{Architecture, ModelConfig};
 pub use placement::Placement;
-use weights::HostWeights;
+use weights::{DeviceWeights, HostWeights};
 
 pub use crate::backend::RopeStyle;
 use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::ops::GpuOps;
+use crate::backend::gpu::{Device, GpuBackend, Stream};
+use crate::backend::{BackendState, DeviceKind};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, OwnedGguf};
 
@@ -28,10 +32,25 @@ self_cell!(
     }
 );
 
-/// A loaded model: its file, configuration and weight views. Immutable after loading,
-/// so any number of contexts and threads may share it.
+/// Where the weights live: read in place from the file's mapping by the CPU, or
+/// uploaded to a GPU (the mapping stays for the metadata and the CPU-side views).
+enum Weights {
+    Host,
+    Device(DeviceModel),
+}
+
+/// A model's weights on a GPU, the device they are on, and the kernels that use them.
+struct DeviceModel {
+    device: Device,
+    ops: Arc<GpuOps>,
+    weights: DeviceWeights,
+}
+
+/// A loaded model: its file, configuration and weights. Immutable after loading, so any
+/// number of contexts and threads may share it.
 pub struct Model {
-    weights: LoadedWeights,
+    host: LoadedWeights,
+    weights: Weights,
     config: ModelConfig,
     placement: Placement,
 }
@@ -48,21 +67,38 @@ impl Model {
         Model::from_gguf_on(gguf, Placement::cpu())
     }
 
-    /// A model whose weights live on `placement`'s device.
+    /// A model whose weights live on `placement`'s device: the CPU reads them from the
+    /// file; a GPU gets them uploaded once, shared by every context.
     pub fn from_gguf_on(gguf: OwnedGguf, placement: Placement) -> Result<Model> {
-        if placement.device.kind != crate::backend::DeviceKind::Cpu {
-            return Err(Error::Unsupported(format!(
-                "{}: this build runs the forward pass on the CPU only",
-                placement.device.name
-            )));
-        }
         let config = ModelConfig::from_gguf(gguf.file())?;
-        let weights = LoadedWeights::try_new(gguf, |g| HostWeights::from_gguf(g.file(), &config))?;
+        let host = LoadedWeights::try_new(gguf, |g| HostWeights::from_gguf(g.file(), &config))?;
+        let weights = match placement.device.kind {
+            DeviceKind::Cpu => Weights::Host,
+            DeviceKind::Hip | DeviceKind::Cuda => {
+                let device = placement.device.open()?;
+                let stream = Stream::new(&device)?;
+                let weights = host.borrow_dependent().upload(&stream)?;
+                Weights::Device(DeviceModel {
+                    ops: Arc::new(GpuOps::load(&device)?),
+                    device,
+                    weights,
+                })
+            }
+        };
         Ok(Model {
+            host,
             weights,
             config,
             placement,
         })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn gguf(&self) -> &GgufFile<'_> {
+        self.host.borrow_owner().file()
     }
 
     /// The device that holds the weights and runs the forward pass.
@@ -73,26 +109,53 @@ impl Model {
     /// Bytes of weights held in device memory (0 on the CPU, which reads the file's
     /// mapping in place).
     pub fn device_bytes(&self) -> u64 {
-        0
+        match &self.weights {
+            Weights::Host => 0,
+            Weights::Device(d) => d.weights.device_bytes(),
+        }
     }
 
-    pub fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
-    pub fn gguf(&self) -> &GgufFile<'_> {
-        self.weights.borrow_owner().file()
+    /// A context's state on this model's device: `n_slots` cached tokens in blocks of
+    /// `block_size`, `n_seq` sequence tables, steps of up to `n_batch` tokens, and
+    /// `n_threads` CPU threads when the model runs on the CPU.
+    pub fn new_backend(
+        &self,
+        n_slots: usize,
+        block_size: usize,
+        n_seq: usize,
+        n_batch: usize,
+        n_threads: usize,
+    ) -> Result<BackendState> {
+        let shape = self.config.shape();
+        Ok(match &self.weights {
+            Weights::Host => BackendState::Cpu(Box::new(CpuBackend::new(
+                shape, n_slots, block_size, n_seq, n_batch, n_threads,
+            )?)),
+            Weights::Device(d) => BackendState::Gpu(Box::new(GpuBackend::new(
+                &d.device,
+                Arc::clone(&d.ops),
+                shape,
+                n_slots,
+                block_size,
+                n_seq,
+                n_batch,
+            )?)),
+        })
     }
 
     /// Runs the step `backend` holds through this model's family of forward pass.
-    pub fn forward(&self, backend: &mut CpuBackend, cancel: &AtomicBool) -> Result<()> {
-        match self.config.architecture {
-            Architecture::Llama => llama::forward(
-                &self.config,
-                self.weights.borrow_dependent(),
-                backend,
-                cancel,
-            ),
+    pub fn forward(&self, backend: &mut BackendState, cancel: &AtomicBool) -> Result<()> {
+        let Architecture::Llama = self.config.architecture;
+        match (&self.weights, backend) {
+            (Weights::Host, BackendState::Cpu(b)) => {
+                llama::forward(&self.config, self.host.borrow_dependent(), &mut **b, cancel)
+            }
+            (Weights::Device(d), BackendState::Gpu(b)) => {
+                llama::forward(&self.config, &d.weights, &mut **b, cancel)
+            }
+            _ => Err(Error::InvalidArgument(
+                "a context's state is on another device than its model".into(),
+            )),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! are converted to f32 once.
 
 use super::config::ModelConfig;
+use crate::backend::gpu::{DeviceBuffer, GpuMatrix, Stream};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::tensor::WeightMatrix;
@@ -137,4 +138,60 @@ fn norm(file: &GgufFile<'_>, name: &str, n: Dim) -> Result<Vec<f32>> {
         )));
     }
     Ok(values)
+}
+
+/// The weights uploaded to a GPU.
+pub type DeviceWeights = LlamaWeights<GpuMatrix, DeviceBuffer<f32>>;
+
+impl HostWeights<'_> {
+    /// Uploads every matrix and norm to `stream`'s device (the tied output shares the
+    /// embedding's upload only on the host: on the device it is a second copy, simple
+    /// and rare enough for small models).
+    pub fn upload(&self, stream: &Stream) -> Result<DeviceWeights> {
+        let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, m);
+        let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerWeights {
+                    attn_norm: vector(&l.attn_norm)?,
+                    wq: matrix(&l.wq)?,
+                    wk: matrix(&l.wk)?,
+                    wv: matrix(&l.wv)?,
+                    wo: matrix(&l.wo)?,
+                    ffn_norm: vector(&l.ffn_norm)?,
+                    w_gate: matrix(&l.w_gate)?,
+                    w_up: matrix(&l.w_up)?,
+                    w_down: matrix(&l.w_down)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LlamaWeights {
+            token_embd: matrix(&self.token_embd)?,
+            layers,
+            output_norm: vector(&self.output_norm)?,
+            output: matrix(&self.output)?,
+        })
+    }
+}
+
+impl DeviceWeights {
+    /// Bytes the weights hold in device memory.
+    pub fn device_bytes(&self) -> u64 {
+        let vector = |v: &DeviceBuffer<f32>| v.size_bytes() as u64;
+        let layers: u64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                    .iter()
+                    .map(|m| m.bytes())
+                    .sum::<u64>()
+                    + vector(&l.attn_norm)
+                    + vector(&l.ffn_norm)
+            })
+            .sum();
+        layers + self.token_embd.bytes() + self.output.bytes() + vector(&self.output_norm)
+    }
 }

@@ -19,6 +19,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod arch;
+mod backend;
 pub mod devices;
 pub mod kernels;
 pub mod ops;
@@ -26,6 +27,7 @@ pub mod result;
 pub mod safe;
 pub mod sys;
 
+pub use backend::{GpuBackend, GpuMatrix};
 pub use devices::{RuntimeReport, gpu_reports, runtimes};
 pub use result::{Driver, DriverError, DriverVersion, Unavailable};
 pub use safe::{

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use rocmforge::backend::{DeviceChoice, DeviceKind};
 use rocmforge::gguf::OwnedGguf;
-use rocmforge::model::Model;
+use rocmforge::model::{Model, Placement};
 
 use super::engine::{Engine, LibraryEngine};
 use super::reference::Reference;
@@ -15,6 +16,8 @@ use super::variants::Variant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Cpu,
+    /// The first usable GPU; a test on it fails when there is none.
+    Gpu,
 }
 
 impl Backend {
@@ -23,22 +26,31 @@ impl Backend {
         let file = OwnedGguf::from_buffer(gguf).expect("the tiny model parses");
         let model = match self {
             Backend::Cpu => Model::from_gguf(file),
+            Backend::Gpu => Model::from_gguf_on(file, first_gpu()),
         };
         LibraryEngine::new(Arc::new(model.expect("the tiny model loads")))
     }
 
-    /// What this backend's logits are compared with, and how closely. The CPU is held to
-    /// the float64 reference; every other backend will be held to the CPU backend's
-    /// logits (`Backend::Cpu.engine(gguf)`) with a tolerance of its own: the CPU is the
-    /// oracle of every device (issue 10).
+    /// What this backend's logits are compared with, and how closely: the float64
+    /// reference for both. The GPU computes its products without the CPU's 8-bit
+    /// activations, so the reference (closer to it than the CPU is) bounds it tighter.
     pub fn oracle(self, variant: &Variant, gguf: &[u8]) -> (Box<dyn Engine>, Tolerance) {
-        match self {
-            Backend::Cpu => (
-                Box::new(Reference::new(&variant.spec, gguf)),
-                Tolerance::cpu_against_reference(&variant.spec.types),
-            ),
-        }
+        let tolerance = match self {
+            Backend::Cpu => Tolerance::cpu_against_reference(&variant.spec.types),
+            Backend::Gpu => Tolerance::gpu_against_reference(),
+        };
+        (Box::new(Reference::new(&variant.spec, gguf)), tolerance)
     }
+}
+
+/// The first usable GPU of the device list; panics (failing the test) without one.
+fn first_gpu() -> Placement {
+    let devices = rocmforge::backend::enumerate();
+    let index = devices
+        .iter()
+        .position(|d| d.kind != DeviceKind::Cpu && d.usable)
+        .expect("this test needs a usable GPU and none was found");
+    Placement::choose(&devices, DeviceChoice::Index(index)).expect("the GPU is usable")
 }
 
 /// `on_every_backend!(check, …)` defines, for each function `check(Backend)`, a module
@@ -53,6 +65,12 @@ macro_rules! on_every_backend {
             #[test]
             fn cpu() {
                 super::$check($crate::common::tiny_model::backends::Backend::Cpu);
+            }
+
+            #[test]
+            #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+            fn gpu() {
+                super::$check($crate::common::tiny_model::backends::Backend::Gpu);
             }
         }
     )+};

@@ -28,6 +28,11 @@
 //!   float models check the math; these check that every weight type is read,
 //!   dispatched and mixed right, which when wrong moves logits by their own size.
 
+//!
+//! A GPU against the same reference: its products multiply the dequantized weights with
+//! the f32 activations as they are (no 8-bit activation quantization), so every weight
+//! type is held to the float bound.
+
 use rocmforge::gguf::synthetic::LlamaWeightTypes;
 use rocmforge::tensor::GgmlType;
 
@@ -41,6 +46,11 @@ const FLOAT_WEIGHTS: Tolerance = Tolerance { relative: 2e-4 };
 const BLOCK_WEIGHTS: Tolerance = Tolerance { relative: 1e-1 };
 
 impl Tolerance {
+    /// A GPU against the float64 reference, for any weight types.
+    pub fn gpu_against_reference() -> Tolerance {
+        FLOAT_WEIGHTS
+    }
+
     /// The CPU against the float64 reference, for a model of these weight types.
     pub fn cpu_against_reference(types: &LlamaWeightTypes) -> Tolerance {
         let float = |t: &GgmlType| {

@@ -4,8 +4,8 @@ use half::f16;
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
 use super::{GpuOps, HeadShape, MAX_GRID_X, check_buffer, product, to_u32};
+use crate::backend::RopeStyle;
 use crate::error::{Error, Result};
-use crate::model::RopeStyle;
 
 /// Threads per block, one block per token.
 const THREADS: u32 = 128;

@@ -195,6 +195,121 @@ impl<T: DeviceCopy> DeviceBuffer<T> {
             .run(|driver| unsafe { driver.memcpy_dtod_async(dst, from, bytes, raw) })
     }
 
+    /// Copies `src` into the buffer's first `src.len()` elements and waits until the copy
+    /// is complete (a step's inputs into buffers sized for the largest step).
+    pub fn copy_prefix_from_host(&mut self, stream: &Stream, src: &[T]) -> Result<()> {
+        self.check_range("copy_prefix_from_host", 0, src.len())?;
+        self.check_stream(stream)?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        let (dst, bytes, raw) = (self.ptr, size_of_val(src), stream.raw());
+        self.device.run(|driver| {
+            // SAFETY: `dst` holds at least `bytes` bytes (checked); `src` is borrowed until
+            // the stream synchronises below.
+            unsafe {
+                driver.memcpy_htod_async(dst, src.as_ptr().cast::<c_void>(), bytes, raw)?;
+                driver.stream_synchronize(raw)
+            }
+        })
+    }
+
+    /// Copies the first `dst.len()` elements into `dst` and waits until the copy is
+    /// complete.
+    pub fn copy_prefix_to_host(&self, stream: &Stream, dst: &mut [T]) -> Result<()> {
+        self.check_range("copy_prefix_to_host", 0, dst.len())?;
+        self.check_stream(stream)?;
+        if dst.is_empty() {
+            return Ok(());
+        }
+        let (src, bytes, raw) = (self.ptr, size_of_val(dst), stream.raw());
+        self.device.run(|driver| {
+            // SAFETY: `src` holds at least `bytes` bytes (checked); `dst` is borrowed
+            // mutably until the stream synchronises, and any bit pattern is a valid `T`.
+            unsafe {
+                driver.memcpy_dtoh_async(dst.as_mut_ptr().cast::<c_void>(), src, bytes, raw)?;
+                driver.stream_synchronize(raw)
+            }
+        })
+    }
+
+    /// Copies elements `src_start..src_start + len` of `src` to `dst_start..` of this
+    /// buffer, in stream order; returns without waiting. `src` may not be this buffer
+    /// (see [`DeviceBuffer::copy_within`]).
+    pub fn copy_range_from(
+        &mut self,
+        stream: &Stream,
+        src: &DeviceBuffer<T>,
+        src_start: usize,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.check_range("copy_range_from destination", dst_start, len)?;
+        src.check_range("copy_range_from source", src_start, len)?;
+        self.check_stream(stream)?;
+        if !self.device.same_device(&src.device) {
+            return Err(Error::InvalidArgument(
+                "copy_range_from: the buffers are on different devices".into(),
+            ));
+        }
+        self.copy_bytes(stream, src.ptr, src_start, dst_start, len)
+    }
+
+    /// Copies elements `src_start..src_start + len` to `dst_start..`, which must not
+    /// overlap them, in stream order; returns without waiting.
+    pub fn copy_within(
+        &mut self,
+        stream: &Stream,
+        src_start: usize,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.check_range("copy_within source", src_start, len)?;
+        self.check_range("copy_within destination", dst_start, len)?;
+        self.check_stream(stream)?;
+        if src_start < dst_start + len && dst_start < src_start + len {
+            return Err(Error::InvalidArgument(format!(
+                "copy_within: {src_start}..+{len} overlaps {dst_start}..+{len}"
+            )));
+        }
+        self.copy_bytes(stream, self.ptr, src_start, dst_start, len)
+    }
+
+    /// The device-to-device copy behind the range copies, after their checks.
+    fn copy_bytes(
+        &mut self,
+        stream: &Stream,
+        src: DevicePtr,
+        src_start: usize,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let element = size_of::<T>() as u64;
+        let from = src + src_start as u64 * element;
+        let to = self.ptr + dst_start as u64 * element;
+        let (bytes, raw) = (len * size_of::<T>(), stream.raw());
+        // SAFETY: both ranges lie inside live allocations (checked by the callers) and do
+        // not overlap; the buffers stay allocated while the stream uses them, as in
+        // `copy_from_device`.
+        self.device
+            .run(|driver| unsafe { driver.memcpy_dtod_async(to, from, bytes, raw) })
+    }
+
+    /// Fails unless `start..start + len` lies inside the buffer.
+    fn check_range(&self, operation: &str, start: usize, len: usize) -> Result<()> {
+        if start.checked_add(len).is_some_and(|end| end <= self.len) {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{operation}: {start}..+{len} is outside the buffer's {} elements",
+                self.len
+            )))
+        }
+    }
+
     /// Sets every byte to `value`, in stream order; returns without waiting.
     pub fn fill_bytes(&mut self, stream: &Stream, value: u8) -> Result<()> {
         self.check_stream(stream)?;

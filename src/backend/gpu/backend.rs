@@ -1,0 +1,392 @@
+//! The GPU implementation of the backend boundary: one context's K/V cache, activations
+//! and step inputs in device memory, on one stream. Every operation only queues kernels;
+//! the step's one synchronisation is the copy of the logits back to the host.
+
+use std::sync::Arc;
+
+use half::f16;
+
+use super::ops::{
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, RopeKvWrite, RopeParams,
+    StepTokens,
+};
+use super::safe::{Device, DeviceBuffer, DeviceCopy, Stream};
+use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
+use crate::error::{Error, Result};
+use crate::host_memory::resize;
+use crate::tensor::{GgmlType, WeightMatrix};
+
+/// A weight matrix uploaded to a device: the GGUF tensor's bytes as they are.
+pub struct GpuMatrix {
+    pub dtype: GgmlType,
+    pub n_rows: usize,
+    pub n_cols: usize,
+    data: DeviceBuffer<u8>,
+}
+
+impl GpuMatrix {
+    /// Uploads `matrix` to `stream`'s device; waits for the copy.
+    pub fn upload(stream: &Stream, matrix: &WeightMatrix<'_>) -> Result<GpuMatrix> {
+        let data = stream.device().upload(stream, matrix.data)?;
+        let uploaded = GpuMatrix {
+            dtype: matrix.dtype,
+            n_rows: matrix.n_rows,
+            n_cols: matrix.n_cols,
+            data,
+        };
+        uploaded.view()?;
+        Ok(uploaded)
+    }
+
+    fn view(&self) -> Result<DeviceMatrix<'_>> {
+        DeviceMatrix::new(self.dtype, &self.data, self.n_rows, self.n_cols)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.data.size_bytes() as u64
+    }
+}
+
+/// Keys per split of the decode attention: enough splits to fill a GPU at long contexts,
+/// few enough that short ones do not launch empty blocks by the thousand.
+const KEYS_PER_SPLIT: usize = 256;
+
+/// The step's inputs in device memory, sized once like [`Step`]'s host buffers.
+struct DeviceStep {
+    tokens: DeviceBuffer<i32>,
+    positions: DeviceBuffer<i32>,
+    write_slots: DeviceBuffer<u32>,
+    seq_of_token: DeviceBuffer<u32>,
+    block_tables: DeviceBuffer<u32>,
+    slot_positions: DeviceBuffer<i32>,
+    n_logical: DeviceBuffer<u32>,
+    n_tokens: usize,
+    n_outputs: usize,
+    /// Host copy of which tokens want logits, for gathering their rows.
+    output_tokens: Vec<u32>,
+}
+
+pub struct GpuBackend {
+    shape: Shape,
+    heads: HeadShape,
+    ops: Arc<GpuOps>,
+    stream: Stream,
+    /// Per layer, `[n_slots, kv_dim]` f16 each.
+    k_cache: Vec<DeviceBuffer<f16>>,
+    v_cache: Vec<DeviceBuffer<f16>>,
+    /// Indexed by `Act as usize`: `[n_batch, shape.width(act)]` each.
+    acts: Vec<DeviceBuffer<f32>>,
+    /// `[n_batch, n_embd]` the rows of the tokens that want logits, then their norms.
+    out_rows: DeviceBuffer<f32>,
+    out_norm: DeviceBuffer<f32>,
+    /// `[n_batch, n_vocab]`
+    logits_device: DeviceBuffer<f32>,
+    logits: Vec<f32>,
+    step: DeviceStep,
+    workspace: AttentionWorkspace,
+    n_seq: usize,
+    max_blocks: usize,
+    block_size: usize,
+}
+
+impl GpuBackend {
+    /// State on `ops`' device for `n_slots` cached tokens over `n_seq` sequences and
+    /// steps of up to `n_batch` tokens.
+    pub fn new(
+        device: &Device,
+        ops: Arc<GpuOps>,
+        shape: Shape,
+        n_slots: usize,
+        block_size: usize,
+        n_seq: usize,
+        n_batch: usize,
+    ) -> Result<GpuBackend> {
+        let heads = HeadShape {
+            n_head: shape.n_head,
+            n_kv_heads: shape.n_head_kv,
+            head_dim: shape.head_dim,
+        };
+        let max_blocks = n_slots.div_ceil(block_size);
+        let checked = |what: &str, factors: &[usize]| -> Result<usize> {
+            factors
+                .iter()
+                .try_fold(1usize, |a, &f| a.checked_mul(f))
+                .ok_or_else(|| Error::DeviceOutOfMemory(format!("{what}: {factors:?} overflows")))
+        };
+        let kv_len = checked("the KV cache", &[n_slots, shape.kv_dim()])?;
+        let cache = || -> Result<Vec<DeviceBuffer<f16>>> {
+            (0..shape.n_layer).map(|_| zeroed(device, kv_len)).collect()
+        };
+        let acts = Act::ALL
+            .iter()
+            .map(|&act| device.alloc(checked("activations", &[n_batch, shape.width(act)])?))
+            .collect::<Result<Vec<_>>>()?;
+        let table_len = checked("block tables", &[n_seq, max_blocks])?;
+        let step = DeviceStep {
+            tokens: device.alloc(n_batch)?,
+            positions: device.alloc(n_batch)?,
+            write_slots: device.alloc(n_batch)?,
+            seq_of_token: device.alloc(n_batch)?,
+            block_tables: device.alloc(table_len)?,
+            slot_positions: device.alloc(checked("slot positions", &[table_len, block_size])?)?,
+            n_logical: device.alloc(n_seq)?,
+            n_tokens: 0,
+            n_outputs: 0,
+            output_tokens: Vec::new(),
+        };
+        let stream = Stream::new(device)?;
+        let rows = checked("output rows", &[n_batch, shape.n_embd])?;
+        Ok(GpuBackend {
+            k_cache: cache()?,
+            v_cache: cache()?,
+            acts,
+            out_rows: device.alloc(rows)?,
+            out_norm: device.alloc(rows)?,
+            logits_device: device.alloc(checked("logits", &[n_batch, shape.n_vocab])?)?,
+            logits: Vec::new(),
+            workspace: AttentionWorkspace::new(
+                device,
+                &heads,
+                n_batch,
+                max_blocks * block_size,
+                KEYS_PER_SPLIT,
+            )?,
+            step,
+            stream,
+            ops,
+            heads,
+            shape,
+            n_seq,
+            max_blocks,
+            block_size,
+        })
+    }
+}
+
+/// Two activation buffers, one to read and one to write.
+fn pair(
+    acts: &mut [DeviceBuffer<f32>],
+    read: Act,
+    write: Act,
+) -> Result<(&DeviceBuffer<f32>, &mut DeviceBuffer<f32>)> {
+    let (r, w) = (read as usize, write as usize);
+    if r < w {
+        let (low, high) = acts.split_at_mut(w);
+        Ok((&low[r], &mut high[0]))
+    } else if r > w {
+        let (low, high) = acts.split_at_mut(r);
+        Ok((&high[0], &mut low[w]))
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "an operation reads and writes {read:?}"
+        )))
+    }
+}
+
+/// `len` elements of device memory set to zero (a KV cache's unwritten slots must hold
+/// finite values: attention multiplies them by a zero weight).
+fn zeroed<T: DeviceCopy>(device: &Device, len: usize) -> Result<DeviceBuffer<T>> {
+    let mut buffer = device.alloc(len)?;
+    let stream = Stream::new(device)?;
+    buffer.fill_bytes(&stream, 0)?;
+    stream.synchronize()?;
+    Ok(buffer)
+}
+
+impl Backend for GpuBackend {
+    type Matrix<'w> = GpuMatrix;
+    type Vector = DeviceBuffer<f32>;
+
+    fn begin_step(&mut self, step: &Step) -> Result<()> {
+        let (n, s, stream) = (step.n_tokens, &mut self.step, &self.stream);
+        if step.max_blocks != self.max_blocks
+            || step.block_size != self.block_size
+            || step.n_logical.len() != self.n_seq
+        {
+            return Err(Error::InvalidArgument(
+                "the step's tables do not match this context's GPU state".into(),
+            ));
+        }
+        s.tokens.copy_prefix_from_host(stream, &step.tokens[..n])?;
+        s.positions
+            .copy_prefix_from_host(stream, &step.positions[..n])?;
+        s.write_slots
+            .copy_prefix_from_host(stream, &step.write_slots[..n])?;
+        s.seq_of_token
+            .copy_prefix_from_host(stream, &step.seq_of_token[..n])?;
+        s.block_tables
+            .copy_prefix_from_host(stream, &step.block_tables)?;
+        s.slot_positions
+            .copy_prefix_from_host(stream, &step.slot_positions)?;
+        s.n_logical.copy_prefix_from_host(stream, &step.n_logical)?;
+        s.n_tokens = n;
+        s.n_outputs = step.n_outputs;
+        s.output_tokens.clear();
+        s.output_tokens
+            .extend_from_slice(&step.output_tokens[..step.n_outputs]);
+        let block_values = self.block_size * self.shape.kv_dim();
+        for &(src, dst) in &step.block_copies {
+            let (src, dst) = (src as usize * block_values, dst as usize * block_values);
+            for cache in self.k_cache.iter_mut().chain(self.v_cache.iter_mut()) {
+                cache.copy_within(stream, src, dst, block_values)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn embed(&mut self, table: &GpuMatrix) -> Result<()> {
+        let n = self.step.n_tokens;
+        let view = table.view()?;
+        let x = &mut self.acts[Act::X as usize];
+        self.ops
+            .embedding(&self.stream, &view, &self.step.tokens, n, x)
+    }
+
+    fn rms_norm(&mut self, x: Act, weight: &DeviceBuffer<f32>, eps: f32, out: Act) -> Result<()> {
+        let (input, output) = pair(&mut self.acts, x, out)?;
+        self.ops
+            .rms_norm(&self.stream, input, weight, eps, self.step.n_tokens, output)
+    }
+
+    fn matmul(&mut self, x: Act, products: &[(&GpuMatrix, Act)]) -> Result<()> {
+        for &(w, out) in products {
+            let view = w.view()?;
+            let (input, output) = pair(&mut self.acts, x, out)?;
+            self.ops
+                .matvec(&self.stream, &view, input, self.step.n_tokens, output)?;
+        }
+        Ok(())
+    }
+
+    fn rope_and_store_kv(&mut self, layer: usize, rope: &Rope) -> Result<()> {
+        let params = RopeParams {
+            style: rope.style,
+            base: rope.base,
+            rope_dims: rope.dims,
+        };
+        let n = self.step.n_tokens;
+        let [_, _, q, k, v, ..] = &mut self.acts[..] else {
+            return Err(Error::InvalidArgument("activation buffers missing".into()));
+        };
+        let buffers = RopeKvWrite {
+            q,
+            k,
+            v,
+            pos: &self.step.positions,
+            write_slot: &self.step.write_slots,
+            k_cache: &mut self.k_cache[layer],
+            v_cache: &mut self.v_cache[layer],
+        };
+        self.ops
+            .rope_kv_write(&self.stream, &params, &self.heads, n, buffers)
+    }
+
+    fn attention(&mut self, layer: usize, scale: f32) -> Result<()> {
+        let n = self.step.n_tokens;
+        let kv = PagedKv {
+            k_cache: &self.k_cache[layer],
+            v_cache: &self.v_cache[layer],
+            block_tables: &self.step.block_tables,
+            slot_positions: &self.step.slot_positions,
+            n_logical: &self.step.n_logical,
+            n_seq: self.n_seq,
+            max_blocks: self.max_blocks,
+            block_size: self.block_size,
+        };
+        let tokens = StepTokens {
+            seq_index: &self.step.seq_of_token,
+            pos: &self.step.positions,
+            n_tokens: n,
+        };
+        let (q, out) = pair(&mut self.acts, Act::Q, Act::Attn)?;
+        if n == 1 {
+            self.ops.attention_decode(
+                &self.stream,
+                &self.heads,
+                scale,
+                &kv,
+                &tokens,
+                q,
+                out,
+                &mut self.workspace,
+            )
+        } else {
+            self.ops
+                .attention_prefill(&self.stream, &self.heads, scale, &kv, &tokens, q, out)
+        }
+    }
+
+    fn swiglu(&mut self) -> Result<()> {
+        let n = self.step.n_tokens * self.shape.n_ff;
+        let (up, gate) = pair(&mut self.acts, Act::Up, Act::Gate)?;
+        self.ops.swiglu(&self.stream, gate, up, n)
+    }
+
+    fn add_residual(&mut self) -> Result<()> {
+        let n = self.step.n_tokens * self.shape.n_embd;
+        let (proj, x) = pair(&mut self.acts, Act::Proj, Act::X)?;
+        self.ops.add_assign(&self.stream, x, proj, n)
+    }
+
+    fn output_logits(
+        &mut self,
+        norm: &DeviceBuffer<f32>,
+        eps: f32,
+        output: &GpuMatrix,
+    ) -> Result<()> {
+        let (d, n_out) = (self.shape.n_embd, self.step.n_outputs);
+        for (i, &t) in self.step.output_tokens.iter().enumerate() {
+            self.out_rows.copy_range_from(
+                &self.stream,
+                &self.acts[Act::X as usize],
+                t as usize * d,
+                i * d,
+                d,
+            )?;
+        }
+        self.ops.rms_norm(
+            &self.stream,
+            &self.out_rows,
+            norm,
+            eps,
+            n_out,
+            &mut self.out_norm,
+        )?;
+        let view = output.view()?;
+        self.ops.matvec(
+            &self.stream,
+            &view,
+            &self.out_norm,
+            n_out,
+            &mut self.logits_device,
+        )?;
+        let len = n_out * self.shape.n_vocab;
+        resize(&mut self.logits, len, 0.0, "the logits of a batch")?;
+        self.logits_device
+            .copy_prefix_to_host(&self.stream, &mut self.logits[..len])
+    }
+
+    fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    fn memory(&self) -> BackendMemory {
+        let bytes = |b: &DeviceBuffer<f32>| b.size_bytes() as u64;
+        let kv_bytes: u64 = self
+            .k_cache
+            .iter()
+            .chain(&self.v_cache)
+            .map(|c| c.size_bytes() as u64)
+            .sum();
+        let device_bytes = kv_bytes
+            + self.acts.iter().map(bytes).sum::<u64>()
+            + bytes(&self.out_rows)
+            + bytes(&self.out_norm)
+            + bytes(&self.logits_device);
+        BackendMemory {
+            kv_bytes,
+            host_bytes: (self.logits.capacity() * size_of::<f32>()) as u64,
+            device_bytes,
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! One context's state on whichever backend its model runs on: the closed set of
+//! backends, so call sites carry no `#[cfg]` and no generic parameter.
+
+use super::cpu::CpuBackend;
+use super::gpu::GpuBackend;
+use super::{Backend, BackendMemory, Step};
+use crate::error::Result;
+
+/// Boxed: a context holds one for its life, and the two differ in size.
+pub enum BackendState {
+    Cpu(Box<CpuBackend>),
+    Gpu(Box<GpuBackend>),
+}
+
+impl BackendState {
+    pub fn begin_step(&mut self, step: &Step) -> Result<()> {
+        match self {
+            BackendState::Cpu(b) => b.begin_step(step),
+            BackendState::Gpu(b) => b.begin_step(step),
+        }
+    }
+
+    pub fn logits(&self) -> &[f32] {
+        match self {
+            BackendState::Cpu(b) => b.logits(),
+            BackendState::Gpu(b) => b.logits(),
+        }
+    }
+
+    pub fn memory(&self) -> BackendMemory {
+        match self {
+            BackendState::Cpu(b) => b.memory(),
+            BackendState::Gpu(b) => b.memory(),
+        }
+    }
+}
