@@ -2,6 +2,7 @@
 //! copy-on-write forks, range and whole-sequence removals) checked against a model after
 //! every step. A simulated K/V storage, which performs each append's block copies and
 //! then its writes, proves that sharing never lets one sequence see another's tokens.
+//! Appends are at random undone (a failed step), which must restore the cache exactly.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,15 +14,18 @@ const N_SEQ: usize = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// `n` tokens at consecutive positions, starting `gap` after the sequence's last.
+    /// `n` tokens at consecutive positions, starting `gap` after the sequence's last;
+    /// `undo`: the step fails and the append is taken back.
     Append {
         seq: usize,
         n: usize,
         gap: i32,
+        undo: bool,
     },
     /// One token per entry, to that sequence at its next position.
     Batch {
         seqs: Vec<usize>,
+        undo: bool,
     },
     Copy {
         src: usize,
@@ -45,8 +49,10 @@ fn op() -> impl Strategy<Value = Op> {
     // End bounds are often -1 ("to the end"): the rollback case.
     let end = prop_oneof![Just(-1i32), -1..48i32];
     prop_oneof![
-        4 => (seq.clone(), 1..10usize, 0..3i32).prop_map(|(seq, n, gap)| Op::Append { seq, n, gap }),
-        2 => prop::collection::vec(seq.clone(), 1..8).prop_map(|seqs| Op::Batch { seqs }),
+        4 => (seq.clone(), 1..10usize, 0..3i32, any::<bool>())
+            .prop_map(|(seq, n, gap, undo)| Op::Append { seq, n, gap, undo }),
+        2 => (prop::collection::vec(seq.clone(), 1..8), any::<bool>())
+            .prop_map(|(seqs, undo)| Op::Batch { seqs, undo }),
         2 => (seq.clone(), seq.clone(), bound.clone(), end.clone())
             .prop_map(|(src, dst, p0, p1)| Op::Copy { src, dst, p0, p1 }),
         2 => (seq.clone(), bound, end).prop_map(|(seq, p0, p1)| Op::Remove { seq, p0, p1 }),
@@ -92,22 +98,24 @@ impl Model {
     }
 }
 
-/// Applies `op` to the cache and the model; a refused append must leave the cache
-/// exactly as it was.
+/// Applies `op` to the cache and the model; a refused or undone append must leave the
+/// cache exactly as it was.
 fn apply(cache: &mut KvCache, model: &mut Model, plan: &mut KvWritePlan, op: &Op) {
-    let tokens: Vec<(usize, i32)> = match op {
-        Op::Append { seq, n, gap } => {
+    let (tokens, undo): (Vec<(usize, i32)>, bool) = match op {
+        Op::Append { seq, n, gap, undo } => {
             let first = model.pos_max(*seq) + 1 + gap;
-            (0..*n as i32).map(|i| (*seq, first + i)).collect()
+            ((0..*n as i32).map(|i| (*seq, first + i)).collect(), *undo)
         }
-        Op::Batch { seqs } => {
+        Op::Batch { seqs, undo } => {
             let mut next: Vec<i32> = (0..N_SEQ).map(|s| model.pos_max(s) + 1).collect();
-            seqs.iter()
+            let tokens = seqs
+                .iter()
                 .map(|&seq| {
                     next[seq] += 1;
                     (seq, next[seq] - 1)
                 })
-                .collect()
+                .collect();
+            (tokens, *undo)
         }
         Op::Copy { src, dst, p0, p1 } => {
             cache
@@ -157,7 +165,11 @@ fn apply(cache: &mut KvCache, model: &mut Model, plan: &mut KvWritePlan, op: &Op
                 *cache, one_at_a_time,
                 "batch and one-at-a-time appends differ"
             );
-            model.write(plan, &tokens);
+            if undo {
+                undo_and_retry(cache, plan, &before, &seq_ids, &positions);
+            } else {
+                model.write(plan, &tokens);
+            }
         }
         Err(Error::ContextFull(_)) => {
             assert!(!fits, "batch refused, but one token at a time fits");
@@ -166,6 +178,35 @@ fn apply(cache: &mut KvCache, model: &mut Model, plan: &mut KvWritePlan, op: &Op
         }
         Err(other) => panic!("unexpected error {other}"),
     }
+}
+
+/// Undoes the append that filled `plan`, which must restore `before` exactly (free-list
+/// order included), so that retrying the append hands out the same slots and copies and
+/// ends in the same state; then undoes the retry too.
+fn undo_and_retry(
+    cache: &mut KvCache,
+    plan: &mut KvWritePlan,
+    before: &KvCache,
+    seq_ids: &[i32],
+    positions: &[i32],
+) {
+    let after = cache.clone();
+    let slots = plan.slots().to_vec();
+    let copies = plan.block_copies().to_vec();
+    cache.undo_append(plan);
+    assert_eq!(cache, before, "undo did not restore the cache");
+    cache
+        .append_batch(seq_ids, positions, plan)
+        .expect("the retried append fits as the first did");
+    assert_eq!(*cache, after, "the retried append ends elsewhere");
+    assert_eq!(
+        plan.slots(),
+        slots,
+        "the retried append hands out other slots"
+    );
+    assert_eq!(plan.block_copies(), copies);
+    cache.undo_append(plan);
+    assert_eq!(cache, before, "undo of the retry did not restore the cache");
 }
 
 fn check_invariants(cache: &KvCache, model: &Model) {

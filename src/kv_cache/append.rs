@@ -4,7 +4,7 @@
 
 use super::cache::KvCache;
 use super::sequence_table::EMPTY_SLOT;
-use super::write_plan::{KvWritePlan, PendingAppend};
+use super::write_plan::{KvWritePlan, PendingAppend, PlacedToken, Placement};
 use crate::error::{Error, Result};
 
 impl KvCache {
@@ -56,8 +56,15 @@ impl KvCache {
         for (seq, position) in tokens {
             // `count_blocks_needed` checked every id and position.
             let table = &mut self.sequences[seq as usize];
-            let slot = table.push_token(position, &mut self.pool, &mut plan.block_copies);
+            let (slot, placement) = table.push_token(position, &mut self.pool);
+            if let Placement::CopiedTail(copy) = placement {
+                plan.block_copies.push(copy);
+            }
             plan.slots.push(slot);
+            plan.placed.push(PlacedToken {
+                seq_index: seq as usize,
+                placement,
+            });
         }
         Ok(())
     }

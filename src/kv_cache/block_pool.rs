@@ -130,6 +130,24 @@ impl BlockPool {
         block
     }
 
+    /// Puts back a block that `allocate` handed out and nobody shared since, at the end
+    /// of the free list where `allocate` took it from: undoing allocations in reverse
+    /// order restores the free list exactly, so the next allocations hand out the same
+    /// blocks.
+    ///
+    /// Precondition: `block` has exactly one reference.
+    pub(super) fn undo_allocate(&mut self, block: BlockId) {
+        let count = &mut self.ref_counts[block.index()];
+        assert!(
+            *count == 1,
+            "KV block pool: undo of the allocation of block {} with {} references",
+            block.0,
+            *count
+        );
+        *count = 0;
+        self.free_list.push(block);
+    }
+
     /// Adds a reference to a block in use (a block table now shares it).
     ///
     /// Precondition: `block` is in use.

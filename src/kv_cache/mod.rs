@@ -34,6 +34,10 @@
 //!   needs (new blocks and copy-on-write blocks) before changing anything; too few gives
 //!   [`Error::ContextFull`](crate::Error::ContextFull) with the cache untouched. A batch
 //!   spanning several sequences is one append, as `rf_decode` promises.
+//! - Undo instead of snapshots. A step's append happens before its forward pass; when
+//!   the pass fails, [`KvCache::undo_append`] takes the append back exactly (free-list
+//!   order and copy-on-write swaps included) from what the [`KvWritePlan`] recorded, so
+//!   the decode path never clones the bookkeeping.
 //! - Caller errors (a sequence id out of range, a position that does not increase) are
 //!   `Err` values. The pool's own preconditions (allocate only when a block is free,
 //!   release only a block in use) can only fail through a bookkeeping bug; they are
@@ -47,6 +51,7 @@ mod block_pool;
 mod cache;
 mod live_tokens;
 mod sequence_table;
+mod undo;
 mod write_plan;
 
 pub use block_pool::{BlockId, BlockPool, PoolStats};

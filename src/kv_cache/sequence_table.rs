@@ -2,7 +2,7 @@
 
 use super::block_pool::{BlockId, BlockPool};
 use super::live_tokens::LiveTokens;
-use super::write_plan::BlockCopy;
+use super::write_plan::{BlockCopy, Placement};
 
 /// Position recorded for a slot that holds no live token of the sequence (a hole left by
 /// a removal, or a slot not written yet). It is larger than every position a token may
@@ -38,7 +38,8 @@ impl PositionRange {
 /// Invariants (kept by the methods below; `KvCache` checks each caller's input first):
 /// live positions strictly increase with the logical slot; `block_table` names no block
 /// twice and every block in it holds at least one live token; logical slot `len - 1` is
-/// live; `block_table.len() == len.div_ceil(block_size)`.
+/// live and every slot from `len` on is empty;
+/// `block_table.len() == len.div_ceil(block_size)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceTable {
     block_size: u32,
@@ -117,41 +118,79 @@ impl SequenceTable {
         }
     }
 
-    /// Puts a token at `position` into the next logical slot and returns its flat slot.
-    /// Takes a block from the pool when the tail block is full or absent; when the tail
-    /// block is shared, swaps in a private block and records the copy in `copies`.
+    /// Puts a token at `position` into the next logical slot and returns its flat slot and
+    /// how it was placed. Takes a block from the pool when the tail block is full or
+    /// absent; when the tail block is shared, swaps in a private block (the caller has
+    /// the storage copy the shared one into it, see [`Placement::CopiedTail`]).
     ///
     /// Preconditions (checked by `KvCache::append` before anything changes): `position`
     /// is above `pos_max()` and below EMPTY_SLOT, and the pool holds the blocks needed.
-    pub(super) fn push_token(
-        &mut self,
-        position: i32,
-        pool: &mut BlockPool,
-        copies: &mut Vec<BlockCopy>,
-    ) -> u32 {
-        match self.tail_block_with_room() {
+    pub(super) fn push_token(&mut self, position: i32, pool: &mut BlockPool) -> (u32, Placement) {
+        let placement = match self.tail_block_with_room() {
             None => {
                 self.block_table.push(pool.allocate());
                 let n_slots = self.slot_positions.len() + self.block_size as usize;
                 self.slot_positions.resize(n_slots, EMPTY_SLOT);
+                Placement::NewBlock
             }
             Some(shared) if pool.ref_count(shared) > 1 => {
                 // Other sequences read this block's slots: write into a private copy.
                 let private = pool.allocate();
                 pool.release(shared);
-                copies.push(BlockCopy {
-                    src: shared,
-                    dst: private,
-                });
                 let tail = self.block_table.len() - 1;
                 self.block_table[tail] = private;
+                Placement::CopiedTail(BlockCopy {
+                    src: shared,
+                    dst: private,
+                })
             }
-            Some(_) => {}
-        }
-        let logical_slot = self.len;
-        self.slot_positions[logical_slot] = position;
+            Some(_) => Placement::InTail,
+        };
+        self.slot_positions[self.len] = position;
         self.len += 1;
         self.n_tokens += 1;
+        (self.flat_slot(self.len - 1), placement)
+    }
+
+    /// Takes back the token the last `push_token` put in, which placed it as `placement`,
+    /// and returns the table and the pool to their state before that push: the slot is
+    /// empty again, a block taken for the token goes back to the end of the free list
+    /// (where `allocate` took it from, so undoing pushes in reverse order restores the
+    /// free list's order), and a copy-on-write swap is reverted (the shared block is back
+    /// in the table with its reference, the private copy is free).
+    ///
+    /// Precondition: nothing else changed this table or those blocks since that push
+    /// (`KvCache::undo_append` checks the slot; the pool asserts the reference counts).
+    pub(super) fn pop_token(&mut self, placement: Placement, pool: &mut BlockPool) {
+        // Every slot at or after `len` is empty, so emptying the slot restores it.
+        self.len -= 1;
+        self.n_tokens -= 1;
+        self.slot_positions[self.len] = EMPTY_SLOT;
+        match placement {
+            Placement::InTail => {}
+            Placement::NewBlock => {
+                if let Some(block) = self.block_table.pop() {
+                    pool.undo_allocate(block);
+                }
+                self.slot_positions
+                    .truncate(self.block_table.len() * self.block_size as usize);
+            }
+            Placement::CopiedTail(copy) => {
+                pool.retain(copy.src);
+                let tail = self.block_table.len() - 1;
+                self.block_table[tail] = copy.src;
+                pool.undo_allocate(copy.dst);
+            }
+        }
+    }
+
+    /// The flat slot of the last logical slot in use, or `None` when there is none.
+    pub(super) fn last_slot(&self) -> Option<u32> {
+        self.len.checked_sub(1).map(|last| self.flat_slot(last))
+    }
+
+    /// The flat slot (`block * block_size + offset`) of a logical slot in the table.
+    fn flat_slot(&self, logical_slot: usize) -> u32 {
         let block_size = self.block_size as usize;
         self.block_table[logical_slot / block_size]
             .slot(self.block_size, (logical_slot % block_size) as u32)
