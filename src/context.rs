@@ -204,13 +204,14 @@ impl Context {
         self.step.n_tokens = n;
         self.step.tokens[..n].copy_from_slice(batch.tokens);
 
-        let saved = self.cache.clone();
         self.cache
             .append_batch(seq_ids, &self.step.positions[..n], &mut self.plan)?;
-        self.fill_step_tables(batch, seq_ids)?;
-        let result = self.run_step();
+        // A failed step takes its append back exactly: no snapshot of the bookkeeping.
+        let result = self
+            .fill_step_tables(batch, seq_ids)
+            .and_then(|()| self.run_step());
         if result.is_err() {
-            self.cache = saved;
+            self.cache.undo_append(&mut self.plan);
             self.step.n_outputs = 0;
             return result;
         }
