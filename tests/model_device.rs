@@ -2,24 +2,23 @@
 //! and the bytes on it, an explicit device that does not exist is a clear error, and
 //! `RF_DEVICE_AUTO` logs its choice.
 
+mod common;
+
 use std::ffi::{CStr, c_char, c_void};
-use std::path::Path;
 use std::ptr;
+use std::sync::OnceLock;
 
 use rocmforge::ffi::{
     RF_DEVICE_AUTO, RF_DEVICE_CPU, rf_device_count, rf_last_error, rf_model,
-    rf_model_default_params, rf_model_description, rf_model_free, rf_model_info, rf_model_load,
-    rf_status,
+    rf_model_default_params, rf_model_description, rf_model_free, rf_model_info,
+    rf_model_load_from_memory, rf_status,
 };
 
-const MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-
-fn model_path() -> &'static str {
-    assert!(
-        Path::new(MODEL).exists(),
-        "{MODEL} is missing: run scripts/fetch-models.sh"
-    );
-    MODEL
+/// A tiny llama built in memory (tests/common/tiny_model), alive for the whole test
+/// binary as `rf_model_load_from_memory` requires.
+fn model_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| common::tiny_model::variants::variants()[0].gguf())
 }
 
 unsafe extern "C" fn collect_log(_level: u32, msg: *const c_char, len: usize, user: *mut c_void) {
@@ -33,15 +32,18 @@ unsafe extern "C" fn collect_log(_level: u32, msg: *const c_char, len: usize, us
 
 /// Loads the model on `device`; the status, the model (on success) and the log.
 fn load(device: i32) -> (rf_status, *mut rf_model, Vec<String>) {
-    let path = model_path();
+    let bytes = model_bytes();
     let mut log: Vec<String> = Vec::new();
     let mut params = rf_model_default_params();
     params.device = device;
     params.log_callback = Some(collect_log);
     params.log_user_data = (&raw mut log).cast();
     let mut model = ptr::null_mut();
-    // SAFETY: valid path bytes, params and out-pointer; `log` outlives the call.
-    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
+    // SAFETY: the bytes live for the whole process; valid params and out-pointer; `log`
+    // outlives the call.
+    let status = unsafe {
+        rf_model_load_from_memory(bytes.as_ptr().cast(), bytes.len(), &params, &mut model)
+    };
     (status, model, log)
 }
 
@@ -78,7 +80,7 @@ fn the_cpu_holds_the_weights_when_asked_for() {
         log.iter().any(|l| l.starts_with("weights on device 0:")),
         "{log:?}"
     );
-    // SAFETY: the model came from rf_model_load.
+    // SAFETY: the model came from rf_model_load_from_memory.
     unsafe { rf_model_free(model) };
 }
 
@@ -89,7 +91,7 @@ fn auto_logs_its_choice_and_reports_the_device() {
     let info = info(model);
     let chosen = format!("weights on device {}:", info.device);
     assert!(log.iter().any(|l| l.starts_with(&chosen)), "{log:?}");
-    // SAFETY: the model came from rf_model_load.
+    // SAFETY: the model came from rf_model_load_from_memory.
     unsafe { rf_model_free(model) };
 }
 
@@ -107,7 +109,7 @@ fn the_first_gpu_holds_the_weights_or_is_a_clear_error_without_one() {
         let info = info(model);
         assert_eq!(info.device, 1);
         assert!(info.device_bytes > 0);
-        // SAFETY: the model came from rf_model_load.
+        // SAFETY: the model came from rf_model_load_from_memory.
         unsafe { rf_model_free(model) };
     }
 }

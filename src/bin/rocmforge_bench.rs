@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rocmforge::backend::DeviceChoice;
 use rocmforge::context::{Batch, Context, ContextParams};
-use rocmforge::model::Model;
+use rocmforge::gguf::OwnedGguf;
+use rocmforge::model::{Model, Placement};
 
 struct Args {
     model: PathBuf,
@@ -21,11 +23,13 @@ struct Args {
     n_gen: usize,
     repetitions: usize,
     threads: usize,
+    /// The device list entry to run on: 0 is the CPU, `Auto` the best GPU.
+    device: DeviceChoice,
     json: bool,
 }
 
-const USAGE: &str =
-    "usage: rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--json]";
+const USAGE: &str = "usage: rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] \
+                     [-d cpu|auto|DEVICE_INDEX] [--json]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -34,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         n_gen: 128,
         repetitions: 3,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        device: DeviceChoice::Index(0),
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -54,6 +59,13 @@ fn parse_args() -> Result<Args, String> {
             "-n" => args.n_gen = number()?,
             "-r" => args.repetitions = number()?.max(1),
             "-t" => args.threads = number()?.max(1),
+            "-d" => {
+                args.device = match value.as_str() {
+                    "cpu" => DeviceChoice::Index(0),
+                    "auto" => DeviceChoice::Auto,
+                    _ => DeviceChoice::Index(number()?),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -110,7 +122,13 @@ fn spread(samples: &[f64]) -> (f64, f64) {
 }
 
 fn run(args: &Args) -> rocmforge::Result<()> {
-    let model = Arc::new(Model::open(&args.model)?);
+    let placement = Placement::choose(&rocmforge::backend::enumerate(), args.device)?;
+    let device = format!("{} ({})", placement.device.name, placement.device.arch);
+    let model = Arc::new(Model::from_gguf_on(
+        OwnedGguf::open(&args.model)?,
+        placement,
+    )?);
+    let model_bytes: u64 = model.gguf().tensors().iter().map(|t| t.n_bytes()).sum();
     let params = ContextParams {
         n_ctx: args.n_prompt + args.n_gen + 1,
         n_batch: args.n_prompt.max(1),
@@ -125,7 +143,8 @@ fn run(args: &Args) -> rocmforge::Result<()> {
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     if args.json {
         println!(
-            "{{\"engine\":\"rocmforge\",\"backend\":\"cpu\",\"model\":{name:?},\"threads\":{},\
+            "{{\"engine\":\"rocmforge\",\"device\":{device:?},\"model\":{name:?},\
+             \"model_bytes\":{model_bytes},\"threads\":{},\
              \"n_prompt\":{},\"n_gen\":{},\"prefill_tps\":{},\"prefill_samples\":{:?},\
              \"decode_tps\":{},\"decode_samples\":{:?}}}",
             args.threads,
@@ -137,15 +156,16 @@ fn run(args: &Args) -> rocmforge::Result<()> {
             decode
         );
     } else {
-        println!("| model | backend | threads | test | t/s (median) | min – max |");
-        println!("|---|---|---:|---|---:|---:|");
+        println!("device: {device}; model: {name}, {model_bytes} bytes of weights");
+        println!("| model | threads | test | t/s (median) | min – max |");
+        println!("|---|---:|---|---:|---:|");
         for (test, samples) in [
             (format!("pp{}", args.n_prompt), &prefill),
             (format!("tg{}", args.n_gen), &decode),
         ] {
             let (lo, hi) = spread(samples);
             println!(
-                "| {name} | cpu | {} | {test} | {:.1} | {lo:.1} – {hi:.1} |",
+                "| {name} | {} | {test} | {:.1} | {lo:.1} – {hi:.1} |",
                 args.threads,
                 median(samples)
             );

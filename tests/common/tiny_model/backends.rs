@@ -37,7 +37,7 @@ impl Backend {
     pub fn oracle(self, variant: &Variant, gguf: &[u8]) -> (Box<dyn Engine>, Tolerance) {
         let tolerance = match self {
             Backend::Cpu => Tolerance::cpu_against_reference(&variant.spec.types),
-            Backend::Gpu => Tolerance::gpu_against_reference(),
+            Backend::Gpu => Tolerance::gpu_against_reference(&variant.spec.types),
         };
         (Box::new(Reference::new(&variant.spec, gguf)), tolerance)
     }
