@@ -11,8 +11,10 @@ mod common;
 use std::sync::Arc;
 
 use common::{SMOLLM2, model_path};
+use rocmforge::backend::{DeviceChoice, enumerate};
 use rocmforge::context::{Batch, Context, ContextParams};
-use rocmforge::model::Model;
+use rocmforge::gguf::OwnedGguf;
+use rocmforge::model::{Model, Placement};
 use serde_json::Value as Json;
 
 /// Most a prompt's mean top-10 |Δlogit| may be (exact arithmetic: 0.13–0.19).
@@ -65,8 +67,16 @@ fn references() -> Vec<Reference> {
         .collect()
 }
 
+/// The model on the device `ROCMFORGE_TEST_DEVICE` names (an index into the device list;
+/// the CPU when unset), held to the same bounds on every device.
 fn context() -> Context {
-    let model = Arc::new(Model::open(&model_path(SMOLLM2)).unwrap());
+    let device = std::env::var("ROCMFORGE_TEST_DEVICE").map_or(0, |d| {
+        d.parse().expect("ROCMFORGE_TEST_DEVICE is a device index")
+    });
+    let placement = Placement::choose(&enumerate(), DeviceChoice::Index(device)).unwrap();
+    eprintln!("device {device}: {}", placement.device.name);
+    let gguf = OwnedGguf::open(&model_path(SMOLLM2)).unwrap();
+    let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
     let params = ContextParams {
         n_ctx: 256,
         n_batch: 128,

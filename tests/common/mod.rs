@@ -12,12 +12,17 @@ use rocmforge::gguf::GgufFile;
 pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const GEMMA3: &str = "gemma3-270m-Q4_K_M.gguf";
 
+/// The checkout the tests read models and fixtures from: where they were built, or
+/// `ROCMFORGE_TEST_ROOT` (a GPU machine runs the built tests from another folder).
+fn root() -> PathBuf {
+    std::env::var_os("ROCMFORGE_TEST_ROOT")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// Path of a test model fetched by `scripts/fetch-models.sh`. A missing model fails the
 /// test: these tests never skip silently.
 pub fn model_path(file: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(file);
+    let path = root().join("models").join(file);
     assert!(
         path.is_file(),
         "{} is missing: run scripts/fetch-models.sh",
@@ -27,9 +32,7 @@ pub fn model_path(file: &str) -> PathBuf {
 }
 
 pub fn fixture_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(relative)
+    root().join("tests/fixtures").join(relative)
 }
 
 pub fn read_json(relative: &str) -> serde_json::Value {
