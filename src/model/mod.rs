@@ -106,6 +106,15 @@ impl Model {
         &self.placement
     }
 
+    /// The GPU that holds the weights; `None` on the CPU. A clone keeps the device's
+    /// allocation counters readable after the model is gone.
+    pub fn device(&self) -> Option<&Device> {
+        match &self.weights {
+            Weights::Host => None,
+            Weights::Device(d) => Some(&d.device),
+        }
+    }
+
     /// Bytes of weights held in device memory (0 on the CPU, which reads the file's
     /// mapping in place).
     pub fn device_bytes(&self) -> u64 {
