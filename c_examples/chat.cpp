@@ -5,12 +5,14 @@
 // gets ChatML, exactly the text llama.cpp renders; for another template, a text holding
 // both messages), and the reply is non-empty valid UTF-8 without the end-of-turn marker.
 //
+// It uses the wrapper's try_ API, which returns rf::Status / rf::Result instead of
+// throwing, so it builds the same with exceptions on and with -fno-exceptions.
+//
 //   chat MODEL.gguf ["QUESTION"] [MAX_TOKENS]
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -22,14 +24,12 @@ namespace {
 
 constexpr std::string_view kEndOfTurn = "<|im_end|>";
 
-// The model's chat template, or nothing when it has none.
-std::optional<std::string> chat_template(const rf::Model &model) {
-    try {
-        return model.meta("tokenizer.chat_template");
-    } catch (const rf::Error &e) {
-        if (e.status() == RF_ERR_INVALID_ARGUMENT) return std::nullopt; // no such key
-        throw;
-    }
+// The model's chat template, or nothing when it has none (the key is absent).
+rf::Result<std::optional<std::string>> chat_template(const rf::Model &model) {
+    rf::Result<std::string> tmpl = model.try_meta("tokenizer.chat_template");
+    if (tmpl) return std::optional<std::string>(std::move(*tmpl));
+    if (tmpl.status().code() == RF_ERR_INVALID_ARGUMENT) return std::optional<std::string>();
+    return tmpl.status();
 }
 
 // A system and a user message, then the opening of the assistant's turn, in ChatML.
@@ -119,43 +119,51 @@ int main(int argc, char **argv) {
         }
     }
 
+    // Prints what failed and gives the exit status for it.
+    auto failed = [](const rf::Status &status) {
+        std::cout.flush();
+        std::cerr << "chat: " << status.message() << '\n';
+        return 1;
+    };
+    rf::Result<rf::Model> model = rf::Model::try_load(argv[1]);
+    if (!model) return failed(model.status());
+    rf::Result<rf::Context> ctx = rf::Context::try_create(*model);
+    if (!ctx) return failed(ctx.status());
+    rf::Result<rf::Sampler> sampler = rf::Sampler::try_greedy();
+    if (!sampler) return failed(sampler.status());
+
+    rf::Result<std::string> prompt = model->try_apply_chat_template(
+        {{"system", system}, {"user", question}}, /*add_assistant=*/true);
+    if (!prompt) return failed(prompt.status());
+    rf::Result<std::optional<std::string>> tmpl = chat_template(*model);
+    if (!tmpl) return failed(tmpl.status());
+    const std::string problem = prompt_problem(*tmpl, *prompt, system, question);
+    if (!problem.empty()) {
+        std::cerr << "chat: " << problem << '\n';
+        return 1;
+    }
+
+    rf::GenerateParams params;
+    params.max_tokens = static_cast<uint32_t>(max_tokens);
+    // The end-of-turn marker is normally an end-of-generation token; the stop string
+    // also catches a model whose metadata does not say so.
+    params.stop = {std::string(kEndOfTurn)};
+    params.parse_special = true; // the template writes <|im_start|> as text
+
     std::string reply;
-    try {
-        rf::Model model(argv[1]);
-        rf::Context ctx(model);
-        rf::Sampler sampler = rf::Sampler::greedy();
-
-        const std::string prompt = model.apply_chat_template(
-            {{"system", system}, {"user", question}}, /*add_assistant=*/true);
-        const std::string problem = prompt_problem(chat_template(model), prompt, system, question);
-        if (!problem.empty()) {
-            std::cerr << "chat: " << problem << '\n';
-            return 1;
-        }
-
-        rf::GenerateParams params;
-        params.max_tokens = static_cast<uint32_t>(max_tokens);
-        // The end-of-turn marker is normally an end-of-generation token; the stop string
-        // also catches a model whose metadata does not say so.
-        params.stop = {std::string(kEndOfTurn)};
-        params.parse_special = true; // the template writes <|im_start|> as text
-
-        rf::generate(ctx, sampler, prompt, params, [&reply](std::string_view text) {
+    rf::Status generated =
+        rf::try_generate(*ctx, *sampler, *prompt, params, [&reply](std::string_view text) {
             reply.append(text);
             std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
             std::cout.flush();
             return static_cast<bool>(std::cout); // stop once stdout is gone
         });
-        std::cout << '\n';
-    } catch (const std::exception &e) {
-        std::cout.flush();
-        std::cerr << "chat: " << e.what() << '\n';
-        return 1;
-    }
+    if (!generated.ok()) return failed(generated);
+    std::cout << '\n';
     if (max_tokens > 0) {
-        const std::string problem = reply_problem(reply);
-        if (!problem.empty()) {
-            std::cerr << "chat: " << problem << '\n';
+        const std::string reply_error = reply_problem(reply);
+        if (!reply_error.empty()) {
+            std::cerr << "chat: " << reply_error << '\n';
             return 1;
         }
     }
