@@ -49,13 +49,36 @@ fn main() {
     build_kernels();
 }
 
+/// The shared library's soname is `librocmforge.so.<RF_ABI_VERSION>`, so a host linked
+/// against one C ABI never loads a library of another. The number is read from the
+/// constant that also becomes the header's `RF_ABI_VERSION` and `rf_abi_version()`, so
+/// the three cannot drift apart.
 fn set_soname() {
-    // The shared library's soname carries the major version, so a host linked against
-    // librocmforge.so.0 never loads an ABI-incompatible librocmforge.so.1.
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librocmforge.so.{major}");
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let source = manifest_dir.join("src/ffi/library.rs");
+    println!("cargo:rerun-if-changed={}", source.display());
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return;
     }
+    let text =
+        fs::read_to_string(&source).unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
+    let Some(abi) = abi_version(&text) else {
+        panic!(
+            "{} has no `pub const RF_ABI_VERSION: u32 = N;` line to take the soname from",
+            source.display()
+        );
+    };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librocmforge.so.{abi}");
+}
+
+/// N of the line `pub const RF_ABI_VERSION: u32 = N;`.
+fn abi_version(source: &str) -> Option<u32> {
+    source.lines().find_map(|line| {
+        let value = line
+            .trim()
+            .strip_prefix("pub const RF_ABI_VERSION: u32 = ")?;
+        value.strip_suffix(';')?.trim().parse().ok()
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

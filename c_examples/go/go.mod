@@ -1,3 +1,3 @@
-module rocmforge.dev/rocmforge
+module github.com/rocmforge/rocmforge/c_examples/go
 
 go 1.19

@@ -19,10 +19,58 @@ type ChatMessage struct {
 	Role, Content string
 }
 
-// Load loads the GGUF file at path with the library's default parameters (the best usable
+// The values of ModelOptions.Device besides an index from Devices.
+const (
+	DeviceAuto int32 = C.RF_DEVICE_AUTO // the best usable GPU, else the CPU
+	DeviceCPU  int32 = C.RF_DEVICE_CPU
+)
+
+// ModelOptions are rf_model_params; start from DefaultModelOptions.
+type ModelOptions struct {
+	Device    int32  // DeviceAuto, DeviceCPU, or a Device's Index
+	NThreads  uint32 // threads for CPU work; 0 = one per core
+	UseMmap   bool   // map the file instead of reading it into memory
+	VocabOnly bool   // load only the vocabulary and metadata: tokenize, no contexts
+}
+
+// DefaultModelOptions are the library's defaults.
+func DefaultModelOptions() ModelOptions {
+	p := C.rf_model_default_params()
+	return ModelOptions{
+		Device: int32(p.device), NThreads: uint32(p.n_threads),
+		UseMmap: bool(p.use_mmap), VocabOnly: bool(p.vocab_only),
+	}
+}
+
+// ModelInfo is what Model.Info reports.
+type ModelInfo struct {
+	Architecture string // general.architecture
+	Name         string // general.name
+	NParams      uint64
+	SizeBytes    uint64
+	NVocab       uint32
+	NCtxTrain    uint32
+	NEmbd        uint32
+	NLayer       uint32
+	NHead        uint32
+	NHeadKV      uint32
+	Device       int32  // the Device index that holds the weights and runs the model
+	DeviceBytes  uint64 // weight bytes in that device's memory (0 on the CPU)
+}
+
+// Load loads the GGUF file at path with the library's default options (the best usable
 // GPU, else the CPU).
 func Load(path string) (*Model, error) {
+	return LoadWithOptions(path, DefaultModelOptions())
+}
+
+// LoadWithOptions loads the GGUF file at path, on the device opts.Device names.
+func LoadWithOptions(path string, opts ModelOptions) (*Model, error) {
 	params := C.rf_model_default_params()
+	params.device = C.int32_t(opts.Device)
+	params.n_threads = C.uint32_t(opts.NThreads)
+	params.use_mmap = C.bool(opts.UseMmap)
+	params.vocab_only = C.bool(opts.VocabOnly)
 	m := &Model{}
 	p, n := goBytes(path)
 	if err := check("rf_model_load", func() C.enum_rf_status {
@@ -63,6 +111,33 @@ func (m *Model) Detokenize(tokens []int32) (string, error) {
 				(*C.char)(buf), capacity, out)
 		})
 	return string(b), err
+}
+
+// Info describes the model and where it runs.
+func (m *Model) Info() (ModelInfo, error) {
+	var d C.rf_model_description
+	d.struct_size = C.sizeof_rf_model_description
+	if err := check("rf_model_info", func() C.enum_rf_status { return C.rf_model_info(m.p, &d) }); err != nil {
+		return ModelInfo{}, err
+	}
+	return ModelInfo{
+		Architecture: C.GoString(d.architecture), Name: C.GoString(d.name),
+		NParams: uint64(d.n_params), SizeBytes: uint64(d.size_bytes),
+		NVocab: uint32(d.n_vocab), NCtxTrain: uint32(d.n_ctx_train), NEmbd: uint32(d.n_embd),
+		NLayer: uint32(d.n_layer), NHead: uint32(d.n_head), NHeadKV: uint32(d.n_head_kv),
+		Device: int32(d.device), DeviceBytes: uint64(d.device_bytes),
+	}, nil
+}
+
+// TokenToPiece gives the raw bytes of one token: possibly part of a UTF-8 character, so
+// concatenate pieces before reading them as text. renderSpecial includes control tokens'
+// text.
+func (m *Model) TokenToPiece(token int32, renderSpecial bool) ([]byte, error) {
+	return readBuffer("rf_token_to_piece", make([]byte, 16),
+		func(buf unsafe.Pointer, capacity C.size_t, out *C.size_t) C.enum_rf_status {
+			return C.rf_token_to_piece(m.p, C.int32_t(token), C.bool(renderSpecial),
+				(*C.char)(buf), capacity, out)
+		})
 }
 
 // BOS is the beginning-of-sequence token, or -1.

@@ -8,11 +8,23 @@
 // Failures are *Error values. Their Status also works as a sentinel with errors.Is:
 //
 //	if errors.Is(err, rocmforge.ErrCancelled) { ... }
+//
+// Building: cgo finds the installed library through pkg-config (`#cgo pkg-config:
+// rocmforge`), so install it first (scripts/install.sh --prefix DIR in the repository) and
+// point PKG_CONFIG_PATH at DIR/lib/pkgconfig when DIR is not a system prefix. A program
+// run from such a prefix finds the library through an RPATH or LD_LIBRARY_PATH:
+//
+//	export PKG_CONFIG_PATH=$HOME/.local/lib/pkgconfig
+//	export CGO_LDFLAGS="-Wl,-rpath,$HOME/.local/lib"
+//
+// To build against a local checkout instead of a published version, add to your go.mod:
+//
+//	require github.com/rocmforge/rocmforge/c_examples/go v0.0.0
+//	replace github.com/rocmforge/rocmforge/c_examples/go => /path/to/rocmforge/c_examples/go
 package rocmforge
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -lrocmforge -Wl,-rpath,${SRCDIR}/../../target/release
+#cgo pkg-config: rocmforge
 #include "rocmforge.h"
 */
 import "C"
@@ -66,6 +78,11 @@ func (e *Error) Is(target error) bool { return e.ctxErr != nil && errors.Is(e.ct
 
 // Version is the library's "MAJOR.MINOR.PATCH".
 func Version() string { return C.GoString(C.rf_version()) }
+
+// ABIVersion is the C ABI of the library loaded at run time, the N of its soname
+// librocmforge.so.N. It equals the ABI the package was built against (the header's
+// RF_ABI_VERSION), since the dynamic loader only finds librocmforge.so.N.
+func ABIVersion() uint32 { return uint32(C.rf_abi_version()) }
 
 // check runs one C call and turns a failure into an *Error.
 func check(op string, call func() C.enum_rf_status) error {

@@ -230,6 +230,78 @@ func TestGeneratePanic(t *testing.T) {
 	}
 }
 
+// Device 0 is the usable CPU; every entry says why it cannot be used when it cannot.
+func TestDevices(t *testing.T) {
+	devices, err := Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devices) == 0 || devices[0].Kind != DeviceKindCPU || !devices[0].Usable {
+		t.Fatalf("Devices() = %+v, want the usable CPU first", devices)
+	}
+	for i, d := range devices {
+		if d.Index != i || d.Name == "" || d.Arch == "" || d.Usable != (d.UnusableReason == "") {
+			t.Fatalf("device %d = %+v", i, d)
+		}
+		t.Logf("device %d: %+v", i, d)
+	}
+}
+
+// Info reports SmolLM2-135M's shape and the device asked for; a device that does not
+// exist is refused.
+func TestLoadOnDevice(t *testing.T) {
+	opts := DefaultModelOptions()
+	if opts.Device != DeviceAuto {
+		t.Fatalf("DefaultModelOptions().Device = %d, want DeviceAuto", opts.Device)
+	}
+	opts.Device = DeviceCPU
+	m, err := LoadWithOptions(modelPath, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	info, err := m.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ModelInfo{
+		Architecture: "llama", Name: info.Name, NParams: info.NParams, SizeBytes: info.SizeBytes,
+		NVocab: 49152, NCtxTrain: 8192, NEmbd: 576, NLayer: 30, NHead: 9, NHeadKV: 3,
+		Device: 0, DeviceBytes: 0,
+	}
+	if info != want || info.Name == "" || info.NParams < 100_000_000 || info.SizeBytes == 0 {
+		t.Fatalf("Info() = %+v, want %+v", info, want)
+	}
+
+	devices, err := Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Device = int32(len(devices))
+	if _, err := LoadWithOptions(modelPath, opts); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("LoadWithOptions on device %d: err = %v, want ErrInvalidArgument", opts.Device, err)
+	}
+}
+
+// The pieces of the prompt's tokens are the prompt, byte for byte.
+func TestTokenToPiece(t *testing.T) {
+	m, _, _ := open(t)
+	var text []byte
+	for _, id := range promptIDs {
+		piece, err := m.TokenToPiece(id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text = append(text, piece...)
+	}
+	if string(text) != prompt {
+		t.Fatalf("pieces of %v = %q, want %q", promptIDs, text, prompt)
+	}
+	if _, err := m.TokenToPiece(49152, false); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("TokenToPiece(n_vocab): err = %v, want ErrInvalidArgument", err)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	_, err := Load("no/such/model.gguf")
 	var e *Error

@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"strings"
 
-	"rocmforge.dev/rocmforge"
+	rocmforge "github.com/rocmforge/rocmforge/c_examples/go"
 )
 
 func main() {
