@@ -159,9 +159,9 @@ impl Model {
             (Weights::Host, BackendState::Cpu(b)) => {
                 llama::forward(&self.config, self.host.borrow_dependent(), &mut **b, cancel)
             }
-            (Weights::Device(d), BackendState::Gpu(b)) => {
-                llama::forward(&self.config, &d.weights, &mut **b, cancel)
-            }
+            (Weights::Device(d), BackendState::Gpu(b)) => b.run_step(&d.ops, cancel, |step| {
+                llama::forward(&self.config, &d.weights, step, cancel)
+            }),
             _ => Err(Error::InvalidArgument(
                 "a context's state is on another device than its model".into(),
             )),

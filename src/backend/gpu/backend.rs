@@ -1,11 +1,14 @@
 //! The GPU implementation of the backend boundary: one context's K/V cache, activations
 //! and step inputs in device memory, on one stream. Every operation only queues kernels;
-//! the step's one synchronisation is the copy of the logits back to the host.
+//! the step's one synchronisation is the copy of the logits back to the host. A decode
+//! step runs as one graph launch (`graph_step`).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use half::f16;
 
+use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, RopeKvWrite, RopeParams,
     StepTokens,
@@ -66,11 +69,37 @@ struct DeviceStep {
     output_tokens: Vec<u32>,
 }
 
+impl DeviceStep {
+    /// One token that wants its logits: the step a graph replays.
+    fn is_decode(&self) -> bool {
+        self.n_tokens == 1 && self.output_tokens == [0]
+    }
+
+    /// Whether the tokens that want logits are the first rows in order, so their rows
+    /// need no gathering (always so in decode).
+    fn outputs_are_leading_rows(&self) -> bool {
+        self.output_tokens
+            .iter()
+            .enumerate()
+            .all(|(i, &t)| t as usize == i)
+    }
+}
+
+/// One context's state on a GPU.
 pub struct GpuBackend {
+    /// Dropped first: it replays work over the buffers below.
+    decode: DecodeGraph,
+    state: DeviceState,
+    /// Every operation of the context is queued here, in order.
+    stream: Stream,
+}
+
+/// What a forward pass reads and writes on the device, apart from the stream it is queued
+/// on (a capture borrows the stream while the forward pass borrows this).
+struct DeviceState {
     shape: Shape,
     heads: HeadShape,
     ops: Arc<GpuOps>,
-    stream: Stream,
     /// Per layer, `[n_slots, kv_dim]` f16 each.
     k_cache: Vec<DeviceBuffer<f16>>,
     v_cache: Vec<DeviceBuffer<f16>>,
@@ -87,6 +116,15 @@ pub struct GpuBackend {
     n_seq: usize,
     max_blocks: usize,
     block_size: usize,
+}
+
+/// The operations of one step, queued on `stream` over a context's device state: the
+/// [`Backend`] the forward pass runs on, kernel by kernel or while a graph records it.
+/// Its `output_logits` only queues their computation; [`GpuBackend::run_step`] copies
+/// them back.
+pub(crate) struct GpuStep<'a> {
+    stream: &'a Stream,
+    state: &'a mut DeviceState,
 }
 
 impl GpuBackend {
@@ -136,7 +174,7 @@ impl GpuBackend {
         };
         let stream = Stream::new(device)?;
         let rows = checked("output rows", &[n_batch, shape.n_embd])?;
-        Ok(GpuBackend {
+        let state = DeviceState {
             k_cache: cache()?,
             v_cache: cache()?,
             acts,
@@ -152,14 +190,111 @@ impl GpuBackend {
                 KEYS_PER_SPLIT,
             )?,
             step,
-            stream,
             ops,
             heads,
             shape,
             n_seq,
             max_blocks,
             block_size,
+        };
+        Ok(GpuBackend {
+            decode: DecodeGraph::new(device),
+            state,
+            stream,
         })
+    }
+
+    /// Takes the step's inputs into the device buffers; see [`Backend::begin_step`].
+    pub fn begin_step(&mut self, step: &Step) -> Result<()> {
+        self.queue().begin_step(step)
+    }
+
+    /// Runs the step given to [`GpuBackend::begin_step`] and copies its logits back.
+    /// `forward` queues the model's forward pass on the [`GpuStep`] it is given; it is
+    /// recorded into a graph on the first decode step and replayed on every later one,
+    /// and called again as it is for every other step. `model_ops` are the kernels of the
+    /// model whose weights `forward` reads: a graph holds those weights' addresses, so
+    /// this context runs only for the model it was made for.
+    pub(crate) fn run_step(
+        &mut self,
+        model_ops: &Arc<GpuOps>,
+        cancel: &AtomicBool,
+        mut forward: impl FnMut(&mut GpuStep<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let GpuBackend {
+            decode,
+            state,
+            stream,
+        } = self;
+        if !Arc::ptr_eq(&state.ops, model_ops) {
+            return Err(Error::InvalidArgument(
+                "a context's GPU state runs only the model it was made for".into(),
+            ));
+        }
+        let decode_shaped = state.step.is_decode();
+        decode.run(stream, decode_shaped, cancel, |stream| {
+            forward(&mut GpuStep {
+                stream,
+                state: &mut *state,
+            })
+        })?;
+        state.read_logits(stream)
+    }
+
+    /// Turns decode graphs on (where the runtime has them) or off; they are on unless
+    /// `ROCMFORGE_GPU_GRAPHS=0`. Off, every step runs kernel by kernel (tests compare).
+    pub fn set_graphs(&mut self, enabled: bool) {
+        self.decode.set_enabled(self.stream.device(), enabled);
+    }
+
+    /// How this context's steps have run: captured, replayed, kernel by kernel.
+    pub fn graph_stats(&self) -> GraphStats {
+        self.decode.stats()
+    }
+
+    pub fn logits(&self) -> &[f32] {
+        &self.state.logits
+    }
+
+    pub fn memory(&self) -> BackendMemory {
+        self.state.memory()
+    }
+
+    fn queue(&mut self) -> GpuStep<'_> {
+        GpuStep {
+            stream: &self.stream,
+            state: &mut self.state,
+        }
+    }
+}
+
+impl DeviceState {
+    /// Copies the logits the step computed to the host: the step's one wait.
+    fn read_logits(&mut self, stream: &Stream) -> Result<()> {
+        let len = self.step.n_outputs * self.shape.n_vocab;
+        resize(&mut self.logits, len, 0.0, "the logits of a batch")?;
+        self.logits_device
+            .copy_prefix_to_host(stream, &mut self.logits[..len])
+    }
+
+    fn memory(&self) -> BackendMemory {
+        let bytes = |b: &DeviceBuffer<f32>| b.size_bytes() as u64;
+        let kv_bytes: u64 = self
+            .k_cache
+            .iter()
+            .chain(&self.v_cache)
+            .map(|c| c.size_bytes() as u64)
+            .sum();
+        let device_bytes = kv_bytes
+            + self.acts.iter().map(bytes).sum::<u64>()
+            + bytes(&self.out_rows)
+            + bytes(&self.out_norm)
+            + bytes(&self.logits_device);
+        BackendMemory {
+            kv_bytes,
+            host_bytes: (self.logits.capacity() * size_of::<f32>()) as u64,
+            device_bytes,
+        }
     }
 }
 
@@ -193,20 +328,22 @@ fn zeroed<T: DeviceCopy>(device: &Device, len: usize) -> Result<DeviceBuffer<T>>
     Ok(buffer)
 }
 
-impl Backend for GpuBackend {
+impl Backend for GpuStep<'_> {
     type Matrix<'w> = GpuMatrix;
     type Vector = DeviceBuffer<f32>;
 
+    /// Waits for its host-to-device copies, so it never runs while a graph records.
     fn begin_step(&mut self, step: &Step) -> Result<()> {
-        let (n, s, stream) = (step.n_tokens, &mut self.step, &self.stream);
-        if step.max_blocks != self.max_blocks
-            || step.block_size != self.block_size
-            || step.n_logical.len() != self.n_seq
+        let (n, stream, state) = (step.n_tokens, self.stream, &mut *self.state);
+        if step.max_blocks != state.max_blocks
+            || step.block_size != state.block_size
+            || step.n_logical.len() != state.n_seq
         {
             return Err(Error::InvalidArgument(
                 "the step's tables do not match this context's GPU state".into(),
             ));
         }
+        let s = &mut state.step;
         s.tokens.copy_prefix_from_host(stream, &step.tokens[..n])?;
         s.positions
             .copy_prefix_from_host(stream, &step.positions[..n])?;
@@ -224,10 +361,10 @@ impl Backend for GpuBackend {
         s.output_tokens.clear();
         s.output_tokens
             .extend_from_slice(&step.output_tokens[..step.n_outputs]);
-        let block_values = self.block_size * self.shape.kv_dim();
+        let block_values = state.block_size * state.shape.kv_dim();
         for &(src, dst) in &step.block_copies {
             let (src, dst) = (src as usize * block_values, dst as usize * block_values);
-            for cache in self.k_cache.iter_mut().chain(self.v_cache.iter_mut()) {
+            for cache in state.k_cache.iter_mut().chain(state.v_cache.iter_mut()) {
                 cache.copy_within(stream, src, dst, block_values)?;
             }
         }
@@ -235,158 +372,140 @@ impl Backend for GpuBackend {
     }
 
     fn embed(&mut self, table: &GpuMatrix) -> Result<()> {
-        let n = self.step.n_tokens;
+        let s = &mut *self.state;
         let view = table.view()?;
-        let x = &mut self.acts[Act::X as usize];
-        self.ops
-            .embedding(&self.stream, &view, &self.step.tokens, n, x)
+        let x = &mut s.acts[Act::X as usize];
+        s.ops
+            .embedding(self.stream, &view, &s.step.tokens, s.step.n_tokens, x)
     }
 
     fn rms_norm(&mut self, x: Act, weight: &DeviceBuffer<f32>, eps: f32, out: Act) -> Result<()> {
-        let (input, output) = pair(&mut self.acts, x, out)?;
-        self.ops
-            .rms_norm(&self.stream, input, weight, eps, self.step.n_tokens, output)
+        let s = &mut *self.state;
+        let (input, output) = pair(&mut s.acts, x, out)?;
+        s.ops
+            .rms_norm(self.stream, input, weight, eps, s.step.n_tokens, output)
     }
 
     fn matmul(&mut self, x: Act, products: &[(&GpuMatrix, Act)]) -> Result<()> {
+        let s = &mut *self.state;
         for &(w, out) in products {
             let view = w.view()?;
-            let (input, output) = pair(&mut self.acts, x, out)?;
-            self.ops
-                .matvec(&self.stream, &view, input, self.step.n_tokens, output)?;
+            let (input, output) = pair(&mut s.acts, x, out)?;
+            s.ops
+                .matvec(self.stream, &view, input, s.step.n_tokens, output)?;
         }
         Ok(())
     }
 
     fn rope_and_store_kv(&mut self, layer: usize, rope: &Rope) -> Result<()> {
+        let s = &mut *self.state;
         let params = RopeParams {
             style: rope.style,
             base: rope.base,
             rope_dims: rope.dims,
         };
-        let n = self.step.n_tokens;
-        let [_, _, q, k, v, ..] = &mut self.acts[..] else {
+        let [_, _, q, k, v, ..] = &mut s.acts[..] else {
             return Err(Error::InvalidArgument("activation buffers missing".into()));
         };
         let buffers = RopeKvWrite {
             q,
             k,
             v,
-            pos: &self.step.positions,
-            write_slot: &self.step.write_slots,
-            k_cache: &mut self.k_cache[layer],
-            v_cache: &mut self.v_cache[layer],
+            pos: &s.step.positions,
+            write_slot: &s.step.write_slots,
+            k_cache: &mut s.k_cache[layer],
+            v_cache: &mut s.v_cache[layer],
         };
-        self.ops
-            .rope_kv_write(&self.stream, &params, &self.heads, n, buffers)
+        s.ops
+            .rope_kv_write(self.stream, &params, &s.heads, s.step.n_tokens, buffers)
     }
 
     fn attention(&mut self, layer: usize, scale: f32) -> Result<()> {
-        let n = self.step.n_tokens;
+        let s = &mut *self.state;
+        let n = s.step.n_tokens;
         let kv = PagedKv {
-            k_cache: &self.k_cache[layer],
-            v_cache: &self.v_cache[layer],
-            block_tables: &self.step.block_tables,
-            slot_positions: &self.step.slot_positions,
-            n_logical: &self.step.n_logical,
-            n_seq: self.n_seq,
-            max_blocks: self.max_blocks,
-            block_size: self.block_size,
+            k_cache: &s.k_cache[layer],
+            v_cache: &s.v_cache[layer],
+            block_tables: &s.step.block_tables,
+            slot_positions: &s.step.slot_positions,
+            n_logical: &s.step.n_logical,
+            n_seq: s.n_seq,
+            max_blocks: s.max_blocks,
+            block_size: s.block_size,
         };
         let tokens = StepTokens {
-            seq_index: &self.step.seq_of_token,
-            pos: &self.step.positions,
+            seq_index: &s.step.seq_of_token,
+            pos: &s.step.positions,
             n_tokens: n,
         };
-        let (q, out) = pair(&mut self.acts, Act::Q, Act::Attn)?;
+        let (q, out) = pair(&mut s.acts, Act::Q, Act::Attn)?;
         if n == 1 {
-            self.ops.attention_decode(
-                &self.stream,
-                &self.heads,
+            s.ops.attention_decode(
+                self.stream,
+                &s.heads,
                 scale,
                 &kv,
                 &tokens,
                 q,
                 out,
-                &mut self.workspace,
+                &mut s.workspace,
             )
         } else {
-            self.ops
-                .attention_prefill(&self.stream, &self.heads, scale, &kv, &tokens, q, out)
+            s.ops
+                .attention_prefill(self.stream, &s.heads, scale, &kv, &tokens, q, out)
         }
     }
 
     fn swiglu(&mut self) -> Result<()> {
-        let n = self.step.n_tokens * self.shape.n_ff;
-        let (up, gate) = pair(&mut self.acts, Act::Up, Act::Gate)?;
-        self.ops.swiglu(&self.stream, gate, up, n)
+        let s = &mut *self.state;
+        let n = s.step.n_tokens * s.shape.n_ff;
+        let (up, gate) = pair(&mut s.acts, Act::Up, Act::Gate)?;
+        s.ops.swiglu(self.stream, gate, up, n)
     }
 
     fn add_residual(&mut self) -> Result<()> {
-        let n = self.step.n_tokens * self.shape.n_embd;
-        let (proj, x) = pair(&mut self.acts, Act::Proj, Act::X)?;
-        self.ops.add_assign(&self.stream, x, proj, n)
+        let s = &mut *self.state;
+        let n = s.step.n_tokens * s.shape.n_embd;
+        let (proj, x) = pair(&mut s.acts, Act::Proj, Act::X)?;
+        s.ops.add_assign(self.stream, x, proj, n)
     }
 
+    /// Queues the logits' computation; `GpuBackend::run_step` copies them back after the
+    /// forward pass (or its graph) has been queued.
     fn output_logits(
         &mut self,
         norm: &DeviceBuffer<f32>,
         eps: f32,
         output: &GpuMatrix,
     ) -> Result<()> {
-        let (d, n_out) = (self.shape.n_embd, self.step.n_outputs);
-        for (i, &t) in self.step.output_tokens.iter().enumerate() {
-            self.out_rows.copy_range_from(
-                &self.stream,
-                &self.acts[Act::X as usize],
-                t as usize * d,
-                i * d,
-                d,
-            )?;
-        }
-        self.ops.rms_norm(
-            &self.stream,
-            &self.out_rows,
-            norm,
-            eps,
-            n_out,
-            &mut self.out_norm,
-        )?;
+        let (s, stream) = (&mut *self.state, self.stream);
+        let (d, n_out) = (s.shape.n_embd, s.step.n_outputs);
+        let rows = if s.step.outputs_are_leading_rows() {
+            &s.acts[Act::X as usize]
+        } else {
+            for (i, &t) in s.step.output_tokens.iter().enumerate() {
+                s.out_rows.copy_range_from(
+                    stream,
+                    &s.acts[Act::X as usize],
+                    t as usize * d,
+                    i * d,
+                    d,
+                )?;
+            }
+            &s.out_rows
+        };
+        s.ops
+            .rms_norm(stream, rows, norm, eps, n_out, &mut s.out_norm)?;
         let view = output.view()?;
-        self.ops.matvec(
-            &self.stream,
-            &view,
-            &self.out_norm,
-            n_out,
-            &mut self.logits_device,
-        )?;
-        let len = n_out * self.shape.n_vocab;
-        resize(&mut self.logits, len, 0.0, "the logits of a batch")?;
-        self.logits_device
-            .copy_prefix_to_host(&self.stream, &mut self.logits[..len])
+        s.ops
+            .matvec(stream, &view, &s.out_norm, n_out, &mut s.logits_device)
     }
 
     fn logits(&self) -> &[f32] {
-        &self.logits
+        &self.state.logits
     }
 
     fn memory(&self) -> BackendMemory {
-        let bytes = |b: &DeviceBuffer<f32>| b.size_bytes() as u64;
-        let kv_bytes: u64 = self
-            .k_cache
-            .iter()
-            .chain(&self.v_cache)
-            .map(|c| c.size_bytes() as u64)
-            .sum();
-        let device_bytes = kv_bytes
-            + self.acts.iter().map(bytes).sum::<u64>()
-            + bytes(&self.out_rows)
-            + bytes(&self.out_norm)
-            + bytes(&self.logits_device);
-        BackendMemory {
-            kv_bytes,
-            host_bytes: (self.logits.capacity() * size_of::<f32>()) as u64,
-            device_bytes,
-        }
+        self.state.memory()
     }
 }

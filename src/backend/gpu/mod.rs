@@ -21,6 +21,7 @@
 pub mod arch;
 mod backend;
 pub mod devices;
+mod graph_step;
 pub mod kernels;
 pub mod ops;
 pub mod result;
@@ -29,6 +30,7 @@ pub mod sys;
 
 pub use backend::{GpuBackend, GpuMatrix};
 pub use devices::{RuntimeReport, gpu_reports, runtimes};
+pub use graph_step::GraphStats;
 pub use result::{Driver, DriverError, DriverVersion, Unavailable};
 pub use safe::{
     Device, DeviceBuffer, DeviceCopy, DeviceFacts, Event, Function, Graph, KernelArg, KernelArgs,
