@@ -42,13 +42,45 @@ impl Default for ContextParams {
 }
 
 /// Tokens to decode together. `None` fields take their defaults: each token at the next
-/// position of its sequence, sequence 0, logits for the last token only.
+/// position of its sequence, sequence 0; logits for the last token only by default.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Batch<'a> {
     pub tokens: &'a [i32],
     pub positions: Option<&'a [i32]>,
     pub seq_ids: Option<&'a [i32]>,
-    pub want_logits: Option<&'a [bool]>,
+    pub want_logits: WantLogits<'a>,
+}
+
+/// Which tokens of a batch produce logits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WantLogits<'a> {
+    /// The last token only.
+    #[default]
+    Last,
+    /// Every token.
+    All,
+    /// The tokens whose flag is not 0, one flag per token (the C ABI's array, taken as
+    /// it is).
+    Flags(&'a [u8]),
+}
+
+impl WantLogits<'_> {
+    /// Whether token `t` of a batch of `n` wants logits.
+    fn wants(self, t: usize, n: usize) -> bool {
+        match self {
+            WantLogits::Last => t + 1 == n,
+            WantLogits::All => true,
+            WantLogits::Flags(flags) => flags[t] != 0,
+        }
+    }
+
+    /// How many entries it holds: only `Flags` has one per token, to be checked.
+    fn n_flags(self) -> Option<usize> {
+        match self {
+            WantLogits::Flags(flags) => Some(flags.len()),
+            WantLogits::Last | WantLogits::All => None,
+        }
+    }
 }
 
 /// Occupancy and size of a context's memory.
@@ -176,7 +208,7 @@ impl Context {
         for (name, len) in [
             ("positions", batch.positions.map(<[_]>::len)),
             ("seq_ids", batch.seq_ids.map(<[_]>::len)),
-            ("want_logits", batch.want_logits.map(<[_]>::len)),
+            ("want_logits", batch.want_logits.n_flags()),
         ] {
             if len.is_some_and(|len| len != n) {
                 return Err(Error::InvalidArgument(format!(
@@ -269,11 +301,7 @@ impl Context {
         }
         step.n_outputs = 0;
         for t in 0..n {
-            let wants = match batch.want_logits {
-                Some(w) => w[t],
-                None => t == n - 1,
-            };
-            if wants {
+            if batch.want_logits.wants(t, n) {
                 step.output_tokens[step.n_outputs] = t as u32;
                 step.n_outputs += 1;
             }

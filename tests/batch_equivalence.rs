@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{SMOLLM2, model_path};
-use rocmforge::context::{Batch, Context, ContextParams, KV_BLOCK_SIZE};
+use rocmforge::context::{Batch, Context, ContextParams, KV_BLOCK_SIZE, WantLogits};
 use rocmforge::model::Model;
 use serde_json::Value as Json;
 
@@ -60,11 +60,10 @@ fn on(seq: i32, tokens: &[i32]) -> Vec<(i32, i32)> {
 fn decode(ctx: &mut Context, entries: &[(i32, i32)]) -> Vec<Vec<f32>> {
     let seq_ids: Vec<i32> = entries.iter().map(|&(s, _)| s).collect();
     let tokens: Vec<i32> = entries.iter().map(|&(_, t)| t).collect();
-    let want = vec![true; tokens.len()];
     ctx.decode(&Batch {
         tokens: &tokens,
         seq_ids: Some(&seq_ids),
-        want_logits: Some(&want),
+        want_logits: WantLogits::All,
         ..Batch::default()
     })
     .expect("decode");

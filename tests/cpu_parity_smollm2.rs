@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::{SMOLLM2, model_path};
 use rocmforge::backend::{DeviceChoice, enumerate};
-use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement};
 use serde_json::Value as Json;
@@ -110,13 +110,13 @@ fn teacher_forced_logits_match_llama_cpp() {
             .copied()
             .collect();
         let first = r.prompt_ids.len() - 1;
-        let want: Vec<bool> = (0..tokens.len())
-            .map(|i| i >= first && i < first + r.top_logits.len())
+        let want: Vec<u8> = (0..tokens.len())
+            .map(|i| u8::from(i >= first && i < first + r.top_logits.len()))
             .collect();
         ctx.seq_remove(0, 0, -1).unwrap();
         ctx.decode(&Batch {
             tokens: &tokens,
-            want_logits: Some(&want),
+            want_logits: WantLogits::Flags(&want),
             ..Batch::default()
         })
         .unwrap();
@@ -206,11 +206,10 @@ fn batched_prefill_equals_single_steps() {
         .copied()
         .collect();
     let mut batched = context();
-    let want = vec![true; tokens.len()];
     batched
         .decode(&Batch {
             tokens: &tokens,
-            want_logits: Some(&want),
+            want_logits: WantLogits::All,
             ..Batch::default()
         })
         .unwrap();

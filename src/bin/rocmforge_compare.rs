@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use rocmforge::backend::{DeviceChoice, enumerate};
-use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement};
 
@@ -68,10 +68,9 @@ fn logits(args: &Args, device: usize, tokens: &[i32]) -> rocmforge::Result<Vec<V
         } else {
             start + 1
         };
-        let want = vec![true; end - start];
         ctx.decode(&Batch {
             tokens: &tokens[start..end],
-            want_logits: Some(&want),
+            want_logits: WantLogits::All,
             ..Batch::default()
         })?;
         for i in 0..end - start {

@@ -9,7 +9,7 @@ use super::boundary::{Failure, call, exclusive};
 use super::log::RF_LOG_INFO;
 use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
-use crate::context::{Batch, Context, ContextParams};
+use crate::context::{Batch, Context, ContextParams, WantLogits};
 
 pub const RF_KV_F16: u32 = 0;
 pub const RF_KV_F32: u32 = 1;
@@ -193,12 +193,11 @@ pub unsafe extern "C" fn rf_decode(ctx: *mut rf_context, batch: *const rf_batch)
                 optional(b.want_logits, n),
             )
         };
-        let want: Option<Vec<bool>> = want.map(|w| w.iter().map(|&v| v != 0).collect());
         context.decode(&Batch {
             tokens,
             positions,
             seq_ids,
-            want_logits: want.as_deref(),
+            want_logits: want.map_or(WantLogits::Last, WantLogits::Flags),
         })?;
         Ok(())
     })

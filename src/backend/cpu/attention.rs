@@ -5,87 +5,152 @@ use std::sync::Mutex;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use super::lock;
 use super::matmul::CpuMatmul;
 use super::ops::{axpy, dot, softmax};
+use super::pool::recycle;
 use crate::backend::{Shape, Step, VisibleSlots};
+use crate::error::Result;
+use crate::host_memory::{reserve, resize};
 
-/// One layer's cached keys and values, `[n_slots, kv_dim]` each.
+/// What one layer's attention reads besides the queries.
 #[derive(Clone, Copy)]
-pub struct LayerKv<'a> {
+pub struct Layer<'a> {
+    pub shape: &'a Shape,
+    /// The cached keys and values, `[n_slots, kv_dim]` each.
     pub k: &'a [f16],
     pub v: &'a [f16],
+    /// What the scores are multiplied by before the softmax.
+    pub scale: f32,
 }
 
 /// Below this many multiply-adds an attention call runs on the calling thread: waking
 /// the pool costs more than it saves.
 const PARALLEL_ATTENTION_WORK: usize = 1 << 16;
 
+/// What attention keeps from step to step so that a step allocates nothing: per pool
+/// thread, room for one task's K or V row in f32 and its attention weights; and the
+/// vector that lends each task its part of the output.
+pub struct AttentionScratch {
+    /// Per thread: `[head_dim]` then `[group, n_visible]`, for the longest context seen.
+    threads: Vec<Mutex<Vec<f32>>>,
+    /// The most cached tokens one token can see: every slot of the storage.
+    max_visible: usize,
+    /// Empty between calls (see [`recycle`]).
+    outputs: Vec<Mutex<&'static mut [f32]>>,
+}
+
+impl AttentionScratch {
+    /// Scratch for `n_threads` threads over a cache of `n_slots` slots. It starts empty and
+    /// grows with the context.
+    pub fn new(n_threads: usize, n_slots: usize) -> Result<AttentionScratch> {
+        let mut threads = Vec::new();
+        reserve(&mut threads, n_threads, "attention scratch")?;
+        threads.extend((0..n_threads).map(|_| Mutex::new(Vec::new())));
+        Ok(AttentionScratch {
+            threads,
+            max_visible: n_slots,
+            outputs: Vec::new(),
+        })
+    }
+
+    /// Room on every thread for a task over `n_visible` cached tokens. A longer context
+    /// than any before takes twice what it needs (up to the whole cache), so it grows a
+    /// few times in a context's life, not token by token.
+    fn make_room(&mut self, head_dim: usize, group: usize, n_visible: usize) -> Result<()> {
+        let needed = head_dim + group * n_visible;
+        let roomy = head_dim + group * (2 * n_visible).min(self.max_visible).max(n_visible);
+        for thread in &mut self.threads {
+            let scratch = thread.get_mut().unwrap_or_else(|e| e.into_inner());
+            if scratch.len() < needed {
+                resize(scratch, roomy, 0.0, "attention scratch")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Attention of every token of `step`: the `n_head / n_head_kv` query heads that share a
 /// K/V head read it together, over their sequence's cached entries at or before the
 /// token's position. One task per (token, K/V head), so each cached K and V row is
 /// converted from f16 once for its whole group.
 pub fn attention(
-    shape: &Shape,
+    layer: Layer<'_>,
     pool: &CpuMatmul,
     step: &Step,
-    q: &[f32], // [n, n_head * head_dim]
-    cache: LayerKv<'_>,
-    scale: f32,
+    q: &[f32],       // [n, n_head * head_dim]
     out: &mut [f32], // [n, n_head * head_dim]
-) {
+    scratch: &mut AttentionScratch,
+) -> Result<()> {
+    let shape = layer.shape;
     let n = step.n_tokens;
-    let group_width = shape.n_head / shape.n_head_kv * shape.head_dim;
-    let outputs: Vec<Mutex<&mut [f32]>> = out[..n * shape.q_dim()]
-        .chunks_mut(group_width)
-        .map(Mutex::new)
-        .collect();
-    let task = |i: usize| {
+    let group = shape.n_head / shape.n_head_kv;
+    let group_width = group * shape.head_dim;
+    let (mut context_lengths, mut longest) = (0, 0);
+    for t in 0..n {
+        let visible = step.visible_slots(t).count();
+        context_lengths += visible;
+        longest = longest.max(visible);
+    }
+    scratch.make_room(shape.head_dim, group, longest)?;
+    let n_tasks = n * shape.n_head_kv;
+    let mut outputs = recycle(std::mem::take(&mut scratch.outputs));
+    reserve(&mut outputs, n_tasks, "attention outputs")?;
+    outputs.extend(
+        out[..n * shape.q_dim()]
+            .chunks_mut(group_width)
+            .map(Mutex::new),
+    );
+    let threads = &scratch.threads;
+    let task = |i: usize, thread: usize| {
         let (t, kv_head) = (i / shape.n_head_kv, i % shape.n_head_kv);
         let queries = &q[i * group_width..(i + 1) * group_width];
-        if let Ok(mut o) = outputs[i].lock() {
-            let visible = step.visible_slots(t);
-            attend_kv_group(shape, kv_head, queries, cache, visible, scale, &mut o);
-        }
+        let mut o = lock(&outputs[i]);
+        let mut thread_scratch = lock(&threads[thread]);
+        let visible = step.visible_slots(t);
+        layer.attend_kv_group(kv_head, queries, visible, &mut thread_scratch, &mut o);
     };
-    let n_tasks = n * shape.n_head_kv;
-    let context_lengths: usize = (0..n).map(|t| step.visible_slots(t).count()).sum();
     if context_lengths * shape.q_dim() < PARALLEL_ATTENTION_WORK {
-        (0..n_tasks).for_each(task);
+        (0..n_tasks).for_each(|i| task(i, 0));
     } else {
-        pool.run_parallel(n_tasks, &task);
+        pool.run_parallel_with_thread(n_tasks, &task);
     }
+    scratch.outputs = recycle(outputs);
+    Ok(())
 }
 
-/// The query heads of one K/V head for one token: softmax(q·K * scale) · V each.
-fn attend_kv_group(
-    shape: &Shape,
-    kv_head: usize,
-    queries: &[f32], // [group, head_dim]
-    cache: LayerKv<'_>,
-    visible: VisibleSlots<'_>,
-    scale: f32,
-    out: &mut [f32], // [group, head_dim]
-) {
-    let (hd, kv_dim) = (shape.head_dim, shape.kv_dim());
-    let kv_off = kv_head * hd;
-    let n = visible.clone().count();
-    let mut row = vec![0.0f32; hd];
-    // [group, n]: each query head's scores, then its attention weights.
-    let mut weights = vec![0.0f32; queries.len() / hd * n];
-    for (j, (_, slot)) in visible.clone().enumerate() {
-        let base = slot * kv_dim + kv_off;
-        cache.k[base..base + hd].convert_to_f32_slice(&mut row);
-        for (q, head_weights) in queries.chunks_exact(hd).zip(weights.chunks_exact_mut(n)) {
-            head_weights[j] = dot(q, &row) * scale;
+impl Layer<'_> {
+    /// The query heads of one K/V head for one token: softmax(q·K * scale) · V each.
+    /// `scratch` holds at least `head_dim + group * visible.count()` values.
+    fn attend_kv_group(
+        &self,
+        kv_head: usize,
+        queries: &[f32], // [group, head_dim]
+        visible: VisibleSlots<'_>,
+        scratch: &mut [f32],
+        out: &mut [f32], // [group, head_dim]
+    ) {
+        let (hd, kv_dim) = (self.shape.head_dim, self.shape.kv_dim());
+        let kv_off = kv_head * hd;
+        let n = visible.clone().count();
+        let (row, rest) = scratch.split_at_mut(hd);
+        // [group, n]: each query head's scores, then its attention weights.
+        let weights = &mut rest[..queries.len() / hd * n];
+        for (j, (_, slot)) in visible.clone().enumerate() {
+            let base = slot * kv_dim + kv_off;
+            self.k[base..base + hd].convert_to_f32_slice(row);
+            for (q, head_weights) in queries.chunks_exact(hd).zip(weights.chunks_exact_mut(n)) {
+                head_weights[j] = dot(q, row) * self.scale;
+            }
         }
-    }
-    weights.chunks_exact_mut(n).for_each(softmax);
-    out.fill(0.0);
-    for (j, (_, slot)) in visible.enumerate() {
-        let base = slot * kv_dim + kv_off;
-        cache.v[base..base + hd].convert_to_f32_slice(&mut row);
-        for (o, head_weights) in out.chunks_exact_mut(hd).zip(weights.chunks_exact(n)) {
-            axpy(o, head_weights[j], &row);
+        weights.chunks_exact_mut(n).for_each(softmax);
+        out.fill(0.0);
+        for (j, (_, slot)) in visible.enumerate() {
+            let base = slot * kv_dim + kv_off;
+            self.v[base..base + hd].convert_to_f32_slice(row);
+            for (o, head_weights) in out.chunks_exact_mut(hd).zip(weights.chunks_exact(n)) {
+                axpy(o, head_weights[j], row);
+            }
         }
     }
 }
@@ -137,9 +202,14 @@ mod tests {
             step.n_tokens = 1;
             step.positions[0] = n_ctx as i32 - 1;
             let mut out = vec![0.0f32; hd];
-            let scale = 1.0 / (hd as f32).sqrt();
-            let cache = LayerKv { k: &k, v: &v };
-            attend_kv_group(&s, 0, &q, cache, step.visible_slots(0), scale, &mut out);
+            let mut scratch = vec![0.0f32; hd + n_ctx];
+            let layer = Layer {
+                shape: &s,
+                k: &k,
+                v: &v,
+                scale: 1.0 / (hd as f32).sqrt(),
+            };
+            layer.attend_kv_group(0, &q, step.visible_slots(0), &mut scratch, &mut out);
 
             let scale = 1.0 / (hd as f64).sqrt();
             let scores: Vec<f64> = (0..n_ctx)

@@ -4,7 +4,7 @@
 
 use half::slice::HalfFloatSliceExt;
 
-use super::attention::{LayerKv, attention};
+use super::attention::{AttentionScratch, Layer, attention};
 use super::buffers::Buffers;
 use super::kv_storage::KvStorage;
 use super::matmul::CpuMatmul;
@@ -23,6 +23,9 @@ pub struct CpuBackend {
     step: Step,
     /// `[n_outputs, n_vocab]`
     logits: Vec<f32>,
+    /// Kept from step to step, so that a decode step allocates nothing.
+    attention: AttentionScratch,
+    rope_angles: RopeAngles,
 }
 
 impl CpuBackend {
@@ -42,6 +45,8 @@ impl CpuBackend {
             step: Step::new(n_batch, n_seq_max, n_slots, block_size)?,
             matmul: CpuMatmul::new(n_threads)?,
             logits: Vec::new(),
+            attention: AttentionScratch::new(n_threads, n_slots)?,
+            rope_angles: RopeAngles::default(),
             shape,
         })
     }
@@ -164,20 +169,20 @@ impl Backend for CpuBackend {
         let (hd, q_dim, kv_dim) = (self.shape.head_dim, self.shape.q_dim(), self.shape.kv_dim());
         let mut q = self.acts.take(Act::Q);
         let mut k = self.acts.take(Act::K);
+        let angles = &mut self.rope_angles;
         for t in 0..self.step.n_tokens {
-            let angles =
-                RopeAngles::new(self.step.positions[t], rope_params.base, rope_params.dims);
+            angles.set(self.step.positions[t], rope_params.base, rope_params.dims);
             rope(
                 &mut q[t * q_dim..(t + 1) * q_dim],
                 hd,
                 rope_params.style,
-                &angles,
+                angles,
             );
             rope(
                 &mut k[t * kv_dim..(t + 1) * kv_dim],
                 hd,
                 rope_params.style,
-                &angles,
+                angles,
             );
             let slot = self.step.write_slots[t] as usize;
             let cached = slot * kv_dim..(slot + 1) * kv_dim;
@@ -193,20 +198,21 @@ impl Backend for CpuBackend {
 
     fn attention(&mut self, layer: usize, scale: f32) -> Result<()> {
         let mut out = self.acts.take(Act::Attn);
-        attention(
-            &self.shape,
+        let result = attention(
+            Layer {
+                shape: &self.shape,
+                k: &self.kv.k[layer],
+                v: &self.kv.v[layer],
+                scale,
+            },
             &self.matmul,
             &self.step,
             self.acts.get(Act::Q),
-            LayerKv {
-                k: &self.kv.k[layer],
-                v: &self.kv.v[layer],
-            },
-            scale,
             &mut out,
+            &mut self.attention,
         );
         self.acts.put(Act::Attn, out);
-        Ok(())
+        result
     }
 
     fn swiglu(&mut self) -> Result<()> {

@@ -12,7 +12,9 @@ use std::sync::{Mutex, PoisonError};
 use super::activations::{Q8Activations, Q8KActivations};
 use super::dot::dequantized::dequantized_rows;
 use super::dot::{self, RowsKernel, TOKEN_TILE};
+use super::pool::recycle;
 use super::{SimdLevel, WorkerPool, lock};
+use crate::host_memory::reserve;
 use crate::tensor::WeightMatrix;
 use crate::{Error, Result};
 
@@ -45,12 +47,13 @@ pub struct CpuMatmul {
     state: Mutex<State>,
 }
 
-/// What one call needs exclusively: the pool, and activation buffers kept from call to
-/// call so a decode step does not allocate.
+/// What one call needs exclusively: the pool, and the activation buffers and task lists
+/// kept from call to call so a decode step does not allocate.
 struct State {
     pool: WorkerPool,
     q8: Q8Activations,
     q8k: Q8KActivations,
+    tasks: Tasks,
 }
 
 /// `dots(rows, tokens, out)`: the dot products of a block of rows (its bytes) with a tile of
@@ -88,6 +91,7 @@ impl CpuMatmul {
                 pool: WorkerPool::new(n_threads)?,
                 q8: Q8Activations::default(),
                 q8k: Q8KActivations::default(),
+                tasks: Tasks::default(),
             }),
         })
     }
@@ -154,54 +158,59 @@ impl CpuMatmul {
             return Ok(());
         }
         let mut state = lock(&self.state);
-        let State { pool, q8, q8k } = &mut *state;
-        let split = Splits::new(ws, ys, n_tokens, pool.n_threads());
+        let State {
+            pool,
+            q8,
+            q8k,
+            tasks,
+        } = &mut *state;
+        tasks.plan(ws, n_tokens, pool.n_threads())?;
         let simd = self.simd;
         let x_token = |t: usize| &x[t * w.n_cols..][..w.n_cols];
         match kernel {
             RowsKernel::Q8(rows_dot) => {
-                q8.quantize(x, w.n_cols, simd);
+                q8.quantize(x, w.n_cols, simd)?;
                 let q8 = &*q8;
-                split.run(pool, n_tokens, &|rows, tokens, out| {
+                tasks.run(pool, ws, ys, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, |t| q8.token(t));
                     // SAFETY: `simd` was checked supported in `with_simd`, and the kernel
                     // was selected for it.
                     unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
-                });
+                })
             }
             RowsKernel::Q8K(rows_dot) => {
-                q8k.quantize(x, w.n_cols, simd);
+                q8k.quantize(x, w.n_cols, simd)?;
                 let q8k = &*q8k;
-                split.run(pool, n_tokens, &|rows, tokens, out| {
+                tasks.run(pool, ws, ys, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, |t| q8k.token(t));
                     // SAFETY: as above.
                     unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
-                });
+                })
             }
             RowsKernel::Float(rows_dot) => {
-                split.run(pool, n_tokens, &|rows, tokens, out| {
+                tasks.run(pool, ws, ys, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, x_token);
                     // SAFETY: as above.
                     unsafe { rows_dot(rows, w.row_bytes(), tile.as_slice(), out) };
-                });
+                })
             }
             RowsKernel::Dequantized => {
                 let first_error = Mutex::new(None);
-                split.run(pool, n_tokens, &|rows, tokens, out| {
+                tasks.run(pool, ws, ys, n_tokens, &|rows, tokens, out| {
                     let tile = tile_of(tokens, x_token);
                     let result =
                         dequantized_rows(w.dtype, rows, w.row_bytes(), tile.as_slice(), out);
                     if let Err(error) = result {
                         lock(&first_error).get_or_insert(error);
                     }
-                });
+                })?;
                 let first_error = first_error.into_inner();
-                if let Some(error) = first_error.unwrap_or_else(PoisonError::into_inner) {
-                    return Err(error);
+                match first_error.unwrap_or_else(PoisonError::into_inner) {
+                    Some(error) => Err(error),
+                    None => Ok(()),
                 }
             }
         }
-        Ok(())
     }
 
     /// Runs `task(i)` for every `i` in `0..n_tasks` on this matmul's threads, for other
@@ -209,6 +218,13 @@ impl CpuMatmul {
     /// matmul running on another thread to finish first.
     pub fn run_parallel(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
         lock(&self.state).pool.run(n_tasks, task);
+    }
+
+    /// [`run_parallel`](Self::run_parallel), telling each task which thread runs it:
+    /// `task(i, thread)` with `thread` below [`n_threads`](Self::n_threads), never two
+    /// tasks at once on one thread, so per-thread scratch needs no sharing.
+    pub fn run_parallel_with_thread(&self, n_tasks: usize, task: &(dyn Fn(usize, usize) + Sync)) {
+        lock(&self.state).pool.run_with_thread(n_tasks, task);
     }
 }
 
@@ -231,19 +247,8 @@ impl Split {
         }
     }
 
-    /// Each task's rows of every token's output (`y` is `[n_tokens, n_rows]`).
-    fn shares<'y>(&self, y: &'y mut [f32]) -> Vec<Vec<&'y mut [f32]>> {
-        let n_tasks = self.n_rows.div_ceil(self.rows_per_task);
-        let mut shares: Vec<Vec<&mut [f32]>> = (0..n_tasks).map(|_| Vec::new()).collect();
-        for token_row in y.chunks_exact_mut(self.n_rows) {
-            let mut rest = token_row;
-            for share in &mut shares {
-                let (mine, others) = rest.split_at_mut(self.rows_per_task.min(rest.len()));
-                share.push(mine);
-                rest = others;
-            }
-        }
-        shares
+    fn n_tasks(&self) -> usize {
+        self.n_rows.div_ceil(self.rows_per_task)
     }
 
     /// One task: its rows crossed with every tile of tokens, into its `share`.
@@ -280,51 +285,77 @@ impl Split {
     }
 }
 
-/// The rows of several matrices with one input, split into tasks together, with each
-/// task's share of the outputs.
-struct Splits<'a, 'w> {
-    ws: &'a [WeightMatrix<'w>],
+/// The rows of several matrices with one input, split into tasks together. Its vectors
+/// are kept from call to call, so a call allocates only when it needs more tasks than
+/// any before it.
+#[derive(Default)]
+struct Tasks {
+    /// Per matrix, the split of its rows.
     splits: Vec<Split>,
     /// Per task: which matrix, and which of that matrix's tasks.
     tasks: Vec<(usize, usize)>,
-    /// Per task: its rows of every token's output. A task locks only its own, once.
-    shares: Vec<Mutex<Vec<&'a mut [f32]>>>,
+    /// Empty between calls (see [`recycle`]); during one, `[n_tasks, n_tokens]`: each
+    /// task's rows of every token's output.
+    shares: Vec<&'static mut [f32]>,
+    /// Empty between calls; during one, per task its row of `shares`, locked by that task
+    /// alone, once.
+    task_shares: Vec<Mutex<&'static mut [&'static mut [f32]]>>,
 }
 
-impl<'a, 'w> Splits<'a, 'w> {
-    fn new(
-        ws: &'a [WeightMatrix<'w>],
-        ys: &'a mut [&mut [f32]],
-        n_tokens: usize,
-        n_threads: usize,
-    ) -> Splits<'a, 'w> {
-        let splits: Vec<Split> = ws
-            .iter()
-            .map(|w| Split::new(w, n_tokens, n_threads))
-            .collect();
-        let mut tasks = Vec::new();
-        let mut shares = Vec::new();
-        for (m, (split, y)) in splits.iter().zip(ys.iter_mut()).enumerate() {
-            let matrix_shares = split.shares(y);
-            tasks.extend((0..matrix_shares.len()).map(|task| (m, task)));
-            shares.extend(matrix_shares.into_iter().map(Mutex::new));
+/// What the task lists are, in an out-of-memory message.
+const TASK_LISTS: &str = "a matmul's task lists";
+
+impl Tasks {
+    /// Splits the rows of `ws` into tasks for `n_tokens` tokens on `n_threads` threads.
+    fn plan(&mut self, ws: &[WeightMatrix<'_>], n_tokens: usize, n_threads: usize) -> Result<()> {
+        self.splits.clear();
+        reserve(&mut self.splits, ws.len(), TASK_LISTS)?;
+        self.splits
+            .extend(ws.iter().map(|w| Split::new(w, n_tokens, n_threads)));
+        let n_tasks = self.splits.iter().map(Split::n_tasks).sum();
+        self.tasks.clear();
+        reserve(&mut self.tasks, n_tasks, TASK_LISTS)?;
+        for (m, split) in self.splits.iter().enumerate() {
+            self.tasks
+                .extend((0..split.n_tasks()).map(|task| (m, task)));
         }
-        Splits {
-            ws,
-            splits,
-            tasks,
-            shares,
-        }
+        Ok(())
     }
 
-    /// Runs `dots` over every block of rows and tile of tokens of every matrix, on the
-    /// pool, and gathers the results into the outputs.
-    fn run(&self, pool: &mut WorkerPool, n_tokens: usize, dots: &BlockDots<'_>) {
-        pool.run(self.tasks.len(), &|task| {
+    /// Runs `dots` over every block of rows and tile of tokens of every matrix of the last
+    /// [`plan`](Self::plan), on the pool, and gathers the results into `ys`.
+    fn run(
+        &mut self,
+        pool: &mut WorkerPool,
+        ws: &[WeightMatrix<'_>],
+        ys: &mut [&mut [f32]],
+        n_tokens: usize,
+        dots: &BlockDots<'_>,
+    ) -> Result<()> {
+        let n_tasks = self.tasks.len();
+        let mut shares = recycle(std::mem::take(&mut self.shares));
+        reserve(&mut shares, n_tasks * n_tokens, TASK_LISTS)?;
+        shares.resize_with(n_tasks * n_tokens, Default::default);
+        let mut first_task = 0;
+        for (split, y) in self.splits.iter().zip(ys.iter_mut()) {
+            for (t, token_row) in y.chunks_exact_mut(split.n_rows).enumerate() {
+                for (task, rows) in token_row.chunks_mut(split.rows_per_task).enumerate() {
+                    shares[(first_task + task) * n_tokens + t] = rows;
+                }
+            }
+            first_task += split.n_tasks();
+        }
+        let mut task_shares = recycle(std::mem::take(&mut self.task_shares));
+        reserve(&mut task_shares, n_tasks, TASK_LISTS)?;
+        task_shares.extend(shares.chunks_mut(n_tokens).map(Mutex::new));
+        pool.run(n_tasks, &|task| {
             let (m, local) = self.tasks[task];
-            let mut share = lock(&self.shares[task]);
-            self.splits[m].run_task(&self.ws[m], local, n_tokens, &mut share, dots);
+            let mut share = lock(&task_shares[task]);
+            self.splits[m].run_task(&ws[m], local, n_tokens, &mut share, dots);
         });
+        self.task_shares = recycle(task_shares);
+        self.shares = recycle(shares);
+        Ok(())
     }
 }
 

@@ -27,6 +27,7 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 }
 
 /// The cosines and sines RoPE multiplies by at one position.
+#[derive(Default)]
 pub struct RopeAngles {
     pub cos: Vec<f32>, // [rope_dims / 2]
     pub sin: Vec<f32>, // [rope_dims / 2]
@@ -35,15 +36,23 @@ pub struct RopeAngles {
 impl RopeAngles {
     /// Angle `pos * base^(-2i / rope_dims)` for pair `i`.
     pub fn new(pos: i32, base: f32, rope_dims: usize) -> RopeAngles {
+        let mut angles = RopeAngles::default();
+        angles.set(pos, base, rope_dims);
+        angles
+    }
+
+    /// The angles of another position, in place: once the vectors have grown to
+    /// `rope_dims / 2`, this allocates nothing (a decode step sets them per token).
+    pub fn set(&mut self, pos: i32, base: f32, rope_dims: usize) {
         let theta_scale = base.powf(-2.0 / rope_dims as f32);
         let mut theta = pos as f32;
-        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        self.cos.clear();
+        self.sin.clear();
         for _ in 0..rope_dims / 2 {
-            cos.push(theta.cos());
-            sin.push(theta.sin());
+            self.cos.push(theta.cos());
+            self.sin.push(theta.sin());
             theta *= theta_scale;
         }
-        RopeAngles { cos, sin }
     }
 }
 

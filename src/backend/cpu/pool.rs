@@ -35,7 +35,7 @@ const SPINS_PER_CHECK: u32 = 256;
 const CLOSED: u64 = 1 << 31;
 const JOINED_MASK: u64 = CLOSED - 1;
 
-/// Threads that run `Fn(task_index)` closures over a range of task indices.
+/// Threads that run `Fn(task_index, thread_index)` closures over a range of task indices.
 pub struct WorkerPool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
@@ -65,19 +65,21 @@ struct CacheAligned<T>(T);
 
 /// One parallel loop: tasks `0..n_tasks`, each taken by whichever thread gets to it first.
 struct Job<'a> {
-    task: &'a (dyn Fn(usize) + Sync + 'a),
+    /// `task(task_index, thread_index)`.
+    task: &'a (dyn Fn(usize, usize) + Sync + 'a),
     n_tasks: usize,
     next_task: AtomicUsize,
 }
 
 impl Job<'_> {
-    fn run_tasks(&self) {
+    /// Takes tasks on the thread of index `thread` until none is left.
+    fn run_tasks(&self, thread: usize) {
         loop {
             let index = self.next_task.fetch_add(1, Ordering::Relaxed);
             if index >= self.n_tasks {
                 return;
             }
-            (self.task)(index);
+            (self.task)(index, thread);
         }
     }
 }
@@ -116,7 +118,7 @@ impl WorkerPool {
             let shared = Arc::clone(&pool.shared);
             let worker = thread::Builder::new()
                 .name(format!("rocmforge-cpu-{index}"))
-                .spawn(move || worker_loop(&shared))
+                .spawn(move || worker_loop(&shared, index))
                 .map_err(|e| {
                     Error::OutOfMemory(format!(
                         "starting CPU worker thread {index} of {n_threads}: {e}"
@@ -138,8 +140,16 @@ impl WorkerPool {
     ///
     /// A panic in a task is re-raised here once every thread has stopped using `task`.
     pub fn run(&mut self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        self.run_with_thread(n_tasks, &|index, _| task(index));
+    }
+
+    /// [`run`](Self::run), telling each task which thread runs it: `task(i, thread)`, with
+    /// `thread` 0 for the caller and below [`n_threads`](Self::n_threads) for all. A thread
+    /// runs one task at a time, so scratch memory indexed by `thread` is never used by two
+    /// tasks at once.
+    pub fn run_with_thread(&mut self, n_tasks: usize, task: &(dyn Fn(usize, usize) + Sync)) {
         if self.workers.is_empty() || n_tasks <= 1 {
-            (0..n_tasks).for_each(task);
+            (0..n_tasks).for_each(|index| task(index, 0));
             return;
         }
         let job = Job {
@@ -171,7 +181,7 @@ impl WorkerPool {
         }
 
         let closer = CloseJob(shared);
-        job.run_tasks();
+        job.run_tasks(0);
         drop(closer);
 
         if let Some(payload) = lock(&shared.panic).take() {
@@ -193,6 +203,18 @@ impl Drop for WorkerPool {
             worker.join().ok();
         }
     }
+}
+
+/// `v` emptied, as a vector of another element type of the same size and alignment,
+/// keeping its allocation (the standard library collects a vector's own iterator in
+/// place). A loop that lends each task its part of an output through a vector of `&mut`
+/// slices keeps that vector between calls this way: stored empty with `'static` borrows,
+/// refilled with the next call's.
+pub(super) fn recycle<T, U>(v: Vec<T>) -> Vec<U> {
+    const {
+        assert!(size_of::<T>() == size_of::<U>() && align_of::<T>() == align_of::<U>());
+    }
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// The job state that opens the job of `epoch`, with no worker in it yet.
@@ -226,7 +248,8 @@ impl Drop for CloseJob<'_> {
     }
 }
 
-fn worker_loop(shared: &Shared) {
+/// The loop of the worker thread of index `thread` (1 and up; the caller is 0).
+fn worker_loop(shared: &Shared, thread: usize) {
     let mut seen_epoch = 0;
     loop {
         seen_epoch = wait_for_epoch(shared, seen_epoch);
@@ -242,7 +265,7 @@ fn worker_loop(shared: &Shared) {
         // alive until every worker that joined has left, which this one does below, after
         // its last use of `job`.
         let job = unsafe { &*job_ptr };
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| job.run_tasks())) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| job.run_tasks(thread))) {
             lock(&shared.panic).get_or_insert(payload);
         }
         shared.job_state.0.fetch_sub(1, Ordering::Release);
@@ -320,6 +343,29 @@ mod tests {
         }
     }
 
+    /// Each task learns the thread running it; no two threads share an index, and the
+    /// tasks a thread runs never overlap in time.
+    #[test]
+    fn thread_indices_are_distinct_and_in_range() {
+        for n_threads in [1, 2, 4] {
+            let mut pool = WorkerPool::new(n_threads).unwrap();
+            let busy: Vec<AtomicBool> = (0..n_threads).map(|_| AtomicBool::new(false)).collect();
+            let ids: Vec<Mutex<Option<thread::ThreadId>>> =
+                (0..n_threads).map(|_| Mutex::new(None)).collect();
+            pool.run_with_thread(200, &|_, index| {
+                assert!(index < n_threads);
+                assert!(
+                    !busy[index].swap(true, Ordering::SeqCst),
+                    "index {index} in use"
+                );
+                let id = thread::current().id();
+                assert_eq!(*lock(&ids[index]).get_or_insert(id), id);
+                thread::sleep(Duration::from_micros(50));
+                busy[index].store(false, Ordering::SeqCst);
+            });
+        }
+    }
+
     #[test]
     fn many_short_jobs_in_a_row() {
         let mut pool = WorkerPool::new(3).unwrap();
@@ -364,6 +410,17 @@ mod tests {
             done.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(done.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn a_recycled_vector_keeps_its_allocation() {
+        let mut values = [1.0f32, 2.0, 3.0];
+        let mut parts: Vec<&mut [f32]> = Vec::with_capacity(8);
+        parts.extend(values.chunks_mut(1));
+        let kept: Vec<&'static mut [f32]> = recycle(parts);
+        assert_eq!((kept.len(), kept.capacity()), (0, 8));
+        let again: Vec<&mut [f32]> = recycle(kept);
+        assert_eq!(again.capacity(), 8);
     }
 
     #[test]

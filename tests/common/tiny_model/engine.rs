@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::model::Model;
 
 pub trait Engine {
@@ -44,12 +44,11 @@ impl Engine for LibraryEngine {
     fn decode(&mut self, entries: &[(i32, i32)]) -> Vec<Vec<f64>> {
         let seq_ids: Vec<i32> = entries.iter().map(|&(seq, _)| seq).collect();
         let tokens: Vec<i32> = entries.iter().map(|&(_, token)| token).collect();
-        let want_logits = vec![true; tokens.len()];
         self.context
             .decode(&Batch {
                 tokens: &tokens,
                 seq_ids: Some(&seq_ids),
-                want_logits: Some(&want_logits),
+                want_logits: WantLogits::All,
                 ..Batch::default()
             })
             .expect("decode");

@@ -3,6 +3,8 @@
 
 use super::arrays;
 use crate::backend::cpu::SimdLevel;
+use crate::error::Result;
+use crate::host_memory::resize;
 
 const BLOCK: usize = 32;
 
@@ -37,13 +39,15 @@ struct Q8Block {
 
 impl Q8Activations {
     /// Quantizes `x`, tokens of `n_cols` values each (`n_cols` a multiple of 32).
-    pub fn quantize(&mut self, x: &[f32], n_cols: usize, simd: SimdLevel) {
+    pub fn quantize(&mut self, x: &[f32], n_cols: usize, simd: SimdLevel) -> Result<()> {
         debug_assert!(n_cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(n_cols));
         let n_blocks = x.len() / BLOCK;
         self.blocks_per_token = n_cols / BLOCK;
-        self.quants.resize(n_blocks, [0; BLOCK]);
-        self.scales.resize(n_blocks, 0.0);
-        self.scaled_sums.resize(n_blocks, 0.0);
+        // Grown at the largest batch so far, then reused: a decode step allocates nothing.
+        let what = "the quantized activations of a batch";
+        resize(&mut self.quants, n_blocks, [0; BLOCK], what)?;
+        resize(&mut self.scales, n_blocks, 0.0, what)?;
+        resize(&mut self.scaled_sums, n_blocks, 0.0, what)?;
         let blocks = arrays::<f32, BLOCK>(x);
         let outputs = self
             .quants
@@ -69,6 +73,7 @@ impl Q8Activations {
             #[cfg(not(target_arch = "x86_64"))]
             SimdLevel::Avx2 => unreachable!("AVX2 is never detected off x86-64"),
         }
+        Ok(())
     }
 
     /// Token `t` of the last `quantize`.

@@ -4,6 +4,8 @@
 
 use super::arrays;
 use crate::backend::cpu::SimdLevel;
+use crate::error::Result;
+use crate::host_memory::resize;
 
 const BLOCK: usize = 256;
 const GROUPS: usize = BLOCK / 16;
@@ -38,13 +40,15 @@ struct Q8KBlock {
 
 impl Q8KActivations {
     /// Quantizes `x`, tokens of `n_cols` values each (`n_cols` a multiple of 256).
-    pub fn quantize(&mut self, x: &[f32], n_cols: usize, simd: SimdLevel) {
+    pub fn quantize(&mut self, x: &[f32], n_cols: usize, simd: SimdLevel) -> Result<()> {
         debug_assert!(n_cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(n_cols));
         let n_blocks = x.len() / BLOCK;
         self.blocks_per_token = n_cols / BLOCK;
-        self.quants.resize(n_blocks, [0; BLOCK]);
-        self.scales.resize(n_blocks, 0.0);
-        self.group_sums.resize(n_blocks, [0; GROUPS]);
+        // Grown at the largest batch so far, then reused: a decode step allocates nothing.
+        let what = "the quantized activations of a batch";
+        resize(&mut self.quants, n_blocks, [0; BLOCK], what)?;
+        resize(&mut self.scales, n_blocks, 0.0, what)?;
+        resize(&mut self.group_sums, n_blocks, [0; GROUPS], what)?;
         let outputs = self
             .quants
             .iter_mut()
@@ -62,6 +66,7 @@ impl Q8KActivations {
             };
             (*quants, *scale, *group_sums) = (block.quants, block.scale, block.group_sums);
         }
+        Ok(())
     }
 
     /// Token `t` of the last `quantize`.
