@@ -171,6 +171,27 @@ mod tests {
         }
     }
 
+    /// Decoding a whole context token by token, the scratch grows a dozen times, not per
+    /// token, and always holds what the step needs.
+    #[test]
+    fn scratch_grows_a_few_times_over_a_whole_context() {
+        let (head_dim, group, n_slots) = (64, 3, 4096);
+        let mut scratch = AttentionScratch::new(2, n_slots).unwrap();
+        let (mut growths, mut len) = (0, 0);
+        for n_visible in 1..=n_slots {
+            scratch.make_room(head_dim, group, n_visible).unwrap();
+            for thread in &scratch.threads {
+                assert!(lock(thread).len() >= head_dim + group * n_visible);
+            }
+            let now = lock(&scratch.threads[0]).len();
+            if now != len {
+                (growths, len) = (growths + 1, now);
+            }
+        }
+        assert!(growths <= 13, "{growths} growths over {n_slots} tokens");
+        assert_eq!(len, head_dim + group * n_slots);
+    }
+
     /// Attention over 8,192 cached tokens whose scores reach ±1e4 stays finite and
     /// matches a float64 computation over the same (f16-stored) keys and values.
     #[test]
