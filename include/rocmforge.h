@@ -26,8 +26,11 @@
 
 #define RF_DEVICE_KIND_CUDA 2
 
-// The version of the C ABI this header describes; `rf_abi_version()` gives the
-// library's. The soname carries its major version.
+// The version of the C ABI this header describes: the N of the library's soname
+// `librocmforge.so.N` (build.rs reads it from this line); `rf_abi_version()` gives the
+// loaded library's. N goes up only when a program built against the previous header
+// could break (a function removed or changed, a field moved, a constant's value
+// changed); additions keep it.
 #define RF_ABI_VERSION 1
 
 #define RF_LOG_DEBUG 0

@@ -5,8 +5,11 @@ use std::ffi::c_char;
 use super::boundary::{call_value, last_error};
 use super::status::rf_status;
 
-/// The version of the C ABI this header describes; `rf_abi_version()` gives the
-/// library's. The soname carries its major version.
+/// The version of the C ABI this header describes: the N of the library's soname
+/// `librocmforge.so.N` (build.rs reads it from this line); `rf_abi_version()` gives the
+/// loaded library's. N goes up only when a program built against the previous header
+/// could break (a function removed or changed, a field moved, a constant's value
+/// changed); additions keep it.
 pub const RF_ABI_VERSION: u32 = 1;
 
 /// "MAJOR.MINOR.PATCH" of the library.
