@@ -46,7 +46,7 @@ fn run(matmul: &CpuMatmul, w: &WeightMatrix<'_>, x: &[f32], n_tokens: usize) -> 
 
 #[test]
 fn every_type_matches_the_oracle_at_every_simd_level() {
-    let mut rng = Rng::new(1);
+    let mut rng = Rng(1);
     let matmuls: Vec<CpuMatmul> = levels()
         .into_iter()
         .map(|simd| CpuMatmul::with_simd(2, simd).unwrap())
@@ -79,7 +79,7 @@ fn simd_kernels_match_the_scalar_reference() {
     }
     let scalar = CpuMatmul::with_simd(1, SimdLevel::Scalar).unwrap();
     let fast = CpuMatmul::with_simd(1, simd).unwrap();
-    let mut rng = Rng::new(2);
+    let mut rng = Rng(2);
     for dtype in SUPPORTED {
         let n_cols = *column_counts(dtype).last().unwrap();
         let (n_rows, n_tokens) = (45, 9);
@@ -104,7 +104,7 @@ fn simd_kernels_match_the_scalar_reference() {
 
 #[test]
 fn results_do_not_depend_on_threads_or_batch_size() {
-    let mut rng = Rng::new(3);
+    let mut rng = Rng(3);
     let (n_rows, n_tokens) = (150, 11);
     for dtype in [
         GgmlType::Q4_1,
@@ -149,7 +149,7 @@ fn results_do_not_depend_on_threads_or_batch_size() {
 
 #[test]
 fn quantized_activations_cost_little_accuracy() {
-    let mut rng = Rng::new(4);
+    let mut rng = Rng(4);
     let matmul = CpuMatmul::new(2).unwrap();
     let (n_rows, n_cols, n_tokens) = (64, 1024, 4);
     for dtype in [
@@ -174,7 +174,7 @@ fn quantized_activations_cost_little_accuracy() {
 
 #[test]
 fn large_and_extreme_values_stay_finite_and_close() {
-    let mut rng = Rng::new(5);
+    let mut rng = Rng(5);
     let matmul = CpuMatmul::new(2).unwrap();
     let (n_rows, n_cols) = (8, 512);
     // Zero blocks, tiny and huge activations in one row.

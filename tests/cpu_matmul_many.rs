@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::SplitMix64;
 use half::f16;
 use rocmforge::backend::cpu::CpuMatmul;
+use rocmforge::gguf::synthetic::SplitMix64;
 use rocmforge::tensor::GgmlType;
 use rocmforge::tensor::WeightMatrix;
 

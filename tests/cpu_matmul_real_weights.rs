@@ -27,7 +27,7 @@ fn check_tensors(model: &str, tensors: &[(&str, GgmlType)]) {
         .into_iter()
         .map(|simd| CpuMatmul::with_simd(2, simd).unwrap())
         .collect();
-    let mut rng = Rng::new(7);
+    let mut rng = Rng(7);
     for &(name, dtype) in tensors {
         let tensor = file.tensor(name).expect("tensor exists");
         let w = WeightMatrix::from_tensor(&tensor).expect("tensor is a matrix");

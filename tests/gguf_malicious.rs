@@ -526,7 +526,7 @@ fn random_byte_mutations_never_panic() {
         .unwrap();
     w.add_tensor("b", GgmlType::F16, &[3], vec![0; 6]).unwrap();
     let original = w.to_bytes();
-    let mut rng = common::SplitMix64(7);
+    let mut rng = rocmforge::gguf::synthetic::SplitMix64(7);
     for _ in 0..20_000 {
         let mut bytes = original.clone();
         for _ in 0..1 + rng.below(4) {

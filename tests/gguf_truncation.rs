@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{SMOLLM2, SplitMix64, model_path};
+use common::{SMOLLM2, model_path};
 use rocmforge::Error;
 use rocmforge::gguf::GgufFile;
+use rocmforge::gguf::synthetic::SplitMix64;
 
 const RANDOM_CUTS: usize = 1000;
 

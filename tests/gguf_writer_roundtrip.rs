@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::SplitMix64;
 use proptest::prelude::*;
+use rocmforge::gguf::synthetic::SplitMix64;
 use rocmforge::gguf::{GgufFile, GgufWriter, OwnedValue, ValueType};
 use rocmforge::tensor::GgmlType;
 

@@ -55,31 +55,8 @@ pub fn activations_for(dtype: GgmlType) -> Activations {
     }
 }
 
-/// splitmix64: small, fast and good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    pub fn symmetric(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// The library's seeded generator, for reproducible test data.
+pub use rocmforge::gguf::synthetic::SplitMix64 as Rng;
 
 /// Random bytes for an `n_rows` x `n_cols` matrix, with every scale field replaced by a
 /// moderate value of random sign (random f16 bits would give infinities and NaNs) and
