@@ -88,8 +88,9 @@ for target in "${targets[@]}"; do
     echo "fuzz.sh: $target: ${runs:-?} executions in ${seconds} s, ${cov:-cov: ?} edges," \
         "${ft:-ft: ?} features, corpus $corpus files (log: $log)"
     if [ "$status" -ne 0 ]; then
-        grep -E '==ERROR|^panic|panicked|SUMMARY|Test unit written|deadly signal|timeout' "$log" \
+        grep -E -A2 '^panic: |panicked at|ERROR: (Address|Leak)Sanitizer|ERROR: libFuzzer' "$log" \
             | head -20 || true
+        grep -E 'SUMMARY|Test unit written' "$log" | head -5 || true
         failed+=("$target")
     fi
 done
