@@ -34,8 +34,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     exit 1
 fi
 # The sanitizer flags are unstable: a nightly toolchain, or a stable one told to accept
-# them (RUSTC_BOOTSTRAP=1), which is the same compiler without the gate.
-if cargo +nightly --version >/dev/null 2>&1; then
+# them (RUSTC_BOOTSTRAP=1), which is the same compiler without the gate. Listed, not
+# invoked: asking rustup for a missing toolchain may set it downloading.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz=(cargo +nightly fuzz)
     echo "fuzz.sh: $(rustc +nightly --version)"
 else
