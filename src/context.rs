@@ -269,7 +269,7 @@ impl Context {
                 },
             };
             self.step.positions[t] = pos;
-            self.next_position[index] = Some(pos + 1);
+            self.next_position[index] = Some(pos.saturating_add(1));
         }
         for t in 0..seq_ids.len() {
             self.next_position[self.step.seq_of_token[t] as usize] = None;
