@@ -6,4 +6,4 @@ mod weight_matrix;
 
 pub use dequant::{dequantize_row, dequantize_to_vec};
 pub use dtype::{GgmlType, TypeIdLookup};
-pub use weight_matrix::WeightMatrix;
+pub use weight_matrix::{WeightMatrix, matrix_bytes};

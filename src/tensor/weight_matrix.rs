@@ -79,24 +79,35 @@ impl<'a> WeightMatrix<'a> {
                 "{dtype} weight matrix of {n_rows} rows x {n_cols} columns: {problem}"
             )))
         };
-        if n_rows == 0 || n_cols == 0 {
-            return invalid("both dimensions must be at least 1".into());
-        }
-        let block_size = dtype.block_size();
-        if !(n_cols as u64).is_multiple_of(block_size) {
-            return invalid(format!(
-                "a row is not a whole number of {block_size}-value blocks"
-            ));
-        }
-        let bytes = dtype
-            .bytes_for(n_cols as u64)
-            .and_then(|row_bytes| row_bytes.checked_mul(n_rows as u64));
-        match bytes {
-            Some(bytes) if bytes == self.data.len() as u64 => Ok(()),
-            Some(bytes) => invalid(format!("needs {bytes} bytes, got {}", self.data.len())),
-            None => invalid("the size overflows".into()),
+        match matrix_bytes(dtype, n_rows, n_cols) {
+            Ok(bytes) if bytes == self.data.len() as u64 => Ok(()),
+            Ok(bytes) => invalid(format!("needs {bytes} bytes, got {}", self.data.len())),
+            Err(problem) => invalid(problem),
         }
     }
+}
+
+/// The bytes a matrix of `n_rows` rows of `n_cols` `dtype` values takes, or what is wrong
+/// with the shape: a dimension of 0, a row that is not whole blocks, a size that
+/// overflows. Shared by every place a matrix's bytes live (host views, device buffers).
+pub fn matrix_bytes(
+    dtype: GgmlType,
+    n_rows: usize,
+    n_cols: usize,
+) -> std::result::Result<u64, String> {
+    if n_rows == 0 || n_cols == 0 {
+        return Err("both dimensions must be at least 1".into());
+    }
+    let block_size = dtype.block_size();
+    if !(n_cols as u64).is_multiple_of(block_size) {
+        return Err(format!(
+            "a row is not a whole number of {block_size}-value blocks"
+        ));
+    }
+    dtype
+        .bytes_for(n_cols as u64)
+        .and_then(|row_bytes| row_bytes.checked_mul(n_rows as u64))
+        .ok_or_else(|| "the size overflows".to_owned())
 }
 
 #[cfg(test)]

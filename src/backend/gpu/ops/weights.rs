@@ -3,7 +3,7 @@
 
 use super::super::safe::DeviceBuffer;
 use crate::error::{Error, Result};
-use crate::tensor::GgmlType;
+use crate::tensor::{GgmlType, matrix_bytes};
 
 /// Every weight format the CPU runs, each with its kernel-name suffix (the ggml name in
 /// lower case): `rf_matvec_q4_k`, `rf_embedding_q4_k`, ...
@@ -91,25 +91,13 @@ impl<'a> DeviceMatrix<'a> {
                 "{dtype} device matrix of {n_rows} rows x {n_cols} columns: {problem}"
             )))
         };
-        if n_rows == 0 || n_cols == 0 {
-            return invalid("both dimensions must be at least 1".into());
-        }
-        if !(n_cols as u64).is_multiple_of(dtype.block_size()) {
-            return invalid(format!(
-                "a row is not a whole number of {}-value blocks",
-                dtype.block_size()
-            ));
-        }
-        let needed = dtype
-            .bytes_for(n_cols as u64)
-            .and_then(|row| row.checked_mul(n_rows as u64));
-        match needed {
-            Some(bytes) if bytes <= self.data.len() as u64 => Ok(()),
-            Some(bytes) => invalid(format!(
+        match matrix_bytes(dtype, n_rows, n_cols) {
+            Ok(bytes) if bytes <= self.data.len() as u64 => Ok(()),
+            Ok(bytes) => invalid(format!(
                 "needs {bytes} bytes, the buffer holds {}",
                 self.data.len()
             )),
-            None => invalid("the size overflows".into()),
+            Err(problem) => invalid(problem),
         }
     }
 }
