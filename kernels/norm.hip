@@ -6,11 +6,16 @@
 // the same buffer (each element is read before its own write, and only by its writer).
 #include "block_reduce.h"
 #include "compat.h"
+#include "q8_activations.h"
 
-RF_KERNEL void rf_rms_norm_f32(const float *x,  // [n_rows, width]
-                               const float *w,  // [width]
-                               float *y,        // [n_rows, width]
-                               uint32_t n_rows, uint32_t width, float eps) {
+// With QUANTIZE, the normalised row also goes out as Q8 activations (q8_activations.h) for
+// the integer matrix products that read it next, saving a pass. Then blockDim.x must be a
+// multiple of 32 and width of 32: each pass of the loop gives every warp whole, aligned
+// groups of 32 values.
+template <bool QUANTIZE>
+static __device__ void rms_norm_row(const float *x, const float *w, float *y, int8_t *q,
+                                    float *qd, float *qs, uint32_t n_rows, uint32_t width,
+                                    float eps) {
     __shared__ double scratch[1024];  // [blockDim.x]
     const uint32_t r = blockIdx.x;
     if (r >= n_rows) {
@@ -27,6 +32,26 @@ RF_KERNEL void rf_rms_norm_f32(const float *x,  // [n_rows, width]
     const float mean = (float)(sum_sq / (double)width);
     const float scale = 1.0f / sqrtf(mean + eps);
     for (uint32_t i = threadIdx.x; i < width; i += blockDim.x) {
-        yr[i] = xr[i] * scale * w[i];
+        const float v = xr[i] * scale * w[i];
+        yr[i] = v;
+        if (QUANTIZE) {
+            const uint64_t value = (uint64_t)r * width + i;
+            rf_quantize_q8_group(v, i % 32, q, qd, qs, value, value / 32);
+        }
     }
+}
+
+RF_KERNEL void rf_rms_norm_f32(const float *x,  // [n_rows, width]
+                               const float *w,  // [width]
+                               float *y,        // [n_rows, width]
+                               uint32_t n_rows, uint32_t width, float eps) {
+    rms_norm_row<false>(x, w, y, nullptr, nullptr, nullptr, n_rows, width, eps);
+}
+
+// As rf_rms_norm_f32, and the rows as Q8 activations: q [n_rows, width], qd and qs
+// [n_rows, width / 32].
+RF_KERNEL void rf_rms_norm_q8_f32(const float *x, const float *w, float *y, int8_t *q,
+                                  float *qd, float *qs, uint32_t n_rows, uint32_t width,
+                                  float eps) {
+    rms_norm_row<true>(x, w, y, q, qd, qs, n_rows, width, eps);
 }

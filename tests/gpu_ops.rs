@@ -10,8 +10,8 @@ use half::{bf16, f16};
 use rocmforge::Error;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, RopeKvWrite, RopeParams,
-    StepTokens, supported_weight_types,
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, Q8Buffers, Q8Output,
+    RopeKvWrite, RopeParams, SecondMatrix, StepTokens, supported_weight_types,
 };
 use rocmforge::backend::gpu::{Device, DeviceBuffer, DeviceCopy, Stream};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
@@ -280,6 +280,232 @@ fn matvec_of_model_sized_matrices() {
     assert_all_freed(&g.device);
 }
 
+// ------------------------------------------------------------------ integer products
+
+/// Every weight type with an integer (Q8 activation) kernel.
+const Q8_TYPES: [GgmlType; 7] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4K,
+    GgmlType::Q6K,
+];
+
+/// Q8 activations read back: per value its quant, per group of 32 its step and scaled sum.
+struct Q8Host {
+    quants: Vec<i8>,
+    scales: Vec<f32>,
+    sums: Vec<f32>,
+}
+
+impl Q8Host {
+    fn download(g: &Gpu, q8: &Q8Buffers, n_values: usize) -> Q8Host {
+        let mut host = Q8Host {
+            quants: g.download(&q8.quants),
+            scales: g.download(&q8.scales),
+            sums: g.download(&q8.sums),
+        };
+        host.quants.truncate(n_values);
+        host.scales.truncate(n_values / 32);
+        host.sums.truncate(n_values / 32);
+        host
+    }
+
+    /// Asserts these are `x` quantized as the CPU's Q8 activations are, to the bit:
+    /// d = amax / 127 (stored rounded to f16), q = round_half_even(x * 127 / amax),
+    /// s = d * sum(q) with d unrounded.
+    fn assert_quantizes(&self, x: &[f32], what: &str) {
+        for (group, values) in x.chunks_exact(32).enumerate() {
+            let amax = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inverse = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let quants: Vec<i8> = values
+                .iter()
+                .map(|&v| (v * inverse).round_ties_even() as i8)
+                .collect();
+            let sum: i32 = quants.iter().map(|&q| i32::from(q)).sum();
+            assert_eq!(
+                &self.quants[32 * group..32 * (group + 1)],
+                &quants[..],
+                "{what}: quants of group {group}"
+            );
+            assert_eq!(
+                self.scales[group].to_bits(),
+                f16::from_f32(d).to_f32().to_bits(),
+                "{what}: step of group {group}"
+            );
+            assert_eq!(
+                self.sums[group].to_bits(),
+                (d * sum as f32).to_bits(),
+                "{what}: scaled sum of group {group}"
+            );
+        }
+    }
+
+    /// Value `i` as the products see it.
+    fn value(&self, i: usize) -> f64 {
+        f64::from(self.quants[i]) * f64::from(self.scales[i / 32])
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn q8_quantization_and_fused_norm_match_the_cpu_method_to_the_bit() {
+    let g = setup();
+    let mut random = Random::new(31);
+    for (n_rows, width) in [(1, 32), (3, 576), (2, 4096), (8, 1536)] {
+        let mut x = random_vec(&mut random, n_rows * width, 4.0);
+        // A group of zeros (step 0) and one with a single large value.
+        x[..32].fill(0.0);
+        if x.len() >= 64 {
+            x[40] = 1e4;
+        }
+        let n = x.len();
+        let x_dev = g.upload(&x);
+        let mut q8 = Q8Buffers::new(&g.device, n).unwrap();
+        g.ops.quantize_q8(&g.stream, &x_dev, n, &mut q8).unwrap();
+        Q8Host::download(&g, &q8, n).assert_quantizes(&x, "quantize_q8");
+
+        // The norm's quantized rows are its own f32 output, quantized.
+        let weight: Vec<f32> = (0..width).map(|_| 1.0 + random.next_f32() * 0.5).collect();
+        let w_dev = g.upload(&weight);
+        let mut out = g.poisoned::<f32>(n);
+        let mut q8_norm = Q8Buffers::new(&g.device, n).unwrap();
+        g.ops
+            .rms_norm(&g.stream, &x_dev, &w_dev, 1e-5, n_rows, &mut out, Some(&mut q8_norm))
+            .unwrap();
+        let normed = g.download(&out);
+        Q8Host::download(&g, &q8_norm, n).assert_quantizes(&normed, "rms_norm_q8");
+    }
+    assert_all_freed(&g.device);
+}
+
+/// One integer product of `dtype`, checked against float64 over the activations as
+/// quantized: with `mode` Store (one or two matrices), Add or Swiglu.
+fn check_matvec_q8(
+    g: &Gpu,
+    random: &mut Random,
+    dtype: GgmlType,
+    (n_rows, n_cols, n_tokens): (usize, usize, usize),
+    mode: Q8Output,
+    paired: bool,
+) -> f64 {
+    let bytes = [(); 2].map(|_| random_weights(random, dtype, n_rows, n_cols));
+    let w = bytes
+        .each_ref()
+        .map(|b| dequantize_to_vec(dtype, b, n_rows * n_cols).unwrap());
+    let x = random_vec(random, n_tokens * n_cols, 2.0);
+    let x_dev = g.upload(&x);
+    let mut q8 = Q8Buffers::new(&g.device, x.len()).unwrap();
+    g.ops.quantize_q8(&g.stream, &x_dev, x.len(), &mut q8).unwrap();
+    let xq = Q8Host::download(g, &q8, x.len());
+    let bytes_dev = bytes.each_ref().map(|b| g.upload(b));
+    let matrices = bytes_dev
+        .each_ref()
+        .map(|b| DeviceMatrix::new(dtype, b, n_rows, n_cols).unwrap());
+    let out_len = n_tokens * n_rows;
+    let y0 = random_vec(random, out_len + n_rows, 1.0);
+    // Add reads y: start it from known values; otherwise poison it (and the spare row).
+    let mut y_dev = if mode == Q8Output::Add {
+        g.upload(&y0)
+    } else {
+        g.poisoned::<f32>(out_len + n_rows)
+    };
+    let mut y_b_dev = g.poisoned::<f32>(out_len + n_rows);
+    let second = paired.then(|| SecondMatrix {
+        w: &matrices[1],
+        y: (mode == Q8Output::Store).then_some(&mut y_b_dev),
+    });
+    g.ops
+        .matvec_q8(&g.stream, &matrices[0], second, &q8, n_tokens, &mut y_dev, mode)
+        .unwrap();
+    let (y, y_b) = (g.download(&y_dev), g.download(&y_b_dev));
+    // The groups' products are exact integers scaled in f32 and summed in f32: about
+    // 2^-22 of Σ|w x|. Types with a min add it times the group's scaled sum, whose step
+    // is not rounded to f16 like the quants' is: up to 2^-11 of that term.
+    let tolerance = match dtype {
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K => 1e-3,
+        _ => 2e-5,
+    };
+    let mut worst = 0.0f64;
+    let product = |m: usize, t: usize, r: usize| {
+        (0..n_cols).fold((0.0, 0.0), |(sum, abs), c| {
+            let p = f64::from(w[m][r * n_cols + c]) * xq.value(t * n_cols + c);
+            (sum + p, abs + p.abs())
+        })
+    };
+    for t in 0..n_tokens {
+        for r in 0..n_rows {
+            let i = t * n_rows + r;
+            let (a, a_abs) = product(0, t, r);
+            let mut checks = vec![];
+            match mode {
+                Q8Output::Store => {
+                    checks.push((f64::from(y[i]), a, a_abs));
+                    if paired {
+                        let (b, b_abs) = product(1, t, r);
+                        checks.push((f64::from(y_b[i]), b, b_abs));
+                    }
+                }
+                Q8Output::Add => checks.push((f64::from(y[i]), f64::from(y0[i]) + a, a_abs + 1.0)),
+                Q8Output::Swiglu => {
+                    let (b, b_abs) = product(1, t, r);
+                    let silu = a / (1.0 + (-a).exp());
+                    // silu's slope is below 1.1: a's error passes on at most 1.1 |b|.
+                    let scale = 1.1 * a_abs * b.abs() + silu.abs() * b_abs;
+                    checks.push((f64::from(y[i]), silu * b, scale));
+                }
+            }
+            for (got, expected, scale) in checks {
+                let error = (got - expected).abs() / scale.max(f64::MIN_POSITIVE);
+                assert!(
+                    error <= tolerance,
+                    "{dtype} {mode:?} paired {paired} {n_rows}x{n_cols} x{n_tokens}: \
+                     y[{t}][{r}] = {got}, expected {expected}"
+                );
+                worst = worst.max(error);
+            }
+        }
+    }
+    let spare_untouched = match mode {
+        Q8Output::Add => y[out_len..] == y0[out_len..],
+        _ => y[out_len..].iter().all(|v| v.is_nan()),
+    };
+    assert!(spare_untouched, "{dtype} {mode:?}: wrote past the output");
+    if !(paired && mode == Q8Output::Store) {
+        assert!(y_b.iter().all(|v| v.is_nan()), "{dtype} {mode:?}: wrote y_b");
+    }
+    worst
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn integer_products_match_float64_in_every_mode() {
+    let g = setup();
+    let mut random = Random::new(32);
+    for dtype in Q8_TYPES {
+        let mut worst = 0.0f64;
+        for n_tokens in [1, 3, 8] {
+            for (mode, paired) in [
+                (Q8Output::Store, false),
+                (Q8Output::Store, true),
+                (Q8Output::Add, false),
+                (Q8Output::Swiglu, true),
+            ] {
+                let shape = (67, odd_width(dtype), n_tokens);
+                worst = worst.max(check_matvec_q8(&g, &mut random, dtype, shape, mode, paired));
+            }
+        }
+        // Long rows: 14 groups a lane for SmolLM2-sized and 8B-sized matrices.
+        let long = (129, 14336, 1);
+        worst = worst.max(check_matvec_q8(&g, &mut random, dtype, long, Q8Output::Store, false));
+        println!("matvec_q8 {dtype}: max |error| / scale = {worst:.2e}");
+    }
+    assert_all_freed(&g.device);
+}
+
 // ------------------------------------------------------------------ norm and activations
 
 #[test]
@@ -301,7 +527,7 @@ fn rms_norm_matches_the_cpu() {
         let (x_dev, w_dev) = (g.upload(&x), g.upload(&weight));
         let mut out = g.poisoned::<f32>(n_rows * width);
         g.ops
-            .rms_norm(&g.stream, &x_dev, &w_dev, eps, n_rows, &mut out)
+            .rms_norm(&g.stream, &x_dev, &w_dev, eps, n_rows, &mut out, None)
             .unwrap();
         let got = g.download(&out);
         for r in 0..n_rows {

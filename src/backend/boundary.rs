@@ -119,6 +119,23 @@ pub trait Backend {
     fn swiglu(&mut self) -> Result<()>;
     /// `X += Proj`.
     fn add_residual(&mut self) -> Result<()>;
+    /// `X += W · x`: a product into the residual stream (through `Proj`, which it leaves
+    /// unspecified). Backends that can add in place do it in one pass.
+    fn matmul_into_residual(&mut self, x: Act, w: &Self::Matrix<'_>) -> Result<()> {
+        self.matmul(x, &[(w, Act::Proj)])?;
+        self.add_residual()
+    }
+    /// `Gate = silu(W_gate · x) * (W_up · x)`, the feed-forward's gated input (leaving `Up`
+    /// unspecified). Backends that can combine the two products do it in one pass.
+    fn matmul_swiglu<'w>(
+        &mut self,
+        x: Act,
+        gate: &Self::Matrix<'w>,
+        up: &Self::Matrix<'w>,
+    ) -> Result<()> {
+        self.matmul(x, &[(gate, Act::Gate), (up, Act::Up)])?;
+        self.swiglu()
+    }
     /// For the tokens that want logits: `logits = output · rms_norm(X, norm, eps)`.
     fn output_logits(
         &mut self,

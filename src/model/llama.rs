@@ -33,15 +33,12 @@ pub fn forward<'w, B: Backend>(
         )?;
         b.rope_and_store_kv(layer, &rope)?;
         b.attention(layer, attention_scale)?; // Attn [n, q_dim]
-        b.matmul(Act::Attn, &[(&lw.wo, Act::Proj)])?;
-        b.add_residual()?;
+        b.matmul_into_residual(Act::Attn, &lw.wo)?;
 
         // Feed-forward sublayer.
         b.rms_norm(Act::X, &lw.ffn_norm, c.rms_eps, Act::Xn)?;
-        b.matmul(Act::Xn, &[(&lw.w_gate, Act::Gate), (&lw.w_up, Act::Up)])?;
-        b.swiglu()?; // Gate = silu(Gate) * Up
-        b.matmul(Act::Gate, &[(&lw.w_down, Act::Proj)])?;
-        b.add_residual()?;
+        b.matmul_swiglu(Act::Xn, &lw.w_gate, &lw.w_up)?; // Gate [n, n_ff]
+        b.matmul_into_residual(Act::Gate, &lw.w_down)?;
     }
     // Output head, only for the tokens that asked for logits.
     b.output_logits(&w.output_norm, c.rms_eps, &w.output)

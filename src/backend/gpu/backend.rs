@@ -10,8 +10,9 @@ use half::f16;
 
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, RopeKvWrite, RopeParams,
-    StepTokens,
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, MAX_Q8_TOKENS, PagedKv, Q8_GROUP,
+    Q8Buffers,
+    Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
 use super::safe::{Device, DeviceBuffer, DeviceCopy, Stream};
 use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
@@ -105,6 +106,10 @@ struct DeviceState {
     v_cache: Vec<DeviceBuffer<f16>>,
     /// Indexed by `Act as usize`: `[n_batch, shape.width(act)]` each.
     acts: Vec<DeviceBuffer<f32>>,
+    /// One activation as Q8 for the integer products (room for the widest), and which
+    /// one it currently holds.
+    q8: Q8Buffers,
+    q8_of: Option<Act>,
     /// `[n_batch, n_embd]` the rows of the tokens that want logits, then their norms.
     out_rows: DeviceBuffer<f32>,
     out_norm: DeviceBuffer<f32>,
@@ -159,6 +164,11 @@ impl GpuBackend {
             .iter()
             .map(|&act| device.alloc(checked("activations", &[n_batch, shape.width(act)])?))
             .collect::<Result<Vec<_>>>()?;
+        let widest = Act::ALL.iter().map(|&act| shape.width(act)).max().unwrap_or(0);
+        let q8 = Q8Buffers::new(
+            device,
+            checked("quantized activations", &[n_batch.min(MAX_Q8_TOKENS), widest])?,
+        )?;
         let table_len = checked("block tables", &[n_seq, max_blocks])?;
         let step = DeviceStep {
             tokens: device.alloc(n_batch)?,
@@ -178,6 +188,8 @@ impl GpuBackend {
             k_cache: cache()?,
             v_cache: cache()?,
             acts,
+            q8,
+            q8_of: None,
             out_rows: device.alloc(rows)?,
             out_norm: device.alloc(rows)?,
             logits_device: device.alloc(checked("logits", &[n_batch, shape.n_vocab])?)?,
@@ -269,6 +281,25 @@ impl GpuBackend {
 }
 
 impl DeviceState {
+    /// Notes that `act` is about to be overwritten: its Q8 copy is stale from here.
+    fn wrote(&mut self, act: Act) {
+        if self.q8_of == Some(act) {
+            self.q8_of = None;
+        }
+    }
+
+    /// Makes `self.q8` hold `x` as Q8 activations, quantizing it unless it already does.
+    fn quantize(&mut self, stream: &Stream, x: Act) -> Result<()> {
+        if self.q8_of == Some(x) {
+            return Ok(());
+        }
+        let n_values = self.step.n_tokens * self.shape.width(x);
+        self.ops
+            .quantize_q8(stream, &self.acts[x as usize], n_values, &mut self.q8)?;
+        self.q8_of = Some(x);
+        Ok(())
+    }
+
     /// Copies the logits the step computed to the host: the step's one wait.
     fn read_logits(&mut self, stream: &Stream) -> Result<()> {
         let len = self.step.n_outputs * self.shape.n_vocab;
@@ -287,6 +318,7 @@ impl DeviceState {
             .sum();
         let device_bytes = kv_bytes
             + self.acts.iter().map(bytes).sum::<u64>()
+            + self.q8.size_bytes() as u64
             + bytes(&self.out_rows)
             + bytes(&self.out_norm)
             + bytes(&self.logits_device);
@@ -316,6 +348,29 @@ fn pair(
             "an operation reads and writes {read:?}"
         )))
     }
+}
+
+/// Two distinct activation buffers, both written.
+fn two_outputs(
+    acts: &mut [DeviceBuffer<f32>],
+    a: Act,
+    b: Act,
+) -> Result<(&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>)> {
+    let (ia, ib) = (a as usize, b as usize);
+    if ia < ib {
+        let (low, high) = acts.split_at_mut(ib);
+        Ok((&mut low[ia], &mut high[0]))
+    } else if ia > ib {
+        let (low, high) = acts.split_at_mut(ia);
+        Ok((&mut high[0], &mut low[ib]))
+    } else {
+        Err(Error::InvalidArgument(format!("two products write {a:?}")))
+    }
+}
+
+/// Whether two matrices can share one paired launch.
+fn same_shape(a: &GpuMatrix, b: &GpuMatrix) -> bool {
+    (a.dtype, a.n_rows, a.n_cols) == (b.dtype, b.n_rows, b.n_cols)
 }
 
 /// `len` elements of device memory set to zero (a KV cache's unwritten slots must hold
@@ -373,32 +428,75 @@ impl Backend for GpuStep<'_> {
 
     fn embed(&mut self, table: &GpuMatrix) -> Result<()> {
         let s = &mut *self.state;
+        s.wrote(Act::X);
         let view = table.view()?;
         let x = &mut s.acts[Act::X as usize];
         s.ops
             .embedding(self.stream, &view, &s.step.tokens, s.step.n_tokens, x)
     }
 
+    /// Also quantizes the result when the integer products can take it, so the products
+    /// that read it next need no pass of their own.
     fn rms_norm(&mut self, x: Act, weight: &DeviceBuffer<f32>, eps: f32, out: Act) -> Result<()> {
         let s = &mut *self.state;
+        s.wrote(out);
+        let n = s.step.n_tokens;
+        let quantize = n <= MAX_Q8_TOKENS && weight.len().is_multiple_of(Q8_GROUP);
         let (input, output) = pair(&mut s.acts, x, out)?;
+        let q8 = quantize.then_some(&mut s.q8);
         s.ops
-            .rms_norm(self.stream, input, weight, eps, s.step.n_tokens, output)
+            .rms_norm(self.stream, input, weight, eps, n, output, q8)?;
+        if quantize {
+            s.q8_of = Some(out);
+        }
+        Ok(())
     }
 
+    /// Two consecutive products of matrices of one type and shape (K and V) run as one
+    /// launch on the integer path.
     fn matmul(&mut self, x: Act, products: &[(&GpuMatrix, Act)]) -> Result<()> {
-        let s = &mut *self.state;
-        for &(w, out) in products {
+        let mut rest = products;
+        while let [(w, out), tail @ ..] = rest {
+            let s = &mut *self.state;
             let view = w.view()?;
-            let (input, output) = pair(&mut s.acts, x, out)?;
-            s.ops
-                .matvec(self.stream, &view, input, s.step.n_tokens, output)?;
+            s.wrote(*out);
+            let n = s.step.n_tokens;
+            if !s.ops.has_q8_matvec(&view, n) {
+                let (input, output) = pair(&mut s.acts, x, *out)?;
+                s.ops.matvec(self.stream, &view, input, n, output)?;
+                rest = tail;
+                continue;
+            }
+            s.quantize(self.stream, x)?;
+            match tail {
+                [(w_b, out_b), after @ ..] if same_shape(w, w_b) => {
+                    let view_b = w_b.view()?;
+                    s.wrote(*out_b);
+                    let (y, y_b) = two_outputs(&mut s.acts, *out, *out_b)?;
+                    let second = SecondMatrix {
+                        w: &view_b,
+                        y: Some(y_b),
+                    };
+                    let store = Q8Output::Store;
+                    s.ops
+                        .matvec_q8(self.stream, &view, Some(second), &s.q8, n, y, store)?;
+                    rest = after;
+                }
+                _ => {
+                    let y = &mut s.acts[*out as usize];
+                    s.ops
+                        .matvec_q8(self.stream, &view, None, &s.q8, n, y, Q8Output::Store)?;
+                    rest = tail;
+                }
+            }
         }
         Ok(())
     }
 
     fn rope_and_store_kv(&mut self, layer: usize, rope: &Rope) -> Result<()> {
         let s = &mut *self.state;
+        s.wrote(Act::Q);
+        s.wrote(Act::K);
         let params = RopeParams {
             style: rope.style,
             base: rope.base,
@@ -422,6 +520,7 @@ impl Backend for GpuStep<'_> {
 
     fn attention(&mut self, layer: usize, scale: f32) -> Result<()> {
         let s = &mut *self.state;
+        s.wrote(Act::Attn);
         let n = s.step.n_tokens;
         let kv = PagedKv {
             k_cache: &s.k_cache[layer],
@@ -458,6 +557,7 @@ impl Backend for GpuStep<'_> {
 
     fn swiglu(&mut self) -> Result<()> {
         let s = &mut *self.state;
+        s.wrote(Act::Gate);
         let n = s.step.n_tokens * s.shape.n_ff;
         let (up, gate) = pair(&mut s.acts, Act::Up, Act::Gate)?;
         s.ops.swiglu(self.stream, gate, up, n)
@@ -465,9 +565,51 @@ impl Backend for GpuStep<'_> {
 
     fn add_residual(&mut self) -> Result<()> {
         let s = &mut *self.state;
+        s.wrote(Act::X);
         let n = s.step.n_tokens * s.shape.n_embd;
         let (proj, x) = pair(&mut s.acts, Act::Proj, Act::X)?;
         s.ops.add_assign(self.stream, x, proj, n)
+    }
+
+    /// On the integer path, one launch that adds each row's product into `X`.
+    fn matmul_into_residual(&mut self, x: Act, w: &GpuMatrix) -> Result<()> {
+        let s = &mut *self.state;
+        let view = w.view()?;
+        let n = s.step.n_tokens;
+        if x == Act::X || !s.ops.has_q8_matvec(&view, n) {
+            self.matmul(x, &[(w, Act::Proj)])?;
+            return self.add_residual();
+        }
+        s.quantize(self.stream, x)?;
+        s.wrote(Act::X);
+        let y = &mut s.acts[Act::X as usize];
+        s.ops
+            .matvec_q8(self.stream, &view, None, &s.q8, n, y, Q8Output::Add)
+    }
+
+    /// On the integer path, one launch that computes both products of each row and
+    /// combines them.
+    fn matmul_swiglu<'w>(&mut self, x: Act, gate: &GpuMatrix, up: &GpuMatrix) -> Result<()> {
+        let s = &mut *self.state;
+        let (gate_view, up_view) = (gate.view()?, up.view()?);
+        let n = s.step.n_tokens;
+        if matches!(x, Act::Gate | Act::Up)
+            || !same_shape(gate, up)
+            || !s.ops.has_q8_matvec(&gate_view, n)
+        {
+            self.matmul(x, &[(gate, Act::Gate), (up, Act::Up)])?;
+            return self.swiglu();
+        }
+        s.quantize(self.stream, x)?;
+        s.wrote(Act::Gate);
+        let second = SecondMatrix {
+            w: &up_view,
+            y: None,
+        };
+        let y = &mut s.acts[Act::Gate as usize];
+        let swiglu = Q8Output::Swiglu;
+        s.ops
+            .matvec_q8(self.stream, &gate_view, Some(second), &s.q8, n, y, swiglu)
     }
 
     /// Queues the logits' computation; `GpuBackend::run_step` copies them back after the
@@ -494,11 +636,20 @@ impl Backend for GpuStep<'_> {
             }
             &s.out_rows
         };
-        s.ops
-            .rms_norm(stream, rows, norm, eps, n_out, &mut s.out_norm)?;
         let view = output.view()?;
+        // The Q8 buffers may hold an activation; the norm's rows replace it.
+        s.q8_of = None;
+        let integer = s.ops.has_q8_matvec(&view, n_out) && d.is_multiple_of(Q8_GROUP);
+        let q8 = integer.then_some(&mut s.q8);
         s.ops
-            .matvec(stream, &view, &s.out_norm, n_out, &mut s.logits_device)
+            .rms_norm(stream, rows, norm, eps, n_out, &mut s.out_norm, q8)?;
+        let logits = &mut s.logits_device;
+        if integer {
+            s.ops
+                .matvec_q8(stream, &view, None, &s.q8, n_out, logits, Q8Output::Store)
+        } else {
+            s.ops.matvec(stream, &view, &s.out_norm, n_out, logits)
+        }
     }
 
     fn logits(&self) -> &[f32] {

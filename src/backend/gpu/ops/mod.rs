@@ -1,5 +1,5 @@
 //! The operations of a forward pass on a GPU: safe launchers for the kernels of
-//! `kernels/{embedding,matvec,norm,rope,attention,elementwise,argmax}.hip`.
+//! `kernels/{embedding,matvec,matvec_q8,norm,rope,attention,elementwise,argmax}.hip`.
 //!
 //! [`GpuOps::load`] loads every kernel once per device; each launcher takes typed device
 //! buffers and the shapes they hold, checks every length, shape and limit before it
@@ -16,11 +16,13 @@ mod attention;
 mod elementwise;
 mod embedding;
 mod matvec;
+mod matvec_q8;
 mod norm;
 mod rope;
 mod weights;
 
 pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
+pub use matvec_q8::{MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix};
 pub use rope::{RopeKvWrite, RopeParams};
 
 pub use weights::{DeviceMatrix, supported_weight_types};
@@ -32,6 +34,7 @@ use crate::error::{Error, Result};
 pub struct GpuOps {
     embedding: embedding::EmbeddingKernels,
     matvec: matvec::MatvecKernels,
+    matvec_q8: matvec_q8::MatvecQ8Kernels,
     norm: norm::NormKernel,
     rope: rope::RopeKernel,
     attention: attention::AttentionKernels,
@@ -53,6 +56,7 @@ impl GpuOps {
         Ok(GpuOps {
             embedding: embedding::EmbeddingKernels::load(&module("embedding")?)?,
             matvec: matvec::MatvecKernels::load(&module("matvec")?, warp_size)?,
+            matvec_q8: matvec_q8::MatvecQ8Kernels::load(&module("matvec_q8")?, warp_size)?,
             norm: norm::NormKernel::load(&module("norm")?)?,
             rope: rope::RopeKernel::load(&module("rope")?)?,
             attention: attention::AttentionKernels::load(&module("attention")?)?,

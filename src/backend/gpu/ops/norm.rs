@@ -1,20 +1,23 @@
-//! RMS norm of each row (`kernels/norm.hip`).
+//! RMS norm of each row (`kernels/norm.hip`), optionally also as Q8 activations.
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
+use super::matvec_q8::Q8Buffers;
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::Result;
 
-/// Threads per block, one block per row.
+/// Threads per block, one block per row; a multiple of 32, as the Q8 variant needs.
 const THREADS: u32 = 256;
 
 pub(super) struct NormKernel {
     rms_norm: Function,
+    rms_norm_q8: Function,
 }
 
 impl NormKernel {
     pub(super) fn load(module: &Module) -> Result<NormKernel> {
         Ok(NormKernel {
             rms_norm: module.function("rf_rms_norm_f32")?,
+            rms_norm_q8: module.function("rf_rms_norm_q8_f32")?,
         })
     }
 }
@@ -22,6 +25,9 @@ impl NormKernel {
 impl GpuOps {
     /// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for the first `n_rows` rows of
     /// `weight.len()` values, as `src/backend/cpu/ops.rs` `rms_norm` (sum of squares in f64).
+    /// With `quantized`, the rows also go there as Q8 activations (the width must then be
+    /// whole groups of 32).
+    #[allow(clippy::too_many_arguments)]
     pub fn rms_norm(
         &self,
         stream: &Stream,
@@ -30,26 +36,40 @@ impl GpuOps {
         eps: f32,
         n_rows: usize,
         out: &mut DeviceBuffer<f32>,
+        mut quantized: Option<&mut Q8Buffers>,
     ) -> Result<()> {
         let width = weight.len();
         let n_values = product("rms_norm", &[n_rows, width])?;
         check_buffer("rms_norm input", x, n_values, stream)?;
         check_buffer("rms_norm weight", weight, width, stream)?;
         check_buffer("rms_norm output", out, n_values, stream)?;
+        if let Some(q8) = &quantized {
+            q8.check("rms_norm quantized output", n_values, stream)?;
+        }
         if n_values == 0 {
             return Ok(());
         }
         let mut args = KernelArgs::new();
-        args.push(x)
-            .push(weight)
-            .push(&mut *out)
-            .push(to_u32("rms_norm rows", n_rows, MAX_GRID_X)?)
+        args.push(x).push(weight).push(&mut *out);
+        if let Some(q8) = quantized.as_deref_mut() {
+            args.push(&mut q8.quants)
+                .push(&mut q8.scales)
+                .push(&mut q8.sums);
+        }
+        args.push(to_u32("rms_norm rows", n_rows, MAX_GRID_X)?)
             .push(to_u32("rms_norm width", width, u32::MAX)?)
             .push(eps);
         let config = LaunchConfig::linear(n_rows as u32, THREADS);
-        // SAFETY: the arguments match rf_rms_norm_f32(x, w, y, n_rows, width, eps); x and
-        // out hold n_rows * width floats and weight width (checked); the kernel's shared
-        // scratch has room for 1024 threads, more than THREADS.
-        unsafe { self.norm.rms_norm.launch(stream, &config, &args) }
+        let kernel = if quantized.is_some() {
+            &self.norm.rms_norm_q8
+        } else {
+            &self.norm.rms_norm
+        };
+        // SAFETY: the arguments match rf_rms_norm_f32(x, w, y, n_rows, width, eps), or with
+        // a quantized output rf_rms_norm_q8_f32(x, w, y, q, qd, qs, n_rows, width, eps); x
+        // and out hold n_rows * width floats, weight width, the quantized output n_rows *
+        // width values in whole groups of 32 (all checked); THREADS is a multiple of 32 and
+        // at most the 1024 threads the kernel's shared scratch has room for.
+        unsafe { kernel.launch(stream, &config, &args) }
     }
 }

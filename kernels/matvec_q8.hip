@@ -1,0 +1,275 @@
+// Integer matrix-vector products for decode and small batches: y[t, r] = W[r] . x[t] with
+// x as Q8 activations (q8_activations.h), so a 32-value group of a row costs a few 4-way
+// int8 dot products (dp4a) instead of 32 dequantizations and float multiplies. This is the
+// CPU's method (src/backend/cpu/dot), so both backends round alike: only the float sums of
+// the groups' products are ordered differently.
+//
+// W is the GGUF tensor's bytes, row r at r * row_bytes; n_cols a multiple of 32 (of 256
+// for the K-quants, which their rows are by construction).
+//
+// Launch: one warp per output row, blockDim.x a multiple of the warp size; grid.x =
+// ceil(n_rows / (blockDim.x / warpSize)). Lane l takes the groups l, l + warp, ... of its
+// row, so a warp reads a contiguous stretch of the row at each step.
+#include "compat.h"
+#include "ggml_blocks.h"
+#include "q8_activations.h"
+
+// The most tokens one launch multiplies (its accumulators live in registers).
+#define RF_MMVQ_MAX_TOKENS 8
+
+// What an output row receives (`mode`).
+#define RF_MMVQ_STORE 0   // y = W x (and y_b = W_b x with a second matrix)
+#define RF_MMVQ_ADD 1     // y += W x: the residual connection
+#define RF_MMVQ_SWIGLU 2  // y = silu(W x) * (W_b x), computed as the CPU's swiglu
+
+// One 32-value group of a weight row, unpacked: quant k is byte k % 4 of q[k / 4], in the
+// order of the group's values. Its dot with an activation group is
+//   xd * (scale_lo * sum_{k<16} (q_k - offset) x_k + scale_hi * sum_{k>=16} (...)) + m * xs.
+struct Q8Group {
+    int q[8];
+    float scale_lo, scale_hi;
+    int offset;
+    float m;
+};
+
+RF_DEVICE int rf_i32_b2(const uint8_t *p) {
+    const uint16_t *h = (const uint16_t *)p;
+    return (int)((uint32_t)h[0] | ((uint32_t)h[1] << 16));
+}
+
+RF_DEVICE int rf_i32_b4(const uint8_t *p) { return *(const int *)p; }
+
+template <typename B>
+struct Q8Unpack;
+
+// The unpackers read a group's bytes with loads as wide as the block's alignment allows
+// (rows start 16-aligned; an 18-byte block leaves the next 2-aligned).
+template <>
+struct Q8Unpack<BlockQ4_0> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+        const uint8_t *b = row + (uint64_t)g * 18;
+        for (int k = 0; k < 4; ++k) {
+            const int v = rf_i32_b2(b + 2 + 4 * k);
+            u.q[k] = v & 0x0F0F0F0F;
+            u.q[k + 4] = (v >> 4) & 0x0F0F0F0F;
+        }
+        u.scale_lo = u.scale_hi = rf_f16_at(b);
+        u.offset = 8;
+        u.m = 0.0f;
+    }
+};
+
+template <>
+struct Q8Unpack<BlockQ4_1> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+        const uint8_t *b = row + (uint64_t)g * 20;
+        for (int k = 0; k < 4; ++k) {
+            const int v = rf_i32_b4(b + 4 + 4 * k);
+            u.q[k] = v & 0x0F0F0F0F;
+            u.q[k + 4] = (v >> 4) & 0x0F0F0F0F;
+        }
+        u.scale_lo = u.scale_hi = rf_f16_at(b);
+        u.offset = 0;
+        u.m = rf_f16_at(b + 2);
+    }
+};
+
+// Bits 0..3 of `bits` moved to bit 4 of each of four bytes.
+RF_DEVICE int rf_fifth_bits(uint32_t bits) {
+    return (int)(((bits & 1) << 4) | ((bits & 2) << 11) | ((bits & 4) << 18) |
+                 ((bits & 8) << 25));
+}
+
+template <>
+struct Q8Unpack<BlockQ5_0> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+        const uint8_t *b = row + (uint64_t)g * 22;
+        const uint32_t qh = (uint32_t)rf_i32_b2(b + 2);
+        for (int k = 0; k < 4; ++k) {
+            const int v = rf_i32_b2(b + 6 + 4 * k);
+            u.q[k] = (v & 0x0F0F0F0F) | rf_fifth_bits(qh >> (4 * k));
+            u.q[k + 4] = ((v >> 4) & 0x0F0F0F0F) | rf_fifth_bits(qh >> (16 + 4 * k));
+        }
+        u.scale_lo = u.scale_hi = rf_f16_at(b);
+        u.offset = 16;
+        u.m = 0.0f;
+    }
+};
+
+template <>
+struct Q8Unpack<BlockQ5_1> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+        const uint8_t *b = row + (uint64_t)g * 24;
+        const uint32_t qh = (uint32_t)rf_i32_b4(b + 4);
+        for (int k = 0; k < 4; ++k) {
+            const int v = rf_i32_b4(b + 8 + 4 * k);
+            u.q[k] = (v & 0x0F0F0F0F) | rf_fifth_bits(qh >> (4 * k));
+            u.q[k + 4] = ((v >> 4) & 0x0F0F0F0F) | rf_fifth_bits(qh >> (16 + 4 * k));
+        }
+        u.scale_lo = u.scale_hi = rf_f16_at(b);
+        u.offset = 0;
+        u.m = rf_f16_at(b + 2);
+    }
+};
+
+template <>
+struct Q8Unpack<BlockQ8_0> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+        const uint8_t *b = row + (uint64_t)g * 34;
+        for (int k = 0; k < 8; ++k) {
+            u.q[k] = rf_i32_b2(b + 2 + 4 * k);
+        }
+        u.scale_lo = u.scale_hi = rf_f16_at(b);
+        u.offset = 0;
+        u.m = 0.0f;
+    }
+};
+
+// Group i of a block is 32-value group i % 8 of block i / 8: one scale and one min.
+template <>
+struct Q8Unpack<BlockQ4_K> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+        const uint8_t *b = row + (uint64_t)(g / 8) * 144;
+        const int i = g % 8;
+        int sc, m;
+        rf_k4_scale_min(b + 4, i, &sc, &m);
+        const uint8_t *qs = b + 16 + 32 * (i / 2);
+        const int shift = 4 * (i % 2);
+        for (int k = 0; k < 8; ++k) {
+            u.q[k] = (rf_i32_b4(qs + 4 * k) >> shift) & 0x0F0F0F0F;
+        }
+        u.scale_lo = u.scale_hi = rf_mul(rf_f16_at(b), (float)sc);
+        u.offset = 0;
+        u.m = -rf_mul(rf_f16_at(b + 2), (float)m);
+    }
+};
+
+// Group i of a block: quarter i % 4 of half i / 4 (dequantize_row_q6_k's layout), two
+// 16-value scales.
+template <>
+struct Q8Unpack<BlockQ6_K> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+        const uint8_t *b = row + (uint64_t)(g / 8) * 210;
+        const int i = g % 8;
+        const int half = i / 4, quarter = i % 4;
+        const uint8_t *low = b + 64 * half + 32 * (quarter % 2);
+        const uint8_t *high = b + 128 + 32 * half;
+        const int low_shift = 4 * (quarter / 2), high_shift = 2 * quarter;
+        for (int k = 0; k < 8; ++k) {
+            const int lo = (rf_i32_b2(low + 4 * k) >> low_shift) & 0x0F0F0F0F;
+            const int hi = (rf_i32_b2(high + 4 * k) >> high_shift) & 0x03030303;
+            u.q[k] = lo | (hi << 4);
+        }
+        const float d = rf_f16_at(b + 208);
+        u.scale_lo = rf_mul(d, (float)(int8_t)b[192 + 2 * i]);
+        u.scale_hi = rf_mul(d, (float)(int8_t)b[192 + 2 * i + 1]);
+        u.offset = 32;
+        u.m = 0.0f;
+    }
+};
+
+// The dot of an unpacked weight group with activation group x (32 int8, 16-aligned).
+RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, float xs) {
+    const int4 *x4 = (const int4 *)x;
+    const int4 a = x4[0], c = x4[1];
+    const int xv[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+    int lo = 0, hi = 0, sum_lo = 0, sum_hi = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        lo = rf_dp4a(u.q[k], xv[k], lo);
+        hi = rf_dp4a(u.q[k + 4], xv[k + 4], hi);
+        sum_lo = rf_dp4a(0x01010101, xv[k], sum_lo);
+        sum_hi = rf_dp4a(0x01010101, xv[k + 4], sum_hi);
+    }
+    const float dot = u.scale_lo * (float)(lo - u.offset * sum_lo) +
+                      u.scale_hi * (float)(hi - u.offset * sum_hi);
+    return xd * dot + u.m * xs;
+}
+
+template <typename B>
+static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                            const int8_t *xq, const float *xd, const float *xs, float *y,
+                            float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens,
+                            uint32_t mode) {
+    const int warp = rf_warp_size();
+    const int lane = threadIdx.x % warp;
+    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    // Warp-uniform: a warp leaves whole, so the shuffles below see every lane.
+    if (row >= n_rows) {
+        return;
+    }
+    const bool two = w_b != nullptr;
+    const uint8_t *row_a = w + row * row_bytes;
+    const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
+    const uint32_t n_groups = n_cols / 32;
+    float acc[RF_MMVQ_MAX_TOKENS], acc_b[RF_MMVQ_MAX_TOKENS];
+#pragma unroll
+    for (int t = 0; t < RF_MMVQ_MAX_TOKENS; ++t) {
+        acc[t] = acc_b[t] = 0.0f;
+    }
+    for (uint32_t g = lane; g < n_groups; g += warp) {
+        Q8Group u, u_b;
+        Q8Unpack<B>::group(row_a, g, u);
+        if (two) {
+            Q8Unpack<B>::group(row_b, g, u_b);
+        }
+#pragma unroll
+        for (int t = 0; t < RF_MMVQ_MAX_TOKENS; ++t) {
+            if (t < n_tokens) {
+                const uint64_t group = (uint64_t)t * n_groups + g;
+                const int8_t *x = xq + group * 32;
+                acc[t] += rf_q8_group_dot(u, x, xd[group], xs[group]);
+                if (two) {
+                    acc_b[t] += rf_q8_group_dot(u_b, x, xd[group], xs[group]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < RF_MMVQ_MAX_TOKENS; ++t) {
+        if (t < n_tokens) {
+            const float a = rf_warp_sum(acc[t]);
+            const float b = two ? rf_warp_sum(acc_b[t]) : 0.0f;
+            if (lane == 0) {
+                float *out = y + (uint64_t)t * n_rows + row;
+                if (mode == RF_MMVQ_ADD) {
+                    *out += a;
+                } else if (mode == RF_MMVQ_SWIGLU) {
+                    *out = a / (1.0f + expf(-a)) * b;
+                } else {
+                    *out = a;
+                    if (two) {
+                        y_b[(uint64_t)t * n_rows + row] = b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define RF_MMVQ_KERNEL(NAME, TYPE)                                                               \
+    RF_KERNEL void rf_mmvq_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,      \
+                                  const int8_t *xq, const float *xd, const float *xs, float *y,  \
+                                  float *y_b, uint32_t n_rows, uint32_t n_cols,                  \
+                                  uint32_t n_tokens, uint32_t mode) {                            \
+        mmvq<TYPE>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols, n_tokens, mode);     \
+    }
+
+RF_MMVQ_KERNEL(q4_0, BlockQ4_0)
+RF_MMVQ_KERNEL(q4_1, BlockQ4_1)
+RF_MMVQ_KERNEL(q5_0, BlockQ5_0)
+RF_MMVQ_KERNEL(q5_1, BlockQ5_1)
+RF_MMVQ_KERNEL(q8_0, BlockQ8_0)
+RF_MMVQ_KERNEL(q4_k, BlockQ4_K)
+RF_MMVQ_KERNEL(q6_k, BlockQ6_K)
+
+// x [n_values] f32 as Q8 activations (n_values a multiple of 32). Launch: one thread per
+// value, blockDim.x a multiple of 32; threads past n_values leave in whole groups.
+RF_KERNEL void rf_quantize_q8_f32(const float *x, int8_t *q, float *d, float *s,
+                                  uint64_t n_values) {
+    const uint64_t i = rf_global_thread();
+    if (i >= n_values) {
+        return;
+    }
+    rf_quantize_q8_group(x[i], i % 32, q, d, s, i, i / 32);
+}

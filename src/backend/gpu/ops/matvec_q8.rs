@@ -1,0 +1,258 @@
+//! Integer matrix-vector products over Q8 activations, for decode and small batches
+//! (`kernels/matvec_q8.hip`): the CPU's method, at a fraction of the f32 kernel's cost per
+//! weight byte.
+
+use super::super::safe::{
+    Device, DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream,
+};
+use super::weights::DeviceMatrix;
+use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
+use crate::error::{Error, Result};
+use crate::tensor::GgmlType;
+
+/// Threads per block: one warp per output row (see `matvec.rs`).
+const THREADS: u32 = 128;
+
+/// Values per activation group (one scale each).
+pub const Q8_GROUP: usize = 32;
+
+/// The most tokens one launch multiplies (`RF_MMVQ_MAX_TOKENS`).
+pub const MAX_Q8_TOKENS: usize = 8;
+
+/// The weight types with an integer kernel, with their kernel-name suffixes.
+const Q8_TYPES: [(GgmlType, &str); 7] = [
+    (GgmlType::Q4_0, "q4_0"),
+    (GgmlType::Q4_1, "q4_1"),
+    (GgmlType::Q5_0, "q5_0"),
+    (GgmlType::Q5_1, "q5_1"),
+    (GgmlType::Q8_0, "q8_0"),
+    (GgmlType::Q4K, "q4_k"),
+    (GgmlType::Q6K, "q6_k"),
+];
+
+/// What each output row receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Q8Output {
+    /// `y = W x`, and `y_b = W_b x` for a second matrix.
+    Store = 0,
+    /// `y += W x`: the residual connection.
+    Add = 1,
+    /// `y = silu(W x) * (W_b x)`, as the CPU's `swiglu`.
+    Swiglu = 2,
+}
+
+/// Activations quantized for the integer kernels: per token `width` int8 quants, and per
+/// group of 32 values its step and scaled sum (`kernels/q8_activations.h`).
+pub struct Q8Buffers {
+    pub quants: DeviceBuffer<i8>,
+    pub scales: DeviceBuffer<f32>,
+    pub sums: DeviceBuffer<f32>,
+}
+
+impl Q8Buffers {
+    /// Room for `n_values` values (a multiple of 32).
+    pub fn new(device: &Device, n_values: usize) -> Result<Q8Buffers> {
+        let groups = n_values.div_ceil(Q8_GROUP);
+        Ok(Q8Buffers {
+            quants: device.alloc(groups * Q8_GROUP)?,
+            scales: device.alloc(groups)?,
+            sums: device.alloc(groups)?,
+        })
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.quants.size_bytes() + self.scales.size_bytes() + self.sums.size_bytes()
+    }
+
+    /// Fails unless `n_values` values fit.
+    pub(super) fn check(&self, what: &str, n_values: usize, stream: &Stream) -> Result<()> {
+        if !n_values.is_multiple_of(Q8_GROUP) {
+            return Err(Error::InvalidArgument(format!(
+                "{what}: {n_values} values are not whole groups of {Q8_GROUP}"
+            )));
+        }
+        check_buffer(what, &self.quants, n_values, stream)?;
+        check_buffer(what, &self.scales, n_values / Q8_GROUP, stream)?;
+        check_buffer(what, &self.sums, n_values / Q8_GROUP, stream)
+    }
+}
+
+pub(super) struct MatvecQ8Kernels {
+    by_type: Vec<(GgmlType, Function)>,
+    quantize: Function,
+    rows_per_block: u32,
+}
+
+impl MatvecQ8Kernels {
+    /// `warp_size` is 32 or 64 (checked by the caller).
+    pub(super) fn load(module: &Module, warp_size: u32) -> Result<MatvecQ8Kernels> {
+        let by_type = Q8_TYPES
+            .iter()
+            .map(|&(dtype, suffix)| Ok((dtype, module.function(&format!("rf_mmvq_{suffix}"))?)))
+            .collect::<Result<_>>()?;
+        Ok(MatvecQ8Kernels {
+            by_type,
+            quantize: module.function("rf_quantize_q8_f32")?,
+            rows_per_block: THREADS / warp_size,
+        })
+    }
+
+    fn for_type(&self, dtype: GgmlType) -> Option<&Function> {
+        self.by_type.iter().find(|(t, _)| *t == dtype).map(|(_, f)| f)
+    }
+}
+
+/// The product's second matrix: the same shape and type as the first, into `y_b` for
+/// [`Q8Output::Store`] (none for `Swiglu`, which writes one output).
+pub struct SecondMatrix<'m, 'b> {
+    pub w: &'m DeviceMatrix<'m>,
+    pub y: Option<&'b mut DeviceBuffer<f32>>,
+}
+
+impl GpuOps {
+    /// Whether [`GpuOps::matvec_q8`] multiplies `w` with `n_tokens` tokens.
+    pub fn has_q8_matvec(&self, w: &DeviceMatrix<'_>, n_tokens: usize) -> bool {
+        n_tokens <= MAX_Q8_TOKENS
+            && w.n_cols.is_multiple_of(Q8_GROUP)
+            && self.matvec_q8.for_type(w.dtype).is_some()
+    }
+
+    /// The first `n_values` values of `x` (whole groups of 32) as Q8 activations.
+    pub fn quantize_q8(
+        &self,
+        stream: &Stream,
+        x: &DeviceBuffer<f32>,
+        n_values: usize,
+        out: &mut Q8Buffers,
+    ) -> Result<()> {
+        check_buffer("quantize_q8 input", x, n_values, stream)?;
+        out.check("quantize_q8 output", n_values, stream)?;
+        if n_values == 0 {
+            return Ok(());
+        }
+        let blocks = (n_values as u64).div_ceil(u64::from(THREADS));
+        let blocks = u32::try_from(blocks)
+            .ok()
+            .filter(|&b| b <= MAX_GRID_X)
+            .ok_or_else(|| Error::InvalidArgument(format!("quantize_q8 of {n_values} values")))?;
+        let mut args = KernelArgs::new();
+        args.push(x)
+            .push(&mut out.quants)
+            .push(&mut out.scales)
+            .push(&mut out.sums)
+            .push(n_values as u64);
+        // SAFETY: the arguments match rf_quantize_q8_f32(x, q, d, s, n_values); x holds
+        // n_values floats, the outputs n_values quants and n_values / 32 groups (checked);
+        // n_values and THREADS are multiples of 32, so threads past the end leave in whole
+        // groups and every group's shuffles see all 32 of its lanes.
+        unsafe {
+            self.matvec_q8
+                .quantize
+                .launch(stream, &LaunchConfig::linear(blocks, THREADS), &args)
+        }
+    }
+
+    /// `y[t][r] (=, +=) w[r] · x[t]` for the first `n_tokens` tokens of the Q8 activations
+    /// `x` (`[n_tokens, w.n_cols]`), `y` being `[n_tokens, w.n_rows]`; with a second matrix
+    /// of the same shape, its product too, or the SwiGLU of the pair (see [`Q8Output`]).
+    /// Only for matrices [`GpuOps::has_q8_matvec`] accepts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_q8(
+        &self,
+        stream: &Stream,
+        w: &DeviceMatrix<'_>,
+        second: Option<SecondMatrix<'_, '_>>,
+        x: &Q8Buffers,
+        n_tokens: usize,
+        y: &mut DeviceBuffer<f32>,
+        output: Q8Output,
+    ) -> Result<()> {
+        w.check()?;
+        if !self.has_q8_matvec(w, n_tokens) {
+            return Err(Error::Unsupported(format!(
+                "integer GPU matmul of {} {} columns with {n_tokens} tokens",
+                w.dtype, w.n_cols
+            )));
+        }
+        let function = self.matvec_q8.for_type(w.dtype).ok_or_else(|| {
+            Error::Unsupported(format!("integer GPU matmul with {} weights", w.dtype))
+        })?;
+        check_buffer("matvec_q8 weights", w.data, 0, stream)?;
+        x.check(
+            "matvec_q8 input",
+            product("matvec_q8 input", &[n_tokens, w.n_cols])?,
+            stream,
+        )?;
+        let out_len = product("matvec_q8 output", &[n_tokens, w.n_rows])?;
+        check_buffer("matvec_q8 output", y, out_len, stream)?;
+        let (w_b, y_b) = match second {
+            None if output == Q8Output::Swiglu => {
+                return Err(Error::InvalidArgument(
+                    "a SwiGLU product needs a second matrix".into(),
+                ));
+            }
+            None => (None, None),
+            Some(SecondMatrix { w: w_b, y: y_b }) => {
+                w_b.check()?;
+                if (w_b.dtype, w_b.n_rows, w_b.n_cols) != (w.dtype, w.n_rows, w.n_cols) {
+                    return Err(Error::InvalidArgument(format!(
+                        "a paired product of a {} {}x{} and a {} {}x{} matrix",
+                        w.dtype, w.n_rows, w.n_cols, w_b.dtype, w_b.n_rows, w_b.n_cols
+                    )));
+                }
+                check_buffer("matvec_q8 second weights", w_b.data, 0, stream)?;
+                match (output, y_b) {
+                    (Q8Output::Store, Some(y_b)) => {
+                        check_buffer("matvec_q8 second output", y_b, out_len, stream)?;
+                        (Some(w_b.data), Some(y_b))
+                    }
+                    (Q8Output::Swiglu, None) => (Some(w_b.data), None),
+                    _ => {
+                        return Err(Error::InvalidArgument(format!(
+                            "a paired product writing {output:?} takes a second output \
+                             only when it stores"
+                        )));
+                    }
+                }
+            }
+        };
+        if n_tokens == 0 {
+            return Ok(());
+        }
+        let n_rows = to_u32("matvec_q8 rows", w.n_rows, u32::MAX)?;
+        let blocks = n_rows.div_ceil(self.matvec_q8.rows_per_block);
+        if blocks > MAX_GRID_X {
+            return Err(Error::InvalidArgument(format!(
+                "matvec_q8 of {n_rows} rows: too many"
+            )));
+        }
+        let mut args = KernelArgs::new();
+        args.push(w.data);
+        match w_b {
+            Some(data) => args.push(data),
+            None => args.push(0u64),
+        };
+        args.push(w.row_bytes() as u64)
+            .push(&x.quants)
+            .push(&x.scales)
+            .push(&x.sums)
+            .push(&mut *y);
+        match y_b {
+            Some(y_b) => args.push(&mut *y_b),
+            None => args.push(0u64),
+        };
+        args.push(n_rows)
+            .push(to_u32("matvec_q8 columns", w.n_cols, u32::MAX)?)
+            .push(to_u32("matvec_q8 tokens", n_tokens, MAX_Q8_TOKENS as u32)?)
+            .push(output as u32);
+        let config = LaunchConfig::linear(blocks, THREADS);
+        // SAFETY: the arguments match rf_mmvq_*(w, w_b, row_bytes, xq, xd, xs, y, y_b,
+        // n_rows, n_cols, n_tokens, mode); w (and w_b, of the same shape) hold n_rows rows
+        // of row_bytes, x n_tokens * n_cols quants and their groups, y (and y_b when it is
+        // written) n_tokens * n_rows floats (all checked); a null w_b is read as "one
+        // matrix" and a null y_b is never written (Add and Swiglu write y only); n_cols is
+        // whole groups; THREADS is a multiple of the warp size and rows past n_rows are
+        // skipped by whole warps.
+        unsafe { function.launch(stream, &config, &args) }
+    }
+}
