@@ -13,8 +13,10 @@
 
 mod argmax;
 mod attention;
+mod dequant_f16;
 mod elementwise;
 mod embedding;
+mod gemm;
 mod matvec;
 mod matvec_q8;
 mod norm;
@@ -22,6 +24,7 @@ mod rope;
 mod weights;
 
 pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
+pub use gemm::PrefillScratch;
 pub use matvec_q8::{MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix};
 pub use rope::{RopeKvWrite, RopeParams};
 
@@ -40,6 +43,7 @@ pub struct GpuOps {
     attention: attention::AttentionKernels,
     elementwise: elementwise::ElementwiseKernels,
     argmax: argmax::ArgmaxKernel,
+    dequant_f16: dequant_f16::DequantF16Kernels,
 }
 
 impl GpuOps {
@@ -62,6 +66,7 @@ impl GpuOps {
             attention: attention::AttentionKernels::load(&module("attention")?)?,
             elementwise: elementwise::ElementwiseKernels::load(&module("elementwise")?)?,
             argmax: argmax::ArgmaxKernel::load(&module("argmax")?)?,
+            dequant_f16: dequant_f16::DequantF16Kernels::load(&module("dequant_f16")?)?,
         })
     }
 }

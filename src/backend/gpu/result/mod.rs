@@ -2,6 +2,7 @@
 //! [`DriverError`] that carries the vendor's name and description of the code. Owning
 //! types build on this; nothing here owns anything except the loaded [`Driver`] itself.
 
+mod blas;
 mod calls;
 mod error;
 mod version;
@@ -9,6 +10,7 @@ mod version;
 use std::ffi::{CStr, c_char};
 use std::sync::{Mutex, PoisonError};
 
+pub use blas::{BlasLibrary, RawGemm};
 pub use calls::Dim3;
 pub use error::{DriverError, ErrorKind, Unavailable};
 pub use version::DriverVersion;

@@ -1,6 +1,7 @@
 //! The owning layer: devices, memory, streams, events, modules and graphs as Rust values
 //! that release what they hold when they drop.
 
+mod blas;
 mod device;
 mod event;
 mod graph;
@@ -10,6 +11,7 @@ mod module;
 mod stream;
 mod tracker;
 
+pub use blas::{Blas, GemmShape};
 pub use device::{Device, DeviceFacts, MemoryInfo};
 pub use event::Event;
 pub use graph::Graph;

@@ -7,6 +7,7 @@
 //! calls that differ in shape live in [`VendorApi`].
 
 mod api;
+pub mod blas;
 pub mod constants;
 mod library;
 mod vendor_api;
