@@ -1,16 +1,21 @@
 //! Synthetic llama-architecture models: seeded random weights of any shape and of every
 //! GGML type with a dequantizer, written with [`GgufWriter`]. The tiny-model tests build
 //! their models with it in memory, and `rocmforge-synth` writes benchmark models of real
-//! sizes. The values carry no meaning; what matters is that they are reproducible and that
-//! their spread keeps every activation of a deep stack near unit size, so a forward pass
-//! neither saturates nor vanishes and its errors show.
+//! sizes, laid out as llama.cpp's quantizer lays out a real model. The values carry no
+//! meaning; what matters is that they are reproducible and that their spread keeps every
+//! activation of a deep stack near unit size, so a forward pass neither saturates nor
+//! vanishes and its errors show.
 
-use half::{bf16, f16};
+mod random;
+mod weight_types;
+
+pub use random::random_weights;
+pub use weight_types::{LlamaFileType, LlamaWeightTypes, MoreBits, RowLengths, use_more_bits};
 
 use super::value::OwnedValue;
 use super::writer::GgufWriter;
 use crate::error::{Error, Result};
-use crate::tensor::{GgmlType, dequantize_to_vec};
+use crate::tensor::GgmlType;
 
 /// SplitMix64: small, seeded and good enough for weights.
 #[derive(Clone, Debug)]
@@ -32,54 +37,6 @@ impl SplitMix64 {
 
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
-    }
-}
-
-/// The weight type of every matrix of a llama model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LlamaWeightTypes {
-    pub token_embd: GgmlType,
-    pub attn_q: GgmlType,
-    pub attn_k: GgmlType,
-    pub attn_v: GgmlType,
-    pub attn_output: GgmlType,
-    pub ffn_gate: GgmlType,
-    pub ffn_up: GgmlType,
-    pub ffn_down: GgmlType,
-    /// `None`: no `output.weight`, the output head reuses the token embedding (tied).
-    pub output: Option<GgmlType>,
-}
-
-impl LlamaWeightTypes {
-    /// Every matrix of type `dtype`, with an output matrix of its own unless `tied`.
-    pub fn uniform(dtype: GgmlType, tied: bool) -> LlamaWeightTypes {
-        LlamaWeightTypes {
-            token_embd: dtype,
-            attn_q: dtype,
-            attn_k: dtype,
-            attn_v: dtype,
-            attn_output: dtype,
-            ffn_gate: dtype,
-            ffn_up: dtype,
-            ffn_down: dtype,
-            output: (!tied).then_some(dtype),
-        }
-    }
-
-    /// Every type used, the output's included.
-    pub fn all(&self) -> Vec<GgmlType> {
-        let mut types = vec![
-            self.token_embd,
-            self.attn_q,
-            self.attn_k,
-            self.attn_v,
-            self.attn_output,
-            self.ffn_gate,
-            self.ffn_up,
-            self.ffn_down,
-        ];
-        types.extend(self.output);
-        types
     }
 }
 
@@ -106,39 +63,131 @@ pub struct SyntheticLlama {
     pub seed: u64,
 }
 
+/// One tensor of a synthetic llama: its name, type and shape, and the values it holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyntheticTensor {
+    pub name: String,
+    pub dtype: GgmlType,
+    /// In GGML order: values per row first.
+    pub shape: Vec<u64>,
+    pub values: SyntheticValues,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SyntheticValues {
+    /// An RMS norm's weights: F32 in [0.75, 1.25], so a pass that skips them shows.
+    Norm,
+    /// Random values of this root-mean-square.
+    Random { rms: f32 },
+}
+
+impl SyntheticTensor {
+    /// Values in the tensor; errors when the shape overflows.
+    pub fn n_values(&self) -> Result<u64> {
+        self.shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "tensor {} of {:?} overflows",
+                    self.name, self.shape
+                ))
+            })
+    }
+
+    /// Bytes of its data in a file; errors when the shape overflows or does not fit
+    /// whole blocks of its type.
+    pub fn n_bytes(&self) -> Result<u64> {
+        let n = self.n_values()?;
+        self.dtype.bytes_for(n).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "tensor {}: {n} values are not a whole number of {} blocks",
+                self.name, self.dtype
+            ))
+        })
+    }
+}
+
 impl SyntheticLlama {
-    /// Adds the llama hyperparameters and every weight tensor to `w`. Each matrix holds
-    /// values of root-mean-square `1 / sqrt(row length)`, so it maps unit-sized inputs to
-    /// unit-sized outputs (the embedding's rows have root-mean-square 1); norm weights are
-    /// F32 in [0.75, 1.25], so a pass that skips them shows.
+    /// Adds the llama hyperparameters and every weight tensor of [`SyntheticLlama::layout`]
+    /// to `w`, each tensor's values drawn from its own seed.
     pub fn add_to(&self, w: &mut GgufWriter) -> Result<()> {
         self.add_hyperparameters(w)?;
         let rng = &mut SplitMix64(self.seed);
+        for tensor in self.layout() {
+            let n_values = tensor.n_values()?;
+            let data = match tensor.values {
+                SyntheticValues::Norm => (0..n_values)
+                    .flat_map(|_| (1.0 + 0.25 * rng.symmetric()).to_le_bytes())
+                    .collect(),
+                SyntheticValues::Random { rms } => {
+                    random_weights(tensor.dtype, n_values, rms, rng)?
+                }
+            };
+            w.add_tensor(tensor.name, tensor.dtype, &tensor.shape, data)?;
+        }
+        Ok(())
+    }
+
+    /// Every tensor in file order, as llama.cpp names and shapes them. Each matrix holds
+    /// values of root-mean-square `1 / sqrt(row length)`, so it maps unit-sized inputs to
+    /// unit-sized outputs; the embedding's rows have root-mean-square 1.
+    pub fn layout(&self) -> Vec<SyntheticTensor> {
         let t = &self.types;
         let (embd, vocab, ff) = (self.n_embd, self.n_vocab, self.n_ff);
         let (q_dim, kv_dim) = (
-            values(self.n_head, self.head_dim)?,
-            values(self.n_head_kv, self.head_dim)?,
+            self.n_head.saturating_mul(self.head_dim),
+            self.n_head_kv.saturating_mul(self.head_dim),
         );
-        let embedding = random_weights(t.token_embd, values(vocab, embd)?, 1.0, rng)?;
-        w.add_tensor("token_embd.weight", t.token_embd, &[embd, vocab], embedding)?;
+        let norm = |name: String| SyntheticTensor {
+            name,
+            dtype: GgmlType::F32,
+            shape: vec![embd],
+            values: SyntheticValues::Norm,
+        };
+        // `rows` rows of `cols` values.
+        let matrix = |name: String, dtype, [rows, cols]: [u64; 2]| SyntheticTensor {
+            name,
+            dtype,
+            shape: vec![cols, rows],
+            values: SyntheticValues::Random {
+                rms: 1.0 / (cols as f32).sqrt(),
+            },
+        };
+        let mut tensors = vec![SyntheticTensor {
+            values: SyntheticValues::Random { rms: 1.0 },
+            ..matrix("token_embd.weight".into(), t.token_embd, [vocab, embd])
+        }];
         for i in 0..self.n_layer {
             let name = |tensor: &str| format!("blk.{i}.{tensor}.weight");
-            self.add_norm(w, name("attn_norm"), rng)?;
-            add_matrix(w, name("attn_q"), t.attn_q, [q_dim, embd], rng)?;
-            add_matrix(w, name("attn_k"), t.attn_k, [kv_dim, embd], rng)?;
-            add_matrix(w, name("attn_v"), t.attn_v, [kv_dim, embd], rng)?;
-            add_matrix(w, name("attn_output"), t.attn_output, [embd, q_dim], rng)?;
-            self.add_norm(w, name("ffn_norm"), rng)?;
-            add_matrix(w, name("ffn_gate"), t.ffn_gate, [ff, embd], rng)?;
-            add_matrix(w, name("ffn_up"), t.ffn_up, [ff, embd], rng)?;
-            add_matrix(w, name("ffn_down"), t.ffn_down, [embd, ff], rng)?;
+            let attn_v = t.attn_v_at(i, self.n_layer);
+            let ffn_down = t.ffn_down_at(i, self.n_layer);
+            tensors.extend([
+                norm(name("attn_norm")),
+                matrix(name("attn_q"), t.attn_q, [q_dim, embd]),
+                matrix(name("attn_k"), t.attn_k, [kv_dim, embd]),
+                matrix(name("attn_v"), attn_v, [kv_dim, embd]),
+                matrix(name("attn_output"), t.attn_output, [embd, q_dim]),
+                norm(name("ffn_norm")),
+                matrix(name("ffn_gate"), t.ffn_gate, [ff, embd]),
+                matrix(name("ffn_up"), t.ffn_up, [ff, embd]),
+                matrix(name("ffn_down"), ffn_down, [embd, ff]),
+            ]);
         }
-        self.add_norm(w, "output_norm.weight".into(), rng)?;
+        tensors.push(norm("output_norm.weight".into()));
         if let Some(dtype) = t.output {
-            add_matrix(w, "output.weight".into(), dtype, [vocab, embd], rng)?;
+            tensors.push(matrix("output.weight".into(), dtype, [vocab, embd]));
         }
-        Ok(())
+        tensors
+    }
+
+    /// The row lengths that decide which of llama.cpp's block types fit this shape.
+    pub fn row_lengths(&self) -> RowLengths {
+        RowLengths {
+            n_embd: self.n_embd,
+            q_dim: self.n_head.saturating_mul(self.head_dim),
+            n_ff: self.n_ff,
+        }
     }
 
     fn add_hyperparameters(&self, w: &mut GgufWriter) -> Result<()> {
@@ -173,201 +222,103 @@ impl SyntheticLlama {
         }
         w.add_metadata("llama.context_length", OwnedValue::U32(self.context_length))
     }
-
-    fn add_norm(&self, w: &mut GgufWriter, name: String, rng: &mut SplitMix64) -> Result<()> {
-        let data = (0..self.n_embd)
-            .flat_map(|_| (1.0 + 0.25 * rng.symmetric()).to_le_bytes())
-            .collect();
-        w.add_tensor(name, GgmlType::F32, &[self.n_embd], data)
-    }
-}
-
-/// A matrix of `rows` rows of `cols` values (GGUF shape `[cols, rows]`) whose values have
-/// root-mean-square `1 / sqrt(cols)`: unit-sized inputs give unit-sized outputs.
-fn add_matrix(
-    w: &mut GgufWriter,
-    name: String,
-    dtype: GgmlType,
-    [rows, cols]: [u64; 2],
-    rng: &mut SplitMix64,
-) -> Result<()> {
-    let data = random_weights(dtype, values(rows, cols)?, 1.0 / (cols as f32).sqrt(), rng)?;
-    w.add_tensor(name, dtype, &[cols, rows], data)
-}
-
-/// The number of values of a `rows` x `cols` matrix, checked (the sizes may come from a
-/// command line).
-fn values(rows: u64, cols: u64) -> Result<u64> {
-    rows.checked_mul(cols)
-        .ok_or_else(|| Error::InvalidArgument(format!("a {rows} x {cols} matrix overflows")))
-}
-
-/// `n_values` seeded random values of `dtype` (a whole number of its blocks) whose
-/// root-mean-square, as the reference dequantizer reads them, is about `rms`.
-///
-/// Float types hold uniform values. Block types hold random quants and random scale
-/// fields of either sign; every value is linear in a block's scale fields, so the tensor
-/// is dequantized once and its scales multiplied to give it the wanted spread. Integer
-/// types have no scale to make sane and are refused.
-pub fn random_weights(
-    dtype: GgmlType,
-    n_values: u64,
-    rms: f32,
-    rng: &mut SplitMix64,
-) -> Result<Vec<u8>> {
-    let n = usize::try_from(n_values)
-        .ok()
-        .filter(|_| dtype.bytes_for(n_values).is_some())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "{n_values} values are not a whole number of {dtype} blocks"
-            ))
-        })?;
-    // A uniform value in [-a, a) has root-mean-square a / sqrt(3).
-    let amplitude = rms * 3f32.sqrt();
-    let mut uniform = || amplitude * rng.symmetric();
-    let bytes = match dtype {
-        GgmlType::F32 => (0..n).flat_map(|_| uniform().to_le_bytes()).collect(),
-        GgmlType::F64 => (0..n)
-            .flat_map(|_| f64::from(uniform()).to_le_bytes())
-            .collect(),
-        GgmlType::F16 => (0..n)
-            .flat_map(|_| f16::from_f32(uniform()).to_le_bytes())
-            .collect(),
-        GgmlType::Bf16 => (0..n)
-            .flat_map(|_| bf16::from_f32(uniform()).to_le_bytes())
-            .collect(),
-        _ => random_blocks(dtype, n, rms, rng)?,
-    };
-    Ok(bytes)
-}
-
-/// Where a block type keeps the scales every value of the block is a multiple of.
-enum ScaleFields {
-    /// f16 fields at these byte offsets of each block.
-    F16(&'static [usize]),
-    /// An f32 at offset 0 (Q8_K).
-    F32,
-    /// An E8M0 power-of-two exponent byte at offset 0 (MXFP4).
-    E8M0,
-}
-
-impl ScaleFields {
-    fn of(dtype: GgmlType) -> Result<ScaleFields> {
-        use GgmlType::*;
-        Ok(match dtype {
-            Q4_0 | Q5_0 | Q8_0 | Iq4Nl | Iq4Xs => ScaleFields::F16(&[0]),
-            // Q4_1 and Q5_1: scale and min; Q8_1: scale and scaled sum; Q4_K and Q5_K:
-            // super-block scale and min scale.
-            Q4_1 | Q5_1 | Q8_1 | Q4K | Q5K => ScaleFields::F16(&[0, 2]),
-            Q2K => ScaleFields::F16(&[80, 82]),
-            Q3K => ScaleFields::F16(&[108]),
-            Q6K => ScaleFields::F16(&[208]),
-            Q8K => ScaleFields::F32,
-            Mxfp4 => ScaleFields::E8M0,
-            _ => {
-                return Err(Error::Unsupported(format!(
-                    "random weights of type {dtype}"
-                )));
-            }
-        })
-    }
-
-    /// Gives every scale of `block` a random value of magnitude 0.5 to 1 (MXFP4: an
-    /// exponent of 2^-1 to 2^1).
-    fn randomize(&self, block: &mut [u8], rng: &mut SplitMix64) {
-        let mut unit = || {
-            let magnitude = 0.75 + 0.25 * rng.symmetric();
-            if rng.below(2) == 0 {
-                magnitude
-            } else {
-                -magnitude
-            }
-        };
-        match self {
-            ScaleFields::F16(offsets) => {
-                for &o in *offsets {
-                    block[o..o + 2].copy_from_slice(&f16::from_f32(unit()).to_le_bytes());
-                }
-            }
-            ScaleFields::F32 => block[..4].copy_from_slice(&unit().to_le_bytes()),
-            ScaleFields::E8M0 => block[0] = 126 + rng.below(3) as u8,
-        }
-    }
-
-    /// Multiplies every scale of `block` by `gain` (MXFP4: by the nearest power of two).
-    fn scale(&self, block: &mut [u8], gain: f32) {
-        match self {
-            ScaleFields::F16(offsets) => {
-                for &o in *offsets {
-                    let v = f16::from_le_bytes([block[o], block[o + 1]]).to_f32();
-                    block[o..o + 2].copy_from_slice(&f16::from_f32(v * gain).to_le_bytes());
-                }
-            }
-            ScaleFields::F32 => {
-                let v = f32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-                block[..4].copy_from_slice(&(v * gain).to_le_bytes());
-            }
-            ScaleFields::E8M0 => {
-                let shift = gain.log2().round() as i32;
-                block[0] = (i32::from(block[0]) + shift).clamp(1, 254) as u8;
-            }
-        }
-    }
-}
-
-fn random_blocks(dtype: GgmlType, n: usize, rms: f32, rng: &mut SplitMix64) -> Result<Vec<u8>> {
-    let fields = ScaleFields::of(dtype)?;
-    let n_bytes = dtype.bytes_for(n as u64).unwrap_or(0) as usize;
-    let mut data: Vec<u8> = (0..n_bytes).map(|_| rng.next_u64() as u8).collect();
-    let block_bytes = dtype.block_bytes() as usize;
-    for block in data.chunks_exact_mut(block_bytes) {
-        fields.randomize(block, rng);
-    }
-    let values = dequantize_to_vec(dtype, &data, n)?;
-    let sum_sq: f64 = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    let actual = (sum_sq / n.max(1) as f64).sqrt() as f32;
-    if actual > 0.0 {
-        for block in data.chunks_exact_mut(block_bytes) {
-            fields.scale(block, rms / actual);
-        }
-    }
-    Ok(data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::GgufFile;
 
-    fn measured_rms(dtype: GgmlType, data: &[u8], n: usize) -> f64 {
-        let values = dequantize_to_vec(dtype, data, n).unwrap();
-        assert!(values.iter().all(|v| v.is_finite()), "{dtype}");
-        (values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n as f64).sqrt()
+    const SMOLLM2_VOCAB: u64 = 49_152;
+
+    fn llama(
+        [n_embd, n_layer, n_head, n_head_kv, n_ff]: [u64; 5],
+        file_type: LlamaFileType,
+    ) -> SyntheticLlama {
+        let mut model = SyntheticLlama {
+            n_vocab: SMOLLM2_VOCAB,
+            n_embd,
+            n_layer,
+            n_head,
+            n_head_kv,
+            head_dim: n_embd / n_head,
+            n_ff,
+            rope_dims: n_embd / n_head,
+            rope_base: 10_000.0,
+            rms_eps: 1e-5,
+            context_length: 8192,
+            types: LlamaWeightTypes::uniform(GgmlType::F32, false),
+            seed: 1,
+        };
+        model.types = file_type.weight_types(model.row_lengths(), false);
+        model
     }
 
     #[test]
-    fn every_block_type_gets_the_spread_asked_for() {
-        use GgmlType::*;
-        let types = [
-            F32, F64, F16, Bf16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
-            Iq4Nl, Iq4Xs,
+    fn peer_models_have_the_sizes_llama_bench_reported() {
+        use LlamaFileType::*;
+        const MIB: f64 = 1024.0 * 1024.0;
+        const GIB: f64 = 1024.0 * MIB;
+        let (eight_b, one_b, smol) = (
+            [4096, 32, 32, 8, 14336],
+            [2048, 16, 32, 8, 8192],
+            [576, 30, 9, 3, 1536],
+        );
+        // ../shared/PEERS.md: llama-quantize's files of these shapes, the size column of
+        // llama-bench, to the digits it printed.
+        let peers = [
+            (eight_b, MostlyQ4_0, 3.92, GIB, 0.005),
+            (eight_b, MostlyQ4KM, 4.16, GIB, 0.005),
+            (eight_b, MostlyQ8_0, 7.31, GIB, 0.005),
+            (one_b, MostlyF16, 2.19, GIB, 0.005),
+            (one_b, MostlyQ4_0, 655.0, MIB, 0.5),
+            (one_b, MostlyQ4KM, 690.0, MIB, 0.5),
+            (one_b, MostlyQ8_0, 1.16, GIB, 0.005),
+            (smol, MostlyF16, 311.0, MIB, 0.5),
+            (smol, MostlyQ4_0, 101.0, MIB, 0.5),
+            (smol, MostlyQ4_1, 109.0, MIB, 0.5),
+            (smol, MostlyQ4KM, 117.0, MIB, 0.5),
+            (smol, MostlyQ8_0, 165.0, MIB, 0.5),
         ];
-        for dtype in types {
-            let n = 256 * 64;
-            let data = random_weights(dtype, n as u64, 0.05, &mut SplitMix64(3)).unwrap();
-            let rms = measured_rms(dtype, &data, n);
-            assert!((rms / 0.05 - 1.0).abs() < 0.01, "{dtype}: rms {rms}");
+        for (shape, file_type, size, unit, half_digit) in peers {
+            let bytes: u64 = llama(shape, file_type)
+                .layout()
+                .iter()
+                .map(|t| t.n_bytes().unwrap())
+                .sum();
+            let ours = bytes as f64 / unit;
+            assert!(
+                (ours - size).abs() <= half_digit,
+                "{shape:?} {}: {ours} against {size}",
+                file_type.name()
+            );
         }
-        // MXFP4 scales by powers of two only.
-        let data = random_weights(Mxfp4, 1024, 0.05, &mut SplitMix64(3)).unwrap();
-        let rms = measured_rms(Mxfp4, &data, 1024);
-        assert!((0.05 / 1.5..=0.05 * 1.5).contains(&rms), "MXFP4: rms {rms}");
     }
 
     #[test]
-    fn partial_blocks_and_integer_types_are_refused() {
-        let rng = &mut SplitMix64(1);
-        assert!(random_weights(GgmlType::Q4_0, 33, 1.0, rng).is_err());
-        assert!(random_weights(GgmlType::I8, 32, 1.0, rng).is_err());
+    fn the_file_holds_the_layouts_types_layer_by_layer() {
+        let mut model = llama([256, 8, 4, 2, 512], LlamaFileType::MostlyQ4KM);
+        model.n_vocab = 64;
+        let mut w = GgufWriter::new();
+        model.add_to(&mut w).unwrap();
+        let bytes = w.to_bytes();
+        let file = GgufFile::parse(&bytes).unwrap();
+        let types: Vec<(String, GgmlType)> = file
+            .tensors()
+            .iter()
+            .map(|t| (t.name().to_string(), t.dtype()))
+            .collect();
+        let expected: Vec<(String, GgmlType)> = model
+            .layout()
+            .into_iter()
+            .map(|t| (t.name, t.dtype))
+            .collect();
+        assert_eq!(types, expected);
+        // Of 8 layers llama.cpp widens 0, 3, 6 and 7.
+        let dtype_of = |name: &str| types.iter().find(|(n, _)| n == name).map(|&(_, t)| t);
+        assert_eq!(dtype_of("blk.0.attn_v.weight"), Some(GgmlType::Q6K));
+        assert_eq!(dtype_of("blk.2.ffn_down.weight"), Some(GgmlType::Q4K));
+        assert_eq!(dtype_of("blk.7.ffn_down.weight"), Some(GgmlType::Q6K));
+        assert_eq!(dtype_of("output.weight"), Some(GgmlType::Q6K));
     }
 }
