@@ -8,7 +8,10 @@
 #
 # Then copy FOLDER to the GPU machine (with the device tool: carry it) and run
 #   FOLDER/run.sh [--sanitize] [--log-dir DIR]
-# which runs the GPU tests that a plain `cargo test` ignores (--include-ignored).
+# which runs the GPU tests that a plain `cargo test` ignores (--include-ignored), or
+#   FOLDER/gpu-bench.sh [--rows smol] [--only Q4_0] [--out FILE]
+# which writes the PEERS.md benchmark models there and times them (scripts/gpu-bench.sh);
+# its vocab.gguf is a one-layer model carrying SmolLM2's tokenizer (a few MB, not the model).
 # The kernels are embedded in the binaries, so build where the GPU compilers are
 # installed (scripts/install-gpu-compilers.sh); ROCMFORGE_REQUIRE_KERNELS=1 is set here so
 # a bundle without kernels is never produced by accident.
@@ -74,7 +77,14 @@ done <"$BUNDLE/.tests"
 rm -f "$BUNDLE/.bins" "$BUNDLE/.tests"
 
 cp scripts/gpu-bundle/run.sh "$BUNDLE/run.sh"
-chmod +x "$BUNDLE/run.sh"
+cp scripts/gpu-bench.sh "$BUNDLE/gpu-bench.sh"
+chmod +x "$BUNDLE/run.sh" "$BUNDLE/gpu-bench.sh"
+
+echo "== vocabulary carrier for gpu-bench.sh"
+VOCAB_SOURCE=models/SmolLM2-135M-Instruct.Q4_1.gguf
+[ -f "$VOCAB_SOURCE" ] || scripts/fetch-models.sh smollm2
+"$BUNDLE/bin/rocmforge-synth" --vocab-from "$VOCAB_SOURCE" -o "$BUNDLE/vocab.gguf" \
+    --n-embd 64 --n-layer 1 --n-head 4 --n-head-kv 2 --n-ff 128 --type Q4_0 --pure --tied
 git rev-parse HEAD >"$BUNDLE/COMMIT" 2>/dev/null || true
 git status --short >>"$BUNDLE/COMMIT" 2>/dev/null || true
 

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# ROCmForge on the rows of ../shared/PEERS.md: writes each synthetic model (the PEERS shapes
+# in the PEERS types, SmolLM2's vocabulary, laid out as llama-quantize lays them out), runs
+# rocmforge-bench on it and prints a markdown table beside llama.cpp's published H200
+# figures. Meant to run on the GPU machine from a bundle (scripts/build-gpu-bundle.sh puts
+# this script, bin/, lib/ and vocab.gguf together); from a checkout it uses target/release.
+#
+#   gpu-bench.sh [--rows smol,1b,8b] [--only Q4_0,Q4_K_M] [--out FILE] [--dir /tmp/rf-bench]
+#                [-d 1] [-p 512] [-n 128] [-r 3] [--vocab FILE] [--timeout 600]
+#
+# --rows and --only pick shapes and types (default: every row); -d is rocmforge-bench's
+# device (0 is the CPU, 1 the first GPU); -p/-n/-r its prompt, generated tokens and
+# repetitions (the peers ran 512/128/3: other values make the ratios meaningless but test
+# the script cheaply). A model already in --dir is not written again. The table goes to
+# stdout and, with --out, to FILE; progress goes to stderr. The exit status is non-zero
+# when a row's benchmark failed (its row says so).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# llama.cpp on one H200 (CUDA, llama-bench -ngl 99 -fa 1 -p 512 -n 128 -r 3), from
+# ../shared/PEERS.md (measured 2026-11-28): shape, type, pp512 t/s, tg128 t/s.
+PEERS_H200="
+8b Q4_0 10798 351.0
+8b Q4_K_M 9312 286.8
+8b Q8_0 10808 260.9
+1b F16 58986 848.0
+1b Q4_0 41280 1047.9
+1b Q4_K_M 38471 981.6
+1b Q8_0 45038 914.7
+smol F16 80966 976.8
+smol Q4_0 47740 941.3
+smol Q4_1 43046 911.3
+smol Q4_K_M 46628 893.7
+smol Q8_0 47360 926.6
+"
+# The H200's measured device-to-device copy rate (bytes read + written), PEERS.md.
+COPY_BYTES_PER_S=4.26e12
+
+shape_args() {
+    case "$1" in
+        smol) echo "--n-embd 576 --n-layer 30 --n-head 9 --n-head-kv 3 --n-ff 1536" ;;
+        1b) echo "--n-embd 2048 --n-layer 16 --n-head 32 --n-head-kv 8 --n-ff 8192" ;;
+        8b) echo "--n-embd 4096 --n-layer 32 --n-head 32 --n-head-kv 8 --n-ff 14336" ;;
+    esac
+}
+
+shape_label() {
+    case "$1" in
+        smol) echo "SmolLM2-135M shape (576, 30, 9/3, 1536)" ;;
+        1b) echo "1B-class (2048, 16, 32/8, 8192)" ;;
+        8b) echo "8B-class (4096, 32, 32/8, 14336)" ;;
+    esac
+}
+
+usage() {
+    sed -n '8,9p' "${BASH_SOURCE[0]}" | sed 's/^# *//' >&2
+    exit 2
+}
+
+ROWS="smol,1b,8b"
+ONLY=""
+OUT=""
+DIR="/tmp/rf-bench"
+DEVICE=1
+PROMPT=512
+GEN=128
+REPS=3
+VOCAB=""
+TIMEOUT=600
+while [ $# -gt 0 ]; do
+    [ $# -ge 2 ] || usage
+    case "$1" in
+        --rows) ROWS="$2" ;;
+        --only) ONLY="$2" ;;
+        --out) OUT="$2" ;;
+        --dir) DIR="$2" ;;
+        -d) DEVICE="$2" ;;
+        -p) PROMPT="$2" ;;
+        -n) GEN="$2" ;;
+        -r) REPS="$2" ;;
+        --vocab) VOCAB="$2" ;;
+        --timeout) TIMEOUT="$2" ;;
+        *) usage ;;
+    esac
+    shift 2
+done
+
+# In a bundle the binaries sit in bin/ beside this script, the library in lib/.
+if [ -x "$HERE/bin/rocmforge-bench" ]; then
+    BIN="$HERE/bin"
+    export LD_LIBRARY_PATH="$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    REVISION="$(head -n 1 "$HERE/COMMIT" 2>/dev/null || echo unknown)"
+else
+    BIN="$HERE/../target/release"
+    REVISION="$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+fi
+for tool in rocmforge-synth rocmforge-bench; do
+    [ -x "$BIN/$tool" ] || { echo "no $BIN/$tool: build with cargo build --release" >&2; exit 1; }
+done
+
+mkdir -p "$DIR"
+# The vocabulary carrier: the bundle's, or one made here from the real model (a one-layer
+# model of width 64 carrying SmolLM2's tokenizer metadata).
+if [ -z "$VOCAB" ]; then
+    if [ -f "$HERE/vocab.gguf" ]; then
+        VOCAB="$HERE/vocab.gguf"
+    else
+        VOCAB="$DIR/vocab.gguf"
+        if [ ! -f "$VOCAB" ]; then
+            "$BIN/rocmforge-synth" --vocab-from "$HERE/../models/SmolLM2-135M-Instruct.Q4_1.gguf" \
+                -o "$VOCAB" --n-embd 64 --n-layer 1 --n-head 4 --n-head-kv 2 --n-ff 128 \
+                --type Q4_0 --pure --tied >&2
+        fi
+    fi
+fi
+
+selected() {
+    local list="$1" item="$2"
+    [ -z "$list" ] || [[ ",$list," == *",$item,"* ]]
+}
+
+# "1.23 GiB" or "655 MiB", as llama-bench prints sizes.
+human_size() {
+    awk -v b="$1" 'BEGIN {
+        if (b >= 2^30) printf "%.2f GiB", b / 2^30; else printf "%.0f MiB", b / 2^20 }'
+}
+
+# The value of a number field of rocmforge-bench's one-line JSON.
+json_number() {
+    sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" <<<"$2"
+}
+
+TABLE="| shape | type | size | pp$PROMPT | tg$GEN | llama.cpp H200 pp512 | llama.cpp H200 tg128 | pp ratio | tg ratio | BW use |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+DEVICE_NAME=""
+FAILED=0
+while read -r shape type peer_pp peer_tg; do
+    [ -n "$shape" ] || continue
+    if ! selected "$ROWS" "$shape" || ! selected "$ONLY" "$type"; then
+        continue
+    fi
+    model="$DIR/$shape-$type.gguf"
+    if [ -f "$model" ]; then
+        echo "== $shape $type: $model is there" >&2
+    else
+        echo "== $shape $type: writing $model" >&2
+        # shellcheck disable=SC2046 # the shape's flags are meant to split
+        "$BIN/rocmforge-synth" --vocab-from "$VOCAB" -o "$model" $(shape_args "$shape") \
+            --type "$type" >&2
+    fi
+    echo "== $shape $type: rocmforge-bench -d $DEVICE -p $PROMPT -n $GEN -r $REPS" >&2
+    if ! json=$(timeout "$TIMEOUT" "$BIN/rocmforge-bench" -m "$model" -d "$DEVICE" \
+        -p "$PROMPT" -n "$GEN" -r "$REPS" --json); then
+        FAILED=$((FAILED + 1))
+        TABLE+="
+| $(shape_label "$shape") | $type | | failed | failed | $peer_pp | $peer_tg | | | |"
+        continue
+    fi
+    echo "$json" >&2
+    DEVICE_NAME="$(sed -n 's/.*"device":"\([^"]*\)".*/\1/p' <<<"$json")"
+    bytes="$(json_number model_bytes "$json")"
+    pp="$(json_number prefill_tps "$json")"
+    tg="$(json_number decode_tps "$json")"
+    TABLE+="
+$(awk -v label="$(shape_label "$shape")" -v type="$type" -v size="$(human_size "$bytes")" \
+        -v pp="$pp" -v tg="$tg" -v ppp="$peer_pp" -v ptg="$peer_tg" -v bytes="$bytes" \
+        -v rate="$COPY_BYTES_PER_S" 'BEGIN {
+        printf "| %s | %s | %s | %.0f | %.1f | %.0f | %.1f | %.2fx | %.2fx | %.0f%% |",
+            label, type, size, pp, tg, ppp, ptg, pp / ppp, tg / ptg, 100 * tg * bytes / rate }')"
+done <<<"$PEERS_H200"
+
+REPORT="ROCmForge $REVISION on ${DEVICE_NAME:-device $DEVICE}, $(date -u +%FT%TZ):
+\`rocmforge-bench -m MODEL -d $DEVICE -p $PROMPT -n $GEN -r $REPS\` (median of $REPS after a
+warm-up) on rocmforge-synth models (SmolLM2 vocabulary, llama-quantize's tensor types).
+llama.cpp columns: its published H200 figures in ../shared/PEERS.md (llama-bench -ngl 99
+-fa 1 -p 512 -n 128 -r 3 on the same shapes and types). BW use: tg x model bytes / 4.26e12
+B/s, the H200's measured copy rate.
+
+$TABLE"
+echo "$REPORT"
+if [ -n "$OUT" ]; then
+    echo "$REPORT" >"$OUT"
+fi
+[ "$FAILED" -eq 0 ]
