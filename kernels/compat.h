@@ -27,9 +27,13 @@
 #define RF_FULL_MASK 0xffffffffu
 RF_DEVICE float rf_shfl_down(float v, int delta) { return __shfl_down_sync(RF_FULL_MASK, v, delta); }
 RF_DEVICE float rf_shfl_xor(float v, int mask) { return __shfl_xor_sync(RF_FULL_MASK, v, mask); }
+RF_DEVICE double rf_shfl_xor_f64(double v, int mask) {
+    return __shfl_xor_sync(RF_FULL_MASK, v, mask);
+}
 #else
 RF_DEVICE float rf_shfl_down(float v, int delta) { return __shfl_down(v, delta); }
 RF_DEVICE float rf_shfl_xor(float v, int mask) { return __shfl_xor(v, mask); }
+RF_DEVICE double rf_shfl_xor_f64(double v, int mask) { return __shfl_xor(v, mask); }
 #endif
 
 // Lanes per warp (NVIDIA 32, AMD CDNA 64, AMD RDNA 32 or 64). `warpSize` is a run-time

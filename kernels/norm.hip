@@ -2,8 +2,9 @@
 // rms_norm: the sum of squares in f64, the mean rounded to f32, then f32 for the rest, so
 // the result matches the CPU's to the last bit whenever both sums round to the same mean.
 //
-// Launch: grid.x = n_rows (one block per row), any block size up to 1024. x and y may be
-// the same buffer (each element is read before its own write, and only by its writer).
+// Launch: grid.x = n_rows (one block per row), a block size up to 1024 that is a multiple
+// of the warp size. x and y may be the same buffer (each element is read before its own
+// write, and only by its writer).
 #include "block_reduce.h"
 #include "compat.h"
 #include "q8_activations.h"
@@ -16,7 +17,7 @@ template <bool QUANTIZE>
 static __device__ void rms_norm_row(const float *x, const float *w, float *y, int8_t *q,
                                     float *qd, float *qs, uint32_t n_rows, uint32_t width,
                                     float eps) {
-    __shared__ double scratch[1024];  // [blockDim.x]
+    __shared__ double scratch[32];  // a sum per warp
     const uint32_t r = blockIdx.x;
     if (r >= n_rows) {
         return;  // block-uniform, so no thread misses a barrier
@@ -28,7 +29,7 @@ static __device__ void rms_norm_row(const float *x, const float *w, float *y, in
         const double v = xr[i];
         sum_sq += v * v;
     }
-    sum_sq = rf_block_reduce(sum_sq, scratch, [](double a, double b) { return a + b; });
+    sum_sq = rf_block_sum_f64(sum_sq, scratch);
     const float mean = (float)(sum_sq / (double)width);
     const float scale = 1.0f / sqrtf(mean + eps);
     for (uint32_t i = threadIdx.x; i < width; i += blockDim.x) {

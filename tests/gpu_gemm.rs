@@ -160,7 +160,7 @@ fn convert_to_f16_rounds_to_nearest_even() {
         assert_eq!(*a, b, "x[{i}] = {}: {a:#06x} vs {b:#06x}", x[i]);
     }
     assert_eq!(got[x.len()], 0xFFFF, "wrote past n");
-    drop(g.blas);
+    drop((x_dev, out, g.blas));
     assert_all_freed(&g.device);
 }
 

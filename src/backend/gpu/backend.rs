@@ -11,10 +11,10 @@ use half::f16;
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, MAX_Q8_TOKENS, PagedKv, Q8_GROUP,
-    Q8Buffers,
+    PrefillScratch, Q8Buffers,
     Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
-use super::safe::{Device, DeviceBuffer, DeviceCopy, Stream};
+use super::safe::{Blas, Device, DeviceBuffer, DeviceCopy, Stream};
 use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
@@ -51,9 +51,45 @@ impl GpuMatrix {
     }
 }
 
-/// Keys per split of the decode attention: enough splits to fill a GPU at long contexts,
-/// few enough that short ones do not launch empty blocks by the thousand.
-const KEYS_PER_SPLIT: usize = 256;
+/// Keys per split of the decode attention: one chunk of keys for each warp of its block
+/// (4 x 32 on NVIDIA, 2 x 64 on AMD), so a context of a few hundred tokens already
+/// spreads over several blocks per head; splits past the live keys cost a block that
+/// only takes its ticket.
+const KEYS_PER_SPLIT: usize = 128;
+
+/// The largest weight panel the prefill products dequantize at once (f16 values): a
+/// matrix larger than this (an 8B-class FFN matrix, any output head) runs in panels.
+const MAX_PREFILL_PANEL: usize = 32 << 20;
+
+/// Steps of more tokens than the integer kernels take go through the vendor BLAS, where
+/// it loads: tensor-core products of the weights and activations rounded to f16.
+struct Prefill {
+    blas: Blas,
+    scratch: PrefillScratch,
+}
+
+impl Prefill {
+    /// `None` when the vendor BLAS is not installed or fails to start: products then run
+    /// on the library's own kernels.
+    fn new(device: &Device, stream: &Stream, shape: &Shape, n_batch: usize) -> Option<Prefill> {
+        if n_batch <= MAX_Q8_TOKENS {
+            return None;
+        }
+        let widest = Act::ALL.iter().map(|&act| shape.width(act)).max()?;
+        // The largest matrix: a layer's (n_embd by q_dim or n_ff) or the output head.
+        let largest = [shape.q_dim(), shape.n_ff, shape.n_vocab]
+            .iter()
+            .try_fold(0usize, |most, &rows| Some(most.max(rows.checked_mul(shape.n_embd)?)))?;
+        let blas = Blas::new(stream).ok()?;
+        let scratch = PrefillScratch::new(
+            device,
+            largest.min(MAX_PREFILL_PANEL),
+            n_batch.checked_mul(widest)?,
+        )
+        .ok()?;
+        Some(Prefill { blas, scratch })
+    }
+}
 
 /// The step's inputs in device memory, sized once like [`Step`]'s host buffers.
 struct DeviceStep {
@@ -110,6 +146,7 @@ struct DeviceState {
     /// one it currently holds.
     q8: Q8Buffers,
     q8_of: Option<Act>,
+    prefill: Option<Prefill>,
     /// `[n_batch, n_embd]` the rows of the tokens that want logits, then their norms.
     out_rows: DeviceBuffer<f32>,
     out_norm: DeviceBuffer<f32>,
@@ -183,6 +220,7 @@ impl GpuBackend {
             output_tokens: Vec::new(),
         };
         let stream = Stream::new(device)?;
+        let prefill = Prefill::new(device, &stream, &shape, n_batch);
         let rows = checked("output rows", &[n_batch, shape.n_embd])?;
         let state = DeviceState {
             k_cache: cache()?,
@@ -190,6 +228,7 @@ impl GpuBackend {
             acts,
             q8,
             q8_of: None,
+            prefill,
             out_rows: device.alloc(rows)?,
             out_norm: device.alloc(rows)?,
             logits_device: device.alloc(checked("logits", &[n_batch, shape.n_vocab])?)?,
@@ -319,6 +358,7 @@ impl DeviceState {
         let device_bytes = kv_bytes
             + self.acts.iter().map(bytes).sum::<u64>()
             + self.q8.size_bytes() as u64
+            + self.prefill.as_ref().map_or(0, |p| p.scratch.bytes())
             + bytes(&self.out_rows)
             + bytes(&self.out_norm)
             + bytes(&self.logits_device);
@@ -347,6 +387,27 @@ fn pair(
         Err(Error::InvalidArgument(format!(
             "an operation reads and writes {read:?}"
         )))
+    }
+}
+
+impl GpuOps {
+    /// `y = x · Wᵀ` for `n_tokens` f32 tokens: through the vendor BLAS for more tokens
+    /// than the integer kernels take, where it loaded, else the f32 kernel.
+    fn matvec_any(
+        &self,
+        stream: &Stream,
+        prefill: &mut Option<Prefill>,
+        w: &DeviceMatrix<'_>,
+        x: &DeviceBuffer<f32>,
+        n_tokens: usize,
+        y: &mut DeviceBuffer<f32>,
+    ) -> Result<()> {
+        match prefill {
+            Some(p) if n_tokens > MAX_Q8_TOKENS => {
+                self.matmul_prefill(stream, &mut p.blas, w, x, n_tokens, y, &mut p.scratch)
+            }
+            _ => self.matvec(stream, w, x, n_tokens, y),
+        }
     }
 }
 
@@ -463,7 +524,8 @@ impl Backend for GpuStep<'_> {
             let n = s.step.n_tokens;
             if !s.ops.has_q8_matvec(&view, n) {
                 let (input, output) = pair(&mut s.acts, x, *out)?;
-                s.ops.matvec(self.stream, &view, input, n, output)?;
+                s.ops
+                    .matvec_any(self.stream, &mut s.prefill, &view, input, n, output)?;
                 rest = tail;
                 continue;
             }
@@ -648,7 +710,8 @@ impl Backend for GpuStep<'_> {
             s.ops
                 .matvec_q8(stream, &view, None, &s.q8, n_out, logits, Q8Output::Store)
         } else {
-            s.ops.matvec(stream, &view, &s.out_norm, n_out, logits)
+            s.ops
+                .matvec_any(stream, &mut s.prefill, &view, &s.out_norm, n_out, logits)
         }
     }
 

@@ -29,14 +29,21 @@
 //!   dispatched and mixed right, which when wrong moves logits by their own size.
 
 //!
-//! A GPU against the same reference: its products multiply the dequantized weights with
-//! the f32 activations as they are (no 8-bit activation quantization), so it is held far
-//! tighter than the CPU. Float weights keep the float bound. Block weights get 1e-3: the
-//! coarse types (Q2_K, Q3_K) make rows of a few large values whose f32 sums, in the
-//! kernels' order, and the f16 rounding of K/V built from them leave a little more than
-//! the float models (measured on an H200: 2.3e-4 at worst, Q2_K after a removal;
-//! 1e-4 or less for every other type), still a hundred times tighter than the CPU's bound.
+//! A GPU against the same reference:
+//!
+//! - Steps of more tokens than the integer kernels take (prefill) multiply through the
+//!   vendor BLAS with weights and activations rounded to f16, as llama.cpp's CUDA backend
+//!   does. Float models: measured on an H200, 4.8e-4 at worst; held to 1e-3, still
+//!   sixteen times under what a 5% attention-scale or 1.5x RoPE-base error moves them.
+//! - Products of the types with an integer kernel (`integer_product_types`: Q4_0 … Q8_0,
+//!   Q4_K, Q6_K) quantize their activations as the CPU does in decode, and get the CPU's
+//!   bound (measured: 1.0e-2 to 3.1e-2).
+//! - The other block types multiply the dequantized weights with f32 activations in
+//!   decode and through f16 in prefill. The coarse types (Q2_K, Q3_K, Q5_K) make rows of
+//!   a few large values that lose the most to f16: measured 1.3e-3 at worst, 1e-3 or less
+//!   for every other type. Held to 3e-3, thirty times tighter than the CPU's bound.
 
+use rocmforge::backend::gpu::ops::integer_product_types;
 use rocmforge::gguf::synthetic::LlamaWeightTypes;
 use rocmforge::tensor::GgmlType;
 
@@ -48,7 +55,8 @@ pub struct Tolerance {
 
 const FLOAT_WEIGHTS: Tolerance = Tolerance { relative: 2e-4 };
 const BLOCK_WEIGHTS: Tolerance = Tolerance { relative: 1e-1 };
-const GPU_BLOCK_WEIGHTS: Tolerance = Tolerance { relative: 1e-3 };
+const GPU_BLOCK_WEIGHTS: Tolerance = Tolerance { relative: 3e-3 };
+const GPU_FLOAT_WEIGHTS: Tolerance = Tolerance { relative: 1e-3 };
 
 fn is_float(t: &GgmlType) -> bool {
     matches!(
@@ -60,8 +68,11 @@ fn is_float(t: &GgmlType) -> bool {
 impl Tolerance {
     /// A GPU against the float64 reference, for a model of these weight types.
     pub fn gpu_against_reference(types: &LlamaWeightTypes) -> Tolerance {
-        if types.all().iter().all(is_float) {
-            FLOAT_WEIGHTS
+        let all = types.all();
+        if all.iter().all(is_float) {
+            GPU_FLOAT_WEIGHTS
+        } else if all.iter().any(|t| integer_product_types().any(|i| i == *t)) {
+            BLOCK_WEIGHTS
         } else {
             GPU_BLOCK_WEIGHTS
         }

@@ -1,5 +1,8 @@
-//! Attention over the paged KV cache (`kernels/attention.hip`): a tiled flash-attention
-//! launch for prefill and a split-K ("flash-decoding") launch plus a combine for decode.
+//! Attention over the paged KV cache (`kernels/attention.hip`): one query token a block
+//! (rf_attention_token) wherever its limits allow, decode's keys split over blocks
+//! ("flash-decoding") that merge their own results; beyond those limits (more than 8 query
+//! heads per K/V head, heads over 256 values), a tiled flash-attention kernel, with a
+//! combine launch for decode's splits.
 
 use half::f16;
 
@@ -19,6 +22,13 @@ const MAX_OUTPUTS_PER_THREAD: usize = 16;
 const MAX_SHARED_BYTES: usize = 48 * 1024 - 64;
 /// Threads of a combine block (they walk head_dim).
 const COMBINE_THREADS: u32 = 128;
+
+/// rf_attention_token's block size and limits (its TOKEN_* constants).
+const TOKEN_THREADS: u32 = 128;
+const TOKEN_MAX_GROUP: usize = 8;
+const TOKEN_MAX_DIMS_PER_LANE: usize = 8;
+const TOKEN_MAX_WARPS: usize = 4;
+const TOKEN_MAX_HEAD_DIM: usize = 256;
 
 /// One layer's paged KV cache and the block tables of the step's sequences, in device
 /// memory (the layout of `src/kv_cache/sequence_table.rs`).
@@ -54,6 +64,8 @@ pub struct AttentionWorkspace {
     partial_acc: DeviceBuffer<f32>,
     /// `[max_tokens, n_head, max_splits, 2]`
     partial_ml: DeviceBuffer<f32>,
+    /// `[max_tokens, n_kv_heads]` rf_attention_token's tickets: zero between launches.
+    tickets: DeviceBuffer<u32>,
     keys_per_split: usize,
 }
 
@@ -78,9 +90,15 @@ impl AttentionWorkspace {
             "attention workspace",
             &[max_tokens, heads.n_head, max_splits],
         )?;
+        let mut tickets =
+            device.alloc(product("attention tickets", &[max_tokens, heads.n_kv_heads])?)?;
+        let stream = Stream::new(device)?;
+        tickets.fill_bytes(&stream, 0)?;
+        stream.synchronize()?;
         Ok(AttentionWorkspace {
             partial_acc: device.alloc(product("attention workspace", &[rows, heads.head_dim])?)?,
             partial_ml: device.alloc(product("attention workspace", &[rows, 2])?)?,
+            tickets,
             keys_per_split,
         })
     }
@@ -88,15 +106,31 @@ impl AttentionWorkspace {
 
 pub(super) struct AttentionKernels {
     paged: Function,
+    per_token: Function,
     combine: Function,
+    warp_size: usize,
 }
 
 impl AttentionKernels {
-    pub(super) fn load(module: &Module) -> Result<AttentionKernels> {
+    /// `warp_size` is 32 or 64 (checked by the caller).
+    pub(super) fn load(module: &Module, warp_size: u32) -> Result<AttentionKernels> {
         Ok(AttentionKernels {
             paged: module.function("rf_attention_paged")?,
+            per_token: module.function("rf_attention_token")?,
             combine: module.function("rf_attention_combine")?,
+            warp_size: warp_size as usize,
         })
+    }
+
+    /// Whether rf_attention_token's limits (`kernels/attention.hip`) admit `heads`.
+    fn per_token_fits(&self, heads: &HeadShape) -> bool {
+        let group = heads.n_head / heads.n_kv_heads;
+        group <= TOKEN_MAX_GROUP
+            && heads.head_dim.is_multiple_of(self.warp_size)
+            && heads.head_dim.is_multiple_of(8)
+            && heads.head_dim <= TOKEN_MAX_HEAD_DIM
+            && heads.head_dim / self.warp_size <= TOKEN_MAX_DIMS_PER_LANE
+            && TOKEN_THREADS as usize / self.warp_size <= TOKEN_MAX_WARPS
     }
 }
 
@@ -288,10 +322,20 @@ impl GpuOps {
                 ));
             }
         };
+        // One query token a block wherever its limits allow: in decode and in prefill
+        // (where it reads each key once per token, but with no barrier per tile of keys,
+        // which is what the tiled kernel spends its time on).
+        let per_token = self.attention.per_token_fits(heads);
+        let (kernel, threads, shared_mem_bytes, tokens_per_block) = if per_token {
+            (&self.attention.per_token, TOKEN_THREADS, 0, 1)
+        } else {
+            let tiled = &self.attention.paged;
+            (tiled, THREADS, shared_bytes as u32, tiling.tokens_per_tile)
+        };
         let grid = Dim3 {
             x: to_u32(
                 "attention token tiles",
-                n_tokens.div_ceil(tiling.tokens_per_tile),
+                n_tokens.div_ceil(tokens_per_block),
                 MAX_GRID_X,
             )?,
             y: to_u32("n_kv_heads", heads.n_kv_heads, MAX_GRID_YZ)?,
@@ -300,11 +344,11 @@ impl GpuOps {
         let config = LaunchConfig {
             grid,
             block: Dim3 {
-                x: THREADS,
+                x: threads,
                 y: 1,
                 z: 1,
             },
-            shared_mem_bytes: shared_bytes as u32,
+            shared_mem_bytes,
         };
         let mut args = KernelArgs::new();
         args.push(q)
@@ -334,16 +378,38 @@ impl GpuOps {
             .push(tiling.keys_per_tile as u32)
             .push(to_u32("keys_per_split", tiling.keys_per_split, u32::MAX)?)
             .push(n_splits as u32);
-        // SAFETY: the arguments match rf_attention_paged's 24 parameters in order; q, out,
+        if per_token {
+            match &partials {
+                Some(w) => {
+                    check_buffer(
+                        "attention tickets",
+                        &w.tickets,
+                        product("attention tickets", &[n_tokens, heads.n_kv_heads])?,
+                        stream,
+                    )?;
+                    args.push(&w.tickets);
+                }
+                // One split: the tickets are never touched.
+                None => {
+                    args.push(0u64);
+                }
+            }
+        }
+        // SAFETY: the arguments match rf_attention_paged's 24 parameters in order (and
+        // rf_attention_token's, which adds the tickets: n_tokens * n_kv_heads, checked,
+        // left zero by every launch; null only with one split, when they are not read); q, out,
         // seq_index and pos hold what n_tokens tokens need, the tables what n_seq sequences
         // of max_blocks blocks need, the caches n_slots rows of kv_dim (all checked); the
         // kernel treats slots >= n_slots and sequences >= n_seq as empty; with n_splits > 1
         // the partial buffers hold n_tokens * n_head * n_splits rows (checked), with one
         // split they are never touched. THREADS * MAX_OUTPUTS_PER_THREAD covers a tile's
-        // outputs (max_tokens_per_tile) and shared_bytes is the kernel's layout.
-        unsafe { self.attention.paged.launch(stream, &config, &args) }?;
+        // outputs (max_tokens_per_tile) and shared_bytes is the kernel's layout. The
+        // per-token kernel runs only within its limits (per_token_fits), one token a block (the grid
+        // covers n_tokens), its shared memory static.
+        unsafe { kernel.launch(stream, &config, &args) }?;
 
-        if let Some(w) = partials {
+        // The per-token kernel merges its splits itself.
+        if let Some(w) = partials.filter(|_| !per_token) {
             let mut args = KernelArgs::new();
             args.push(&w.partial_acc)
                 .push(&w.partial_ml)

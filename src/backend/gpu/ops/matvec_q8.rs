@@ -30,6 +30,12 @@ const Q8_TYPES: [(GgmlType, &str); 7] = [
     (GgmlType::Q6K, "q6_k"),
 ];
 
+/// The weight types whose products take Q8 activations on the GPU (for up to
+/// [`MAX_Q8_TOKENS`] tokens), as the CPU's do; other types multiply f32 activations.
+pub fn integer_product_types() -> impl Iterator<Item = GgmlType> {
+    Q8_TYPES.iter().map(|&(dtype, _)| dtype)
+}
+
 /// What each output row receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Q8Output {

@@ -25,7 +25,9 @@ mod weights;
 
 pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
 pub use gemm::PrefillScratch;
-pub use matvec_q8::{MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix};
+pub use matvec_q8::{
+    MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix, integer_product_types,
+};
 pub use rope::{RopeKvWrite, RopeParams};
 
 pub use weights::{DeviceMatrix, supported_weight_types};
@@ -63,7 +65,7 @@ impl GpuOps {
             matvec_q8: matvec_q8::MatvecQ8Kernels::load(&module("matvec_q8")?, warp_size)?,
             norm: norm::NormKernel::load(&module("norm")?)?,
             rope: rope::RopeKernel::load(&module("rope")?)?,
-            attention: attention::AttentionKernels::load(&module("attention")?)?,
+            attention: attention::AttentionKernels::load(&module("attention")?, warp_size)?,
             elementwise: elementwise::ElementwiseKernels::load(&module("elementwise")?)?,
             argmax: argmax::ArgmaxKernel::load(&module("argmax")?)?,
             dequant_f16: dequant_f16::DequantF16Kernels::load(&module("dequant_f16")?)?,

@@ -5,8 +5,10 @@ use super::matvec_q8::Q8Buffers;
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::Result;
 
-/// Threads per block, one block per row; a multiple of 32, as the Q8 variant needs.
-const THREADS: u32 = 256;
+/// Threads per block, one block per row: in decode one block does the whole norm, so as
+/// many threads as a block holds, each with a few values in flight. A multiple of 64 (the
+/// kernel's reduction wants whole warps, the Q8 variant groups of 32).
+const THREADS: u32 = 1024;
 
 pub(super) struct NormKernel {
     rms_norm: Function,
@@ -68,8 +70,8 @@ impl GpuOps {
         // SAFETY: the arguments match rf_rms_norm_f32(x, w, y, n_rows, width, eps), or with
         // a quantized output rf_rms_norm_q8_f32(x, w, y, q, qd, qs, n_rows, width, eps); x
         // and out hold n_rows * width floats, weight width, the quantized output n_rows *
-        // width values in whole groups of 32 (all checked); THREADS is a multiple of 32 and
-        // at most the 1024 threads the kernel's shared scratch has room for.
+        // width values in whole groups of 32 (all checked); THREADS is a multiple of the
+        // warp size and of 32, and at most 1024 (32 warps: the kernel's scratch).
         unsafe { kernel.launch(stream, &config, &args) }
     }
 }

@@ -7,8 +7,9 @@ use super::{GpuOps, HeadShape, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::backend::RopeStyle;
 use crate::error::{Error, Result};
 
-/// Threads per block, one block per token.
-const THREADS: u32 = 128;
+/// Threads per block, one block per token: enough that decode's single block gives each
+/// thread one or a few pairs (the angle's serial product is the cost).
+const THREADS: u32 = 512;
 
 /// How a model rotates its query and key heads.
 #[derive(Clone, Copy, Debug, PartialEq)]
