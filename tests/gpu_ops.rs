@@ -10,8 +10,8 @@ use half::{bf16, f16};
 use rocmforge::Error;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, Q8Buffers, Q8Output,
-    RopeKvWrite, RopeParams, SecondMatrix, StepTokens, supported_weight_types,
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, Q8Buffers, Q8Output, RopeKvWrite,
+    RopeParams, SecondMatrix, StepTokens, supported_weight_types,
 };
 use rocmforge::backend::gpu::{Device, DeviceBuffer, DeviceCopy, Stream};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
@@ -374,7 +374,15 @@ fn q8_quantization_and_fused_norm_match_the_cpu_method_to_the_bit() {
         let mut out = g.poisoned::<f32>(n);
         let mut q8_norm = Q8Buffers::new(&g.device, n).unwrap();
         g.ops
-            .rms_norm(&g.stream, &x_dev, &w_dev, 1e-5, n_rows, &mut out, Some(&mut q8_norm))
+            .rms_norm(
+                &g.stream,
+                &x_dev,
+                &w_dev,
+                1e-5,
+                n_rows,
+                &mut out,
+                Some(&mut q8_norm),
+            )
             .unwrap();
         let normed = g.download(&out);
         Q8Host::download(&g, &q8_norm, n).assert_quantizes(&normed, "rms_norm_q8");
@@ -399,7 +407,9 @@ fn check_matvec_q8(
     let x = random_vec(random, n_tokens * n_cols, 2.0);
     let x_dev = g.upload(&x);
     let mut q8 = Q8Buffers::new(&g.device, x.len()).unwrap();
-    g.ops.quantize_q8(&g.stream, &x_dev, x.len(), &mut q8).unwrap();
+    g.ops
+        .quantize_q8(&g.stream, &x_dev, x.len(), &mut q8)
+        .unwrap();
     let xq = Q8Host::download(g, &q8, x.len());
     let bytes_dev = bytes.each_ref().map(|b| g.upload(b));
     let matrices = bytes_dev
@@ -419,7 +429,15 @@ fn check_matvec_q8(
         y: (mode == Q8Output::Store).then_some(&mut y_b_dev),
     });
     g.ops
-        .matvec_q8(&g.stream, &matrices[0], second, &q8, n_tokens, &mut y_dev, mode)
+        .matvec_q8(
+            &g.stream,
+            &matrices[0],
+            second,
+            &q8,
+            n_tokens,
+            &mut y_dev,
+            mode,
+        )
         .unwrap();
     let (y, y_b) = (g.download(&y_dev), g.download(&y_b_dev));
     // The groups' products are exact integers scaled in f32 and summed in f32: about
@@ -475,7 +493,10 @@ fn check_matvec_q8(
     };
     assert!(spare_untouched, "{dtype} {mode:?}: wrote past the output");
     if !(paired && mode == Q8Output::Store) {
-        assert!(y_b.iter().all(|v| v.is_nan()), "{dtype} {mode:?}: wrote y_b");
+        assert!(
+            y_b.iter().all(|v| v.is_nan()),
+            "{dtype} {mode:?}: wrote y_b"
+        );
     }
     worst
 }
@@ -500,7 +521,14 @@ fn integer_products_match_float64_in_every_mode() {
         }
         // Long rows: 14 groups a lane for SmolLM2-sized and 8B-sized matrices.
         let long = (129, 14336, 1);
-        worst = worst.max(check_matvec_q8(&g, &mut random, dtype, long, Q8Output::Store, false));
+        worst = worst.max(check_matvec_q8(
+            &g,
+            &mut random,
+            dtype,
+            long,
+            Q8Output::Store,
+            false,
+        ));
         println!("matvec_q8 {dtype}: max |error| / scale = {worst:.2e}");
     }
     assert_all_freed(&g.device);

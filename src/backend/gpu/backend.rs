@@ -10,9 +10,8 @@ use half::f16;
 
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, MAX_Q8_TOKENS, PagedKv, Q8_GROUP,
-    PrefillScratch, Q8Buffers,
-    Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, MAX_Q8_TOKENS, PagedKv, PrefillScratch,
+    Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
 use super::safe::{Blas, Device, DeviceBuffer, DeviceCopy, Stream};
 use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
@@ -79,7 +78,9 @@ impl Prefill {
         // The largest matrix: a layer's (n_embd by q_dim or n_ff) or the output head.
         let largest = [shape.q_dim(), shape.n_ff, shape.n_vocab]
             .iter()
-            .try_fold(0usize, |most, &rows| Some(most.max(rows.checked_mul(shape.n_embd)?)))?;
+            .try_fold(0usize, |most, &rows| {
+                Some(most.max(rows.checked_mul(shape.n_embd)?))
+            })?;
         let blas = Blas::new(stream).ok()?;
         let scratch = PrefillScratch::new(
             device,
@@ -201,10 +202,17 @@ impl GpuBackend {
             .iter()
             .map(|&act| device.alloc(checked("activations", &[n_batch, shape.width(act)])?))
             .collect::<Result<Vec<_>>>()?;
-        let widest = Act::ALL.iter().map(|&act| shape.width(act)).max().unwrap_or(0);
+        let widest = Act::ALL
+            .iter()
+            .map(|&act| shape.width(act))
+            .max()
+            .unwrap_or(0);
         let q8 = Q8Buffers::new(
             device,
-            checked("quantized activations", &[n_batch.min(MAX_Q8_TOKENS), widest])?,
+            checked(
+                "quantized activations",
+                &[n_batch.min(MAX_Q8_TOKENS), widest],
+            )?,
         )?;
         let table_len = checked("block tables", &[n_seq, max_blocks])?;
         let step = DeviceStep {

@@ -90,8 +90,10 @@ impl AttentionWorkspace {
             "attention workspace",
             &[max_tokens, heads.n_head, max_splits],
         )?;
-        let mut tickets =
-            device.alloc(product("attention tickets", &[max_tokens, heads.n_kv_heads])?)?;
+        let mut tickets = device.alloc(product(
+            "attention tickets",
+            &[max_tokens, heads.n_kv_heads],
+        )?)?;
         let stream = Stream::new(device)?;
         tickets.fill_bytes(&stream, 0)?;
         stream.synchronize()?;

@@ -104,7 +104,10 @@ impl MatvecQ8Kernels {
     }
 
     fn for_type(&self, dtype: GgmlType) -> Option<&Function> {
-        self.by_type.iter().find(|(t, _)| *t == dtype).map(|(_, f)| f)
+        self.by_type
+            .iter()
+            .find(|(t, _)| *t == dtype)
+            .map(|(_, f)| f)
     }
 }
 
