@@ -1,10 +1,14 @@
 //! A chat template is a program from the model file. `rf_chat_apply_template` runs it
-//! within a work limit (fuel) and an output limit scaled to the conversation, so a hostile
-//! template gets `RF_ERR_INVALID_MODEL` naming the limit in milliseconds, instead of
-//! running for minutes or aborting the host when memory runs out. Each model is built in
-//! memory with its template and loaded through the C ABI, as a host would load it.
+//! within a work limit (fuel) and an output limit scaled to the conversation, with guards
+//! on the work minijinja does not charge for (compiling, walking through values, lazy
+//! views), so a hostile template gets `RF_ERR_INVALID_MODEL` naming the limit within
+//! milliseconds, instead of running for minutes or aborting the host when memory or the
+//! stack runs out; real templates render as minijinja alone renders them. Each model is
+//! built in memory with its template and loaded through the C ABI, as a host would load it.
 
+use std::collections::BTreeMap;
 use std::ffi::CStr;
+use std::path::Path;
 use std::ptr;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -17,7 +21,8 @@ use rocmforge::tensor::GgmlType;
 
 /// How long one render may take before the test fails. With the limits every template
 /// here returns within 0.2 s in a release build; without them the hostile ones run for
-/// minutes (or until memory runs out), so a missing limit fails the test here.
+/// minutes (or until memory runs out, or abort on a stack overflow), so a missing limit
+/// fails the test here.
 const DEADLINE: Duration = Duration::from_secs(10);
 
 const BOS: &str = "<s>";
@@ -184,7 +189,12 @@ fn limits(messages: &[(&str, &str)]) -> RenderLimits {
 /// Renders a hostile `template` and checks it fails as an invalid model with `message`
 /// in the error text.
 fn assert_refused(template: &str, message: &str) -> Outcome {
-    let outcome = render(template, &CHAT);
+    assert_refused_in(template, &CHAT, message)
+}
+
+/// [`assert_refused`] for a render of `messages`.
+fn assert_refused_in(template: &str, messages: &[(&str, &str)], message: &str) -> Outcome {
+    let outcome = render(template, messages);
     assert_eq!(
         outcome.status,
         rf_status::RF_ERR_INVALID_MODEL,
@@ -201,6 +211,13 @@ fn assert_refused(template: &str, message: &str) -> Outcome {
 
 fn fuel_message() -> String {
     format!("work limit of {} fuel", limits(&CHAT).fuel)
+}
+
+fn size_message() -> String {
+    format!(
+        "made a value larger than its limit of {}",
+        limits(&CHAT).output_bytes
+    )
 }
 
 fn output_message() -> String {
@@ -240,20 +257,174 @@ fn list_doubling_templates_stop_at_the_work_limit() {
 
 /// minijinja 3.1.0 keeps `list + list` lazy until 32 concatenations deep, then builds the
 /// whole list at once without charging fuel first: here 2^33 items, which runs until
-/// memory runs out. Passes once minijinja checks fuel before that step.
+/// memory runs out. Lazy concatenations (`+`, `chain`) are made plain lists as they are
+/// made, each item charged.
 #[test]
-#[ignore = "needs minijinja to charge fuel before materializing a deep lazy list concatenation"]
 fn lazy_list_doubling_template_stops_at_the_work_limit() {
     assert_refused(&doubling("[1]", "ns.l + ns.l"), &fuel_message());
+    assert_refused(&doubling("[1]", "ns.l | chain(ns.l)"), &fuel_message());
+    // Unrolled, without a namespace: 40 doublings.
+    let unrolled = format!(
+        "{{% set l = [1] %}}{}{{{{ l | length }}}}",
+        "{% set l = l + l %}".repeat(40)
+    );
+    assert_refused(&unrolled, &fuel_message());
+}
+
+/// A namespace set to hold itself is printed (or compared) by recursing until the stack
+/// overflows, which aborts the host: a namespace may not be stored in a namespace.
+#[test]
+fn self_referential_namespace_is_refused() {
+    let message = "stored a namespace in a namespace";
+    assert_refused(
+        "{% set ns = namespace(a=0) %}{% set ns.a = ns %}{{ ns }}",
+        message,
+    );
+    assert_refused(
+        "{% set ns = namespace(a=0) %}{% set ns.a = [ns] %}{{ ns == ns }}",
+        message,
+    );
+    assert_refused(
+        "{% set a = namespace() %}{% set b = namespace(a=a) %}{% set a.b = b %}{{ a }}",
+        message,
+    );
+    // What the chat_template fuzz target found (fuzz/artifacts/chat_template/crash-6fa8...).
+    assert_refused(
+        "{% set ns = namespace(count=0, last='') %}{% for m in messages %}\
+         {% set ns.count = ns %}{% endfor %}{{ ns.count }}",
+        message,
+    );
+    // A namespace's view of its own items is a copy of them, which it may hold.
+    let outcome = render(
+        "{% set ns = namespace(a=1) %}{% set ns.b = ns | items %}{{ ns }}",
+        &CHAT,
+    );
+    assert_eq!(outcome.status, rf_status::RF_OK, "{}", outcome.text);
+    assert_eq!(outcome.text, "{'a': 1, 'b': [('a', 1)]}");
+}
+
+/// 64 levels of lists holding the list below twice are 2^64 items to print, compare,
+/// join or hash, from a few hundred bytes of template.
+#[test]
+fn shared_nested_lists_stop_at_the_work_limit() {
+    let nested = format!("{{% set a = [1] %}}{}", "{% set a = [a, a] %}".repeat(64));
+    for use_it in [
+        "{{ a }}",
+        "{{ a == [a] }}",
+        "{{ '' ~ a }}",
+        "{{ a | string | length }}",
+        "{{ {a: 1} }}",
+        "{{ 1 in a }}",
+    ] {
+        assert_refused(&format!("{nested}{use_it}"), &fuel_message());
+    }
+    assert_refused(
+        &doubling("[1]", "[ns.l, ns.l]").replace("ns.l | length", "ns.l | string"),
+        &fuel_message(),
+    );
+}
+
+/// A list nested 100000 deep is printed (and dropped) by recursing once per level.
+#[test]
+fn deeply_nested_values_are_refused() {
+    let message = "nested deeper than 64 levels";
+    assert_refused(
+        "{% set ns = namespace(l=1) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}\
+         {% endfor %}{{ ns.l }}",
+        message,
+    );
+    assert_refused(
+        "{% macro m(x, n) %}{% if n %}{{ m([x], n - 1) }}{% else %}{{ x }}{% endif %}\
+         {% endmacro %}{{ m(1, 400) }}",
+        message,
+    );
+}
+
+/// minijinja folds constant expressions while compiling, with no fuel: `[1] * 10**7` is a
+/// lazy list, and the expression above it walks all of it before the render starts.
+#[test]
+fn constants_folded_while_compiling_are_bounded() {
+    let message = "constant of more than 1024 items";
+    assert_refused("{{ 2 in [1] * 10**7 }}", message);
+    assert_refused("{{ [1] * 10**7 == [1] * 10**7 }}", message);
+    assert_refused("{{ ([1] * 10**7) ~ '' }}", message);
+    // 34 lazy lists added: materialized more than 32 deep, 3.4 * 10^9 items.
+    assert_refused(
+        &format!("{{{{ {} }}}}", vec!["[1] * 10**8"; 34].join(" + ")),
+        message,
+    );
+}
+
+/// minijinja's parser recurses once per unary operator with no limit, and its compiler
+/// walks a chain of operators recursively, trying to fold it at every level.
+#[test]
+fn parsing_and_compiling_are_bounded() {
+    assert_refused(
+        &format!("{{{{ {}1 }}}}", "-".repeat(200_000)),
+        "more than 64 unary operators in a row",
+    );
+    assert_refused(
+        &format!("{{{{ {}x }}}}", "not ".repeat(50_000)),
+        "more than 64 unary operators in a row",
+    );
+    assert_refused(
+        &format!("{{{{ {} }}}}", vec!["1"; 100_000].join("+")),
+        "expression nested deeper than 256 levels",
+    );
+    assert_refused(
+        &format!("{{{{ x{} }}}}", "|e".repeat(100_000)),
+        "expression nested deeper than 256 levels",
+    );
+    assert_refused(&"x".repeat(300 << 10), "more than the limit of 262144");
+    // 500 chains of 250 constants: compiling folds each 250 times.
+    let chain = format!("{{{{ {} }}}}", vec!["1"; 250].join("+"));
+    assert_refused(&chain.repeat(500), &fuel_message());
+}
+
+/// Comparing two texts of 8 MiB walks both, which minijinja does not charge for: in a
+/// loop, minutes of work within the fuel.
+#[test]
+fn comparing_long_texts_is_charged() {
+    let text = "x".repeat(8 << 20);
+    let messages = [("user", text.as_str())];
+    let fuel = format!("work limit of {} fuel", limits(&messages).fuel);
+    assert_refused_in(
+        "{% set s = messages[0].content %}{% set t = s ~ '' %}{% for i in range(100000) %}\
+         {% for j in range(100000) %}{% if s == t %}{% endif %}{% endfor %}{% endfor %}",
+        &messages,
+        &fuel,
+    );
+}
+
+/// Each lazy view (`l[0:]`, `d | chain(d)`) made of another costs a step per view below
+/// on every read: 2000 slices of slices make each step of a loop 2000 steps, and 40 maps
+/// each chaining the one below twice make a lookup 2^40 lookups. Views are made plain
+/// lists and maps as they are made.
+#[test]
+fn lazy_views_of_views_stay_flat() {
+    let slices = format!(
+        "{{% set l = range(100) | list %}}{}{{% for i in range(100000) %}}\
+         {{% for x in l %}}{{% endfor %}}{{% endfor %}}",
+        "{% set l = l[0:] %}".repeat(2000)
+    );
+    assert_refused(&slices, &fuel_message());
+    let maps = format!(
+        "{{% set d = {{'a': 1}} %}}{}{{{{ d.missing is defined }}}}",
+        "{% set d = d | chain(d) %}".repeat(40)
+    );
+    let outcome = render(&maps, &CHAT);
+    assert_eq!(outcome.status, rf_status::RF_OK, "{}", outcome.text);
+    assert_eq!(outcome.text, "False");
 }
 
 #[test]
 fn huge_string_templates_stop_at_a_limit() {
     assert_refused("{{ 'x' * 10**9 }}", &fuel_message());
+    // Doubled text passes the size a value may have before the work limit.
     assert_refused(
         "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}\
          {% endfor %}{{ ns.s | length }}",
-        &fuel_message(),
+        &size_message(),
     );
     // Cheap to make, so the output limit stops it first.
     assert_refused(
@@ -262,10 +433,98 @@ fn huge_string_templates_stop_at_a_limit() {
     );
 }
 
+/// minijinja's own rendering of `template` with the same inputs and no guards, or its
+/// error: what the library must reproduce for any template within the limits.
+fn unguarded(template: &str, messages: &[(&str, &str)]) -> Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.add_function(
+        "raise_exception",
+        |message: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                message,
+            ))
+        },
+    );
+    let messages: Vec<BTreeMap<&str, String>> = messages
+        .iter()
+        .map(|&(role, content)| {
+            BTreeMap::from([("role", role.into()), ("content", content.into())])
+        })
+        .collect();
+    let ctx = minijinja::context! {
+        messages => messages,
+        add_generation_prompt => true,
+        bos_token => BOS,
+        eos_token => EOS,
+    };
+    env.render_str(template, ctx).map_err(|e| e.to_string())
+}
+
+/// Renders `template` through the library and checks the text is minijinja's, or that
+/// both refuse the conversation.
+fn assert_renders_as_minijinja(name: &str, template: &str, messages: &[(&str, &str)]) {
+    let outcome = render(template, messages);
+    match unguarded(template, messages) {
+        Ok(text) => {
+            assert_eq!(outcome.status, rf_status::RF_OK, "{name}: {}", outcome.text);
+            assert!(
+                outcome.text == text,
+                "{name}: the text differs from minijinja's"
+            );
+        }
+        Err(error) => assert_eq!(
+            outcome.status,
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            "{name}: minijinja refused it ({error}); the library gave {}",
+            outcome.text
+        ),
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/chat_templates")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Templates using macros, `caller`, blocks, `set` and filter blocks, namespaces, loops
+/// (filtered, recursive, `loop.changed`, `loop.cycle`), filters, tests, slices, map and
+/// tuple literals, chained comparisons and `raise_exception` (tests/fixtures/
+/// chat_templates), each step of which the library guards: they render exactly as
+/// minijinja alone renders them.
+#[test]
+fn guarded_templates_render_as_minijinja_does() {
+    let chats: [&[(&str, &str)]; 3] = [
+        &[
+            ("system", "Be brief."),
+            ("user", "Hi!"),
+            ("assistant", "Hello <there> & \"you\""),
+            ("user", "Bye"),
+        ],
+        &[("user", "Hi!")],
+        &[("user", "Hi!"), ("user", "Again")],
+    ];
+    for name in [
+        "features.jinja",
+        "namespaces.jinja",
+        "comparisons.jinja",
+        "blocks.jinja",
+        "deepseek-r1-distill-qwen.jinja",
+        "mistral-small-3.1.jinja",
+    ] {
+        let template = fixture(name);
+        for chat in chats {
+            assert_renders_as_minijinja(name, &template, chat);
+        }
+    }
+}
+
 #[test]
 fn real_templates_still_render_long_conversations() {
     // Phi-4-mini's template (llama.cpp models/templates), without its tool branches.
-    let template = "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}{%- endif %}\
+    let phi = "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}{%- endif %}\
         {%- if system_message is defined -%}{{- '<|system|>' + system_message -}}{{- '<|end|>' -}}{%- endif -%}\
         {%- for message in messages -%}{%- if message['role'] != 'system' -%}{{- '<|' + message['role'] + '|>' -}}\
         {%- if message.content -%}{{- message['content'] -}}{%- endif -%}{{- '<|end|>' -}}{%- endif -%}{%- endfor -%}\
@@ -277,7 +536,7 @@ fn real_templates_still_render_long_conversations() {
         }
         text + "<|assistant|>"
     };
-    let outcome = render(template, &CHAT);
+    let outcome = render(phi, &CHAT);
     assert_eq!(outcome.status, rf_status::RF_OK, "{}", outcome.text);
     assert_eq!(outcome.text, expected(&CHAT));
 
@@ -287,12 +546,15 @@ fn real_templates_still_render_long_conversations() {
     for i in 0..2000 {
         long.push((if i % 2 == 0 { "user" } else { "assistant" }, &turn));
     }
-    let outcome = render(template, &long);
+    let outcome = render(phi, &long);
     assert_eq!(outcome.status, rf_status::RF_OK, "{}", outcome.text);
     assert_eq!(outcome.text, expected(&long));
     eprintln!(
-        "{} bytes rendered in {:?}",
+        "Phi-4-mini: {} bytes rendered in {:?}",
         outcome.text.len(),
         outcome.elapsed
     );
+    for name in ["deepseek-r1-distill-qwen.jinja", "mistral-small-3.1.jinja"] {
+        assert_renders_as_minijinja(name, &fixture(name), &long);
+    }
 }

@@ -1,31 +1,42 @@
 //! Chat templates run as Jinja programs, within limits.
 //!
-//! A template comes from the model file, so it is untrusted code: a loop of loops, or a
-//! value that doubles in size a few dozen times, would otherwise hang the host or abort it
-//! when memory runs out. Every render has a work budget (minijinja's fuel) and an output
-//! cap, both scaled to the conversation, and exceeding either is an error naming the limit.
+//! A template comes from the model file, so it is untrusted code: a loop of loops, a value
+//! that doubles in size a few dozen times or a namespace that holds itself would otherwise
+//! hang the host, or abort it when memory or the stack runs out. Every render has a work
+//! budget (minijinja's fuel, which also pays for compiling and for the guards' walks) and
+//! an output cap, both scaled to the conversation, and exceeding either is an error naming
+//! the limit. minijinja leaves work unpriced in places (see `source_check`, `walk`), so
+//! the template is checked before it is compiled and runs with guards placed between its
+//! steps (`rewrite`, `guards`), on a thread of its own with a stack of known size.
+
+mod guards;
+mod rewrite;
+mod source_check;
+mod walk;
 
 use std::collections::BTreeMap;
-use std::io;
+use std::thread;
 
+use minijinja::machinery::{eval, get_compiled_template, make_string_output};
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value, context};
 
 use super::ChatMessage;
 use crate::error::{Error, Result};
 
-// The limits, measured against real templates under minijinja 3.1.0. Fuel is one unit per
-// template step plus one per 64 bytes of data a template makes, prints or feeds to a
-// filter. SmolLM2's template, Phi-4-mini's and DeepSeek-R1-Distill's (llama.cpp's
-// models/templates) spend 90 to 190 fuel on a three-message chat, 25 to 60 fuel per
-// further message and at most 0.07 fuel per byte of message text; they print the message
-// text once plus at most 31 bytes a message, plus fixed text (Mistral Small's default
-// system prompt, about 1 KiB, is the longest seen). So the work limit is 5000 times their
-// fixed cost, 16 times their cost per message and 14 times their cost per byte; the output
-// limit has room for 1 MiB of fixed text, 1 KiB a message and every message printed twice.
-// A hostile template stops within about 20 ms per million fuel, having built at most 64
-// bytes per fuel, except where minijinja builds a value before charging for it: a list
-// concatenated lazily more than 32 deep (`l + l`), and a list that nests one list many
-// times formatted as text (`l | string`, `'' ~ l`). Those need a fix in minijinja itself.
+// The limits, measured against real templates under minijinja 3.1.0 with the guards in
+// place. Fuel is one unit per template step, per 64 bytes of data a template makes, prints
+// or feeds to a filter, per two items a guard walks or a step it guards visits, and per
+// expression node compiled. Phi-4-mini's, DeepSeek-R1-Distill's and Mistral-Small-3.1's
+// templates (llama.cpp's models/templates; Mistral's with a fixed date) spend 280 to 850
+// fuel on a three-message chat, 45 to 105 fuel per further message and at most 0.12 fuel
+// per byte of message text; they print the message text once plus at most 31 bytes a
+// message, plus fixed text (Mistral Small's default system prompt, about 1 KiB, is the
+// longest seen). So the work limit is over 1000 times their fixed cost, 10 times their
+// cost per message and 8 times their cost per byte; the output limit, which counts text a
+// macro or a `set` block captures and again when it is printed, has room for 1 MiB of
+// fixed text, 1 KiB a message and every message written four times. A hostile template
+// stops within about 150 ms per million fuel in a release build, having built at most
+// about 64 bytes per fuel.
 
 /// Fuel every render may spend whatever the conversation.
 const FUEL_BASE: u64 = 1_000_000;
@@ -39,7 +50,7 @@ const OUTPUT_BASE: usize = 1 << 20;
 /// Output bytes added for each message.
 const OUTPUT_PER_MESSAGE: usize = 1 << 10;
 /// Output bytes added for each byte of message text (and of the BOS and EOS texts).
-const OUTPUT_PER_INPUT_BYTE: usize = 2;
+const OUTPUT_PER_INPUT_BYTE: usize = 4;
 
 /// What rendering one conversation may spend: a fixed allowance plus a part for each
 /// message and each byte of text, so a long conversation never hits a limit that a short
@@ -48,7 +59,9 @@ const OUTPUT_PER_INPUT_BYTE: usize = 2;
 pub struct RenderLimits {
     /// The work budget, in minijinja fuel.
     pub fuel: u64,
-    /// The most bytes the rendered text may have.
+    /// The most bytes the template may write, text captured by macros and `set` blocks
+    /// included, and the largest size a value it makes may have (a unit per item and
+    /// per byte of text, about what printing it would write).
     pub output_bytes: usize,
 }
 
@@ -78,6 +91,13 @@ impl RenderLimits {
     }
 }
 
+/// Stack for the thread a template runs on. minijinja recurses natively while parsing
+/// and compiling (once per level of a chain of operators, up to `source_check`'s limits),
+/// for macros and recursive loops (down to its recursion limit of 500) and through nested
+/// values (down to `walk::MAX_DEPTH`); a host's thread may have as little as 128 KiB, so
+/// a render never runs on the caller's stack. Only the pages touched are committed.
+const RENDER_STACK_BYTES: usize = 64 << 20;
+
 /// Renders `messages` with the Jinja `template`, as Hugging Face's `apply_chat_template`
 /// does. A template that exceeds a limit is an invalid model; one that fails otherwise
 /// (a syntax error, `raise_exception` refusing the conversation) an invalid argument.
@@ -89,8 +109,49 @@ pub fn render(
     eos_token: &str,
 ) -> Result<String> {
     let limits = RenderLimits::for_conversation(messages, bos_token, eos_token);
+    thread::scope(|scope| {
+        let render = thread::Builder::new()
+            .name("rf-chat-template".into())
+            .stack_size(RENDER_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                let conversation = (messages, add_generation_prompt, bos_token, eos_token);
+                render_here(template, conversation, limits)
+            })
+            .map_err(|e| {
+                Error::OutOfMemory(format!(
+                    "a thread with {RENDER_STACK_BYTES} bytes of stack for the chat template: {e}"
+                ))
+            })?;
+        // A panic is the library's bug, not the template's: it goes on to the caller (the
+        // C ABI's boundary reports it) as if the render had run on the caller's thread.
+        render
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The messages, whether to open an assistant turn, and the BOS and EOS texts.
+type Conversation<'a> = (&'a [ChatMessage<'a>], bool, &'a str, &'a str);
+
+fn render_here(
+    template: &str,
+    conversation: Conversation<'_>,
+    limits: RenderLimits,
+) -> Result<String> {
+    let (messages, add_generation_prompt, bos_token, eos_token) = conversation;
+    let out_of_fuel = || {
+        Error::InvalidModel(format!(
+            "chat template exceeded its work limit of {} fuel for this conversation \
+             (one fuel per step, per 64 bytes it builds or prints, per 2 items it walks)",
+            limits.fuel
+        ))
+    };
+    let compiling = source_check::check(template, limits.fuel, out_of_fuel)?;
     let mut env = Environment::new();
-    env.set_fuel(Some(limits.fuel));
+    // At least one fuel is left: `check` refused a template whose compiling needs more.
+    env.set_fuel(Some(limits.fuel - compiling));
+    // `debug()` prints the whole state, walking values no guard has seen.
+    env.remove_global("debug");
     // Hugging Face templates report misuse with `raise_exception("...")`.
     env.add_function(
         "raise_exception",
@@ -98,85 +159,51 @@ pub fn render(
             Err(JinjaError::new(ErrorKind::InvalidOperation, message))
         },
     );
-    env.add_template("chat", template).map_err(template_error)?;
-    let messages = messages.iter().map(|m| {
+    // Maps of values: reading a message's text shares it instead of copying it.
+    let messages = Value::from_iter(messages.iter().map(|m| {
         Value::from(BTreeMap::from([
-            ("role", m.role.to_owned()),
-            ("content", m.content.to_owned()),
+            (Value::from("role"), Value::from(m.role)),
+            (Value::from("content"), Value::from(m.content)),
         ]))
-    });
+    }));
+    let stop = guards::install(&mut env, limits, &messages);
+    // Compiled without a name: `include`, `import` and `extends` find no template, this
+    // one (unguarded) included.
+    let compiled = env.template_from_str(template).map_err(template_error)?;
+    let compiled = get_compiled_template(&compiled);
+    let code = rewrite::guarded(&compiled.instructions)?;
+    let blocks = compiled
+        .blocks
+        .iter()
+        .map(|(name, block)| Ok((*name, rewrite::guarded(block)?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
     let ctx = context! {
-        messages => Value::from_iter(messages),
+        messages => messages,
         add_generation_prompt => add_generation_prompt,
         bos_token => bos_token,
         eos_token => eos_token,
     };
-    let mut out = CappedOutput::new(limits.output_bytes);
-    let rendered = env
-        .get_template("chat")
-        .and_then(|t| t.render_captured_to(ctx, &mut out).map(drop));
-    let CappedOutput { text, stop, .. } = out;
-    match (rendered, stop) {
-        (Ok(()), _) => String::from_utf8(text)
-            .map_err(|e| Error::InvalidModel(format!("chat template wrote invalid UTF-8: {e}"))),
-        (Err(_), Some(refused)) => Err(refused),
-        (Err(e), None) if e.kind() == ErrorKind::OutOfFuel => Err(Error::InvalidModel(format!(
-            "chat template exceeded its work limit of {} fuel for this conversation \
-             (one fuel per step and per 64 bytes it builds or prints)",
-            limits.fuel
-        ))),
-        (Err(e), None) => Err(template_error(e)),
+    let mut text = String::new();
+    let rendered = eval(
+        &env,
+        &code,
+        ctx,
+        &blocks,
+        &mut make_string_output(&mut text),
+        compiled.initial_auto_escape.clone(),
+    )
+    .map(drop);
+    // A limit stops the render even where minijinja dropped the error it caused.
+    if let Some(refused) = stop.get() {
+        return Err(Error::InvalidModel(refused.clone()));
+    }
+    match rendered {
+        Ok(()) => Ok(text),
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(out_of_fuel()),
+        Err(e) => Err(template_error(e)),
     }
 }
 
 fn template_error(e: JinjaError) -> Error {
     Error::InvalidArgument(format!("chat template: {e}"))
-}
-
-/// The rendered text, refusing to grow past `limit` bytes. minijinja streams its output
-/// through this writer piece by piece, so a template printing without end is stopped at
-/// the limit, not after building the whole text.
-struct CappedOutput {
-    text: Vec<u8>,
-    limit: usize,
-    /// Why a write was refused; minijinja reports only that writing failed.
-    stop: Option<Error>,
-}
-
-impl CappedOutput {
-    fn new(limit: usize) -> CappedOutput {
-        CappedOutput {
-            text: Vec::new(),
-            limit,
-            stop: None,
-        }
-    }
-
-    fn refuse(&mut self, why: Error) -> io::Result<usize> {
-        self.stop = Some(why);
-        Err(io::Error::other("chat template output refused"))
-    }
-}
-
-impl io::Write for CappedOutput {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if self.text.len().saturating_add(bytes.len()) > self.limit {
-            let limit = self.limit;
-            return self.refuse(Error::InvalidModel(format!(
-                "chat template output exceeded its limit of {limit} bytes for this conversation"
-            )));
-        }
-        if self.text.try_reserve(bytes.len()).is_err() {
-            let needed = self.text.len() + bytes.len();
-            return self.refuse(Error::OutOfMemory(format!(
-                "chat template output needs {needed} bytes"
-            )));
-        }
-        self.text.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
