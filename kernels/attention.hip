@@ -262,31 +262,6 @@ RF_KERNEL void rf_attention_combine(
 }
 
 
-// Attention one query token a block (flash-decoding): one block per (token, K/V head,
-// split of keys_per_split logical slots), TOKEN_THREADS threads. For decode, and for
-// prefill with one split. Each warp takes chunks of warpSize
-// consecutive keys: lane k finds key k's slot and position and scores it against every
-// query head of the group (its K row read whole, the queries from shared memory), the
-// warp folds the chunk into its online softmax per head (running max, sum), then walks
-// the chunk's visible keys adding their V rows (lane dimensions d = j * warp + lane).
-// Every load of a chunk is independent of the others, so many are in flight at once.
-//
-// The warps merge through shared memory. With one split the block writes the output;
-// with several, each writes its partial result (unnormalised sum, max, sum of weights)
-// and the last block of the (token, K/V head) to finish, found with an atomic ticket on
-// `tickets`, merges the splits that hold keys and writes the output, then resets its
-// ticket to 0 for the next launch.
-//
-// Same parameters as rf_attention_paged (tokens_per_tile and keys_per_tile unused), then
-// tickets: [n_tokens, n_kv_heads], zero before the launch. Needs n_head / n_kv_heads <=
-// TOKEN_MAX_GROUP, head_dim a multiple of 8 and of the warp size, at most
-// TOKEN_MAX_HEAD_DIM and TOKEN_MAX_DIMS_PER_LANE * warpSize, and blockDim.x a multiple
-// of the warp size with at most TOKEN_MAX_WARPS warps; the launcher checks.
-#define TOKEN_MAX_GROUP 8
-#define TOKEN_MAX_DIMS_PER_LANE 8
-#define TOKEN_MAX_WARPS 4
-#define TOKEN_MAX_HEAD_DIM 256
-
 // A float another block wrote before a fence this one has synchronised with (an atomic
 // ticket): read from the device-wide cache level, never from a stale per-unit cache line.
 RF_DEVICE float rf_load_coherent(const float *p) {
@@ -305,27 +280,46 @@ RF_DEVICE float rf_shfl(float v, int lane) {
 #endif
 }
 
-RF_KERNEL void rf_attention_token(
+#define TOKEN_MAX_WARPS 4
+#define TOKEN_MAX_HEAD_DIM 256
+
+// Attention of one query head of one token a block (flash-decoding): one block per
+// (token, query head, split of keys_per_split logical slots), blockDim.x threads of at
+// most TOKEN_MAX_WARPS warps. Each warp takes chunks of warpSize consecutive keys: lane k
+// finds key k's slot and position and scores it (its K row read whole, the query from
+// shared memory); the warp folds the chunk into its online softmax (running max and
+// sum), then walks the chunk's keys adding their weighted V rows, lane dimensions
+// d = j * warp + lane for j < DIMS. Used for decode, and for prefill with one split.
+//
+// The warps merge through shared memory. With one split the block writes the output;
+// with several, each writes its partial result (unnormalised sum, max, sum of weights)
+// and the last block of the (token, head) to finish, found with an atomic ticket, merges
+// the splits that hold keys and writes the output, then resets the ticket to 0.
+//
+// Same parameters as rf_attention_paged (tokens_per_tile and keys_per_tile unused), then
+// tickets: [n_tokens, n_head], zero before the launch. head_dim = DIMS * warpSize, a
+// multiple of 8 and at most TOKEN_MAX_HEAD_DIM; the launcher checks.
+template <int DIMS>
+static __device__ void attention_token(
     const float *q, const __half *k_cache, const __half *v_cache, const uint32_t *block_tables,
     const int32_t *slot_positions, const uint32_t *n_logical, const uint32_t *seq_index,
     const int32_t *pos, float *out, float *partial_acc, float *partial_ml, uint32_t n_tokens,
     uint32_t n_head, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_seq,
     uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
-    uint32_t tokens_per_tile, uint32_t keys_per_tile, uint32_t keys_per_split, uint32_t n_splits,
-    uint32_t *tickets) {
-    __shared__ float q_s[TOKEN_MAX_GROUP * TOKEN_MAX_HEAD_DIM];
-    __shared__ float warp_acc[TOKEN_MAX_WARPS * TOKEN_MAX_GROUP * TOKEN_MAX_HEAD_DIM];
-    __shared__ float warp_m[TOKEN_MAX_WARPS * TOKEN_MAX_GROUP];
-    __shared__ float warp_l[TOKEN_MAX_WARPS * TOKEN_MAX_GROUP];
+    uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets) {
+    __shared__ float q_s[TOKEN_MAX_HEAD_DIM];
+    __shared__ float warp_acc[TOKEN_MAX_WARPS * TOKEN_MAX_HEAD_DIM];
+    __shared__ float warp_m[TOKEN_MAX_WARPS];
+    __shared__ float warp_l[TOKEN_MAX_WARPS];
     __shared__ uint32_t ticket;
-    const uint32_t token = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+    const uint32_t token = blockIdx.x, head = blockIdx.y, split = blockIdx.z;
     if (token >= n_tokens) {
         return;  // block-uniform
     }
     const int warp = rf_warp_size();
     const uint32_t lane = threadIdx.x % warp, w = threadIdx.x / warp;
     const uint32_t n_warps = blockDim.x / warp;
-    const uint32_t group = n_head / n_kv_heads, hd = head_dim, dims = hd / warp;
+    const uint32_t hd = head_dim, kv_head = head / (n_head / n_kv_heads);
     const uint64_t q_dim = (uint64_t)n_head * hd, kv_dim = (uint64_t)n_kv_heads * hd;
     const uint64_t slots_per_seq = (uint64_t)max_blocks * block_size;
     const uint32_t seq = seq_index[token];
@@ -334,24 +328,18 @@ RF_KERNEL void rf_attention_token(
     const uint64_t key_begin = (uint64_t)split * keys_per_split;
     const uint64_t key_end = min(key_begin + keys_per_split, n_keys);
     const uint32_t live_splits = (uint32_t)((n_keys + keys_per_split - 1) / keys_per_split);
+    const uint64_t out_at = token * q_dim + (uint64_t)head * hd;
 
-    for (uint32_t e = threadIdx.x; e < group * hd; e += blockDim.x) {
-        q_s[e] = q[token * q_dim + (uint64_t)kv_head * group * hd + e];
+    for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
+        q_s[d] = q[out_at + d];
     }
     __syncthreads();
 
-    float acc[TOKEN_MAX_GROUP][TOKEN_MAX_DIMS_PER_LANE];
-    float m[TOKEN_MAX_GROUP], l[TOKEN_MAX_GROUP];
+    float m = -INFINITY, l = 0.0f, acc[DIMS];
 #pragma unroll
-    for (uint32_t h = 0; h < TOKEN_MAX_GROUP; ++h) {
-        m[h] = -INFINITY;
-        l[h] = 0.0f;
-#pragma unroll
-        for (uint32_t j = 0; j < TOKEN_MAX_DIMS_PER_LANE; ++j) {
-            acc[h][j] = 0.0f;
-        }
+    for (int j = 0; j < DIMS; ++j) {
+        acc[j] = 0.0f;
     }
-
     for (uint64_t chunk = key_begin + (uint64_t)w * warp; chunk < key_end;
          chunk += (uint64_t)n_warps * warp) {
         // Lane k: key chunk + k, its slot and whether this token sees it.
@@ -367,126 +355,86 @@ RF_KERNEL void rf_attention_token(
                 slot = (uint32_t)s;
             }
         }
-        float score[TOKEN_MAX_GROUP];
-#pragma unroll
-        for (uint32_t h = 0; h < TOKEN_MAX_GROUP; ++h) {
-            score[h] = 0.0f;
-        }
+        float score = -INFINITY;
         if (visible) {
-            const uint4 *k_row = (const uint4 *)(k_cache + (uint64_t)slot * kv_dim +
-                                                 (uint64_t)kv_head * hd);
+            const uint4 *k_row =
+                (const uint4 *)(k_cache + (uint64_t)slot * kv_dim + (uint64_t)kv_head * hd);
+            float dot = 0.0f;
+#pragma unroll 8
             for (uint32_t d8 = 0; d8 < hd / 8; ++d8) {
                 const uint4 packed = k_row[d8];
                 const __half2 *halves = (const __half2 *)&packed;
-                float k8[8];
 #pragma unroll
                 for (int c = 0; c < 4; ++c) {
                     const float2 f = __half22float2(halves[c]);
-                    k8[2 * c] = f.x;
-                    k8[2 * c + 1] = f.y;
-                }
-#pragma unroll
-                for (uint32_t h = 0; h < TOKEN_MAX_GROUP; ++h) {
-                    if (h < group) {
-                        const float *qh = q_s + h * hd + d8 * 8;
-#pragma unroll
-                        for (int c = 0; c < 8; ++c) {
-                            score[h] = fmaf(qh[c], k8[c], score[h]);
-                        }
-                    }
+                    dot = fmaf(q_s[d8 * 8 + 2 * c], f.x, dot);
+                    dot = fmaf(q_s[d8 * 8 + 2 * c + 1], f.y, dot);
                 }
             }
+            score = dot * scale;
         }
-        // Fold the chunk into each head's running softmax.
-        float weight[TOKEN_MAX_GROUP];
-#pragma unroll
-        for (uint32_t h = 0; h < TOKEN_MAX_GROUP; ++h) {
-            weight[h] = 0.0f;
-            if (h < group) {
-                const float s = visible ? score[h] * scale : -INFINITY;
-                float chunk_max = s;
-                for (int offset = warp / 2; offset > 0; offset /= 2) {
-                    chunk_max = fmaxf(chunk_max, rf_shfl_xor(chunk_max, offset));
-                }
-                const float m_new = fmaxf(m[h], chunk_max);
-                if (m_new != -INFINITY) {
-                    const float alpha = expf(m[h] - m_new);  // 0 while m[h] is -inf
-                    weight[h] = visible ? expf(s - m_new) : 0.0f;
-                    l[h] = l[h] * alpha + rf_warp_sum(weight[h]);
-#pragma unroll
-                    for (uint32_t j = 0; j < TOKEN_MAX_DIMS_PER_LANE; ++j) {
-                        acc[h][j] *= alpha;
-                    }
-                    m[h] = m_new;
-                }
-            }
+        // Fold the chunk into the running softmax.
+        float chunk_max = score;
+        for (int offset = warp / 2; offset > 0; offset /= 2) {
+            chunk_max = fmaxf(chunk_max, rf_shfl_xor(chunk_max, offset));
         }
-        // Each key's V row, weighted, into every head's sum. Without a branch, so the loads
-        // of several keys are in flight together; a hidden key's row reads as zeros (its
-        // weight is 0, and a stale value must not make 0 * NaN).
+        const float m_new = fmaxf(m, chunk_max);
+        if (m_new == -INFINITY) {
+            continue;  // warp-uniform: nothing visible yet
+        }
+        const float alpha = expf(m - m_new);  // 0 while m is -inf
+        const float weight = visible ? expf(score - m_new) : 0.0f;
+        l = l * alpha + rf_warp_sum(weight);
+        m = m_new;
+#pragma unroll
+        for (int j = 0; j < DIMS; ++j) {
+            acc[j] *= alpha;
+        }
+        // Each key's V row, weighted. Without a branch, so the loads of several keys are
+        // in flight together; a hidden key's row reads as zeros (its weight is 0, and a
+        // stale value must not make 0 * NaN).
 #pragma unroll 8
         for (int k = 0; k < warp; ++k) {
-            const bool key_visible = rf_shfl(visible ? 1.0f : 0.0f, k) != 0.0f;
+            const float wk = rf_shfl(weight, k);
             const uint32_t key_slot = __float_as_uint(rf_shfl(__uint_as_float(slot), k));
-            const __half *v_row = v_cache + (uint64_t)key_slot * kv_dim + (uint64_t)kv_head * hd;
-            float v[TOKEN_MAX_DIMS_PER_LANE];
+            const __half *v_row =
+                v_cache + (uint64_t)key_slot * kv_dim + (uint64_t)kv_head * hd + lane;
 #pragma unroll
-            for (uint32_t j = 0; j < TOKEN_MAX_DIMS_PER_LANE; ++j) {
-                v[j] = key_visible && j < dims ? __half2float(v_row[j * warp + lane]) : 0.0f;
-            }
-#pragma unroll
-            for (uint32_t h = 0; h < TOKEN_MAX_GROUP; ++h) {
-                if (h < group) {
-                    const float wk = rf_shfl(weight[h], k);
-#pragma unroll
-                    for (uint32_t j = 0; j < TOKEN_MAX_DIMS_PER_LANE; ++j) {
-                        acc[h][j] = fmaf(wk, v[j], acc[h][j]);
-                    }
-                }
+            for (int j = 0; j < DIMS; ++j) {
+                const float v = wk != 0.0f ? __half2float(v_row[j * warp]) : 0.0f;
+                acc[j] = fmaf(wk, v, acc[j]);
             }
         }
     }
 
-    // The warps' states into shared memory, then merged per output.
+    // The warps' states into shared memory, then merged per dimension.
+    if (lane == 0) {
+        warp_m[w] = m;
+        warp_l[w] = l;
+    }
 #pragma unroll
-    for (uint32_t h = 0; h < TOKEN_MAX_GROUP; ++h) {
-        if (h < group) {
-            const uint32_t row = w * group + h;
-            if (lane == 0) {
-                warp_m[row] = m[h];
-                warp_l[row] = l[h];
-            }
-#pragma unroll
-            for (uint32_t j = 0; j < TOKEN_MAX_DIMS_PER_LANE; ++j) {
-                if (j < dims) {
-                    warp_acc[row * hd + j * warp + lane] = acc[h][j];
-                }
-            }
-        }
+    for (int j = 0; j < DIMS; ++j) {
+        warp_acc[w * hd + j * warp + lane] = acc[j];
     }
     __syncthreads();
     const bool has_keys = key_begin < key_end;
-    for (uint32_t e = threadIdx.x; e < group * hd; e += blockDim.x) {
-        const uint32_t h = e / hd, d = e % hd;
+    for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
         float m_max = -INFINITY;
         for (uint32_t v = 0; v < n_warps; ++v) {
-            m_max = fmaxf(m_max, warp_m[v * group + h]);
+            m_max = fmaxf(m_max, warp_m[v]);
         }
         float l_total = 0.0f, o = 0.0f;
         for (uint32_t v = 0; v < n_warps; ++v) {
-            const float mv = warp_m[v * group + h];
-            if (mv != -INFINITY) {
-                const float factor = expf(mv - m_max);
-                l_total += warp_l[v * group + h] * factor;
-                o += warp_acc[(v * group + h) * hd + d] * factor;
-            }
+            // A warp that saw no visible key (max -inf) adds nothing.
+            const float factor = warp_m[v] == -INFINITY ? 0.0f : expf(warp_m[v] - m_max);
+            l_total += warp_l[v] * factor;
+            o += warp_acc[v * hd + d] * factor;
         }
-        const uint64_t head = (uint64_t)kv_head * group + h;
         if (n_splits == 1) {
-            out[token * q_dim + head * hd + d] = l_total > 0.0f ? o / l_total : 0.0f;
+            out[out_at + d] = l_total > 0.0f ? o / l_total : 0.0f;
         } else if (has_keys) {
             // Splits past the live keys write nothing: the merge reads live splits only.
-            const uint64_t row = (token * n_head + head) * n_splits + split;
+            const uint64_t row = ((uint64_t)token * n_head + head) * n_splits + split;
             partial_acc[row * hd + d] = o;
             if (d == 0) {
                 partial_ml[row * 2] = m_max;
@@ -497,10 +445,10 @@ RF_KERNEL void rf_attention_token(
     if (n_splits == 1) {
         return;  // block-uniform
     }
-    // The last block of this (token, K/V head) merges the splits.
+    // The last block of this (token, head) merges the splits.
     __threadfence();
     __syncthreads();
-    uint32_t *counter = tickets + (uint64_t)token * n_kv_heads + kv_head;
+    uint32_t *counter = tickets + (uint64_t)token * n_head + head;
     if (threadIdx.x == 0) {
         ticket = atomicAdd(counter, 1u);
     }
@@ -509,12 +457,9 @@ RF_KERNEL void rf_attention_token(
         return;  // block-uniform
     }
     __threadfence();
-    for (uint32_t e = threadIdx.x; e < group * hd; e += blockDim.x) {
-        const uint32_t h = e / hd, d = e % hd;
-        const uint64_t head = (uint64_t)kv_head * group + h;
-        const uint64_t base = (token * n_head + head) * n_splits;
+    const uint64_t base = ((uint64_t)token * n_head + head) * n_splits;
+    for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
         float m_max = -INFINITY;
-#pragma unroll 4
         for (uint32_t s = 0; s < live_splits; ++s) {
             m_max = fmaxf(m_max, rf_load_coherent(partial_ml + (base + s) * 2));
         }
@@ -524,14 +469,33 @@ RF_KERNEL void rf_attention_token(
             const float ms = rf_load_coherent(partial_ml + (base + s) * 2);
             const float ls = rf_load_coherent(partial_ml + (base + s) * 2 + 1);
             const float as = rf_load_coherent(partial_acc + (base + s) * hd + d);
-            // A split that saw no visible key (max -inf) adds nothing.
             const float factor = ms == -INFINITY ? 0.0f : expf(ms - m_max);
             l_total += ls * factor;
             o += as * factor;
         }
-        out[token * q_dim + head * hd + d] = l_total > 0.0f ? o / l_total : 0.0f;
+        out[out_at + d] = l_total > 0.0f ? o / l_total : 0.0f;
     }
     if (threadIdx.x == 0) {
         *counter = 0;  // ready for the next launch
     }
 }
+
+#define RF_ATTENTION_TOKEN_KERNEL(DIMS)                                                          \
+    RF_KERNEL void rf_attention_token_d##DIMS(                                                   \
+        const float *q, const __half *k_cache, const __half *v_cache,                            \
+        const uint32_t *block_tables, const int32_t *slot_positions, const uint32_t *n_logical, \
+        const uint32_t *seq_index, const int32_t *pos, float *out, float *partial_acc,           \
+        float *partial_ml, uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,              \
+        uint32_t head_dim, uint32_t n_seq, uint32_t max_blocks, uint32_t block_size,             \
+        uint64_t n_slots, float scale, uint32_t tokens_per_tile, uint32_t keys_per_tile,         \
+        uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets) {                         \
+        attention_token<DIMS>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,      \
+                              seq_index, pos, out, partial_acc, partial_ml, n_tokens, n_head,    \
+                              n_kv_heads, head_dim, n_seq, max_blocks, block_size, n_slots,      \
+                              scale, keys_per_split, n_splits, tickets);                         \
+    }
+
+RF_ATTENTION_TOKEN_KERNEL(1)
+RF_ATTENTION_TOKEN_KERNEL(2)
+RF_ATTENTION_TOKEN_KERNEL(4)
+RF_ATTENTION_TOKEN_KERNEL(8)

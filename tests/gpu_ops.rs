@@ -1148,8 +1148,8 @@ fn paged_attention_matches_float64() {
     let g = setup();
     let scenario = PagedScenario::new();
     let mut random = Random::new(41);
-    // GQA ratios 1, 3, 4 and 8; head_dim 64, 128 and 256: the one-token-a-block kernel.
-    // A ratio of 9 is past its limit: the tiled kernel and its combine.
+    // GQA ratios 1, 3, 4, 8 and 9; head_dim 64, 128 and 256: the one-token-a-block kernel.
+    // head_dim 320 is past its limit: the tiled kernel and its combine.
     for (n_head, n_kv_heads, head_dim) in [
         (4, 4, 64),
         (6, 2, 128),
@@ -1157,6 +1157,7 @@ fn paged_attention_matches_float64() {
         (16, 2, 128),
         (4, 2, 256),
         (18, 2, 64),
+        (4, 2, 320),
     ] {
         let case = AttentionCase {
             heads: HeadShape {

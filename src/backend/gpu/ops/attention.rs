@@ -1,8 +1,8 @@
-//! Attention over the paged KV cache (`kernels/attention.hip`): one query token a block
-//! (rf_attention_token) wherever its limits allow, decode's keys split over blocks
-//! ("flash-decoding") that merge their own results; beyond those limits (more than 8 query
-//! heads per K/V head, heads over 256 values), a tiled flash-attention kernel, with a
-//! combine launch for decode's splits.
+//! Attention over the paged KV cache (`kernels/attention.hip`): one query head of one
+//! token a block (rf_attention_token_d*) wherever its limits allow, decode's keys split
+//! over blocks ("flash-decoding") that merge their own results; beyond those limits
+//! (heads over 256 values or not a multiple of the warp), a tiled flash-attention kernel,
+//! with a combine launch for decode's splits.
 
 use half::f16;
 
@@ -25,10 +25,10 @@ const COMBINE_THREADS: u32 = 128;
 
 /// rf_attention_token's block size and limits (its TOKEN_* constants).
 const TOKEN_THREADS: u32 = 128;
-const TOKEN_MAX_GROUP: usize = 8;
-const TOKEN_MAX_DIMS_PER_LANE: usize = 8;
 const TOKEN_MAX_WARPS: usize = 4;
 const TOKEN_MAX_HEAD_DIM: usize = 256;
+/// Its instances: head dimensions per lane (`rf_attention_token_d{N}`).
+const TOKEN_DIMS_PER_LANE: [usize; 4] = [1, 2, 4, 8];
 
 /// One layer's paged KV cache and the block tables of the step's sequences, in device
 /// memory (the layout of `src/kv_cache/sequence_table.rs`).
@@ -64,7 +64,7 @@ pub struct AttentionWorkspace {
     partial_acc: DeviceBuffer<f32>,
     /// `[max_tokens, n_head, max_splits, 2]`
     partial_ml: DeviceBuffer<f32>,
-    /// `[max_tokens, n_kv_heads]` rf_attention_token's tickets: zero between launches.
+    /// `[max_tokens, n_head]` rf_attention_token's tickets: zero between launches.
     tickets: DeviceBuffer<u32>,
     keys_per_split: usize,
 }
@@ -90,10 +90,8 @@ impl AttentionWorkspace {
             "attention workspace",
             &[max_tokens, heads.n_head, max_splits],
         )?;
-        let mut tickets = device.alloc(product(
-            "attention tickets",
-            &[max_tokens, heads.n_kv_heads],
-        )?)?;
+        let mut tickets =
+            device.alloc(product("attention tickets", &[max_tokens, heads.n_head])?)?;
         let stream = Stream::new(device)?;
         tickets.fill_bytes(&stream, 0)?;
         stream.synchronize()?;
@@ -108,7 +106,8 @@ impl AttentionWorkspace {
 
 pub(super) struct AttentionKernels {
     paged: Function,
-    per_token: Function,
+    /// By head dimensions per lane, as TOKEN_DIMS_PER_LANE.
+    per_token: Vec<Function>,
     combine: Function,
     warp_size: usize,
 }
@@ -118,21 +117,31 @@ impl AttentionKernels {
     pub(super) fn load(module: &Module, warp_size: u32) -> Result<AttentionKernels> {
         Ok(AttentionKernels {
             paged: module.function("rf_attention_paged")?,
-            per_token: module.function("rf_attention_token")?,
+            per_token: TOKEN_DIMS_PER_LANE
+                .iter()
+                .map(|dims| module.function(&format!("rf_attention_token_d{dims}")))
+                .collect::<Result<_>>()?,
             combine: module.function("rf_attention_combine")?,
             warp_size: warp_size as usize,
         })
     }
 
-    /// Whether rf_attention_token's limits (`kernels/attention.hip`) admit `heads`.
-    fn per_token_fits(&self, heads: &HeadShape) -> bool {
-        let group = heads.n_head / heads.n_kv_heads;
-        group <= TOKEN_MAX_GROUP
-            && heads.head_dim.is_multiple_of(self.warp_size)
-            && heads.head_dim.is_multiple_of(8)
-            && heads.head_dim <= TOKEN_MAX_HEAD_DIM
-            && heads.head_dim / self.warp_size <= TOKEN_MAX_DIMS_PER_LANE
-            && TOKEN_THREADS as usize / self.warp_size <= TOKEN_MAX_WARPS
+    /// rf_attention_token's instance for `heads`, if its limits (`kernels/attention.hip`)
+    /// admit them: a head of 8-value pieces, at most TOKEN_MAX_HEAD_DIM values, spread
+    /// evenly over a warp's lanes.
+    fn per_token(&self, heads: &HeadShape) -> Option<&Function> {
+        let hd = heads.head_dim;
+        if !hd.is_multiple_of(8)
+            || !hd.is_multiple_of(self.warp_size)
+            || hd > TOKEN_MAX_HEAD_DIM
+            || TOKEN_THREADS as usize / self.warp_size > TOKEN_MAX_WARPS
+        {
+            return None;
+        }
+        let at = TOKEN_DIMS_PER_LANE
+            .iter()
+            .position(|&d| d == hd / self.warp_size)?;
+        self.per_token.get(at)
     }
 }
 
@@ -327,20 +336,32 @@ impl GpuOps {
         // One query token a block wherever its limits allow: in decode and in prefill
         // (where it reads each key once per token, but with no barrier per tile of keys,
         // which is what the tiled kernel spends its time on).
-        let per_token = self.attention.per_token_fits(heads);
-        let (kernel, threads, shared_mem_bytes, tokens_per_block) = if per_token {
-            (&self.attention.per_token, TOKEN_THREADS, 0, 1)
-        } else {
-            let tiled = &self.attention.paged;
-            (tiled, THREADS, shared_bytes as u32, tiling.tokens_per_tile)
-        };
+        let token_kernel = self.attention.per_token(heads);
+        let per_token = token_kernel.is_some();
+        // The per-token kernel: a block per (token, query head); the tiled one per (tile
+        // of tokens, K/V head).
+        let (kernel, threads, shared_mem_bytes, tokens_per_block, heads_per_grid) =
+            match token_kernel {
+                Some(kernel) => (kernel, TOKEN_THREADS, 0, 1, heads.n_head),
+                None => {
+                    let tiled = &self.attention.paged;
+                    let tokens = tiling.tokens_per_tile;
+                    (
+                        tiled,
+                        THREADS,
+                        shared_bytes as u32,
+                        tokens,
+                        heads.n_kv_heads,
+                    )
+                }
+            };
         let grid = Dim3 {
             x: to_u32(
                 "attention token tiles",
                 n_tokens.div_ceil(tokens_per_block),
                 MAX_GRID_X,
             )?,
-            y: to_u32("n_kv_heads", heads.n_kv_heads, MAX_GRID_YZ)?,
+            y: to_u32("attention heads", heads_per_grid, MAX_GRID_YZ)?,
             z: to_u32("attention splits", n_splits, MAX_GRID_YZ)?,
         };
         let config = LaunchConfig {
@@ -386,7 +407,7 @@ impl GpuOps {
                     check_buffer(
                         "attention tickets",
                         &w.tickets,
-                        product("attention tickets", &[n_tokens, heads.n_kv_heads])?,
+                        product("attention tickets", &[n_tokens, heads.n_head])?,
                         stream,
                     )?;
                     args.push(&w.tickets);
@@ -398,16 +419,17 @@ impl GpuOps {
             }
         }
         // SAFETY: the arguments match rf_attention_paged's 24 parameters in order (and
-        // rf_attention_token's, which adds the tickets: n_tokens * n_kv_heads, checked,
-        // left zero by every launch; null only with one split, when they are not read); q, out,
+        // rf_attention_token_d*'s, which add the tickets: n_tokens * n_head, checked, left
+        // zero by every launch; null only with one split, when they are not read); q, out,
         // seq_index and pos hold what n_tokens tokens need, the tables what n_seq sequences
         // of max_blocks blocks need, the caches n_slots rows of kv_dim (all checked); the
         // kernel treats slots >= n_slots and sequences >= n_seq as empty; with n_splits > 1
         // the partial buffers hold n_tokens * n_head * n_splits rows (checked), with one
         // split they are never touched. THREADS * MAX_OUTPUTS_PER_THREAD covers a tile's
         // outputs (max_tokens_per_tile) and shared_bytes is the kernel's layout. The
-        // per-token kernel runs only within its limits (per_token_fits), one token a block (the grid
-        // covers n_tokens), its shared memory static.
+        // per-token instance runs only within its limits (`per_token` chose it for this
+        // head size), one block per token and query head (the grid covers both), its
+        // shared memory static.
         unsafe { kernel.launch(stream, &config, &args) }?;
 
         // The per-token kernel merges its splits itself.
