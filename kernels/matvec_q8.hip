@@ -186,7 +186,10 @@ RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, flo
     return xd * dot + u.m * xs;
 }
 
-template <typename B>
+// MAX_T: the most tokens of this instance; decode's instance (1) keeps one accumulator
+// per matrix, so it needs fewer registers (more warps in flight) and unrolls its walk
+// along the row to have several groups' loads outstanding at once.
+template <typename B, int MAX_T>
 static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                             const int8_t *xq, const float *xd, const float *xs, float *y,
                             float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens,
@@ -202,11 +205,13 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
     const uint8_t *row_a = w + row * row_bytes;
     const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
     const uint32_t n_groups = n_cols / 32;
-    float acc[RF_MMVQ_MAX_TOKENS], acc_b[RF_MMVQ_MAX_TOKENS];
+    constexpr int UNROLL = MAX_T == 1 ? 4 : 1;
+    float acc[MAX_T], acc_b[MAX_T];
 #pragma unroll
-    for (int t = 0; t < RF_MMVQ_MAX_TOKENS; ++t) {
+    for (int t = 0; t < MAX_T; ++t) {
         acc[t] = acc_b[t] = 0.0f;
     }
+#pragma unroll UNROLL
     for (uint32_t g = lane; g < n_groups; g += warp) {
         Q8Group u, u_b;
         Q8Unpack<B>::group(row_a, g, u);
@@ -214,7 +219,7 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
             Q8Unpack<B>::group(row_b, g, u_b);
         }
 #pragma unroll
-        for (int t = 0; t < RF_MMVQ_MAX_TOKENS; ++t) {
+        for (int t = 0; t < MAX_T; ++t) {
             if (t < n_tokens) {
                 const uint64_t group = (uint64_t)t * n_groups + g;
                 const int8_t *x = xq + group * 32;
@@ -226,7 +231,7 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
         }
     }
 #pragma unroll
-    for (int t = 0; t < RF_MMVQ_MAX_TOKENS; ++t) {
+    for (int t = 0; t < MAX_T; ++t) {
         if (t < n_tokens) {
             const float a = rf_warp_sum(acc[t]);
             const float b = two ? rf_warp_sum(acc_b[t]) : 0.0f;
@@ -247,12 +252,20 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
     }
 }
 
+// rf_mmvq_<type> for up to RF_MMVQ_MAX_TOKENS tokens, rf_mmvq1_<type> for one.
 #define RF_MMVQ_KERNEL(NAME, TYPE)                                                               \
     RF_KERNEL void rf_mmvq_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,      \
                                   const int8_t *xq, const float *xd, const float *xs, float *y,  \
                                   float *y_b, uint32_t n_rows, uint32_t n_cols,                  \
                                   uint32_t n_tokens, uint32_t mode) {                            \
-        mmvq<TYPE>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols, n_tokens, mode);     \
+        mmvq<TYPE, RF_MMVQ_MAX_TOKENS>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols,    \
+                                       n_tokens, mode);                                          \
+    }                                                                                            \
+    RF_KERNEL void rf_mmvq1_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,     \
+                                   const int8_t *xq, const float *xd, const float *xs, float *y, \
+                                   float *y_b, uint32_t n_rows, uint32_t n_cols,                 \
+                                   uint32_t n_tokens, uint32_t mode) {                           \
+        mmvq<TYPE, 1>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols, n_tokens, mode);  \
     }
 
 RF_MMVQ_KERNEL(q4_0, BlockQ4_0)

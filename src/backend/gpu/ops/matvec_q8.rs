@@ -83,8 +83,15 @@ impl Q8Buffers {
     }
 }
 
+/// A weight type's two instances: for up to [`MAX_Q8_TOKENS`] tokens, and for one.
+struct TypeKernels {
+    dtype: GgmlType,
+    tokens: Function,
+    single: Function,
+}
+
 pub(super) struct MatvecQ8Kernels {
-    by_type: Vec<(GgmlType, Function)>,
+    by_type: Vec<TypeKernels>,
     quantize: Function,
     rows_per_block: u32,
 }
@@ -94,7 +101,13 @@ impl MatvecQ8Kernels {
     pub(super) fn load(module: &Module, warp_size: u32) -> Result<MatvecQ8Kernels> {
         let by_type = Q8_TYPES
             .iter()
-            .map(|&(dtype, suffix)| Ok((dtype, module.function(&format!("rf_mmvq_{suffix}"))?)))
+            .map(|&(dtype, suffix)| {
+                Ok(TypeKernels {
+                    dtype,
+                    tokens: module.function(&format!("rf_mmvq_{suffix}"))?,
+                    single: module.function(&format!("rf_mmvq1_{suffix}"))?,
+                })
+            })
             .collect::<Result<_>>()?;
         Ok(MatvecQ8Kernels {
             by_type,
@@ -103,11 +116,14 @@ impl MatvecQ8Kernels {
         })
     }
 
-    fn for_type(&self, dtype: GgmlType) -> Option<&Function> {
-        self.by_type
-            .iter()
-            .find(|(t, _)| *t == dtype)
-            .map(|(_, f)| f)
+    /// The kernel for `dtype` and `n_tokens` (at most [`MAX_Q8_TOKENS`]).
+    fn for_type(&self, dtype: GgmlType, n_tokens: usize) -> Option<&Function> {
+        let kernels = self.by_type.iter().find(|k| k.dtype == dtype)?;
+        Some(if n_tokens == 1 {
+            &kernels.single
+        } else {
+            &kernels.tokens
+        })
     }
 }
 
@@ -123,7 +139,7 @@ impl GpuOps {
     pub fn has_q8_matvec(&self, w: &DeviceMatrix<'_>, n_tokens: usize) -> bool {
         n_tokens <= MAX_Q8_TOKENS
             && w.n_cols.is_multiple_of(Q8_GROUP)
-            && self.matvec_q8.for_type(w.dtype).is_some()
+            && self.matvec_q8.for_type(w.dtype, n_tokens).is_some()
     }
 
     /// The first `n_values` values of `x` (whole groups of 32) as Q8 activations.
@@ -183,7 +199,7 @@ impl GpuOps {
                 w.dtype, w.n_cols
             )));
         }
-        let function = self.matvec_q8.for_type(w.dtype).ok_or_else(|| {
+        let function = self.matvec_q8.for_type(w.dtype, n_tokens).ok_or_else(|| {
             Error::Unsupported(format!("integer GPU matmul with {} weights", w.dtype))
         })?;
         check_buffer("matvec_q8 weights", w.data, 0, stream)?;
