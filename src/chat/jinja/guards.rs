@@ -6,11 +6,8 @@
 //!   larger or deeper than a render may handle, and what the step will visit is charged
 //!   to the fuel, as minijinja charges its filters: half a fuel per item, a fuel per 64
 //!   bytes of text;
-//! - a list, tuple or map the template makes is summarized the same way (so that none
-//!   nests too deep or grows too large through sharing), charged for the items the walk
-//!   visits;
-//! - a value stored into a namespace may hold no namespace, so that none can come to
-//!   hold itself;
+//! - a value stored into a namespace is summarized the same way, charged for the items
+//!   the walk visits, and may hold no namespace, so that none can come to hold itself;
 //! - a lazy view is made a plain list as it is made;
 //! - what is printed or captured is counted against the output limit.
 //!
@@ -30,8 +27,6 @@ use super::walk::{Breach, Known, MAX_DEPTH, Summary, Walk};
 /// The function that checks a value a step is about to visit all of and returns it.
 /// The names have a space, so no template can name these functions or shadow them.
 pub(super) const VISIT: &str = "rocmforge visit";
-/// The function that checks a list, tuple or map just made and returns it.
-pub(super) const MADE: &str = "rocmforge made";
 /// The function that checks a value about to be stored in a namespace and returns it.
 pub(super) const STORE: &str = "rocmforge store";
 /// The function that returns its argument with a lazy view made a plain list or map.
@@ -57,10 +52,6 @@ pub(super) fn install(env: &mut Environment<'_>, limits: RenderLimits, input: &V
     let visit = guard.clone();
     env.add_function(VISIT, move |state: &State, value: Value| {
         visit.visit(state, &value).map(|()| value)
-    });
-    let made = guard.clone();
-    env.add_function(MADE, move |state: &State, value: Value| {
-        made.summarize(state, &value).map(|_| value)
     });
     let store = guard.clone();
     env.add_function(STORE, move |state: &State, value: Value| {

@@ -4,19 +4,18 @@
 //! to the guard functions around the steps that need them: [`VISIT`] before a step that
 //! may visit all of a value (both operands of `~`, comparisons and `in`, the key of a
 //! subscript, the argument of a recursive loop, every argument of a filter, test,
-//! function, method or macro call, the keys and values of a map literal), [`MADE`] after
-//! a list or tuple literal, [`STORE`] before `set ns.attr`, and [`FLATTEN`] after a step
-//! that may make a lazy view (`+`, `*`, slicing, a filter or a call). A guard returns its
-//! argument or fails, so each step keeps minijinja's meaning, except that `+`, `*` and
-//! slicing give a list where minijinja gives a lazy sequence (one that `is sequence`
-//! denies): a list, as in Jinja2. Raw text is printed through the formatter, so that it
-//! is counted against the output limit like everything else. Jump targets move with the
-//! code.
+//! function, method or macro call, the keys and values of a map literal), [`STORE`]
+//! before `set ns.attr`, and [`FLATTEN`] after a step that may make a lazy view (`+`,
+//! `*`, slicing, a filter or a call). A guard returns its argument or fails, so each
+//! step keeps minijinja's meaning, except that `+`, `*` and slicing give a list where
+//! minijinja gives a lazy sequence (one that `is sequence` denies): a list, as in Jinja2.
+//! Raw text is printed through the formatter, so that it is counted against the output
+//! limit like everything else. Jump targets move with the code.
 
 use minijinja::machinery::{Instruction, Instructions};
 use minijinja::value::Value;
 
-use super::guards::{FLATTEN, MADE, STORE, VISIT};
+use super::guards::{FLATTEN, STORE, VISIT};
 use crate::error::{Error, Result};
 
 /// `code` with the guards in place.
@@ -72,7 +71,6 @@ fn guard<'source>(step: &Instruction<'source>) -> Vec<Instruction<'source>> {
         | I::In
         | I::CompareAndPreserve(_) => vec![I::Swap, visit(), I::Swap, visit(), step],
         I::GetItem | I::FastRecurse => vec![visit(), step],
-        I::BuildList(_) | I::BuildTuple(_) => vec![step, call(MADE)],
         I::Add | I::Mul | I::Slice => vec![step, flatten()],
         I::BuildMap(pairs) => vec![
             I::BuildList(Some(pairs.saturating_mul(2))),
