@@ -26,6 +26,7 @@
 // src/backend/gpu/ops/attention.rs. Out-of-range block ids or slots in the tables are
 // treated as holes: the kernel never reads outside the cache.
 #include "compat.h"
+#include "q8_activations.h"
 
 #define MAX_OUTPUTS_PER_THREAD 16
 #define EMPTY_SLOT 0x7fffffff
@@ -297,8 +298,21 @@ RF_DEVICE float rf_shfl(float v, int lane) {
 // the splits that hold keys and writes the output, then resets the ticket to 0.
 //
 // Same parameters as rf_attention_paged (tokens_per_tile and keys_per_tile unused), then
-// tickets: [n_tokens, n_head], zero before the launch. head_dim = DIMS * warpSize, a
+// tickets: [n_tokens, n_head], zero before the launch, and q8 / q8_d / q8_s: where the
+// output also goes as Q8 activations (q8_activations.h) for the product that reads it
+// next, or null. head_dim = DIMS * warpSize, a
 // multiple of 8 and at most TOKEN_MAX_HEAD_DIM; the launcher checks.
+// Writes output value `at`, and quantizes it when asked: the 32 values of its group are
+// written by 32 consecutive lanes of one warp, which every caller's loop over a head's
+// dimensions (head_dim a multiple of the warp) guarantees.
+RF_DEVICE void write_output(float value, float *out, int8_t *q8, float *q8_d, float *q8_s,
+                            uint64_t at) {
+    out[at] = value;
+    if (q8 != nullptr) {
+        rf_quantize_q8_group(value, at % 32, q8, q8_d, q8_s, at, at / 32);
+    }
+}
+
 template <int DIMS>
 static __device__ void attention_token(
     const float *q, const __half *k_cache, const __half *v_cache, const uint32_t *block_tables,
@@ -306,7 +320,8 @@ static __device__ void attention_token(
     const int32_t *pos, float *out, float *partial_acc, float *partial_ml, uint32_t n_tokens,
     uint32_t n_head, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_seq,
     uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
-    uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets) {
+    uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8, float *q8_d,
+    float *q8_s) {
     __shared__ float q_s[TOKEN_MAX_HEAD_DIM];
     __shared__ float warp_acc[TOKEN_MAX_WARPS * TOKEN_MAX_HEAD_DIM];
     __shared__ float warp_m[TOKEN_MAX_WARPS];
@@ -431,7 +446,7 @@ static __device__ void attention_token(
             o += warp_acc[v * hd + d] * factor;
         }
         if (n_splits == 1) {
-            out[out_at + d] = l_total > 0.0f ? o / l_total : 0.0f;
+            write_output(l_total > 0.0f ? o / l_total : 0.0f, out, q8, q8_d, q8_s, out_at + d);
         } else if (has_keys) {
             // Splits past the live keys write nothing: the merge reads live splits only.
             const uint64_t row = ((uint64_t)token * n_head + head) * n_splits + split;
@@ -473,7 +488,7 @@ static __device__ void attention_token(
             l_total += ls * factor;
             o += as * factor;
         }
-        out[out_at + d] = l_total > 0.0f ? o / l_total : 0.0f;
+        write_output(l_total > 0.0f ? o / l_total : 0.0f, out, q8, q8_d, q8_s, out_at + d);
     }
     if (threadIdx.x == 0) {
         *counter = 0;  // ready for the next launch
@@ -488,11 +503,12 @@ static __device__ void attention_token(
         float *partial_ml, uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,              \
         uint32_t head_dim, uint32_t n_seq, uint32_t max_blocks, uint32_t block_size,             \
         uint64_t n_slots, float scale, uint32_t tokens_per_tile, uint32_t keys_per_tile,         \
-        uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets) {                         \
+        uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8,             \
+        float *q8_d, float *q8_s) {                                                              \
         attention_token<DIMS>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,      \
                               seq_index, pos, out, partial_acc, partial_ml, n_tokens, n_head,    \
                               n_kv_heads, head_dim, n_seq, max_blocks, block_size, n_slots,      \
-                              scale, keys_per_split, n_splits, tickets);                         \
+                              scale, keys_per_split, n_splits, tickets, q8, q8_d, q8_s);         \
     }
 
 RF_ATTENTION_TOKEN_KERNEL(1)

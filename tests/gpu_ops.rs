@@ -272,6 +272,9 @@ fn matvec_of_model_sized_matrices() {
         (GgmlType::Q4K, 1537, 4608, 9),
         (GgmlType::Q6K, 4099, 1536, 2),
         (GgmlType::F16, 577, 4097, 5),
+        // Rows of whole 8-value pieces: the F16 kernel that reads 16 bytes a lane.
+        (GgmlType::F16, 1025, 2048, 1),
+        (GgmlType::F16, 131, 576, 9),
         (GgmlType::Q8_0, 3001, 2048, 17),
     ] {
         let worst = check_matvec(&g, &mut random, dtype, n_rows, n_cols, n_tokens);
@@ -1090,10 +1093,22 @@ fn check_attention(
             n_tokens: n,
         };
         let mut out = g.poisoned::<f32>(n * q_dim);
-        if launcher == 0 {
+        // The output as Q8 activations too: what the kernel quantizes must be exactly its
+        // own f32 output, quantized as the CPU does.
+        let mut q8 = Q8Buffers::new(&g.device, n * q_dim).unwrap();
+        let quantized = if launcher == 0 {
             g.ops
-                .attention_prefill(&g.stream, &heads, scale, &kv, &tokens, &q_dev, &mut out)
-                .unwrap();
+                .attention_prefill(
+                    &g.stream,
+                    &heads,
+                    scale,
+                    &kv,
+                    &tokens,
+                    &q_dev,
+                    &mut out,
+                    Some(&mut q8),
+                )
+                .unwrap()
         } else {
             g.ops
                 .attention_decode(
@@ -1105,10 +1120,21 @@ fn check_attention(
                     &q_dev,
                     &mut out,
                     &mut workspace,
+                    Some(&mut q8),
                 )
-                .unwrap();
-        }
+                .unwrap()
+        };
         let got = g.download(&out);
+        // The one-token-a-block kernel (heads of up to 256 values) quantizes; the tiled
+        // kernel leaves it to a separate pass.
+        assert_eq!(
+            quantized,
+            hd <= 256,
+            "{heads:?}: quantized by the attention kernel"
+        );
+        if quantized {
+            Q8Host::download(g, &q8, n * q_dim).assert_quantizes(&got, "attention output");
+        }
         for (t, &(s, p)) in batch.iter().enumerate() {
             let visible = scenario.visible(s, p);
             assert!(!visible.is_empty());

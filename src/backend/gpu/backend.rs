@@ -608,7 +608,13 @@ impl Backend for GpuStep<'_> {
             n_tokens: n,
         };
         let (q, out) = pair(&mut s.acts, Act::Q, Act::Attn)?;
-        if n == 1 {
+        // The output as Q8 too, for the product that reads it next, where the attention
+        // kernel can write it (it then holds no other activation).
+        let q8 = (n <= MAX_Q8_TOKENS).then_some(&mut s.q8);
+        if q8.is_some() {
+            s.q8_of = None;
+        }
+        let quantized = if n == 1 {
             s.ops.attention_decode(
                 self.stream,
                 &s.heads,
@@ -618,11 +624,16 @@ impl Backend for GpuStep<'_> {
                 q,
                 out,
                 &mut s.workspace,
-            )
+                q8,
+            )?
         } else {
             s.ops
-                .attention_prefill(self.stream, &s.heads, scale, &kv, &tokens, q, out)
+                .attention_prefill(self.stream, &s.heads, scale, &kv, &tokens, q, out, q8)?
+        };
+        if quantized {
+            s.q8_of = Some(Act::Attn);
         }
+        Ok(())
     }
 
     fn swiglu(&mut self) -> Result<()> {

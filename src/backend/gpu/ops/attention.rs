@@ -9,6 +9,7 @@ use half::f16;
 use super::super::safe::{
     Device, DeviceBuffer, Dim3, Function, KernelArgs, LaunchConfig, Module, Stream,
 };
+use super::matvec_q8::Q8Buffers;
 use super::{GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 
@@ -194,12 +195,13 @@ struct Launch<'a> {
 }
 
 impl GpuOps {
-    /// Attention of a batch of many tokens (prefill): tiles of consecutive tokens per
-    /// block, each K/V tile read once for all of a tile's queries. `q` is `[n_tokens,
-    /// n_head * head_dim]` with RoPE applied and the tokens' own K/V already in the cache;
-    /// `out` receives `[n_tokens, n_head * head_dim]`. Each token attends to its
-    /// sequence's logical slots below `n_logical` whose position is at most its own;
-    /// `scale` multiplies the scores (1 / sqrt(head_dim)).
+    /// Attention of a batch of many tokens (prefill). `q` is `[n_tokens, n_head *
+    /// head_dim]` with RoPE applied and the tokens' own K/V already in the cache; `out`
+    /// receives `[n_tokens, n_head * head_dim]`. Each token attends to its sequence's
+    /// logical slots below `n_logical` whose position is at most its own; `scale`
+    /// multiplies the scores (1 / sqrt(head_dim)). With `quantized`, the one-token-a-block
+    /// kernel also writes the output there as Q8 activations; returns whether it did (the
+    /// tiled kernel does not).
     #[allow(clippy::too_many_arguments)]
     pub fn attention_prefill(
         &self,
@@ -210,7 +212,8 @@ impl GpuOps {
         tokens: &StepTokens<'_>,
         q: &DeviceBuffer<f32>,
         out: &mut DeviceBuffer<f32>,
-    ) -> Result<()> {
+        quantized: Option<&mut Q8Buffers>,
+    ) -> Result<bool> {
         heads.check()?;
         let tiling = Tiling {
             tokens_per_tile: Tiling::max_tokens_per_tile(heads)?,
@@ -226,7 +229,7 @@ impl GpuOps {
             q,
             tiling,
         };
-        self.launch_attention(stream, &launch, out, None)
+        self.launch_attention(stream, &launch, out, None, quantized)
     }
 
     /// Attention of a few tokens (decode), as [`GpuOps::attention_prefill`] computes it:
@@ -244,7 +247,8 @@ impl GpuOps {
         q: &DeviceBuffer<f32>,
         out: &mut DeviceBuffer<f32>,
         workspace: &mut AttentionWorkspace,
-    ) -> Result<()> {
+        quantized: Option<&mut Q8Buffers>,
+    ) -> Result<bool> {
         heads.check()?;
         Tiling::max_tokens_per_tile(heads)?;
         let max_slots = product("attention slots", &[kv.max_blocks, kv.block_size])?;
@@ -263,7 +267,7 @@ impl GpuOps {
             q,
             tiling,
         };
-        self.launch_attention(stream, &launch, out, Some(workspace))
+        self.launch_attention(stream, &launch, out, Some(workspace), quantized)
     }
 
     fn launch_attention(
@@ -272,7 +276,8 @@ impl GpuOps {
         launch: &Launch<'_>,
         out: &mut DeviceBuffer<f32>,
         workspace: Option<&mut AttentionWorkspace>,
-    ) -> Result<()> {
+        mut quantized: Option<&mut Q8Buffers>,
+    ) -> Result<bool> {
         let Launch {
             heads,
             scale,
@@ -310,7 +315,7 @@ impl GpuOps {
             )));
         }
         if n_tokens == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let n_splits = tiling.n_splits;
         let partials = match workspace {
@@ -417,6 +422,17 @@ impl GpuOps {
                     args.push(0u64);
                 }
             }
+            match quantized.as_deref_mut() {
+                Some(q8) => {
+                    q8.check("attention quantized output", q_values, stream)?;
+                    args.push(&mut q8.quants)
+                        .push(&mut q8.scales)
+                        .push(&mut q8.sums);
+                }
+                None => {
+                    args.push(0u64).push(0u64).push(0u64);
+                }
+            }
         }
         // SAFETY: the arguments match rf_attention_paged's 24 parameters in order (and
         // rf_attention_token_d*'s, which add the tickets: n_tokens * n_head, checked, left
@@ -461,7 +477,7 @@ impl GpuOps {
             // n_tokens * n_head * head_dim floats (checked above).
             unsafe { self.attention.combine.launch(stream, &config, &args) }?;
         }
-        Ok(())
+        Ok(per_token && quantized.is_some())
     }
 }
 

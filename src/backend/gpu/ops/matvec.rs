@@ -13,6 +13,8 @@ const THREADS: u32 = 256;
 
 pub(super) struct MatvecKernels {
     by_type: Vec<(GgmlType, Function)>,
+    /// F16 rows of whole 8-value pieces, read 16 bytes a lane.
+    f16x8: Function,
     rows_per_block: u32,
 }
 
@@ -24,6 +26,7 @@ impl MatvecKernels {
             .collect::<Result<_>>()?;
         Ok(MatvecKernels {
             by_type,
+            f16x8: module.function("rf_matvec_f16x8")?,
             rows_per_block: THREADS / warp_size,
         })
     }
@@ -51,7 +54,11 @@ impl GpuOps {
         y: &mut DeviceBuffer<f32>,
     ) -> Result<()> {
         w.check()?;
-        let function = self.matvec.for_type(w.dtype)?;
+        let function = if w.dtype == GgmlType::F16 && w.n_cols.is_multiple_of(8) {
+            &self.matvec.f16x8
+        } else {
+            self.matvec.for_type(w.dtype)?
+        };
         check_buffer("matvec weights", w.data, 0, stream)?;
         check_buffer(
             "matvec input",
@@ -85,7 +92,9 @@ impl GpuOps {
             .push(to_u32("matvec tokens", n_tokens, u32::MAX)?);
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_matvec_*(w, row_bytes, x, y, n_rows, n_cols,
-        // n_tokens); w holds n_rows rows of row_bytes, x n_tokens * n_cols floats and y
+        // n_tokens) (rf_matvec_f16x8 only for F16 rows of whole 8-value pieces, so every
+        // row and every token's activations start 16-byte aligned in allocations that
+        // are); w holds n_rows rows of row_bytes, x n_tokens * n_cols floats and y
         // n_tokens * n_rows (all checked); THREADS is a multiple of the warp size, so the
         // kernel's shuffles see whole warps; rows past n_rows are skipped by whole warps.
         unsafe { function.launch(stream, &config, &args) }
