@@ -70,9 +70,7 @@ fn references() -> Vec<Reference> {
 /// The model on the device `ROCMFORGE_TEST_DEVICE` names (an index into the device list;
 /// the CPU when unset), held to the same bounds on every device.
 fn context() -> Context {
-    let device = std::env::var("ROCMFORGE_TEST_DEVICE").map_or(0, |d| {
-        d.parse().expect("ROCMFORGE_TEST_DEVICE is a device index")
-    });
+    let device = test_device();
     let placement = Placement::choose(&enumerate(), DeviceChoice::Index(device)).unwrap();
     eprintln!("device {device}: {}", placement.device.name);
     let gguf = OwnedGguf::open(&model_path(SMOLLM2)).unwrap();
@@ -196,6 +194,22 @@ fn greedy_generation_matches_llama_cpp() {
     }
 }
 
+/// Which device `context` runs on: 0 is the CPU.
+fn test_device() -> usize {
+    std::env::var("ROCMFORGE_TEST_DEVICE").map_or(0, |d| {
+        d.parse().expect("ROCMFORGE_TEST_DEVICE is a device index")
+    })
+}
+
+/// One batch of the prompt and 8 generated tokens against one step per token. On the CPU
+/// both run the same kernels, so they agree to rounding: 1e-3 of the largest logit. A GPU
+/// multiplies a batch of more than 8 tokens through the vendor BLAS with activations
+/// rounded to f16, and a single step with activations quantized to 8 bits per 32 values
+/// as the CPU does: two methods, which on SmolLM2 differ by 1.8e-2 to 5.9e-2 of the
+/// largest logit per token (an H200, measured; its first tokens' activations have the
+/// largest outliers, which 8-bit blocks round coarsest). Held to 1e-1 there, the CPU's
+/// own bound against float64 for block weights: a mixed-up row or position moves the
+/// logits by their own size. Both paths are held to llama.cpp by the tests above.
 #[test]
 fn batched_prefill_equals_single_steps() {
     let r = &references()[1];
@@ -214,6 +228,8 @@ fn batched_prefill_equals_single_steps() {
         })
         .unwrap();
     let mut stepped = context();
+    let bound = if test_device() == 0 { 1e-3 } else { 1e-1 };
+    let mut worst = (0.0f32, 0);
     for (i, &t) in tokens.iter().enumerate() {
         stepped
             .decode(&Batch {
@@ -224,8 +240,18 @@ fn batched_prefill_equals_single_steps() {
         let one = stepped.logits(-1).unwrap();
         let all = batched.logits(i as i32).unwrap();
         let scale = all.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        for (a, b) in one.iter().zip(all) {
-            assert!((a - b).abs() <= 1e-3 * scale, "token {i}: {a} vs {b}");
+        let token_worst = one
+            .iter()
+            .zip(all)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs() / scale));
+        eprintln!("token {i}: |Δlogit| / max |logit| {token_worst:.2e}");
+        if token_worst > worst.0 {
+            worst = (token_worst, i);
         }
     }
+    let (worst, at) = worst;
+    assert!(
+        worst <= bound,
+        "batched vs single steps: |Δlogit| / max |logit| {worst:.2e} at token {at} (bound {bound:.0e})"
+    );
 }
