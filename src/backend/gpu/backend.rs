@@ -13,7 +13,7 @@ use super::ops::{
     AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, MAX_Q8_TOKENS, PagedKv, PrefillScratch,
     Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
-use super::safe::{Blas, Device, DeviceBuffer, DeviceCopy, Stream};
+use super::safe::{Blas, Device, DeviceBuffer, DeviceCopy, Stream, UploadStaging};
 use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
@@ -101,6 +101,8 @@ struct DeviceStep {
     block_tables: DeviceBuffer<u32>,
     slot_positions: DeviceBuffer<i32>,
     n_logical: DeviceBuffer<u32>,
+    /// Page-locked room for all of the above, so their copies are queued, not waited for.
+    staging: UploadStaging,
     n_tokens: usize,
     n_outputs: usize,
     /// Host copy of which tokens want logits, for gathering their rows.
@@ -215,7 +217,13 @@ impl GpuBackend {
             )?,
         )?;
         let table_len = checked("block tables", &[n_seq, max_blocks])?;
+        // Every input of a step, 4-byte values, each upload starting 16-aligned.
+        let input_values = checked("step inputs", &[table_len, block_size + 1])?
+            .checked_add(4 * n_batch + n_seq)
+            .ok_or_else(|| Error::DeviceOutOfMemory("the step's inputs overflow".into()))?;
+        let staging_bytes = checked("step inputs", &[input_values + 7 * 4, 4])?;
         let step = DeviceStep {
+            staging: UploadStaging::new(device, staging_bytes)?,
             tokens: device.alloc(n_batch)?,
             positions: device.alloc(n_batch)?,
             write_slots: device.alloc(n_batch)?,
@@ -372,7 +380,8 @@ impl DeviceState {
             + bytes(&self.logits_device);
         BackendMemory {
             kv_bytes,
-            host_bytes: (self.logits.capacity() * size_of::<f32>()) as u64,
+            host_bytes: (self.logits.capacity() * size_of::<f32>() + self.step.staging.size_bytes())
+                as u64,
             device_bytes,
         }
     }
@@ -456,7 +465,9 @@ impl Backend for GpuStep<'_> {
     type Matrix<'w> = GpuMatrix;
     type Vector = DeviceBuffer<f32>;
 
-    /// Waits for its host-to-device copies, so it never runs while a graph records.
+    /// Queues its host-to-device copies through page-locked memory (after waiting for the
+    /// previous step's to have read it) and never runs while a graph records: the copies
+    /// precede, in stream order, whatever reads the buffers.
     fn begin_step(&mut self, step: &Step) -> Result<()> {
         let (n, stream, state) = (step.n_tokens, self.stream, &mut *self.state);
         if step.max_blocks != state.max_blocks
@@ -468,18 +479,15 @@ impl Backend for GpuStep<'_> {
             ));
         }
         let s = &mut state.step;
-        s.tokens.copy_prefix_from_host(stream, &step.tokens[..n])?;
-        s.positions
-            .copy_prefix_from_host(stream, &step.positions[..n])?;
-        s.write_slots
-            .copy_prefix_from_host(stream, &step.write_slots[..n])?;
-        s.seq_of_token
-            .copy_prefix_from_host(stream, &step.seq_of_token[..n])?;
-        s.block_tables
-            .copy_prefix_from_host(stream, &step.block_tables)?;
-        s.slot_positions
-            .copy_prefix_from_host(stream, &step.slot_positions)?;
-        s.n_logical.copy_prefix_from_host(stream, &step.n_logical)?;
+        let staging = &mut s.staging;
+        staging.begin()?;
+        staging.upload(stream, &step.tokens[..n], &mut s.tokens)?;
+        staging.upload(stream, &step.positions[..n], &mut s.positions)?;
+        staging.upload(stream, &step.write_slots[..n], &mut s.write_slots)?;
+        staging.upload(stream, &step.seq_of_token[..n], &mut s.seq_of_token)?;
+        staging.upload(stream, &step.block_tables, &mut s.block_tables)?;
+        staging.upload(stream, &step.slot_positions, &mut s.slot_positions)?;
+        staging.upload(stream, &step.n_logical, &mut s.n_logical)?;
         s.n_tokens = n;
         s.n_outputs = step.n_outputs;
         s.output_tokens.clear();

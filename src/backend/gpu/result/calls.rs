@@ -188,6 +188,29 @@ impl Driver {
         self.check(self.names.mem_free, unsafe { (self.api.mem_free)(ptr) })
     }
 
+    /// `bytes` of page-locked host memory.
+    ///
+    /// # Safety
+    /// A device must be current on this thread; the caller owns the returned allocation
+    /// and frees it once with [`Driver::mem_free_host`].
+    pub unsafe fn mem_host_alloc(&self, bytes: usize) -> Result<*mut c_void, DriverError> {
+        let mut ptr: *mut c_void = std::ptr::null_mut();
+        // SAFETY: writes one host pointer to a valid local; flags 0 is the default kind.
+        let status = unsafe { (self.api.mem_host_alloc)(&mut ptr, bytes, 0) };
+        self.check(self.names.mem_host_alloc, status)?;
+        Ok(ptr)
+    }
+
+    /// # Safety
+    /// `ptr` came from [`Driver::mem_host_alloc`] and is freed once, after every copy that
+    /// reads or writes it has finished.
+    pub unsafe fn mem_free_host(&self, ptr: *mut c_void) -> Result<(), DriverError> {
+        // SAFETY: forwarded from the caller.
+        self.check(self.names.mem_free_host, unsafe {
+            (self.api.mem_free_host)(ptr)
+        })
+    }
+
     /// # Safety
     /// `dst` holds `bytes` bytes on the stream's device, `src` is readable for `bytes`
     /// bytes until the stream has finished the copy, and `stream` is a live stream.

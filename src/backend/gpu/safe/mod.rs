@@ -8,6 +8,7 @@ mod graph;
 mod launch;
 mod memory;
 mod module;
+mod staging;
 mod stream;
 mod tracker;
 
@@ -18,5 +19,6 @@ pub use graph::Graph;
 pub use launch::{Dim3, KernelArg, KernelArgs, LaunchConfig, MAX_THREADS_PER_BLOCK};
 pub use memory::{DeviceBuffer, DeviceCopy};
 pub use module::{Function, Module};
+pub use staging::UploadStaging;
 pub use stream::Stream;
 pub use tracker::MemoryStats;

@@ -129,6 +129,10 @@ mirrored_api! {
             = cuda ["cuMemcpyDtoDAsync_v2"], hip ["hipMemcpyDtoDAsync"];
         memset_d8_async: fn(dst: DevicePtr, value: u8, count: usize, stream: RawStream)
             = cuda ["cuMemsetD8Async"], hip ["hipMemsetD8Async"];
+        /// Page-locked host memory, which copies read without a staging pass of their own.
+        mem_host_alloc: fn(ptr: *mut *mut c_void, bytes: usize, flags: c_uint)
+            = cuda ["cuMemHostAlloc"], hip ["hipHostMalloc"];
+        mem_free_host: fn(ptr: *mut c_void) = cuda ["cuMemFreeHost"], hip ["hipHostFree"];
         stream_create: fn(stream: *mut RawStream, flags: c_uint)
             = cuda ["cuStreamCreate"], hip ["hipStreamCreateWithFlags"];
         stream_destroy: fn(stream: RawStream)

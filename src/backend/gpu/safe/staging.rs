@@ -1,0 +1,140 @@
+//! Host-to-device copies through page-locked host memory. A step's inputs are written into
+//! the staging area and their copies queued without waiting (a copy from ordinary,
+//! pageable memory must wait until the driver has read it); the area is written again only
+//! after the copies that read it have finished.
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+use super::device::Device;
+use super::event::Event;
+use super::memory::{DeviceBuffer, DeviceCopy};
+use super::stream::Stream;
+use crate::error::{Error, Result};
+
+/// Where each upload starts in the area: enough for every element type.
+const ALIGN: usize = 16;
+
+/// A page-locked area of host memory and the copies that read it.
+pub struct UploadStaging {
+    device: Device,
+    area: NonNull<u8>,
+    capacity: usize,
+    used: usize,
+    /// Recorded after the last queued copy: the area is free again once it is reached.
+    copied: Event,
+}
+
+// SAFETY: the area is owned by this value alone and only touched through `&mut self`; the
+// event and device handles may be used from any thread.
+unsafe impl Send for UploadStaging {}
+// SAFETY: `&self` gives no access to the area.
+unsafe impl Sync for UploadStaging {}
+
+impl UploadStaging {
+    /// An area of `capacity` bytes (at least one).
+    pub fn new(device: &Device, capacity: usize) -> Result<UploadStaging> {
+        let bytes = capacity.max(1);
+        // SAFETY: `run` made the device current; the value below owns the allocation and
+        // frees it once when it drops.
+        let ptr = device.run(|driver| unsafe { driver.mem_host_alloc(bytes) })?;
+        let area = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| {
+            Error::DeviceOutOfMemory(format!("{bytes} bytes of page-locked host memory"))
+        })?;
+        Ok(UploadStaging {
+            copied: Event::new(device)?,
+            device: device.clone(),
+            area,
+            capacity: bytes,
+            used: 0,
+        })
+    }
+
+    /// Page-locked host bytes held.
+    pub fn size_bytes(&self) -> usize {
+        self.capacity
+    }
+
+    /// Starts a new set of uploads: waits until every copy queued so far has read the area.
+    pub fn begin(&mut self) -> Result<()> {
+        self.copied.synchronize()?;
+        self.used = 0;
+        Ok(())
+    }
+
+    /// Puts `src` in the area and queues its copy into `dst`'s first `src.len()` elements
+    /// on `stream`; returns without waiting. Fails when the area (since `begin`) is full.
+    pub fn upload<T: DeviceCopy>(
+        &mut self,
+        stream: &Stream,
+        src: &[T],
+        dst: &mut DeviceBuffer<T>,
+    ) -> Result<()> {
+        if src.len() > dst.len() {
+            return Err(Error::InvalidArgument(format!(
+                "upload of {} elements into a buffer of {}",
+                src.len(),
+                dst.len()
+            )));
+        }
+        if !dst.device().same_device(stream.device()) || !self.device.same_device(dst.device()) {
+            return Err(Error::InvalidArgument(
+                "an upload's buffer, stream and staging area are on different devices".into(),
+            ));
+        }
+        if src.is_empty() {
+            return Ok(());
+        }
+        let bytes = size_of_val(src);
+        let offset = self.used.next_multiple_of(ALIGN);
+        if offset
+            .checked_add(bytes)
+            .is_none_or(|end| end > self.capacity)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the staging area of {} bytes has no room for {bytes} more after {offset}",
+                self.capacity
+            )));
+        }
+        // SAFETY: offset + bytes is within the area (checked); the area is not read by any
+        // queued copy (`begin` waited for them and this set's copies read earlier, disjoint
+        // ranges); `src` is `bytes` of plain data.
+        let staged = unsafe {
+            let at = self.area.as_ptr().add(offset);
+            std::ptr::copy_nonoverlapping(src.as_ptr().cast::<u8>(), at, bytes);
+            at.cast_const().cast::<c_void>()
+        };
+        let (target, raw) = (dst.device_ptr(), stream.raw());
+        self.device.run(|driver| {
+            // SAFETY: `target` holds at least `bytes` bytes (checked above); `staged` stays
+            // allocated and unwritten until the event recorded below is reached (`begin`
+            // and `drop` wait for it).
+            unsafe { driver.memcpy_htod_async(target, staged, bytes, raw) }
+        })?;
+        self.used = offset + bytes;
+        self.copied.record(stream)
+    }
+}
+
+impl Drop for UploadStaging {
+    fn drop(&mut self) {
+        // Queued copies must not read freed memory; a lost device runs nothing more.
+        let _ = self.copied.synchronize();
+        let area = self.area.as_ptr().cast::<c_void>();
+        // SAFETY: this value owns the area, frees it once, and every copy reading it has
+        // finished (waited for above, or the device is lost and runs nothing).
+        let _ = self
+            .device
+            .run_cleanup(|driver| unsafe { driver.mem_free_host(area) });
+    }
+}
+
+impl std::fmt::Debug for UploadStaging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "UploadStaging[{} bytes] on {:?}",
+            self.capacity, self.device
+        )
+    }
+}
