@@ -1,12 +1,14 @@
 //! Chat-template seeds: each built-in family's marker, Jinja templates of the shapes real
 //! models use (system prompts, role checks, `raise_exception`, namespaces, filters), the
-//! ChatML fallback, and templates that would run long without the limits.
+//! ChatML fallback, and templates that would run long, exhaust memory or overflow the
+//! stack without the limits and guards (nested loops, doubled text and lists, a namespace
+//! holding itself, shared nested lists, folded constants, views of views, deep chains).
 
 use rocmforge_fuzz::chat_input::{ChatInput, encode};
 
 use super::Seeds;
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 16] = [
     (
         "chatml-marker",
         "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}",
@@ -46,6 +48,39 @@ const TEMPLATES: [(&str, &str); 9] = [
         "doubling-string",
         "{% set ns = namespace(s='ab') %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}\
          {% endfor %}{{ ns.s | length }}",
+    ),
+    (
+        "lazy-list-doubling",
+        "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}\
+         {% endfor %}{{ ns.l | length }}",
+    ),
+    (
+        "self-namespace",
+        "{% set ns = namespace(a=0) %}{% set ns.a = ns %}{{ ns }}",
+    ),
+    (
+        "namespace-items",
+        "{% set ns = namespace(a=1) %}{% set ns.b = ns | items %}{{ ns }} {{ ns.b | length }}",
+    ),
+    (
+        "shared-nested-lists",
+        "{% set a = [1] %}{% for i in range(3) %}{% set b = [a, a] %}{% endfor %}\
+         {% set a = [a, a] %}{% set a = [a, a] %}{% set a = [a, a] %}{{ a == [a] }} {{ a }}",
+    ),
+    (
+        "folded-constants",
+        "{{ 2 in [1] * 10**3 }} {{ [1, 2] * 3 == [1, 2] * 3 }} {{ ([1] * 4) ~ '' }} {{ -(-1) }}",
+    ),
+    (
+        "views-of-views",
+        "{% set l = messages[0:] %}{% set l = l[1:] + l[:1] %}{% set d = {'a': 1} | chain({'b': 2}) %}\
+         {{ l | map(attribute='role') | join(',') }} {{ d.b }} {{ l | reverse | first }}",
+    ),
+    (
+        "macros-and-blocks",
+        "{% macro m(x, n) %}{% if n %}{{ m([x], n - 1) }}{% else %}{{ x }}{% endif %}{% endmacro %}\
+         {% block b %}{{ m(1, 3) }}{% endblock %}{% for x in [[1, [2]]] recursive %}\
+         {% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}",
     ),
     ("syntax-error", "{% for m in messages %}{{ m.content }"),
 ];
