@@ -34,3 +34,4 @@ make -C c_examples valgrind
 make -C c_examples go
 # Installed as a packager and a user would: pkg-config, CMake and Go hosts against the copy.
 scripts/test-install.sh
+scripts/fuzz.sh --ci
