@@ -6,12 +6,12 @@
 
 mod gpu_common;
 
-use gpu_common::{assert_all_freed, gpu};
+use gpu_common::{DeviceIo, assert_all_freed, gpu};
 use half::f16;
 use rocmforge::Error;
 use rocmforge::backend::gpu::ops::{DeviceMatrix, GpuOps, PrefillScratch, supported_weight_types};
 use rocmforge::backend::gpu::safe::{Blas, GemmShape};
-use rocmforge::backend::gpu::{Device, DeviceBuffer, DeviceCopy, Stream};
+use rocmforge::backend::gpu::{Device, DeviceBuffer, Stream};
 use rocmforge::gguf::synthetic::{SplitMix64, random_weights};
 use rocmforge::tensor::{GgmlType, dequantize_to_vec};
 
@@ -36,21 +36,13 @@ fn setup() -> Gpu {
     }
 }
 
-impl Gpu {
-    fn upload<T: DeviceCopy>(&self, values: &[T]) -> DeviceBuffer<T> {
-        self.device.upload(&self.stream, values).unwrap()
+impl DeviceIo for Gpu {
+    fn device(&self) -> &Device {
+        &self.device
     }
 
-    fn download<T: DeviceCopy>(&self, buffer: &DeviceBuffer<T>) -> Vec<T> {
-        buffer.to_host_vec(&self.stream).unwrap()
-    }
-
-    /// `len` elements with every byte 0xFF (NaN for floats), so an element that should
-    /// have been written and was not, or one written that should not have been, shows.
-    fn poisoned<T: DeviceCopy>(&self, len: usize) -> DeviceBuffer<T> {
-        let mut buffer = self.device.alloc(len).unwrap();
-        buffer.fill_bytes(&self.stream, 0xFF).unwrap();
-        buffer
+    fn stream(&self) -> &Stream {
+        &self.stream
     }
 }
 

@@ -5,7 +5,7 @@
 
 mod gpu_common;
 
-use gpu_common::{Random, assert_all_freed, gpu};
+use gpu_common::{DeviceIo, Random, assert_all_freed, gpu};
 use half::{bf16, f16};
 use rocmforge::Error;
 use rocmforge::backend::cpu::ops as cpu;
@@ -13,7 +13,7 @@ use rocmforge::backend::gpu::ops::{
     AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, Q8Buffers, Q8Output, RopeKvWrite,
     RopeParams, SecondMatrix, StepTokens, supported_weight_types,
 };
-use rocmforge::backend::gpu::{Device, DeviceBuffer, DeviceCopy, Stream};
+use rocmforge::backend::gpu::{Device, Stream};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
 use rocmforge::tensor::{GgmlType, dequantize_to_vec};
@@ -35,21 +35,13 @@ fn setup() -> Gpu {
     }
 }
 
-impl Gpu {
-    fn upload<T: DeviceCopy>(&self, values: &[T]) -> DeviceBuffer<T> {
-        self.device.upload(&self.stream, values).unwrap()
+impl DeviceIo for Gpu {
+    fn device(&self) -> &Device {
+        &self.device
     }
 
-    fn download<T: DeviceCopy>(&self, buffer: &DeviceBuffer<T>) -> Vec<T> {
-        buffer.to_host_vec(&self.stream).unwrap()
-    }
-
-    /// A buffer of `len` elements with every byte 0xFF (NaN for floats), so an element a
-    /// kernel should have written and did not shows up.
-    fn poisoned<T: DeviceCopy>(&self, len: usize) -> DeviceBuffer<T> {
-        let mut buffer = self.device.alloc(len).unwrap();
-        buffer.fill_bytes(&self.stream, 0xFF).unwrap();
-        buffer
+    fn stream(&self) -> &Stream {
+        &self.stream
     }
 }
 

@@ -85,3 +85,25 @@ pub fn assert_all_freed(device: &Device) {
         "device memory left behind: {stats:?}"
     );
 }
+
+/// Copies to and from a device on one stream, for tests that hold both.
+pub trait DeviceIo {
+    fn device(&self) -> &Device;
+    fn stream(&self) -> &gpu::Stream;
+
+    fn upload<T: gpu::DeviceCopy>(&self, values: &[T]) -> gpu::DeviceBuffer<T> {
+        self.device().upload(self.stream(), values).unwrap()
+    }
+
+    fn download<T: gpu::DeviceCopy>(&self, buffer: &gpu::DeviceBuffer<T>) -> Vec<T> {
+        buffer.to_host_vec(self.stream()).unwrap()
+    }
+
+    /// `len` elements with every byte 0xFF (NaN for floats), so an element a kernel
+    /// should have written and did not, or one it should not have written, shows.
+    fn poisoned<T: gpu::DeviceCopy>(&self, len: usize) -> gpu::DeviceBuffer<T> {
+        let mut buffer = self.device().alloc(len).unwrap();
+        buffer.fill_bytes(self.stream(), 0xFF).unwrap();
+        buffer
+    }
+}
