@@ -195,25 +195,6 @@ impl<T: DeviceCopy> DeviceBuffer<T> {
             .run(|driver| unsafe { driver.memcpy_dtod_async(dst, from, bytes, raw) })
     }
 
-    /// Copies `src` into the buffer's first `src.len()` elements and waits until the copy
-    /// is complete (a step's inputs into buffers sized for the largest step).
-    pub fn copy_prefix_from_host(&mut self, stream: &Stream, src: &[T]) -> Result<()> {
-        self.check_range("copy_prefix_from_host", 0, src.len())?;
-        self.check_stream(stream)?;
-        if src.is_empty() {
-            return Ok(());
-        }
-        let (dst, bytes, raw) = (self.ptr, size_of_val(src), stream.raw());
-        self.device.run(|driver| {
-            // SAFETY: `dst` holds at least `bytes` bytes (checked); `src` is borrowed until
-            // the stream synchronises below.
-            unsafe {
-                driver.memcpy_htod_async(dst, src.as_ptr().cast::<c_void>(), bytes, raw)?;
-                driver.stream_synchronize(raw)
-            }
-        })
-    }
-
     /// Copies the first `dst.len()` elements into `dst` and waits until the copy is
     /// complete.
     pub fn copy_prefix_to_host(&self, stream: &Stream, dst: &mut [T]) -> Result<()> {
