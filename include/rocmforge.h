@@ -266,12 +266,15 @@ extern "C" {
 // A template that is not one of the built-in families runs as a Jinja program from the
 // model file, so it runs within limits scaled to the conversation: a work limit of
 // 1,000,000 fuel plus 1,000 per message plus 1 per byte of message text (one fuel per
-// template step and per 64 bytes it builds or prints), and an output limit of 1 MiB plus
-// 1 KiB per message plus twice the bytes of message text. Real templates use a small
-// fraction of either. A template that exceeds one returns `RF_ERR_INVALID_MODEL`, and
-// `rf_last_error` names the limit and its value; a template that fails otherwise (a
-// syntax error, or `raise_exception` refusing the conversation) returns
-// `RF_ERR_INVALID_ARGUMENT`.
+// template step and per 64 bytes it builds, compares or prints), and an output limit of
+// 1 MiB plus 1 KiB per message plus four times the bytes of message text. Before it runs,
+// a template over 256 KiB, expressions nested deeper than 256 levels or with more than 64
+// unary operators in a row, and constants folded to more than 1,024 items are refused;
+// while it runs, values nested deeper than 64 levels and a namespace stored in a
+// namespace are refused. Real templates use a small fraction of any of these. A template
+// that exceeds one returns `RF_ERR_INVALID_MODEL`, and `rf_last_error` names the limit
+// and its value; a template that fails otherwise (a syntax error, or `raise_exception`
+// refusing the conversation) returns `RF_ERR_INVALID_ARGUMENT`.
 //
 // # Safety
 // `model` live; `messages` `n` readable messages whose strings are readable; `buf` `cap`
