@@ -174,6 +174,12 @@ impl Context {
         &self.model
     }
 
+    /// On a GPU, what multiplies prefill batches (the vendor BLAS or the library's own
+    /// kernels, and why); `None` on the CPU.
+    pub fn prefill_products(&self) -> Option<&str> {
+        self.backend.prefill_products()
+    }
+
     pub fn params(&self) -> &ContextParams {
         &self.params
     }

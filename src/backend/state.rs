@@ -27,6 +27,14 @@ impl BackendState {
         }
     }
 
+    /// What runs the products of large batches, where the backend has a choice.
+    pub fn prefill_products(&self) -> Option<&str> {
+        match self {
+            BackendState::Cpu(_) => None,
+            BackendState::Gpu(b) => Some(b.prefill_products()),
+        }
+    }
+
     pub fn memory(&self) -> BackendMemory {
         match self {
             BackendState::Cpu(b) => b.memory(),

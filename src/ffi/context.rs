@@ -123,6 +123,10 @@ pub unsafe extern "C" fn rf_context_new(
                 config.n_ctx, config.n_seq_max, config.n_batch, config.n_threads
             ),
         );
+        if let Some(products) = context.prefill_products() {
+            let message = format!("prefill products: {products}");
+            shared.logger.log(RF_LOG_INFO, &message);
+        }
         let cancel = context.cancel_flag();
         *out_ctx = Box::into_raw(Box::new(rf_context {
             model: shared,

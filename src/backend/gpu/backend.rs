@@ -68,27 +68,34 @@ struct Prefill {
 }
 
 impl Prefill {
-    /// `None` when the vendor BLAS is not installed or fails to start: products then run
+    /// The vendor BLAS and its scratch for steps of up to `n_batch` tokens, or why there
+    /// is none (not installed, failed to start, no batch large enough): products then run
     /// on the library's own kernels.
-    fn new(device: &Device, stream: &Stream, shape: &Shape, n_batch: usize) -> Option<Prefill> {
+    fn new(
+        device: &Device,
+        stream: &Stream,
+        shape: &Shape,
+        n_batch: usize,
+    ) -> std::result::Result<Prefill, String> {
         if n_batch <= MAX_Q8_TOKENS {
-            return None;
+            return Err(format!("batches of at most {n_batch} tokens"));
         }
-        let widest = Act::ALL.iter().map(|&act| shape.width(act)).max()?;
+        let overflow = || "the scratch size overflows".to_string();
+        let widest = Act::ALL.iter().map(|&act| shape.width(act)).max();
         // The largest matrix: a layer's (n_embd by q_dim or n_ff) or the output head.
         let largest = [shape.q_dim(), shape.n_ff, shape.n_vocab]
             .iter()
             .try_fold(0usize, |most, &rows| {
                 Some(most.max(rows.checked_mul(shape.n_embd)?))
-            })?;
-        let blas = Blas::new(stream).ok()?;
-        let scratch = PrefillScratch::new(
-            device,
-            largest.min(MAX_PREFILL_PANEL),
-            n_batch.checked_mul(widest)?,
-        )
-        .ok()?;
-        Some(Prefill { blas, scratch })
+            })
+            .ok_or_else(overflow)?;
+        let activations = widest
+            .and_then(|w| n_batch.checked_mul(w))
+            .ok_or_else(overflow)?;
+        let blas = Blas::new(stream).map_err(|e| e.to_string())?;
+        let scratch = PrefillScratch::new(device, largest.min(MAX_PREFILL_PANEL), activations)
+            .map_err(|e| e.to_string())?;
+        Ok(Prefill { blas, scratch })
     }
 }
 
@@ -150,6 +157,8 @@ struct DeviceState {
     q8: Q8Buffers,
     q8_of: Option<Act>,
     prefill: Option<Prefill>,
+    /// What multiplies batches of more tokens than the integer kernels take.
+    prefill_products: String,
     /// `[n_batch, n_embd]` the rows of the tokens that want logits, then their norms.
     out_rows: DeviceBuffer<f32>,
     out_norm: DeviceBuffer<f32>,
@@ -236,7 +245,13 @@ impl GpuBackend {
             output_tokens: Vec::new(),
         };
         let stream = Stream::new(device)?;
-        let prefill = Prefill::new(device, &stream, &shape, n_batch);
+        let (prefill, prefill_products) = match Prefill::new(device, &stream, &shape, n_batch) {
+            Ok(p) => {
+                let note = format!("the vendor BLAS ({})", p.blas.library_path());
+                (Some(p), note)
+            }
+            Err(why) => (None, format!("the library's own kernels ({why})")),
+        };
         let rows = checked("output rows", &[n_batch, shape.n_embd])?;
         let state = DeviceState {
             k_cache: cache()?,
@@ -245,6 +260,7 @@ impl GpuBackend {
             q8,
             q8_of: None,
             prefill,
+            prefill_products,
             out_rows: device.alloc(rows)?,
             out_norm: device.alloc(rows)?,
             logits_device: device.alloc(checked("logits", &[n_batch, shape.n_vocab])?)?,
@@ -312,6 +328,12 @@ impl GpuBackend {
     /// `ROCMFORGE_GPU_GRAPHS=0`. Off, every step runs kernel by kernel (tests compare).
     pub fn set_graphs(&mut self, enabled: bool) {
         self.decode.set_enabled(self.stream.device(), enabled);
+    }
+
+    /// What multiplies this context's prefill batches: the vendor BLAS (and which
+    /// library), or the library's own kernels and why.
+    pub fn prefill_products(&self) -> &str {
+        &self.state.prefill_products
     }
 
     /// How this context's steps have run: captured, replayed, kernel by kernel.
