@@ -10,12 +10,18 @@
 //! been taken, then waits just for the workers that joined. So a worker that is asleep,
 //! descheduled or sharing the caller's core never delays a job: the threads that are
 //! running do all its tasks.
+//!
+//! A panic in a task on a worker is caught there, kept quiet (the pool's panic hook
+//! does not pass it on, so the host's hook never prints it) and raised again on the
+//! calling thread once the job is over: the caller sees it as a panic of its own call,
+//! which the C boundary reports as `RF_ERR_PANIC`. The worker lives on for the next job.
 
 use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::hint;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -51,12 +57,49 @@ struct Shared {
     /// before every worker that joined it has left.
     job: AtomicPtr<Job<'static>>,
     shutdown: AtomicBool,
-    /// The payload of the first panic a worker caught in the current job.
-    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// The first panic a worker caught in the current job.
+    panic: Mutex<Option<WorkerPanic>>,
     sleepers: AtomicUsize,
     sleep_lock: Mutex<()>,
     wake: Condvar,
 }
+
+/// A panic caught on a worker thread, for the caller to raise again.
+struct WorkerPanic {
+    thread: usize,
+    message: String,
+    /// Where it was raised, as the panic hook saw it.
+    location: Option<String>,
+}
+
+impl WorkerPanic {
+    /// Raises this panic on the calling thread, where the process's panic hook and the
+    /// caller's own handling (the C boundary's `catch_unwind`) see it as the caller's.
+    fn raise(self) -> ! {
+        let WorkerPanic {
+            thread,
+            message,
+            location,
+        } = self;
+        match location {
+            Some(at) => panic!("{message} (CPU worker thread {thread}, at {at})"),
+            None => panic!("{message} (CPU worker thread {thread})"),
+        }
+    }
+}
+
+thread_local! {
+    /// Set on the pool's worker threads, whose panics are always caught and raised again
+    /// on the caller: the pool's panic hook keeps them quiet.
+    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// Where the panic being caught on this worker was raised, noted by the hook.
+    static WORKER_PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Test-only: the next task a worker thread (not the caller) takes panics, so tests can
+/// follow a worker's panic to the caller.
+#[cfg(feature = "panic-test")]
+static PANIC_IN_NEXT_WORKER_TASK: AtomicBool = AtomicBool::new(false);
 
 /// Keeps a hot atomic on a cache line of its own, so spinning readers of one do not slow
 /// down writers of another.
@@ -79,6 +122,13 @@ impl Job<'_> {
             if index >= self.n_tasks {
                 return;
             }
+            #[cfg(feature = "panic-test")]
+            if thread != 0
+                && PANIC_IN_NEXT_WORKER_TASK.load(Ordering::Relaxed)
+                && PANIC_IN_NEXT_WORKER_TASK.swap(false, Ordering::SeqCst)
+            {
+                panic!("forced in a CPU worker task by the panic-test feature");
+            }
             (self.task)(index, thread);
         }
     }
@@ -97,6 +147,9 @@ impl WorkerPool {
             return Err(Error::InvalidArgument(format!(
                 "n_threads is {n_threads}, expected 1 to {MAX_THREADS}"
             )));
+        }
+        if n_threads > 1 {
+            quiet_worker_panics();
         }
         let shared = Arc::new(Shared {
             epoch: CacheAligned(AtomicU64::new(0)),
@@ -129,6 +182,13 @@ impl WorkerPool {
         Ok(pool)
     }
 
+    /// Test-only (feature `panic-test`): the next task a worker thread takes, in whichever
+    /// pool, panics.
+    #[cfg(feature = "panic-test")]
+    pub fn panic_in_next_worker_task() {
+        PANIC_IN_NEXT_WORKER_TASK.store(true, Ordering::SeqCst);
+    }
+
     /// Threads that run tasks, the caller's included.
     pub fn n_threads(&self) -> usize {
         self.workers.len() + 1
@@ -138,7 +198,9 @@ impl WorkerPool {
     /// thread, and returns when all have finished. Tasks are handed out in order, one at a
     /// time, to whichever thread is free, so uneven tasks balance themselves.
     ///
-    /// A panic in a task is re-raised here once every thread has stopped using `task`.
+    /// A panic in a task is raised again here once every thread has stopped using `task`
+    /// (one on a worker as a new panic whose message names the worker and where it was
+    /// raised).
     pub fn run(&mut self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
         self.run_with_thread(n_tasks, &|index, _| task(index));
     }
@@ -184,8 +246,9 @@ impl WorkerPool {
         job.run_tasks(0);
         drop(closer);
 
-        if let Some(payload) = lock(&shared.panic).take() {
-            panic::resume_unwind(payload);
+        let caught = lock(&shared.panic).take();
+        if let Some(caught) = caught {
+            caught.raise();
         }
     }
 }
@@ -250,6 +313,7 @@ impl Drop for CloseJob<'_> {
 
 /// The loop of the worker thread of index `thread` (1 and up; the caller is 0).
 fn worker_loop(shared: &Shared, thread: usize) {
+    ON_WORKER.with(|on| on.set(true));
     let mut seen_epoch = 0;
     loop {
         seen_epoch = wait_for_epoch(shared, seen_epoch);
@@ -266,10 +330,44 @@ fn worker_loop(shared: &Shared, thread: usize) {
         // its last use of `job`.
         let job = unsafe { &*job_ptr };
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| job.run_tasks(thread))) {
-            lock(&shared.panic).get_or_insert(payload);
+            let caught = WorkerPanic {
+                thread,
+                message: panic_message(payload.as_ref()),
+                location: WORKER_PANIC_AT.with(RefCell::take),
+            };
+            lock(&shared.panic).get_or_insert(caught);
         }
         shared.job_state.0.fetch_sub(1, Ordering::Release);
     }
+}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a payload that is not text".into())
+}
+
+/// Installs, once per process, a panic hook in front of the one already there: on the
+/// pool's worker threads it notes where the panic was raised and prints nothing (the
+/// worker catches the panic and the caller raises it again); on every other thread it
+/// calls the previous hook. A hook the host installs later replaces this one, and then
+/// it sees worker panics too.
+fn quiet_worker_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if ON_WORKER.with(Cell::get) {
+                let at = info.location().map(ToString::to_string);
+                WORKER_PANIC_AT.with(|slot| *slot.borrow_mut() = at);
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Counts this worker into the job of `epoch` if that job is still open.
@@ -401,9 +499,8 @@ mod tests {
                     assert!(i != 5, "task 5 fails");
                 })
             }));
-            let payload = result.unwrap_err();
-            let message = payload.downcast_ref::<&str>().copied();
-            assert_eq!(message, Some("task 5 fails"));
+            let message = panic_message(result.unwrap_err().as_ref());
+            assert!(message.starts_with("task 5 fails"), "{message}");
         }
         let done = AtomicUsize::new(0);
         pool.run(8, &|_| {
