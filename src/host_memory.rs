@@ -1,6 +1,9 @@
 //! Host allocations sized by a caller's parameter or a file's declaration. They are made
 //! fallibly, so asking for more than the machine has is an `OutOfMemory` error naming what
 //! was being made and the bytes it needed, never an abort of the host process.
+//!
+//! With the test-only `fault-injection` feature, [`fault_injection`] makes a chosen one of
+//! these allocations fail, so tests can prove every caller handles the failure.
 
 use crate::error::{Error, Result};
 
@@ -14,10 +17,15 @@ pub fn filled_vec<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> 
 
 /// Room for `additional` more elements in `v`.
 pub fn reserve<T>(v: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
-    v.try_reserve_exact(additional).map_err(|_| {
+    let out_of_memory = || {
         let bytes = (additional as u128) * (size_of::<T>() as u128);
         Error::OutOfMemory(format!("{what} needs {bytes} bytes"))
-    })
+    };
+    #[cfg(feature = "fault-injection")]
+    if v.capacity() - v.len() < additional && fault_injection::this_one_fails() {
+        return Err(out_of_memory());
+    }
+    v.try_reserve_exact(additional).map_err(|_| out_of_memory())
 }
 
 /// `len` elements in `v`, new ones set to `value`, growing fallibly.
@@ -27,4 +35,35 @@ pub fn resize<T: Clone>(v: &mut Vec<T>, len: usize, value: T, what: &str) -> Res
     }
     v.resize(len, value);
     Ok(())
+}
+
+/// Test-only: counts the fallible allocations ([`reserve`] calls that must grow their
+/// vector, [`filled_vec`] and [`resize`] included) made by any thread, and fails the k-th.
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Allocations counted since [`fail_at`].
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    /// The allocation to fail (1 is the first after [`fail_at`]); 0 fails none.
+    static FAIL_AT: AtomicUsize = AtomicUsize::new(0);
+
+    /// Starts counting again from 0 and fails allocation `k` (1-based) from now; 0
+    /// fails none and only counts.
+    pub fn fail_at(k: usize) {
+        FAIL_AT.store(0, Ordering::SeqCst);
+        COUNT.store(0, Ordering::SeqCst);
+        FAIL_AT.store(k, Ordering::SeqCst);
+    }
+
+    /// Fallible allocations asked for since [`fail_at`], the failed one included.
+    pub fn count() -> usize {
+        COUNT.load(Ordering::SeqCst)
+    }
+
+    /// Counts an allocation; whether it is the one to fail.
+    pub(super) fn this_one_fails() -> bool {
+        let index = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+        index == FAIL_AT.load(Ordering::SeqCst)
+    }
 }
