@@ -284,6 +284,17 @@ RF_DEVICE float rf_shfl(float v, int lane) {
 #define TOKEN_MAX_WARPS 4
 #define TOKEN_MAX_HEAD_DIM 256
 
+// Writes output value `at`, and quantizes it when asked: the 32 values of its group are
+// written by 32 consecutive lanes of one warp, which every caller's loop over a head's
+// dimensions (head_dim a multiple of the warp) guarantees.
+RF_DEVICE void write_output(float value, float *out, int8_t *q8, float *q8_d, float *q8_s,
+                            uint64_t at) {
+    out[at] = value;
+    if (q8 != nullptr) {
+        rf_quantize_q8_group(value, at % 32, q8, q8_d, q8_s, at, at / 32);
+    }
+}
+
 // Attention of one query head of one token a block (flash-decoding): one block per
 // (token, query head, split of keys_per_split logical slots), blockDim.x threads of at
 // most TOKEN_MAX_WARPS warps. Each warp takes chunks of warpSize consecutive keys: lane k
@@ -300,19 +311,8 @@ RF_DEVICE float rf_shfl(float v, int lane) {
 // Same parameters as rf_attention_paged (tokens_per_tile and keys_per_tile unused), then
 // tickets: [n_tokens, n_head], zero before the launch, and q8 / q8_d / q8_s: where the
 // output also goes as Q8 activations (q8_activations.h) for the product that reads it
-// next, or null. head_dim = DIMS * warpSize, a
-// multiple of 8 and at most TOKEN_MAX_HEAD_DIM; the launcher checks.
-// Writes output value `at`, and quantizes it when asked: the 32 values of its group are
-// written by 32 consecutive lanes of one warp, which every caller's loop over a head's
-// dimensions (head_dim a multiple of the warp) guarantees.
-RF_DEVICE void write_output(float value, float *out, int8_t *q8, float *q8_d, float *q8_s,
-                            uint64_t at) {
-    out[at] = value;
-    if (q8 != nullptr) {
-        rf_quantize_q8_group(value, at % 32, q8, q8_d, q8_s, at, at / 32);
-    }
-}
-
+// next, or null. head_dim = DIMS * warpSize, a multiple of 8 and at most
+// TOKEN_MAX_HEAD_DIM; the launcher checks.
 template <int DIMS>
 static __device__ void attention_token(
     const float *q, const __half *k_cache, const __half *v_cache, const uint32_t *block_tables,

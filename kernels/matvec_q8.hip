@@ -1,8 +1,10 @@
 // Integer matrix-vector products for decode and small batches: y[t, r] = W[r] . x[t] with
 // x as Q8 activations (q8_activations.h), so a 32-value group of a row costs a few 4-way
-// int8 dot products (dp4a) instead of 32 dequantizations and float multiplies. This is the
-// CPU's method (src/backend/cpu/dot), so both backends round alike: only the float sums of
-// the groups' products are ordered differently.
+// int8 dot products (dp4a) instead of 32 dequantizations and float multiplies. The
+// activations are quantized as the CPU's 32-value Q8 blocks are, so for the 32-value
+// weight types both backends compute the same integer sums and differ only in how the
+// scaled group sums are rounded and ordered; for Q4_K and Q6_K the CPU quantizes 256-value
+// blocks (Q8_K), so the two round close to, not like, each other.
 //
 // W is the GGUF tensor's bytes, row r at r * row_bytes; n_cols a multiple of 32 (of 256
 // for the K-quants, which their rows are by construction).
@@ -42,8 +44,9 @@ RF_DEVICE int rf_i32_b4(const uint8_t *p) { return *(const int *)p; }
 template <typename B>
 struct Q8Unpack;
 
-// The unpackers read a group's bytes with loads as wide as the block's alignment allows
-// (rows start 16-aligned; an 18-byte block leaves the next 2-aligned).
+// The unpackers read a group's bytes with loads as wide as the block's alignment allows:
+// rows are whole blocks from a 256-aligned allocation, so a block of 18, 22, 34 or 210
+// bytes is only 2-aligned, of 20 or 24 bytes 4-aligned, of 144 bytes 16-aligned.
 template <>
 struct Q8Unpack<BlockQ4_0> {
     RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {

@@ -34,8 +34,9 @@ RF_DEVICE void rf_quantize_q8_group(float v, int lane32, int8_t *q, float *d, fl
     const float inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
     const int quant = __float2int_rn(v * inverse);
     q[value] = (int8_t)quant;
-    // Exact in f32: |sum| <= 32 * 127.
-    float sum = (float)quant;
+    // The stored quant, as the CPU's saturating cast gives it (0 for NaN); exact in f32:
+    // |sum| <= 32 * 127.
+    float sum = (float)(int8_t)quant;
     for (int offset = 16; offset > 0; offset /= 2) {
         sum += rf_shfl_xor(sum, offset);
     }

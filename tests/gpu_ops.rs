@@ -1117,6 +1117,30 @@ fn check_attention(
                 .unwrap()
         };
         let got = g.download(&out);
+        if launcher == 1 {
+            // Again on the same workspace: its split tickets must be back at zero, so the
+            // merge happens again, writing the same values into a fresh buffer.
+            let mut again = g.poisoned::<f32>(n * q_dim);
+            g.ops
+                .attention_decode(
+                    &g.stream,
+                    &heads,
+                    scale,
+                    &kv,
+                    &tokens,
+                    &q_dev,
+                    &mut again,
+                    &mut workspace,
+                    None,
+                )
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&g.download(&again)),
+                bits(&got),
+                "{heads:?}: second decode"
+            );
+        }
         // The one-token-a-block kernel (heads of up to 256 values) quantizes; the tiled
         // kernel leaves it to a separate pass.
         assert_eq!(

@@ -226,13 +226,14 @@ impl GpuBackend {
             )?,
         )?;
         let table_len = checked("block tables", &[n_seq, max_blocks])?;
+        let stream = Stream::new(device)?;
         // Every input of a step, 4-byte values, each upload starting 16-aligned.
         let input_values = checked("step inputs", &[table_len, block_size + 1])?
             .checked_add(4 * n_batch + n_seq)
             .ok_or_else(|| Error::DeviceOutOfMemory("the step's inputs overflow".into()))?;
         let staging_bytes = checked("step inputs", &[input_values + 7 * 4, 4])?;
         let step = DeviceStep {
-            staging: UploadStaging::new(device, staging_bytes)?,
+            staging: UploadStaging::new(&stream, staging_bytes)?,
             tokens: device.alloc(n_batch)?,
             positions: device.alloc(n_batch)?,
             write_slots: device.alloc(n_batch)?,
@@ -244,7 +245,6 @@ impl GpuBackend {
             n_outputs: 0,
             output_tokens: Vec::new(),
         };
-        let stream = Stream::new(device)?;
         let (prefill, prefill_products) = match Prefill::new(device, &stream, &shape, n_batch) {
             Ok(p) => {
                 let note = format!("the vendor BLAS ({})", p.blas.library_path());
@@ -500,6 +500,9 @@ impl Backend for GpuStep<'_> {
                 "the step's tables do not match this context's GPU state".into(),
             ));
         }
+        // A new step's activations are all written before they are read: nothing
+        // quantized from the last step is current.
+        state.q8_of = None;
         let s = &mut state.step;
         let staging = &mut s.staging;
         staging.begin()?;
@@ -750,7 +753,7 @@ impl Backend for GpuStep<'_> {
         let view = output.view()?;
         // The Q8 buffers may hold an activation; the norm's rows replace it.
         s.q8_of = None;
-        let integer = s.ops.has_q8_matvec(&view, n_out) && d.is_multiple_of(Q8_GROUP);
+        let integer = s.ops.has_q8_matvec(&view, n_out);
         let q8 = integer.then_some(&mut s.q8);
         s.ops
             .rms_norm(stream, rows, norm, eps, n_out, &mut s.out_norm, q8)?;

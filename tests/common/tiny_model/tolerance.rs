@@ -36,8 +36,9 @@
 //!   does. Float models: measured on an H200, 4.8e-4 at worst; held to 1e-3, still
 //!   sixteen times under what a 5% attention-scale or 1.5x RoPE-base error moves them.
 //! - Products of the types with an integer kernel (`integer_product_types`: Q4_0 … Q8_0,
-//!   Q4_K, Q6_K) quantize their activations as the CPU does in decode, and get the CPU's
-//!   bound (measured: 1.0e-2 to 3.1e-2).
+//!   Q4_K, Q6_K) quantize their activations to 8 bits per 32 values in decode, as the CPU
+//!   does for the 32-value types (for Q4_K and Q6_K the CPU's blocks are 256 values):
+//!   measured 1.0e-2 to 3.1e-2, held to 5e-2.
 //! - The other block types multiply the dequantized weights with f32 activations in
 //!   decode and through f16 in prefill. The coarse types (Q2_K, Q3_K, Q5_K) make rows of
 //!   a few large values that lose the most to f16: measured 1.3e-3 at worst, 1e-3 or less
@@ -57,6 +58,7 @@ const FLOAT_WEIGHTS: Tolerance = Tolerance { relative: 2e-4 };
 const BLOCK_WEIGHTS: Tolerance = Tolerance { relative: 1e-1 };
 const GPU_BLOCK_WEIGHTS: Tolerance = Tolerance { relative: 3e-3 };
 const GPU_FLOAT_WEIGHTS: Tolerance = Tolerance { relative: 1e-3 };
+const GPU_INTEGER_PRODUCTS: Tolerance = Tolerance { relative: 5e-2 };
 
 fn is_float(t: &GgmlType) -> bool {
     matches!(
@@ -72,7 +74,7 @@ impl Tolerance {
         if all.iter().all(is_float) {
             GPU_FLOAT_WEIGHTS
         } else if all.iter().any(|t| integer_product_types().any(|i| i == *t)) {
-            BLOCK_WEIGHTS
+            GPU_INTEGER_PRODUCTS
         } else {
             GPU_BLOCK_WEIGHTS
         }

@@ -56,7 +56,7 @@ pub struct Q8Buffers {
 }
 
 impl Q8Buffers {
-    /// Room for `n_values` values (a multiple of 32).
+    /// Room for `n_values` values, rounded up to whole groups of 32.
     pub fn new(device: &Device, n_values: usize) -> Result<Q8Buffers> {
         let groups = n_values.div_ceil(Q8_GROUP);
         Ok(Q8Buffers {
@@ -193,15 +193,16 @@ impl GpuOps {
         output: Q8Output,
     ) -> Result<()> {
         w.check()?;
-        if !self.has_q8_matvec(w, n_tokens) {
-            return Err(Error::Unsupported(format!(
-                "integer GPU matmul of {} {} columns with {n_tokens} tokens",
-                w.dtype, w.n_cols
-            )));
-        }
-        let function = self.matvec_q8.for_type(w.dtype, n_tokens).ok_or_else(|| {
-            Error::Unsupported(format!("integer GPU matmul with {} weights", w.dtype))
-        })?;
+        let function = self
+            .matvec_q8
+            .for_type(w.dtype, n_tokens)
+            .filter(|_| self.has_q8_matvec(w, n_tokens))
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "integer GPU matmul of {} {} columns with {n_tokens} tokens",
+                    w.dtype, w.n_cols
+                ))
+            })?;
         check_buffer("matvec_q8 weights", w.data, 0, stream)?;
         x.check(
             "matvec_q8 input",

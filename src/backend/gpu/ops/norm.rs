@@ -1,9 +1,9 @@
 //! RMS norm of each row (`kernels/norm.hip`), optionally also as Q8 activations.
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
-use super::matvec_q8::Q8Buffers;
+use super::matvec_q8::{Q8_GROUP, Q8Buffers};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Threads per block, one block per row: in decode one block does the whole norm, so as
 /// many threads as a block holds, each with a few values in flight. A multiple of 64 (the
@@ -46,6 +46,12 @@ impl GpuOps {
         check_buffer("rms_norm weight", weight, width, stream)?;
         check_buffer("rms_norm output", out, n_values, stream)?;
         if let Some(q8) = &quantized {
+            if !width.is_multiple_of(Q8_GROUP) {
+                return Err(Error::InvalidArgument(format!(
+                    "rms_norm: rows of {width} values are not whole groups of {Q8_GROUP} to \
+                     quantize"
+                )));
+            }
             q8.check("rms_norm quantized output", n_values, stream)?;
         }
         if n_values == 0 {

@@ -6,6 +6,7 @@
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
+use super::super::sys::RawStream;
 use super::device::Device;
 use super::event::Event;
 use super::memory::{DeviceBuffer, DeviceCopy};
@@ -15,9 +16,11 @@ use crate::error::{Error, Result};
 /// Where each upload starts in the area: enough for every element type.
 const ALIGN: usize = 16;
 
-/// A page-locked area of host memory and the copies that read it.
+/// A page-locked area of host memory and the copies that read it, all queued on one
+/// stream (the event below orders them only on it).
 pub struct UploadStaging {
     device: Device,
+    stream: RawStream,
     area: NonNull<u8>,
     capacity: usize,
     used: usize,
@@ -32,8 +35,9 @@ unsafe impl Send for UploadStaging {}
 unsafe impl Sync for UploadStaging {}
 
 impl UploadStaging {
-    /// An area of `capacity` bytes (at least one).
-    pub fn new(device: &Device, capacity: usize) -> Result<UploadStaging> {
+    /// An area of `capacity` bytes (at least one) for copies queued on `stream`.
+    pub fn new(stream: &Stream, capacity: usize) -> Result<UploadStaging> {
+        let device = stream.device();
         let bytes = capacity.max(1);
         // SAFETY: `run` made the device current; the value below owns the allocation and
         // frees it once when it drops.
@@ -44,6 +48,7 @@ impl UploadStaging {
         Ok(UploadStaging {
             copied: Event::new(device)?,
             device: device.clone(),
+            stream: stream.raw(),
             area,
             capacity: bytes,
             used: 0,
@@ -63,7 +68,9 @@ impl UploadStaging {
     }
 
     /// Puts `src` in the area and queues its copy into `dst`'s first `src.len()` elements
-    /// on `stream`; returns without waiting. Fails when the area (since `begin`) is full.
+    /// on `stream`, the one the area was made for; returns without waiting. Fails when the
+    /// area (since `begin`) is full. Never while `stream` records a graph: a recorded copy
+    /// would read the area at every replay, long after it was written again.
     pub fn upload<T: DeviceCopy>(
         &mut self,
         stream: &Stream,
@@ -77,9 +84,14 @@ impl UploadStaging {
                 dst.len()
             )));
         }
-        if !dst.device().same_device(stream.device()) || !self.device.same_device(dst.device()) {
+        if stream.raw() != self.stream {
             return Err(Error::InvalidArgument(
-                "an upload's buffer, stream and staging area are on different devices".into(),
+                "a staging area queues its copies on the one stream it was made for".into(),
+            ));
+        }
+        if !dst.device().same_device(stream.device()) {
+            return Err(Error::InvalidArgument(
+                "an upload's buffer and stream are on different devices".into(),
             ));
         }
         if src.is_empty() {
@@ -112,7 +124,12 @@ impl UploadStaging {
             unsafe { driver.memcpy_htod_async(target, staged, bytes, raw) }
         })?;
         self.used = offset + bytes;
-        self.copied.record(stream)
+        if let Err(e) = self.copied.record(stream) {
+            // The event cannot guard this copy: wait for it here instead.
+            let _ = stream.synchronize();
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
