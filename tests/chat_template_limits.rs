@@ -6,14 +6,16 @@
 //! stack runs out; real templates render as minijinja alone renders them. Each model is
 //! built in memory with its template and loaded through the C ABI, as a host would load it.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::ffi::CStr;
 use std::path::Path;
 use std::ptr;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::ffi::last_error;
 use rocmforge::chat::{ChatMessage, RenderLimits};
 use rocmforge::ffi::*;
 use rocmforge::gguf::{GgufWriter, OwnedValue};
@@ -168,14 +170,6 @@ fn render_now(bytes: &[u8], messages: &[(String, String)]) -> Outcome {
         elapsed,
     }
 }
-
-fn last_error() -> String {
-    // SAFETY: rf_last_error returns this thread's message, valid until its next call.
-    unsafe { CStr::from_ptr(rf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 const CHAT: [(&str, &str); 2] = [("system", "Be brief."), ("user", "Hi!")];
 
 fn limits(messages: &[(&str, &str)]) -> RenderLimits {

@@ -16,18 +16,17 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::ffi::CStr;
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use common::ffi::last_error;
 use common::tiny_model::variants::variants;
 use common::{SMOLLM2, model_path};
 use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::ffi::{
     rf_batch, rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_decode,
-    rf_get_logits, rf_last_error, rf_model, rf_model_default_params, rf_model_free, rf_model_load,
-    rf_status,
+    rf_get_logits, rf_model, rf_model_default_params, rf_model_free, rf_model_load, rf_status,
 };
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::Model;
@@ -274,11 +273,4 @@ fn c_decode(ctx: *mut rf_context, tokens: &[i32], first_position: Option<i32>) {
         assert_eq!(status, rf_status::RF_OK, "rf_get_logits: {}", last_error());
     }
     assert!(n_vocab > 0 && !logits.is_null());
-}
-
-fn last_error() -> String {
-    // SAFETY: `rf_last_error` returns a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(rf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }

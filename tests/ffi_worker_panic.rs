@@ -11,15 +11,15 @@
 
 mod common;
 
-use std::ffi::CStr;
 use std::ptr;
 use std::sync::Mutex;
 
+use common::ffi::{decode_last_logits, last_error};
 use common::{SMOLLM2, model_path};
 use rocmforge::backend::cpu::WorkerPool;
 use rocmforge::ffi::{
-    rf_batch, rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_decode,
-    rf_get_logits, rf_last_error, rf_model, rf_model_free, rf_model_load, rf_status,
+    rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_model,
+    rf_model_free, rf_model_load, rf_status,
 };
 
 /// The messages of the panics that reached the host's hook.
@@ -42,13 +42,13 @@ fn a_panic_on_a_cpu_worker_returns_rf_err_panic_and_prints_nothing() {
     let model = load_smollm2();
 
     let ctx = new_context(model);
-    let expected = decode(ctx).expect("a decode before any panic");
+    let expected = decode_last_logits(ctx, &PROMPT).expect("a decode before any panic");
     // SAFETY: a live context, freed once.
     unsafe { rf_context_free(ctx) };
 
     let ctx = new_context(model);
     WorkerPool::panic_in_next_worker_task();
-    let status = decode(ctx).expect_err("the decode whose worker task panics");
+    let status = decode_last_logits(ctx, &PROMPT).expect_err("the decode whose worker task panics");
     assert_eq!(status, rf_status::RF_ERR_PANIC, "{}", last_error());
     let message = last_error();
     assert!(
@@ -56,14 +56,15 @@ fn a_panic_on_a_cpu_worker_returns_rf_err_panic_and_prints_nothing() {
         "{message}"
     );
     assert_eq!(
-        decode(ctx).expect_err("a decode on the context the panic left"),
+        decode_last_logits(ctx, &PROMPT).expect_err("a decode on the context the panic left"),
         rf_status::RF_ERR_PANIC
     );
     // SAFETY: as above.
     unsafe { rf_context_free(ctx) };
 
     let ctx = new_context(model);
-    let again = decode(ctx).expect("a decode on a fresh context after the panic");
+    let again =
+        decode_last_logits(ctx, &PROMPT).expect("a decode on a fresh context after the panic");
     // SAFETY: live handles, freed once, the context first.
     unsafe {
         rf_context_free(ctx);
@@ -105,35 +106,4 @@ fn new_context(model: *mut rf_model) -> *mut rf_context {
     let status = unsafe { rf_context_new(model, &params, &mut ctx) };
     assert_eq!(status, rf_status::RF_OK, "a context: {}", last_error());
     ctx
-}
-
-/// Decodes [`PROMPT`] on sequence 0: the last token's logits, or the failing status.
-fn decode(ctx: *mut rf_context) -> Result<Vec<f32>, rf_status> {
-    let batch = rf_batch {
-        n_tokens: PROMPT.len(),
-        tokens: PROMPT.as_ptr(),
-        positions: ptr::null(),
-        seq_ids: ptr::null(),
-        want_logits: ptr::null(),
-    };
-    let (mut logits, mut n_vocab) = (ptr::null(), 0usize);
-    // SAFETY: a live context, a batch whose token array holds `n_tokens` elements and
-    // NULL elsewhere, and out-pointers to locals.
-    unsafe {
-        let status = rf_decode(ctx, &batch);
-        if status != rf_status::RF_OK {
-            return Err(status);
-        }
-        let status = rf_get_logits(ctx, -1, &mut logits, &mut n_vocab);
-        assert_eq!(status, rf_status::RF_OK, "rf_get_logits: {}", last_error());
-        // SAFETY: `rf_get_logits` gave `n_vocab` floats valid until the next decode.
-        Ok(std::slice::from_raw_parts(logits, n_vocab).to_vec())
-    }
-}
-
-fn last_error() -> String {
-    // SAFETY: `rf_last_error` returns a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(rf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }

@@ -12,15 +12,14 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
+use common::ffi::{decode_last_logits, last_error};
 use common::tiny_model::variants::variants;
 use rocmforge::ffi::{
-    rf_batch, rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_decode,
-    rf_get_logits, rf_last_error, rf_model, rf_model_default_params, rf_model_free,
-    rf_model_load_from_memory, rf_status,
+    rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_decode, rf_model,
+    rf_model_default_params, rf_model_free, rf_model_load_from_memory, rf_status,
 };
 use rocmforge::host_memory::fault_injection;
 
@@ -189,38 +188,8 @@ fn with_context(model: *mut rf_model) -> Result<Vec<f32>, (Step, rf_status)> {
         assert!(ctx.is_null());
         return Err((Step::Context, status));
     }
-    let result = decode(ctx);
+    let result = decode_last_logits(ctx, &PROMPT).map_err(|status| (Step::Decode, status));
     // SAFETY: a live context, freed once.
     unsafe { rf_context_free(ctx) };
     result
-}
-
-fn decode(ctx: *mut rf_context) -> Result<Vec<f32>, (Step, rf_status)> {
-    let batch = rf_batch {
-        n_tokens: PROMPT.len(),
-        tokens: PROMPT.as_ptr(),
-        positions: ptr::null(),
-        seq_ids: ptr::null(),
-        want_logits: ptr::null(),
-    };
-    let (mut logits, mut n_vocab) = (ptr::null(), 0usize);
-    // SAFETY: a live context, a batch whose token array holds `n_tokens` elements and
-    // NULL elsewhere, and out-pointers to locals.
-    unsafe {
-        let status = rf_decode(ctx, &batch);
-        if status != rf_status::RF_OK {
-            return Err((Step::Decode, status));
-        }
-        let status = rf_get_logits(ctx, -1, &mut logits, &mut n_vocab);
-        assert_eq!(status, rf_status::RF_OK, "rf_get_logits: {}", last_error());
-        // SAFETY: `rf_get_logits` gave `n_vocab` floats valid until the next decode.
-        Ok(std::slice::from_raw_parts(logits, n_vocab).to_vec())
-    }
-}
-
-fn last_error() -> String {
-    // SAFETY: `rf_last_error` returns a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(rf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }

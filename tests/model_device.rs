@@ -4,14 +4,14 @@
 
 mod common;
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{c_char, c_void};
 use std::ptr;
 use std::sync::OnceLock;
 
+use common::ffi::last_error;
 use rocmforge::ffi::{
-    RF_DEVICE_AUTO, RF_DEVICE_CPU, rf_device_count, rf_last_error, rf_model,
-    rf_model_default_params, rf_model_description, rf_model_free, rf_model_info,
-    rf_model_load_from_memory, rf_status,
+    RF_DEVICE_AUTO, RF_DEVICE_CPU, rf_device_count, rf_model, rf_model_default_params,
+    rf_model_description, rf_model_free, rf_model_info, rf_model_load_from_memory, rf_status,
 };
 
 /// A tiny llama built in memory (tests/common/tiny_model), alive for the whole test
@@ -46,14 +46,6 @@ fn load(device: i32) -> (rf_status, *mut rf_model, Vec<String>) {
     };
     (status, model, log)
 }
-
-fn last_error() -> String {
-    // SAFETY: rf_last_error never returns NULL.
-    unsafe { CStr::from_ptr(rf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn info(model: *mut rf_model) -> rf_model_description {
     // SAFETY: all-zero bytes are a valid rf_model_description (NULL pointers, zeros).
     let mut info: rf_model_description = unsafe { std::mem::zeroed() };

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod ffi;
 pub mod tiny_model;
 
 use std::path::PathBuf;
