@@ -13,7 +13,7 @@ use super::ops::{
     AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, MAX_Q8_TOKENS, PagedKv, PrefillScratch,
     Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
-use super::safe::{Blas, Device, DeviceBuffer, DeviceCopy, Stream, UploadStaging};
+use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
 use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
@@ -207,7 +207,11 @@ impl GpuBackend {
         };
         let kv_len = checked("the KV cache", &[n_slots, shape.kv_dim()])?;
         let cache = || -> Result<Vec<DeviceBuffer<f16>>> {
-            (0..shape.n_layer).map(|_| zeroed(device, kv_len)).collect()
+            // Zeroed: a cache's unwritten slots must hold finite values (attention
+            // multiplies them by a zero weight).
+            (0..shape.n_layer)
+                .map(|_| device.alloc_zeroed(kv_len))
+                .collect()
         };
         let acts = Act::ALL
             .iter()
@@ -415,18 +419,8 @@ fn pair(
     read: Act,
     write: Act,
 ) -> Result<(&DeviceBuffer<f32>, &mut DeviceBuffer<f32>)> {
-    let (r, w) = (read as usize, write as usize);
-    if r < w {
-        let (low, high) = acts.split_at_mut(w);
-        Ok((&low[r], &mut high[0]))
-    } else if r > w {
-        let (low, high) = acts.split_at_mut(r);
-        Ok((&high[0], &mut low[w]))
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "an operation reads and writes {read:?}"
-        )))
-    }
+    let (input, output) = two_acts(acts, read, write)?;
+    Ok((input, output))
 }
 
 impl GpuOps {
@@ -450,8 +444,8 @@ impl GpuOps {
     }
 }
 
-/// Two distinct activation buffers, both written.
-fn two_outputs(
+/// Two distinct activation buffers, both writable.
+fn two_acts(
     acts: &mut [DeviceBuffer<f32>],
     a: Act,
     b: Act,
@@ -464,23 +458,15 @@ fn two_outputs(
         let (low, high) = acts.split_at_mut(ia);
         Ok((&mut high[0], &mut low[ib]))
     } else {
-        Err(Error::InvalidArgument(format!("two products write {a:?}")))
+        Err(Error::InvalidArgument(format!(
+            "an operation uses {a:?} for two of its buffers"
+        )))
     }
 }
 
 /// Whether two matrices can share one paired launch.
 fn same_shape(a: &GpuMatrix, b: &GpuMatrix) -> bool {
     (a.dtype, a.n_rows, a.n_cols) == (b.dtype, b.n_rows, b.n_cols)
-}
-
-/// `len` elements of device memory set to zero (a KV cache's unwritten slots must hold
-/// finite values: attention multiplies them by a zero weight).
-fn zeroed<T: DeviceCopy>(device: &Device, len: usize) -> Result<DeviceBuffer<T>> {
-    let mut buffer = device.alloc(len)?;
-    let stream = Stream::new(device)?;
-    buffer.fill_bytes(&stream, 0)?;
-    stream.synchronize()?;
-    Ok(buffer)
 }
 
 impl Backend for GpuStep<'_> {
@@ -575,7 +561,7 @@ impl Backend for GpuStep<'_> {
                 [(w_b, out_b), after @ ..] if same_shape(w, w_b) => {
                     let view_b = w_b.view()?;
                     s.wrote(*out_b);
-                    let (y, y_b) = two_outputs(&mut s.acts, *out, *out_b)?;
+                    let (y, y_b) = two_acts(&mut s.acts, *out, *out_b)?;
                     let second = SecondMatrix {
                         w: &view_b,
                         y: Some(y_b),

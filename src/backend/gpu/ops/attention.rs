@@ -91,11 +91,8 @@ impl AttentionWorkspace {
             "attention workspace",
             &[max_tokens, heads.n_head, max_splits],
         )?;
-        let mut tickets =
-            device.alloc(product("attention tickets", &[max_tokens, heads.n_head])?)?;
-        let stream = Stream::new(device)?;
-        tickets.fill_bytes(&stream, 0)?;
-        stream.synchronize()?;
+        let tickets =
+            device.alloc_zeroed(product("attention tickets", &[max_tokens, heads.n_head])?)?;
         Ok(AttentionWorkspace {
             partial_acc: device.alloc(product("attention workspace", &[rows, heads.head_dim])?)?,
             partial_ml: device.alloc(product("attention workspace", &[rows, 2])?)?,

@@ -94,6 +94,15 @@ impl Device {
         })
     }
 
+    /// `len` elements set to zero; returns once the fill is complete.
+    pub fn alloc_zeroed<T: DeviceCopy>(&self, len: usize) -> Result<DeviceBuffer<T>> {
+        let mut buffer = self.alloc(len)?;
+        let stream = Stream::new(self)?;
+        buffer.fill_bytes(&stream, 0)?;
+        stream.synchronize()?;
+        Ok(buffer)
+    }
+
     /// A device copy of `src`; returns once the copy is complete.
     pub fn upload<T: DeviceCopy>(&self, stream: &Stream, src: &[T]) -> Result<DeviceBuffer<T>> {
         let mut buffer = self.alloc(src.len())?;
