@@ -11,7 +11,7 @@ use rocmforge::Error;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
     AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, Q8Buffers, Q8Output, RopeKvWrite,
-    RopeParams, SecondMatrix, StepTokens, supported_weight_types,
+    RopeParams, SecondMatrix, StepTokens, integer_product_types, supported_weight_types,
 };
 use rocmforge::backend::gpu::{Device, Stream};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
@@ -277,17 +277,6 @@ fn matvec_of_model_sized_matrices() {
 
 // ------------------------------------------------------------------ integer products
 
-/// Every weight type with an integer (Q8 activation) kernel.
-const Q8_TYPES: [GgmlType; 7] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q4K,
-    GgmlType::Q6K,
-];
-
 /// Q8 activations read back: per value its quant, per group of 32 its step and scaled sum.
 struct Q8Host {
     quants: Vec<i8>,
@@ -501,7 +490,7 @@ fn check_matvec_q8(
 fn integer_products_match_float64_in_every_mode() {
     let g = setup();
     let mut random = Random::new(32);
-    for dtype in Q8_TYPES {
+    for dtype in integer_product_types() {
         let mut worst = 0.0f64;
         for n_tokens in [1, 3, 8] {
             for (mode, paired) in [
