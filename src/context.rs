@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 use crate::kv_cache::{KvCache, KvWritePlan, MAX_SEQUENCES, PoolStats};
 use crate::model::Model;
+use crate::sampler::Sampler;
 
 /// Token slots per KV block: small enough that a short sequence wastes little, large
 /// enough that block tables stay short.
@@ -333,19 +334,47 @@ impl Context {
     }
 
     /// Logits of the `output_index`-th batch token that asked for them (-1: the last).
-    pub fn logits(&self, output_index: i32) -> Result<&[f32]> {
+    pub fn logits(&mut self, output_index: i32) -> Result<&[f32]> {
         let n_vocab = self.model.config().n_vocab;
+        let row = self.output_row(output_index)?;
+        Ok(&self.backend.logits()?[row * n_vocab..(row + 1) * n_vocab])
+    }
+
+    /// Draws a token with `sampler` from the `output_index`-th output's logits (-1: the
+    /// last) and accepts it into the sampler's history. A plain greedy sampler takes the
+    /// argmax the backend computed beside the logits where it did (a GPU), so the logits
+    /// need not leave the device.
+    pub fn sample(&mut self, sampler: &mut Sampler, output_index: i32) -> Result<u32> {
+        let row = self.output_row(output_index)?;
+        if sampler.is_plain_argmax()
+            && let Some(argmax) = self.backend.argmax()
+        {
+            let n_vocab = self.model.config().n_vocab;
+            let value = argmax.get(row).copied().unwrap_or(-1);
+            let token = u32::try_from(value)
+                .ok()
+                .filter(|&t| (t as usize) < n_vocab)
+                .ok_or_else(|| {
+                    Error::Device(format!("the device's argmax of output {row} is {value}"))
+                })?;
+            sampler.accept(token);
+            return Ok(token);
+        }
+        sampler.sample(self.logits(output_index)?)
+    }
+
+    /// The row of the `output_index`-th output (-1: the last) in the step's logits.
+    fn output_row(&self, output_index: i32) -> Result<usize> {
         let n_outputs = self.step.n_outputs;
         let index = match output_index {
             -1 => n_outputs.checked_sub(1),
             i => usize::try_from(i).ok().filter(|&i| i < n_outputs),
         };
-        let index = index.ok_or_else(|| {
+        index.ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "output {output_index} does not exist: the last decode produced {n_outputs} logit rows"
             ))
-        })?;
-        Ok(&self.backend.logits()[index * n_vocab..(index + 1) * n_vocab])
+        })
     }
 
     /// Removes positions `p0..p1` (`p1 < 0`: to the end) of a sequence.

@@ -103,7 +103,7 @@ fn continue_sequence(
     let mut stops = StopStrings::new(&params.stop);
     for _ in 0..params.max_tokens {
         ctx.check_cancelled()?;
-        let token = sampler.sample(ctx.logits(-1)?)?;
+        let token = ctx.sample(sampler, -1)?;
         if tokenizer.is_end_of_generation(token) {
             return Ok(finish(
                 &mut stops,

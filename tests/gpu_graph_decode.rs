@@ -12,16 +12,17 @@
 mod common;
 mod gpu_common;
 
+use common::tiny_model::backends::first_gpu;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::tiny_model::variants::{Variant, variants};
 use common::tiny_model::vocabulary::N_TOKENS;
 use rocmforge::backend::gpu::GraphStats;
-use rocmforge::backend::{BackendState, DeviceChoice, DeviceKind, Step, enumerate};
+use rocmforge::backend::{BackendState, Step};
 use rocmforge::error::Error;
 use rocmforge::gguf::OwnedGguf;
-use rocmforge::model::{Model, Placement};
+use rocmforge::model::Model;
 
 const BLOCK_SIZE: usize = 16;
 /// Each sequence's KV blocks, scattered over the cache and in different orders, so a
@@ -33,12 +34,7 @@ const N_BATCH: usize = 8;
 /// A model on the first usable GPU.
 fn model_on_gpu(variant: &Variant) -> Arc<Model> {
     gpu_common::gpu();
-    let devices = enumerate();
-    let index = devices
-        .iter()
-        .position(|d| d.kind != DeviceKind::Cpu && d.usable)
-        .expect("a usable GPU");
-    let placement = Placement::choose(&devices, DeviceChoice::Index(index)).unwrap();
+    let placement = first_gpu();
     let gguf = OwnedGguf::from_buffer(variant.gguf()).expect("the tiny model parses");
     Arc::new(Model::from_gguf_on(gguf, placement).expect("the tiny model loads on the GPU"))
 }
@@ -89,7 +85,7 @@ impl Session {
         self.backend.begin_step(&self.step)?;
         self.model.forward(&mut self.backend, &self.cancel)?;
         self.len[seq] += n;
-        Ok(self.backend.logits().to_vec())
+        Ok(self.backend.logits()?.to_vec())
     }
 
     fn stats(&mut self) -> GraphStats {

@@ -8,11 +8,11 @@ mod gpu_common;
 
 use std::sync::Arc;
 
+use common::tiny_model::backends::first_gpu;
 use gpu_common::{assert_all_freed, gpu};
-use rocmforge::backend::{DeviceChoice, DeviceKind, enumerate};
 use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::gguf::OwnedGguf;
-use rocmforge::model::{Model, Placement};
+use rocmforge::model::Model;
 
 /// The driver rounds allocations to its own pages; a leak of one cycle's buffers a
 /// hundred times over (0.9 MB at their peak each) exceeds this by far.
@@ -22,12 +22,7 @@ const FREE_MEMORY_SLACK: u64 = 2 << 20;
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn load_decode_free_cycles_leave_no_device_memory_behind() {
     let probe = gpu();
-    let devices = enumerate();
-    let index = devices
-        .iter()
-        .position(|d| d.kind != DeviceKind::Cpu && d.usable)
-        .expect("a usable GPU");
-    let placement = Placement::choose(&devices, DeviceChoice::Index(index)).unwrap();
+    let placement = first_gpu();
     let bytes = common::tiny_model::variants::variants()[3].gguf();
     let mut free_after_warm_up = 0;
     for cycle in 0..100 {

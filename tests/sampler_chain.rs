@@ -310,3 +310,62 @@ fn full_vocabulary_with_default_settings() {
         "a flat distribution keeps many tokens, got {kept}"
     );
 }
+
+/// The index of the largest value, the lowest among equals.
+fn plain_argmax(row: &[f32]) -> u32 {
+    let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    row.iter().position(|&v| v == best).unwrap_or(0) as u32
+}
+
+#[test]
+fn plain_argmax_is_claimed_exactly_when_every_draw_is_the_argmax() {
+    let greedy = plain(0.0, 1);
+    let cases = [
+        (greedy, true),
+        (SamplerParams { top_k: 3, ..greedy }, true),
+        (SamplerParams::default(), false),
+        (plain(0.5, 1), false),
+        (
+            SamplerParams {
+                repeat_penalty: 4.0,
+                ..greedy
+            },
+            false,
+        ),
+        (
+            SamplerParams {
+                frequency_penalty: 9.0,
+                ..greedy
+            },
+            false,
+        ),
+        (
+            SamplerParams {
+                presence_penalty: 9.0,
+                ..greedy
+            },
+            false,
+        ),
+        (
+            SamplerParams {
+                repeat_penalty: 4.0,
+                repeat_last_n: 0,
+                ..greedy
+            },
+            true,
+        ),
+    ];
+    for (i, (params, claimed)) in cases.into_iter().enumerate() {
+        let mut s = sampler(params);
+        assert_eq!(s.is_plain_argmax(), claimed, "case {i}: {params:?}");
+        // Where it is claimed, 50 draws after a history of the best tokens are the
+        // argmax; where not, some draw is not.
+        let mut all_argmax = true;
+        for step in 0..50 {
+            let row = logits_row(64, step);
+            s.accept(plain_argmax(&row));
+            all_argmax &= s.sample(&row).unwrap() == plain_argmax(&row);
+        }
+        assert_eq!(all_argmax, claimed, "case {i}: {params:?}");
+    }
+}

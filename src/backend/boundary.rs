@@ -143,8 +143,6 @@ pub trait Backend {
         eps: f32,
         output: &Self::Matrix<'_>,
     ) -> Result<()>;
-    /// `[n_outputs, n_vocab]`: the logits of the last step's tokens that asked for them.
-    fn logits(&self) -> &[f32];
     /// Host and device bytes this state holds.
     fn memory(&self) -> BackendMemory;
 }

@@ -20,10 +20,22 @@ impl BackendState {
         }
     }
 
-    pub fn logits(&self) -> &[f32] {
+    /// `[n_outputs, n_vocab]`: the logits of the last step's tokens that asked for them
+    /// (a GPU copies them from the device on the first call after a step).
+    pub fn logits(&mut self) -> Result<&[f32]> {
         match self {
-            BackendState::Cpu(b) => b.logits(),
+            BackendState::Cpu(b) => Ok(b.logits()),
             BackendState::Gpu(b) => b.logits(),
+        }
+    }
+
+    /// `[n_outputs]`: each output's argmax where the backend computed it beside the
+    /// logits (a GPU, so a greedy step copies back 4 bytes, not the vocabulary); `None`
+    /// where the logits are at hand anyway (the CPU).
+    pub fn argmax(&self) -> Option<&[i32]> {
+        match self {
+            BackendState::Cpu(_) => None,
+            BackendState::Gpu(b) => Some(b.argmax()),
         }
     }
 

@@ -146,22 +146,8 @@ fn write(args: &Args) -> Result<u64, String> {
         w.add_metadata(entry.key, entry.value.to_owned_value())
             .map_err(|e| e.to_string())?;
     }
-    let head_dim = s.n_embd / s.n_head.max(1);
-    let mut model = SyntheticLlama {
-        n_vocab,
-        n_embd: s.n_embd,
-        n_layer: s.n_layer,
-        n_head: s.n_head,
-        n_head_kv: s.n_head_kv,
-        head_dim,
-        n_ff: s.n_ff,
-        rope_dims: head_dim,
-        rope_base: 10_000.0,
-        rms_eps: 1e-5,
-        context_length: 8192,
-        types: LlamaWeightTypes::uniform(GgmlType::F32, args.tied),
-        seed: args.seed,
-    };
+    let shape = [s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff];
+    let mut model = SyntheticLlama::of_shape(n_vocab, shape, args.seed);
     model.types = match args.weights {
         Weights::FileType { file_type, pure } => {
             for (key, value) in [

@@ -237,7 +237,7 @@ pub unsafe extern "C" fn rf_get_logits(
                 out(n_vocab, "n_vocab")?,
             )
         };
-        let context = ctx.enter()?;
+        let mut context = ctx.enter()?;
         let row = context.logits(output_index)?;
         *logits = row.as_ptr();
         *n_vocab = row.len();

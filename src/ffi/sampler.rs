@@ -142,8 +142,8 @@ pub unsafe extern "C" fn rf_sampler_sample(
             )
         };
         let mut sampler = sampler.enter()?;
-        let context = ctx.enter()?;
-        *token = sampler.sample(context.logits(output_index)?)? as i32;
+        let mut context = ctx.enter()?;
+        *token = context.sample(&mut sampler, output_index)? as i32;
         Ok(())
     })
 }

@@ -109,6 +109,33 @@ impl SyntheticTensor {
 }
 
 impl SyntheticLlama {
+    /// A llama of `n_vocab` tokens and shape `[n_embd, n_layer, n_head, n_head_kv, n_ff]`
+    /// as `rocmforge-synth` writes one: heads of `n_embd / n_head` values wholly rotated
+    /// at RoPE base 10000, norm epsilon 1e-5, every matrix F32 and its own output head
+    /// until the caller sets `types` (say, from [`LlamaFileType::weight_types`]).
+    pub fn of_shape(
+        n_vocab: u64,
+        [n_embd, n_layer, n_head, n_head_kv, n_ff]: [u64; 5],
+        seed: u64,
+    ) -> SyntheticLlama {
+        let head_dim = n_embd / n_head.max(1);
+        SyntheticLlama {
+            n_vocab,
+            n_embd,
+            n_layer,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ff,
+            rope_dims: head_dim,
+            rope_base: 10_000.0,
+            rms_eps: 1e-5,
+            context_length: 8192,
+            types: LlamaWeightTypes::uniform(GgmlType::F32, false),
+            seed,
+        }
+    }
+
     /// Adds the llama hyperparameters and every weight tensor of [`SyntheticLlama::layout`]
     /// to `w`, each tensor's values drawn from its own seed.
     pub fn add_to(&self, w: &mut GgufWriter) -> Result<()> {
@@ -231,25 +258,8 @@ mod tests {
 
     const SMOLLM2_VOCAB: u64 = 49_152;
 
-    fn llama(
-        [n_embd, n_layer, n_head, n_head_kv, n_ff]: [u64; 5],
-        file_type: LlamaFileType,
-    ) -> SyntheticLlama {
-        let mut model = SyntheticLlama {
-            n_vocab: SMOLLM2_VOCAB,
-            n_embd,
-            n_layer,
-            n_head,
-            n_head_kv,
-            head_dim: n_embd / n_head,
-            n_ff,
-            rope_dims: n_embd / n_head,
-            rope_base: 10_000.0,
-            rms_eps: 1e-5,
-            context_length: 8192,
-            types: LlamaWeightTypes::uniform(GgmlType::F32, false),
-            seed: 1,
-        };
+    fn llama(shape: [u64; 5], file_type: LlamaFileType) -> SyntheticLlama {
+        let mut model = SyntheticLlama::of_shape(SMOLLM2_VOCAB, shape, 1);
         model.types = file_type.weight_types(model.row_lengths(), false);
         model
     }

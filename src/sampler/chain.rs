@@ -45,6 +45,13 @@ impl Sampler {
         Ok(token)
     }
 
+    /// Whether every draw is the plain argmax of the logits (greedy, no penalties), so a
+    /// backend that computed the argmax where the logits are can supply the token:
+    /// [`Sampler::accept`] it in place of [`Sampler::sample`].
+    pub fn is_plain_argmax(&self) -> bool {
+        self.params.temperature <= 0.0 && self.params.penalties_off()
+    }
+
     /// Runs the chain up to the draw and returns the tokens the draw would choose from.
     /// Their logits are relative to the best (0) and divided by the temperature, so the
     /// draw picks each with probability softmax(logits); greedy leaves one candidate.

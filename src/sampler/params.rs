@@ -46,6 +46,14 @@ impl Default for SamplerParams {
 }
 
 impl SamplerParams {
+    /// Whether the penalties change no logit, whatever the history.
+    pub fn penalties_off(&self) -> bool {
+        self.repeat_last_n == 0
+            || (self.repeat_penalty == 1.0
+                && self.frequency_penalty == 0.0
+                && self.presence_penalty == 0.0)
+    }
+
     /// Rejects values no stage can use: NaN or infinite numbers, probabilities outside
     /// [0, 1], a repeat penalty of 0 or less.
     pub fn validate(&self) -> Result<()> {

@@ -57,10 +57,7 @@ impl RecentTokens {
     /// Penalizes the recent tokens' scores (`scores[t]` is token `t`'s logit); recent
     /// tokens outside the vocabulary are skipped.
     pub fn penalize(&self, params: &SamplerParams, scores: &mut [f32]) {
-        let off = params.repeat_penalty == 1.0
-            && params.frequency_penalty == 0.0
-            && params.presence_penalty == 0.0;
-        if off {
+        if params.penalties_off() {
             return;
         }
         for (&token, &count) in &self.counts {

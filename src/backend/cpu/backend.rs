@@ -50,6 +50,11 @@ impl CpuBackend {
             shape,
         })
     }
+
+    /// `[n_outputs, n_vocab]`: the logits of the last step's tokens that asked for them.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
 }
 
 impl Backend for CpuBackend {
@@ -263,10 +268,6 @@ impl Backend for CpuBackend {
             .matmul(output, &xn[..n_out * d], n_out, &mut self.logits);
         self.acts.put(Act::Xn, xn);
         result
-    }
-
-    fn logits(&self) -> &[f32] {
-        &self.logits
     }
 
     fn memory(&self) -> BackendMemory {

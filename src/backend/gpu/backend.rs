@@ -1,7 +1,8 @@
 //! The GPU implementation of the backend boundary: one context's K/V cache, activations
 //! and step inputs in device memory, on one stream. Every operation only queues kernels;
-//! the step's one synchronisation is the copy of the logits back to the host. A decode
-//! step runs as one graph launch (`graph_step`).
+//! the step's one synchronisation is the copy of each output's argmax back to the host
+//! (4 bytes a row: all a greedy sampler needs). The logits themselves are copied only
+//! when asked for. A decode step runs as one graph launch (`graph_step`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -164,7 +165,12 @@ struct DeviceState {
     out_norm: DeviceBuffer<f32>,
     /// `[n_batch, n_vocab]`
     logits_device: DeviceBuffer<f32>,
+    /// The host copy of the last step's logits, valid when `logits_copied`.
     logits: Vec<f32>,
+    logits_copied: bool,
+    /// `[n_batch]` each output row's argmax, and its host copy (`[n_outputs]`).
+    argmax_device: DeviceBuffer<i32>,
+    argmax: Vec<i32>,
     step: DeviceStep,
     workspace: AttentionWorkspace,
     n_seq: usize,
@@ -174,8 +180,8 @@ struct DeviceState {
 
 /// The operations of one step, queued on `stream` over a context's device state: the
 /// [`Backend`] the forward pass runs on, kernel by kernel or while a graph records it.
-/// Its `output_logits` only queues their computation; [`GpuBackend::run_step`] copies
-/// them back.
+/// Its `output_logits` only queues the logits' and their argmax's computation;
+/// [`GpuBackend::run_step`] copies the argmax back.
 pub(crate) struct GpuStep<'a> {
     stream: &'a Stream,
     state: &'a mut DeviceState,
@@ -269,6 +275,9 @@ impl GpuBackend {
             out_norm: device.alloc(rows)?,
             logits_device: device.alloc(checked("logits", &[n_batch, shape.n_vocab])?)?,
             logits: Vec::new(),
+            logits_copied: false,
+            argmax_device: device.alloc(n_batch)?,
+            argmax: Vec::new(),
             workspace: AttentionWorkspace::new(
                 device,
                 &heads,
@@ -296,7 +305,8 @@ impl GpuBackend {
         self.queue().begin_step(step)
     }
 
-    /// Runs the step given to [`GpuBackend::begin_step`] and copies its logits back.
+    /// Runs the step given to [`GpuBackend::begin_step`] and copies its outputs' argmax
+    /// back, which waits for the step to finish.
     /// `forward` queues the model's forward pass on the [`GpuStep`] it is given; it is
     /// recorded into a graph on the first decode step and replayed on every later one,
     /// and called again as it is for every other step. `model_ops` are the kernels of the
@@ -325,7 +335,7 @@ impl GpuBackend {
                 state: &mut *state,
             })
         })?;
-        state.read_logits(stream)
+        state.read_argmax(stream)
     }
 
     /// Turns decode graphs on (where the runtime has them) or off; they are on unless
@@ -345,8 +355,25 @@ impl GpuBackend {
         self.decode.stats()
     }
 
-    pub fn logits(&self) -> &[f32] {
-        &self.state.logits
+    /// `[n_outputs, n_vocab]`: the last step's logits, copied from the device on the
+    /// first call after the step.
+    pub fn logits(&mut self) -> Result<&[f32]> {
+        let state = &mut self.state;
+        if !state.logits_copied {
+            let len = state.step.n_outputs * state.shape.n_vocab;
+            resize(&mut state.logits, len, 0.0, "the logits of a batch")?;
+            state
+                .logits_device
+                .copy_prefix_to_host(&self.stream, &mut state.logits[..len])?;
+            state.logits_copied = true;
+        }
+        Ok(&state.logits)
+    }
+
+    /// `[n_outputs]`: the index of the largest logit of each of the last step's outputs,
+    /// as the sampler's greedy choice (NaN as -inf, ties to the lowest index).
+    pub fn argmax(&self) -> &[i32] {
+        &self.state.argmax
     }
 
     pub fn memory(&self) -> BackendMemory {
@@ -381,12 +408,14 @@ impl DeviceState {
         Ok(())
     }
 
-    /// Copies the logits the step computed to the host: the step's one wait.
-    fn read_logits(&mut self, stream: &Stream) -> Result<()> {
-        let len = self.step.n_outputs * self.shape.n_vocab;
-        resize(&mut self.logits, len, 0.0, "the logits of a batch")?;
-        self.logits_device
-            .copy_prefix_to_host(stream, &mut self.logits[..len])
+    /// Copies the argmax of each output the step computed to the host: the step's one
+    /// wait. The logits stay on the device until [`GpuBackend::logits`] asks.
+    fn read_argmax(&mut self, stream: &Stream) -> Result<()> {
+        self.logits_copied = false;
+        let n = self.step.n_outputs;
+        resize(&mut self.argmax, n, 0, "the argmax of a batch")?;
+        self.argmax_device
+            .copy_prefix_to_host(stream, &mut self.argmax[..n])
     }
 
     fn memory(&self) -> BackendMemory {
@@ -403,11 +432,14 @@ impl DeviceState {
             + self.prefill.as_ref().map_or(0, |p| p.scratch.bytes())
             + bytes(&self.out_rows)
             + bytes(&self.out_norm)
-            + bytes(&self.logits_device);
+            + bytes(&self.logits_device)
+            + self.argmax_device.size_bytes() as u64;
+        let host_bytes = self.logits.capacity() * size_of::<f32>()
+            + self.argmax.capacity() * size_of::<i32>()
+            + self.step.staging.size_bytes();
         BackendMemory {
             kv_bytes,
-            host_bytes: (self.logits.capacity() * size_of::<f32>() + self.step.staging.size_bytes())
-                as u64,
+            host_bytes: host_bytes as u64,
             device_bytes,
         }
     }
@@ -712,8 +744,8 @@ impl Backend for GpuStep<'_> {
             .matvec_q8(self.stream, &gate_view, Some(second), &s.q8, n, y, swiglu)
     }
 
-    /// Queues the logits' computation; `GpuBackend::run_step` copies them back after the
-    /// forward pass (or its graph) has been queued.
+    /// Queues the logits' computation and their argmax; `GpuBackend::run_step` copies the
+    /// argmax back after the forward pass (or its graph) has been queued.
     fn output_logits(
         &mut self,
         norm: &DeviceBuffer<f32>,
@@ -746,15 +778,14 @@ impl Backend for GpuStep<'_> {
         let logits = &mut s.logits_device;
         if integer {
             s.ops
-                .matvec_q8(stream, &view, None, &s.q8, n_out, logits, Q8Output::Store)
+                .matvec_q8(stream, &view, None, &s.q8, n_out, logits, Q8Output::Store)?;
         } else {
             s.ops
-                .matvec_any(stream, &mut s.prefill, &view, &s.out_norm, n_out, logits)
+                .matvec_any(stream, &mut s.prefill, &view, &s.out_norm, n_out, logits)?;
         }
-    }
-
-    fn logits(&self) -> &[f32] {
-        &self.state.logits
+        let n_vocab = s.shape.n_vocab;
+        s.ops
+            .argmax(stream, logits, n_out, n_vocab, &mut s.argmax_device)
     }
 
     fn memory(&self) -> BackendMemory {

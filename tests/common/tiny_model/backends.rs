@@ -44,7 +44,7 @@ impl Backend {
 }
 
 /// The first usable GPU of the device list; panics (failing the test) without one.
-fn first_gpu() -> Placement {
+pub fn first_gpu() -> Placement {
     let devices = rocmforge::backend::enumerate();
     let index = devices
         .iter()

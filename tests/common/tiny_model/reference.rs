@@ -15,6 +15,9 @@ use rocmforge::tensor::dequantize_to_vec;
 
 use super::engine::Engine;
 
+/// Matrices of at least this many values are multiplied on every core.
+const PARALLEL_VALUES: usize = 1 << 18;
+
 /// A weight matrix: `rows` rows of `cols` values, as the reference dequantizer reads
 /// them.
 struct Matrix {
@@ -31,13 +34,30 @@ impl Matrix {
         Matrix { rows, cols, values }
     }
 
-    /// `W · x`.
+    /// `W · x`; the rows of a large matrix (a model of real size) shared among threads.
     fn apply(&self, x: &[f64]) -> Vec<f64> {
         assert_eq!(x.len(), self.cols);
-        self.values
-            .chunks_exact(self.cols)
-            .map(|row| row.iter().zip(x).map(|(&w, v)| f64::from(w) * v).sum())
-            .collect()
+        let dot = |row: &[f32]| -> f64 { row.iter().zip(x).map(|(&w, v)| f64::from(w) * v).sum() };
+        let mut out = vec![0.0; self.rows];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.values.len() < PARALLEL_VALUES || threads == 1 {
+            for (o, row) in out.iter_mut().zip(self.values.chunks_exact(self.cols)) {
+                *o = dot(row);
+            }
+            return out;
+        }
+        let rows_per_thread = self.rows.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let weights = self.values.chunks(rows_per_thread * self.cols);
+            for (outs, rows) in out.chunks_mut(rows_per_thread).zip(weights) {
+                scope.spawn(move || {
+                    for (o, row) in outs.iter_mut().zip(rows.chunks_exact(self.cols)) {
+                        *o = dot(row);
+                    }
+                });
+            }
+        });
+        out
     }
 
     fn row(&self, r: usize) -> Vec<f64> {
