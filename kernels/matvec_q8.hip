@@ -10,8 +10,12 @@
 // for the K-quants, which their rows are by construction).
 //
 // Launch: one warp per output row, blockDim.x a multiple of the warp size; grid.x =
-// ceil(n_rows / (blockDim.x / warpSize)). Lane l takes the groups l, l + warp, ... of its
-// row, so a warp reads a contiguous stretch of the row at each step.
+// ceil((n_lead + n_rows) / (blockDim.x / warpSize)). Lane l takes the groups l, l + warp,
+// ... of its row, so a warp reads a contiguous stretch of the row at each step.
+//
+// A leading matrix w_lead of n_lead rows (0: none), of the same type and width, may share
+// the launch: its rows come first and store into y_lead. Decode's Q product rides along
+// with the K+V pair so, one launch fewer a layer.
 #include "compat.h"
 #include "ggml_blocks.h"
 #include "q8_activations.h"
@@ -189,21 +193,16 @@ RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, flo
     return xd * dot + u.m * xs;
 }
 
-// MAX_T: the most tokens of this instance; decode's instance (1) keeps one accumulator
-// per matrix, so it needs fewer registers (more warps in flight) and unrolls its walk
-// along the row to have several groups' loads outstanding at once.
+// One warp's output row. MAX_T: the most tokens of this instance; decode's instance (1)
+// keeps one accumulator per matrix, so it needs fewer registers (more warps in flight) and
+// unrolls its walk along the row to have several groups' loads outstanding at once.
 template <typename B, int MAX_T>
-static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
-                            const int8_t *xq, const float *xd, const float *xs, float *y,
-                            float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens,
-                            uint32_t mode) {
+RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                        const int8_t *xq, const float *xd, const float *xs, float *y,
+                        float *y_b, uint64_t row, uint32_t n_rows, uint32_t n_cols,
+                        uint32_t n_tokens, uint32_t mode) {
     const int warp = rf_warp_size();
     const int lane = threadIdx.x % warp;
-    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
-    // Warp-uniform: a warp leaves whole, so the shuffles below see every lane.
-    if (row >= n_rows) {
-        return;
-    }
     const bool two = w_b != nullptr;
     const uint8_t *row_a = w + row * row_bytes;
     const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
@@ -255,20 +254,41 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
     }
 }
 
+template <typename B, int MAX_T>
+static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                            const int8_t *xq, const float *xd, const float *xs, float *y,
+                            float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens,
+                            uint32_t mode, const uint8_t *w_lead, float *y_lead,
+                            uint32_t n_lead) {
+    const int warp = rf_warp_size();
+    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
+    if (row < n_lead) {
+        mmvq_row<B, MAX_T>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row, n_lead,
+                           n_cols, n_tokens, RF_MMVQ_STORE);
+    } else if (row - n_lead < n_rows) {
+        mmvq_row<B, MAX_T>(w, w_b, row_bytes, xq, xd, xs, y, y_b, row - n_lead, n_rows, n_cols,
+                           n_tokens, mode);
+    }
+}
+
 // rf_mmvq_<type> for up to RF_MMVQ_MAX_TOKENS tokens, rf_mmvq1_<type> for one.
 #define RF_MMVQ_KERNEL(NAME, TYPE)                                                               \
     RF_KERNEL void rf_mmvq_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,      \
                                   const int8_t *xq, const float *xd, const float *xs, float *y,  \
                                   float *y_b, uint32_t n_rows, uint32_t n_cols,                  \
-                                  uint32_t n_tokens, uint32_t mode) {                            \
+                                  uint32_t n_tokens, uint32_t mode, const uint8_t *w_lead,       \
+                                  float *y_lead, uint32_t n_lead) {                              \
         mmvq<TYPE, RF_MMVQ_MAX_TOKENS>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols,    \
-                                       n_tokens, mode);                                          \
+                                       n_tokens, mode, w_lead, y_lead, n_lead);                  \
     }                                                                                            \
     RF_KERNEL void rf_mmvq1_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,     \
                                    const int8_t *xq, const float *xd, const float *xs, float *y, \
                                    float *y_b, uint32_t n_rows, uint32_t n_cols,                 \
-                                   uint32_t n_tokens, uint32_t mode) {                           \
-        mmvq<TYPE, 1>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols, n_tokens, mode);  \
+                                   uint32_t n_tokens, uint32_t mode, const uint8_t *w_lead,      \
+                                   float *y_lead, uint32_t n_lead) {                             \
+        mmvq<TYPE, 1>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols, n_tokens, mode,     \
+                      w_lead, y_lead, n_lead);                                                   \
     }
 
 RF_MMVQ_KERNEL(q4_0, BlockQ4_0)

@@ -11,9 +11,11 @@
 // Pairs: "normal" (llama) rotates (2i, 2i + 1), "neox" (i, i + rope_dims / 2), for
 // i < rope_dims / 2; dimensions rope_dims..head_dim pass through unchanged.
 //
-// Launch: grid.x = n_tokens (one block per token), any block size. A token whose slot is
-// n_slots or more is rotated but not stored (the host validates slots first; the kernel
-// only guarantees it never writes outside the cache).
+// Launch: grid (n_tokens, n_head + n_kv_heads), one block per token and head (the query
+// heads, then the key/value heads), any block size: a decode step's heads run side by
+// side, each thread with one round of loads. A token whose slot is n_slots or more is
+// rotated but not stored (the host validates slots first; the kernel only guarantees it
+// never writes outside the cache).
 #include "compat.h"
 #include "ggml_blocks.h"
 
@@ -51,45 +53,44 @@ RF_KERNEL void rf_rope_kv_write(float *q,              // [n_tokens, n_head * he
                                 uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,
                                 uint32_t head_dim, uint32_t rope_dims, float theta_scale,
                                 uint32_t neox, uint64_t n_slots) {
-    const uint32_t t = blockIdx.x;
-    if (t >= n_tokens) {
+    const uint32_t t = blockIdx.x, h = blockIdx.y;
+    if (t >= n_tokens || h >= n_head + n_kv_heads) {
         return;
     }
     const uint32_t n_pairs = rope_dims / 2;
-    const uint64_t q_dim = (uint64_t)n_head * head_dim;
-    const uint64_t kv_dim = (uint64_t)n_kv_heads * head_dim;
     const int32_t p = pos[t];
-    const bool store = slot[t] < n_slots;
-    float *qt = q + t * q_dim;
-    float *kt = k + t * kv_dim;
-    const float *vt = v + t * kv_dim;
-    __half *k_row = k_cache + (store ? (uint64_t)slot[t] * kv_dim : 0);
-    __half *v_row = v_cache + (store ? (uint64_t)slot[t] * kv_dim : 0);
-
-    for (uint32_t i = threadIdx.x; i < n_head * n_pairs; i += blockDim.x) {
-        uint32_t a, b;
-        pair_offsets(i % n_pairs, n_pairs, neox, &a, &b);
-        float *head = qt + (uint64_t)(i / n_pairs) * head_dim;
-        rotate(&head[a], &head[b], pair_angle(p, i % n_pairs, theta_scale));
+    if (h < n_head) {
+        float *head = q + ((uint64_t)t * n_head + h) * head_dim;
+        for (uint32_t i = threadIdx.x; i < n_pairs; i += blockDim.x) {
+            uint32_t a, b;
+            pair_offsets(i, n_pairs, neox, &a, &b);
+            rotate(&head[a], &head[b], pair_angle(p, i, theta_scale));
+        }
+        return;
     }
-    // Each key pair is rotated and stored by one thread; each other key dimension and
-    // each value by one thread: no element has two writers.
-    for (uint32_t i = threadIdx.x; i < n_kv_heads * n_pairs; i += blockDim.x) {
+    // Key/value head kh: each key pair is rotated and stored by one thread; each other key
+    // dimension and each value by one thread: no element has two writers.
+    const uint64_t kv_dim = (uint64_t)n_kv_heads * head_dim;
+    const uint64_t at = (uint64_t)t * kv_dim + (uint64_t)(h - n_head) * head_dim;
+    float *kh = k + at;
+    const float *vh = v + at;
+    const bool store = slot[t] < n_slots;
+    const uint64_t row = store ? (uint64_t)slot[t] * kv_dim + (at - (uint64_t)t * kv_dim) : 0;
+    __half *k_row = k_cache + row;
+    __half *v_row = v_cache + row;
+    for (uint32_t i = threadIdx.x; i < n_pairs; i += blockDim.x) {
         uint32_t a, b;
-        pair_offsets(i % n_pairs, n_pairs, neox, &a, &b);
-        const uint64_t base = (uint64_t)(i / n_pairs) * head_dim;
-        rotate(&kt[base + a], &kt[base + b], pair_angle(p, i % n_pairs, theta_scale));
+        pair_offsets(i, n_pairs, neox, &a, &b);
+        rotate(&kh[a], &kh[b], pair_angle(p, i, theta_scale));
         if (store) {
-            k_row[base + a] = __float2half_rn(kt[base + a]);
-            k_row[base + b] = __float2half_rn(kt[base + b]);
+            k_row[a] = __float2half_rn(kh[a]);
+            k_row[b] = __float2half_rn(kh[b]);
         }
     }
-    const uint32_t n_plain = head_dim - rope_dims;
-    for (uint32_t i = threadIdx.x; store && i < n_kv_heads * n_plain; i += blockDim.x) {
-        const uint64_t e = (uint64_t)(i / n_plain) * head_dim + rope_dims + i % n_plain;
-        k_row[e] = __float2half_rn(kt[e]);
+    for (uint32_t e = rope_dims + threadIdx.x; store && e < head_dim; e += blockDim.x) {
+        k_row[e] = __float2half_rn(kh[e]);
     }
-    for (uint64_t e = threadIdx.x; store && e < kv_dim; e += blockDim.x) {
-        v_row[e] = __float2half_rn(vt[e]);
+    for (uint32_t e = threadIdx.x; store && e < head_dim; e += blockDim.x) {
+        v_row[e] = __float2half_rn(vh[e]);
     }
 }

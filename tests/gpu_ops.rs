@@ -10,8 +10,9 @@ use half::{bf16, f16};
 use rocmforge::Error;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, PagedKv, Q8Buffers, Q8Output, RopeKvWrite,
-    RopeParams, SecondMatrix, StepTokens, integer_product_types, supported_weight_types,
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, LeadingMatrix, PagedKv, Q8Buffers,
+    Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, integer_product_types,
+    supported_weight_types,
 };
 use rocmforge::backend::gpu::{Device, Stream};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
@@ -514,6 +515,79 @@ fn integer_products_match_float64_in_every_mode() {
             false,
         ));
         println!("matvec_q8 {dtype}: max |error| / scale = {worst:.2e}");
+    }
+    assert_all_freed(&g.device);
+}
+
+/// A leading matrix sharing the launch of a pair (decode's Q beside K and V): every output
+/// bit for bit what the lead alone and the pair alone give, nothing written past them.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
+    let g = setup();
+    let mut random = Random::new(34);
+    for dtype in integer_product_types() {
+        let n_cols = odd_width(dtype);
+        for (n_lead, n_rows, n_tokens) in [(67, 29, 1), (128, 32, 3), (5, 70, 8)] {
+            let bytes = [n_lead, n_rows, n_rows]
+                .map(|r| g.upload(&random_weights(&mut random, dtype, r, n_cols)));
+            let [lead_w, k_w, v_w] = [0, 1, 2].map(|i| {
+                let rows = if i == 0 { n_lead } else { n_rows };
+                DeviceMatrix::new(dtype, &bytes[i], rows, n_cols).unwrap()
+            });
+            let x = g.upload(&random_vec(&mut random, n_tokens * n_cols, 2.0));
+            let mut q8 = Q8Buffers::new(&g.device, n_tokens * n_cols).unwrap();
+            g.ops
+                .quantize_q8(&g.stream, &x, n_tokens * n_cols, &mut q8)
+                .unwrap();
+            let spare = 7;
+            let mut outputs =
+                [n_lead, n_rows, n_rows].map(|r| g.poisoned::<f32>(n_tokens * r + spare));
+            let [y_lead, y, y_b] = &mut outputs;
+            g.ops
+                .matvec_q8_after(
+                    &g.stream,
+                    LeadingMatrix {
+                        w: &lead_w,
+                        y: y_lead,
+                    },
+                    &k_w,
+                    Some(SecondMatrix {
+                        w: &v_w,
+                        y: Some(y_b),
+                    }),
+                    &q8,
+                    n_tokens,
+                    y,
+                    Q8Output::Store,
+                )
+                .unwrap();
+            // As before the lead joined: the lead alone, then K and V as a pair.
+            let mut alone =
+                [n_lead, n_rows, n_rows].map(|r| g.poisoned::<f32>(n_tokens * r + spare));
+            let [lead_alone, y_alone, y_b_alone] = &mut alone;
+            let store = Q8Output::Store;
+            g.ops
+                .matvec_q8(&g.stream, &lead_w, None, &q8, n_tokens, lead_alone, store)
+                .unwrap();
+            let pair = SecondMatrix {
+                w: &v_w,
+                y: Some(y_b_alone),
+            };
+            g.ops
+                .matvec_q8(&g.stream, &k_w, Some(pair), &q8, n_tokens, y_alone, store)
+                .unwrap();
+            for (i, (stacked, single)) in outputs.iter().zip(&alone).enumerate() {
+                let bits = |b: &rocmforge::backend::gpu::DeviceBuffer<f32>| -> Vec<u32> {
+                    g.download(b).iter().map(|v| v.to_bits()).collect()
+                };
+                assert_eq!(
+                    bits(stacked),
+                    bits(single),
+                    "{dtype} lead {n_lead} + {n_rows} rows x{n_tokens}: output {i}"
+                );
+            }
+        }
     }
     assert_all_freed(&g.device);
 }

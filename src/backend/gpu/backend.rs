@@ -11,8 +11,9 @@ use half::f16;
 
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, MAX_Q8_TOKENS, PagedKv, PrefillScratch,
-    Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
+    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, PagedKv,
+    PrefillScratch, Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix,
+    StepTokens,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
 use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
@@ -501,6 +502,11 @@ fn same_shape(a: &GpuMatrix, b: &GpuMatrix) -> bool {
     (a.dtype, a.n_rows, a.n_cols) == (b.dtype, b.n_rows, b.n_cols)
 }
 
+/// Whether `lead`'s rows can go first in a launch of `b`'s product (same type and width).
+fn same_rows_of(lead: &GpuMatrix, b: &GpuMatrix) -> bool {
+    (lead.dtype, lead.n_cols) == (b.dtype, b.n_cols)
+}
+
 impl Backend for GpuStep<'_> {
     type Matrix<'w> = GpuMatrix;
     type Vector = DeviceBuffer<f32>;
@@ -572,8 +578,9 @@ impl Backend for GpuStep<'_> {
         Ok(())
     }
 
-    /// Two consecutive products of matrices of one type and shape (K and V) run as one
-    /// launch on the integer path.
+    /// On the integer path, two consecutive products of matrices of one type and shape
+    /// (K and V) run as one launch, and a product of the same type and width just before
+    /// them (Q) rides along.
     fn matmul(&mut self, x: Act, products: &[(&GpuMatrix, Act)]) -> Result<()> {
         let mut rest = products;
         while let [(w, out), tail @ ..] = rest {
@@ -590,6 +597,41 @@ impl Backend for GpuStep<'_> {
             }
             s.quantize(self.stream, x)?;
             match tail {
+                [(w_b, out_b), (w_c, out_c), after @ ..]
+                    if same_shape(w_b, w_c) && same_rows_of(w, w_b) =>
+                {
+                    let (view_b, view_c) = (w_b.view()?, w_c.view()?);
+                    s.wrote(*out_b);
+                    s.wrote(*out_c);
+                    let [y_lead, y, y_b] = s
+                        .acts
+                        .get_disjoint_mut([*out as usize, *out_b as usize, *out_c as usize])
+                        .map_err(|_| {
+                            Error::InvalidArgument(format!(
+                                "products into {out:?}, {out_b:?} and {out_c:?} share a buffer"
+                            ))
+                        })?;
+                    let lead = LeadingMatrix {
+                        w: &view,
+                        y: y_lead,
+                    };
+                    let second = SecondMatrix {
+                        w: &view_c,
+                        y: Some(y_b),
+                    };
+                    let store = Q8Output::Store;
+                    s.ops.matvec_q8_after(
+                        self.stream,
+                        lead,
+                        &view_b,
+                        Some(second),
+                        &s.q8,
+                        n,
+                        y,
+                        store,
+                    )?;
+                    rest = after;
+                }
                 [(w_b, out_b), after @ ..] if same_shape(w, w_b) => {
                     let view_b = w_b.view()?;
                     s.wrote(*out_b);

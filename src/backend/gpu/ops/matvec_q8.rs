@@ -134,6 +134,13 @@ pub struct SecondMatrix<'m, 'b> {
     pub y: Option<&'b mut DeviceBuffer<f32>>,
 }
 
+/// A matrix whose rows go first in a launch of another product over the same input (see
+/// [`GpuOps::matvec_q8_after`]): the same type and width, its own row count and output.
+pub struct LeadingMatrix<'m, 'b> {
+    pub w: &'m DeviceMatrix<'m>,
+    pub y: &'b mut DeviceBuffer<f32>,
+}
+
 impl GpuOps {
     /// Whether [`GpuOps::matvec_q8`] multiplies `w` with `n_tokens` tokens.
     pub fn has_q8_matvec(&self, w: &DeviceMatrix<'_>, n_tokens: usize) -> bool {
@@ -185,6 +192,48 @@ impl GpuOps {
     pub fn matvec_q8(
         &self,
         stream: &Stream,
+        w: &DeviceMatrix<'_>,
+        second: Option<SecondMatrix<'_, '_>>,
+        x: &Q8Buffers,
+        n_tokens: usize,
+        y: &mut DeviceBuffer<f32>,
+        output: Q8Output,
+    ) -> Result<()> {
+        self.mmvq(stream, None, w, second, x, n_tokens, y, output)
+    }
+
+    /// `lead.y[t] = lead.w · x[t]` and [`GpuOps::matvec_q8`]'s product in one launch, the
+    /// leading matrix's rows first: decode's Q product beside the K+V pair.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_q8_after(
+        &self,
+        stream: &Stream,
+        lead: LeadingMatrix<'_, '_>,
+        w: &DeviceMatrix<'_>,
+        second: Option<SecondMatrix<'_, '_>>,
+        x: &Q8Buffers,
+        n_tokens: usize,
+        y: &mut DeviceBuffer<f32>,
+        output: Q8Output,
+    ) -> Result<()> {
+        lead.w.check()?;
+        if (lead.w.dtype, lead.w.n_cols) != (w.dtype, w.n_cols) {
+            return Err(Error::InvalidArgument(format!(
+                "a leading {} matrix of {} columns before a {} matrix of {}",
+                lead.w.dtype, lead.w.n_cols, w.dtype, w.n_cols
+            )));
+        }
+        check_buffer("matvec_q8 leading weights", lead.w.data, 0, stream)?;
+        let lead_len = product("matvec_q8 leading output", &[n_tokens, lead.w.n_rows])?;
+        check_buffer("matvec_q8 leading output", lead.y, lead_len, stream)?;
+        self.mmvq(stream, Some(lead), w, second, x, n_tokens, y, output)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mmvq(
+        &self,
+        stream: &Stream,
+        lead: Option<LeadingMatrix<'_, '_>>,
         w: &DeviceMatrix<'_>,
         second: Option<SecondMatrix<'_, '_>>,
         x: &Q8Buffers,
@@ -246,7 +295,15 @@ impl GpuOps {
             return Ok(());
         }
         let n_rows = to_u32("matvec_q8 rows", w.n_rows, u32::MAX)?;
-        let blocks = n_rows.div_ceil(self.matvec_q8.rows_per_block);
+        let n_lead = to_u32(
+            "matvec_q8 leading rows",
+            lead.as_ref().map_or(0, |l| l.w.n_rows),
+            u32::MAX,
+        )?;
+        let all_rows = n_lead.checked_add(n_rows).ok_or_else(|| {
+            Error::InvalidArgument(format!("matvec_q8 of {n_lead} + {n_rows} rows: too many"))
+        })?;
+        let blocks = all_rows.div_ceil(self.matvec_q8.rows_per_block);
         if blocks > MAX_GRID_X {
             return Err(Error::InvalidArgument(format!(
                 "matvec_q8 of {n_rows} rows: too many"
@@ -271,14 +328,21 @@ impl GpuOps {
             .push(to_u32("matvec_q8 columns", w.n_cols, u32::MAX)?)
             .push(to_u32("matvec_q8 tokens", n_tokens, MAX_Q8_TOKENS as u32)?)
             .push(output as u32);
+        match lead {
+            Some(lead) => args.push(lead.w.data).push(&mut *lead.y),
+            None => args.push(0u64).push(0u64),
+        };
+        args.push(n_lead);
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_mmvq_*(w, w_b, row_bytes, xq, xd, xs, y, y_b,
-        // n_rows, n_cols, n_tokens, mode); w (and w_b, of the same shape) hold n_rows rows
-        // of row_bytes, x n_tokens * n_cols quants and their groups, y (and y_b when it is
-        // written) n_tokens * n_rows floats (all checked); a null w_b is read as "one
-        // matrix" and a null y_b is never written (Add and Swiglu write y only); n_cols is
-        // whole groups; THREADS is a multiple of the warp size and rows past n_rows are
-        // skipped by whole warps.
+        // n_rows, n_cols, n_tokens, mode, w_lead, y_lead, n_lead); w (and w_b, of the same
+        // shape) hold n_rows rows of row_bytes, x n_tokens * n_cols quants and their groups,
+        // y (and y_b when it is written) n_tokens * n_rows floats (all checked); a null w_b
+        // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
+        // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
+        // width of w, so rows of row_bytes, and y_lead n_tokens * n_lead floats (checked by
+        // matvec_q8_after); n_cols is whole groups; THREADS is a multiple of the warp size
+        // and rows past n_lead + n_rows are skipped by whole warps.
         unsafe { function.launch(stream, &config, &args) }
     }
 }

@@ -26,7 +26,8 @@ mod weights;
 pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
 pub use gemm::PrefillScratch;
 pub use matvec_q8::{
-    MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix, integer_product_types,
+    LeadingMatrix, MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix,
+    integer_product_types,
 };
 pub use rope::{RopeKvWrite, RopeParams};
 

@@ -3,13 +3,13 @@
 use half::f16;
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
-use super::{GpuOps, HeadShape, MAX_GRID_X, check_buffer, product, to_u32};
+use super::{GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, check_buffer, product, to_u32};
 use crate::backend::RopeStyle;
 use crate::error::{Error, Result};
 
-/// Threads per block, one block per token: enough that decode's single block gives each
-/// thread one or a few pairs (the angle's serial product is the cost).
-const THREADS: u32 = 512;
+/// Threads per block, one block per token and head: a pair each for heads of up to 128
+/// values (a head's values each for the V copy).
+const THREADS: u32 = 64;
 
 /// How a model rotates its query and key heads.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,11 +118,22 @@ impl GpuOps {
             .push(theta_scale)
             .push(u32::from(rope.style == RopeStyle::Neox))
             .push(n_slots as u64);
-        let config = LaunchConfig::linear(n_tokens as u32, THREADS);
+        let n_heads = n_head
+            .checked_add(n_kv_heads)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n <= MAX_GRID_YZ)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "rope over {n_head} + {n_kv_heads} heads: more than {MAX_GRID_YZ}"
+                ))
+            })?;
+        let mut config = LaunchConfig::linear(n_tokens as u32, THREADS);
+        config.grid.y = n_heads;
         // SAFETY: the arguments match rf_rope_kv_write(q, k, v, pos, slot, k_cache, v_cache,
         // n_tokens, n_head, n_kv_heads, head_dim, rope_dims, theta_scale, neox, n_slots); q,
         // k, v, pos and write_slot hold what n_tokens tokens need (checked); the caches hold
-        // n_slots rows of kv_dim and the kernel skips slots >= n_slots.
+        // n_slots rows of kv_dim and the kernel skips slots >= n_slots; the grid is n_tokens
+        // by the heads, within the launch limits (checked).
         unsafe { self.rope.rope_kv_write.launch(stream, &config, &args) }
     }
 }
