@@ -3,8 +3,9 @@
 //! ```text
 //! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--json]
 //! ```
-//! Each repetition decodes a prompt of `p` tokens in one batch, then `n` tokens one at a
-//! time; one unreported warm-up repetition comes first. Prints the median tokens/s and
+//! As llama-bench's pp and tg tests: each repetition decodes a prompt of `p` tokens in one
+//! batch into an empty cache (pp), then empties the cache and decodes `n` tokens one at a
+//! time from the start (tg); one unreported warm-up repetition comes first. Prints the median tokens/s and
 //! the spread (min–max) as a table, or one JSON object with `--json`.
 
 use std::path::PathBuf;
@@ -89,6 +90,8 @@ fn measure(args: &Args, ctx: &mut Context) -> rocmforge::Result<(Vec<f64>, Vec<f
             })?;
         }
         let prefilled = Instant::now();
+        ctx.seq_remove(0, 0, -1)?;
+        let generating = Instant::now();
         for i in 0..args.n_gen as i32 {
             ctx.decode(&Batch {
                 tokens: &[2000 + i],
@@ -98,7 +101,7 @@ fn measure(args: &Args, ctx: &mut Context) -> rocmforge::Result<(Vec<f64>, Vec<f
         let done = Instant::now();
         if rep > 0 {
             prefill.push(args.n_prompt as f64 / (prefilled - start).as_secs_f64());
-            decode.push(args.n_gen as f64 / (done - prefilled).as_secs_f64());
+            decode.push(args.n_gen as f64 / (done - generating).as_secs_f64());
         }
     }
     Ok((prefill, decode))
