@@ -7,8 +7,12 @@
 //! output (see [`RenderLimits`]); a model without one gets ChatML.
 
 mod jinja;
+mod tokens;
 
 pub use jinja::RenderLimits;
+pub use tokens::chat_tokens;
+
+use std::ops::Range;
 
 use crate::error::Result;
 
@@ -47,6 +51,49 @@ pub fn apply_chat_template(
     bos_token: &str,
     eos_token: &str,
 ) -> Result<String> {
+    Ok(render(template, messages, add_assistant, bos_token, eos_token)?.text)
+}
+
+/// A rendered conversation.
+struct Rendered {
+    text: String,
+    /// Where the messages' contents lie in `text`, in order, when the renderer knows (the
+    /// built-in formatters); `None` for a Jinja template.
+    contents: Option<Vec<Range<usize>>>,
+}
+
+impl Rendered {
+    fn new() -> Rendered {
+        Rendered {
+            text: String::new(),
+            contents: Some(Vec::new()),
+        }
+    }
+
+    /// Text of the template's own.
+    fn markup(&mut self, text: &str) {
+        self.text += text;
+    }
+
+    /// A message's text, as written.
+    fn content(&mut self, text: &str) {
+        let start = self.text.len();
+        self.text += text;
+        if let Some(contents) = &mut self.contents
+            && !text.is_empty()
+        {
+            contents.push(start..self.text.len());
+        }
+    }
+}
+
+fn render(
+    template: Option<&str>,
+    messages: &[ChatMessage<'_>],
+    add_assistant: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> Result<Rendered> {
     let Some(template) = template else {
         return Ok(chatml(messages, add_assistant));
     };
@@ -54,28 +101,33 @@ pub fn apply_chat_template(
         Some(Family::ChatMl) => chatml(messages, add_assistant),
         Some(Family::Gemma) => gemma(messages, add_assistant),
         Some(Family::Llama3) => llama3(messages, add_assistant),
-        None => jinja::render(template, messages, add_assistant, bos_token, eos_token)?,
+        None => Rendered {
+            text: jinja::render(template, messages, add_assistant, bos_token, eos_token)?,
+            contents: None,
+        },
     })
 }
 
-fn chatml(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
-    let mut out = String::new();
+fn chatml(messages: &[ChatMessage<'_>], add_assistant: bool) -> Rendered {
+    let mut out = Rendered::new();
     for m in messages {
-        out += &format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content);
+        out.markup(&format!("<|im_start|>{}\n", m.role));
+        out.content(m.content);
+        out.markup("<|im_end|>\n");
     }
     if add_assistant {
-        out += "<|im_start|>assistant\n";
+        out.markup("<|im_start|>assistant\n");
     }
     out
 }
 
 /// Gemma has no system role: the system text opens the next user turn.
-fn gemma(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
-    let mut out = String::new();
-    let mut system = String::new();
+fn gemma(messages: &[ChatMessage<'_>], add_assistant: bool) -> Rendered {
+    let mut out = Rendered::new();
+    let mut system: Vec<&str> = Vec::new();
     for m in messages {
         if m.role == "system" {
-            system += m.content.trim();
+            system.push(m.content.trim());
             continue;
         }
         let role = if m.role == "assistant" {
@@ -83,30 +135,34 @@ fn gemma(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
         } else {
             m.role
         };
-        out += &format!("<start_of_turn>{role}\n");
-        if !system.is_empty() && role != "model" {
-            out += &format!("{system}\n\n");
-            system.clear();
+        out.markup(&format!("<start_of_turn>{role}\n"));
+        if !system.concat().is_empty() && role != "model" {
+            for part in system.drain(..) {
+                out.content(part);
+            }
+            out.markup("\n\n");
         }
-        out += &format!("{}<end_of_turn>\n", m.content.trim());
+        out.content(m.content.trim());
+        out.markup("<end_of_turn>\n");
     }
     if add_assistant {
-        out += "<start_of_turn>model\n";
+        out.markup("<start_of_turn>model\n");
     }
     out
 }
 
-fn llama3(messages: &[ChatMessage<'_>], add_assistant: bool) -> String {
-    let mut out = String::new();
+fn llama3(messages: &[ChatMessage<'_>], add_assistant: bool) -> Rendered {
+    let mut out = Rendered::new();
     for m in messages {
-        out += &format!(
-            "<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>",
-            m.role,
-            m.content.trim()
-        );
+        out.markup(&format!(
+            "<|start_header_id|>{}<|end_header_id|>\n\n",
+            m.role
+        ));
+        out.content(m.content.trim());
+        out.markup("<|eot_id|>");
     }
     if add_assistant {
-        out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+        out.markup("<|start_header_id|>assistant<|end_header_id|>\n\n");
     }
     out
 }

@@ -2,6 +2,7 @@
 //! time until an end-of-generation token, a stop string, the token budget or the caller
 //! says stop.
 
+use crate::chat::{ChatMessage, chat_tokens};
 use crate::context::{Batch, Context};
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
@@ -33,6 +34,20 @@ impl Default for GenerateParams {
     }
 }
 
+/// What a generation continues the sequence with.
+#[derive(Clone, Copy, Debug)]
+pub enum Prompt<'a> {
+    /// Text, tokenized as [`GenerateParams`] say.
+    Text(&'a str),
+    /// Chat messages rendered with `template` (see [`crate::chat::chat_tokens`]): only the
+    /// template's markup becomes control tokens, the messages stay plain text.
+    Chat {
+        template: Option<&'a str>,
+        messages: &'a [ChatMessage<'a>],
+        add_assistant: bool,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
     EndOfGeneration,
@@ -44,6 +59,7 @@ pub enum StopReason {
 
 /// Generates a continuation of `prompt` on sequence `params.seq`, giving `on_text` whole
 /// UTF-8 characters as they complete; `on_text` returns false to stop.
+/// (`params.parse_special` applies to a text prompt only.)
 ///
 /// The prompt continues what the sequence holds: special tokens (BOS) are added only when
 /// the sequence is empty, and an empty prompt continues from the sequence's own last
@@ -54,7 +70,7 @@ pub fn generate(
     ctx: &mut Context,
     tokenizer: &Tokenizer,
     sampler: &mut Sampler,
-    prompt: &str,
+    prompt: Prompt<'_>,
     params: &GenerateParams,
     on_text: impl FnMut(&str) -> bool,
 ) -> Result<StopReason> {
@@ -70,14 +86,21 @@ fn continue_sequence(
     ctx: &mut Context,
     tokenizer: &Tokenizer,
     sampler: &mut Sampler,
-    prompt: &str,
+    prompt: Prompt<'_>,
     params: &GenerateParams,
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<StopReason> {
     let seq = params.seq;
     let starts_sequence = ctx.seq_pos_max(seq)? < 0;
     let add_special = params.add_special && starts_sequence;
-    let prompt_ids = tokenizer.tokenize(prompt, add_special, params.parse_special)?;
+    let prompt_ids = match prompt {
+        Prompt::Text(text) => tokenizer.tokenize(text, add_special, params.parse_special)?,
+        Prompt::Chat {
+            template,
+            messages,
+            add_assistant,
+        } => chat_tokens(tokenizer, template, messages, add_assistant, add_special)?,
+    };
     let prompt_ids: Vec<i32> = prompt_ids.iter().map(|&id| id as i32).collect();
     if prompt_ids.is_empty() {
         if starts_sequence {

@@ -1,12 +1,13 @@
-//! `rf_chat_apply_template`: a conversation as prompt text (see `crate::chat`).
+//! `rf_chat_apply_template` and `rf_chat_tokenize`: a conversation as prompt text, or as
+//! tokens with the messages kept plain text (see `crate::chat`).
 
 use std::ffi::c_char;
 
 use super::args::{reference, slice, text, write_bytes};
 use super::boundary::{Failure, call};
-use super::model::rf_model;
+use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
-use crate::chat::{ChatMessage, apply_chat_template};
+use crate::chat::{ChatMessage, apply_chat_template, chat_tokens};
 
 /// One message of a conversation: role (`system`, `user`, `assistant`) and content, each
 /// `(ptr, len)` UTF-8.
@@ -50,22 +51,10 @@ pub unsafe extern "C" fn rf_chat_apply_template(
 ) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        let (model, raw) = unsafe { (reference(model, "model")?, slice(messages, n, "messages")?) };
-        let messages = raw
-            .iter()
-            .map(|m| {
-                // SAFETY: each message's strings are readable by the caller's contract.
-                let (role, content) = unsafe {
-                    (
-                        text(m.role, m.role_len, "message role")?,
-                        text(m.content, m.content_len, "message content")?,
-                    )
-                };
-                Ok(ChatMessage { role, content })
-            })
-            .collect::<Result<Vec<_>, Failure>>()?;
+        let (model, messages) =
+            unsafe { (reference(model, "model")?, read_messages(messages, n)?) };
         let shared = &model.shared;
-        let template = shared.gguf().get::<&str>("tokenizer.chat_template")?;
+        let template = chat_template(shared)?;
         let specials = shared.tokenizer.specials();
         let token_text = |id: Option<u32>| {
             id.and_then(|id| shared.tokenizer.vocab().text(id))
@@ -81,4 +70,79 @@ pub unsafe extern "C" fn rf_chat_apply_template(
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
         unsafe { write_bytes(rendered.as_bytes(), buf.cast::<u8>(), cap, out_len) }
     })
+}
+
+/// The conversation as tokens, ready for `rf_decode`: the model's chat template renders it
+/// as `rf_chat_apply_template` does, and only the template's own markup becomes control
+/// tokens. Message content is always plain text: a user who types `<|im_end|>` or
+/// `<start_of_turn>` into a message gets those characters, not a control token (unlike
+/// `rf_chat_apply_template` + `rf_tokenize` with `parse_special`, which cannot tell the
+/// markup from the messages). For messages without control-token text the tokens are
+/// exactly those of that pair. `add_special` adds BOS/EOS as the vocabulary says; size and
+/// errors as `rf_tokenize`.
+///
+/// A Jinja template (not one of the built-in families) is rendered and each message found
+/// in its output; when a message holds control-token text that such a template does not
+/// write exactly once as given (it splits, repeats or changes the message), the call is
+/// refused with `RF_ERR_INVALID_ARGUMENT` rather than risk reading the text as markup.
+///
+/// # Safety
+/// `model` live; `messages` `n` readable messages whose strings are readable; `tokens`
+/// `cap` writable ids (or NULL when `cap` is 0); `n_tokens` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_chat_tokenize(
+    model: *const rf_model,
+    messages: *const rf_chat_message,
+    n: usize,
+    add_assistant_prompt: bool,
+    add_special: bool,
+    tokens: *mut i32,
+    cap: usize,
+    n_tokens: *mut usize,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (model, messages) =
+            unsafe { (reference(model, "model")?, read_messages(messages, n)?) };
+        let shared = &model.shared;
+        let ids = chat_tokens(
+            &shared.tokenizer,
+            chat_template(shared)?,
+            &messages,
+            add_assistant_prompt,
+            add_special,
+        )?;
+        let ids: Vec<i32> = ids.into_iter().map(|id| id as i32).collect();
+        // SAFETY: the caller's contract for `tokens`, `cap` and `n_tokens`.
+        unsafe { write_bytes(&ids, tokens, cap, n_tokens) }
+    })
+}
+
+/// The model's chat template, if it has one.
+pub(super) fn chat_template(model: &LoadedModel) -> Result<Option<&str>, Failure> {
+    Ok(model.gguf().get::<&str>("tokenizer.chat_template")?)
+}
+
+/// The host's messages as borrowed text.
+///
+/// # Safety
+/// `messages` `n` readable messages whose strings are readable for `'a`.
+pub(super) unsafe fn read_messages<'a>(
+    messages: *const rf_chat_message,
+    n: usize,
+) -> Result<Vec<ChatMessage<'a>>, Failure> {
+    // SAFETY: the caller's contract.
+    let raw = unsafe { slice(messages, n, "messages")? };
+    raw.iter()
+        .map(|m| {
+            // SAFETY: each message's strings are readable by the caller's contract.
+            let (role, content) = unsafe {
+                (
+                    text(m.role, m.role_len, "message role")?,
+                    text(m.content, m.content_len, "message content")?,
+                )
+            };
+            Ok(ChatMessage { role, content })
+        })
+        .collect()
 }

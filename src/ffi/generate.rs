@@ -4,10 +4,11 @@ use std::ffi::{c_char, c_void};
 
 use super::args::{reference, slice, text, versioned, versioned_struct};
 use super::boundary::{Failure, call};
+use super::chat::{chat_template, read_messages, rf_chat_message};
 use super::context::rf_context;
 use super::sampler::rf_sampler;
 use super::status::rf_status;
-use crate::generate::{GenerateParams, generate};
+use crate::generate::{GenerateParams, Prompt, generate};
 
 /// A UTF-8 string given as pointer and length.
 #[repr(C)]
@@ -92,43 +93,105 @@ pub unsafe extern "C" fn rf_generate(
 ) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        let (ctx, sampler, prompt, p) = unsafe {
-            (
-                reference(ctx, "ctx")?,
-                reference(sampler, "sampler")?,
-                text(prompt, len, "prompt")?,
-                versioned(params, rf_generate_default_params(), "params")?,
+        let prompt = unsafe { text(prompt, len, "prompt")? };
+        // SAFETY: the caller's contract.
+        unsafe {
+            run(
+                ctx,
+                sampler,
+                Prompt::Text(prompt),
+                params,
+                on_text,
+                user_data,
             )
-        };
-        let on_text = on_text.ok_or_else(|| Failure::null("on_text"))?;
-        // SAFETY: `stop` holds `n_stop` strings, each readable, by the caller's contract.
-        let stop = unsafe { slice(p.stop, p.n_stop, "params.stop")? }
-            .iter()
-            .map(|s| unsafe { text(s.data, s.len, "stop string") }.map(str::to_owned))
-            .collect::<Result<Vec<_>, _>>()?;
-        let params = GenerateParams {
-            max_tokens: p.max_tokens as usize,
-            stop,
-            seq: p.seq_id,
-            add_special: p.add_special,
-            parse_special: p.parse_special,
-        };
-        let mut sampler = sampler.enter()?;
-        let mut context = ctx.enter()?;
-        ctx.drop_stale_cancel();
-        let tokenizer = &ctx.model.tokenizer;
-        generate(
-            &mut context,
-            tokenizer,
-            &mut sampler,
-            prompt,
-            &params,
-            |piece| {
-                // SAFETY: the host gave this callback for exactly this use; `piece` is valid
-                // for its length during the call.
-                unsafe { on_text(piece.as_ptr().cast(), piece.len(), user_data) }
-            },
-        )?;
-        Ok(())
+        }
     })
+}
+
+/// `rf_generate` from chat messages: the conversation is rendered with the model's chat
+/// template and tokenized as `rf_chat_tokenize` does, so message content is always plain
+/// text (a user typing `<|im_end|>` cannot end their turn or open another), then continued
+/// on sequence `params->seq_id` exactly as `rf_generate` continues a prompt.
+/// `params->parse_special` does not apply: the template's markup is always parsed, the
+/// messages never. `add_assistant_prompt` ends the conversation with the opening of an
+/// assistant turn (what a reply continues).
+///
+/// # Safety
+/// `ctx` and `sampler` live; `messages` `n` readable messages whose strings are readable;
+/// `params` NULL or valid with `n_stop` readable strings; `on_text` a valid callback.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn rf_generate_chat(
+    ctx: *mut rf_context,
+    sampler: *mut rf_sampler,
+    messages: *const rf_chat_message,
+    n: usize,
+    add_assistant_prompt: bool,
+    params: *const rf_generate_params,
+    on_text: rf_text_callback,
+    user_data: *mut c_void,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (context, messages) = unsafe { (reference(ctx, "ctx")?, read_messages(messages, n)?) };
+        let prompt = Prompt::Chat {
+            template: chat_template(&context.model)?,
+            messages: &messages,
+            add_assistant: add_assistant_prompt,
+        };
+        // SAFETY: the caller's contract.
+        unsafe { run(ctx, sampler, prompt, params, on_text, user_data) }
+    })
+}
+
+/// The body of `rf_generate` and `rf_generate_chat`.
+///
+/// # Safety
+/// As `rf_generate`, for `ctx`, `sampler`, `params` and `on_text`.
+unsafe fn run(
+    ctx: *mut rf_context,
+    sampler: *mut rf_sampler,
+    prompt: Prompt<'_>,
+    params: *const rf_generate_params,
+    on_text: rf_text_callback,
+    user_data: *mut c_void,
+) -> Result<(), Failure> {
+    // SAFETY: the caller's contract.
+    let (ctx, sampler, p) = unsafe {
+        (
+            reference(ctx, "ctx")?,
+            reference(sampler, "sampler")?,
+            versioned(params, rf_generate_default_params(), "params")?,
+        )
+    };
+    let on_text = on_text.ok_or_else(|| Failure::null("on_text"))?;
+    // SAFETY: `stop` holds `n_stop` strings, each readable, by the caller's contract.
+    let stop = unsafe { slice(p.stop, p.n_stop, "params.stop")? }
+        .iter()
+        .map(|s| unsafe { text(s.data, s.len, "stop string") }.map(str::to_owned))
+        .collect::<Result<Vec<_>, _>>()?;
+    let params = GenerateParams {
+        max_tokens: p.max_tokens as usize,
+        stop,
+        seq: p.seq_id,
+        add_special: p.add_special,
+        parse_special: p.parse_special,
+    };
+    let mut sampler = sampler.enter()?;
+    let mut context = ctx.enter()?;
+    ctx.drop_stale_cancel();
+    let tokenizer = &ctx.model.tokenizer;
+    generate(
+        &mut context,
+        tokenizer,
+        &mut sampler,
+        prompt,
+        &params,
+        |piece| {
+            // SAFETY: the host gave this callback for exactly this use; `piece` is valid
+            // for its length during the call.
+            unsafe { on_text(piece.as_ptr().cast(), piece.len(), user_data) }
+        },
+    )?;
+    Ok(())
 }

@@ -3,12 +3,14 @@
 
 use super::bpe::{BpeScratch, MergeTable};
 use super::pretokenize::{CodepointText, PreTokenizer};
-use super::special::Fragment;
+use super::special::{ControlText, Fragment};
 use super::spm::{self, SpmModel, SpmScratch, Stretch};
+use super::token_type::TokenType;
 use super::vocab::TokenId;
 use super::{Algorithm, Tokenizer};
 use crate::error::{Error, Result};
 use rustc_hash::FxHashMap;
+use std::ops::Range;
 
 /// Longer words are rare enough not to be worth remembering.
 const MAX_CACHED_WORD: usize = 64;
@@ -24,13 +26,76 @@ impl Tokenizer {
         add_special: bool,
         parse_special: bool,
     ) -> Result<Vec<TokenId>> {
+        let control = if parse_special {
+            ControlText::Parsed
+        } else {
+            ControlText::Plain
+        };
+        self.tokenize_controlled(text, add_special, control)
+    }
+
+    /// Like [`tokenize`](Self::tokenize) with `parse_special` on everywhere except in the
+    /// byte ranges `plain` (sorted, disjoint): text somebody else wrote inside markup, as a
+    /// chat message inside its template, whose control-token text stays text.
+    pub fn tokenize_with_plain_ranges(
+        &self,
+        text: &str,
+        add_special: bool,
+        plain: &[Range<usize>],
+    ) -> Result<Vec<TokenId>> {
+        if plain.windows(2).any(|w| w[0].end > w[1].start)
+            || plain.iter().any(|r| r.start > r.end || r.end > text.len())
+        {
+            return Err(Error::InvalidArgument(
+                "plain ranges must be sorted, disjoint and inside the text".into(),
+            ));
+        }
+        self.tokenize_controlled(text, add_special, ControlText::ParsedOutside(plain))
+    }
+
+    /// Whether cutting `text` at byte `at` would split a control token written there.
+    pub fn control_text_crosses(&self, text: &str, at: usize) -> bool {
+        self.specials.control_text_crosses(text.as_bytes(), at)
+    }
+
+    /// `text` with every control token written in it taken out (user-defined tokens stay).
+    pub fn without_control_text(&self, text: &str) -> String {
+        let mut fragments = Vec::new();
+        self.specials
+            .partition(text.as_bytes(), ControlText::Parsed, &mut fragments);
+        let mut out = String::with_capacity(text.len());
+        for fragment in fragments {
+            match fragment {
+                Fragment::Text { start, end } => out += text.get(start..end).unwrap_or_default(),
+                Fragment::Token(id) if !self.is_control(id) => {
+                    out += self.vocab.text(id).unwrap_or_default();
+                }
+                Fragment::Token(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Whether `id` is a control token (matched in text only with special parsing).
+    pub fn is_control(&self, id: TokenId) -> bool {
+        self.vocab
+            .token_type(id)
+            .is_some_and(|t| t.is_matched_in_text() && t != TokenType::UserDefined)
+    }
+
+    fn tokenize_controlled(
+        &self,
+        text: &str,
+        add_special: bool,
+        control: ControlText<'_>,
+    ) -> Result<Vec<TokenId>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
             out.push(self.required("BOS", self.vocab.specials.bos)?);
         }
         let mut fragments = Vec::new();
         self.specials
-            .partition(text.as_bytes(), parse_special, &mut fragments);
+            .partition(text.as_bytes(), control, &mut fragments);
         match &self.algorithm {
             Algorithm::Bpe { merges, pre } => {
                 encode_bpe(text, &fragments, merges, pre, self, &mut out)?;

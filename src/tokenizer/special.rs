@@ -3,8 +3,37 @@
 //! overlapping text already cut) out of the remaining text. Here the occurrences come
 //! from one pass over a byte trie, and the cuts are made in that same priority order.
 
+use std::ops::Range;
+
 use super::token_type::TokenType;
 use super::vocab::{TokenId, Vocab};
+
+/// Which control tokens written in a text become their ids (user-defined tokens always
+/// do, as in llama.cpp).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlText<'a> {
+    /// None: the text is read as written.
+    Plain,
+    /// Every one.
+    Parsed,
+    /// Every one that overlaps none of these byte ranges (sorted, disjoint): the text is
+    /// markup around stretches somebody else wrote, which stay plain.
+    ParsedOutside(&'a [Range<usize>]),
+}
+
+impl ControlText<'_> {
+    /// Whether a control token written at `at` becomes its id.
+    fn parses(&self, at: Range<usize>) -> bool {
+        match self {
+            ControlText::Plain => false,
+            ControlText::Parsed => true,
+            ControlText::ParsedOutside(plain) => {
+                let first_after = plain.partition_point(|r| r.end <= at.start);
+                plain.get(first_after).is_none_or(|r| r.start >= at.end)
+            }
+        }
+    }
+}
 
 /// A piece of the input: raw text, or a special token found in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +66,8 @@ pub struct SpecialMatcher {
     entries: Vec<Entry>,
     /// Which first bytes start some special token (a fast way past ordinary text).
     first_bytes: [bool; 256],
+    /// The longest special token's length in bytes.
+    longest: usize,
 }
 
 impl SpecialMatcher {
@@ -50,6 +81,7 @@ impl SpecialMatcher {
             nodes: vec![Node::default()],
             entries: Vec::with_capacity(specials.len()),
             first_bytes: [false; 256],
+            longest: specials.first().map_or(0, |s| s.1.len()),
         };
         for (id, text, ty) in specials {
             let entry = matcher.entries.len() as u32;
@@ -83,6 +115,30 @@ impl SpecialMatcher {
         self.nodes[node].entry = Some(entry);
     }
 
+    /// Whether some control token written in `text` starts before byte `at` and ends
+    /// after it: cutting the text at `at` would split it.
+    pub fn control_text_crosses(&self, text: &[u8], at: usize) -> bool {
+        let first = at.saturating_sub(self.longest.saturating_sub(1));
+        (first..at.min(text.len())).any(|start| {
+            let mut node = 0;
+            for (depth, &b) in text[start..].iter().enumerate() {
+                let Some(next) = self.child(node, b) else {
+                    return false;
+                };
+                node = next;
+                let ends_after = start + depth + 1 > at;
+                if ends_after
+                    && self.nodes[node]
+                        .entry
+                        .is_some_and(|e| self.entries[e as usize].needs_parse_special)
+                {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
     fn child(&self, node: usize, b: u8) -> Option<usize> {
         let children = &self.nodes[node].children;
         children
@@ -99,7 +155,7 @@ impl SpecialMatcher {
     /// taken yet. Work and memory stay proportional to the segment, even where every
     /// position starts many matches (a long run of spaces in a vocabulary with a token
     /// for every run length).
-    pub fn partition(&self, text: &[u8], parse_special: bool, out: &mut Vec<Fragment>) {
+    pub fn partition(&self, text: &[u8], control: ControlText<'_>, out: &mut Vec<Fragment>) {
         out.clear();
         let mut seg = Segment::default();
         // The segment (by its start) in which each entry was last recorded.
@@ -117,7 +173,8 @@ impl SpecialMatcher {
                     let Some(e) = self.nodes[node].entry else {
                         continue;
                     };
-                    if !parse_special && self.entries[e as usize].needs_parse_special {
+                    let at = start..start + depth + 1;
+                    if self.entries[e as usize].needs_parse_special && !control.parses(at) {
                         continue;
                     }
                     if seg.entries.is_empty() {
@@ -132,7 +189,7 @@ impl SpecialMatcher {
             }
             start += 1;
             if !seg.entries.is_empty() && start >= seg.end {
-                text_start = self.cut_segment(text, &mut seg, text_start, out);
+                text_start = self.cut_segment(text, control, &mut seg, text_start, out);
             }
         }
         if text_start < text.len() {
@@ -147,6 +204,7 @@ impl SpecialMatcher {
     fn cut_segment(
         &self,
         text: &[u8],
+        control: ControlText<'_>,
         seg: &mut Segment,
         text_start: usize,
         out: &mut Vec<Fragment>,
@@ -166,6 +224,7 @@ impl SpecialMatcher {
                 if !seg.taken[local]
                     && text[i..].starts_with(&entry.text)
                     && !seg.taken[here.clone()].contains(&true)
+                    && (!entry.needs_parse_special || control.parses(i..i + entry.text.len()))
                 {
                     seg.taken[here].fill(true);
                     seg.accepted.push((i, entry.text.len(), entry.id));

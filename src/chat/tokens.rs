@@ -1,0 +1,123 @@
+//! A conversation straight to token ids, with the template's markup apart from what the
+//! messages say: only the template's own text becomes control tokens, and a message's
+//! content is always plain text. A user who types `<|im_end|>` into a message gets those
+//! characters, not the end of their turn. (Rendering to text and tokenizing that with
+//! `parse_special`, as llama.cpp's `llama_chat_apply_template` + tokenize do, cannot tell
+//! the two apart.)
+//!
+//! For content without control-token text the tokens are exactly those of the rendered
+//! text tokenized with `parse_special`. The built-in formatters know where they put each
+//! content. For a Jinja template each content is looked up in the output, in order, where
+//! it stands whole (no control token written across its ends); then, when any content
+//! holds control-token text, the control tokens obtained are checked against those of the
+//! same conversation rendered with that text taken out of the messages, so a template
+//! that writes a content twice, in pieces or changed cannot slip one through: such a
+//! conversation is refused rather than tokenized unsafely.
+
+use std::ops::Range;
+
+use super::{ChatMessage, render};
+use crate::error::{Error, Result};
+use crate::tokenizer::{TokenId, Tokenizer};
+
+/// The tokens of `messages` rendered with `template` (see [`super::apply_chat_template`]);
+/// `add_special` adds BOS/EOS as the vocabulary says.
+pub fn chat_tokens(
+    tokenizer: &Tokenizer,
+    template: Option<&str>,
+    messages: &[ChatMessage<'_>],
+    add_assistant: bool,
+    add_special: bool,
+) -> Result<Vec<TokenId>> {
+    let token_text = |id: Option<TokenId>| {
+        id.and_then(|id| tokenizer.vocab().text(id))
+            .unwrap_or_default()
+    };
+    let specials = tokenizer.specials();
+    let (bos, eos) = (token_text(specials.bos), token_text(specials.eos));
+    let rendered = render(template, messages, add_assistant, bos, eos)?;
+    let text = &rendered.text;
+    if let Some(contents) = &rendered.contents {
+        return tokenizer.tokenize_with_plain_ranges(text, add_special, contents);
+    }
+    let contents = locate_contents(tokenizer, text, messages);
+    let tokens = tokenizer.tokenize_with_plain_ranges(text, add_special, &contents)?;
+    let cleaned: Vec<String> = messages
+        .iter()
+        .map(|m| tokenizer.without_control_text(m.content))
+        .collect();
+    if cleaned.iter().zip(messages).all(|(c, m)| *c == m.content) {
+        return Ok(tokens);
+    }
+    let neutral: Vec<ChatMessage<'_>> = messages
+        .iter()
+        .zip(&cleaned)
+        .map(|(m, content)| ChatMessage {
+            role: m.role,
+            content,
+        })
+        .collect();
+    let neutral_text = render(template, &neutral, add_assistant, bos, eos)?.text;
+    let expected = tokenizer.tokenize(&neutral_text, add_special, true)?;
+    let controls = |ids: &[TokenId]| -> Vec<TokenId> {
+        ids.iter()
+            .copied()
+            .filter(|&id| tokenizer.is_control(id))
+            .collect()
+    };
+    if controls(&tokens) != controls(&expected) {
+        return Err(Error::InvalidArgument(
+            "a message holds control-token text that the chat template does not write \
+             exactly once as given, so it cannot be kept plain text; take the control-token \
+             text out of the message, or render the template and tokenize it yourself"
+                .into(),
+        ));
+    }
+    Ok(tokens)
+}
+
+/// Where each message's content lies in `text`, in order: the first place after the
+/// previous content where it (or, failing that, its trimmed form) stands whole. A
+/// content not found is left out.
+fn locate_contents(
+    tokenizer: &Tokenizer,
+    text: &str,
+    messages: &[ChatMessage<'_>],
+) -> Vec<Range<usize>> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    for m in messages {
+        let forms = [m.content, m.content.trim()];
+        if let Some(range) = forms
+            .iter()
+            .filter(|c| !c.is_empty())
+            .find_map(|c| find_whole(tokenizer, text, c, from))
+        {
+            from = range.end;
+            found.push(range);
+        }
+    }
+    found
+}
+
+/// The first occurrence of `needle` in `text` at or after `from` that no control token
+/// written in `text` crosses the ends of.
+fn find_whole(
+    tokenizer: &Tokenizer,
+    text: &str,
+    needle: &str,
+    from: usize,
+) -> Option<Range<usize>> {
+    let mut at = from;
+    while let Some(offset) = text.get(at..)?.find(needle) {
+        let start = at + offset;
+        let end = start + needle.len();
+        if !tokenizer.control_text_crosses(text, start)
+            && !tokenizer.control_text_crosses(text, end)
+        {
+            return Some(start..end);
+        }
+        at = start + text[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    None
+}
