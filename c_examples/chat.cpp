@@ -1,9 +1,13 @@
 // chat: one turn of a chat through the C++ wrapper, streamed greedily to stdout.
 //
+// The conversation goes to the model with generate_chat(), which keeps what the messages
+// say plain text: a question holding "<|im_end|>" cannot close the user's turn.
+//
 // It checks what it shows and exits 1, saying why on stderr, when a check fails: the
-// prompt is the model's chat format (for a ChatML model, or one without a template, which
-// gets ChatML, exactly the text llama.cpp renders; for another template, a text holding
-// both messages), and the reply is non-empty valid UTF-8 without the end-of-turn marker.
+// conversation renders in the model's chat format (for a ChatML model, or one without a
+// template, which gets ChatML, exactly the text llama.cpp renders; for another template, a
+// text holding both messages), and the reply is non-empty valid UTF-8 without the
+// end-of-turn marker.
 //
 // It uses the wrapper's try_ API, which returns rf::Status / rf::Result instead of
 // throwing, so it builds the same with exceptions on and with -fno-exceptions.
@@ -17,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "rocmforge.hpp"
 
@@ -132,8 +137,9 @@ int main(int argc, char **argv) {
     rf::Result<rf::Sampler> sampler = rf::Sampler::try_greedy();
     if (!sampler) return failed(sampler.status());
 
-    rf::Result<std::string> prompt = model->try_apply_chat_template(
-        {{"system", system}, {"user", question}}, /*add_assistant=*/true);
+    const std::vector<rf::ChatMessage> conversation = {{"system", system}, {"user", question}};
+    rf::Result<std::string> prompt =
+        model->try_apply_chat_template(conversation, /*add_assistant=*/true);
     if (!prompt) return failed(prompt.status());
     rf::Result<std::optional<std::string>> tmpl = chat_template(*model);
     if (!tmpl) return failed(tmpl.status());
@@ -148,11 +154,10 @@ int main(int argc, char **argv) {
     // The end-of-turn marker is normally an end-of-generation token; the stop string
     // also catches a model whose metadata does not say so.
     params.stop = {std::string(kEndOfTurn)};
-    params.parse_special = true; // the template writes <|im_start|> as text
 
     std::string reply;
-    rf::Status generated =
-        rf::try_generate(*ctx, *sampler, *prompt, params, [&reply](std::string_view text) {
+    rf::Status generated = rf::try_generate_chat(
+        *ctx, *sampler, conversation, params, [&reply](std::string_view text) {
             reply.append(text);
             std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
             std::cout.flush();

@@ -287,6 +287,32 @@ enum rf_status rf_chat_apply_template(const struct rf_model *model,
                                       size_t cap,
                                       size_t *out_len);
 
+// The conversation as tokens, ready for `rf_decode`: the model's chat template renders it
+// as `rf_chat_apply_template` does, and only the template's own markup becomes control
+// tokens. Message content is always plain text: a user who types `<|im_end|>` or
+// `<start_of_turn>` into a message gets those characters, not a control token (unlike
+// `rf_chat_apply_template` + `rf_tokenize` with `parse_special`, which cannot tell the
+// markup from the messages). For messages without control-token text the tokens are
+// exactly those of that pair. `add_special` adds BOS/EOS as the vocabulary says; size and
+// errors as `rf_tokenize`.
+//
+// A Jinja template (not one of the built-in families) is rendered and each message found
+// in its output; when a message holds control-token text that such a template does not
+// write exactly once as given (it splits, repeats or changes the message), the call is
+// refused with `RF_ERR_INVALID_ARGUMENT` rather than risk reading the text as markup.
+//
+// # Safety
+// `model` live; `messages` `n` readable messages whose strings are readable; `tokens`
+// `cap` writable ids (or NULL when `cap` is 0); `n_tokens` writable.
+enum rf_status rf_chat_tokenize(const struct rf_model *model,
+                                const struct rf_chat_message *messages,
+                                size_t n,
+                                bool add_assistant_prompt,
+                                bool add_special,
+                                int32_t *tokens,
+                                size_t cap,
+                                size_t *n_tokens);
+
 struct rf_context_params rf_context_default_params(void);
 
 // Creates a context for `model`; `params` may be NULL for the defaults.
@@ -396,6 +422,26 @@ enum rf_status rf_generate(struct rf_context *ctx,
                            const struct rf_generate_params *params,
                            rf_text_callback on_text,
                            void *user_data);
+
+// `rf_generate` from chat messages: the conversation is rendered with the model's chat
+// template and tokenized as `rf_chat_tokenize` does, so message content is always plain
+// text (a user typing `<|im_end|>` cannot end their turn or open another), then continued
+// on sequence `params->seq_id` exactly as `rf_generate` continues a prompt.
+// `params->parse_special` does not apply: the template's markup is always parsed, the
+// messages never. `add_assistant_prompt` ends the conversation with the opening of an
+// assistant turn (what a reply continues).
+//
+// # Safety
+// `ctx` and `sampler` live; `messages` `n` readable messages whose strings are readable;
+// `params` NULL or valid with `n_stop` readable strings; `on_text` a valid callback.
+enum rf_status rf_generate_chat(struct rf_context *ctx,
+                                struct rf_sampler *sampler,
+                                const struct rf_chat_message *messages,
+                                size_t n,
+                                bool add_assistant_prompt,
+                                const struct rf_generate_params *params,
+                                rf_text_callback on_text,
+                                void *user_data);
 
 // "MAJOR.MINOR.PATCH" of the library.
 const char *rf_version(void);

@@ -216,6 +216,20 @@ struct ChatMessage {
     std::string content;
 };
 
+namespace detail {
+
+// The messages as the C API takes them (borrowing their strings).
+inline std::vector<rf_chat_message> c_messages(const std::vector<ChatMessage> &messages) {
+    std::vector<rf_chat_message> out;
+    out.reserve(messages.size());
+    for (const ChatMessage &m : messages) {
+        out.push_back({m.role.data(), m.role.size(), m.content.data(), m.content.size()});
+    }
+    return out;
+}
+
+} // namespace detail
+
 // A loaded model: immutable, shareable across threads. Move-only.
 class Model {
 public:
@@ -299,14 +313,14 @@ public:
             "rf_token_to_piece");
     }
 
+    // The conversation as prompt text. To feed it to the model, prefer
+    // try_chat_tokenize() or try_generate_chat(): tokenizing this text with parse_special
+    // reads control-token text typed into a message as markup.
     Result<std::string> try_apply_chat_template(const std::vector<ChatMessage> &messages,
                                                 bool add_assistant = true) const {
-        std::vector<rf_chat_message> c_messages;
-        c_messages.reserve(messages.size());
+        const std::vector<rf_chat_message> c_messages = detail::c_messages(messages);
         size_t total = 0;
         for (const ChatMessage &m : messages) {
-            c_messages.push_back(
-                {m.role.data(), m.role.size(), m.content.data(), m.content.size()});
             total += m.role.size() + m.content.size();
         }
         return detail::read_buffer(
@@ -316,6 +330,25 @@ public:
                                               add_assistant, buf, cap, len);
             },
             "rf_chat_apply_template");
+    }
+
+    // The conversation as tokens: only the template's markup becomes control tokens, the
+    // messages' content is always plain text (no prompt injection).
+    Result<std::vector<int32_t>> try_chat_tokenize(const std::vector<ChatMessage> &messages,
+                                                   bool add_assistant = true,
+                                                   bool add_special = true) const {
+        const std::vector<rf_chat_message> c_messages = detail::c_messages(messages);
+        size_t total = 0;
+        for (const ChatMessage &m : messages) {
+            total += m.content.size();
+        }
+        return detail::read_buffer(
+            std::vector<int32_t>(total / 2 + 16 * (messages.size() + 1)),
+            [&](int32_t *buf, size_t cap, size_t *len) {
+                return rf_chat_tokenize(get(), c_messages.data(), c_messages.size(),
+                                        add_assistant, add_special, buf, cap, len);
+            },
+            "rf_chat_tokenize");
     }
 
     int32_t bos() const noexcept { return rf_token_bos(get()); } // -1: none
@@ -339,6 +372,10 @@ public:
     std::string apply_chat_template(const std::vector<ChatMessage> &messages,
                                     bool add_assistant = true) const {
         return try_apply_chat_template(messages, add_assistant).value();
+    }
+    std::vector<int32_t> chat_tokenize(const std::vector<ChatMessage> &messages,
+                                       bool add_assistant = true, bool add_special = true) const {
+        return try_chat_tokenize(messages, add_assistant, add_special).value();
     }
 #endif
 
@@ -576,12 +613,12 @@ bool text_trampoline(const char *text, size_t len, void *user_data) noexcept {
 
 } // namespace detail
 
-// Continues `prompt` on sequence params.seq_id, passing whole UTF-8 characters to
-// `on_text(std::string_view) -> bool` (false stops, without an error). With exceptions on,
-// whatever `on_text` threw is rethrown here.
-template <class F>
-Status try_generate(Context &ctx, Sampler &sampler, std::string_view prompt,
-                    const GenerateParams &params, F &&on_text) {
+namespace detail {
+
+// Runs `start(params, callback, state)` (rf_generate or rf_generate_chat) with `params`
+// and `on_text`; with exceptions on, rethrows whatever `on_text` threw.
+template <class F, class Start>
+Status run_generate(const GenerateParams &params, F &on_text, Start start, const char *what) {
     using Fn = std::remove_reference_t<F>;
     std::vector<rf_string> stop;
     stop.reserve(params.stop.size());
@@ -596,15 +633,47 @@ Status try_generate(Context &ctx, Sampler &sampler, std::string_view prompt,
     p.add_special = params.add_special;
     p.parse_special = params.parse_special;
 
-    detail::GenerateState<Fn> state(&on_text);
-    rf_status code = rf_generate(ctx.get(), sampler.get(), prompt.data(), prompt.size(), &p,
-                                 &detail::text_trampoline<Fn>, &state);
+    GenerateState<Fn> state(&on_text);
+    rf_status code = start(&p, &text_trampoline<Fn>, &state);
 #if ROCMFORGE_EXCEPTIONS
     if (state.error) {
         std::rethrow_exception(state.error);
     }
 #endif
-    return detail::call(code, "rf_generate");
+    return call(code, what);
+}
+
+} // namespace detail
+
+// Continues `prompt` on sequence params.seq_id, passing whole UTF-8 characters to
+// `on_text(std::string_view) -> bool` (false stops, without an error). With exceptions on,
+// whatever `on_text` threw is rethrown here.
+template <class F>
+Status try_generate(Context &ctx, Sampler &sampler, std::string_view prompt,
+                    const GenerateParams &params, F &&on_text) {
+    return detail::run_generate(
+        params, on_text,
+        [&](const rf_generate_params *p, rf_text_callback cb, void *state) {
+            return rf_generate(ctx.get(), sampler.get(), prompt.data(), prompt.size(), p, cb,
+                               state);
+        },
+        "rf_generate");
+}
+
+// try_generate() from chat messages rendered with the model's template: only the
+// template's markup becomes control tokens, the messages stay plain text (a user typing
+// <|im_end|> cannot end their turn). params.parse_special does not apply.
+template <class F>
+Status try_generate_chat(Context &ctx, Sampler &sampler, const std::vector<ChatMessage> &messages,
+                         const GenerateParams &params, F &&on_text, bool add_assistant = true) {
+    const std::vector<rf_chat_message> c_messages = detail::c_messages(messages);
+    return detail::run_generate(
+        params, on_text,
+        [&](const rf_generate_params *p, rf_text_callback cb, void *state) {
+            return rf_generate_chat(ctx.get(), sampler.get(), c_messages.data(),
+                                    c_messages.size(), add_assistant, p, cb, state);
+        },
+        "rf_generate_chat");
 }
 
 // try_generate() collecting the text.
@@ -632,6 +701,14 @@ void generate(Context &ctx, Sampler &sampler, std::string_view prompt,
 inline std::string generate(Context &ctx, Sampler &sampler, std::string_view prompt,
                             const GenerateParams &params = GenerateParams()) {
     return try_generate(ctx, sampler, prompt, params).value();
+}
+
+// try_generate_chat() that throws rf::Error (or whatever `on_text` threw).
+template <class F>
+void generate_chat(Context &ctx, Sampler &sampler, const std::vector<ChatMessage> &messages,
+                   const GenerateParams &params, F &&on_text, bool add_assistant = true) {
+    detail::throw_if_failed(try_generate_chat(ctx, sampler, messages, params,
+                                              std::forward<F>(on_text), add_assistant));
 }
 #endif
 

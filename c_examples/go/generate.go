@@ -20,6 +20,14 @@ static enum rf_status rfgo_generate(rf_context *ctx, rf_sampler *sampler, const 
                                     uintptr_t handle) {
 	return rf_generate(ctx, sampler, prompt, len, params, rfgo_text, (void *)handle);
 }
+
+static enum rf_status rfgo_generate_chat(rf_context *ctx, rf_sampler *sampler,
+                                         const rf_chat_message *messages, size_t n,
+                                         bool add_assistant, const rf_generate_params *params,
+                                         uintptr_t handle) {
+	return rf_generate_chat(ctx, sampler, messages, n, add_assistant, params, rfgo_text,
+	                        (void *)handle);
+}
 */
 import "C"
 
@@ -86,8 +94,35 @@ func (g *generation) text(s string) (more bool) {
 //
 // onText runs on the calling goroutine; it must not call runtime.Goexit (t.FailNow).
 func Generate(ctx context.Context, c *Context, s *Sampler, prompt string, opts GenerateOptions, onText func(string) bool) error {
+	p, n := goBytes(prompt)
+	return runGenerate(ctx, c, "rf_generate", opts, onText,
+		func(params *C.rf_generate_params, h C.uintptr_t) C.enum_rf_status {
+			return C.rfgo_generate(c.p, s.p, p, n, params, h)
+		})
+}
+
+// GenerateChat is Generate from chat messages rendered with the model's template, with
+// the messages kept plain text as ChatTokenize keeps them (opts.ParseSpecial does not
+// apply); addAssistant ends the conversation with the opening of an assistant turn.
+func GenerateChat(ctx context.Context, c *Context, s *Sampler, messages []ChatMessage, addAssistant bool, opts GenerateOptions, onText func(string) bool) error {
+	base, _, free, err := cMessages("rf_generate_chat", messages)
+	if err != nil {
+		return err
+	}
+	defer free()
+	return runGenerate(ctx, c, "rf_generate_chat", opts, onText,
+		func(params *C.rf_generate_params, h C.uintptr_t) C.enum_rf_status {
+			return C.rfgo_generate_chat(c.p, s.p, base, C.size_t(len(messages)),
+				C.bool(addAssistant), params, h)
+		})
+}
+
+// runGenerate runs start (rf_generate or rf_generate_chat through its C shim) as Generate
+// describes.
+func runGenerate(ctx context.Context, c *Context, op string, opts GenerateOptions, onText func(string) bool,
+	start func(params *C.rf_generate_params, h C.uintptr_t) C.enum_rf_status) error {
 	if err := ctx.Err(); err != nil {
-		return &Error{Op: "rf_generate", Status: ErrCancelled, Msg: "not started: " + err.Error(), ctxErr: err}
+		return &Error{Op: op, Status: ErrCancelled, Msg: "not started: " + err.Error(), ctxErr: err}
 	}
 	params := C.rf_generate_default_params()
 	params.max_tokens = C.uint32_t(opts.MaxTokens)
@@ -98,7 +133,7 @@ func Generate(ctx context.Context, c *Context, s *Sampler, prompt string, opts G
 		// An array of pointers: it and the strings live in C memory (cgo's pointer rules).
 		stop := (*C.rf_string)(C.calloc(C.size_t(len(opts.Stop)), C.sizeof_rf_string))
 		if stop == nil {
-			return &Error{Op: "rf_generate", Status: ErrOutOfMemory, Msg: "calloc failed"}
+			return &Error{Op: op, Status: ErrOutOfMemory, Msg: "calloc failed"}
 		}
 		defer C.free(unsafe.Pointer(stop))
 		stops := unsafe.Slice(stop, len(opts.Stop))
@@ -141,9 +176,8 @@ func Generate(ctx context.Context, c *Context, s *Sampler, prompt string, opts G
 		close(watched)
 	}
 
-	p, n := goBytes(prompt)
-	err := check("rf_generate", func() C.enum_rf_status {
-		return C.rfgo_generate(c.p, s.p, p, n, &params, C.uintptr_t(h))
+	err := check(op, func() C.enum_rf_status {
+		return start(&params, C.uintptr_t(h))
 	})
 	mu.Lock()
 	running = false
@@ -157,7 +191,7 @@ func Generate(ctx context.Context, c *Context, s *Sampler, prompt string, opts G
 	if ctxErr := ctx.Err(); ctxErr != nil && (g.stoppedByGo || errors.Is(err, ErrCancelled)) {
 		var e *Error
 		if !errors.As(err, &e) {
-			e = &Error{Op: "rf_generate", Status: ErrCancelled, Msg: "stopped: " + ctxErr.Error()}
+			e = &Error{Op: op, Status: ErrCancelled, Msg: "stopped: " + ctxErr.Error()}
 		}
 		e.ctxErr = ctxErr
 		return e

@@ -150,31 +150,62 @@ func (m *Model) EOS() int32 { return int32(C.rf_token_eos(m.p)) }
 func (m *Model) IsEOG(token int32) bool { return bool(C.rf_token_is_eog(m.p, C.int32_t(token))) }
 
 // ApplyChatTemplate renders messages with the model's chat template; addAssistant ends
-// the text with the opening of an assistant turn.
+// the text with the opening of an assistant turn. To feed a conversation to the model,
+// prefer ChatTokenize or GenerateChat: tokenizing this text with parseSpecial reads
+// control-token text typed into a message as markup.
 func (m *Model) ApplyChatTemplate(messages []ChatMessage, addAssistant bool) (string, error) {
-	// The message array holds pointers, so it and its strings must live in C memory: cgo
-	// forbids passing Go memory that contains Go pointers.
-	// One spare element: calloc(0) may return NULL.
-	base := (*C.rf_chat_message)(C.calloc(C.size_t(len(messages)+1), C.sizeof_rf_chat_message))
-	if base == nil {
-		return "", &Error{Op: "rf_chat_apply_template", Status: ErrOutOfMemory, Msg: "calloc failed"}
+	base, size, free, err := cMessages("rf_chat_apply_template", messages)
+	if err != nil {
+		return "", err
 	}
-	defer C.free(unsafe.Pointer(base))
-	msgs := unsafe.Slice(base, len(messages))
-	size := 64
-	for i, msg := range messages {
-		msgs[i] = C.rf_chat_message{
-			role: C.CString(msg.Role), role_len: C.size_t(len(msg.Role)),
-			content: C.CString(msg.Content), content_len: C.size_t(len(msg.Content)),
-		}
-		defer C.free(unsafe.Pointer(msgs[i].role))
-		defer C.free(unsafe.Pointer(msgs[i].content))
-		size += len(msg.Role) + len(msg.Content) + 64
-	}
+	defer free()
 	b, err := readBuffer("rf_chat_apply_template", make([]byte, size),
 		func(buf unsafe.Pointer, capacity C.size_t, out *C.size_t) C.enum_rf_status {
 			return C.rf_chat_apply_template(m.p, base, C.size_t(len(messages)),
 				C.bool(addAssistant), (*C.char)(buf), capacity, out)
 		})
 	return string(b), err
+}
+
+// ChatTokenize gives the conversation as tokens: only the template's own markup becomes
+// control tokens; what the messages say is always plain text, so a user typing
+// "<|im_end|>" cannot close their turn. addSpecial adds BOS/EOS as the model says.
+func (m *Model) ChatTokenize(messages []ChatMessage, addAssistant, addSpecial bool) ([]int32, error) {
+	base, size, free, err := cMessages("rf_chat_tokenize", messages)
+	if err != nil {
+		return nil, err
+	}
+	defer free()
+	return readBuffer("rf_chat_tokenize", make([]int32, size/2),
+		func(buf unsafe.Pointer, capacity C.size_t, out *C.size_t) C.enum_rf_status {
+			return C.rf_chat_tokenize(m.p, base, C.size_t(len(messages)), C.bool(addAssistant),
+				C.bool(addSpecial), (*C.int32_t)(buf), capacity, out)
+		})
+}
+
+// cMessages copies messages into C memory, as cgo requires of an array holding pointers;
+// free releases it. size is a first guess of the rendered text's bytes.
+func cMessages(op string, messages []ChatMessage) (base *C.rf_chat_message, size int, free func(), err error) {
+	// One spare element: calloc(0) may return NULL.
+	base = (*C.rf_chat_message)(C.calloc(C.size_t(len(messages)+1), C.sizeof_rf_chat_message))
+	if base == nil {
+		return nil, 0, nil, &Error{Op: op, Status: ErrOutOfMemory, Msg: "calloc failed"}
+	}
+	msgs := unsafe.Slice(base, len(messages))
+	size = 64
+	for i, msg := range messages {
+		msgs[i] = C.rf_chat_message{
+			role: C.CString(msg.Role), role_len: C.size_t(len(msg.Role)),
+			content: C.CString(msg.Content), content_len: C.size_t(len(msg.Content)),
+		}
+		size += len(msg.Role) + len(msg.Content) + 64
+	}
+	free = func() {
+		for i := range msgs {
+			C.free(unsafe.Pointer(msgs[i].role))
+			C.free(unsafe.Pointer(msgs[i].content))
+		}
+		C.free(unsafe.Pointer(base))
+	}
+	return base, size, free, nil
 }
