@@ -3,14 +3,26 @@
 //! render returns within a time bound, its text stays within the conversation's output
 //! limit, and a refusal is a bad template (`InvalidModel`: a limit was exceeded) or a
 //! refused conversation (`InvalidArgument`), never anything else.
+//!
+//! The same conversation then goes to tokens (`chat::chat_tokens`) over a vocabulary with
+//! control tokens: whatever the template does with the messages, the control tokens
+//! obtained are those of the conversation with every control-token text taken out of the
+//! messages (no message text becomes markup), and with no control-token text in the
+//! messages the tokens are the rendered text's, tokenized with special parsing.
 #![no_main]
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use rocmforge::Error;
-use rocmforge::chat::{ChatMessage, RenderLimits, apply_chat_template};
+use rocmforge::chat::{ChatMessage, RenderLimits, apply_chat_template, chat_tokens};
+use rocmforge::gguf::GgufFile;
+use rocmforge::tokenizer::Tokenizer;
 use rocmforge_fuzz::chat_input;
+use rocmforge_fuzz::host::abort_on_panic;
+use rocmforge_fuzz::models::vocabulary_file;
+use rocmforge_fuzz::vocabularies::byte_level;
 
 /// The longest one render may take. The library's limits stop a hostile template within
 /// about 20 ms per million fuel in a release build; this leaves room for a sanitizer
@@ -45,7 +57,69 @@ fuzz_target!(|data: &[u8]| {
             text.len(),
             limits.output_bytes
         ),
-        Err(Error::InvalidModel(_) | Error::InvalidArgument(_)) => {}
+        Err(Error::InvalidModel(_) | Error::InvalidArgument(_)) => return,
         Err(other) => panic!("rendering failed with {other:?}"),
     }
+    check_chat_tokens(input.template.as_deref(), &messages, input.add_assistant);
 });
+
+/// A byte-level vocabulary with `<|im_start|>`, `<|im_end|>` and `<|endoftext|>` as
+/// control tokens.
+fn tokenizer() -> &'static Tokenizer {
+    static TOKENIZER: OnceLock<Tokenizer> = OnceLock::new();
+    TOKENIZER.get_or_init(|| {
+        abort_on_panic();
+        let vocab = byte_level(Some("smollm"), &[]);
+        let bytes = vocabulary_file(&vocab).expect("metadata").to_bytes();
+        let file = GgufFile::parse(&bytes).expect("the vocabulary parses");
+        Tokenizer::from_gguf(&file).expect("the vocabulary loads")
+    })
+}
+
+fn controls(tokenizer: &Tokenizer, ids: &[u32]) -> Vec<u32> {
+    ids.iter()
+        .copied()
+        .filter(|&id| tokenizer.is_control(id))
+        .collect()
+}
+
+/// `chat_tokens` keeps every message plain: see the top of the file.
+fn check_chat_tokens(template: Option<&str>, messages: &[ChatMessage<'_>], add_assistant: bool) {
+    let t = tokenizer();
+    let Ok(ids) = chat_tokens(t, template, messages, add_assistant, false) else {
+        return; // refused: a bad template, a refused or unsafe conversation
+    };
+    let cleaned: Vec<String> = messages
+        .iter()
+        .map(|m| t.without_control_text(m.content))
+        .collect();
+    let neutral: Vec<ChatMessage<'_>> = messages
+        .iter()
+        .zip(&cleaned)
+        .map(|(m, content)| ChatMessage {
+            role: m.role,
+            content,
+        })
+        .collect();
+    let special = |id: Option<u32>| id.and_then(|id| t.vocab().text(id)).unwrap_or_default();
+    let (bos, eos) = (special(t.specials().bos), special(t.specials().eos));
+    let text =
+        |msgs: &[ChatMessage<'_>]| apply_chat_template(template, msgs, add_assistant, bos, eos);
+    let Ok(neutral_text) = text(&neutral) else {
+        return; // the template refuses the cleaned conversation: nothing to compare
+    };
+    let Ok(expected) = t.tokenize(&neutral_text, false, true) else {
+        return;
+    };
+    assert_eq!(
+        controls(t, &ids),
+        controls(t, &expected),
+        "control tokens differ from the conversation's without control text"
+    );
+    if cleaned.iter().zip(messages).all(|(c, m)| *c == m.content) {
+        assert_eq!(
+            ids, expected,
+            "a plain conversation tokenizes as its rendered text"
+        );
+    }
+}
