@@ -9,7 +9,7 @@ model=$2
 runner=${RUNNER:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-for t in test_null_args test_threads test_cancel test_params test_limits test_generate; do
+for t in test_null_args test_threads test_cancel test_params test_limits test_generate test_stress test_cycles; do
     $runner "$build/$t" "$model"
 done
 $runner "$build/devices"
