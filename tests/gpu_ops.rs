@@ -1254,7 +1254,8 @@ fn paged_attention_matches_float64() {
     let scenario = PagedScenario::new();
     let mut random = Random::new(41);
     // GQA ratios 1, 3, 4, 8 and 9; head_dim 64, 128 and 256: the one-token-a-block kernel.
-    // head_dim 320 is past its limit: the tiled kernel and its combine.
+    // head_dim 320 is past its limit, 16 and 40 are not whole lanes of a warp: the tiled
+    // kernel and its combine (16: the tile bounded by shared memory, not by threads).
     for (n_head, n_kv_heads, head_dim) in [
         (4, 4, 64),
         (6, 2, 128),
@@ -1263,6 +1264,8 @@ fn paged_attention_matches_float64() {
         (4, 2, 256),
         (18, 2, 64),
         (4, 2, 320),
+        (4, 2, 16),
+        (6, 3, 40),
     ] {
         let case = AttentionCase {
             heads: HeadShape {

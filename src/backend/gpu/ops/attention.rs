@@ -158,19 +158,25 @@ impl Tiling {
     }
 
     /// The most tokens a block can hold: its query rows times head_dim outputs must fit
-    /// the threads' accumulators.
+    /// the threads' accumulators, and the rows with their K and V tiles the shared memory
+    /// (which binds first for small heads: 128 tokens of two 16-value heads would need 53
+    /// KiB).
     fn max_tokens_per_tile(heads: &HeadShape) -> Result<usize> {
         let group = heads.n_head / heads.n_kv_heads;
         let per_token = group * heads.head_dim;
         let capacity = THREADS as usize * MAX_OUTPUTS_PER_THREAD;
-        if per_token > capacity {
+        let (hd, t) = (heads.head_dim, Tiling::keys_per_tile(heads.head_dim));
+        let fixed = 4 * 2 * t + 2 * 2 * t * hd;
+        let per_row = 4 * (hd + t + 3);
+        let rows_in_shared = MAX_SHARED_BYTES.saturating_sub(fixed) / per_row;
+        let tokens = (capacity / per_token).min(rows_in_shared / group);
+        if tokens == 0 {
             return Err(Error::Unsupported(format!(
-                "GPU attention with {group} query heads of {} values per K/V head (at most \
-                 {capacity} values)",
-                heads.head_dim
+                "GPU attention with {group} query heads of {hd} values per K/V head (at most \
+                 {capacity} values, and {rows_in_shared} query rows in shared memory)"
             )));
         }
-        Ok(capacity / per_token)
+        Ok(tokens)
     }
 
     /// Bytes of dynamic shared memory: the layout at the top of `rf_attention_paged`.
@@ -499,4 +505,37 @@ fn check_cache(kv: &PagedKv<'_>, kv_dim: usize, stream: &Stream) -> Result<usize
     // The kernel keeps a tile's slots as u32.
     to_u32("cache slots", n_slots, u32::MAX)?;
     Ok(n_slots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every head shape the tiled kernel takes gets a tile that fits its shared memory.
+    #[test]
+    fn tiles_fit_shared_memory_for_every_head_shape() {
+        for head_dim in [8, 16, 24, 40, 48, 64, 80, 96, 128, 160, 256, 320, 512] {
+            for group in [1, 2, 3, 4, 8] {
+                let heads = HeadShape {
+                    n_head: 2 * group,
+                    n_kv_heads: 2,
+                    head_dim,
+                };
+                let Ok(tokens_per_tile) = Tiling::max_tokens_per_tile(&heads) else {
+                    continue;
+                };
+                let tiling = Tiling {
+                    tokens_per_tile,
+                    keys_per_tile: Tiling::keys_per_tile(head_dim),
+                    keys_per_split: 0,
+                    n_splits: 1,
+                };
+                let bytes = tiling.shared_bytes(&heads);
+                assert!(
+                    bytes <= MAX_SHARED_BYTES,
+                    "{heads:?}: {tokens_per_tile} tokens need {bytes} bytes"
+                );
+            }
+        }
+    }
 }
