@@ -197,13 +197,7 @@ fn jinja_templates_keep_messages_plain_or_refuse() {
 
 #[test]
 fn rf_chat_tokenize_gives_the_same_tokens() {
-    let path = model_path(SMOLLM2);
-    let path = path.to_str().unwrap();
-    let mut model = ptr::null_mut();
-    let params = rf_model_default_params();
-    // SAFETY: valid path bytes, params and out-pointer.
-    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
-    assert_eq!(status, rf_status::RF_OK);
+    let model = common::ffi::load_model(SMOLLM2);
     let v = vocab(SMOLLM2);
     let hostile = v.every_control_text();
     let messages = conversation(&hostile);

@@ -5,18 +5,11 @@ mod common;
 
 use std::ptr;
 
-use common::{SMOLLM2, model_path};
+use common::SMOLLM2;
 use rocmforge::ffi::*;
 
 fn load() -> *mut rf_model {
-    let path = model_path(SMOLLM2);
-    let path = path.to_str().unwrap();
-    let mut model = ptr::null_mut();
-    let params = rf_model_default_params();
-    // SAFETY: valid path bytes, params and out-pointer.
-    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
-    assert_eq!(status, rf_status::RF_OK);
-    model
+    common::ffi::load_model(SMOLLM2)
 }
 
 fn render(model: *const rf_model, messages: &[(String, String)], add_assistant: bool) -> String {

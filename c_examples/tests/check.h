@@ -2,6 +2,7 @@
 #ifndef ROCMFORGE_C_TEST_CHECK_H
 #define ROCMFORGE_C_TEST_CHECK_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,26 @@ static rf_model *load_model_or_exit(const char *path) {
         exit(1);
     }
     return model;
+}
+
+/* Generated text collected by an rf_text_callback (`collect_text`); a generation that
+ * outgrows it is stopped. */
+#define COLLECTED_MAX 512
+typedef struct collected_text {
+    char bytes[COLLECTED_MAX];
+    size_t len;
+} collected_text;
+
+static inline bool collect_text(const char *piece, size_t len, void *user) {
+    collected_text *t = user;
+    if (t->len + len > COLLECTED_MAX) return false;
+    memcpy(t->bytes + t->len, piece, len);
+    t->len += len;
+    return true;
+}
+
+static inline bool same_text(const collected_text *a, const collected_text *b) {
+    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
 static int check_report(const char *name) {

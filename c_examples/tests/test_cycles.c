@@ -15,20 +15,7 @@
 
 #define CYCLES 200
 #define WARM_UP 50
-#define MAX_TEXT 256
 
-typedef struct text {
-    char bytes[MAX_TEXT];
-    size_t len;
-} text;
-
-static bool append_text(const char *piece, size_t len, void *user) {
-    text *t = user;
-    if (t->len + len > MAX_TEXT) return false;
-    memcpy(t->bytes + t->len, piece, len);
-    t->len += len;
-    return true;
-}
 
 /* Resident bytes, from /proc/self/statm. */
 static long resident_bytes(void) {
@@ -48,7 +35,7 @@ int main(int argc, char **argv) {
     const char *env = getenv("TEST_CYCLES");
     const int cycles = env ? atoi(env) : CYCLES;
     const int warm_up = cycles < 2 * WARM_UP ? cycles / 2 : WARM_UP;
-    text first = {.len = 0};
+    collected_text first = {.len = 0};
     long after_warm_up = 0;
     for (int cycle = 0; cycle < cycles; cycle++) {
         rf_model *model = load_model_or_exit(argv[1]);
@@ -63,15 +50,15 @@ int main(int argc, char **argv) {
         CHECK_STATUS(rf_sampler_new(&sp, &sampler), RF_OK);
         rf_generate_params gp = rf_generate_default_params();
         gp.max_tokens = 4;
-        text out = {.len = 0};
+        collected_text out = {.len = 0};
         const char *prompt = "The sky is";
-        CHECK_STATUS(rf_generate(ctx, sampler, prompt, strlen(prompt), &gp, append_text, &out),
+        CHECK_STATUS(rf_generate(ctx, sampler, prompt, strlen(prompt), &gp, collect_text, &out),
                      RF_OK);
         if (cycle == 0) {
             first = out;
             CHECK(first.len > 0);
         } else {
-            CHECK(out.len == first.len && memcmp(out.bytes, first.bytes, out.len) == 0);
+            CHECK(same_text(&out, &first));
         }
         rf_sampler_free(sampler);
         rf_context_free(ctx);

@@ -18,7 +18,6 @@
 #define T_THREADS 4
 #define N_PROMPTS 3
 #define N_GEN 8
-#define MAX_TEXT 512
 
 static const char *prompts[N_PROMPTS] = {
     "The three primary colors are",
@@ -26,22 +25,10 @@ static const char *prompts[N_PROMPTS] = {
     "def add(a, b):",
 };
 
-typedef struct text {
-    char bytes[MAX_TEXT];
-    size_t len;
-} text;
-
-static bool append_text(const char *piece, size_t len, void *user) {
-    text *t = user;
-    if (t->len + len > MAX_TEXT) return false;
-    memcpy(t->bytes + t->len, piece, len);
-    t->len += len;
-    return true;
-}
 
 static rf_context *contexts[M_MODELS * N_CONTEXTS];
 static atomic_int busy[M_MODELS * N_CONTEXTS];
-static text expected[N_PROMPTS];
+static collected_text expected[N_PROMPTS];
 static double deadline;
 static atomic_long generations, cancelled, mismatches, failures;
 
@@ -52,18 +39,14 @@ static double now(void) {
 }
 
 /* Greedy N_GEN tokens of `prompt` on an emptied sequence 0 of `ctx`. */
-static rf_status generate(rf_context *ctx, rf_sampler *sampler, int prompt, text *out) {
+static rf_status generate(rf_context *ctx, rf_sampler *sampler, int prompt, collected_text *out) {
     out->len = 0;
     rf_status s = rf_seq_remove(ctx, 0, 0, -1);
     if (s != RF_OK) return s;
     rf_generate_params gp = rf_generate_default_params();
     gp.max_tokens = N_GEN;
     return rf_generate(ctx, sampler, prompts[prompt], strlen(prompts[prompt]), &gp,
-                       append_text, out);
-}
-
-static bool same(const text *a, const text *b) {
-    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+                       collect_text, out);
 }
 
 static void *worker(void *arg) {
@@ -75,7 +58,7 @@ static void *worker(void *arg) {
         atomic_fetch_add(&failures, 1);
         return NULL;
     }
-    text out;
+    collected_text out;
     while (now() < deadline) {
         int c = (int)(rand_r(&seed) % (M_MODELS * N_CONTEXTS));
         int free_flag = 0;
@@ -86,7 +69,7 @@ static void *worker(void *arg) {
         rf_sampler_reset(sampler);
         if (s == RF_OK) {
             atomic_fetch_add(&generations, 1);
-            if (!same(&out, &expected[p])) atomic_fetch_add(&mismatches, 1);
+            if (!same_text(&out, &expected[p])) atomic_fetch_add(&mismatches, 1);
         } else if (s == RF_ERR_CANCELLED) {
             atomic_fetch_add(&cancelled, 1);
         } else {
@@ -147,12 +130,12 @@ int main(int argc, char **argv) {
     for (int t = 0; t <= T_THREADS; t++) pthread_join(threads[t], NULL);
 
     /* Every context, cancelled or not, still generates what a fresh one does. */
-    text out;
+    collected_text out;
     for (int i = 0; i < M_MODELS * N_CONTEXTS; i++) {
         for (int p = 0; p < N_PROMPTS; p++) {
             CHECK_STATUS(generate(contexts[i], sampler, p, &out), RF_OK);
             rf_sampler_reset(sampler);
-            CHECK(same(&out, &expected[p]));
+            CHECK(same_text(&out, &expected[p]));
         }
     }
     printf("test_stress: %d models x %d contexts x %d threads for %.0f s: %ld generations "

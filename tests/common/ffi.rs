@@ -1,10 +1,25 @@
-//! The C ABI from Rust tests: the thread's last error message, and a decode that hands
-//! back the last token's logits.
+//! The C ABI from Rust tests: loading a test model, the thread's last error message, and
+//! a decode that hands back the last token's logits.
 
 use std::ffi::CStr;
 use std::ptr;
 
-use rocmforge::ffi::{rf_batch, rf_context, rf_decode, rf_get_logits, rf_last_error, rf_status};
+use rocmforge::ffi::{
+    rf_batch, rf_context, rf_decode, rf_get_logits, rf_last_error, rf_model,
+    rf_model_default_params, rf_model_load, rf_status,
+};
+
+/// Test model `file` (see `model_path`) through `rf_model_load` with default parameters.
+pub fn load_model(file: &str) -> *mut rf_model {
+    let path = super::model_path(file);
+    let path = path.to_str().expect("a UTF-8 path");
+    let mut model = ptr::null_mut();
+    let params = rf_model_default_params();
+    // SAFETY: valid path bytes, params and out-pointer.
+    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
+    assert_eq!(status, rf_status::RF_OK, "loading {file}: {}", last_error());
+    model
+}
 
 /// `rf_last_error`'s message for this thread.
 pub fn last_error() -> String {
