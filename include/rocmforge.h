@@ -263,6 +263,10 @@ extern "C" {
 // Renders the conversation with the model's chat template; `add_assistant_prompt` ends
 // it with the opening of an assistant turn.
 //
+// To give a conversation to the model, prefer `rf_chat_tokenize` or `rf_generate_chat`:
+// this text tokenized with `parse_special` reads control-token text an end user typed
+// into a message as markup (prompt injection).
+//
 // A template that is not one of the built-in families runs as a Jinja program from the
 // model file, so it runs within limits scaled to the conversation: a work limit of
 // 1,000,000 fuel plus 1,000 per message plus 1 per byte of message text (one fuel per
