@@ -20,13 +20,13 @@ use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::ffi::last_error;
+use common::SMOLLM2;
+use common::ffi::{last_error, load_model};
 use common::tiny_model::variants::variants;
-use common::{SMOLLM2, model_path};
 use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::ffi::{
     rf_batch, rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_decode,
-    rf_get_logits, rf_model, rf_model_default_params, rf_model_free, rf_model_load, rf_status,
+    rf_get_logits, rf_model, rf_model_free, rf_status,
 };
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::Model;
@@ -199,20 +199,7 @@ fn every_tiny_model_through_context_decode() {
 }
 
 fn load_smollm2() -> *mut rf_model {
-    let path = model_path(SMOLLM2);
-    let path = path.to_str().expect("a UTF-8 model path");
-    let params = rf_model_default_params();
-    let mut model = ptr::null_mut();
-    // SAFETY: a path of `path.len()` bytes, default parameters and an out-pointer to a
-    // local.
-    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
-    assert_eq!(
-        status,
-        rf_status::RF_OK,
-        "loading SmolLM2: {}",
-        last_error()
-    );
-    model
+    load_model(SMOLLM2)
 }
 
 fn new_context(model: *mut rf_model) -> *mut rf_context {

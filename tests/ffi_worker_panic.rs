@@ -14,12 +14,12 @@ mod common;
 use std::ptr;
 use std::sync::Mutex;
 
-use common::ffi::{decode_last_logits, last_error};
-use common::{SMOLLM2, model_path};
+use common::SMOLLM2;
+use common::ffi::{decode_last_logits, last_error, load_model};
 use rocmforge::backend::cpu::WorkerPool;
 use rocmforge::ffi::{
     rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_model,
-    rf_model_free, rf_model_load, rf_status,
+    rf_model_free, rf_status,
 };
 
 /// The messages of the panics that reached the host's hook.
@@ -78,20 +78,7 @@ fn a_panic_on_a_cpu_worker_returns_rf_err_panic_and_prints_nothing() {
 }
 
 fn load_smollm2() -> *mut rf_model {
-    let path = model_path(SMOLLM2);
-    let path = path.to_str().expect("a UTF-8 model path");
-    let mut model = ptr::null_mut();
-    // SAFETY: a path of `path.len()` bytes, NULL for the default parameters and an
-    // out-pointer to a local.
-    let status =
-        unsafe { rf_model_load(path.as_ptr().cast(), path.len(), ptr::null(), &mut model) };
-    assert_eq!(
-        status,
-        rf_status::RF_OK,
-        "loading SmolLM2: {}",
-        last_error()
-    );
-    model
+    load_model(SMOLLM2)
 }
 
 /// A context of four threads: three workers to take tasks.

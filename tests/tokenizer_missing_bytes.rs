@@ -7,7 +7,6 @@
 mod common;
 
 use std::ffi::CStr;
-use std::ptr;
 use std::sync::OnceLock;
 
 use rocmforge::Error;
@@ -105,13 +104,7 @@ fn smollm2_offset_counts_special_tokens_before_the_byte() {
 
 #[test]
 fn smollm2_refusal_through_the_c_abi() {
-    let path = common::model_path(common::SMOLLM2);
-    let path = path.to_str().expect("UTF-8 path");
-    let mut model = ptr::null_mut();
-    let params = rf_model_default_params();
-    // SAFETY: valid path bytes, params and out-pointer.
-    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
-    assert_eq!(status, rf_status::RF_OK);
+    let model = common::ffi::load_model(common::SMOLLM2);
     let text = "a\u{4}";
     let mut ids = [0i32; 8];
     let mut n = usize::MAX;
