@@ -136,7 +136,7 @@ fn gemma(messages: &[ChatMessage<'_>], add_assistant: bool) -> Rendered {
             m.role
         };
         out.markup(&format!("<start_of_turn>{role}\n"));
-        if !system.concat().is_empty() && role != "model" {
+        if system.iter().any(|s| !s.is_empty()) && role != "model" {
             for part in system.drain(..) {
                 out.content(part);
             }

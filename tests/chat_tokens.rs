@@ -33,22 +33,10 @@ fn vocab(file: &str) -> Vocab {
 }
 
 impl Vocab {
-    fn special_text(&self, id: Option<u32>) -> &str {
-        id.and_then(|id| self.tokenizer.vocab().text(id))
-            .unwrap_or_default()
-    }
-
     /// llama.cpp's way: render, then tokenize the text with `parse_special`.
     fn rendered_then_tokenized(&self, messages: &[ChatMessage<'_>]) -> Vec<u32> {
-        let specials = self.tokenizer.specials();
-        let text = apply_chat_template(
-            self.template.as_deref(),
-            messages,
-            true,
-            self.special_text(specials.bos),
-            self.special_text(specials.eos),
-        )
-        .unwrap();
+        let (bos, eos) = self.tokenizer.bos_eos_texts();
+        let text = apply_chat_template(self.template.as_deref(), messages, true, bos, eos).unwrap();
         self.tokenizer.tokenize(&text, true, true).unwrap()
     }
 
@@ -104,22 +92,21 @@ fn every_control_token_in_a_message_stays_text(file: &str) {
     let expected_markers = v.controls(&v.rendered_then_tokenized(&conversation("Hello there.")));
     assert_eq!(v.controls(&ids), expected_markers, "{file}");
     // And every byte of the message is in the tokens, as text.
-    let specials = v.tokenizer.specials();
+    let (bos, eos) = v.tokenizer.bos_eos_texts();
     let rendered = apply_chat_template(
         v.template.as_deref(),
         &conversation(&hostile),
         true,
-        v.special_text(specials.bos),
-        v.special_text(specials.eos),
+        bos,
+        eos,
     )
     .unwrap();
     let text: Vec<u8> = ids
         .iter()
         .flat_map(|&id| v.tokenizer.token_to_piece(id, true).unwrap().to_vec())
         .collect();
-    let bos = v.special_text(specials.bos).as_bytes();
     let text = if v.tokenizer.add_bos() {
-        text.strip_prefix(bos).expect("BOS first")
+        text.strip_prefix(bos.as_bytes()).expect("BOS first")
     } else {
         &text[..]
     };

@@ -101,8 +101,7 @@ fn check_chat_tokens(template: Option<&str>, messages: &[ChatMessage<'_>], add_a
             content,
         })
         .collect();
-    let special = |id: Option<u32>| id.and_then(|id| t.vocab().text(id)).unwrap_or_default();
-    let (bos, eos) = (special(t.specials().bos), special(t.specials().eos));
+    let (bos, eos) = t.bos_eos_texts();
     let text =
         |msgs: &[ChatMessage<'_>]| apply_chat_template(template, msgs, add_assistant, bos, eos);
     let Ok(neutral_text) = text(&neutral) else {

@@ -29,12 +29,7 @@ pub fn chat_tokens(
     add_assistant: bool,
     add_special: bool,
 ) -> Result<Vec<TokenId>> {
-    let token_text = |id: Option<TokenId>| {
-        id.and_then(|id| tokenizer.vocab().text(id))
-            .unwrap_or_default()
-    };
-    let specials = tokenizer.specials();
-    let (bos, eos) = (token_text(specials.bos), token_text(specials.eos));
+    let (bos, eos) = tokenizer.bos_eos_texts();
     let rendered = render(template, messages, add_assistant, bos, eos)?;
     let text = &rendered.text;
     if let Some(contents) = &rendered.contents {

@@ -59,18 +59,8 @@ pub unsafe extern "C" fn rf_chat_apply_template(
             unsafe { (reference(model, "model")?, read_messages(messages, n)?) };
         let shared = &model.shared;
         let template = chat_template(shared)?;
-        let specials = shared.tokenizer.specials();
-        let token_text = |id: Option<u32>| {
-            id.and_then(|id| shared.tokenizer.vocab().text(id))
-                .unwrap_or_default()
-        };
-        let rendered = apply_chat_template(
-            template,
-            &messages,
-            add_assistant_prompt,
-            token_text(specials.bos),
-            token_text(specials.eos),
-        )?;
+        let (bos, eos) = shared.tokenizer.bos_eos_texts();
+        let rendered = apply_chat_template(template, &messages, add_assistant_prompt, bos, eos)?;
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
         unsafe { write_bytes(rendered.as_bytes(), buf.cast::<u8>(), cap, out_len) }
     })

@@ -178,6 +178,14 @@ impl Tokenizer {
         self.vocab.specials()
     }
 
+    /// The texts of the BOS and EOS tokens ("" for one the vocabulary lacks): what a chat
+    /// template's `bos_token` and `eos_token` say.
+    pub fn bos_eos_texts(&self) -> (&str, &str) {
+        let text = |id: Option<TokenId>| id.and_then(|id| self.vocab.text(id)).unwrap_or_default();
+        let specials = self.specials();
+        (text(specials.bos), text(specials.eos))
+    }
+
     /// Whether tokenizing with `add_special` starts with BOS.
     pub fn add_bos(&self) -> bool {
         self.add_bos
