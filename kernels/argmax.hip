@@ -18,6 +18,7 @@ RF_DEVICE Best better(Best a, Best b) {
 RF_KERNEL void rf_argmax_f32(const float *logits,  // [n_rows, n_vocab]
                              uint32_t n_rows, uint32_t n_vocab,
                              int32_t *out) {  // [n_rows]
+    rf_grid_dependency_sync();
     __shared__ Best scratch[1024];  // [blockDim.x]
     const uint32_t r = blockIdx.x;
     if (r >= n_rows) {

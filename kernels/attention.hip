@@ -47,6 +47,7 @@ RF_KERNEL void rf_attention_paged(
     uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
     uint32_t tokens_per_tile, uint32_t keys_per_tile, uint32_t keys_per_split,
     uint32_t n_splits) {
+    rf_grid_dependency_sync();
     extern __shared__ float shared[];
     __shared__ int stop;
     const uint32_t group = n_head / n_kv_heads;
@@ -235,6 +236,7 @@ RF_KERNEL void rf_attention_combine(
     const float *partial_ml,   // [n_tokens, n_head, n_splits, 2]
     float *out,                // [n_tokens, n_head * head_dim]
     uint32_t n_tokens, uint32_t n_head, uint32_t head_dim, uint32_t n_splits) {
+    rf_grid_dependency_sync();
     const uint64_t token = blockIdx.x, head = blockIdx.y;
     if (token >= n_tokens || head >= n_head) {
         return;
@@ -505,6 +507,7 @@ static __device__ void attention_token(
         uint64_t n_slots, float scale, uint32_t tokens_per_tile, uint32_t keys_per_tile,         \
         uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8,             \
         float *q8_d, float *q8_s) {                                                              \
+        rf_grid_dependency_sync();                                                               \
         attention_token<DIMS>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,      \
                               seq_index, pos, out, partial_acc, partial_ml, n_tokens, n_head,    \
                               n_kv_heads, head_dim, n_seq, max_blocks, block_size, n_slots,      \

@@ -54,3 +54,19 @@ RF_DEVICE uint64_t rf_global_thread() {
     return (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
 }
 RF_DEVICE uint64_t rf_grid_threads() { return (uint64_t)gridDim.x * blockDim.x; }
+
+// Overlapped launches (NVIDIA 9.0 and newer): the library launches every kernel with
+// programmatic stream serialization (src/backend/gpu/result/calls.rs), so a kernel may begin
+// while the kernel before it on the stream is still running, which hides the launch gap
+// between the small kernels of a decode step. Every kernel therefore calls this before it
+// reads anything earlier work wrote or writes anything earlier work reads: it waits until
+// the previous kernel has finished and its writes are visible (and that kernel had waited
+// for its own predecessor), then lets the next kernel begin launching. Only reads of data
+// no kernel writes (weights) may come before it. Elsewhere launches do not overlap and
+// this is nothing.
+RF_DEVICE void rf_grid_dependency_sync() {
+#if defined(RF_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}

@@ -49,6 +49,7 @@ static __device__ void dequantize_rows_f16(const uint8_t *w, uint64_t row_bytes,
     RF_KERNEL void rf_dequantize_f16_##NAME(const uint8_t *w, uint64_t row_bytes,                \
                                             uint64_t first_row, uint64_t n_rows,                 \
                                             uint32_t n_cols, __half *out) {                      \
+        rf_grid_dependency_sync();                                                               \
         dequantize_rows_f16<TYPE>(w, row_bytes, first_row, n_rows, n_cols, out);                 \
     }
 
@@ -56,6 +57,7 @@ RF_FOR_EACH_WEIGHT_TYPE(RF_DEQUANTIZE_F16_KERNEL)
 
 // out[i] = x[i] rounded to the nearest f16 (ties to even; beyond 65504 it is infinite).
 RF_KERNEL void rf_f32_to_f16(const float *x, __half *out, uint64_t n) {
+    rf_grid_dependency_sync();
     for (uint64_t i = rf_global_thread(); i < n; i += rf_grid_threads()) {
         out[i] = __float2half_rn(x[i]);
     }

@@ -44,6 +44,7 @@ static __device__ void embedding_rows(const uint8_t *table,  // [n_vocab rows of
     RF_KERNEL void rf_embedding_##NAME(const uint8_t *table, uint64_t row_bytes,                 \
                                        uint32_t n_vocab, const int32_t *tokens,                  \
                                        uint32_t n_tokens, float *x, uint32_t n_embd) {           \
+        rf_grid_dependency_sync();                                                               \
         embedding_rows<TYPE>(table, row_bytes, n_vocab, tokens, n_tokens, x, n_embd);            \
     }
 

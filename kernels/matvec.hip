@@ -61,6 +61,7 @@ static __device__ void matvec_rows(const uint8_t *w, uint64_t row_bytes, const f
     RF_KERNEL void rf_matvec_##NAME(const uint8_t *w, uint64_t row_bytes, const float *x,        \
                                     float *y, uint32_t n_rows, uint32_t n_cols,                  \
                                     uint32_t n_tokens) {                                         \
+        rf_grid_dependency_sync();                                                               \
         matvec_rows<TYPE>(w, row_bytes, x, y, n_rows, n_cols, n_tokens);                         \
     }
 
@@ -71,6 +72,7 @@ RF_FOR_EACH_WEIGHT_TYPE(RF_MATVEC_KERNEL)
 // time. Same launch, products and summation order per lane as rf_matvec_f16 otherwise.
 RF_KERNEL void rf_matvec_f16x8(const uint8_t *w, uint64_t row_bytes, const float *x, float *y,
                                uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens) {
+    rf_grid_dependency_sync();
     const int warp = rf_warp_size();
     const int lane = threadIdx.x % warp;
     const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;

@@ -254,6 +254,21 @@ RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes
     }
 }
 
+// Asks L2 for a warp's weight row, a 128-byte line per lane, before the kernel waits for its
+// inputs: weights are no earlier kernel's output, so under an overlapped launch their fetch
+// runs while the kernel before is finishing.
+RF_DEVICE void prefetch_row_l2(const uint8_t *row, uint64_t row_bytes) {
+#if defined(RF_CUDA)
+    const int warp = rf_warp_size();
+    for (uint64_t at = (uint64_t)(threadIdx.x % warp) * 128; at < row_bytes; at += warp * 128) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(row + at));
+    }
+#else
+    (void)row;
+    (void)row_bytes;
+#endif
+}
+
 template <typename B, int MAX_T>
 static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                             const int8_t *xq, const float *xd, const float *xs, float *y,
@@ -262,6 +277,15 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
                             uint32_t n_lead) {
     const int warp = rf_warp_size();
     const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    if (row < n_lead) {
+        prefetch_row_l2(w_lead + row * row_bytes, row_bytes);
+    } else if (row - n_lead < n_rows) {
+        prefetch_row_l2(w + (row - n_lead) * row_bytes, row_bytes);
+        if (w_b != nullptr) {
+            prefetch_row_l2(w_b + (row - n_lead) * row_bytes, row_bytes);
+        }
+    }
+    rf_grid_dependency_sync();
     // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
     if (row < n_lead) {
         mmvq_row<B, MAX_T>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row, n_lead,
@@ -303,6 +327,7 @@ RF_MMVQ_KERNEL(q6_k, BlockQ6_K)
 // value, blockDim.x a multiple of 32; threads past n_values leave in whole groups.
 RF_KERNEL void rf_quantize_q8_f32(const float *x, int8_t *q, float *d, float *s,
                                   uint64_t n_values) {
+    rf_grid_dependency_sync();
     const uint64_t i = rf_global_thread();
     if (i >= n_values) {
         return;

@@ -46,6 +46,7 @@ RF_KERNEL void rf_rms_norm_f32(const float *x,  // [n_rows, width]
                                const float *w,  // [width]
                                float *y,        // [n_rows, width]
                                uint32_t n_rows, uint32_t width, float eps) {
+    rf_grid_dependency_sync();
     rms_norm_row<false>(x, w, y, nullptr, nullptr, nullptr, n_rows, width, eps);
 }
 
@@ -54,5 +55,6 @@ RF_KERNEL void rf_rms_norm_f32(const float *x,  // [n_rows, width]
 RF_KERNEL void rf_rms_norm_q8_f32(const float *x, const float *w, float *y, int8_t *q,
                                   float *qd, float *qs, uint32_t n_rows, uint32_t width,
                                   float eps) {
+    rf_grid_dependency_sync();
     rms_norm_row<true>(x, w, y, q, qd, qs, n_rows, width, eps);
 }

@@ -53,6 +53,7 @@ RF_KERNEL void rf_rope_kv_write(float *q,              // [n_tokens, n_head * he
                                 uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,
                                 uint32_t head_dim, uint32_t rope_dims, float theta_scale,
                                 uint32_t neox, uint64_t n_slots) {
+    rf_grid_dependency_sync();
     const uint32_t t = blockIdx.x, h = blockIdx.y;
     if (t >= n_tokens || h >= n_head + n_kv_heads) {
         return;

@@ -1204,11 +1204,12 @@ fn check_attention(
                 "{heads:?}: second decode"
             );
         }
-        // The one-token-a-block kernel (heads of up to 256 values) quantizes; the tiled
-        // kernel leaves it to a separate pass.
+        // The one-token-a-block kernel (heads of up to 256 values, a whole number of warps)
+        // quantizes; the tiled kernel leaves it to a separate pass.
+        let warp = g.device.facts().warp_size as usize;
         assert_eq!(
             quantized,
-            hd <= 256,
+            hd <= 256 && hd.is_multiple_of(warp),
             "{heads:?}: quantized by the attention kernel"
         );
         if quantized {

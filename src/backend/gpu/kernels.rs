@@ -3,6 +3,8 @@
 
 pub mod inspect;
 
+use std::sync::OnceLock;
+
 use super::result::DriverVersion;
 use super::safe::{Device, DeviceFacts};
 use super::sys::Vendor;
@@ -117,19 +119,47 @@ pub fn check_device(facts: &DeviceFacts, driver: DriverVersion) -> Result<(), St
 /// Whether a GPU of compute capability `cc` runs some target: machine code for X.y runs
 /// on X.z with z >= y; PTX for X.Y is compiled by the driver for any newer GPU.
 fn cuda_code_runs(targets: &[&str], cc: (i32, i32)) -> bool {
-    let version = |digits: &str| -> Option<(i32, i32)> {
-        let n: i32 = digits.parse().ok()?;
-        Some((n / 10, n % 10))
+    chosen_cuda_code(targets, cc).is_some()
+}
+
+/// Whether this build's kernels may start while the kernel before them on `device` is still
+/// running (programmatic dependent launch). Every kernel waits for its inputs with
+/// `rf_grid_dependency_sync` (`kernels/compat.h`), which is compiled in for NVIDIA's 9.0
+/// and newer only, so the code the driver picks for the device must be such code. Off with
+/// `ROCMFORGE_GPU_OVERLAP=0` (read once per process), to measure what it gains.
+pub(crate) fn launch_overlap(device: &Device) -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    let allowed =
+        *ALLOWED.get_or_init(|| std::env::var_os("ROCMFORGE_GPU_OVERLAP").is_none_or(|v| v != "0"));
+    let KernelBuild::Built(built) = build(device.vendor()) else {
+        return false;
     };
-    targets.iter().any(|target| {
-        if let Some(sm) = target.strip_prefix("sm_").and_then(version) {
-            sm.0 == cc.0 && sm.1 <= cc.1
-        } else if let Some(ptx) = target.strip_prefix("compute_").and_then(version) {
-            ptx <= cc
-        } else {
-            false
-        }
-    })
+    allowed
+        && device.vendor() == Vendor::Cuda
+        && device.can_overlap_launches()
+        && chosen_cuda_code(built.targets, device.facts().compute_capability)
+            .is_some_and(|arch| arch >= (9, 0))
+}
+
+/// The architecture of the code the CUDA driver runs on a GPU of compute capability `cc`:
+/// machine code of the same major and the highest minor not above cc's, else the newest
+/// PTX not newer than `cc` (compiled by the driver).
+fn chosen_cuda_code(targets: &[&str], cc: (i32, i32)) -> Option<(i32, i32)> {
+    let parsed = |prefix: &'static str| {
+        targets
+            .iter()
+            .filter_map(move |t| t.strip_prefix(prefix).and_then(cuda_version))
+    };
+    parsed("sm_")
+        .filter(|sm| sm.0 == cc.0 && sm.1 <= cc.1)
+        .max()
+        .or_else(|| parsed("compute_").filter(|ptx| *ptx <= cc).max())
+}
+
+/// `"90"` as (9, 0).
+fn cuda_version(digits: &str) -> Option<(i32, i32)> {
+    let n: i32 = digits.parse().ok()?;
+    Some((n / 10, n % 10))
 }
 
 /// The image of kernel file `name` for `device`, after checking it can run there.
@@ -173,5 +203,18 @@ mod tests {
             !cuda_code_runs(&["sm_90"], (10, 0)),
             "machine code does not cross majors"
         );
+    }
+
+    #[test]
+    fn the_driver_prefers_machine_code_then_the_newest_fitting_ptx() {
+        assert_eq!(chosen_cuda_code(FATBIN_TARGETS, (9, 0)), Some((9, 0)));
+        assert_eq!(chosen_cuda_code(FATBIN_TARGETS, (8, 7)), Some((8, 6)));
+        assert_eq!(chosen_cuda_code(FATBIN_TARGETS, (12, 0)), Some((9, 0)));
+        assert_eq!(
+            chosen_cuda_code(&["sm_80", "compute_80"], (9, 0)),
+            Some((8, 0)),
+            "an 8.0-only build runs as 8.0 code on a 9.0 GPU: no overlapped launches"
+        );
+        assert_eq!(chosen_cuda_code(&["sm_90"], (8, 0)), None);
     }
 }

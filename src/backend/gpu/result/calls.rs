@@ -5,7 +5,8 @@ use std::ffi::{CStr, c_char, c_int, c_void};
 
 use super::super::sys::constants::{self, Attribute};
 use super::super::sys::{
-    DeviceHandle, DevicePtr, RawContext, RawEvent, RawFunction, RawGraph, RawGraphExec, RawModule,
+    DeviceHandle, DevicePtr, LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, LaunchAttribute,
+    LaunchConfigEx, RawContext, RawEvent, RawFunction, RawGraph, RawGraphExec, RawModule,
     RawStream, VendorApi,
 };
 use super::{Driver, DriverError};
@@ -410,11 +411,25 @@ impl Driver {
         Ok(function)
     }
 
+    /// Whether [`Driver::launch_kernel`] can let a kernel overlap the one before it:
+    /// CUDA with `cuLaunchKernelEx`.
+    pub fn can_overlap_launches(&self) -> bool {
+        matches!(&self.vendor_api, VendorApi::Cuda(cuda) if cuda.launch_kernel_ex.is_some())
+    }
+
+    /// Queues a kernel. With `overlap` (only where [`Driver::can_overlap_launches`]), it is
+    /// launched with programmatic stream serialization: it may start while the previous
+    /// kernel on the stream is still running, and must wait for that kernel's results
+    /// itself (`kernels/compat.h`, `rf_grid_dependency_sync`).
+    ///
     /// # Safety
     /// `function` and `stream` are live on the same device; `params` holds one pointer per
     /// kernel parameter, each to a value of that parameter's type (the runtime copies them
     /// during the call); every device pointer among them stays valid until the kernel has
-    /// run; and the kernel must not access memory outside what it was given.
+    /// run; the kernel must not access memory outside what it was given; and with
+    /// `overlap` it must call the grid dependency wait before touching memory that earlier
+    /// work on the stream writes or reads.
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn launch_kernel(
         &self,
         function: RawFunction,
@@ -423,7 +438,27 @@ impl Driver {
         shared_mem_bytes: u32,
         stream: RawStream,
         params: *mut *mut c_void,
+        overlap: bool,
     ) -> Result<(), DriverError> {
+        if overlap
+            && let VendorApi::Cuda(cuda) = &self.vendor_api
+            && let Some(launch_ex) = cuda.launch_kernel_ex
+        {
+            let mut attribute =
+                LaunchAttribute::int(LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, 1);
+            let config = LaunchConfigEx {
+                grid: [grid.x, grid.y, grid.z],
+                block: [block.x, block.y, block.z],
+                shared_mem_bytes,
+                stream,
+                attrs: &mut attribute,
+                num_attrs: 1,
+            };
+            // SAFETY: forwarded from the caller; `config` and its one attribute are valid
+            // locals for the call; `extra` is NULL, as `params` is used.
+            let status = unsafe { launch_ex(&config, function, params, std::ptr::null_mut()) };
+            return self.check("cuLaunchKernelEx", status);
+        }
         // SAFETY: forwarded from the caller; `extra` is NULL, as `params` is used.
         let status = unsafe {
             (self.api.launch_kernel)(

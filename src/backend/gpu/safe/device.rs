@@ -217,6 +217,11 @@ impl Device {
     pub(crate) fn missing_graph_entry_point(&self) -> Option<&'static str> {
         self.shared.driver.missing_graph_entry_point()
     }
+
+    /// Whether the runtime can launch a kernel to overlap the one before it.
+    pub(crate) fn can_overlap_launches(&self) -> bool {
+        self.shared.driver.can_overlap_launches()
+    }
 }
 
 impl std::fmt::Debug for Device {

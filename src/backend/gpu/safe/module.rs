@@ -21,6 +21,8 @@ struct LoadedModule {
     device: Device,
     raw: RawModule,
     name: String,
+    /// Launch its kernels to overlap the kernel before them (`kernels::launch_overlap`).
+    overlap_launches: bool,
 }
 
 // SAFETY: a module handle may be used from any thread; it is only passed to the driver.
@@ -42,6 +44,15 @@ impl Module {
     /// Loads a code object: a CUDA fatbin or cubin, or a HIP code object or offload
     /// bundle. The runtime checks the image and copies what it needs.
     pub fn load(device: &Device, name: &str, image: &[u8]) -> Result<Module> {
+        Module::load_image(device, name, image, false)
+    }
+
+    fn load_image(
+        device: &Device,
+        name: &str,
+        image: &[u8],
+        overlap_launches: bool,
+    ) -> Result<Module> {
         if image.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "module '{name}': empty image"
@@ -67,6 +78,7 @@ impl Module {
                 device: device.clone(),
                 raw,
                 name: name.to_owned(),
+                overlap_launches,
             }),
         })
     }
@@ -76,7 +88,7 @@ impl Module {
     /// none that runs on this device.
     pub fn load_embedded(device: &Device, name: &str) -> Result<Module> {
         let image = kernels::image_for(device, name)?;
-        Module::load(device, name, image)
+        Module::load_image(device, name, image, kernels::launch_overlap(device))
     }
 
     pub fn name(&self) -> &str {
@@ -154,9 +166,11 @@ impl Function {
         config.validate()?;
         let mut params = args.param_pointers();
         let (function, raw_stream) = (self.raw, stream.raw());
+        let overlap = self.module.overlap_launches;
         // SAFETY: function and stream are live on the same device (checked above); each
         // parameter pointer addresses a slot of `args`, which outlives the call; the
-        // caller guarantees the arguments match the kernel and the buffers outlive it.
+        // caller guarantees the arguments match the kernel and the buffers outlive it;
+        // overlap is on only for this library's kernels, which all wait for their inputs.
         device.run(|driver| unsafe {
             driver.launch_kernel(
                 function,
@@ -165,6 +179,7 @@ impl Function {
                 config.shared_mem_bytes,
                 raw_stream,
                 params.as_mut_ptr(),
+                overlap,
             )
         })
     }

@@ -16,7 +16,10 @@ use std::ffi::{c_int, c_void};
 
 pub use api::{Api, ApiNames};
 pub use library::{OpenedLibrary, candidates, open_first};
-pub use vendor_api::{CudaApi, HipApi, VendorApi};
+pub use vendor_api::{
+    CudaApi, HipApi, LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, LaunchAttribute,
+    LaunchConfigEx, VendorApi,
+};
 
 /// The vendor runtime behind a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,12 +1,12 @@
 //! The few calls whose shape differs between the vendors: error strings (CUDA returns them
 //! through an out-parameter, HIP as the return value) and making a device current (CUDA
-//! binds a context to the thread, HIP a device ordinal).
+//! binds a context to the thread, HIP a device ordinal), and CUDA's extensible launch.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 
 use libloading::Library;
 
-use super::{DeviceHandle, RawContext, Status};
+use super::{DeviceHandle, RawContext, RawFunction, RawStream, Status};
 
 pub enum VendorApi {
     Cuda(CudaApi),
@@ -21,7 +21,55 @@ pub struct CudaApi {
         unsafe extern "C" fn(context: *mut RawContext, device: DeviceHandle) -> Status,
     pub primary_ctx_release: unsafe extern "C" fn(device: DeviceHandle) -> Status,
     pub ctx_set_current: unsafe extern "C" fn(context: RawContext) -> Status,
+    /// `cuLaunchKernelEx` (CUDA 11.8 and newer): a launch with attributes.
+    pub launch_kernel_ex: Option<
+        unsafe extern "C" fn(
+            config: *const LaunchConfigEx,
+            function: RawFunction,
+            params: *mut *mut c_void,
+            extra: *mut *mut c_void,
+        ) -> Status,
+    >,
 }
+
+/// `CUlaunchAttribute`: an attribute id and a 64-byte value union (cuda.h 13.0).
+#[repr(C, align(8))]
+pub struct LaunchAttribute {
+    pub id: c_uint,
+    pub pad: [u8; 4],
+    pub value: [u8; 64],
+}
+
+/// `CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION`: with an `int` value of 1, the
+/// kernel may begin while the previous kernel on its stream is still running; it waits for
+/// that kernel's results itself (`griddepcontrol.wait`).
+pub const LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: c_uint = 6;
+
+impl LaunchAttribute {
+    /// An attribute whose value is one `int`.
+    pub fn int(id: c_uint, value: c_int) -> LaunchAttribute {
+        let mut bytes = [0u8; 64];
+        bytes[..4].copy_from_slice(&value.to_ne_bytes());
+        LaunchAttribute {
+            id,
+            pad: [0; 4],
+            value: bytes,
+        }
+    }
+}
+
+/// `CUlaunchConfig` (cuda.h 13.0).
+#[repr(C)]
+pub struct LaunchConfigEx {
+    pub grid: [c_uint; 3],
+    pub block: [c_uint; 3],
+    pub shared_mem_bytes: c_uint,
+    pub stream: RawStream,
+    pub attrs: *mut LaunchAttribute,
+    pub num_attrs: c_uint,
+}
+
+const _: () = assert!(size_of::<LaunchAttribute>() == 72 && size_of::<LaunchConfigEx>() == 56);
 
 pub struct HipApi {
     pub get_error_name: unsafe extern "C" fn(error: Status) -> *const c_char,
@@ -53,6 +101,7 @@ impl CudaApi {
                 primary_ctx_retain: symbol(library, "cuDevicePrimaryCtxRetain")?,
                 primary_ctx_release: symbol(library, "cuDevicePrimaryCtxRelease_v2")?,
                 ctx_set_current: symbol(library, "cuCtxSetCurrent")?,
+                launch_kernel_ex: symbol(library, "cuLaunchKernelEx").ok(),
             })
         }
     }
