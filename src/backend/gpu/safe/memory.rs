@@ -68,6 +68,18 @@ assert_not_impl!(DeviceBuffer<u8>: Clone);
 assert_not_impl!(DeviceBuffer<f32>: Clone);
 assert_not_impl!(DeviceBuffer<u8>: Copy);
 
+/// Allocations are whole 16-byte vectors, so a kernel's aligned 16-byte load that holds
+/// any byte of a buffer stays inside its allocation (`kernels/matvec_q8.hip` reads
+/// 2-aligned weight blocks that way).
+const ALLOCATION_GRANULE: usize = 16;
+
+/// The bytes reserved for a buffer of `bytes` bytes.
+fn reserved_bytes(bytes: usize) -> Result<usize> {
+    bytes
+        .checked_next_multiple_of(ALLOCATION_GRANULE)
+        .ok_or_else(|| Error::InvalidArgument(format!("{bytes} bytes overflow the address space")))
+}
+
 impl Device {
     /// `len` elements of device memory with unspecified contents (any bit pattern is a
     /// valid `T`, so reading them is safe, just meaningless).
@@ -81,9 +93,10 @@ impl Device {
         let ptr = if bytes == 0 {
             0
         } else {
+            let reserved = reserved_bytes(bytes)?;
             // SAFETY: `run` made the device current; the buffer below owns the result.
-            let ptr = self.run(|driver| unsafe { driver.mem_alloc(bytes) })?;
-            self.tracker().record_alloc(bytes as u64);
+            let ptr = self.run(|driver| unsafe { driver.mem_alloc(reserved) })?;
+            self.tracker().record_alloc(reserved as u64);
             ptr
         };
         Ok(DeviceBuffer {
@@ -112,6 +125,12 @@ impl Device {
 }
 
 impl<T: DeviceCopy> DeviceBuffer<T> {
+    /// The bytes `Device::alloc` reserved (rounding cannot overflow: the allocation
+    /// succeeded with it).
+    fn reserved_bytes(&self) -> usize {
+        self.size_bytes().next_multiple_of(ALLOCATION_GRANULE)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -354,7 +373,7 @@ impl<T: DeviceCopy> Drop for DeviceBuffer<T> {
         // A lost device (`Ok(false)`) reclaims the memory with its context.
         self.device
             .tracker()
-            .record_free(self.size_bytes() as u64, freed.is_ok());
+            .record_free(self.reserved_bytes() as u64, freed.is_ok());
     }
 }
 
