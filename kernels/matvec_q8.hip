@@ -84,6 +84,11 @@ RF_DEVICE void rf_load_block_words(const uint8_t *p, uint32_t (&out)[WORDS]) {
     }
 }
 
+// An f16 given by its bits, widened (exactly).
+RF_DEVICE float rf_f16_bits_to_f32(uint32_t bits) {
+    return __half2float(__ushort_as_half((unsigned short)bits));
+}
+
 // Bytes 2.. of a block as words: word k of the result is bytes 2 + 4k .. 5 + 4k.
 RF_DEVICE int rf_words_from_byte2(const uint32_t *w, int k) {
     return (int)((w[k] >> 16) | (w[k + 1] << 16));
@@ -105,7 +110,7 @@ struct Q8Unpack<BlockQ4_0> {
             u.q[k] = v & 0x0F0F0F0F;
             u.q[k + 4] = (v >> 4) & 0x0F0F0F0F;
         }
-        u.scale_lo = u.scale_hi = __half2float(__ushort_as_half((unsigned short)(w[0] & 0xFFFF)));
+        u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(w[0] & 0xFFFF);
         u.offset = 8;
         u.m = 0.0f;
     }
@@ -114,15 +119,16 @@ struct Q8Unpack<BlockQ4_0> {
 template <>
 struct Q8Unpack<BlockQ4_1> {
     RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
-        const uint8_t *b = row + (uint64_t)g * 20;
+        uint32_t w[5];
+        rf_load_block_words<20, 4>(row + (uint64_t)g * 20, w);
         for (int k = 0; k < 4; ++k) {
-            const int v = rf_i32_b4(b + 4 + 4 * k);
+            const int v = (int)w[k + 1];
             u.q[k] = v & 0x0F0F0F0F;
             u.q[k + 4] = (v >> 4) & 0x0F0F0F0F;
         }
-        u.scale_lo = u.scale_hi = rf_f16_at(b);
+        u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(w[0] & 0xFFFF);
         u.offset = 0;
-        u.m = rf_f16_at(b + 2);
+        u.m = rf_f16_bits_to_f32(w[0] >> 16);
     }
 };
 
@@ -172,7 +178,7 @@ struct Q8Unpack<BlockQ8_0> {
         for (int k = 0; k < 8; ++k) {
             u.q[k] = rf_words_from_byte2(w, k);
         }
-        u.scale_lo = u.scale_hi = __half2float(__ushort_as_half((unsigned short)(w[0] & 0xFFFF)));
+        u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(w[0] & 0xFFFF);
         u.offset = 0;
         u.m = 0.0f;
     }
@@ -186,10 +192,13 @@ struct Q8Unpack<BlockQ4_K> {
         const int i = g % 8;
         int sc, m;
         rf_k4_scale_min(b + 4, i, &sc, &m);
-        const uint8_t *qs = b + 16 + 32 * (i / 2);
+        // 144-byte blocks from an aligned row start: the quants are two 16-byte vectors.
+        const int4 *qs = (const int4 *)(b + 16 + 32 * (i / 2));
+        const int4 lo = qs[0], hi = qs[1];
+        const int words[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
         const int shift = 4 * (i % 2);
         for (int k = 0; k < 8; ++k) {
-            u.q[k] = (rf_i32_b4(qs + 4 * k) >> shift) & 0x0F0F0F0F;
+            u.q[k] = (words[k] >> shift) & 0x0F0F0F0F;
         }
         u.scale_lo = u.scale_hi = rf_mul(rf_f16_at(b), (float)sc);
         u.offset = 0;
