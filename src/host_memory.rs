@@ -3,7 +3,9 @@
 //! was being made and the bytes it needed, never an abort of the host process.
 //!
 //! With the test-only `fault-injection` feature, [`fault_injection`] makes a chosen one of
-//! these allocations fail, so tests can prove every caller handles the failure.
+//! these allocations fail (or of the other acquisitions that can fail for want of
+//! resources: device allocations and worker threads), so tests can prove every caller
+//! handles the failure.
 
 use crate::error::{Error, Result};
 
@@ -37,18 +39,19 @@ pub fn resize<T: Clone>(v: &mut Vec<T>, len: usize, value: T, what: &str) -> Res
     Ok(())
 }
 
-/// Test-only: counts the fallible allocations ([`reserve`] calls that must grow their
-/// vector, [`filled_vec`] and [`resize`] included) made by any thread, and fails the k-th.
+/// Test-only: counts the fallible acquisitions made by any thread, and fails the k-th:
+/// host allocations ([`reserve`] calls that must grow their vector, [`filled_vec`] and
+/// [`resize`] included), device allocations (`Device::alloc`) and CPU worker threads.
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Allocations counted since [`fail_at`].
+    /// Acquisitions counted since [`fail_at`].
     static COUNT: AtomicUsize = AtomicUsize::new(0);
-    /// The allocation to fail (1 is the first after [`fail_at`]); 0 fails none.
+    /// The acquisition to fail (1 is the first after [`fail_at`]); 0 fails none.
     static FAIL_AT: AtomicUsize = AtomicUsize::new(0);
 
-    /// Starts counting again from 0 and fails allocation `k` (1-based) from now; 0
+    /// Starts counting again from 0 and fails acquisition `k` (1-based) from now; 0
     /// fails none and only counts.
     pub fn fail_at(k: usize) {
         FAIL_AT.store(0, Ordering::SeqCst);
@@ -56,13 +59,13 @@ pub mod fault_injection {
         FAIL_AT.store(k, Ordering::SeqCst);
     }
 
-    /// Fallible allocations asked for since [`fail_at`], the failed one included.
+    /// Fallible acquisitions asked for since [`fail_at`], the failed one included.
     pub fn count() -> usize {
         COUNT.load(Ordering::SeqCst)
     }
 
-    /// Counts an allocation; whether it is the one to fail.
-    pub(super) fn this_one_fails() -> bool {
+    /// Counts an acquisition; whether it is the one to fail.
+    pub(crate) fn this_one_fails() -> bool {
         let index = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
         index == FAIL_AT.load(Ordering::SeqCst)
     }

@@ -1,9 +1,10 @@
-//! With the test-only `fault-injection` feature, the k-th fallible host allocation fails
-//! (`host_memory::fault_injection`). For every k over loading a tiny model, making a
-//! context and decoding a prompt through the C ABI, the step that meets the failure
-//! returns `RF_ERR_OUT_OF_MEMORY` (the steps before it succeed), freeing what was made
-//! leaves the process's live heap bytes where they were (nothing leaked), and the next
-//! load, context and decode succeed with the same logits as before.
+//! With the test-only `fault-injection` feature, the k-th fallible host allocation or
+//! worker-thread start fails (`host_memory::fault_injection`). For every k over loading a
+//! tiny model, making a context, decoding a prompt and generating from text through the C
+//! ABI, the step that meets the failure returns `RF_ERR_OUT_OF_MEMORY` (the steps before it
+//! succeed), freeing what was made leaves the process's live heap bytes where they were
+//! (nothing leaked), and the next load, context, decode and generation succeed with the
+//! same logits and text as before.
 //!
 //! A global allocator counts live heap bytes; everything runs in one test, since both
 //! counters are process-wide.
@@ -12,14 +13,17 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::{c_char, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use common::ffi::{decode_last_logits, last_error};
 use common::tiny_model::variants::variants;
 use rocmforge::ffi::{
-    rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_decode, rf_model,
-    rf_model_default_params, rf_model_free, rf_model_load_from_memory, rf_status,
+    rf_context, rf_context_default_params, rf_context_free, rf_context_new, rf_decode, rf_generate,
+    rf_generate_default_params, rf_model, rf_model_default_params, rf_model_free,
+    rf_model_load_from_memory, rf_sampler_default_params, rf_sampler_free, rf_sampler_new,
+    rf_status,
 };
 use rocmforge::host_memory::fault_injection;
 
@@ -74,12 +78,19 @@ enum Step {
     Load,
     Context,
     Decode,
+    Generate,
 }
+
+/// What a run gives: the prompt's last logits and the generated text.
+type Output = (Vec<f32>, Vec<u8>);
 
 /// Prompt tokens: enough for the matmuls and the attention to use the pool's threads.
 const PROMPT: [i32; 20] = [
     1, 5, 9, 2, 7, 30, 11, 4, 8, 3, 6, 10, 12, 14, 13, 15, 20, 17, 16, 19,
 ];
+
+/// A text prompt for `rf_generate`, on its own sequence.
+const TEXT_PROMPT: &str = "hello world, the quick brown fox";
 
 #[test]
 fn every_failed_host_allocation_is_an_out_of_memory_status_and_leaks_nothing() {
@@ -90,7 +101,11 @@ fn every_failed_host_allocation_is_an_out_of_memory_status_and_leaks_nothing() {
         let bytes = variant.gguf();
         fault_injection::fail_at(0);
         let expected = run(&bytes).unwrap_or_else(|(step, status)| {
-            panic!("{}: {step:?} failed with {status:?}", variant.name)
+            panic!(
+                "{}: {step:?} failed with {status:?}: {}",
+                variant.name,
+                last_error()
+            )
         });
         let n_allocations = fault_injection::count();
         assert!(n_allocations > 10, "{}: only {n_allocations}", variant.name);
@@ -127,16 +142,14 @@ fn every_failed_host_allocation_is_an_out_of_memory_status_and_leaks_nothing() {
             assert_eq!(again, expected, "{}: after allocation {k}", variant.name);
         }
         let at = |step| failed_at.iter().filter(|s| **s == step).count();
-        let (load, context, decode) = (at(Step::Load), at(Step::Context), at(Step::Decode));
+        let steps = [Step::Load, Step::Context, Step::Decode, Step::Generate].map(at);
         eprintln!(
-            "{}: {n_allocations} fallible allocations failed in turn: {load} in the load, \
-             {context} in context creation, {decode} in the decode",
-            variant.name
+            "{}: {n_allocations} fallible acquisitions failed in turn: {} in the load, {} in \
+             context creation, {} in the decode, {} in generation",
+            variant.name, steps[0], steps[1], steps[2], steps[3]
         );
-        // The load makes none of its allocations through `host_memory` (yet), so only
-        // context creation and the decode are swept.
         assert!(
-            context > 0 && decode > 0,
+            steps.iter().all(|&n| n > 0),
             "{}: the sweep missed a step",
             variant.name
         );
@@ -155,7 +168,7 @@ fn live_bytes() -> isize {
 /// Loads the model in `bytes` on the CPU, makes a context of two threads and decodes
 /// [`PROMPT`]; frees both whatever happened. The last token's logits, or the step that
 /// failed and its status.
-fn run(bytes: &[u8]) -> Result<Vec<f32>, (Step, rf_status)> {
+fn run(bytes: &[u8]) -> Result<Output, (Step, rf_status)> {
     let params = rocmforge::ffi::rf_model_params {
         device: rocmforge::ffi::RF_DEVICE_CPU,
         ..rf_model_default_params()
@@ -175,10 +188,11 @@ fn run(bytes: &[u8]) -> Result<Vec<f32>, (Step, rf_status)> {
     result
 }
 
-fn with_context(model: *mut rf_model) -> Result<Vec<f32>, (Step, rf_status)> {
+fn with_context(model: *mut rf_model) -> Result<Output, (Step, rf_status)> {
     let params = rocmforge::ffi::rf_context_params {
-        n_ctx: 64,
+        n_ctx: 128,
         n_threads: 2,
+        n_seq_max: 2,
         ..rf_context_default_params()
     };
     let mut ctx: *mut rf_context = ptr::null_mut();
@@ -188,8 +202,66 @@ fn with_context(model: *mut rf_model) -> Result<Vec<f32>, (Step, rf_status)> {
         assert!(ctx.is_null());
         return Err((Step::Context, status));
     }
-    let result = decode_last_logits(ctx, &PROMPT).map_err(|status| (Step::Decode, status));
+    let result = decode_last_logits(ctx, &PROMPT)
+        .map_err(|status| (Step::Decode, status))
+        .and_then(|logits| {
+            let text = generate(ctx).map_err(|status| (Step::Generate, status))?;
+            Ok((logits, text))
+        });
     // SAFETY: a live context, freed once.
     unsafe { rf_context_free(ctx) };
     result
+}
+
+/// Eight greedy tokens after [`TEXT_PROMPT`] on sequence 1, as text.
+fn generate(ctx: *mut rf_context) -> Result<Vec<u8>, rf_status> {
+    let sampler_params = rocmforge::ffi::rf_sampler_params {
+        temperature: 0.0,
+        ..rf_sampler_default_params()
+    };
+    let mut sampler = ptr::null_mut();
+    // SAFETY: parameters from the defaults and an out-pointer to a local.
+    let status = unsafe { rf_sampler_new(&sampler_params, &mut sampler) };
+    if status != rf_status::RF_OK {
+        return Err(status);
+    }
+    let params = rocmforge::ffi::rf_generate_params {
+        max_tokens: 8,
+        seq_id: 1,
+        ..rf_generate_default_params()
+    };
+    let mut text = Vec::new();
+    // SAFETY: a live context and sampler, prompt bytes of the given length, parameters from
+    // the defaults, and a callback whose user data is `text`, alive for the call.
+    let status = unsafe {
+        rf_generate(
+            ctx,
+            sampler,
+            TEXT_PROMPT.as_ptr().cast(),
+            TEXT_PROMPT.len(),
+            &params,
+            Some(collect_text),
+            (&raw mut text).cast(),
+        )
+    };
+    // SAFETY: a live sampler, freed once.
+    unsafe { rf_sampler_free(sampler) };
+    if status == rf_status::RF_OK {
+        Ok(text)
+    } else {
+        Err(status)
+    }
+}
+
+/// `rf_generate`'s text callback: appends the piece to the `Vec<u8>` at `user_data`.
+unsafe extern "C" fn collect_text(text: *const c_char, len: usize, user_data: *mut c_void) -> bool {
+    // SAFETY: `generate` passes its `Vec<u8>` as user data; the library passes `len` bytes.
+    let (out, piece) = unsafe {
+        (
+            &mut *user_data.cast::<Vec<u8>>(),
+            std::slice::from_raw_parts(text.cast::<u8>(), len),
+        )
+    };
+    out.extend_from_slice(piece);
+    true
 }

@@ -1,6 +1,7 @@
 //! A parsed GGUF file that owns its bytes: a memory map of a file on disk, or a buffer.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use memmap2::Mmap;
@@ -8,6 +9,7 @@ use self_cell::self_cell;
 
 use super::file::GgufFile;
 use crate::error::{Error, Result};
+use crate::host_memory;
 
 /// Where an [`OwnedGguf`]'s bytes live.
 enum Backing {
@@ -69,12 +71,23 @@ impl OwnedGguf {
         Self::from_backing(Backing::Borrowed(bytes))
     }
 
-    /// Reads the whole file at `path` into memory and parses it (no memory map).
+    /// Reads the whole file at `path` into memory and parses it (no memory map). The
+    /// buffer is reserved fallibly: a file larger than the memory left is an error.
     pub fn read(path: &Path) -> Result<OwnedGguf> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        let io_error = |source| Error::Io {
             path: path.display().to_string(),
             source,
+        };
+        let mut file = File::open(path).map_err(io_error)?;
+        let len = file.metadata().map_err(io_error)?.len();
+        let len = usize::try_from(len).map_err(|_| {
+            Error::OutOfMemory(format!(
+                "the model file's {len} bytes exceed the address space"
+            ))
         })?;
+        let mut bytes = Vec::new();
+        host_memory::reserve(&mut bytes, len, "the model file read into memory")?;
+        file.read_to_end(&mut bytes).map_err(io_error)?;
         Self::from_buffer(bytes)
     }
 

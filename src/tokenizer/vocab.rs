@@ -6,6 +6,7 @@ use rustc_hash::FxHashMap;
 use super::parts::VocabParts;
 use super::token_type::TokenType;
 use crate::error::{Error, Result};
+use crate::host_memory;
 
 /// A token id.
 pub type TokenId = u32;
@@ -139,7 +140,8 @@ impl Vocab {
         check_len("token_type", parts.token_types.as_ref().map(Vec::len), n)?;
         check_len("scores", parts.scores.as_ref().map(Vec::len), n)?;
 
-        let mut texts = Vec::with_capacity(n);
+        let mut texts = Vec::new();
+        host_memory::reserve(&mut texts, n, "the vocabulary's token texts")?;
         let mut index = FxHashMap::default();
         index.reserve(n);
         for (i, text) in parts.tokens.iter().enumerate() {
@@ -158,10 +160,12 @@ impl Vocab {
             texts.push(text);
         }
 
-        let mut types: Vec<TokenType> = match &parts.token_types {
-            Some(raw) => raw.iter().map(|&t| TokenType::from_raw(t.into())).collect(),
-            None => vec![TokenType::Normal; n],
-        };
+        let mut types = host_memory::filled_vec(n, TokenType::Normal, "the vocabulary's types")?;
+        if let Some(raw) = &parts.token_types {
+            for (ty, &t) in types.iter_mut().zip(raw) {
+                *ty = TokenType::from_raw(t.into());
+            }
+        }
         for (text, ty) in texts.iter().zip(types.iter_mut()) {
             if CONTROL_BY_NAME.contains(&&**text) {
                 *ty = TokenType::Control;
@@ -170,15 +174,13 @@ impl Vocab {
             }
         }
 
-        let scores = match &parts.scores {
-            Some(s) => {
-                if let Some(i) = s.iter().position(|x| x.is_nan()) {
-                    return Err(Error::InvalidVocab(format!("token {i} has a NaN score")));
-                }
-                s.clone()
+        let mut scores = host_memory::filled_vec(n, 0.0, "the vocabulary's scores")?;
+        if let Some(s) = &parts.scores {
+            if let Some(i) = s.iter().position(|x| x.is_nan()) {
+                return Err(Error::InvalidVocab(format!("token {i} has a NaN score")));
             }
-            None => vec![0.0; n],
-        };
+            scores.copy_from_slice(s);
+        }
 
         let role = |name: &str, value: Option<u32>, default: Option<u32>| match value {
             Some(id) if id >= n_u32 => Err(Error::InvalidVocab(format!(

@@ -168,6 +168,12 @@ impl WorkerPool {
             workers: Vec::with_capacity(n_threads - 1),
         };
         for index in 1..n_threads {
+            #[cfg(feature = "fault-injection")]
+            if crate::host_memory::fault_injection::this_one_fails() {
+                return Err(Error::OutOfMemory(format!(
+                    "starting CPU worker thread {index} of {n_threads}: injected failure"
+                )));
+            }
             let shared = Arc::clone(&pool.shared);
             let worker = thread::Builder::new()
                 .name(format!("rocmforge-cpu-{index}"))

@@ -17,7 +17,7 @@ mod legacy;
 mod mxfp4;
 
 use super::GgmlType;
-use crate::{Error, Result};
+use crate::{Error, Result, host_memory};
 
 /// A per-type kernel. Callers have checked that the lengths describe whole blocks.
 type Kernel = fn(&[u8], &mut [f32]);
@@ -39,7 +39,7 @@ pub fn dequantize_to_vec(dtype: GgmlType, data: &[u8], n_values: usize) -> Resul
     let kernel = kernel(dtype)?;
     // Checked before allocating, so a bogus count errors instead of aborting the process.
     check_lengths(dtype, data.len(), n_values)?;
-    let mut out = vec![0.0; n_values];
+    let mut out = host_memory::filled_vec(n_values, 0.0, "a dequantized tensor")?;
     kernel(data, &mut out);
     Ok(out)
 }

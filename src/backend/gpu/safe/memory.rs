@@ -94,6 +94,12 @@ impl Device {
             0
         } else {
             let reserved = reserved_bytes(bytes)?;
+            #[cfg(feature = "fault-injection")]
+            if crate::host_memory::fault_injection::this_one_fails() {
+                return Err(Error::DeviceOutOfMemory(format!(
+                    "{reserved} bytes of device memory: injected failure"
+                )));
+            }
             // SAFETY: `run` made the device current; the buffer below owns the result.
             let ptr = self.run(|driver| unsafe { driver.mem_alloc(reserved) })?;
             self.tracker().record_alloc(reserved as u64);
