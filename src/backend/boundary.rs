@@ -105,25 +105,33 @@ pub trait Backend {
     fn begin_step(&mut self, step: &Step) -> Result<()>;
     /// `X[t] = table[token t]`.
     fn embed(&mut self, table: &Self::Matrix<'_>) -> Result<()>;
+    /// `x *= factor`.
+    fn scale(&mut self, x: Act, factor: f32) -> Result<()>;
     /// `out[t] = x[t] / sqrt(mean(x[t]²) + eps) * weight`.
     fn rms_norm(&mut self, x: Act, weight: &Self::Vector, eps: f32, out: Act) -> Result<()>;
+    /// RMS norm of each attention head of `x` (`Q` or `K`) in place, with one `head_dim`
+    /// weight for every head: the Q/K norm of Gemma 3 and Qwen 3.
+    fn head_rms_norm(&mut self, x: Act, weight: &Self::Vector, eps: f32) -> Result<()>;
     /// `out_i[t] = W_i · x[t]` for every `(W_i, out_i)`: one input, several matrices.
     fn matmul(&mut self, x: Act, products: &[(&Self::Matrix<'_>, Act)]) -> Result<()>;
     /// Rotates `Q` and `K` of every token at its position and writes `K` and `V` into
     /// layer `layer`'s cache at the token's slot.
     fn rope_and_store_kv(&mut self, layer: usize, rope: &Rope) -> Result<()>;
-    /// `Attn[t] = softmax(Q[t] · K / scale) · V` over the cached tokens of the token's
-    /// sequence at or before its position, read through the block tables.
-    fn attention(&mut self, layer: usize, scale: f32) -> Result<()>;
+    /// `Attn[t] = softmax(Q[t] · K * scale) · V` over the cached tokens of the token's
+    /// sequence at or before its position (with a sliding `window`, its last `window`
+    /// positions only), read through the block tables.
+    fn attention(&mut self, layer: usize, scale: f32, window: Option<usize>) -> Result<()>;
     /// `Gate = silu(Gate) * Up`.
     fn swiglu(&mut self) -> Result<()>;
-    /// `X += Proj`.
-    fn add_residual(&mut self) -> Result<()>;
+    /// `Gate = gelu(Gate) * Up`, GELU in its tanh form (Gemma's feed-forward).
+    fn geglu(&mut self) -> Result<()>;
+    /// `X += x` (`x` of the residual stream's width).
+    fn add_to_residual(&mut self, x: Act) -> Result<()>;
     /// `X += W · x`: a product into the residual stream (through `Proj`, which it leaves
     /// unspecified). Backends that can add in place do it in one pass.
     fn matmul_into_residual(&mut self, x: Act, w: &Self::Matrix<'_>) -> Result<()> {
         self.matmul(x, &[(w, Act::Proj)])?;
-        self.add_residual()
+        self.add_to_residual(Act::Proj)
     }
     /// `Gate = silu(W_gate · x) * (W_up · x)`, the feed-forward's gated input (leaving `Up`
     /// unspecified). Backends that can combine the two products do it in one pass.

@@ -91,8 +91,9 @@ impl Step {
     }
 
     /// The `(position, flat slot)` of every cached token that token `t` may attend to
-    /// (its sequence's, at or before its position), in increasing position.
-    pub fn visible_slots(&self, t: usize) -> VisibleSlots<'_> {
+    /// (its sequence's, at or before its position, and with a sliding `window` the last
+    /// `window` positions only), in increasing position.
+    pub fn visible_slots(&self, t: usize, window: Option<usize>) -> VisibleSlots<'_> {
         let seq = self.seq_of_token[t] as usize;
         let max_slots = self.max_blocks * self.block_size;
         let n_logical = self.n_logical[seq] as usize;
@@ -101,6 +102,9 @@ impl Step {
             slot_positions: &self.slot_positions[seq * max_slots..seq * max_slots + n_logical],
             block_size: self.block_size,
             query_pos: self.positions[t],
+            oldest_pos: window.map_or(i64::MIN, |w| {
+                i64::from(self.positions[t]) - i64::try_from(w).unwrap_or(i64::MAX) + 1
+            }),
             next: 0,
         }
     }
@@ -113,6 +117,8 @@ pub struct VisibleSlots<'a> {
     slot_positions: &'a [i32],
     block_size: usize,
     query_pos: i32,
+    /// The oldest position a sliding window lets the query see.
+    oldest_pos: i64,
     next: usize,
 }
 
@@ -123,7 +129,7 @@ impl Iterator for VisibleSlots<'_> {
         while let Some(&pos) = self.slot_positions.get(self.next) {
             let logical = self.next;
             self.next += 1;
-            if pos == EMPTY_SLOT {
+            if pos == EMPTY_SLOT || i64::from(pos) < self.oldest_pos {
                 continue;
             }
             if pos > self.query_pos {

@@ -9,7 +9,32 @@ use crate::gguf::{ArrayView, GgufFile};
 pub enum Architecture {
     /// Llama 2/3, SmolLM, Mistral and others stored as `llama`.
     Llama,
+    /// Gemma 3 (`gemma3`): scaled embeddings, Q/K norms, norms after each sublayer, a
+    /// GELU-gated feed-forward, and sliding-window attention on five layers of six.
+    Gemma3,
 }
+
+/// The feed-forward's gate activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FfnActivation {
+    Silu,
+    /// GELU, tanh form.
+    Gelu,
+}
+
+/// Gemma 3's local layers: every layer but each `period`-th attends to the last `window`
+/// positions only, with RoPE base `rope_base`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlidingWindow {
+    pub window: usize,
+    pub period: usize,
+    pub rope_base: f32,
+}
+
+/// llama.cpp's Gemma 3 constants, which the GGUF metadata does not carry: five local
+/// layers to one global, and the local layers' RoPE base.
+const GEMMA3_SWA_PERIOD: usize = 6;
+const GEMMA3_LOCAL_ROPE_BASE: f32 = 10_000.0;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -29,6 +54,11 @@ pub struct ModelConfig {
     pub rope_dims: usize,
     /// Whether the output head reuses the token embedding (no `output.weight`).
     pub tied_output: bool,
+    /// What the embedded tokens are multiplied by (Gemma: sqrt(n_embd)).
+    pub embedding_scale: Option<f32>,
+    pub ffn_activation: FfnActivation,
+    /// Local layers, for the families that have them.
+    pub sliding_window: Option<SlidingWindow>,
 }
 
 impl ModelConfig {
@@ -36,9 +66,10 @@ impl ModelConfig {
         let arch_name: &str = file.require("general.architecture")?;
         let (architecture, rope_style) = match arch_name {
             "llama" => (Architecture::Llama, RopeStyle::Normal),
+            "gemma3" => (Architecture::Gemma3, RopeStyle::Neox),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "architecture '{other}' (this build runs: llama)"
+                    "architecture '{other}' (this build runs: llama, gemma3)"
                 )));
             }
         };
@@ -72,6 +103,31 @@ impl ModelConfig {
             rope_base: file.get(&key("rope.freq_base"))?.unwrap_or(10_000.0),
             rope_dims: file.get(&key("rope.dimension_count"))?.unwrap_or(head_dim),
             tied_output: file.tensor_info("output.weight").is_none(),
+            embedding_scale: None,
+            ffn_activation: FfnActivation::Silu,
+            sliding_window: None,
+        };
+        let config = match architecture {
+            Architecture::Llama => config,
+            Architecture::Gemma3 => {
+                let softcap_key = key("final_logit_softcapping");
+                if file.get::<f32>(&softcap_key)?.is_some() {
+                    return Err(Error::Unsupported(format!(
+                        "{softcap_key}: final logit soft-capping"
+                    )));
+                }
+                let window: Option<usize> = file.get(&key("attention.sliding_window"))?;
+                ModelConfig {
+                    embedding_scale: Some((config.n_embd as f32).sqrt()),
+                    ffn_activation: FfnActivation::Gelu,
+                    sliding_window: window.map(|window| SlidingWindow {
+                        window,
+                        period: GEMMA3_SWA_PERIOD,
+                        rope_base: GEMMA3_LOCAL_ROPE_BASE,
+                    }),
+                    ..config
+                }
+            }
         };
         config.validate()?;
         Ok(config)
@@ -115,6 +171,9 @@ impl ModelConfig {
                 self.rms_eps
             ));
         }
+        if self.sliding_window.is_some_and(|w| w.window == 0) {
+            return bad("attention.sliding_window is 0".into());
+        }
         if !(self.rope_base.is_finite() && self.rope_base > 0.0) {
             return bad(format!(
                 "rope.freq_base {} is not a positive number",
@@ -142,6 +201,24 @@ impl ModelConfig {
             style: self.rope_style,
             base: self.rope_base,
             dims: self.rope_dims,
+        }
+    }
+
+    /// The sliding window of `layer`, when it is a local layer.
+    pub fn layer_window(&self, layer: usize) -> Option<&SlidingWindow> {
+        self.sliding_window
+            .as_ref()
+            .filter(|w| !(layer + 1).is_multiple_of(w.period))
+    }
+
+    /// Layer `layer`'s RoPE: a local layer's has its own base.
+    pub fn layer_rope(&self, layer: usize) -> Rope {
+        let base = self
+            .layer_window(layer)
+            .map_or(self.rope_base, |w| w.rope_base);
+        Rope {
+            base,
+            ..self.rope()
         }
     }
 

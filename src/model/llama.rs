@@ -1,10 +1,12 @@
 //! The llama-family forward pass, written once for every backend and read top to bottom
 //! like the paper: embed → layers (norm, qkv, rope, attention, out, residual, norm, ffn,
-//! residual) → norm → logits.
+//! residual) → norm → logits. Gemma 3 is the same pass with its variations switched on by
+//! the config and weights: scaled embeddings, per-head Q/K norms, a norm on each
+//! sublayer's output before the residual add, GELU, and sliding-window layers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::config::ModelConfig;
+use super::config::{FfnActivation, ModelConfig};
 use super::weights::LlamaWeights;
 use crate::backend::{Act, Backend};
 use crate::error::{Error, Result};
@@ -18,28 +20,73 @@ pub fn forward<'w, B: Backend>(
     b: &mut B,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    let rope = c.rope();
     let attention_scale = 1.0 / (c.head_dim as f32).sqrt();
     b.embed(&w.token_embd)?; // X [n, n_embd]
+    if let Some(factor) = c.embedding_scale {
+        b.scale(Act::X, factor)?;
+    }
     for (layer, lw) in w.layers.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
+        let gemma = lw.gemma.as_ref();
         // Attention sublayer.
         b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
         b.matmul(
             Act::Xn,
             &[(&lw.wq, Act::Q), (&lw.wk, Act::K), (&lw.wv, Act::V)],
         )?;
-        b.rope_and_store_kv(layer, &rope)?;
-        b.attention(layer, attention_scale)?; // Attn [n, q_dim]
-        b.matmul_into_residual(Act::Attn, &lw.wo)?;
+        if let Some(g) = gemma {
+            b.head_rms_norm(Act::Q, &g.q_norm, c.rms_eps)?;
+            b.head_rms_norm(Act::K, &g.k_norm, c.rms_eps)?;
+        }
+        b.rope_and_store_kv(layer, &c.layer_rope(layer))?;
+        let window = c.layer_window(layer).map(|w| w.window);
+        b.attention(layer, attention_scale, window)?; // Attn [n, q_dim]
+        into_residual(
+            b,
+            Act::Attn,
+            &lw.wo,
+            gemma.map(|g| &g.post_attention),
+            c.rms_eps,
+        )?;
 
         // Feed-forward sublayer.
         b.rms_norm(Act::X, &lw.ffn_norm, c.rms_eps, Act::Xn)?;
-        b.matmul_swiglu(Act::Xn, &lw.w_gate, &lw.w_up)?; // Gate [n, n_ff]
-        b.matmul_into_residual(Act::Gate, &lw.w_down)?;
+        match c.ffn_activation {
+            FfnActivation::Silu => b.matmul_swiglu(Act::Xn, &lw.w_gate, &lw.w_up)?, // Gate [n, n_ff]
+            FfnActivation::Gelu => {
+                b.matmul(Act::Xn, &[(&lw.w_gate, Act::Gate), (&lw.w_up, Act::Up)])?;
+                b.geglu()?;
+            }
+        }
+        into_residual(
+            b,
+            Act::Gate,
+            &lw.w_down,
+            gemma.map(|g| &g.post_ffn),
+            c.rms_eps,
+        )?;
     }
     // Output head, only for the tokens that asked for logits.
     b.output_logits(&w.output_norm, c.rms_eps, &w.output)
+}
+
+/// `X += W · x`, or with a post-norm (Gemma) `X += rms_norm(W · x)`.
+fn into_residual<'w, B: Backend>(
+    b: &mut B,
+    x: Act,
+    w: &B::Matrix<'w>,
+    post_norm: Option<&B::Vector>,
+    eps: f32,
+) -> Result<()> {
+    match post_norm {
+        None => b.matmul_into_residual(x, w),
+        Some(norm) => {
+            b.matmul(x, &[(w, Act::Proj)])?;
+            // Xn is free here: the sublayer's input was consumed by its first product.
+            b.rms_norm(Act::Proj, norm, eps, Act::Xn)?;
+            b.add_to_residual(Act::Xn)
+        }
+    }
 }

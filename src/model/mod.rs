@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use self_cell::self_cell;
 
-pub use config::{Architecture, ModelConfig};
+pub use config::{Architecture, FfnActivation, ModelConfig, SlidingWindow};
 pub use placement::Placement;
 use weights::{DeviceWeights, HostWeights};
 
@@ -152,9 +152,9 @@ impl Model {
         })
     }
 
-    /// Runs the step `backend` holds through this model's family of forward pass.
+    /// Runs the step `backend` holds through the forward pass (one for every family: the
+    /// config and weights switch a family's variations on).
     pub fn forward(&self, backend: &mut BackendState, cancel: &AtomicBool) -> Result<()> {
-        let Architecture::Llama = self.config.architecture;
         match (&self.weights, backend) {
             (Weights::Host, BackendState::Cpu(b)) => {
                 llama::forward(&self.config, self.host.borrow_dependent(), &mut **b, cancel)

@@ -2,7 +2,7 @@
 //! Matrices are borrowed from the file's bytes (no copy); norm vectors, a few KiB each,
 //! are converted to f32 once.
 
-use super::config::ModelConfig;
+use super::config::{Architecture, ModelConfig};
 use crate::backend::gpu::{DeviceBuffer, GpuMatrix, Stream};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -20,6 +20,17 @@ pub struct LayerWeights<M, V> {
     pub w_gate: M,    // [n_ff rows, n_embd]
     pub w_up: M,      // [n_ff rows, n_embd]
     pub w_down: M,    // [n_embd rows, n_ff]
+    /// Gemma 3's extra norms.
+    pub gemma: Option<GemmaNorms<V>>,
+}
+
+/// The norms Gemma 3 adds to a layer: RMS norms of each query and key head before RoPE,
+/// and of each sublayer's output before it joins the residual stream.
+pub struct GemmaNorms<V> {
+    pub q_norm: V,         // [head_dim]
+    pub k_norm: V,         // [head_dim]
+    pub post_attention: V, // [n_embd]
+    pub post_ffn: V,       // [n_embd]
 }
 
 pub struct LlamaWeights<M, V> {
@@ -54,6 +65,15 @@ impl<'a> HostWeights<'a> {
                     w_gate: matrix(file, &name("ffn_gate"), d.ff, d.embd)?,
                     w_up: matrix(file, &name("ffn_up"), d.ff, d.embd)?,
                     w_down: matrix(file, &name("ffn_down"), d.embd, d.ff)?,
+                    gemma: match c.architecture {
+                        Architecture::Llama => None,
+                        Architecture::Gemma3 => Some(GemmaNorms {
+                            q_norm: norm(file, &name("attn_q_norm"), d.head)?,
+                            k_norm: norm(file, &name("attn_k_norm"), d.head)?,
+                            post_attention: norm(file, &name("post_attention_norm"), d.embd)?,
+                            post_ffn: norm(file, &name("post_ffw_norm"), d.embd)?,
+                        }),
+                    },
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -81,6 +101,7 @@ struct Dims {
     q: Dim,
     kv: Dim,
     ff: Dim,
+    head: Dim,
 }
 
 impl Dims {
@@ -92,6 +113,7 @@ impl Dims {
             q: dim(c.q_dim(), "n_head * head_dim"),
             kv: dim(c.kv_dim(), "n_head_kv * head_dim"),
             ff: dim(c.n_ff, "n_ff"),
+            head: dim(c.head_dim, "head_dim"),
         }
     }
 }
@@ -148,6 +170,13 @@ impl HostWeights<'_> {
     /// embedding's upload only on the host: on the device it is a second copy, simple
     /// and rare enough for small models).
     pub fn upload(&self, stream: &Stream) -> Result<DeviceWeights> {
+        if self.layers.iter().any(|l| l.gemma.is_some()) {
+            return Err(Error::Unsupported(
+                "Gemma 3 on the GPU backend (its Q/K norms, GELU and sliding window run on \
+                 the CPU only so far)"
+                    .into(),
+            ));
+        }
         let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, m);
         let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
         let layers = self
@@ -164,6 +193,7 @@ impl HostWeights<'_> {
                     w_gate: matrix(&l.w_gate)?,
                     w_up: matrix(&l.w_up)?,
                     w_down: matrix(&l.w_down)?,
+                    gemma: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

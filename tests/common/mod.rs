@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 pub mod ffi;
+pub mod parity;
 pub mod tiny_model;
 
 use std::path::PathBuf;

@@ -22,6 +22,8 @@ pub struct Layer<'a> {
     pub v: &'a [f16],
     /// What the scores are multiplied by before the softmax.
     pub scale: f32,
+    /// A sliding window: each token sees only the last `window` positions.
+    pub window: Option<usize>,
 }
 
 /// Below this many multiply-adds an attention call runs on the calling thread: waking
@@ -88,7 +90,7 @@ pub fn attention(
     let group_width = group * shape.head_dim;
     let (mut context_lengths, mut longest) = (0, 0);
     for t in 0..n {
-        let visible = step.visible_slots(t).count();
+        let visible = step.visible_slots(t, layer.window).count();
         context_lengths += visible;
         longest = longest.max(visible);
     }
@@ -107,7 +109,7 @@ pub fn attention(
         let queries = &q[i * group_width..(i + 1) * group_width];
         let mut o = lock(&outputs[i]);
         let mut thread_scratch = lock(&threads[thread]);
-        let visible = step.visible_slots(t);
+        let visible = step.visible_slots(t, layer.window);
         layer.attend_kv_group(kv_head, queries, visible, &mut thread_scratch, &mut o);
     };
     if context_lengths * shape.q_dim() < PARALLEL_ATTENTION_WORK {
@@ -193,7 +195,8 @@ mod tests {
     }
 
     /// Attention over 8,192 cached tokens whose scores reach ±1e4 stays finite and
-    /// matches a float64 computation over the same (f16-stored) keys and values.
+    /// matches a float64 computation over the same (f16-stored) keys and values; with a
+    /// sliding window, over the window's last keys only.
     #[test]
     fn attention_is_accurate_with_extreme_scores_and_long_contexts() {
         let hd = 64;
@@ -205,10 +208,13 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
         };
-        for (n_ctx, q_scale) in [
-            (8192usize, 1.0f32),
-            (8192, 1e4 * 8.0 / hd as f32),
-            (17, 1e4),
+        for (n_ctx, q_scale, window) in [
+            (8192usize, 1.0f32, None),
+            (8192, 1e4 * 8.0 / hd as f32, None),
+            (17, 1e4, None),
+            (8192, 1.0, Some(1000)),
+            (17, 1.0, Some(5)),
+            (17, 1.0, Some(1)),
         ] {
             let q: Vec<f32> = (0..hd).map(|_| next() * q_scale).collect();
             let k: Vec<f16> = (0..n_ctx * hd).map(|_| f16::from_f32(next())).collect();
@@ -229,11 +235,14 @@ mod tests {
                 k: &k,
                 v: &v,
                 scale: 1.0 / (hd as f32).sqrt(),
+                window,
             };
-            layer.attend_kv_group(0, &q, step.visible_slots(0), &mut scratch, &mut out);
+            let visible = step.visible_slots(0, window);
+            layer.attend_kv_group(0, &q, visible, &mut scratch, &mut out);
 
             let scale = 1.0 / (hd as f64).sqrt();
-            let scores: Vec<f64> = (0..n_ctx)
+            let first = n_ctx - window.unwrap_or(n_ctx);
+            let scores: Vec<f64> = (first..n_ctx)
                 .map(|j| {
                     (0..hd)
                         .map(|d| f64::from(q[d]) * f64::from(k[j * hd + d]))
@@ -245,14 +254,14 @@ mod tests {
             let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
             let total: f64 = weights.iter().sum();
             for d in 0..hd {
-                let expected: f64 = (0..n_ctx)
-                    .map(|j| weights[j] / total * f64::from(v[j * hd + d]))
+                let expected: f64 = (first..n_ctx)
+                    .map(|j| weights[j - first] / total * f64::from(v[j * hd + d]))
                     .sum();
                 assert!(out[d].is_finite());
                 let tolerance = 1e-4 + 1e-3 * expected.abs();
                 assert!(
                     (f64::from(out[d]) - expected).abs() < tolerance,
-                    "n_ctx {n_ctx} q_scale {q_scale} dim {d}: {} vs {expected}",
+                    "n_ctx {n_ctx} q_scale {q_scale} window {window:?} dim {d}: {} vs {expected}",
                     out[d]
                 );
             }

@@ -8,7 +8,7 @@ use super::attention::{AttentionScratch, Layer, attention};
 use super::buffers::Buffers;
 use super::kv_storage::KvStorage;
 use super::matmul::CpuMatmul;
-use super::ops::{RopeAngles, add_assign, rms_norm, rope, swiglu};
+use super::ops::{RopeAngles, add_assign, geglu, rms_norm, rms_norm_in_place, rope, swiglu};
 use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
@@ -29,6 +29,14 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
+    /// `Gate = activation(Gate) * Up` over the step's tokens.
+    fn gate_with_up(&mut self, activation: fn(&mut [f32], &[f32])) {
+        let n = self.step.n_tokens * self.shape.n_ff;
+        let up = self.acts.take(Act::Up);
+        activation(&mut self.acts.get_mut(Act::Gate)[..n], &up[..n]);
+        self.acts.put(Act::Up, up);
+    }
+
     /// State for `n_slots` cached tokens over `n_seq_max` sequences, steps of up to
     /// `n_batch` tokens, and a pool of `n_threads` threads.
     pub fn new(
@@ -105,6 +113,28 @@ impl Backend for CpuBackend {
             let row_bytes = table.row_bytes();
             let bytes = &table.data[row * row_bytes..(row + 1) * row_bytes];
             dequantize_row(table.dtype, bytes, &mut x[t * d..(t + 1) * d])?;
+        }
+        Ok(())
+    }
+
+    fn scale(&mut self, x: Act, factor: f32) -> Result<()> {
+        let n = self.step.n_tokens * self.shape.width(x);
+        for v in &mut self.acts.get_mut(x)[..n] {
+            *v *= factor;
+        }
+        Ok(())
+    }
+
+    fn head_rms_norm(&mut self, x: Act, weight: &Vec<f32>, eps: f32) -> Result<()> {
+        if !matches!(x, Act::Q | Act::K) {
+            return Err(Error::InvalidArgument(format!(
+                "a per-head norm of {x:?}: only Q and K are made of heads"
+            )));
+        }
+        let hd = self.shape.head_dim;
+        let n = self.step.n_tokens * self.shape.width(x);
+        for head in self.acts.get_mut(x)[..n].chunks_exact_mut(hd) {
+            rms_norm_in_place(head, weight, eps);
         }
         Ok(())
     }
@@ -201,7 +231,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn attention(&mut self, layer: usize, scale: f32) -> Result<()> {
+    fn attention(&mut self, layer: usize, scale: f32, window: Option<usize>) -> Result<()> {
         let mut out = self.acts.take(Act::Attn);
         let result = attention(
             Layer {
@@ -209,6 +239,7 @@ impl Backend for CpuBackend {
                 k: &self.kv.k[layer],
                 v: &self.kv.v[layer],
                 scale,
+                window,
             },
             &self.matmul,
             &self.step,
@@ -221,18 +252,25 @@ impl Backend for CpuBackend {
     }
 
     fn swiglu(&mut self) -> Result<()> {
-        let n = self.step.n_tokens * self.shape.n_ff;
-        let up = self.acts.take(Act::Up);
-        swiglu(&mut self.acts.get_mut(Act::Gate)[..n], &up[..n]);
-        self.acts.put(Act::Up, up);
+        self.gate_with_up(swiglu);
         Ok(())
     }
 
-    fn add_residual(&mut self) -> Result<()> {
+    fn geglu(&mut self) -> Result<()> {
+        self.gate_with_up(geglu);
+        Ok(())
+    }
+
+    fn add_to_residual(&mut self, x: Act) -> Result<()> {
+        if x == Act::X || self.shape.width(x) != self.shape.n_embd {
+            return Err(Error::InvalidArgument(format!(
+                "adding {x:?} to the residual stream"
+            )));
+        }
         let n = self.step.n_tokens * self.shape.n_embd;
-        let proj = self.acts.take(Act::Proj);
-        add_assign(&mut self.acts.get_mut(Act::X)[..n], &proj[..n]);
-        self.acts.put(Act::Proj, proj);
+        let input = self.acts.take(x);
+        add_assign(&mut self.acts.get_mut(Act::X)[..n], &input[..n]);
+        self.acts.put(x, input);
         Ok(())
     }
 

@@ -5,18 +5,41 @@ use crate::backend::RopeStyle;
 
 /// `out = x / sqrt(mean(x²) + eps) * weight` for one row.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let sum_sq: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    let mean = (sum_sq / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    let scale = rms_scale(x, eps);
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
         *o = v * scale * w;
     }
+}
+
+/// [`rms_norm`] of one row in place.
+pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let scale = rms_scale(x, eps);
+    for (v, &w) in x.iter_mut().zip(weight) {
+        *v = *v * scale * w;
+    }
+}
+
+/// `1 / sqrt(mean(x²) + eps)`, the squares summed in f64 and the mean rounded to f32.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let sum_sq: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let mean = (sum_sq / x.len() as f64) as f32;
+    1.0 / (mean + eps).sqrt()
 }
 
 /// `gate = silu(gate) * up`, the SwiGLU activation, in place.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `gate = gelu(gate) * up` with GELU's tanh form (as ggml's `gelu`), in place.
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044_715;
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh()) * u;
     }
 }
 

@@ -563,6 +563,14 @@ impl Backend for GpuStep<'_> {
 
     /// Also quantizes the result when the integer products can take it, so the products
     /// that read it next need no pass of their own.
+    fn scale(&mut self, _x: Act, _factor: f32) -> Result<()> {
+        Err(not_on_gpu_yet("scaling an activation"))
+    }
+
+    fn head_rms_norm(&mut self, _x: Act, _weight: &DeviceBuffer<f32>, _eps: f32) -> Result<()> {
+        Err(not_on_gpu_yet("per-head RMS norms"))
+    }
+
     fn rms_norm(&mut self, x: Act, weight: &DeviceBuffer<f32>, eps: f32, out: Act) -> Result<()> {
         let s = &mut *self.state;
         s.wrote(out);
@@ -681,7 +689,10 @@ impl Backend for GpuStep<'_> {
             .rope_kv_write(self.stream, &params, &s.heads, s.step.n_tokens, buffers)
     }
 
-    fn attention(&mut self, layer: usize, scale: f32) -> Result<()> {
+    fn attention(&mut self, layer: usize, scale: f32, window: Option<usize>) -> Result<()> {
+        if window.is_some() {
+            return Err(not_on_gpu_yet("sliding-window attention"));
+        }
         let s = &mut *self.state;
         s.wrote(Act::Attn);
         let n = s.step.n_tokens;
@@ -737,12 +748,16 @@ impl Backend for GpuStep<'_> {
         s.ops.swiglu(self.stream, gate, up, n)
     }
 
-    fn add_residual(&mut self) -> Result<()> {
+    fn geglu(&mut self) -> Result<()> {
+        Err(not_on_gpu_yet("the GELU-gated feed-forward"))
+    }
+
+    fn add_to_residual(&mut self, input: Act) -> Result<()> {
         let s = &mut *self.state;
         s.wrote(Act::X);
         let n = s.step.n_tokens * s.shape.n_embd;
-        let (proj, x) = pair(&mut s.acts, Act::Proj, Act::X)?;
-        s.ops.add_assign(self.stream, x, proj, n)
+        let (input, x) = pair(&mut s.acts, input, Act::X)?;
+        s.ops.add_assign(self.stream, x, input, n)
     }
 
     /// On the integer path, one launch that adds each row's product into `X`.
@@ -752,7 +767,7 @@ impl Backend for GpuStep<'_> {
         let n = s.step.n_tokens;
         if x == Act::X || !s.ops.has_q8_matvec(&view, n) {
             self.matmul(x, &[(w, Act::Proj)])?;
-            return self.add_residual();
+            return self.add_to_residual(Act::Proj);
         }
         s.quantize(self.stream, x)?;
         s.wrote(Act::X);
@@ -833,4 +848,10 @@ impl Backend for GpuStep<'_> {
     fn memory(&self) -> BackendMemory {
         self.state.memory()
     }
+}
+
+/// The error of a step the GPU backend does not run yet; models that need one are refused
+/// when they are placed on a GPU (`Model::from_gguf_on`), so this is a second line.
+fn not_on_gpu_yet(what: &str) -> Error {
+    Error::Unsupported(format!("{what} on the GPU backend"))
 }
