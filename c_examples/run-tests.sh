@@ -2,7 +2,8 @@
 # Runs the C tests and examples built in $1 against the model $2, each under $RUNNER
 # (empty, or e.g. valgrind). Unless SKIP_SIMPLE is set (for a model other than SmolLM2),
 # the `simple` example must print the same first 16 greedy tokens as llama.cpp
-# (tests/expected_simple.txt).
+# (tests/expected_simple.txt), and with $GEMMA3 naming Gemma 3 270M, that model's too
+# (tests/expected_simple_gemma3.txt).
 set -euo pipefail
 build=$1
 model=$2
@@ -17,10 +18,18 @@ $runner "$build/batch" "$model"
 $runner "$build/chat" "$model" "What are the three primary colors?" 16 >/dev/null
 [ -n "${SKIP_SIMPLE:-}" ] && exit 0
 
-out=$($runner "$build/simple" "$model" "The three primary colors are" 16)
-expected=$(cat "$here/tests/expected_simple.txt")
-if [ "$out" != "$expected" ]; then
-    printf 'simple printed:\n%s\nexpected (llama.cpp):\n%s\n' "$out" "$expected" >&2
-    exit 1
+# `simple` on model $1 must print tests/$2, llama.cpp's first 16 greedy tokens.
+check_simple() {
+    local out expected
+    out=$($runner "$build/simple" "$1" "The three primary colors are" 16)
+    expected=$(cat "$here/tests/$2")
+    if [ "$out" != "$expected" ]; then
+        printf 'simple on %s printed:\n%s\nexpected (llama.cpp):\n%s\n' "$1" "$out" "$expected" >&2
+        exit 1
+    fi
+    echo "simple: matches llama.cpp's first 16 greedy tokens on $(basename "$1")"
+}
+check_simple "$model" expected_simple.txt
+if [ -n "${GEMMA3:-}" ]; then
+    check_simple "$GEMMA3" expected_simple_gemma3.txt
 fi
-echo "simple: matches llama.cpp's first 16 greedy tokens"
