@@ -14,6 +14,14 @@ pub enum Architecture {
     Gemma3,
 }
 
+impl Architecture {
+    /// Whether the GPU backend runs this family yet: Gemma 3's Q/K norms, GELU and sliding
+    /// window have no kernels so far.
+    pub fn runs_on_gpu(self) -> bool {
+        matches!(self, Architecture::Llama)
+    }
+}
+
 /// The feed-forward's gate activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FfnActivation {

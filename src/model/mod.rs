@@ -75,6 +75,12 @@ impl Model {
         let weights = match placement.device.kind {
             DeviceKind::Cpu => Weights::Host,
             DeviceKind::Hip | DeviceKind::Cuda => {
+                if !config.architecture.runs_on_gpu() {
+                    return Err(Error::Unsupported(format!(
+                        "{:?} models on the GPU backend (they run on the CPU only so far)",
+                        config.architecture
+                    )));
+                }
                 let device = placement.device.open()?;
                 let stream = Stream::new(&device)?;
                 let weights = host.borrow_dependent().upload(&stream)?;

@@ -168,15 +168,9 @@ pub type DeviceWeights = LlamaWeights<GpuMatrix, DeviceBuffer<f32>>;
 impl HostWeights<'_> {
     /// Uploads every matrix and norm to `stream`'s device (the tied output shares the
     /// embedding's upload only on the host: on the device it is a second copy, simple
-    /// and rare enough for small models).
+    /// and rare enough for small models). Only for families the GPU runs
+    /// (`Architecture::runs_on_gpu`), which have no Gemma norms.
     pub fn upload(&self, stream: &Stream) -> Result<DeviceWeights> {
-        if self.layers.iter().any(|l| l.gemma.is_some()) {
-            return Err(Error::Unsupported(
-                "Gemma 3 on the GPU backend (its Q/K norms, GELU and sliding window run on \
-                 the CPU only so far)"
-                    .into(),
-            ));
-        }
         let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, m);
         let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
         let layers = self
