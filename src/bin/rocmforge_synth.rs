@@ -7,7 +7,7 @@
 //! ```text
 //! rocmforge-synth --vocab-from MODEL.gguf -o OUT.gguf [--n-embd 576] [--n-layer 30]
 //!                 [--n-head 9] [--n-head-kv 3] [--n-ff 1536] [--type Q4_K_M] [--pure]
-//!                 [--tied] [--seed 1]
+//!                 [--tied] [--seed 1] [--arch llama|qwen3|gemma3]
 //! ```
 //!
 //! `--type` takes a llama.cpp file type (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
@@ -17,6 +17,8 @@
 //! on the same file. `--pure` gives every matrix the file type's own type, as
 //! `llama-quantize --pure` does. Any other GGML type name (Q4_K, Q6_K, IQ4_NL, ...) gives
 //! every matrix that type. `--tied` leaves out `output.weight` (the embedding is reused).
+//! `--arch` writes another family's file: `qwen3` adds per-head Q/K norms, `gemma3` those
+//! and the post-sublayer norms, a sliding window of 512 and a tied output head.
 //! The file appears under its name only once it is complete.
 
 use std::collections::HashMap;
@@ -24,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use rocmforge::gguf::synthetic::{LlamaFileType, LlamaWeightTypes, SyntheticLlama};
+use rocmforge::gguf::synthetic::{
+    LlamaFileType, LlamaWeightTypes, SyntheticFamily, SyntheticLlama,
+};
 use rocmforge::gguf::{GgufWriter, OwnedGguf, OwnedValue};
 use rocmforge::tensor::GgmlType;
 
@@ -58,11 +62,13 @@ struct Args {
     weights: Weights,
     tied: bool,
     seed: u64,
+    family: SyntheticFamily,
 }
 
 const USAGE: &str = "usage: rocmforge-synth --vocab-from MODEL.gguf -o OUT.gguf [--n-embd N] \
                      [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N] \
-                     [--type FILE_TYPE|GGML_TYPE] [--pure] [--tied] [--seed N]";
+                     [--type FILE_TYPE|GGML_TYPE] [--pure] [--tied] [--seed N] \
+                     [--arch llama|qwen3|gemma3]";
 
 const SWITCHES: [&str; 2] = ["--pure", "--tied"];
 
@@ -103,6 +109,14 @@ fn parse_args() -> Result<Args, String> {
         shape,
         weights,
         tied: switch("--tied"),
+        family: match take("--arch").as_deref() {
+            None | Some("llama") => SyntheticFamily::Llama,
+            Some("qwen3") => SyntheticFamily::Qwen3,
+            Some("gemma3") => SyntheticFamily::Gemma3 {
+                sliding_window: 512,
+            },
+            Some(other) => return Err(format!("--arch {other}: expected llama, qwen3 or gemma3")),
+        },
     };
     if let Some(flag) = values.keys().next() {
         return Err(format!("unknown option {flag}"));
@@ -148,6 +162,9 @@ fn write(args: &Args) -> Result<u64, String> {
     }
     let shape = [s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff];
     let mut model = SyntheticLlama::of_shape(n_vocab, shape, args.seed);
+    model.family = args.family;
+    // Gemma's output head is its embedding.
+    let tied = args.tied || matches!(args.family, SyntheticFamily::Gemma3 { .. });
     model.types = match args.weights {
         Weights::FileType { file_type, pure } => {
             for (key, value) in [
@@ -158,12 +175,12 @@ fn write(args: &Args) -> Result<u64, String> {
                     .map_err(|e| e.to_string())?;
             }
             if pure {
-                LlamaWeightTypes::uniform(file_type.default_type(), args.tied)
+                LlamaWeightTypes::uniform(file_type.default_type(), tied)
             } else {
-                file_type.weight_types(model.row_lengths(), args.tied)
+                file_type.weight_types(model.row_lengths(), tied)
             }
         }
-        Weights::Uniform(dtype) => LlamaWeightTypes::uniform(dtype, args.tied),
+        Weights::Uniform(dtype) => LlamaWeightTypes::uniform(dtype, tied),
     };
     let weight_bytes = model
         .layout()

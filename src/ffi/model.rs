@@ -217,7 +217,7 @@ fn fall_back_to_cpu(
 ) -> Placement {
     let gpu_cannot_run = matches!(
         ModelConfig::from_gguf(gguf.file()),
-        Ok(config) if !config.architecture.runs_on_gpu()
+        Ok(config) if !config.runs_on_gpu()
     );
     if device != RF_DEVICE_AUTO || placement.device.kind == DeviceKind::Cpu || !gpu_cannot_run {
         return placement;

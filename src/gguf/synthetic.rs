@@ -61,6 +61,31 @@ pub struct SyntheticLlama {
     pub context_length: u32,
     pub types: LlamaWeightTypes,
     pub seed: u64,
+    pub family: SyntheticFamily,
+}
+
+/// The family a synthetic model declares (`general.architecture`), with what it adds to
+/// a llama's tensors and metadata, as llama.cpp reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyntheticFamily {
+    #[default]
+    Llama,
+    /// `qwen3`: per-head Q/K norm weights (`attn_q_norm`, `attn_k_norm`).
+    Qwen3,
+    /// `gemma3`: Q/K norms, norms after each sublayer (`post_attention_norm`,
+    /// `post_ffw_norm`) and `attention.sliding_window`. Gemma ties its output head.
+    Gemma3 { sliding_window: u32 },
+}
+
+impl SyntheticFamily {
+    /// The `general.architecture` name, which also prefixes the hyperparameter keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyntheticFamily::Llama => "llama",
+            SyntheticFamily::Qwen3 => "qwen3",
+            SyntheticFamily::Gemma3 { .. } => "gemma3",
+        }
+    }
 }
 
 /// One tensor of a synthetic llama: its name, type and shape, and the values it holds.
@@ -133,6 +158,7 @@ impl SyntheticLlama {
             context_length: 8192,
             types: LlamaWeightTypes::uniform(GgmlType::F32, false),
             seed,
+            family: SyntheticFamily::Llama,
         }
     }
 
@@ -166,12 +192,13 @@ impl SyntheticLlama {
             self.n_head.saturating_mul(self.head_dim),
             self.n_head_kv.saturating_mul(self.head_dim),
         );
-        let norm = |name: String| SyntheticTensor {
+        let norm_of = |name: String, n: u64| SyntheticTensor {
             name,
             dtype: GgmlType::F32,
-            shape: vec![embd],
+            shape: vec![n],
             values: SyntheticValues::Norm,
         };
+        let norm = |name: String| norm_of(name, embd);
         // `rows` rows of `cols` values.
         let matrix = |name: String, dtype, [rows, cols]: [u64; 2]| SyntheticTensor {
             name,
@@ -200,6 +227,14 @@ impl SyntheticLlama {
                 matrix(name("ffn_up"), t.ffn_up, [ff, embd]),
                 matrix(name("ffn_down"), ffn_down, [embd, ff]),
             ]);
+            if self.family != SyntheticFamily::Llama {
+                tensors.push(norm_of(name("attn_q_norm"), self.head_dim));
+                tensors.push(norm_of(name("attn_k_norm"), self.head_dim));
+            }
+            if let SyntheticFamily::Gemma3 { .. } = self.family {
+                tensors.push(norm(name("post_attention_norm")));
+                tensors.push(norm(name("post_ffw_norm")));
+            }
         }
         tensors.push(norm("output_norm.weight".into()));
         if let Some(dtype) = t.output {
@@ -223,7 +258,8 @@ impl SyntheticLlama {
                 .map(OwnedValue::U32)
                 .map_err(|_| Error::InvalidArgument(format!("{name} {v} does not fit a UINT32")))
         };
-        w.add_metadata("general.architecture", OwnedValue::String("llama".into()))?;
+        let arch = self.family.name();
+        w.add_metadata("general.architecture", OwnedValue::String(arch.into()))?;
         w.add_metadata(
             "general.name",
             OwnedValue::String("rocmforge synthetic".into()),
@@ -238,16 +274,25 @@ impl SyntheticLlama {
             ("feed_forward_length", self.n_ff),
             ("rope.dimension_count", self.rope_dims),
         ] {
-            w.add_metadata(format!("llama.{key}"), u32_of(key, value)?)?;
+            w.add_metadata(format!("{arch}.{key}"), u32_of(key, value)?)?;
         }
         let floats = [
-            ("llama.rope.freq_base", self.rope_base),
-            ("llama.attention.layer_norm_rms_epsilon", self.rms_eps),
+            ("rope.freq_base", self.rope_base),
+            ("attention.layer_norm_rms_epsilon", self.rms_eps),
         ];
         for (key, value) in floats {
-            w.add_metadata(key, OwnedValue::F32(value))?;
+            w.add_metadata(format!("{arch}.{key}"), OwnedValue::F32(value))?;
         }
-        w.add_metadata("llama.context_length", OwnedValue::U32(self.context_length))
+        if let SyntheticFamily::Gemma3 { sliding_window } = self.family {
+            w.add_metadata(
+                format!("{arch}.attention.sliding_window"),
+                OwnedValue::U32(sliding_window),
+            )?;
+        }
+        w.add_metadata(
+            format!("{arch}.context_length"),
+            OwnedValue::U32(self.context_length),
+        )
     }
 }
 

@@ -12,14 +12,8 @@ pub enum Architecture {
     /// Gemma 3 (`gemma3`): scaled embeddings, Q/K norms, norms after each sublayer, a
     /// GELU-gated feed-forward, and sliding-window attention on five layers of six.
     Gemma3,
-}
-
-impl Architecture {
-    /// Whether the GPU backend runs this family yet: Gemma 3's Q/K norms, GELU and sliding
-    /// window have no kernels so far.
-    pub fn runs_on_gpu(self) -> bool {
-        matches!(self, Architecture::Llama)
-    }
+    /// Qwen 3 (`qwen3`): llama with per-head Q/K norms and NeoX RoPE.
+    Qwen3,
 }
 
 /// The feed-forward's gate activation.
@@ -30,12 +24,13 @@ pub enum FfnActivation {
     Gelu,
 }
 
-/// Gemma 3's local layers: every layer but each `period`-th attends to the last `window`
-/// positions only, with RoPE base `rope_base`.
+/// Local layers attend to the last `window` positions only, with RoPE base `rope_base`.
+/// With `global_every` (Gemma 3: 6), each such layer is global and the others local;
+/// without, every layer is local (a `llama` file that declares a window: Mistral).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlidingWindow {
     pub window: usize,
-    pub period: usize,
+    pub global_every: Option<usize>,
     pub rope_base: f32,
 }
 
@@ -75,9 +70,10 @@ impl ModelConfig {
         let (architecture, rope_style) = match arch_name {
             "llama" => (Architecture::Llama, RopeStyle::Normal),
             "gemma3" => (Architecture::Gemma3, RopeStyle::Neox),
+            "qwen3" => (Architecture::Qwen3, RopeStyle::Neox),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "architecture '{other}' (this build runs: llama, gemma3)"
+                    "architecture '{other}' (this build runs: llama, gemma3, qwen3)"
                 )));
             }
         };
@@ -115,8 +111,17 @@ impl ModelConfig {
             ffn_activation: FfnActivation::Silu,
             sliding_window: None,
         };
+        let window: Option<usize> = file.get(&key("attention.sliding_window"))?;
         let config = match architecture {
-            Architecture::Llama => config,
+            Architecture::Llama => ModelConfig {
+                sliding_window: window.map(|window| SlidingWindow {
+                    window,
+                    global_every: None,
+                    rope_base: config.rope_base,
+                }),
+                ..config
+            },
+            Architecture::Qwen3 => config,
             Architecture::Gemma3 => {
                 let softcap_key = key("final_logit_softcapping");
                 if file.get::<f32>(&softcap_key)?.is_some() {
@@ -124,13 +129,12 @@ impl ModelConfig {
                         "{softcap_key}: final logit soft-capping"
                     )));
                 }
-                let window: Option<usize> = file.get(&key("attention.sliding_window"))?;
                 ModelConfig {
                     embedding_scale: Some((config.n_embd as f32).sqrt()),
                     ffn_activation: FfnActivation::Gelu,
                     sliding_window: window.map(|window| SlidingWindow {
                         window,
-                        period: GEMMA3_SWA_PERIOD,
+                        global_every: Some(GEMMA3_SWA_PERIOD),
                         rope_base: GEMMA3_LOCAL_ROPE_BASE,
                     }),
                     ..config
@@ -212,11 +216,18 @@ impl ModelConfig {
         }
     }
 
+    /// Whether the GPU backend runs this model yet: Q/K norms, post norms, GELU and sliding
+    /// windows have no kernels so far, so only plain llama models do.
+    pub fn runs_on_gpu(&self) -> bool {
+        self.architecture == Architecture::Llama && self.sliding_window.is_none()
+    }
+
     /// The sliding window of `layer`, when it is a local layer.
     pub fn layer_window(&self, layer: usize) -> Option<&SlidingWindow> {
-        self.sliding_window
-            .as_ref()
-            .filter(|w| !(layer + 1).is_multiple_of(w.period))
+        self.sliding_window.as_ref().filter(|w| {
+            w.global_every
+                .is_none_or(|n| !(layer + 1).is_multiple_of(n))
+        })
     }
 
     /// Layer `layer`'s RoPE: a local layer's has its own base.

@@ -1,8 +1,8 @@
 //! The llama-family forward pass, written once for every backend and read top to bottom
 //! like the paper: embed → layers (norm, qkv, rope, attention, out, residual, norm, ffn,
-//! residual) → norm → logits. Gemma 3 is the same pass with its variations switched on by
-//! the config and weights: scaled embeddings, per-head Q/K norms, a norm on each
-//! sublayer's output before the residual add, GELU, and sliding-window layers.
+//! residual) → norm → logits. Gemma 3 and Qwen 3 are the same pass with their variations
+//! switched on by the config and weights: scaled embeddings, per-head Q/K norms, a norm on
+//! each sublayer's output before the residual add, GELU, and sliding-window layers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,16 +29,15 @@ pub fn forward<'w, B: Backend>(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let gemma = lw.gemma.as_ref();
         // Attention sublayer.
         b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
         b.matmul(
             Act::Xn,
             &[(&lw.wq, Act::Q), (&lw.wk, Act::K), (&lw.wv, Act::V)],
         )?;
-        if let Some(g) = gemma {
-            b.head_rms_norm(Act::Q, &g.q_norm, c.rms_eps)?;
-            b.head_rms_norm(Act::K, &g.k_norm, c.rms_eps)?;
+        if let Some(norms) = &lw.qk_norms {
+            b.head_rms_norm(Act::Q, &norms.q, c.rms_eps)?;
+            b.head_rms_norm(Act::K, &norms.k, c.rms_eps)?;
         }
         b.rope_and_store_kv(layer, &c.layer_rope(layer))?;
         let window = c.layer_window(layer).map(|w| w.window);
@@ -47,7 +46,7 @@ pub fn forward<'w, B: Backend>(
             b,
             Act::Attn,
             &lw.wo,
-            gemma.map(|g| &g.post_attention),
+            lw.post_norms.as_ref().map(|n| &n.attention),
             c.rms_eps,
         )?;
 
@@ -64,7 +63,7 @@ pub fn forward<'w, B: Backend>(
             b,
             Act::Gate,
             &lw.w_down,
-            gemma.map(|g| &g.post_ffn),
+            lw.post_norms.as_ref().map(|n| &n.ffn),
             c.rms_eps,
         )?;
     }

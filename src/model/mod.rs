@@ -75,7 +75,7 @@ impl Model {
         let weights = match placement.device.kind {
             DeviceKind::Cpu => Weights::Host,
             DeviceKind::Hip | DeviceKind::Cuda => {
-                if !config.architecture.runs_on_gpu() {
+                if !config.runs_on_gpu() {
                     return Err(Error::Unsupported(format!(
                         "{:?} models on the GPU backend (they run on the CPU only so far)",
                         config.architecture

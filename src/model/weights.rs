@@ -20,17 +20,20 @@ pub struct LayerWeights<M, V> {
     pub w_gate: M,    // [n_ff rows, n_embd]
     pub w_up: M,      // [n_ff rows, n_embd]
     pub w_down: M,    // [n_embd rows, n_ff]
-    /// Gemma 3's extra norms.
-    pub gemma: Option<GemmaNorms<V>>,
+    /// RMS norms of each query and key head before RoPE (Gemma 3, Qwen 3).
+    pub qk_norms: Option<QkNorms<V>>,
+    /// RMS norms of each sublayer's output before it joins the residual stream (Gemma 3).
+    pub post_norms: Option<PostNorms<V>>,
 }
 
-/// The norms Gemma 3 adds to a layer: RMS norms of each query and key head before RoPE,
-/// and of each sublayer's output before it joins the residual stream.
-pub struct GemmaNorms<V> {
-    pub q_norm: V,         // [head_dim]
-    pub k_norm: V,         // [head_dim]
-    pub post_attention: V, // [n_embd]
-    pub post_ffn: V,       // [n_embd]
+pub struct QkNorms<V> {
+    pub q: V, // [head_dim]
+    pub k: V, // [head_dim]
+}
+
+pub struct PostNorms<V> {
+    pub attention: V, // [n_embd]
+    pub ffn: V,       // [n_embd]
 }
 
 pub struct LlamaWeights<M, V> {
@@ -65,13 +68,18 @@ impl<'a> HostWeights<'a> {
                     w_gate: matrix(file, &name("ffn_gate"), d.ff, d.embd)?,
                     w_up: matrix(file, &name("ffn_up"), d.ff, d.embd)?,
                     w_down: matrix(file, &name("ffn_down"), d.embd, d.ff)?,
-                    gemma: match c.architecture {
+                    qk_norms: match c.architecture {
                         Architecture::Llama => None,
-                        Architecture::Gemma3 => Some(GemmaNorms {
-                            q_norm: norm(file, &name("attn_q_norm"), d.head)?,
-                            k_norm: norm(file, &name("attn_k_norm"), d.head)?,
-                            post_attention: norm(file, &name("post_attention_norm"), d.embd)?,
-                            post_ffn: norm(file, &name("post_ffw_norm"), d.embd)?,
+                        Architecture::Gemma3 | Architecture::Qwen3 => Some(QkNorms {
+                            q: norm(file, &name("attn_q_norm"), d.head)?,
+                            k: norm(file, &name("attn_k_norm"), d.head)?,
+                        }),
+                    },
+                    post_norms: match c.architecture {
+                        Architecture::Llama | Architecture::Qwen3 => None,
+                        Architecture::Gemma3 => Some(PostNorms {
+                            attention: norm(file, &name("post_attention_norm"), d.embd)?,
+                            ffn: norm(file, &name("post_ffw_norm"), d.embd)?,
                         }),
                     },
                 })
@@ -169,7 +177,7 @@ impl HostWeights<'_> {
     /// Uploads every matrix and norm to `stream`'s device (the tied output shares the
     /// embedding's upload only on the host: on the device it is a second copy, simple
     /// and rare enough for small models). Only for families the GPU runs
-    /// (`Architecture::runs_on_gpu`), which have no Gemma norms.
+    /// (`ModelConfig::runs_on_gpu`), which have neither Q/K nor post norms.
     pub fn upload(&self, stream: &Stream) -> Result<DeviceWeights> {
         let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, m);
         let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
@@ -187,7 +195,8 @@ impl HostWeights<'_> {
                     w_gate: matrix(&l.w_gate)?,
                     w_up: matrix(&l.w_up)?,
                     w_down: matrix(&l.w_down)?,
-                    gemma: None,
+                    qk_norms: None,
+                    post_norms: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -6,7 +6,7 @@
 //! file's values fails).
 
 use rocmforge::gguf::GgufWriter;
-use rocmforge::gguf::synthetic::{LlamaWeightTypes, SyntheticLlama};
+use rocmforge::gguf::synthetic::{LlamaWeightTypes, SyntheticFamily, SyntheticLlama};
 use rocmforge::tensor::GgmlType::{self, *};
 
 use super::vocabulary;
@@ -98,6 +98,7 @@ impl Variant {
                 context_length: 4096,
                 types,
                 seed,
+                family: SyntheticFamily::Llama,
             },
         }
     }

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Regenerates tests/fixtures/families/: llama.cpp's logits for synthetic models of the
+families beyond llama, so tests/family_logits.rs can hold the forward pass of each to
+llama.cpp on the same file.
+
+For each family, rocmforge-synth writes a small model (SmolLM2's 49,152-token vocabulary,
+F32 weights, seed 7) and llama.cpp (llama-cpp-python) evaluates 64 fixed tokens with every
+position's logits kept. Stored per family: <family>.json (the synthesis arguments, the
+tokens, the vocabulary stride) and <family>.logits.f16 (little-endian f16, [64 positions,
+every STRIDE-th token's logit]: a 1/16 sample of the vocabulary keeps the files small and
+still measures the relative L2 error of a whole row to a few percent of itself).
+
+Needs llama-cpp-python in .venv and the models from scripts/fetch-models.sh.
+Usage: .venv/bin/python scripts/gen-family-fixtures.py
+"""
+
+import json
+import os
+import random
+import struct
+import subprocess
+import tempfile
+
+from llama_cpp import Llama
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOLLM2 = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+OUT = os.path.join(ROOT, "tests", "fixtures", "families")
+SHAPE = ["--n-embd", "256", "--n-layer", "4", "--n-head", "4", "--n-head-kv", "2", "--n-ff", "512"]
+SEED = 7
+N_TOKENS = 64
+STRIDE = 16
+N_VOCAB = 49152
+
+
+def main():
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--bin", "rocmforge-synth"], cwd=ROOT, check=True
+    )
+    rng = random.Random(SEED)
+    tokens = [rng.randrange(N_VOCAB) for _ in range(N_TOKENS)]
+    os.makedirs(OUT, exist_ok=True)
+    for family in ["qwen3", "gemma3"]:
+        args = SHAPE + ["--type", "F32", "--pure", "--seed", str(SEED), "--arch", family]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"{family}.gguf")
+            subprocess.run(
+                [os.path.join(ROOT, "target", "release", "rocmforge-synth"), "--vocab-from", SMOLLM2,
+                 "-o", path] + args,
+                check=True,
+            )
+            llm = Llama(path, n_ctx=128, n_batch=128, n_threads=2, logits_all=True, verbose=False)
+            llm.eval(tokens)
+            rows = [llm.scores[i][::STRIDE] for i in range(N_TOKENS)]
+            del llm
+        with open(os.path.join(OUT, f"{family}.logits.f16"), "wb") as f:
+            for row in rows:
+                f.write(struct.pack(f"<{len(row)}e", *[float(v) for v in row]))
+        with open(os.path.join(OUT, f"{family}.json"), "w") as f:
+            json.dump({"synth_args": args, "tokens": tokens, "stride": STRIDE, "n_vocab": N_VOCAB}, f)
+            f.write("\n")
+        print(f"{family}: {N_TOKENS} positions x {len(rows[0])} logits")
+
+
+if __name__ == "__main__":
+    main()
