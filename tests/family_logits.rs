@@ -1,0 +1,137 @@
+//! The families beyond llama against llama.cpp on the same file: a synthetic model of each
+//! (SmolLM2's vocabulary size, F32 weights, written by `gguf::synthetic` exactly as
+//! `rocmforge-synth` writes it), 64 teacher-forced positions, and llama.cpp's logits at
+//! every 16th token (tests/fixtures/families/, made by scripts/gen-family-fixtures.py).
+//! Each position's relative L2 error must be at most 1e-2.
+
+mod common;
+
+use std::sync::Arc;
+
+use half::f16;
+use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
+use rocmforge::gguf::synthetic::{LlamaWeightTypes, SyntheticFamily, SyntheticLlama};
+use rocmforge::gguf::{GgufWriter, OwnedGguf};
+use rocmforge::model::Model;
+use rocmforge::tensor::GgmlType;
+
+const MAX_RELATIVE_L2: f64 = 1e-2;
+
+struct Fixture {
+    model: SyntheticLlama,
+    tokens: Vec<i32>,
+    stride: usize,
+    /// llama.cpp's logits, `[tokens, n_vocab / stride]`.
+    logits: Vec<f32>,
+}
+
+fn fixture(family: &str) -> Fixture {
+    let json = common::read_json(&format!("families/{family}.json"));
+    let args: Vec<&str> = json["synth_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let value = |flag: &str| -> u64 {
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1].parse().unwrap()
+    };
+    assert_eq!(
+        value_of(&args, "--type"),
+        "F32",
+        "the test writes F32 weights"
+    );
+    let shape = ["--n-embd", "--n-layer", "--n-head", "--n-head-kv", "--n-ff"].map(value);
+    let n_vocab = json["n_vocab"].as_u64().unwrap();
+    let mut model = SyntheticLlama::of_shape(n_vocab, shape, value("--seed"));
+    model.family = match value_of(&args, "--arch") {
+        "qwen3" => SyntheticFamily::Qwen3,
+        "gemma3" => SyntheticFamily::Gemma3 {
+            sliding_window: value("--sliding-window") as u32,
+        },
+        other => panic!("family {other}"),
+    };
+    let tied = matches!(model.family, SyntheticFamily::Gemma3 { .. });
+    model.types = LlamaWeightTypes::uniform(GgmlType::F32, tied);
+    let tokens: Vec<i32> = json["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap() as i32)
+        .collect();
+    let bytes = std::fs::read(common::fixture_path(&format!(
+        "families/{family}.logits.f16"
+    )))
+    .unwrap();
+    let logits = bytes
+        .chunks_exact(2)
+        .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect();
+    Fixture {
+        model,
+        tokens,
+        stride: json["stride"].as_u64().unwrap() as usize,
+        logits,
+    }
+}
+
+fn value_of<'a>(args: &[&'a str], flag: &str) -> &'a str {
+    let at = args.iter().position(|a| *a == flag).unwrap();
+    args[at + 1]
+}
+
+fn check(family: &str) {
+    let f = fixture(family);
+    let mut w = GgufWriter::new();
+    f.model.add_to(&mut w).unwrap();
+    let gguf = OwnedGguf::from_buffer(w.to_bytes()).unwrap();
+    let model = Arc::new(Model::from_gguf(gguf).unwrap());
+    let params = ContextParams {
+        n_ctx: 128,
+        n_threads: 2,
+        ..ContextParams::default()
+    };
+    let mut ctx = Context::new(model, &params).unwrap();
+    ctx.decode(&Batch {
+        tokens: &f.tokens,
+        want_logits: WantLogits::All,
+        ..Batch::default()
+    })
+    .unwrap();
+    let width = f.logits.len() / f.tokens.len();
+    let mut worst = (0.0f64, 0);
+    for (i, theirs) in f.logits.chunks_exact(width).enumerate() {
+        let ours = ctx.logits(i as i32).unwrap();
+        let (mut diff, mut norm) = (0.0f64, 0.0f64);
+        for (j, &t) in theirs.iter().enumerate() {
+            let o = f64::from(ours[j * f.stride]);
+            diff += (o - f64::from(t)).powi(2);
+            norm += f64::from(t).powi(2);
+        }
+        let error = (diff / norm).sqrt();
+        if error > worst.0 {
+            worst = (error, i);
+        }
+    }
+    eprintln!(
+        "{family}: worst relative L2 against llama.cpp {:.2e} at position {}",
+        worst.0, worst.1
+    );
+    assert!(
+        worst.0 <= MAX_RELATIVE_L2,
+        "{family}: relative L2 {:.2e} at position {}",
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn qwen3_matches_llama_cpp() {
+    check("qwen3");
+}
+
+#[test]
+fn gemma3_matches_llama_cpp() {
+    check("gemma3");
+}
