@@ -3,7 +3,7 @@
 //! tensor names, shapes and types, the tokenizer) and a decode step takes microseconds.
 
 use rocmforge::Result;
-use rocmforge::gguf::synthetic::{LlamaWeightTypes, SyntheticLlama};
+use rocmforge::gguf::synthetic::{LlamaWeightTypes, SyntheticFamily, SyntheticLlama};
 use rocmforge::gguf::{GgufWriter, OwnedValue};
 use rocmforge::tensor::GgmlType;
 
@@ -61,6 +61,7 @@ pub fn tiny_llama(
         context_length: 256,
         types,
         seed,
+        family: SyntheticFamily::Llama,
     }
     .add_to(&mut writer)?;
     Ok(writer.to_bytes())
