@@ -46,6 +46,7 @@ fn fixture(family: &str) -> Fixture {
     let n_vocab = json["n_vocab"].as_u64().unwrap();
     let mut model = SyntheticLlama::of_shape(n_vocab, shape, value("--seed"));
     model.family = match value_of(&args, "--arch") {
+        "qwen2" => SyntheticFamily::Qwen2,
         "qwen3" => SyntheticFamily::Qwen3,
         "gemma3" => SyntheticFamily::Gemma3 {
             sliding_window: value("--sliding-window") as u32,
@@ -124,6 +125,11 @@ fn check(family: &str) {
         worst.0,
         worst.1
     );
+}
+
+#[test]
+fn qwen2_matches_llama_cpp() {
+    check("qwen2");
 }
 
 #[test]

@@ -109,6 +109,8 @@ pub trait Backend {
     fn scale(&mut self, x: Act, factor: f32) -> Result<()>;
     /// `out[t] = x[t] / sqrt(mean(x[t]²) + eps) * weight`.
     fn rms_norm(&mut self, x: Act, weight: &Self::Vector, eps: f32, out: Act) -> Result<()>;
+    /// `x[t] += bias` for every token (Qwen 2's Q/K/V biases).
+    fn add_bias(&mut self, x: Act, bias: &Self::Vector) -> Result<()>;
     /// RMS norm of each attention head of `x` (`Q` or `K`) in place, with one `head_dim`
     /// weight for every head: the Q/K norm of Gemma 3 and Qwen 3.
     fn head_rms_norm(&mut self, x: Act, weight: &Self::Vector, eps: f32) -> Result<()>;

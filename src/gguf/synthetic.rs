@@ -70,6 +70,8 @@ pub struct SyntheticLlama {
 pub enum SyntheticFamily {
     #[default]
     Llama,
+    /// `qwen2`: biases on the Q, K and V products (`attn_q.bias`, ...).
+    Qwen2,
     /// `qwen3`: per-head Q/K norm weights (`attn_q_norm`, `attn_k_norm`).
     Qwen3,
     /// `gemma3`: Q/K norms, norms after each sublayer (`post_attention_norm`,
@@ -82,6 +84,7 @@ impl SyntheticFamily {
     pub fn name(self) -> &'static str {
         match self {
             SyntheticFamily::Llama => "llama",
+            SyntheticFamily::Qwen2 => "qwen2",
             SyntheticFamily::Qwen3 => "qwen3",
             SyntheticFamily::Gemma3 { .. } => "gemma3",
         }
@@ -227,7 +230,24 @@ impl SyntheticLlama {
                 matrix(name("ffn_up"), t.ffn_up, [ff, embd]),
                 matrix(name("ffn_down"), ffn_down, [embd, ff]),
             ]);
-            if self.family != SyntheticFamily::Llama {
+            if self.family == SyntheticFamily::Qwen2 {
+                // Biases of root-mean-square 0.5: they move the products visibly.
+                let bias = |tensor: &str, n: u64| SyntheticTensor {
+                    name: format!("blk.{i}.{tensor}.bias"),
+                    dtype: GgmlType::F32,
+                    shape: vec![n],
+                    values: SyntheticValues::Random { rms: 0.5 },
+                };
+                tensors.extend([
+                    bias("attn_q", q_dim),
+                    bias("attn_k", kv_dim),
+                    bias("attn_v", kv_dim),
+                ]);
+            }
+            if matches!(
+                self.family,
+                SyntheticFamily::Qwen3 | SyntheticFamily::Gemma3 { .. }
+            ) {
                 tensors.push(norm_of(name("attn_q_norm"), self.head_dim));
                 tensors.push(norm_of(name("attn_k_norm"), self.head_dim));
             }

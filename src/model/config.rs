@@ -12,6 +12,8 @@ pub enum Architecture {
     /// Gemma 3 (`gemma3`): scaled embeddings, Q/K norms, norms after each sublayer, a
     /// GELU-gated feed-forward, and sliding-window attention on five layers of six.
     Gemma3,
+    /// Qwen 2 and 2.5 (`qwen2`): llama with Q/K/V biases and NeoX RoPE.
+    Qwen2,
     /// Qwen 3 (`qwen3`): llama with per-head Q/K norms and NeoX RoPE.
     Qwen3,
 }
@@ -70,10 +72,11 @@ impl ModelConfig {
         let (architecture, rope_style) = match arch_name {
             "llama" => (Architecture::Llama, RopeStyle::Normal),
             "gemma3" => (Architecture::Gemma3, RopeStyle::Neox),
+            "qwen2" => (Architecture::Qwen2, RopeStyle::Neox),
             "qwen3" => (Architecture::Qwen3, RopeStyle::Neox),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "architecture '{other}' (this build runs: llama, gemma3, qwen3)"
+                    "architecture '{other}' (this build runs: llama, gemma3, qwen2, qwen3)"
                 )));
             }
         };
@@ -121,7 +124,7 @@ impl ModelConfig {
                 }),
                 ..config
             },
-            Architecture::Qwen3 => config,
+            Architecture::Qwen2 | Architecture::Qwen3 => config,
             Architecture::Gemma3 => {
                 let softcap_key = key("final_logit_softcapping");
                 if file.get::<f32>(&softcap_key)?.is_some() {

@@ -1,8 +1,9 @@
 //! The llama-family forward pass, written once for every backend and read top to bottom
 //! like the paper: embed → layers (norm, qkv, rope, attention, out, residual, norm, ffn,
-//! residual) → norm → logits. Gemma 3 and Qwen 3 are the same pass with their variations
-//! switched on by the config and weights: scaled embeddings, per-head Q/K norms, a norm on
-//! each sublayer's output before the residual add, GELU, and sliding-window layers.
+//! residual) → norm → logits. Gemma 3 and Qwen 2/3 are the same pass with their variations
+//! switched on by the config and weights: scaled embeddings, Q/K/V biases, per-head Q/K
+//! norms, a norm on each sublayer's output before the residual add, GELU, and
+//! sliding-window layers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -35,6 +36,11 @@ pub fn forward<'w, B: Backend>(
             Act::Xn,
             &[(&lw.wq, Act::Q), (&lw.wk, Act::K), (&lw.wv, Act::V)],
         )?;
+        if let Some(biases) = &lw.qkv_biases {
+            b.add_bias(Act::Q, &biases.q)?;
+            b.add_bias(Act::K, &biases.k)?;
+            b.add_bias(Act::V, &biases.v)?;
+        }
         if let Some(norms) = &lw.qk_norms {
             b.head_rms_norm(Act::Q, &norms.q, c.rms_eps)?;
             b.head_rms_norm(Act::K, &norms.k, c.rms_eps)?;

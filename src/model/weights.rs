@@ -20,10 +20,18 @@ pub struct LayerWeights<M, V> {
     pub w_gate: M,    // [n_ff rows, n_embd]
     pub w_up: M,      // [n_ff rows, n_embd]
     pub w_down: M,    // [n_embd rows, n_ff]
+    /// Biases added to the Q, K and V products (Qwen 2).
+    pub qkv_biases: Option<QkvBiases<V>>,
     /// RMS norms of each query and key head before RoPE (Gemma 3, Qwen 3).
     pub qk_norms: Option<QkNorms<V>>,
     /// RMS norms of each sublayer's output before it joins the residual stream (Gemma 3).
     pub post_norms: Option<PostNorms<V>>,
+}
+
+pub struct QkvBiases<V> {
+    pub q: V, // [q_dim]
+    pub k: V, // [kv_dim]
+    pub v: V, // [kv_dim]
 }
 
 pub struct QkNorms<V> {
@@ -58,28 +66,37 @@ impl<'a> HostWeights<'a> {
         let layers = (0..c.n_layer)
             .map(|i| {
                 let name = |t: &str| format!("blk.{i}.{t}.weight");
+                let bias = |t: &str| format!("blk.{i}.{t}.bias");
                 Ok(LayerWeights {
-                    attn_norm: norm(file, &name("attn_norm"), d.embd)?,
+                    attn_norm: vector(file, &name("attn_norm"), d.embd)?,
                     wq: matrix(file, &name("attn_q"), d.q, d.embd)?,
                     wk: matrix(file, &name("attn_k"), d.kv, d.embd)?,
                     wv: matrix(file, &name("attn_v"), d.kv, d.embd)?,
                     wo: matrix(file, &name("attn_output"), d.embd, d.q)?,
-                    ffn_norm: norm(file, &name("ffn_norm"), d.embd)?,
+                    ffn_norm: vector(file, &name("ffn_norm"), d.embd)?,
                     w_gate: matrix(file, &name("ffn_gate"), d.ff, d.embd)?,
                     w_up: matrix(file, &name("ffn_up"), d.ff, d.embd)?,
                     w_down: matrix(file, &name("ffn_down"), d.embd, d.ff)?,
+                    qkv_biases: match c.architecture {
+                        Architecture::Qwen2 => Some(QkvBiases {
+                            q: vector(file, &bias("attn_q"), d.q)?,
+                            k: vector(file, &bias("attn_k"), d.kv)?,
+                            v: vector(file, &bias("attn_v"), d.kv)?,
+                        }),
+                        _ => None,
+                    },
                     qk_norms: match c.architecture {
-                        Architecture::Llama => None,
+                        Architecture::Llama | Architecture::Qwen2 => None,
                         Architecture::Gemma3 | Architecture::Qwen3 => Some(QkNorms {
-                            q: norm(file, &name("attn_q_norm"), d.head)?,
-                            k: norm(file, &name("attn_k_norm"), d.head)?,
+                            q: vector(file, &name("attn_q_norm"), d.head)?,
+                            k: vector(file, &name("attn_k_norm"), d.head)?,
                         }),
                     },
                     post_norms: match c.architecture {
-                        Architecture::Llama | Architecture::Qwen3 => None,
+                        Architecture::Llama | Architecture::Qwen2 | Architecture::Qwen3 => None,
                         Architecture::Gemma3 => Some(PostNorms {
-                            attention: norm(file, &name("post_attention_norm"), d.embd)?,
-                            ffn: norm(file, &name("post_ffw_norm"), d.embd)?,
+                            attention: vector(file, &name("post_attention_norm"), d.embd)?,
+                            ffn: vector(file, &name("post_ffw_norm"), d.embd)?,
                         }),
                     },
                 })
@@ -88,7 +105,7 @@ impl<'a> HostWeights<'a> {
         Ok(LlamaWeights {
             token_embd,
             layers,
-            output_norm: norm(file, "output_norm.weight", d.embd)?,
+            output_norm: vector(file, "output_norm.weight", d.embd)?,
             output,
         })
     }
@@ -154,8 +171,9 @@ fn matrix<'a>(file: &GgufFile<'a>, name: &str, rows: Dim, cols: Dim) -> Result<W
     WeightMatrix::new(view.info.dtype(), view.data, rows.size, cols.size)
 }
 
-/// A norm weight vector of `n` values; NaN or infinity in it is a model error.
-fn norm(file: &GgufFile<'_>, name: &str, n: Dim) -> Result<Vec<f32>> {
+/// A weight vector (a norm's weights, a bias) of `n` values; NaN or infinity in it is a
+/// model error.
+fn vector(file: &GgufFile<'_>, name: &str, n: Dim) -> Result<Vec<f32>> {
     let view = file.tensor(name)?;
     if !shape_is(view.info.shape(), &[n]) {
         return Err(shape_error(name, view.info.shape(), &[n]));
@@ -177,7 +195,7 @@ impl HostWeights<'_> {
     /// Uploads every matrix and norm to `stream`'s device (the tied output shares the
     /// embedding's upload only on the host: on the device it is a second copy, simple
     /// and rare enough for small models). Only for families the GPU runs
-    /// (`ModelConfig::runs_on_gpu`), which have neither Q/K nor post norms.
+    /// (`ModelConfig::runs_on_gpu`), which have no biases, Q/K norms or post norms.
     pub fn upload(&self, stream: &Stream) -> Result<DeviceWeights> {
         let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, m);
         let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
@@ -195,6 +213,7 @@ impl HostWeights<'_> {
                     w_gate: matrix(&l.w_gate)?,
                     w_up: matrix(&l.w_up)?,
                     w_down: matrix(&l.w_down)?,
+                    qkv_biases: None,
                     qk_norms: None,
                     post_norms: None,
                 })

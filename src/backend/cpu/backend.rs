@@ -125,6 +125,21 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn add_bias(&mut self, x: Act, bias: &Vec<f32>) -> Result<()> {
+        let width = self.shape.width(x);
+        if bias.len() != width {
+            return Err(Error::InvalidArgument(format!(
+                "a bias of {} values for {x:?} rows of {width}",
+                bias.len()
+            )));
+        }
+        let n = self.step.n_tokens * width;
+        for row in self.acts.get_mut(x)[..n].chunks_exact_mut(width) {
+            add_assign(row, bias);
+        }
+        Ok(())
+    }
+
     fn head_rms_norm(&mut self, x: Act, weight: &Vec<f32>, eps: f32) -> Result<()> {
         if !matches!(x, Act::Q | Act::K) {
             return Err(Error::InvalidArgument(format!(

@@ -567,6 +567,10 @@ impl Backend for GpuStep<'_> {
         Err(not_on_gpu_yet("scaling an activation"))
     }
 
+    fn add_bias(&mut self, _x: Act, _bias: &DeviceBuffer<f32>) -> Result<()> {
+        Err(not_on_gpu_yet("biases"))
+    }
+
     fn head_rms_norm(&mut self, _x: Act, _weight: &DeviceBuffer<f32>, _eps: f32) -> Result<()> {
         Err(not_on_gpu_yet("per-head RMS norms"))
     }
