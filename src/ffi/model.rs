@@ -245,6 +245,9 @@ fn load_with(
         .into());
     }
     let placement = choose_device(params.device)?;
+    progress(params, 0.0)?;
+    let gguf = open()?;
+    let placement = fall_back_to_cpu(params.device, placement, &gguf, &logger);
     logger.log(
         RF_LOG_INFO,
         &format!(
@@ -252,9 +255,6 @@ fn load_with(
             placement.index, placement.device.name, placement.device.arch
         ),
     );
-    progress(params, 0.0)?;
-    let gguf = open()?;
-    let placement = fall_back_to_cpu(params.device, placement, &gguf, &logger);
     progress(params, 0.4)?;
     let tokenizer = Tokenizer::from_gguf(gguf.file())?;
     progress(params, 0.6)?;
