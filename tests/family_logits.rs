@@ -33,10 +33,7 @@ fn fixture(family: &str) -> Fixture {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    let value = |flag: &str| -> u64 {
-        let at = args.iter().position(|a| *a == flag).unwrap();
-        args[at + 1].parse().unwrap()
-    };
+    let value = |flag: &str| -> u64 { value_of(&args, flag).parse().unwrap() };
     assert_eq!(
         value_of(&args, "--type"),
         "F32",
