@@ -55,6 +55,21 @@ RF_DEVICE uint64_t rf_global_thread() {
 }
 RF_DEVICE uint64_t rf_grid_threads() { return (uint64_t)gridDim.x * blockDim.x; }
 
+// A 16-byte load of data no kernel writes (weights), 16-byte aligned, that skips L1 on
+// NVIDIA: a decode step reads each weight once, and cached it would only evict the
+// activations every warp rereads.
+RF_DEVICE uint4 rf_load_weights16(const void *p) {
+#if defined(RF_CUDA)
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p));
+    return v;
+#else
+    return *static_cast<const uint4 *>(p);
+#endif
+}
+
 // Overlapped launches (NVIDIA 9.0 and newer): the library launches every kernel with
 // programmatic stream serialization (src/backend/gpu/result/calls.rs), so a kernel may begin
 // while the kernel before it on the stream is still running, which hides the launch gap

@@ -25,7 +25,7 @@ static __device__ void dequantize_rows_f16(const uint8_t *w, uint64_t row_bytes,
         const uint64_t r = i / chunks_per_row;
         const uint64_t c = i % chunks_per_row;
         float values[B::CHUNK];
-        B::dequantize_chunk(w + (first_row + r) * row_bytes, c, values);
+        B::dequantize_chunk(w + (first_row + r) * row_bytes, n_cols, c, values);
         __half *o = out + r * n_cols + c * B::CHUNK;
         if constexpr (B::CHUNK == 8) {
             // One 16-byte store: n_cols is a whole number of blocks (a multiple of 32

@@ -28,7 +28,7 @@ static __device__ void embedding_rows(const uint8_t *table,  // [n_vocab rows of
     for (uint64_t c = threadIdx.x; c < n_chunks; c += blockDim.x) {
         float values[B::CHUNK];
         if (valid) {
-            B::dequantize_chunk(row, c, values);
+            B::dequantize_chunk(row, n_embd, c, values);
         } else {
             for (int k = 0; k < B::CHUNK; ++k) {
                 values[k] = 0.0f;

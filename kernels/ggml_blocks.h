@@ -55,7 +55,7 @@ RF_DEVICE void rf_dequantize_block_chunk(const uint8_t *row, uint64_t c, float *
         static constexpr int BYTES = BYTES_;                                                      \
         static constexpr int CHUNK = RF_QUANT_CHUNK;                                              \
         RF_DEVICE void dequantize8(const uint8_t *b, int j0, float *y);                           \
-        RF_DEVICE void dequantize_chunk(const uint8_t *row, uint64_t c, float *y) {               \
+        RF_DEVICE void dequantize_chunk(const uint8_t *row, uint32_t, uint64_t c, float *y) {     \
             rf_dequantize_block_chunk<NAME>(row, c, y);                                           \
         }                                                                                         \
     };                                                                                            \
@@ -284,6 +284,69 @@ RF_BLOCK_TYPE(BlockIQ4_XS, 256, 136) {
     }
 }
 
+// ------------------------------------------------------------ split rows
+// The GPU's own layout of Q4_0, Q4_1 and Q8_0 matrices whose rows are whole 256 values,
+// written in place at upload (kernels/split_rows.hip): each row holds its blocks' quant
+// arrays in order, then their heads (the f16 scale, and Q4_1's f16 min). Same bytes and row
+// size as the GGUF layout, but a row's quants are one 16-byte aligned stretch (its size is
+// a multiple of 16), so the products read whole vectors and a warp's loads whole lines.
+template <int HEAD, int QUANTS>
+struct SplitRow {
+    static constexpr int HEAD_BYTES = HEAD, QUANT_BYTES = QUANTS, BLOCK_BYTES = HEAD + QUANTS;
+    // Byte pointers, const or not.
+    template <typename Byte>
+    RF_DEVICE Byte *quants(Byte *row, uint64_t g) {
+        return row + QUANTS * g;
+    }
+    template <typename Byte>
+    RF_DEVICE Byte *head(Byte *row, uint32_t n_groups, uint64_t g) {
+        return row + (uint64_t)QUANTS * n_groups + HEAD * g;
+    }
+};
+using SplitQ4_0 = SplitRow<2, 16>;
+using SplitQ4_1 = SplitRow<4, 16>;
+using SplitQ8_0 = SplitRow<2, 32>;
+
+// A split-row type read 8 values at a time, as the block types are.
+#define RF_SPLIT_TYPE(NAME, SPLIT)                                                                \
+    struct NAME {                                                                                 \
+        using Split = SPLIT;                                                                      \
+        static constexpr int CHUNK = RF_QUANT_CHUNK;                                              \
+        RF_DEVICE void dequantize8(const uint8_t *qs, const uint8_t *head, int j0, float *y);    \
+        RF_DEVICE void dequantize_chunk(const uint8_t *row, uint32_t n_cols, uint64_t c,          \
+                                        float *y) {                                               \
+            const uint64_t g = c / 4;                                                             \
+            dequantize8(SPLIT::quants(row, g), SPLIT::head(row, n_cols / 32, g), (int)(c % 4) * 8, \
+                        y);                                                                       \
+        }                                                                                         \
+    };                                                                                            \
+    __device__ __forceinline__ void NAME::dequantize8(const uint8_t *qs, const uint8_t *head,     \
+                                                      int j0, float *y)
+
+RF_SPLIT_TYPE(SplitRowsQ4_0, SplitQ4_0) {
+    const float d = rf_f16_at(head);
+    const int shift = 4 * (j0 / 16);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)((int)((qs[j0 % 16 + k] >> shift) & 0x0F) - 8), d);
+    }
+}
+
+RF_SPLIT_TYPE(SplitRowsQ4_1, SplitQ4_1) {
+    const float d = rf_f16_at(head);
+    const float m = rf_f16_at(head + 2);
+    const int shift = 4 * (j0 / 16);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)((qs[j0 % 16 + k] >> shift) & 0x0F), d) + m;
+    }
+}
+
+RF_SPLIT_TYPE(SplitRowsQ8_0, SplitQ8_0) {
+    const float d = rf_f16_at(head);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)(int8_t)qs[j0 + k], d);
+    }
+}
+
 // ------------------------------------------------------------ plain types
 // One value per chunk: neighbouring lanes read neighbouring elements.
 
@@ -292,7 +355,7 @@ RF_BLOCK_TYPE(BlockIQ4_XS, 256, 136) {
         static constexpr int VALUES = 1;                                                          \
         static constexpr int BYTES = sizeof(ELEMENT);                                             \
         static constexpr int CHUNK = 1;                                                           \
-        RF_DEVICE void dequantize_chunk(const uint8_t *row, uint64_t c, float *y) {               \
+        RF_DEVICE void dequantize_chunk(const uint8_t *row, uint32_t, uint64_t c, float *y) {     \
             const ELEMENT v = reinterpret_cast<const ELEMENT *>(row)[c];                          \
             y[0] = TO_F32;                                                                        \
         }                                                                                         \
@@ -308,7 +371,7 @@ RF_PLAIN_TYPE(PlainI16, int16_t, (float)v)
 RF_PLAIN_TYPE(PlainI32, int32_t, (float)v)
 
 // Instantiates MACRO(name, type) for every format: the kernel names end in these names,
-// which are GgmlType::name() in lower case.
+// which are GgmlType::name() in lower case (with "_split" for the split rows).
 #define RF_FOR_EACH_WEIGHT_TYPE(MACRO)                                                           \
     MACRO(f32, PlainF32)                                                                          \
     MACRO(f16, PlainF16)                                                                          \
@@ -331,4 +394,7 @@ RF_PLAIN_TYPE(PlainI32, int32_t, (float)v)
     MACRO(q5_k, BlockQ5_K)                                                                        \
     MACRO(q6_k, BlockQ6_K)                                                                        \
     MACRO(q8_k, BlockQ8_K)                                                                        \
-    MACRO(iq4_xs, BlockIQ4_XS)
+    MACRO(iq4_xs, BlockIQ4_XS)                                                                    \
+    MACRO(q4_0_split, SplitRowsQ4_0)                                                              \
+    MACRO(q4_1_split, SplitRowsQ4_1)                                                              \
+    MACRO(q8_0_split, SplitRowsQ8_0)

@@ -35,7 +35,7 @@ static __device__ void matvec_rows(const uint8_t *w, uint64_t row_bytes, const f
         }
         for (uint64_t c = lane; c < n_chunks; c += warp) {
             float values[B::CHUNK];
-            B::dequantize_chunk(w_row, c, values);
+            B::dequantize_chunk(w_row, n_cols, c, values);
             const float *xc = x + (uint64_t)t0 * n_cols + c * B::CHUNK;
 #pragma unroll
             for (int t = 0; t < TOKEN_TILE; ++t) {

@@ -6,8 +6,9 @@
 // scaled group sums are rounded and ordered; for Q4_K and Q6_K the CPU quantizes 256-value
 // blocks (Q8_K), so the two round close to, not like, each other.
 //
-// W is the GGUF tensor's bytes, row r at r * row_bytes; n_cols a multiple of 32 (of 256
-// for the K-quants, which their rows are by construction).
+// W is the GGUF tensor's bytes, row r at r * row_bytes, or those rows split (ggml_blocks.h,
+// the "_split" kernels); n_cols a multiple of 32 (of 256 for the K-quants and split rows,
+// which their rows are by construction).
 //
 // Launch: one warp per output row, blockDim.x a multiple of the warp size; grid.x =
 // ceil((n_lead + n_rows) / (blockDim.x / warpSize)). Lane l takes the groups l, l + warp,
@@ -102,7 +103,7 @@ struct Q8Unpack;
 // bytes is only 2-aligned, of 20 or 24 bytes 4-aligned, of 144 bytes 16-aligned.
 template <>
 struct Q8Unpack<BlockQ4_0> {
-    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+    RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         uint32_t w[5];
         rf_load_block_words<18, 2>(row + (uint64_t)g * 18, w);
         for (int k = 0; k < 4; ++k) {
@@ -118,7 +119,7 @@ struct Q8Unpack<BlockQ4_0> {
 
 template <>
 struct Q8Unpack<BlockQ4_1> {
-    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+    RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         uint32_t w[5];
         rf_load_block_words<20, 4>(row + (uint64_t)g * 20, w);
         for (int k = 0; k < 4; ++k) {
@@ -140,7 +141,7 @@ RF_DEVICE int rf_fifth_bits(uint32_t bits) {
 
 template <>
 struct Q8Unpack<BlockQ5_0> {
-    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+    RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         const uint8_t *b = row + (uint64_t)g * 22;
         const uint32_t qh = (uint32_t)rf_i32_b2(b + 2);
         for (int k = 0; k < 4; ++k) {
@@ -156,7 +157,7 @@ struct Q8Unpack<BlockQ5_0> {
 
 template <>
 struct Q8Unpack<BlockQ5_1> {
-    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+    RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         const uint8_t *b = row + (uint64_t)g * 24;
         const uint32_t qh = (uint32_t)rf_i32_b4(b + 4);
         for (int k = 0; k < 4; ++k) {
@@ -172,7 +173,7 @@ struct Q8Unpack<BlockQ5_1> {
 
 template <>
 struct Q8Unpack<BlockQ8_0> {
-    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+    RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         uint32_t w[9];
         rf_load_block_words<34, 2>(row + (uint64_t)g * 34, w);
         for (int k = 0; k < 8; ++k) {
@@ -187,7 +188,7 @@ struct Q8Unpack<BlockQ8_0> {
 // Group i of a block is 32-value group i % 8 of block i / 8: one scale and one min.
 template <>
 struct Q8Unpack<BlockQ4_K> {
-    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+    RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         const uint8_t *b = row + (uint64_t)(g / 8) * 144;
         const int i = g % 8;
         int sc, m;
@@ -210,7 +211,7 @@ struct Q8Unpack<BlockQ4_K> {
 // 16-value scales.
 template <>
 struct Q8Unpack<BlockQ6_K> {
-    RF_DEVICE void group(const uint8_t *row, uint32_t g, Q8Group &u) {
+    RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         const uint8_t *b = row + (uint64_t)(g / 8) * 210;
         const int i = g % 8;
         const int half = i / 4, quarter = i % 4;
@@ -226,6 +227,57 @@ struct Q8Unpack<BlockQ6_K> {
         u.scale_lo = rf_mul(d, (float)(int8_t)b[192 + 2 * i]);
         u.scale_hi = rf_mul(d, (float)(int8_t)b[192 + 2 * i + 1]);
         u.offset = 32;
+        u.m = 0.0f;
+    }
+};
+
+// The split rows (ggml_blocks.h): group g's quants are the aligned vector(s) at 16 g
+// (32 g) of the row, its head an aligned f16 (Q4_1: an aligned scale and min pair) after
+// the row's n_groups quant arrays.
+RF_DEVICE void rf_unpack_nibbles(uint4 v, Q8Group &u) {
+    const int w[4] = {(int)v.x, (int)v.y, (int)v.z, (int)v.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        u.q[k] = w[k] & 0x0F0F0F0F;
+        u.q[k + 4] = (w[k] >> 4) & 0x0F0F0F0F;
+    }
+}
+
+template <>
+struct Q8Unpack<SplitRowsQ4_0> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t n_groups, uint32_t g, Q8Group &u) {
+        rf_unpack_nibbles(rf_load_weights16(SplitQ4_0::quants(row, g)), u);
+        const uint16_t d = *reinterpret_cast<const uint16_t *>(SplitQ4_0::head(row, n_groups, g));
+        u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(d);
+        u.offset = 8;
+        u.m = 0.0f;
+    }
+};
+
+template <>
+struct Q8Unpack<SplitRowsQ4_1> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t n_groups, uint32_t g, Q8Group &u) {
+        rf_unpack_nibbles(rf_load_weights16(SplitQ4_1::quants(row, g)), u);
+        const uint32_t head = *reinterpret_cast<const uint32_t *>(SplitQ4_1::head(row, n_groups, g));
+        u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(head & 0xFFFF);
+        u.offset = 0;
+        u.m = rf_f16_bits_to_f32(head >> 16);
+    }
+};
+
+template <>
+struct Q8Unpack<SplitRowsQ8_0> {
+    RF_DEVICE void group(const uint8_t *row, uint32_t n_groups, uint32_t g, Q8Group &u) {
+        const uint8_t *qs = SplitQ8_0::quants(row, g);
+        const uint4 lo = rf_load_weights16(qs), hi = rf_load_weights16(qs + 16);
+        const uint32_t w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+            u.q[k] = (int)w[k];
+        }
+        const uint16_t d = *reinterpret_cast<const uint16_t *>(SplitQ8_0::head(row, n_groups, g));
+        u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(d);
+        u.offset = 0;
         u.m = 0.0f;
     }
 };
@@ -271,9 +323,9 @@ RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes
 #pragma unroll UNROLL
     for (uint32_t g = lane; g < n_groups; g += warp) {
         Q8Group u, u_b;
-        Q8Unpack<B>::group(row_a, g, u);
+        Q8Unpack<B>::group(row_a, n_groups, g, u);
         if (two) {
-            Q8Unpack<B>::group(row_b, g, u_b);
+            Q8Unpack<B>::group(row_b, n_groups, g, u_b);
         }
 #pragma unroll
         for (int t = 0; t < MAX_T; ++t) {
@@ -354,6 +406,9 @@ RF_MMVQ_KERNEL(q5_1, BlockQ5_1)
 RF_MMVQ_KERNEL(q8_0, BlockQ8_0)
 RF_MMVQ_KERNEL(q4_k, BlockQ4_K)
 RF_MMVQ_KERNEL(q6_k, BlockQ6_K)
+RF_MMVQ_KERNEL(q4_0_split, SplitRowsQ4_0)
+RF_MMVQ_KERNEL(q4_1_split, SplitRowsQ4_1)
+RF_MMVQ_KERNEL(q8_0_split, SplitRowsQ8_0)
 
 // x [n_values] f32 as Q8 activations (n_values a multiple of 32). Launch: one thread per
 // value, blockDim.x a multiple of 32; threads past n_values leave in whole groups.

@@ -5,46 +5,18 @@
 
 mod gpu_common;
 
-use gpu_common::{DeviceIo, Random, assert_all_freed, gpu};
+use gpu_common::{DeviceIo, OpsGpu, Random, assert_all_freed, ops_gpu};
 use half::{bf16, f16};
 use rocmforge::Error;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, LeadingMatrix, PagedKv, Q8Buffers,
+    AttentionWorkspace, BlockLayout, DeviceMatrix, HeadShape, LeadingMatrix, PagedKv, Q8Buffers,
     Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, integer_product_types,
     supported_weight_types,
 };
-use rocmforge::backend::gpu::{Device, Stream};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
 use rocmforge::tensor::{GgmlType, dequantize_to_vec};
-
-struct Gpu {
-    device: Device,
-    stream: Stream,
-    ops: GpuOps,
-}
-
-fn setup() -> Gpu {
-    let device = gpu();
-    let stream = Stream::new(&device).unwrap();
-    let ops = GpuOps::load(&device).expect("the embedded op kernels load");
-    Gpu {
-        device,
-        stream,
-        ops,
-    }
-}
-
-impl DeviceIo for Gpu {
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn stream(&self) -> &Stream {
-        &self.stream
-    }
-}
 
 fn random_vec(random: &mut Random, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| random.next_f32() * scale).collect()
@@ -138,7 +110,7 @@ fn odd_width(dtype: GgmlType) -> usize {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn embedding_rows_are_bit_exact_for_every_weight_type() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(11);
     let n_vocab = 37;
     // Valid ids in any order, repeated, and ids outside the table (rows of zeros).
@@ -184,7 +156,7 @@ fn dot_f64(w: &[f32], x: &[f32]) -> (f64, f64) {
 
 /// Runs a matvec of `dtype` and returns the largest error relative to Σ|w x|.
 fn check_matvec(
-    g: &Gpu,
+    g: &OpsGpu,
     random: &mut Random,
     dtype: GgmlType,
     n_rows: usize,
@@ -233,7 +205,7 @@ fn check_matvec(
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn matvec_matches_float64_for_every_weight_type() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(12);
     for dtype in supported_weight_types() {
         let mut worst = 0.0f64;
@@ -256,7 +228,7 @@ fn matvec_matches_float64_for_every_weight_type() {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn matvec_of_model_sized_matrices() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(13);
     // Rows not a multiple of a block's rows, long rows (SmolLM2's n_ff is 1536, a 1B's
     // n_embd 2048; 4608 = 18 super-blocks).
@@ -286,7 +258,7 @@ struct Q8Host {
 }
 
 impl Q8Host {
-    fn download(g: &Gpu, q8: &Q8Buffers, n_values: usize) -> Q8Host {
+    fn download(g: &OpsGpu, q8: &Q8Buffers, n_values: usize) -> Q8Host {
         let mut host = Q8Host {
             quants: g.download(&q8.quants),
             scales: g.download(&q8.scales),
@@ -338,7 +310,7 @@ impl Q8Host {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn q8_quantization_and_fused_norm_match_the_cpu_method_to_the_bit() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(31);
     for (n_rows, width) in [(1, 32), (3, 576), (2, 4096), (8, 1536)] {
         let mut x = random_vec(&mut random, n_rows * width, 4.0);
@@ -378,7 +350,7 @@ fn q8_quantization_and_fused_norm_match_the_cpu_method_to_the_bit() {
 /// One integer product of `dtype`, checked against float64 over the activations as
 /// quantized: with `mode` Store (one or two matrices), Add or Swiglu.
 fn check_matvec_q8(
-    g: &Gpu,
+    g: &OpsGpu,
     random: &mut Random,
     dtype: GgmlType,
     (n_rows, n_cols, n_tokens): (usize, usize, usize),
@@ -489,7 +461,7 @@ fn check_matvec_q8(
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn integer_products_match_float64_in_every_mode() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(32);
     for dtype in integer_product_types() {
         let mut worst = 0.0f64;
@@ -524,7 +496,7 @@ fn integer_products_match_float64_in_every_mode() {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(34);
     for dtype in integer_product_types() {
         let n_cols = odd_width(dtype);
@@ -597,7 +569,7 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn rms_norm_matches_the_cpu() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(21);
     let mut n_exact = 0usize;
     let mut n_values = 0usize;
@@ -642,7 +614,7 @@ fn rms_norm_matches_the_cpu() {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn swiglu_and_residual_add_match_the_cpu() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(22);
     for n in [1usize, 1000, 1_000_003] {
         let gate = random_vec(&mut random, n, 20.0);
@@ -690,7 +662,7 @@ fn argmax_cpu(row: &[f32]) -> i32 {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn argmax_picks_the_first_best_like_the_sampler() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(23);
     let n_vocab = 151_937;
     let mut rows: Vec<Vec<f32>> = Vec::new();
@@ -792,7 +764,7 @@ fn assert_rotated_close(
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn rope_rotates_and_writes_the_cache_like_the_cpu() {
-    let g = setup();
+    let g = ops_gpu();
     let mut random = Random::new(31);
     let cases = [
         (9, 3, 64, 64, RopeStyle::Normal, 10_000.0f32),
@@ -1088,7 +1060,7 @@ fn decode_tokens(scenario: &PagedScenario) -> Vec<(usize, i32)> {
 
 /// Runs one case through both launchers and returns their largest absolute errors.
 fn check_attention(
-    g: &Gpu,
+    g: &OpsGpu,
     scenario: &PagedScenario,
     case: &AttentionCase,
     random: &mut Random,
@@ -1251,7 +1223,7 @@ fn check_attention(
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn paged_attention_matches_float64() {
-    let g = setup();
+    let g = ops_gpu();
     let scenario = PagedScenario::new();
     let mut random = Random::new(41);
     // GQA ratios 1, 3, 4, 8 and 9; head_dim 64, 128 and 256: the one-token-a-block kernel.
@@ -1291,7 +1263,7 @@ fn paged_attention_matches_float64() {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn paged_attention_stays_finite_with_scores_of_1e4() {
-    let g = setup();
+    let g = ops_gpu();
     let scenario = PagedScenario::new();
     let mut random = Random::new(42);
     for (n_head, n_kv_heads, head_dim) in [(4, 1, 64), (8, 2, 128)] {
@@ -1321,7 +1293,7 @@ fn paged_attention_stays_finite_with_scores_of_1e4() {
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn launchers_reject_bad_shapes_before_launching() {
-    let g = setup();
+    let g = ops_gpu();
     let invalid = |result: rocmforge::Result<()>| {
         assert!(
             matches!(result, Err(Error::InvalidArgument(_))),
@@ -1341,6 +1313,7 @@ fn launchers_reject_bad_shapes_before_launching() {
     invalid(g.ops.matvec(&g.stream, &matrix, &x, 3, &mut y4));
     let unsupported = DeviceMatrix {
         dtype: GgmlType::Iq2Xxs,
+        layout: BlockLayout::Gguf,
         data: &bytes,
         n_rows: 1,
         n_cols: 256,

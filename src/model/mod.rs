@@ -83,9 +83,10 @@ impl Model {
                 }
                 let device = placement.device.open()?;
                 let stream = Stream::new(&device)?;
-                let weights = host.borrow_dependent().upload(&stream)?;
+                let ops = Arc::new(GpuOps::load(&device)?);
+                let weights = host.borrow_dependent().upload(&stream, &ops)?;
                 Weights::Device(DeviceModel {
-                    ops: Arc::new(GpuOps::load(&device)?),
+                    ops,
                     device,
                     weights,
                 })

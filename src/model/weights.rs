@@ -3,6 +3,7 @@
 //! are converted to f32 once.
 
 use super::config::{Architecture, ModelConfig};
+use crate::backend::gpu::ops::GpuOps;
 use crate::backend::gpu::{DeviceBuffer, GpuMatrix, Stream};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -196,8 +197,8 @@ impl HostWeights<'_> {
     /// embedding's upload only on the host: on the device it is a second copy, simple
     /// and rare enough for small models). Only for families the GPU runs
     /// (`ModelConfig::runs_on_gpu`), which have no biases, Q/K norms or post norms.
-    pub fn upload(&self, stream: &Stream) -> Result<DeviceWeights> {
-        let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, m);
+    pub fn upload(&self, stream: &Stream, ops: &GpuOps) -> Result<DeviceWeights> {
+        let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, ops, m);
         let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
         let layers = self
             .layers

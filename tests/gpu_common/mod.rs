@@ -55,6 +55,35 @@ pub fn gpu() -> Device {
     }
 }
 
+/// A usable GPU, a stream on it and the forward-pass kernels loaded there: what the
+/// tests of single operations need.
+pub struct OpsGpu {
+    pub device: Device,
+    pub stream: gpu::Stream,
+    pub ops: gpu::ops::GpuOps,
+}
+
+pub fn ops_gpu() -> OpsGpu {
+    let device = gpu();
+    let stream = gpu::Stream::new(&device).unwrap();
+    let ops = gpu::ops::GpuOps::load(&device).expect("the embedded op kernels load");
+    OpsGpu {
+        device,
+        stream,
+        ops,
+    }
+}
+
+impl DeviceIo for OpsGpu {
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn stream(&self) -> &gpu::Stream {
+        &self.stream
+    }
+}
+
 /// xorshift64*: reproducible pseudo-random test data without a dependency.
 pub struct Random(u64);
 

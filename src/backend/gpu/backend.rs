@@ -11,8 +11,8 @@ use half::f16;
 
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, DeviceMatrix, GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, PagedKv,
-    PrefillScratch, Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix,
+    AttentionWorkspace, BlockLayout, DeviceMatrix, GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS,
+    PagedKv, PrefillScratch, Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix,
     StepTokens,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
@@ -21,22 +21,37 @@ use crate::error::{Error, Result};
 use crate::host_memory::resize;
 use crate::tensor::{GgmlType, WeightMatrix};
 
-/// A weight matrix uploaded to a device: the GGUF tensor's bytes as they are.
+/// A weight matrix uploaded to a device: the GGUF tensor's bytes, their rows split where
+/// that layout serves the decode products better ([`BlockLayout::for_upload`]).
 pub struct GpuMatrix {
     pub dtype: GgmlType,
+    pub layout: BlockLayout,
     pub n_rows: usize,
     pub n_cols: usize,
     data: DeviceBuffer<u8>,
 }
 
 impl GpuMatrix {
-    /// Uploads `matrix` to `stream`'s device; waits for the copy.
-    pub fn upload(stream: &Stream, matrix: &WeightMatrix<'_>) -> Result<GpuMatrix> {
-        let data = stream.device().upload(stream, matrix.data)?;
+    /// Uploads `matrix` to `stream`'s device, splitting its rows there when that is its
+    /// layout; waits for the copy and the split.
+    pub fn upload(stream: &Stream, ops: &GpuOps, matrix: &WeightMatrix<'_>) -> Result<GpuMatrix> {
+        let WeightMatrix {
+            dtype,
+            n_rows,
+            n_cols,
+            ..
+        } = *matrix;
+        let mut data = stream.device().upload(stream, matrix.data)?;
+        let layout = BlockLayout::for_upload(dtype, n_cols);
+        if layout == BlockLayout::SplitRows {
+            ops.split_rows(stream, dtype, &mut data, n_rows, n_cols)?;
+            stream.synchronize()?;
+        }
         let uploaded = GpuMatrix {
-            dtype: matrix.dtype,
-            n_rows: matrix.n_rows,
-            n_cols: matrix.n_cols,
+            dtype,
+            layout,
+            n_rows,
+            n_cols,
             data,
         };
         uploaded.view()?;
@@ -44,7 +59,13 @@ impl GpuMatrix {
     }
 
     fn view(&self) -> Result<DeviceMatrix<'_>> {
-        DeviceMatrix::new(self.dtype, &self.data, self.n_rows, self.n_cols)
+        DeviceMatrix::with_layout(
+            self.dtype,
+            self.layout,
+            &self.data,
+            self.n_rows,
+            self.n_cols,
+        )
     }
 
     pub fn bytes(&self) -> u64 {
@@ -499,12 +520,12 @@ fn two_acts(
 
 /// Whether two matrices can share one paired launch.
 fn same_shape(a: &GpuMatrix, b: &GpuMatrix) -> bool {
-    (a.dtype, a.n_rows, a.n_cols) == (b.dtype, b.n_rows, b.n_cols)
+    (a.dtype, a.layout, a.n_rows, a.n_cols) == (b.dtype, b.layout, b.n_rows, b.n_cols)
 }
 
 /// Whether `lead`'s rows can go first in a launch of `b`'s product (same type and width).
 fn same_rows_of(lead: &GpuMatrix, b: &GpuMatrix) -> bool {
-    (lead.dtype, lead.n_cols) == (b.dtype, b.n_cols)
+    (lead.dtype, lead.layout, lead.n_cols) == (b.dtype, b.layout, b.n_cols)
 }
 
 impl Backend for GpuStep<'_> {

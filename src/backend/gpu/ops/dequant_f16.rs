@@ -4,10 +4,9 @@
 use half::f16;
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
-use super::weights::{DeviceMatrix, kernel_names};
+use super::weights::{DeviceMatrix, KernelsByFormat};
 use super::{GpuOps, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
-use crate::tensor::GgmlType;
 
 const THREADS: u32 = 256;
 /// Grid-stride kernels: enough blocks to fill any current GPU, the loop covers the rest.
@@ -17,27 +16,16 @@ const MAX_BLOCKS: u32 = 4096;
 const QUANT_CHUNK: u64 = 8;
 
 pub(super) struct DequantF16Kernels {
-    by_type: Vec<(GgmlType, Function)>,
+    by_format: KernelsByFormat,
     f32_to_f16: Function,
 }
 
 impl DequantF16Kernels {
     pub(super) fn load(module: &Module) -> Result<DequantF16Kernels> {
-        let by_type = kernel_names("rf_dequantize_f16")
-            .map(|(dtype, name)| Ok((dtype, module.function(&name)?)))
-            .collect::<Result<_>>()?;
         Ok(DequantF16Kernels {
-            by_type,
+            by_format: KernelsByFormat::load(module, "rf_dequantize_f16")?,
             f32_to_f16: module.function("rf_f32_to_f16")?,
         })
-    }
-
-    fn for_type(&self, dtype: GgmlType) -> Result<&Function> {
-        self.by_type
-            .iter()
-            .find(|(t, _)| *t == dtype)
-            .map(|(_, f)| f)
-            .ok_or_else(|| Error::Unsupported(format!("GPU dequantization of {dtype} to f16")))
     }
 }
 
@@ -54,7 +42,10 @@ impl GpuOps {
         out: &mut DeviceBuffer<f16>,
     ) -> Result<()> {
         w.check()?;
-        let function = self.dequant_f16.for_type(w.dtype)?;
+        let function = self
+            .dequant_f16
+            .by_format
+            .for_matrix(w, "GPU dequantization to f16")?;
         if first_row
             .checked_add(n_rows)
             .is_none_or(|end| end > w.n_rows)

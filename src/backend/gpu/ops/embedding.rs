@@ -1,32 +1,22 @@
 //! Embedding rows: `x[t] = table[tokens[t]]`, dequantized to f32 (`kernels/embedding.hip`).
 
-use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
-use super::weights::{DeviceMatrix, kernel_names};
+use super::super::safe::{DeviceBuffer, KernelArgs, LaunchConfig, Module, Stream};
+use super::weights::{DeviceMatrix, KernelsByFormat};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
-use crate::error::{Error, Result};
-use crate::tensor::GgmlType;
+use crate::error::Result;
 
 /// Threads per block; they walk one row.
 const THREADS: u32 = 256;
 
 pub(super) struct EmbeddingKernels {
-    by_type: Vec<(GgmlType, Function)>,
+    by_format: KernelsByFormat,
 }
 
 impl EmbeddingKernels {
     pub(super) fn load(module: &Module) -> Result<EmbeddingKernels> {
-        let by_type = kernel_names("rf_embedding")
-            .map(|(dtype, name)| Ok((dtype, module.function(&name)?)))
-            .collect::<Result<_>>()?;
-        Ok(EmbeddingKernels { by_type })
-    }
-
-    fn for_type(&self, dtype: GgmlType) -> Result<&Function> {
-        self.by_type
-            .iter()
-            .find(|(t, _)| *t == dtype)
-            .map(|(_, f)| f)
-            .ok_or_else(|| Error::Unsupported(format!("GPU embedding rows of {dtype} tensors")))
+        Ok(EmbeddingKernels {
+            by_format: KernelsByFormat::load(module, "rf_embedding")?,
+        })
     }
 }
 
@@ -44,7 +34,10 @@ impl GpuOps {
         x: &mut DeviceBuffer<f32>,
     ) -> Result<()> {
         table.check()?;
-        let function = self.embedding.for_type(table.dtype)?;
+        let function = self
+            .embedding
+            .by_format
+            .for_matrix(table, "GPU embedding rows")?;
         check_buffer("embedding table", table.data, 0, stream)?;
         check_buffer("embedding tokens", tokens, n_tokens, stream)?;
         check_buffer(

@@ -2,7 +2,7 @@
 //! accumulation (`kernels/matvec.hip`).
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
-use super::weights::{DeviceMatrix, kernel_names};
+use super::weights::{DeviceMatrix, KernelsByFormat};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 use crate::tensor::GgmlType;
@@ -12,7 +12,7 @@ use crate::tensor::GgmlType;
 const THREADS: u32 = 256;
 
 pub(super) struct MatvecKernels {
-    by_type: Vec<(GgmlType, Function)>,
+    by_format: KernelsByFormat,
     /// F16 rows of whole 8-value pieces, read 16 bytes a lane.
     f16x8: Function,
     rows_per_block: u32,
@@ -21,22 +21,11 @@ pub(super) struct MatvecKernels {
 impl MatvecKernels {
     /// `warp_size` is 32 or 64 (checked by the caller).
     pub(super) fn load(module: &Module, warp_size: u32) -> Result<MatvecKernels> {
-        let by_type = kernel_names("rf_matvec")
-            .map(|(dtype, name)| Ok((dtype, module.function(&name)?)))
-            .collect::<Result<_>>()?;
         Ok(MatvecKernels {
-            by_type,
+            by_format: KernelsByFormat::load(module, "rf_matvec")?,
             f16x8: module.function("rf_matvec_f16x8")?,
             rows_per_block: THREADS / warp_size,
         })
-    }
-
-    fn for_type(&self, dtype: GgmlType) -> Result<&Function> {
-        self.by_type
-            .iter()
-            .find(|(t, _)| *t == dtype)
-            .map(|(_, f)| f)
-            .ok_or_else(|| Error::Unsupported(format!("GPU matmul with {dtype} weights")))
     }
 }
 
@@ -57,7 +46,7 @@ impl GpuOps {
         let function = if w.dtype == GgmlType::F16 && w.n_cols.is_multiple_of(8) {
             &self.matvec.f16x8
         } else {
-            self.matvec.for_type(w.dtype)?
+            self.matvec.by_format.for_matrix(w, "GPU matmul")?
         };
         check_buffer("matvec weights", w.data, 0, stream)?;
         check_buffer(

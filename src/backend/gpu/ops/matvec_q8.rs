@@ -5,7 +5,7 @@
 use super::super::safe::{
     Device, DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream,
 };
-use super::weights::DeviceMatrix;
+use super::weights::{BlockLayout, DeviceMatrix, WeightFormat};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 use crate::tensor::GgmlType;
@@ -19,21 +19,28 @@ pub const Q8_GROUP: usize = 32;
 /// The most tokens one launch multiplies (`RF_MMVQ_MAX_TOKENS`).
 pub const MAX_Q8_TOKENS: usize = 8;
 
-/// The weight types with an integer kernel, with their kernel-name suffixes.
-const Q8_TYPES: [(GgmlType, &str); 7] = [
-    (GgmlType::Q4_0, "q4_0"),
-    (GgmlType::Q4_1, "q4_1"),
-    (GgmlType::Q5_0, "q5_0"),
-    (GgmlType::Q5_1, "q5_1"),
-    (GgmlType::Q8_0, "q8_0"),
-    (GgmlType::Q4K, "q4_k"),
-    (GgmlType::Q6K, "q6_k"),
+/// The weight formats with an integer kernel, with their kernel-name suffixes.
+const Q8_FORMATS: [(WeightFormat, &str); 10] = [
+    ((GgmlType::Q4_0, BlockLayout::Gguf), "q4_0"),
+    ((GgmlType::Q4_1, BlockLayout::Gguf), "q4_1"),
+    ((GgmlType::Q5_0, BlockLayout::Gguf), "q5_0"),
+    ((GgmlType::Q5_1, BlockLayout::Gguf), "q5_1"),
+    ((GgmlType::Q8_0, BlockLayout::Gguf), "q8_0"),
+    ((GgmlType::Q4K, BlockLayout::Gguf), "q4_k"),
+    ((GgmlType::Q6K, BlockLayout::Gguf), "q6_k"),
+    ((GgmlType::Q4_0, BlockLayout::SplitRows), "q4_0_split"),
+    ((GgmlType::Q4_1, BlockLayout::SplitRows), "q4_1_split"),
+    ((GgmlType::Q8_0, BlockLayout::SplitRows), "q8_0_split"),
 ];
 
 /// The weight types whose products take Q8 activations on the GPU (for up to
-/// [`MAX_Q8_TOKENS`] tokens), as the CPU's do; other types multiply f32 activations.
+/// [`MAX_Q8_TOKENS`] tokens), as the CPU's do, in every layout they are uploaded in;
+/// other types multiply f32 activations.
 pub fn integer_product_types() -> impl Iterator<Item = GgmlType> {
-    Q8_TYPES.iter().map(|&(dtype, _)| dtype)
+    Q8_FORMATS
+        .iter()
+        .filter(|((_, layout), _)| *layout == BlockLayout::Gguf)
+        .map(|&((dtype, _), _)| dtype)
 }
 
 /// What each output row receives.
@@ -83,15 +90,15 @@ impl Q8Buffers {
     }
 }
 
-/// A weight type's two instances: for up to [`MAX_Q8_TOKENS`] tokens, and for one.
-struct TypeKernels {
-    dtype: GgmlType,
+/// A weight format's two instances: for up to [`MAX_Q8_TOKENS`] tokens, and for one.
+struct FormatKernels {
+    format: WeightFormat,
     tokens: Function,
     single: Function,
 }
 
 pub(super) struct MatvecQ8Kernels {
-    by_type: Vec<TypeKernels>,
+    by_format: Vec<FormatKernels>,
     quantize: Function,
     rows_per_block: u32,
 }
@@ -99,26 +106,26 @@ pub(super) struct MatvecQ8Kernels {
 impl MatvecQ8Kernels {
     /// `warp_size` is 32 or 64 (checked by the caller).
     pub(super) fn load(module: &Module, warp_size: u32) -> Result<MatvecQ8Kernels> {
-        let by_type = Q8_TYPES
+        let by_format = Q8_FORMATS
             .iter()
-            .map(|&(dtype, suffix)| {
-                Ok(TypeKernels {
-                    dtype,
+            .map(|&(format, suffix)| {
+                Ok(FormatKernels {
+                    format,
                     tokens: module.function(&format!("rf_mmvq_{suffix}"))?,
                     single: module.function(&format!("rf_mmvq1_{suffix}"))?,
                 })
             })
             .collect::<Result<_>>()?;
         Ok(MatvecQ8Kernels {
-            by_type,
+            by_format,
             quantize: module.function("rf_quantize_q8_f32")?,
             rows_per_block: THREADS / warp_size,
         })
     }
 
-    /// The kernel for `dtype` and `n_tokens` (at most [`MAX_Q8_TOKENS`]).
-    fn for_type(&self, dtype: GgmlType, n_tokens: usize) -> Option<&Function> {
-        let kernels = self.by_type.iter().find(|k| k.dtype == dtype)?;
+    /// The kernel for `format` and `n_tokens` (at most [`MAX_Q8_TOKENS`]).
+    fn for_format(&self, format: WeightFormat, n_tokens: usize) -> Option<&Function> {
+        let kernels = self.by_format.iter().find(|k| k.format == format)?;
         Some(if n_tokens == 1 {
             &kernels.single
         } else {
@@ -146,7 +153,7 @@ impl GpuOps {
     pub fn has_q8_matvec(&self, w: &DeviceMatrix<'_>, n_tokens: usize) -> bool {
         n_tokens <= MAX_Q8_TOKENS
             && w.n_cols.is_multiple_of(Q8_GROUP)
-            && self.matvec_q8.for_type(w.dtype, n_tokens).is_some()
+            && self.matvec_q8.for_format(w.format(), n_tokens).is_some()
     }
 
     /// The first `n_values` values of `x` (whole groups of 32) as Q8 activations.
@@ -217,10 +224,10 @@ impl GpuOps {
         output: Q8Output,
     ) -> Result<()> {
         lead.w.check()?;
-        if (lead.w.dtype, lead.w.n_cols) != (w.dtype, w.n_cols) {
+        if (lead.w.format(), lead.w.n_cols) != (w.format(), w.n_cols) {
             return Err(Error::InvalidArgument(format!(
-                "a leading {} matrix of {} columns before a {} matrix of {}",
-                lead.w.dtype, lead.w.n_cols, w.dtype, w.n_cols
+                "a leading {} matrix ({:?}) of {} columns before a {} matrix ({:?}) of {}",
+                lead.w.dtype, lead.w.layout, lead.w.n_cols, w.dtype, w.layout, w.n_cols
             )));
         }
         check_buffer("matvec_q8 leading weights", lead.w.data, 0, stream)?;
@@ -244,7 +251,7 @@ impl GpuOps {
         w.check()?;
         let function = self
             .matvec_q8
-            .for_type(w.dtype, n_tokens)
+            .for_format(w.format(), n_tokens)
             .filter(|_| self.has_q8_matvec(w, n_tokens))
             .ok_or_else(|| {
                 Error::Unsupported(format!(
@@ -269,10 +276,17 @@ impl GpuOps {
             None => (None, None),
             Some(SecondMatrix { w: w_b, y: y_b }) => {
                 w_b.check()?;
-                if (w_b.dtype, w_b.n_rows, w_b.n_cols) != (w.dtype, w.n_rows, w.n_cols) {
+                if (w_b.format(), w_b.n_rows, w_b.n_cols) != (w.format(), w.n_rows, w.n_cols) {
                     return Err(Error::InvalidArgument(format!(
-                        "a paired product of a {} {}x{} and a {} {}x{} matrix",
-                        w.dtype, w.n_rows, w.n_cols, w_b.dtype, w_b.n_rows, w_b.n_cols
+                        "a paired product of a {} ({:?}) {}x{} and a {} ({:?}) {}x{} matrix",
+                        w.dtype,
+                        w.layout,
+                        w.n_rows,
+                        w.n_cols,
+                        w_b.dtype,
+                        w_b.layout,
+                        w_b.n_rows,
+                        w_b.n_cols
                     )));
                 }
                 check_buffer("matvec_q8 second weights", w_b.data, 0, stream)?;

@@ -1,5 +1,6 @@
 //! The operations of a forward pass on a GPU: safe launchers for the kernels of
-//! `kernels/{embedding,matvec,matvec_q8,norm,rope,attention,elementwise,argmax}.hip`.
+//! `kernels/{embedding,matvec,matvec_q8,norm,rope,attention,elementwise,argmax,dequant_f16,
+//! split_rows}.hip`.
 //!
 //! [`GpuOps::load`] loads every kernel once per device; each launcher takes typed device
 //! buffers and the shapes they hold, checks every length, shape and limit before it
@@ -21,6 +22,7 @@ mod matvec;
 mod matvec_q8;
 mod norm;
 mod rope;
+mod split_rows;
 mod weights;
 
 pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
@@ -31,7 +33,7 @@ pub use matvec_q8::{
 };
 pub use rope::{RopeKvWrite, RopeParams};
 
-pub use weights::{DeviceMatrix, supported_weight_types};
+pub use weights::{BlockLayout, DeviceMatrix, supported_weight_types};
 
 use super::safe::{Device, DeviceBuffer, DeviceCopy, Module, Stream};
 use crate::error::{Error, Result};
@@ -47,6 +49,7 @@ pub struct GpuOps {
     elementwise: elementwise::ElementwiseKernels,
     argmax: argmax::ArgmaxKernel,
     dequant_f16: dequant_f16::DequantF16Kernels,
+    split_rows: split_rows::SplitRowsKernels,
 }
 
 impl GpuOps {
@@ -70,6 +73,7 @@ impl GpuOps {
             elementwise: elementwise::ElementwiseKernels::load(&module("elementwise")?)?,
             argmax: argmax::ArgmaxKernel::load(&module("argmax")?)?,
             dequant_f16: dequant_f16::DequantF16Kernels::load(&module("dequant_f16")?)?,
+            split_rows: split_rows::SplitRowsKernels::load(&module("split_rows")?)?,
         })
     }
 }

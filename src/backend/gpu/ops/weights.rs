@@ -1,12 +1,73 @@
-//! Weight matrices in device memory, in the GGUF tensor's own format, and the formats
-//! the embedding and matrix-vector kernels read.
+//! Weight matrices in device memory, in the GGUF tensor's own format or with their rows
+//! split (quants, then scales), and the formats the embedding and matrix-vector kernels
+//! read.
 
-use super::super::safe::DeviceBuffer;
+use std::sync::OnceLock;
+
+use super::super::safe::{DeviceBuffer, Function, Module};
 use crate::error::{Error, Result};
 use crate::tensor::{GgmlType, matrix_bytes};
 
+/// How a matrix's rows lie in device memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockLayout {
+    /// The GGUF tensor's bytes as they are.
+    Gguf,
+    /// Each row's blocks rewritten as their quant arrays in order, then their heads (the
+    /// scale, and Q4_1's min): the same bytes and row size, but a row's quants are one
+    /// 16-byte aligned stretch, so the decode products read them as whole vectors and a
+    /// warp's loads as whole cache lines (`kernels/ggml_blocks.h`, `SplitRow`). Written at
+    /// upload, on the device, for Q4_0, Q4_1 and Q8_0 rows of whole 256 values.
+    SplitRows,
+}
+
+/// The types whose rows may be split, with the suffix of their splitting kernel.
+const SPLIT_TYPES: [(GgmlType, &str); 3] = [
+    (GgmlType::Q4_0, "q4_0"),
+    (GgmlType::Q4_1, "q4_1"),
+    (GgmlType::Q8_0, "q8_0"),
+];
+
+/// The longest row the splitting kernel stages (`RF_SPLIT_MAX_ROW_BYTES`).
+pub(super) const MAX_SPLIT_ROW_BYTES: usize = 32 << 10;
+
+impl BlockLayout {
+    /// The layout a `dtype` matrix of `n_cols` columns is uploaded in: split rows where
+    /// the type has them and a row is whole 256 values (so its quants end 16-byte
+    /// aligned) of at most 32 KiB, unless `ROCMFORGE_GPU_SPLIT_ROWS=0` (read once per
+    /// process) asks for the GGUF layout everywhere, to measure what splitting gains.
+    pub fn for_upload(dtype: GgmlType, n_cols: usize) -> BlockLayout {
+        static ALLOWED: OnceLock<bool> = OnceLock::new();
+        let allowed = *ALLOWED
+            .get_or_init(|| std::env::var_os("ROCMFORGE_GPU_SPLIT_ROWS").is_none_or(|v| v != "0"));
+        let row_bytes = n_cols / dtype.block_size() as usize * dtype.block_bytes() as usize;
+        if allowed
+            && has_split_rows(dtype)
+            && n_cols.is_multiple_of(256)
+            && row_bytes <= MAX_SPLIT_ROW_BYTES
+        {
+            BlockLayout::SplitRows
+        } else {
+            BlockLayout::Gguf
+        }
+    }
+}
+
+/// The types whose rows can be split, with their kernel-name suffixes.
+pub(super) fn split_types() -> impl Iterator<Item = (GgmlType, &'static str)> {
+    SPLIT_TYPES.iter().copied()
+}
+
+fn has_split_rows(dtype: GgmlType) -> bool {
+    split_types().any(|(t, _)| t == dtype)
+}
+
+/// A weight type in one of its layouts.
+pub type WeightFormat = (GgmlType, BlockLayout);
+
 /// Every weight format the CPU runs, each with its kernel-name suffix (the ggml name in
-/// lower case): `rf_matvec_q4_k`, `rf_embedding_q4_k`, ...
+/// lower case): `rf_matvec_q4_k`, `rf_embedding_q4_k`, ...; then the split-row layouts
+/// (`rf_matvec_q4_0_split`, ...).
 const WEIGHT_TYPES: [(GgmlType, &str); 22] = [
     (GgmlType::F32, "f32"),
     (GgmlType::F16, "f16"),
@@ -32,45 +93,95 @@ const WEIGHT_TYPES: [(GgmlType, &str); 22] = [
     (GgmlType::Iq4Xs, "iq4_xs"),
 ];
 
-/// The weight formats the GPU kernels read: the same as the CPU's matmul.
+/// The weight types the GPU kernels read in their GGUF layout: the same as the CPU's
+/// matmul.
 pub fn supported_weight_types() -> impl Iterator<Item = GgmlType> {
     WEIGHT_TYPES.iter().map(|&(dtype, _)| dtype)
 }
 
-/// `"{prefix}_{suffix}"` for each supported format.
-pub(super) fn kernel_names(prefix: &str) -> impl Iterator<Item = (GgmlType, String)> + '_ {
-    WEIGHT_TYPES
+/// `"{prefix}_{suffix}"` for each supported format, in each layout.
+fn kernel_names(prefix: &str) -> impl Iterator<Item = (WeightFormat, String)> + '_ {
+    let gguf = WEIGHT_TYPES
         .iter()
-        .map(move |&(dtype, suffix)| (dtype, format!("{prefix}_{suffix}")))
+        .map(move |&(dtype, suffix)| ((dtype, BlockLayout::Gguf), format!("{prefix}_{suffix}")));
+    let split = split_types().map(move |(dtype, suffix)| {
+        (
+            (dtype, BlockLayout::SplitRows),
+            format!("{prefix}_{suffix}_split"),
+        )
+    });
+    gguf.chain(split)
+}
+
+/// One kernel for each weight format, `"{prefix}_{suffix}"`.
+pub(super) struct KernelsByFormat(Vec<(WeightFormat, Function)>);
+
+impl KernelsByFormat {
+    pub(super) fn load(module: &Module, prefix: &str) -> Result<KernelsByFormat> {
+        kernel_names(prefix)
+            .map(|(format, name)| Ok((format, module.function(&name)?)))
+            .collect::<Result<_>>()
+            .map(KernelsByFormat)
+    }
+
+    /// The kernel for `w`'s type and layout; `what` names the operation in the error.
+    pub(super) fn for_matrix(&self, w: &DeviceMatrix<'_>, what: &str) -> Result<&Function> {
+        self.0
+            .iter()
+            .find(|(format, _)| *format == w.format())
+            .map(|(_, f)| f)
+            .ok_or_else(|| {
+                Error::Unsupported(format!("{what} of {} weights ({:?})", w.dtype, w.layout))
+            })
+    }
 }
 
 /// A weight matrix on the device: `n_rows` rows of `n_cols` values of `dtype`, row `r` at
-/// byte `r * row_bytes()` of `data`, exactly as the GGUF tensor's bytes.
+/// byte `r * row_bytes()` of `data`, in `layout`.
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceMatrix<'a> {
     pub dtype: GgmlType,
+    pub layout: BlockLayout,
     pub data: &'a DeviceBuffer<u8>,
     pub n_rows: usize,
     pub n_cols: usize,
 }
 
 impl<'a> DeviceMatrix<'a> {
-    /// Errors unless both dimensions are at least 1, a row is whole blocks of `dtype`
-    /// and `data` holds the whole matrix.
+    /// A matrix of the GGUF tensor's bytes as they are. Errors unless both dimensions are
+    /// at least 1, a row is whole blocks of `dtype` and `data` holds the whole matrix.
     pub fn new(
         dtype: GgmlType,
         data: &'a DeviceBuffer<u8>,
         n_rows: usize,
         n_cols: usize,
     ) -> Result<DeviceMatrix<'a>> {
+        DeviceMatrix::with_layout(dtype, BlockLayout::Gguf, data, n_rows, n_cols)
+    }
+
+    /// A matrix in `layout` ([`GpuOps::split_rows`](super::GpuOps::split_rows) writes
+    /// split rows); checked as [`DeviceMatrix::new`] does.
+    pub fn with_layout(
+        dtype: GgmlType,
+        layout: BlockLayout,
+        data: &'a DeviceBuffer<u8>,
+        n_rows: usize,
+        n_cols: usize,
+    ) -> Result<DeviceMatrix<'a>> {
         let matrix = DeviceMatrix {
             dtype,
+            layout,
             data,
             n_rows,
             n_cols,
         };
         matrix.check()?;
         Ok(matrix)
+    }
+
+    /// The type and layout the kernels are chosen by.
+    pub fn format(&self) -> WeightFormat {
+        (self.dtype, self.layout)
     }
 
     /// Bytes one row takes (the shape was checked by [`DeviceMatrix::new`]; a matrix built
@@ -82,6 +193,7 @@ impl<'a> DeviceMatrix<'a> {
     pub(super) fn check(&self) -> Result<()> {
         let DeviceMatrix {
             dtype,
+            layout,
             n_rows,
             n_cols,
             ..
@@ -91,6 +203,11 @@ impl<'a> DeviceMatrix<'a> {
                 "{dtype} device matrix of {n_rows} rows x {n_cols} columns: {problem}"
             )))
         };
+        if layout == BlockLayout::SplitRows
+            && (!has_split_rows(dtype) || !n_cols.is_multiple_of(256))
+        {
+            return invalid("split rows need Q4_0, Q4_1 or Q8_0 rows of whole 256 values".into());
+        }
         match matrix_bytes(dtype, n_rows, n_cols) {
             Ok(bytes) if bytes <= self.data.len() as u64 => Ok(()),
             Ok(bytes) => invalid(format!(

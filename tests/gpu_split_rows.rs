@@ -1,0 +1,222 @@
+//! Split rows (`BlockLayout::SplitRows`, `kernels/split_rows.hip`) on a real device: the
+//! split writes the documented layout, and every kernel that reads weights (embedding,
+//! f16 dequantization, the f32 and the integer products in each of their modes, a leading
+//! matrix) gives bit for bit what it gives on the same matrix in the GGUF layout, whose
+//! kernels `gpu_ops.rs` holds to the CPU references. Ignored unless asked for (see
+//! gpu_common).
+
+mod gpu_common;
+
+use gpu_common::{DeviceIo, OpsGpu, assert_all_freed, ops_gpu};
+use half::f16;
+use rocmforge::Error;
+use rocmforge::backend::gpu::ops::{
+    BlockLayout, DeviceMatrix, LeadingMatrix, Q8Buffers, Q8Output, SecondMatrix,
+};
+use rocmforge::backend::gpu::{DeviceBuffer, DeviceCopy};
+use rocmforge::gguf::synthetic::{SplitMix64, random_weights};
+use rocmforge::tensor::GgmlType;
+
+const SPLIT_TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+
+/// Rows of 3 runs of 256 (fewer groups than a warp has lanes), of 17 runs (a partial last
+/// pass), and the 8B class's widest (14,336: 448 groups, 14 a lane).
+const SHAPES: [(usize, usize); 3] = [(67, 768), (129, 4352), (33, 14336)];
+
+/// The layout the kernels document, built on the host: each row's quant arrays, then heads.
+fn split_on_host(dtype: GgmlType, gguf: &[u8], row_bytes: usize) -> Vec<u8> {
+    let block = dtype.block_bytes() as usize;
+    let head = if dtype == GgmlType::Q4_1 { 4 } else { 2 };
+    gguf.chunks_exact(row_bytes)
+        .flat_map(|row| {
+            let blocks = row.chunks_exact(block);
+            let quants = blocks.clone().flat_map(|b| b[head..].iter().copied());
+            let heads = blocks.flat_map(|b| b[..head].iter().copied());
+            quants.chain(heads).collect::<Vec<u8>>()
+        })
+        .collect()
+}
+
+/// The same random matrix on the device in both layouts.
+struct Pair {
+    gguf: DeviceBuffer<u8>,
+    split: DeviceBuffer<u8>,
+    dtype: GgmlType,
+    n_rows: usize,
+    n_cols: usize,
+}
+
+impl Pair {
+    fn new(
+        g: &OpsGpu,
+        rng: &mut SplitMix64,
+        dtype: GgmlType,
+        n_rows: usize,
+        n_cols: usize,
+    ) -> Pair {
+        let bytes = random_weights(dtype, (n_rows * n_cols) as u64, 0.05, rng).unwrap();
+        let gguf = g.upload(&bytes);
+        let mut split = g.upload(&bytes);
+        g.ops
+            .split_rows(&g.stream, dtype, &mut split, n_rows, n_cols)
+            .unwrap();
+        let row_bytes = bytes.len() / n_rows;
+        assert!(
+            g.download(&split) == split_on_host(dtype, &bytes, row_bytes),
+            "{dtype} {n_rows}x{n_cols}: the split rows are not the documented layout"
+        );
+        Pair {
+            gguf,
+            split,
+            dtype,
+            n_rows,
+            n_cols,
+        }
+    }
+
+    /// Both layouts' matrices: GGUF first.
+    fn matrices(&self) -> [DeviceMatrix<'_>; 2] {
+        [
+            (BlockLayout::Gguf, &self.gguf),
+            (BlockLayout::SplitRows, &self.split),
+        ]
+        .map(|(layout, data)| {
+            DeviceMatrix::with_layout(self.dtype, layout, data, self.n_rows, self.n_cols).unwrap()
+        })
+    }
+}
+
+fn bits<T: DeviceCopy + Into<f64>>(g: &OpsGpu, buffer: &DeviceBuffer<T>) -> Vec<u64> {
+    g.download(buffer)
+        .into_iter()
+        .map(|v| Into::<f64>::into(v).to_bits())
+        .collect()
+}
+
+/// `run(matrix, output)` for both layouts of `pair`, each into a fresh poisoned output of
+/// `len`; asserts the outputs are equal to the bit.
+fn assert_same_in_both_layouts<T>(
+    g: &OpsGpu,
+    pair: &Pair,
+    len: usize,
+    what: &str,
+    mut run: impl FnMut(&DeviceMatrix<'_>, &mut DeviceBuffer<T>),
+) where
+    T: DeviceCopy + Into<f64>,
+{
+    let [gguf, split] = pair.matrices().map(|m| {
+        let mut out = g.poisoned::<T>(len);
+        run(&m, &mut out);
+        bits(g, &out)
+    });
+    assert!(
+        gguf == split,
+        "{what} of {} {}x{}: the split rows give other bits than the GGUF rows",
+        pair.dtype,
+        pair.n_rows,
+        pair.n_cols
+    );
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
+    let g = ops_gpu();
+    let mut rng = SplitMix64(41);
+    for dtype in SPLIT_TYPES {
+        for (n_rows, n_cols) in SHAPES {
+            let pair = Pair::new(&g, &mut rng, dtype, n_rows, n_cols);
+            let tokens = g.upload(&[3i32, 0, (n_rows - 1) as i32, -1, 3]);
+            assert_same_in_both_layouts::<f32>(&g, &pair, 5 * n_cols, "embedding", |m, x| {
+                g.ops.embedding(&g.stream, m, &tokens, 5, x).unwrap()
+            });
+            assert_same_in_both_layouts::<f16>(&g, &pair, 9 * n_cols, "dequantize_f16", |m, o| {
+                g.ops.dequantize_f16(&g.stream, m, 2, 9, o).unwrap()
+            });
+            let n_tokens = 3;
+            let x: Vec<f32> = (0..n_tokens * n_cols)
+                .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0)
+                .collect();
+            let x_dev = g.upload(&x);
+            let out_len = n_tokens * n_rows + 5;
+            assert_same_in_both_layouts::<f32>(&g, &pair, out_len, "matvec", |m, y| {
+                g.ops.matvec(&g.stream, m, &x_dev, n_tokens, y).unwrap()
+            });
+            let mut q8 = Q8Buffers::new(&g.device, x.len()).unwrap();
+            g.ops
+                .quantize_q8(&g.stream, &x_dev, x.len(), &mut q8)
+                .unwrap();
+            // Add's residual stream starts from known values.
+            let residual: Vec<f32> = (0..out_len).map(|i| (i % 13) as f32 - 6.0).collect();
+            let residual = g.upload(&residual);
+            for tokens in [1, n_tokens] {
+                for mode in [Q8Output::Store, Q8Output::Add] {
+                    let what = format!("matvec_q8 {mode:?} x{tokens}");
+                    assert_same_in_both_layouts::<f32>(&g, &pair, out_len, &what, |m, y| {
+                        if mode == Q8Output::Add {
+                            y.copy_from_device(&g.stream, &residual).unwrap();
+                        }
+                        g.ops
+                            .matvec_q8(&g.stream, m, None, &q8, tokens, y, mode)
+                            .unwrap()
+                    });
+                }
+                // The same matrix as its own second, and as its own leading matrix.
+                let what = format!("matvec_q8 Swiglu x{tokens}");
+                assert_same_in_both_layouts::<f32>(&g, &pair, out_len, &what, |m, y| {
+                    let second = SecondMatrix { w: m, y: None };
+                    let swiglu = Q8Output::Swiglu;
+                    g.ops
+                        .matvec_q8(&g.stream, m, Some(second), &q8, tokens, y, swiglu)
+                        .unwrap()
+                });
+                let what = format!("matvec_q8_after x{tokens}");
+                assert_same_in_both_layouts::<f32>(&g, &pair, 2 * out_len, &what, |m, y| {
+                    let mut lead_y = g.poisoned::<f32>(out_len);
+                    let lead = LeadingMatrix {
+                        w: m,
+                        y: &mut lead_y,
+                    };
+                    g.ops
+                        .matvec_q8_after(&g.stream, lead, m, None, &q8, tokens, y, Q8Output::Store)
+                        .unwrap();
+                    y.copy_range_from(&g.stream, &lead_y, 0, out_len, out_len)
+                        .unwrap();
+                });
+            }
+        }
+    }
+    assert_all_freed(&g.device);
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn rows_that_cannot_split_are_refused_and_left_as_they_were() {
+    let g = ops_gpu();
+    let mut rng = SplitMix64(42);
+    for (dtype, n_rows, n_cols) in [
+        // Not whole runs of 256 values.
+        (GgmlType::Q4_0, 4, 480),
+        // A type without split rows.
+        (GgmlType::Q4K, 4, 768),
+        // Longer than the 32 KiB the kernel stages.
+        (GgmlType::Q8_0, 2, 32768),
+    ] {
+        let bytes = random_weights(dtype, (n_rows * n_cols) as u64, 0.05, &mut rng).unwrap();
+        let mut data = g.upload(&bytes);
+        let result = g
+            .ops
+            .split_rows(&g.stream, dtype, &mut data, n_rows, n_cols);
+        assert!(
+            matches!(result, Err(Error::InvalidArgument(_))),
+            "{dtype} {n_rows}x{n_cols}: {result:?}"
+        );
+        assert_eq!(
+            BlockLayout::for_upload(dtype, n_cols),
+            BlockLayout::Gguf,
+            "{dtype} {n_rows}x{n_cols}"
+        );
+        assert!(g.download(&data) == bytes, "{dtype}: refused, yet changed");
+    }
+    assert_all_freed(&g.device);
+}
