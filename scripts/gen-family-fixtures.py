@@ -41,7 +41,9 @@ def main():
     tokens = [rng.randrange(N_VOCAB) for _ in range(N_TOKENS)]
     os.makedirs(OUT, exist_ok=True)
     # Gemma's window of 16 positions makes its local layers mask most of the 64 tokens.
-    for family, extra in [("qwen2", []), ("qwen3", []), ("gemma3", ["--sliding-window", "16"])]:
+    for family, extra in [
+        ("qwen2", []), ("qwen3", []), ("gemma3", ["--sliding-window", "16"]), ("phi3", [])
+    ]:
         args = SHAPE + ["--type", "F32", "--pure", "--seed", str(SEED), "--arch", family] + extra
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, f"{family}.gguf")

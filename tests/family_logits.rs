@@ -45,6 +45,7 @@ fn fixture(family: &str) -> Fixture {
     model.family = match value_of(&args, "--arch") {
         "qwen2" => SyntheticFamily::Qwen2,
         "qwen3" => SyntheticFamily::Qwen3,
+        "phi3" => SyntheticFamily::Phi3,
         "gemma3" => SyntheticFamily::Gemma3 {
             sliding_window: value("--sliding-window") as u32,
         },
@@ -137,4 +138,30 @@ fn qwen3_matches_llama_cpp() {
 #[test]
 fn gemma3_matches_llama_cpp() {
     check("gemma3");
+}
+
+#[test]
+fn phi3_matches_llama_cpp() {
+    check("phi3");
+}
+
+/// The 128k-context Phi-3 models scale RoPE per dimension (LongRoPE); this build does not,
+/// so such a file is refused by name instead of run with the wrong positions.
+#[test]
+fn phi3_with_longrope_factors_is_refused() {
+    let mut model = SyntheticLlama::of_shape(64, [32, 1, 2, 1, 64], 1);
+    model.family = SyntheticFamily::Phi3;
+    let mut w = GgufWriter::new();
+    model.add_to(&mut w).unwrap();
+    let factors = [1.0f32; 8];
+    let bytes = factors.iter().flat_map(|f| f.to_le_bytes()).collect();
+    w.add_tensor("rope_factors_long.weight", GgmlType::F32, &[8], bytes)
+        .unwrap();
+    let gguf = OwnedGguf::from_buffer(w.to_bytes()).unwrap();
+    match Model::from_gguf(gguf) {
+        Err(rocmforge::Error::Unsupported(message)) => {
+            assert!(message.contains("rope_factors_long"), "{message}")
+        }
+        other => panic!("a LongRoPE file: {:?}", other.map(|_| "loaded")),
+    }
 }

@@ -7,7 +7,7 @@
 //! ```text
 //! rocmforge-synth --vocab-from MODEL.gguf -o OUT.gguf [--n-embd 576] [--n-layer 30]
 //!                 [--n-head 9] [--n-head-kv 3] [--n-ff 1536] [--type Q4_K_M] [--pure]
-//!                 [--tied] [--seed 1] [--arch llama|qwen2|qwen3|gemma3] [--sliding-window 512]
+//!                 [--tied] [--seed 1] [--arch llama|qwen2|qwen3|gemma3|phi3] [--sliding-window 512]
 //! ```
 //!
 //! `--type` takes a llama.cpp file type (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
@@ -18,9 +18,9 @@
 //! `llama-quantize --pure` does. Any other GGML type name (Q4_K, Q6_K, IQ4_NL, ...) gives
 //! every matrix that type. `--tied` leaves out `output.weight` (the embedding is reused).
 //! `--arch` writes another family's file: `qwen2` adds Q/K/V biases, `qwen3` per-head Q/K
-//! norms, `gemma3` those
-//! and the post-sublayer norms, a sliding window (`--sliding-window`, 512 by default) and
-//! a tied output head.
+//! norms, `gemma3` those and the post-sublayer norms, a sliding window (`--sliding-window`,
+//! 512 by default) and a tied output head; `phi3` stores Q/K/V as one matrix and gate/up as
+//! one.
 //! The file appears under its name only once it is complete.
 
 use std::collections::HashMap;
@@ -70,7 +70,7 @@ struct Args {
 const USAGE: &str = "usage: rocmforge-synth --vocab-from MODEL.gguf -o OUT.gguf [--n-embd N] \
                      [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N] \
                      [--type FILE_TYPE|GGML_TYPE] [--pure] [--tied] [--seed N] \
-                     [--arch llama|qwen2|qwen3|gemma3] [--sliding-window N]";
+                     [--arch llama|qwen2|qwen3|gemma3|phi3] [--sliding-window N]";
 
 const SWITCHES: [&str; 2] = ["--pure", "--tied"];
 
@@ -115,6 +115,7 @@ fn parse_args() -> Result<Args, String> {
             None | Some("llama") => SyntheticFamily::Llama,
             Some("qwen2") => SyntheticFamily::Qwen2,
             Some("qwen3") => SyntheticFamily::Qwen3,
+            Some("phi3") => SyntheticFamily::Phi3,
             Some("gemma3") => SyntheticFamily::Gemma3 {
                 sliding_window: u32::try_from(number(
                     "--sliding-window",
@@ -125,7 +126,7 @@ fn parse_args() -> Result<Args, String> {
             },
             Some(other) => {
                 return Err(format!(
-                    "--arch {other}: expected llama, qwen2, qwen3 or gemma3"
+                    "--arch {other}: expected llama, qwen2, qwen3, gemma3 or phi3"
                 ));
             }
         },

@@ -77,6 +77,9 @@ pub enum SyntheticFamily {
     /// `gemma3`: Q/K norms, norms after each sublayer (`post_attention_norm`,
     /// `post_ffw_norm`) and `attention.sliding_window`. Gemma ties its output head.
     Gemma3 { sliding_window: u32 },
+    /// `phi3`: Q, K and V stored as one matrix (`attn_qkv`), gate and up as one
+    /// (`ffn_up`, `2 n_ff` rows: gate first).
+    Phi3,
 }
 
 impl SyntheticFamily {
@@ -87,6 +90,7 @@ impl SyntheticFamily {
             SyntheticFamily::Qwen2 => "qwen2",
             SyntheticFamily::Qwen3 => "qwen3",
             SyntheticFamily::Gemma3 { .. } => "gemma3",
+            SyntheticFamily::Phi3 => "phi3",
         }
     }
 }
@@ -219,17 +223,31 @@ impl SyntheticLlama {
             let name = |tensor: &str| format!("blk.{i}.{tensor}.weight");
             let attn_v = t.attn_v_at(i, self.n_layer);
             let ffn_down = t.ffn_down_at(i, self.n_layer);
+            tensors.push(norm(name("attn_norm")));
+            if self.family == SyntheticFamily::Phi3 {
+                let qkv_rows = q_dim.saturating_add(kv_dim.saturating_mul(2));
+                tensors.push(matrix(name("attn_qkv"), t.attn_q, [qkv_rows, embd]));
+            } else {
+                tensors.extend([
+                    matrix(name("attn_q"), t.attn_q, [q_dim, embd]),
+                    matrix(name("attn_k"), t.attn_k, [kv_dim, embd]),
+                    matrix(name("attn_v"), attn_v, [kv_dim, embd]),
+                ]);
+            }
             tensors.extend([
-                norm(name("attn_norm")),
-                matrix(name("attn_q"), t.attn_q, [q_dim, embd]),
-                matrix(name("attn_k"), t.attn_k, [kv_dim, embd]),
-                matrix(name("attn_v"), attn_v, [kv_dim, embd]),
                 matrix(name("attn_output"), t.attn_output, [embd, q_dim]),
                 norm(name("ffn_norm")),
-                matrix(name("ffn_gate"), t.ffn_gate, [ff, embd]),
-                matrix(name("ffn_up"), t.ffn_up, [ff, embd]),
-                matrix(name("ffn_down"), ffn_down, [embd, ff]),
             ]);
+            if self.family == SyntheticFamily::Phi3 {
+                let gate_up_rows = ff.saturating_mul(2);
+                tensors.push(matrix(name("ffn_up"), t.ffn_up, [gate_up_rows, embd]));
+            } else {
+                tensors.extend([
+                    matrix(name("ffn_gate"), t.ffn_gate, [ff, embd]),
+                    matrix(name("ffn_up"), t.ffn_up, [ff, embd]),
+                ]);
+            }
+            tensors.push(matrix(name("ffn_down"), ffn_down, [embd, ff]));
             if self.family == SyntheticFamily::Qwen2 {
                 // Biases of root-mean-square 0.5: they move the products visibly.
                 let bias = |tensor: &str, n: u64| SyntheticTensor {

@@ -16,6 +16,9 @@ pub enum Architecture {
     Qwen2,
     /// Qwen 3 (`qwen3`): llama with per-head Q/K norms and NeoX RoPE.
     Qwen3,
+    /// Phi-3 and Phi-4-mini (`phi3`): llama with NeoX RoPE, its Q/K/V and gate/up matrices
+    /// each stored as one (`attn_qkv`, `ffn_up`).
+    Phi3,
 }
 
 /// The feed-forward's gate activation.
@@ -74,9 +77,10 @@ impl ModelConfig {
             "gemma3" => (Architecture::Gemma3, RopeStyle::Neox),
             "qwen2" => (Architecture::Qwen2, RopeStyle::Neox),
             "qwen3" => (Architecture::Qwen3, RopeStyle::Neox),
+            "phi3" => (Architecture::Phi3, RopeStyle::Neox),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "architecture '{other}' (this build runs: llama, gemma3, qwen2, qwen3)"
+                    "architecture '{other}' (this build runs: llama, gemma3, qwen2, qwen3, phi3)"
                 )));
             }
         };
@@ -125,6 +129,21 @@ impl ModelConfig {
                 ..config
             },
             Architecture::Qwen2 | Architecture::Qwen3 => config,
+            Architecture::Phi3 => {
+                // LongRoPE's per-dimension frequency factors (the 128k-context models).
+                if let Some(factors) = ["rope_factors_long.weight", "rope_factors_short.weight"]
+                    .into_iter()
+                    .find(|name| file.tensor_info(name).is_some())
+                {
+                    return Err(Error::Unsupported(format!(
+                        "tensor '{factors}': LongRoPE frequency factors"
+                    )));
+                }
+                // phi3.attention.sliding_window is not applied: llama.cpp reads it and runs
+                // every layer with full attention (the converted windows are unreliable,
+                // llama.cpp #13676), and these files are made for llama.cpp.
+                config
+            }
             Architecture::Gemma3 => {
                 let softcap_key = key("final_logit_softcapping");
                 if file.get::<f32>(&softcap_key)?.is_some() {

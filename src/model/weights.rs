@@ -68,15 +68,34 @@ impl<'a> HostWeights<'a> {
             .map(|i| {
                 let name = |t: &str| format!("blk.{i}.{t}.weight");
                 let bias = |t: &str| format!("blk.{i}.{t}.bias");
+                // One stored matrix for Q, K and V, and one for gate and up (Phi-3), whose
+                // rows are the products' rows one after the other.
+                let [wq, wk, wv] = match file.tensor_info(&name("attn_qkv")) {
+                    Some(_) => stacked(file, &name("attn_qkv"), [d.q, d.kv, d.kv], d.embd)?,
+                    None => [
+                        matrix(file, &name("attn_q"), d.q, d.embd)?,
+                        matrix(file, &name("attn_k"), d.kv, d.embd)?,
+                        matrix(file, &name("attn_v"), d.kv, d.embd)?,
+                    ],
+                };
+                let [w_gate, w_up] = match file.tensor_info(&name("ffn_gate")) {
+                    None if c.architecture == Architecture::Phi3 => {
+                        stacked(file, &name("ffn_up"), [d.ff, d.ff], d.embd)?
+                    }
+                    _ => [
+                        matrix(file, &name("ffn_gate"), d.ff, d.embd)?,
+                        matrix(file, &name("ffn_up"), d.ff, d.embd)?,
+                    ],
+                };
                 Ok(LayerWeights {
                     attn_norm: vector(file, &name("attn_norm"), d.embd)?,
-                    wq: matrix(file, &name("attn_q"), d.q, d.embd)?,
-                    wk: matrix(file, &name("attn_k"), d.kv, d.embd)?,
-                    wv: matrix(file, &name("attn_v"), d.kv, d.embd)?,
+                    wq,
+                    wk,
+                    wv,
                     wo: matrix(file, &name("attn_output"), d.embd, d.q)?,
                     ffn_norm: vector(file, &name("ffn_norm"), d.embd)?,
-                    w_gate: matrix(file, &name("ffn_gate"), d.ff, d.embd)?,
-                    w_up: matrix(file, &name("ffn_up"), d.ff, d.embd)?,
+                    w_gate,
+                    w_up,
                     w_down: matrix(file, &name("ffn_down"), d.embd, d.ff)?,
                     qkv_biases: match c.architecture {
                         Architecture::Qwen2 => Some(QkvBiases {
@@ -87,14 +106,17 @@ impl<'a> HostWeights<'a> {
                         _ => None,
                     },
                     qk_norms: match c.architecture {
-                        Architecture::Llama | Architecture::Qwen2 => None,
+                        Architecture::Llama | Architecture::Qwen2 | Architecture::Phi3 => None,
                         Architecture::Gemma3 | Architecture::Qwen3 => Some(QkNorms {
                             q: vector(file, &name("attn_q_norm"), d.head)?,
                             k: vector(file, &name("attn_k_norm"), d.head)?,
                         }),
                     },
                     post_norms: match c.architecture {
-                        Architecture::Llama | Architecture::Qwen2 | Architecture::Qwen3 => None,
+                        Architecture::Llama
+                        | Architecture::Qwen2
+                        | Architecture::Qwen3
+                        | Architecture::Phi3 => None,
                         Architecture::Gemma3 => Some(PostNorms {
                             attention: vector(file, &name("post_attention_norm"), d.embd)?,
                             ffn: vector(file, &name("post_ffw_norm"), d.embd)?,
@@ -170,6 +192,40 @@ fn matrix<'a>(file: &GgufFile<'a>, name: &str, rows: Dim, cols: Dim) -> Result<W
         return Err(shape_error(name, shape, &[cols, rows]));
     }
     WeightMatrix::new(view.info.dtype(), view.data, rows.size, cols.size)
+}
+
+/// A matrix whose rows are `parts.len()` matrices of `cols` values one after the other
+/// (GGUF shape `[cols, sum of parts]`), as views of its bytes.
+fn stacked<'a, const N: usize>(
+    file: &GgufFile<'a>,
+    name: &str,
+    parts: [Dim; N],
+    cols: Dim,
+) -> Result<[WeightMatrix<'a>; N]> {
+    let view = file.tensor(name)?;
+    let shape = view.info.shape();
+    let rows = parts.iter().map(|p| p.size).sum::<usize>();
+    let stacked_rows = Dim {
+        size: rows,
+        name: "the stacked matrices' rows",
+    };
+    if !shape_is(shape, &[cols, stacked_rows]) {
+        return Err(shape_error(name, shape, &[cols, stacked_rows]));
+    }
+    let whole = WeightMatrix::new(view.info.dtype(), view.data, rows, cols.size)?;
+    let row_bytes = whole.row_bytes();
+    let mut first = 0;
+    let matrices = parts
+        .iter()
+        .map(|part| {
+            let bytes = &whole.data[first * row_bytes..(first + part.size) * row_bytes];
+            first += part.size;
+            WeightMatrix::new(whole.dtype, bytes, part.size, cols.size)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    matrices
+        .try_into()
+        .map_err(|_| Error::InvalidModel(format!("tensor '{name}': {N} parts expected")))
 }
 
 /// A weight vector (a norm's weights, a bias) of `n` values; NaN or infinity in it is a
