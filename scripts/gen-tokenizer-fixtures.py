@@ -30,7 +30,7 @@ GEMMA3 = os.path.join(ROOT, "models", "gemma3-270m-Q4_K_M.gguf")
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
 
 PRE_TOKENIZERS = [
-    "default", "gpt-2", "llama-bpe", "smollm", "qwen2", "deepseek-llm", "starcoder",
+    "default", "gpt-2", "llama-bpe", "smollm", "qwen2", "deepseek-llm", "deepseek-coder", "starcoder",
     "falcon", "refact", "command-r", "mpt", "stablelm2", "dbrx",
 ]
 

@@ -97,6 +97,11 @@ fn pre_deepseek_llm() {
 }
 
 #[test]
+fn pre_deepseek_coder() {
+    check_pre("deepseek-coder");
+}
+
+#[test]
 fn pre_starcoder() {
     check_pre("starcoder");
 }

@@ -62,10 +62,17 @@ const DEEPSEEK_LLM: &[Stage] = &[
     Stage::Regex(Pattern::NumberRun),
 ];
 
+const DEEPSEEK_CODER: &[Stage] = &[
+    Stage::Regex(Pattern::EachNewline),
+    Stage::Regex(Pattern::SpaceThenLetters),
+    Stage::Regex(Pattern::SpaceThenPunctuation),
+    Stage::Regex(Pattern::Run(deepseek::CJK)),
+    Stage::Regex(Pattern::EachNumber),
+];
+
 /// Names llama.cpp knows whose splits this crate does not implement.
 const KNOWN_UNSUPPORTED: &[&str] = &[
     "minicpm5",
-    "deepseek-coder",
     "deepseek-v3",
     "spark2_5",
     "youtu",
@@ -119,6 +126,7 @@ impl PreTokenizer {
             | "midm-2.0" | "lfm2" | "jina-v5-nano" => (LLAMA3, true, true),
             "dbrx" | "smaug-bpe" => (LLAMA3, true, false),
             "deepseek-llm" => (DEEPSEEK_LLM, false, false),
+            "deepseek-coder" => (DEEPSEEK_CODER, false, false),
             "falcon" => (FALCON, true, false),
             "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es"
             | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert" | "jina-v1-en"

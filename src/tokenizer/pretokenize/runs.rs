@@ -20,6 +20,10 @@ pub enum Pattern {
     EachNewline,
     /// `\s?[class]+` for a class given by code point ranges.
     SpaceThenRun(&'static [(u32, u32)]),
+    /// `\s?\p{L}+`.
+    SpaceThenLetters,
+    /// `\s?\p{P}+`.
+    SpaceThenPunctuation,
     /// `\s+$`: whitespace that ends the piece.
     TrailingWhitespace,
     /// `[class]+` for a class given by code point ranges.
@@ -61,28 +65,11 @@ fn find(text: &CodepointText, chunk: Span, from: usize, pattern: Pattern) -> Opt
             })
             .map(|i| Span::new(i, i + 3)),
         Pattern::SpaceThenRun(ranges) => {
-            let member = |i: usize| {
-                let k = text.class_in(i, chunk);
-                text.get_char(i, chunk)
-                    .is_some_and(|c| in_ranges(c, k, ranges))
-            };
-            (from..chunk.end)
-                .find_map(|i| {
-                    if text.class_in(i, chunk).is_whitespace() && member(i + 1) {
-                        Some((i, i + 1))
-                    } else if member(i) {
-                        Some((i, i))
-                    } else {
-                        None
-                    }
-                })
-                .map(|(start, run_start)| {
-                    let mut end = run_start;
-                    while member(end) {
-                        end += 1;
-                    }
-                    Span::new(start, end)
-                })
+            space_then_run(text, chunk, from, |c, k| in_ranges(c, k, ranges))
+        }
+        Pattern::SpaceThenLetters => space_then_run(text, chunk, from, |_, k| k.is_letter()),
+        Pattern::SpaceThenPunctuation => {
+            space_then_run(text, chunk, from, |_, k| k.flags.is_punctuation())
         }
         Pattern::TrailingWhitespace => {
             let mut start = chunk.end;
@@ -94,6 +81,49 @@ fn find(text: &CodepointText, chunk: Span, from: usize, pattern: Pattern) -> Opt
     }
 }
 
+/// The first match at or after `from` of `\s?` and a maximal run of characters that
+/// `is_match`: a whitespace character joins the run that follows it.
+fn space_then_run(
+    text: &CodepointText,
+    chunk: Span,
+    from: usize,
+    is_match: impl Fn(char, CharClass) -> bool,
+) -> Option<Span> {
+    let member = membership(text, chunk, is_match);
+    (from..chunk.end)
+        .find_map(|i| {
+            if text.class_in(i, chunk).is_whitespace() && member(i + 1) {
+                Some((i, i + 1))
+            } else if member(i) {
+                Some((i, i))
+            } else {
+                None
+            }
+        })
+        .map(|(start, run_start)| Span::new(start, run_end(&member, run_start)))
+}
+
+/// Whether the character at a position of `chunk` (none past its end) `is_match`.
+fn membership(
+    text: &CodepointText,
+    chunk: Span,
+    is_match: impl Fn(char, CharClass) -> bool,
+) -> impl Fn(usize) -> bool {
+    move |i: usize| {
+        text.get_char(i, chunk)
+            .is_some_and(|c| is_match(c, text.class_in(i, chunk)))
+    }
+}
+
+/// The end of the run of members that starts at `start`.
+fn run_end(member: impl Fn(usize) -> bool, start: usize) -> usize {
+    let mut end = start;
+    while member(end) {
+        end += 1;
+    }
+    end
+}
+
 /// The first single character at or after `from` that `is_match`.
 fn single(
     text: &CodepointText,
@@ -101,11 +131,9 @@ fn single(
     from: usize,
     is_match: impl Fn(char, CharClass) -> bool,
 ) -> Option<Span> {
+    let member = membership(text, chunk, is_match);
     (from..chunk.end)
-        .find(|&i| {
-            text.get_char(i, chunk)
-                .is_some_and(|c| is_match(c, text.class_in(i, chunk)))
-        })
+        .find(|&i| member(i))
         .map(|i| Span::new(i, i + 1))
 }
 
@@ -116,16 +144,9 @@ fn run(
     from: usize,
     is_match: impl Fn(char, CharClass) -> bool,
 ) -> Option<Span> {
-    let member = |i: usize| {
-        text.get_char(i, chunk)
-            .is_some_and(|c| is_match(c, text.class_in(i, chunk)))
-    };
+    let member = membership(text, chunk, is_match);
     let start = (from..chunk.end).find(|&i| member(i))?;
-    let mut end = start + 1;
-    while member(end) {
-        end += 1;
-    }
-    Some(Span::new(start, end))
+    Some(Span::new(start, run_end(&member, start)))
 }
 
 /// Membership in a class of code point ranges as `std::wregex` sees the text: llama.cpp
