@@ -8,7 +8,10 @@ shared reference data:
 - tests/fixtures/tokenizer/random/<model>.jsonl: seeded random strings over many Unicode
   categories, both test models, all four (add_special, parse_special) modes;
 - tests/fixtures/tokenizer/random/gemma3-space-prefix.jsonl: Gemma 3 with
-  `add_space_prefix = true` (Llama 2 style SentencePiece).
+  `add_space_prefix = true` (Llama 2 style SentencePiece);
+- tests/fixtures/tokenizer/pre/qwen35-marks.jsonl: SmolLM2's vocabulary with `qwen35` and
+  the tokens and merges of MARK_TOKENS added, so that whether a combining mark joins the
+  letter before it (Qwen 3.5's split) changes the tokens.
 
 Needs llama-cpp-python and gguf-py (the project's .venv has both) and the models from
 scripts/fetch-models.sh. Usage: .venv/bin/python scripts/gen-tokenizer-fixtures.py
@@ -30,7 +33,8 @@ GEMMA3 = os.path.join(ROOT, "models", "gemma3-270m-Q4_K_M.gguf")
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
 
 PRE_TOKENIZERS = [
-    "default", "gpt-2", "llama-bpe", "smollm", "qwen2", "deepseek-llm", "deepseek-coder", "starcoder",
+    "default", "gpt-2", "llama-bpe", "smollm", "qwen2", "qwen35", "deepseek-llm", "deepseek-coder",
+    "starcoder",
     "falcon", "refact", "command-r", "mpt", "stablelm2", "dbrx",
 ]
 
@@ -80,6 +84,16 @@ POOLS = [
 
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<start_of_turn>",
             "<end_of_turn>", "<bos>", "<eos>", "<unused7>", "\n\n", "  ", "[multimodal]"]
+
+
+# Letters followed by combining marks as byte-level BPE spells them (U+0301 is bytes CC 81:
+# "Ìģ"; U+0308 is CC 88: "ÌĪ"), each a token made by the merge beside it.
+MARK_TOKENS = [("Ìģ", "Ì ģ"), ("ÌĪ", "Ì Ī"), ("eÌģ", "e Ìģ"), ("aÌģ", "a Ìģ"), ("oÌĪ", "o ÌĪ")]
+MARK_TEXTS = [
+    "e\u0301", "cafe\u0301 au lait", "\u0301e", " \u0301a", "o\u0308 x", "!\u0301?",
+    "a\u0301\u0301", "na\u0308ive co\u0308\u0301", "1\u0301 2\u0308", "\u0301\u0308", "x \u0301",
+    "O\u0308\u0301stro\u0308m", "'s\u0301", "\n\u0301\n",
+]
 
 
 def random_strings(seed, count):
@@ -140,6 +154,27 @@ def main():
         write(os.path.join(OUT, "pre", f"{pre}.jsonl"), rows)
         del llm
         os.remove(path)
+
+    path = os.path.join(tmp, "smollm2-qwen35-marks.gguf")
+    reader = gguf.GGUFReader(SMOLLM2, "r")
+    tokens = reader.get_field(gguf.Keys.Tokenizer.LIST).contents()
+    merges = reader.get_field(gguf.Keys.Tokenizer.MERGES).contents()
+    types = reader.get_field(gguf.Keys.Tokenizer.TOKEN_TYPE).contents()
+    array = gguf.GGUFValueType.ARRAY
+    with_metadata(SMOLLM2, path, {
+        gguf.Keys.Tokenizer.PRE: MetadataDetails(gguf.GGUFValueType.STRING, "qwen35"),
+        gguf.Keys.Tokenizer.LIST: MetadataDetails(
+            array, tokens + [t for t, _ in MARK_TOKENS], sub_type=gguf.GGUFValueType.STRING),
+        gguf.Keys.Tokenizer.MERGES: MetadataDetails(
+            array, merges + [m for _, m in MARK_TOKENS], sub_type=gguf.GGUFValueType.STRING),
+        gguf.Keys.Tokenizer.TOKEN_TYPE: MetadataDetails(
+            array, types + [1] * len(MARK_TOKENS), sub_type=gguf.GGUFValueType.INT32),
+    })
+    llm = load(path)
+    rows = [{"text": t, "ids": tokenize(llm, t, False, False)} for t in MARK_TEXTS + CRAFTED]
+    write(os.path.join(OUT, "pre", "qwen35-marks.jsonl"), rows)
+    del llm
+    os.remove(path)
 
     modes = [(False, False), (True, False), (False, True), (True, True)]
     for name, path, seed in [("smollm2", SMOLLM2, 2), ("gemma3", GEMMA3, 3)]:

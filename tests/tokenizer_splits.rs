@@ -92,6 +92,37 @@ fn pre_qwen2() {
 }
 
 #[test]
+fn pre_qwen35() {
+    check_pre("qwen35");
+}
+
+/// SmolLM2's merges never join a letter and a combining mark, so `pre_qwen35` cannot see
+/// whether the split keeps them together; with these tokens and merges added (as
+/// scripts/gen-tokenizer-fixtures.py adds them, `MARK_TOKENS`) it can.
+#[test]
+fn pre_qwen35_joins_combining_marks_to_letters() {
+    let mut parts = parts(common::SMOLLM2);
+    parts.pre = Some("qwen35".to_owned());
+    let added = [
+        ("Ìģ", "Ì ģ"),
+        ("ÌĪ", "Ì Ī"),
+        ("eÌģ", "e Ìģ"),
+        ("aÌģ", "a Ìģ"),
+        ("oÌĪ", "o ÌĪ"),
+    ];
+    for (token, merge) in added {
+        parts.tokens.push(token.to_owned());
+        parts.merges.push(merge.to_owned());
+        if let Some(types) = parts.token_types.as_mut() {
+            types.push(1);
+        }
+    }
+    parts.declared_vocab_size = Some(parts.tokens.len() as u64);
+    let tokenizer = Tokenizer::from_parts(&parts).expect("tokenizer builds");
+    check(&tokenizer, "tokenizer/pre/qwen35-marks.jsonl");
+}
+
+#[test]
 fn pre_deepseek_llm() {
     check_pre("deepseek-llm");
 }

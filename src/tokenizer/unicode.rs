@@ -30,6 +30,10 @@ impl Flags {
         self.0 & Self::LETTER != 0
     }
 
+    pub fn is_mark(self) -> bool {
+        self.0 & Self::MARK != 0
+    }
+
     pub fn is_number(self) -> bool {
         self.0 & Self::NUMBER != 0
     }

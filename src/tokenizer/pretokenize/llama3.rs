@@ -2,13 +2,24 @@
 //! llama.cpp does it:
 //!
 //! `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+//!
+//! Qwen 3.5's has `[\p{L}\p{M}]+` for the letter run and `[^\s\p{L}\p{M}\p{N}]+` for the
+//! other run: combining marks join letters.
 
 use super::gpt2::{Emitter, skip_while};
 use super::text::{CodepointText, Span};
+use crate::tokenizer::unicode::CharClass;
 
 /// Splits `chunk`; numbers go in groups of at most `digit_group` digits (3 for Llama 3,
-/// 1 for Qwen 2).
-pub fn split(text: &CodepointText, chunk: Span, digit_group: usize, emit: &mut dyn FnMut(Span)) {
+/// 1 for Qwen 2 and 3.5), combining marks count as letters with `marks_are_letters`.
+pub fn split(
+    text: &CodepointText,
+    chunk: Span,
+    digit_group: usize,
+    marks_are_letters: bool,
+    emit: &mut dyn FnMut(Span),
+) {
+    let letter = |k: CharClass| k.is_letter() || (marks_are_letters && k.flags.is_mark());
     let mut words = Emitter::new(chunk.start, emit);
     let mut pos = chunk.start;
     while pos < chunk.end {
@@ -26,9 +37,9 @@ pub fn split(text: &CodepointText, chunk: Span, digit_group: usize, emit: &mut d
         // `[^\r\n\p{L}\p{N}]?\p{L}+`: one optional non-letter, non-number prefix.
         let newline = matches!(c, Some('\r' | '\n'));
         if !newline && !class.is_number() {
-            let next_is_letter = text.class_in(pos + 1, chunk).is_letter();
-            if class.is_letter() || next_is_letter {
-                pos = skip_while(text, pos + 1, chunk, |k| k.is_letter());
+            let next_is_letter = letter(text.class_in(pos + 1, chunk));
+            if letter(class) || next_is_letter {
+                pos = skip_while(text, pos + 1, chunk, letter);
                 words.cut(pos);
                 continue;
             }
@@ -52,8 +63,9 @@ pub fn split(text: &CodepointText, chunk: Span, digit_group: usize, emit: &mut d
         } else {
             class
         };
-        if !lead.is_whitespace() && !lead.is_letter() && !lead.is_number() {
-            pos = skip_while(text, pos + usize::from(space), chunk, |k| k.is_other());
+        if !lead.is_whitespace() && !letter(lead) && !lead.is_number() {
+            let other = |k: CharClass| k.is_other() && !letter(k);
+            pos = skip_while(text, pos + usize::from(space), chunk, other);
             while matches!(text.get_char(pos, chunk), Some('\r' | '\n')) {
                 pos += 1;
             }

@@ -17,9 +17,11 @@ use runs::Pattern;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Gpt2,
-    /// Llama 3's split; numbers in groups of this many digits.
+    /// Llama 3's split; numbers in groups of this many digits, combining marks letters
+    /// (Qwen 3.5's `[\p{L}\p{M}]+`) or not.
     Llama3 {
         digit_group: usize,
+        marks_are_letters: bool,
     },
     Regex(Pattern),
 }
@@ -40,8 +42,18 @@ pub struct PreTokenizer {
 
 const GPT2: &[Stage] = &[Stage::Gpt2];
 const DIGITS_THEN_GPT2: &[Stage] = &[Stage::Regex(Pattern::EachNumber), Stage::Gpt2];
-const LLAMA3: &[Stage] = &[Stage::Llama3 { digit_group: 3 }];
-const QWEN2: &[Stage] = &[Stage::Llama3 { digit_group: 1 }];
+const LLAMA3: &[Stage] = &[Stage::Llama3 {
+    digit_group: 3,
+    marks_are_letters: false,
+}];
+const QWEN2: &[Stage] = &[Stage::Llama3 {
+    digit_group: 1,
+    marks_are_letters: false,
+}];
+const QWEN35: &[Stage] = &[Stage::Llama3 {
+    digit_group: 1,
+    marks_are_letters: true,
+}];
 const DEFAULT: &[Stage] = &[
     Stage::Regex(Pattern::PunctuationRun { backtick: false }),
     Stage::Gpt2,
@@ -81,7 +93,6 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "granite-embed-multi-311m",
     "sarvam-moe",
     "whitespace",
-    "qwen35",
     "poro-chat",
     "chatglm-bpe",
     "glm4",
@@ -141,6 +152,7 @@ impl PreTokenizer {
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "hunyuan" | "solar-open"
             | "grok-2" => (QWEN2, false, false),
             "stablelm2" | "megrez" => (QWEN2, true, false),
+            "qwen35" => (QWEN35, false, false),
             other if KNOWN_UNSUPPORTED.contains(&other) => {
                 return Err(Error::Unsupported(format!(
                     "pre-tokenizer '{other}' (tokenizer.ggml.pre)"
@@ -181,7 +193,10 @@ fn run_stages(stages: &[Stage], text: &CodepointText, chunk: Span, emit: &mut dy
     let next = &mut |piece: Span| run_stages(rest, text, piece, emit);
     match *first {
         Stage::Gpt2 => gpt2::split(text, chunk, next),
-        Stage::Llama3 { digit_group } => llama3::split(text, chunk, digit_group, next),
+        Stage::Llama3 {
+            digit_group,
+            marks_are_letters,
+        } => llama3::split(text, chunk, digit_group, marks_are_letters, next),
         Stage::Regex(pattern) => runs::split(text, chunk, pattern, next),
     }
 }
