@@ -2,6 +2,8 @@
 # CPU prefill and decode speed of rocmforge beside llama.cpp (llama-cpp-python) on the
 # same model, prompt length and thread count. The two engines take turns for ROUNDS
 # rounds, so a noisy neighbour slows both alike; the medians over rounds are compared.
+# rocmforge-bench --bandwidth also streams host memory each round, so decode is reported as
+# a share of the machine's bandwidth too.
 #
 #   scripts/bench-cpu.sh [MODEL] [PROMPT_TOKENS] [GEN_TOKENS] [ROUNDS] [THREADS]
 #
@@ -18,7 +20,7 @@ t=${5:-2}
 cargo build --release --quiet --bin rocmforge-bench
 results=()
 for _ in $(seq "$rounds"); do
-    results+=("$(target/release/rocmforge-bench -m "$model" -p "$p" -n "$n" -r 3 -t "$t" --json)")
+    results+=("$(target/release/rocmforge-bench -m "$model" -p "$p" -n "$n" -r 3 -t "$t" --json --bandwidth)")
     results+=("$(.venv/bin/python scripts/bench_llama_cpp.py "$model" "$p" "$n" 3 "$t")")
 done
 printf '%s\n' "${results[@]}" | python3 -c '
@@ -34,4 +36,14 @@ for key, name in (("prefill_tps", f"pp{p}"), ("decode_tps", f"tg{n}")):
     per_round = " ".join(f"{a / b:.2f}" for a, b in zip(ours, theirs))
     a, b = statistics.median(ours), statistics.median(theirs)
     print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f}x | {per_round} |")
+# Decode streams the weights once a token: its share of what this machine can stream.
+ours_runs = [r for r in runs if r["engine"] == "rocmforge"]
+rate = statistics.median(r["stream_bytes_per_s"] for r in ours_runs)
+weights = ours_runs[0]["model_bytes"]
+ours_share, theirs_share = (
+    statistics.median(r["decode_tps"] for r in runs if r["engine"] == e) * weights / rate
+    for e in ("rocmforge", "llama.cpp"))
+print(f"memory: {rate / 1e9:.1f} GB/s streamed by {t} threads (median of rounds); decode reads "
+      f"the {weights / 1e6:.1f} MB of weights at {ours_share:.0%} of it (llama.cpp: "
+      f"{theirs_share:.0%})")
 ' "$model" "$p" "$n" "$t" "$rounds"

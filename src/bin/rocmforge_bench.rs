@@ -1,12 +1,17 @@
 //! `rocmforge-bench`: prefill and decode speed of a model, in the spirit of llama-bench.
 //!
 //! ```text
-//! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--json]
+//! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--json] [--bandwidth]
 //! ```
 //! As llama-bench's pp and tg tests: each repetition decodes a prompt of `p` tokens in one
 //! batch into an empty cache (pp), then empties the cache and decodes `n` tokens one at a
 //! time from the start (tg); one unreported warm-up repetition comes first. Prints the median tokens/s and
 //! the spread (min–max) as a table, or one JSON object with `--json`.
+//!
+//! `--bandwidth` (CPU runs) also measures how fast this machine streams memory: `THREADS`
+//! threads summing a 256 MiB buffer, far larger than any last-level cache, the median of
+//! five passes. Decode reads every weight once a token, so tg times the weight bytes over
+//! that rate is the fraction of the machine's bandwidth decode uses.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,10 +32,11 @@ struct Args {
     /// The device list entry to run on: 0 is the CPU, `Auto` the best GPU.
     device: DeviceChoice,
     json: bool,
+    bandwidth: bool,
 }
 
 const USAGE: &str = "usage: rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] \
-                     [-d cpu|auto|DEVICE_INDEX] [--json]";
+                     [-d cpu|auto|DEVICE_INDEX] [--json] [--bandwidth]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -41,11 +47,16 @@ fn parse_args() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         device: DeviceChoice::Index(0),
         json: false,
+        bandwidth: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--json" {
             args.json = true;
+            continue;
+        }
+        if flag == "--bandwidth" {
+            args.bandwidth = true;
             continue;
         }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -72,6 +83,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.model.as_os_str().is_empty() {
         return Err("-m MODEL is required".into());
+    }
+    if args.bandwidth && args.device != DeviceChoice::Index(0) {
+        return Err("--bandwidth measures host memory: for CPU runs (-d cpu)".into());
     }
     Ok(args)
 }
@@ -107,6 +121,37 @@ fn measure(args: &Args, ctx: &mut Context) -> rocmforge::Result<(Vec<f64>, Vec<f
     Ok((prefill, decode))
 }
 
+/// Bytes of the buffer the bandwidth probe streams: far past any last-level cache.
+const PROBE_BYTES: usize = 256 << 20;
+
+/// Host memory's streaming read rate in bytes/s with `threads` threads: the median of five
+/// timed passes over [`PROBE_BYTES`] (after one that faults the pages in).
+fn stream_read_rate(threads: usize) -> Result<f64, String> {
+    let words = PROBE_BYTES / size_of::<u64>();
+    let mut buffer: Vec<u64> = Vec::new();
+    buffer
+        .try_reserve_exact(words)
+        .map_err(|_| format!("no memory for the {PROBE_BYTES}-byte bandwidth probe"))?;
+    buffer.resize(words, 1);
+    let chunk = words.div_ceil(threads);
+    let mut rates = Vec::new();
+    for pass in 0..6 {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for part in buffer.chunks(chunk) {
+                scope.spawn(|| {
+                    let sum = part.iter().fold(0u64, |a, &w| a.wrapping_add(w));
+                    std::hint::black_box(sum);
+                });
+            }
+        });
+        if pass > 0 {
+            rates.push(PROBE_BYTES as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(&rates))
+}
+
 fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -140,6 +185,12 @@ fn run(args: &Args) -> rocmforge::Result<()> {
     };
     let mut ctx = Context::new(model, &params)?;
     let (prefill, decode) = measure(args, &mut ctx)?;
+    let bandwidth = if args.bandwidth {
+        let rate = stream_read_rate(args.threads).map_err(rocmforge::Error::InvalidArgument)?;
+        Some((rate, median(&decode) * model_bytes as f64 / rate))
+    } else {
+        None
+    };
     let name = args
         .model
         .file_name()
@@ -149,14 +200,17 @@ fn run(args: &Args) -> rocmforge::Result<()> {
             "{{\"engine\":\"rocmforge\",\"device\":{device:?},\"model\":{name:?},\
              \"model_bytes\":{model_bytes},\"threads\":{},\
              \"n_prompt\":{},\"n_gen\":{},\"prefill_tps\":{},\"prefill_samples\":{:?},\
-             \"decode_tps\":{},\"decode_samples\":{:?}}}",
+             \"decode_tps\":{},\"decode_samples\":{:?}{}}}",
             args.threads,
             args.n_prompt,
             args.n_gen,
             median(&prefill),
             prefill,
             median(&decode),
-            decode
+            decode,
+            bandwidth.map_or_else(String::new, |(rate, fraction)| format!(
+                ",\"stream_bytes_per_s\":{rate},\"decode_bandwidth_fraction\":{fraction}"
+            ))
         );
     } else {
         println!("device: {device}; model: {name}, {model_bytes} bytes of weights");
@@ -171,6 +225,14 @@ fn run(args: &Args) -> rocmforge::Result<()> {
                 "| {name} | {} | {test} | {:.1} | {lo:.1} – {hi:.1} |",
                 args.threads,
                 median(samples)
+            );
+        }
+        if let Some((rate, fraction)) = bandwidth {
+            println!(
+                "memory: {:.1} GB/s streamed by {} threads; decode reads the weights at {:.0}% of it",
+                rate / 1e9,
+                args.threads,
+                fraction * 100.0
             );
         }
     }
