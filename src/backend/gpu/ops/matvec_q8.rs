@@ -5,7 +5,7 @@
 use super::super::safe::{
     Device, DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream,
 };
-use super::weights::{BlockLayout, DeviceMatrix, WeightFormat};
+use super::weights::{DeviceMatrix, WeightFormat, formats_of};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 use crate::tensor::GgmlType;
@@ -19,28 +19,23 @@ pub const Q8_GROUP: usize = 32;
 /// The most tokens one launch multiplies (`RF_MMVQ_MAX_TOKENS`).
 pub const MAX_Q8_TOKENS: usize = 8;
 
-/// The weight formats with an integer kernel, with their kernel-name suffixes.
-const Q8_FORMATS: [(WeightFormat, &str); 10] = [
-    ((GgmlType::Q4_0, BlockLayout::Gguf), "q4_0"),
-    ((GgmlType::Q4_1, BlockLayout::Gguf), "q4_1"),
-    ((GgmlType::Q5_0, BlockLayout::Gguf), "q5_0"),
-    ((GgmlType::Q5_1, BlockLayout::Gguf), "q5_1"),
-    ((GgmlType::Q8_0, BlockLayout::Gguf), "q8_0"),
-    ((GgmlType::Q4K, BlockLayout::Gguf), "q4_k"),
-    ((GgmlType::Q6K, BlockLayout::Gguf), "q6_k"),
-    ((GgmlType::Q4_0, BlockLayout::SplitRows), "q4_0_split"),
-    ((GgmlType::Q4_1, BlockLayout::SplitRows), "q4_1_split"),
-    ((GgmlType::Q8_0, BlockLayout::SplitRows), "q8_0_split"),
+/// The weight types with an integer kernel, with their kernel-name suffixes; those with
+/// split rows have a kernel for that layout too ([`formats_of`]).
+const Q8_TYPES: [(GgmlType, &str); 7] = [
+    (GgmlType::Q4_0, "q4_0"),
+    (GgmlType::Q4_1, "q4_1"),
+    (GgmlType::Q5_0, "q5_0"),
+    (GgmlType::Q5_1, "q5_1"),
+    (GgmlType::Q8_0, "q8_0"),
+    (GgmlType::Q4K, "q4_k"),
+    (GgmlType::Q6K, "q6_k"),
 ];
 
 /// The weight types whose products take Q8 activations on the GPU (for up to
 /// [`MAX_Q8_TOKENS`] tokens), as the CPU's do, in every layout they are uploaded in;
 /// other types multiply f32 activations.
 pub fn integer_product_types() -> impl Iterator<Item = GgmlType> {
-    Q8_FORMATS
-        .iter()
-        .filter(|((_, layout), _)| *layout == BlockLayout::Gguf)
-        .map(|&((dtype, _), _)| dtype)
+    Q8_TYPES.iter().map(|&(dtype, _)| dtype)
 }
 
 /// What each output row receives.
@@ -106,9 +101,8 @@ pub(super) struct MatvecQ8Kernels {
 impl MatvecQ8Kernels {
     /// `warp_size` is 32 or 64 (checked by the caller).
     pub(super) fn load(module: &Module, warp_size: u32) -> Result<MatvecQ8Kernels> {
-        let by_format = Q8_FORMATS
-            .iter()
-            .map(|&(format, suffix)| {
+        let by_format = formats_of(&Q8_TYPES)
+            .map(|(format, suffix)| {
                 Ok(FormatKernels {
                     format,
                     tokens: module.function(&format!("rf_mmvq_{suffix}"))?,

@@ -40,11 +40,11 @@ impl BlockLayout {
         static ALLOWED: OnceLock<bool> = OnceLock::new();
         let allowed = *ALLOWED
             .get_or_init(|| std::env::var_os("ROCMFORGE_GPU_SPLIT_ROWS").is_none_or(|v| v != "0"));
-        let row_bytes = n_cols / dtype.block_size() as usize * dtype.block_bytes() as usize;
+        let row_bytes = dtype.bytes_for(n_cols as u64);
         if allowed
             && has_split_rows(dtype)
             && n_cols.is_multiple_of(256)
-            && row_bytes <= MAX_SPLIT_ROW_BYTES
+            && row_bytes.is_some_and(|b| b <= MAX_SPLIT_ROW_BYTES as u64)
         {
             BlockLayout::SplitRows
         } else {
@@ -99,18 +99,24 @@ pub fn supported_weight_types() -> impl Iterator<Item = GgmlType> {
     WEIGHT_TYPES.iter().map(|&(dtype, _)| dtype)
 }
 
+/// Each of `types` (type, kernel-name suffix) in its GGUF layout, then those that have
+/// split rows in that layout (suffix `{suffix}_split`).
+pub(super) fn formats_of(
+    types: &'static [(GgmlType, &'static str)],
+) -> impl Iterator<Item = (WeightFormat, String)> {
+    let gguf = types
+        .iter()
+        .map(|&(dtype, suffix)| ((dtype, BlockLayout::Gguf), suffix.to_owned()));
+    let split = types
+        .iter()
+        .filter(|&&(dtype, _)| has_split_rows(dtype))
+        .map(|&(dtype, suffix)| ((dtype, BlockLayout::SplitRows), format!("{suffix}_split")));
+    gguf.chain(split)
+}
+
 /// `"{prefix}_{suffix}"` for each supported format, in each layout.
 fn kernel_names(prefix: &str) -> impl Iterator<Item = (WeightFormat, String)> + '_ {
-    let gguf = WEIGHT_TYPES
-        .iter()
-        .map(move |&(dtype, suffix)| ((dtype, BlockLayout::Gguf), format!("{prefix}_{suffix}")));
-    let split = split_types().map(move |(dtype, suffix)| {
-        (
-            (dtype, BlockLayout::SplitRows),
-            format!("{prefix}_{suffix}_split"),
-        )
-    });
-    gguf.chain(split)
+    formats_of(&WEIGHT_TYPES).map(move |(format, suffix)| (format, format!("{prefix}_{suffix}")))
 }
 
 /// One kernel for each weight format, `"{prefix}_{suffix}"`.
