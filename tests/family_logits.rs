@@ -51,8 +51,7 @@ fn fixture(family: &str) -> Fixture {
         },
         other => panic!("family {other}"),
     };
-    let tied = matches!(model.family, SyntheticFamily::Gemma3 { .. });
-    model.types = LlamaWeightTypes::uniform(GgmlType::F32, tied);
+    model.types = LlamaWeightTypes::uniform(GgmlType::F32, model.family.ties_output());
     let tokens: Vec<i32> = json["tokens"]
         .as_array()
         .unwrap()

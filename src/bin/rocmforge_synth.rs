@@ -176,8 +176,7 @@ fn write(args: &Args) -> Result<u64, String> {
     let shape = [s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff];
     let mut model = SyntheticLlama::of_shape(n_vocab, shape, args.seed);
     model.family = args.family;
-    // Gemma's output head is its embedding.
-    let tied = args.tied || matches!(args.family, SyntheticFamily::Gemma3 { .. });
+    let tied = args.tied || args.family.ties_output();
     model.types = match args.weights {
         Weights::FileType { file_type, pure } => {
             for (key, value) in [

@@ -93,6 +93,12 @@ impl SyntheticFamily {
             SyntheticFamily::Phi3 => "phi3",
         }
     }
+
+    /// Whether the family's files leave out `output.weight`: Gemma's output head is its
+    /// embedding.
+    pub fn ties_output(self) -> bool {
+        matches!(self, SyntheticFamily::Gemma3 { .. })
+    }
 }
 
 /// One tensor of a synthetic llama: its name, type and shape, and the values it holds.
