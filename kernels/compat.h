@@ -70,6 +70,15 @@ RF_DEVICE uint4 rf_load_weights16(const void *p) {
 #endif
 }
 
+// A kernel's largest block and the blocks an SM should hold at once, so the compiler caps
+// its registers to fit (NVIDIA). HIP's second argument means waves per execution unit, a
+// different budget, so there it is left to the compiler.
+#if defined(RF_CUDA)
+#define RF_LAUNCH_BOUNDS(THREADS, BLOCKS) __launch_bounds__(THREADS, BLOCKS)
+#else
+#define RF_LAUNCH_BOUNDS(THREADS, BLOCKS)
+#endif
+
 // Overlapped launches (NVIDIA 9.0 and newer): the library launches every kernel with
 // programmatic stream serialization (src/backend/gpu/result/calls.rs), so a kernel may begin
 // while the kernel before it on the stream is still running, which hides the launch gap

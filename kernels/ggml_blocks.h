@@ -64,25 +64,35 @@ RF_DEVICE void rf_dequantize_block_chunk(const uint8_t *row, uint64_t c, float *
 // ------------------------------------------------------------ 32-value legacy formats
 // In the 4- and 5-bit formats byte j of qs holds value j (low nibble) and j + 16 (high).
 
-// d: f16 @0, qs @2; y = (q - 8) * d.
-RF_BLOCK_TYPE(BlockQ4_0, 32, 18) {
-    const float d = rf_f16_at(b);
-    const uint8_t *qs = b + 2 + j0 % 16;
+// Values j0..j0+8 of a 32-value group from its quants (the 16 nibble bytes, or 32 int8)
+// and head, wherever the layout keeps them (the GGUF blocks here, split rows below).
+RF_DEVICE void rf_dequantize_q4_0_values(const uint8_t *qs, float d, int j0, float *y) {
     const int shift = 4 * (j0 / 16);
     for (int k = 0; k < 8; ++k) {
-        y[k] = rf_mul((float)((int)((qs[k] >> shift) & 0x0F) - 8), d);
+        y[k] = rf_mul((float)((int)((qs[j0 % 16 + k] >> shift) & 0x0F) - 8), d);
     }
 }
 
-// d: f16 @0, m: f16 @2, qs @4; y = q * d + m.
-RF_BLOCK_TYPE(BlockQ4_1, 32, 20) {
-    const float d = rf_f16_at(b);
-    const float m = rf_f16_at(b + 2);
-    const uint8_t *qs = b + 4 + j0 % 16;
+RF_DEVICE void rf_dequantize_q4_1_values(const uint8_t *qs, float d, float m, int j0,
+                                         float *y) {
     const int shift = 4 * (j0 / 16);
     for (int k = 0; k < 8; ++k) {
-        y[k] = rf_mul((float)((qs[k] >> shift) & 0x0F), d) + m;
+        y[k] = rf_mul((float)((qs[j0 % 16 + k] >> shift) & 0x0F), d) + m;
     }
+}
+
+RF_DEVICE void rf_dequantize_q8_0_values(const uint8_t *qs, float d, int j0, float *y) {
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul((float)(int8_t)qs[j0 + k], d);
+    }
+}
+
+// d: f16 @0, qs @2; y = (q - 8) * d.
+RF_BLOCK_TYPE(BlockQ4_0, 32, 18) { rf_dequantize_q4_0_values(b + 2, rf_f16_at(b), j0, y); }
+
+// d: f16 @0, m: f16 @2, qs @4; y = q * d + m.
+RF_BLOCK_TYPE(BlockQ4_1, 32, 20) {
+    rf_dequantize_q4_1_values(b + 4, rf_f16_at(b), rf_f16_at(b + 2), j0, y);
 }
 
 // The 5-bit quant j: low 4 bits from qs as above, the fifth bit j of qh.
@@ -110,12 +120,7 @@ RF_BLOCK_TYPE(BlockQ5_1, 32, 24) {
 }
 
 // d: f16 @0, qs: i8 @2; y = q * d.
-RF_BLOCK_TYPE(BlockQ8_0, 32, 34) {
-    const float d = rf_f16_at(b);
-    for (int k = 0; k < 8; ++k) {
-        y[k] = rf_mul((float)(int8_t)b[2 + j0 + k], d);
-    }
-}
+RF_BLOCK_TYPE(BlockQ8_0, 32, 34) { rf_dequantize_q8_0_values(b + 2, rf_f16_at(b), j0, y); }
 
 // d: f16 @0, s: f16 @2 (unused), qs: i8 @4; y = q * d.
 RF_BLOCK_TYPE(BlockQ8_1, 32, 36) {
@@ -323,29 +328,13 @@ using SplitQ8_0 = SplitRow<2, 32>;
     __device__ __forceinline__ void NAME::dequantize8(const uint8_t *qs, const uint8_t *head,     \
                                                       int j0, float *y)
 
-RF_SPLIT_TYPE(SplitRowsQ4_0, SplitQ4_0) {
-    const float d = rf_f16_at(head);
-    const int shift = 4 * (j0 / 16);
-    for (int k = 0; k < 8; ++k) {
-        y[k] = rf_mul((float)((int)((qs[j0 % 16 + k] >> shift) & 0x0F) - 8), d);
-    }
-}
+RF_SPLIT_TYPE(SplitRowsQ4_0, SplitQ4_0) { rf_dequantize_q4_0_values(qs, rf_f16_at(head), j0, y); }
 
 RF_SPLIT_TYPE(SplitRowsQ4_1, SplitQ4_1) {
-    const float d = rf_f16_at(head);
-    const float m = rf_f16_at(head + 2);
-    const int shift = 4 * (j0 / 16);
-    for (int k = 0; k < 8; ++k) {
-        y[k] = rf_mul((float)((qs[j0 % 16 + k] >> shift) & 0x0F), d) + m;
-    }
+    rf_dequantize_q4_1_values(qs, rf_f16_at(head), rf_f16_at(head + 2), j0, y);
 }
 
-RF_SPLIT_TYPE(SplitRowsQ8_0, SplitQ8_0) {
-    const float d = rf_f16_at(head);
-    for (int k = 0; k < 8; ++k) {
-        y[k] = rf_mul((float)(int8_t)qs[j0 + k], d);
-    }
-}
+RF_SPLIT_TYPE(SplitRowsQ8_0, SplitQ8_0) { rf_dequantize_q8_0_values(qs, rf_f16_at(head), j0, y); }
 
 // ------------------------------------------------------------ plain types
 // One value per chunk: neighbouring lanes read neighbouring elements.

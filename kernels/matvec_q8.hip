@@ -24,6 +24,12 @@
 // The most tokens one launch multiplies (its accumulators live in registers).
 #define RF_MMVQ_MAX_TOKENS 8
 
+// The decode kernels' block size (THREADS in src/backend/gpu/ops/matvec_q8.rs) and the
+// blocks an SM should hold at once: 10 caps the registers at 48 a thread, what the kernels
+// needed before loading a group ahead of the dependency sync, so as many warps stream weights.
+#define RF_MMVQ_THREADS 128
+#define RF_MMVQ1_BLOCKS_PER_SM 10
+
 // What an output row receives (`mode`).
 #define RF_MMVQ_STORE 0   // y = W x (and y_b = W_b x with a second matrix)
 #define RF_MMVQ_ADD 1     // y += W x: the residual connection
@@ -101,16 +107,29 @@ struct Q8Unpack;
 // The unpackers read a group's bytes with loads as wide as the block's alignment allows:
 // rows are whole blocks from a 256-aligned allocation, so a block of 18, 22, 34 or 210
 // bytes is only 2-aligned, of 20 or 24 bytes 4-aligned, of 144 bytes 16-aligned.
+// A 4-bit group's 16 quant bytes as four words: byte j holds value j in its low nibble and
+// value j + 16 in its high one (GGUF's Q4_0 and Q4_1, and their split rows).
+RF_DEVICE void rf_unpack_nibbles(const int (&w)[4], Q8Group &u) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        u.q[k] = w[k] & 0x0F0F0F0F;
+        u.q[k + 4] = (w[k] >> 4) & 0x0F0F0F0F;
+    }
+}
+
+RF_DEVICE void rf_unpack_nibbles(uint4 v, Q8Group &u) {
+    const int w[4] = {(int)v.x, (int)v.y, (int)v.z, (int)v.w};
+    rf_unpack_nibbles(w, u);
+}
+
 template <>
 struct Q8Unpack<BlockQ4_0> {
     RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         uint32_t w[5];
         rf_load_block_words<18, 2>(row + (uint64_t)g * 18, w);
-        for (int k = 0; k < 4; ++k) {
-            const int v = rf_words_from_byte2(w, k);
-            u.q[k] = v & 0x0F0F0F0F;
-            u.q[k + 4] = (v >> 4) & 0x0F0F0F0F;
-        }
+        const int quants[4] = {rf_words_from_byte2(w, 0), rf_words_from_byte2(w, 1),
+                               rf_words_from_byte2(w, 2), rf_words_from_byte2(w, 3)};
+        rf_unpack_nibbles(quants, u);
         u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(w[0] & 0xFFFF);
         u.offset = 8;
         u.m = 0.0f;
@@ -122,11 +141,8 @@ struct Q8Unpack<BlockQ4_1> {
     RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
         uint32_t w[5];
         rf_load_block_words<20, 4>(row + (uint64_t)g * 20, w);
-        for (int k = 0; k < 4; ++k) {
-            const int v = (int)w[k + 1];
-            u.q[k] = v & 0x0F0F0F0F;
-            u.q[k + 4] = (v >> 4) & 0x0F0F0F0F;
-        }
+        const int quants[4] = {(int)w[1], (int)w[2], (int)w[3], (int)w[4]};
+        rf_unpack_nibbles(quants, u);
         u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(w[0] & 0xFFFF);
         u.offset = 0;
         u.m = rf_f16_bits_to_f32(w[0] >> 16);
@@ -234,15 +250,6 @@ struct Q8Unpack<BlockQ6_K> {
 // The split rows (ggml_blocks.h): group g's quants are the aligned vector(s) at 16 g
 // (32 g) of the row, its head an aligned f16 (Q4_1: an aligned scale and min pair) after
 // the row's n_groups quant arrays.
-RF_DEVICE void rf_unpack_nibbles(uint4 v, Q8Group &u) {
-    const int w[4] = {(int)v.x, (int)v.y, (int)v.z, (int)v.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-        u.q[k] = w[k] & 0x0F0F0F0F;
-        u.q[k + 4] = (w[k] >> 4) & 0x0F0F0F0F;
-    }
-}
-
 template <>
 struct Q8Unpack<SplitRowsQ4_0> {
     RF_DEVICE void group(const uint8_t *row, uint32_t n_groups, uint32_t g, Q8Group &u) {
@@ -300,9 +307,37 @@ RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, flo
     return xd * dot + u.m * xs;
 }
 
+// Group g of the row(s) into the accumulators, for each token.
+template <int MAX_T>
+RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, uint32_t g,
+                               uint32_t n_groups, const int8_t *xq, const float *xd,
+                               const float *xs, uint32_t n_tokens, float (&acc)[MAX_T],
+                               float (&acc_b)[MAX_T]) {
+#pragma unroll
+    for (int t = 0; t < MAX_T; ++t) {
+        if (t < n_tokens) {
+            const uint64_t group = (uint64_t)t * n_groups + g;
+            const int8_t *x = xq + group * 32;
+            acc[t] += rf_q8_group_dot(u, x, xd[group], xs[group]);
+            if (two) {
+                acc_b[t] += rf_q8_group_dot(u_b, x, xd[group], xs[group]);
+            }
+        }
+    }
+}
+
 // One warp's output row. MAX_T: the most tokens of this instance; decode's instance (1)
 // keeps one accumulator per matrix, so it needs fewer registers (more warps in flight) and
 // unrolls its walk along the row to have several groups' loads outstanding at once.
+//
+// The lane's first group is loaded before waiting on the previous kernel: no kernel writes
+// weights, so with overlapped launches (compat.h) the blocks that become resident while the
+// previous kernel finishes hold their first weights by the time its output is visible,
+// instead of starting the DRAM round trip only then. A small model's product is one wave
+// of rows of at most 32 groups, so all of its weight reads overlap the kernel before it
+// (SmolLM2 shape, H200: tg128 941 -> 1,016 t/s). Loading more groups early costs registers,
+// and so warps in flight, which the large products need more (8B: 375 -> 309 t/s with
+// four groups early).
 template <typename B, int MAX_T>
 RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                         const int8_t *xq, const float *xd, const float *xs, float *y,
@@ -315,29 +350,40 @@ RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes
     const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
     const uint32_t n_groups = n_cols / 32;
     constexpr int UNROLL = MAX_T == 1 ? 4 : 1;
+    constexpr int PREFETCH = 1;
+    Q8Group first[PREFETCH], first_b[PREFETCH];
+#pragma unroll
+    for (int k = 0; k < PREFETCH; ++k) {
+        const uint32_t g = lane + k * warp;
+        if (g < n_groups) {
+            Q8Unpack<B>::group(row_a, n_groups, g, first[k]);
+            if (two) {
+                Q8Unpack<B>::group(row_b, n_groups, g, first_b[k]);
+            }
+        }
+    }
+    rf_grid_dependency_sync();
     float acc[MAX_T], acc_b[MAX_T];
 #pragma unroll
     for (int t = 0; t < MAX_T; ++t) {
         acc[t] = acc_b[t] = 0.0f;
     }
+#pragma unroll
+    for (int k = 0; k < PREFETCH; ++k) {
+        const uint32_t g = lane + k * warp;
+        if (g < n_groups) {
+            mmvq_accumulate<MAX_T>(first[k], first_b[k], two, g, n_groups, xq, xd, xs, n_tokens,
+                                   acc, acc_b);
+        }
+    }
 #pragma unroll UNROLL
-    for (uint32_t g = lane; g < n_groups; g += warp) {
+    for (uint32_t g = lane + PREFETCH * warp; g < n_groups; g += warp) {
         Q8Group u, u_b;
         Q8Unpack<B>::group(row_a, n_groups, g, u);
         if (two) {
             Q8Unpack<B>::group(row_b, n_groups, g, u_b);
         }
-#pragma unroll
-        for (int t = 0; t < MAX_T; ++t) {
-            if (t < n_tokens) {
-                const uint64_t group = (uint64_t)t * n_groups + g;
-                const int8_t *x = xq + group * 32;
-                acc[t] += rf_q8_group_dot(u, x, xd[group], xs[group]);
-                if (two) {
-                    acc_b[t] += rf_q8_group_dot(u_b, x, xd[group], xs[group]);
-                }
-            }
-        }
+        mmvq_accumulate<MAX_T>(u, u_b, two, g, n_groups, xq, xd, xs, n_tokens, acc, acc_b);
     }
 #pragma unroll
     for (int t = 0; t < MAX_T; ++t) {
@@ -361,6 +407,7 @@ RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes
     }
 }
 
+// Warps past the last row leave at once: leaving counts as reaching the dependency sync.
 template <typename B, int MAX_T>
 static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                             const int8_t *xq, const float *xd, const float *xs, float *y,
@@ -369,7 +416,6 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
                             uint32_t n_lead) {
     const int warp = rf_warp_size();
     const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
-    rf_grid_dependency_sync();
     // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
     if (row < n_lead) {
         mmvq_row<B, MAX_T>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row, n_lead,
@@ -390,7 +436,7 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
         mmvq<TYPE, RF_MMVQ_MAX_TOKENS>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols,    \
                                        n_tokens, mode, w_lead, y_lead, n_lead);                  \
     }                                                                                            \
-    RF_KERNEL void rf_mmvq1_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,     \
+    RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MMVQ_THREADS, RF_MMVQ1_BLOCKS_PER_SM) rf_mmvq1_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,     \
                                    const int8_t *xq, const float *xd, const float *xs, float *y, \
                                    float *y_b, uint32_t n_rows, uint32_t n_cols,                 \
                                    uint32_t n_tokens, uint32_t mode, const uint8_t *w_lead,      \

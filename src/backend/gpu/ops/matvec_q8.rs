@@ -10,7 +10,8 @@ use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 use crate::tensor::GgmlType;
 
-/// Threads per block: one warp per output row (see `matvec.rs`).
+/// Threads per block: one warp per output row (see `matvec.rs`); the decode kernels are
+/// compiled for this size (RF_MMVQ_THREADS in kernels/matvec_q8.hip).
 const THREADS: u32 = 128;
 
 /// Values per activation group (one scale each).
