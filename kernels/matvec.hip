@@ -67,6 +67,57 @@ static __device__ void matvec_rows(const uint8_t *w, uint64_t row_bytes, const f
 
 RF_FOR_EACH_WEIGHT_TYPE(RF_MATVEC_KERNEL)
 
+// Eight f16 weights (one aligned 16-byte vector) times eight f32 activations (16-byte
+// aligned), accumulated in order into acc.
+RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
+    const __half2 *halves = (const __half2 *)&packed;
+    const float4 a = ((const float4 *)x)[0], b = ((const float4 *)x)[1];
+    const float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        const float2 f = __half22float2(halves[k]);
+        acc = fmaf(f.x, xs[2 * k], acc);
+        acc = fmaf(f.y, xs[2 * k + 1], acc);
+    }
+    return acc;
+}
+
+// The block size the F16 kernels are launched with (THREADS in src/backend/gpu/ops/matvec.rs)
+// and the blocks an SM should hold of the one-token kernel: 5 caps it at 48 registers.
+#define RF_MATVEC_THREADS 256
+#define RF_MATVEC1_BLOCKS_PER_SM 5
+
+// rf_matvec_f16x8 for one token (decode): one accumulator, a walk along the row unrolled
+// four deep, and the lane's first weights loaded before waiting on the previous kernel (as
+// the integer products do, matvec_q8.hip). Same products and summation order per lane.
+RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
+    rf_matvec1_f16x8(const uint8_t *w, uint64_t row_bytes, const float *x, float *y,
+                     uint32_t n_rows, uint32_t n_cols, uint32_t) {
+    const int warp = rf_warp_size();
+    const int lane = threadIdx.x % warp;
+    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    // Warp-uniform: a warp leaves whole, so the shuffles below see every lane.
+    if (row >= n_rows) {
+        return;
+    }
+    const uint8_t *w_row = w + row * row_bytes;
+    const uint32_t n_chunks = n_cols / 8;
+    const uint4 first = (uint32_t)lane < n_chunks ? rf_load_weights16(w_row + 16 * lane) : uint4{};
+    rf_grid_dependency_sync();
+    float acc = 0.0f;
+    if ((uint32_t)lane < n_chunks) {
+        acc = rf_f16x8_fma(first, x + 8 * lane, acc);
+    }
+#pragma unroll 4
+    for (uint32_t c = lane + warp; c < n_chunks; c += warp) {
+        acc = rf_f16x8_fma(rf_load_weights16(w_row + 16 * (uint64_t)c), x + 8 * (uint64_t)c, acc);
+    }
+    const float sum = rf_warp_sum(acc);
+    if (lane == 0) {
+        y[row] = sum;
+    }
+}
+
 // F16 rows whose length is a multiple of 8, so each starts 16-byte aligned: a lane reads 8
 // values (16 bytes) at once and the activations as two float4, instead of one value at a
 // time. Same launch, products and summation order per lane as rf_matvec_f16 otherwise.
@@ -92,24 +143,10 @@ RF_KERNEL void rf_matvec_f16x8(const uint8_t *w, uint64_t row_bytes, const float
 #pragma unroll 2
         for (uint32_t c = lane; c < n_chunks; c += warp) {
             const uint4 packed = w_row[c];
-            const __half2 *halves = (const __half2 *)&packed;
-            float values[8];
-#pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                const float2 f = __half22float2(halves[k]);
-                values[2 * k] = f.x;
-                values[2 * k + 1] = f.y;
-            }
 #pragma unroll
             for (int t = 0; t < TOKEN_TILE; ++t) {
                 if (t < tile) {
-                    const float4 *xc = (const float4 *)(x + (uint64_t)(t0 + t) * n_cols) + 2 * c;
-                    const float4 a = xc[0], b = xc[1];
-                    const float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-#pragma unroll
-                    for (int k = 0; k < 8; ++k) {
-                        acc[t] = fmaf(values[k], xs[k], acc[t]);
-                    }
+                    acc[t] = rf_f16x8_fma(packed, x + (uint64_t)(t0 + t) * n_cols + 8 * c, acc[t]);
                 }
             }
         }

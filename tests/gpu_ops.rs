@@ -237,8 +237,10 @@ fn matvec_of_model_sized_matrices() {
         (GgmlType::Q4K, 1537, 4608, 9),
         (GgmlType::Q6K, 4099, 1536, 2),
         (GgmlType::F16, 577, 4097, 5),
-        // Rows of whole 8-value pieces: the F16 kernel that reads 16 bytes a lane.
+        // Rows of whole 8-value pieces: the F16 kernels that read 16 bytes a lane (one
+        // token: rows of more and of fewer pieces than a warp has lanes).
         (GgmlType::F16, 1025, 2048, 1),
+        (GgmlType::F16, 67, 136, 1),
         (GgmlType::F16, 131, 576, 9),
         (GgmlType::Q8_0, 3001, 2048, 17),
     ] {

@@ -8,13 +8,16 @@ use crate::error::{Error, Result};
 use crate::tensor::GgmlType;
 
 /// Threads per block: one warp per output row, so 8 rows per block on NVIDIA and 4 on AMD
-/// CDNA. A multiple of both warp sizes, as the kernel's shuffles need whole warps.
+/// CDNA. A multiple of both warp sizes, as the kernel's shuffles need whole warps. The
+/// one-token F16 kernel is compiled for this size (RF_MATVEC_THREADS in kernels/matvec.hip).
 const THREADS: u32 = 256;
 
 pub(super) struct MatvecKernels {
     by_format: KernelsByFormat,
     /// F16 rows of whole 8-value pieces, read 16 bytes a lane.
     f16x8: Function,
+    /// The same for one token (decode): fewer registers, its first weights read early.
+    f16x8_one_token: Function,
     rows_per_block: u32,
 }
 
@@ -24,6 +27,7 @@ impl MatvecKernels {
         Ok(MatvecKernels {
             by_format: KernelsByFormat::load(module, "rf_matvec")?,
             f16x8: module.function("rf_matvec_f16x8")?,
+            f16x8_one_token: module.function("rf_matvec1_f16x8")?,
             rows_per_block: THREADS / warp_size,
         })
     }
@@ -44,7 +48,11 @@ impl GpuOps {
     ) -> Result<()> {
         w.check()?;
         let function = if w.dtype == GgmlType::F16 && w.n_cols.is_multiple_of(8) {
-            &self.matvec.f16x8
+            if n_tokens == 1 {
+                &self.matvec.f16x8_one_token
+            } else {
+                &self.matvec.f16x8
+            }
         } else {
             self.matvec.by_format.for_matrix(w, "GPU matmul")?
         };
@@ -81,9 +89,9 @@ impl GpuOps {
             .push(to_u32("matvec tokens", n_tokens, u32::MAX)?);
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_matvec_*(w, row_bytes, x, y, n_rows, n_cols,
-        // n_tokens) (rf_matvec_f16x8 only for F16 rows of whole 8-value pieces, so every
-        // row and every token's activations start 16-byte aligned in allocations that
-        // are); w holds n_rows rows of row_bytes, x n_tokens * n_cols floats and y
+        // n_tokens) (rf_matvec_f16x8 and, for one token, rf_matvec1_f16x8 only for F16 rows
+        // of whole 8-value pieces, so every row and every token's activations start 16-byte
+        // aligned in allocations that are); w holds n_rows rows of row_bytes, x n_tokens * n_cols floats and y
         // n_tokens * n_rows (all checked); THREADS is a multiple of the warp size, so the
         // kernel's shuffles see whole warps; rows past n_rows are skipped by whole warps.
         unsafe { function.launch(stream, &config, &args) }
