@@ -25,11 +25,30 @@ RF_KERNEL void rf_argmax_f32(const float *logits,  // [n_rows, n_vocab]
         return;  // block-uniform
     }
     const float *row = logits + (uint64_t)r * n_vocab;
-    // Index n_vocab stands for "none yet": any real index wins a tie against it.
+    // Index n_vocab stands for "none yet": any real index wins a tie against it. `better`
+    // does not depend on the order values are seen in.
     Best best = {-INFINITY, n_vocab};
-    for (uint32_t i = threadIdx.x; i < n_vocab; i += blockDim.x) {
-        const float v = row[i];
-        best = better(best, Best{isnan(v) ? -INFINITY : v, i});
+    auto see = [&](float v, uint32_t i) { best = better(best, Best{isnan(v) ? -INFINITY : v, i}); };
+    // The values before the row's first 16-byte boundary one at a time, then four at a time
+    // (the head product just wrote them, so they are in L2: a 49,152-value row is 12 rounds
+    // of loads per thread instead of 48), then the rest.
+    const uint32_t head = min(n_vocab, (uint32_t)((16 - (uintptr_t)row % 16) % 16 / 4));
+    const uint32_t n_fours = (n_vocab - head) / 4;
+    if (threadIdx.x < head) {
+        see(row[threadIdx.x], threadIdx.x);
+    }
+    const float4 *fours = (const float4 *)(row + head);
+#pragma unroll 4
+    for (uint32_t i = threadIdx.x; i < n_fours; i += blockDim.x) {
+        const float4 v = fours[i];
+        const uint32_t at = head + 4 * i;
+        see(v.x, at);
+        see(v.y, at + 1);
+        see(v.z, at + 2);
+        see(v.w, at + 3);
+    }
+    for (uint32_t i = head + 4 * n_fours + threadIdx.x; i < n_vocab; i += blockDim.x) {
+        see(row[i], i);
     }
     best = rf_block_reduce(best, scratch, [](Best a, Best b) { return better(a, b); });
     if (threadIdx.x == 0) {

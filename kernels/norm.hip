@@ -22,6 +22,12 @@ static __device__ void rms_norm_row(const float *x, const float *w, float *y, in
     if (r >= n_rows) {
         return;  // block-uniform, so no thread misses a barrier
     }
+    // The thread's first weight is read before waiting on the kernel that writes x: no
+    // kernel writes weights, and under overlapped launches (compat.h) its DRAM round trip
+    // (the model's weights do not stay in L2 from one step to the next) then overlaps that
+    // kernel instead of following the reduction.
+    const float w_first = threadIdx.x < width ? w[threadIdx.x] : 0.0f;
+    rf_grid_dependency_sync();
     const float *xr = x + (uint64_t)r * width;
     float *yr = y + (uint64_t)r * width;
     double sum_sq = 0.0;
@@ -33,7 +39,7 @@ static __device__ void rms_norm_row(const float *x, const float *w, float *y, in
     const float mean = (float)(sum_sq / (double)width);
     const float scale = 1.0f / sqrtf(mean + eps);
     for (uint32_t i = threadIdx.x; i < width; i += blockDim.x) {
-        const float v = xr[i] * scale * w[i];
+        const float v = xr[i] * scale * (i == threadIdx.x ? w_first : w[i]);
         yr[i] = v;
         if (QUANTIZE) {
             const uint64_t value = (uint64_t)r * width + i;
@@ -46,7 +52,6 @@ RF_KERNEL void rf_rms_norm_f32(const float *x,  // [n_rows, width]
                                const float *w,  // [width]
                                float *y,        // [n_rows, width]
                                uint32_t n_rows, uint32_t width, float eps) {
-    rf_grid_dependency_sync();
     rms_norm_row<false>(x, w, y, nullptr, nullptr, nullptr, n_rows, width, eps);
 }
 
@@ -55,6 +60,5 @@ RF_KERNEL void rf_rms_norm_f32(const float *x,  // [n_rows, width]
 RF_KERNEL void rf_rms_norm_q8_f32(const float *x, const float *w, float *y, int8_t *q,
                                   float *qd, float *qs, uint32_t n_rows, uint32_t width,
                                   float eps) {
-    rf_grid_dependency_sync();
     rms_norm_row<true>(x, w, y, q, qd, qs, n_rows, width, eps);
 }
