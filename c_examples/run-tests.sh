@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Runs the C tests and examples built in $1 against the model $2, each under $RUNNER
-# (empty, or e.g. valgrind). Unless SKIP_SIMPLE is set (for a model other than SmolLM2),
+# (empty, or e.g. valgrind); test_state also reads $3, a model of another shape. Unless SKIP_SIMPLE is set (for a model other than SmolLM2),
 # the `simple` example must print the same first 16 greedy tokens as llama.cpp
 # (tests/expected_simple.txt), and with $GEMMA3 naming Gemma 3 270M, that model's too
 # (tests/expected_simple_gemma3.txt).
 set -euo pipefail
 build=$1
 model=$2
+other_model=$3
 runner=${RUNNER:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 for t in test_null_args test_threads test_cancel test_params test_limits test_generate test_stress test_cycles; do
     $runner "$build/$t" "$model"
 done
+$runner "$build/test_state" "$model" "$other_model"
 $runner "$build/devices"
 $runner "$build/batch" "$model"
 $runner "$build/chat" "$model" "What are the three primary colors?" 16 >/dev/null

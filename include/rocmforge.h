@@ -539,6 +539,58 @@ enum rf_status rf_sampler_sample(struct rf_sampler *sampler,
 // `sampler` must be live.
 enum rf_status rf_sampler_reset(struct rf_sampler *sampler);
 
+// The size in bytes of `rf_state_seq_save`'s blob for `seq` as it is now.
+//
+// # Safety
+// `ctx` must be live; `out_size` writable.
+enum rf_status rf_state_seq_size(struct rf_context *ctx, int32_t seq, size_t *out_size);
+
+// Writes `seq`'s state into `buf`: a versioned, checksummed blob that names the model it
+// came from. When `cap` is too small, `*out_len` gets the size needed and the call fails
+// with `RF_ERR_BUFFER_TOO_SMALL` (`buf` may be NULL when `cap` is 0). The cache is not
+// changed.
+//
+// # Safety
+// `ctx` must be live; `buf` `cap` writable bytes (or NULL when `cap` is 0); `out_len`
+// writable.
+enum rf_status rf_state_seq_save(struct rf_context *ctx,
+                                 int32_t seq,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *out_len);
+
+// Replaces `seq`'s contents with a blob `rf_state_seq_save` wrote from a context of the
+// same model, then recomputes its last token's logits, so `rf_get_logits` and sampling
+// continue where the saved sequence stood. A blob from another model, of another format
+// version, truncated or with any byte changed is `RF_ERR_INVALID_ARGUMENT`; a state the
+// context has no room for is `RF_ERR_CONTEXT_FULL`; either way the context is unchanged.
+//
+// # Safety
+// `ctx` must be live; `data` `len` readable bytes.
+enum rf_status rf_state_seq_load(struct rf_context *ctx,
+                                 int32_t seq,
+                                 const uint8_t *data,
+                                 size_t len);
+
+// `rf_state_seq_save` into the file at `path` (`path_len` bytes of UTF-8), created or
+// replaced.
+//
+// # Safety
+// `ctx` must be live; `path` `path_len` readable bytes.
+enum rf_status rf_state_seq_save_file(struct rf_context *ctx,
+                                      int32_t seq,
+                                      const char *path,
+                                      size_t path_len);
+
+// `rf_state_seq_load` from the file at `path` (`path_len` bytes of UTF-8).
+//
+// # Safety
+// `ctx` must be live; `path` `path_len` readable bytes.
+enum rf_status rf_state_seq_load_file(struct rf_context *ctx,
+                                      int32_t seq,
+                                      const char *path,
+                                      size_t path_len);
+
 // Tokenizes `len` bytes of UTF-8. `add_special` adds BOS/EOS as the model says;
 // `parse_special` turns control tokens written in the text into their ids. When `cap`
 // is too small, `*n_tokens` receives the count needed and the call returns

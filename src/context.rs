@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use half::f16;
+
 use crate::backend::cpu::MAX_THREADS;
 use crate::backend::{BackendState, Step};
 use crate::error::{Error, Result};
@@ -11,6 +13,7 @@ use crate::host_memory::filled_vec;
 use crate::kv_cache::{KvCache, KvWritePlan, MAX_SEQUENCES, PoolStats};
 use crate::model::Model;
 use crate::sampler::Sampler;
+use crate::seq_state::{self, SeqState, StateShape};
 
 /// Token slots per KV block: small enough that a short sequence wastes little, large
 /// enough that block tables stay short.
@@ -433,6 +436,75 @@ impl Context {
             self.step.n_outputs = 0;
         }
         result
+    }
+
+    /// The size of [`Context::state_seq_save`]'s blob for `seq` as it is now.
+    pub fn state_seq_size(&self, seq: i32) -> Result<usize> {
+        let n_tokens = self.cache.sequence(seq)?.n_tokens();
+        StateShape::of(&self.model).blob_len(n_tokens)
+    }
+
+    /// Appends `seq`'s state to `out`: its tokens, their positions and their K/V in every
+    /// layer, in the format of [`crate::seq_state`]. The cache is not changed.
+    pub fn state_seq_save(&mut self, seq: i32, out: &mut Vec<u8>) -> Result<()> {
+        let shape = StateShape::of(&self.model);
+        let table = self.cache.sequence(seq)?;
+        let n = table.n_tokens();
+        let mut slots = filled_vec(n, 0u32, "a sequence state's slots")?;
+        let mut state = SeqState {
+            tokens: filled_vec(n, 0, "a sequence state's tokens")?,
+            positions: filled_vec(n, 0, "a sequence state's positions")?,
+            kv: filled_vec(shape.kv_values(n)?, f16::ZERO, "a sequence state's K/V")?,
+        };
+        for (i, token) in table.live_tokens().enumerate() {
+            slots[i] = token.slot;
+            state.positions[i] = token.position;
+            state.tokens[i] = self.slot_tokens[token.slot as usize];
+        }
+        self.backend.read_kv_rows(&slots, &mut state.kv)?;
+        seq_state::encode(&shape, &state, out)
+    }
+
+    /// Replaces `seq`'s contents with a state [`Context::state_seq_save`] wrote from a
+    /// context of the same model (any sequence, any context size that holds it), then
+    /// recomputes its last token's logits, so sampling continues where the saved sequence
+    /// stood. Every field of the blob is checked first: a blob from another model, a
+    /// truncated or corrupted one is `InvalidArgument`, and a state the cache has no room
+    /// for is `ContextFull`, each with the context unchanged. An error from the logits'
+    /// recomputation (cancelled, a device error) leaves the state loaded without logits.
+    pub fn state_seq_load(&mut self, seq: i32, blob: &[u8]) -> Result<()> {
+        let state = seq_state::decode(&StateShape::of(&self.model), blob)?;
+        let n = state.tokens.len();
+        let table = self.cache.sequence(seq)?;
+        let pool = self.cache.pool();
+        let reclaimed = table
+            .block_table()
+            .iter()
+            .filter(|&&block| pool.ref_count(block) == 1)
+            .count();
+        let room = pool.blocks_free() + reclaimed;
+        let needed = n.div_ceil(KV_BLOCK_SIZE);
+        if needed > room {
+            return Err(Error::ContextFull(format!(
+                "a saved state of {n} tokens needs {needed} KV blocks, sequence {seq} can have {room}"
+            )));
+        }
+        self.step.n_outputs = 0;
+        self.cache.remove(seq, -1, -1)?;
+        if n == 0 {
+            return Ok(());
+        }
+        // Into an empty sequence, with room counted: the append cannot fail, and it
+        // copies no block.
+        self.cache.append(seq, &state.positions, &mut self.plan)?;
+        if let Err(e) = self.backend.write_kv_rows(self.plan.slots(), &state.kv) {
+            self.cache.undo_append(&mut self.plan);
+            return Err(e);
+        }
+        for (&slot, &token) in self.plan.slots().iter().zip(&state.tokens) {
+            self.slot_tokens[slot as usize] = token;
+        }
+        self.recompute_last_logits(seq)
     }
 
     pub fn memory(&self) -> MemoryReport {

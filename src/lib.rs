@@ -15,6 +15,7 @@ pub mod host_memory;
 pub mod kv_cache;
 pub mod model;
 pub mod sampler;
+pub mod seq_state;
 pub mod tensor;
 pub mod tokenizer;
 

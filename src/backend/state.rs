@@ -1,6 +1,8 @@
 //! One context's state on whichever backend its model runs on: the closed set of
 //! backends, so call sites carry no `#[cfg]` and no generic parameter.
 
+use half::f16;
+
 use super::cpu::CpuBackend;
 use super::gpu::GpuBackend;
 use super::{Backend, BackendMemory, Step};
@@ -44,6 +46,36 @@ impl BackendState {
         match self {
             BackendState::Cpu(_) => None,
             BackendState::Gpu(b) => Some(b.prefill_products()),
+        }
+    }
+
+    /// Reads the K and V of `slots` into `out`, `[n_layer][K, V][slots.len()][kv_dim]`:
+    /// layer by layer, the K rows of the slots in order, then their V rows. `out` holds
+    /// exactly that many values; every slot is one of the storage's.
+    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [f16]) -> Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        match self {
+            BackendState::Cpu(b) => {
+                b.read_kv_rows(slots, out);
+                Ok(())
+            }
+            BackendState::Gpu(b) => b.read_kv_rows(slots, out),
+        }
+    }
+
+    /// Writes rows laid out as [`BackendState::read_kv_rows`] gives them into `slots`.
+    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[f16]) -> Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        match self {
+            BackendState::Cpu(b) => {
+                b.write_kv_rows(slots, rows);
+                Ok(())
+            }
+            BackendState::Gpu(b) => b.write_kv_rows(slots, rows),
         }
     }
 

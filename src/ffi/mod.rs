@@ -14,6 +14,7 @@ mod library;
 mod log;
 mod model;
 mod sampler;
+mod state;
 mod status;
 mod tokens;
 
@@ -25,5 +26,6 @@ pub use library::*;
 pub use log::*;
 pub use model::*;
 pub use sampler::*;
+pub use state::*;
 pub use status::rf_status;
 pub use tokens::*;

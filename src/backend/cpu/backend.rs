@@ -2,6 +2,7 @@
 //! buffers and step inputs on the host, and the worker pool its matmuls and attention
 //! run on.
 
+use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use super::attention::{AttentionScratch, Layer, attention};
@@ -62,6 +63,16 @@ impl CpuBackend {
     /// `[n_outputs, n_vocab]`: the logits of the last step's tokens that asked for them.
     pub fn logits(&self) -> &[f32] {
         &self.logits
+    }
+
+    /// See [`crate::backend::BackendState::read_kv_rows`].
+    pub fn read_kv_rows(&self, slots: &[u32], out: &mut [f16]) {
+        self.kv.read_rows(slots, out);
+    }
+
+    /// See [`crate::backend::BackendState::write_kv_rows`].
+    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[f16]) {
+        self.kv.write_rows(slots, rows);
     }
 }
 

@@ -41,6 +41,42 @@ impl KvStorage {
         (values * size_of::<f16>()) as u64
     }
 
+    /// The K and V rows of `slots` in every layer into `out`, laid out as
+    /// [`crate::backend::BackendState::read_kv_rows`] describes.
+    pub fn read_rows(&self, slots: &[u32], out: &mut [f16]) {
+        let kv_dim = self.kv_dim;
+        for (cache, rows) in self
+            .caches()
+            .zip(out.chunks_exact_mut(slots.len() * kv_dim))
+        {
+            for (&slot, row) in slots.iter().zip(rows.chunks_exact_mut(kv_dim)) {
+                let at = slot as usize * kv_dim;
+                row.copy_from_slice(&cache[at..at + kv_dim]);
+            }
+        }
+    }
+
+    /// Writes rows laid out as [`KvStorage::read_rows`] gives them into `slots`.
+    pub fn write_rows(&mut self, slots: &[u32], rows: &[f16]) {
+        let kv_dim = self.kv_dim;
+        let caches = self
+            .k
+            .iter_mut()
+            .zip(self.v.iter_mut())
+            .flat_map(|(k, v)| [k, v]);
+        for (cache, layer_rows) in caches.zip(rows.chunks_exact(slots.len() * kv_dim)) {
+            for (&slot, row) in slots.iter().zip(layer_rows.chunks_exact(kv_dim)) {
+                let at = slot as usize * kv_dim;
+                cache[at..at + kv_dim].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Layer by layer, K then V.
+    fn caches(&self) -> impl Iterator<Item = &Vec<f16>> {
+        self.k.iter().zip(&self.v).flat_map(|(k, v)| [k, v])
+    }
+
     /// Copies `n_slots` slots from `src` to `dst` in every layer (copy-on-write of a
     /// shared cache block).
     pub fn copy_slots(&mut self, src: usize, dst: usize, n_slots: usize) {

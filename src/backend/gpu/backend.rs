@@ -386,7 +386,7 @@ impl GpuBackend {
             resize(&mut state.logits, len, 0.0, "the logits of a batch")?;
             state
                 .logits_device
-                .copy_prefix_to_host(&self.stream, &mut state.logits[..len])?;
+                .copy_range_to_host(&self.stream, 0, &mut state.logits[..len])?;
             state.logits_copied = true;
         }
         Ok(&state.logits)
@@ -400,6 +400,41 @@ impl GpuBackend {
 
     pub fn memory(&self) -> BackendMemory {
         self.state.memory()
+    }
+
+    /// The K and V rows of `slots` in every layer into `out`, laid out as
+    /// [`crate::backend::BackendState::read_kv_rows`] describes: one copy per run of
+    /// consecutive slots (a cache block holds 16).
+    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [f16]) -> Result<()> {
+        let (state, stream) = (&self.state, &self.stream);
+        let kv_dim = state.shape.kv_dim();
+        let caches = state
+            .k_cache
+            .iter()
+            .zip(&state.v_cache)
+            .flat_map(|(k, v)| [k, v]);
+        for (cache, rows) in caches.zip(out.chunks_exact_mut(slots.len() * kv_dim)) {
+            for (first, slot, len) in slot_runs(slots) {
+                let rows = &mut rows[first * kv_dim..(first + len) * kv_dim];
+                cache.copy_range_to_host(stream, slot as usize * kv_dim, rows)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes rows laid out as [`GpuBackend::read_kv_rows`] gives them into `slots`.
+    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[f16]) -> Result<()> {
+        let (state, stream) = (&mut self.state, &self.stream);
+        let kv_dim = state.shape.kv_dim();
+        let caches = state.k_cache.iter_mut().zip(state.v_cache.iter_mut());
+        let caches = caches.flat_map(|(k, v)| [k, v]);
+        for (cache, layer_rows) in caches.zip(rows.chunks_exact(slots.len() * kv_dim)) {
+            for (first, slot, len) in slot_runs(slots) {
+                let rows = &layer_rows[first * kv_dim..(first + len) * kv_dim];
+                cache.copy_range_from_host(stream, slot as usize * kv_dim, rows)?;
+            }
+        }
+        Ok(())
     }
 
     fn queue(&mut self) -> GpuStep<'_> {
@@ -437,7 +472,7 @@ impl DeviceState {
         let n = self.step.n_outputs;
         resize(&mut self.argmax, n, 0, "the argmax of a batch")?;
         self.argmax_device
-            .copy_prefix_to_host(stream, &mut self.argmax[..n])
+            .copy_range_to_host(stream, 0, &mut self.argmax[..n])
     }
 
     fn memory(&self) -> BackendMemory {
@@ -465,6 +500,23 @@ impl DeviceState {
             device_bytes,
         }
     }
+}
+
+/// The runs of consecutive slots in `slots`: (index of the run's first entry, its slot,
+/// its length).
+fn slot_runs(slots: &[u32]) -> impl Iterator<Item = (usize, u32, usize)> + '_ {
+    let mut first = 0;
+    std::iter::from_fn(move || {
+        let &start = slots.get(first)?;
+        let len = slots[first..]
+            .iter()
+            .zip(start..)
+            .take_while(|&(&slot, expected)| slot == expected)
+            .count();
+        let run = (first, start, len);
+        first += len;
+        Some(run)
+    })
 }
 
 /// Two activation buffers, one to read and one to write.

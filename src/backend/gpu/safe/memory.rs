@@ -229,20 +229,44 @@ impl<T: DeviceCopy> DeviceBuffer<T> {
             .run(|driver| unsafe { driver.memcpy_dtod_async(dst, from, bytes, raw) })
     }
 
-    /// Copies the first `dst.len()` elements into `dst` and waits until the copy is
-    /// complete.
-    pub fn copy_prefix_to_host(&self, stream: &Stream, dst: &mut [T]) -> Result<()> {
-        self.check_range("copy_prefix_to_host", 0, dst.len())?;
+    /// Copies elements `start..start + dst.len()` into `dst` and waits until the copy is
+    /// complete. Ordered after the stream's earlier work.
+    pub fn copy_range_to_host(&self, stream: &Stream, start: usize, dst: &mut [T]) -> Result<()> {
+        self.check_range("copy_range_to_host", start, dst.len())?;
         self.check_stream(stream)?;
         if dst.is_empty() {
             return Ok(());
         }
-        let (src, bytes, raw) = (self.ptr, size_of_val(dst), stream.raw());
+        let from = self.ptr + (start * size_of::<T>()) as u64;
+        let (bytes, raw) = (size_of_val(dst), stream.raw());
         self.device.run(|driver| {
-            // SAFETY: `src` holds at least `bytes` bytes (checked); `dst` is borrowed
-            // mutably until the stream synchronises, and any bit pattern is a valid `T`.
+            // SAFETY: `from` begins `bytes` bytes inside the allocation (checked); `dst` is
+            // borrowed mutably until the stream synchronises, and any bit pattern is a
+            // valid `T`.
             unsafe {
-                driver.memcpy_dtoh_async(dst.as_mut_ptr().cast::<c_void>(), src, bytes, raw)?;
+                driver.memcpy_dtoh_async(dst.as_mut_ptr().cast::<c_void>(), from, bytes, raw)?;
+                driver.stream_synchronize(raw)
+            }
+        })
+    }
+
+    /// Copies `src` into elements `start..start + src.len()` and waits until the copy is
+    /// complete, so `src` is free again when this returns. Ordered after the stream's
+    /// earlier work.
+    pub fn copy_range_from_host(&mut self, stream: &Stream, start: usize, src: &[T]) -> Result<()> {
+        self.check_range("copy_range_from_host", start, src.len())?;
+        self.check_stream(stream)?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        let to = self.ptr + (start * size_of::<T>()) as u64;
+        let (bytes, raw) = (size_of_val(src), stream.raw());
+        self.device.run(|driver| {
+            // SAFETY: `to` begins `bytes` bytes inside the allocation (checked); `src` is
+            // borrowed until the stream synchronises below, so it stays readable for the
+            // whole copy.
+            unsafe {
+                driver.memcpy_htod_async(to, src.as_ptr().cast::<c_void>(), bytes, raw)?;
                 driver.stream_synchronize(raw)
             }
         })

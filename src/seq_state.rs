@@ -1,0 +1,444 @@
+//! A sequence's saved state: the blob [`Context::state_seq_save`] writes and
+//! [`Context::state_seq_load`] reads back, into any sequence of a context of the same model.
+//!
+//! Layout, little-endian:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `RFSEQST` and a zero byte |
+//! | 4 | format version ([`VERSION`]) |
+//! | 4 | KV type (1: f16) |
+//! | 8 | model fingerprint ([`model_fingerprint`]) |
+//! | 4 + 4 | layers, K/V values per token and layer |
+//! | 4 | tokens |
+//! | 8 per token | token id, position (i32 each), in position order |
+//! | 2 per value | per layer, the tokens' K rows, then their V rows (f16) |
+//! | 8 | checksum: FNV-1a over every byte before it, in 8-byte words |
+//!
+//! Reading checks everything before the cache is touched: a blob from another model, of
+//! another format or KV type, truncated, or with any byte changed is an
+//! [`Error::InvalidArgument`] naming what is wrong, never garbage in the cache.
+//!
+//! [`Context::state_seq_save`]: crate::context::Context::state_seq_save
+//! [`Context::state_seq_load`]: crate::context::Context::state_seq_load
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use half::f16;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::host_memory::filled_vec;
+use crate::model::Model;
+
+const MAGIC: [u8; 8] = *b"RFSEQST\0";
+/// Bumped whenever the layout changes; older blobs are refused by name.
+pub const VERSION: u32 = 1;
+/// The cache's value type: f16, as the backends store K and V.
+const KV_F16: u32 = 1;
+const HEADER_BYTES: usize = 8 + 4 + 4 + 8 + 4 + 4 + 4;
+const CHECKSUM_BYTES: usize = 8;
+
+/// What a blob must match to be read into a context: the model and its cache's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateShape {
+    pub fingerprint: u64,
+    pub n_layer: usize,
+    pub kv_dim: usize,
+    pub n_vocab: usize,
+}
+
+impl StateShape {
+    pub fn of(model: &Model) -> StateShape {
+        let config = model.config();
+        StateShape {
+            fingerprint: model_fingerprint(model),
+            n_layer: config.n_layer,
+            kv_dim: config.kv_dim(),
+            n_vocab: config.n_vocab,
+        }
+    }
+
+    /// K/V values of `n_tokens` tokens over every layer.
+    pub fn kv_values(&self, n_tokens: usize) -> Result<usize> {
+        [self.n_layer, 2, self.kv_dim]
+            .iter()
+            .try_fold(n_tokens, |acc, &n| acc.checked_mul(n))
+            .ok_or_else(|| too_large(n_tokens))
+    }
+
+    /// The size of the blob of `n_tokens` tokens.
+    pub fn blob_len(&self, n_tokens: usize) -> Result<usize> {
+        let kv_bytes = self
+            .kv_values(n_tokens)?
+            .checked_mul(size_of::<f16>())
+            .ok_or_else(|| too_large(n_tokens))?;
+        n_tokens
+            .checked_mul(8)
+            .and_then(|b| b.checked_add(kv_bytes))
+            .and_then(|b| b.checked_add(HEADER_BYTES + CHECKSUM_BYTES))
+            .ok_or_else(|| too_large(n_tokens))
+    }
+}
+
+fn too_large(n_tokens: usize) -> Error {
+    Error::OutOfMemory(format!(
+        "the state of {n_tokens} tokens is larger than memory can address"
+    ))
+}
+
+/// A sequence's tokens and their K/V, as a blob holds them.
+#[derive(Debug, PartialEq)]
+pub struct SeqState {
+    pub tokens: Vec<i32>,
+    pub positions: Vec<i32>,
+    /// `[n_layer][K, V][n_tokens][kv_dim]`, as `BackendState::read_kv_rows` lays it out.
+    pub kv: Vec<f16>,
+}
+
+/// Appends the blob of `state` to `out` (fallibly reserved first).
+pub fn encode(shape: &StateShape, state: &SeqState, out: &mut Vec<u8>) -> Result<()> {
+    let n_tokens = state.tokens.len();
+    let len = shape.blob_len(n_tokens)?;
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory(format!("no host memory for a {len}-byte state")))?;
+    let start = out.len();
+    out.extend_from_slice(&MAGIC);
+    for word in [VERSION, KV_F16] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&shape.fingerprint.to_le_bytes());
+    for count in [shape.n_layer, shape.kv_dim, n_tokens] {
+        out.extend_from_slice(&header_u32(count)?.to_le_bytes());
+    }
+    for (token, position) in state.tokens.iter().zip(&state.positions) {
+        out.extend_from_slice(&token.to_le_bytes());
+        out.extend_from_slice(&position.to_le_bytes());
+    }
+    for value in &state.kv {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    let checksum = fnv1a_words(&out[start..]);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    Ok(())
+}
+
+fn header_u32(count: usize) -> Result<u32> {
+    u32::try_from(count)
+        .map_err(|_| Error::InvalidArgument(format!("{count} does not fit a state header")))
+}
+
+/// Reads a blob written for `shape`'s model, checking every field.
+pub fn decode(shape: &StateShape, blob: &[u8]) -> Result<SeqState> {
+    let invalid = |why: String| Error::InvalidArgument(format!("invalid sequence state: {why}"));
+    if blob.len() < HEADER_BYTES + CHECKSUM_BYTES || blob[..8] != MAGIC {
+        return Err(invalid(format!(
+            "{} bytes that do not begin with a ROCmForge sequence-state header",
+            blob.len()
+        )));
+    }
+    let mut header = Reader {
+        bytes: &blob[8..HEADER_BYTES],
+    };
+    let version = header.u32();
+    if version != VERSION {
+        return Err(invalid(format!(
+            "format version {version}, this library reads version {VERSION}"
+        )));
+    }
+    let (body, stored) = blob.split_at(blob.len() - CHECKSUM_BYTES);
+    let mut checksum = Reader { bytes: stored };
+    if fnv1a_words(body) != checksum.u64() {
+        return Err(invalid(
+            "the checksum does not match (the blob is truncated or corrupted)".into(),
+        ));
+    }
+    let kv_type = header.u32();
+    if kv_type != KV_F16 {
+        return Err(invalid(format!(
+            "K/V type {kv_type}, this context stores f16 (1)"
+        )));
+    }
+    if header.u64() != shape.fingerprint {
+        return Err(invalid("it was saved from another model".into()));
+    }
+    let (n_layer, kv_dim) = (header.u32() as usize, header.u32() as usize);
+    if (n_layer, kv_dim) != (shape.n_layer, shape.kv_dim) {
+        return Err(invalid(format!(
+            "{n_layer} layers of {kv_dim} K/V values, the model has {} of {}",
+            shape.n_layer, shape.kv_dim
+        )));
+    }
+    let n_tokens = header.u32() as usize;
+    let expected = shape.blob_len(n_tokens)?;
+    if blob.len() != expected {
+        return Err(invalid(format!(
+            "{} bytes, {n_tokens} tokens take {expected}",
+            blob.len()
+        )));
+    }
+    let mut rest = Reader {
+        bytes: &body[HEADER_BYTES..],
+    };
+    let mut tokens = filled_vec(n_tokens, 0, "a sequence state's tokens")?;
+    let mut positions = filled_vec(n_tokens, 0, "a sequence state's positions")?;
+    for (token, position) in tokens.iter_mut().zip(positions.iter_mut()) {
+        (*token, *position) = (rest.u32() as i32, rest.u32() as i32);
+    }
+    check_tokens(shape, &tokens, &positions).map_err(invalid)?;
+    let mut kv = filled_vec(
+        shape.kv_values(n_tokens)?,
+        f16::ZERO,
+        "a sequence state's K/V",
+    )?;
+    for value in &mut kv {
+        *value = f16::from_bits(rest.u16());
+    }
+    Ok(SeqState {
+        tokens,
+        positions,
+        kv,
+    })
+}
+
+/// Token ids inside the vocabulary; positions from 0, strictly increasing and below
+/// `i32::MAX` (the cache's mark of an empty slot).
+fn check_tokens(
+    shape: &StateShape,
+    tokens: &[i32],
+    positions: &[i32],
+) -> std::result::Result<(), String> {
+    if let Some((i, token)) = tokens
+        .iter()
+        .enumerate()
+        .find(|&(_, &t)| usize::try_from(t).map_or(true, |t| t >= shape.n_vocab))
+    {
+        return Err(format!(
+            "token {i} is {token}, outside the vocabulary of {}",
+            shape.n_vocab
+        ));
+    }
+    let mut previous = -1;
+    for (i, &position) in positions.iter().enumerate() {
+        if position <= previous || position == i32::MAX {
+            return Err(format!(
+                "position {position} of token {i} does not follow {previous}"
+            ));
+        }
+        previous = position;
+    }
+    Ok(())
+}
+
+/// Little-endian fields read in order from a slice whose length was checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let (head, rest) = self.bytes.split_at(N);
+        self.bytes = rest;
+        let mut out = [0; N];
+        out.copy_from_slice(head);
+        out
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.take())
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// FNV-1a over 8-byte little-endian words (the tail zero-padded, then the length): each
+/// step is a bijection of the running hash, so a change confined to one word, any single
+/// flipped byte among them, always changes the result. Eight bytes a step keep a large
+/// state's checksum at memory speed.
+fn fnv1a_words(bytes: &[u8]) -> u64 {
+    let mut hash = FNV_OFFSET;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0; 8];
+        w.copy_from_slice(word);
+        hash = (hash ^ u64::from_le_bytes(w)).wrapping_mul(FNV_PRIME);
+    }
+    let mut tail = [0; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(FNV_PRIME);
+    (hash ^ bytes.len() as u64).wrapping_mul(FNV_PRIME)
+}
+
+/// A model's identity for saved states: the architecture's shape and, for every tensor, its
+/// name, type, dimensions and the first and last 64 bytes of its data. Two files with the
+/// same tensors but different weights (another fine-tune) differ in those bytes; reading
+/// them costs microseconds, not a pass over gigabytes.
+pub fn model_fingerprint(model: &Model) -> u64 {
+    let gguf = model.gguf();
+    let mut bytes = Vec::new();
+    let config = model.config();
+    for n in [
+        config.n_layer,
+        config.kv_dim(),
+        config.n_vocab,
+        config.n_embd,
+    ] {
+        bytes.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+    for info in gguf.tensors() {
+        bytes.extend_from_slice(info.name().as_bytes());
+        bytes.extend_from_slice(&(info.dtype() as u32).to_le_bytes());
+        for &dim in info.shape() {
+            bytes.extend_from_slice(&dim.to_le_bytes());
+        }
+        if let Ok(data) = gguf.tensor_data(info) {
+            let edge = data.len().min(64);
+            bytes.extend_from_slice(&data[..edge]);
+            bytes.extend_from_slice(&data[data.len() - edge..]);
+        }
+    }
+    fnv1a_words(&bytes)
+}
+
+impl Context {
+    /// [`Context::state_seq_save`] into the file at `path`, created or replaced.
+    pub fn state_seq_save_file(&mut self, seq: i32, path: &Path) -> Result<()> {
+        let mut blob = Vec::new();
+        self.state_seq_save(seq, &mut blob)?;
+        std::fs::write(path, &blob).map_err(|source| io_error(path, source))
+    }
+
+    /// [`Context::state_seq_load`] from the file at `path`. A file larger than any state
+    /// this context can hold is refused before it is read.
+    pub fn state_seq_load_file(&mut self, seq: i32, path: &Path) -> Result<()> {
+        let largest = StateShape::of(self.model()).blob_len(self.params().n_ctx)?;
+        let file = File::open(path).map_err(|source| io_error(path, source))?;
+        let len = file
+            .metadata()
+            .map_err(|source| io_error(path, source))?
+            .len();
+        if len > largest as u64 {
+            return Err(Error::InvalidArgument(format!(
+                "{}: {len} bytes, more than the state of this context's {} tokens ({largest})",
+                path.display(),
+                self.params().n_ctx
+            )));
+        }
+        let mut blob = Vec::new();
+        blob.try_reserve_exact(len as usize)
+            .map_err(|_| Error::OutOfMemory(format!("no host memory for a {len}-byte state")))?;
+        file.take(len)
+            .read_to_end(&mut blob)
+            .map_err(|source| io_error(path, source))?;
+        self.state_seq_load(seq, &blob)
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> StateShape {
+        StateShape {
+            fingerprint: 0x1234_5678_9abc_def0,
+            n_layer: 2,
+            kv_dim: 3,
+            n_vocab: 100,
+        }
+    }
+
+    fn state(n: usize) -> SeqState {
+        SeqState {
+            tokens: (0..n as i32).map(|t| (t * 7) % 100).collect(),
+            positions: (0..n as i32).map(|p| 3 * p + 1).collect(),
+            kv: (0..n * 12)
+                .map(|v| f16::from_f32(v as f32 * 0.25 - 3.0))
+                .collect(),
+        }
+    }
+
+    fn blob(n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&shape(), &state(n), &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_blob_reads_back_as_written() {
+        for n in [0, 1, 5] {
+            let bytes = blob(n);
+            assert_eq!(bytes.len(), shape().blob_len(n).unwrap());
+            assert_eq!(decode(&shape(), &bytes).unwrap(), state(n));
+        }
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_refused() {
+        let bytes = blob(5);
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert!(
+                decode(&shape(), &bad).is_err(),
+                "byte {at} flipped was read"
+            );
+        }
+        for len in 0..bytes.len() {
+            assert!(
+                decode(&shape(), &bytes[..len]).is_err(),
+                "{len} bytes were read"
+            );
+        }
+    }
+
+    #[test]
+    fn another_model_or_shape_is_named() {
+        let bytes = blob(2);
+        let other = StateShape {
+            fingerprint: 1,
+            ..shape()
+        };
+        let message = decode(&other, &bytes).unwrap_err().to_string();
+        assert!(message.contains("another model"), "{message}");
+        let wider = StateShape {
+            kv_dim: 4,
+            ..shape()
+        };
+        let message = decode(&wider, &bytes).unwrap_err().to_string();
+        assert!(message.contains("2 layers of 3"), "{message}");
+    }
+
+    #[test]
+    fn tokens_outside_the_vocabulary_and_unordered_positions_are_refused() {
+        let smaller = StateShape {
+            n_vocab: 20,
+            ..shape()
+        };
+        let message = decode(&smaller, &blob(5)).unwrap_err().to_string();
+        assert!(message.contains("outside the vocabulary"), "{message}");
+        let mut unordered = state(3);
+        unordered.positions[2] = unordered.positions[1];
+        let mut bytes = Vec::new();
+        encode(&shape(), &unordered, &mut bytes).unwrap();
+        let message = decode(&shape(), &bytes).unwrap_err().to_string();
+        assert!(message.contains("does not follow"), "{message}");
+    }
+}
