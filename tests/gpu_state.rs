@@ -1,0 +1,91 @@
+//! A sequence's saved state on a GPU: restored into another sequence of a fresh GPU context,
+//! generation continues with the same greedy tokens; the blob is the backends' common
+//! format, so a GPU's state loads into a CPU context of the same model and back.
+
+mod common;
+mod gpu_common;
+
+use std::sync::Arc;
+
+use common::tiny_model::backends::first_gpu;
+use gpu_common::gpu;
+use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::gguf::OwnedGguf;
+use rocmforge::model::Model;
+use rocmforge::model::Placement;
+use rocmforge::sampler::{Sampler, SamplerParams};
+
+const PROMPT: [i32; 9] = [3, 141, 59, 26, 53, 58, 97, 93, 23];
+const N_GEN: usize = 24;
+
+fn context(variant: usize, placement: Placement, n_ctx: usize, n_seq_max: usize) -> Context {
+    let bytes = common::tiny_model::variants::variants()[variant].gguf();
+    let gguf = OwnedGguf::from_buffer(bytes).unwrap();
+    let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
+    let params = ContextParams {
+        n_ctx,
+        n_seq_max,
+        n_threads: 1,
+        ..ContextParams::default()
+    };
+    Context::new(model, &params).unwrap()
+}
+
+/// Greedy tokens continuing `seq` from the logits at hand.
+fn generate(ctx: &mut Context, seq: i32) -> Vec<u32> {
+    let mut sampler = Sampler::new(SamplerParams {
+        temperature: 0.0,
+        ..SamplerParams::default()
+    })
+    .unwrap();
+    (0..N_GEN)
+        .map(|_| {
+            let token = ctx.sample(&mut sampler, -1).unwrap();
+            ctx.decode(&Batch {
+                tokens: &[token as i32],
+                seq_ids: Some(&[seq]),
+                ..Batch::default()
+            })
+            .unwrap();
+            token
+        })
+        .collect()
+}
+
+fn prompt_state(ctx: &mut Context) -> Vec<u8> {
+    ctx.decode(&Batch {
+        tokens: &PROMPT,
+        ..Batch::default()
+    })
+    .unwrap();
+    let mut blob = Vec::new();
+    ctx.state_seq_save(0, &mut blob).unwrap();
+    assert_eq!(blob.len(), ctx.state_seq_size(0).unwrap());
+    blob
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn a_restored_sequence_continues_like_the_uninterrupted_one() {
+    let _device = gpu();
+    // F16 and Q4_0 weights: the float and the integer decode paths.
+    for variant in [1, 3] {
+        let mut original = context(variant, first_gpu(), 128, 1);
+        let blob = prompt_state(&mut original);
+        let expected = generate(&mut original, 0);
+
+        let mut restored = context(variant, first_gpu(), 256, 2);
+        restored.state_seq_load(1, &blob).unwrap();
+        assert_eq!(generate(&mut restored, 1), expected, "variant {variant}");
+
+        // The GPU's blob in a CPU context, the CPU's back on the GPU.
+        let mut cpu = context(variant, Placement::cpu(), 128, 1);
+        cpu.state_seq_load(0, &blob).unwrap();
+        assert_eq!(cpu.seq_pos_max(0).unwrap(), PROMPT.len() as i32 - 1);
+        let mut cpu_blob = Vec::new();
+        cpu.state_seq_save(0, &mut cpu_blob).unwrap();
+        assert_eq!(cpu_blob, blob, "variant {variant}: a state read back changed");
+        restored.state_seq_load(0, &cpu_blob).unwrap();
+        assert_eq!(generate(&mut restored, 0), expected, "variant {variant}");
+    }
+}
