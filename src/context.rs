@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use half::f16;
 
 use crate::backend::cpu::MAX_THREADS;
+use crate::backend::cpu::ops::rotate_f16_rows;
 use crate::backend::{BackendState, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
@@ -436,6 +437,36 @@ impl Context {
             self.step.n_outputs = 0;
         }
         result
+    }
+
+    /// Moves `seq`'s cached positions `p0..p1` (`p0 < 0`: from the first, `p1 < 0`: to the
+    /// last) by `delta`, re-rotating their keys (RoPE of position p + delta is RoPE of delta
+    /// applied to RoPE of p), so a host can drop the oldest turns of a chat with
+    /// [`Context::seq_remove`] and go on without re-encoding the rest (llama.cpp's
+    /// `llama_memory_seq_add`). The new positions must stay at 0 or above and keep their
+    /// order with the sequence's other tokens (`InvalidArgument`), and the tokens must not
+    /// lie in a KV block another sequence shares (`Unsupported`); either way nothing
+    /// changes. The last decode's logits stay as they were.
+    pub fn seq_shift(&mut self, seq: i32, p0: i32, p1: i32, delta: i32) -> Result<()> {
+        let moved = self.cache.tokens_to_shift(seq, p0, p1, delta)?;
+        if moved.is_empty() || delta == 0 {
+            return Ok(());
+        }
+        let mut slots = filled_vec(moved.len(), 0u32, "a shift's slots")?;
+        for (slot, token) in slots.iter_mut().zip(&moved) {
+            *slot = token.slot;
+        }
+        let config = self.model.config();
+        let kv_values = StateShape::of(&self.model).kv_values(moved.len())?;
+        let mut rows = filled_vec(kv_values, f16::ZERO, "the K/V rows of a shift")?;
+        self.backend.read_kv_rows(&slots, &mut rows)?;
+        let layer_values = kv_values / config.n_layer;
+        for (layer, kv) in rows.chunks_exact_mut(layer_values).enumerate() {
+            let keys = &mut kv[..layer_values / 2];
+            rotate_f16_rows(keys, config.head_dim, &config.layer_rope(layer), delta);
+        }
+        self.backend.write_kv_rows(&slots, &rows)?;
+        self.cache.shift(seq, p0, p1, delta)
     }
 
     /// The size of [`Context::state_seq_save`]'s blob for `seq` as it is now.

@@ -84,7 +84,10 @@ fn a_restored_sequence_continues_like_the_uninterrupted_one() {
         assert_eq!(cpu.seq_pos_max(0).unwrap(), PROMPT.len() as i32 - 1);
         let mut cpu_blob = Vec::new();
         cpu.state_seq_save(0, &mut cpu_blob).unwrap();
-        assert_eq!(cpu_blob, blob, "variant {variant}: a state read back changed");
+        assert_eq!(
+            cpu_blob, blob,
+            "variant {variant}: a state read back changed"
+        );
         restored.state_seq_load(0, &cpu_blob).unwrap();
         assert_eq!(generate(&mut restored, 0), expected, "variant {variant}");
     }

@@ -51,6 +51,7 @@ mod block_pool;
 mod cache;
 mod live_tokens;
 mod sequence_table;
+mod shift;
 mod undo;
 mod write_plan;
 

@@ -28,7 +28,7 @@ impl PositionRange {
         }
     }
 
-    fn holds_token_at(self, position: i32) -> bool {
+    pub(super) fn holds_token_at(self, position: i32) -> bool {
         position != EMPTY_SLOT && self.start <= position && position < self.end
     }
 }
@@ -207,6 +207,16 @@ impl SequenceTable {
             }
         }
         self.drop_blocks_without_tokens(pool);
+    }
+
+    /// Adds `delta` to the position of every live token in `range`. The caller checked
+    /// that the new positions keep the invariants (`KvCache::tokens_to_shift`).
+    pub(super) fn shift(&mut self, range: PositionRange, delta: i32) {
+        for position in &mut self.slot_positions[..self.len] {
+            if range.holds_token_at(*position) {
+                *position += delta;
+            }
+        }
     }
 
     /// Makes `dst` (which holds no blocks) share every block of `self` that holds a token in `range`; in

@@ -1,7 +1,9 @@
 //! The element-wise and per-row operations of a forward pass on the CPU, in f32 with
 //! wider accumulation where a sum runs over a whole row.
 
-use crate::backend::RopeStyle;
+use half::f16;
+
+use crate::backend::{Rope, RopeStyle};
 
 /// `out = x / sqrt(mean(x²) + eps) * weight` for one row.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -92,6 +94,23 @@ pub fn rope(x: &mut [f32], head_dim: usize, style: RopeStyle, angles: &RopeAngle
             let (x0, x1) = (head[a], head[b]);
             head[a] = x0 * cos - x1 * sin;
             head[b] = x0 * sin + x1 * cos;
+        }
+    }
+}
+
+/// Rotates cached keys (`[n_rows * n_heads, head_dim]` f16) by the RoPE angles of
+/// position `delta`, in f32: what moving them `delta` positions takes, since rotations by
+/// angles proportional to the position compose.
+pub fn rotate_f16_rows(rows: &mut [f16], head_dim: usize, params: &Rope, delta: i32) {
+    let angles = RopeAngles::new(delta, params.base, params.dims);
+    let mut head = vec![0.0f32; head_dim];
+    for values in rows.chunks_exact_mut(head_dim) {
+        for (x, v) in head.iter_mut().zip(values.iter()) {
+            *x = v.to_f32();
+        }
+        rope(&mut head, head_dim, params.style, &angles);
+        for (v, &x) in values.iter_mut().zip(&head) {
+            *v = f16::from_f32(x);
         }
     }
 }
