@@ -358,6 +358,21 @@ enum rf_status rf_get_logits(struct rf_context *ctx,
 // `ctx` must be live.
 enum rf_status rf_seq_remove(struct rf_context *ctx, int32_t seq, int32_t p0, int32_t p1);
 
+// Moves a sequence's cached positions `p0 .. p1` (`p0 < 0`: from the first, `p1 < 0`: to
+// the last) by `delta`, re-rotating their keys, so a host can drop the oldest turns of a
+// chat with `rf_seq_remove` and continue without re-encoding the rest (llama.cpp's
+// `llama_memory_seq_add`). `RF_ERR_INVALID_ARGUMENT` when the moved positions would go
+// below 0 or pass the sequence's other tokens, `RF_ERR_UNSUPPORTED` when they lie in a KV
+// block another sequence shares (`rf_seq_copy`); either way nothing changes.
+//
+// # Safety
+// `ctx` must be live.
+enum rf_status rf_seq_shift(struct rf_context *ctx,
+                            int32_t seq,
+                            int32_t p0,
+                            int32_t p1,
+                            int32_t delta);
+
 // Makes sequence `dst` share `src`'s positions `p0 .. p1` (copy-on-write: no K/V is
 // copied until one of them writes into a shared block).
 //

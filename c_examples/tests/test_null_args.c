@@ -84,6 +84,16 @@ int main(int argc, char **argv) {
     NULL_ARG(rf_get_logits(ctx, -1, &logits, NULL));
     NULL_ARG(rf_seq_remove(NULL, 0, 0, -1));
     NULL_ARG(rf_seq_copy(NULL, 0, 0, 0, -1));
+    NULL_ARG(rf_seq_shift(NULL, 0, 0, -1, -1));
+    size_t state_len = 0;
+    NULL_ARG(rf_state_seq_size(NULL, 0, &state_len));
+    NULL_ARG(rf_state_seq_size(ctx, 0, NULL));
+    NULL_ARG(rf_state_seq_save(NULL, 0, NULL, 0, &state_len));
+    NULL_ARG(rf_state_seq_save(ctx, 0, NULL, 4, &state_len));
+    NULL_ARG(rf_state_seq_load(NULL, 0, (const uint8_t *)buf, 4));
+    NULL_ARG(rf_state_seq_load(ctx, 0, NULL, 4));
+    NULL_ARG(rf_state_seq_save_file(ctx, 0, NULL, 4));
+    NULL_ARG(rf_state_seq_load_file(ctx, 0, NULL, 4));
     int32_t pos = 0;
     NULL_ARG(rf_seq_pos_max(NULL, 0, &pos));
     NULL_ARG(rf_seq_pos_max(ctx, 0, NULL));

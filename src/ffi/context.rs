@@ -263,6 +263,30 @@ pub unsafe extern "C" fn rf_seq_remove(
     })
 }
 
+/// Moves a sequence's cached positions `p0 .. p1` (`p0 < 0`: from the first, `p1 < 0`: to
+/// the last) by `delta`, re-rotating their keys, so a host can drop the oldest turns of a
+/// chat with `rf_seq_remove` and continue without re-encoding the rest (llama.cpp's
+/// `llama_memory_seq_add`). `RF_ERR_INVALID_ARGUMENT` when the moved positions would go
+/// below 0 or pass the sequence's other tokens, `RF_ERR_UNSUPPORTED` when they lie in a KV
+/// block another sequence shares (`rf_seq_copy`); either way nothing changes.
+///
+/// # Safety
+/// `ctx` must be live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_seq_shift(
+    ctx: *mut rf_context,
+    seq: i32,
+    p0: i32,
+    p1: i32,
+    delta: i32,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let ctx = unsafe { reference(ctx, "ctx")? };
+        Ok(ctx.enter()?.seq_shift(seq, p0, p1, delta)?)
+    })
+}
+
 /// Makes sequence `dst` share `src`'s positions `p0 .. p1` (copy-on-write: no K/V is
 /// copied until one of them writes into a shared block).
 ///

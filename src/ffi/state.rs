@@ -46,6 +46,10 @@ pub unsafe extern "C" fn rf_state_seq_save(
     call(|| {
         // SAFETY: the caller's contract.
         let ctx = unsafe { reference(ctx, "ctx")? };
+        // Only a zero-length buffer may be NULL.
+        if buf.is_null() && cap > 0 {
+            return Err(Failure::null("buf"));
+        }
         let mut context = ctx.enter()?;
         let needed = context.state_seq_size(seq)?;
         if needed > cap {
