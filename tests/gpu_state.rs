@@ -92,3 +92,46 @@ fn a_restored_sequence_continues_like_the_uninterrupted_one() {
         assert_eq!(generate(&mut restored, 0), expected, "variant {variant}");
     }
 }
+
+/// The last token's logits of a context that decoded `tokens` from `first`, dropped the
+/// first `dropped` and, with `shift`, moved the rest down by `dropped`; then one more token.
+fn logits_after(variant: usize, tokens: &[i32], dropped: i32, shift: bool) -> Vec<f32> {
+    let mut ctx = context(variant, first_gpu(), 128, 1);
+    ctx.decode(&Batch {
+        tokens,
+        ..Batch::default()
+    })
+    .unwrap();
+    ctx.seq_remove(0, 0, dropped).unwrap();
+    let mut next = tokens.len() as i32;
+    if shift {
+        ctx.seq_shift(0, dropped, -1, -dropped).unwrap();
+        next -= dropped;
+    }
+    ctx.decode(&Batch {
+        tokens: &[5],
+        positions: Some(&[next]),
+        ..Batch::default()
+    })
+    .unwrap();
+    ctx.logits(-1).unwrap().to_vec()
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn a_shifted_gpu_cache_scores_like_the_unshifted_one() {
+    let _device = gpu();
+    let tokens: Vec<i32> = (0..60).map(|i| (i * 37 + 11) % 200).collect();
+    // F16 weights: f32 activations, so the only difference is the keys' f16 rounding.
+    let shifted = logits_after(1, &tokens, 20, true);
+    let unshifted = logits_after(1, &tokens, 20, false);
+    let diff: f64 = shifted
+        .iter()
+        .zip(&unshifted)
+        .map(|(&a, &b)| f64::from(a - b).powi(2))
+        .sum();
+    let norm: f64 = unshifted.iter().map(|&b| f64::from(b).powi(2)).sum();
+    let distance = (diff / norm).sqrt();
+    println!("GPU F16: shifted vs unshifted {distance:.2e}");
+    assert!(distance <= 1e-3, "{distance:.2e}");
+}
