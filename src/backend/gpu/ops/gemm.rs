@@ -13,6 +13,7 @@ use super::super::safe::{Blas, Device, DeviceBuffer, GemmShape, Stream};
 use super::weights::DeviceMatrix;
 use super::{GpuOps, check_buffer, product};
 use crate::error::{Error, Result};
+use crate::tensor::GgmlType;
 
 /// The f16 operands of [`GpuOps::matmul_prefill`], allocated once per context and reused
 /// by every call.
@@ -89,6 +90,17 @@ impl GpuOps {
             return Ok(());
         }
         self.convert_to_f16(stream, x, n_inputs, &mut scratch.activations)?;
+        if w.dtype == GgmlType::F16 {
+            // Already f16, rows of n_cols values: the product reads the weights as they are.
+            let shape = GemmShape {
+                n_rows,
+                n_cols,
+                n_tokens,
+                y_stride: n_rows,
+                y_offset: 0,
+            };
+            return blas.gemm_f16(stream, &shape, w.data, &scratch.activations, y);
+        }
         // Each panel's dequantization waits, in stream order, for the previous panel's
         // product to have read the scratch.
         for first_row in (0..n_rows).step_by(panel_rows) {

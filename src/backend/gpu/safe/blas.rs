@@ -70,13 +70,15 @@ impl Blas {
     }
 
     /// Queues the product `shape` describes on `stream` (the stream this handle was made
-    /// for); returns without waiting. Every length is checked first: an
+    /// for); returns without waiting. `w` holds the f16 weights as f16 values or as their
+    /// bytes (an F16 model's tensor as uploaded): every bit pattern is an f16, and device
+    /// allocations are aligned far beyond 2 bytes. Every length is checked first: an
     /// [`Error::InvalidArgument`] says which.
-    pub fn gemm_f16(
+    pub fn gemm_f16<W: DeviceCopy>(
         &mut self,
         stream: &Stream,
         shape: &GemmShape,
-        w: &DeviceBuffer<f16>,
+        w: &DeviceBuffer<W>,
         x: &DeviceBuffer<f16>,
         y: &mut DeviceBuffer<f32>,
     ) -> Result<()> {
@@ -111,7 +113,10 @@ impl Blas {
         let y_len = (n_tokens - 1)
             .checked_mul(y_stride)
             .and_then(|v| v.checked_add(y_offset + n_rows));
-        self.check_buffer("gemm_f16 weights", w, n_rows.checked_mul(n_cols))?;
+        let weight_bytes = n_rows
+            .checked_mul(n_cols)
+            .and_then(|v| v.checked_mul(size_of::<f16>()));
+        self.check_buffer("gemm_f16 weights", w, weight_bytes.map(|b| b.div_ceil(size_of::<W>())))?;
         self.check_buffer("gemm_f16 input", x, n_tokens.checked_mul(n_cols))?;
         self.check_buffer("gemm_f16 output", y, y_len)?;
         let int = |what: &str, v: usize| {
