@@ -158,32 +158,6 @@ typedef struct rf_device_description {
   const char *unusable_reason;
 } rf_device_description;
 
-// A UTF-8 string given as pointer and length.
-typedef struct rf_string {
-  const char *data;
-  size_t len;
-} rf_string;
-
-typedef struct rf_generate_params {
-  // `sizeof(rf_generate_params)`, set by `rf_generate_default_params()`.
-  uint32_t struct_size;
-  // Most tokens to generate.
-  uint32_t max_tokens;
-  // Generation stops before the first of these strings; it is not passed on.
-  const struct rf_string *stop;
-  size_t n_stop;
-  // The sequence the prompt continues (its cached tokens stay).
-  int32_t seq_id;
-  // Add BOS/EOS to the prompt as the model says; only when the sequence is empty (a
-  // prompt that continues a sequence gets no second BOS).
-  bool add_special;
-  // Control tokens written in the prompt become their ids.
-  bool parse_special;
-} rf_generate_params;
-
-// Receives `len` bytes of whole UTF-8 characters; returning false stops generation.
-typedef bool (*rf_text_callback)(const char *text, size_t len, void *user_data);
-
 // Called with the load progress in [0, 1]; returning false cancels the load.
 typedef bool (*rf_progress_callback)(float progress, void *user_data);
 
@@ -209,6 +183,49 @@ typedef struct rf_model_params {
   // Lowest `RF_LOG_*` level delivered.
   uint32_t log_level;
 } rf_model_params;
+
+typedef struct rf_memory_estimate {
+  // Set by the caller to `sizeof(rf_memory_estimate)` before the call.
+  uint32_t struct_size;
+  // The device `rf_model_load` would put the weights on with the same parameters
+  // (0 = CPU).
+  int32_t device;
+  // The weights: in that device's memory for a GPU, read through the file's mapping
+  // on the CPU.
+  uint64_t weights_bytes;
+  // The KV cache (included in `host_bytes` on the CPU, in `device_bytes` on a GPU).
+  uint64_t kv_bytes;
+  // What `rf_context_memory` reports as `host_bytes` after the first decode.
+  uint64_t host_bytes;
+  // What `rf_context_memory` reports as `device_bytes`.
+  uint64_t device_bytes;
+} rf_memory_estimate;
+
+// A UTF-8 string given as pointer and length.
+typedef struct rf_string {
+  const char *data;
+  size_t len;
+} rf_string;
+
+typedef struct rf_generate_params {
+  // `sizeof(rf_generate_params)`, set by `rf_generate_default_params()`.
+  uint32_t struct_size;
+  // Most tokens to generate.
+  uint32_t max_tokens;
+  // Generation stops before the first of these strings; it is not passed on.
+  const struct rf_string *stop;
+  size_t n_stop;
+  // The sequence the prompt continues (its cached tokens stay).
+  int32_t seq_id;
+  // Add BOS/EOS to the prompt as the model says; only when the sequence is empty (a
+  // prompt that continues a sequence gets no second BOS).
+  bool add_special;
+  // Control tokens written in the prompt become their ids.
+  bool parse_special;
+} rf_generate_params;
+
+// Receives `len` bytes of whole UTF-8 characters; returning false stops generation.
+typedef bool (*rf_text_callback)(const char *text, size_t len, void *user_data);
 
 // What `rf_model_info` reports (a struct name of its own: C cannot give a type and a
 // function the same name).
@@ -415,6 +432,21 @@ enum rf_status rf_device_count(size_t *count);
 // # Safety
 // `info` must be writable for its `struct_size`.
 enum rf_status rf_device_info(size_t index, struct rf_device_description *info);
+
+// The memory the model at `path` (`path_len` bytes of UTF-8) and one context of it would
+// take, from the file's metadata and tensor table: the weights are not read. `model_params`
+// and `ctx_params` may be NULL for their defaults; the device and context sizes are
+// chosen as `rf_model_load` and `rf_context_new` would choose them. Set
+// `out->struct_size` first.
+//
+// # Safety
+// `path` `path_len` readable bytes; `model_params` and `ctx_params` NULL or valid for
+// their `struct_size`; `out` writable for its `struct_size`.
+enum rf_status rf_model_estimate(const char *path,
+                                 size_t path_len,
+                                 const struct rf_model_params *model_params,
+                                 const struct rf_context_params *ctx_params,
+                                 struct rf_memory_estimate *out_estimate);
 
 struct rf_generate_params rf_generate_default_params(void);
 

@@ -46,6 +46,52 @@ impl Default for ContextParams {
     }
 }
 
+impl ContextParams {
+    /// The parameters a context of a model trained on `n_ctx_train` positions uses:
+    /// `n_ctx` 0 replaced by min(`n_ctx_train`, 4096) and rounded up to whole KV blocks,
+    /// `n_batch` capped at `n_ctx`; every value checked.
+    pub fn resolved(&self, n_ctx_train: usize) -> Result<ContextParams> {
+        let mut params = self.clone();
+        if params.n_ctx == 0 {
+            params.n_ctx = n_ctx_train.min(4096);
+        }
+        if !(1..=MAX_THREADS).contains(&params.n_threads) {
+            return Err(Error::InvalidArgument(format!(
+                "n_threads is {}, expected 1 to {MAX_THREADS}",
+                params.n_threads
+            )));
+        }
+        if !(1..=MAX_SEQUENCES).contains(&params.n_seq_max) {
+            return Err(Error::InvalidArgument(format!(
+                "n_seq_max is {}, expected 1 to {MAX_SEQUENCES}",
+                params.n_seq_max
+            )));
+        }
+        if params.n_batch == 0 {
+            return Err(Error::InvalidArgument("n_batch must be positive".into()));
+        }
+        params.n_ctx = params
+            .n_ctx
+            .div_ceil(KV_BLOCK_SIZE)
+            .checked_mul(KV_BLOCK_SIZE)
+            .filter(|&slots| slots <= MAX_CONTEXT_SLOTS)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "n_ctx is {}, expected at most {MAX_CONTEXT_SLOTS}",
+                    params.n_ctx
+                ))
+            })?;
+        params.n_batch = params.n_batch.min(params.n_ctx);
+        Ok(params)
+    }
+
+    /// The K/V storage's token slots for resolved parameters: one block past the pool's,
+    /// for `Context::recompute_last_logits`.
+    pub fn n_slots(&self) -> usize {
+        self.n_ctx + KV_BLOCK_SIZE
+    }
+}
+
 /// Tokens to decode together. `None` fields take their defaults: each token at the next
 /// position of its sequence, sequence 0; logits for the last token only by default.
 #[derive(Clone, Copy, Debug, Default)]
@@ -121,39 +167,9 @@ impl Context {
     /// at `n_ctx` (a batch never holds more tokens than the cache); [`Context::params`]
     /// gives the values in use.
     pub fn new(model: Arc<Model>, params: &ContextParams) -> Result<Context> {
-        let config = model.config();
-        let mut params = params.clone();
-        if params.n_ctx == 0 {
-            params.n_ctx = config.n_ctx_train.min(4096);
-        }
-        if !(1..=MAX_THREADS).contains(&params.n_threads) {
-            return Err(Error::InvalidArgument(format!(
-                "n_threads is {}, expected 1 to {MAX_THREADS}",
-                params.n_threads
-            )));
-        }
-        if !(1..=MAX_SEQUENCES).contains(&params.n_seq_max) {
-            return Err(Error::InvalidArgument(format!(
-                "n_seq_max is {}, expected 1 to {MAX_SEQUENCES}",
-                params.n_seq_max
-            )));
-        }
-        if params.n_batch == 0 {
-            return Err(Error::InvalidArgument("n_batch must be positive".into()));
-        }
-        let n_blocks = params.n_ctx.div_ceil(KV_BLOCK_SIZE);
-        params.n_ctx = n_blocks
-            .checked_mul(KV_BLOCK_SIZE)
-            .filter(|&slots| slots <= MAX_CONTEXT_SLOTS)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "n_ctx is {}, expected at most {MAX_CONTEXT_SLOTS}",
-                    params.n_ctx
-                ))
-            })?;
-        params.n_batch = params.n_batch.min(params.n_ctx);
-        // One block past the pool's, for `recompute_last_logits`.
-        let n_slots = params.n_ctx + KV_BLOCK_SIZE;
+        let params = params.resolved(model.config().n_ctx_train)?;
+        let n_blocks = params.n_ctx / KV_BLOCK_SIZE;
+        let n_slots = params.n_slots();
         let backend = model.new_backend(
             n_slots,
             KV_BLOCK_SIZE,

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod gguf;
 pub mod host_memory;
 pub mod kv_cache;
+pub mod memory_estimate;
 pub mod model;
 pub mod sampler;
 pub mod seq_state;

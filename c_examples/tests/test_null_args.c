@@ -85,6 +85,9 @@ int main(int argc, char **argv) {
     NULL_ARG(rf_seq_remove(NULL, 0, 0, -1));
     NULL_ARG(rf_seq_copy(NULL, 0, 0, 0, -1));
     NULL_ARG(rf_seq_shift(NULL, 0, 0, -1, -1));
+    rf_memory_estimate estimate = {sizeof estimate, 0, 0, 0, 0, 0};
+    NULL_ARG(rf_model_estimate(NULL, 4, NULL, NULL, &estimate));
+    NULL_ARG(rf_model_estimate(argv[1], strlen(argv[1]), NULL, NULL, NULL));
     size_t state_len = 0;
     NULL_ARG(rf_state_seq_size(NULL, 0, &state_len));
     NULL_ARG(rf_state_seq_size(ctx, 0, NULL));

@@ -164,3 +164,9 @@ pub struct BackendMemory {
     pub host_bytes: u64,
     pub device_bytes: u64,
 }
+
+/// A byte count computed in u128, as u64 (saturating: only absurd sizes reach the limit,
+/// and those fail to allocate anyway).
+pub fn saturating_bytes(bytes: u128) -> u64 {
+    u64::try_from(bytes).unwrap_or(u64::MAX)
+}

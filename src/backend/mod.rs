@@ -10,7 +10,7 @@ pub mod gpu;
 mod state;
 mod step;
 
-pub use boundary::{Act, Backend, BackendMemory, Rope, RopeStyle, Shape};
+pub use boundary::{Act, Backend, BackendMemory, Rope, RopeStyle, Shape, saturating_bytes};
 pub use devices::{DeviceChoice, DeviceKind, DeviceReport, choose, enumerate};
 pub use state::BackendState;
 pub use step::{EMPTY_SLOT, Step, VisibleSlots};

@@ -43,6 +43,31 @@ versioned_struct!(rf_context_params {
     kv_type
 });
 
+/// The context parameters `p` asks for; `n_threads` 0 takes `model_threads`.
+pub(super) fn context_params(
+    p: &rf_context_params,
+    model_threads: usize,
+) -> Result<ContextParams, Failure> {
+    if p.kv_type != RF_KV_F16 {
+        return Err(Failure::new(
+            rf_status::RF_ERR_UNSUPPORTED,
+            format!(
+                "kv_type {}: this build keeps the KV cache in F16 only",
+                p.kv_type
+            ),
+        ));
+    }
+    Ok(ContextParams {
+        n_ctx: p.n_ctx as usize,
+        n_seq_max: p.n_seq_max as usize,
+        n_batch: p.n_batch as usize,
+        n_threads: match p.n_threads {
+            0 => model_threads,
+            n => n as usize,
+        },
+    })
+}
+
 /// A context. One thread at a time: a second thread entering while a call runs gets
 /// `RF_ERR_BUSY`. `rf_context_cancel` may be called from any thread at any time.
 pub struct rf_context {
@@ -95,25 +120,8 @@ pub unsafe extern "C" fn rf_context_new(
                 out(out_ctx, "out_ctx")?,
             )
         };
-        if p.kv_type != RF_KV_F16 {
-            return Err(Failure::new(
-                rf_status::RF_ERR_UNSUPPORTED,
-                format!(
-                    "kv_type {}: this build keeps the KV cache in F16 only",
-                    p.kv_type
-                ),
-            ));
-        }
         let shared = Arc::clone(&model.shared);
-        let params = ContextParams {
-            n_ctx: p.n_ctx as usize,
-            n_seq_max: p.n_seq_max as usize,
-            n_batch: p.n_batch as usize,
-            n_threads: match p.n_threads {
-                0 => shared.n_threads,
-                n => n as usize,
-            },
-        };
+        let params = context_params(&p, shared.n_threads)?;
         let context = Context::new(Arc::clone(shared.model()?), &params)?;
         let config = context.params();
         shared.logger.log(

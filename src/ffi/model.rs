@@ -193,7 +193,7 @@ fn progress(params: &rf_model_params, fraction: f32) -> Result<(), Failure> {
 }
 
 /// The device list entry `device` (`RF_DEVICE_AUTO` or an index) selects.
-fn choose_device(device: i32) -> Result<Placement, Failure> {
+pub(super) fn choose_device(device: i32) -> Result<Placement, Failure> {
     let choice = match device {
         RF_DEVICE_AUTO => DeviceChoice::Auto,
         index => DeviceChoice::Index(usize::try_from(index).map_err(|_| {
@@ -209,7 +209,7 @@ fn choose_device(device: i32) -> Result<Placement, Failure> {
 /// `RF_DEVICE_AUTO` picks a GPU only for a family the GPU backend runs; a model the GPU
 /// cannot run (Gemma 3 so far) goes to the CPU instead, as a host asking for "the best
 /// device" expects. An explicit GPU index is kept, and loading then says why it fails.
-fn fall_back_to_cpu(
+pub(super) fn fall_back_to_cpu(
     device: i32,
     placement: Placement,
     gguf: &OwnedGguf,

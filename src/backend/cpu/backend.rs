@@ -10,7 +10,7 @@ use super::buffers::Buffers;
 use super::kv_storage::KvStorage;
 use super::matmul::CpuMatmul;
 use super::ops::{RopeAngles, add_assign, geglu, rms_norm, rms_norm_in_place, rope, swiglu};
-use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
+use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step, saturating_bytes};
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
 use crate::tensor::{WeightMatrix, dequantize_row};
@@ -58,6 +58,29 @@ impl CpuBackend {
             rope_angles: RopeAngles::default(),
             shape,
         })
+    }
+
+    /// What [`CpuBackend::new`] allocates, as [`Backend::memory`] reports it once a step
+    /// has produced `n_outputs` logit rows: the K/V storage, the activation buffers, the
+    /// logits. Computed from the sizes alone, for estimates before loading.
+    pub fn planned_memory(
+        shape: &Shape,
+        n_slots: usize,
+        n_batch: usize,
+        n_outputs: usize,
+    ) -> BackendMemory {
+        let kv_bytes = KvStorage::bytes_for(shape, n_slots);
+        let acts = Act::ALL
+            .iter()
+            .map(|&a| shape.width(a) as u128)
+            .sum::<u128>();
+        let host = u128::from(kv_bytes)
+            + 4 * (n_batch as u128 * acts + (n_outputs * shape.n_vocab) as u128);
+        BackendMemory {
+            kv_bytes,
+            host_bytes: saturating_bytes(host),
+            device_bytes: 0,
+        }
     }
 
     /// `[n_outputs, n_vocab]`: the logits of the last step's tokens that asked for them.

@@ -2,7 +2,7 @@
 
 use half::f16;
 
-use crate::backend::Shape;
+use crate::backend::{Shape, saturating_bytes};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 
@@ -34,6 +34,12 @@ impl KvStorage {
             v: layers()?,
             kv_dim,
         })
+    }
+
+    /// What `KvStorage::new(shape, n_slots)` allocates.
+    pub fn bytes_for(shape: &Shape, n_slots: usize) -> u64 {
+        let values = n_slots as u128 * shape.kv_dim() as u128 * 2 * shape.n_layer as u128;
+        saturating_bytes(values * size_of::<f16>() as u128)
     }
 
     pub fn bytes(&self) -> u64 {

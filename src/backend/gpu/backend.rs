@@ -16,7 +16,7 @@ use super::ops::{
     StepTokens,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
-use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step};
+use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step, saturating_bytes};
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
 use crate::tensor::{GgmlType, WeightMatrix};
@@ -210,6 +210,47 @@ pub(crate) struct GpuStep<'a> {
 }
 
 impl GpuBackend {
+    /// What [`GpuBackend::new`] allocates, as [`GpuBackend::memory`] reports it once a
+    /// step has produced `n_outputs` logit rows, assuming the vendor BLAS loads (its
+    /// prefill scratch is counted whenever `n_batch` calls for it). Computed from the
+    /// sizes alone, for estimates before loading; each term is one allocation below.
+    pub fn planned_memory(
+        shape: &Shape,
+        n_slots: usize,
+        block_size: usize,
+        n_seq: usize,
+        n_batch: usize,
+        n_outputs: usize,
+    ) -> BackendMemory {
+        let u = |v: usize| v as u128;
+        let kv = u(shape.n_layer) * 2 * u(n_slots) * u(shape.kv_dim()) * 2;
+        let widths = Act::ALL.iter().map(|&a| u(shape.width(a)));
+        let widest = widths.clone().max().unwrap_or(0);
+        let acts = 4 * u(n_batch) * widths.sum::<u128>();
+        // Per group of 32: the quants, a scale and a sum.
+        let q8 = 40 * (u(n_batch.min(MAX_Q8_TOKENS)) * widest).div_ceil(32);
+        let prefill = if n_batch > MAX_Q8_TOKENS {
+            let largest = [shape.q_dim(), shape.n_ff, shape.n_vocab]
+                .iter()
+                .map(|&rows| u(rows) * u(shape.n_embd))
+                .max()
+                .unwrap_or(0);
+            2 * (largest.min(u(MAX_PREFILL_PANEL)) + u(n_batch) * widest)
+        } else {
+            0
+        };
+        let rows = 2 * 4 * u(n_batch) * u(shape.n_embd);
+        let logits = 4 * u(n_batch) * u(shape.n_vocab) + 4 * u(n_batch);
+        let max_blocks = u(n_slots.div_ceil(block_size));
+        let input_values = u(n_seq) * max_blocks * u(block_size + 1) + 4 * u(n_batch) + u(n_seq);
+        let host = 4 * (input_values + 7 * 4) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
+        BackendMemory {
+            kv_bytes: saturating_bytes(kv),
+            host_bytes: saturating_bytes(host),
+            device_bytes: saturating_bytes(kv + acts + q8 + prefill + rows + logits),
+        }
+    }
+
     /// State on `ops`' device for `n_slots` cached tokens over `n_seq` sequences and
     /// steps of up to `n_batch` tokens.
     pub fn new(

@@ -116,7 +116,11 @@ impl Blas {
         let weight_bytes = n_rows
             .checked_mul(n_cols)
             .and_then(|v| v.checked_mul(size_of::<f16>()));
-        self.check_buffer("gemm_f16 weights", w, weight_bytes.map(|b| b.div_ceil(size_of::<W>())))?;
+        self.check_buffer(
+            "gemm_f16 weights",
+            w,
+            weight_bytes.map(|b| b.div_ceil(size_of::<W>())),
+        )?;
         self.check_buffer("gemm_f16 input", x, n_tokens.checked_mul(n_cols))?;
         self.check_buffer("gemm_f16 output", y, y_len)?;
         let int = |what: &str, v: usize| {

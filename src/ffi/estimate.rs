@@ -1,0 +1,92 @@
+//! How much memory a model and a context of it will take, before loading either.
+
+use std::ffi::c_char;
+use std::path::Path;
+
+use super::args::{out, text, versioned, versioned_struct, write_versioned};
+use super::boundary::{Failure, call};
+use super::context::{context_params, rf_context_default_params, rf_context_params};
+use super::log::Logger;
+use super::model::{choose_device, fall_back_to_cpu, rf_model_default_params, rf_model_params};
+use super::status::rf_status;
+use crate::gguf::OwnedGguf;
+use crate::memory_estimate::estimate;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rf_memory_estimate {
+    /// Set by the caller to `sizeof(rf_memory_estimate)` before the call.
+    pub struct_size: u32,
+    /// The device `rf_model_load` would put the weights on with the same parameters
+    /// (0 = CPU).
+    pub device: i32,
+    /// The weights: in that device's memory for a GPU, read through the file's mapping
+    /// on the CPU.
+    pub weights_bytes: u64,
+    /// The KV cache (included in `host_bytes` on the CPU, in `device_bytes` on a GPU).
+    pub kv_bytes: u64,
+    /// What `rf_context_memory` reports as `host_bytes` after the first decode.
+    pub host_bytes: u64,
+    /// What `rf_context_memory` reports as `device_bytes`.
+    pub device_bytes: u64,
+}
+
+versioned_struct!(rf_memory_estimate {
+    struct_size,
+    device,
+    weights_bytes,
+    kv_bytes,
+    host_bytes,
+    device_bytes
+});
+
+/// The memory the model at `path` (`path_len` bytes of UTF-8) and one context of it would
+/// take, from the file's metadata and tensor table: the weights are not read. `model_params`
+/// and `ctx_params` may be NULL for their defaults; the device and context sizes are
+/// chosen as `rf_model_load` and `rf_context_new` would choose them. Set
+/// `out->struct_size` first.
+///
+/// # Safety
+/// `path` `path_len` readable bytes; `model_params` and `ctx_params` NULL or valid for
+/// their `struct_size`; `out` writable for its `struct_size`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_model_estimate(
+    path: *const c_char,
+    path_len: usize,
+    model_params: *const rf_model_params,
+    ctx_params: *const rf_context_params,
+    out_estimate: *mut rf_memory_estimate,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (path, model_params, ctx_params, report) = unsafe {
+            (
+                text(path, path_len, "path")?,
+                versioned(model_params, rf_model_default_params(), "model_params")?,
+                versioned(ctx_params, rf_context_default_params(), "context_params")?,
+                out(out_estimate, "out_estimate")?,
+            )
+        };
+        let gguf = OwnedGguf::open(Path::new(path))?;
+        let logger = Logger::new(
+            model_params.log_callback,
+            model_params.log_user_data,
+            model_params.log_level,
+        );
+        let placement = choose_device(model_params.device)?;
+        let placement = fall_back_to_cpu(model_params.device, placement, &gguf, &logger);
+        let params = context_params(&ctx_params, 1)?;
+        let figures = estimate(gguf.file(), &placement, &params)?;
+        let value = rf_memory_estimate {
+            struct_size: report.struct_size,
+            device: i32::try_from(placement.index)
+                .map_err(|_| Failure::new(rf_status::RF_ERR_DEVICE, "device index out of range"))?,
+            weights_bytes: figures.weights_bytes,
+            kv_bytes: figures.kv_bytes,
+            host_bytes: figures.host_bytes,
+            device_bytes: figures.device_bytes,
+        };
+        // SAFETY: `report` is writable for its `struct_size` by the caller's contract.
+        unsafe { write_versioned(report, value) }
+    })
+}

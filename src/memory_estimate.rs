@@ -1,0 +1,59 @@
+//! What a model and one context of it will take, from the file's metadata alone: the
+//! weights, the KV cache and the context's working memory, on the device the model would
+//! load onto. The context's figures come from the backends' own accounts of what their
+//! constructors allocate (`CpuBackend::planned_memory`, `GpuBackend::planned_memory`), so
+//! they match what [`Context::memory`](crate::context::Context::memory) reports after the
+//! first decode.
+
+use crate::backend::DeviceKind;
+use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::GpuBackend;
+use crate::context::{ContextParams, KV_BLOCK_SIZE};
+use crate::error::Result;
+use crate::gguf::GgufFile;
+use crate::model::{ModelConfig, Placement};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The tensors' bytes: in the device's memory on a GPU, read through the file's
+    /// mapping on the CPU.
+    pub weights_bytes: u64,
+    /// The KV cache, part of `host_bytes` on the CPU and of `device_bytes` on a GPU.
+    pub kv_bytes: u64,
+    /// The context's host memory after a decode that asked for one row of logits.
+    pub host_bytes: u64,
+    /// The context's device memory (0 on the CPU).
+    pub device_bytes: u64,
+}
+
+/// The estimate for a model in `gguf` placed on `placement`, with a context of `params`.
+/// Reads the metadata and the tensor table, never the weights.
+pub fn estimate(
+    gguf: &GgufFile<'_>,
+    placement: &Placement,
+    params: &ContextParams,
+) -> Result<MemoryEstimate> {
+    let config = ModelConfig::from_gguf(gguf)?;
+    let params = params.resolved(config.n_ctx_train)?;
+    let shape = config.shape();
+    let (n_slots, n_batch) = (params.n_slots(), params.n_batch);
+    let context = if placement.device.kind == DeviceKind::Cpu {
+        CpuBackend::planned_memory(&shape, n_slots, n_batch, 1)
+    } else {
+        // Sequence tables: one spare, as `Context::new` makes.
+        GpuBackend::planned_memory(
+            &shape,
+            n_slots,
+            KV_BLOCK_SIZE,
+            params.n_seq_max + 1,
+            n_batch,
+            1,
+        )
+    };
+    Ok(MemoryEstimate {
+        weights_bytes: gguf.tensors().iter().map(|t| t.n_bytes()).sum(),
+        kv_bytes: context.kv_bytes,
+        host_bytes: context.host_bytes,
+        device_bytes: context.device_bytes,
+    })
+}
