@@ -458,6 +458,36 @@ public:
         return detail::call(rf_seq_copy(get(), src, dst, p0, p1), "rf_seq_copy");
     }
 
+    // Moves positions p0 .. p1 (p1 < 0: to the end) by `delta`, re-rotating their keys:
+    // after try_seq_remove of the oldest turns, the rest continues without re-encoding.
+    Status try_seq_shift(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
+        return detail::call(rf_seq_shift(get(), seq, p0, p1, delta), "rf_seq_shift");
+    }
+
+    // Sequence `seq`'s state (tokens, positions, K/V) as a checksummed blob.
+    Result<std::vector<uint8_t>> try_state_save(int32_t seq) {
+        size_t size = 0;
+        Status status = detail::call(rf_state_seq_size(get(), seq, &size), "rf_state_seq_size");
+        if (!status.ok()) {
+            return status;
+        }
+        std::vector<uint8_t> blob(size);
+        status = detail::call(rf_state_seq_save(get(), seq, blob.data(), blob.size(), &size),
+                              "rf_state_seq_save");
+        if (!status.ok()) {
+            return status;
+        }
+        blob.resize(size);
+        return blob;
+    }
+
+    // Replaces sequence `seq` with a blob from try_state_save on the same model; its last
+    // token's logits are ready for sampling afterwards.
+    Status try_state_load(int32_t seq, const std::vector<uint8_t> &blob) {
+        return detail::call(rf_state_seq_load(get(), seq, blob.data(), blob.size()),
+                            "rf_state_seq_load");
+    }
+
     // -1 when the sequence is empty.
     Result<int32_t> try_seq_pos_max(int32_t seq) const {
         int32_t pos = -1;
@@ -493,6 +523,13 @@ public:
     }
     void seq_copy(int32_t src, int32_t dst, int32_t p0 = 0, int32_t p1 = -1) {
         detail::throw_if_failed(try_seq_copy(src, dst, p0, p1));
+    }
+    void seq_shift(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
+        detail::throw_if_failed(try_seq_shift(seq, p0, p1, delta));
+    }
+    std::vector<uint8_t> state_save(int32_t seq) { return try_state_save(seq).value(); }
+    void state_load(int32_t seq, const std::vector<uint8_t> &blob) {
+        detail::throw_if_failed(try_state_load(seq, blob));
     }
     int32_t seq_pos_max(int32_t seq) const { return try_seq_pos_max(seq).value(); }
     rf_memory_report memory() const { return try_memory().value(); }

@@ -104,6 +104,45 @@ func (c *Context) SeqRemove(seq, p0, p1 int32) error {
 	})
 }
 
+// SeqShift moves positions p0 .. p1 of sequence seq (p1 < 0: to the end) by delta,
+// re-rotating their keys, so a chat can drop its oldest turns with SeqRemove and go on
+// without re-encoding the rest.
+func (c *Context) SeqShift(seq, p0, p1, delta int32) error {
+	return check("rf_seq_shift", func() C.enum_rf_status {
+		return C.rf_seq_shift(c.p, C.int32_t(seq), C.int32_t(p0), C.int32_t(p1), C.int32_t(delta))
+	})
+}
+
+// StateSave returns sequence seq's state (tokens, positions, K/V) as a checksummed blob
+// that StateLoad reads back into a context of the same model.
+func (c *Context) StateSave(seq int32) ([]byte, error) {
+	var size C.size_t
+	if err := check("rf_state_seq_size", func() C.enum_rf_status {
+		return C.rf_state_seq_size(c.p, C.int32_t(seq), &size)
+	}); err != nil {
+		return nil, err
+	}
+	blob := make([]byte, int(size)) // never empty: a state has a header
+	err := check("rf_state_seq_save", func() C.enum_rf_status {
+		return C.rf_state_seq_save(c.p, C.int32_t(seq), (*C.uint8_t)(unsafe.Pointer(&blob[0])), C.size_t(len(blob)), &size)
+	})
+	return blob[:int(size)], err
+}
+
+// StateLoad replaces sequence seq with a blob from StateSave; the sequence's last
+// token's logits are ready for sampling afterwards. A blob from another model, truncated
+// or corrupted is ErrInvalidArgument, with the context unchanged.
+func (c *Context) StateLoad(seq int32, blob []byte) error {
+	if len(blob) == 0 {
+		return check("rf_state_seq_load", func() C.enum_rf_status {
+			return C.rf_state_seq_load(c.p, C.int32_t(seq), nil, 0)
+		})
+	}
+	return check("rf_state_seq_load", func() C.enum_rf_status {
+		return C.rf_state_seq_load(c.p, C.int32_t(seq), (*C.uint8_t)(unsafe.Pointer(&blob[0])), C.size_t(len(blob)))
+	})
+}
+
 // SeqPosMax is the highest position sequence seq holds, or -1 when it is empty.
 func (c *Context) SeqPosMax(seq int32) (int32, error) {
 	var pos C.int32_t

@@ -99,6 +99,42 @@ func TestGreedyDecode(t *testing.T) {
 	}
 }
 
+// A saved state restored into a fresh context samples the same next token; a truncated
+// blob is refused; a shift after dropping the first tokens moves the rest down.
+func TestStateAndShift(t *testing.T) {
+	m, c, s := open(t)
+	if err := c.Decode(promptIDs); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := c.StateSave(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := NewContext(m, DefaultContextOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	if err := restored.StateLoad(0, blob); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := s.Sample(restored, -1); err != nil || tok != greedyIDs[0] {
+		t.Fatalf("after StateLoad: token %d, %v; want %d", tok, err, greedyIDs[0])
+	}
+	if err := restored.StateLoad(0, blob[:len(blob)-1]); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a truncated blob: %v", err)
+	}
+	if err := c.SeqRemove(0, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SeqShift(0, 2, -1, -2); err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := c.SeqPosMax(0); err != nil || int(pos) != len(promptIDs)-3 {
+		t.Fatalf("SeqPosMax(0) after the shift = %d, %v", pos, err)
+	}
+}
+
 // generate runs Generate with MaxTokens n on a fresh sequence 0 and returns its text.
 func generate(ctx context.Context, c *Context, s *Sampler, n uint32, onText func(string) bool) (string, error) {
 	if err := c.SeqRemove(0, 0, -1); err != nil {

@@ -86,6 +86,32 @@ void decode_sample_generate(const rf::Model &model) {
     CHECK(generated.ok() && expected.ok() && *generated == *expected);
 }
 
+// A saved state restored into a fresh context samples the same next token; a shift after
+// dropping the first tokens keeps the rest, moved down.
+void state_and_shift(const rf::Model &model) {
+    rf::Result<rf::Context> original = rf::Context::try_create(model);
+    rf::Result<rf::Context> restored = rf::Context::try_create(model);
+    rf::Result<rf::Sampler> sampler = rf::Sampler::try_greedy();
+    CHECK(original.ok() && restored.ok() && sampler.ok());
+    if (!original || !restored || !sampler) return;
+
+    CHECK(original->try_decode(kPromptIds).ok());
+    rf::Result<std::vector<uint8_t>> blob = original->try_state_save(0);
+    CHECK(blob.ok());
+    if (!blob) return;
+    CHECK(restored->try_state_load(0, *blob).ok());
+    rf::Result<int32_t> token = sampler->try_sample(*restored);
+    CHECK(token.ok() && *token == kGreedyIds[0]);
+    std::vector<uint8_t> truncated(blob->begin(), blob->end() - 1);
+    CHECK(restored->try_state_load(0, truncated).code() == RF_ERR_INVALID_ARGUMENT);
+
+    const int32_t last = static_cast<int32_t>(kPromptIds.size()) - 1;
+    CHECK(original->try_seq_remove(0, 0, 2).ok());
+    CHECK(original->try_seq_shift(0, 2, -1, -2).ok());
+    CHECK(original->try_seq_pos_max(0).ok() && *original->try_seq_pos_max(0) == last - 2);
+    CHECK(original->try_seq_shift(0, 0, -1, -1).code() == RF_ERR_INVALID_ARGUMENT);
+}
+
 #if ROCMFORGE_EXCEPTIONS
 struct Stop {};
 
@@ -144,6 +170,7 @@ int main(int argc, char **argv) {
     }
     model_calls(*model);
     decode_sample_generate(*model);
+    state_and_shift(*model);
 #if ROCMFORGE_EXCEPTIONS
     throwing_layer(*model);
 #endif
