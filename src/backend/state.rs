@@ -31,6 +31,16 @@ impl BackendState {
         }
     }
 
+    /// `[n_outputs, n_embd]`: the last step's outputs after the output norm, the
+    /// head's input (llama.cpp's embeddings). A GPU copies them on the first call after a
+    /// step.
+    pub fn embeddings(&mut self) -> Result<&[f32]> {
+        match self {
+            BackendState::Cpu(b) => Ok(b.embeddings()),
+            BackendState::Gpu(b) => b.embeddings(),
+        }
+    }
+
     /// `[n_outputs]`: each output's argmax where the backend computed it beside the
     /// logits (a GPU, so a greedy step copies back 4 bytes, not the vocabulary); `None`
     /// where the logits are at hand anyway (the CPU).

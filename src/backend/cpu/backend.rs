@@ -88,6 +88,13 @@ impl CpuBackend {
         &self.logits
     }
 
+    /// `[n_outputs, n_embd]`: the last step's output rows after the output norm (the
+    /// head's input), which stay in the normalised activation buffer until the next step.
+    pub fn embeddings(&self) -> &[f32] {
+        let n = self.step.n_outputs * self.shape.n_embd;
+        &self.acts.get(Act::Xn)[..n]
+    }
+
     /// See [`crate::backend::BackendState::read_kv_rows`].
     pub fn read_kv_rows(&self, slots: &[u32], out: &mut [f16]) {
         self.kv.read_rows(slots, out);

@@ -190,6 +190,10 @@ struct DeviceState {
     /// The host copy of the last step's logits, valid when `logits_copied`.
     logits: Vec<f32>,
     logits_copied: bool,
+    /// The host copy of the last step's normalised output rows (`out_norm`), valid when
+    /// `embeddings_copied`.
+    embeddings: Vec<f32>,
+    embeddings_copied: bool,
     /// `[n_batch]` each output row's argmax, and its host copy (`[n_outputs]`).
     argmax_device: DeviceBuffer<i32>,
     argmax: Vec<i32>,
@@ -339,6 +343,8 @@ impl GpuBackend {
             logits_device: device.alloc(checked("logits", &[n_batch, shape.n_vocab])?)?,
             logits: Vec::new(),
             logits_copied: false,
+            embeddings: Vec::new(),
+            embeddings_copied: false,
             argmax_device: device.alloc(n_batch)?,
             argmax: Vec::new(),
             workspace: AttentionWorkspace::new(
@@ -433,6 +439,21 @@ impl GpuBackend {
         Ok(&state.logits)
     }
 
+    /// `[n_outputs, n_embd]`: the last step's output rows after the output norm (the
+    /// head's input), copied from the device on the first call after the step.
+    pub fn embeddings(&mut self) -> Result<&[f32]> {
+        let state = &mut self.state;
+        if !state.embeddings_copied {
+            let len = state.step.n_outputs * state.shape.n_embd;
+            resize(&mut state.embeddings, len, 0.0, "the embeddings of a batch")?;
+            state
+                .out_norm
+                .copy_range_to_host(&self.stream, 0, &mut state.embeddings[..len])?;
+            state.embeddings_copied = true;
+        }
+        Ok(&state.embeddings)
+    }
+
     /// `[n_outputs]`: the index of the largest logit of each of the last step's outputs,
     /// as the sampler's greedy choice (NaN as -inf, ties to the lowest index).
     pub fn argmax(&self) -> &[i32] {
@@ -510,6 +531,7 @@ impl DeviceState {
     /// wait. The logits stay on the device until [`GpuBackend::logits`] asks.
     fn read_argmax(&mut self, stream: &Stream) -> Result<()> {
         self.logits_copied = false;
+        self.embeddings_copied = false;
         let n = self.step.n_outputs;
         resize(&mut self.argmax, n, 0, "the argmax of a batch")?;
         self.argmax_device
@@ -532,7 +554,7 @@ impl DeviceState {
             + bytes(&self.out_norm)
             + bytes(&self.logits_device)
             + self.argmax_device.size_bytes() as u64;
-        let host_bytes = self.logits.capacity() * size_of::<f32>()
+        let host_bytes = (self.logits.capacity() + self.embeddings.capacity()) * size_of::<f32>()
             + self.argmax.capacity() * size_of::<i32>()
             + self.step.staging.size_bytes();
         BackendMemory {

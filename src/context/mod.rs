@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use half::f16;
 
+mod embeddings;
+
+pub use embeddings::Pooling;
+
 use crate::backend::cpu::MAX_THREADS;
 use crate::backend::cpu::ops::rotate_f16_rows;
 use crate::backend::{BackendState, Step};
