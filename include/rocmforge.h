@@ -20,6 +20,18 @@
 
 #define RF_KV_Q8_0 2
 
+// `rf_get_embeddings`' pooling: one output's row (its index an output index).
+#define RF_POOLING_NONE 0
+
+// The mean over a sequence's tokens in the last batch (its index a sequence id).
+#define RF_POOLING_MEAN 1
+
+// A sequence's first token in the last batch.
+#define RF_POOLING_CLS 2
+
+// A sequence's last token in the last batch.
+#define RF_POOLING_LAST 3
+
 #define RF_DEVICE_KIND_CPU 0
 
 #define RF_DEVICE_KIND_HIP 1
@@ -358,6 +370,24 @@ void rf_context_free(struct rf_context *ctx);
 // `ctx` live; `batch` readable with its arrays of `n_tokens` elements (or NULL where
 // allowed).
 enum rf_status rf_decode(struct rf_context *ctx, const struct rf_batch *batch);
+
+// An embedding of the last decode: the hidden state after the output norm (the head's
+// input, llama.cpp's embedding) of output `index` (`RF_POOLING_NONE`; -1: the last
+// output), or pooled over sequence `index`'s tokens in the last batch (`RF_POOLING_MEAN`,
+// `RF_POOLING_CLS`, `RF_POOLING_LAST`), scaled to unit length with `normalize`. Pooled
+// tokens must have asked for logits (`want_logits`); one that did not is
+// `RF_ERR_INVALID_ARGUMENT`. Writes `n_embd` floats; a smaller `cap` is
+// `RF_ERR_BUFFER_TOO_SMALL` with `*out_len` set to `n_embd`.
+//
+// # Safety
+// `ctx` live; `out` `cap` writable floats (or NULL when `cap` is 0); `out_len` writable.
+enum rf_status rf_get_embeddings(struct rf_context *ctx,
+                                 int32_t index,
+                                 uint32_t pooling,
+                                 bool normalize,
+                                 float *out,
+                                 size_t cap,
+                                 size_t *out_len);
 
 // The logits of the `output_index`-th batch token that asked for them (-1: the last).
 // `*logits` stays valid until the next `rf_decode` or `rf_context_free`.

@@ -1,6 +1,7 @@
 //! Greedy sampling on a GPU reads the argmax the device computed beside the logits: the
 //! token is the one the sampler picks from the logits themselves, and the logits never
-//! leave the device. Other samplers still get the logits.
+//! leave the device. Other samplers still get the logits, and the embeddings (the output
+//! norm's rows) come back when asked.
 
 mod common;
 mod gpu_common;
@@ -154,4 +155,44 @@ fn samplers_that_draw_read_the_logits() {
         first, second,
         "a penalized greedy sampler reads the logits, not the device's argmax"
     );
+}
+
+/// The embeddings a GPU step leaves beside its logits (the output norm's rows) are the
+/// CPU's, within the two backends' rounding: every pooling, F16 and Q4_0 weights.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn embeddings_come_back_from_the_device() {
+    use rocmforge::context::Pooling;
+    let _device = gpu();
+    for variant in [1, 3] {
+        let mut gpu_ctx = gpu_context(variant);
+        let bytes = common::tiny_model::variants::variants()[variant].gguf();
+        let model = Arc::new(Model::from_gguf(OwnedGguf::from_buffer(bytes).unwrap()).unwrap());
+        let mut cpu_ctx = Context::new(
+            model,
+            &ContextParams {
+                n_ctx: 128,
+                n_threads: 1,
+                ..ContextParams::default()
+            },
+        )
+        .unwrap();
+        let batch = Batch {
+            tokens: &PROMPT,
+            want_logits: WantLogits::All,
+            ..Batch::default()
+        };
+        gpu_ctx.decode(&batch).unwrap();
+        cpu_ctx.decode(&batch).unwrap();
+        let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
+        for pooling in [Pooling::Mean, Pooling::Cls, Pooling::Last] {
+            gpu_ctx.embeddings(0, pooling, true, &mut on_gpu).unwrap();
+            cpu_ctx.embeddings(0, pooling, true, &mut on_cpu).unwrap();
+            let cosine: f32 = on_gpu.iter().zip(&on_cpu).map(|(a, b)| a * b).sum();
+            assert!(
+                cosine > 0.999,
+                "variant {variant}, {pooling:?}: cosine {cosine}"
+            );
+        }
+    }
 }

@@ -85,6 +85,16 @@ int main(int argc, char **argv) {
     NULL_ARG(rf_seq_remove(NULL, 0, 0, -1));
     NULL_ARG(rf_seq_copy(NULL, 0, 0, 0, -1));
     NULL_ARG(rf_seq_shift(NULL, 0, 0, -1, -1));
+    float embedding[4096];
+    size_t n_embd = 0;
+    NULL_ARG(rf_get_embeddings(NULL, -1, RF_POOLING_NONE, false, embedding, 4096, &n_embd));
+    NULL_ARG(rf_get_embeddings(ctx, -1, RF_POOLING_NONE, false, embedding, 4096, NULL));
+    NULL_ARG(rf_get_embeddings(ctx, -1, RF_POOLING_NONE, false, NULL, 4096, &n_embd));
+    NULL_ARG(rf_get_embeddings(ctx, 0, 7, false, embedding, 4096, &n_embd));
+    CHECK_STATUS(rf_get_embeddings(ctx, -1, RF_POOLING_NONE, true, embedding, 1, &n_embd),
+                 RF_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(rf_get_embeddings(ctx, 0, RF_POOLING_LAST, true, embedding, 4096, &n_embd), RF_OK);
+    CHECK(n_embd > 1 && n_embd <= 4096);
     rf_memory_estimate estimate = {sizeof estimate, 0, 0, 0, 0, 0};
     NULL_ARG(rf_model_estimate(NULL, 4, NULL, NULL, &estimate));
     NULL_ARG(rf_model_estimate(argv[1], strlen(argv[1]), NULL, NULL, NULL));

@@ -4,16 +4,27 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::args::{out, reference, slice, versioned, versioned_struct, write_versioned};
+use super::args::{
+    out, reference, slice, versioned, versioned_struct, write_bytes, write_versioned,
+};
 use super::boundary::{Failure, call, exclusive};
 use super::log::RF_LOG_INFO;
 use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
-use crate::context::{Batch, Context, ContextParams, WantLogits};
+use crate::context::{Batch, Context, ContextParams, Pooling, WantLogits};
 
 pub const RF_KV_F16: u32 = 0;
 pub const RF_KV_F32: u32 = 1;
 pub const RF_KV_Q8_0: u32 = 2;
+
+/// `rf_get_embeddings`' pooling: one output's row (its index an output index).
+pub const RF_POOLING_NONE: u32 = 0;
+/// The mean over a sequence's tokens in the last batch (its index a sequence id).
+pub const RF_POOLING_MEAN: u32 = 1;
+/// A sequence's first token in the last batch.
+pub const RF_POOLING_CLS: u32 = 2;
+/// A sequence's last token in the last batch.
+pub const RF_POOLING_LAST: u32 = 3;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -222,6 +233,49 @@ pub unsafe extern "C" fn rf_decode(ctx: *mut rf_context, batch: *const rf_batch)
 unsafe fn optional<'a, T>(ptr: *const T, n: usize) -> Option<&'a [T]> {
     // SAFETY: non-NULL pointers hold `n` elements by the caller's contract.
     (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
+/// An embedding of the last decode: the hidden state after the output norm (the head's
+/// input, llama.cpp's embedding) of output `index` (`RF_POOLING_NONE`; -1: the last
+/// output), or pooled over sequence `index`'s tokens in the last batch (`RF_POOLING_MEAN`,
+/// `RF_POOLING_CLS`, `RF_POOLING_LAST`), scaled to unit length with `normalize`. Pooled
+/// tokens must have asked for logits (`want_logits`); one that did not is
+/// `RF_ERR_INVALID_ARGUMENT`. Writes `n_embd` floats; a smaller `cap` is
+/// `RF_ERR_BUFFER_TOO_SMALL` with `*out_len` set to `n_embd`.
+///
+/// # Safety
+/// `ctx` live; `out` `cap` writable floats (or NULL when `cap` is 0); `out_len` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_get_embeddings(
+    ctx: *mut rf_context,
+    index: i32,
+    pooling: u32,
+    normalize: bool,
+    out: *mut f32,
+    cap: usize,
+    out_len: *mut usize,
+) -> rf_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let ctx = unsafe { reference(ctx, "ctx")? };
+        let pooling = match pooling {
+            RF_POOLING_NONE => Pooling::None,
+            RF_POOLING_MEAN => Pooling::Mean,
+            RF_POOLING_CLS => Pooling::Cls,
+            RF_POOLING_LAST => Pooling::Last,
+            other => {
+                return Err(Failure::new(
+                    rf_status::RF_ERR_INVALID_ARGUMENT,
+                    format!("pooling {other} is none of RF_POOLING_*"),
+                ));
+            }
+        };
+        let mut embedding = Vec::new();
+        ctx.enter()?
+            .embeddings(index, pooling, normalize, &mut embedding)?;
+        // SAFETY: the caller's contract for `out`, `cap` and `out_len`.
+        unsafe { write_bytes(&embedding, out, cap, out_len) }
+    })
 }
 
 /// The logits of the `output_index`-th batch token that asked for them (-1: the last).
