@@ -488,6 +488,17 @@ public:
                             "rf_state_seq_load");
     }
 
+    // An embedding of the last decode (the hidden state after the output norm): output
+    // `index` with RF_POOLING_NONE (-1: the last), else sequence `index` pooled over its
+    // tokens in the last batch, which must have asked for logits.
+    Result<std::vector<float>> try_embeddings(int32_t index, uint32_t pooling = RF_POOLING_NONE,
+                                              bool normalize = false) {
+        auto read = [&](float *out, size_t cap, size_t *len) {
+            return rf_get_embeddings(get(), index, pooling, normalize, out, cap, len);
+        };
+        return detail::read_buffer(std::vector<float>(1024), read, "rf_get_embeddings");
+    }
+
     // -1 when the sequence is empty.
     Result<int32_t> try_seq_pos_max(int32_t seq) const {
         int32_t pos = -1;
@@ -530,6 +541,10 @@ public:
     std::vector<uint8_t> state_save(int32_t seq) { return try_state_save(seq).value(); }
     void state_load(int32_t seq, const std::vector<uint8_t> &blob) {
         detail::throw_if_failed(try_state_load(seq, blob));
+    }
+    std::vector<float> embeddings(int32_t index, uint32_t pooling = RF_POOLING_NONE,
+                                  bool normalize = false) {
+        return try_embeddings(index, pooling, normalize).value();
     }
     int32_t seq_pos_max(int32_t seq) const { return try_seq_pos_max(seq).value(); }
     rf_memory_report memory() const { return try_memory().value(); }
@@ -711,6 +726,21 @@ Status try_generate_chat(Context &ctx, Sampler &sampler, const std::vector<ChatM
                                     c_messages.size(), add_assistant, p, cb, state);
         },
         "rf_generate_chat");
+}
+
+// What the model at `path` and one context of it would take (weights, KV cache, the
+// context's host and device memory), from the file's metadata alone.
+inline Result<rf_memory_estimate> try_estimate(
+    std::string_view path, const rf_model_params &model = rf_model_default_params(),
+    const rf_context_params &ctx = rf_context_default_params()) {
+    rf_memory_estimate estimate{};
+    estimate.struct_size = sizeof estimate;
+    Status status = detail::call(
+        rf_model_estimate(path.data(), path.size(), &model, &ctx, &estimate), "rf_model_estimate");
+    if (!status.ok()) {
+        return status;
+    }
+    return estimate;
 }
 
 // try_generate() collecting the text.

@@ -16,7 +16,10 @@ static enum rf_status rfgo_decode(rf_context *ctx, const int32_t *tokens,
 */
 import "C"
 
-import "unsafe"
+import (
+	"errors"
+	"unsafe"
+)
 
 // ContextOptions are rf_context_params; start from DefaultContextOptions.
 type ContextOptions struct {
@@ -40,13 +43,19 @@ type Context struct {
 	p *C.rf_context
 }
 
-// NewContext creates a context for m.
-func NewContext(m *Model, opts ContextOptions) (*Context, error) {
+// params is opts as rf_context_params.
+func (opts ContextOptions) params() C.rf_context_params {
 	params := C.rf_context_default_params()
 	params.n_ctx = C.uint32_t(opts.NCtx)
 	params.n_seq_max = C.uint32_t(opts.NSeqMax)
 	params.n_batch = C.uint32_t(opts.NBatch)
 	params.n_threads = C.uint32_t(opts.NThreads)
+	return params
+}
+
+// NewContext creates a context for m.
+func NewContext(m *Model, opts ContextOptions) (*Context, error) {
+	params := opts.params()
 	c := &Context{}
 	if err := check("rf_context_new", func() C.enum_rf_status {
 		return C.rf_context_new(m.p, &params, &c.p)
@@ -141,6 +150,35 @@ func (c *Context) StateLoad(seq int32, blob []byte) error {
 	return check("rf_state_seq_load", func() C.enum_rf_status {
 		return C.rf_state_seq_load(c.p, C.int32_t(seq), (*C.uint8_t)(unsafe.Pointer(&blob[0])), C.size_t(len(blob)))
 	})
+}
+
+// Pooling picks what Embeddings combines.
+type Pooling uint32
+
+const (
+	PoolingNone Pooling = C.RF_POOLING_NONE // one output's row: index is an output index (-1: the last)
+	PoolingMean Pooling = C.RF_POOLING_MEAN // the mean over sequence index's tokens in the last batch
+	PoolingCLS  Pooling = C.RF_POOLING_CLS  // sequence index's first token in the last batch
+	PoolingLast Pooling = C.RF_POOLING_LAST // sequence index's last token in the last batch
+)
+
+// Embeddings returns an embedding of the last decode (the hidden state after the output
+// norm), of one output or pooled over a sequence's tokens, which must have asked for
+// logits; normalize scales it to unit length.
+func (c *Context) Embeddings(index int32, pooling Pooling, normalize bool) ([]float32, error) {
+	var n C.size_t
+	out := make([]float32, 1024)
+	for {
+		err := check("rf_get_embeddings", func() C.enum_rf_status {
+			return C.rf_get_embeddings(c.p, C.int32_t(index), C.uint32_t(pooling), C.bool(normalize),
+				(*C.float)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &n)
+		})
+		if errors.Is(err, ErrBufferTooSmall) && int(n) > len(out) {
+			out = make([]float32, int(n))
+			continue
+		}
+		return out[:int(n)], err
+	}
 }
 
 // SeqPosMax is the highest position sequence seq holds, or -1 when it is empty.

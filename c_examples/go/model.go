@@ -64,13 +64,19 @@ func Load(path string) (*Model, error) {
 	return LoadWithOptions(path, DefaultModelOptions())
 }
 
-// LoadWithOptions loads the GGUF file at path, on the device opts.Device names.
-func LoadWithOptions(path string, opts ModelOptions) (*Model, error) {
+// params is opts as rf_model_params.
+func (opts ModelOptions) params() C.rf_model_params {
 	params := C.rf_model_default_params()
 	params.device = C.int32_t(opts.Device)
 	params.n_threads = C.uint32_t(opts.NThreads)
 	params.use_mmap = C.bool(opts.UseMmap)
 	params.vocab_only = C.bool(opts.VocabOnly)
+	return params
+}
+
+// LoadWithOptions loads the GGUF file at path, on the device opts.Device names.
+func LoadWithOptions(path string, opts ModelOptions) (*Model, error) {
+	params := opts.params()
 	m := &Model{}
 	p, n := goBytes(path)
 	if err := check("rf_model_load", func() C.enum_rf_status {
@@ -79,6 +85,31 @@ func LoadWithOptions(path string, opts ModelOptions) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// MemoryEstimate is rf_memory_estimate: what a model and one context of it would take.
+type MemoryEstimate struct {
+	Device       int32  // the device LoadWithOptions would choose (0 = CPU)
+	WeightsBytes uint64 // in that device's memory on a GPU, read through the file's mapping on the CPU
+	KVBytes      uint64 // the KV cache, part of HostBytes on the CPU and of DeviceBytes on a GPU
+	HostBytes    uint64 // what rf_context_memory reports as host_bytes after the first decode
+	DeviceBytes  uint64 // what rf_context_memory reports as device_bytes
+}
+
+// Estimate reports the memory the model at path and one context of it would take, from
+// the file's metadata alone: the weights are not read.
+func Estimate(path string, model ModelOptions, ctx ContextOptions) (MemoryEstimate, error) {
+	mp, cp := model.params(), ctx.params()
+	var e C.rf_memory_estimate
+	e.struct_size = C.uint32_t(unsafe.Sizeof(e))
+	p, n := goBytes(path)
+	err := check("rf_model_estimate", func() C.enum_rf_status {
+		return C.rf_model_estimate(p, n, &mp, &cp, &e)
+	})
+	return MemoryEstimate{
+		Device: int32(e.device), WeightsBytes: uint64(e.weights_bytes), KVBytes: uint64(e.kv_bytes),
+		HostBytes: uint64(e.host_bytes), DeviceBytes: uint64(e.device_bytes),
+	}, err
 }
 
 // Close frees the model. Calling it again does nothing.

@@ -135,6 +135,42 @@ func TestStateAndShift(t *testing.T) {
 	}
 }
 
+// The last token's embedding is a unit vector when normalized, the same row without
+// pooling; the estimate for a CPU context describes host memory only.
+func TestEmbeddingsAndEstimate(t *testing.T) {
+	_, c, _ := open(t)
+	if err := c.Decode(promptIDs); err != nil {
+		t.Fatal(err)
+	}
+	last, err := c.Embeddings(0, PoolingLast, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var norm float64
+	for _, v := range last {
+		norm += float64(v) * float64(v)
+	}
+	if len(last) != 576 || norm < 0.9999 || norm > 1.0001 {
+		t.Fatalf("last-token embedding: %d values, squared length %f", len(last), norm)
+	}
+	row, err := c.Embeddings(-1, PoolingNone, true)
+	if err != nil || !reflect.DeepEqual(row, last) {
+		t.Fatalf("PoolingNone of the last output differs: %v", err)
+	}
+	if _, err := c.Embeddings(0, PoolingMean, false); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("mean pooling over tokens without outputs: %v", err)
+	}
+	model := DefaultModelOptions()
+	model.Device = DeviceCPU
+	e, err := Estimate(modelPath, model, DefaultContextOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Device != 0 || e.DeviceBytes != 0 || e.KVBytes == 0 || e.HostBytes <= e.KVBytes || e.WeightsBytes == 0 {
+		t.Fatalf("estimate for a CPU context: %+v", e)
+	}
+}
+
 // generate runs Generate with MaxTokens n on a fresh sequence 0 and returns its text.
 func generate(ctx context.Context, c *Context, s *Sampler, n uint32, onText func(string) bool) (string, error) {
 	if err := c.SeqRemove(0, 0, -1); err != nil {

@@ -112,6 +112,25 @@ void state_and_shift(const rf::Model &model) {
     CHECK(original->try_seq_shift(0, 0, -1, -1).code() == RF_ERR_INVALID_ARGUMENT);
 }
 
+// Embeddings of the decoded prompt, and the estimate for a CPU context.
+void embeddings_and_estimate(const rf::Model &model, const char *path) {
+    rf::Result<rf::Context> ctx = rf::Context::try_create(model);
+    CHECK(ctx.ok());
+    if (!ctx) return;
+    CHECK(ctx->try_decode(kPromptIds).ok());
+    rf::Result<std::vector<float>> last = ctx->try_embeddings(0, RF_POOLING_LAST, true);
+    CHECK(last.ok() && last->size() == 576);
+    rf::Result<std::vector<float>> row = ctx->try_embeddings(-1, RF_POOLING_NONE, true);
+    CHECK(row.ok() && last.ok() && *row == *last);
+    CHECK(ctx->try_embeddings(0, RF_POOLING_MEAN).status().code() == RF_ERR_INVALID_ARGUMENT);
+
+    rf_model_params cpu = rf_model_default_params();
+    cpu.device = RF_DEVICE_CPU;
+    rf::Result<rf_memory_estimate> estimate = rf::try_estimate(path, cpu);
+    CHECK(estimate.ok() && estimate->device == 0 && estimate->device_bytes == 0 &&
+          estimate->host_bytes > estimate->kv_bytes && estimate->weights_bytes > 0);
+}
+
 #if ROCMFORGE_EXCEPTIONS
 struct Stop {};
 
@@ -171,6 +190,7 @@ int main(int argc, char **argv) {
     model_calls(*model);
     decode_sample_generate(*model);
     state_and_shift(*model);
+    embeddings_and_estimate(*model, argv[1]);
 #if ROCMFORGE_EXCEPTIONS
     throwing_layer(*model);
 #endif
