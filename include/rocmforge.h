@@ -202,12 +202,13 @@ typedef struct rf_memory_estimate {
   // The device `rf_model_load` would put the weights on with the same parameters
   // (0 = CPU).
   int32_t device;
-  // The weights: in that device's memory for a GPU, read through the file's mapping
-  // on the CPU.
+  // The weights: in that device's memory for a GPU; on the CPU read through the file's
+  // mapping, or held in host memory when `use_mmap` is false.
   uint64_t weights_bytes;
   // The KV cache (included in `host_bytes` on the CPU, in `device_bytes` on a GPU).
   uint64_t kv_bytes;
-  // What `rf_context_memory` reports as `host_bytes` after the first decode.
+  // What `rf_context_memory` reports as `host_bytes` after a first decode with one row
+  // of logits.
   uint64_t host_bytes;
   // What `rf_context_memory` reports as `device_bytes`.
   uint64_t device_bytes;
@@ -377,7 +378,9 @@ enum rf_status rf_decode(struct rf_context *ctx, const struct rf_batch *batch);
 // `RF_POOLING_CLS`, `RF_POOLING_LAST`), scaled to unit length with `normalize`. Pooled
 // tokens must have asked for logits (`want_logits`); one that did not is
 // `RF_ERR_INVALID_ARGUMENT`. Writes `n_embd` floats; a smaller `cap` is
-// `RF_ERR_BUFFER_TOO_SMALL` with `*out_len` set to `n_embd`.
+// `RF_ERR_BUFFER_TOO_SMALL` with `*out_len` set to `n_embd`. After `rf_state_seq_load`
+// the last step recomputed the loaded sequence's last token on its own, so only
+// `RF_POOLING_NONE` applies until the next `rf_decode`.
 //
 // # Safety
 // `ctx` live; `out` `cap` writable floats (or NULL when `cap` is 0); `out_len` writable.
@@ -410,7 +413,8 @@ enum rf_status rf_seq_remove(struct rf_context *ctx, int32_t seq, int32_t p0, in
 // chat with `rf_seq_remove` and continue without re-encoding the rest (llama.cpp's
 // `llama_memory_seq_add`). `RF_ERR_INVALID_ARGUMENT` when the moved positions would go
 // below 0 or pass the sequence's other tokens, `RF_ERR_UNSUPPORTED` when they lie in a KV
-// block another sequence shares (`rf_seq_copy`); either way nothing changes.
+// block another sequence shares (`rf_seq_copy`); either way nothing changes. A device
+// error while the keys are rewritten can leave some rotated: remove the sequence then.
 //
 // # Safety
 // `ctx` must be live.
@@ -641,6 +645,7 @@ enum rf_status rf_state_seq_save(struct rf_context *ctx,
 // continue where the saved sequence stood. A blob from another model, of another format
 // version, truncated or with any byte changed is `RF_ERR_INVALID_ARGUMENT`; a state the
 // context has no room for is `RF_ERR_CONTEXT_FULL`; either way the context is unchanged.
+// A device error while the K/V are written leaves the sequence empty.
 //
 // # Safety
 // `ctx` must be live; `data` `len` readable bytes.

@@ -20,7 +20,8 @@ pub struct MemoryEstimate {
     pub weights_bytes: u64,
     /// The KV cache, part of `host_bytes` on the CPU and of `device_bytes` on a GPU.
     pub kv_bytes: u64,
-    /// The context's host memory after a decode that asked for one row of logits.
+    /// The context's host memory after a decode that asked for one row of logits (and no
+    /// embeddings).
     pub host_bytes: u64,
     /// The context's device memory (0 on the CPU).
     pub device_bytes: u64,

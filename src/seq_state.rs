@@ -63,10 +63,7 @@ impl StateShape {
 
     /// K/V values of `n_tokens` tokens over every layer.
     pub fn kv_values(&self, n_tokens: usize) -> Result<usize> {
-        [self.n_layer, 2, self.kv_dim]
-            .iter()
-            .try_fold(n_tokens, |acc, &n| acc.checked_mul(n))
-            .ok_or_else(|| too_large(n_tokens))
+        kv_values(self.n_layer, self.kv_dim, n_tokens)
     }
 
     /// The size of the blob of `n_tokens` tokens.
@@ -81,6 +78,14 @@ impl StateShape {
             .and_then(|b| b.checked_add(HEADER_BYTES + CHECKSUM_BYTES))
             .ok_or_else(|| too_large(n_tokens))
     }
+}
+
+/// K/V values of `n_tokens` tokens over `n_layer` layers of `kv_dim`-wide K and V rows.
+pub fn kv_values(n_layer: usize, kv_dim: usize, n_tokens: usize) -> Result<usize> {
+    [n_layer, 2, kv_dim]
+        .iter()
+        .try_fold(n_tokens, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| too_large(n_tokens))
 }
 
 fn too_large(n_tokens: usize) -> Error {
@@ -193,8 +198,12 @@ pub fn decode(shape: &StateShape, blob: &[u8]) -> Result<SeqState> {
         f16::ZERO,
         "a sequence state's K/V",
     )?;
-    for value in &mut kv {
+    for (i, value) in kv.iter_mut().enumerate() {
         *value = f16::from_bits(rest.u16());
+        // The checksum guards against accidents, not against a crafted file.
+        if !value.is_finite() {
+            return Err(invalid(format!("K/V value {i} is {value}, not finite")));
+        }
     }
     Ok(SeqState {
         tokens,
@@ -280,22 +289,14 @@ fn fnv1a_words(bytes: &[u8]) -> u64 {
     (hash ^ bytes.len() as u64).wrapping_mul(FNV_PRIME)
 }
 
-/// A model's identity for saved states: the architecture's shape and, for every tensor, its
-/// name, type, dimensions and the first and last 64 bytes of its data. Two files with the
-/// same tensors but different weights (another fine-tune) differ in those bytes; reading
-/// them costs microseconds, not a pass over gigabytes.
+/// A model's identity for saved states: its configuration as this library reads it (shape,
+/// RoPE, norms, sliding window: what the cached keys and values depend on) and, for every
+/// tensor, its name, type, dimensions and the first and last 64 bytes of its data. Two
+/// files with the same tensors but different weights (another fine-tune) differ in those
+/// bytes; reading them costs microseconds, not a pass over gigabytes.
 pub fn model_fingerprint(model: &Model) -> u64 {
     let gguf = model.gguf();
-    let mut bytes = Vec::new();
-    let config = model.config();
-    for n in [
-        config.n_layer,
-        config.kv_dim(),
-        config.n_vocab,
-        config.n_embd,
-    ] {
-        bytes.extend_from_slice(&(n as u64).to_le_bytes());
-    }
+    let mut bytes = format!("{:?}", model.config()).into_bytes();
     for info in gguf.tensors() {
         bytes.extend_from_slice(info.name().as_bytes());
         bytes.extend_from_slice(&(info.dtype() as u32).to_le_bytes());
@@ -312,11 +313,21 @@ pub fn model_fingerprint(model: &Model) -> u64 {
 }
 
 impl Context {
-    /// [`Context::state_seq_save`] into the file at `path`, created or replaced.
+    /// [`Context::state_seq_save`] into the file at `path`, created or replaced. The blob
+    /// goes to a temporary file beside it that is then renamed over it, so a save that
+    /// fails (a full disk) leaves an earlier state file whole.
     pub fn state_seq_save_file(&mut self, seq: i32, path: &Path) -> Result<()> {
         let mut blob = Vec::new();
         self.state_seq_save(seq, &mut blob)?;
-        std::fs::write(path, &blob).map_err(|source| io_error(path, source))
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = Path::new(&partial);
+        std::fs::write(partial, &blob)
+            .and_then(|()| std::fs::rename(partial, path))
+            .map_err(|source| {
+                let _ = std::fs::remove_file(partial);
+                io_error(path, source)
+            })
     }
 
     /// [`Context::state_seq_load`] from the file at `path`. A file larger than any state
@@ -407,6 +418,16 @@ mod tests {
                 "{len} bytes were read"
             );
         }
+    }
+
+    #[test]
+    fn non_finite_keys_or_values_are_refused() {
+        let mut poisoned = state(3);
+        poisoned.kv[7] = f16::INFINITY;
+        let mut bytes = Vec::new();
+        encode(&shape(), &poisoned, &mut bytes).unwrap();
+        let message = decode(&shape(), &bytes).unwrap_err().to_string();
+        assert!(message.contains("K/V value 7 is inf"), "{message}");
     }
 
     #[test]

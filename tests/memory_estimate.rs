@@ -104,7 +104,7 @@ fn the_estimate_matches_the_context_at_three_sizes() {
 }
 
 #[test]
-fn a_missing_file_is_an_io_error() {
+fn a_missing_file_or_a_vocabulary_only_model_is_refused() {
     let path = "/nonexistent/model.gguf";
     let mut out = empty_estimate();
     // SAFETY: valid path bytes and out-struct; NULL parameters take the defaults.
@@ -118,4 +118,24 @@ fn a_missing_file_is_an_io_error() {
         )
     };
     assert_eq!(status, rf_status::RF_ERR_IO);
+    let real = model_path(SMOLLM2);
+    let real = real.to_str().expect("a UTF-8 path");
+    let mut vocab_only = rf_model_default_params();
+    vocab_only.vocab_only = true;
+    // SAFETY: as above.
+    let status = unsafe {
+        rf_model_estimate(
+            real.as_ptr().cast(),
+            real.len(),
+            &vocab_only,
+            ptr::null(),
+            &mut out,
+        )
+    };
+    assert_eq!(
+        status,
+        rf_status::RF_ERR_INVALID_ARGUMENT,
+        "{}",
+        last_error()
+    );
 }

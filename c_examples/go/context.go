@@ -132,10 +132,12 @@ func (c *Context) StateSave(seq int32) ([]byte, error) {
 		return nil, err
 	}
 	blob := make([]byte, int(size)) // never empty: a state has a header
-	err := check("rf_state_seq_save", func() C.enum_rf_status {
+	if err := check("rf_state_seq_save", func() C.enum_rf_status {
 		return C.rf_state_seq_save(c.p, C.int32_t(seq), (*C.uint8_t)(unsafe.Pointer(&blob[0])), C.size_t(len(blob)), &size)
-	})
-	return blob[:int(size)], err
+	}); err != nil {
+		return nil, err
+	}
+	return blob[:int(size)], nil
 }
 
 // StateLoad replaces sequence seq with a blob from StateSave; the sequence's last

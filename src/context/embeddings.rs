@@ -22,7 +22,9 @@ impl Context {
     /// sequence `index` pooled over its tokens in the last batch, into `out` (`n_embd`
     /// values), scaled to unit length with `normalize`. The tokens pooled must have asked
     /// for outputs (`WantLogits::All` gives every token one); one that did not is an
-    /// `InvalidArgument` naming it.
+    /// `InvalidArgument` naming it. After [`Context::state_seq_load`] or
+    /// [`Context::recompute_last_logits`] the last step was that one token on its own, so
+    /// only `Pooling::None` applies until the next decode.
     pub fn embeddings(
         &mut self,
         index: i32,

@@ -278,6 +278,14 @@ impl Context {
             self.step.n_outputs = 0;
             return result;
         }
+        // A block copied for copy-on-write took its K/V with it; its tokens' ids follow.
+        for copy in self.plan.block_copies() {
+            let (src, dst) = (
+                copy.src.index() * KV_BLOCK_SIZE,
+                copy.dst.index() * KV_BLOCK_SIZE,
+            );
+            self.slot_tokens.copy_within(src..src + KV_BLOCK_SIZE, dst);
+        }
         for (&slot, &token) in self.plan.slots().iter().zip(batch.tokens) {
             self.slot_tokens[slot as usize] = token;
         }
@@ -466,7 +474,8 @@ impl Context {
     /// `llama_memory_seq_add`). The new positions must stay at 0 or above and keep their
     /// order with the sequence's other tokens (`InvalidArgument`), and the tokens must not
     /// lie in a KV block another sequence shares (`Unsupported`); either way nothing
-    /// changes. The last decode's logits stay as they were.
+    /// changes. A device error while the keys are rewritten can leave some of them
+    /// rotated: drop the sequence then. The last decode's logits stay as they were.
     pub fn seq_shift(&mut self, seq: i32, p0: i32, p1: i32, delta: i32) -> Result<()> {
         let moved = self.cache.tokens_to_shift(seq, p0, p1, delta)?;
         if moved.is_empty() || delta == 0 {
@@ -477,7 +486,7 @@ impl Context {
             *slot = token.slot;
         }
         let config = self.model.config();
-        let kv_values = StateShape::of(&self.model).kv_values(moved.len())?;
+        let kv_values = seq_state::kv_values(config.n_layer, config.kv_dim(), moved.len())?;
         let mut rows = filled_vec(kv_values, f16::ZERO, "the K/V rows of a shift")?;
         self.backend.read_kv_rows(&slots, &mut rows)?;
         let layer_values = kv_values / config.n_layer;
@@ -521,8 +530,9 @@ impl Context {
     /// recomputes its last token's logits, so sampling continues where the saved sequence
     /// stood. Every field of the blob is checked first: a blob from another model, a
     /// truncated or corrupted one is `InvalidArgument`, and a state the cache has no room
-    /// for is `ContextFull`, each with the context unchanged. An error from the logits'
-    /// recomputation (cancelled, a device error) leaves the state loaded without logits.
+    /// for is `ContextFull`, each with the context unchanged. A device error while the K/V
+    /// are written leaves the sequence empty; an error from the logits' recomputation
+    /// (cancelled, a device error) leaves the state loaded without logits.
     pub fn state_seq_load(&mut self, seq: i32, blob: &[u8]) -> Result<()> {
         let state = seq_state::decode(&StateShape::of(&self.model), blob)?;
         let n = state.tokens.len();

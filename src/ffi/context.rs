@@ -241,7 +241,9 @@ unsafe fn optional<'a, T>(ptr: *const T, n: usize) -> Option<&'a [T]> {
 /// `RF_POOLING_CLS`, `RF_POOLING_LAST`), scaled to unit length with `normalize`. Pooled
 /// tokens must have asked for logits (`want_logits`); one that did not is
 /// `RF_ERR_INVALID_ARGUMENT`. Writes `n_embd` floats; a smaller `cap` is
-/// `RF_ERR_BUFFER_TOO_SMALL` with `*out_len` set to `n_embd`.
+/// `RF_ERR_BUFFER_TOO_SMALL` with `*out_len` set to `n_embd`. After `rf_state_seq_load`
+/// the last step recomputed the loaded sequence's last token on its own, so only
+/// `RF_POOLING_NONE` applies until the next `rf_decode`.
 ///
 /// # Safety
 /// `ctx` live; `out` `cap` writable floats (or NULL when `cap` is 0); `out_len` writable.
@@ -330,7 +332,8 @@ pub unsafe extern "C" fn rf_seq_remove(
 /// chat with `rf_seq_remove` and continue without re-encoding the rest (llama.cpp's
 /// `llama_memory_seq_add`). `RF_ERR_INVALID_ARGUMENT` when the moved positions would go
 /// below 0 or pass the sequence's other tokens, `RF_ERR_UNSUPPORTED` when they lie in a KV
-/// block another sequence shares (`rf_seq_copy`); either way nothing changes.
+/// block another sequence shares (`rf_seq_copy`); either way nothing changes. A device
+/// error while the keys are rewritten can leave some rotated: remove the sequence then.
 ///
 /// # Safety
 /// `ctx` must be live.

@@ -20,12 +20,13 @@ pub struct rf_memory_estimate {
     /// The device `rf_model_load` would put the weights on with the same parameters
     /// (0 = CPU).
     pub device: i32,
-    /// The weights: in that device's memory for a GPU, read through the file's mapping
-    /// on the CPU.
+    /// The weights: in that device's memory for a GPU; on the CPU read through the file's
+    /// mapping, or held in host memory when `use_mmap` is false.
     pub weights_bytes: u64,
     /// The KV cache (included in `host_bytes` on the CPU, in `device_bytes` on a GPU).
     pub kv_bytes: u64,
-    /// What `rf_context_memory` reports as `host_bytes` after the first decode.
+    /// What `rf_context_memory` reports as `host_bytes` after a first decode with one row
+    /// of logits.
     pub host_bytes: u64,
     /// What `rf_context_memory` reports as `device_bytes`.
     pub device_bytes: u64,
@@ -67,6 +68,12 @@ pub unsafe extern "C" fn rf_model_estimate(
                 out(out_estimate, "out_estimate")?,
             )
         };
+        if model_params.vocab_only {
+            return Err(Failure::new(
+                rf_status::RF_ERR_INVALID_ARGUMENT,
+                "a vocab_only model has no contexts to estimate",
+            ));
+        }
         let gguf = OwnedGguf::open(Path::new(path))?;
         let logger = Logger::new(
             model_params.log_callback,

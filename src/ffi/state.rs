@@ -72,6 +72,7 @@ pub unsafe extern "C" fn rf_state_seq_save(
 /// continue where the saved sequence stood. A blob from another model, of another format
 /// version, truncated or with any byte changed is `RF_ERR_INVALID_ARGUMENT`; a state the
 /// context has no room for is `RF_ERR_CONTEXT_FULL`; either way the context is unchanged.
+/// A device error while the K/V are written leaves the sequence empty.
 ///
 /// # Safety
 /// `ctx` must be live; `data` `len` readable bytes.

@@ -122,6 +122,24 @@ impl Prefill {
     }
 }
 
+impl DeviceStep {
+    /// Device bytes of the inputs (the staging buffer is host memory).
+    fn device_bytes(&self) -> u64 {
+        [
+            self.tokens.size_bytes(),
+            self.positions.size_bytes(),
+            self.write_slots.size_bytes(),
+            self.seq_of_token.size_bytes(),
+            self.block_tables.size_bytes(),
+            self.slot_positions.size_bytes(),
+            self.n_logical.size_bytes(),
+        ]
+        .iter()
+        .map(|&b| b as u64)
+        .sum()
+    }
+}
+
 /// The step's inputs in device memory, sized once like [`Step`]'s host buffers.
 struct DeviceStep {
     tokens: DeviceBuffer<i32>,
@@ -245,13 +263,27 @@ impl GpuBackend {
         };
         let rows = 2 * 4 * u(n_batch) * u(shape.n_embd);
         let logits = 4 * u(n_batch) * u(shape.n_vocab) + 4 * u(n_batch);
-        let max_blocks = u(n_slots.div_ceil(block_size));
-        let input_values = u(n_seq) * max_blocks * u(block_size + 1) + 4 * u(n_batch) + u(n_seq);
+        let max_blocks = n_slots.div_ceil(block_size);
+        // The step's inputs: four per token, the block tables with their slot positions,
+        // a length per sequence; 4 bytes each, on the device and in the staging buffer.
+        let input_values = u(n_seq) * u(max_blocks) * u(block_size + 1) + 4 * u(n_batch) + u(n_seq);
+        let heads = HeadShape {
+            n_head: shape.n_head,
+            n_kv_heads: shape.n_head_kv,
+            head_dim: shape.head_dim,
+        };
+        let workspace = AttentionWorkspace::planned_bytes(
+            &heads,
+            n_batch,
+            max_blocks * block_size,
+            KEYS_PER_SPLIT,
+        );
         let host = 4 * (input_values + 7 * 4) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
+        let device = kv + acts + q8 + prefill + rows + logits + 4 * input_values + workspace;
         BackendMemory {
             kv_bytes: saturating_bytes(kv),
             host_bytes: saturating_bytes(host),
-            device_bytes: saturating_bytes(kv + acts + q8 + prefill + rows + logits),
+            device_bytes: saturating_bytes(device),
         }
     }
 
@@ -553,7 +585,9 @@ impl DeviceState {
             + bytes(&self.out_rows)
             + bytes(&self.out_norm)
             + bytes(&self.logits_device)
-            + self.argmax_device.size_bytes() as u64;
+            + self.argmax_device.size_bytes() as u64
+            + self.step.device_bytes()
+            + self.workspace.bytes();
         let host_bytes = (self.logits.capacity() + self.embeddings.capacity()) * size_of::<f32>()
             + self.argmax.capacity() * size_of::<i32>()
             + self.step.staging.size_bytes();

@@ -100,6 +100,31 @@ impl AttentionWorkspace {
             keys_per_split,
         })
     }
+
+    /// Device bytes held.
+    pub fn bytes(&self) -> u64 {
+        [
+            self.partial_acc.size_bytes(),
+            self.partial_ml.size_bytes(),
+            self.tickets.size_bytes(),
+        ]
+        .iter()
+        .map(|&b| b as u64)
+        .sum()
+    }
+
+    /// What [`AttentionWorkspace::new`] allocates for the same arguments: per split row
+    /// its head_dim values, max and sum, and a ticket per token and head, 4 bytes each.
+    pub fn planned_bytes(
+        heads: &HeadShape,
+        max_tokens: usize,
+        max_slots: usize,
+        keys_per_split: usize,
+    ) -> u128 {
+        let max_splits = max_slots.div_ceil(keys_per_split.max(1)).max(1) as u128;
+        let per_token_head = max_splits * (heads.head_dim as u128 + 2) + 1;
+        4 * max_tokens as u128 * heads.n_head as u128 * per_token_head
+    }
 }
 
 pub(super) struct AttentionKernels {
