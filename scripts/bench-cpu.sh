@@ -28,14 +28,18 @@ import json, statistics, sys
 model, p, n, t, rounds = sys.argv[1:6]
 runs = [json.loads(line) for line in sys.stdin]
 print(f"model {model}, {t} threads, prompt {p} tokens then {n} decodes; {rounds} alternating rounds")
-print("| test | rocmforge t/s | llama.cpp t/s | ratio | per-round ratios |")
-print("|---|---:|---:|---:|---|")
+# A round runs both engines back to back, so its ratio cancels the machine changing speed
+# between rounds (some machines switch between a fast and a slow state), which the ratio
+# of the two medians does not.
+print("| test | rocmforge t/s | llama.cpp t/s | ratio of medians | median round ratio | per-round ratios |")
+print("|---|---:|---:|---:|---:|---|")
 for key, name in (("prefill_tps", f"pp{p}"), ("decode_tps", f"tg{n}")):
     ours = [r[key] for r in runs if r["engine"] == "rocmforge"]
     theirs = [r[key] for r in runs if r["engine"] == "llama.cpp"]
-    per_round = " ".join(f"{a / b:.2f}" for a, b in zip(ours, theirs))
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    per_round = " ".join(f"{r:.2f}" for r in ratios)
     a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f}x | {per_round} |")
+    print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f}x | {statistics.median(ratios):.2f}x | {per_round} |")
 # Decode streams the weights once a token: its share of what this machine can stream.
 ours_runs = [r for r in runs if r["engine"] == "rocmforge"]
 rate = statistics.median(r["stream_bytes_per_s"] for r in ours_runs)
