@@ -52,6 +52,38 @@ impl Shape {
             Act::Gate | Act::Up => self.n_ff,
         }
     }
+
+    /// The widest activation row: the widest input of any product.
+    pub fn widest(&self) -> usize {
+        Act::ALL
+            .iter()
+            .map(|&act| self.width(act))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Values of the largest weight matrix, a layer's (`n_embd` by `q_dim` or `n_ff`) or
+    /// the output head; `None` when it overflows.
+    pub fn largest_matrix(&self) -> Option<usize> {
+        [self.q_dim(), self.n_ff, self.n_vocab]
+            .iter()
+            .try_fold(0usize, |most, &rows| {
+                Some(most.max(rows.checked_mul(self.n_embd)?))
+            })
+    }
+
+    /// Bytes of one f32 buffer per [`Act`] for `n_batch` tokens, as both backends hold.
+    pub fn activation_bytes(&self, n_batch: usize) -> u128 {
+        let values: u128 = Act::ALL.iter().map(|&act| self.width(act) as u128).sum();
+        4 * n_batch as u128 * values
+    }
+
+    /// Bytes of an f16 K/V cache of `n_slots` token slots: K and V in every layer, as both
+    /// backends store it.
+    pub fn kv_cache_bytes(&self, n_slots: usize) -> u128 {
+        let values = n_slots as u128 * self.kv_dim() as u128 * 2 * self.n_layer as u128;
+        values * 2
+    }
 }
 
 /// The activation buffers of a step, each `[n_tokens, width]` f32, owned by the backend.

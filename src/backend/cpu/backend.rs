@@ -70,12 +70,8 @@ impl CpuBackend {
         n_outputs: usize,
     ) -> BackendMemory {
         let kv_bytes = KvStorage::bytes_for(shape, n_slots);
-        let acts = Act::ALL
-            .iter()
-            .map(|&a| shape.width(a) as u128)
-            .sum::<u128>();
-        let host = u128::from(kv_bytes)
-            + 4 * (n_batch as u128 * acts + (n_outputs * shape.n_vocab) as u128);
+        let logits = 4 * (n_outputs * shape.n_vocab) as u128;
+        let host = u128::from(kv_bytes) + shape.activation_bytes(n_batch) + logits;
         BackendMemory {
             kv_bytes,
             host_bytes: saturating_bytes(host),

@@ -38,8 +38,7 @@ impl KvStorage {
 
     /// What `KvStorage::new(shape, n_slots)` allocates.
     pub fn bytes_for(shape: &Shape, n_slots: usize) -> u64 {
-        let values = n_slots as u128 * shape.kv_dim() as u128 * 2 * shape.n_layer as u128;
-        saturating_bytes(values * size_of::<f16>() as u128)
+        saturating_bytes(shape.kv_cache_bytes(n_slots))
     }
 
     pub fn bytes(&self) -> u64 {

@@ -104,17 +104,8 @@ impl Prefill {
             return Err(format!("batches of at most {n_batch} tokens"));
         }
         let overflow = || "the scratch size overflows".to_string();
-        let widest = Act::ALL.iter().map(|&act| shape.width(act)).max();
-        // The largest matrix: a layer's (n_embd by q_dim or n_ff) or the output head.
-        let largest = [shape.q_dim(), shape.n_ff, shape.n_vocab]
-            .iter()
-            .try_fold(0usize, |most, &rows| {
-                Some(most.max(rows.checked_mul(shape.n_embd)?))
-            })
-            .ok_or_else(overflow)?;
-        let activations = widest
-            .and_then(|w| n_batch.checked_mul(w))
-            .ok_or_else(overflow)?;
+        let largest = shape.largest_matrix().ok_or_else(overflow)?;
+        let activations = n_batch.checked_mul(shape.widest()).ok_or_else(overflow)?;
         let blas = Blas::new(stream).map_err(|e| e.to_string())?;
         let scratch = PrefillScratch::new(device, largest.min(MAX_PREFILL_PANEL), activations)
             .map_err(|e| e.to_string())?;
@@ -245,28 +236,25 @@ impl GpuBackend {
         n_outputs: usize,
     ) -> BackendMemory {
         let u = |v: usize| v as u128;
-        let kv = u(shape.n_layer) * 2 * u(n_slots) * u(shape.kv_dim()) * 2;
-        let widths = Act::ALL.iter().map(|&a| u(shape.width(a)));
-        let widest = widths.clone().max().unwrap_or(0);
-        let acts = 4 * u(n_batch) * widths.sum::<u128>();
+        let kv = shape.kv_cache_bytes(n_slots);
+        let widest = u(shape.widest());
+        let acts = shape.activation_bytes(n_batch);
         // Per group of 32: the quants, a scale and a sum.
         let q8 = 40 * (u(n_batch.min(MAX_Q8_TOKENS)) * widest).div_ceil(32);
         let prefill = if n_batch > MAX_Q8_TOKENS {
-            let largest = [shape.q_dim(), shape.n_ff, shape.n_vocab]
-                .iter()
-                .map(|&rows| u(rows) * u(shape.n_embd))
-                .max()
-                .unwrap_or(0);
-            2 * (largest.min(u(MAX_PREFILL_PANEL)) + u(n_batch) * widest)
+            // An overflowing matrix still takes the whole panel.
+            let panel = shape
+                .largest_matrix()
+                .map_or(MAX_PREFILL_PANEL, |m| m.min(MAX_PREFILL_PANEL));
+            2 * (u(panel) + u(n_batch) * widest)
         } else {
             0
         };
         let rows = 2 * 4 * u(n_batch) * u(shape.n_embd);
         let logits = 4 * u(n_batch) * u(shape.n_vocab) + 4 * u(n_batch);
         let max_blocks = n_slots.div_ceil(block_size);
-        // The step's inputs: four per token, the block tables with their slot positions,
-        // a length per sequence; 4 bytes each, on the device and in the staging buffer.
-        let input_values = u(n_seq) * u(max_blocks) * u(block_size + 1) + 4 * u(n_batch) + u(n_seq);
+        // The step's inputs, 4 bytes each, on the device and in the staging buffer.
+        let input_values = step_input_values(n_seq, max_blocks, block_size, n_batch);
         let heads = HeadShape {
             n_head: shape.n_head,
             n_kv_heads: shape.n_head_kv,
@@ -278,7 +266,7 @@ impl GpuBackend {
             max_blocks * block_size,
             KEYS_PER_SPLIT,
         );
-        let host = 4 * (input_values + 7 * 4) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
+        let host = staging_bytes(input_values) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
         let device = kv + acts + q8 + prefill + rows + logits + 4 * input_values + workspace;
         BackendMemory {
             kv_bytes: saturating_bytes(kv),
@@ -322,11 +310,7 @@ impl GpuBackend {
             .iter()
             .map(|&act| device.alloc(checked("activations", &[n_batch, shape.width(act)])?))
             .collect::<Result<Vec<_>>>()?;
-        let widest = Act::ALL
-            .iter()
-            .map(|&act| shape.width(act))
-            .max()
-            .unwrap_or(0);
+        let widest = shape.widest();
         let q8 = Q8Buffers::new(
             device,
             checked(
@@ -336,13 +320,11 @@ impl GpuBackend {
         )?;
         let table_len = checked("block tables", &[n_seq, max_blocks])?;
         let stream = Stream::new(device)?;
-        // Every input of a step, 4-byte values, each upload starting 16-aligned.
-        let input_values = checked("step inputs", &[table_len, block_size + 1])?
-            .checked_add(4 * n_batch + n_seq)
-            .ok_or_else(|| Error::DeviceOutOfMemory("the step's inputs overflow".into()))?;
-        let staging_bytes = checked("step inputs", &[input_values + 7 * 4, 4])?;
+        let input_values = step_input_values(n_seq, max_blocks, block_size, n_batch);
+        let staging_len = usize::try_from(staging_bytes(input_values))
+            .map_err(|_| Error::DeviceOutOfMemory("the step's inputs overflow".into()))?;
         let step = DeviceStep {
-            staging: UploadStaging::new(&stream, staging_bytes)?,
+            staging: UploadStaging::new(&stream, staging_len)?,
             tokens: device.alloc(n_batch)?,
             positions: device.alloc(n_batch)?,
             write_slots: device.alloc(n_batch)?,
@@ -597,6 +579,19 @@ impl DeviceState {
             device_bytes,
         }
     }
+}
+
+/// Every input of a step, as 4-byte values: four per token, the block tables with their
+/// slot positions, a length per sequence.
+fn step_input_values(n_seq: usize, max_blocks: usize, block_size: usize, n_batch: usize) -> u128 {
+    let u = |v: usize| v as u128;
+    u(n_seq) * u(max_blocks) * u(block_size + 1) + 4 * u(n_batch) + u(n_seq)
+}
+
+/// The page-locked staging for `input_values` step inputs: each of the seven uploads
+/// starts 16-aligned, so up to 7 x 4 values of padding.
+fn staging_bytes(input_values: u128) -> u128 {
+    4 * (input_values + 7 * 4)
 }
 
 /// The runs of consecutive slots in `slots`: (index of the run's first entry, its slot,
