@@ -62,6 +62,18 @@
 // `rf_model_params.device`: the CPU (device 0).
 #define RF_DEVICE_CPU 0
 
+// `rf_sampler_params.grammar_kind`: no grammar.
+#define RF_GRAMMAR_NONE 0
+
+// A JSON Schema: the output is JSON that validates against it.
+#define RF_GRAMMAR_JSON_SCHEMA 1
+
+// A regular expression (Rust `regex` syntax) the whole output matches.
+#define RF_GRAMMAR_REGEX 2
+
+// llguidance's Lark-style grammar, starting at rule `start`.
+#define RF_GRAMMAR_LARK 3
+
 // The result of every fallible `rf_` function. `RF_OK` is 0.
 typedef enum rf_status {
   RF_OK = 0,
@@ -284,6 +296,11 @@ typedef struct rf_sampler_params {
   float presence_penalty;
   // The same seed and logits give the same tokens.
   uint64_t seed;
+  // `RF_GRAMMAR_*`: draw only tokens that keep the output inside `grammar`.
+  uint32_t grammar_kind;
+  // `[grammar_len]` UTF-8, read by `rf_sampler_new` only.
+  const char *grammar;
+  size_t grammar_len;
 } rf_sampler_params;
 
 #ifdef __cplusplus
@@ -593,8 +610,17 @@ struct rf_sampler_params rf_sampler_default_params(void);
 
 // Creates a sampler; `params` may be NULL for the defaults.
 //
+// With a grammar, every draw keeps the output inside it (llguidance): an invalid grammar
+// is `RF_ERR_INVALID_ARGUMENT` with llguidance's message in `rf_last_error`. The first
+// draw binds the grammar to the context's model (the first sampler with a grammar on a
+// model also builds the model's token trie, tens of milliseconds); from then on the
+// sampler draws from that model's contexts only, until `rf_sampler_reset`. Once the
+// grammar is complete only end-of-generation tokens are allowed. The mask of allowed
+// tokens is computed on a helper thread of the sampler's while the host decodes.
+//
 // # Safety
-// `params` NULL or valid; `out_sampler` writable.
+// `params` NULL or valid, its `grammar` `grammar_len` readable bytes; `out_sampler`
+// writable.
 enum rf_status rf_sampler_new(const struct rf_sampler_params *params,
                               struct rf_sampler **out_sampler);
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod ffi;
 pub mod generate;
 pub mod gguf;
+pub mod grammar;
 pub mod host_memory;
 pub mod kv_cache;
 pub mod memory_estimate;

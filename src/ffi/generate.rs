@@ -6,7 +6,7 @@ use super::args::{reference, slice, text, versioned, versioned_struct};
 use super::boundary::{Failure, call};
 use super::chat::{chat_template, read_messages, rf_chat_message};
 use super::context::rf_context;
-use super::sampler::rf_sampler;
+use super::sampler::{bind_to_model, rf_sampler};
 use super::status::rf_status;
 use crate::generate::{GenerateParams, Prompt, generate};
 
@@ -180,6 +180,7 @@ unsafe fn run(
     let mut sampler = sampler.enter()?;
     let mut context = ctx.enter()?;
     ctx.drop_stale_cancel();
+    bind_to_model(&mut sampler, &ctx.model)?;
     let tokenizer = &ctx.model.tokenizer;
     generate(
         &mut context,

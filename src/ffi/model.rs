@@ -2,7 +2,7 @@
 
 use std::ffi::{CString, c_char, c_void};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::args::{
     bytes, c_string, out, reference, text, versioned, versioned_struct, write_bytes,
@@ -15,6 +15,7 @@ use crate::backend::cpu::MAX_THREADS;
 use crate::backend::{DeviceChoice, DeviceKind};
 use crate::error::Error;
 use crate::gguf::{GgufFile, OwnedGguf, Value};
+use crate::grammar::GrammarVocabulary;
 use crate::model::{Model, ModelConfig, Placement};
 use crate::tokenizer::Tokenizer;
 
@@ -80,6 +81,8 @@ pub(crate) struct LoadedModel {
     pub n_threads: usize,
     architecture: CString,
     name: CString,
+    /// Built by the first sampler with a grammar that draws from this model.
+    grammar_vocabulary: Mutex<Option<Arc<GrammarVocabulary>>>,
 }
 
 impl LoadedModel {
@@ -88,6 +91,20 @@ impl LoadedModel {
             Weights::Full(model) => model.gguf(),
             Weights::VocabOnly(gguf) => gguf.file(),
         }
+    }
+
+    /// The vocabulary as grammars read it, built on first use and shared after.
+    pub fn grammar_vocabulary(&self) -> Result<Arc<GrammarVocabulary>, Failure> {
+        let mut slot = self
+            .grammar_vocabulary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(vocabulary) = &*slot {
+            return Ok(Arc::clone(vocabulary));
+        }
+        let vocabulary = GrammarVocabulary::new(&self.tokenizer)?;
+        *slot = Some(Arc::clone(&vocabulary));
+        Ok(vocabulary)
     }
 
     pub fn model(&self) -> Result<&Arc<Model>, Failure> {
@@ -274,6 +291,7 @@ fn load_with(
         n_threads,
         architecture,
         name,
+        grammar_vocabulary: Mutex::new(None),
     };
     let file = loaded.gguf();
     let counts: Vec<String> = file

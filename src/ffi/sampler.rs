@@ -1,13 +1,25 @@
 //! Samplers: turn a context's logits into tokens (greedy, temperature, top-k, top-p,
-//! min-p, repetition penalties, seeded).
+//! min-p, repetition penalties, seeded, constrained by a grammar).
 
+use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
-use super::args::{out, reference, versioned, versioned_struct};
+use super::args::{out, reference, text, versioned, versioned_struct};
 use super::boundary::{Failure, call, exclusive};
 use super::context::rf_context;
+use super::model::LoadedModel;
 use super::status::rf_status;
+use crate::grammar::{Grammar, GrammarKind};
 use crate::sampler::{Sampler, SamplerParams};
+
+/// `rf_sampler_params.grammar_kind`: no grammar.
+pub const RF_GRAMMAR_NONE: u32 = 0;
+/// A JSON Schema: the output is JSON that validates against it.
+pub const RF_GRAMMAR_JSON_SCHEMA: u32 = 1;
+/// A regular expression (Rust `regex` syntax) the whole output matches.
+pub const RF_GRAMMAR_REGEX: u32 = 2;
+/// llguidance's Lark-style grammar, starting at rule `start`.
+pub const RF_GRAMMAR_LARK: u32 = 3;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -30,6 +42,11 @@ pub struct rf_sampler_params {
     pub presence_penalty: f32,
     /// The same seed and logits give the same tokens.
     pub seed: u64,
+    /// `RF_GRAMMAR_*`: draw only tokens that keep the output inside `grammar`.
+    pub grammar_kind: u32,
+    /// `[grammar_len]` UTF-8, read by `rf_sampler_new` only.
+    pub grammar: *const c_char,
+    pub grammar_len: usize,
 }
 
 versioned_struct!(rf_sampler_params {
@@ -42,7 +59,10 @@ versioned_struct!(rf_sampler_params {
     repeat_last_n,
     frequency_penalty,
     presence_penalty,
-    seed
+    seed,
+    grammar_kind,
+    grammar,
+    grammar_len
 });
 
 /// A sampler. One thread at a time: a second thread gets `RF_ERR_BUSY`.
@@ -70,13 +90,25 @@ pub extern "C" fn rf_sampler_default_params() -> rf_sampler_params {
         frequency_penalty: d.frequency_penalty,
         presence_penalty: d.presence_penalty,
         seed: d.seed,
+        grammar_kind: RF_GRAMMAR_NONE,
+        grammar: std::ptr::null(),
+        grammar_len: 0,
     }
 }
 
 /// Creates a sampler; `params` may be NULL for the defaults.
 ///
+/// With a grammar, every draw keeps the output inside it (llguidance): an invalid grammar
+/// is `RF_ERR_INVALID_ARGUMENT` with llguidance's message in `rf_last_error`. The first
+/// draw binds the grammar to the context's model (the first sampler with a grammar on a
+/// model also builds the model's token trie, tens of milliseconds); from then on the
+/// sampler draws from that model's contexts only, until `rf_sampler_reset`. Once the
+/// grammar is complete only end-of-generation tokens are allowed. The mask of allowed
+/// tokens is computed on a helper thread of the sampler's while the host decodes.
+///
 /// # Safety
-/// `params` NULL or valid; `out_sampler` writable.
+/// `params` NULL or valid, its `grammar` `grammar_len` readable bytes; `out_sampler`
+/// writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rf_sampler_new(
     params: *const rf_sampler_params,
@@ -90,7 +122,16 @@ pub unsafe extern "C" fn rf_sampler_new(
                 out(out_sampler, "out_sampler")?,
             )
         };
-        let sampler = Sampler::new(SamplerParams {
+        let grammar = match p.grammar_kind {
+            RF_GRAMMAR_NONE => None,
+            kind => {
+                let kind = grammar_kind(kind)?;
+                // SAFETY: the caller's contract.
+                let source = unsafe { text(p.grammar, p.grammar_len, "params.grammar")? };
+                Some(Grammar::new(kind, source)?)
+            }
+        };
+        let mut sampler = Sampler::new(SamplerParams {
             temperature: p.temperature,
             top_k: p.top_k,
             top_p: p.top_p,
@@ -101,6 +142,9 @@ pub unsafe extern "C" fn rf_sampler_new(
             presence_penalty: p.presence_penalty,
             seed: p.seed,
         })?;
+        if let Some(grammar) = grammar {
+            sampler = sampler.with_grammar(grammar);
+        }
         *out_sampler = Box::into_raw(Box::new(rf_sampler {
             state: Mutex::new(sampler),
         }));
@@ -143,6 +187,7 @@ pub unsafe extern "C" fn rf_sampler_sample(
         };
         let mut sampler = sampler.enter()?;
         let mut context = ctx.enter()?;
+        bind_to_model(&mut sampler, &ctx.model)?;
         *token = context.sample(&mut sampler, output_index)? as i32;
         Ok(())
     })
@@ -160,4 +205,25 @@ pub unsafe extern "C" fn rf_sampler_reset(sampler: *mut rf_sampler) -> rf_status
         sampler.enter()?.reset();
         Ok(())
     })
+}
+
+fn grammar_kind(kind: u32) -> Result<GrammarKind, Failure> {
+    match kind {
+        RF_GRAMMAR_JSON_SCHEMA => Ok(GrammarKind::JsonSchema),
+        RF_GRAMMAR_REGEX => Ok(GrammarKind::Regex),
+        RF_GRAMMAR_LARK => Ok(GrammarKind::Lark),
+        other => Err(Failure::new(
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            format!("params.grammar_kind is {other}, expected one of RF_GRAMMAR_*"),
+        )),
+    }
+}
+
+/// Binds `sampler`'s grammar, if it has one, to `model`'s vocabulary before it draws
+/// from `model`'s logits.
+pub(crate) fn bind_to_model(sampler: &mut Sampler, model: &LoadedModel) -> Result<(), Failure> {
+    if sampler.has_grammar() {
+        sampler.bind_vocabulary(&model.grammar_vocabulary()?)?;
+    }
+    Ok(())
 }
