@@ -18,6 +18,28 @@ $runner "$build/test_state" "$model" "$other_model"
 $runner "$build/devices"
 $runner "$build/batch" "$model"
 $runner "$build/chat" "$model" "What are the three primary colors?" 16 >/dev/null
+
+# npc: the first run encodes and saves the persona, the second restores it; every answer
+# is JSON with the action schema's fields and enums.
+npc_dir=$(mktemp -d)
+trap 'rm -rf "$npc_dir"' EXIT
+$runner "$build/npc" "$model" "$npc_dir/persona.state" >"$npc_dir/first.txt"
+$runner "$build/npc" "$model" "$npc_dir/persona.state" "Can you fix my shield?" \
+    >"$npc_dir/second.txt" 2>"$npc_dir/second.log"
+grep -q "persona restored" "$npc_dir/second.log"
+python3 - "$npc_dir/first.txt" "$npc_dir/second.txt" <<'EOF'
+import json, sys
+answers = [line[len("npc: "):] for path in sys.argv[1:] for line in open(path)
+           if line.startswith("npc: ")]
+assert len(answers) == 3, answers
+for text in answers:
+    action = json.loads(text)
+    assert set(action) == {"say", "mood", "action", "offers"}, text
+    assert action["mood"] in ("friendly", "wary", "angry", "afraid"), text
+    assert action["action"]["target"] in ("player", "guard", "nobody"), text
+    assert all(0 <= offer["price"] <= 999 for offer in action["offers"]), text
+print("npc: 3 answers parse and keep to the action schema; the persona state was restored")
+EOF
 [ -n "${SKIP_SIMPLE:-}" ] && exit 0
 
 # `simple` on model $1 must print tests/$2, llama.cpp's first 16 greedy tokens.

@@ -576,11 +576,27 @@ public:
         return try_create(params);
     }
 
+    // `params`' chain drawing only tokens that keep the output inside `grammar`, a
+    // RF_GRAMMAR_JSON_SCHEMA, RF_GRAMMAR_REGEX or RF_GRAMMAR_LARK text (read here only).
+    static Result<Sampler> try_constrained(
+        uint32_t grammar_kind, std::string_view grammar,
+        rf_sampler_params params = rf_sampler_default_params()) {
+        params.grammar_kind = grammar_kind;
+        params.grammar = grammar.data();
+        params.grammar_len = grammar.size();
+        return try_create(params);
+    }
+
 #if ROCMFORGE_EXCEPTIONS
     explicit Sampler(const rf_sampler_params &params = rf_sampler_default_params())
         : Sampler(try_create(params).value()) {}
 
     static Sampler greedy() { return try_greedy().value(); }
+
+    static Sampler constrained(uint32_t grammar_kind, std::string_view grammar,
+                               const rf_sampler_params &params = rf_sampler_default_params()) {
+        return try_constrained(grammar_kind, grammar, params).value();
+    }
 #endif
 
     Sampler(Sampler &&) noexcept = default;

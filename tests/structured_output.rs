@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{GEMMA3, SMOLLM2, model_path};
+use common::{GEMMA3, SMOLLM2, fixture_path, model_path};
 use rocmforge::Error;
 use rocmforge::chat::ChatMessage;
 use rocmforge::context::{Context, ContextParams};
@@ -15,41 +15,6 @@ use rocmforge::grammar::{Grammar, GrammarKind, GrammarVocabulary};
 use rocmforge::model::Model;
 use rocmforge::sampler::{Sampler, SamplerParams};
 use rocmforge::tokenizer::Tokenizer;
-
-/// Nested objects, enums, arrays, bounded numbers and strings.
-const CHARACTER_SCHEMA: &str = r#"{
-  "type": "object",
-  "properties": {
-    "name": {"type": "string", "maxLength": 24},
-    "class": {"enum": ["warrior", "mage", "rogue", "healer"]},
-    "level": {"type": "integer", "minimum": 1, "maximum": 99},
-    "stats": {
-      "type": "object",
-      "properties": {
-        "strength": {"type": "integer", "minimum": 0, "maximum": 20},
-        "agility": {"type": "integer", "minimum": 0, "maximum": 20}
-      },
-      "required": ["strength", "agility"],
-      "additionalProperties": false
-    },
-    "inventory": {
-      "type": "array",
-      "items": {
-        "type": "object",
-        "properties": {
-          "item": {"type": "string", "maxLength": 16},
-          "count": {"type": "integer", "minimum": 1, "maximum": 9}
-        },
-        "required": ["item", "count"],
-        "additionalProperties": false
-      },
-      "minItems": 1,
-      "maxItems": 3
-    }
-  },
-  "required": ["name", "class", "level", "stats", "inventory"],
-  "additionalProperties": false
-}"#;
 
 struct Fixture {
     model: Arc<Model>,
@@ -135,12 +100,15 @@ fn sampler(seed: u64, kind: GrammarKind, grammar: &str) -> Sampler {
 #[test]
 fn a_hundred_json_schema_generations_all_validate() {
     let fixture = Fixture::smollm2();
-    let schema: serde_json::Value = serde_json::from_str(CHARACTER_SCHEMA).unwrap();
+    // Nested objects, enums, arrays, bounded numbers and strings.
+    let schema_text =
+        std::fs::read_to_string(fixture_path("grammar/character.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let mut ctx = fixture.context();
     let mut distinct = std::collections::BTreeSet::new();
     for seed in 0..100 {
-        let mut sampler = sampler(seed, GrammarKind::JsonSchema, CHARACTER_SCHEMA);
+        let mut sampler = sampler(seed, GrammarKind::JsonSchema, &schema_text);
         let (text, stop) = fixture.answer(
             &mut ctx,
             &mut sampler,

@@ -205,6 +205,30 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
+// A regular expression holds the output to its language; an invalid one is refused.
+func TestGrammarSampler(t *testing.T) {
+	_, c, _ := open(t)
+	opts := DefaultSamplerOptions()
+	opts.GrammarKind = GrammarRegex
+	opts.Grammar = "[0-9]{4}"
+	s, err := NewSampler(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := generate(context.Background(), c, s, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || strings.Trim(got, "0123456789") != "" {
+		t.Fatalf("under [0-9]{4}: %q", got)
+	}
+	opts.Grammar = "[0-9"
+	if _, err := NewSampler(opts); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("NewSampler(invalid regex) = %v", err)
+	}
+}
+
 func TestGenerateStopString(t *testing.T) {
 	_, c, s := open(t)
 	opts := DefaultGenerateOptions()

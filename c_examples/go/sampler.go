@@ -1,9 +1,22 @@
 package rocmforge
 
 /*
+#include <stdlib.h>
 #include "rocmforge.h"
 */
 import "C"
+
+import "unsafe"
+
+// GrammarKind says what language SamplerOptions.Grammar is written in.
+type GrammarKind uint32
+
+const (
+	GrammarNone       GrammarKind = C.RF_GRAMMAR_NONE
+	GrammarJSONSchema GrammarKind = C.RF_GRAMMAR_JSON_SCHEMA // output is JSON valid against it
+	GrammarRegex      GrammarKind = C.RF_GRAMMAR_REGEX       // the whole output matches it
+	GrammarLark       GrammarKind = C.RF_GRAMMAR_LARK        // llguidance's Lark-style grammar
+)
 
 // SamplerOptions are rf_sampler_params; start from DefaultSamplerOptions.
 type SamplerOptions struct {
@@ -16,6 +29,10 @@ type SamplerOptions struct {
 	FrequencyPenalty float32
 	PresencePenalty  float32
 	Seed             uint64 // the same seed and logits give the same tokens
+	// Draws only tokens that keep the output inside Grammar (llguidance); an invalid
+	// grammar makes NewSampler fail with llguidance's message.
+	GrammarKind GrammarKind
+	Grammar     string
 }
 
 // DefaultSamplerOptions are the library's defaults.
@@ -46,6 +63,14 @@ func NewSampler(opts SamplerOptions) (*Sampler, error) {
 	params.frequency_penalty = C.float(opts.FrequencyPenalty)
 	params.presence_penalty = C.float(opts.PresencePenalty)
 	params.seed = C.uint64_t(opts.Seed)
+	params.grammar_kind = C.uint32_t(opts.GrammarKind)
+	if opts.GrammarKind != GrammarNone {
+		// C memory: cgo forbids passing C a struct that holds a Go pointer.
+		grammar := C.CString(opts.Grammar)
+		defer C.free(unsafe.Pointer(grammar))
+		params.grammar = grammar
+		params.grammar_len = C.size_t(len(opts.Grammar))
+	}
 	s := &Sampler{}
 	if err := check("rf_sampler_new", func() C.enum_rf_status {
 		return C.rf_sampler_new(&params, &s.p)

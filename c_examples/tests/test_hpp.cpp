@@ -86,6 +86,24 @@ void decode_sample_generate(const rf::Model &model) {
     CHECK(generated.ok() && expected.ok() && *generated == *expected);
 }
 
+// A regular expression holds the output to its language; an invalid one is refused with
+// llguidance's message.
+void grammar_sampler(const rf::Model &model) {
+    rf::Result<rf::Context> ctx = rf::Context::try_create(model);
+    rf::Result<rf::Sampler> sampler = rf::Sampler::try_constrained(RF_GRAMMAR_REGEX, "[0-9]{4}");
+    CHECK(ctx.ok() && sampler.ok());
+    if (!ctx || !sampler) return;
+    rf::GenerateParams params;
+    params.max_tokens = 16;
+    rf::Result<std::string> generated = rf::try_generate(*ctx, *sampler, kPrompt, params);
+    CHECK(generated.ok() && generated->size() == 4 &&
+          generated->find_first_not_of("0123456789") == std::string::npos);
+
+    rf::Result<rf::Sampler> invalid = rf::Sampler::try_constrained(RF_GRAMMAR_REGEX, "[0-9");
+    CHECK(invalid.status().code() == RF_ERR_INVALID_ARGUMENT &&
+          invalid.status().message().find("regular expression") != std::string::npos);
+}
+
 // A saved state restored into a fresh context samples the same next token; a shift after
 // dropping the first tokens keeps the rest, moved down.
 void state_and_shift(const rf::Model &model) {
@@ -189,6 +207,7 @@ int main(int argc, char **argv) {
     }
     model_calls(*model);
     decode_sample_generate(*model);
+    grammar_sampler(*model);
     state_and_shift(*model);
     embeddings_and_estimate(*model, argv[1]);
 #if ROCMFORGE_EXCEPTIONS
