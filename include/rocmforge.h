@@ -131,7 +131,10 @@ typedef struct rf_context_params {
   uint32_t n_batch;
   // Threads for CPU work, at most 1024; 0 = the model's setting.
   uint32_t n_threads;
-  // `RF_KV_F16` (default); `RF_KV_F32` and `RF_KV_Q8_0` are not built yet.
+  // How the KV cache stores K and V: `RF_KV_F16` (default), `RF_KV_F32`, or `RF_KV_Q8_0`
+  // (53% of F16's bytes; needs heads of a multiple of 32 values). On a GPU only
+  // `RF_KV_F16` is built so far; the others give `RF_ERR_UNSUPPORTED` there. A saved
+  // sequence state loads only into a context of the same type.
   uint32_t kv_type;
 } rf_context_params;
 

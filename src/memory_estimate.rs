@@ -8,7 +8,7 @@
 use crate::backend::DeviceKind;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
-use crate::context::{ContextParams, KV_BLOCK_SIZE};
+use crate::context::ContextParams;
 use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::model::{ModelConfig, Placement};
@@ -37,19 +37,11 @@ pub fn estimate(
     let config = ModelConfig::from_gguf(gguf)?;
     let params = params.resolved(config.n_ctx_train)?;
     let shape = config.shape();
-    let (n_slots, n_batch) = (params.n_slots(), params.n_batch);
+    let sizes = params.backend_sizes();
     let context = if placement.device.kind == DeviceKind::Cpu {
-        CpuBackend::planned_memory(&shape, n_slots, n_batch, 1)
+        CpuBackend::planned_memory(&shape, &sizes, 1)
     } else {
-        // Sequence tables: one spare, as `Context::new` makes.
-        GpuBackend::planned_memory(
-            &shape,
-            n_slots,
-            KV_BLOCK_SIZE,
-            params.n_seq_max + 1,
-            n_batch,
-            1,
-        )
+        GpuBackend::planned_memory(&shape, &sizes, 1)
     };
     Ok(MemoryEstimate {
         weights_bytes: gguf.tensors().iter().map(|t| t.n_bytes()).sum(),

@@ -7,12 +7,12 @@
 //! |---|---|
 //! | 8 | magic `RFSEQST` and a zero byte |
 //! | 4 | format version ([`VERSION`]) |
-//! | 4 | KV type (1: f16) |
+//! | 4 | KV type (ggml's type id: 1 F16, 0 F32, 8 Q8_0) |
 //! | 8 | model fingerprint ([`model_fingerprint`]) |
 //! | 4 + 4 | layers, K/V values per token and layer |
 //! | 4 | tokens |
 //! | 8 per token | token id, position (i32 each), in position order |
-//! | 2 per value | per layer, the tokens' K rows, then their V rows (f16) |
+//! | per row | per layer, the tokens' K rows, then their V rows, as the KV type stores them |
 //! | 8 | checksum: FNV-1a over every byte before it, in 8-byte words |
 //!
 //! Reading checks everything before the cache is touched: a blob from another model, of
@@ -26,8 +26,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use half::f16;
-
+use crate::backend::KvType;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
@@ -36,42 +35,43 @@ use crate::model::Model;
 const MAGIC: [u8; 8] = *b"RFSEQST\0";
 /// Bumped whenever the layout changes; older blobs are refused by name.
 pub const VERSION: u32 = 1;
-/// The cache's value type: f16, as the backends store K and V.
-const KV_F16: u32 = 1;
 const HEADER_BYTES: usize = 8 + 4 + 4 + 8 + 4 + 4 + 4;
 const CHECKSUM_BYTES: usize = 8;
 
-/// What a blob must match to be read into a context: the model and its cache's shape.
+/// What a blob must match to be read into a context: the model and its cache's shape
+/// and type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateShape {
     pub fingerprint: u64,
     pub n_layer: usize,
     pub kv_dim: usize,
     pub n_vocab: usize,
+    pub kv_type: KvType,
 }
 
 impl StateShape {
-    pub fn of(model: &Model) -> StateShape {
+    /// The shape of a context of `model` whose cache stores `kv_type`.
+    pub fn of(model: &Model, kv_type: KvType) -> StateShape {
         let config = model.config();
         StateShape {
             fingerprint: model_fingerprint(model),
             n_layer: config.n_layer,
             kv_dim: config.kv_dim(),
             n_vocab: config.n_vocab,
+            kv_type,
         }
     }
 
-    /// K/V values of `n_tokens` tokens over every layer.
-    pub fn kv_values(&self, n_tokens: usize) -> Result<usize> {
-        kv_values(self.n_layer, self.kv_dim, n_tokens)
+    /// Bytes of the K/V rows of `n_tokens` tokens over every layer.
+    pub fn kv_bytes(&self, n_tokens: usize) -> Result<usize> {
+        kv_rows(self.n_layer, n_tokens)?
+            .checked_mul(self.kv_type.bytes(self.kv_dim))
+            .ok_or_else(|| too_large(n_tokens))
     }
 
     /// The size of the blob of `n_tokens` tokens.
     pub fn blob_len(&self, n_tokens: usize) -> Result<usize> {
-        let kv_bytes = self
-            .kv_values(n_tokens)?
-            .checked_mul(size_of::<f16>())
-            .ok_or_else(|| too_large(n_tokens))?;
+        let kv_bytes = self.kv_bytes(n_tokens)?;
         n_tokens
             .checked_mul(8)
             .and_then(|b| b.checked_add(kv_bytes))
@@ -80,11 +80,10 @@ impl StateShape {
     }
 }
 
-/// K/V values of `n_tokens` tokens over `n_layer` layers of `kv_dim`-wide K and V rows.
-pub fn kv_values(n_layer: usize, kv_dim: usize, n_tokens: usize) -> Result<usize> {
-    [n_layer, 2, kv_dim]
-        .iter()
-        .try_fold(n_tokens, |acc, &n| acc.checked_mul(n))
+/// K and V rows of `n_tokens` tokens over `n_layer` layers.
+pub fn kv_rows(n_layer: usize, n_tokens: usize) -> Result<usize> {
+    n_tokens
+        .checked_mul(n_layer * 2)
         .ok_or_else(|| too_large(n_tokens))
 }
 
@@ -99,8 +98,8 @@ fn too_large(n_tokens: usize) -> Error {
 pub struct SeqState {
     pub tokens: Vec<i32>,
     pub positions: Vec<i32>,
-    /// `[n_layer][K, V][n_tokens][kv_dim]`, as `BackendState::read_kv_rows` lays it out.
-    pub kv: Vec<f16>,
+    /// `[n_layer][K, V][n_tokens]` rows, as `BackendState::read_kv_rows` lays them out.
+    pub kv: Vec<u8>,
 }
 
 /// Appends the blob of `state` to `out` (fallibly reserved first).
@@ -111,7 +110,7 @@ pub fn encode(shape: &StateShape, state: &SeqState, out: &mut Vec<u8>) -> Result
         .map_err(|_| Error::OutOfMemory(format!("no host memory for a {len}-byte state")))?;
     let start = out.len();
     out.extend_from_slice(&MAGIC);
-    for word in [VERSION, KV_F16] {
+    for word in [VERSION, shape.kv_type.id()] {
         out.extend_from_slice(&word.to_le_bytes());
     }
     out.extend_from_slice(&shape.fingerprint.to_le_bytes());
@@ -122,9 +121,7 @@ pub fn encode(shape: &StateShape, state: &SeqState, out: &mut Vec<u8>) -> Result
         out.extend_from_slice(&token.to_le_bytes());
         out.extend_from_slice(&position.to_le_bytes());
     }
-    for value in &state.kv {
-        out.extend_from_slice(&value.to_le_bytes());
-    }
+    out.extend_from_slice(&state.kv);
     let checksum = fnv1a_words(&out[start..]);
     out.extend_from_slice(&checksum.to_le_bytes());
     Ok(())
@@ -161,9 +158,12 @@ pub fn decode(shape: &StateShape, blob: &[u8]) -> Result<SeqState> {
         ));
     }
     let kv_type = header.u32();
-    if kv_type != KV_F16 {
+    if kv_type != shape.kv_type.id() {
+        let name = KvType::from_id(kv_type).map_or("unknown", KvType::name);
         return Err(invalid(format!(
-            "K/V type {kv_type}, this context stores f16 (1)"
+            "K/V type {kv_type} ({name}), this context stores {} ({})",
+            shape.kv_type.id(),
+            shape.kv_type.name()
         )));
     }
     if header.u64() != shape.fingerprint {
@@ -193,23 +193,30 @@ pub fn decode(shape: &StateShape, blob: &[u8]) -> Result<SeqState> {
         (*token, *position) = (rest.u32() as i32, rest.u32() as i32);
     }
     check_tokens(shape, &tokens, &positions).map_err(invalid)?;
-    let mut kv = filled_vec(
-        shape.kv_values(n_tokens)?,
-        f16::ZERO,
-        "a sequence state's K/V",
-    )?;
-    for (i, value) in kv.iter_mut().enumerate() {
-        *value = f16::from_bits(rest.u16());
-        // The checksum guards against accidents, not against a crafted file.
-        if !value.is_finite() {
-            return Err(invalid(format!("K/V value {i} is {value}, not finite")));
-        }
-    }
+    let kv = rest.bytes.to_vec();
+    check_finite(shape, &kv).map_err(invalid)?;
     Ok(SeqState {
         tokens,
         positions,
         kv,
     })
+}
+
+/// Every K/V value finite: the checksum guards against accidents, not against a crafted
+/// file.
+fn check_finite(shape: &StateShape, kv: &[u8]) -> std::result::Result<(), String> {
+    let row_bytes = shape.kv_type.bytes(shape.kv_dim);
+    let mut row = vec![0.0f32; shape.kv_dim];
+    for (i, bytes) in kv.chunks_exact(row_bytes).enumerate() {
+        shape
+            .kv_type
+            .decode(bytes, &mut row)
+            .map_err(|e| e.to_string())?;
+        if let Some(d) = row.iter().position(|v| !v.is_finite()) {
+            return Err(format!("K/V row {i} holds {} at {d}, not finite", row[d]));
+        }
+    }
+    Ok(())
 }
 
 /// Token ids inside the vocabulary; positions from 0, strictly increasing and below
@@ -253,10 +260,6 @@ impl Reader<'_> {
         let mut out = [0; N];
         out.copy_from_slice(head);
         out
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes(self.take())
     }
 
     fn u32(&mut self) -> u32 {
@@ -333,7 +336,8 @@ impl Context {
     /// [`Context::state_seq_load`] from the file at `path`. A file larger than any state
     /// this context can hold is refused before it is read.
     pub fn state_seq_load_file(&mut self, seq: i32, path: &Path) -> Result<()> {
-        let largest = StateShape::of(self.model()).blob_len(self.params().n_ctx)?;
+        let largest =
+            StateShape::of(self.model(), self.params().kv_type).blob_len(self.params().n_ctx)?;
         let file = File::open(path).map_err(|source| io_error(path, source))?;
         let len = file
             .metadata()
@@ -373,6 +377,7 @@ mod tests {
             n_layer: 2,
             kv_dim: 3,
             n_vocab: 100,
+            kv_type: KvType::F16,
         }
     }
 
@@ -381,7 +386,7 @@ mod tests {
             tokens: (0..n as i32).map(|t| (t * 7) % 100).collect(),
             positions: (0..n as i32).map(|p| 3 * p + 1).collect(),
             kv: (0..n * 12)
-                .map(|v| f16::from_f32(v as f32 * 0.25 - 3.0))
+                .flat_map(|v| half::f16::from_f32(v as f32 * 0.25 - 3.0).to_le_bytes())
                 .collect(),
         }
     }
@@ -423,11 +428,11 @@ mod tests {
     #[test]
     fn non_finite_keys_or_values_are_refused() {
         let mut poisoned = state(3);
-        poisoned.kv[7] = f16::INFINITY;
+        poisoned.kv[14..16].copy_from_slice(&half::f16::INFINITY.to_le_bytes());
         let mut bytes = Vec::new();
         encode(&shape(), &poisoned, &mut bytes).unwrap();
         let message = decode(&shape(), &bytes).unwrap_err().to_string();
-        assert!(message.contains("K/V value 7 is inf"), "{message}");
+        assert!(message.contains("K/V row 2 holds inf at 1"), "{message}");
     }
 
     #[test]
@@ -445,6 +450,15 @@ mod tests {
         };
         let message = decode(&wider, &bytes).unwrap_err().to_string();
         assert!(message.contains("2 layers of 3"), "{message}");
+        let quantized = StateShape {
+            kv_type: KvType::F32,
+            ..shape()
+        };
+        let message = decode(&quantized, &bytes).unwrap_err().to_string();
+        assert!(
+            message.contains("K/V type 1 (F16), this context stores 0 (F32)"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn context(model: &Arc<Model>, n_seq_max: usize) -> Context {
         n_seq_max,
         n_batch: 128,
         n_threads: 2,
+        ..ContextParams::default()
     };
     Context::new(Arc::clone(model), &params).expect("a context")
 }

@@ -119,6 +119,7 @@ fn params() -> ContextParams {
         n_seq_max: 2,
         n_batch: 512,
         n_threads: 2,
+        ..ContextParams::default()
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::tiny_model::variants::{Variant, variants};
 use common::tiny_model::vocabulary::N_TOKENS;
 use rocmforge::backend::gpu::GraphStats;
-use rocmforge::backend::{BackendState, Step};
+use rocmforge::backend::{BackendState, ContextSizes, KvType, Step};
 use rocmforge::error::Error;
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::Model;
@@ -52,7 +52,16 @@ struct Session {
 impl Session {
     fn new(model: &Arc<Model>, graphs: bool) -> Session {
         let mut backend = model
-            .new_backend(N_SLOTS, BLOCK_SIZE, BLOCKS.len(), N_BATCH, 1)
+            .new_backend(
+                &ContextSizes {
+                    n_slots: N_SLOTS,
+                    block_size: BLOCK_SIZE,
+                    n_seq: BLOCKS.len(),
+                    n_batch: N_BATCH,
+                    kv_type: KvType::F16,
+                },
+                1,
+            )
             .expect("GPU state for a tiny model");
         gpu_state(&mut backend).set_graphs(graphs);
         Session {

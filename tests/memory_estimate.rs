@@ -1,5 +1,5 @@
 //! `rf_model_estimate` against what the context then reports: for SmolLM2 on the CPU at
-//! three context sizes (and batch sizes), the estimated host bytes are within 5% of
+//! three context sizes (and batch sizes), and a Q8_0 cache at the largest, the estimated host bytes are within 5% of
 //! `rf_context_memory`'s after a decode, the device bytes equal (none), and the weights
 //! are the file's tensor bytes. The model itself is loaded only to measure.
 
@@ -10,9 +10,9 @@ use std::ptr;
 use common::ffi::{decode_last_logits, last_error, load_model};
 use common::{SMOLLM2, model_path};
 use rocmforge::ffi::{
-    RF_DEVICE_CPU, rf_context_default_params, rf_context_free, rf_context_memory, rf_context_new,
-    rf_memory_estimate, rf_memory_report, rf_model_default_params, rf_model_estimate,
-    rf_model_free, rf_status,
+    RF_DEVICE_CPU, RF_KV_F16, RF_KV_Q8_0, rf_context_default_params, rf_context_free,
+    rf_context_memory, rf_context_new, rf_memory_estimate, rf_memory_report,
+    rf_model_default_params, rf_model_estimate, rf_model_free, rf_status,
 };
 
 fn empty_estimate() -> rf_memory_estimate {
@@ -26,13 +26,14 @@ fn empty_estimate() -> rf_memory_estimate {
     }
 }
 
-fn estimate(n_ctx: u32, n_batch: u32) -> rf_memory_estimate {
+fn estimate(n_ctx: u32, n_batch: u32, kv_type: u32) -> rf_memory_estimate {
     let path = model_path(SMOLLM2);
     let path = path.to_str().expect("a UTF-8 path");
     let mut model_params = rf_model_default_params();
     model_params.device = RF_DEVICE_CPU;
     let mut context_params = rf_context_default_params();
     (context_params.n_ctx, context_params.n_batch) = (n_ctx, n_batch);
+    context_params.kv_type = kv_type;
     let mut out = empty_estimate();
     // SAFETY: valid path bytes, parameter structs and out-struct.
     let status = unsafe {
@@ -48,10 +49,11 @@ fn estimate(n_ctx: u32, n_batch: u32) -> rf_memory_estimate {
     out
 }
 
-fn measured(n_ctx: u32, n_batch: u32) -> rf_memory_report {
+fn measured(n_ctx: u32, n_batch: u32, kv_type: u32) -> rf_memory_report {
     let model = load_model(SMOLLM2);
     let mut params = rf_context_default_params();
     (params.n_ctx, params.n_batch, params.n_threads) = (n_ctx, n_batch, 1);
+    params.kv_type = kv_type;
     let mut ctx = ptr::null_mut();
     let mut report = rf_memory_report {
         struct_size: size_of::<rf_memory_report>() as u32,
@@ -85,12 +87,18 @@ fn the_estimate_matches_the_context_at_three_sizes() {
         let gguf = rocmforge::gguf::GgufFile::parse(&bytes).unwrap();
         gguf.tensors().iter().map(|t| t.n_bytes()).sum::<u64>()
     };
-    for (n_ctx, n_batch) in [(256, 64), (2048, 512), (8192, 512)] {
-        let (predicted, report) = (estimate(n_ctx, n_batch), measured(n_ctx, n_batch));
+    for (n_ctx, n_batch, kv_type) in [
+        (256, 64, RF_KV_F16),
+        (2048, 512, RF_KV_F16),
+        (8192, 512, RF_KV_F16),
+        (8192, 512, RF_KV_Q8_0),
+    ] {
+        let predicted = estimate(n_ctx, n_batch, kv_type);
+        let report = measured(n_ctx, n_batch, kv_type);
         let host = report.host_bytes as f64;
         let error = (predicted.host_bytes as f64 - host).abs() / host;
         println!(
-            "n_ctx {n_ctx}, n_batch {n_batch}: estimated host {} (KV {}), measured {}: {:.2}% apart",
+            "n_ctx {n_ctx}, n_batch {n_batch}, kv_type {kv_type}: estimated host {} (KV {}), measured {}: {:.2}% apart",
             predicted.host_bytes,
             predicted.kv_bytes,
             report.host_bytes,

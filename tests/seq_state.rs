@@ -14,7 +14,9 @@ use rocmforge::seq_state::{StateShape, decode};
 fn saved_tokens(model: &Arc<Model>, ctx: &mut Context, seq: i32) -> Vec<i32> {
     let mut blob = Vec::new();
     ctx.state_seq_save(seq, &mut blob).unwrap();
-    decode(&StateShape::of(model), &blob).unwrap().tokens
+    decode(&StateShape::of(model, ctx.params().kv_type), &blob)
+        .unwrap()
+        .tokens
 }
 
 #[test]

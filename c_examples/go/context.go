@@ -21,12 +21,22 @@ import (
 	"unsafe"
 )
 
+// KVType is how a context's KV cache stores K and V.
+type KVType uint32
+
+const (
+	KVF16  KVType = C.RF_KV_F16
+	KVF32  KVType = C.RF_KV_F32
+	KVQ8_0 KVType = C.RF_KV_Q8_0 // 53% of F16's bytes; the CPU only, so far
+)
+
 // ContextOptions are rf_context_params; start from DefaultContextOptions.
 type ContextOptions struct {
 	NCtx     uint32 // token slots across all sequences; 0 = min(training context, 4096)
 	NSeqMax  uint32 // sequences the context holds (ids 0 .. NSeqMax-1)
 	NBatch   uint32 // most tokens one Decode may take
 	NThreads uint32 // threads for CPU work; 0 = the model's setting
+	KVType   KVType
 }
 
 // DefaultContextOptions are the library's defaults.
@@ -34,7 +44,7 @@ func DefaultContextOptions() ContextOptions {
 	p := C.rf_context_default_params()
 	return ContextOptions{
 		NCtx: uint32(p.n_ctx), NSeqMax: uint32(p.n_seq_max),
-		NBatch: uint32(p.n_batch), NThreads: uint32(p.n_threads),
+		NBatch: uint32(p.n_batch), NThreads: uint32(p.n_threads), KVType: KVType(p.kv_type),
 	}
 }
 
@@ -50,6 +60,7 @@ func (opts ContextOptions) params() C.rf_context_params {
 	params.n_seq_max = C.uint32_t(opts.NSeqMax)
 	params.n_batch = C.uint32_t(opts.NBatch)
 	params.n_threads = C.uint32_t(opts.NThreads)
+	params.kv_type = C.uint32_t(opts.KVType)
 	return params
 }
 

@@ -205,6 +205,31 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
+// A Q8_0 KV cache gives llama.cpp's first greedy tokens on SmolLM2 too.
+func TestQ8_0Cache(t *testing.T) {
+	m, _, s := open(t)
+	opts := DefaultContextOptions()
+	opts.NCtx = 256
+	opts.KVType = KVQ8_0
+	c, err := NewContext(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Decode(promptIDs); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range greedyIDs[:4] {
+		got, err := s.Sample(c, -1)
+		if err != nil || got != want {
+			t.Fatalf("token %d: %d, %v; want %d", i, got, err, want)
+		}
+		if err := c.Decode([]int32{got}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A regular expression holds the output to its language; an invalid one is refused.
 func TestGrammarSampler(t *testing.T) {
 	_, c, _ := open(t)

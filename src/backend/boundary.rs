@@ -3,6 +3,7 @@
 
 use crate::error::Result;
 
+use super::KvType;
 use super::step::Step;
 
 /// How rotary position embedding pairs up the dimensions of a head.
@@ -78,12 +79,23 @@ impl Shape {
         4 * n_batch as u128 * values
     }
 
-    /// Bytes of an f16 K/V cache of `n_slots` token slots: K and V in every layer, as both
-    /// backends store it.
-    pub fn kv_cache_bytes(&self, n_slots: usize) -> u128 {
-        let values = n_slots as u128 * self.kv_dim() as u128 * 2 * self.n_layer as u128;
-        values * 2
+    /// Bytes of a `kv_type` K/V cache of `n_slots` token slots: K and V in every layer,
+    /// as both backends store it.
+    pub fn kv_cache_bytes(&self, n_slots: usize, kv_type: KvType) -> u128 {
+        let row = kv_type.bytes(self.kv_dim()) as u128;
+        n_slots as u128 * row * 2 * self.n_layer as u128
     }
+}
+
+/// What a context asks its backend to hold: `n_slots` cached tokens of `kv_type` in
+/// blocks of `block_size`, `n_seq` sequence tables, steps of up to `n_batch` tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextSizes {
+    pub n_slots: usize,
+    pub block_size: usize,
+    pub n_seq: usize,
+    pub n_batch: usize,
+    pub kv_type: KvType,
 }
 
 /// The activation buffers of a step, each `[n_tokens, width]` f32, owned by the backend.

@@ -7,10 +7,14 @@ mod boundary;
 pub mod cpu;
 pub mod devices;
 pub mod gpu;
+mod kv_type;
 mod state;
 mod step;
 
-pub use boundary::{Act, Backend, BackendMemory, Rope, RopeStyle, Shape, saturating_bytes};
+pub use boundary::{
+    Act, Backend, BackendMemory, ContextSizes, Rope, RopeStyle, Shape, saturating_bytes,
+};
 pub use devices::{DeviceChoice, DeviceKind, DeviceReport, choose, enumerate};
+pub use kv_type::KvType;
 pub use state::BackendState;
 pub use step::{EMPTY_SLOT, Step, VisibleSlots};

@@ -1,8 +1,6 @@
 //! One context's state on whichever backend its model runs on: the closed set of
 //! backends, so call sites carry no `#[cfg]` and no generic parameter.
 
-use half::f16;
-
 use super::cpu::CpuBackend;
 use super::gpu::GpuBackend;
 use super::{Backend, BackendMemory, Step};
@@ -59,10 +57,11 @@ impl BackendState {
         }
     }
 
-    /// Reads the K and V of `slots` into `out`, `[n_layer][K, V][slots.len()][kv_dim]`:
+    /// Reads the K and V of `slots` into `out`, `[n_layer][K, V][slots.len()]` rows of
+    /// `kv_dim` values as the cache's [`KvType`](crate::backend::KvType) stores them:
     /// layer by layer, the K rows of the slots in order, then their V rows. `out` holds
-    /// exactly that many values; every slot is one of the storage's.
-    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [f16]) -> Result<()> {
+    /// exactly that many bytes; every slot is one of the storage's.
+    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [u8]) -> Result<()> {
         if slots.is_empty() {
             return Ok(());
         }
@@ -76,7 +75,7 @@ impl BackendState {
     }
 
     /// Writes rows laid out as [`BackendState::read_kv_rows`] gives them into `slots`.
-    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[f16]) -> Result<()> {
+    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[u8]) -> Result<()> {
         if slots.is_empty() {
             return Ok(());
         }

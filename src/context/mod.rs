@@ -4,15 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use half::f16;
-
 mod embeddings;
 
 pub use embeddings::Pooling;
 
 use crate::backend::cpu::MAX_THREADS;
-use crate::backend::cpu::ops::rotate_f16_rows;
-use crate::backend::{BackendState, Step};
+use crate::backend::cpu::ops::rotate_stored_rows;
+use crate::backend::{BackendState, ContextSizes, KvType, Step};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 use crate::kv_cache::{KvCache, KvWritePlan, MAX_SEQUENCES, PoolStats};
@@ -37,6 +35,8 @@ pub struct ContextParams {
     /// Most tokens one `decode` may take; at most `n_ctx`.
     pub n_batch: usize,
     pub n_threads: usize,
+    /// How the KV cache stores K and V.
+    pub kv_type: KvType,
 }
 
 impl Default for ContextParams {
@@ -46,6 +46,7 @@ impl Default for ContextParams {
             n_seq_max: 1,
             n_batch: 512,
             n_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kv_type: KvType::F16,
         }
     }
 }
@@ -93,6 +94,18 @@ impl ContextParams {
     /// for `Context::recompute_last_logits`.
     pub fn n_slots(&self) -> usize {
         self.n_ctx + KV_BLOCK_SIZE
+    }
+
+    /// What the backend of a context of these (resolved) parameters holds: the slots, a
+    /// spare sequence table ([`Context::recompute_last_logits`] uses it), the batch.
+    pub fn backend_sizes(&self) -> ContextSizes {
+        ContextSizes {
+            n_slots: self.n_slots(),
+            block_size: KV_BLOCK_SIZE,
+            n_seq: self.n_seq_max + 1,
+            n_batch: self.n_batch,
+            kv_type: self.kv_type,
+        }
     }
 }
 
@@ -174,13 +187,7 @@ impl Context {
         let params = params.resolved(model.config().n_ctx_train)?;
         let n_blocks = params.n_ctx / KV_BLOCK_SIZE;
         let n_slots = params.n_slots();
-        let backend = model.new_backend(
-            n_slots,
-            KV_BLOCK_SIZE,
-            params.n_seq_max + 1,
-            params.n_batch,
-            params.n_threads,
-        )?;
+        let backend = model.new_backend(&params.backend_sizes(), params.n_threads)?;
         Ok(Context {
             step: Step::new(params.n_batch, params.n_seq_max + 1, n_slots, KV_BLOCK_SIZE)?,
             backend,
@@ -486,13 +493,22 @@ impl Context {
             *slot = token.slot;
         }
         let config = self.model.config();
-        let kv_values = seq_state::kv_values(config.n_layer, config.kv_dim(), moved.len())?;
-        let mut rows = filled_vec(kv_values, f16::ZERO, "the K/V rows of a shift")?;
+        let kv_type = self.params.kv_type;
+        let kv_bytes = StateShape::of(&self.model, kv_type).kv_bytes(moved.len())?;
+        let mut rows = filled_vec(kv_bytes, 0u8, "the K/V rows of a shift")?;
         self.backend.read_kv_rows(&slots, &mut rows)?;
-        let layer_values = kv_values / config.n_layer;
-        for (layer, kv) in rows.chunks_exact_mut(layer_values).enumerate() {
-            let keys = &mut kv[..layer_values / 2];
-            rotate_f16_rows(keys, config.head_dim, &config.layer_rope(layer), delta);
+        let layer_bytes = kv_bytes / config.n_layer;
+        for (layer, kv) in rows.chunks_exact_mut(layer_bytes).enumerate() {
+            let keys = &mut kv[..layer_bytes / 2];
+            let rope = config.layer_rope(layer);
+            rotate_stored_rows(
+                keys,
+                kv_type,
+                config.kv_dim(),
+                config.head_dim,
+                &rope,
+                delta,
+            )?;
         }
         self.backend.write_kv_rows(&slots, &rows)?;
         self.cache.shift(seq, p0, p1, delta)
@@ -501,20 +517,20 @@ impl Context {
     /// The size of [`Context::state_seq_save`]'s blob for `seq` as it is now.
     pub fn state_seq_size(&self, seq: i32) -> Result<usize> {
         let n_tokens = self.cache.sequence(seq)?.n_tokens();
-        StateShape::of(&self.model).blob_len(n_tokens)
+        StateShape::of(&self.model, self.params.kv_type).blob_len(n_tokens)
     }
 
     /// Appends `seq`'s state to `out`: its tokens, their positions and their K/V in every
     /// layer, in the format of [`crate::seq_state`]. The cache is not changed.
     pub fn state_seq_save(&mut self, seq: i32, out: &mut Vec<u8>) -> Result<()> {
-        let shape = StateShape::of(&self.model);
+        let shape = StateShape::of(&self.model, self.params.kv_type);
         let table = self.cache.sequence(seq)?;
         let n = table.n_tokens();
         let mut slots = filled_vec(n, 0u32, "a sequence state's slots")?;
         let mut state = SeqState {
             tokens: filled_vec(n, 0, "a sequence state's tokens")?,
             positions: filled_vec(n, 0, "a sequence state's positions")?,
-            kv: filled_vec(shape.kv_values(n)?, f16::ZERO, "a sequence state's K/V")?,
+            kv: filled_vec(shape.kv_bytes(n)?, 0, "a sequence state's K/V")?,
         };
         for (i, token) in table.live_tokens().enumerate() {
             slots[i] = token.slot;
@@ -534,7 +550,8 @@ impl Context {
     /// are written leaves the sequence empty; an error from the logits' recomputation
     /// (cancelled, a device error) leaves the state loaded without logits.
     pub fn state_seq_load(&mut self, seq: i32, blob: &[u8]) -> Result<()> {
-        let state = seq_state::decode(&StateShape::of(&self.model), blob)?;
+        let shape = StateShape::of(&self.model, self.params.kv_type);
+        let state = seq_state::decode(&shape, blob)?;
         let n = state.tokens.len();
         let table = self.cache.sequence(seq)?;
         let pool = self.cache.pool();

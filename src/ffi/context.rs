@@ -11,6 +11,7 @@ use super::boundary::{Failure, call, exclusive};
 use super::log::RF_LOG_INFO;
 use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
+use crate::backend::KvType;
 use crate::context::{Batch, Context, ContextParams, Pooling, WantLogits};
 
 pub const RF_KV_F16: u32 = 0;
@@ -41,7 +42,10 @@ pub struct rf_context_params {
     pub n_batch: u32,
     /// Threads for CPU work, at most 1024; 0 = the model's setting.
     pub n_threads: u32,
-    /// `RF_KV_F16` (default); `RF_KV_F32` and `RF_KV_Q8_0` are not built yet.
+    /// How the KV cache stores K and V: `RF_KV_F16` (default), `RF_KV_F32`, or `RF_KV_Q8_0`
+    /// (53% of F16's bytes; needs heads of a multiple of 32 values). On a GPU only
+    /// `RF_KV_F16` is built so far; the others give `RF_ERR_UNSUPPORTED` there. A saved
+    /// sequence state loads only into a context of the same type.
     pub kv_type: u32,
 }
 
@@ -59,15 +63,17 @@ pub(super) fn context_params(
     p: &rf_context_params,
     model_threads: usize,
 ) -> Result<ContextParams, Failure> {
-    if p.kv_type != RF_KV_F16 {
-        return Err(Failure::new(
-            rf_status::RF_ERR_UNSUPPORTED,
-            format!(
-                "kv_type {}: this build keeps the KV cache in F16 only",
-                p.kv_type
-            ),
-        ));
-    }
+    let kv_type = match p.kv_type {
+        RF_KV_F16 => KvType::F16,
+        RF_KV_F32 => KvType::F32,
+        RF_KV_Q8_0 => KvType::Q8_0,
+        other => {
+            return Err(Failure::new(
+                rf_status::RF_ERR_INVALID_ARGUMENT,
+                format!("kv_type is {other}, expected one of RF_KV_F16, RF_KV_F32, RF_KV_Q8_0"),
+            ));
+        }
+    };
     Ok(ContextParams {
         n_ctx: p.n_ctx as usize,
         n_seq_max: p.n_seq_max as usize,
@@ -76,6 +82,7 @@ pub(super) fn context_params(
             0 => model_threads,
             n => n as usize,
         },
+        kv_type,
     })
 }
 

@@ -20,7 +20,7 @@ pub use crate::backend::RopeStyle;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::ops::GpuOps;
 use crate::backend::gpu::{Device, GpuBackend, Stream};
-use crate::backend::{BackendState, DeviceKind};
+use crate::backend::{BackendState, ContextSizes, DeviceKind};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, OwnedGguf};
 
@@ -131,30 +131,17 @@ impl Model {
         }
     }
 
-    /// A context's state on this model's device: `n_slots` cached tokens in blocks of
-    /// `block_size`, `n_seq` sequence tables, steps of up to `n_batch` tokens, and
-    /// `n_threads` CPU threads when the model runs on the CPU.
-    pub fn new_backend(
-        &self,
-        n_slots: usize,
-        block_size: usize,
-        n_seq: usize,
-        n_batch: usize,
-        n_threads: usize,
-    ) -> Result<BackendState> {
+    /// A context's state on this model's device, of `sizes`, with `n_threads` CPU threads
+    /// when the model runs on the CPU.
+    pub fn new_backend(&self, sizes: &ContextSizes, n_threads: usize) -> Result<BackendState> {
         let shape = self.config.shape();
         Ok(match &self.weights {
-            Weights::Host => BackendState::Cpu(Box::new(CpuBackend::new(
-                shape, n_slots, block_size, n_seq, n_batch, n_threads,
-            )?)),
+            Weights::Host => BackendState::Cpu(Box::new(CpuBackend::new(shape, sizes, n_threads)?)),
             Weights::Device(d) => BackendState::Gpu(Box::new(GpuBackend::new(
                 &d.device,
                 Arc::clone(&d.ops),
                 shape,
-                n_slots,
-                block_size,
-                n_seq,
-                n_batch,
+                sizes,
             )?)),
         })
     }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use rocmforge::backend::{DeviceChoice, enumerate};
+use rocmforge::backend::{DeviceChoice, KvType, enumerate};
 use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement};
@@ -63,6 +63,11 @@ pub fn references(fixture: &str) -> Vec<Reference> {
 /// Model `file` on the device `ROCMFORGE_TEST_DEVICE` names (an index into the device
 /// list; the CPU when unset), held to the same bounds on every device.
 pub fn context(file: &str) -> Context {
+    context_with_kv(file, KvType::F16)
+}
+
+/// [`context`] with its KV cache stored as `kv_type`.
+pub fn context_with_kv(file: &str, kv_type: KvType) -> Context {
     let device = test_device();
     let placement = Placement::choose(&enumerate(), DeviceChoice::Index(device)).unwrap();
     eprintln!("device {device}: {}", placement.device.name);
@@ -72,6 +77,7 @@ pub fn context(file: &str) -> Context {
         n_ctx: 256,
         n_batch: 128,
         n_threads: 2,
+        kv_type,
         ..ContextParams::default()
     };
     Context::new(model, &params).unwrap()

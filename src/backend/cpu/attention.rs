@@ -2,9 +2,7 @@
 
 use std::sync::Mutex;
 
-use half::f16;
-use half::slice::HalfFloatSliceExt;
-
+use super::kv_storage::KvValues;
 use super::lock;
 use super::matmul::CpuMatmul;
 use super::ops::{axpy, dot, softmax};
@@ -18,8 +16,8 @@ use crate::host_memory::{reserve, resize};
 pub struct Layer<'a> {
     pub shape: &'a Shape,
     /// The cached keys and values, `[n_slots, kv_dim]` each.
-    pub k: &'a [f16],
-    pub v: &'a [f16],
+    pub k: &'a KvValues,
+    pub v: &'a KvValues,
     /// What the scores are multiplied by before the softmax.
     pub scale: f32,
     /// A sliding window: each token sees only the last `window` positions.
@@ -139,8 +137,7 @@ impl Layer<'_> {
         // [group, n]: each query head's scores, then its attention weights.
         let weights = &mut rest[..queries.len() / hd * n];
         for (j, (_, slot)) in visible.clone().enumerate() {
-            let base = slot * kv_dim + kv_off;
-            self.k[base..base + hd].convert_to_f32_slice(row);
+            self.k.read_f32(slot * kv_dim + kv_off, row);
             for (q, head_weights) in queries.chunks_exact(hd).zip(weights.chunks_exact_mut(n)) {
                 head_weights[j] = dot(q, row) * self.scale;
             }
@@ -148,8 +145,7 @@ impl Layer<'_> {
         weights.chunks_exact_mut(n).for_each(softmax);
         out.fill(0.0);
         for (j, (_, slot)) in visible.enumerate() {
-            let base = slot * kv_dim + kv_off;
-            self.v[base..base + hd].convert_to_f32_slice(row);
+            self.v.read_f32(slot * kv_dim + kv_off, row);
             for (o, head_weights) in out.chunks_exact_mut(hd).zip(weights.chunks_exact(n)) {
                 axpy(o, head_weights[j], row);
             }
@@ -160,6 +156,7 @@ impl Layer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::KvType;
 
     fn shape(head_dim: usize) -> Shape {
         Shape {
@@ -195,10 +192,16 @@ mod tests {
     }
 
     /// Attention over 8,192 cached tokens whose scores reach ±1e4 stays finite and
-    /// matches a float64 computation over the same (f16-stored) keys and values; with a
-    /// sliding window, over the window's last keys only.
+    /// matches a float64 computation over the same keys and values as each cache type
+    /// stores them; with a sliding window, over the window's last keys only.
     #[test]
     fn attention_is_accurate_with_extreme_scores_and_long_contexts() {
+        for kv_type in [KvType::F16, KvType::F32, KvType::Q8_0] {
+            attention_is_accurate_with(kv_type);
+        }
+    }
+
+    fn attention_is_accurate_with(kv_type: KvType) {
         let hd = 64;
         let s = shape(hd);
         let mut state = 7u64;
@@ -217,8 +220,16 @@ mod tests {
             (17, 1.0, Some(1)),
         ] {
             let q: Vec<f32> = (0..hd).map(|_| next() * q_scale).collect();
-            let k: Vec<f16> = (0..n_ctx * hd).map(|_| f16::from_f32(next())).collect();
-            let v: Vec<f16> = (0..n_ctx * hd).map(|_| f16::from_f32(next())).collect();
+            let mut stored = || {
+                let values: Vec<f32> = (0..n_ctx * hd).map(|_| next()).collect();
+                let mut cache = KvValues::new(kv_type, values.len(), "test").unwrap();
+                cache.write_f32(0, &values);
+                let mut read = vec![0.0f32; values.len()];
+                cache.read_f32(0, &mut read);
+                (cache, read)
+            };
+            let (k_cache, k) = stored();
+            let (v_cache, v) = stored();
             let block_size = 16;
             let mut step = Step::new(1, 1, n_ctx, block_size).unwrap();
             let positions: Vec<i32> = (0..n_ctx as i32).collect();
@@ -232,8 +243,8 @@ mod tests {
             let mut scratch = vec![0.0f32; hd + n_ctx];
             let layer = Layer {
                 shape: &s,
-                k: &k,
-                v: &v,
+                k: &k_cache,
+                v: &v_cache,
                 scale: 1.0 / (hd as f32).sqrt(),
                 window,
             };
@@ -261,7 +272,7 @@ mod tests {
                 let tolerance = 1e-4 + 1e-3 * expected.abs();
                 assert!(
                     (f64::from(out[d]) - expected).abs() < tolerance,
-                    "n_ctx {n_ctx} q_scale {q_scale} window {window:?} dim {d}: {} vs {expected}",
+                    "{kv_type:?} n_ctx {n_ctx} q_scale {q_scale} window {window:?} dim {d}: {} vs {expected}",
                     out[d]
                 );
             }

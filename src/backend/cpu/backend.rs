@@ -2,15 +2,14 @@
 //! buffers and step inputs on the host, and the worker pool its matmuls and attention
 //! run on.
 
-use half::f16;
-use half::slice::HalfFloatSliceExt;
-
 use super::attention::{AttentionScratch, Layer, attention};
 use super::buffers::Buffers;
 use super::kv_storage::KvStorage;
 use super::matmul::CpuMatmul;
 use super::ops::{RopeAngles, add_assign, geglu, rms_norm, rms_norm_in_place, rope, swiglu};
-use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step, saturating_bytes};
+use crate::backend::{
+    Act, Backend, BackendMemory, ContextSizes, Rope, Shape, Step, saturating_bytes,
+};
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
 use crate::tensor::{WeightMatrix, dequantize_row};
@@ -38,20 +37,15 @@ impl CpuBackend {
         self.acts.put(Act::Up, up);
     }
 
-    /// State for `n_slots` cached tokens over `n_seq_max` sequences, steps of up to
-    /// `n_batch` tokens, and a pool of `n_threads` threads.
-    pub fn new(
-        shape: Shape,
-        n_slots: usize,
-        block_size: usize,
-        n_seq_max: usize,
-        n_batch: usize,
-        n_threads: usize,
-    ) -> Result<CpuBackend> {
+    /// State for a context of `sizes`, with a pool of `n_threads` threads.
+    pub fn new(shape: Shape, sizes: &ContextSizes, n_threads: usize) -> Result<CpuBackend> {
+        let ContextSizes {
+            n_slots, n_batch, ..
+        } = *sizes;
         Ok(CpuBackend {
-            kv: KvStorage::new(&shape, n_slots)?,
+            kv: KvStorage::new(&shape, n_slots, sizes.kv_type)?,
             acts: Buffers::new(&shape, n_batch)?,
-            step: Step::new(n_batch, n_seq_max, n_slots, block_size)?,
+            step: Step::new(n_batch, sizes.n_seq, n_slots, sizes.block_size)?,
             matmul: CpuMatmul::new(n_threads)?,
             logits: Vec::new(),
             attention: AttentionScratch::new(n_threads, n_slots)?,
@@ -63,15 +57,10 @@ impl CpuBackend {
     /// What [`CpuBackend::new`] allocates, as [`Backend::memory`] reports it once a step
     /// has produced `n_outputs` logit rows: the K/V storage, the activation buffers, the
     /// logits. Computed from the sizes alone, for estimates before loading.
-    pub fn planned_memory(
-        shape: &Shape,
-        n_slots: usize,
-        n_batch: usize,
-        n_outputs: usize,
-    ) -> BackendMemory {
-        let kv_bytes = KvStorage::bytes_for(shape, n_slots);
+    pub fn planned_memory(shape: &Shape, sizes: &ContextSizes, n_outputs: usize) -> BackendMemory {
+        let kv_bytes = KvStorage::bytes_for(shape, sizes.n_slots, sizes.kv_type);
         let logits = 4 * (n_outputs * shape.n_vocab) as u128;
-        let host = u128::from(kv_bytes) + shape.activation_bytes(n_batch) + logits;
+        let host = u128::from(kv_bytes) + shape.activation_bytes(sizes.n_batch) + logits;
         BackendMemory {
             kv_bytes,
             host_bytes: saturating_bytes(host),
@@ -92,12 +81,12 @@ impl CpuBackend {
     }
 
     /// See [`crate::backend::BackendState::read_kv_rows`].
-    pub fn read_kv_rows(&self, slots: &[u32], out: &mut [f16]) {
+    pub fn read_kv_rows(&self, slots: &[u32], out: &mut [u8]) {
         self.kv.read_rows(slots, out);
     }
 
     /// See [`crate::backend::BackendState::write_kv_rows`].
-    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[f16]) {
+    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[u8]) {
         self.kv.write_rows(slots, rows);
     }
 }
@@ -271,12 +260,10 @@ impl Backend for CpuBackend {
                 rope_params.style,
                 angles,
             );
-            let slot = self.step.write_slots[t] as usize;
-            let cached = slot * kv_dim..(slot + 1) * kv_dim;
-            self.kv.k[layer][cached.clone()]
-                .convert_from_f32_slice(&k[t * kv_dim..(t + 1) * kv_dim]);
-            self.kv.v[layer][cached]
-                .convert_from_f32_slice(&self.acts.get(Act::V)[t * kv_dim..(t + 1) * kv_dim]);
+            let first = self.step.write_slots[t] as usize * kv_dim;
+            let token = t * kv_dim..(t + 1) * kv_dim;
+            self.kv.k[layer].write_f32(first, &k[token.clone()]);
+            self.kv.v[layer].write_f32(first, &self.acts.get(Act::V)[token]);
         }
         self.acts.put(Act::Q, q);
         self.acts.put(Act::K, k);

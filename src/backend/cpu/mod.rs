@@ -24,6 +24,7 @@ mod simd;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub(crate) use activations::quantize_q8_0;
 pub use backend::CpuBackend;
 pub use matmul::CpuMatmul;
 pub use pool::{MAX_THREADS, WorkerPool};

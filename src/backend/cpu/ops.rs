@@ -1,9 +1,8 @@
 //! The element-wise and per-row operations of a forward pass on the CPU, in f32 with
 //! wider accumulation where a sum runs over a whole row.
 
-use half::f16;
-
-use crate::backend::{Rope, RopeStyle};
+use crate::backend::{KvType, Rope, RopeStyle};
+use crate::error::Result;
 
 /// `out = x / sqrt(mean(x²) + eps) * weight` for one row.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -98,21 +97,28 @@ pub fn rope(x: &mut [f32], head_dim: usize, style: RopeStyle, angles: &RopeAngle
     }
 }
 
-/// Rotates cached keys (`[n_rows * n_heads, head_dim]` f16) by the RoPE angles of
-/// position `delta`, in f32: what moving them `delta` positions takes, since rotations by
-/// angles proportional to the position compose.
-pub fn rotate_f16_rows(rows: &mut [f16], head_dim: usize, params: &Rope, delta: i32) {
+/// Rotates cached key rows (`kv_dim` values each, stored as `kv_type`) by the RoPE
+/// angles of position `delta`, in f32: what moving them `delta` positions takes, since
+/// rotations by angles proportional to the position compose. A Q8_0 row is quantized
+/// afresh, one more rounding of at most half a step.
+pub fn rotate_stored_rows(
+    rows: &mut [u8],
+    kv_type: KvType,
+    kv_dim: usize,
+    head_dim: usize,
+    params: &Rope,
+    delta: i32,
+) -> Result<()> {
     let angles = RopeAngles::new(delta, params.base, params.dims);
-    let mut head = vec![0.0f32; head_dim];
-    for values in rows.chunks_exact_mut(head_dim) {
-        for (x, v) in head.iter_mut().zip(values.iter()) {
-            *x = v.to_f32();
+    let mut values = vec![0.0f32; kv_dim];
+    for row in rows.chunks_exact_mut(kv_type.bytes(kv_dim)) {
+        kv_type.decode(row, &mut values)?;
+        for head in values.chunks_exact_mut(head_dim) {
+            rope(head, head_dim, params.style, &angles);
         }
-        rope(&mut head, head_dim, params.style, &angles);
-        for (v, &x) in values.iter_mut().zip(&head) {
-            *v = f16::from_f32(x);
-        }
+        kv_type.encode(&values, row);
     }
+    Ok(())
 }
 
 /// Softmax of `scores` in place: max-subtracted so ±1e4 stays finite, the normaliser

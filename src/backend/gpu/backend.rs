@@ -16,9 +16,11 @@ use super::ops::{
     StepTokens,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
-use crate::backend::{Act, Backend, BackendMemory, Rope, Shape, Step, saturating_bytes};
+use crate::backend::{
+    Act, Backend, BackendMemory, ContextSizes, KvType, Rope, Shape, Step, saturating_bytes,
+};
 use crate::error::{Error, Result};
-use crate::host_memory::resize;
+use crate::host_memory::{filled_vec, resize};
 use crate::tensor::{GgmlType, WeightMatrix};
 
 /// A weight matrix uploaded to a device: the GGUF tensor's bytes, their rows split where
@@ -227,16 +229,10 @@ impl GpuBackend {
     /// step has produced `n_outputs` logit rows, assuming the vendor BLAS loads (its
     /// prefill scratch is counted whenever `n_batch` calls for it). Computed from the
     /// sizes alone, for estimates before loading; each term is one allocation below.
-    pub fn planned_memory(
-        shape: &Shape,
-        n_slots: usize,
-        block_size: usize,
-        n_seq: usize,
-        n_batch: usize,
-        n_outputs: usize,
-    ) -> BackendMemory {
+    pub fn planned_memory(shape: &Shape, sizes: &ContextSizes, n_outputs: usize) -> BackendMemory {
+        let (n_batch, block_size) = (sizes.n_batch, sizes.block_size);
         let u = |v: usize| v as u128;
-        let kv = shape.kv_cache_bytes(n_slots);
+        let kv = shape.kv_cache_bytes(sizes.n_slots, sizes.kv_type);
         let widest = u(shape.widest());
         let acts = shape.activation_bytes(n_batch);
         // Per group of 32: the quants, a scale and a sum.
@@ -252,9 +248,9 @@ impl GpuBackend {
         };
         let rows = 2 * 4 * u(n_batch) * u(shape.n_embd);
         let logits = 4 * u(n_batch) * u(shape.n_vocab) + 4 * u(n_batch);
-        let max_blocks = n_slots.div_ceil(block_size);
+        let max_blocks = sizes.n_slots.div_ceil(block_size);
         // The step's inputs, 4 bytes each, on the device and in the staging buffer.
-        let input_values = step_input_values(n_seq, max_blocks, block_size, n_batch);
+        let input_values = step_input_values(sizes.n_seq, max_blocks, block_size, n_batch);
         let heads = HeadShape {
             n_head: shape.n_head,
             n_kv_heads: shape.n_head_kv,
@@ -275,17 +271,27 @@ impl GpuBackend {
         }
     }
 
-    /// State on `ops`' device for `n_slots` cached tokens over `n_seq` sequences and
-    /// steps of up to `n_batch` tokens.
+    /// State on `ops`' device for a context of `sizes`. Its K/V cache is F16: the GPU
+    /// kernels read no other type yet.
     pub fn new(
         device: &Device,
         ops: Arc<GpuOps>,
         shape: Shape,
-        n_slots: usize,
-        block_size: usize,
-        n_seq: usize,
-        n_batch: usize,
+        sizes: &ContextSizes,
     ) -> Result<GpuBackend> {
+        let ContextSizes {
+            n_slots,
+            block_size,
+            n_seq,
+            n_batch,
+            kv_type,
+        } = *sizes;
+        if kv_type != KvType::F16 {
+            return Err(Error::Unsupported(format!(
+                "a {} KV cache on a GPU: its attention kernels read F16 K/V only",
+                kv_type.name()
+            )));
+        }
         let heads = HeadShape {
             n_head: shape.n_head,
             n_kv_heads: shape.n_head_kv,
@@ -478,36 +484,44 @@ impl GpuBackend {
         self.state.memory()
     }
 
-    /// The K and V rows of `slots` in every layer into `out`, laid out as
+    /// The K and V rows of `slots` in every layer into `out` as stored (F16), laid out as
     /// [`crate::backend::BackendState::read_kv_rows`] describes: one copy per run of
     /// consecutive slots (a cache block holds 16).
-    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [f16]) -> Result<()> {
+    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [u8]) -> Result<()> {
         let (state, stream) = (&self.state, &self.stream);
         let kv_dim = state.shape.kv_dim();
+        let mut values = filled_vec(slots.len() * kv_dim, f16::ZERO, "K/V rows on the host")?;
         let caches = state
             .k_cache
             .iter()
             .zip(&state.v_cache)
             .flat_map(|(k, v)| [k, v]);
-        for (cache, rows) in caches.zip(out.chunks_exact_mut(slots.len() * kv_dim)) {
+        for (cache, rows) in caches.zip(out.chunks_exact_mut(values.len() * 2)) {
             for (first, slot, len) in slot_runs(slots) {
-                let rows = &mut rows[first * kv_dim..(first + len) * kv_dim];
-                cache.copy_range_to_host(stream, slot as usize * kv_dim, rows)?;
+                let run = &mut values[first * kv_dim..(first + len) * kv_dim];
+                cache.copy_range_to_host(stream, slot as usize * kv_dim, run)?;
+            }
+            for (value, bytes) in values.iter().zip(rows.chunks_exact_mut(2)) {
+                bytes.copy_from_slice(&value.to_le_bytes());
             }
         }
         Ok(())
     }
 
     /// Writes rows laid out as [`GpuBackend::read_kv_rows`] gives them into `slots`.
-    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[f16]) -> Result<()> {
+    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[u8]) -> Result<()> {
         let (state, stream) = (&mut self.state, &self.stream);
         let kv_dim = state.shape.kv_dim();
+        let mut values = filled_vec(slots.len() * kv_dim, f16::ZERO, "K/V rows on the host")?;
         let caches = state.k_cache.iter_mut().zip(state.v_cache.iter_mut());
         let caches = caches.flat_map(|(k, v)| [k, v]);
-        for (cache, layer_rows) in caches.zip(rows.chunks_exact(slots.len() * kv_dim)) {
+        for (cache, layer_rows) in caches.zip(rows.chunks_exact(values.len() * 2)) {
+            for (value, bytes) in values.iter_mut().zip(layer_rows.chunks_exact(2)) {
+                *value = f16::from_le_bytes([bytes[0], bytes[1]]);
+            }
             for (first, slot, len) in slot_runs(slots) {
-                let rows = &layer_rows[first * kv_dim..(first + len) * kv_dim];
-                cache.copy_range_from_host(stream, slot as usize * kv_dim, rows)?;
+                let run = &values[first * kv_dim..(first + len) * kv_dim];
+                cache.copy_range_from_host(stream, slot as usize * kv_dim, run)?;
             }
         }
         Ok(())

@@ -34,6 +34,7 @@ impl LibraryEngine {
             n_seq_max: N_SEQUENCES,
             n_batch: 64,
             n_threads: 2,
+            ..ContextParams::default()
         };
         let context = Context::new(model, &params).expect("a context for a tiny model");
         LibraryEngine { context }

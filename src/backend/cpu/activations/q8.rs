@@ -87,6 +87,18 @@ impl Q8Activations {
     }
 }
 
+/// `x` (a multiple of 32 values) as ggml's Q8_0 blocks in `out`: per block the f16 step
+/// `d`, then 32 quants, 34 bytes, rounded as [`Q8Activations::quantize`] rounds them.
+pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+    for (x, bytes) in arrays::<f32, BLOCK>(x).zip(out.chunks_exact_mut(2 + BLOCK)) {
+        let block = quantize_block(x);
+        bytes[..2].copy_from_slice(&half::f16::from_f32(block.scale).to_le_bytes());
+        for (byte, q) in bytes[2..].iter_mut().zip(block.quants) {
+            *byte = q as u8;
+        }
+    }
+}
+
 /// The scalar reference: `d = max|x| / 127`, `q = round_half_even(x * 127 / max|x|)`.
 /// ggml's AVX2 build rounds half to even, its scalar one half away from zero; we follow the
 /// build llama.cpp runs on x86.
