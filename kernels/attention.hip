@@ -20,21 +20,27 @@
 // sequence index after another. A tile stops early once it meets a key later than every
 // query of the run (causal prefill reads each key range once).
 //
+// K and V are read as the cache's type (kv_cache.h): each kernel below has an instance
+// per type, named with its suffix (_f16, _f32, _q8_0). rf_attention_paged stages its
+// tiles as f16 whatever the type.
+//
 // Launch: grid = (ceil(n_tokens / tokens_per_tile), n_kv_heads, n_splits), block =
 // ATTENTION_THREADS threads or more with tokens_per_tile * group * head_dim <=
 // blockDim.x * MAX_OUTPUTS_PER_THREAD, dynamic shared memory as Tiling::shared_bytes in
 // src/backend/gpu/ops/attention.rs. Out-of-range block ids or slots in the tables are
 // treated as holes: the kernel never reads outside the cache.
 #include "compat.h"
+#include "kv_cache.h"
 #include "q8_activations.h"
 
 #define MAX_OUTPUTS_PER_THREAD 16
 #define EMPTY_SLOT 0x7fffffff
 
-RF_KERNEL void rf_attention_paged(
+template <class Kv>
+static __device__ void attention_paged(
     const float *q,                // [n_tokens, n_head * head_dim], RoPE applied
-    const __half *k_cache,         // [n_slots, n_kv_heads * head_dim]
-    const __half *v_cache,         // [n_slots, n_kv_heads * head_dim]
+    const uint8_t *k_cache,        // [n_slots, n_kv_heads * head_dim] as Kv
+    const uint8_t *v_cache,        // [n_slots, n_kv_heads * head_dim] as Kv
     const uint32_t *block_tables,  // [n_seq, max_blocks]
     const int32_t *slot_positions, // [n_seq, max_blocks * block_size]
     const uint32_t *n_logical,     // [n_seq]
@@ -47,7 +53,6 @@ RF_KERNEL void rf_attention_paged(
     uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
     uint32_t tokens_per_tile, uint32_t keys_per_tile, uint32_t keys_per_split,
     uint32_t n_splits) {
-    rf_grid_dependency_sync();
     extern __shared__ float shared[];
     __shared__ int stop;
     const uint32_t group = n_head / n_kv_heads;
@@ -126,8 +131,8 @@ RF_KERNEL void rf_attention_paged(
                 __half k_value = __float2half_rn(0.0f), v_value = k_value;
                 if (key_pos[key] != EMPTY_SLOT) {
                     const uint64_t at = (uint64_t)key_slot[key] * kv_dim + kv_head * hd + e % hd;
-                    k_value = k_cache[at];
-                    v_value = v_cache[at];
+                    k_value = __float2half_rn(Kv::load(k_cache, at));
+                    v_value = __float2half_rn(Kv::load(v_cache, at));
                 }
                 k_s[e] = k_value;
                 v_s[e] = v_value;
@@ -226,6 +231,26 @@ RF_KERNEL void rf_attention_paged(
     }
 }
 
+#define RF_ATTENTION_PAGED_KERNEL(NAME, KV)                                                      \
+    RF_KERNEL void rf_attention_paged_##NAME(                                                    \
+        const float *q, const uint8_t *k_cache, const uint8_t *v_cache,                          \
+        const uint32_t *block_tables, const int32_t *slot_positions, const uint32_t *n_logical, \
+        const uint32_t *seq_index, const int32_t *pos, float *out, float *partial_acc,           \
+        float *partial_ml, uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,              \
+        uint32_t head_dim, uint32_t n_seq, uint32_t max_blocks, uint32_t block_size,             \
+        uint64_t n_slots, float scale, uint32_t tokens_per_tile, uint32_t keys_per_tile,         \
+        uint32_t keys_per_split, uint32_t n_splits) {                                            \
+        rf_grid_dependency_sync();                                                               \
+        attention_paged<KV>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,        \
+                            seq_index, pos, out, partial_acc, partial_ml, n_tokens, n_head,      \
+                            n_kv_heads, head_dim, n_seq, max_blocks, block_size, n_slots, scale, \
+                            tokens_per_tile, keys_per_tile, keys_per_split, n_splits);           \
+    }
+
+RF_ATTENTION_PAGED_KERNEL(f16, KvF16)
+RF_ATTENTION_PAGED_KERNEL(f32, KvF32)
+RF_ATTENTION_PAGED_KERNEL(q8_0, KvQ8_0)
+
 // Merges the splits of rf_attention_paged: out = sum_s acc_s * exp(m_s - M) / sum_s l_s *
 // exp(m_s - M) with M the largest m_s. Splits that saw no visible key (m_s = -inf) add
 // nothing; a token that saw none at all gets zeros.
@@ -315,9 +340,58 @@ RF_DEVICE void write_output(float value, float *out, int8_t *q8, float *q8_d, fl
 // output also goes as Q8 activations (q8_activations.h) for the product that reads it
 // next, or null. head_dim = DIMS * warpSize, a multiple of 8 and at most
 // TOKEN_MAX_HEAD_DIM; the launcher checks.
-template <int DIMS>
+// q . K row (head_dim values from element `first`), scaled by nothing.
+template <class Kv>
+static __device__ __forceinline__ float key_dot(const uint8_t *k_cache, uint64_t first,
+                                                const float *q_s, uint32_t hd) {
+    float dot = 0.0f;
+    for (uint32_t d = 0; d < hd; ++d) {
+        dot = fmaf(q_s[d], Kv::load(k_cache, first + d), dot);
+    }
+    return dot;
+}
+
+// F16 rows read 8 values (16 bytes) a load.
+template <>
+__device__ __forceinline__ float key_dot<KvF16>(const uint8_t *k_cache, uint64_t first,
+                                                const float *q_s, uint32_t hd) {
+    const uint4 *k_row = (const uint4 *)((const __half *)k_cache + first);
+    float dot = 0.0f;
+#pragma unroll 8
+    for (uint32_t d8 = 0; d8 < hd / 8; ++d8) {
+        const uint4 packed = k_row[d8];
+        const __half2 *halves = (const __half2 *)&packed;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const float2 f = __half22float2(halves[c]);
+            dot = fmaf(q_s[d8 * 8 + 2 * c], f.x, dot);
+            dot = fmaf(q_s[d8 * 8 + 2 * c + 1], f.y, dot);
+        }
+    }
+    return dot;
+}
+
+// Q8_0 rows: each block's quants summed against the query, then scaled once.
+template <>
+__device__ __forceinline__ float key_dot<KvQ8_0>(const uint8_t *k_cache, uint64_t first,
+                                                 const float *q_s, uint32_t hd) {
+    const uint8_t *blocks = k_cache + (first / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
+    float dot = 0.0f;
+    for (uint32_t b = 0; b < hd / KV_Q8_0_BLOCK; ++b) {
+        const uint8_t *block = blocks + b * KV_Q8_0_BLOCK_BYTES;
+        float sum = 0.0f;
+#pragma unroll 8
+        for (int i = 0; i < KV_Q8_0_BLOCK; ++i) {
+            sum = fmaf(q_s[b * KV_Q8_0_BLOCK + i], (float)(int8_t)block[2 + i], sum);
+        }
+        dot = fmaf(__half2float(*(const __half *)block), sum, dot);
+    }
+    return dot;
+}
+
+template <int DIMS, class Kv>
 static __device__ void attention_token(
-    const float *q, const __half *k_cache, const __half *v_cache, const uint32_t *block_tables,
+    const float *q, const uint8_t *k_cache, const uint8_t *v_cache, const uint32_t *block_tables,
     const int32_t *slot_positions, const uint32_t *n_logical, const uint32_t *seq_index,
     const int32_t *pos, float *out, float *partial_acc, float *partial_ml, uint32_t n_tokens,
     uint32_t n_head, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_seq,
@@ -374,21 +448,8 @@ static __device__ void attention_token(
         }
         float score = -INFINITY;
         if (visible) {
-            const uint4 *k_row =
-                (const uint4 *)(k_cache + (uint64_t)slot * kv_dim + (uint64_t)kv_head * hd);
-            float dot = 0.0f;
-#pragma unroll 8
-            for (uint32_t d8 = 0; d8 < hd / 8; ++d8) {
-                const uint4 packed = k_row[d8];
-                const __half2 *halves = (const __half2 *)&packed;
-#pragma unroll
-                for (int c = 0; c < 4; ++c) {
-                    const float2 f = __half22float2(halves[c]);
-                    dot = fmaf(q_s[d8 * 8 + 2 * c], f.x, dot);
-                    dot = fmaf(q_s[d8 * 8 + 2 * c + 1], f.y, dot);
-                }
-            }
-            score = dot * scale;
+            const uint64_t first = (uint64_t)slot * kv_dim + (uint64_t)kv_head * hd;
+            score = key_dot<Kv>(k_cache, first, q_s, hd) * scale;
         }
         // Fold the chunk into the running softmax.
         float chunk_max = score;
@@ -414,11 +475,10 @@ static __device__ void attention_token(
         for (int k = 0; k < warp; ++k) {
             const float wk = rf_shfl(weight, k);
             const uint32_t key_slot = __float_as_uint(rf_shfl(__uint_as_float(slot), k));
-            const __half *v_row =
-                v_cache + (uint64_t)key_slot * kv_dim + (uint64_t)kv_head * hd + lane;
+            const uint64_t v_row = (uint64_t)key_slot * kv_dim + (uint64_t)kv_head * hd + lane;
 #pragma unroll
             for (int j = 0; j < DIMS; ++j) {
-                const float v = wk != 0.0f ? __half2float(v_row[j * warp]) : 0.0f;
+                const float v = wk != 0.0f ? Kv::load(v_cache, v_row + j * warp) : 0.0f;
                 acc[j] = fmaf(wk, v, acc[j]);
             }
         }
@@ -497,9 +557,9 @@ static __device__ void attention_token(
     }
 }
 
-#define RF_ATTENTION_TOKEN_KERNEL(DIMS)                                                          \
-    RF_KERNEL void rf_attention_token_d##DIMS(                                                   \
-        const float *q, const __half *k_cache, const __half *v_cache,                            \
+#define RF_ATTENTION_TOKEN_KERNEL(DIMS, NAME, KV)                                                \
+    RF_KERNEL void rf_attention_token_d##DIMS##_##NAME(                                          \
+        const float *q, const uint8_t *k_cache, const uint8_t *v_cache,                          \
         const uint32_t *block_tables, const int32_t *slot_positions, const uint32_t *n_logical, \
         const uint32_t *seq_index, const int32_t *pos, float *out, float *partial_acc,           \
         float *partial_ml, uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,              \
@@ -508,13 +568,19 @@ static __device__ void attention_token(
         uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8,             \
         float *q8_d, float *q8_s) {                                                              \
         rf_grid_dependency_sync();                                                               \
-        attention_token<DIMS>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,      \
-                              seq_index, pos, out, partial_acc, partial_ml, n_tokens, n_head,    \
-                              n_kv_heads, head_dim, n_seq, max_blocks, block_size, n_slots,      \
-                              scale, keys_per_split, n_splits, tickets, q8, q8_d, q8_s);         \
+        attention_token<DIMS, KV>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,  \
+                                  seq_index, pos, out, partial_acc, partial_ml, n_tokens,        \
+                                  n_head, n_kv_heads, head_dim, n_seq, max_blocks, block_size,   \
+                                  n_slots, scale, keys_per_split, n_splits, tickets, q8, q8_d,   \
+                                  q8_s);                                                         \
     }
 
-RF_ATTENTION_TOKEN_KERNEL(1)
-RF_ATTENTION_TOKEN_KERNEL(2)
-RF_ATTENTION_TOKEN_KERNEL(4)
-RF_ATTENTION_TOKEN_KERNEL(8)
+#define RF_ATTENTION_TOKEN_KERNELS(NAME, KV) \
+    RF_ATTENTION_TOKEN_KERNEL(1, NAME, KV)    \
+    RF_ATTENTION_TOKEN_KERNEL(2, NAME, KV)    \
+    RF_ATTENTION_TOKEN_KERNEL(4, NAME, KV)    \
+    RF_ATTENTION_TOKEN_KERNEL(8, NAME, KV)
+
+RF_ATTENTION_TOKEN_KERNELS(f16, KvF16)
+RF_ATTENTION_TOKEN_KERNELS(f32, KvF32)
+RF_ATTENTION_TOKEN_KERNELS(q8_0, KvQ8_0)

@@ -1,6 +1,7 @@
 // RoPE fused with the K/V cache write: for each token, rotates its query and key heads by
-// the angles of its position (in place), then stores its key and value as f16 into the
-// layer's cache at the token's slot.
+// the angles of its position (in place), then stores its key and value into the layer's
+// cache at the token's slot, as the cache's type (kv_cache.h; one kernel per type:
+// rf_rope_kv_write_f16, _f32, _q8_0).
 //
 // Angles as src/backend/cpu/ops.rs RopeAngles: theta_0 = pos, theta_{i+1} = theta_i * theta_scale
 // (theta_scale = base^(-2 / rope_dims), computed on the host in f32 exactly as the CPU
@@ -18,6 +19,7 @@
 // never writes outside the cache).
 #include "compat.h"
 #include "ggml_blocks.h"
+#include "kv_cache.h"
 
 // x = (x0, x1) rotated by theta: (x0 cos - x1 sin, x0 sin + x1 cos).
 RF_DEVICE void rotate(float *x0, float *x1, float theta) {
@@ -43,20 +45,16 @@ RF_DEVICE void pair_offsets(uint32_t i, uint32_t n_pairs, uint32_t neox, uint32_
     *b = neox ? i + n_pairs : 2 * i + 1;
 }
 
-RF_KERNEL void rf_rope_kv_write(float *q,              // [n_tokens, n_head * head_dim]
-                                float *k,              // [n_tokens, n_kv_heads * head_dim]
-                                const float *v,        // [n_tokens, n_kv_heads * head_dim]
-                                const int32_t *pos,    // [n_tokens]
-                                const uint32_t *slot,  // [n_tokens] flat cache slot
-                                __half *k_cache,       // [n_slots, n_kv_heads * head_dim]
-                                __half *v_cache,       // [n_slots, n_kv_heads * head_dim]
-                                uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,
-                                uint32_t head_dim, uint32_t rope_dims, float theta_scale,
-                                uint32_t neox, uint64_t n_slots) {
-    rf_grid_dependency_sync();
+// One (token, head) of rf_rope_kv_write_*, storing K and V as `Kv` (kv_cache.h).
+template <class Kv>
+static __device__ void rope_kv_write(float *q, float *k, const float *v, const int32_t *pos,
+                                     const uint32_t *slot, uint8_t *k_cache, uint8_t *v_cache,
+                                     uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,
+                                     uint32_t head_dim, uint32_t rope_dims, float theta_scale,
+                                     uint32_t neox, uint64_t n_slots) {
     const uint32_t t = blockIdx.x, h = blockIdx.y;
     if (t >= n_tokens || h >= n_head + n_kv_heads) {
-        return;
+        return;  // block-uniform
     }
     const uint32_t n_pairs = rope_dims / 2;
     const int32_t p = pos[t];
@@ -67,31 +65,38 @@ RF_KERNEL void rf_rope_kv_write(float *q,              // [n_tokens, n_head * he
             pair_offsets(i, n_pairs, neox, &a, &b);
             rotate(&head[a], &head[b], pair_angle(p, i, theta_scale));
         }
-        return;
+        return;  // block-uniform
     }
-    // Key/value head kh: each key pair is rotated and stored by one thread; each other key
-    // dimension and each value by one thread: no element has two writers.
+    // Key/value head kh: each key pair is rotated by one thread; once the whole head is,
+    // the head's K and V are stored (a Q8_0 block needs all 32 of its values).
     const uint64_t kv_dim = (uint64_t)n_kv_heads * head_dim;
-    const uint64_t at = (uint64_t)t * kv_dim + (uint64_t)(h - n_head) * head_dim;
-    float *kh = k + at;
-    const float *vh = v + at;
-    const bool store = slot[t] < n_slots;
-    const uint64_t row = store ? (uint64_t)slot[t] * kv_dim + (at - (uint64_t)t * kv_dim) : 0;
-    __half *k_row = k_cache + row;
-    __half *v_row = v_cache + row;
+    const uint64_t head_at = (uint64_t)(h - n_head) * head_dim;
+    float *kh = k + (uint64_t)t * kv_dim + head_at;
+    const float *vh = v + (uint64_t)t * kv_dim + head_at;
     for (uint32_t i = threadIdx.x; i < n_pairs; i += blockDim.x) {
         uint32_t a, b;
         pair_offsets(i, n_pairs, neox, &a, &b);
         rotate(&kh[a], &kh[b], pair_angle(p, i, theta_scale));
-        if (store) {
-            k_row[a] = __float2half_rn(kh[a]);
-            k_row[b] = __float2half_rn(kh[b]);
-        }
     }
-    for (uint32_t e = rope_dims + threadIdx.x; store && e < head_dim; e += blockDim.x) {
-        k_row[e] = __float2half_rn(kh[e]);
-    }
-    for (uint32_t e = threadIdx.x; store && e < head_dim; e += blockDim.x) {
-        v_row[e] = __float2half_rn(vh[e]);
+    __syncthreads();
+    if (slot[t] < n_slots) {
+        const uint64_t first = (uint64_t)slot[t] * kv_dim + head_at;
+        Kv::store(k_cache, first, kh, head_dim, threadIdx.x, blockDim.x);
+        Kv::store(v_cache, first, vh, head_dim, threadIdx.x, blockDim.x);
     }
 }
+
+#define RF_ROPE_KV_WRITE_KERNEL(NAME, KV)                                                      \
+    RF_KERNEL void rf_rope_kv_write_##NAME(                                                    \
+        float *q, float *k, const float *v, const int32_t *pos, const uint32_t *slot,          \
+        uint8_t *k_cache, uint8_t *v_cache, uint32_t n_tokens, uint32_t n_head,                \
+        uint32_t n_kv_heads, uint32_t head_dim, uint32_t rope_dims, float theta_scale,         \
+        uint32_t neox, uint64_t n_slots) {                                                     \
+        rf_grid_dependency_sync();                                                             \
+        rope_kv_write<KV>(q, k, v, pos, slot, k_cache, v_cache, n_tokens, n_head, n_kv_heads,  \
+                          head_dim, rope_dims, theta_scale, neox, n_slots);                    \
+    }
+
+RF_ROPE_KV_WRITE_KERNEL(f16, KvF16)
+RF_ROPE_KV_WRITE_KERNEL(f32, KvF32)
+RF_ROPE_KV_WRITE_KERNEL(q8_0, KvQ8_0)

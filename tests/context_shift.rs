@@ -19,7 +19,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{SMOLLM2, model_path};
+use common::{SMOLLM2, model_path, relative_l2};
 use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::Model;
@@ -59,16 +59,6 @@ fn decode_at(ctx: &mut Context, tokens: &[i32], first_position: i32) {
         ..Batch::default()
     })
     .unwrap();
-}
-
-fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
-    let diff: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x - y).powi(2))
-        .sum();
-    let norm: f64 = b.iter().map(|&y| f64::from(y).powi(2)).sum();
-    (diff / norm).sqrt()
 }
 
 fn argmax(logits: &[f32]) -> i32 {

@@ -15,6 +15,7 @@ mod gpu_common;
 
 use std::sync::Arc;
 
+use common::relative_l2;
 use common::tiny_model::backends::first_gpu;
 use common::tiny_model::variants::variants;
 use gpu_common::{assert_all_freed, gpu};
@@ -138,14 +139,4 @@ fn decode(model: &Arc<Model>) -> Result<Vec<f32>, (Step, Error)> {
         .logits(-1)
         .map(<[f32]>::to_vec)
         .map_err(|e| (Step::Decode, e))
-}
-
-/// |a - b| / |b| over the whole vectors.
-fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
-    let (mut diff, mut norm) = (0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        diff += (f64::from(x) - f64::from(y)).powi(2);
-        norm += f64::from(y).powi(2);
-    }
-    (diff / norm).sqrt()
 }

@@ -8,6 +8,7 @@ mod gpu_common;
 use gpu_common::{DeviceIo, OpsGpu, Random, assert_all_freed, ops_gpu};
 use half::{bf16, f16};
 use rocmforge::Error;
+use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
     AttentionWorkspace, BlockLayout, DeviceMatrix, HeadShape, LeadingMatrix, PagedKv, Q8Buffers,
@@ -769,12 +770,15 @@ fn rope_rotates_and_writes_the_cache_like_the_cpu() {
     let g = ops_gpu();
     let mut random = Random::new(31);
     let cases = [
-        (9, 3, 64, 64, RopeStyle::Normal, 10_000.0f32),
-        (8, 8, 128, 128, RopeStyle::Neox, 1_000_000.0),
-        (12, 3, 128, 64, RopeStyle::Neox, 10_000.0),
-        (4, 1, 256, 128, RopeStyle::Normal, 500_000.0),
+        (9, 3, 64, 64, RopeStyle::Normal, 10_000.0f32, KvType::F16),
+        (8, 8, 128, 128, RopeStyle::Neox, 1_000_000.0, KvType::F16),
+        (12, 3, 128, 64, RopeStyle::Neox, 10_000.0, KvType::F16),
+        (4, 1, 256, 128, RopeStyle::Normal, 500_000.0, KvType::F16),
+        (9, 3, 64, 64, RopeStyle::Normal, 10_000.0f32, KvType::F32),
+        (8, 8, 128, 128, RopeStyle::Neox, 1_000_000.0, KvType::Q8_0),
+        (4, 1, 256, 128, RopeStyle::Normal, 500_000.0, KvType::Q8_0),
     ];
-    for (n_head, n_kv_heads, head_dim, rope_dims, style, base) in cases {
+    for (n_head, n_kv_heads, head_dim, rope_dims, style, base, kv_type) in cases {
         let heads = HeadShape {
             n_head,
             n_kv_heads,
@@ -793,8 +797,9 @@ fn rope_rotates_and_writes_the_cache_like_the_cpu() {
         let mut k_dev = g.upload(&k);
         let v_dev = g.upload(&v);
         let (pos_dev, slot_dev) = (g.upload(&positions), g.upload(&slots));
-        let mut k_cache = g.poisoned::<f16>(n_slots * kv_dim);
-        let mut v_cache = g.poisoned::<f16>(n_slots * kv_dim);
+        let row_bytes = kv_type.bytes(kv_dim);
+        let mut k_cache = g.poisoned::<u8>(n_slots * row_bytes);
+        let mut v_cache = g.poisoned::<u8>(n_slots * row_bytes);
         let rope = RopeParams {
             style,
             base,
@@ -808,6 +813,7 @@ fn rope_rotates_and_writes_the_cache_like_the_cpu() {
             write_slot: &slot_dev,
             k_cache: &mut k_cache,
             v_cache: &mut v_cache,
+            kv_type,
         };
         g.ops
             .rope_kv_write(&g.stream, &rope, &heads, n, buffers)
@@ -816,7 +822,7 @@ fn rope_rotates_and_writes_the_cache_like_the_cpu() {
         let (k_cached, v_cached) = (g.download(&k_cache), g.download(&v_cache));
         for t in 0..n {
             let what = format!(
-                "{heads:?} rope_dims {rope_dims} {style:?} pos {}",
+                "{heads:?} {kv_type:?} rope_dims {rope_dims} {style:?} pos {}",
                 positions[t]
             );
             let (qs, ks) = (t * q_dim..(t + 1) * q_dim, t * kv_dim..(t + 1) * kv_dim);
@@ -858,31 +864,28 @@ fn rope_rotates_and_writes_the_cache_like_the_cpu() {
             );
             let slot = slots[t] as usize;
             if slot < n_slots {
-                // The cache holds exactly the f16 rounding of the rotated key and the value.
-                let cached = slot * kv_dim..(slot + 1) * kv_dim;
-                let k_f16: Vec<f16> = k_got[ks.clone()]
-                    .iter()
-                    .map(|&x| f16::from_f32(x))
-                    .collect();
-                let v_f16: Vec<f16> = v[ks].iter().map(|&x| f16::from_f32(x)).collect();
+                // The cache holds exactly the rotated key and the value as the CPU stores
+                // them in this type.
+                let cached = slot * row_bytes..(slot + 1) * row_bytes;
+                let stored = |values: &[f32]| {
+                    let mut bytes = vec![0u8; row_bytes];
+                    kv_type.encode(values, &mut bytes);
+                    bytes
+                };
                 assert_eq!(
-                    to_bits(&k_cached[cached.clone()]),
-                    to_bits(&k_f16),
+                    k_cached[cached.clone()],
+                    stored(&k_got[ks.clone()])[..],
                     "{what}: K cache"
                 );
-                assert_eq!(
-                    to_bits(&v_cached[cached]),
-                    to_bits(&v_f16),
-                    "{what}: V cache"
-                );
+                assert_eq!(v_cached[cached], stored(&v[ks])[..], "{what}: V cache");
             }
         }
         // Slots no token writes keep their poison.
         for slot in (0..n_slots).filter(|s| !slots.contains(&(*s as u32))) {
-            let untouched = |cache: &[f16]| {
-                cache[slot * kv_dim..(slot + 1) * kv_dim]
+            let untouched = |cache: &[u8]| {
+                cache[slot * row_bytes..(slot + 1) * row_bytes]
                     .iter()
-                    .all(|h| h.to_bits() == 0xFFFF)
+                    .all(|&b| b == 0xFF)
             };
             assert!(
                 untouched(&k_cached) && untouched(&v_cached),
@@ -891,10 +894,6 @@ fn rope_rotates_and_writes_the_cache_like_the_cpu() {
         }
     }
     assert_all_freed(&g.device);
-}
-
-fn to_bits(values: &[f16]) -> Vec<u16> {
-    values.iter().map(|h| h.to_bits()).collect()
 }
 
 // ------------------------------------------------------------------ attention
@@ -993,17 +992,16 @@ impl PagedScenario {
 /// softmax(q·K * scale)·V of one query head over `visible`, in f64.
 fn attention_f64(
     q: &[f32],
-    k: &[f16],
-    v: &[f16],
+    k: &[f32],
+    v: &[f32],
     visible: &[(i32, usize)],
     kv_dim: usize,
     kv_offset: usize,
     scale: f64,
 ) -> Vec<f64> {
     let hd = q.len();
-    let row = |cache: &[f16], slot: usize, d: usize| {
-        f64::from(cache[slot * kv_dim + kv_offset + d].to_f32())
-    };
+    let row =
+        |cache: &[f32], slot: usize, d: usize| f64::from(cache[slot * kv_dim + kv_offset + d]);
     let scores: Vec<f64> = visible
         .iter()
         .map(|&(_, slot)| {
@@ -1035,6 +1033,34 @@ struct AttentionCase {
     q_scale: f32,
     /// Absolute tolerance against float64.
     tolerance: f64,
+    /// How the cache stores K and V.
+    kv_type: KvType,
+}
+
+impl AttentionCase {
+    fn new(heads: (usize, usize, usize), q_scale: f32, tolerance: f64, kv_type: KvType) -> Self {
+        let (n_head, n_kv_heads, head_dim) = heads;
+        AttentionCase {
+            heads: HeadShape {
+                n_head,
+                n_kv_heads,
+                head_dim,
+            },
+            q_scale,
+            tolerance,
+            kv_type,
+        }
+    }
+
+    /// Runs the case through both launchers ([`check_attention`]) and prints their worst
+    /// errors under `label`.
+    fn check(&self, g: &OpsGpu, scenario: &PagedScenario, random: &mut Random, label: &str) {
+        let (prefill, decode) = check_attention(g, scenario, self, random);
+        println!(
+            "{label} {:?} {:?}: max |error| prefill {prefill:.2e}, decode {decode:.2e}",
+            self.kv_type, self.heads
+        );
+    }
 }
 
 /// The batch: runs of tokens from several sequences, in an order that mixes them, each
@@ -1075,13 +1101,19 @@ fn check_attention(
     );
     let group = heads.n_head / heads.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let k: Vec<f16> = (0..scenario.n_slots * kv_dim)
-        .map(|_| f16::from_f32(random.next_f32()))
-        .collect();
-    let v: Vec<f16> = (0..scenario.n_slots * kv_dim)
-        .map(|_| f16::from_f32(random.next_f32()))
-        .collect();
-    let (k_dev, v_dev) = (g.upload(&k), g.upload(&v));
+    // Random values stored as the case's type; the reference reads them back as stored.
+    let mut stored = || {
+        let values: Vec<f32> = (0..scenario.n_slots * kv_dim)
+            .map(|_| random.next_f32())
+            .collect();
+        let mut bytes = vec![0u8; case.kv_type.bytes(values.len())];
+        case.kv_type.encode(&values, &mut bytes);
+        let mut read = vec![0.0f32; values.len()];
+        case.kv_type.decode(&bytes, &mut read).unwrap();
+        (g.upload(&bytes), read)
+    };
+    let (k_dev, k) = stored();
+    let (v_dev, v) = stored();
     let (tables, positions, n_logical) = scenario.device_tables();
     let (tables_dev, positions_dev, n_logical_dev) = (
         g.upload(&tables),
@@ -1091,6 +1123,7 @@ fn check_attention(
     let kv = PagedKv {
         k_cache: &k_dev,
         v_cache: &v_dev,
+        kv_type: case.kv_type,
         block_tables: &tables_dev,
         slot_positions: &positions_dev,
         n_logical: &n_logical_dev,
@@ -1207,8 +1240,9 @@ fn check_attention(
                     let error = (f64::from(got[at + d]) - expected[d]).abs();
                     assert!(
                         error <= case.tolerance,
-                        "{} {heads:?} q_scale {}: token {t} (seq {s} pos {p}, {} keys) head {h} dim {d}: {} vs {}",
+                        "{} {heads:?} {:?} q_scale {}: token {t} (seq {s} pos {p}, {} keys) head {h} dim {d}: {} vs {}",
                         ["prefill", "decode"][launcher],
+                        case.kv_type,
                         case.q_scale,
                         visible.len(),
                         got[at + d],
@@ -1231,7 +1265,7 @@ fn paged_attention_matches_float64() {
     // GQA ratios 1, 3, 4, 8 and 9; head_dim 64, 128 and 256: the one-token-a-block kernel.
     // head_dim 320 is past its limit, 16 and 40 are not whole lanes of a warp: the tiled
     // kernel and its combine (16: the tile bounded by shared memory, not by threads).
-    for (n_head, n_kv_heads, head_dim) in [
+    for heads in [
         (4, 4, 64),
         (6, 2, 128),
         (8, 2, 64),
@@ -1242,21 +1276,13 @@ fn paged_attention_matches_float64() {
         (4, 2, 16),
         (6, 3, 40),
     ] {
-        let case = AttentionCase {
-            heads: HeadShape {
-                n_head,
-                n_kv_heads,
-                head_dim,
-            },
-            // Scores with a spread of several units, so the softmax is far from uniform.
-            q_scale: 4.0,
-            // f32 dot products and sums over up to 4097 keys: errors of order 1e-7.
-            tolerance: 1e-5,
-        };
-        let (prefill, decode) = check_attention(&g, &scenario, &case, &mut random);
-        println!(
-            "attention {:?}: max |error| prefill {prefill:.2e}, decode {decode:.2e}",
-            case.heads
+        // Scores with a spread of several units, so the softmax is far from uniform; f32
+        // dot products and sums over up to 4097 keys: errors of order 1e-7.
+        AttentionCase::new(heads, 4.0, 1e-5, KvType::F16).check(
+            &g,
+            &scenario,
+            &mut random,
+            "attention",
         );
     }
     assert_all_freed(&g.device);
@@ -1268,24 +1294,44 @@ fn paged_attention_stays_finite_with_scores_of_1e4() {
     let g = ops_gpu();
     let scenario = PagedScenario::new();
     let mut random = Random::new(42);
-    for (n_head, n_kv_heads, head_dim) in [(4, 1, 64), (8, 2, 128)] {
-        let case = AttentionCase {
-            heads: HeadShape {
-                n_head,
-                n_kv_heads,
-                head_dim,
-            },
-            // |q·k| * scale reaches about 1e4.
-            q_scale: 3e4 * (head_dim as f32 / 64.0).sqrt().recip(),
-            // A score near 1e4 carries an f32 rounding of about 1e-3, which moves the
-            // weight of a key close to the best by as much: the bound is on that.
-            tolerance: 1e-3,
-        };
-        let (prefill, decode) = check_attention(&g, &scenario, &case, &mut random);
-        println!(
-            "attention ±1e4 {:?}: max |error| prefill {prefill:.2e}, decode {decode:.2e}",
-            case.heads
+    for heads in [(4, 1, 64), (8, 2, 128)] {
+        // |q·k| * scale reaches about 1e4. A score near 1e4 carries an f32 rounding of
+        // about 1e-3, which moves the weight of a key close to the best by as much: the
+        // bound is on that.
+        let q_scale = 3e4 * (heads.2 as f32 / 64.0).sqrt().recip();
+        AttentionCase::new(heads, q_scale, 1e-3, KvType::F16).check(
+            &g,
+            &scenario,
+            &mut random,
+            "attention ±1e4",
         );
+    }
+    assert_all_freed(&g.device);
+}
+
+/// F32 and Q8_0 caches, read as stored: the one-token-a-block kernel exactly as F16's
+/// (errors of order 1e-7); the tiled kernel (head_dim 320) stages its tiles in f16, so
+/// its values carry an f16 rounding (relative 5e-4 of values below 1).
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn paged_attention_reads_f32_and_q8_0_caches() {
+    let g = ops_gpu();
+    let scenario = PagedScenario::new();
+    let mut random = Random::new(43);
+    for kv_type in [KvType::F32, KvType::Q8_0] {
+        for (heads, tolerance) in [
+            ((4, 4, 64), 1e-5),
+            ((6, 2, 128), 1e-5),
+            ((4, 2, 256), 1e-5),
+            ((4, 2, 320), 2e-3),
+        ] {
+            AttentionCase::new(heads, 4.0, tolerance, kv_type).check(
+                &g,
+                &scenario,
+                &mut random,
+                "attention",
+            );
+        }
     }
     assert_all_freed(&g.device);
 }
@@ -1337,7 +1383,7 @@ fn launchers_reject_bad_shapes_before_launching() {
         g.upload(&[0.0f32; 16]),
     );
     let (pos, slot) = (g.upload(&[0i32]), g.upload(&[0u32]));
-    let (mut kc, mut vc) = (g.upload(&[f16::ZERO; 16]), g.upload(&[f16::ZERO; 16]));
+    let (mut kc, mut vc) = (g.upload(&[0u8; 32]), g.upload(&[0u8; 32]));
     let rope = RopeParams {
         style: RopeStyle::Normal,
         base: 10_000.0,
@@ -1351,6 +1397,7 @@ fn launchers_reject_bad_shapes_before_launching() {
         write_slot: &slot,
         k_cache: &mut kc,
         v_cache: &mut vc,
+        kv_type: KvType::F16,
     };
     invalid(g.ops.rope_kv_write(&g.stream, &rope, &heads, 1, buffers));
     let mut best = g.upload(&[0i32]);

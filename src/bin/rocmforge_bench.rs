@@ -1,7 +1,8 @@
 //! `rocmforge-bench`: prefill and decode speed of a model, in the spirit of llama-bench.
 //!
 //! ```text
-//! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--json] [--bandwidth]
+//! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--kv f16|f32|q8_0]
+//!                 [--json] [--bandwidth]
 //! ```
 //! As llama-bench's pp and tg tests: each repetition decodes a prompt of `p` tokens in one
 //! batch into an empty cache (pp), then empties the cache and decodes `n` tokens one at a
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rocmforge::backend::DeviceChoice;
+use rocmforge::backend::{DeviceChoice, KvType};
 use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement};
@@ -31,12 +32,13 @@ struct Args {
     threads: usize,
     /// The device list entry to run on: 0 is the CPU, `Auto` the best GPU.
     device: DeviceChoice,
+    kv_type: KvType,
     json: bool,
     bandwidth: bool,
 }
 
 const USAGE: &str = "usage: rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] \
-                     [-d cpu|auto|DEVICE_INDEX] [--json] [--bandwidth]";
+                     [-d cpu|auto|DEVICE_INDEX] [--kv f16|f32|q8_0] [--json] [--bandwidth]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -46,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         repetitions: 3,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         device: DeviceChoice::Index(0),
+        kv_type: KvType::F16,
         json: false,
         bandwidth: false,
     };
@@ -71,6 +74,14 @@ fn parse_args() -> Result<Args, String> {
             "-n" => args.n_gen = number()?,
             "-r" => args.repetitions = number()?.max(1),
             "-t" => args.threads = number()?.max(1),
+            "--kv" => {
+                args.kv_type = match value.as_str() {
+                    "f16" => KvType::F16,
+                    "f32" => KvType::F32,
+                    "q8_0" => KvType::Q8_0,
+                    _ => return Err(format!("--kv {value}: expected f16, f32 or q8_0")),
+                }
+            }
             "-d" => {
                 args.device = match value.as_str() {
                     "cpu" => DeviceChoice::Index(0),
@@ -181,6 +192,7 @@ fn run(args: &Args) -> rocmforge::Result<()> {
         n_ctx: args.n_prompt + args.n_gen + 1,
         n_batch: args.n_prompt.max(1),
         n_threads: args.threads,
+        kv_type: args.kv_type,
         ..ContextParams::default()
     };
     let mut ctx = Context::new(model, &params)?;
@@ -197,10 +209,11 @@ fn run(args: &Args) -> rocmforge::Result<()> {
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     if args.json {
         println!(
-            "{{\"engine\":\"rocmforge\",\"device\":{device:?},\"model\":{name:?},\
+            "{{\"engine\":\"rocmforge\",\"device\":{device:?},\"model\":{name:?},\"kv_type\":{:?},\
              \"model_bytes\":{model_bytes},\"threads\":{},\
              \"n_prompt\":{},\"n_gen\":{},\"prefill_tps\":{},\"prefill_samples\":{:?},\
              \"decode_tps\":{},\"decode_samples\":{:?}{}}}",
+            args.kv_type.name(),
             args.threads,
             args.n_prompt,
             args.n_gen,
@@ -213,7 +226,10 @@ fn run(args: &Args) -> rocmforge::Result<()> {
             ))
         );
     } else {
-        println!("device: {device}; model: {name}, {model_bytes} bytes of weights");
+        println!(
+            "device: {device}; model: {name}, {model_bytes} bytes of weights; {} KV cache",
+            args.kv_type.name()
+        );
         println!("| model | threads | test | t/s (median) | min – max |");
         println!("|---|---:|---|---:|---:|");
         for (test, samples) in [

@@ -33,6 +33,16 @@ pub fn model_path(file: &str) -> PathBuf {
     path
 }
 
+/// |a - b| / |b| over the whole vectors, in f64.
+pub fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        diff += (f64::from(x) - f64::from(y)).powi(2);
+        norm += f64::from(y).powi(2);
+    }
+    (diff / norm).sqrt()
+}
+
 pub fn fixture_path(relative: &str) -> PathBuf {
     root().join("tests/fixtures").join(relative)
 }

@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use half::f16;
-
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AttentionWorkspace, BlockLayout, DeviceMatrix, GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS,
@@ -20,7 +18,7 @@ use crate::backend::{
     Act, Backend, BackendMemory, ContextSizes, KvType, Rope, Shape, Step, saturating_bytes,
 };
 use crate::error::{Error, Result};
-use crate::host_memory::{filled_vec, resize};
+use crate::host_memory::resize;
 use crate::tensor::{GgmlType, WeightMatrix};
 
 /// A weight matrix uploaded to a device: the GGUF tensor's bytes, their rows split where
@@ -181,9 +179,10 @@ struct DeviceState {
     shape: Shape,
     heads: HeadShape,
     ops: Arc<GpuOps>,
-    /// Per layer, `[n_slots, kv_dim]` f16 each.
-    k_cache: Vec<DeviceBuffer<f16>>,
-    v_cache: Vec<DeviceBuffer<f16>>,
+    /// Per layer, `[n_slots, kv_dim]` values each, as `kv_type` stores them.
+    k_cache: Vec<DeviceBuffer<u8>>,
+    v_cache: Vec<DeviceBuffer<u8>>,
+    kv_type: KvType,
     /// Indexed by `Act as usize`: `[n_batch, shape.width(act)]` each.
     acts: Vec<DeviceBuffer<f32>>,
     /// One activation as Q8 for the integer products (room for the widest), and which
@@ -271,8 +270,7 @@ impl GpuBackend {
         }
     }
 
-    /// State on `ops`' device for a context of `sizes`. Its K/V cache is F16: the GPU
-    /// kernels read no other type yet.
+    /// State on `ops`' device for a context of `sizes`.
     pub fn new(
         device: &Device,
         ops: Arc<GpuOps>,
@@ -286,12 +284,7 @@ impl GpuBackend {
             n_batch,
             kv_type,
         } = *sizes;
-        if kv_type != KvType::F16 {
-            return Err(Error::Unsupported(format!(
-                "a {} KV cache on a GPU: its attention kernels read F16 K/V only",
-                kv_type.name()
-            )));
-        }
+        kv_type.check_head_dim(shape.head_dim)?;
         let heads = HeadShape {
             n_head: shape.n_head,
             n_kv_heads: shape.n_head_kv,
@@ -304,8 +297,8 @@ impl GpuBackend {
                 .try_fold(1usize, |a, &f| a.checked_mul(f))
                 .ok_or_else(|| Error::DeviceOutOfMemory(format!("{what}: {factors:?} overflows")))
         };
-        let kv_len = checked("the KV cache", &[n_slots, shape.kv_dim()])?;
-        let cache = || -> Result<Vec<DeviceBuffer<f16>>> {
+        let kv_len = checked("the KV cache", &[n_slots, kv_type.bytes(shape.kv_dim())])?;
+        let cache = || -> Result<Vec<DeviceBuffer<u8>>> {
             // Zeroed: a cache's unwritten slots must hold finite values (attention
             // multiplies them by a zero weight).
             (0..shape.n_layer)
@@ -353,6 +346,7 @@ impl GpuBackend {
         let state = DeviceState {
             k_cache: cache()?,
             v_cache: cache()?,
+            kv_type,
             acts,
             q8,
             q8_of: None,
@@ -484,25 +478,21 @@ impl GpuBackend {
         self.state.memory()
     }
 
-    /// The K and V rows of `slots` in every layer into `out` as stored (F16), laid out as
+    /// The K and V rows of `slots` in every layer into `out` as stored, laid out as
     /// [`crate::backend::BackendState::read_kv_rows`] describes: one copy per run of
     /// consecutive slots (a cache block holds 16).
     pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [u8]) -> Result<()> {
         let (state, stream) = (&self.state, &self.stream);
-        let kv_dim = state.shape.kv_dim();
-        let mut values = filled_vec(slots.len() * kv_dim, f16::ZERO, "K/V rows on the host")?;
+        let row = state.kv_type.bytes(state.shape.kv_dim());
         let caches = state
             .k_cache
             .iter()
             .zip(&state.v_cache)
             .flat_map(|(k, v)| [k, v]);
-        for (cache, rows) in caches.zip(out.chunks_exact_mut(values.len() * 2)) {
+        for (cache, rows) in caches.zip(out.chunks_exact_mut(slots.len() * row)) {
             for (first, slot, len) in slot_runs(slots) {
-                let run = &mut values[first * kv_dim..(first + len) * kv_dim];
-                cache.copy_range_to_host(stream, slot as usize * kv_dim, run)?;
-            }
-            for (value, bytes) in values.iter().zip(rows.chunks_exact_mut(2)) {
-                bytes.copy_from_slice(&value.to_le_bytes());
+                let run = &mut rows[first * row..(first + len) * row];
+                cache.copy_range_to_host(stream, slot as usize * row, run)?;
             }
         }
         Ok(())
@@ -511,17 +501,13 @@ impl GpuBackend {
     /// Writes rows laid out as [`GpuBackend::read_kv_rows`] gives them into `slots`.
     pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[u8]) -> Result<()> {
         let (state, stream) = (&mut self.state, &self.stream);
-        let kv_dim = state.shape.kv_dim();
-        let mut values = filled_vec(slots.len() * kv_dim, f16::ZERO, "K/V rows on the host")?;
+        let row = state.kv_type.bytes(state.shape.kv_dim());
         let caches = state.k_cache.iter_mut().zip(state.v_cache.iter_mut());
         let caches = caches.flat_map(|(k, v)| [k, v]);
-        for (cache, layer_rows) in caches.zip(rows.chunks_exact(values.len() * 2)) {
-            for (value, bytes) in values.iter_mut().zip(layer_rows.chunks_exact(2)) {
-                *value = f16::from_le_bytes([bytes[0], bytes[1]]);
-            }
+        for (cache, layer_rows) in caches.zip(rows.chunks_exact(slots.len() * row)) {
             for (first, slot, len) in slot_runs(slots) {
-                let run = &values[first * kv_dim..(first + len) * kv_dim];
-                cache.copy_range_from_host(stream, slot as usize * kv_dim, run)?;
+                let run = &layer_rows[first * row..(first + len) * row];
+                cache.copy_range_from_host(stream, slot as usize * row, run)?;
             }
         }
         Ok(())
@@ -721,11 +707,11 @@ impl Backend for GpuStep<'_> {
         s.output_tokens.clear();
         s.output_tokens
             .extend_from_slice(&step.output_tokens[..step.n_outputs]);
-        let block_values = state.block_size * state.shape.kv_dim();
+        let block_bytes = state.block_size * state.kv_type.bytes(state.shape.kv_dim());
         for &(src, dst) in &step.block_copies {
-            let (src, dst) = (src as usize * block_values, dst as usize * block_values);
+            let (src, dst) = (src as usize * block_bytes, dst as usize * block_bytes);
             for cache in state.k_cache.iter_mut().chain(state.v_cache.iter_mut()) {
-                cache.copy_within(stream, src, dst, block_values)?;
+                cache.copy_within(stream, src, dst, block_bytes)?;
             }
         }
         Ok(())
@@ -867,6 +853,7 @@ impl Backend for GpuStep<'_> {
             write_slot: &s.step.write_slots,
             k_cache: &mut s.k_cache[layer],
             v_cache: &mut s.v_cache[layer],
+            kv_type: s.kv_type,
         };
         s.ops
             .rope_kv_write(self.stream, &params, &s.heads, s.step.n_tokens, buffers)
@@ -882,6 +869,7 @@ impl Backend for GpuStep<'_> {
         let kv = PagedKv {
             k_cache: &s.k_cache[layer],
             v_cache: &s.v_cache[layer],
+            kv_type: s.kv_type,
             block_tables: &s.step.block_tables,
             slot_positions: &s.step.slot_positions,
             n_logical: &s.step.n_logical,

@@ -4,13 +4,15 @@
 //! (heads over 256 values or not a multiple of the warp), a tiled flash-attention kernel,
 //! with a combine launch for decode's splits.
 
-use half::f16;
-
 use super::super::safe::{
     Device, DeviceBuffer, Dim3, Function, KernelArgs, LaunchConfig, Module, Stream,
 };
 use super::matvec_q8::Q8Buffers;
-use super::{GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, check_buffer, product, to_u32};
+use super::{
+    GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, PerKvType, cache_slots, check_buffer, product,
+    to_u32,
+};
+use crate::backend::KvType;
 use crate::error::{Error, Result};
 
 /// Threads per attention block.
@@ -34,9 +36,10 @@ const TOKEN_DIMS_PER_LANE: [usize; 4] = [1, 2, 4, 8];
 /// One layer's paged KV cache and the block tables of the step's sequences, in device
 /// memory (the layout of `src/kv_cache/sequence_table.rs`).
 pub struct PagedKv<'a> {
-    /// `[n_slots, n_kv_heads * head_dim]` each.
-    pub k_cache: &'a DeviceBuffer<f16>,
-    pub v_cache: &'a DeviceBuffer<f16>,
+    /// `[n_slots, n_kv_heads * head_dim]` values each, as `kv_type` stores them.
+    pub k_cache: &'a DeviceBuffer<u8>,
+    pub v_cache: &'a DeviceBuffer<u8>,
+    pub kv_type: KvType,
     /// `[n_seq, max_blocks]` each sequence's blocks in token order.
     pub block_tables: &'a DeviceBuffer<u32>,
     /// `[n_seq, max_blocks * block_size]` the position of each logical slot's token, or
@@ -128,9 +131,9 @@ impl AttentionWorkspace {
 }
 
 pub(super) struct AttentionKernels {
-    paged: Function,
+    paged: PerKvType,
     /// By head dimensions per lane, as TOKEN_DIMS_PER_LANE.
-    per_token: Vec<Function>,
+    per_token: Vec<PerKvType>,
     combine: Function,
     warp_size: usize,
 }
@@ -139,10 +142,10 @@ impl AttentionKernels {
     /// `warp_size` is 32 or 64 (checked by the caller).
     pub(super) fn load(module: &Module, warp_size: u32) -> Result<AttentionKernels> {
         Ok(AttentionKernels {
-            paged: module.function("rf_attention_paged")?,
+            paged: PerKvType::load(module, "rf_attention_paged")?,
             per_token: TOKEN_DIMS_PER_LANE
                 .iter()
-                .map(|dims| module.function(&format!("rf_attention_token_d{dims}")))
+                .map(|dims| PerKvType::load(module, &format!("rf_attention_token_d{dims}")))
                 .collect::<Result<_>>()?,
             combine: module.function("rf_attention_combine")?,
             warp_size: warp_size as usize,
@@ -152,7 +155,7 @@ impl AttentionKernels {
     /// rf_attention_token's instance for `heads`, if its limits (`kernels/attention.hip`)
     /// admit them: a head of 8-value pieces, at most TOKEN_MAX_HEAD_DIM values, spread
     /// evenly over a warp's lanes.
-    fn per_token(&self, heads: &HeadShape) -> Option<&Function> {
+    fn per_token(&self, heads: &HeadShape, kv_type: KvType) -> Option<&Function> {
         let hd = heads.head_dim;
         if !hd.is_multiple_of(8)
             || !hd.is_multiple_of(self.warp_size)
@@ -164,7 +167,7 @@ impl AttentionKernels {
         let at = TOKEN_DIMS_PER_LANE
             .iter()
             .position(|&d| d == hd / self.warp_size)?;
-        self.per_token.get(at)
+        self.per_token.get(at).map(|kernels| kernels.get(kv_type))
     }
 }
 
@@ -315,13 +318,13 @@ impl GpuOps {
             ref tiling,
         } = *launch;
         let n_tokens = tokens.n_tokens;
-        let (q_dim, kv_dim) = (heads.q_dim(), heads.kv_dim());
+        let q_dim = heads.q_dim();
         let q_values = product("attention queries", &[n_tokens, q_dim])?;
         check_buffer("attention q", q, q_values, stream)?;
         check_buffer("attention output", out, q_values, stream)?;
         check_buffer("attention seq_index", tokens.seq_index, n_tokens, stream)?;
         check_buffer("attention pos", tokens.pos, n_tokens, stream)?;
-        let n_slots = check_cache(kv, kv_dim, stream)?;
+        let n_slots = check_cache(kv, heads, stream)?;
         let slots_per_seq = product("attention slots", &[kv.max_blocks, kv.block_size])?;
         check_buffer(
             "attention block_tables",
@@ -369,7 +372,7 @@ impl GpuOps {
         // One query token a block wherever its limits allow: in decode and in prefill
         // (where it reads each key once per token, but with no barrier per tile of keys,
         // which is what the tiled kernel spends its time on).
-        let token_kernel = self.attention.per_token(heads);
+        let token_kernel = self.attention.per_token(heads, kv.kv_type);
         let per_token = token_kernel.is_some();
         // The per-token kernel: a block per (token, query head); the tiled one per (tile
         // of tokens, K/V head).
@@ -377,7 +380,7 @@ impl GpuOps {
             match token_kernel {
                 Some(kernel) => (kernel, TOKEN_THREADS, 0, 1, heads.n_head),
                 None => {
-                    let tiled = &self.attention.paged;
+                    let tiled = self.attention.paged.get(kv.kv_type);
                     let tokens = tiling.tokens_per_tile;
                     (
                         tiled,
@@ -509,27 +512,24 @@ impl GpuOps {
     }
 }
 
-/// Checks the caches against `kv_dim` and returns their slot count.
-fn check_cache(kv: &PagedKv<'_>, kv_dim: usize, stream: &Stream) -> Result<usize> {
-    check_buffer("attention K cache", kv.k_cache, 0, stream)?;
-    check_buffer("attention V cache", kv.v_cache, 0, stream)?;
+/// Checks the caches against `heads` and returns their slot count.
+fn check_cache(kv: &PagedKv<'_>, heads: &HeadShape, stream: &Stream) -> Result<usize> {
     if kv.block_size == 0 || kv.max_blocks == 0 {
         return Err(Error::InvalidArgument(format!(
             "block_size {} and max_blocks {} must be at least 1",
             kv.block_size, kv.max_blocks
         )));
     }
-    let n_slots = kv.k_cache.len() / kv_dim;
-    if kv.v_cache.len() / kv_dim != n_slots {
-        return Err(Error::InvalidArgument(format!(
-            "the K cache holds {} values and the V cache {}",
-            kv.k_cache.len(),
-            kv.v_cache.len()
-        )));
-    }
-    // The kernel keeps a tile's slots as u32.
-    to_u32("cache slots", n_slots, u32::MAX)?;
-    Ok(n_slots)
+    kv.kv_type.check_head_dim(heads.head_dim)?;
+    let kv_dim = heads.kv_dim();
+    cache_slots(
+        "attention caches",
+        kv.k_cache,
+        kv.v_cache,
+        kv.kv_type,
+        kv_dim,
+        stream,
+    )
 }
 
 #[cfg(test)]

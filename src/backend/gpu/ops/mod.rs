@@ -35,8 +35,63 @@ pub use rope::{RopeKvWrite, RopeParams};
 
 pub use weights::{BlockLayout, DeviceMatrix, supported_weight_types};
 
-use super::safe::{Device, DeviceBuffer, DeviceCopy, Module, Stream};
+use super::safe::{Device, DeviceBuffer, DeviceCopy, Function, Module, Stream};
+use crate::backend::KvType;
 use crate::error::{Error, Result};
+
+/// A kernel's instances for each KV cache type (`kernels/kv_cache.h`), named with the
+/// type's suffix: `{name}_f16`, `{name}_f32`, `{name}_q8_0`.
+pub(super) struct PerKvType {
+    f16: Function,
+    f32: Function,
+    q8_0: Function,
+}
+
+impl PerKvType {
+    pub(super) fn load(module: &Module, name: &str) -> Result<PerKvType> {
+        let function = |suffix: &str| module.function(&format!("{name}_{suffix}"));
+        Ok(PerKvType {
+            f16: function("f16")?,
+            f32: function("f32")?,
+            q8_0: function("q8_0")?,
+        })
+    }
+
+    pub(super) fn get(&self, kv_type: KvType) -> &Function {
+        match kv_type {
+            KvType::F16 => &self.f16,
+            KvType::F32 => &self.f32,
+            KvType::Q8_0 => &self.q8_0,
+        }
+    }
+}
+
+/// Slots of a layer's `kv_type` K and V caches of `[n_slots, kv_dim]` values each, checked
+/// to hold the same number of whole rows.
+fn cache_slots(
+    what: &str,
+    k_cache: &DeviceBuffer<u8>,
+    v_cache: &DeviceBuffer<u8>,
+    kv_type: KvType,
+    kv_dim: usize,
+    stream: &Stream,
+) -> Result<usize> {
+    check_buffer(what, k_cache, 0, stream)?;
+    check_buffer(what, v_cache, 0, stream)?;
+    let row_bytes = kv_type.bytes(kv_dim);
+    let n_slots = k_cache.len() / row_bytes;
+    if v_cache.len() != k_cache.len() || n_slots * row_bytes != k_cache.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: the K cache holds {} bytes and the V cache {}, not both whole {}-byte rows",
+            k_cache.len(),
+            v_cache.len(),
+            row_bytes
+        )));
+    }
+    // The kernels keep slots as u32.
+    to_u32("cache slots", n_slots, u32::MAX)?;
+    Ok(n_slots)
+}
 
 /// Every kernel a forward pass launches, loaded on one device.
 pub struct GpuOps {

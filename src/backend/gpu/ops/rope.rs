@@ -1,10 +1,11 @@
 //! RoPE fused with the K/V cache write (`kernels/rope.hip`).
 
-use half::f16;
-
-use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
-use super::{GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, check_buffer, product, to_u32};
-use crate::backend::RopeStyle;
+use super::super::safe::{DeviceBuffer, KernelArgs, LaunchConfig, Module, Stream};
+use super::{
+    GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, PerKvType, cache_slots, check_buffer, product,
+    to_u32,
+};
+use crate::backend::{KvType, RopeStyle};
 use crate::error::{Error, Result};
 
 /// Threads per block, one block per token and head: a pair each for heads of up to 128
@@ -22,13 +23,13 @@ pub struct RopeParams {
 }
 
 pub(super) struct RopeKernel {
-    rope_kv_write: Function,
+    rope_kv_write: PerKvType,
 }
 
 impl RopeKernel {
     pub(super) fn load(module: &Module) -> Result<RopeKernel> {
         Ok(RopeKernel {
-            rope_kv_write: module.function("rf_rope_kv_write")?,
+            rope_kv_write: PerKvType::load(module, "rf_rope_kv_write")?,
         })
     }
 }
@@ -45,15 +46,17 @@ pub struct RopeKvWrite<'a> {
     pub pos: &'a DeviceBuffer<i32>,
     /// `[n_tokens]` the flat cache slot receiving each token's K and V.
     pub write_slot: &'a DeviceBuffer<u32>,
-    /// `[n_slots, n_kv_heads * head_dim]` the layer's caches.
-    pub k_cache: &'a mut DeviceBuffer<f16>,
-    pub v_cache: &'a mut DeviceBuffer<f16>,
+    /// `[n_slots, n_kv_heads * head_dim]` values each, the layer's caches as `kv_type`
+    /// stores them.
+    pub k_cache: &'a mut DeviceBuffer<u8>,
+    pub v_cache: &'a mut DeviceBuffer<u8>,
+    pub kv_type: KvType,
 }
 
 impl GpuOps {
     /// Rotates the first `n_tokens` tokens' query and key heads by their positions (as
-    /// `src/backend/cpu/ops.rs` `rope` with `RopeAngles`) and stores their keys and values as
-    /// f16 in the caches at their write slots. A slot outside the cache is not written
+    /// `src/backend/cpu/ops.rs` `rope` with `RopeAngles`) and stores their keys and values
+    /// in the caches at their write slots, as the caches' type. A slot outside the cache is not written
     /// (validate slots on the host to report them).
     pub fn rope_kv_write(
         &self,
@@ -87,16 +90,15 @@ impl GpuOps {
         check_buffer("rope v", b.v, kv_values, stream)?;
         check_buffer("rope pos", b.pos, n_tokens, stream)?;
         check_buffer("rope write_slot", b.write_slot, n_tokens, stream)?;
-        check_buffer("rope k cache", b.k_cache, 0, stream)?;
-        check_buffer("rope v cache", b.v_cache, 0, stream)?;
-        let n_slots = b.k_cache.len() / kv_dim;
-        if b.v_cache.len() / kv_dim != n_slots {
-            return Err(Error::InvalidArgument(format!(
-                "the K cache holds {} values and the V cache {}",
-                b.k_cache.len(),
-                b.v_cache.len()
-            )));
-        }
+        b.kv_type.check_head_dim(head_dim)?;
+        let n_slots = cache_slots(
+            "rope caches",
+            b.k_cache,
+            b.v_cache,
+            b.kv_type,
+            kv_dim,
+            stream,
+        )?;
         if n_tokens == 0 {
             return Ok(());
         }
@@ -129,11 +131,13 @@ impl GpuOps {
             })?;
         let mut config = LaunchConfig::linear(n_tokens as u32, THREADS);
         config.grid.y = n_heads;
-        // SAFETY: the arguments match rf_rope_kv_write(q, k, v, pos, slot, k_cache, v_cache,
+        let kernel = self.rope.rope_kv_write.get(b.kv_type);
+        // SAFETY: the arguments match rf_rope_kv_write_*(q, k, v, pos, slot, k_cache, v_cache,
         // n_tokens, n_head, n_kv_heads, head_dim, rope_dims, theta_scale, neox, n_slots); q,
         // k, v, pos and write_slot hold what n_tokens tokens need (checked); the caches hold
-        // n_slots rows of kv_dim and the kernel skips slots >= n_slots; the grid is n_tokens
-        // by the heads, within the launch limits (checked).
-        unsafe { self.rope.rope_kv_write.launch(stream, &config, &args) }
+        // n_slots rows of kv_dim values of the instance's type (a Q8_0 head whole blocks,
+        // checked) and the kernel skips slots >= n_slots; the grid is n_tokens by the
+        // heads, within the launch limits (checked).
+        unsafe { kernel.launch(stream, &config, &args) }
     }
 }

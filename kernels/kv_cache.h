@@ -1,0 +1,66 @@
+// The KV cache's element types (src/backend/kv_type.rs). A layer's K or V cache is the
+// row-major array [n_slots, n_kv_heads * head_dim] of values, stored as ggml lays out a
+// row of F16, F32 or Q8_0 (blocks of 32 values: an f16 step d, then 32 int8 quants q, 34
+// bytes; a value is d * q). Element e is value e of that array. For Q8_0 every head
+// starts a block (head_dim a multiple of 32, checked on the host), so a head's values are
+// whole blocks.
+#pragma once
+#include "compat.h"
+
+struct KvF16 {
+    static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
+        return __half2float(((const __half *)cache)[e]);
+    }
+    // Stores values[0, n) at elements first.., threads tid of n_threads sharing the work.
+    static __device__ __forceinline__ void store(uint8_t *cache, uint64_t first,
+                                                 const float *values, uint32_t n,
+                                                 uint32_t tid, uint32_t n_threads) {
+        __half *out = (__half *)cache + first;
+        for (uint32_t i = tid; i < n; i += n_threads) {
+            out[i] = __float2half_rn(values[i]);
+        }
+    }
+};
+
+struct KvF32 {
+    static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
+        return ((const float *)cache)[e];
+    }
+    static __device__ __forceinline__ void store(uint8_t *cache, uint64_t first,
+                                                 const float *values, uint32_t n,
+                                                 uint32_t tid, uint32_t n_threads) {
+        float *out = (float *)cache + first;
+        for (uint32_t i = tid; i < n; i += n_threads) {
+            out[i] = values[i];
+        }
+    }
+};
+
+#define KV_Q8_0_BLOCK 32
+#define KV_Q8_0_BLOCK_BYTES 34
+
+struct KvQ8_0 {
+    static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
+        const uint8_t *block = cache + (e / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
+        return __half2float(*(const __half *)block) * (float)(int8_t)block[2 + e % KV_Q8_0_BLOCK];
+    }
+    // One thread a block, rounded as the CPU's quantize_q8_0: d = max|x| / 127 (stored as
+    // f16), q = x * 127 / max|x| rounded half to even.
+    static __device__ __forceinline__ void store(uint8_t *cache, uint64_t first,
+                                                 const float *values, uint32_t n,
+                                                 uint32_t tid, uint32_t n_threads) {
+        for (uint32_t b = tid; b < n / KV_Q8_0_BLOCK; b += n_threads) {
+            const float *x = values + b * KV_Q8_0_BLOCK;
+            float amax = 0.0f;
+            for (int i = 0; i < KV_Q8_0_BLOCK; ++i) {
+                amax = fmaxf(amax, fabsf(x[i]));
+            }
+            const float inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
+            uint8_t *block = cache + (first / KV_Q8_0_BLOCK + b) * KV_Q8_0_BLOCK_BYTES;
+            *(__half *)block = __float2half_rn(amax / 127.0f);
+            for (int i = 0; i < KV_Q8_0_BLOCK; ++i) {
+                block[2 + i] = (uint8_t)(int8_t)__float2int_rn(x[i] * inverse);
+            }
+        }
+    }
+};
