@@ -132,9 +132,9 @@ typedef struct rf_context_params {
   // Threads for CPU work, at most 1024; 0 = the model's setting.
   uint32_t n_threads;
   // How the KV cache stores K and V: `RF_KV_F16` (default), `RF_KV_F32`, or `RF_KV_Q8_0`
-  // (53% of F16's bytes; needs heads of a multiple of 32 values). On a GPU only
-  // `RF_KV_F16` is built so far; the others give `RF_ERR_UNSUPPORTED` there. A saved
-  // sequence state loads only into a context of the same type.
+  // (17/32 of F16's bytes; heads of a multiple of 32 values, else
+  // `RF_ERR_UNSUPPORTED`). A saved sequence state loads only into a context of the
+  // same type.
   uint32_t kv_type;
 } rf_context_params;
 

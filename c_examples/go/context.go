@@ -27,7 +27,7 @@ type KVType uint32
 const (
 	KVF16  KVType = C.RF_KV_F16
 	KVF32  KVType = C.RF_KV_F32
-	KVQ8_0 KVType = C.RF_KV_Q8_0 // 53% of F16's bytes; the CPU only, so far
+	KVQ8_0 KVType = C.RF_KV_Q8_0 // 17/32 of F16's bytes
 )
 
 // ContextOptions are rf_context_params; start from DefaultContextOptions.
