@@ -1,8 +1,8 @@
 //! F32 and Q8_0 KV caches on a GPU, the CPU with the same cache type as the oracle: over
 //! 48 teacher-forced tokens of tiny models the GPU's logits stay as close to the CPU's as
-//! with an F16 cache (F32), or within the model-level GPU bound of 1e-2 (Q8_0, whose
-//! 8-bit steps turn the backends' f32 differences into whole steps now and then); and a
-//! saved state moves between the GPU and the CPU and restores exactly.
+//! with an F16 cache (F32), or within twice that or the model-level GPU bound of 1e-2
+//! (Q8_0, whose 8-bit steps turn the backends' f32 differences into whole steps now and
+//! then); and a saved state moves between the GPU and the CPU and restores exactly.
 
 mod common;
 mod gpu_common;
@@ -85,12 +85,14 @@ fn f32_and_q8_0_caches_agree_with_the_cpu_as_f16_does() {
             distances[1]
         );
         // Q8_0 stores a value to 1/254 of its block's largest: where the two backends'
-        // keys differ by their f32 rounding, a few values round to neighbouring steps
-        // (measured on an H200: 2.2e-3 with F16 at 4.5e-4). Held to the GPU-vs-CPU bound
-        // of the model-level checks, 1e-2; a wrong read is of the logits' own size.
+        // keys differ by their f32 rounding, a few values round to neighbouring steps.
+        // Measured on an H200: 2.2e-3 against F16's 4.5e-4 on F16 weights, 1.6e-2 against
+        // F16's 1.6e-2 on Q4_0 weights (whose 8-bit activations the backends round in
+        // their own orders). Held to twice F16's, or the model-level GPU-vs-CPU bound of
+        // 1e-2; a wrong read is of the logits' own size.
         assert!(
-            distances[2] <= 1e-2,
-            "variant {variant} Q8_0: {:.3e}",
+            distances[2] <= (2.0 * f16).max(1e-2),
+            "variant {variant} Q8_0: {:.3e} against F16's {f16:.3e}",
             distances[2]
         );
     }
