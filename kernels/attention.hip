@@ -7,7 +7,8 @@
 // cache slot block_tables[s][i / block_size] * block_size + i % block_size, and holds the
 // token at position slot_positions[s][i] (EMPTY_SLOT = INT32_MAX for a hole or an unwritten
 // slot). Live positions strictly increase with i. A query at position p attends to every
-// logical slot i < n_logical[s] with slot_positions[s][i] <= p.
+// logical slot i < n_logical[s] with slot_positions[s][i] <= p, and with a sliding window
+// (the last parameter, 0 for none) only to positions above p - window.
 //
 // rf_attention_paged: one block per (tile of consecutive batch tokens, K/V head, split of
 // the logical slots). The block stages a tile of keys_per_tile K and V rows in shared
@@ -36,6 +37,12 @@
 #define MAX_OUTPUTS_PER_THREAD 16
 #define EMPTY_SLOT 0x7fffffff
 
+// Whether a query at position p sees the key at position kp: a live key at or before it,
+// and with a sliding window (window > 0) one of the last `window` positions.
+static __device__ __forceinline__ bool sees(int32_t kp, int32_t p, uint32_t window) {
+    return kp != EMPTY_SLOT && kp <= p && (window == 0 || (int64_t)p - kp < (int64_t)window);
+}
+
 template <class Kv>
 static __device__ void attention_paged(
     const float *q,                // [n_tokens, n_head * head_dim], RoPE applied
@@ -52,7 +59,7 @@ static __device__ void attention_paged(
     uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_seq,
     uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
     uint32_t tokens_per_tile, uint32_t keys_per_tile, uint32_t keys_per_split,
-    uint32_t n_splits) {
+    uint32_t n_splits, uint32_t window) {
     extern __shared__ float shared[];
     __shared__ int stop;
     const uint32_t group = n_head / n_kv_heads;
@@ -143,7 +150,7 @@ static __device__ void attention_paged(
                 const uint32_t r = e / T, key = e % T;
                 const int32_t kp = key_pos[key];
                 float score = -INFINITY;
-                if (kp != EMPTY_SLOT && kp <= pos[run_begin + r / group]) {
+                if (sees(kp, pos[run_begin + r / group], window)) {
                     const float *qr = q_s + r * hd;
                     const __half *kr = k_s + key * hd;
                     float dot = 0.0f;
@@ -239,12 +246,12 @@ static __device__ void attention_paged(
         float *partial_ml, uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,              \
         uint32_t head_dim, uint32_t n_seq, uint32_t max_blocks, uint32_t block_size,             \
         uint64_t n_slots, float scale, uint32_t tokens_per_tile, uint32_t keys_per_tile,         \
-        uint32_t keys_per_split, uint32_t n_splits) {                                            \
+        uint32_t keys_per_split, uint32_t n_splits, uint32_t window) {                           \
         rf_grid_dependency_sync();                                                               \
         attention_paged<KV>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,        \
                             seq_index, pos, out, partial_acc, partial_ml, n_tokens, n_head,      \
                             n_kv_heads, head_dim, n_seq, max_blocks, block_size, n_slots, scale, \
-                            tokens_per_tile, keys_per_tile, keys_per_split, n_splits);           \
+                            tokens_per_tile, keys_per_tile, keys_per_split, n_splits, window);   \
     }
 
 RF_ATTENTION_PAGED_KERNEL(f16, KvF16)
@@ -397,7 +404,7 @@ static __device__ void attention_token(
     uint32_t n_head, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_seq,
     uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
     uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8, float *q8_d,
-    float *q8_s) {
+    float *q8_s, uint32_t window) {
     __shared__ float q_s[TOKEN_MAX_HEAD_DIM];
     __shared__ float warp_acc[TOKEN_MAX_WARPS * TOKEN_MAX_HEAD_DIM];
     __shared__ float warp_m[TOKEN_MAX_WARPS];
@@ -442,7 +449,7 @@ static __device__ void attention_token(
             const uint64_t s = block * block_size + i % block_size;
             if (s < n_slots) {
                 const int32_t kp = slot_positions[(uint64_t)seq * slots_per_seq + i];
-                visible = kp != EMPTY_SLOT && kp <= p;
+                visible = sees(kp, p, window);
                 slot = (uint32_t)s;
             }
         }
@@ -566,13 +573,13 @@ static __device__ void attention_token(
         uint32_t head_dim, uint32_t n_seq, uint32_t max_blocks, uint32_t block_size,             \
         uint64_t n_slots, float scale, uint32_t tokens_per_tile, uint32_t keys_per_tile,         \
         uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8,             \
-        float *q8_d, float *q8_s) {                                                              \
+        float *q8_d, float *q8_s, uint32_t window) {                                             \
         rf_grid_dependency_sync();                                                               \
         attention_token<DIMS, KV>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,  \
                                   seq_index, pos, out, partial_acc, partial_ml, n_tokens,        \
                                   n_head, n_kv_heads, head_dim, n_seq, max_blocks, block_size,   \
                                   n_slots, scale, keys_per_split, n_splits, tickets, q8, q8_d,   \
-                                  q8_s);                                                         \
+                                  q8_s, window);                                                 \
     }
 
 #define RF_ATTENTION_TOKEN_KERNELS(NAME, KV) \

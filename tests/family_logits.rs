@@ -2,17 +2,22 @@
 //! (SmolLM2's vocabulary size, F32 weights, written by `gguf::synthetic` exactly as
 //! `rocmforge-synth` writes it), 64 teacher-forced positions, and llama.cpp's logits at
 //! every 16th token (tests/fixtures/families/, made by scripts/gen-family-fixtures.py).
-//! Each position's relative L2 error must be at most 1e-2.
+//! Each position's relative L2 error must be at most 1e-2. On the device
+//! `ROCMFORGE_TEST_DEVICE` names (a GPU), each position's logits are also held to the
+//! CPU's, within the same 1e-2.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::parity::test_device;
+use common::relative_l2;
 use half::f16;
-use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
+use rocmforge::backend::{DeviceChoice, enumerate};
+use rocmforge::context::{Context, ContextParams};
 use rocmforge::gguf::synthetic::{LlamaWeightTypes, SyntheticFamily, SyntheticLlama};
 use rocmforge::gguf::{GgufWriter, OwnedGguf};
-use rocmforge::model::Model;
+use rocmforge::model::{Model, Placement};
 use rocmforge::tensor::GgmlType;
 
 const MAX_RELATIVE_L2: f64 = 1e-2;
@@ -79,28 +84,43 @@ fn value_of<'a>(args: &[&'a str], flag: &str) -> &'a str {
     args[at + 1]
 }
 
-fn check(family: &str) {
-    let f = fixture(family);
-    let mut w = GgufWriter::new();
-    f.model.add_to(&mut w).unwrap();
-    let gguf = OwnedGguf::from_buffer(w.to_bytes()).unwrap();
-    let model = Arc::new(Model::from_gguf(gguf).unwrap());
+/// Every position's logits of the model in `gguf` on device `device` (0: the CPU) fed
+/// `tokens`: the first half in one batch, the rest one step a token (both paths of a
+/// backend).
+fn teacher_forced(gguf: &[u8], device: usize, tokens: &[i32]) -> Vec<Vec<f32>> {
+    let placement = Placement::choose(&enumerate(), DeviceChoice::Index(device)).unwrap();
+    let gguf = OwnedGguf::from_buffer(gguf.to_vec()).unwrap();
+    let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
     let params = ContextParams {
         n_ctx: 128,
         n_threads: 2,
         ..ContextParams::default()
     };
-    let mut ctx = Context::new(model, &params).unwrap();
-    ctx.decode(&Batch {
-        tokens: &f.tokens,
-        want_logits: WantLogits::All,
-        ..Batch::default()
-    })
-    .unwrap();
+    common::teacher_forced(&mut Context::new(model, &params).unwrap(), tokens)
+}
+
+fn check(family: &str) {
+    let f = fixture(family);
+    let mut w = GgufWriter::new();
+    f.model.add_to(&mut w).unwrap();
+    let bytes = w.to_bytes();
+    let device = test_device();
+    let rows = teacher_forced(&bytes, device, &f.tokens);
+    if device != 0 {
+        let cpu = teacher_forced(&bytes, 0, &f.tokens);
+        for (i, (ours, cpu)) in rows.iter().zip(&cpu).enumerate() {
+            let error = relative_l2(ours, cpu);
+            assert!(
+                error <= MAX_RELATIVE_L2,
+                "{family}: device {device} against the CPU {error:.2e} at position {i}"
+            );
+        }
+        eprintln!("{family}: device {device} within {MAX_RELATIVE_L2} of the CPU everywhere");
+    }
     let width = f.logits.len() / f.tokens.len();
     let mut worst = (0.0f64, 0);
     for (i, theirs) in f.logits.chunks_exact(width).enumerate() {
-        let ours = ctx.logits(i as i32).unwrap();
+        let ours = &rows[i];
         let (mut diff, mut norm) = (0.0f64, 0.0f64);
         for (j, &t) in theirs.iter().enumerate() {
             let o = f64::from(ours[j * f.stride]);

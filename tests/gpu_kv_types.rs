@@ -13,7 +13,7 @@ use common::relative_l2;
 use common::tiny_model::backends::first_gpu;
 use gpu_common::gpu;
 use rocmforge::backend::KvType;
-use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
+use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement};
 
@@ -28,30 +28,6 @@ fn context(variant: usize, placement: Placement, kv_type: KvType) -> Context {
         ..ContextParams::default()
     };
     Context::new(model, &params).unwrap()
-}
-
-/// Every position's logits for `tokens`: one prefill batch of the first half, then one
-/// step per token (both attention kernels and the decode graph).
-fn teacher_forced(ctx: &mut Context, tokens: &[i32]) -> Vec<Vec<f32>> {
-    let half = tokens.len() / 2;
-    ctx.decode(&Batch {
-        tokens: &tokens[..half],
-        want_logits: WantLogits::All,
-        ..Batch::default()
-    })
-    .unwrap();
-    let mut rows: Vec<Vec<f32>> = (0..half as i32)
-        .map(|i| ctx.logits(i).unwrap().to_vec())
-        .collect();
-    for &token in &tokens[half..] {
-        ctx.decode(&Batch {
-            tokens: &[token],
-            ..Batch::default()
-        })
-        .unwrap();
-        rows.push(ctx.logits(-1).unwrap().to_vec());
-    }
-    rows
 }
 
 /// The largest relative L2 distance between matching rows.
@@ -71,9 +47,10 @@ fn f32_and_q8_0_caches_agree_with_the_cpu_as_f16_does() {
     for variant in [1, 3] {
         let mut distances = Vec::new();
         for kv_type in [KvType::F16, KvType::F32, KvType::Q8_0] {
-            let gpu_rows = teacher_forced(&mut context(variant, first_gpu(), kv_type), &tokens);
+            let gpu_rows =
+                common::teacher_forced(&mut context(variant, first_gpu(), kv_type), &tokens);
             let cpu_rows =
-                teacher_forced(&mut context(variant, Placement::cpu(), kv_type), &tokens);
+                common::teacher_forced(&mut context(variant, Placement::cpu(), kv_type), &tokens);
             let distance = worst_distance(&gpu_rows, &cpu_rows);
             println!("variant {variant} {kv_type:?}: GPU vs CPU worst relative L2 {distance:.3e}");
             distances.push(distance);

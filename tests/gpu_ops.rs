@@ -11,8 +11,8 @@ use rocmforge::Error;
 use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AttentionWorkspace, BlockLayout, DeviceMatrix, HeadShape, LeadingMatrix, PagedKv, Q8Buffers,
-    Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, integer_product_types,
+    AttentionWorkspace, BlockLayout, DeviceMatrix, Gate, HeadShape, LeadingMatrix, PagedKv,
+    Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, integer_product_types,
     supported_weight_types,
 };
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
@@ -616,29 +616,58 @@ fn rms_norm_matches_the_cpu() {
 
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
-fn swiglu_and_residual_add_match_the_cpu() {
+fn elementwise_steps_match_the_cpu() {
     let g = ops_gpu();
     let mut random = Random::new(22);
     for n in [1usize, 1000, 1_000_003] {
         let gate = random_vec(&mut random, n, 20.0);
         let up = random_vec(&mut random, n, 3.0);
-        let mut gate_dev = g.upload(&gate);
         let up_dev = g.upload(&up);
-        g.ops.swiglu(&g.stream, &mut gate_dev, &up_dev, n).unwrap();
-        let got = g.download(&gate_dev);
-        let mut expected = gate.clone();
-        cpu::swiglu(&mut expected, &up);
-        for i in 0..n {
-            let e = expected[i];
-            // expf within 2 ulps of the CPU's exp, then a division and a product: 1e-6
-            // relative is about 8 ulps.
-            assert!(
-                (got[i] - e).abs() <= 1e-6 * e.abs() + f32::MIN_POSITIVE,
-                "swiglu n={n} [{i}]: silu({}) * {} = {} vs {e}",
-                gate[i],
-                up[i],
-                got[i]
-            );
+        // expf / tanhf within 2 ulps of the CPU's, then a few products: 1e-6 relative is
+        // about 8 ulps. GELU's 1 + tanh(x) cancels for negative x, so its error is up to
+        // a few ulps of 1 times 0.5 g u however small the result.
+        for (gate_kind, cpu_gate, absolute) in [
+            (Gate::Silu, cpu::swiglu as fn(&mut [f32], &[f32]), 0.0),
+            (Gate::Gelu, cpu::geglu, 5e-7),
+        ] {
+            let mut gate_dev = g.upload(&gate);
+            g.ops
+                .gated(&g.stream, gate_kind, &mut gate_dev, &up_dev, n)
+                .unwrap();
+            let got = g.download(&gate_dev);
+            let mut expected = gate.clone();
+            cpu_gate(&mut expected, &up);
+            for i in 0..n {
+                let e = expected[i];
+                assert!(
+                    (got[i] - e).abs()
+                        <= 1e-6 * e.abs() + absolute * (gate[i] * up[i]).abs() + 1e-30,
+                    "{gate_kind:?} n={n} [{i}]: gate {} up {} gives {} vs {e}",
+                    gate[i],
+                    up[i],
+                    got[i]
+                );
+            }
+        }
+
+        // Scaling and a bias over rows of 7 are exact.
+        let mut x_dev = g.upload(&gate);
+        g.ops.scale(&g.stream, &mut x_dev, 0.375, n).unwrap();
+        let scaled: Vec<f32> = gate.iter().map(|&v| v * 0.375).collect();
+        assert!(g.download(&x_dev) == scaled, "scale n={n}");
+        if n.is_multiple_of(7) || n == 1 {
+            let width = n.min(7);
+            let bias = random_vec(&mut random, width, 2.0);
+            let mut x_dev = g.upload(&gate);
+            g.ops
+                .add_bias(&g.stream, &mut x_dev, &g.upload(&bias), n / width)
+                .unwrap();
+            let biased: Vec<f32> = gate
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| v + bias[i % width])
+                .collect();
+            assert!(g.download(&x_dev) == biased, "add_bias n={n}");
         }
 
         let mut y_dev = g.upload(&gate);
@@ -1035,6 +1064,8 @@ struct AttentionCase {
     tolerance: f64,
     /// How the cache stores K and V.
     kv_type: KvType,
+    /// A sliding window: each query sees only the last `window` positions.
+    window: Option<usize>,
 }
 
 impl AttentionCase {
@@ -1049,6 +1080,14 @@ impl AttentionCase {
             q_scale,
             tolerance,
             kv_type,
+            window: None,
+        }
+    }
+
+    fn with_window(self, window: usize) -> Self {
+        AttentionCase {
+            window: Some(window),
+            ..self
         }
     }
 
@@ -1124,6 +1163,7 @@ fn check_attention(
         k_cache: &k_dev,
         v_cache: &v_dev,
         kv_type: case.kv_type,
+        window: case.window,
         block_tables: &tables_dev,
         slot_positions: &positions_dev,
         n_logical: &n_logical_dev,
@@ -1223,19 +1263,30 @@ fn check_attention(
             Q8Host::download(g, &q8, n * q_dim).assert_quantizes(&got, "attention output");
         }
         for (t, &(s, p)) in batch.iter().enumerate() {
-            let visible = scenario.visible(s, p);
-            assert!(!visible.is_empty());
+            let oldest = case.window.map_or(i32::MIN, |w| p - w as i32 + 1);
+            let visible: Vec<(i32, usize)> = scenario
+                .visible(s, p)
+                .into_iter()
+                .filter(|&(position, _)| position >= oldest)
+                .collect();
+            // Every query sees a key, unless a window leaves none (a query in a hole of
+            // its sequence): its output is then zeros.
+            assert!(!visible.is_empty() || case.window.is_some());
             for h in 0..heads.n_head {
                 let at = t * q_dim + h * hd;
-                let expected = attention_f64(
-                    &q[at..at + hd],
-                    &k,
-                    &v,
-                    &visible,
-                    kv_dim,
-                    (h / group) * hd,
-                    f64::from(scale),
-                );
+                let expected = if visible.is_empty() {
+                    vec![0.0; hd]
+                } else {
+                    attention_f64(
+                        &q[at..at + hd],
+                        &k,
+                        &v,
+                        &visible,
+                        kv_dim,
+                        (h / group) * hd,
+                        f64::from(scale),
+                    )
+                };
                 for d in 0..hd {
                     let error = (f64::from(got[at + d]) - expected[d]).abs();
                     assert!(
@@ -1305,6 +1356,28 @@ fn paged_attention_stays_finite_with_scores_of_1e4() {
             &mut random,
             "attention ±1e4",
         );
+    }
+    assert_all_freed(&g.device);
+}
+
+/// A sliding window: each query sees only its last `window` positions, in both kernels
+/// (head_dim 128: one token a block; 320: tiled), with windows of one position, shorter
+/// than a block of keys, and longer than most sequences.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn paged_attention_keeps_to_a_sliding_window() {
+    let g = ops_gpu();
+    let scenario = PagedScenario::new();
+    let mut random = Random::new(44);
+    for (heads, window) in [
+        ((6, 2, 128), 1),
+        ((6, 2, 128), 37),
+        ((6, 2, 128), 600),
+        ((4, 2, 320), 100),
+    ] {
+        AttentionCase::new(heads, 4.0, 1e-5, KvType::F16)
+            .with_window(window)
+            .check(&g, &scenario, &mut random, &format!("window {window}"));
     }
     assert_all_freed(&g.device);
 }

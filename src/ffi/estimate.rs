@@ -6,8 +6,7 @@ use std::path::Path;
 use super::args::{out, text, versioned, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::context::{context_params, rf_context_default_params, rf_context_params};
-use super::log::Logger;
-use super::model::{choose_device, fall_back_to_cpu, rf_model_default_params, rf_model_params};
+use super::model::{choose_device, rf_model_default_params, rf_model_params};
 use super::status::rf_status;
 use crate::gguf::OwnedGguf;
 use crate::memory_estimate::estimate;
@@ -75,13 +74,7 @@ pub unsafe extern "C" fn rf_model_estimate(
             ));
         }
         let gguf = OwnedGguf::open(Path::new(path))?;
-        let logger = Logger::new(
-            model_params.log_callback,
-            model_params.log_user_data,
-            model_params.log_level,
-        );
         let placement = choose_device(model_params.device)?;
-        let placement = fall_back_to_cpu(model_params.device, placement, &gguf, &logger);
         let params = context_params(&ctx_params, 1)?;
         let figures = estimate(gguf.file(), &placement, &params)?;
         let value = rf_memory_estimate {

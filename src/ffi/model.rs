@@ -11,12 +11,12 @@ use super::boundary::{Failure, call};
 use super::device::device_reports;
 use super::log::{Logger, RF_LOG_INFO, rf_log_callback};
 use super::status::rf_status;
+use crate::backend::DeviceChoice;
 use crate::backend::cpu::MAX_THREADS;
-use crate::backend::{DeviceChoice, DeviceKind};
 use crate::error::Error;
 use crate::gguf::{GgufFile, OwnedGguf, Value};
 use crate::grammar::GrammarVocabulary;
-use crate::model::{Model, ModelConfig, Placement};
+use crate::model::{Model, Placement};
 use crate::tokenizer::Tokenizer;
 
 /// `rf_model_params.device`: the best usable GPU, else the CPU.
@@ -223,29 +223,6 @@ pub(super) fn choose_device(device: i32) -> Result<Placement, Failure> {
     Ok(Placement::choose(&device_reports(), choice)?)
 }
 
-/// `RF_DEVICE_AUTO` picks a GPU only for a family the GPU backend runs; a model the GPU
-/// cannot run (Gemma 3 so far) goes to the CPU instead, as a host asking for "the best
-/// device" expects. An explicit GPU index is kept, and loading then says why it fails.
-pub(super) fn fall_back_to_cpu(
-    device: i32,
-    placement: Placement,
-    gguf: &OwnedGguf,
-    logger: &Logger,
-) -> Placement {
-    let gpu_cannot_run = matches!(
-        ModelConfig::from_gguf(gguf.file()),
-        Ok(config) if !config.runs_on_gpu()
-    );
-    if device != RF_DEVICE_AUTO || placement.device.kind == DeviceKind::Cpu || !gpu_cannot_run {
-        return placement;
-    }
-    logger.log(
-        RF_LOG_INFO,
-        "the GPU backend does not run this model's family yet: weights on the CPU",
-    );
-    Placement::cpu()
-}
-
 fn load_with(
     params: &rf_model_params,
     open: impl FnOnce() -> crate::Result<OwnedGguf>,
@@ -264,7 +241,6 @@ fn load_with(
     let placement = choose_device(params.device)?;
     progress(params, 0.0)?;
     let gguf = open()?;
-    let placement = fall_back_to_cpu(params.device, placement, &gguf, &logger);
     logger.log(
         RF_LOG_INFO,
         &format!(
@@ -443,62 +419,4 @@ pub unsafe extern "C" fn rf_model_meta(
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
         unsafe { write_bytes(rendered.as_bytes(), buf.cast::<u8>(), cap, out_len) }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::DeviceReport;
-    use crate::gguf::{GgufWriter, OwnedValue};
-
-    /// A metadata-only GGUF of `architecture` with the hyperparameters a config needs.
-    fn header_only(architecture: &str) -> OwnedGguf {
-        let mut w = GgufWriter::new();
-        let text = |s: &str| OwnedValue::String(s.into());
-        w.add_metadata("general.architecture", text(architecture))
-            .unwrap();
-        for (key, value) in [
-            ("embedding_length", 64),
-            ("block_count", 2),
-            ("feed_forward_length", 128),
-            ("attention.head_count", 4),
-            ("vocab_size", 32),
-        ] {
-            w.add_metadata(format!("{architecture}.{key}"), OwnedValue::U32(value))
-                .unwrap();
-        }
-        w.add_metadata(
-            format!("{architecture}.attention.layer_norm_rms_epsilon"),
-            OwnedValue::F32(1e-6),
-        )
-        .unwrap();
-        OwnedGguf::from_buffer(w.to_bytes()).unwrap()
-    }
-
-    fn gpu() -> Placement {
-        Placement {
-            index: 1,
-            device: DeviceReport {
-                kind: DeviceKind::Cuda,
-                name: "a GPU".into(),
-                usable: true,
-                ..Placement::cpu().device
-            },
-        }
-    }
-
-    #[test]
-    fn auto_places_a_family_the_gpu_cannot_run_on_the_cpu() {
-        let logger = Logger::new(None, std::ptr::null_mut(), RF_LOG_INFO);
-        let gemma = header_only("gemma3");
-        let llama = header_only("llama");
-        let chosen = |device, gguf| fall_back_to_cpu(device, gpu(), gguf, &logger).device.kind;
-        assert_eq!(chosen(RF_DEVICE_AUTO, &gemma), DeviceKind::Cpu);
-        assert_eq!(chosen(RF_DEVICE_AUTO, &llama), DeviceKind::Cuda);
-        assert_eq!(
-            chosen(1, &gemma),
-            DeviceKind::Cuda,
-            "an explicit GPU is kept"
-        );
-    }
 }

@@ -238,12 +238,6 @@ impl ModelConfig {
         }
     }
 
-    /// Whether the GPU backend runs this model yet: Q/K norms, post norms, GELU and sliding
-    /// windows have no kernels so far, so only plain llama models do.
-    pub fn runs_on_gpu(&self) -> bool {
-        self.architecture == Architecture::Llama && self.sliding_window.is_none()
-    }
-
     /// The sliding window of `layer`, when it is a local layer.
     pub fn layer_window(&self, layer: usize) -> Option<&SlidingWindow> {
         self.sliding_window.as_ref().filter(|w| {

@@ -75,12 +75,6 @@ impl Model {
         let weights = match placement.device.kind {
             DeviceKind::Cpu => Weights::Host,
             DeviceKind::Hip | DeviceKind::Cuda => {
-                if !config.runs_on_gpu() {
-                    return Err(Error::Unsupported(format!(
-                        "{:?} models on the GPU backend (they run on the CPU only so far)",
-                        config.architecture
-                    )));
-                }
                 let device = placement.device.open()?;
                 let stream = Stream::new(&device)?;
                 let ops = Arc::new(GpuOps::load(&device)?);

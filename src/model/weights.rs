@@ -251,8 +251,7 @@ pub type DeviceWeights = LlamaWeights<GpuMatrix, DeviceBuffer<f32>>;
 impl HostWeights<'_> {
     /// Uploads every matrix and norm to `stream`'s device (the tied output shares the
     /// embedding's upload only on the host: on the device it is a second copy, simple
-    /// and rare enough for small models). Only for families the GPU runs
-    /// (`ModelConfig::runs_on_gpu`), which have no biases, Q/K norms or post norms.
+    /// and rare enough for small models).
     pub fn upload(&self, stream: &Stream, ops: &GpuOps) -> Result<DeviceWeights> {
         let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, ops, m);
         let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
@@ -270,9 +269,28 @@ impl HostWeights<'_> {
                     w_gate: matrix(&l.w_gate)?,
                     w_up: matrix(&l.w_up)?,
                     w_down: matrix(&l.w_down)?,
-                    qkv_biases: None,
-                    qk_norms: None,
-                    post_norms: None,
+                    qkv_biases: match &l.qkv_biases {
+                        Some(b) => Some(QkvBiases {
+                            q: vector(&b.q)?,
+                            k: vector(&b.k)?,
+                            v: vector(&b.v)?,
+                        }),
+                        None => None,
+                    },
+                    qk_norms: match &l.qk_norms {
+                        Some(n) => Some(QkNorms {
+                            q: vector(&n.q)?,
+                            k: vector(&n.k)?,
+                        }),
+                        None => None,
+                    },
+                    post_norms: match &l.post_norms {
+                        Some(n) => Some(PostNorms {
+                            attention: vector(&n.attention)?,
+                            ffn: vector(&n.ffn)?,
+                        }),
+                        None => None,
+                    },
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -299,6 +317,15 @@ impl DeviceWeights {
                     .sum::<u64>()
                     + vector(&l.attn_norm)
                     + vector(&l.ffn_norm)
+                    + l.qkv_biases
+                        .as_ref()
+                        .map_or(0, |b| vector(&b.q) + vector(&b.k) + vector(&b.v))
+                    + l.qk_norms
+                        .as_ref()
+                        .map_or(0, |n| vector(&n.q) + vector(&n.k))
+                    + l.post_norms
+                        .as_ref()
+                        .map_or(0, |n| vector(&n.attention) + vector(&n.ffn))
             })
             .sum();
         layers + self.token_embd.bytes() + self.output.bytes() + vector(&self.output_norm)

@@ -43,6 +43,31 @@ pub fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
     (diff / norm).sqrt()
 }
 
+/// Every position's logits for `tokens` fed to `ctx` (an empty sequence 0): the first half
+/// in one batch, the rest one step a token, so both paths of a backend run.
+pub fn teacher_forced(ctx: &mut rocmforge::context::Context, tokens: &[i32]) -> Vec<Vec<f32>> {
+    use rocmforge::context::{Batch, WantLogits};
+    let half = tokens.len() / 2;
+    ctx.decode(&Batch {
+        tokens: &tokens[..half],
+        want_logits: WantLogits::All,
+        ..Batch::default()
+    })
+    .unwrap();
+    let mut rows: Vec<Vec<f32>> = (0..half as i32)
+        .map(|i| ctx.logits(i).unwrap().to_vec())
+        .collect();
+    for &token in &tokens[half..] {
+        ctx.decode(&Batch {
+            tokens: &[token],
+            ..Batch::default()
+        })
+        .unwrap();
+        rows.push(ctx.logits(-1).unwrap().to_vec());
+    }
+    rows
+}
+
 pub fn fixture_path(relative: &str) -> PathBuf {
     root().join("tests/fixtures").join(relative)
 }

@@ -9,9 +9,9 @@ use std::sync::atomic::AtomicBool;
 
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, BlockLayout, DeviceMatrix, GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS,
-    PagedKv, PrefillScratch, Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix,
-    StepTokens,
+    AttentionWorkspace, BlockLayout, DeviceMatrix, Gate, GpuOps, HeadShape, LeadingMatrix,
+    MAX_Q8_TOKENS, PagedKv, PrefillScratch, Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams,
+    SecondMatrix, StepTokens,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
 use crate::backend::{
@@ -726,18 +726,42 @@ impl Backend for GpuStep<'_> {
             .embedding(self.stream, &view, &s.step.tokens, s.step.n_tokens, x)
     }
 
-    /// Also quantizes the result when the integer products can take it, so the products
-    /// that read it next need no pass of their own.
-    fn scale(&mut self, _x: Act, _factor: f32) -> Result<()> {
-        Err(not_on_gpu_yet("scaling an activation"))
+    fn scale(&mut self, x: Act, factor: f32) -> Result<()> {
+        let s = &mut *self.state;
+        s.wrote(x);
+        let n = s.step.n_tokens * s.shape.width(x);
+        s.ops.scale(self.stream, &mut s.acts[x as usize], factor, n)
     }
 
-    fn add_bias(&mut self, _x: Act, _bias: &DeviceBuffer<f32>) -> Result<()> {
-        Err(not_on_gpu_yet("biases"))
+    fn add_bias(&mut self, x: Act, bias: &DeviceBuffer<f32>) -> Result<()> {
+        let s = &mut *self.state;
+        let width = s.shape.width(x);
+        if bias.len() != width {
+            return Err(Error::InvalidArgument(format!(
+                "a bias of {} values for {x:?} rows of {width}",
+                bias.len()
+            )));
+        }
+        s.wrote(x);
+        let n = s.step.n_tokens;
+        s.ops
+            .add_bias(self.stream, &mut s.acts[x as usize], bias, n)
     }
 
-    fn head_rms_norm(&mut self, _x: Act, _weight: &DeviceBuffer<f32>, _eps: f32) -> Result<()> {
-        Err(not_on_gpu_yet("per-head RMS norms"))
+    fn head_rms_norm(&mut self, x: Act, weight: &DeviceBuffer<f32>, eps: f32) -> Result<()> {
+        let s = &mut *self.state;
+        let hd = s.shape.head_dim;
+        if !matches!(x, Act::Q | Act::K) || weight.len() != hd {
+            return Err(Error::InvalidArgument(format!(
+                "a per-head norm of {x:?} with {} weights: only Q and K are made of heads of \
+                 {hd}",
+                weight.len()
+            )));
+        }
+        s.wrote(x);
+        let n_rows = s.step.n_tokens * s.shape.width(x) / hd;
+        s.ops
+            .rms_norm_in_place(self.stream, &mut s.acts[x as usize], weight, eps, n_rows)
     }
 
     fn rms_norm(&mut self, x: Act, weight: &DeviceBuffer<f32>, eps: f32, out: Act) -> Result<()> {
@@ -860,9 +884,6 @@ impl Backend for GpuStep<'_> {
     }
 
     fn attention(&mut self, layer: usize, scale: f32, window: Option<usize>) -> Result<()> {
-        if window.is_some() {
-            return Err(not_on_gpu_yet("sliding-window attention"));
-        }
         let s = &mut *self.state;
         s.wrote(Act::Attn);
         let n = s.step.n_tokens;
@@ -876,6 +897,7 @@ impl Backend for GpuStep<'_> {
             n_seq: s.n_seq,
             max_blocks: s.max_blocks,
             block_size: s.block_size,
+            window,
         };
         let tokens = StepTokens {
             seq_index: &s.step.seq_of_token,
@@ -916,11 +938,15 @@ impl Backend for GpuStep<'_> {
         s.wrote(Act::Gate);
         let n = s.step.n_tokens * s.shape.n_ff;
         let (up, gate) = pair(&mut s.acts, Act::Up, Act::Gate)?;
-        s.ops.swiglu(self.stream, gate, up, n)
+        s.ops.gated(self.stream, Gate::Silu, gate, up, n)
     }
 
     fn geglu(&mut self) -> Result<()> {
-        Err(not_on_gpu_yet("the GELU-gated feed-forward"))
+        let s = &mut *self.state;
+        s.wrote(Act::Gate);
+        let n = s.step.n_tokens * s.shape.n_ff;
+        let (up, gate) = pair(&mut s.acts, Act::Up, Act::Gate)?;
+        s.ops.gated(self.stream, Gate::Gelu, gate, up, n)
     }
 
     fn add_to_residual(&mut self, input: Act) -> Result<()> {
@@ -1019,10 +1045,4 @@ impl Backend for GpuStep<'_> {
     fn memory(&self) -> BackendMemory {
         self.state.memory()
     }
-}
-
-/// The error of a step the GPU backend does not run yet; models that need one are refused
-/// when they are placed on a GPU (`Model::from_gguf_on`), so this is a second line.
-fn not_on_gpu_yet(what: &str) -> Error {
-    Error::Unsupported(format!("{what} on the GPU backend"))
 }

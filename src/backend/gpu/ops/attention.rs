@@ -50,6 +50,8 @@ pub struct PagedKv<'a> {
     pub n_seq: usize,
     pub max_blocks: usize,
     pub block_size: usize,
+    /// A sliding window: each token sees only the last `window` positions.
+    pub window: Option<usize>,
 }
 
 /// The step's query tokens: which sequence each belongs to and its position.
@@ -325,6 +327,16 @@ impl GpuOps {
         check_buffer("attention seq_index", tokens.seq_index, n_tokens, stream)?;
         check_buffer("attention pos", tokens.pos, n_tokens, stream)?;
         let n_slots = check_cache(kv, heads, stream)?;
+        // 0 is the kernels' "no window"; one past u32 sees every position anyway.
+        let window = match kv.window {
+            None => 0,
+            Some(0) => {
+                return Err(Error::InvalidArgument(
+                    "a sliding window of 0 positions".into(),
+                ));
+            }
+            Some(w) => u32::try_from(w).unwrap_or(0),
+        };
         let slots_per_seq = product("attention slots", &[kv.max_blocks, kv.block_size])?;
         check_buffer(
             "attention block_tables",
@@ -465,7 +477,8 @@ impl GpuOps {
                 }
             }
         }
-        // SAFETY: the arguments match rf_attention_paged's 24 parameters in order (and
+        args.push(window);
+        // SAFETY: the arguments match rf_attention_paged's 25 parameters in order (and
         // rf_attention_token_d*'s, which add the tickets: n_tokens * n_head, checked, left
         // zero by every launch; null only with one split, when they are not read); q, out,
         // seq_index and pos hold what n_tokens tokens need, the tables what n_seq sequences

@@ -26,6 +26,7 @@ mod split_rows;
 mod weights;
 
 pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
+pub use elementwise::Gate;
 pub use gemm::PrefillScratch;
 pub use matvec_q8::{
     LeadingMatrix, MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix,

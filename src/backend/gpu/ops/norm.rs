@@ -80,4 +80,36 @@ impl GpuOps {
         // warp size and of 32, and at most 1024 (32 warps: the kernel's scratch).
         unsafe { kernel.launch(stream, &config, &args) }
     }
+
+    /// [`GpuOps::rms_norm`] of the first `n_rows` rows of `x` in place, without the
+    /// quantized output (a per-head norm of Q or K, whose rows are heads).
+    pub fn rms_norm_in_place(
+        &self,
+        stream: &Stream,
+        x: &mut DeviceBuffer<f32>,
+        weight: &DeviceBuffer<f32>,
+        eps: f32,
+        n_rows: usize,
+    ) -> Result<()> {
+        let width = weight.len();
+        let n_values = product("rms_norm", &[n_rows, width])?;
+        check_buffer("rms_norm rows", x, n_values, stream)?;
+        check_buffer("rms_norm weight", weight, width, stream)?;
+        if n_values == 0 {
+            return Ok(());
+        }
+        let mut args = KernelArgs::new();
+        args.push(&*x)
+            .push(weight)
+            .push(&mut *x)
+            .push(to_u32("rms_norm rows", n_rows, MAX_GRID_X)?)
+            .push(to_u32("rms_norm width", width, u32::MAX)?)
+            .push(eps);
+        let config = LaunchConfig::linear(n_rows as u32, THREADS);
+        // SAFETY: the arguments match rf_rms_norm_f32(x, w, y, n_rows, width, eps) with
+        // y = x, which the kernel allows (each element is read before its own write, only
+        // by its writer); x holds n_rows * width floats and weight width (checked);
+        // THREADS is a multiple of the warp size and at most 1024.
+        unsafe { self.norm.rms_norm.launch(stream, &config, &args) }
+    }
 }
