@@ -51,16 +51,21 @@ int main(int argc, char **argv) {
     ctx = NULL;
     CHECK_STATUS(rf_context_new(model, &zero, &ctx), RF_ERR_INVALID_ARGUMENT);
     CHECK(ctx == NULL);
-    /* A Q8_0 cache: a context that decodes. */
+    /* A Q8_0 cache: a context that decodes, or (heads not whole 32-value blocks, as the
+     * tiny model valgrind runs on has) a refusal that says why. */
     rf_context_params q8 = rf_context_default_params();
     q8.kv_type = RF_KV_Q8_0;
     q8.n_ctx = 64;
-    CHECK_STATUS(rf_context_new(model, &q8, &ctx), RF_OK);
-    const int32_t prompt[] = {504, 1296, 3003, 4683, 359};
-    rf_batch batch = {5, prompt, NULL, NULL, NULL};
-    CHECK_STATUS(rf_decode(ctx, &batch), RF_OK);
-    rf_context_free(ctx);
-    ctx = NULL;
+    rf_status q8_status = rf_context_new(model, &q8, &ctx);
+    CHECK(q8_status == RF_OK ||
+          (q8_status == RF_ERR_UNSUPPORTED && strstr(rf_last_error(), "multiple of 32") != NULL));
+    if (ctx != NULL) {
+        const int32_t prompt[] = {504, 1296, 3003, 4683, 359};
+        rf_batch batch = {5, prompt, NULL, NULL, NULL};
+        CHECK_STATUS(rf_decode(ctx, &batch), RF_OK);
+        rf_context_free(ctx);
+        ctx = NULL;
+    }
     q8.kv_type = 7;
     CHECK_STATUS(rf_context_new(model, &q8, &ctx), RF_ERR_INVALID_ARGUMENT);
     CHECK(ctx == NULL && strstr(rf_last_error(), "kv_type is 7") != NULL);
