@@ -14,6 +14,9 @@
 //! five passes. Decode reads every weight once a token, so tg times the weight bytes over
 //! that rate is the fraction of the machine's bandwidth decode uses.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -82,13 +85,7 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err(format!("--kv {value}: expected f16, f32 or q8_0")),
                 }
             }
-            "-d" => {
-                args.device = match value.as_str() {
-                    "cpu" => DeviceChoice::Index(0),
-                    "auto" => DeviceChoice::Auto,
-                    _ => DeviceChoice::Index(number()?),
-                }
-            }
+            "-d" => args.device = cli::device_choice(&value)?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -160,18 +157,7 @@ fn stream_read_rate(threads: usize) -> Result<f64, String> {
             rates.push(PROBE_BYTES as f64 / start.elapsed().as_secs_f64());
         }
     }
-    Ok(median(&rates))
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    }
+    Ok(cli::median(&rates))
 }
 
 fn spread(samples: &[f64]) -> (f64, f64) {
@@ -199,7 +185,7 @@ fn run(args: &Args) -> rocmforge::Result<()> {
     let (prefill, decode) = measure(args, &mut ctx)?;
     let bandwidth = if args.bandwidth {
         let rate = stream_read_rate(args.threads).map_err(rocmforge::Error::InvalidArgument)?;
-        Some((rate, median(&decode) * model_bytes as f64 / rate))
+        Some((rate, cli::median(&decode) * model_bytes as f64 / rate))
     } else {
         None
     };
@@ -217,9 +203,9 @@ fn run(args: &Args) -> rocmforge::Result<()> {
             args.threads,
             args.n_prompt,
             args.n_gen,
-            median(&prefill),
+            cli::median(&prefill),
             prefill,
-            median(&decode),
+            cli::median(&decode),
             decode,
             bandwidth.map_or_else(String::new, |(rate, fraction)| format!(
                 ",\"stream_bytes_per_s\":{rate},\"decode_bandwidth_fraction\":{fraction}"
@@ -240,7 +226,7 @@ fn run(args: &Args) -> rocmforge::Result<()> {
             println!(
                 "| {name} | {} | {test} | {:.1} | {lo:.1} – {hi:.1} |",
                 args.threads,
-                median(samples)
+                cli::median(samples)
             );
         }
         if let Some((rate, fraction)) = bandwidth {
@@ -256,18 +242,5 @@ fn run(args: &Args) -> rocmforge::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("rocmforge-bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rocmforge-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main_with("rocmforge-bench", USAGE, parse_args, run)
 }

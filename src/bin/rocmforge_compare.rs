@@ -6,6 +6,9 @@
 //! The tokens are a fixed pseudo-random sequence over the vocabulary; they are decoded in
 //! batches of `-b` (prefill-shaped steps) and the last `-b` one at a time (decode steps).
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -117,20 +120,10 @@ fn run(args: &Args) -> rocmforge::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!(
-                "rocmforge-compare: {e}\nusage: rocmforge-compare -m MODEL.gguf [-d DEVICE] [-n 256] [-b 64]"
-            );
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rocmforge-compare: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main_with(
+        "rocmforge-compare",
+        "usage: rocmforge-compare -m MODEL.gguf [-d DEVICE] [-n 256] [-b 64]",
+        parse_args,
+        run,
+    )
 }

@@ -10,6 +10,9 @@
 //! each, and the median of the per-round ratios (constrained / free), which cancels a
 //! machine's drift between rounds.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,13 +64,7 @@ fn parse_args() -> Result<Args, String> {
             "-n" => args.max_tokens = number()?.max(1),
             "-r" => args.rounds = number()?.max(1),
             "-t" => args.threads = number()?.max(1),
-            "-d" => {
-                args.device = match value.as_str() {
-                    "cpu" => DeviceChoice::Index(0),
-                    "auto" => DeviceChoice::Auto,
-                    _ => DeviceChoice::Index(number()?),
-                }
-            }
+            "-d" => args.device = cli::device_choice(&value)?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -104,12 +101,6 @@ fn generation_speed(
         })?;
     }
     Ok((generated, generated as f64 / start.elapsed().as_secs_f64()))
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 fn run(args: &Args) -> rocmforge::Result<()> {
@@ -180,16 +171,16 @@ fn run(args: &Args) -> rocmforge::Result<()> {
     println!("device: {device}; model: {name}; {} rounds", args.rounds);
     println!("| sampling | tokens generated | t/s (median) |");
     println!("|---|---:|---:|");
-    println!("| free | {} | {:.1} |", tokens.0, median(&free));
+    println!("| free | {} | {:.1} |", tokens.0, cli::median(&free));
     println!(
         "| {} | {} | {:.1} |",
         args.schema.display(),
         tokens.1,
-        median(&constrained)
+        cli::median(&constrained)
     );
     println!(
         "constrained / free: {:.3} (median of per-round ratios {:?})",
-        median(&ratios),
+        cli::median(&ratios),
         ratios
             .iter()
             .map(|r| (r * 1000.0).round() / 1000.0)
@@ -199,18 +190,5 @@ fn run(args: &Args) -> rocmforge::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("rocmforge-grammar-bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rocmforge-grammar-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main_with("rocmforge-grammar-bench", USAGE, parse_args, run)
 }
