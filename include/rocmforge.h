@@ -133,8 +133,10 @@ typedef struct rf_context_params {
   uint32_t n_threads;
   // How the KV cache stores K and V: `RF_KV_F16` (default), `RF_KV_F32`, or `RF_KV_Q8_0`
   // (17/32 of F16's bytes; heads of a multiple of 32 values, else
-  // `RF_ERR_UNSUPPORTED`). A saved sequence state loads only into a context of the
-  // same type.
+  // `RF_ERR_UNSUPPORTED`); another value is `RF_ERR_INVALID_ARGUMENT`. A saved
+  // sequence state loads only into a context of the same type. On a GPU, heads its
+  // one-token attention kernel cannot take are read through f16 tiles whatever the
+  // type.
   uint32_t kv_type;
 } rf_context_params;
 
@@ -634,7 +636,10 @@ enum rf_status rf_sampler_new(const struct rf_sampler_params *params,
 void rf_sampler_free(struct rf_sampler *sampler);
 
 // Draws a token from the logits of `ctx`'s `output_index`-th output (-1: the last) and
-// remembers it for the repetition penalties.
+// remembers it for the repetition penalties. With a grammar, the token is one the
+// grammar allows and moves it on; once the grammar is complete, every draw is an
+// end-of-generation token until `rf_sampler_reset` (so reset a constrained sampler
+// before each new output).
 //
 // # Safety
 // `sampler` and `ctx` live; `token` writable.
@@ -643,7 +648,8 @@ enum rf_status rf_sampler_sample(struct rf_sampler *sampler,
                                  int32_t output_index,
                                  int32_t *token);
 
-// Forgets the tokens the penalties remember and restarts the random sequence.
+// Forgets the tokens the penalties remember and restarts the random sequence; a grammar
+// starts over at the beginning of an output, and may then be used with any model.
 //
 // # Safety
 // `sampler` must be live.

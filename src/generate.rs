@@ -75,8 +75,11 @@ pub fn generate(
     on_text: impl FnMut(&str) -> bool,
 ) -> Result<StopReason> {
     let pos_before = ctx.seq_pos_max(params.seq)?;
+    let grammar_mark = sampler.grammar_mark();
     let result = continue_sequence(ctx, tokenizer, sampler, prompt, params, on_text);
     if result.is_err() {
+        // Neither the cache nor a grammar keeps what the failed call drew.
+        sampler.rewind_grammar(grammar_mark);
         ctx.seq_remove(params.seq, pos_before + 1, -1)?;
     }
     result
@@ -126,6 +129,7 @@ fn continue_sequence(
     let mut stops = StopStrings::new(&params.stop);
     for _ in 0..params.max_tokens {
         ctx.check_cancelled()?;
+        let grammar_mark = sampler.grammar_mark();
         let token = ctx.sample(sampler, -1)?;
         if tokenizer.is_end_of_generation(token) {
             return Ok(finish(
@@ -138,7 +142,9 @@ fn continue_sequence(
         let (ready, stopped) = stops.push(&decoder.push(token)?);
         let delivered = ready.is_empty() || on_text(&ready);
         if stopped {
-            // The stop string is never emitted, so neither is its token cached.
+            // The stop string is never emitted, so neither is its token cached, nor does
+            // a grammar keep it.
+            sampler.rewind_grammar(grammar_mark);
             return Ok(if delivered {
                 StopReason::StopString
             } else {

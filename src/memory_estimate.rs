@@ -37,6 +37,8 @@ pub fn estimate(
     let config = ModelConfig::from_gguf(gguf)?;
     let params = params.resolved(config.n_ctx_train)?;
     let shape = config.shape();
+    // What creating the context would refuse, the estimate refuses too.
+    params.kv_type.check_head_dim(shape.head_dim)?;
     let sizes = params.backend_sizes();
     let context = if placement.device.kind == DeviceKind::Cpu {
         CpuBackend::planned_memory(&shape, &sizes, 1)

@@ -193,7 +193,8 @@ pub fn decode(shape: &StateShape, blob: &[u8]) -> Result<SeqState> {
         (*token, *position) = (rest.u32() as i32, rest.u32() as i32);
     }
     check_tokens(shape, &tokens, &positions).map_err(invalid)?;
-    let kv = rest.bytes.to_vec();
+    let mut kv = filled_vec(rest.bytes.len(), 0, "a sequence state's K/V")?;
+    kv.copy_from_slice(rest.bytes);
     check_finite(shape, &kv).map_err(invalid)?;
     Ok(SeqState {
         tokens,

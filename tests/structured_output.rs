@@ -198,6 +198,31 @@ fn the_grammar_outranks_the_logits() {
     }
 }
 
+/// Rewound to a mark, the grammar forgets the draws after it: "[0-9]{3}" takes three
+/// more digits after one was drawn and taken back, then only an end of generation.
+#[test]
+fn a_rewound_grammar_forgets_the_tokens_after_its_mark() {
+    let fixture = Fixture::smollm2();
+    let seven = fixture.tokenizer.tokenize("7", false, false).unwrap()[0];
+    let mut logits = vec![0.0f32; fixture.model.config().n_vocab];
+    logits[seven as usize] = 50.0;
+    let mut sampler = Sampler::new(SamplerParams {
+        temperature: 0.0,
+        ..SamplerParams::default()
+    })
+    .unwrap()
+    .with_grammar(Grammar::new(GrammarKind::Regex, "[0-9]{3}").unwrap());
+    sampler.bind_vocabulary(&fixture.vocabulary).unwrap();
+    let mark = sampler.grammar_mark();
+    assert_eq!(sampler.sample(&logits).unwrap(), seven);
+    sampler.rewind_grammar(mark);
+    for _ in 0..3 {
+        assert_eq!(sampler.sample(&logits).unwrap(), seven);
+    }
+    let last = sampler.sample(&logits).unwrap();
+    assert!(fixture.tokenizer.is_end_of_generation(last), "drew {last}");
+}
+
 #[test]
 fn invalid_grammars_are_refused_with_llguidance_s_message() {
     for (kind, text, expected) in [

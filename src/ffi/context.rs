@@ -44,8 +44,10 @@ pub struct rf_context_params {
     pub n_threads: u32,
     /// How the KV cache stores K and V: `RF_KV_F16` (default), `RF_KV_F32`, or `RF_KV_Q8_0`
     /// (17/32 of F16's bytes; heads of a multiple of 32 values, else
-    /// `RF_ERR_UNSUPPORTED`). A saved sequence state loads only into a context of the
-    /// same type.
+    /// `RF_ERR_UNSUPPORTED`); another value is `RF_ERR_INVALID_ARGUMENT`. A saved
+    /// sequence state loads only into a context of the same type. On a GPU, heads its
+    /// one-token attention kernel cannot take are read through f16 tiles whatever the
+    /// type.
     pub kv_type: u32,
 }
 

@@ -165,7 +165,10 @@ pub unsafe extern "C" fn rf_sampler_free(sampler: *mut rf_sampler) {
 }
 
 /// Draws a token from the logits of `ctx`'s `output_index`-th output (-1: the last) and
-/// remembers it for the repetition penalties.
+/// remembers it for the repetition penalties. With a grammar, the token is one the
+/// grammar allows and moves it on; once the grammar is complete, every draw is an
+/// end-of-generation token until `rf_sampler_reset` (so reset a constrained sampler
+/// before each new output).
 ///
 /// # Safety
 /// `sampler` and `ctx` live; `token` writable.
@@ -193,7 +196,8 @@ pub unsafe extern "C" fn rf_sampler_sample(
     })
 }
 
-/// Forgets the tokens the penalties remember and restarts the random sequence.
+/// Forgets the tokens the penalties remember and restarts the random sequence; a grammar
+/// starts over at the beginning of an output, and may then be used with any model.
 ///
 /// # Safety
 /// `sampler` must be live.

@@ -16,6 +16,8 @@ pub struct Constraint {
     /// `None` while the helper thread holds the matcher; an error once the grammar
     /// cannot go on (every later call gives it).
     next: Option<std::result::Result<Ready, String>>,
+    /// Tokens the matcher has consumed.
+    consumed: usize,
 }
 
 struct Ready {
@@ -40,6 +42,7 @@ impl Constraint {
             vocabulary: Arc::clone(vocabulary),
             worker: MaskWorker::start()?,
             next: None,
+            consumed: 0,
         };
         constraint.start_next_mask(matcher);
         Ok(constraint)
@@ -68,17 +71,54 @@ impl Constraint {
             .as_mut()
             .map_err(|message| Error::InvalidArgument(message.clone()))?;
         if ready.matcher.is_stopped() {
-            return Ok(());
+            let allowed = (token as usize) < ready.mask.len() && ready.mask.is_allowed(token);
+            return if allowed {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument(format!(
+                    "token {token} after the grammar's end, where only end-of-generation \
+                     tokens are allowed"
+                )))
+            };
         }
         if let Err(e) = ready.matcher.consume_token(token) {
             let message = format!("the grammar refused token {token}: {e}");
             self.next = Some(Err(message.clone()));
             return Err(Error::InvalidArgument(message));
         }
+        self.consumed += 1;
+        self.restart_mask();
+        Ok(())
+    }
+
+    /// Tokens consumed so far: a mark [`rewind`](Self::rewind) goes back to.
+    pub fn consumed(&self) -> usize {
+        self.consumed
+    }
+
+    /// Takes back the tokens consumed since `mark`, as when a generation's last tokens
+    /// never reach the cache (an error, a stop string); false when the matcher cannot.
+    pub fn rewind(&mut self, mark: usize) -> bool {
+        let n = self.consumed.saturating_sub(mark);
+        if n == 0 {
+            return true;
+        }
+        let Ok(ready) = self.settled() else {
+            return false;
+        };
+        if ready.matcher.rollback(n).is_err() {
+            return false;
+        }
+        self.consumed -= n;
+        self.restart_mask();
+        true
+    }
+
+    /// Starts computing the mask of a matcher that has moved.
+    fn restart_mask(&mut self) {
         if let Some(Ok(ready)) = self.next.take() {
             self.start_next_mask(ready.matcher);
         }
-        Ok(())
     }
 
     /// The matcher and its mask, waiting for the helper thread when it holds them.

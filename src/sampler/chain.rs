@@ -83,6 +83,23 @@ impl Sampler {
         self.grammar.is_some()
     }
 
+    /// Where the grammar stands: a mark [`rewind_grammar`](Self::rewind_grammar) goes
+    /// back to.
+    pub fn grammar_mark(&self) -> usize {
+        self.constraint.as_ref().map_or(0, Constraint::consumed)
+    }
+
+    /// Takes back the tokens the grammar consumed since `mark`, for a caller whose last
+    /// draws never reached the cache. Should the grammar fail to go back, it starts over
+    /// at the next draw.
+    pub fn rewind_grammar(&mut self, mark: usize) {
+        if let Some(constraint) = &mut self.constraint
+            && !constraint.rewind(mark)
+        {
+            self.constraint = None;
+        }
+    }
+
     pub fn params(&self) -> &SamplerParams {
         &self.params
     }
