@@ -8,8 +8,8 @@
  * afresh). Every player line starts from the persona's state, restored in memory, and the
  * character answers with an action the game can act on: one line of JSON that a JSON
  * Schema constrains (what it says, its mood, what it does and to whom, what it offers).
- * The context keeps its K/V cache in 8 bits (RF_KV_Q8_0), as a game running many
- * characters would.
+ * The context keeps its K/V cache in 8 bits (RF_KV_Q8_0) where the model's heads allow,
+ * as a game running many characters would.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +161,14 @@ int main(int argc, char **argv) {
     rf_context_params cp = rf_context_default_params();
     cp.n_ctx = 2048;
     cp.kv_type = RF_KV_Q8_0; /* 8-bit K/V: room for many characters in one game's memory */
-    if ((s = rf_context_new(model, &cp, &ctx)) != RF_OK) {
+    s = rf_context_new(model, &cp, &ctx);
+    if (s == RF_ERR_UNSUPPORTED) {
+        /* Heads that are not whole 32-value blocks: the cache stays in F16. */
+        fprintf(stderr, "npc: %s; keeping the K/V cache in F16\n", rf_last_error());
+        cp.kv_type = RF_KV_F16;
+        s = rf_context_new(model, &cp, &ctx);
+    }
+    if (s != RF_OK) {
         rc = fail("creating a context", s);
         goto done;
     }
