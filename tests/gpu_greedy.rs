@@ -6,13 +6,10 @@
 mod common;
 mod gpu_common;
 
-use std::sync::Arc;
-
-use common::tiny_model::backends::first_gpu;
+use common::tiny_model::backends::{first_gpu, tiny_context};
 use gpu_common::gpu;
 use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
-use rocmforge::gguf::OwnedGguf;
-use rocmforge::model::Model;
+use rocmforge::model::Placement;
 use rocmforge::sampler::{Sampler, SamplerParams};
 
 const PROMPT: [i32; 9] = [3, 141, 59, 26, 53, 58, 97, 93, 23];
@@ -25,18 +22,18 @@ fn greedy() -> Sampler {
     .unwrap()
 }
 
-/// A context on the first usable GPU for tiny model `variant`.
-fn gpu_context(variant: usize) -> Context {
-    let placement = first_gpu();
-    let bytes = common::tiny_model::variants::variants()[variant].gguf();
-    let gguf = OwnedGguf::from_buffer(bytes).unwrap();
-    let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
-    let params = ContextParams {
+/// The contexts these tests use: 128 slots, one thread.
+fn small_context() -> ContextParams {
+    ContextParams {
         n_ctx: 128,
         n_threads: 1,
         ..ContextParams::default()
-    };
-    Context::new(model, &params).unwrap()
+    }
+}
+
+/// A context on the first usable GPU for tiny model `variant`.
+fn gpu_context(variant: usize) -> Context {
+    tiny_context(variant, first_gpu(), &small_context())
 }
 
 #[test]
@@ -166,17 +163,7 @@ fn embeddings_come_back_from_the_device() {
     let _device = gpu();
     for variant in [1, 3] {
         let mut gpu_ctx = gpu_context(variant);
-        let bytes = common::tiny_model::variants::variants()[variant].gguf();
-        let model = Arc::new(Model::from_gguf(OwnedGguf::from_buffer(bytes).unwrap()).unwrap());
-        let mut cpu_ctx = Context::new(
-            model,
-            &ContextParams {
-                n_ctx: 128,
-                n_threads: 1,
-                ..ContextParams::default()
-            },
-        )
-        .unwrap();
+        let mut cpu_ctx = tiny_context(variant, Placement::cpu(), &small_context());
         let batch = Batch {
             tokens: &PROMPT,
             want_logits: WantLogits::All,

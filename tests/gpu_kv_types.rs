@@ -7,27 +7,21 @@
 mod common;
 mod gpu_common;
 
-use std::sync::Arc;
-
 use common::relative_l2;
-use common::tiny_model::backends::first_gpu;
+use common::tiny_model::backends::{first_gpu, tiny_context};
 use gpu_common::gpu;
 use rocmforge::backend::KvType;
 use rocmforge::context::{Batch, Context, ContextParams};
-use rocmforge::gguf::OwnedGguf;
-use rocmforge::model::{Model, Placement};
+use rocmforge::model::Placement;
 
 fn context(variant: usize, placement: Placement, kv_type: KvType) -> Context {
-    let bytes = common::tiny_model::variants::variants()[variant].gguf();
-    let gguf = OwnedGguf::from_buffer(bytes).unwrap();
-    let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
     let params = ContextParams {
         n_ctx: 128,
         n_threads: 1,
         kv_type,
         ..ContextParams::default()
     };
-    Context::new(model, &params).unwrap()
+    tiny_context(variant, placement, &params)
 }
 
 /// The largest relative L2 distance between matching rows.

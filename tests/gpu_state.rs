@@ -5,13 +5,9 @@
 mod common;
 mod gpu_common;
 
-use std::sync::Arc;
-
-use common::tiny_model::backends::first_gpu;
+use common::tiny_model::backends::{first_gpu, tiny_context};
 use gpu_common::gpu;
 use rocmforge::context::{Batch, Context, ContextParams};
-use rocmforge::gguf::OwnedGguf;
-use rocmforge::model::Model;
 use rocmforge::model::Placement;
 use rocmforge::sampler::{Sampler, SamplerParams};
 
@@ -19,16 +15,13 @@ const PROMPT: [i32; 9] = [3, 141, 59, 26, 53, 58, 97, 93, 23];
 const N_GEN: usize = 24;
 
 fn context(variant: usize, placement: Placement, n_ctx: usize, n_seq_max: usize) -> Context {
-    let bytes = common::tiny_model::variants::variants()[variant].gguf();
-    let gguf = OwnedGguf::from_buffer(bytes).unwrap();
-    let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
     let params = ContextParams {
         n_ctx,
         n_seq_max,
         n_threads: 1,
         ..ContextParams::default()
     };
-    Context::new(model, &params).unwrap()
+    tiny_context(variant, placement, &params)
 }
 
 /// Greedy tokens continuing `seq` from the logits at hand.

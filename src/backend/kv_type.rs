@@ -18,9 +18,9 @@ pub enum KvType {
 }
 
 /// Values per Q8_0 block.
-const Q8_0_BLOCK: usize = 32;
+pub(crate) const Q8_0_BLOCK: usize = 32;
 /// Bytes per Q8_0 block.
-const Q8_0_BLOCK_BYTES: usize = 34;
+pub(crate) const Q8_0_BLOCK_BYTES: usize = 34;
 
 impl KvType {
     pub fn name(self) -> &'static str {

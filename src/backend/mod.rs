@@ -16,5 +16,6 @@ pub use boundary::{
 };
 pub use devices::{DeviceChoice, DeviceKind, DeviceReport, choose, enumerate};
 pub use kv_type::KvType;
+pub(crate) use kv_type::{Q8_0_BLOCK, Q8_0_BLOCK_BYTES};
 pub use state::BackendState;
 pub use step::{EMPTY_SLOT, Step, VisibleSlots};

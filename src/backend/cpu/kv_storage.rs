@@ -3,7 +3,7 @@
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-use crate::backend::{KvType, Shape, saturating_bytes};
+use crate::backend::{KvType, Q8_0_BLOCK, Q8_0_BLOCK_BYTES, Shape, saturating_bytes};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 
@@ -14,10 +14,6 @@ pub enum KvValues {
     /// ggml's Q8_0 blocks, 34 bytes per 32 values.
     Q8_0(Vec<u8>),
 }
-
-/// Bytes of one Q8_0 block and the values it holds.
-const Q8_0_BLOCK_BYTES: usize = 34;
-const Q8_0_BLOCK: usize = 32;
 
 impl KvValues {
     pub fn new(kv_type: KvType, n_values: usize, what: &str) -> Result<KvValues> {
@@ -51,7 +47,7 @@ impl KvValues {
             KvValues::F16(v) => v[first..first + out.len()].convert_to_f32_slice(out),
             KvValues::F32(v) => out.copy_from_slice(&v[first..first + out.len()]),
             KvValues::Q8_0(bytes) => {
-                let at = first / Q8_0_BLOCK * Q8_0_BLOCK_BYTES;
+                let at = KvType::Q8_0.bytes(first);
                 let blocks = bytes[at..].chunks_exact(Q8_0_BLOCK_BYTES);
                 for (block, values) in blocks.zip(out.chunks_exact_mut(Q8_0_BLOCK)) {
                     let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
@@ -69,7 +65,7 @@ impl KvValues {
             KvValues::F16(v) => v[first..first + values.len()].convert_from_f32_slice(values),
             KvValues::F32(v) => v[first..first + values.len()].copy_from_slice(values),
             KvValues::Q8_0(bytes) => {
-                let at = first / Q8_0_BLOCK * Q8_0_BLOCK_BYTES;
+                let at = KvType::Q8_0.bytes(first);
                 let len = KvType::Q8_0.bytes(values.len());
                 KvType::Q8_0.encode(values, &mut bytes[at..at + len]);
             }
@@ -90,7 +86,7 @@ impl KvValues {
                 }
             }
             KvValues::Q8_0(v) => {
-                let at = first / Q8_0_BLOCK * Q8_0_BLOCK_BYTES;
+                let at = KvType::Q8_0.bytes(first);
                 out.copy_from_slice(&v[at..at + out.len()]);
             }
         }
@@ -110,7 +106,7 @@ impl KvValues {
                 }
             }
             KvValues::Q8_0(v) => {
-                let at = first / Q8_0_BLOCK * Q8_0_BLOCK_BYTES;
+                let at = KvType::Q8_0.bytes(first);
                 v[at..at + bytes.len()].copy_from_slice(bytes);
             }
         }
@@ -122,7 +118,7 @@ impl KvValues {
             KvValues::F16(v) => v.copy_within(src..src + n, dst),
             KvValues::F32(v) => v.copy_within(src..src + n, dst),
             KvValues::Q8_0(v) => {
-                let byte = |i: usize| i / Q8_0_BLOCK * Q8_0_BLOCK_BYTES;
+                let byte = |i: usize| KvType::Q8_0.bytes(i);
                 v.copy_within(byte(src)..byte(src + n), byte(dst));
             }
         }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use rocmforge::backend::{DeviceChoice, DeviceKind};
+use rocmforge::context::{Context, ContextParams};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement};
 
@@ -41,6 +42,14 @@ impl Backend {
         };
         (Box::new(Reference::new(&variant.spec, gguf)), tolerance)
     }
+}
+
+/// A context of `params` for tiny model `variant` placed on `placement`.
+pub fn tiny_context(variant: usize, placement: Placement, params: &ContextParams) -> Context {
+    let bytes = super::variants::variants()[variant].gguf();
+    let gguf = OwnedGguf::from_buffer(bytes).unwrap();
+    let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
+    Context::new(model, params).unwrap()
 }
 
 /// The first usable GPU of the device list; panics (failing the test) without one.
