@@ -1,7 +1,8 @@
-//! The families beyond llama against llama.cpp on the same file: a synthetic model of each
-//! (SmolLM2's vocabulary size, F32 weights, written by `gguf::synthetic` exactly as
-//! `rocmforge-synth` writes it), 64 teacher-forced positions, and llama.cpp's logits at
-//! every 16th token (tests/fixtures/families/, made by scripts/gen-family-fixtures.py).
+//! The families beyond llama, and Mistral, against llama.cpp on the same file: a synthetic
+//! model of each (SmolLM2's vocabulary size, F32 weights, written by `gguf::synthetic`
+//! exactly as `rocmforge-synth` writes it), 64 teacher-forced positions, and llama.cpp's
+//! logits at every 16th token (tests/fixtures/families/, made by
+//! scripts/gen-family-fixtures.py).
 //! Each position's relative L2 error must be at most 1e-2. On the device
 //! `ROCMFORGE_TEST_DEVICE` names (a GPU), each position's logits are also held to the
 //! CPU's, within the same 1e-2.
@@ -54,8 +55,14 @@ fn fixture(family: &str) -> Fixture {
         "gemma3" => SyntheticFamily::Gemma3 {
             sliding_window: value("--sliding-window") as u32,
         },
+        "mistral" => SyntheticFamily::Mistral {
+            sliding_window: value("--sliding-window") as u32,
+        },
         other => panic!("family {other}"),
     };
+    if let Some(base) = optional_value(&args, "--rope-base") {
+        model.rope_base = base.parse().unwrap();
+    }
     model.types = LlamaWeightTypes::uniform(GgmlType::F32, model.family.ties_output());
     let tokens: Vec<i32> = json["tokens"]
         .as_array()
@@ -80,8 +87,12 @@ fn fixture(family: &str) -> Fixture {
 }
 
 fn value_of<'a>(args: &[&'a str], flag: &str) -> &'a str {
-    let at = args.iter().position(|a| *a == flag).unwrap();
-    args[at + 1]
+    optional_value(args, flag).unwrap_or_else(|| panic!("{flag} is missing"))
+}
+
+fn optional_value<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    let at = args.iter().position(|a| *a == flag)?;
+    Some(args[at + 1])
 }
 
 /// Every position's logits of the model in `gguf` on device `device` (0: the CPU) fed
@@ -162,6 +173,13 @@ fn gemma3_matches_llama_cpp() {
 #[test]
 fn phi3_matches_llama_cpp() {
     check("phi3");
+}
+
+/// A llama file with Mistral's metadata, including a declared sliding window of 16
+/// positions that llama.cpp ignores in a llama file (and so must this library).
+#[test]
+fn mistral_matches_llama_cpp() {
+    check("mistral");
 }
 
 /// The 128k-context Phi-3 models scale RoPE per dimension (LongRoPE); this build does not,

@@ -7,7 +7,8 @@
 //! ```text
 //! rocmforge-synth --vocab-from MODEL.gguf -o OUT.gguf [--n-embd 576] [--n-layer 30]
 //!                 [--n-head 9] [--n-head-kv 3] [--n-ff 1536] [--type Q4_K_M] [--pure]
-//!                 [--tied] [--seed 1] [--arch llama|qwen2|qwen3|gemma3|phi3] [--sliding-window 512]
+//!                 [--tied] [--seed 1] [--arch llama|qwen2|qwen3|gemma3|phi3|mistral]
+//!                 [--sliding-window 512] [--rope-base 10000]
 //! ```
 //!
 //! `--type` takes a llama.cpp file type (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
@@ -20,7 +21,9 @@
 //! `--arch` writes another family's file: `qwen2` adds Q/K/V biases, `qwen3` per-head Q/K
 //! norms, `gemma3` those and the post-sublayer norms, a sliding window (`--sliding-window`,
 //! 512 by default) and a tied output head; `phi3` stores Q/K/V as one matrix and gate/up as
-//! one.
+//! one; `mistral` is a `llama` file that declares a sliding window (`--sliding-window`, 4096
+//! by default, Mistral 7B v0.1's), which llama.cpp ignores there. `--rope-base` sets
+//! `rope.freq_base` (Mistral 7B v0.2 and later: 1000000).
 //! The file appears under its name only once it is complete.
 
 use std::collections::HashMap;
@@ -65,12 +68,14 @@ struct Args {
     tied: bool,
     seed: u64,
     family: SyntheticFamily,
+    rope_base: f32,
 }
 
 const USAGE: &str = "usage: rocmforge-synth --vocab-from MODEL.gguf -o OUT.gguf [--n-embd N] \
                      [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N] \
                      [--type FILE_TYPE|GGML_TYPE] [--pure] [--tied] [--seed N] \
-                     [--arch llama|qwen2|qwen3|gemma3|phi3] [--sliding-window N]";
+                     [--arch llama|qwen2|qwen3|gemma3|phi3|mistral] [--sliding-window N] \
+                     [--rope-base F]";
 
 const SWITCHES: [&str; 2] = ["--pure", "--tied"];
 
@@ -102,6 +107,10 @@ fn parse_args() -> Result<Args, String> {
     };
     let type_name = take("--type").unwrap_or_else(|| "Q4_1".into());
     let weights = weights_named(&type_name, switch("--pure"))?;
+    let window = |value: Option<String>, default: u64| -> Result<u32, String> {
+        u32::try_from(number("--sliding-window", value, default)?)
+            .map_err(|_| "--sliding-window does not fit 32 bits".to_string())
+    };
     let args = Args {
         vocab_from: take("--vocab-from")
             .ok_or("--vocab-from is required")?
@@ -117,18 +126,20 @@ fn parse_args() -> Result<Args, String> {
             Some("qwen3") => SyntheticFamily::Qwen3,
             Some("phi3") => SyntheticFamily::Phi3,
             Some("gemma3") => SyntheticFamily::Gemma3 {
-                sliding_window: u32::try_from(number(
-                    "--sliding-window",
-                    take("--sliding-window"),
-                    512,
-                )?)
-                .map_err(|_| "--sliding-window does not fit 32 bits".to_string())?,
+                sliding_window: window(take("--sliding-window"), 512)?,
+            },
+            Some("mistral") => SyntheticFamily::Mistral {
+                sliding_window: window(take("--sliding-window"), 4096)?,
             },
             Some(other) => {
                 return Err(format!(
-                    "--arch {other}: expected llama, qwen2, qwen3, gemma3 or phi3"
+                    "--arch {other}: expected llama, qwen2, qwen3, gemma3, phi3 or mistral"
                 ));
             }
+        },
+        rope_base: match take("--rope-base") {
+            None => 10_000.0,
+            Some(v) => v.parse().map_err(|e| format!("--rope-base {v}: {e}"))?,
         },
     };
     if let Some(flag) = values.keys().next() {
@@ -176,6 +187,7 @@ fn write(args: &Args) -> Result<u64, String> {
     let shape = [s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff];
     let mut model = SyntheticLlama::of_shape(n_vocab, shape, args.seed);
     model.family = args.family;
+    model.rope_base = args.rope_base;
     let tied = args.tied || args.family.ties_output();
     model.types = match args.weights {
         Weights::FileType { file_type, pure } => {

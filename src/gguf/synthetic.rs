@@ -80,13 +80,18 @@ pub enum SyntheticFamily {
     /// `phi3`: Q, K and V stored as one matrix (`attn_qkv`), gate and up as one
     /// (`ffn_up`, `2 n_ff` rows: gate first).
     Phi3,
+    /// Mistral: a `llama` file that also says `llama.attention.sliding_window`, the window
+    /// Mistral's own config declares (4096 in 7B v0.1). llama.cpp's converter leaves the
+    /// key out and llama.cpp ignores it in a `llama` file; writing it shows that this
+    /// library ignores it too.
+    Mistral { sliding_window: u32 },
 }
 
 impl SyntheticFamily {
     /// The `general.architecture` name, which also prefixes the hyperparameter keys.
     pub fn name(self) -> &'static str {
         match self {
-            SyntheticFamily::Llama => "llama",
+            SyntheticFamily::Llama | SyntheticFamily::Mistral { .. } => "llama",
             SyntheticFamily::Qwen2 => "qwen2",
             SyntheticFamily::Qwen3 => "qwen3",
             SyntheticFamily::Gemma3 { .. } => "gemma3",
@@ -327,7 +332,9 @@ impl SyntheticLlama {
         for (key, value) in floats {
             w.add_metadata(format!("{arch}.{key}"), OwnedValue::F32(value))?;
         }
-        if let SyntheticFamily::Gemma3 { sliding_window } = self.family {
+        if let SyntheticFamily::Gemma3 { sliding_window }
+        | SyntheticFamily::Mistral { sliding_window } = self.family
+        {
             w.add_metadata(
                 format!("{arch}.attention.sliding_window"),
                 OwnedValue::U32(sliding_window),

@@ -30,12 +30,11 @@ pub enum FfnActivation {
 }
 
 /// Local layers attend to the last `window` positions only, with RoPE base `rope_base`.
-/// With `global_every` (Gemma 3: 6), each such layer is global and the others local;
-/// without, every layer is local (a `llama` file that declares a window: Mistral).
+/// Every `global_every`-th layer (Gemma 3: 6) is global and the others local.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlidingWindow {
     pub window: usize,
-    pub global_every: Option<usize>,
+    pub global_every: usize,
     pub rope_base: f32,
 }
 
@@ -118,17 +117,13 @@ impl ModelConfig {
             ffn_activation: FfnActivation::Silu,
             sliding_window: None,
         };
-        let window: Option<usize> = file.get(&key("attention.sliding_window"))?;
+        let window_key = key("attention.sliding_window");
         let config = match architecture {
-            Architecture::Llama => ModelConfig {
-                sliding_window: window.map(|window| SlidingWindow {
-                    window,
-                    global_every: None,
-                    rope_base: config.rope_base,
-                }),
-                ..config
-            },
-            Architecture::Qwen2 | Architecture::Qwen3 => config,
+            // llama.attention.sliding_window (Mistral's config declares one) is not read:
+            // llama.cpp's `llama` model never reads it (src/models/llama.cpp,
+            // load_arch_hparams), so a llama file that declares a window runs there with
+            // full attention on every layer, and these files are made for llama.cpp.
+            Architecture::Llama | Architecture::Qwen2 | Architecture::Qwen3 => config,
             Architecture::Phi3 => {
                 // LongRoPE's per-dimension frequency factors (the 128k-context models).
                 if let Some(factors) = ["rope_factors_long.weight", "rope_factors_short.weight"]
@@ -139,9 +134,11 @@ impl ModelConfig {
                         "tensor '{factors}': LongRoPE frequency factors"
                     )));
                 }
-                // phi3.attention.sliding_window is not applied: llama.cpp reads it and runs
-                // every layer with full attention (the converted windows are unreliable,
-                // llama.cpp #13676), and these files are made for llama.cpp.
+                // phi3.attention.sliding_window is read, so a malformed one is refused as
+                // llama.cpp refuses it, but not applied: llama.cpp runs every layer with
+                // full attention (the converted windows are unreliable, llama.cpp #13676),
+                // and these files are made for llama.cpp.
+                file.get::<usize>(&window_key)?;
                 config
             }
             Architecture::Gemma3 => {
@@ -154,9 +151,9 @@ impl ModelConfig {
                 ModelConfig {
                     embedding_scale: Some((config.n_embd as f32).sqrt()),
                     ffn_activation: FfnActivation::Gelu,
-                    sliding_window: window.map(|window| SlidingWindow {
+                    sliding_window: file.get(&window_key)?.map(|window| SlidingWindow {
                         window,
-                        global_every: Some(GEMMA3_SWA_PERIOD),
+                        global_every: GEMMA3_SWA_PERIOD,
                         rope_base: GEMMA3_LOCAL_ROPE_BASE,
                     }),
                     ..config
@@ -240,10 +237,9 @@ impl ModelConfig {
 
     /// The sliding window of `layer`, when it is a local layer.
     pub fn layer_window(&self, layer: usize) -> Option<&SlidingWindow> {
-        self.sliding_window.as_ref().filter(|w| {
-            w.global_every
-                .is_none_or(|n| !(layer + 1).is_multiple_of(n))
-        })
+        self.sliding_window
+            .as_ref()
+            .filter(|w| !(layer + 1).is_multiple_of(w.global_every))
     }
 
     /// Layer `layer`'s RoPE: a local layer's has its own base.
