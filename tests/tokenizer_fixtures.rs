@@ -4,6 +4,9 @@
 //! tokenized with special parsing, from the greedy-decoding fixtures).
 
 mod common;
+mod tokenizer_common;
+
+use tokenizer_common::{ids, read_jsonl};
 
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::tokenizer::Tokenizer;
@@ -21,24 +24,6 @@ struct Case {
     add_special: bool,
     parse_special: bool,
     ids: Vec<u32>,
-}
-
-fn read_jsonl(relative: &str) -> Vec<serde_json::Value> {
-    let path = common::fixture_path(relative);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("fixture line is JSON"))
-        .collect()
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .expect("ids array")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
 }
 
 fn cases(dir: &str) -> Vec<Case> {

@@ -3,6 +3,9 @@
 //! vocabulary with `tokenizer.ggml.pre` replaced, and both models on seeded random strings.
 
 mod common;
+mod tokenizer_common;
+
+use tokenizer_common::{ids, read_jsonl};
 
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::tokenizer::{Tokenizer, VocabParts};
@@ -10,23 +13,6 @@ use rocmforge::tokenizer::{Tokenizer, VocabParts};
 fn parts(model: &str) -> VocabParts {
     let gguf = OwnedGguf::open(&common::model_path(model)).expect("model opens");
     VocabParts::from_gguf(gguf.file()).expect("tokenizer metadata reads")
-}
-
-fn read_jsonl(relative: &str) -> Vec<serde_json::Value> {
-    let path = common::fixture_path(relative);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("fixture line is JSON"))
-        .collect()
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .expect("ids array")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
 }
 
 /// Compares every line; lines without modes are plain tokenization.
