@@ -32,16 +32,10 @@
 // treated as holes: the kernel never reads outside the cache.
 #include "compat.h"
 #include "kv_cache.h"
+#include "paged_kv.h"
 #include "q8_activations.h"
 
 #define MAX_OUTPUTS_PER_THREAD 16
-#define EMPTY_SLOT 0x7fffffff
-
-// Whether a query at position p sees the key at position kp: a live key at or before it,
-// and with a sliding window (window > 0) one of the last `window` positions.
-static __device__ __forceinline__ bool sees(int32_t kp, int32_t p, uint32_t window) {
-    return kp != EMPTY_SLOT && kp <= p && (window == 0 || (int64_t)p - kp < (int64_t)window);
-}
 
 template <class Kv>
 static __device__ void attention_paged(

@@ -2,11 +2,13 @@
 //! token a block (rf_attention_token_d*) wherever its limits allow, decode's keys split
 //! over blocks ("flash-decoding") that merge their own results; beyond those limits
 //! (heads over 256 values or not a multiple of the warp), a tiled flash-attention kernel,
-//! with a combine launch for decode's splits.
+//! with a combine launch for decode's splits. Prefill over an F16 cache runs on the
+//! tensor cores where the device has them (`attention_mma.rs`).
 
 use super::super::safe::{
     Device, DeviceBuffer, Dim3, Function, KernelArgs, LaunchConfig, Module, Stream,
 };
+use super::attention_mma::{self, MmaAttentionKernels};
 use super::matvec_q8::Q8Buffers;
 use super::{
     GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, PerKvType, cache_slots, check_buffer, product,
@@ -137,12 +139,18 @@ pub(super) struct AttentionKernels {
     /// By head dimensions per lane, as TOKEN_DIMS_PER_LANE.
     per_token: Vec<PerKvType>,
     combine: Function,
+    /// Prefill on tensor cores, where the vendor has the kernel.
+    mma: Option<MmaAttentionKernels>,
     warp_size: usize,
 }
 
 impl AttentionKernels {
     /// `warp_size` is 32 or 64 (checked by the caller).
-    pub(super) fn load(module: &Module, warp_size: u32) -> Result<AttentionKernels> {
+    pub(super) fn load(
+        device: &Device,
+        module: &Module,
+        warp_size: u32,
+    ) -> Result<AttentionKernels> {
         Ok(AttentionKernels {
             paged: PerKvType::load(module, "rf_attention_paged")?,
             per_token: TOKEN_DIMS_PER_LANE
@@ -150,6 +158,7 @@ impl AttentionKernels {
                 .map(|dims| PerKvType::load(module, &format!("rf_attention_token_d{dims}")))
                 .collect::<Result<_>>()?,
             combine: module.function("rf_attention_combine")?,
+            mma: MmaAttentionKernels::load(device)?,
             warp_size: warp_size as usize,
         })
     }
@@ -225,6 +234,8 @@ struct Launch<'a> {
     tokens: &'a StepTokens<'a>,
     q: &'a DeviceBuffer<f32>,
     tiling: Tiling,
+    /// Whether the tensor-core prefill kernel may take it (a prefill with no Q8 output).
+    tensor_cores: bool,
 }
 
 impl GpuOps {
@@ -234,7 +245,8 @@ impl GpuOps {
     /// logical slots below `n_logical` whose position is at most its own; `scale`
     /// multiplies the scores (1 / sqrt(head_dim)). With `quantized`, the one-token-a-block
     /// kernel also writes the output there as Q8 activations; returns whether it did (the
-    /// tiled kernel does not).
+    /// tiled kernel does not). Without `quantized`, an F16 cache's prefill runs on the
+    /// tensor cores where the device has them.
     #[allow(clippy::too_many_arguments)]
     pub fn attention_prefill(
         &self,
@@ -261,6 +273,7 @@ impl GpuOps {
             tokens,
             q,
             tiling,
+            tensor_cores: quantized.is_none(),
         };
         self.launch_attention(stream, &launch, out, None, quantized)
     }
@@ -299,6 +312,7 @@ impl GpuOps {
             tokens,
             q,
             tiling,
+            tensor_cores: false,
         };
         self.launch_attention(stream, &launch, out, Some(workspace), quantized)
     }
@@ -318,6 +332,7 @@ impl GpuOps {
             tokens,
             q,
             ref tiling,
+            tensor_cores,
         } = *launch;
         let n_tokens = tokens.n_tokens;
         let q_dim = heads.q_dim();
@@ -384,6 +399,16 @@ impl GpuOps {
         // One query token a block wherever its limits allow: in decode and in prefill
         // (where it reads each key once per token, but with no barrier per tile of keys,
         // which is what the tiled kernel spends its time on).
+        let mma_kernel = match &self.attention.mma {
+            Some(mma) if tensor_cores => mma.for_heads(heads, kv.kv_type),
+            _ => None,
+        };
+        if let Some(kernel) = mma_kernel {
+            attention_mma::launch(
+                kernel, stream, heads, scale, kv, tokens, n_slots, window, q, out,
+            )?;
+            return Ok(false);
+        }
         let token_kernel = self.attention.per_token(heads, kv.kv_type);
         let per_token = token_kernel.is_some();
         // The per-token kernel: a block per (token, query head); the tiled one per (tile
@@ -422,30 +447,14 @@ impl GpuOps {
             shared_mem_bytes,
         };
         let mut args = KernelArgs::new();
-        args.push(q)
-            .push(kv.k_cache)
-            .push(kv.v_cache)
-            .push(kv.block_tables)
-            .push(kv.slot_positions)
-            .push(kv.n_logical)
-            .push(tokens.seq_index)
-            .push(tokens.pos)
-            .push(&mut *out);
+        push_inputs(&mut args, q, kv, tokens, out);
         match &partials {
             Some(w) => args.push(&w.partial_acc).push(&w.partial_ml),
             // Never read with one split: null pointers.
             None => args.push(0u64).push(0u64),
         };
-        args.push(to_u32("attention tokens", n_tokens, u32::MAX)?)
-            .push(heads.n_head as u32)
-            .push(heads.n_kv_heads as u32)
-            .push(heads.head_dim as u32)
-            .push(to_u32("attention sequences", kv.n_seq, u32::MAX)?)
-            .push(to_u32("max_blocks", kv.max_blocks, u32::MAX)?)
-            .push(to_u32("block_size", kv.block_size, u32::MAX)?)
-            .push(n_slots as u64)
-            .push(scale)
-            .push(tiling.tokens_per_tile as u32)
+        push_shape(&mut args, heads, scale, kv, n_tokens, n_slots)?;
+        args.push(tiling.tokens_per_tile as u32)
             .push(tiling.keys_per_tile as u32)
             .push(to_u32("keys_per_split", tiling.keys_per_split, u32::MAX)?)
             .push(n_splits as u32);
@@ -523,6 +532,48 @@ impl GpuOps {
         }
         Ok(per_token && quantized.is_some())
     }
+}
+
+/// The arguments every attention kernel begins with: `q, k_cache, v_cache,
+/// block_tables, slot_positions, n_logical, seq_index, pos, out`.
+pub(super) fn push_inputs(
+    args: &mut KernelArgs,
+    q: &DeviceBuffer<f32>,
+    kv: &PagedKv<'_>,
+    tokens: &StepTokens<'_>,
+    out: &mut DeviceBuffer<f32>,
+) {
+    args.push(q)
+        .push(kv.k_cache)
+        .push(kv.v_cache)
+        .push(kv.block_tables)
+        .push(kv.slot_positions)
+        .push(kv.n_logical)
+        .push(tokens.seq_index)
+        .push(tokens.pos)
+        .push(out);
+}
+
+/// The shape arguments that follow: `n_tokens, n_head, n_kv_heads, head_dim, n_seq,
+/// max_blocks, block_size, n_slots, scale`.
+pub(super) fn push_shape(
+    args: &mut KernelArgs,
+    heads: &HeadShape,
+    scale: f32,
+    kv: &PagedKv<'_>,
+    n_tokens: usize,
+    n_slots: usize,
+) -> Result<()> {
+    args.push(to_u32("attention tokens", n_tokens, u32::MAX)?)
+        .push(heads.n_head as u32)
+        .push(heads.n_kv_heads as u32)
+        .push(heads.head_dim as u32)
+        .push(to_u32("attention sequences", kv.n_seq, u32::MAX)?)
+        .push(to_u32("max_blocks", kv.max_blocks, u32::MAX)?)
+        .push(to_u32("block_size", kv.block_size, u32::MAX)?)
+        .push(n_slots as u64)
+        .push(scale);
+    Ok(())
 }
 
 /// Checks the caches against `heads` and returns their slot count.

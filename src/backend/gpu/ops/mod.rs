@@ -1,6 +1,6 @@
 //! The operations of a forward pass on a GPU: safe launchers for the kernels of
-//! `kernels/{embedding,matvec,matvec_q8,norm,rope,attention,elementwise,argmax,dequant_f16,
-//! split_rows}.hip`.
+//! `kernels/{embedding,matvec,matvec_q8,norm,rope,attention,attention_mma,elementwise,argmax,
+//! dequant_f16,split_rows}.hip`.
 //!
 //! [`GpuOps::load`] loads every kernel once per device; each launcher takes typed device
 //! buffers and the shapes they hold, checks every length, shape and limit before it
@@ -14,6 +14,7 @@
 
 mod argmax;
 mod attention;
+mod attention_mma;
 mod dequant_f16;
 mod elementwise;
 mod embedding;
@@ -125,7 +126,7 @@ impl GpuOps {
             matvec_q8: matvec_q8::MatvecQ8Kernels::load(&module("matvec_q8")?, warp_size)?,
             norm: norm::NormKernel::load(&module("norm")?)?,
             rope: rope::RopeKernel::load(&module("rope")?)?,
-            attention: attention::AttentionKernels::load(&module("attention")?, warp_size)?,
+            attention: attention::AttentionKernels::load(device, &module("attention")?, warp_size)?,
             elementwise: elementwise::ElementwiseKernels::load(&module("elementwise")?)?,
             argmax: argmax::ArgmaxKernel::load(&module("argmax")?)?,
             dequant_f16: dequant_f16::DequantF16Kernels::load(&module("dequant_f16")?)?,
