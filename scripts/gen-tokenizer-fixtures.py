@@ -12,19 +12,43 @@ shared reference data:
 - tests/fixtures/tokenizer/pre/qwen35-marks.jsonl: SmolLM2's vocabulary with `qwen35` and
   the tokens and merges of MARK_TOKENS added, so that whether a combining mark joins the
   letter before it (Qwen 3.5's split) changes the tokens.
+- tests/fixtures/tokenizer/bert-bge/: WordPiece (`bert`). vocab.gguf is llama.cpp's own
+  ggml-vocab-bert-bge.gguf (600 KB, copied as is); tokenize.jsonl holds CRAFTED,
+  WORD_CRAFTED, llama.cpp's own test texts (ggml-vocab-bert-bge.gguf.inp) and random
+  strings with WordPiece's specials, each in one of the four (add_special, parse_special)
+  modes, with llama.cpp's ids and `llama_detokenize` of those ids in all four
+  (remove_special, unparse_special) modes; pieces.jsonl holds `llama_token_to_piece` (in
+  hex) of every special or byte token and every 50th other token, without and with
+  `special`.
+- tests/fixtures/tokenizer/gemma4/: the same for Gemma 4 (`gemma4`). Its vocabulary is
+  16 MB, so vocab.gguf keeps the tokens below id GEMMA4_FIRST_IDS, every special and byte
+  token and every one-character token, and the merges among those (same order and
+  metadata otherwise, so ids below GEMMA4_FIRST_IDS are Gemma 4's); llama.cpp tokenizes
+  that vocabulary, and the fixtures are its answers.
+- tests/fixtures/tokenizer/gemma4-newlines/: the same for a tiny Gemma 4 vocabulary
+  (GEMMA4_NEWLINE_TOKENS and GEMMA4_NEWLINE_MERGES, Gemma 4's metadata otherwise) whose
+  newline runs are tokens that no merge makes, so that taking such a run whole (what
+  llama.cpp does for Gemma 4) differs from merging it; every other character is written
+  with byte-fallback tokens.
 
-Needs llama-cpp-python and gguf-py (the project's .venv has both) and the models from
-scripts/fetch-models.sh. Usage: .venv/bin/python scripts/gen-tokenizer-fixtures.py
+Needs llama-cpp-python and gguf-py (the project's .venv has both), the models from
+scripts/fetch-models.sh and, for the last two, llama.cpp's models/ directory with its
+ggml-vocab-*.gguf files (in the llama-cpp-python source distribution: `pip download
+llama-cpp-python==0.3.36 --no-binary :all: --no-deps`, then vendor/llama.cpp/models).
+Usage: .venv/bin/python scripts/gen-tokenizer-fixtures.py [LLAMA_CPP_MODELS_DIR]
 """
 
+import ctypes
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 
 import gguf
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+import llama_cpp
 from llama_cpp import Llama
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,7 +120,60 @@ MARK_TEXTS = [
 ]
 
 
-def random_strings(seed, count):
+# WordPiece and Gemma 4 corners: case and accents (lowercasing, NFD to one code point,
+# dropped marks), characters that vanish (controls, NUL, U+FFFD, format characters),
+# punctuation and ASCII symbols that stand alone, the CJK blocks WordPiece isolates (and
+# U+2B820..U+2B91F, which it does not), Hangul (whose NFD keeps only the first jamo),
+# words too long or unknown for the vocabulary, code, and each vocabulary's specials.
+WORD_CRAFTED = [
+    "Hello World", "HELLO WORLD", "hElLo WoRlD", "unaffable", "UNAFFABLE's",
+    "\u00c5ngstr\u00f6m \u212bngstr\u00f6m \u00c4pfel \u00fcber na\u00efve co\u00f6perate",
+    "\u0130stanbul \u0131\u0130 \u1e9e\u00df \u03a3\u0399\u03a3\u03a5\u03a6\u039f\u03a3 \u01c5\u01c4\u01c6",
+    "a\u0000b\ufffdc\u0007d\u200be\u200df\ufeffg\ue000h\u00adi",
+    "e\u0301 a\u0308 \u0301 \u20dd \u0903x",
+    "\u4f60\u597d\u4e16\u754c \u3400\u4dbf \U00020000 \U0002b81f\U0002b820\U0002b91f\U0002b920 \uf900 \U0002f800",
+    "\u3053\u3093\u306b\u3061\u306f \u30ab\u30bf\u30ab\u30ca \ud55c\uad6d\uc5b4 \uac00\ud7a3",
+    "fn main() { let x = a[i] + b->c; // done\n\treturn x ^ y | z & !w; }",
+    "def f(x):\n    return {'k': [1, 2.5e-3, -7]}  # comment",
+    "$100 + 50% = <x> ~y `z` ^w |v| @me #tag",
+    "\u00a1Hola! \u00bfQu\u00e9? \u00abguillemets\u00bb \u201cquotes\u201d \u2014 \u2026 \u00b7",
+    "\uff21\uff22\uff23 \uff41\uff42\uff43 \uff11\uff12\uff13 \u2160\u2161 \u2460 \u00bd \u00b2",
+    "supercalifragilisticexpialidocious pneumonoultramicroscopicsilicovolcanoconiosis",
+    "xqzvjk qqqq zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+    "\U0001f999\U0001f44d\U0001f3fd \u2764\ufe0f \u00a9\u00ae\u2122",
+    "[CLS] hello [SEP] world [MASK] [UNK] [PAD] [cls] [unused0]",
+    "[CLS][SEP][MASK]x[CLS]",
+    "<bos>hi<eos> <|turn>user\nhello<turn|>\n<|tool_response></s><unused7><mask>",
+    "</s> ends </s></s>",
+    "  leading and trailing  ", "\n\n\nthree\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\nlots",
+    "tab\tsep\r\nline\u000bvt\u000cff\u0085nel\u2028ls\u3000ideo",
+    "\u0627\u0644\u0639\u0631\u0628\u064a\u0629 \u05e2\u05d1\u05e8\u05d9\u05ea \u0939\u093f\u0928\u094d\u0926\u0940 \u0e44\u0e17\u0e22",
+    "\u0378\U0010fffd\u1c89\u1c8a \U0002ebf0",
+    "don't can't it's you're we've I'll he'd , . ? !",
+    "1,000,000.50 3.14159 0x1F 1e10 -42",
+]
+
+WORD_SPECIALS = ["[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]", "<bos>", "<eos>", "<|turn>",
+                 "<turn|>", "<|tool_response>", "</s>", "<mask>", "\n\n", "  "]
+
+WORD_POOLS = POOLS + [
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ\u00c0\u00c9\u00d1\u00dc\u0130\u212b\u0394\u0416",
+    "\u00e0\u00e9\u00ea\u00f6\u00e7\u0107\u0161\u1ea1\u1ec7",
+    "\u3400\u4e00\u9fff\uf900\U00020000\U0002b920\U0002b820\uac00",
+]
+
+GEMMA4_FIRST_IDS = 12000
+
+GEMMA4_NEWLINE_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "\n", "\n\n", "\n\n\n",
+                         "\n\n\n\n", "a", "b", "\u2581", "ab", "\u2581a"]
+GEMMA4_NEWLINE_MERGES = ["\n \n", "a b", "\u2581 a"]
+NEWLINE_TEXTS = ["\n" * n for n in range(1, 10)] + [
+    "a\n\n\nb", "ab ab\n\n\n\n a", "\n\n\n\n\na\n\n\n", " \n \n\n ", "b\n<bos>\n\n\n<eos>\n\n",
+]
+MODES = [(False, False), (True, False), (False, True), (True, True)]
+
+
+def random_strings(seed, count, specials=SPECIALS, pools=POOLS):
     rng = random.Random(seed)
     out = []
     for _ in range(count):
@@ -104,9 +181,9 @@ def random_strings(seed, count):
         parts = []
         for _ in range(n):
             if rng.random() < 0.04:
-                parts.append(rng.choice(SPECIALS))
+                parts.append(rng.choice(specials))
             else:
-                parts.append(rng.choice(rng.choice(POOLS)))
+                parts.append(rng.choice(rng.choice(pools)))
         out.append("".join(parts))
     return out
 
@@ -141,8 +218,115 @@ def reference_texts():
     return list(dict.fromkeys(texts))
 
 
+def detokenize(llm, ids, remove_special, unparse_special):
+    """llama.cpp's `llama_detokenize` (Llama.detokenize only joins pieces)."""
+    array = (llama_cpp.llama_token * max(len(ids), 1))(*ids)
+    size = 64 + 16 * len(ids)
+    buf = ctypes.create_string_buffer(size)
+    n = llama_cpp.llama_detokenize(llm._model.vocab, array, len(ids), buf, size,
+                                   remove_special, unparse_special)
+    assert 0 <= n <= size, n
+    return buf.raw[:n].decode("utf-8")
+
+
+def piece_hex(llm, token, special):
+    """`llama_token_to_piece`, in hex: a byte token's piece is part of a character."""
+    buf = ctypes.create_string_buffer(256)
+    n = llama_cpp.llama_token_to_piece(llm._model.vocab, token, buf, 256, 0, special)
+    assert 0 <= n <= 256, n
+    return buf.raw[:n].hex()
+
+
+def llama_cpp_test_texts(path):
+    """The texts of llama.cpp's own tokenizer test (`<vocab>.gguf.inp`)."""
+    with open(path, encoding="utf-8") as f:
+        return f.read().split("\n__ggml_vocab_test__\n")[:-1]
+
+
+def gemma4_subset(src, dst):
+    reader = gguf.GGUFReader(src, "r")
+    field = lambda key: reader.get_field(key).contents()
+    tokens, types = field(gguf.Keys.Tokenizer.LIST), field(gguf.Keys.Tokenizer.TOKEN_TYPE)
+    scores, merges = field(gguf.Keys.Tokenizer.SCORES), field(gguf.Keys.Tokenizer.MERGES)
+    keep = [i for i, t in enumerate(tokens)
+            if i < GEMMA4_FIRST_IDS or types[i] != 1 or len(t) == 1]
+    kept = {tokens[i] for i in keep}
+
+    def among_kept(merge):
+        split = merge.find(" ", 1)
+        left, right = merge[:split], merge[split + 1:]
+        return left in kept and right in kept and left + right in kept
+
+    array = gguf.GGUFValueType.ARRAY
+    with_metadata(src, dst, {
+        gguf.Keys.Tokenizer.LIST: MetadataDetails(
+            array, [tokens[i] for i in keep], sub_type=gguf.GGUFValueType.STRING),
+        gguf.Keys.Tokenizer.TOKEN_TYPE: MetadataDetails(
+            array, [types[i] for i in keep], sub_type=gguf.GGUFValueType.INT32),
+        gguf.Keys.Tokenizer.SCORES: MetadataDetails(
+            array, [scores[i] for i in keep], sub_type=gguf.GGUFValueType.FLOAT32),
+        gguf.Keys.Tokenizer.MERGES: MetadataDetails(
+            array, [m for m in merges if among_kept(m)], sub_type=gguf.GGUFValueType.STRING),
+    })
+
+
+def gemma4_newlines(src, dst):
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tokens = GEMMA4_NEWLINE_TOKENS + byte_tokens
+    types = [3] * 5 + [1] * (len(GEMMA4_NEWLINE_TOKENS) - 5) + [6] * len(byte_tokens)
+    array = gguf.GGUFValueType.ARRAY
+    with_metadata(src, dst, {
+        gguf.Keys.Tokenizer.LIST: MetadataDetails(
+            array, tokens, sub_type=gguf.GGUFValueType.STRING),
+        gguf.Keys.Tokenizer.TOKEN_TYPE: MetadataDetails(
+            array, types, sub_type=gguf.GGUFValueType.INT32),
+        gguf.Keys.Tokenizer.SCORES: MetadataDetails(
+            array, [0.0] * len(tokens), sub_type=gguf.GGUFValueType.FLOAT32),
+        gguf.Keys.Tokenizer.MERGES: MetadataDetails(
+            array, GEMMA4_NEWLINE_MERGES, sub_type=gguf.GGUFValueType.STRING),
+    })
+
+
+def word_vocab_fixtures(name, vocab, texts, seed):
+    """tokenize.jsonl and pieces.jsonl for the vocabulary at `vocab` (see the docstring)."""
+    llm = load(vocab)
+    texts = texts + random_strings(seed, 300, WORD_SPECIALS, WORD_POOLS)
+    rows = []
+    for i, text in enumerate(texts):
+        add, parse = MODES[i % len(MODES)]
+        ids = tokenize(llm, text, add, parse)
+        rows.append({"text": text, "add_special": add, "parse_special": parse, "ids": ids,
+                     "detokenize": [detokenize(llm, ids, r, u) for r, u in MODES]})
+    write(os.path.join(OUT, name, "tokenize.jsonl"), rows)
+    n = llm.n_vocab()
+    special = [t for t in range(n) if llama_cpp.llama_vocab_get_attr(llm._model.vocab, t)
+               & ~llama_cpp.LLAMA_TOKEN_ATTR_NORMAL]
+    ids = sorted(set(special + list(range(0, n, 50))))
+    write(os.path.join(OUT, name, "pieces.jsonl"),
+          [{"id": t, "plain": piece_hex(llm, t, False), "special": piece_hex(llm, t, True)}
+           for t in ids])
+    del llm
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rocmforge-tok-")
+    if len(sys.argv) > 1:
+        models = sys.argv[1]
+        bert = os.path.join(OUT, "bert-bge", "vocab.gguf")
+        os.makedirs(os.path.dirname(bert), exist_ok=True)
+        shutil.copyfile(os.path.join(models, "ggml-vocab-bert-bge.gguf"), bert)
+        word_vocab_fixtures("bert-bge", bert, CRAFTED + WORD_CRAFTED + llama_cpp_test_texts(
+            os.path.join(models, "ggml-vocab-bert-bge.gguf.inp")), 5)
+        gemma4_src = os.path.join(models, "ggml-vocab-gemma-4.gguf")
+        for name, build, texts, seed in [
+            ("gemma4", gemma4_subset, CRAFTED + WORD_CRAFTED + llama_cpp_test_texts(
+                gemma4_src + ".inp"), 6),
+            ("gemma4-newlines", gemma4_newlines, NEWLINE_TEXTS + CRAFTED, 7),
+        ]:
+            path = os.path.join(OUT, name, "vocab.gguf")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            build(gemma4_src, path)
+            word_vocab_fixtures(name, path, texts, seed)
     texts = reference_texts() + CRAFTED + random_strings(1, 120)
     for pre in PRE_TOKENIZERS:
         path = os.path.join(tmp, f"smollm2-{pre}.gguf")
@@ -176,12 +360,11 @@ def main():
     del llm
     os.remove(path)
 
-    modes = [(False, False), (True, False), (False, True), (True, True)]
     for name, path, seed in [("smollm2", SMOLLM2, 2), ("gemma3", GEMMA3, 3)]:
         llm = load(path)
         rows = []
         for i, text in enumerate(CRAFTED + random_strings(seed, 300)):
-            add, parse = modes[i % len(modes)]
+            add, parse = MODES[i % len(MODES)]
             rows.append({"text": text, "add_special": add, "parse_special": parse,
                          "ids": tokenize(llm, text, add, parse)})
         write(os.path.join(OUT, "random", f"{name}.jsonl"), rows)
@@ -194,7 +377,7 @@ def main():
     llm = load(path)
     rows = []
     for i, text in enumerate(CRAFTED + random_strings(4, 100)):
-        add, parse = modes[i % len(modes)]
+        add, parse = MODES[i % len(MODES)]
         rows.append({"text": text, "add_special": add, "parse_special": parse,
                      "ids": tokenize(llm, text, add, parse)})
     write(os.path.join(OUT, "random", "gemma3-space-prefix.jsonl"), rows)

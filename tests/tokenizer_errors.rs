@@ -236,6 +236,66 @@ fn merge_without_separator() {
     assert!(m.contains("merge 0"), "{m}");
 }
 
+fn as_model(model: &str) -> Vec<(&'static str, OwnedValue)> {
+    with(
+        base(),
+        "tokenizer.ggml.model",
+        OwnedValue::String(model.into()),
+    )
+}
+
+fn tokenize_error(kv: &[(&'static str, OwnedValue)], text: &str, add_special: bool) -> Error {
+    let tokenizer = build(kv).expect("the vocabulary builds");
+    match tokenizer.tokenize(text, add_special, false) {
+        Err(e) => e,
+        Ok(ids) => panic!("{text:?} became {ids:?}"),
+    }
+}
+
+/// The base vocabulary has no `▁`-prefixed word, no `[UNK]`, `[CLS]` or `[SEP]` (their
+/// default ids 100-102 are past its end): WordPiece says what is missing.
+#[test]
+fn wordpiece_without_its_special_tokens() {
+    let kv = as_model("bert");
+    match tokenize_error(&kv, "abc", false) {
+        Error::InvalidVocab(m) => assert!(m.contains("\"abc\"") && m.contains("unknown"), "{m}"),
+        other => panic!("{other}"),
+    }
+    match tokenize_error(&kv, "", true) {
+        Error::InvalidVocab(m) => assert!(m.contains("CLS"), "{m}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn gemma4_merges_naming_unknown_tokens() {
+    let m = invalid_vocab(&with(
+        as_model("gemma4"),
+        "tokenizer.ggml.merges",
+        OwnedValue::string_array(["a b", "x yz"]),
+    ));
+    assert!(m.contains("merge 1") && m.contains("\"yz\""), "{m}");
+}
+
+/// Without byte-fallback tokens, Gemma 4 cannot write a character that is no token, nor
+/// a space without `▁`.
+#[test]
+fn gemma4_without_byte_tokens() {
+    let kv = as_model("gemma4");
+    match tokenize_error(&kv, "ab\u{e9}", false) {
+        Error::NoTokenForByte {
+            byte,
+            offset,
+            character,
+        } => assert_eq!((byte, offset, character), (0xC3, 2, '\u{e9}')),
+        other => panic!("{other}"),
+    }
+    match tokenize_error(&kv, "a b", false) {
+        Error::InvalidVocab(m) => assert!(m.contains("space mark"), "{m}"),
+        other => panic!("{other}"),
+    }
+}
+
 #[test]
 fn special_token_id_out_of_range() {
     for key in [
@@ -291,7 +351,7 @@ fn empty_token_list() {
 
 #[test]
 fn unsupported_tokenizer_models_are_named() {
-    for name in ["bert", "t5", "rwkv", "gemma4", "plamo2", "something-new"] {
+    for name in ["t5", "rwkv", "plamo2", "whitespace", "something-new"] {
         let m = unsupported(&with(
             base(),
             "tokenizer.ggml.model",

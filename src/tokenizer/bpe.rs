@@ -1,6 +1,7 @@
-//! Byte-level BPE merging: within one word, repeatedly merge the adjacent pair with the
-//! lowest merge rank (the leftmost among equals), as llama.cpp's priority queue does. A
-//! heap of candidate pairs with lazy invalidation makes a word of n bytes O(n log n).
+//! BPE merging: within one word, repeatedly merge the adjacent pair with the lowest merge
+//! rank (the leftmost among equals), as llama.cpp's priority queue does. A heap of
+//! candidate pairs with lazy invalidation makes a word of n symbols O(n log n). Byte-level
+//! BPE starts from one symbol per byte; Gemma 4 from one per character.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,9 +15,15 @@ use crate::error::{Error, Result};
 
 /// The merge list as a map from a pair of token ids to its rank and result.
 #[derive(Debug, Clone)]
-pub struct MergeTable {
+pub struct MergeRanks {
     pairs: FxHashMap<u64, Merge>,
-    /// The token for each raw byte: the byte-level character that stands for it.
+}
+
+/// Byte-level BPE: the merges, and the token of each raw byte (the byte-level character
+/// that stands for it) that merging starts from.
+#[derive(Debug, Clone)]
+pub struct MergeTable {
+    ranks: MergeRanks,
     byte_tokens: ByteTokens,
 }
 
@@ -30,10 +37,10 @@ fn pair_key(left: u32, right: u32) -> u64 {
     (u64::from(left) << 32) | u64::from(right)
 }
 
-impl MergeTable {
+impl MergeRanks {
     /// Reads `"left right"` merges. Every merge must name two tokens whose concatenation
     /// is a token too; a repeated pair keeps its first (best) rank, as llama.cpp does.
-    pub fn new(vocab: &Vocab, merges: &[String]) -> Result<MergeTable> {
+    pub fn new(vocab: &Vocab, merges: &[String]) -> Result<MergeRanks> {
         let mut pairs = FxHashMap::default();
         pairs.reserve(merges.len());
         for (rank, merge) in merges.iter().enumerate() {
@@ -59,15 +66,24 @@ impl MergeTable {
                 .entry(pair_key(l, r))
                 .or_insert(Merge { rank, result });
         }
-        let byte_tokens = ByteTokens::new(|b| {
-            let mut buf = [0u8; 4];
-            vocab.id_of(byte_to_char(b).encode_utf8(&mut buf).as_bytes())
-        });
-        Ok(MergeTable { pairs, byte_tokens })
+        Ok(MergeRanks { pairs })
     }
 
     fn merge(&self, left: u32, right: u32) -> Option<Merge> {
         self.pairs.get(&pair_key(left, right)).copied()
+    }
+}
+
+impl MergeTable {
+    pub fn new(vocab: &Vocab, merges: &[String]) -> Result<MergeTable> {
+        let byte_tokens = ByteTokens::new(|b| {
+            let mut buf = [0u8; 4];
+            vocab.id_of(byte_to_char(b).encode_utf8(&mut buf).as_bytes())
+        });
+        Ok(MergeTable {
+            ranks: MergeRanks::new(vocab, merges)?,
+            byte_tokens,
+        })
     }
 }
 
@@ -106,17 +122,30 @@ impl MergeTable {
         scratch: &mut BpeScratch,
         out: &mut Vec<u32>,
     ) -> Result<()> {
-        let s = scratch;
-        s.ids.clear();
+        scratch.ids.clear();
         for (start, c) in word.char_indices() {
-            let ids = &mut s.ids;
+            let ids = &mut scratch.ids;
             self.byte_tokens
                 .each_of(c, |id| ids.push(id))
                 .map_err(|missing| missing.in_text(c, offset + start))?;
         }
+        self.ranks.merge_loaded(scratch, out);
+        Ok(())
+    }
+}
+
+impl MergeRanks {
+    /// Appends to `out` the tokens that merging the symbols `ids` gives.
+    pub fn merge_symbols(&self, ids: &[u32], scratch: &mut BpeScratch, out: &mut Vec<u32>) {
+        scratch.ids.clear();
+        scratch.ids.extend_from_slice(ids);
+        self.merge_loaded(scratch, out);
+    }
+
+    fn merge_loaded(&self, s: &mut BpeScratch, out: &mut Vec<u32>) {
         if let [id] = s.ids[..] {
             out.push(id);
-            return Ok(());
+            return;
         }
         let n = s.ids.len();
         s.next.clear();
@@ -159,7 +188,6 @@ impl MergeTable {
             out.push(s.ids[i]);
             i = s.next[i];
         }
-        Ok(())
     }
 
     fn push_candidate(&self, s: &mut BpeScratch, left: usize, right: usize) {

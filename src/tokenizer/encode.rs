@@ -2,6 +2,7 @@
 //! goes through the vocabulary's algorithm, with BOS/EOS around it when asked.
 
 use super::bpe::{BpeScratch, MergeTable};
+use super::gemma4::Gemma4Scratch;
 use super::pretokenize::{CodepointText, PreTokenizer};
 use super::special::{ControlText, Fragment};
 use super::spm::{self, SpmModel, SpmScratch, Stretch};
@@ -90,9 +91,12 @@ impl Tokenizer {
         control: ControlText<'_>,
     ) -> Result<Vec<TokenId>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        if add_special && self.add_bos {
-            out.push(self.required("BOS", self.vocab.specials.bos)?);
-        }
+        let (before, after) = if add_special {
+            self.added_around()?
+        } else {
+            (None, None)
+        };
+        out.extend(before);
         let mut fragments = Vec::new();
         self.specials
             .partition(text.as_bytes(), control, &mut fragments);
@@ -103,11 +107,42 @@ impl Tokenizer {
             Algorithm::Spm { model } => {
                 encode_spm(text, &fragments, model, self, &mut out)?;
             }
+            Algorithm::WordPiece { model } => {
+                let mut word = String::new();
+                each_stretch(text, &fragments, &mut out, |stretch, _, out| {
+                    model.encode(&self.vocab, stretch, &mut word, out)
+                })?;
+            }
+            Algorithm::Gemma4 { model } => {
+                let mut scratch = Gemma4Scratch::default();
+                each_stretch(text, &fragments, &mut out, |stretch, offset, out| {
+                    model.encode(&self.vocab, stretch, offset, &mut scratch, out)
+                })?;
+            }
         }
-        if add_special && self.add_eos {
-            out.push(self.required("EOS", self.vocab.specials.eos)?);
-        }
+        out.extend(after);
         Ok(out)
+    }
+
+    /// The tokens that `add_special` puts before and after the text. WordPiece always
+    /// adds `[CLS]` and `[SEP]`, as llama.cpp does whatever the `add_*` flags say.
+    fn added_around(&self) -> Result<(Option<TokenId>, Option<TokenId>)> {
+        let specials = &self.vocab.specials;
+        if let Algorithm::WordPiece { .. } = self.algorithm {
+            return Ok((
+                Some(self.required("CLS (BOS)", specials.bos)?),
+                Some(self.required("SEP", specials.sep)?),
+            ));
+        }
+        let bos = match self.add_bos {
+            true => Some(self.required("BOS", specials.bos)?),
+            false => None,
+        };
+        let eos = match self.add_eos {
+            true => Some(self.required("EOS", specials.eos)?),
+            false => None,
+        };
+        Ok((bos, eos))
     }
 
     /// Like [`tokenize`](Self::tokenize) for bytes from outside (the C ABI): text that is
@@ -226,6 +261,23 @@ fn encode_spm(
                 spm::encode(&tokenizer.vocab, model, stretch, &mut scratch, out)?;
                 after_special = false;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Passes each stretch of text between special tokens, with its offset in `text`, to
+/// `encode`, and special tokens straight to `out`.
+fn each_stretch(
+    text: &str,
+    fragments: &[Fragment],
+    out: &mut Vec<TokenId>,
+    mut encode: impl FnMut(&str, usize, &mut Vec<TokenId>) -> Result<()>,
+) -> Result<()> {
+    for fragment in fragments {
+        match *fragment {
+            Fragment::Token(id) => out.push(id),
+            Fragment::Text { start, end } => encode(&text[start..end], start, out)?,
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Tokenizers from GGUF vocabularies, token-exact with llama.cpp: byte-level BPE
 //! (`tokenizer.ggml.model = gpt2`, with the pre-tokenizer splits `tokenizer.ggml.pre`
-//! names) and SentencePiece-style BPE (`llama`: scores, `▁` spaces, byte fallback).
+//! names), SentencePiece-style BPE (`llama`: scores, `▁` spaces, byte fallback), WordPiece
+//! (`bert`) and Gemma 4's ranked merges over `▁`-spaced text (`gemma4`).
 //!
 //! Text goes in as UTF-8 and token ids come out; ids go back to bytes with
 //! [`Tokenizer::detokenize`], or to text as it streams with [`IncrementalDecoder`].
@@ -13,6 +14,7 @@ mod decode;
 mod detokenize;
 mod encode;
 mod end_of_generation;
+mod gemma4;
 mod incremental;
 mod parts;
 mod pretokenize;
@@ -21,6 +23,7 @@ mod spm;
 mod token_type;
 mod unicode;
 mod vocab;
+mod wordpiece;
 
 pub use incremental::IncrementalDecoder;
 pub use parts::VocabParts;
@@ -32,9 +35,11 @@ use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use bpe::MergeTable;
 use decode::{Pieces, TextEncoding};
+use gemma4::Gemma4Model;
 use special::SpecialMatcher;
 use spm::SpmModel;
 use vocab::DefaultIds;
+use wordpiece::WordPiece;
 
 /// The tokenizer algorithms this crate implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +48,10 @@ pub enum TokenizerKind {
     BytePairGpt2,
     /// SentencePiece-style BPE with scores and byte fallback (`llama`).
     SentencePiece,
+    /// WordPiece, longest tokens first (`bert`).
+    WordPiece,
+    /// Ranked merges over raw UTF-8 with `▁` spaces and byte fallback (`gemma4`).
+    Gemma4,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +62,12 @@ enum Algorithm {
     },
     Spm {
         model: SpmModel,
+    },
+    WordPiece {
+        model: WordPiece,
+    },
+    Gemma4 {
+        model: Gemma4Model,
     },
 }
 
@@ -71,11 +86,9 @@ pub struct Tokenizer {
 
 /// Tokenizer models llama.cpp knows that are not implemented here.
 const UNSUPPORTED_MODELS: &[(&str, &str)] = &[
-    ("bert", "WordPiece"),
     ("t5", "Unigram"),
     ("rwkv", "RWKV"),
     ("plamo2", "PLaMo-2"),
-    ("gemma4", "SentencePiece-style byte-level BPE"),
     ("hybriddna", "DNA k-mer BPE"),
     ("whitespace", "whitespace BPE"),
     ("no_vocab", "no vocabulary"),
@@ -94,6 +107,8 @@ impl Tokenizer {
         match parts.model.as_str() {
             "gpt2" => Tokenizer::byte_level(parts),
             "llama" => Tokenizer::sentencepiece(parts),
+            "bert" => Tokenizer::wordpiece(parts),
+            "gemma4" => Tokenizer::gemma4(parts),
             other => Err(Error::Unsupported(
                 match UNSUPPORTED_MODELS.iter().find(|(name, _)| *name == other) {
                     Some((name, what)) => format!("tokenizer model '{name}' ({what})"),
@@ -111,6 +126,7 @@ impl Tokenizer {
                 bos: Some(11),
                 eos: Some(11),
                 unk: None,
+                sep: None,
             },
         )?;
         let merges = MergeTable::new(&vocab, &parts.merges)?;
@@ -134,6 +150,7 @@ impl Tokenizer {
                 bos: Some(1),
                 eos: Some(2),
                 unk: Some(0),
+                sep: None,
             },
         )?;
         let pieces = Pieces::new(&vocab, TextEncoding::SpaceMarked)?;
@@ -151,10 +168,71 @@ impl Tokenizer {
         })
     }
 
+    /// llama.cpp's WordPiece (model `bert`). Tokenizing with `add_special` puts
+    /// `[CLS]` (the BOS role, default id 101) before the text and `[SEP]` (default 102)
+    /// after it, whatever the `add_*` flags say; `add_bos` still decides whether
+    /// detokenizing drops a leading `[CLS]`. The BertNormalizer lowercases by default,
+    /// and strips accents when it lowercases unless the file says otherwise.
+    fn wordpiece(parts: &VocabParts) -> Result<Tokenizer> {
+        let vocab = Vocab::new(
+            parts,
+            DefaultIds {
+                bos: Some(101),
+                eos: None,
+                unk: Some(100),
+                sep: Some(102),
+            },
+        )?;
+        let pieces = Pieces::new(&vocab, TextEncoding::SpaceMarked)?;
+        let lowercase = parts.lowercase.unwrap_or(true);
+        let strip_accents = parts.strip_accents.unwrap_or(lowercase);
+        Ok(Tokenizer {
+            specials: SpecialMatcher::new(&vocab),
+            add_bos: parts.add_bos.unwrap_or(true),
+            add_eos: parts.add_eos.unwrap_or(false),
+            add_space_prefix: parts.add_space_prefix.unwrap_or(false),
+            clean_spaces: true,
+            algorithm: Algorithm::WordPiece {
+                model: WordPiece::new(&vocab, lowercase, strip_accents),
+            },
+            pieces,
+            vocab,
+        })
+    }
+
+    /// llama.cpp's Gemma 4 tokenizer. It always adds BOS (llama.cpp overrides a file
+    /// that says otherwise) and cleans spaces when detokenizing, as its BPE does.
+    fn gemma4(parts: &VocabParts) -> Result<Tokenizer> {
+        let vocab = Vocab::new(
+            parts,
+            DefaultIds {
+                bos: None,
+                eos: None,
+                unk: None,
+                sep: None,
+            },
+        )?;
+        let pieces = Pieces::new(&vocab, TextEncoding::SpaceMarked)?;
+        Ok(Tokenizer {
+            specials: SpecialMatcher::new(&vocab),
+            add_bos: true,
+            add_eos: parts.add_eos.unwrap_or(false),
+            add_space_prefix: parts.add_space_prefix.unwrap_or(false),
+            clean_spaces: true,
+            algorithm: Algorithm::Gemma4 {
+                model: Gemma4Model::new(&vocab, &parts.merges)?,
+            },
+            pieces,
+            vocab,
+        })
+    }
+
     pub fn kind(&self) -> TokenizerKind {
         match self.algorithm {
             Algorithm::Bpe { .. } => TokenizerKind::BytePairGpt2,
             Algorithm::Spm { .. } => TokenizerKind::SentencePiece,
+            Algorithm::WordPiece { .. } => TokenizerKind::WordPiece,
+            Algorithm::Gemma4 { .. } => TokenizerKind::Gemma4,
         }
     }
 
@@ -162,7 +240,7 @@ impl Tokenizer {
     pub fn pre_tokenizer(&self) -> Option<&PreTokenizer> {
         match &self.algorithm {
             Algorithm::Bpe { pre, .. } => Some(pre),
-            Algorithm::Spm { .. } => None,
+            _ => None,
         }
     }
 

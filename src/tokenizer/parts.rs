@@ -8,7 +8,8 @@ use crate::gguf::{ArrayView, GgufFile, Value, ValueType};
 /// them with [`VocabParts::from_gguf`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct VocabParts {
-    /// `tokenizer.ggml.model`: `gpt2` or `llama` (others are recognised and refused).
+    /// `tokenizer.ggml.model`: `gpt2`, `llama`, `bert` or `gemma4` (others are recognised
+    /// and refused).
     pub model: String,
     /// `tokenizer.ggml.pre`; `None` means llama.cpp's `default` splits.
     pub pre: Option<String>,
@@ -29,6 +30,9 @@ pub struct VocabParts {
     pub add_bos: Option<bool>,
     pub add_eos: Option<bool>,
     pub add_space_prefix: Option<bool>,
+    /// WordPiece's BertNormalizer options, `tokenizer.ggml.normalizer.*`.
+    pub lowercase: Option<bool>,
+    pub strip_accents: Option<bool>,
     /// `<arch>.vocab_size`, when the file declares one.
     pub declared_vocab_size: Option<u64>,
 }
@@ -76,6 +80,8 @@ impl VocabParts {
             add_bos: flag("add_bos_token")?,
             add_eos: flag("add_eos_token")?,
             add_space_prefix: flag("add_space_prefix")?,
+            lowercase: flag("normalizer.lowercase")?,
+            strip_accents: flag("normalizer.strip_accents")?,
             declared_vocab_size,
         })
     }

@@ -91,11 +91,16 @@ impl Stretch<'_> {
             };
         }
         // A space or the prefix: the vocabulary cannot write any space.
-        Error::InvalidVocab(format!(
-            "no token for the space mark {SPACE_MARK} (U+2581), nor for its byte 0x{:02X}",
-            missing.byte()
-        ))
+        no_space_mark(missing)
     }
+}
+
+/// The error for a vocabulary that has neither a token for `▁` nor one of its bytes.
+pub fn no_space_mark(missing: MissingByte) -> Error {
+    Error::InvalidVocab(format!(
+        "no token for the space mark {SPACE_MARK} (U+2581), nor for its byte 0x{:02X}",
+        missing.byte()
+    ))
 }
 
 /// A character of the escaped text that is no token and lacks a byte-fallback token.

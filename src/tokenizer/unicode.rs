@@ -1,5 +1,6 @@
 //! Unicode character classes as llama.cpp's pre-tokenizers see them: one general-category
-//! class per code point (letter, number, punctuation, ...) plus a whitespace bit.
+//! class per code point (letter, number, punctuation, ...) plus a whitespace bit, and the
+//! one-to-one lowercase and NFD maps of WordPiece's normalizer.
 //!
 //! Token-exact parity needs the same Unicode version as the reference: llama.cpp's tables
 //! are Unicode 15.1. The category crate is pinned to its Unicode 15.0 release and the
@@ -40,6 +41,14 @@ impl Flags {
 
     pub fn is_punctuation(self) -> bool {
         self.0 & Self::PUNCTUATION != 0
+    }
+
+    pub fn is_symbol(self) -> bool {
+        self.0 & Self::SYMBOL != 0
+    }
+
+    pub fn is_control(self) -> bool {
+        self.0 & Self::CONTROL != 0
     }
 
     pub fn is_present(self) -> bool {
@@ -145,6 +154,35 @@ fn category_bits(c: char) -> u8 {
     }
 }
 
+/// llama.cpp's `unicode_tolower`: UnicodeData's simple lowercase mapping, one code point
+/// to one. std knows a newer Unicode than llama.cpp's 15.1 tables, so what those leave
+/// unassigned keeps its case; for the rest std agrees, except that its full mapping
+/// writes U+0130 as "i\u{307}", which starts with the simple mapping.
+pub fn to_lower(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    if category_bits(c) == Flags::UNDEFINED {
+        return c;
+    }
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// llama.cpp's NFD, which maps each code point to one: the first code point of its
+/// canonical decomposition (so "é" becomes "e" and its accent is gone, and a Hangul
+/// syllable becomes its leading consonant). Only what Unicode 15.1 assigns decomposes;
+/// decompositions of assigned characters never change between versions.
+pub fn nfd_first(c: char) -> char {
+    if c.is_ascii() || category_bits(c) == Flags::UNDEFINED {
+        return c;
+    }
+    let mut first = None;
+    unicode_normalization::char::decompose_canonical(c, |d| {
+        first.get_or_insert(d);
+    });
+    first.unwrap_or(c)
+}
+
 const fn ascii_class(b: u8) -> CharClass {
     let flags = match b {
         b'0'..=b'9' => Flags::NUMBER,
@@ -197,5 +235,19 @@ mod tests {
         assert!(class_of('\u{2EBF0}').is_letter());
         assert!(class_of('\u{378}').is_present());
         assert!(!CharClass::OUTSIDE.is_present());
+    }
+
+    #[test]
+    fn one_to_one_case_and_decomposition() {
+        assert_eq!(to_lower('Ä'), 'ä');
+        assert_eq!(to_lower('\u{130}'), 'i');
+        assert_eq!(to_lower('Σ'), 'σ');
+        // Unicode 16 gave U+1C89 a lowercase; llama.cpp's 15.1 tables do not have it.
+        assert_eq!(to_lower('\u{1C89}'), '\u{1C89}');
+        assert_eq!(nfd_first('é'), 'e');
+        assert_eq!(nfd_first('\u{212B}'), 'A');
+        assert_eq!(nfd_first('\u{AC00}'), '\u{1100}');
+        assert_eq!(nfd_first('\u{1E09}'), 'c');
+        assert_eq!(nfd_first('x'), 'x');
     }
 }

@@ -119,6 +119,7 @@ pub struct DefaultIds {
     pub bos: Option<TokenId>,
     pub eos: Option<TokenId>,
     pub unk: Option<TokenId>,
+    pub sep: Option<TokenId>,
 }
 
 impl Vocab {
@@ -173,6 +174,13 @@ impl Vocab {
                 *ty = TokenType::UserDefined;
             }
         }
+        // Gemma 4's `</s>` is ordinary text: llama.cpp makes it normal, whatever the file
+        // says, in a vocabulary that also has Gemma 4's end-of-generation `<|tool_response>`.
+        if index.contains_key(b"<|tool_response>".as_slice()) {
+            if let Some(&id) = index.get(b"</s>".as_slice()) {
+                types[id as usize] = TokenType::Normal;
+            }
+        }
 
         let mut scores = host_memory::filled_vec(n, 0.0, "the vocabulary's scores")?;
         if let Some(s) = &parts.scores {
@@ -196,7 +204,7 @@ impl Vocab {
             eot: role("EOT", parts.eot, None)?,
             eom: role("EOM", parts.eom, None)?,
             unk: role("UNK", parts.unk, defaults.unk)?,
-            sep: role("SEP", parts.sep, None)?,
+            sep: role("SEP", parts.sep, defaults.sep)?,
             pad: role("PAD", parts.pad, None)?,
         };
         let vocab = Vocab {
