@@ -11,6 +11,7 @@
 // read and unpacked once per tile of tokens rather than once per token.
 #include "compat.h"
 #include "ggml_blocks.h"
+#include "product_output.h"
 
 #define TOKEN_TILE 8
 
@@ -90,31 +91,63 @@ RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
 // rf_matvec_f16x8 for one token (decode): one accumulator, a walk along the row unrolled
 // four deep, and the lane's first weights loaded before waiting on the previous kernel (as
 // the integer products do, matvec_q8.hip). Same products and summation order per lane.
-RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
-    rf_matvec1_f16x8(const uint8_t *w, uint64_t row_bytes, const float *x, float *y,
-                     uint32_t n_rows, uint32_t n_cols, uint32_t) {
+//
+// Like the integer products it fuses what follows the product (product_output.h): with
+// w_b, a second matrix of the same shape over the same input (y_b = W_b x, or SwiGLU of
+// the two), `mode` an add into y (the residual) or a SwiGLU, and n_lead rows of w_lead
+// (same width) before the others, written to y_lead: decode's Q beside the K+V pair.
+RF_DEVICE void matvec1_f16_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                               const float *x, float *y, float *y_b, uint64_t row,
+                               uint32_t n_cols, uint32_t mode) {
     const int warp = rf_warp_size();
     const int lane = threadIdx.x % warp;
-    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
-    // Warp-uniform: a warp leaves whole, so the shuffles below see every lane.
-    if (row >= n_rows) {
-        return;
-    }
-    const uint8_t *w_row = w + row * row_bytes;
+    const bool two = w_b != nullptr;
+    const uint8_t *row_a = w + row * row_bytes;
+    const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
     const uint32_t n_chunks = n_cols / 8;
-    const uint4 first = (uint32_t)lane < n_chunks ? rf_load_weights16(w_row + 16 * lane) : uint4{};
+    uint4 first{}, first_b{};
+    if ((uint32_t)lane < n_chunks) {
+        first = rf_load_weights16(row_a + 16 * lane);
+        if (two) {
+            first_b = rf_load_weights16(row_b + 16 * lane);
+        }
+    }
     rf_grid_dependency_sync();
-    float acc = 0.0f;
+    float acc = 0.0f, acc_b = 0.0f;
     if ((uint32_t)lane < n_chunks) {
         acc = rf_f16x8_fma(first, x + 8 * lane, acc);
+        if (two) {
+            acc_b = rf_f16x8_fma(first_b, x + 8 * lane, acc_b);
+        }
     }
 #pragma unroll 4
     for (uint32_t c = lane + warp; c < n_chunks; c += warp) {
-        acc = rf_f16x8_fma(rf_load_weights16(w_row + 16 * (uint64_t)c), x + 8 * (uint64_t)c, acc);
+        const uint64_t at = 16 * (uint64_t)c;
+        acc = rf_f16x8_fma(rf_load_weights16(row_a + at), x + 8 * (uint64_t)c, acc);
+        if (two) {
+            acc_b = rf_f16x8_fma(rf_load_weights16(row_b + at), x + 8 * (uint64_t)c, acc_b);
+        }
     }
-    const float sum = rf_warp_sum(acc);
+    const float a = rf_warp_sum(acc);
+    const float b = two ? rf_warp_sum(acc_b) : 0.0f;
     if (lane == 0) {
-        y[row] = sum;
+        rf_write_output(y, y_b, row, a, b, two, mode);
+    }
+}
+
+// Warps past the last row leave at once: leaving counts as reaching the dependency sync.
+RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
+    rf_matvec1_f16x8(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes, const float *x,
+                     float *y, float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t mode,
+                     const uint8_t *w_lead, float *y_lead, uint32_t n_lead) {
+    const int warp = rf_warp_size();
+    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
+    if (row < n_lead) {
+        matvec1_f16_row(w_lead, nullptr, row_bytes, x, y_lead, nullptr, row, n_cols,
+                        RF_OUT_STORE);
+    } else if (row - n_lead < n_rows) {
+        matvec1_f16_row(w, w_b, row_bytes, x, y, y_b, row - n_lead, n_cols, mode);
     }
 }
 

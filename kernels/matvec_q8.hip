@@ -20,6 +20,7 @@
 #include "compat.h"
 #include "ggml_blocks.h"
 #include "q8_activations.h"
+#include "product_output.h"
 
 // The most tokens one launch multiplies (its accumulators live in registers).
 #define RF_MMVQ_MAX_TOKENS 8
@@ -29,11 +30,6 @@
 // needed before loading a group ahead of the dependency sync, so as many warps stream weights.
 #define RF_MMVQ_THREADS 128
 #define RF_MMVQ1_BLOCKS_PER_SM 10
-
-// What an output row receives (`mode`).
-#define RF_MMVQ_STORE 0   // y = W x (and y_b = W_b x with a second matrix)
-#define RF_MMVQ_ADD 1     // y += W x: the residual connection
-#define RF_MMVQ_SWIGLU 2  // y = silu(W x) * (W_b x), computed as the CPU's swiglu
 
 // One 32-value group of a weight row, unpacked: quant k is byte k % 4 of q[k / 4], in the
 // order of the group's values. Its dot with an activation group is
@@ -391,17 +387,7 @@ RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes
             const float a = rf_warp_sum(acc[t]);
             const float b = two ? rf_warp_sum(acc_b[t]) : 0.0f;
             if (lane == 0) {
-                float *out = y + (uint64_t)t * n_rows + row;
-                if (mode == RF_MMVQ_ADD) {
-                    *out += a;
-                } else if (mode == RF_MMVQ_SWIGLU) {
-                    *out = a / (1.0f + expf(-a)) * b;
-                } else {
-                    *out = a;
-                    if (two) {
-                        y_b[(uint64_t)t * n_rows + row] = b;
-                    }
-                }
+                rf_write_output(y, y_b, (uint64_t)t * n_rows + row, a, b, two, mode);
             }
         }
     }
@@ -419,7 +405,7 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
     // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
     if (row < n_lead) {
         mmvq_row<B, MAX_T>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row, n_lead,
-                           n_cols, n_tokens, RF_MMVQ_STORE);
+                           n_cols, n_tokens, RF_OUT_STORE);
     } else if (row - n_lead < n_rows) {
         mmvq_row<B, MAX_T>(w, w_b, row_bytes, xq, xd, xs, y, y_b, row - n_lead, n_rows, n_cols,
                            n_tokens, mode);

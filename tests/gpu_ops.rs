@@ -12,8 +12,8 @@ use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
     AttentionWorkspace, BlockLayout, DeviceMatrix, Gate, HeadShape, LeadingMatrix, PagedKv,
-    Q8Buffers, Q8Output, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, integer_product_types,
-    supported_weight_types,
+    ProductOutput, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
+    integer_product_types, supported_weight_types,
 };
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
@@ -350,6 +350,101 @@ fn q8_quantization_and_fused_norm_match_the_cpu_method_to_the_bit() {
     assert_all_freed(&g.device);
 }
 
+/// F16's one-token product with what rides in its launch (a leading matrix, a second
+/// matrix, an add into the residual, a SwiGLU) gives, bit for bit, what the plain product
+/// and the separate add and SwiGLU kernels give (`matvec` is itself held to float64 by
+/// `matvec_matches_float64_for_every_weight_type`), and writes nothing else.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn f16_one_token_product_fuses_bit_for_bit() {
+    let g = ops_gpu();
+    let mut random = Random::new(35);
+    let bits = |b: &rocmforge::backend::gpu::DeviceBuffer<f32>| -> Vec<u32> {
+        g.download(b).iter().map(|v| v.to_bits()).collect()
+    };
+    let spare = 7;
+    // Rows shorter than a warp's pieces, SmolLM2's and the 1B's widths, a long row.
+    for (n_lead, n_rows, n_cols) in [(67, 29, 40), (9, 70, 576), (128, 32, 2048), (3, 5, 8200)] {
+        let bytes = [n_lead, n_rows, n_rows]
+            .map(|r| g.upload(&random_weights(&mut random, GgmlType::F16, r, n_cols)));
+        let [lead_w, w, w_b] = [0, 1, 2].map(|i| {
+            let rows = if i == 0 { n_lead } else { n_rows };
+            DeviceMatrix::new(GgmlType::F16, &bytes[i], rows, n_cols).unwrap()
+        });
+        let x = g.upload(&random_vec(&mut random, n_cols, 2.0));
+        let plain = |m: &DeviceMatrix<'_>| {
+            let mut y = g.poisoned::<f32>(m.n_rows + spare);
+            g.ops.matvec(&g.stream, m, &x, 1, &mut y).unwrap();
+            y
+        };
+        let (lead_alone, y_alone, y_b_alone) = (plain(&lead_w), plain(&w), plain(&w_b));
+        let label = format!("{n_lead} + {n_rows} rows of {n_cols}");
+
+        // Store: the leading matrix, then a pair.
+        let mut outputs = [n_lead, n_rows, n_rows].map(|r| g.poisoned::<f32>(r + spare));
+        let [y_lead, y, y_b] = &mut outputs;
+        let lead = LeadingMatrix {
+            w: &lead_w,
+            y: y_lead,
+        };
+        let second = SecondMatrix {
+            w: &w_b,
+            y: Some(y_b),
+        };
+        g.ops
+            .matvec1_f16(
+                &g.stream,
+                Some(lead),
+                &w,
+                Some(second),
+                &x,
+                y,
+                ProductOutput::Store,
+            )
+            .unwrap();
+        for (i, (fused, alone)) in outputs
+            .iter()
+            .zip([&lead_alone, &y_alone, &y_b_alone])
+            .enumerate()
+        {
+            assert_eq!(bits(fused), bits(alone), "{label}: stored output {i}");
+        }
+
+        // Add: as the residual add kernel after the product.
+        let residual = random_vec(&mut random, n_rows + spare, 1.0);
+        let mut y = g.upload(&residual);
+        g.ops
+            .matvec1_f16(&g.stream, None, &w, None, &x, &mut y, ProductOutput::Add)
+            .unwrap();
+        let mut expected = g.upload(&residual);
+        g.ops
+            .add_assign(&g.stream, &mut expected, &y_alone, n_rows)
+            .unwrap();
+        assert_eq!(bits(&y), bits(&expected), "{label}: added");
+
+        // SwiGLU: as the SwiGLU kernel over the two products.
+        let mut y = g.poisoned::<f32>(n_rows + spare);
+        let second = SecondMatrix { w: &w_b, y: None };
+        g.ops
+            .matvec1_f16(
+                &g.stream,
+                None,
+                &w,
+                Some(second),
+                &x,
+                &mut y,
+                ProductOutput::Swiglu,
+            )
+            .unwrap();
+        let mut expected = plain(&w);
+        g.ops
+            .gated(&g.stream, Gate::Silu, &mut expected, &y_b_alone, n_rows)
+            .unwrap();
+        assert_eq!(bits(&y), bits(&expected), "{label}: SwiGLU");
+    }
+    assert_all_freed(&g.device);
+}
+
 /// One integer product of `dtype`, checked against float64 over the activations as
 /// quantized: with `mode` Store (one or two matrices), Add or Swiglu.
 fn check_matvec_q8(
@@ -357,7 +452,7 @@ fn check_matvec_q8(
     random: &mut Random,
     dtype: GgmlType,
     (n_rows, n_cols, n_tokens): (usize, usize, usize),
-    mode: Q8Output,
+    mode: ProductOutput,
     paired: bool,
 ) -> f64 {
     let bytes = [(); 2].map(|_| random_weights(random, dtype, n_rows, n_cols));
@@ -378,7 +473,7 @@ fn check_matvec_q8(
     let out_len = n_tokens * n_rows;
     let y0 = random_vec(random, out_len + n_rows, 1.0);
     // Add reads y: start it from known values; otherwise poison it (and the spare row).
-    let mut y_dev = if mode == Q8Output::Add {
+    let mut y_dev = if mode == ProductOutput::Add {
         g.upload(&y0)
     } else {
         g.poisoned::<f32>(out_len + n_rows)
@@ -386,7 +481,7 @@ fn check_matvec_q8(
     let mut y_b_dev = g.poisoned::<f32>(out_len + n_rows);
     let second = paired.then(|| SecondMatrix {
         w: &matrices[1],
-        y: (mode == Q8Output::Store).then_some(&mut y_b_dev),
+        y: (mode == ProductOutput::Store).then_some(&mut y_b_dev),
     });
     g.ops
         .matvec_q8(
@@ -420,15 +515,17 @@ fn check_matvec_q8(
             let (a, a_abs) = product(0, t, r);
             let mut checks = vec![];
             match mode {
-                Q8Output::Store => {
+                ProductOutput::Store => {
                     checks.push((f64::from(y[i]), a, a_abs));
                     if paired {
                         let (b, b_abs) = product(1, t, r);
                         checks.push((f64::from(y_b[i]), b, b_abs));
                     }
                 }
-                Q8Output::Add => checks.push((f64::from(y[i]), f64::from(y0[i]) + a, a_abs + 1.0)),
-                Q8Output::Swiglu => {
+                ProductOutput::Add => {
+                    checks.push((f64::from(y[i]), f64::from(y0[i]) + a, a_abs + 1.0))
+                }
+                ProductOutput::Swiglu => {
                     let (b, b_abs) = product(1, t, r);
                     let silu = a / (1.0 + (-a).exp());
                     // silu's slope is below 1.1: a's error passes on at most 1.1 |b|.
@@ -448,11 +545,11 @@ fn check_matvec_q8(
         }
     }
     let spare_untouched = match mode {
-        Q8Output::Add => y[out_len..] == y0[out_len..],
+        ProductOutput::Add => y[out_len..] == y0[out_len..],
         _ => y[out_len..].iter().all(|v| v.is_nan()),
     };
     assert!(spare_untouched, "{dtype} {mode:?}: wrote past the output");
-    if !(paired && mode == Q8Output::Store) {
+    if !(paired && mode == ProductOutput::Store) {
         assert!(
             y_b.iter().all(|v| v.is_nan()),
             "{dtype} {mode:?}: wrote y_b"
@@ -470,10 +567,10 @@ fn integer_products_match_float64_in_every_mode() {
         let mut worst = 0.0f64;
         for n_tokens in [1, 3, 8] {
             for (mode, paired) in [
-                (Q8Output::Store, false),
-                (Q8Output::Store, true),
-                (Q8Output::Add, false),
-                (Q8Output::Swiglu, true),
+                (ProductOutput::Store, false),
+                (ProductOutput::Store, true),
+                (ProductOutput::Add, false),
+                (ProductOutput::Swiglu, true),
             ] {
                 let shape = (67, odd_width(dtype), n_tokens);
                 worst = worst.max(check_matvec_q8(&g, &mut random, dtype, shape, mode, paired));
@@ -486,7 +583,7 @@ fn integer_products_match_float64_in_every_mode() {
             &mut random,
             dtype,
             long,
-            Q8Output::Store,
+            ProductOutput::Store,
             false,
         ));
         println!("matvec_q8 {dtype}: max |error| / scale = {worst:.2e}");
@@ -534,14 +631,14 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
                     &q8,
                     n_tokens,
                     y,
-                    Q8Output::Store,
+                    ProductOutput::Store,
                 )
                 .unwrap();
             // As before the lead joined: the lead alone, then K and V as a pair.
             let mut alone =
                 [n_lead, n_rows, n_rows].map(|r| g.poisoned::<f32>(n_tokens * r + spare));
             let [lead_alone, y_alone, y_b_alone] = &mut alone;
-            let store = Q8Output::Store;
+            let store = ProductOutput::Store;
             g.ops
                 .matvec_q8(&g.stream, &lead_w, None, &q8, n_tokens, lead_alone, store)
                 .unwrap();

@@ -11,7 +11,7 @@ use gpu_common::{DeviceIo, OpsGpu, assert_all_freed, ops_gpu};
 use half::f16;
 use rocmforge::Error;
 use rocmforge::backend::gpu::ops::{
-    BlockLayout, DeviceMatrix, LeadingMatrix, Q8Buffers, Q8Output, SecondMatrix,
+    BlockLayout, DeviceMatrix, LeadingMatrix, ProductOutput, Q8Buffers, SecondMatrix,
 };
 use rocmforge::backend::gpu::{DeviceBuffer, DeviceCopy};
 use rocmforge::gguf::synthetic::{SplitMix64, random_weights};
@@ -150,10 +150,10 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
             let residual: Vec<f32> = (0..out_len).map(|i| (i % 13) as f32 - 6.0).collect();
             let residual = g.upload(&residual);
             for tokens in [1, n_tokens] {
-                for mode in [Q8Output::Store, Q8Output::Add] {
+                for mode in [ProductOutput::Store, ProductOutput::Add] {
                     let what = format!("matvec_q8 {mode:?} x{tokens}");
                     assert_same_in_both_layouts::<f32>(&g, &pair, out_len, &what, |m, y| {
-                        if mode == Q8Output::Add {
+                        if mode == ProductOutput::Add {
                             y.copy_from_device(&g.stream, &residual).unwrap();
                         }
                         g.ops
@@ -165,7 +165,7 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
                 let what = format!("matvec_q8 Swiglu x{tokens}");
                 assert_same_in_both_layouts::<f32>(&g, &pair, out_len, &what, |m, y| {
                     let second = SecondMatrix { w: m, y: None };
-                    let swiglu = Q8Output::Swiglu;
+                    let swiglu = ProductOutput::Swiglu;
                     g.ops
                         .matvec_q8(&g.stream, m, Some(second), &q8, tokens, y, swiglu)
                         .unwrap()
@@ -178,7 +178,16 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
                         y: &mut lead_y,
                     };
                     g.ops
-                        .matvec_q8_after(&g.stream, lead, m, None, &q8, tokens, y, Q8Output::Store)
+                        .matvec_q8_after(
+                            &g.stream,
+                            lead,
+                            m,
+                            None,
+                            &q8,
+                            tokens,
+                            y,
+                            ProductOutput::Store,
+                        )
                         .unwrap();
                     y.copy_range_from(&g.stream, &lead_y, 0, out_len, out_len)
                         .unwrap();

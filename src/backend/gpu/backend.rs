@@ -9,9 +9,9 @@ use std::sync::atomic::AtomicBool;
 
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, BlockLayout, DeviceMatrix, Gate, GpuOps, HeadShape, LeadingMatrix,
-    MAX_Q8_TOKENS, PagedKv, PrefillScratch, Q8_GROUP, Q8Buffers, Q8Output, RopeKvWrite, RopeParams,
-    SecondMatrix, StepTokens,
+    AttentionWorkspace, BlockLayout, DeviceMatrix, FusedKind, Gate, GpuOps, HeadShape,
+    LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP,
+    Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
 use crate::backend::{
@@ -541,6 +541,45 @@ impl DeviceState {
         Ok(())
     }
 
+    /// The input of a fused product of `kind` over `x` (quantized first for the integer
+    /// kernels) and the activations `outs` it writes.
+    fn fused_buffers<const N: usize>(
+        &mut self,
+        stream: &Stream,
+        kind: FusedKind,
+        x: Act,
+        outs: [Act; N],
+    ) -> Result<(ProductInput<'_>, [&mut DeviceBuffer<f32>; N])> {
+        if outs.contains(&x) {
+            return Err(Error::InvalidArgument(format!(
+                "a product of {x:?} writes into {outs:?}"
+            )));
+        }
+        if kind == FusedKind::Integer {
+            self.quantize(stream, x)?;
+        }
+        let mut input = None;
+        let mut slots: [Option<&mut DeviceBuffer<f32>>; N] = [const { None }; N];
+        for (at, buffer) in self.acts.iter_mut().enumerate() {
+            if at == x as usize {
+                input = Some(&*buffer);
+            } else if let Some(slot) = outs.iter().position(|&out| out as usize == at) {
+                slots[slot] = Some(buffer);
+            }
+        }
+        let written: Vec<&mut DeviceBuffer<f32>> = slots.into_iter().flatten().collect();
+        let outputs = written.try_into().map_err(|_| {
+            Error::InvalidArgument(format!("products into {outs:?} share a buffer"))
+        })?;
+        let input = match kind {
+            FusedKind::Integer => ProductInput::Q8(&self.q8),
+            FusedKind::F16 => ProductInput::F32(input.ok_or_else(|| {
+                Error::InvalidArgument(format!("no activation buffer for {x:?}"))
+            })?),
+        };
+        Ok((input, outputs))
+    }
+
     /// Copies the argmax of each output the step computed to the host: the step's one
     /// wait. The logits stay on the device until [`GpuBackend::logits`] asks.
     fn read_argmax(&mut self, stream: &Stream) -> Result<()> {
@@ -779,9 +818,9 @@ impl Backend for GpuStep<'_> {
         Ok(())
     }
 
-    /// On the integer path, two consecutive products of matrices of one type and shape
-    /// (K and V) run as one launch, and a product of the same type and width just before
-    /// them (Q) rides along.
+    /// Where a fused kernel takes them (the integer products, F16's one-token product),
+    /// two consecutive products of matrices of one type and shape (K and V) run as one
+    /// launch, and a product of the same type and width just before them (Q) rides along.
     fn matmul(&mut self, x: Act, products: &[(&GpuMatrix, Act)]) -> Result<()> {
         let mut rest = products;
         while let [(w, out), tail @ ..] = rest {
@@ -789,14 +828,14 @@ impl Backend for GpuStep<'_> {
             let view = w.view()?;
             s.wrote(*out);
             let n = s.step.n_tokens;
-            if !s.ops.has_q8_matvec(&view, n) {
+            let ops = Arc::clone(&s.ops);
+            let Some(kind) = ops.fused_kind(&view, n) else {
                 let (input, output) = pair(&mut s.acts, x, *out)?;
-                s.ops
-                    .matvec_any(self.stream, &mut s.prefill, &view, input, n, output)?;
+                ops.matvec_any(self.stream, &mut s.prefill, &view, input, n, output)?;
                 rest = tail;
                 continue;
-            }
-            s.quantize(self.stream, x)?;
+            };
+            let store = ProductOutput::Store;
             match tail {
                 [(w_b, out_b), (w_c, out_c), after @ ..]
                     if same_shape(w_b, w_c) && same_rows_of(w, w_b) =>
@@ -804,14 +843,8 @@ impl Backend for GpuStep<'_> {
                     let (view_b, view_c) = (w_b.view()?, w_c.view()?);
                     s.wrote(*out_b);
                     s.wrote(*out_c);
-                    let [y_lead, y, y_b] = s
-                        .acts
-                        .get_disjoint_mut([*out as usize, *out_b as usize, *out_c as usize])
-                        .map_err(|_| {
-                            Error::InvalidArgument(format!(
-                                "products into {out:?}, {out_b:?} and {out_c:?} share a buffer"
-                            ))
-                        })?;
+                    let (input, [y_lead, y, y_b]) =
+                        s.fused_buffers(self.stream, kind, x, [*out, *out_b, *out_c])?;
                     let lead = LeadingMatrix {
                         w: &view,
                         y: y_lead,
@@ -820,36 +853,25 @@ impl Backend for GpuStep<'_> {
                         w: &view_c,
                         y: Some(y_b),
                     };
-                    let store = Q8Output::Store;
-                    s.ops.matvec_q8_after(
-                        self.stream,
-                        lead,
-                        &view_b,
-                        Some(second),
-                        &s.q8,
-                        n,
-                        y,
-                        store,
-                    )?;
+                    let (lead, second) = (Some(lead), Some(second));
+                    ops.fused_matvec(self.stream, input, lead, &view_b, second, n, y, store)?;
                     rest = after;
                 }
                 [(w_b, out_b), after @ ..] if same_shape(w, w_b) => {
                     let view_b = w_b.view()?;
                     s.wrote(*out_b);
-                    let (y, y_b) = two_acts(&mut s.acts, *out, *out_b)?;
+                    let (input, [y, y_b]) =
+                        s.fused_buffers(self.stream, kind, x, [*out, *out_b])?;
                     let second = SecondMatrix {
                         w: &view_b,
                         y: Some(y_b),
                     };
-                    let store = Q8Output::Store;
-                    s.ops
-                        .matvec_q8(self.stream, &view, Some(second), &s.q8, n, y, store)?;
+                    ops.fused_matvec(self.stream, input, None, &view, Some(second), n, y, store)?;
                     rest = after;
                 }
                 _ => {
-                    let y = &mut s.acts[*out as usize];
-                    s.ops
-                        .matvec_q8(self.stream, &view, None, &s.q8, n, y, Q8Output::Store)?;
+                    let (input, [y]) = s.fused_buffers(self.stream, kind, x, [*out])?;
+                    ops.fused_matvec(self.stream, input, None, &view, None, n, y, store)?;
                     rest = tail;
                 }
             }
@@ -957,45 +979,54 @@ impl Backend for GpuStep<'_> {
         s.ops.add_assign(self.stream, x, input, n)
     }
 
-    /// On the integer path, one launch that adds each row's product into `X`.
+    /// Where a fused kernel takes it, one launch that adds each row's product into `X`.
     fn matmul_into_residual(&mut self, x: Act, w: &GpuMatrix) -> Result<()> {
         let s = &mut *self.state;
         let view = w.view()?;
         let n = s.step.n_tokens;
-        if x == Act::X || !s.ops.has_q8_matvec(&view, n) {
+        let ops = Arc::clone(&s.ops);
+        let kind = ops.fused_kind(&view, n).filter(|_| x != Act::X);
+        let Some(kind) = kind else {
             self.matmul(x, &[(w, Act::Proj)])?;
             return self.add_to_residual(Act::Proj);
-        }
-        s.quantize(self.stream, x)?;
+        };
         s.wrote(Act::X);
-        let y = &mut s.acts[Act::X as usize];
-        s.ops
-            .matvec_q8(self.stream, &view, None, &s.q8, n, y, Q8Output::Add)
+        let (input, [y]) = s.fused_buffers(self.stream, kind, x, [Act::X])?;
+        let add = ProductOutput::Add;
+        ops.fused_matvec(self.stream, input, None, &view, None, n, y, add)
     }
 
-    /// On the integer path, one launch that computes both products of each row and
-    /// combines them.
+    /// Where a fused kernel takes them, one launch that computes both products of each
+    /// row and combines them.
     fn matmul_swiglu<'w>(&mut self, x: Act, gate: &GpuMatrix, up: &GpuMatrix) -> Result<()> {
         let s = &mut *self.state;
         let (gate_view, up_view) = (gate.view()?, up.view()?);
         let n = s.step.n_tokens;
-        if matches!(x, Act::Gate | Act::Up)
-            || !same_shape(gate, up)
-            || !s.ops.has_q8_matvec(&gate_view, n)
-        {
+        let ops = Arc::clone(&s.ops);
+        let kind = ops
+            .fused_kind(&gate_view, n)
+            .filter(|_| !matches!(x, Act::Gate | Act::Up) && same_shape(gate, up));
+        let Some(kind) = kind else {
             self.matmul(x, &[(gate, Act::Gate), (up, Act::Up)])?;
             return self.swiglu();
-        }
-        s.quantize(self.stream, x)?;
+        };
         s.wrote(Act::Gate);
+        let (input, [y]) = s.fused_buffers(self.stream, kind, x, [Act::Gate])?;
         let second = SecondMatrix {
             w: &up_view,
             y: None,
         };
-        let y = &mut s.acts[Act::Gate as usize];
-        let swiglu = Q8Output::Swiglu;
-        s.ops
-            .matvec_q8(self.stream, &gate_view, Some(second), &s.q8, n, y, swiglu)
+        let swiglu = ProductOutput::Swiglu;
+        ops.fused_matvec(
+            self.stream,
+            input,
+            None,
+            &gate_view,
+            Some(second),
+            n,
+            y,
+            swiglu,
+        )
     }
 
     /// Queues the logits' computation and their argmax; `GpuBackend::run_step` copies the
@@ -1031,8 +1062,15 @@ impl Backend for GpuStep<'_> {
             .rms_norm(stream, rows, norm, eps, n_out, &mut s.out_norm, q8)?;
         let logits = &mut s.logits_device;
         if integer {
-            s.ops
-                .matvec_q8(stream, &view, None, &s.q8, n_out, logits, Q8Output::Store)?;
+            s.ops.matvec_q8(
+                stream,
+                &view,
+                None,
+                &s.q8,
+                n_out,
+                logits,
+                ProductOutput::Store,
+            )?;
         } else {
             s.ops
                 .matvec_any(stream, &mut s.prefill, &view, &s.out_norm, n_out, logits)?;

@@ -2,6 +2,7 @@
 //! accumulation (`kernels/matvec.hip`).
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
+use super::fused_product::{FusedOperands, LeadingMatrix, ProductOutput, SecondMatrix};
 use super::weights::{DeviceMatrix, KernelsByFormat};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
@@ -47,12 +48,11 @@ impl GpuOps {
         y: &mut DeviceBuffer<f32>,
     ) -> Result<()> {
         w.check()?;
+        if n_tokens == 1 && self.has_f16_one_token(w) {
+            return self.matvec1_f16(stream, None, w, None, x, y, ProductOutput::Store);
+        }
         let function = if w.dtype == GgmlType::F16 && w.n_cols.is_multiple_of(8) {
-            if n_tokens == 1 {
-                &self.matvec.f16x8_one_token
-            } else {
-                &self.matvec.f16x8
-            }
+            &self.matvec.f16x8
         } else {
             self.matvec.by_format.for_matrix(w, "GPU matmul")?
         };
@@ -89,11 +89,71 @@ impl GpuOps {
             .push(to_u32("matvec tokens", n_tokens, u32::MAX)?);
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_matvec_*(w, row_bytes, x, y, n_rows, n_cols,
-        // n_tokens) (rf_matvec_f16x8 and, for one token, rf_matvec1_f16x8 only for F16 rows
-        // of whole 8-value pieces, so every row and every token's activations start 16-byte
-        // aligned in allocations that are); w holds n_rows rows of row_bytes, x n_tokens * n_cols floats and y
+        // n_tokens) (rf_matvec_f16x8 only for F16 rows of whole 8-value pieces, so every
+        // row and every token's activations start 16-byte aligned in allocations that
+        // are); w holds n_rows rows of row_bytes, x n_tokens * n_cols floats and y
         // n_tokens * n_rows (all checked); THREADS is a multiple of the warp size, so the
         // kernel's shuffles see whole warps; rows past n_rows are skipped by whole warps.
         unsafe { function.launch(stream, &config, &args) }
+    }
+
+    /// Whether [`GpuOps::matvec1_f16`] takes `w`: F16 rows of whole 8-value pieces.
+    pub fn has_f16_one_token(&self, w: &DeviceMatrix<'_>) -> bool {
+        w.dtype == GgmlType::F16 && w.n_cols.is_multiple_of(8)
+    }
+
+    /// One token's product with F16 weights, `y = w · x` with `x` `[w.n_cols]` f32, and
+    /// what may ride in its launch (`fused_product.rs`): a second matrix, a leading one
+    /// (its rows first, into its own output) and the output mode. Same products and
+    /// summation order as [`GpuOps::matvec`]'s.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec1_f16(
+        &self,
+        stream: &Stream,
+        lead: Option<LeadingMatrix<'_, '_>>,
+        w: &DeviceMatrix<'_>,
+        second: Option<SecondMatrix<'_, '_>>,
+        x: &DeviceBuffer<f32>,
+        y: &mut DeviceBuffer<f32>,
+        output: ProductOutput,
+    ) -> Result<()> {
+        w.check()?;
+        if !self.has_f16_one_token(w) {
+            return Err(Error::Unsupported(format!(
+                "the one-token F16 product of a {} matrix of {} columns",
+                w.dtype, w.n_cols
+            )));
+        }
+        check_buffer("matvec1_f16 weights", w.data, 0, stream)?;
+        check_buffer("matvec1_f16 input", x, w.n_cols, stream)?;
+        check_buffer("matvec1_f16 output", y, w.n_rows, stream)?;
+        let mut fused = FusedOperands::check("matvec1_f16", w, lead, second, output, 1, stream)?;
+        let blocks = fused.all_rows().div_ceil(self.matvec.rows_per_block);
+        if blocks > MAX_GRID_X {
+            return Err(Error::InvalidArgument(format!(
+                "matvec1_f16 of {} rows: too many",
+                fused.all_rows()
+            )));
+        }
+        let mut args = KernelArgs::new();
+        args.push(w.data);
+        fused.push_second_weights(&mut args);
+        args.push(w.row_bytes() as u64).push(x).push(&mut *y);
+        fused.push_second_output(&mut args);
+        args.push(fused.n_rows)
+            .push(to_u32("matvec1_f16 columns", w.n_cols, u32::MAX)?)
+            .push(output as u32);
+        fused.push_lead(&mut args);
+        let config = LaunchConfig::linear(blocks, THREADS);
+        // SAFETY: the arguments match rf_matvec1_f16x8(w, w_b, row_bytes, x, y, y_b,
+        // n_rows, n_cols, mode, w_lead, y_lead, n_lead); w (and w_b, of the same shape and
+        // type) hold n_rows F16 rows of whole 8-value pieces, 16-byte aligned, x n_cols
+        // floats, y (and y_b when it is written) n_rows floats (all checked); a null w_b
+        // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
+        // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
+        // width of w, so rows of row_bytes, and y_lead n_lead floats (FusedOperands::check);
+        // THREADS is the kernel's block size, a multiple of the warp size, and rows past
+        // n_lead + n_rows are skipped by whole warps.
+        unsafe { self.matvec.f16x8_one_token.launch(stream, &config, &args) }
     }
 }

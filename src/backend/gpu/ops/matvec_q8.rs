@@ -5,6 +5,7 @@
 use super::super::safe::{
     Device, DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream,
 };
+use super::fused_product::{FusedOperands, LeadingMatrix, ProductOutput, SecondMatrix};
 use super::weights::{DeviceMatrix, WeightFormat, formats_of};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
@@ -37,17 +38,6 @@ const Q8_TYPES: [(GgmlType, &str); 7] = [
 /// other types multiply f32 activations.
 pub fn integer_product_types() -> impl Iterator<Item = GgmlType> {
     Q8_TYPES.iter().map(|&(dtype, _)| dtype)
-}
-
-/// What each output row receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Q8Output {
-    /// `y = W x`, and `y_b = W_b x` for a second matrix.
-    Store = 0,
-    /// `y += W x`: the residual connection.
-    Add = 1,
-    /// `y = silu(W x) * (W_b x)`, as the CPU's `swiglu`.
-    Swiglu = 2,
 }
 
 /// Activations quantized for the integer kernels: per token `width` int8 quants, and per
@@ -129,20 +119,6 @@ impl MatvecQ8Kernels {
     }
 }
 
-/// The product's second matrix: the same shape and type as the first, into `y_b` for
-/// [`Q8Output::Store`] (none for `Swiglu`, which writes one output).
-pub struct SecondMatrix<'m, 'b> {
-    pub w: &'m DeviceMatrix<'m>,
-    pub y: Option<&'b mut DeviceBuffer<f32>>,
-}
-
-/// A matrix whose rows go first in a launch of another product over the same input (see
-/// [`GpuOps::matvec_q8_after`]): the same type and width, its own row count and output.
-pub struct LeadingMatrix<'m, 'b> {
-    pub w: &'m DeviceMatrix<'m>,
-    pub y: &'b mut DeviceBuffer<f32>,
-}
-
 impl GpuOps {
     /// Whether [`GpuOps::matvec_q8`] multiplies `w` with `n_tokens` tokens.
     pub fn has_q8_matvec(&self, w: &DeviceMatrix<'_>, n_tokens: usize) -> bool {
@@ -188,7 +164,7 @@ impl GpuOps {
 
     /// `y[t][r] (=, +=) w[r] · x[t]` for the first `n_tokens` tokens of the Q8 activations
     /// `x` (`[n_tokens, w.n_cols]`), `y` being `[n_tokens, w.n_rows]`; with a second matrix
-    /// of the same shape, its product too, or the SwiGLU of the pair (see [`Q8Output`]).
+    /// of the same shape, its product too, or the SwiGLU of the pair (see [`ProductOutput`]).
     /// Only for matrices [`GpuOps::has_q8_matvec`] accepts.
     #[allow(clippy::too_many_arguments)]
     pub fn matvec_q8(
@@ -199,7 +175,7 @@ impl GpuOps {
         x: &Q8Buffers,
         n_tokens: usize,
         y: &mut DeviceBuffer<f32>,
-        output: Q8Output,
+        output: ProductOutput,
     ) -> Result<()> {
         self.mmvq(stream, None, w, second, x, n_tokens, y, output)
     }
@@ -216,23 +192,13 @@ impl GpuOps {
         x: &Q8Buffers,
         n_tokens: usize,
         y: &mut DeviceBuffer<f32>,
-        output: Q8Output,
+        output: ProductOutput,
     ) -> Result<()> {
-        lead.w.check()?;
-        if (lead.w.format(), lead.w.n_cols) != (w.format(), w.n_cols) {
-            return Err(Error::InvalidArgument(format!(
-                "a leading {} matrix ({:?}) of {} columns before a {} matrix ({:?}) of {}",
-                lead.w.dtype, lead.w.layout, lead.w.n_cols, w.dtype, w.layout, w.n_cols
-            )));
-        }
-        check_buffer("matvec_q8 leading weights", lead.w.data, 0, stream)?;
-        let lead_len = product("matvec_q8 leading output", &[n_tokens, lead.w.n_rows])?;
-        check_buffer("matvec_q8 leading output", lead.y, lead_len, stream)?;
         self.mmvq(stream, Some(lead), w, second, x, n_tokens, y, output)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn mmvq(
+    pub(super) fn mmvq(
         &self,
         stream: &Stream,
         lead: Option<LeadingMatrix<'_, '_>>,
@@ -241,7 +207,7 @@ impl GpuOps {
         x: &Q8Buffers,
         n_tokens: usize,
         y: &mut DeviceBuffer<f32>,
-        output: Q8Output,
+        output: ProductOutput,
     ) -> Result<()> {
         w.check()?;
         let function = self
@@ -260,88 +226,38 @@ impl GpuOps {
             product("matvec_q8 input", &[n_tokens, w.n_cols])?,
             stream,
         )?;
-        let out_len = product("matvec_q8 output", &[n_tokens, w.n_rows])?;
-        check_buffer("matvec_q8 output", y, out_len, stream)?;
-        let (w_b, y_b) = match second {
-            None if output == Q8Output::Swiglu => {
-                return Err(Error::InvalidArgument(
-                    "a SwiGLU product needs a second matrix".into(),
-                ));
-            }
-            None => (None, None),
-            Some(SecondMatrix { w: w_b, y: y_b }) => {
-                w_b.check()?;
-                if (w_b.format(), w_b.n_rows, w_b.n_cols) != (w.format(), w.n_rows, w.n_cols) {
-                    return Err(Error::InvalidArgument(format!(
-                        "a paired product of a {} ({:?}) {}x{} and a {} ({:?}) {}x{} matrix",
-                        w.dtype,
-                        w.layout,
-                        w.n_rows,
-                        w.n_cols,
-                        w_b.dtype,
-                        w_b.layout,
-                        w_b.n_rows,
-                        w_b.n_cols
-                    )));
-                }
-                check_buffer("matvec_q8 second weights", w_b.data, 0, stream)?;
-                match (output, y_b) {
-                    (Q8Output::Store, Some(y_b)) => {
-                        check_buffer("matvec_q8 second output", y_b, out_len, stream)?;
-                        (Some(w_b.data), Some(y_b))
-                    }
-                    (Q8Output::Swiglu, None) => (Some(w_b.data), None),
-                    _ => {
-                        return Err(Error::InvalidArgument(format!(
-                            "a paired product writing {output:?} takes a second output \
-                             only when it stores"
-                        )));
-                    }
-                }
-            }
-        };
+        check_buffer(
+            "matvec_q8 output",
+            y,
+            product("matvec_q8 output", &[n_tokens, w.n_rows])?,
+            stream,
+        )?;
+        let mut fused =
+            FusedOperands::check("matvec_q8", w, lead, second, output, n_tokens, stream)?;
         if n_tokens == 0 {
             return Ok(());
         }
-        let n_rows = to_u32("matvec_q8 rows", w.n_rows, u32::MAX)?;
-        let n_lead = to_u32(
-            "matvec_q8 leading rows",
-            lead.as_ref().map_or(0, |l| l.w.n_rows),
-            u32::MAX,
-        )?;
-        let all_rows = n_lead.checked_add(n_rows).ok_or_else(|| {
-            Error::InvalidArgument(format!("matvec_q8 of {n_lead} + {n_rows} rows: too many"))
-        })?;
-        let blocks = all_rows.div_ceil(self.matvec_q8.rows_per_block);
+        let blocks = fused.all_rows().div_ceil(self.matvec_q8.rows_per_block);
         if blocks > MAX_GRID_X {
             return Err(Error::InvalidArgument(format!(
-                "matvec_q8 of {n_rows} rows: too many"
+                "matvec_q8 of {} rows: too many",
+                fused.all_rows()
             )));
         }
         let mut args = KernelArgs::new();
         args.push(w.data);
-        match w_b {
-            Some(data) => args.push(data),
-            None => args.push(0u64),
-        };
+        fused.push_second_weights(&mut args);
         args.push(w.row_bytes() as u64)
             .push(&x.quants)
             .push(&x.scales)
             .push(&x.sums)
             .push(&mut *y);
-        match y_b {
-            Some(y_b) => args.push(&mut *y_b),
-            None => args.push(0u64),
-        };
-        args.push(n_rows)
+        fused.push_second_output(&mut args);
+        args.push(fused.n_rows)
             .push(to_u32("matvec_q8 columns", w.n_cols, u32::MAX)?)
             .push(to_u32("matvec_q8 tokens", n_tokens, MAX_Q8_TOKENS as u32)?)
             .push(output as u32);
-        match lead {
-            Some(lead) => args.push(lead.w.data).push(&mut *lead.y),
-            None => args.push(0u64).push(0u64),
-        };
-        args.push(n_lead);
+        fused.push_lead(&mut args);
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_mmvq_*(w, w_b, row_bytes, xq, xd, xs, y, y_b,
         // n_rows, n_cols, n_tokens, mode, w_lead, y_lead, n_lead); w (and w_b, of the same
@@ -350,7 +266,7 @@ impl GpuOps {
         // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
         // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
         // width of w, so rows of row_bytes, and y_lead n_tokens * n_lead floats (checked by
-        // matvec_q8_after); n_cols is whole groups; THREADS is a multiple of the warp size
+        // FusedOperands::check); n_cols is whole groups; THREADS is a multiple of the warp size
         // and rows past n_lead + n_rows are skipped by whole warps.
         unsafe { function.launch(stream, &config, &args) }
     }

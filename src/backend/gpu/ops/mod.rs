@@ -18,6 +18,7 @@ mod attention_mma;
 mod dequant_f16;
 mod elementwise;
 mod embedding;
+mod fused_product;
 mod gemm;
 mod matvec;
 mod matvec_q8;
@@ -28,11 +29,9 @@ mod weights;
 
 pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
 pub use elementwise::Gate;
+pub use fused_product::{FusedKind, LeadingMatrix, ProductInput, ProductOutput, SecondMatrix};
 pub use gemm::PrefillScratch;
-pub use matvec_q8::{
-    LeadingMatrix, MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, Q8Output, SecondMatrix,
-    integer_product_types,
-};
+pub use matvec_q8::{MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, integer_product_types};
 pub use rope::{RopeKvWrite, RopeParams};
 
 pub use weights::{BlockLayout, DeviceMatrix, supported_weight_types};
