@@ -174,7 +174,9 @@ pub fn assert_teacher_forced_logits_match(
 }
 
 /// Generates greedily from every prompt: the tokens must be llama.cpp's until the first
-/// difference, which is allowed only at a near-tie of llama.cpp's first two choices.
+/// difference, which is allowed only at a near-tie: our token among llama.cpp's top
+/// choices, within 0.3 of its best logit (a GPU's f16 prefill products can pick the third
+/// of several candidates that close, as well as the second).
 pub fn assert_greedy_generation_matches(ctx: &mut Context, references: &[Reference]) {
     for (p, r) in references.iter().enumerate() {
         ctx.seq_remove(0, 0, -1).unwrap();
@@ -186,14 +188,25 @@ pub fn assert_greedy_generation_matches(ctx: &mut Context, references: &[Referen
         for (i, &expected) in r.generated_ids.iter().enumerate() {
             let ours = argmax(ctx.logits(-1).unwrap());
             if ours != expected {
-                // Allowed only at a near-tie of llama.cpp's own first two choices.
+                // Allowed only where llama.cpp itself nearly chose our token.
                 let top = &r.top_logits[i];
-                let gap = top[0].1 - top[1].1;
+                let below_best = top
+                    .iter()
+                    .position(|&(t, _)| t == ours)
+                    .map(|rank| (rank, top[0].1 - top[rank].1));
                 assert!(
-                    ours == top[1].0 && gap <= 0.3,
-                    "prompt {p} token {i}: ours {ours}, llama.cpp {expected} (gap {gap})"
+                    matches!(below_best, Some((_, gap)) if gap <= 0.3),
+                    "prompt {p} token {i}: ours {ours}, llama.cpp {expected} \
+                     ((rank, logits below llama.cpp's best) of ours: {below_best:?})"
                 );
-                println!("prompt {p}: first difference at token {i}, a near-tie (gap {gap:.3})");
+                if let Some((rank, gap)) = below_best {
+                    println!(
+                        "prompt {p}: first difference at token {i}, a near-tie (llama.cpp's \
+                         choice {} of {}, {gap:.3} below its best)",
+                        rank + 1,
+                        top.len()
+                    );
+                }
                 break;
             }
             ctx.decode(&Batch {
