@@ -73,20 +73,14 @@ static __device__ void attention_paged(
     const uint32_t tile_begin = blockIdx.x * tokens_per_tile;
     const uint32_t tile_end = min(tile_begin + tokens_per_tile, n_tokens);
     const uint64_t q_dim = (uint64_t)n_head * hd, kv_dim = (uint64_t)n_kv_heads * hd;
-    const uint64_t slots_per_seq = (uint64_t)max_blocks * block_size;
     const uint32_t tid = threadIdx.x, n_threads = blockDim.x;
 
     for (uint32_t run_begin = tile_begin; run_begin < tile_end;) {
-        // The run of tokens from run_begin that share its sequence, and their latest position.
-        const uint32_t seq = seq_index[run_begin];
-        uint32_t run_end = run_begin + 1;
-        int32_t max_pos = pos[run_begin];
-        while (run_end < tile_end && seq_index[run_end] == seq) {
-            max_pos = max(max_pos, pos[run_end]);
-            ++run_end;
-        }
+        const TokenRun run = token_run(seq_index, pos, run_begin, tile_end);
+        const uint32_t seq = run.seq, run_end = run.end;
+        const int32_t max_pos = run.max_pos;
         const uint32_t rows = (run_end - run_begin) * group;  // row r: token r / group
-        const uint64_t n_keys = seq < n_seq ? min((uint64_t)n_logical[seq], slots_per_seq) : 0;
+        const uint64_t n_keys = sequence_keys(n_logical, seq, n_seq, max_blocks, block_size);
         const uint64_t key_begin = (uint64_t)split * keys_per_split;
         const uint64_t key_end = min(key_begin + keys_per_split, n_keys);
 
@@ -109,20 +103,10 @@ static __device__ void attention_paged(
         for (uint64_t k0 = key_begin; k0 < key_end; k0 += T) {
             // Where each key of the tile lives and its position; EMPTY_SLOT hides it.
             for (uint32_t key = tid; key < T; key += n_threads) {
-                int32_t kp = EMPTY_SLOT;
-                uint32_t ks = 0;
-                const uint64_t i = k0 + key;
-                if (i < key_end) {
-                    const uint64_t table_at = (uint64_t)seq * max_blocks + i / block_size;
-                    const uint64_t block = block_tables[table_at];
-                    const uint64_t slot = block * block_size + i % block_size;
-                    if (slot < n_slots) {
-                        kp = slot_positions[(uint64_t)seq * slots_per_seq + i];
-                        ks = (uint32_t)slot;
-                    }
-                }
-                key_pos[key] = kp;
-                key_slot[key] = ks;
+                const KeySlot found = find_key(block_tables, slot_positions, seq, max_blocks,
+                                               block_size, n_slots, k0 + key, key_end);
+                key_pos[key] = found.pos;
+                key_slot[key] = found.slot;
             }
             __syncthreads();
             // The tile's K and V rows (neighbouring threads read neighbouring elements);
@@ -413,10 +397,9 @@ static __device__ void attention_token(
     const uint32_t n_warps = blockDim.x / warp;
     const uint32_t hd = head_dim, kv_head = head / (n_head / n_kv_heads);
     const uint64_t q_dim = (uint64_t)n_head * hd, kv_dim = (uint64_t)n_kv_heads * hd;
-    const uint64_t slots_per_seq = (uint64_t)max_blocks * block_size;
     const uint32_t seq = seq_index[token];
     const int32_t p = pos[token];
-    const uint64_t n_keys = seq < n_seq ? min((uint64_t)n_logical[seq], slots_per_seq) : 0;
+    const uint64_t n_keys = sequence_keys(n_logical, seq, n_seq, max_blocks, block_size);
     const uint64_t key_begin = (uint64_t)split * keys_per_split;
     const uint64_t key_end = min(key_begin + keys_per_split, n_keys);
     const uint32_t live_splits = (uint32_t)((n_keys + keys_per_split - 1) / keys_per_split);
@@ -435,18 +418,10 @@ static __device__ void attention_token(
     for (uint64_t chunk = key_begin + (uint64_t)w * warp; chunk < key_end;
          chunk += (uint64_t)n_warps * warp) {
         // Lane k: key chunk + k, its slot and whether this token sees it.
-        const uint64_t i = chunk + lane;
-        uint32_t slot = 0;
-        bool visible = false;
-        if (i < key_end) {
-            const uint64_t block = block_tables[(uint64_t)seq * max_blocks + i / block_size];
-            const uint64_t s = block * block_size + i % block_size;
-            if (s < n_slots) {
-                const int32_t kp = slot_positions[(uint64_t)seq * slots_per_seq + i];
-                visible = sees(kp, p, window);
-                slot = (uint32_t)s;
-            }
-        }
+        const KeySlot found = find_key(block_tables, slot_positions, seq, max_blocks,
+                                       block_size, n_slots, chunk + lane, key_end);
+        const bool visible = sees(found.pos, p, window);
+        const uint32_t slot = found.slot;
         float score = -INFINITY;
         if (visible) {
             const uint64_t first = (uint64_t)slot * kv_dim + (uint64_t)kv_head * hd;

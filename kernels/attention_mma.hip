@@ -29,7 +29,9 @@
 #include "compat.h"
 #include "paged_kv.h"
 
-#if defined(RF_CUDA)
+// Only where mma.sync m16n8k16 exists (sm_80 and newer; the host pass sees no
+// __CUDA_ARCH__); the launcher asks for these kernels only on such devices.
+#if defined(RF_CUDA) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
 
 #define MMA_WARPS 4
 #define MMA_ROWS (16 * MMA_WARPS)
@@ -88,7 +90,6 @@ static __device__ void attention_mma(
     const uint32_t quad_row = lane / 4, quad_col = 2 * (lane % 4);
     const uint32_t group = n_head / n_kv_heads, kv_head = blockIdx.y;
     const uint64_t q_dim = (uint64_t)n_head * DIMS, kv_dim = (uint64_t)n_kv_heads * DIMS;
-    const uint64_t slots_per_seq = (uint64_t)max_blocks * block_size;
     const uint64_t n_rows = (uint64_t)n_tokens * group;
     const uint64_t block_row = (uint64_t)blockIdx.x * MMA_ROWS;
     const uint32_t token_begin = (uint32_t)(block_row / group);
@@ -107,21 +108,17 @@ static __device__ void attention_mma(
     }
 
     for (uint32_t run_begin = token_begin; run_begin < token_end;) {
-        const uint32_t seq = seq_index[run_begin];
-        uint32_t run_end = run_begin + 1;
-        int32_t max_pos = pos[run_begin];
-        while (run_end < token_end && seq_index[run_end] == seq) {
-            max_pos = max(max_pos, pos[run_end]);
-            ++run_end;
-        }
+        const TokenRun run = token_run(seq_index, pos, run_begin, token_end);
+        const uint32_t seq = run.seq, run_end = run.end;
+        const int32_t max_pos = run.max_pos;
         bool active[2];
         int32_t row_pos[2];
-    #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
             active[h] = row_valid[h] && row_token[h] >= run_begin && row_token[h] < run_end;
             row_pos[h] = active[h] ? pos[row_token[h]] : 0;
         }
-        const uint64_t n_keys = seq < n_seq ? min((uint64_t)n_logical[seq], slots_per_seq) : 0;
+        const uint64_t n_keys = sequence_keys(n_logical, seq, n_seq, max_blocks, block_size);
 
         // The queries as a operands, scaled and split: step s holds dimensions 16s..16s+15.
         uint32_t q_hi[K_STEPS][4], q_lo[K_STEPS][4];
@@ -147,31 +144,18 @@ static __device__ void attention_mma(
         }
         float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-        // Where logical slot i lives and the position it holds; EMPTY_SLOT hides it.
-        auto find_key = [&](uint64_t i, int32_t &kp, uint32_t &ks) {
-            kp = EMPTY_SLOT;
-            ks = 0;
-            if (i < n_keys) {
-                const uint64_t block = block_tables[(uint64_t)seq * max_blocks + i / block_size];
-                const uint64_t slot = block * block_size + i % block_size;
-                if (slot < n_slots) {
-                    kp = slot_positions[(uint64_t)seq * slots_per_seq + i];
-                    ks = (uint32_t)slot;
-                }
-            }
-        };
         // Thread k < MMA_KEYS looks up key k of the next tile while the warps compute.
-        int32_t next_pos = EMPTY_SLOT;
-        uint32_t next_slot = 0;
+        KeySlot next = {EMPTY_SLOT, 0};
         if (tid < MMA_KEYS) {
-            find_key(tid, next_pos, next_slot);
+            next = find_key(block_tables, slot_positions, seq, max_blocks, block_size, n_slots,
+                            tid, n_keys);
         }
         for (uint64_t k0 = 0; k0 < n_keys; k0 += MMA_KEYS) {
             int later = 0;
             if (tid < MMA_KEYS) {
-                key_pos[tid] = next_pos;
-                key_slot[tid] = next_slot;
-                later = next_pos != EMPTY_SLOT && next_pos > max_pos;
+                key_pos[tid] = next.pos;
+                key_slot[tid] = next.slot;
+                later = next.pos != EMPTY_SLOT && next.pos > max_pos;
             }
             // A live key past every query of the run: all later tiles are too.
             const bool last_tile = __syncthreads_or(later);
@@ -200,7 +184,8 @@ static __device__ void attention_mma(
             }
             __syncthreads();
             if (tid < MMA_KEYS && !last_tile) {
-                find_key(k0 + MMA_KEYS + tid, next_pos, next_slot);
+                next = find_key(block_tables, slot_positions, seq, max_blocks, block_size,
+                                n_slots, k0 + MMA_KEYS + tid, n_keys);
             }
 
             // Scores: s[t] is the 16 x 8 tile of keys 8t..8t+7.
@@ -232,8 +217,8 @@ static __device__ void attention_mma(
                 }
             }
             float alpha[2];
-        #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
                 tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(RF_FULL_MASK, tile_max[h], 1));
                 tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(RF_FULL_MASK, tile_max[h], 2));
                 const float m_new = fmaxf(m[h], tile_max[h]);
@@ -252,8 +237,8 @@ static __device__ void attention_mma(
                     sum[h] += p;
                 }
             }
-        #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
                 l[h] = l[h] * alpha[h] + sum[h];  // this lane's share; the quad sums at the end
             }
 #pragma unroll
@@ -286,14 +271,13 @@ static __device__ void attention_mma(
             }
         }
 
-    #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
             l[h] += __shfl_xor_sync(RF_FULL_MASK, l[h], 1);
             l[h] += __shfl_xor_sync(RF_FULL_MASK, l[h], 2);
         }
 #pragma unroll
-    #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < 2; ++h) {
             if (active[h]) {
                 const float inverse = l[h] > 0.0f ? 1.0f / l[h] : 0.0f;
                 float *row = out + row_token[h] * q_dim + row_head[h] * DIMS + quad_col;

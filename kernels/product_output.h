@@ -1,5 +1,5 @@
 // What a decode product writes for each output row (`mode`, ProductOutput in
-// src/backend/gpu/ops/matvec_q8.rs): shared by the integer and the F16 products, so a
+// src/backend/gpu/ops/fused_product.rs): shared by the integer and the F16 products, so a
 // residual add or a SwiGLU rides in the product's launch instead of a launch of its own.
 #pragma once
 #include "compat.h"

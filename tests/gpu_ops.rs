@@ -12,7 +12,7 @@ use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
     AttentionWorkspace, BlockLayout, DeviceMatrix, Gate, HeadShape, LeadingMatrix, PagedKv,
-    ProductOutput, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
+    ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
     integer_product_types, supported_weight_types,
 };
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
@@ -617,18 +617,18 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
                 [n_lead, n_rows, n_rows].map(|r| g.poisoned::<f32>(n_tokens * r + spare));
             let [y_lead, y, y_b] = &mut outputs;
             g.ops
-                .matvec_q8_after(
+                .fused_matvec(
                     &g.stream,
-                    LeadingMatrix {
+                    ProductInput::Q8(&q8),
+                    Some(LeadingMatrix {
                         w: &lead_w,
                         y: y_lead,
-                    },
+                    }),
                     &k_w,
                     Some(SecondMatrix {
                         w: &v_w,
                         y: Some(y_b),
                     }),
-                    &q8,
                     n_tokens,
                     y,
                     ProductOutput::Store,

@@ -11,7 +11,7 @@ use gpu_common::{DeviceIo, OpsGpu, assert_all_freed, ops_gpu};
 use half::f16;
 use rocmforge::Error;
 use rocmforge::backend::gpu::ops::{
-    BlockLayout, DeviceMatrix, LeadingMatrix, ProductOutput, Q8Buffers, SecondMatrix,
+    BlockLayout, DeviceMatrix, LeadingMatrix, ProductInput, ProductOutput, Q8Buffers, SecondMatrix,
 };
 use rocmforge::backend::gpu::{DeviceBuffer, DeviceCopy};
 use rocmforge::gguf::synthetic::{SplitMix64, random_weights};
@@ -170,7 +170,7 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
                         .matvec_q8(&g.stream, m, Some(second), &q8, tokens, y, swiglu)
                         .unwrap()
                 });
-                let what = format!("matvec_q8_after x{tokens}");
+                let what = format!("fused_matvec with a leading matrix x{tokens}");
                 assert_same_in_both_layouts::<f32>(&g, &pair, 2 * out_len, &what, |m, y| {
                     let mut lead_y = g.poisoned::<f32>(out_len);
                     let lead = LeadingMatrix {
@@ -178,12 +178,12 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
                         y: &mut lead_y,
                     };
                     g.ops
-                        .matvec_q8_after(
+                        .fused_matvec(
                             &g.stream,
-                            lead,
+                            ProductInput::Q8(&q8),
+                            Some(lead),
                             m,
                             None,
-                            &q8,
                             tokens,
                             y,
                             ProductOutput::Store,

@@ -567,10 +567,13 @@ impl DeviceState {
                 slots[slot] = Some(buffer);
             }
         }
-        let written: Vec<&mut DeviceBuffer<f32>> = slots.into_iter().flatten().collect();
-        let outputs = written.try_into().map_err(|_| {
-            Error::InvalidArgument(format!("products into {outs:?} share a buffer"))
-        })?;
+        if let Some(at) = slots.iter().position(Option::is_none) {
+            return Err(Error::InvalidArgument(format!(
+                "no activation buffer for {:?}, or products into {outs:?} share one",
+                outs[at]
+            )));
+        }
+        let outputs = slots.map(|slot| slot.expect("every slot was checked to be filled"));
         let input = match kind {
             FusedKind::Integer => ProductInput::Q8(&self.q8),
             FusedKind::F16 => ProductInput::F32(input.ok_or_else(|| {

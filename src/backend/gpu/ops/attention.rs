@@ -396,9 +396,6 @@ impl GpuOps {
                 ));
             }
         };
-        // One query token a block wherever its limits allow: in decode and in prefill
-        // (where it reads each key once per token, but with no barrier per tile of keys,
-        // which is what the tiled kernel spends its time on).
         let mma_kernel = match &self.attention.mma {
             Some(mma) if tensor_cores => mma.for_heads(heads, kv.kv_type),
             _ => None,
@@ -409,6 +406,9 @@ impl GpuOps {
             )?;
             return Ok(false);
         }
+        // Otherwise one query token a block wherever its limits allow: in decode and in
+        // prefill (where it reads each key once per token, but with no barrier per tile of
+        // keys, which is what the tiled kernel spends its time on).
         let token_kernel = self.attention.per_token(heads, kv.kv_type);
         let per_token = token_kernel.is_some();
         // The per-token kernel: a block per (token, query head); the tiled one per (tile

@@ -1,7 +1,7 @@
 //! Prefill attention on NVIDIA tensor cores (`kernels/attention_mma.hip`): a block of 64
 //! query rows per K/V head reads each key once, where the one-token kernel reads it once
-//! per query. NVIDIA only (the kernel is written with `mma.sync`; AMD keeps the one-token
-//! kernel), over F16 caches, for heads of 64 or 128 values.
+//! per query. NVIDIA sm_80 and newer only (the kernel is written with `mma.sync`; AMD and
+//! older GPUs keep the one-token kernel), over F16 caches, for heads of 64 or 128 values.
 
 use super::super::safe::{
     Device, DeviceBuffer, Dim3, Function, KernelArgs, LaunchConfig, Module, Stream,
@@ -24,9 +24,11 @@ pub(super) struct MmaAttentionKernels {
 }
 
 impl MmaAttentionKernels {
-    /// The kernels on NVIDIA; `None` elsewhere (the module is empty there).
+    /// The kernels on NVIDIA GPUs of compute capability 8.0 or newer (`mma.sync`
+    /// m16n8k16); `None` elsewhere, where the module holds none.
     pub(super) fn load(device: &Device) -> Result<Option<MmaAttentionKernels>> {
-        if device.facts().vendor != Vendor::Cuda {
+        let facts = device.facts();
+        if facts.vendor != Vendor::Cuda || facts.compute_capability < (8, 0) {
             return Ok(None);
         }
         let module = Module::load_embedded(device, "attention_mma")?;

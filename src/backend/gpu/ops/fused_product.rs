@@ -48,11 +48,13 @@ pub(super) struct FusedOperands<'m, 'b> {
 impl<'m, 'b> FusedOperands<'m, 'b> {
     /// Checks `lead` and `second` against `w` (type, layout and shape), `output` against
     /// the second matrix (a SwiGLU needs one and writes one output; only a store writes
-    /// the second's), and every output against `n_tokens` rows. `what` names the product
-    /// in errors.
+    /// the second's), and every output, `y` included, against `n_tokens` rows. `what`
+    /// names the product in errors.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn check(
         what: &str,
         w: &DeviceMatrix<'_>,
+        y: &DeviceBuffer<f32>,
         lead: Option<LeadingMatrix<'m, 'b>>,
         second: Option<SecondMatrix<'m, 'b>>,
         output: ProductOutput,
@@ -60,6 +62,7 @@ impl<'m, 'b> FusedOperands<'m, 'b> {
         stream: &Stream,
     ) -> Result<FusedOperands<'m, 'b>> {
         let out_len = product(what, &[n_tokens, w.n_rows])?;
+        check_buffer(what, y, out_len, stream)?;
         if let Some(lead) = &lead {
             lead.w.check()?;
             if (lead.w.format(), lead.w.n_cols) != (w.format(), w.n_cols) {

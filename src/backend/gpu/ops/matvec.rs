@@ -126,8 +126,7 @@ impl GpuOps {
         }
         check_buffer("matvec1_f16 weights", w.data, 0, stream)?;
         check_buffer("matvec1_f16 input", x, w.n_cols, stream)?;
-        check_buffer("matvec1_f16 output", y, w.n_rows, stream)?;
-        let mut fused = FusedOperands::check("matvec1_f16", w, lead, second, output, 1, stream)?;
+        let mut fused = FusedOperands::check("matvec1_f16", w, y, lead, second, output, 1, stream)?;
         let blocks = fused.all_rows().div_ceil(self.matvec.rows_per_block);
         if blocks > MAX_GRID_X {
             return Err(Error::InvalidArgument(format!(

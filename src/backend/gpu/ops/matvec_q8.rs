@@ -180,23 +180,6 @@ impl GpuOps {
         self.mmvq(stream, None, w, second, x, n_tokens, y, output)
     }
 
-    /// `lead.y[t] = lead.w · x[t]` and [`GpuOps::matvec_q8`]'s product in one launch, the
-    /// leading matrix's rows first: decode's Q product beside the K+V pair.
-    #[allow(clippy::too_many_arguments)]
-    pub fn matvec_q8_after(
-        &self,
-        stream: &Stream,
-        lead: LeadingMatrix<'_, '_>,
-        w: &DeviceMatrix<'_>,
-        second: Option<SecondMatrix<'_, '_>>,
-        x: &Q8Buffers,
-        n_tokens: usize,
-        y: &mut DeviceBuffer<f32>,
-        output: ProductOutput,
-    ) -> Result<()> {
-        self.mmvq(stream, Some(lead), w, second, x, n_tokens, y, output)
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub(super) fn mmvq(
         &self,
@@ -226,14 +209,8 @@ impl GpuOps {
             product("matvec_q8 input", &[n_tokens, w.n_cols])?,
             stream,
         )?;
-        check_buffer(
-            "matvec_q8 output",
-            y,
-            product("matvec_q8 output", &[n_tokens, w.n_rows])?,
-            stream,
-        )?;
         let mut fused =
-            FusedOperands::check("matvec_q8", w, lead, second, output, n_tokens, stream)?;
+            FusedOperands::check("matvec_q8", w, y, lead, second, output, n_tokens, stream)?;
         if n_tokens == 0 {
             return Ok(());
         }
