@@ -30,6 +30,16 @@ shared reference data:
   newline runs are tokens that no merge makes, so that taking such a run whole (what
   llama.cpp does for Gemma 4) differs from merging it; every other character is written
   with byte-fallback tokens.
+- tests/fixtures/tokenizer/bert-bge-normalizer/tokenize.jsonl: the WordPiece vocabulary
+  with `tokenizer.ggml.normalizer.lowercase` and `.strip_accents` set (or left out) as
+  each line's `lowercase` and `strip_accents` say (null: key absent), texts in the four
+  modes, llama.cpp's ids.
+- tests/fixtures/tokenizer/eos-s/: tiny SentencePiece (`llama`) and BPE (`gpt2`)
+  vocabularies with `</s>` (control in the file) and, in some, Gemma 4's
+  `<|tool_response>` or PLaMo's `<|plamo:eos|>` (as EOS or not): llama.cpp makes `</s>`
+  a normal token when both it and one of those are end-of-generation tokens, whatever
+  the tokenizer. tokenize.jsonl holds each vocabulary's ids for a few texts in the four
+  modes, and `</s>`'s attributes, end-of-generation flag and pieces.
 
 Needs llama-cpp-python and gguf-py (the project's .venv has both), the models from
 scripts/fetch-models.sh and, for the last two, llama.cpp's models/ directory with its
@@ -308,6 +318,113 @@ def word_vocab_fixtures(name, vocab, texts, seed):
     del llm
 
 
+# (lowercase, strip_accents) for bert-bge-normalizer; None leaves the key out.
+NORMALIZER_OPTIONS = [(False, None), (False, True), (True, False), (None, False), (None, True)]
+
+
+def bert_normalizer_fixtures(bert, tmp):
+    texts = CRAFTED + WORD_CRAFTED + random_strings(8, 100, WORD_SPECIALS, WORD_POOLS)
+    rows = []
+    for lowercase, strip_accents in NORMALIZER_OPTIONS:
+        path = os.path.join(tmp, "bert-normalizer.gguf")
+        metadata = {}
+        if lowercase is not None:
+            metadata["tokenizer.ggml.normalizer.lowercase"] = MetadataDetails(
+                gguf.GGUFValueType.BOOL, lowercase)
+        if strip_accents is not None:
+            metadata["tokenizer.ggml.normalizer.strip_accents"] = MetadataDetails(
+                gguf.GGUFValueType.BOOL, strip_accents)
+        with_metadata(bert, path, metadata)
+        llm = load(path)
+        for i, text in enumerate(texts):
+            add, parse = MODES[i % len(MODES)]
+            rows.append({"lowercase": lowercase, "strip_accents": strip_accents, "text": text,
+                         "add_special": add, "parse_special": parse,
+                         "ids": tokenize(llm, text, add, parse)})
+        del llm
+        os.remove(path)
+    write(os.path.join(OUT, "bert-bge-normalizer", "tokenize.jsonl"), rows)
+
+
+# name: (source vocabulary, marker tokens added after `</s>`, whether the last is EOS).
+EOS_S_VOCABS = {
+    "spm-tool-response": ("ggml-vocab-llama-spm.gguf", ["<|tool_response>"], False),
+    "spm-plain": ("ggml-vocab-llama-spm.gguf", [], False),
+    "bpe-tool-response": ("ggml-vocab-gpt-2.gguf", ["<|tool_response>"], False),
+    "bpe-plamo-eos": ("ggml-vocab-gpt-2.gguf", ["<|plamo:eos|>"], True),
+    "bpe-plamo-not-eos": ("ggml-vocab-gpt-2.gguf", ["<|plamo:eos|>"], False),
+    "bpe-plain": ("ggml-vocab-gpt-2.gguf", [], False),
+}
+EOS_S_TEXTS = ["a</s>b", "</s>", " </s> <|tool_response>a</s>", "<|plamo:eos|></s><s>b",
+               "<|endoftext|></s></s>"]
+
+
+def eos_s_vocab(src, dst, markers, marker_is_eos):
+    reader = gguf.GGUFReader(src, "r")
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
+    spm = reader.get_field(gguf.Keys.Tokenizer.MODEL).contents() == "llama"
+    if spm:
+        tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [
+            "\u2581", "a", "b", "\u2581a"]
+        types = [2, 3, 3] + [6] * 256 + [1] * 4
+        scores = [0.0] * 259 + [-1.0, -2.0, -3.0, -0.5]
+        ids = {"bos": 1, "eos": 2}
+        merges = None
+    else:
+        # GPT-2's first 256 tokens are its byte symbols.
+        tokens = reader.get_field(gguf.Keys.Tokenizer.LIST).contents()[:256] + [
+            "\u0120a", "<|endoftext|>", "</s>"]
+        types = [1] * 257 + [3, 3]
+        scores = None
+        ids = {"bos": 257, "eos": 257}
+        merges = ["\u0120 a"]
+    tokens += markers
+    types += [3] * len(markers)
+    if scores is not None:
+        scores += [0.0] * len(markers)
+    if marker_is_eos:
+        ids["eos"] = len(tokens) - 1
+    array = gguf.GGUFValueType.ARRAY
+    metadata = {
+        gguf.Keys.Tokenizer.LIST: MetadataDetails(
+            array, tokens, sub_type=gguf.GGUFValueType.STRING),
+        gguf.Keys.Tokenizer.TOKEN_TYPE: MetadataDetails(
+            array, types, sub_type=gguf.GGUFValueType.INT32),
+        gguf.Keys.Tokenizer.BOS_ID: MetadataDetails(gguf.GGUFValueType.UINT32, ids["bos"]),
+        gguf.Keys.Tokenizer.EOS_ID: MetadataDetails(gguf.GGUFValueType.UINT32, ids["eos"]),
+        f"{arch}.vocab_size": MetadataDetails(gguf.GGUFValueType.UINT32, len(tokens)),
+    }
+    if scores is not None:
+        metadata[gguf.Keys.Tokenizer.SCORES] = MetadataDetails(
+            array, scores, sub_type=gguf.GGUFValueType.FLOAT32)
+    if merges is not None:
+        metadata[gguf.Keys.Tokenizer.MERGES] = MetadataDetails(
+            array, merges, sub_type=gguf.GGUFValueType.STRING)
+    with_metadata(src, dst, metadata)
+
+
+def eos_s_fixtures(models):
+    rows = []
+    for name, (src, markers, marker_is_eos) in EOS_S_VOCABS.items():
+        path = os.path.join(OUT, "eos-s", f"{name}.gguf")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        eos_s_vocab(os.path.join(models, src), path, markers, marker_is_eos)
+        llm = load(path)
+        vocab = llm._model.vocab
+        s = next(t for t in range(llm.n_vocab())
+                 if llama_cpp.llama_vocab_get_text(vocab, t) == b"</s>")
+        for text in EOS_S_TEXTS:
+            for add, parse in MODES:
+                rows.append({"vocab": name, "text": text, "add_special": add,
+                             "parse_special": parse, "ids": tokenize(llm, text, add, parse)})
+        rows.append({"vocab": name, "s_id": s,
+                     "s_attr": llama_cpp.llama_vocab_get_attr(vocab, s),
+                     "s_is_eog": bool(llama_cpp.llama_vocab_is_eog(vocab, s)),
+                     "s_plain": piece_hex(llm, s, False), "s_special": piece_hex(llm, s, True)})
+        del llm
+    write(os.path.join(OUT, "eos-s", "tokenize.jsonl"), rows)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rocmforge-tok-")
     if len(sys.argv) > 1:
@@ -327,6 +444,8 @@ def main():
             os.makedirs(os.path.dirname(path), exist_ok=True)
             build(gemma4_src, path)
             word_vocab_fixtures(name, path, texts, seed)
+        bert_normalizer_fixtures(bert, tmp)
+        eos_s_fixtures(models)
     texts = reference_texts() + CRAFTED + random_strings(1, 120)
     for pre in PRE_TOKENIZERS:
         path = os.path.join(tmp, f"smollm2-{pre}.gguf")

@@ -458,3 +458,44 @@ fn sentencepiece_text_without_byte_fallback() {
         }
     }
 }
+
+/// A hostile WordPiece vocabulary: a 64 KiB token `▁a…a` and a 64 KiB token `a…ab` that
+/// the text never completes, then a 128 KiB word of `a`. Trying every length at each
+/// position (llama.cpp's search), or walking a trie as far as the text follows a token,
+/// costs the word's length times the token's (billions of steps); the spelling walks the
+/// word once, so this finishes at once even unoptimized.
+#[test]
+fn wordpiece_with_64_kib_tokens_and_a_128_kib_word() {
+    let long_word_start = format!("▁{}", "a".repeat(65536 - "▁".len()));
+    let almost = format!("{}b", "a".repeat(65535));
+    assert_eq!((long_word_start.len(), almost.len()), (65536, 65536));
+    let tokens = vec![
+        "[UNK]".to_owned(),
+        "▁".to_owned(),
+        "a".to_owned(),
+        long_word_start,
+        almost,
+    ];
+    let kv = vec![
+        ("tokenizer.ggml.model", OwnedValue::String("bert".into())),
+        ("tokenizer.ggml.tokens", OwnedValue::string_array(tokens)),
+        ("tokenizer.ggml.unknown_token_id", OwnedValue::U32(0)),
+    ];
+    let t = build(&kv).expect("builds");
+    let word = "a".repeat(128 * 1024);
+    let ids = t.tokenize(&word, false, false).expect("tokenizes");
+    // The long `▁` token takes the first 65533 letters, then one `a` at a time.
+    let mut expected = vec![3];
+    expected.resize(1 + 128 * 1024 - 65533, 2);
+    assert_eq!(ids.len(), expected.len());
+    assert!(ids == expected);
+    // With a `b` at the end the long `a…ab` token matches once the letters before it
+    // are down to 65535.
+    let ids = t
+        .tokenize(&format!("{word}b"), false, false)
+        .expect("tokenizes");
+    let mut expected = vec![3];
+    expected.resize(1 + 128 * 1024 - 65533 - 65535, 2);
+    expected.push(4);
+    assert!(ids == expected, "{} ids", ids.len());
+}

@@ -6,7 +6,9 @@
 //! (add_special, parse_special) modes and its `llama_detokenize` of those ids in the four
 //! (remove_special, unparse_special) modes (tokenize.jsonl), and its
 //! `llama_token_to_piece` of a sample of tokens (pieces.jsonl); see
-//! scripts/gen-tokenizer-fixtures.py.
+//! scripts/gen-tokenizer-fixtures.py. Also: the WordPiece vocabulary with its
+//! BertNormalizer keys set (bert-bge-normalizer), and tiny SentencePiece and BPE
+//! vocabularies in which llama.cpp makes `</s>` a normal token or not (eos-s).
 
 mod common;
 mod tokenizer_common;
@@ -15,19 +17,25 @@ use tokenizer_common::{ids, read_jsonl};
 
 use std::collections::BTreeMap;
 
-use rocmforge::gguf::OwnedGguf;
-use rocmforge::tokenizer::{Tokenizer, TokenizerKind};
+use rocmforge::gguf::{GgufWriter, OwnedGguf, OwnedValue};
+use rocmforge::tokenizer::{TokenType, Tokenizer, TokenizerKind};
 
 const BERT: &str = "tokenizer/bert-bge";
 const GEMMA4: &str = "tokenizer/gemma4";
 const GEMMA4_NEWLINES: &str = "tokenizer/gemma4-newlines";
+const BERT_NORMALIZER: &str = "tokenizer/bert-bge-normalizer";
+const EOS_S: &str = "tokenizer/eos-s";
 
 /// The (remove_special, unparse_special) order of each line's `detokenize` list.
 const DETOKENIZE_MODES: [(bool, bool); 4] =
     [(false, false), (true, false), (false, true), (true, true)];
 
 fn load(dir: &str) -> Tokenizer {
-    let path = common::fixture_path(&format!("{dir}/vocab.gguf"));
+    load_file(&format!("{dir}/vocab.gguf"))
+}
+
+fn load_file(relative: &str) -> Tokenizer {
+    let path = common::fixture_path(relative);
     let gguf = OwnedGguf::open(&path).expect("vocabulary opens");
     Tokenizer::from_gguf(gguf.file()).expect("tokenizer builds")
 }
@@ -72,18 +80,30 @@ fn check_tokens(dir: &str) {
     let tokenizer = load(dir);
     let mut tally = Tally::default();
     for line in read_jsonl(&format!("{dir}/tokenize.jsonl")) {
-        let text = line["text"].as_str().expect("text");
-        let (add, parse) = (flag(&line, "add_special"), flag(&line, "parse_special"));
-        let expected = ids(&line["ids"]);
-        let got = tokenizer.tokenize(text, add, parse);
-        let pass = got.as_ref().is_ok_and(|got| *got == expected);
-        tally.record(
-            format!("add_special={add} parse_special={parse}"),
-            pass,
-            || format!("{text:?} ({add}, {parse})\n  expected {expected:?}\n  got      {got:?}"),
-        );
+        check_line(&mut tally, &tokenizer, &line, "", |add, parse| {
+            format!("add_special={add} parse_special={parse}")
+        });
     }
     tally.finish(&format!("{dir} tokenize"));
+}
+
+/// Tokenizes the `text` of a tokenize.jsonl line in its mode and records whether that
+/// gives its `ids`, under the mode `mode` names; `what` leads a failure's report.
+fn check_line(
+    tally: &mut Tally,
+    tokenizer: &Tokenizer,
+    line: &serde_json::Value,
+    what: &str,
+    mode: impl FnOnce(bool, bool) -> String,
+) {
+    let text = line["text"].as_str().expect("text");
+    let (add, parse) = (flag(line, "add_special"), flag(line, "parse_special"));
+    let expected = ids(&line["ids"]);
+    let got = tokenizer.tokenize(text, add, parse);
+    let pass = got.as_ref().is_ok_and(|got| *got == expected);
+    tally.record(mode(add, parse), pass, || {
+        format!("{what}{text:?} ({add}, {parse})\n  expected {expected:?}\n  got      {got:?}")
+    });
 }
 
 /// Detokenizes llama.cpp's ids (not ours), so that this checks detokenizing alone.
@@ -211,4 +231,122 @@ fn gemma4_defaults() {
         .detokenize_lossy(&ids, true, true)
         .expect("detokenizes");
     assert_eq!(back, "a b</s>");
+}
+
+const LOWERCASE_KEY: &str = "tokenizer.ggml.normalizer.lowercase";
+const STRIP_ACCENTS_KEY: &str = "tokenizer.ggml.normalizer.strip_accents";
+
+/// The WordPiece vocabulary with the normalizer keys set as given (`None`: left out),
+/// written as a GGUF file and read back, as llama.cpp read it.
+fn bert_with(lowercase: Option<bool>, strip_accents: Option<bool>) -> Tokenizer {
+    let path = common::fixture_path(&format!("{BERT}/vocab.gguf"));
+    let source = OwnedGguf::open(&path).expect("vocabulary opens");
+    let mut w = GgufWriter::new();
+    for entry in source.file().metadata() {
+        if entry.key != LOWERCASE_KEY && entry.key != STRIP_ACCENTS_KEY {
+            w.add_metadata(entry.key, entry.value.to_owned_value())
+                .expect("metadata copies");
+        }
+    }
+    for (key, value) in [
+        (LOWERCASE_KEY, lowercase),
+        (STRIP_ACCENTS_KEY, strip_accents),
+    ] {
+        if let Some(v) = value {
+            w.add_metadata(key, OwnedValue::Bool(v)).expect("flag");
+        }
+    }
+    let file = OwnedGguf::from_buffer(w.to_bytes()).expect("vocabulary parses");
+    Tokenizer::from_gguf(file.file()).expect("tokenizer builds")
+}
+
+/// `tokenizer.ggml.normalizer.lowercase` and `.strip_accents` (llama.cpp reads both;
+/// strip_accents defaults to lowercase, lowercase to true) change WordPiece's words as
+/// they change llama.cpp's.
+#[test]
+fn wordpiece_normalizer_keys_match_llama_cpp() {
+    let mut tally = Tally::default();
+    let mut tokenizers: BTreeMap<(Option<bool>, Option<bool>), Tokenizer> = BTreeMap::new();
+    for line in read_jsonl(&format!("{BERT_NORMALIZER}/tokenize.jsonl")) {
+        let lowercase = line["lowercase"].as_bool();
+        let strip_accents = line["strip_accents"].as_bool();
+        let tokenizer = tokenizers
+            .entry((lowercase, strip_accents))
+            .or_insert_with(|| bert_with(lowercase, strip_accents));
+        let setting = format!("lowercase={lowercase:?} strip_accents={strip_accents:?}");
+        check_line(
+            &mut tally,
+            tokenizer,
+            &line,
+            &format!("{setting}: "),
+            |_, _| setting.clone(),
+        );
+    }
+    assert_eq!(tokenizers.len(), 5, "every setting of the keys is checked");
+    tally.finish(BERT_NORMALIZER);
+}
+
+/// llama.cpp makes `</s>` a normal token, and no end of generation, where its
+/// end-of-generation list also holds Gemma 4's `<|tool_response>` or PLaMo's
+/// `<|plamo:eos|>`, whatever the tokenizer: SentencePiece and BPE vocabularies
+/// (`</s>` the EOS in the first) with and without those tokens.
+#[test]
+fn eos_s_is_normal_where_llama_cpp_makes_it_so() {
+    let mut tally = Tally::default();
+    let mut tokenizers: BTreeMap<String, Tokenizer> = BTreeMap::new();
+    let mut normal = Vec::new();
+    for line in read_jsonl(&format!("{EOS_S}/tokenize.jsonl")) {
+        let name = line["vocab"].as_str().expect("vocab").to_owned();
+        let tokenizer = tokenizers
+            .entry(name.clone())
+            .or_insert_with(|| load_file(&format!("{EOS_S}/{name}.gguf")));
+        if line["text"].is_string() {
+            check_line(
+                &mut tally,
+                tokenizer,
+                &line,
+                &format!("{name}: "),
+                |_, _| format!("{name} tokenize"),
+            );
+            continue;
+        }
+        let s = u32::try_from(line["s_id"].as_u64().expect("s_id")).expect("id");
+        assert_eq!(tokenizer.vocab().text(s), Some("</s>"));
+        // llama.cpp's attributes: 4 normal, 8 control.
+        let attr = line["s_attr"].as_u64().expect("s_attr");
+        let ty = tokenizer.vocab().token_type(s).expect("a token");
+        let expected_ty = match attr {
+            4 => TokenType::Normal,
+            8 => TokenType::Control,
+            other => panic!("{name}: attribute {other}"),
+        };
+        tally.record(format!("{name} type"), ty == expected_ty, || {
+            format!("{name}: </s> is {ty:?}, llama.cpp's attribute {attr}")
+        });
+        if ty == TokenType::Normal {
+            normal.push(name.clone());
+        }
+        // Only the `</s>` taken off the list is checked: this crate's end-of-generation
+        // texts are not all of llama.cpp's (`</s>` among them).
+        if !line["s_is_eog"].as_bool().expect("s_is_eog") {
+            let eog = tokenizer.is_end_of_generation(s);
+            tally.record(format!("{name} end of generation"), !eog, || {
+                format!("{name}: </s> ends generation, not in llama.cpp")
+            });
+        }
+        for (special, key) in [(false, "s_plain"), (true, "s_special")] {
+            let expected = line[key].as_str().expect("piece");
+            let got = tokenizer.token_to_piece(s, special).map(hex);
+            let pass = got.as_deref().is_ok_and(|got| got == expected);
+            tally.record(format!("{name} piece"), pass, || {
+                format!("{name}: </s> (special={special}): expected {expected} got {got:?}")
+            });
+        }
+    }
+    tally.finish(EOS_S);
+    assert_eq!(
+        normal,
+        ["spm-tool-response", "bpe-tool-response", "bpe-plamo-eos"],
+        "the vocabularies with a normal </s>"
+    );
 }

@@ -110,7 +110,7 @@ impl Tokenizer {
             Algorithm::WordPiece { model } => {
                 let mut word = String::new();
                 each_stretch(text, &fragments, &mut out, |stretch, _, out| {
-                    model.encode(&self.vocab, stretch, &mut word, out)
+                    model.encode(stretch, &mut word, out)
                 })?;
             }
             Algorithm::Gemma4 { model } => {

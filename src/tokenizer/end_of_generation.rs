@@ -24,6 +24,10 @@ const END_OF_GENERATION_TEXTS: &[&str] = &[
 
 impl Tokenizer {
     pub fn is_end_of_generation(&self, id: TokenId) -> bool {
+        // llama.cpp takes this `</s>` off its list even where it is the EOS.
+        if self.vocab.plain_s == Some(id) {
+            return false;
+        }
         let s = self.vocab.specials;
         if [s.eos, s.eot, s.eom].contains(&Some(id)) {
             return true;

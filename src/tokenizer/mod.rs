@@ -193,7 +193,7 @@ impl Tokenizer {
             add_space_prefix: parts.add_space_prefix.unwrap_or(false),
             clean_spaces: true,
             algorithm: Algorithm::WordPiece {
-                model: WordPiece::new(&vocab, lowercase, strip_accents),
+                model: WordPiece::new(&vocab, lowercase, strip_accents)?,
             },
             pieces,
             vocab,

@@ -30,6 +30,9 @@ pub struct Vocab {
     scores: Vec<f32>,
     index: FxHashMap<Box<[u8]>, TokenId>,
     pub(crate) specials: SpecialTokens,
+    /// A `</s>` that llama.cpp makes a normal token and takes off its end-of-generation
+    /// list, even where it is the EOS (see [`Vocab::new`]).
+    pub(crate) plain_s: Option<TokenId>,
 }
 
 /// Token texts that llama.cpp always treats as control tokens (end-of-turn, end-of-text,
@@ -174,14 +177,6 @@ impl Vocab {
                 *ty = TokenType::UserDefined;
             }
         }
-        // Gemma 4's `</s>` is ordinary text: llama.cpp makes it normal, whatever the file
-        // says, in a vocabulary that also has Gemma 4's end-of-generation `<|tool_response>`.
-        if index.contains_key(b"<|tool_response>".as_slice()) {
-            if let Some(&id) = index.get(b"</s>".as_slice()) {
-                types[id as usize] = TokenType::Normal;
-            }
-        }
-
         let mut scores = host_memory::filled_vec(n, 0.0, "the vocabulary's scores")?;
         if let Some(s) = &parts.scores {
             if let Some(i) = s.iter().position(|x| x.is_nan()) {
@@ -207,17 +202,23 @@ impl Vocab {
             sep: role("SEP", parts.sep, defaults.sep)?,
             pad: role("PAD", parts.pad, None)?,
         };
-        let vocab = Vocab {
+        if specials.eot.is_none() {
+            specials.eot = EOT_NAMES
+                .iter()
+                .find_map(|t| index.get(t.as_bytes()).copied());
+        }
+        let plain_s = plain_s(&index, &texts, &specials);
+        if let Some(id) = plain_s {
+            types[id as usize] = TokenType::Normal;
+        }
+        Ok(Vocab {
             texts,
             types,
             scores,
             index,
             specials,
-        };
-        if specials.eot.is_none() {
-            specials.eot = EOT_NAMES.iter().find_map(|t| vocab.id_of(t.as_bytes()));
-        }
-        Ok(Vocab { specials, ..vocab })
+            plain_s,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -259,6 +260,30 @@ impl Vocab {
             .enumerate()
             .map(|(i, (t, &ty))| (i as TokenId, &**t, ty))
     }
+}
+
+/// The `</s>` that llama.cpp (`llama_vocab::impl::load`, "gemma4 and plamo have a normal
+/// </s> token") makes a normal token, whatever the file says, and takes off its
+/// end-of-generation list: where that list holds both `</s>` and Gemma 4's
+/// `<|tool_response>` or PLaMo's `<|plamo:eos|>`, whatever the tokenizer model. `</s>` and
+/// `<|tool_response>` are on the list by their text wherever they are tokens;
+/// `<|plamo:eos|>` only as the EOS, EOT or EOM.
+fn plain_s(
+    index: &FxHashMap<Box<[u8]>, TokenId>,
+    texts: &[Box<str>],
+    specials: &SpecialTokens,
+) -> Option<TokenId> {
+    let s = index.get(b"</s>".as_slice()).copied()?;
+    let tool_response = index.contains_key(b"<|tool_response>".as_slice());
+    let plamo_eos = [specials.eos, specials.eot, specials.eom]
+        .into_iter()
+        .flatten()
+        .any(|id| {
+            texts
+                .get(id as usize)
+                .is_some_and(|t| &**t == "<|plamo:eos|>")
+        });
+    (tool_response || plamo_eos).then_some(s)
 }
 
 fn check_len(what: &str, len: Option<usize>, n: usize) -> Result<()> {
