@@ -7,11 +7,9 @@ use crate::backend::cpu::activations::Q8Row;
 
 const BLOCK_BYTES: usize = 20;
 
-/// `VNNI`: the SIMD kernel sums its products with AVX-512 VNNI (see
-/// [`super::avx2::dot_u8_i8_vnni`]); the scalar reference is the same either way.
-pub(super) struct Q4_1<const VNNI: bool = false>;
+pub(super) struct Q4_1;
 
-impl<const VNNI: bool> RowDot<Q8Row<'_>> for Q4_1<VNNI> {
+impl RowDot<Q8Row<'_>> for Q4_1 {
     fn dot(row: &[u8], token: &Q8Row<'_>) -> f32 {
         let blocks = row
             .chunks_exact(BLOCK_BYTES)
@@ -40,10 +38,10 @@ mod avx2 {
     use crate::backend::cpu::dot::Avx2TileDot;
     use crate::backend::cpu::dot::avx2::{f16_pair_at, unpack_nibbles, unsigned_blocks_tile};
 
-    impl<const VNNI: bool> Avx2TileDot<Q8Row<'_>> for Q4_1<VNNI> {
+    impl Avx2TileDot<Q8Row<'_>> for Q4_1 {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn dot_tile<const T: usize>(row: &[u8], tokens: &[Q8Row<'_>; T]) -> [f32; T] {
-            unsigned_blocks_tile::<BLOCK_BYTES, T, VNNI>(row, tokens, |block| {
+            unsigned_blocks_tile::<BLOCK_BYTES, T>(row, tokens, |block| {
                 let (d, m) = f16_pair_at(block, 0);
                 (d, m, unpack_nibbles(&block[4..]))
             })
