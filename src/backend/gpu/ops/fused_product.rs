@@ -7,7 +7,7 @@
 use super::super::safe::{DeviceBuffer, KernelArgs, Stream};
 use super::matvec_q8::Q8Buffers;
 use super::weights::DeviceMatrix;
-use super::{GpuOps, check_buffer, product, to_u32};
+use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 
 /// What each output row receives.
@@ -135,9 +135,17 @@ impl<'m, 'b> FusedOperands<'m, 'b> {
         })
     }
 
-    /// Rows the launch covers.
-    pub(super) fn all_rows(&self) -> u32 {
-        self.n_lead + self.n_rows
+    /// Blocks of `rows_per_block` rows that cover the launch's rows (the leading
+    /// matrix's, then `w`'s), within the grid's limit.
+    pub(super) fn blocks(&self, what: &str, rows_per_block: u32) -> Result<u32> {
+        let rows = self.n_lead + self.n_rows;
+        let blocks = rows.div_ceil(rows_per_block);
+        if blocks > MAX_GRID_X {
+            return Err(Error::InvalidArgument(format!(
+                "{what} of {rows} rows: too many"
+            )));
+        }
+        Ok(blocks)
     }
 
     /// The second matrix's weights, or null.

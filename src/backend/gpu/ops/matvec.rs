@@ -127,13 +127,7 @@ impl GpuOps {
         check_buffer("matvec1_f16 weights", w.data, 0, stream)?;
         check_buffer("matvec1_f16 input", x, w.n_cols, stream)?;
         let mut fused = FusedOperands::check("matvec1_f16", w, y, lead, second, output, 1, stream)?;
-        let blocks = fused.all_rows().div_ceil(self.matvec.rows_per_block);
-        if blocks > MAX_GRID_X {
-            return Err(Error::InvalidArgument(format!(
-                "matvec1_f16 of {} rows: too many",
-                fused.all_rows()
-            )));
-        }
+        let blocks = fused.blocks("matvec1_f16", self.matvec.rows_per_block)?;
         let mut args = KernelArgs::new();
         args.push(w.data);
         fused.push_second_weights(&mut args);

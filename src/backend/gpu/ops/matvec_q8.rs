@@ -214,13 +214,7 @@ impl GpuOps {
         if n_tokens == 0 {
             return Ok(());
         }
-        let blocks = fused.all_rows().div_ceil(self.matvec_q8.rows_per_block);
-        if blocks > MAX_GRID_X {
-            return Err(Error::InvalidArgument(format!(
-                "matvec_q8 of {} rows: too many",
-                fused.all_rows()
-            )));
-        }
+        let blocks = fused.blocks("matvec_q8", self.matvec_q8.rows_per_block)?;
         let mut args = KernelArgs::new();
         args.push(w.data);
         fused.push_second_weights(&mut args);
