@@ -32,8 +32,10 @@
 // treated as holes: the kernel never reads outside the cache.
 #include "compat.h"
 #include "kv_cache.h"
+#include "last_block.h"
 #include "paged_kv.h"
 #include "q8_activations.h"
+#include "rope.h"
 
 #define MAX_OUTPUTS_PER_THREAD 16
 
@@ -293,7 +295,7 @@ RF_DEVICE float rf_shfl(float v, int lane) {
 #endif
 }
 
-#define TOKEN_MAX_WARPS 4
+#define TOKEN_MAX_WARPS 16
 #define TOKEN_MAX_HEAD_DIM 256
 
 // Writes output value `at`, and quantizes it when asked: the 32 values of its group are
@@ -315,16 +317,29 @@ RF_DEVICE void write_output(float value, float *out, int8_t *q8, float *q8_d, fl
 // sum), then walks the chunk's keys adding their weighted V rows, lane dimensions
 // d = j * warp + lane for j < DIMS. Used for decode, and for prefill with one split.
 //
-// The warps merge through shared memory. With one split the block writes the output;
-// with several, each writes its partial result (unnormalised sum, max, sum of weights)
-// and the last block of the (token, head) to finish, found with an atomic ticket, merges
-// the splits that hold keys and writes the output, then resets the ticket to 0.
+// The launch has a split for every keys_per_split slots a sequence may grow to (so a
+// captured graph replays it at any length); splits past the token's live keys leave at
+// once. The warps merge through shared memory. When the token's keys fit one split, its
+// block writes the output; with several, each live split writes its partial result
+// (unnormalised sum, max, sum of weights) and the last of them to finish, found with an
+// atomic ticket, merges them and writes the output, then resets the ticket to 0.
+//
+// With k_new non-null (a one-token step, `rope` below), the kernel also does the step's
+// RoPE and cache write (rope.hip's work, one launch fewer a layer): each block rotates its
+// query head in shared memory, rotates the token's key head beside it and stores that key
+// and the token's value into the cache slot, then walks the keys as usual (a barrier
+// makes the block's own stores visible to it). Every block of a K/V head stores the same
+// bytes, so whichever store lands, a block reads what it wrote; the walk keeps its plain
+// loads, and every value is the one the separate kernels would give, bit for bit.
 //
 // Same parameters as rf_attention_paged (tokens_per_tile and keys_per_tile unused), then
 // tickets: [n_tokens, n_head], zero before the launch, and q8 / q8_d / q8_s: where the
 // output also goes as Q8 activations (q8_activations.h) for the product that reads it
-// next, or null. head_dim = DIMS * warpSize, a multiple of 8 and at most
-// TOKEN_MAX_HEAD_DIM; the launcher checks.
+// next, or null; the window; then the fused RoPE's k_new, v_new ([n_tokens, n_kv_heads *
+// head_dim], k before RoPE), write_slot ([n_tokens]), rope_dims, theta_scale and neox as
+// rf_rope_kv_write_* takes them (k_new null: no RoPE, the cache already holds the step's
+// keys). head_dim = DIMS * warpSize, a multiple of 8 and at most TOKEN_MAX_HEAD_DIM; the
+// launcher checks.
 // q . K row (head_dim values from element `first`), scaled by nothing.
 template <class Kv>
 static __device__ __forceinline__ float key_dot(const uint8_t *k_cache, uint64_t first,
@@ -374,20 +389,29 @@ __device__ __forceinline__ float key_dot<KvQ8_0>(const uint8_t *k_cache, uint64_
     return dot;
 }
 
+// The step's RoPE, when decode attention does it (see attention_token).
+struct FusedRope {
+    const float *k_new, *v_new;
+    const uint32_t *write_slot;
+    uint32_t rope_dims;
+    float theta_scale;
+    uint32_t neox;
+};
+
 template <int DIMS, class Kv>
 static __device__ void attention_token(
-    const float *q, const uint8_t *k_cache, const uint8_t *v_cache, const uint32_t *block_tables,
+    const float *q, uint8_t *k_cache, uint8_t *v_cache, const uint32_t *block_tables,
     const int32_t *slot_positions, const uint32_t *n_logical, const uint32_t *seq_index,
     const int32_t *pos, float *out, float *partial_acc, float *partial_ml, uint32_t n_tokens,
     uint32_t n_head, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_seq,
     uint32_t max_blocks, uint32_t block_size, uint64_t n_slots, float scale,
     uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8, float *q8_d,
-    float *q8_s, uint32_t window) {
+    float *q8_s, uint32_t window, const FusedRope rope) {
     __shared__ float q_s[TOKEN_MAX_HEAD_DIM];
     __shared__ float warp_acc[TOKEN_MAX_WARPS * TOKEN_MAX_HEAD_DIM];
     __shared__ float warp_m[TOKEN_MAX_WARPS];
     __shared__ float warp_l[TOKEN_MAX_WARPS];
-    __shared__ uint32_t ticket;
+    __shared__ float own_k[TOKEN_MAX_HEAD_DIM];  // the fused RoPE's key head, rotated
     const uint32_t token = blockIdx.x, head = blockIdx.y, split = blockIdx.z;
     if (token >= n_tokens) {
         return;  // block-uniform
@@ -395,20 +419,44 @@ static __device__ void attention_token(
     const int warp = rf_warp_size();
     const uint32_t lane = threadIdx.x % warp, w = threadIdx.x / warp;
     const uint32_t n_warps = blockDim.x / warp;
-    const uint32_t hd = head_dim, kv_head = head / (n_head / n_kv_heads);
+    const uint32_t hd = head_dim, group = n_head / n_kv_heads, kv_head = head / group;
     const uint64_t q_dim = (uint64_t)n_head * hd, kv_dim = (uint64_t)n_kv_heads * hd;
     const uint32_t seq = seq_index[token];
     const int32_t p = pos[token];
     const uint64_t n_keys = sequence_keys(n_logical, seq, n_seq, max_blocks, block_size);
     const uint64_t key_begin = (uint64_t)split * keys_per_split;
     const uint64_t key_end = min(key_begin + keys_per_split, n_keys);
-    const uint32_t live_splits = (uint32_t)((n_keys + keys_per_split - 1) / keys_per_split);
+    // Split 0 stays when there are no keys: it writes the token's zeros.
+    const uint32_t live_splits =
+        (uint32_t)min((uint64_t)n_splits, max((n_keys + keys_per_split - 1) / keys_per_split,
+                                              (uint64_t)1));
+    if (split >= live_splits) {
+        return;  // block-uniform
+    }
     const uint64_t out_at = token * q_dim + (uint64_t)head * hd;
+    const bool fused = rope.k_new != nullptr;
+    const uint64_t own_at = (uint64_t)token * kv_dim + (uint64_t)kv_head * hd;
 
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
         q_s[d] = q[out_at + d];
+        if (fused) {
+            own_k[d] = rope.k_new[own_at + d];
+        }
     }
     __syncthreads();
+    if (fused) {
+        rope_head(q_s, p, rope.rope_dims, rope.theta_scale, rope.neox, threadIdx.x, blockDim.x);
+        rope_head(own_k, p, rope.rope_dims, rope.theta_scale, rope.neox, threadIdx.x,
+                  blockDim.x);
+        __syncthreads();
+        const uint32_t own_slot = rope.write_slot[token];
+        if (own_slot < n_slots) {
+            const uint64_t first = (uint64_t)own_slot * kv_dim + (uint64_t)kv_head * hd;
+            Kv::store(k_cache, first, own_k, hd, threadIdx.x, blockDim.x);
+            Kv::store(v_cache, first, rope.v_new + own_at, hd, threadIdx.x, blockDim.x);
+        }
+        __syncthreads();
+    }
 
     float m = -INFINITY, l = 0.0f, acc[DIMS];
 #pragma unroll
@@ -470,7 +518,6 @@ static __device__ void attention_token(
         warp_acc[w * hd + j * warp + lane] = acc[j];
     }
     __syncthreads();
-    const bool has_keys = key_begin < key_end;
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
         float m_max = -INFINITY;
         for (uint32_t v = 0; v < n_warps; ++v) {
@@ -483,10 +530,9 @@ static __device__ void attention_token(
             l_total += warp_l[v] * factor;
             o += warp_acc[v * hd + d] * factor;
         }
-        if (n_splits == 1) {
+        if (live_splits == 1) {
             write_output(l_total > 0.0f ? o / l_total : 0.0f, out, q8, q8_d, q8_s, out_at + d);
-        } else if (has_keys) {
-            // Splits past the live keys write nothing: the merge reads live splits only.
+        } else {
             const uint64_t row = ((uint64_t)token * n_head + head) * n_splits + split;
             partial_acc[row * hd + d] = o;
             if (d == 0) {
@@ -495,21 +541,13 @@ static __device__ void attention_token(
             }
         }
     }
-    if (n_splits == 1) {
+    if (live_splits == 1) {
         return;  // block-uniform
     }
-    // The last block of this (token, head) merges the splits.
-    __threadfence();
-    __syncthreads();
-    uint32_t *counter = tickets + (uint64_t)token * n_head + head;
-    if (threadIdx.x == 0) {
-        ticket = atomicAdd(counter, 1u);
-    }
-    __syncthreads();
-    if (ticket != n_splits - 1) {
+    // The last live split of this (token, head) to finish merges them.
+    if (!rf_last_to_arrive(tickets + (uint64_t)token * n_head + head, live_splits)) {
         return;  // block-uniform
     }
-    __threadfence();
     const uint64_t base = ((uint64_t)token * n_head + head) * n_splits;
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
         float m_max = -INFINITY;
@@ -528,27 +566,26 @@ static __device__ void attention_token(
         }
         write_output(l_total > 0.0f ? o / l_total : 0.0f, out, q8, q8_d, q8_s, out_at + d);
     }
-    if (threadIdx.x == 0) {
-        *counter = 0;  // ready for the next launch
-    }
 }
 
 #define RF_ATTENTION_TOKEN_KERNEL(DIMS, NAME, KV)                                                \
     RF_KERNEL void rf_attention_token_d##DIMS##_##NAME(                                          \
-        const float *q, const uint8_t *k_cache, const uint8_t *v_cache,                          \
+        const float *q, uint8_t *k_cache, uint8_t *v_cache,                                      \
         const uint32_t *block_tables, const int32_t *slot_positions, const uint32_t *n_logical, \
         const uint32_t *seq_index, const int32_t *pos, float *out, float *partial_acc,           \
         float *partial_ml, uint32_t n_tokens, uint32_t n_head, uint32_t n_kv_heads,              \
         uint32_t head_dim, uint32_t n_seq, uint32_t max_blocks, uint32_t block_size,             \
         uint64_t n_slots, float scale, uint32_t tokens_per_tile, uint32_t keys_per_tile,         \
         uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8,             \
-        float *q8_d, float *q8_s, uint32_t window) {                                             \
+        float *q8_d, float *q8_s, uint32_t window, const float *k_new, const float *v_new,       \
+        const uint32_t *write_slot, uint32_t rope_dims, float theta_scale, uint32_t neox) {      \
         rf_grid_dependency_sync();                                                               \
+        const FusedRope rope = {k_new, v_new, write_slot, rope_dims, theta_scale, neox};         \
         attention_token<DIMS, KV>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,  \
                                   seq_index, pos, out, partial_acc, partial_ml, n_tokens,        \
                                   n_head, n_kv_heads, head_dim, n_seq, max_blocks, block_size,   \
                                   n_slots, scale, keys_per_split, n_splits, tickets, q8, q8_d,   \
-                                  q8_s, window);                                                 \
+                                  q8_s, window, rope);                                           \
     }
 
 #define RF_ATTENTION_TOKEN_KERNELS(NAME, KV) \

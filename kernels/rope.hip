@@ -3,14 +3,8 @@
 // cache at the token's slot, as the cache's type (kv_cache.h; one kernel per type:
 // rf_rope_kv_write_f16, _f32, _q8_0).
 //
-// Angles as src/backend/cpu/ops.rs RopeAngles: theta_0 = pos, theta_{i+1} = theta_i * theta_scale
-// (theta_scale = base^(-2 / rope_dims), computed on the host in f32 exactly as the CPU
-// does), each multiplication rounded in f32 in the same order, so the angles are the CPU's
-// bit for bit; only cosf/sinf may differ from the CPU's by an ulp or two. The rotation's
-// products are rounded separately (no FMA), as on the CPU.
-//
-// Pairs: "normal" (llama) rotates (2i, 2i + 1), "neox" (i, i + rope_dims / 2), for
-// i < rope_dims / 2; dimensions rope_dims..head_dim pass through unchanged.
+// The rotation and its angles: rope.h. A one-token decode step over the per-token
+// attention kernel skips this kernel: attention rotates and stores instead (attention.hip).
 //
 // Launch: grid (n_tokens, n_head + n_kv_heads), one block per token and head (the query
 // heads, then the key/value heads), any block size: a decode step's heads run side by
@@ -18,32 +12,8 @@
 // rotated but not stored (the host validates slots first; the kernel only guarantees it
 // never writes outside the cache).
 #include "compat.h"
-#include "ggml_blocks.h"
 #include "kv_cache.h"
-
-// x = (x0, x1) rotated by theta: (x0 cos - x1 sin, x0 sin + x1 cos).
-RF_DEVICE void rotate(float *x0, float *x1, float theta) {
-    const float c = cosf(theta), s = sinf(theta);
-    const float a = *x0, b = *x1;
-    *x0 = rf_mul(a, c) - rf_mul(b, s);
-    *x1 = rf_mul(a, s) + rf_mul(b, c);
-}
-
-// The angle of pair i at position pos, by the CPU's sequence of multiplications.
-RF_DEVICE float pair_angle(int32_t pos, uint32_t i, float theta_scale) {
-    float theta = (float)pos;
-    for (uint32_t k = 0; k < i; ++k) {
-        theta *= theta_scale;
-    }
-    return theta;
-}
-
-// The offsets within a head of the two elements of pair i.
-RF_DEVICE void pair_offsets(uint32_t i, uint32_t n_pairs, uint32_t neox, uint32_t *a,
-                            uint32_t *b) {
-    *a = neox ? i : 2 * i;
-    *b = neox ? i + n_pairs : 2 * i + 1;
-}
+#include "rope.h"
 
 // One (token, head) of rf_rope_kv_write_*, storing K and V as `Kv` (kv_cache.h).
 template <class Kv>
@@ -56,15 +26,10 @@ static __device__ void rope_kv_write(float *q, float *k, const float *v, const i
     if (t >= n_tokens || h >= n_head + n_kv_heads) {
         return;  // block-uniform
     }
-    const uint32_t n_pairs = rope_dims / 2;
     const int32_t p = pos[t];
     if (h < n_head) {
         float *head = q + ((uint64_t)t * n_head + h) * head_dim;
-        for (uint32_t i = threadIdx.x; i < n_pairs; i += blockDim.x) {
-            uint32_t a, b;
-            pair_offsets(i, n_pairs, neox, &a, &b);
-            rotate(&head[a], &head[b], pair_angle(p, i, theta_scale));
-        }
+        rope_head(head, p, rope_dims, theta_scale, neox, threadIdx.x, blockDim.x);
         return;  // block-uniform
     }
     // Key/value head kh: each key pair is rotated by one thread; once the whole head is,
@@ -73,11 +38,7 @@ static __device__ void rope_kv_write(float *q, float *k, const float *v, const i
     const uint64_t head_at = (uint64_t)(h - n_head) * head_dim;
     float *kh = k + (uint64_t)t * kv_dim + head_at;
     const float *vh = v + (uint64_t)t * kv_dim + head_at;
-    for (uint32_t i = threadIdx.x; i < n_pairs; i += blockDim.x) {
-        uint32_t a, b;
-        pair_offsets(i, n_pairs, neox, &a, &b);
-        rotate(&kh[a], &kh[b], pair_angle(p, i, theta_scale));
-    }
+    rope_head(kh, p, rope_dims, theta_scale, neox, threadIdx.x, blockDim.x);
     __syncthreads();
     if (slot[t] < n_slots) {
         const uint64_t first = (uint64_t)slot[t] * kv_dim + head_at;

@@ -52,7 +52,7 @@ copy_stripped() {
 echo "== release library and binaries"
 cargo build --release --lib --bins --message-format=json-render-diagnostics \
     | executables bin >"$BUNDLE/.bins"
-copy_stripped target/release/librocmforge.so "$BUNDLE/lib/librocmforge.so"
+copy_stripped "${CARGO_TARGET_DIR:-target}/release/librocmforge.so" "$BUNDLE/lib/librocmforge.so"
 while read -r name path; do
     copy_stripped "$path" "$BUNDLE/bin/$name"
 done <"$BUNDLE/.bins"

@@ -11,9 +11,9 @@ use rocmforge::Error;
 use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AttentionWorkspace, BlockLayout, DeviceMatrix, Gate, HeadShape, LeadingMatrix, PagedKv,
-    ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
-    integer_product_types, supported_weight_types,
+    AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape, LeadingMatrix,
+    PagedKv, ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix,
+    StepTokens, integer_product_types, supported_weight_types,
 };
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
@@ -1267,17 +1267,17 @@ fn check_attention(
         case.kv_type.decode(&bytes, &mut read).unwrap();
         (g.upload(&bytes), read)
     };
-    let (k_dev, k) = stored();
-    let (v_dev, v) = stored();
+    let (mut k_dev, k) = stored();
+    let (mut v_dev, v) = stored();
     let (tables, positions, n_logical) = scenario.device_tables();
     let (tables_dev, positions_dev, n_logical_dev) = (
         g.upload(&tables),
         g.upload(&positions),
         g.upload(&n_logical),
     );
-    let kv = PagedKv {
-        k_cache: &k_dev,
-        v_cache: &v_dev,
+    let mut kv = PagedKv {
+        k_cache: &mut k_dev,
+        v_cache: &mut v_dev,
         kv_type: case.kv_type,
         window: case.window,
         block_tables: &tables_dev,
@@ -1322,7 +1322,7 @@ fn check_attention(
                     &g.stream,
                     &heads,
                     scale,
-                    &kv,
+                    &mut kv,
                     &tokens,
                     &q_dev,
                     &mut out,
@@ -1335,12 +1335,13 @@ fn check_attention(
                     &g.stream,
                     &heads,
                     scale,
-                    &kv,
+                    &mut kv,
                     &tokens,
                     &q_dev,
                     &mut out,
                     &mut workspace,
                     Some(&mut q8),
+                    None,
                 )
                 .unwrap()
         };
@@ -1354,11 +1355,12 @@ fn check_attention(
                     &g.stream,
                     &heads,
                     scale,
-                    &kv,
+                    &mut kv,
                     &tokens,
                     &q_dev,
                     &mut again,
                     &mut workspace,
+                    None,
                     None,
                 )
                 .unwrap();
@@ -1459,6 +1461,160 @@ fn paged_attention_matches_float64() {
             "attention",
         );
     }
+    assert_all_freed(&g.device);
+}
+
+/// A one-token decode whose attention launch does the step's RoPE and cache write gives
+/// the bits of the separate RoPE kernel followed by attention: the same output and Q8
+/// output, and the same caches, for tokens whose own key lands in the first, a middle or
+/// the last split (sequences of 1, 9 and ~4100 keys), over every cache type and both
+/// rotation styles, partial rotation and grouped heads.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn decode_attention_does_the_rope_of_its_step_bit_for_bit() {
+    let g = ops_gpu();
+    let scenario = PagedScenario::new();
+    let mut random = Random::new(43);
+    let cases = [
+        ((9, 3, 64), 64, RopeStyle::Normal, KvType::F16),
+        ((8, 8, 128), 128, RopeStyle::Neox, KvType::F16),
+        ((6, 2, 128), 64, RopeStyle::Neox, KvType::F32),
+        ((4, 1, 256), 128, RopeStyle::Normal, KvType::Q8_0),
+    ];
+    let (tables, positions, n_logical) = scenario.device_tables();
+    let (tables_dev, positions_dev, n_logical_dev) = (
+        g.upload(&tables),
+        g.upload(&positions),
+        g.upload(&n_logical),
+    );
+    for ((n_head, n_kv_heads, head_dim), rope_dims, style, kv_type) in cases {
+        let heads = HeadShape {
+            n_head,
+            n_kv_heads,
+            head_dim,
+        };
+        assert!(g.ops.decode_attention_rotates(&heads, kv_type));
+        let (q_dim, kv_dim) = (n_head * head_dim, n_kv_heads * head_dim);
+        let rope = RopeParams {
+            style,
+            base: 10_000.0,
+            rope_dims,
+        };
+        let cache_values: Vec<f32> = (0..scenario.n_slots * kv_dim)
+            .map(|_| random.next_f32())
+            .collect();
+        let mut cache_bytes = vec![0u8; kv_type.bytes(cache_values.len())];
+        kv_type.encode(&cache_values, &mut cache_bytes);
+        let mut workspace = AttentionWorkspace::new(
+            &g.device,
+            &heads,
+            1,
+            scenario.max_blocks() * scenario.block_size,
+            256,
+        )
+        .unwrap();
+        // Sequences 4 (1 key), 2 (9 keys, a gap in positions), 3 (4097 keys).
+        for s in [4usize, 2, 3] {
+            let what = format!("{heads:?} {kv_type:?} {style:?} rope_dims {rope_dims} seq {s}");
+            let p = scenario.cache.pos_max(scenario.seqs[s]).unwrap();
+            let own_slot = scenario
+                .visible(s, p)
+                .last()
+                .map(|&(_, slot)| slot as u32)
+                .unwrap();
+            let q = random_vec(&mut random, q_dim, 4.0);
+            let k = random_vec(&mut random, kv_dim, 4.0);
+            let v = random_vec(&mut random, kv_dim, 1.0);
+            let (seq_dev, pos_dev) = (g.upload(&[s as u32]), g.upload(&[p]));
+            let slot_dev = g.upload(&[own_slot]);
+            let tokens = StepTokens {
+                seq_index: &seq_dev,
+                pos: &pos_dev,
+                n_tokens: 1,
+            };
+            let v_dev = g.upload(&v);
+            let decode = |fused: bool, workspace: &mut AttentionWorkspace| {
+                let (mut k_cache, mut v_cache) = (g.upload(&cache_bytes), g.upload(&cache_bytes));
+                let (mut q_dev, mut k_dev) = (g.upload(&q), g.upload(&k));
+                if !fused {
+                    let buffers = RopeKvWrite {
+                        q: &mut q_dev,
+                        k: &mut k_dev,
+                        v: &v_dev,
+                        pos: &pos_dev,
+                        write_slot: &slot_dev,
+                        k_cache: &mut k_cache,
+                        v_cache: &mut v_cache,
+                        kv_type,
+                    };
+                    g.ops
+                        .rope_kv_write(&g.stream, &rope, &heads, 1, buffers)
+                        .unwrap();
+                }
+                let mut kv = PagedKv {
+                    k_cache: &mut k_cache,
+                    v_cache: &mut v_cache,
+                    kv_type,
+                    window: None,
+                    block_tables: &tables_dev,
+                    slot_positions: &positions_dev,
+                    n_logical: &n_logical_dev,
+                    n_seq: scenario.seqs.len(),
+                    max_blocks: scenario.max_blocks(),
+                    block_size: scenario.block_size,
+                };
+                let decode_rope = fused.then_some(DecodeRope {
+                    params: &rope,
+                    k: &k_dev,
+                    v: &v_dev,
+                    write_slot: &slot_dev,
+                });
+                let mut out = g.poisoned::<f32>(q_dim);
+                let mut q8 = Q8Buffers::new(&g.device, q_dim).unwrap();
+                let scale = 1.0 / (head_dim as f32).sqrt();
+                let quantized = g
+                    .ops
+                    .attention_decode(
+                        &g.stream,
+                        &heads,
+                        scale,
+                        &mut kv,
+                        &tokens,
+                        &q_dev,
+                        &mut out,
+                        workspace,
+                        Some(&mut q8),
+                        decode_rope,
+                    )
+                    .unwrap();
+                assert!(quantized, "{what}: quantized by the attention kernel");
+                let q8 = Q8Host::download(&g, &q8, q_dim);
+                let bits: Vec<u32> = g.download(&out).iter().map(|x| x.to_bits()).collect();
+                let q8_bits: Vec<u32> = q8
+                    .scales
+                    .iter()
+                    .chain(&q8.sums)
+                    .map(|x| x.to_bits())
+                    .collect();
+                (
+                    bits,
+                    q8.quants,
+                    q8_bits,
+                    g.download(&k_cache),
+                    g.download(&v_cache),
+                )
+            };
+            let separate = decode(false, &mut workspace);
+            let fused = decode(true, &mut workspace);
+            assert_eq!(fused.0, separate.0, "{what}: output");
+            assert_eq!(fused.1, separate.1, "{what}: Q8 quants");
+            assert_eq!(fused.2, separate.2, "{what}: Q8 steps and sums");
+            assert!(fused.3 == separate.3, "{what}: K cache");
+            assert!(fused.4 == separate.4, "{what}: V cache");
+            assert!(separate.3 != cache_bytes, "{what}: the step wrote its key");
+        }
+    }
+    drop((tables_dev, positions_dev, n_logical_dev));
     assert_all_freed(&g.device);
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, BlockLayout, DeviceMatrix, FusedKind, Gate, GpuOps, HeadShape,
+    AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate, GpuOps, HeadShape,
     LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP,
     Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
@@ -74,10 +74,10 @@ impl GpuMatrix {
 }
 
 /// Keys per split of the decode attention: one chunk of keys for each warp of its block
-/// (4 x 32 on NVIDIA, 2 x 64 on AMD), so a context of a few hundred tokens already
-/// spreads over several blocks per head; splits past the live keys cost a block that
-/// only takes its ticket.
-const KEYS_PER_SPLIT: usize = 128;
+/// (16 x 32 on NVIDIA, 8 x 64 on AMD), so a context of up to 512 tokens is one block per
+/// head whose warps merge in shared memory, with no second pass over global memory;
+/// splits past the live keys leave at once.
+const KEYS_PER_SPLIT: usize = 512;
 
 /// The largest weight panel the prefill products dequantize at once (f16 values): a
 /// matrix larger than this (an 8B-class FFN matrix, any output head) runs in panels.
@@ -209,6 +209,9 @@ struct DeviceState {
     argmax: Vec<i32>,
     step: DeviceStep,
     workspace: AttentionWorkspace,
+    /// A one-token step's RoPE and cache write of this layer, left to its attention launch
+    /// (`rope_and_store_kv` sets it, `attention` takes it).
+    deferred_rope: Option<(usize, RopeParams)>,
     n_seq: usize,
     max_blocks: usize,
     block_size: usize,
@@ -369,6 +372,7 @@ impl GpuBackend {
                 KEYS_PER_SPLIT,
             )?,
             step,
+            deferred_rope: None,
             ops,
             heads,
             shape,
@@ -732,8 +736,10 @@ impl Backend for GpuStep<'_> {
             ));
         }
         // A new step's activations are all written before they are read: nothing
-        // quantized from the last step is current.
+        // quantized from the last step is current, and no RoPE is waiting for attention
+        // (a step that failed between the two may have left one).
         state.q8_of = None;
+        state.deferred_rope = None;
         let s = &mut state.step;
         let staging = &mut s.staging;
         staging.begin()?;
@@ -882,6 +888,8 @@ impl Backend for GpuStep<'_> {
         Ok(())
     }
 
+    /// In a one-token step whose attention kernel can do it, left to `attention` (one
+    /// launch fewer a layer, the same results); otherwise a launch of its own.
     fn rope_and_store_kv(&mut self, layer: usize, rope: &Rope) -> Result<()> {
         let s = &mut *self.state;
         s.wrote(Act::Q);
@@ -891,6 +899,10 @@ impl Backend for GpuStep<'_> {
             base: rope.base,
             rope_dims: rope.dims,
         };
+        if s.step.n_tokens == 1 && s.ops.decode_attention_rotates(&s.heads, s.kv_type) {
+            s.deferred_rope = Some((layer, params));
+            return Ok(());
+        }
         let [_, _, q, k, v, ..] = &mut s.acts[..] else {
             return Err(Error::InvalidArgument("activation buffers missing".into()));
         };
@@ -912,9 +924,24 @@ impl Backend for GpuStep<'_> {
         let s = &mut *self.state;
         s.wrote(Act::Attn);
         let n = s.step.n_tokens;
-        let kv = PagedKv {
-            k_cache: &s.k_cache[layer],
-            v_cache: &s.v_cache[layer],
+        let rope_params = match s.deferred_rope.take() {
+            Some((rope_layer, params)) if rope_layer == layer => Some(params),
+            None => None,
+            Some((rope_layer, _)) => {
+                return Err(Error::InvalidArgument(format!(
+                    "layer {layer}'s attention after layer {rope_layer}'s RoPE"
+                )));
+            }
+        };
+        let (Some(k_cache), Some(v_cache)) = (s.k_cache.get_mut(layer), s.v_cache.get_mut(layer))
+        else {
+            return Err(Error::InvalidArgument(format!(
+                "no KV cache for layer {layer}"
+            )));
+        };
+        let mut kv = PagedKv {
+            k_cache,
+            v_cache,
             kv_type: s.kv_type,
             block_tables: &s.step.block_tables,
             slot_positions: &s.step.slot_positions,
@@ -929,7 +956,9 @@ impl Backend for GpuStep<'_> {
             pos: &s.step.positions,
             n_tokens: n,
         };
-        let (q, out) = pair(&mut s.acts, Act::Q, Act::Attn)?;
+        let [_, _, q, k, v, out, ..] = &mut s.acts[..] else {
+            return Err(Error::InvalidArgument("activation buffers missing".into()));
+        };
         // The output as Q8 too, for the product that reads it next, where the attention
         // kernel can write it (it then holds no other activation).
         let q8 = (n <= MAX_Q8_TOKENS).then_some(&mut s.q8);
@@ -937,20 +966,27 @@ impl Backend for GpuStep<'_> {
             s.q8_of = None;
         }
         let quantized = if n == 1 {
+            let rope = rope_params.as_ref().map(|params| DecodeRope {
+                params,
+                k,
+                v,
+                write_slot: &s.step.write_slots,
+            });
             s.ops.attention_decode(
                 self.stream,
                 &s.heads,
                 scale,
-                &kv,
+                &mut kv,
                 &tokens,
                 q,
                 out,
                 &mut s.workspace,
                 q8,
+                rope,
             )?
         } else {
             s.ops
-                .attention_prefill(self.stream, &s.heads, scale, &kv, &tokens, q, out, q8)?
+                .attention_prefill(self.stream, &s.heads, scale, &mut kv, &tokens, q, out, q8)?
         };
         if quantized {
             s.q8_of = Some(Act::Attn);

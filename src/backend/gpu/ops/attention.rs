@@ -10,11 +10,12 @@ use super::super::safe::{
 };
 use super::attention_mma::{self, MmaAttentionKernels};
 use super::matvec_q8::Q8Buffers;
+use super::rope::RopeParams;
 use super::{
     GpuOps, HeadShape, MAX_GRID_X, MAX_GRID_YZ, PerKvType, cache_slots, check_buffer, product,
     to_u32,
 };
-use crate::backend::KvType;
+use crate::backend::{KvType, RopeStyle};
 use crate::error::{Error, Result};
 
 /// Threads per attention block.
@@ -29,8 +30,8 @@ const MAX_SHARED_BYTES: usize = 48 * 1024 - 64;
 const COMBINE_THREADS: u32 = 128;
 
 /// rf_attention_token's block size and limits (its TOKEN_* constants).
-const TOKEN_THREADS: u32 = 128;
-const TOKEN_MAX_WARPS: usize = 4;
+const TOKEN_THREADS: u32 = 512;
+const TOKEN_MAX_WARPS: usize = 16;
 const TOKEN_MAX_HEAD_DIM: usize = 256;
 /// Its instances: head dimensions per lane (`rf_attention_token_d{N}`).
 const TOKEN_DIMS_PER_LANE: [usize; 4] = [1, 2, 4, 8];
@@ -38,9 +39,10 @@ const TOKEN_DIMS_PER_LANE: [usize; 4] = [1, 2, 4, 8];
 /// One layer's paged KV cache and the block tables of the step's sequences, in device
 /// memory (the layout of `src/kv_cache/sequence_table.rs`).
 pub struct PagedKv<'a> {
-    /// `[n_slots, n_kv_heads * head_dim]` values each, as `kv_type` stores them.
-    pub k_cache: &'a DeviceBuffer<u8>,
-    pub v_cache: &'a DeviceBuffer<u8>,
+    /// `[n_slots, n_kv_heads * head_dim]` values each, as `kv_type` stores them. Mutable:
+    /// decode attention with a [`DecodeRope`] stores the step's key and value.
+    pub k_cache: &'a mut DeviceBuffer<u8>,
+    pub v_cache: &'a mut DeviceBuffer<u8>,
     pub kv_type: KvType,
     /// `[n_seq, max_blocks]` each sequence's blocks in token order.
     pub block_tables: &'a DeviceBuffer<u32>,
@@ -63,6 +65,18 @@ pub struct StepTokens<'a> {
     /// `[n_tokens]`
     pub pos: &'a DeviceBuffer<i32>,
     pub n_tokens: usize,
+}
+
+/// The step's RoPE and K/V cache write, done by decode attention itself (one launch fewer
+/// a layer): the work of [`GpuOps::rope_kv_write`] for a one-token step, with the same
+/// results bit for bit. The query given to attention is then the one before RoPE.
+pub struct DecodeRope<'a> {
+    pub params: &'a RopeParams,
+    /// `[1, n_kv_heads * head_dim]` the token's key before RoPE, and its value.
+    pub k: &'a DeviceBuffer<f32>,
+    pub v: &'a DeviceBuffer<f32>,
+    /// `[1]` the flat cache slot receiving them.
+    pub write_slot: &'a DeviceBuffer<u32>,
 }
 
 /// Scratch for the split-K decode launch: each split's unnormalised result, max and sum.
@@ -230,12 +244,13 @@ impl Tiling {
 struct Launch<'a> {
     heads: &'a HeadShape,
     scale: f32,
-    kv: &'a PagedKv<'a>,
     tokens: &'a StepTokens<'a>,
     q: &'a DeviceBuffer<f32>,
     tiling: Tiling,
     /// Whether the tensor-core prefill kernel may take it (a prefill with no Q8 output).
     tensor_cores: bool,
+    /// The step's RoPE, for the per-token kernel to do (decode of one token).
+    rope: Option<DecodeRope<'a>>,
 }
 
 impl GpuOps {
@@ -253,7 +268,7 @@ impl GpuOps {
         stream: &Stream,
         heads: &HeadShape,
         scale: f32,
-        kv: &PagedKv<'_>,
+        kv: &mut PagedKv<'_>,
         tokens: &StepTokens<'_>,
         q: &DeviceBuffer<f32>,
         out: &mut DeviceBuffer<f32>,
@@ -269,31 +284,34 @@ impl GpuOps {
         let launch = Launch {
             heads,
             scale,
-            kv,
             tokens,
             q,
             tiling,
             tensor_cores: quantized.is_none(),
+            rope: None,
         };
-        self.launch_attention(stream, &launch, out, None, quantized)
+        self.launch_attention(stream, launch, kv, out, None, quantized)
     }
 
     /// Attention of a few tokens (decode), as [`GpuOps::attention_prefill`] computes it:
     /// one block per token, K/V head and split of `workspace`'s keys_per_split logical
     /// slots, then a combine of the splits. The launch geometry depends only on the
     /// shapes (never on the cached lengths), so a captured graph replays it for any length.
+    /// With `rope` (one token, where [`GpuOps::decode_attention_rotates`]), `q` is the
+    /// query before RoPE and the launch also does [`GpuOps::rope_kv_write`]'s work.
     #[allow(clippy::too_many_arguments)]
     pub fn attention_decode(
         &self,
         stream: &Stream,
         heads: &HeadShape,
         scale: f32,
-        kv: &PagedKv<'_>,
+        kv: &mut PagedKv<'_>,
         tokens: &StepTokens<'_>,
         q: &DeviceBuffer<f32>,
         out: &mut DeviceBuffer<f32>,
         workspace: &mut AttentionWorkspace,
         quantized: Option<&mut Q8Buffers>,
+        rope: Option<DecodeRope<'_>>,
     ) -> Result<bool> {
         heads.check()?;
         Tiling::max_tokens_per_tile(heads)?;
@@ -308,19 +326,26 @@ impl GpuOps {
         let launch = Launch {
             heads,
             scale,
-            kv,
             tokens,
             q,
             tiling,
             tensor_cores: false,
+            rope,
         };
-        self.launch_attention(stream, &launch, out, Some(workspace), quantized)
+        self.launch_attention(stream, launch, kv, out, Some(workspace), quantized)
+    }
+
+    /// Whether [`GpuOps::attention_decode`] can do a one-token step's RoPE and cache write
+    /// for these heads and cache type (its per-token kernel takes them).
+    pub fn decode_attention_rotates(&self, heads: &HeadShape, kv_type: KvType) -> bool {
+        self.attention.per_token(heads, kv_type).is_some()
     }
 
     fn launch_attention(
         &self,
         stream: &Stream,
-        launch: &Launch<'_>,
+        launch: Launch<'_>,
+        kv: &mut PagedKv<'_>,
         out: &mut DeviceBuffer<f32>,
         workspace: Option<&mut AttentionWorkspace>,
         mut quantized: Option<&mut Q8Buffers>,
@@ -328,12 +353,12 @@ impl GpuOps {
         let Launch {
             heads,
             scale,
-            kv,
             tokens,
             q,
             ref tiling,
             tensor_cores,
-        } = *launch;
+            ref rope,
+        } = launch;
         let n_tokens = tokens.n_tokens;
         let q_dim = heads.q_dim();
         let q_values = product("attention queries", &[n_tokens, q_dim])?;
@@ -411,6 +436,9 @@ impl GpuOps {
         // keys, which is what the tiled kernel spends its time on).
         let token_kernel = self.attention.per_token(heads, kv.kv_type);
         let per_token = token_kernel.is_some();
+        if let Some(rope) = rope {
+            check_decode_rope(rope, heads, n_tokens, per_token, stream)?;
+        }
         // The per-token kernel: a block per (token, query head); the tiled one per (tile
         // of tokens, K/V head).
         let (kernel, threads, shared_mem_bytes, tokens_per_block, heads_per_grid) =
@@ -487,9 +515,14 @@ impl GpuOps {
             }
         }
         args.push(window);
+        if per_token {
+            push_rope(&mut args, rope.as_ref());
+        }
         // SAFETY: the arguments match rf_attention_paged's 25 parameters in order (and
         // rf_attention_token_d*'s, which add the tickets: n_tokens * n_head, checked, left
-        // zero by every launch; null only with one split, when they are not read); q, out,
+        // zero by every launch; null only with one split, when they are not read; and the
+        // fused RoPE's k, v (kv_dim floats), write_slot (1) and scalars, checked for the one
+        // token there is, or a null k that turns it off); q, out,
         // seq_index and pos hold what n_tokens tokens need, the tables what n_seq sequences
         // of max_blocks blocks need, the caches n_slots rows of kv_dim (all checked); the
         // kernel treats slots >= n_slots and sequences >= n_seq as empty; with n_splits > 1
@@ -539,13 +572,13 @@ impl GpuOps {
 pub(super) fn push_inputs(
     args: &mut KernelArgs,
     q: &DeviceBuffer<f32>,
-    kv: &PagedKv<'_>,
+    kv: &mut PagedKv<'_>,
     tokens: &StepTokens<'_>,
     out: &mut DeviceBuffer<f32>,
 ) {
     args.push(q)
-        .push(kv.k_cache)
-        .push(kv.v_cache)
+        .push(&mut *kv.k_cache)
+        .push(&mut *kv.v_cache)
         .push(kv.block_tables)
         .push(kv.slot_positions)
         .push(kv.n_logical)
@@ -574,6 +607,50 @@ pub(super) fn push_shape(
         .push(n_slots as u64)
         .push(scale);
     Ok(())
+}
+
+/// Checks that a decode launch can do the step's RoPE: one token, the per-token kernel,
+/// and buffers that hold its key and value.
+fn check_decode_rope(
+    rope: &DecodeRope<'_>,
+    heads: &HeadShape,
+    n_tokens: usize,
+    per_token: bool,
+    stream: &Stream,
+) -> Result<()> {
+    if n_tokens != 1 || !per_token {
+        return Err(Error::InvalidArgument(format!(
+            "decode attention does RoPE for one token with a per-token kernel, not \
+             {n_tokens} tokens over heads {heads:?}"
+        )));
+    }
+    rope.params.check(heads.head_dim)?;
+    check_buffer("attention rope k", rope.k, heads.kv_dim(), stream)?;
+    check_buffer("attention rope v", rope.v, heads.kv_dim(), stream)?;
+    check_buffer("attention rope write_slot", rope.write_slot, 1, stream)
+}
+
+/// The per-token kernel's last arguments: `k_new, v_new, write_slot, rope_dims,
+/// theta_scale, neox`, a null `k_new` for none.
+fn push_rope(args: &mut KernelArgs, rope: Option<&DecodeRope<'_>>) {
+    match rope {
+        Some(rope) => {
+            args.push(rope.k)
+                .push(rope.v)
+                .push(rope.write_slot)
+                .push(rope.params.rope_dims as u32)
+                .push(rope.params.theta_scale())
+                .push(u32::from(rope.params.style == RopeStyle::Neox));
+        }
+        None => {
+            args.push(0u64)
+                .push(0u64)
+                .push(0u64)
+                .push(0u32)
+                .push(0f32)
+                .push(0u32);
+        }
+    }
 }
 
 /// Checks the caches against `heads` and returns their slot count.

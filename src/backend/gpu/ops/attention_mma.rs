@@ -59,7 +59,7 @@ pub(super) fn launch(
     stream: &Stream,
     heads: &HeadShape,
     scale: f32,
-    kv: &PagedKv<'_>,
+    kv: &mut PagedKv<'_>,
     tokens: &StepTokens<'_>,
     n_slots: usize,
     window: u32,

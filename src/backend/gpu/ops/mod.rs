@@ -27,7 +27,7 @@ mod rope;
 mod split_rows;
 mod weights;
 
-pub use attention::{AttentionWorkspace, PagedKv, StepTokens};
+pub use attention::{AttentionWorkspace, DecodeRope, PagedKv, StepTokens};
 pub use elementwise::Gate;
 pub use fused_product::{FusedKind, LeadingMatrix, ProductInput, ProductOutput, SecondMatrix};
 pub use gemm::PrefillScratch;

@@ -22,6 +22,24 @@ pub struct RopeParams {
     pub rope_dims: usize,
 }
 
+impl RopeParams {
+    /// Checks `rope_dims` against the heads' `head_dim`.
+    pub(super) fn check(&self, head_dim: usize) -> Result<()> {
+        if !self.rope_dims.is_multiple_of(2) || self.rope_dims > head_dim {
+            return Err(Error::InvalidArgument(format!(
+                "rope_dims {} must be even and at most head_dim {head_dim}",
+                self.rope_dims
+            )));
+        }
+        Ok(())
+    }
+
+    /// The kernels' theta_scale: the CPU's expression, so both compute the same f32 angles.
+    pub(super) fn theta_scale(&self) -> f32 {
+        self.base.powf(-2.0 / self.rope_dims as f32)
+    }
+}
+
 pub(super) struct RopeKernel {
     rope_kv_write: PerKvType,
 }
@@ -72,12 +90,7 @@ impl GpuOps {
             head_dim,
         } = *heads;
         heads.check()?;
-        if !rope.rope_dims.is_multiple_of(2) || rope.rope_dims > head_dim {
-            return Err(Error::InvalidArgument(format!(
-                "rope_dims {} must be even and at most head_dim {head_dim}",
-                rope.rope_dims
-            )));
-        }
+        rope.check(head_dim)?;
         let (q_dim, kv_dim) = (heads.q_dim(), heads.kv_dim());
         check_buffer(
             "rope q",
@@ -102,8 +115,7 @@ impl GpuOps {
         if n_tokens == 0 {
             return Ok(());
         }
-        // The CPU's expression, so both compute the same f32 angles.
-        let theta_scale = rope.base.powf(-2.0 / rope.rope_dims as f32);
+        let theta_scale = rope.theta_scale();
         let mut args = KernelArgs::new();
         args.push(&mut *b.q)
             .push(&mut *b.k)
