@@ -304,6 +304,9 @@ fn special_token_id_out_of_range() {
         "tokenizer.ggml.eot_token_id",
         "tokenizer.ggml.unknown_token_id",
         "tokenizer.ggml.padding_token_id",
+        "tokenizer.ggml.fim_pad_token_id",
+        "tokenizer.ggml.fim_rep_token_id",
+        "tokenizer.ggml.fim_sep_token_id",
     ] {
         let m = invalid_vocab(&with(base(), key, OwnedValue::U32(30)));
         assert!(m.contains("30") && m.contains("outside"), "{key}: {m}");

@@ -288,8 +288,9 @@ fn wordpiece_normalizer_keys_match_llama_cpp() {
 
 /// llama.cpp makes `</s>` a normal token, and no end of generation, where its
 /// end-of-generation list also holds Gemma 4's `<|tool_response>` or PLaMo's
-/// `<|plamo:eos|>`, whatever the tokenizer: SentencePiece and BPE vocabularies
-/// (`</s>` the EOS in the first) with and without those tokens.
+/// `<|plamo:eos|>`, whatever the tokenizer, and elsewhere ends generation on its text,
+/// the EOS or not: SentencePiece and BPE vocabularies (`</s>` the EOS in the first) with
+/// and without those tokens.
 #[test]
 fn eos_s_is_normal_where_llama_cpp_makes_it_so() {
     let mut tally = Tally::default();
@@ -326,14 +327,13 @@ fn eos_s_is_normal_where_llama_cpp_makes_it_so() {
         if ty == TokenType::Normal {
             normal.push(name.clone());
         }
-        // Only the `</s>` taken off the list is checked: this crate's end-of-generation
-        // texts are not all of llama.cpp's (`</s>` among them).
-        if !line["s_is_eog"].as_bool().expect("s_is_eog") {
-            let eog = tokenizer.is_end_of_generation(s);
-            tally.record(format!("{name} end of generation"), !eog, || {
-                format!("{name}: </s> ends generation, not in llama.cpp")
-            });
-        }
+        let expected_eog = line["s_is_eog"].as_bool().expect("s_is_eog");
+        let eog = tokenizer.is_end_of_generation(s);
+        tally.record(
+            format!("{name} end of generation"),
+            eog == expected_eog,
+            || format!("{name}: </s> ends generation: {eog}, in llama.cpp {expected_eog}"),
+        );
         for (special, key) in [(false, "s_plain"), (true, "s_special")] {
             let expected = line[key].as_str().expect("piece");
             let got = tokenizer.token_to_piece(s, special).map(hex);

@@ -27,6 +27,10 @@ pub struct VocabParts {
     pub unk: Option<u32>,
     pub sep: Option<u32>,
     pub pad: Option<u32>,
+    /// Fill-in-the-middle pad, repository and file-separator tokens: they end generation.
+    pub fim_pad: Option<u32>,
+    pub fim_rep: Option<u32>,
+    pub fim_sep: Option<u32>,
     pub add_bos: Option<bool>,
     pub add_eos: Option<bool>,
     pub add_space_prefix: Option<bool>,
@@ -77,6 +81,9 @@ impl VocabParts {
             // The key's spelling is llama.cpp's.
             sep: id("seperator_token_id")?,
             pad: id("padding_token_id")?,
+            fim_pad: id("fim_pad_token_id")?,
+            fim_rep: id("fim_rep_token_id")?,
+            fim_sep: id("fim_sep_token_id")?,
             add_bos: flag("add_bos_token")?,
             add_eos: flag("add_eos_token")?,
             add_space_prefix: flag("add_space_prefix")?,

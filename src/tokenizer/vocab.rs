@@ -3,6 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
+use super::end_of_generation::{FimIds, end_of_generation};
 use super::parts::VocabParts;
 use super::token_type::TokenType;
 use crate::error::{Error, Result};
@@ -30,14 +31,14 @@ pub struct Vocab {
     scores: Vec<f32>,
     index: FxHashMap<Box<[u8]>, TokenId>,
     pub(crate) specials: SpecialTokens,
-    /// A `</s>` that llama.cpp makes a normal token and takes off its end-of-generation
-    /// list, even where it is the EOS (see [`Vocab::new`]).
-    pub(crate) plain_s: Option<TokenId>,
+    /// The tokens that end a generation, sorted (see [`super::end_of_generation`]).
+    pub(crate) end_of_generation: Box<[TokenId]>,
 }
 
 /// Token texts that llama.cpp always treats as control tokens (end-of-turn, end-of-text,
 /// fill-in-the-middle markers), whatever type the file gives them: their type decides how
-/// text is matched and decoded.
+/// text is matched and decoded. Deciding the end of generation can then make `</s>` normal
+/// and `<|end|>` user-defined (see [`super::end_of_generation`]).
 const CONTROL_BY_NAME: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
@@ -102,7 +103,8 @@ const CONTROL_BY_NAME: &[&str] = &[
 /// matched in text even without special parsing.
 const USER_DEFINED_BY_NAME: &[&str] = &["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"];
 
-/// End-of-turn token texts, in the order they are looked for when the file names none.
+/// End-of-turn token texts, in the order they are looked for when the file names none
+/// (llama.cpp takes the first it meets in its hash map; EOM's only text is `<|eom_id|>`).
 const EOT_NAMES: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
@@ -207,9 +209,17 @@ impl Vocab {
                 .iter()
                 .find_map(|t| index.get(t.as_bytes()).copied());
         }
-        let plain_s = plain_s(&index, &texts, &specials);
-        if let Some(id) = plain_s {
-            types[id as usize] = TokenType::Normal;
+        if specials.eom.is_none() {
+            specials.eom = index.get(b"<|eom_id|>".as_slice()).copied();
+        }
+        let fim = FimIds {
+            pad: role("FIM PAD", parts.fim_pad, None)?,
+            rep: role("FIM REP", parts.fim_rep, None)?,
+            sep: role("FIM SEP", parts.fim_sep, None)?,
+        };
+        let eog = end_of_generation(|t| index.get(t.as_bytes()).copied(), &specials, &fim);
+        for &(id, ty) in &eog.retyped {
+            types[id as usize] = ty;
         }
         Ok(Vocab {
             texts,
@@ -217,7 +227,7 @@ impl Vocab {
             scores,
             index,
             specials,
-            plain_s,
+            end_of_generation: eog.ids,
         })
     }
 
@@ -260,30 +270,6 @@ impl Vocab {
             .enumerate()
             .map(|(i, (t, &ty))| (i as TokenId, &**t, ty))
     }
-}
-
-/// The `</s>` that llama.cpp (`llama_vocab::impl::load`, "gemma4 and plamo have a normal
-/// </s> token") makes a normal token, whatever the file says, and takes off its
-/// end-of-generation list: where that list holds both `</s>` and Gemma 4's
-/// `<|tool_response>` or PLaMo's `<|plamo:eos|>`, whatever the tokenizer model. `</s>` and
-/// `<|tool_response>` are on the list by their text wherever they are tokens;
-/// `<|plamo:eos|>` only as the EOS, EOT or EOM.
-fn plain_s(
-    index: &FxHashMap<Box<[u8]>, TokenId>,
-    texts: &[Box<str>],
-    specials: &SpecialTokens,
-) -> Option<TokenId> {
-    let s = index.get(b"</s>".as_slice()).copied()?;
-    let tool_response = index.contains_key(b"<|tool_response>".as_slice());
-    let plamo_eos = [specials.eos, specials.eot, specials.eom]
-        .into_iter()
-        .flatten()
-        .any(|id| {
-            texts
-                .get(id as usize)
-                .is_some_and(|t| &**t == "<|plamo:eos|>")
-        });
-    (tool_response || plamo_eos).then_some(s)
 }
 
 fn check_len(what: &str, len: Option<usize>, n: usize) -> Result<()> {
