@@ -50,6 +50,19 @@ const FIM_REP_TEXTS: &[&str] = &[
 ];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
+/// Whether llama.cpp makes a token of this text a control token on account of ending
+/// generation: a listed text, or a FIM pad, repository or separator text.
+pub(super) fn made_control(text: &str) -> bool {
+    [
+        END_OF_GENERATION_TEXTS,
+        FIM_PAD_TEXTS,
+        FIM_REP_TEXTS,
+        FIM_SEP_TEXTS,
+    ]
+    .iter()
+    .any(|texts| texts.contains(&text))
+}
+
 /// The FIM ids the file names (`tokenizer.ggml.fim_{pad,rep,sep}_token_id`).
 pub(super) struct FimIds {
     pub pad: Option<TokenId>,

@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::end_of_generation::{FimIds, end_of_generation};
+use super::end_of_generation::{FimIds, end_of_generation, made_control};
 use super::parts::VocabParts;
 use super::token_type::TokenType;
 use crate::error::{Error, Result};
@@ -35,33 +35,13 @@ pub struct Vocab {
     pub(crate) end_of_generation: Box<[TokenId]>,
 }
 
-/// Token texts that llama.cpp always treats as control tokens (end-of-turn, end-of-text,
-/// fill-in-the-middle markers), whatever type the file gives them: their type decides how
-/// text is matched and decoded. Deciding the end of generation can then make `</s>` normal
-/// and `<|end|>` user-defined (see [`super::end_of_generation`]).
-const CONTROL_BY_NAME: &[&str] = &[
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-    "<EOT>",
-    "_<EOT>",
-    "[EOT]",
-    "[EOS]",
-    "<｜end▁of▁sentence｜>",
-    "<end_of_utterance>",
-    "<|eom_id|>",
-    "<|return|>",
-    "<|call|>",
-    "<|flush|>",
-    "<|calls|>",
-    "</s>",
-    "<eos>",
-    "<turn|>",
-    "<|tool_response>",
-    "[e~[",
+/// Token texts that llama.cpp always treats as control tokens, whatever type the file
+/// gives them: their type decides how text is matched and decoded. These are the
+/// fill-in-the-middle prefix, suffix and middle markers; the end-of-generation texts and
+/// the FIM pad, repository and separator markers are made control too
+/// ([`super::end_of_generation::made_control`]). Deciding the end of generation can then
+/// make `</s>` normal and `<|end|>` user-defined.
+const FIM_MARKERS: &[&str] = &[
     "<|fim_prefix|>",
     "<fim-prefix>",
     "<fim_prefix>",
@@ -86,17 +66,6 @@ const CONTROL_BY_NAME: &[&str] = &[
     "▁<MID>",
     "<|code_middle|>",
     "<|middle|>",
-    "<|fim_pad|>",
-    "<fim-pad>",
-    "<fim_pad>",
-    "<PAD>",
-    "[PAD]",
-    "<|fim_repo|>",
-    "<|repo_name|>",
-    "<fim-repo>",
-    "<REPO>",
-    "<reponame>",
-    "<|file_sep|>",
 ];
 
 /// Texts llama.cpp makes user-defined whatever the file says (gpt-oss), so they are
@@ -173,7 +142,7 @@ impl Vocab {
             }
         }
         for (text, ty) in texts.iter().zip(types.iter_mut()) {
-            if CONTROL_BY_NAME.contains(&&**text) {
+            if FIM_MARKERS.contains(&&**text) || made_control(text) {
                 *ty = TokenType::Control;
             } else if USER_DEFINED_BY_NAME.contains(&&**text) {
                 *ty = TokenType::UserDefined;
