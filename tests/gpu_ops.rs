@@ -315,7 +315,8 @@ impl Q8Host {
 fn q8_quantization_and_fused_norm_match_the_cpu_method_to_the_bit() {
     let g = ops_gpu();
     let mut random = Random::new(31);
-    for (n_rows, width) in [(1, 32), (3, 576), (2, 4096), (8, 1536)] {
+    // 9,216: wider than the values a norm thread holds in registers (8 x 1,024).
+    for (n_rows, width) in [(1, 32), (3, 576), (2, 4096), (8, 1536), (2, 9216)] {
         let mut x = random_vec(&mut random, n_rows * width, 4.0);
         // A group of zeros (step 0) and one with a single large value.
         x[..32].fill(0.0);
@@ -673,12 +674,15 @@ fn rms_norm_matches_the_cpu() {
     let mut random = Random::new(21);
     let mut n_exact = 0usize;
     let mut n_values = 0usize;
+    // Widths for each instance (values a thread holds: 1, 2, 4, 8) and past the last.
     for (n_rows, width, eps) in [
         (1, 1, 1e-5),
         (3, 7, 1e-6),
         (5, 576, 1e-5),
+        (3, 1536, 1e-5),
         (2, 2049, 1e-6),
         (4, 8192, 1e-5),
+        (2, 9221, 1e-6),
     ] {
         let x = random_vec(&mut random, n_rows * width, 3.0);
         let weight: Vec<f32> = (0..width).map(|_| 1.0 + random.next_f32() * 0.5).collect();

@@ -10,16 +10,37 @@ use crate::error::{Error, Result};
 /// kernel's reduction wants whole warps, the Q8 variant groups of 32).
 const THREADS: u32 = 1024;
 
+/// The values of a row each thread of the kernel's instances holds in registers
+/// (`rf_rms_norm_*_v<VALUES>`); the last instance loops over what it does not hold.
+const VALUES_PER_THREAD: [u32; 4] = [1, 2, 4, 8];
+
+/// The instances of one variant, for each entry of [`VALUES_PER_THREAD`].
+struct ByWidth([Function; VALUES_PER_THREAD.len()]);
+
+impl ByWidth {
+    fn load(module: &Module, name: &str) -> Result<ByWidth> {
+        let [a, b, c, d] = VALUES_PER_THREAD.map(|v| module.function(&format!("{name}_v{v}")));
+        Ok(ByWidth([a?, b?, c?, d?]))
+    }
+
+    /// The instance with the fewest registers that holds a row of `width` values.
+    fn for_width(&self, width: usize) -> &Function {
+        let held = |v: u32| (v * THREADS) as usize >= width;
+        let at = VALUES_PER_THREAD.iter().position(|&v| held(v));
+        &self.0[at.unwrap_or(VALUES_PER_THREAD.len() - 1)]
+    }
+}
+
 pub(super) struct NormKernel {
-    rms_norm: Function,
-    rms_norm_q8: Function,
+    rms_norm: ByWidth,
+    rms_norm_q8: ByWidth,
 }
 
 impl NormKernel {
     pub(super) fn load(module: &Module) -> Result<NormKernel> {
         Ok(NormKernel {
-            rms_norm: module.function("rf_rms_norm_f32")?,
-            rms_norm_q8: module.function("rf_rms_norm_q8_f32")?,
+            rms_norm: ByWidth::load(module, "rf_rms_norm_f32")?,
+            rms_norm_q8: ByWidth::load(module, "rf_rms_norm_q8_f32")?,
         })
     }
 }
@@ -69,12 +90,12 @@ impl GpuOps {
             .push(eps);
         let config = LaunchConfig::linear(n_rows as u32, THREADS);
         let kernel = if quantized.is_some() {
-            &self.norm.rms_norm_q8
+            self.norm.rms_norm_q8.for_width(width)
         } else {
-            &self.norm.rms_norm
+            self.norm.rms_norm.for_width(width)
         };
-        // SAFETY: the arguments match rf_rms_norm_f32(x, w, y, n_rows, width, eps), or with
-        // a quantized output rf_rms_norm_q8_f32(x, w, y, q, qd, qs, n_rows, width, eps); x
+        // SAFETY: the arguments match rf_rms_norm_f32_v*(x, w, y, n_rows, width, eps), or with
+        // a quantized output rf_rms_norm_q8_f32_v*(x, w, y, q, qd, qs, n_rows, width, eps); x
         // and out hold n_rows * width floats, weight width, the quantized output n_rows *
         // width values in whole groups of 32 (all checked); THREADS is a multiple of the
         // warp size and of 32, and at most 1024 (32 warps: the kernel's scratch).
@@ -106,10 +127,15 @@ impl GpuOps {
             .push(to_u32("rms_norm width", width, u32::MAX)?)
             .push(eps);
         let config = LaunchConfig::linear(n_rows as u32, THREADS);
-        // SAFETY: the arguments match rf_rms_norm_f32(x, w, y, n_rows, width, eps) with
+        // SAFETY: the arguments match rf_rms_norm_f32_v*(x, w, y, n_rows, width, eps) with
         // y = x, which the kernel allows (each element is read before its own write, only
         // by its writer); x holds n_rows * width floats and weight width (checked);
         // THREADS is a multiple of the warp size and at most 1024.
-        unsafe { self.norm.rms_norm.launch(stream, &config, &args) }
+        unsafe {
+            self.norm
+                .rms_norm
+                .for_width(width)
+                .launch(stream, &config, &args)
+        }
     }
 }
