@@ -30,6 +30,16 @@ pub fn reserve<T>(v: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
     v.try_reserve_exact(additional).map_err(|_| out_of_memory())
 }
 
+/// Room for `additional` more bytes in `s`.
+pub fn reserve_text(s: &mut String, additional: usize, what: &str) -> Result<()> {
+    let out_of_memory = || Error::OutOfMemory(format!("{what} needs {additional} bytes"));
+    #[cfg(feature = "fault-injection")]
+    if s.capacity() - s.len() < additional && fault_injection::this_one_fails() {
+        return Err(out_of_memory());
+    }
+    s.try_reserve_exact(additional).map_err(|_| out_of_memory())
+}
+
 /// `len` elements in `v`, new ones set to `value`, growing fallibly.
 pub fn resize<T: Clone>(v: &mut Vec<T>, len: usize, value: T, what: &str) -> Result<()> {
     if len > v.len() {
@@ -40,8 +50,9 @@ pub fn resize<T: Clone>(v: &mut Vec<T>, len: usize, value: T, what: &str) -> Res
 }
 
 /// Test-only: counts the fallible acquisitions made by any thread, and fails the k-th:
-/// host allocations ([`reserve`] calls that must grow their vector, [`filled_vec`] and
-/// [`resize`] included), device allocations (`Device::alloc`) and CPU worker threads.
+/// host allocations ([`reserve`] and [`reserve_text`] calls that must grow their vector or
+/// string, [`filled_vec`] and [`resize`] included), device allocations (`Device::alloc`)
+/// and CPU worker threads.
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -43,6 +43,8 @@ impl MergeRanks {
     pub fn new(vocab: &Vocab, merges: &[String]) -> Result<MergeRanks> {
         let mut pairs = FxHashMap::default();
         pairs.reserve(merges.len());
+        // The two texts joined, in one buffer for every merge rather than a string each.
+        let mut joined = String::new();
         for (rank, merge) in merges.iter().enumerate() {
             let bad = |why: &str| Error::InvalidVocab(format!("merge {rank} ({merge:?}): {why}"));
             // The separator is the first space after the first character, so a pair may
@@ -60,7 +62,10 @@ impl MergeRanks {
                     .ok_or_else(|| bad(&format!("{text:?} is not a token")))
             };
             let (l, r) = (id(left)?, id(right)?);
-            let result = id(&format!("{left}{right}"))?;
+            joined.clear();
+            joined.push_str(left);
+            joined.push_str(right);
+            let result = id(&joined)?;
             let rank = u32::try_from(rank).map_err(|_| bad("too many merges"))?;
             pairs
                 .entry(pair_key(l, r))

@@ -35,8 +35,14 @@ impl Pieces {
                     bytes.extend_from_slice(text.as_bytes());
                 }
                 TokenType::Normal => match encoding {
+                    // Straight into `bytes`: `str::replace` would allocate once a token.
                     TextEncoding::SpaceMarked => {
-                        bytes.extend_from_slice(text.replace(SPACE_MARK, " ").as_bytes())
+                        for (i, part) in text.split(SPACE_MARK).enumerate() {
+                            if i > 0 {
+                                bytes.push(b' ');
+                            }
+                            bytes.extend_from_slice(part.as_bytes());
+                        }
                     }
                     TextEncoding::ByteLevel => decode_byte_level(text, &mut bytes),
                 },

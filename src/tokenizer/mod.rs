@@ -20,6 +20,7 @@ mod parts;
 mod pretokenize;
 mod special;
 mod spm;
+mod token_texts;
 mod token_type;
 mod unicode;
 mod vocab;

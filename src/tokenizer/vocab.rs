@@ -1,10 +1,9 @@
 //! The checked vocabulary: token texts, types and scores, the text-to-id index, the
 //! special token ids and the flags that say what tokenizing adds.
 
-use rustc_hash::FxHashMap;
-
 use super::end_of_generation::{FimIds, end_of_generation, made_control};
 use super::parts::VocabParts;
+use super::token_texts::TokenTexts;
 use super::token_type::TokenType;
 use crate::error::{Error, Result};
 use crate::host_memory;
@@ -26,10 +25,9 @@ pub struct SpecialTokens {
 
 #[derive(Debug, Clone)]
 pub struct Vocab {
-    texts: Vec<Box<str>>,
+    texts: TokenTexts,
     types: Vec<TokenType>,
     scores: Vec<f32>,
-    index: FxHashMap<Box<[u8]>, TokenId>,
     pub(crate) specials: SpecialTokens,
     /// The tokens that end a generation, sorted (see [`super::end_of_generation`]).
     pub(crate) end_of_generation: Box<[TokenId]>,
@@ -115,24 +113,23 @@ impl Vocab {
         check_len("token_type", parts.token_types.as_ref().map(Vec::len), n)?;
         check_len("scores", parts.scores.as_ref().map(Vec::len), n)?;
 
-        let mut texts = Vec::new();
-        host_memory::reserve(&mut texts, n, "the vocabulary's token texts")?;
-        let mut index = FxHashMap::default();
-        index.reserve(n);
+        let bytes = parts.tokens.iter().map(String::len).sum();
+        // `push` numbers the texts from 0: n_u32 above says their ids fit TokenId.
+        let mut texts = TokenTexts::with_capacity(n, bytes)?;
         for (i, text) in parts.tokens.iter().enumerate() {
             // llama.cpp renames empty tokens so that they can never match.
-            let text: Box<str> = if text.is_empty() {
-                format!("[EMPTY_{i}]").into()
+            let renamed;
+            let text = if text.is_empty() {
+                renamed = format!("[EMPTY_{i}]");
+                &renamed
             } else {
-                text.as_str().into()
+                text
             };
-            let id = i as TokenId;
-            if let Some(first) = index.insert(Box::<[u8]>::from(text.as_bytes()), id) {
+            if let Some(first) = texts.push(text) {
                 return Err(Error::InvalidVocab(format!(
                     "tokens {first} and {i} are both {text:?}"
                 )));
             }
-            texts.push(text);
         }
 
         let mut types = host_memory::filled_vec(n, TokenType::Normal, "the vocabulary's types")?;
@@ -142,9 +139,9 @@ impl Vocab {
             }
         }
         for (text, ty) in texts.iter().zip(types.iter_mut()) {
-            if FIM_MARKERS.contains(&&**text) || made_control(text) {
+            if FIM_MARKERS.contains(&text) || made_control(text) {
                 *ty = TokenType::Control;
-            } else if USER_DEFINED_BY_NAME.contains(&&**text) {
+            } else if USER_DEFINED_BY_NAME.contains(&text) {
                 *ty = TokenType::UserDefined;
             }
         }
@@ -174,19 +171,17 @@ impl Vocab {
             pad: role("PAD", parts.pad, None)?,
         };
         if specials.eot.is_none() {
-            specials.eot = EOT_NAMES
-                .iter()
-                .find_map(|t| index.get(t.as_bytes()).copied());
+            specials.eot = EOT_NAMES.iter().find_map(|t| texts.id_of(t.as_bytes()));
         }
         if specials.eom.is_none() {
-            specials.eom = index.get(b"<|eom_id|>".as_slice()).copied();
+            specials.eom = texts.id_of(b"<|eom_id|>");
         }
         let fim = FimIds {
             pad: role("FIM PAD", parts.fim_pad, None)?,
             rep: role("FIM REP", parts.fim_rep, None)?,
             sep: role("FIM SEP", parts.fim_sep, None)?,
         };
-        let eog = end_of_generation(|t| index.get(t.as_bytes()).copied(), &specials, &fim);
+        let eog = end_of_generation(|t| texts.id_of(t.as_bytes()), &specials, &fim);
         for &(id, ty) in &eog.retyped {
             types[id as usize] = ty;
         }
@@ -194,7 +189,6 @@ impl Vocab {
             texts,
             types,
             scores,
-            index,
             specials,
             end_of_generation: eog.ids,
         })
@@ -211,12 +205,12 @@ impl Vocab {
     /// The token whose text is exactly `text`.
     #[inline]
     pub fn id_of(&self, text: &[u8]) -> Option<TokenId> {
-        self.index.get(text).copied()
+        self.texts.id_of(text)
     }
 
     /// The text of `id` as stored in the vocabulary.
     pub fn text(&self, id: TokenId) -> Option<&str> {
-        self.texts.get(id as usize).map(|t| &**t)
+        self.texts.get(id)
     }
 
     pub fn token_type(&self, id: TokenId) -> Option<TokenType> {
@@ -237,7 +231,7 @@ impl Vocab {
             .iter()
             .zip(&self.types)
             .enumerate()
-            .map(|(i, (t, &ty))| (i as TokenId, &**t, ty))
+            .map(|(i, (t, &ty))| (i as TokenId, t, ty))
     }
 }
 
