@@ -2,9 +2,12 @@
 //! buffers and step inputs on the host, and the worker pool its matmuls and attention
 //! run on.
 
+use std::sync::Mutex;
+
 use super::attention::{AttentionScratch, Layer, attention};
 use super::buffers::Buffers;
 use super::kv_storage::KvStorage;
+use super::lock;
 use super::matmul::CpuMatmul;
 use super::ops::{RopeAngles, add_assign, geglu, rms_norm, rms_norm_in_place, rope, swiglu};
 use crate::backend::{
@@ -13,6 +16,13 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
 use crate::tensor::{WeightMatrix, dequantize_row};
+
+/// Below this many values an element-wise pass runs on the calling thread: waking the pool
+/// costs more than it saves.
+const PARALLEL_ELEMENTWISE: usize = 1 << 14;
+
+/// The most parts an element-wise pass is split into.
+const MAX_PARTS: usize = 16;
 
 pub struct CpuBackend {
     shape: Shape,
@@ -33,7 +43,22 @@ impl CpuBackend {
     fn gate_with_up(&mut self, activation: fn(&mut [f32], &[f32])) {
         let n = self.step.n_tokens * self.shape.n_ff;
         let up = self.acts.take(Act::Up);
-        activation(&mut self.acts.get_mut(Act::Gate)[..n], &up[..n]);
+        let gate = &mut self.acts.get_mut(Act::Gate)[..n];
+        let n_parts = self.matmul.n_threads().min(MAX_PARTS);
+        if n < PARALLEL_ELEMENTWISE || n_parts < 2 {
+            activation(gate, &up[..n]);
+        } else {
+            // Value by value, so the split changes no result.
+            let part_len = n.div_ceil(n_parts);
+            let mut gate_parts = gate.chunks_mut(part_len);
+            let parts: [Mutex<Option<&mut [f32]>>; MAX_PARTS] =
+                std::array::from_fn(|_| Mutex::new(gate_parts.next()));
+            self.matmul.run_parallel(n_parts, &|i| {
+                if let Some(gate) = lock(&parts[i]).as_deref_mut() {
+                    activation(gate, &up[i * part_len..][..gate.len()]);
+                }
+            });
+        }
         self.acts.put(Act::Up, up);
     }
 

@@ -270,9 +270,11 @@ impl Split {
                 let tokens = first_token..(first_token + TOKEN_TILE).min(n_tokens);
                 let out = &mut tile_out[..block.len() * tokens.len()];
                 dots(bytes, tokens.clone(), out);
-                for (r, row_out) in block.clone().zip(out.chunks_exact(tokens.len())) {
-                    for (t, &value) in tokens.clone().zip(row_out) {
-                        share[t][r - task_rows.start] = value;
+                let block_in_task = block.start - task_rows.start..block.end - task_rows.start;
+                for (i, t) in tokens.clone().enumerate() {
+                    let token_out = &mut share[t][block_in_task.clone()];
+                    for (y, row_out) in token_out.iter_mut().zip(out.chunks_exact(tokens.len())) {
+                        *y = row_out[i];
                     }
                 }
             }

@@ -11,7 +11,7 @@
 mod q8;
 mod q8_k;
 
-pub(crate) use q8::{Q8Activations, Q8Row, quantize_q8_0};
+pub(crate) use q8::{GROUP, Q8Activations, Q8Row, quantize_q8_0};
 pub(crate) use q8_k::{Q8KActivations, Q8KRow};
 
 /// The `N`-value arrays `values` splits into, front to back; a shorter remainder is left

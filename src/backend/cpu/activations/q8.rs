@@ -18,6 +18,23 @@ pub(crate) struct Q8Row<'a> {
     /// Q4_1 and Q5_1 weights. Kept in f32 where ggml rounds it to f16: a block of large
     /// activations (summing past 65504) would make ggml's infinite.
     pub scaled_sums: &'a [f32],
+    /// The token's group of [`GROUP`] consecutive tokens, when its matmul has one: the
+    /// kernels of a tile of those tokens read the group's scales and sums of a block with
+    /// one load each.
+    pub group: Option<Q8Group<'a>>,
+}
+
+/// Tokens a [`Q8Group`] holds: the kernels' tile ([`crate::backend::cpu::dot::TOKEN_TILE`]).
+pub(crate) const GROUP: usize = 4;
+
+/// The scales and scaled sums of [`GROUP`] consecutive tokens (the first a multiple of
+/// [`GROUP`]), block by block: `scales[b][lane]` is block `b` of token `first + lane`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Q8Group<'a> {
+    pub scales: &'a [[f32; GROUP]],
+    pub scaled_sums: &'a [[f32; GROUP]],
+    /// Which of the group's tokens this is.
+    pub lane: usize,
 }
 
 /// The quantized activations of every token of a matmul, reused from call to call.
@@ -27,6 +44,10 @@ pub(crate) struct Q8Activations {
     quants: Vec<[i8; BLOCK]>,
     scales: Vec<f32>,
     scaled_sums: Vec<f32>,
+    /// Per group of [`GROUP`] tokens, per block, the tokens' scales (see [`Q8Group`]); empty
+    /// for a batch smaller than a group. A partial last group has zeros in its empty lanes.
+    group_scales: Vec<[f32; GROUP]>,
+    group_sums: Vec<[f32; GROUP]>,
 }
 
 /// One quantized block.
@@ -73,16 +94,72 @@ impl Q8Activations {
             #[cfg(not(target_arch = "x86_64"))]
             SimdLevel::Avx2 => unreachable!("AVX2 is never detected off x86-64"),
         }
+        self.group_fields(x.len() / n_cols, what)
+    }
+
+    /// Fills the groups' scales and sums from the tokens' (prefill only: one token needs
+    /// none).
+    fn group_fields(&mut self, n_tokens: usize, what: &str) -> Result<()> {
+        let n_groups = if n_tokens >= GROUP {
+            n_tokens.div_ceil(GROUP)
+        } else {
+            0
+        };
+        let per_token = self.blocks_per_token;
+        resize(
+            &mut self.group_scales,
+            n_groups * per_token,
+            [0.0; GROUP],
+            what,
+        )?;
+        resize(
+            &mut self.group_sums,
+            n_groups * per_token,
+            [0.0; GROUP],
+            what,
+        )?;
+        let fields = [
+            (&mut self.group_scales, &self.scales),
+            (&mut self.group_sums, &self.scaled_sums),
+        ];
+        for (grouped, by_token) in fields {
+            for (g, group) in grouped.chunks_exact_mut(per_token).enumerate() {
+                for (lane, token) in by_token.chunks_exact(per_token).skip(g * GROUP).enumerate() {
+                    if lane == GROUP {
+                        break;
+                    }
+                    for (block, &value) in group.iter_mut().zip(token) {
+                        block[lane] = value;
+                    }
+                }
+                if (g + 1) * GROUP > n_tokens {
+                    for block in group.iter_mut() {
+                        block[n_tokens - g * GROUP..].fill(0.0);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
     /// Token `t` of the last `quantize`.
     pub fn token(&self, t: usize) -> Q8Row<'_> {
         let blocks = t * self.blocks_per_token..(t + 1) * self.blocks_per_token;
+        let per_token = self.blocks_per_token;
+        let group_blocks = t / GROUP * per_token..(t / GROUP + 1) * per_token;
+        let group = self
+            .group_scales
+            .get(group_blocks.clone())
+            .map(|scales| Q8Group {
+                scales,
+                scaled_sums: &self.group_sums[group_blocks],
+                lane: t % GROUP,
+            });
         Q8Row {
             quants: &self.quants[blocks.clone()],
             scales: &self.scales[blocks.clone()],
             scaled_sums: &self.scaled_sums[blocks],
+            group,
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::backend::cpu::activations::{Q8KRow, Q8Row};
+use crate::backend::cpu::activations::{GROUP, Q8KRow, Q8Row};
 
 /// How far ahead of the bytes being read the kernels ask for weight bytes. Decode streams
 /// its weights from DRAM, where the hardware prefetcher alone leaves a third of the
@@ -275,15 +275,26 @@ pub(super) fn signed_blocks_tile<const B: usize, const T: usize>(
 
 /// The tile loop of the formats whose 32-value blocks decode to a scale, a min and values in
 /// 0..32 (Q4_1, Q5_1): `decode(block) = (d, m, values)`, and a block contributes
-/// `d * dy * Σ values * qy + m * (dy * Σ qy)`.
+/// `d * dy * Σ values * qy + m * (dy * Σ qy)`. `VNNI` takes the integer dot products with
+/// AVX-512 VNNI's `vpdpbusd` (see [`dot_u8_i8_vnni`]), which sums the same products exactly.
+///
+/// A tile of one group of tokens (see [`Q8Row::group`]) goes
+/// through [`unsigned_blocks_group`]: the same operations in the same order, so every
+/// token's result is the same bits whichever way it is computed.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn unsigned_blocks_tile<const B: usize, const T: usize>(
+pub(super) fn unsigned_blocks_tile<const B: usize, const T: usize, const VNNI: bool>(
     row: &[u8],
     tokens: &[Q8Row<'_>; T],
     decode: impl Fn(&[u8]) -> (f32, f32, __m256i),
 ) -> [f32; T] {
     let n = row.len() / B;
+    if let Some(group) = whole_group(tokens, n) {
+        let sums = unsigned_blocks_group::<B, VNNI>(row, group, decode);
+        let mut out = [0.0; T];
+        out.copy_from_slice(&sums[..T]);
+        return out;
+    }
     let Columns {
         quants,
         scales,
@@ -295,7 +306,7 @@ pub(super) fn unsigned_blocks_tile<const B: usize, const T: usize>(
             prefetch_ahead(row, $b * B, B);
             let (d, m, qx) = decode($block);
             for t in 0..T {
-                let products = _mm256_cvtepi32_ps(dot_u8_i8(qx, load_i8x32(&quants[t][$b])));
+                let products = _mm256_cvtepi32_ps(dot_u8_i8_with::<VNNI>(qx, &quants[t][$b]));
                 let scale = _mm256_set1_ps(d * scales[t][$b]);
                 $acc[t] = _mm256_fmadd_ps(scale, products, $acc[t]);
                 min_terms[t] += m * sums[t][$b];
@@ -306,6 +317,204 @@ pub(super) fn unsigned_blocks_tile<const B: usize, const T: usize>(
     even_odd_blocks!(row, B, even, odd, add_block);
     let sums = hsums::<T>(std::array::from_fn(|t| _mm256_add_ps(even[t], odd[t])));
     std::array::from_fn(|t| sums[t] + min_terms[t])
+}
+
+/// The quants, and the group's scales and sums cut to `n` blocks, of a tile that is one
+/// whole group of tokens in lane order; `None` for any other tile.
+#[inline(always)]
+fn whole_group<'a, const T: usize>(tokens: &[Q8Row<'a>; T], n: usize) -> Option<GroupColumns<'a>> {
+    if T != GROUP {
+        return None;
+    }
+    let first = tokens[0].group?;
+    let mut quants = [&[][..]; GROUP];
+    for (t, token) in tokens.iter().enumerate() {
+        let group = token.group?;
+        let same = std::ptr::eq(group.scales, first.scales) && group.lane == t;
+        if !same {
+            return None;
+        }
+        quants[t] = token.quants.get(..n)?;
+    }
+    Some(GroupColumns {
+        quants,
+        scales: first.scales.get(..n)?,
+        sums: first.scaled_sums.get(..n)?,
+    })
+}
+
+/// A whole group's activations, each cut to a row's block count.
+struct GroupColumns<'a> {
+    quants: [&'a [[i8; 32]]; GROUP],
+    scales: &'a [[f32; GROUP]],
+    sums: &'a [[f32; GROUP]],
+}
+
+/// [`unsigned_blocks_tile`] of one whole group: a block's `d * dy` for the group's tokens
+/// come from one multiply and its min terms from one multiply and one add, where the
+/// token-by-token loop takes one multiply (and a broadcast) for each token and each term.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn unsigned_blocks_group<const B: usize, const VNNI: bool>(
+    row: &[u8],
+    group: GroupColumns<'_>,
+    decode: impl Fn(&[u8]) -> (f32, f32, __m256i),
+) -> [f32; GROUP] {
+    let GroupColumns {
+        quants,
+        scales,
+        sums,
+    } = group;
+    let mut min_terms = _mm_setzero_ps();
+    macro_rules! add_block {
+        ($acc:ident, $b:expr, $block:expr) => {
+            prefetch_ahead(row, $b * B, B);
+            let (d, m, qx) = decode($block);
+            let group_scales = _mm_mul_ps(_mm_set1_ps(d), load_f32x4(&scales[$b]));
+            // `min_terms[t] += m * sums[t][b]`, each lane rounded as the scalar loop rounds.
+            let terms = _mm_mul_ps(_mm_set1_ps(m), load_f32x4(&sums[$b]));
+            min_terms = _mm_add_ps(min_terms, terms);
+            if VNNI {
+                let mut scales = [0.0; GROUP];
+                // SAFETY: `scales` is the 4 floats the unaligned store writes.
+                unsafe { _mm_storeu_ps(scales.as_mut_ptr(), group_scales) };
+                // SAFETY: the kernels take `VNNI` only where `vnni_detected` held; `b` is
+                // below the `n` blocks every token's quants were cut to.
+                unsafe { group_step_vnni(&mut $acc, qx, &quants, $b, &scales) };
+            } else {
+                let group_scales = _mm256_set_m128(group_scales, group_scales);
+                for t in 0..GROUP {
+                    let products = _mm256_cvtepi32_ps(dot_u8_i8(qx, load_i8x32(&quants[t][$b])));
+                    let index = _mm256_set1_epi32(t as i32);
+                    let scale = _mm256_permutevar8x32_ps(group_scales, index);
+                    $acc[t] = _mm256_fmadd_ps(scale, products, $acc[t]);
+                }
+            }
+        };
+    }
+    let (mut even, mut odd) = (zeros::<GROUP>(), zeros::<GROUP>());
+    even_odd_blocks!(row, B, even, odd, add_block);
+    let mut min_lanes = [0.0; GROUP];
+    // SAFETY: `min_lanes` is the 4 floats the unaligned store writes.
+    unsafe { _mm_storeu_ps(min_lanes.as_mut_ptr(), min_terms) };
+    // Written out: `map` and `from_fn` here were left as calls, a tenth of prefill's time.
+    let [e0, e1, e2, e3] = even;
+    let [o0, o1, o2, o3] = odd;
+    [
+        hsum_f32x8(_mm256_add_ps(e0, o0)) + min_lanes[0],
+        hsum_f32x8(_mm256_add_ps(e1, o1)) + min_lanes[1],
+        hsum_f32x8(_mm256_add_ps(e2, o2)) + min_lanes[2],
+        hsum_f32x8(_mm256_add_ps(e3, o3)) + min_lanes[3],
+    ]
+}
+
+/// For each token `t` of a group, `acc[t] += scales[t] * (x · quants[t][b])` (the dot
+/// product [`dot_u8_i8_vnni`]'s, converted to f32, the step one fused multiply-add as in
+/// the AVX2 loop): four instructions a token, the scale broadcast from memory by the
+/// multiply-add itself, where intrinsics take six or seven. In assembly for the AVX-512
+/// forms.
+///
+/// # Safety
+/// The CPU must have AVX-512 VNNI and VL ([`vnni_detected`]), and `b` must be below every
+/// `quants[t].len()`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_step_vnni(
+    acc: &mut [__m256; GROUP],
+    x: __m256i,
+    quants: &[&[[i8; 32]]; GROUP],
+    b: usize,
+    scales: &[f32; GROUP],
+) {
+    debug_assert!(quants.iter().all(|quants| b < quants.len()));
+    let [a0, a1, a2, a3] = acc;
+    // SAFETY: each token's block `b` is the 32 quants `vpdpbusd` reads (the caller vouches
+    // for `b`), `scales` the 4 floats the multiply-adds read; the caller vouches for the
+    // CPU.
+    unsafe {
+        std::arch::asm!(
+            "vpxor {t}, {t}, {t}",
+            "vpdpbusd {t}, {x}, ymmword ptr [{q0} + {offset}]",
+            "vcvtdq2ps {t}, {t}",
+            "vfmadd231ps {a0}, {t}, dword ptr [{s}]{{1to8}}",
+            "vpxor {u}, {u}, {u}",
+            "vpdpbusd {u}, {x}, ymmword ptr [{q1} + {offset}]",
+            "vcvtdq2ps {u}, {u}",
+            "vfmadd231ps {a1}, {u}, dword ptr [{s} + 4]{{1to8}}",
+            "vpxor {t}, {t}, {t}",
+            "vpdpbusd {t}, {x}, ymmword ptr [{q2} + {offset}]",
+            "vcvtdq2ps {t}, {t}",
+            "vfmadd231ps {a2}, {t}, dword ptr [{s} + 8]{{1to8}}",
+            "vpxor {u}, {u}, {u}",
+            "vpdpbusd {u}, {x}, ymmword ptr [{q3} + {offset}]",
+            "vcvtdq2ps {u}, {u}",
+            "vfmadd231ps {a3}, {u}, dword ptr [{s} + 12]{{1to8}}",
+            a0 = inout(ymm_reg) *a0,
+            a1 = inout(ymm_reg) *a1,
+            a2 = inout(ymm_reg) *a2,
+            a3 = inout(ymm_reg) *a3,
+            x = in(ymm_reg) x,
+            q0 = in(reg) quants[0].as_ptr(),
+            q1 = in(reg) quants[1].as_ptr(),
+            q2 = in(reg) quants[2].as_ptr(),
+            q3 = in(reg) quants[3].as_ptr(),
+            offset = in(reg) b * 32,
+            s = in(reg) scales.as_ptr(),
+            t = out(ymm_reg) _,
+            u = out(ymm_reg) _,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+}
+
+/// 4 f32 from `values`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_f32x4(values: &[f32; 4]) -> __m128 {
+    // SAFETY: `values` is the 16 bytes the unaligned load reads.
+    unsafe { _mm_loadu_ps(values.as_ptr()) }
+}
+
+/// [`dot_u8_i8`] of `x` with the 32 quants `y`, through `vpdpbusd` when `VNNI`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_u8_i8_with<const VNNI: bool>(x: __m256i, y: &[i8; 32]) -> __m256i {
+    if VNNI {
+        // SAFETY: the kernels take `VNNI` only where `vnni_detected` held.
+        unsafe { dot_u8_i8_vnni(x, y) }
+    } else {
+        // SAFETY: `y` is the 32 bytes the unaligned load reads.
+        dot_u8_i8(x, unsafe { _mm256_loadu_si256(y.as_ptr().cast()) })
+    }
+}
+
+/// [`dot_u8_i8`] with AVX-512 VNNI's 256-bit `vpdpbusd`: each i32 lane the exact sum of its 4
+/// products, which the AVX2 pair of multiplies also gives wherever no i16 pair saturates
+/// (the kernels' unsigned values stay below 32, so none does). In assembly since the
+/// AVX-512 intrinsics are newer than this crate's minimum Rust.
+///
+/// # Safety
+/// The CPU must have AVX-512 VNNI and VL ([`vnni_detected`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dot_u8_i8_vnni(x: __m256i, y: &[i8; 32]) -> __m256i {
+    let mut sums = _mm256_setzero_si256();
+    // SAFETY: `y` is the 32 bytes the instruction reads; the caller vouches for the CPU.
+    unsafe {
+        std::arch::asm!(
+            "vpdpbusd {sums}, {x}, ymmword ptr [{y}]",
+            sums = inout(ymm_reg) sums,
+            x = in(ymm_reg) x,
+            y = in(reg) y.as_ptr(),
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    sums
+}
+
+/// Whether this CPU runs [`dot_u8_i8_vnni`].
+pub(super) fn vnni_detected() -> bool {
+    is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
 }
 
 /// A 16-entry byte table in both 128-bit lanes, for `_mm256_shuffle_epi8` look-ups by

@@ -43,6 +43,9 @@ use crate::{Error, Result};
 /// and operands within the 16 AVX2 registers.
 pub(crate) const TOKEN_TILE: usize = 4;
 
+// A full tile is one group of the activations' per-group fields.
+const _: () = assert!(TOKEN_TILE == super::activations::GROUP);
+
 /// A kernel over a block of consecutive weight rows (`row_bytes` each) and a few tokens:
 /// `out[r * tokens.len() + t] = row r · token t`.
 ///
@@ -81,9 +84,9 @@ pub(crate) fn select<'a>(dtype: GgmlType, simd: SimdLevel) -> Result<RowsKernel<
         F16 => float_kernel::<float::F16>(simd),
         Bf16 => float_kernel::<float::Bf16>(simd),
         Q4_0 => q8_kernel::<q4_0::Q4_0>(simd),
-        Q4_1 => q8_kernel::<q4_1::Q4_1>(simd),
+        Q4_1 => q8_vnni_kernel::<q4_1::Q4_1, q4_1::Q4_1<true>>(simd),
         Q5_0 => q8_kernel::<q5_0::Q5_0>(simd),
-        Q5_1 => q8_kernel::<q5_1::Q5_1>(simd),
+        Q5_1 => q8_vnni_kernel::<q5_1::Q5_1, q5_1::Q5_1<true>>(simd),
         Q8_0 => q8_kernel::<q8_0::Q8_0>(simd),
         Q8_1 => RowsKernel::Q8(scalar_rows::<_, q8_1::Q8_1>),
         Iq4Nl => q8_kernel::<iq4_nl::Iq4Nl>(simd),
@@ -158,6 +161,20 @@ where
     })
 }
 
+/// [`q8_kernel`] of `W`, or of `Vnni` (the same kernel summing its products with AVX-512
+/// VNNI) where the CPU has it.
+#[cfg(target_arch = "x86_64")]
+fn q8_vnni_kernel<'a, W, Vnni>(simd: SimdLevel) -> RowsKernel<'a>
+where
+    W: RowDot<Q8Row<'a>> + Avx2TileDot<Q8Row<'a>>,
+    Vnni: Avx2TileDot<Q8Row<'a>>,
+{
+    match simd {
+        SimdLevel::Avx2 if avx2::vnni_detected() => RowsKernel::Q8(avx2_rows::<_, Vnni>),
+        _ => q8_kernel::<W>(simd),
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn q8k_kernel<'a, W>(simd: SimdLevel) -> RowsKernel<'a>
 where
@@ -186,6 +203,11 @@ fn q8_kernel<'a, W: RowDot<Q8Row<'a>>>(_: SimdLevel) -> RowsKernel<'a> {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
+fn q8_vnni_kernel<'a, W: RowDot<Q8Row<'a>>, Vnni>(simd: SimdLevel) -> RowsKernel<'a> {
+    q8_kernel::<W>(simd)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 fn q8k_kernel<'a, W: RowDot<Q8KRow<'a>>>(_: SimdLevel) -> RowsKernel<'a> {
     RowsKernel::Q8K(scalar_rows::<_, W>)
 }
@@ -199,4 +221,124 @@ fn float_kernel<'a, W: RowDot<&'a [f32]>>(_: SimdLevel) -> RowsKernel<'a> {
 #[inline]
 fn f16_at(bytes: &[u8], offset: usize) -> f32 {
     half::f16::from_le_bytes([bytes[offset], bytes[offset + 1]]).to_f32()
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::activations::Q8Activations;
+
+    /// xorshift32, in -1..1.
+    fn numbers(seed: u32) -> impl FnMut() -> f32 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as f32 / u32::MAX as f32 * 2.0 - 1.0
+        }
+    }
+
+    /// `n_rows` rows of `n_blocks` blocks of `block_bytes`, random but for finite f16 scale
+    /// and min in the first 4 bytes of each block.
+    fn rows(n_rows: usize, n_blocks: usize, block_bytes: usize, seed: u32) -> Vec<u8> {
+        let mut next = numbers(seed);
+        let mut bytes = vec![0; n_rows * n_blocks * block_bytes];
+        for block in bytes.chunks_exact_mut(block_bytes) {
+            let d = half::f16::from_f32(next() * 0.05).to_le_bytes();
+            let m = half::f16::from_f32(next() * 0.5).to_le_bytes();
+            block[..4].copy_from_slice(&[d[0], d[1], m[0], m[1]]);
+            for byte in &mut block[4..] {
+                *byte = (next().to_bits() >> 7) as u8;
+            }
+        }
+        bytes
+    }
+
+    /// `kernel` over `weights` (`n_rows` rows of `row_bytes`) and `tokens`, in one call or
+    /// one call per token; the outputs' bits, `[rows, tokens]`.
+    fn run_kernel<'a>(
+        kernel: RowsFn<Q8Row<'a>>,
+        weights: &[u8],
+        row_bytes: usize,
+        n_rows: usize,
+        tokens: &[Q8Row<'a>],
+        one_by_one: bool,
+    ) -> Vec<u32> {
+        let n_tokens = tokens.len();
+        let mut out = vec![f32::NAN; n_rows * n_tokens];
+        if one_by_one {
+            for (t, token) in tokens.iter().enumerate() {
+                let mut column = vec![0.0; n_rows];
+                // SAFETY: the callers run a kernel only where its instructions were detected.
+                unsafe { kernel(weights, row_bytes, std::slice::from_ref(token), &mut column) };
+                for (r, value) in column.into_iter().enumerate() {
+                    out[r * n_tokens + t] = value;
+                }
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { kernel(weights, row_bytes, tokens, &mut out) };
+        }
+        out.into_iter().map(f32::to_bits).collect()
+    }
+
+    /// Every way a Q4_1 or Q5_1 output can be computed gives the same bits: a whole group
+    /// of tokens, the same tile without its group, one token at a time, each with and
+    /// without VNNI.
+    #[test]
+    fn unsigned_kernels_agree_bit_for_bit_in_every_path() {
+        if !SimdLevel::Avx2.is_supported() {
+            eprintln!("AVX2 not supported here: nothing to compare");
+            return;
+        }
+        let vnni = avx2::vnni_detected();
+        if !vnni {
+            eprintln!("no AVX-512 VNNI here: its kernels are not compared");
+        }
+        type Rows<'a> = RowsFn<Q8Row<'a>>;
+        for (name, block_bytes) in [("Q4_1", 20), ("Q5_1", 24)] {
+            for (n_blocks, n_tokens, seed) in [(1, 4, 1), (3, 8, 2), (18, 11, 3), (48, 13, 4)] {
+                let n_rows = 7;
+                let n_cols = 32 * n_blocks;
+                let row_bytes = n_blocks * block_bytes;
+                let weights = rows(n_rows, n_blocks, block_bytes, seed);
+                let mut next = numbers(seed + 100);
+                let x: Vec<f32> = (0..n_tokens * n_cols)
+                    .map(|i| next() * [0.01, 1.0, 300.0][i % 3])
+                    .collect();
+                let mut q8 = Q8Activations::default();
+                q8.quantize(&x, n_cols, SimdLevel::Avx2).unwrap();
+                let tokens: Vec<Q8Row<'_>> = (0..n_tokens).map(|t| q8.token(t)).collect();
+                assert!(tokens[..n_tokens / 4 * 4].iter().all(|t| t.group.is_some()));
+                let ungrouped: Vec<Q8Row<'_>> =
+                    tokens.iter().map(|t| Q8Row { group: None, ..*t }).collect();
+                let (plain, with_vnni): (Rows<'_>, Rows<'_>) = if name == "Q4_1" {
+                    (avx2_rows::<_, q4_1::Q4_1>, avx2_rows::<_, q4_1::Q4_1<true>>)
+                } else {
+                    (avx2_rows::<_, q5_1::Q5_1>, avx2_rows::<_, q5_1::Q5_1<true>>)
+                };
+                let run = |kernel, tokens: &_, one_by_one| {
+                    run_kernel(kernel, &weights, row_bytes, n_rows, tokens, one_by_one)
+                };
+                let want = run(plain, &ungrouped, true);
+                assert!(want.iter().all(|&v| f32::from_bits(v).is_finite()));
+                let mut paths = vec![
+                    ("grouped tiles", run(plain, &tokens, false)),
+                    ("ungrouped tiles", run(plain, &ungrouped, false)),
+                ];
+                if vnni {
+                    paths.push(("VNNI grouped tiles", run(with_vnni, &tokens, false)));
+                    paths.push(("VNNI ungrouped tiles", run(with_vnni, &ungrouped, false)));
+                    paths.push(("VNNI one by one", run(with_vnni, &tokens, true)));
+                }
+                for (path, got) in paths {
+                    assert_eq!(
+                        got, want,
+                        "{name}, {n_blocks} blocks, {n_tokens} tokens: {path}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -7,9 +7,11 @@ use crate::backend::cpu::activations::Q8Row;
 
 const BLOCK_BYTES: usize = 20;
 
-pub(super) struct Q4_1;
+/// `VNNI`: the SIMD kernel sums its products with AVX-512 VNNI (see
+/// [`super::avx2::dot_u8_i8_vnni`]); the scalar reference is the same either way.
+pub(super) struct Q4_1<const VNNI: bool = false>;
 
-impl RowDot<Q8Row<'_>> for Q4_1 {
+impl<const VNNI: bool> RowDot<Q8Row<'_>> for Q4_1<VNNI> {
     fn dot(row: &[u8], token: &Q8Row<'_>) -> f32 {
         let blocks = row
             .chunks_exact(BLOCK_BYTES)
@@ -38,10 +40,10 @@ mod avx2 {
     use crate::backend::cpu::dot::Avx2TileDot;
     use crate::backend::cpu::dot::avx2::{f16_pair_at, unpack_nibbles, unsigned_blocks_tile};
 
-    impl Avx2TileDot<Q8Row<'_>> for Q4_1 {
+    impl<const VNNI: bool> Avx2TileDot<Q8Row<'_>> for Q4_1<VNNI> {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn dot_tile<const T: usize>(row: &[u8], tokens: &[Q8Row<'_>; T]) -> [f32; T] {
-            unsigned_blocks_tile::<BLOCK_BYTES, T>(row, tokens, |block| {
+            unsigned_blocks_tile::<BLOCK_BYTES, T, VNNI>(row, tokens, |block| {
                 let (d, m) = f16_pair_at(block, 0);
                 (d, m, unpack_nibbles(&block[4..]))
             })

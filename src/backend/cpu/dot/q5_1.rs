@@ -8,9 +8,10 @@ use crate::backend::cpu::activations::Q8Row;
 
 const BLOCK_BYTES: usize = 24;
 
-pub(super) struct Q5_1;
+/// `VNNI`: as [`super::q4_1::Q4_1`]'s.
+pub(super) struct Q5_1<const VNNI: bool = false>;
 
-impl RowDot<Q8Row<'_>> for Q5_1 {
+impl<const VNNI: bool> RowDot<Q8Row<'_>> for Q5_1<VNNI> {
     fn dot(row: &[u8], token: &Q8Row<'_>) -> f32 {
         let blocks = row
             .chunks_exact(BLOCK_BYTES)
@@ -41,10 +42,10 @@ mod avx2 {
         bits_to_bytes, f16_pair_at, unpack_nibbles, unsigned_blocks_tile,
     };
 
-    impl Avx2TileDot<Q8Row<'_>> for Q5_1 {
+    impl<const VNNI: bool> Avx2TileDot<Q8Row<'_>> for Q5_1<VNNI> {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn dot_tile<const T: usize>(row: &[u8], tokens: &[Q8Row<'_>; T]) -> [f32; T] {
-            unsigned_blocks_tile::<BLOCK_BYTES, T>(row, tokens, |block| {
+            unsigned_blocks_tile::<BLOCK_BYTES, T, VNNI>(row, tokens, |block| {
                 let qh = u32::from_le_bytes([block[4], block[5], block[6], block[7]]);
                 let fifth_bits = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
                 let values = _mm256_or_si256(unpack_nibbles(&block[8..]), fifth_bits);
