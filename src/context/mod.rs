@@ -106,7 +106,13 @@ impl Context {
         let n_slots = params.n_slots();
         let backend = model.new_backend(&params.backend_sizes(), params.n_threads)?;
         Ok(Context {
-            step: Step::new(params.n_batch, params.n_seq_max + 1, n_slots, KV_BLOCK_SIZE)?,
+            step: Step::new(
+                params.n_batch,
+                params.n_seq_max + 1,
+                n_slots,
+                KV_BLOCK_SIZE,
+                None,
+            )?,
             backend,
             cache: KvCache::new(n_blocks, KV_BLOCK_SIZE, params.n_seq_max)?,
             plan: KvWritePlan::new(),
@@ -244,11 +250,11 @@ impl Context {
     fn fill_step_tables(&mut self, batch: &Batch<'_>, seq_ids: &[i32]) -> Result<()> {
         let n = batch.tokens.len();
         let step = &mut self.step;
-        for (dst, &slot) in step.write_slots.iter_mut().zip(self.plan.slots()) {
+        for (dst, &slot) in step.full.write_slots.iter_mut().zip(self.plan.slots()) {
             *dst = slot;
         }
-        step.block_copies.clear();
-        step.block_copies.extend(
+        step.full.block_copies.clear();
+        step.full.block_copies.extend(
             self.plan
                 .block_copies()
                 .iter()
@@ -256,7 +262,7 @@ impl Context {
         );
         for (t, &seq) in seq_ids.iter().enumerate() {
             let table = self.cache.sequence(seq)?;
-            step.set_sequence(
+            step.full.set_sequence(
                 step.seq_of_token[t] as usize,
                 table.block_table().iter().map(|b| b.index() as u32),
                 table.slot_positions(),

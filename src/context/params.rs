@@ -87,6 +87,7 @@ impl ContextParams {
             n_seq: self.n_seq_max + 1,
             n_batch: self.n_batch,
             kv_type: self.kv_type,
+            window: None,
         }
     }
 }

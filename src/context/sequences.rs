@@ -3,6 +3,7 @@
 //! state.
 
 use super::{Context, KV_BLOCK_SIZE};
+use crate::backend::KvRowSlots;
 use crate::backend::cpu::ops::rotate_stored_rows;
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
@@ -49,14 +50,16 @@ impl Context {
             }
         });
         let step = &mut self.step;
-        step.set_sequence(spare_seq, redirected, table.slot_positions());
-        step.block_copies.clear();
-        step.block_copies
+        step.full
+            .set_sequence(spare_seq, redirected, table.slot_positions());
+        step.full.block_copies.clear();
+        step.full
+            .block_copies
             .push((last_block as u32, spare_block as u32));
         step.n_tokens = 1;
         step.tokens[0] = self.slot_tokens[last.slot as usize];
         step.positions[0] = last.position;
-        step.write_slots[0] = (spare_block * KV_BLOCK_SIZE + offset) as u32;
+        step.full.write_slots[0] = (spare_block * KV_BLOCK_SIZE + offset) as u32;
         step.seq_of_token[0] = spare_seq as u32;
         step.output_tokens[0] = 0;
         step.n_outputs = 1;
@@ -89,7 +92,12 @@ impl Context {
         let kv_type = self.params.kv_type;
         let kv_bytes = StateShape::of(&self.model, kv_type).kv_bytes(moved.len())?;
         let mut rows = filled_vec(kv_bytes, 0u8, "the K/V rows of a shift")?;
-        self.backend.read_kv_rows(&slots, &mut rows)?;
+        // Without a window cache every layer reads the one cache.
+        let row_slots = KvRowSlots {
+            full: &slots,
+            window: &slots,
+        };
+        self.backend.read_kv_rows(&row_slots, &mut rows)?;
         let layer_bytes = kv_bytes / config.n_layer;
         for (layer, kv) in rows.chunks_exact_mut(layer_bytes).enumerate() {
             let keys = &mut kv[..layer_bytes / 2];
@@ -103,7 +111,7 @@ impl Context {
                 delta,
             )?;
         }
-        self.backend.write_kv_rows(&slots, &rows)?;
+        self.backend.write_kv_rows(&row_slots, &rows)?;
         self.cache.shift(seq, p0, p1, delta)
     }
 
@@ -130,7 +138,11 @@ impl Context {
             state.positions[i] = token.position;
             state.tokens[i] = self.slot_tokens[token.slot as usize];
         }
-        self.backend.read_kv_rows(&slots, &mut state.kv)?;
+        let row_slots = KvRowSlots {
+            full: &slots,
+            window: &slots,
+        };
+        self.backend.read_kv_rows(&row_slots, &mut state.kv)?;
         seq_state::encode(&shape, &state, out)
     }
 
@@ -168,7 +180,12 @@ impl Context {
         // Into an empty sequence, with room counted: the append cannot fail, and it
         // copies no block.
         self.cache.append(seq, &state.positions, &mut self.plan)?;
-        if let Err(e) = self.backend.write_kv_rows(self.plan.slots(), &state.kv) {
+        let slots = self.plan.slots();
+        let row_slots = KvRowSlots {
+            full: slots,
+            window: slots,
+        };
+        if let Err(e) = self.backend.write_kv_rows(&row_slots, &state.kv) {
             self.cache.undo_append(&mut self.plan);
             return Err(e);
         }
