@@ -11,10 +11,10 @@ mod sequences;
 pub use embeddings::Pooling;
 pub use params::ContextParams;
 
-use crate::backend::{BackendState, Step};
+use crate::backend::{BackendState, ContextSizes, Step, StepTables};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
-use crate::kv_cache::{KvCache, KvWritePlan, PoolStats};
+use crate::kv_cache::{KvCache, KvCaches, KvWritePlan, KvWritePlans, PoolStats, WindowCache};
 use crate::model::Model;
 use crate::sampler::Sampler;
 
@@ -71,7 +71,11 @@ impl WantLogits<'_> {
 /// Occupancy and size of a context's memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryReport {
+    /// The cache of every position: every layer's, or with a window cache the global
+    /// layers'.
     pub kv: PoolStats,
+    /// The sliding-window layers' cache, where the context has one.
+    pub kv_window: Option<PoolStats>,
     pub host_bytes: u64,
     pub device_bytes: u64,
 }
@@ -79,13 +83,15 @@ pub struct MemoryReport {
 pub struct Context {
     model: Arc<Model>,
     params: ContextParams,
-    cache: KvCache,
-    plan: KvWritePlan,
-    /// The inputs of the next step, built here from the cache's bookkeeping. Sequence row
+    /// What the backend holds: which layers read the window cache.
+    sizes: ContextSizes,
+    caches: KvCaches,
+    plans: KvWritePlans,
+    /// The inputs of the next step, built here from the caches' bookkeeping. Sequence row
     /// `n_seq_max` is spare: `recompute_last_logits` puts a redirected table there.
     step: Step,
     backend: BackendState,
-    /// [n_ctx] the token whose K and V each slot holds.
+    /// [n_ctx] the token whose K and V each slot of the full cache holds.
     slot_tokens: Vec<i32>,
     /// [n_batch] the sequence ids of a batch that gives none.
     default_seq_ids: Vec<i32>,
@@ -101,21 +107,35 @@ impl Context {
     /// at `n_ctx` (a batch never holds more tokens than the cache); [`Context::params`]
     /// gives the values in use.
     pub fn new(model: Arc<Model>, params: &ContextParams) -> Result<Context> {
-        let params = params.resolved(model.config().n_ctx_train)?;
-        let n_blocks = params.n_ctx / KV_BLOCK_SIZE;
-        let n_slots = params.n_slots();
-        let backend = model.new_backend(&params.backend_sizes(), params.n_threads)?;
+        let config = model.config();
+        let params = params.resolved(config.n_ctx_train)?;
+        let (n_batch, n_seq_max) = (params.n_batch, params.n_seq_max);
+        let sizes = params.backend_sizes(config);
+        let window = match params.window_cache(config) {
+            Some((window, n_blocks)) => Some(WindowCache::new(
+                n_blocks,
+                KV_BLOCK_SIZE,
+                n_seq_max,
+                window.window,
+                n_batch,
+            )?),
+            None => None,
+        };
+        let full = KvCache::new(params.n_ctx / KV_BLOCK_SIZE, KV_BLOCK_SIZE, n_seq_max)?;
+        let window_slots = sizes.window.map(|w| w.n_slots);
+        let backend = model.new_backend(&sizes, params.n_threads)?;
         Ok(Context {
             step: Step::new(
-                params.n_batch,
-                params.n_seq_max + 1,
-                n_slots,
+                n_batch,
+                n_seq_max + 1,
+                sizes.n_slots,
                 KV_BLOCK_SIZE,
-                None,
+                window_slots,
             )?,
             backend,
-            cache: KvCache::new(n_blocks, KV_BLOCK_SIZE, params.n_seq_max)?,
-            plan: KvWritePlan::new(),
+            caches: KvCaches::new(full, window)?,
+            plans: KvWritePlans::default(),
+            sizes,
             slot_tokens: filled_vec(params.n_ctx, 0, "the KV cache's token ids")?,
             default_seq_ids: filled_vec(params.n_batch, 0, "a batch's sequence ids")?,
             next_position: filled_vec(params.n_seq_max, None, "a batch's positions")?,
@@ -197,26 +217,27 @@ impl Context {
         self.step.n_tokens = n;
         self.step.tokens[..n].copy_from_slice(batch.tokens);
 
-        self.cache
-            .append_batch(seq_ids, &self.step.positions[..n], &mut self.plan)?;
+        self.caches
+            .append_batch(seq_ids, &self.step.positions[..n], &mut self.plans)?;
         // A failed step takes its append back exactly: no snapshot of the bookkeeping.
         let result = self
             .fill_step_tables(batch, seq_ids)
             .and_then(|()| self.run_step());
         if result.is_err() {
-            self.cache.undo_append(&mut self.plan);
+            self.caches.undo_append(&mut self.plans);
             self.step.n_outputs = 0;
             return result;
         }
+        self.caches.prune(seq_ids);
         // A block copied for copy-on-write took its K/V with it; its tokens' ids follow.
-        for copy in self.plan.block_copies() {
+        for copy in self.plans.full.block_copies() {
             let (src, dst) = (
                 copy.src.index() * KV_BLOCK_SIZE,
                 copy.dst.index() * KV_BLOCK_SIZE,
             );
             self.slot_tokens.copy_within(src..src + KV_BLOCK_SIZE, dst);
         }
-        for (&slot, &token) in self.plan.slots().iter().zip(batch.tokens) {
+        for (&slot, &token) in self.plans.full.slots().iter().zip(batch.tokens) {
             self.slot_tokens[slot as usize] = token;
         }
         Ok(())
@@ -229,7 +250,7 @@ impl Context {
             let index = self.step.seq_of_token[t] as usize;
             let pos = match self.next_position[index] {
                 Some(p) => p,
-                None => match self.cache.pos_max(seq) {
+                None => match self.caches.pos_max(seq) {
                     Ok(p) => p + 1,
                     Err(e) => {
                         result = Err(e);
@@ -250,23 +271,17 @@ impl Context {
     fn fill_step_tables(&mut self, batch: &Batch<'_>, seq_ids: &[i32]) -> Result<()> {
         let n = batch.tokens.len();
         let step = &mut self.step;
-        for (dst, &slot) in step.full.write_slots.iter_mut().zip(self.plan.slots()) {
-            *dst = slot;
-        }
-        step.full.block_copies.clear();
-        step.full.block_copies.extend(
-            self.plan
-                .block_copies()
-                .iter()
-                .map(|c| (c.src.index() as u32, c.dst.index() as u32)),
-        );
-        for (t, &seq) in seq_ids.iter().enumerate() {
-            let table = self.cache.sequence(seq)?;
-            step.full.set_sequence(
-                step.seq_of_token[t] as usize,
-                table.block_table().iter().map(|b| b.index() as u32),
-                table.slot_positions(),
-            );
+        let full = self.caches.full();
+        fill_tables(
+            &mut step.full,
+            &self.plans.full,
+            full,
+            seq_ids,
+            &step.seq_of_token,
+        )?;
+        if let (Some(tables), Some(window)) = (&mut step.window, self.caches.window()) {
+            let plan = &self.plans.window;
+            fill_tables(tables, plan, window.cache(), seq_ids, &step.seq_of_token)?;
         }
         step.n_outputs = 0;
         for t in 0..n {
@@ -341,12 +356,52 @@ impl Context {
 
     pub fn memory(&self) -> MemoryReport {
         let backend = self.backend.memory();
-        // The storage holds one block more than the pool, for recompute_last_logits.
-        let bytes_per_block = backend.kv_bytes / (self.cache.pool().blocks_total() as u64 + 1);
+        let config = self.model.config();
+        // K and V of a block's slots in each layer that reads the cache.
+        let block_bytes = |window: bool| {
+            let layers = (0..config.n_layer)
+                .filter(|&layer| self.sizes.reads_window(layer) == window)
+                .count();
+            let row = self.params.kv_type.bytes(config.kv_dim());
+            (2 * KV_BLOCK_SIZE * row) as u64 * layers as u64
+        };
         MemoryReport {
-            kv: self.cache.pool().stats(bytes_per_block),
+            kv: self.caches.full().pool().stats(block_bytes(false)),
+            kv_window: self
+                .caches
+                .window()
+                .map(|w| w.cache().pool().stats(block_bytes(true))),
             host_bytes: backend.host_bytes,
             device_bytes: backend.device_bytes,
         }
     }
+}
+
+/// Fills `tables` with `plan`'s write slots and block copies and the tables `cache` holds
+/// for the sequences of the batch (`seq_of_token` gives each token's row).
+fn fill_tables(
+    tables: &mut StepTables,
+    plan: &KvWritePlan,
+    cache: &KvCache,
+    seq_ids: &[i32],
+    seq_of_token: &[u32],
+) -> Result<()> {
+    for (dst, &slot) in tables.write_slots.iter_mut().zip(plan.slots()) {
+        *dst = slot;
+    }
+    tables.block_copies.clear();
+    tables.block_copies.extend(
+        plan.block_copies()
+            .iter()
+            .map(|c| (c.src.index() as u32, c.dst.index() as u32)),
+    );
+    for (t, &seq) in seq_ids.iter().enumerate() {
+        let table = cache.sequence(seq)?;
+        tables.set_sequence(
+            seq_of_token[t] as usize,
+            table.block_table().iter().map(|b| b.index() as u32),
+            table.slot_positions(),
+        );
+    }
+    Ok(())
 }

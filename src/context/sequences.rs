@@ -1,65 +1,70 @@
 //! Operations on a context's sequences beside decoding: removing, copying and shifting
 //! positions, recomputing the last token's logits, and saving and loading a sequence's
-//! state.
+//! state. Each changes the full cache and the window layers' cache alike (see
+//! [`KvCaches`](crate::kv_cache::KvCaches)).
 
 use super::{Context, KV_BLOCK_SIZE};
-use crate::backend::KvRowSlots;
 use crate::backend::cpu::ops::rotate_stored_rows;
+use crate::backend::{KvRowSlots, StepTables};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
+use crate::kv_cache::{BlockPool, SequenceTable, TokenSlot};
 use crate::seq_state::{self, SeqState, StateShape};
 
 impl Context {
-    /// Removes positions `p0..p1` (`p1 < 0`: to the end) of a sequence.
+    /// Removes positions `p0..p1` (`p1 < 0`: to the end) of a sequence. With a window
+    /// cache, a removal can leave the sequence unable to go on: after a rollback to a
+    /// position whose window the cache dropped already, the next decode is refused (see
+    /// [`crate::kv_cache::WindowCache`]); remove the whole sequence and decode it again.
     pub fn seq_remove(&mut self, seq: i32, p0: i32, p1: i32) -> Result<()> {
-        self.cache.remove(seq, p0, p1)
+        self.caches.remove(seq, p0, p1)
     }
 
     /// Makes `dst` share `src`'s cached positions `p0..p1`; no K/V is copied.
     pub fn seq_copy(&mut self, src: i32, dst: i32, p0: i32, p1: i32) -> Result<()> {
-        self.cache.copy_seq(src, dst, p0, p1)
+        self.caches.copy_seq(src, dst, p0, p1)
     }
 
     /// The highest position a sequence holds, or -1 when it is empty.
     pub fn seq_pos_max(&self, seq: i32) -> Result<i32> {
-        self.cache.pos_max(seq)
+        self.caches.pos_max(seq)
     }
 
     /// Recomputes the logits of a sequence's last token, as if it had just been decoded,
     /// so that generation can continue the sequence after other sequences' decodes. The
-    /// cache is not changed: the step reads the sequence through a spare table whose last
-    /// block is a copy in the block past the pool's, and writes the token's K/V there.
+    /// caches are not changed: the step reads the sequence through a spare table whose
+    /// last block is a copy in the block past the pool's, and writes the token's K/V
+    /// there. Refused when the window cache dropped a position the token sees.
     pub fn recompute_last_logits(&mut self, seq: i32) -> Result<()> {
         self.step.n_outputs = 0;
-        let table = self.cache.sequence(seq)?;
-        let Some(last) = table.live_tokens().last() else {
+        self.caches.check_last_token_sees(seq)?;
+        let full = self.caches.full();
+        let Some(last) = full.sequence(seq)?.live_tokens().last() else {
             return Err(Error::InvalidArgument(format!(
                 "sequence {seq} holds no tokens"
             )));
         };
         let spare_seq = self.params.n_seq_max;
-        let spare_block = self.cache.pool().blocks_total();
-        let last_block = last.slot as usize / KV_BLOCK_SIZE;
-        let offset = last.slot as usize % KV_BLOCK_SIZE;
-        let blocks = table.block_table();
-        let redirected = blocks.iter().enumerate().map(|(i, b)| {
-            if i + 1 == blocks.len() {
-                spare_block as u32
-            } else {
-                b.index() as u32
-            }
-        });
         let step = &mut self.step;
-        step.full
-            .set_sequence(spare_seq, redirected, table.slot_positions());
-        step.full.block_copies.clear();
-        step.full
-            .block_copies
-            .push((last_block as u32, spare_block as u32));
+        let table = full.sequence(seq)?;
+        redirect_last_block(&mut step.full, table, last, spare_seq, full.pool());
+        if let (Some(tables), Some(window)) = (&mut step.window, self.caches.window()) {
+            let (cache, table) = (window.cache(), window.cache().sequence(seq)?);
+            // The window cache holds every position the last token sees (checked above).
+            match table.live_tokens().last() {
+                Some(last_w) if last_w.position == last.position => {
+                    redirect_last_block(tables, table, last_w, spare_seq, cache.pool());
+                }
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "sequence {seq}'s window cache lacks its last token"
+                    )));
+                }
+            }
+        }
         step.n_tokens = 1;
         step.tokens[0] = self.slot_tokens[last.slot as usize];
         step.positions[0] = last.position;
-        step.full.write_slots[0] = (spare_block * KV_BLOCK_SIZE + offset) as u32;
         step.seq_of_token[0] = spare_seq as u32;
         step.output_tokens[0] = 0;
         step.n_outputs = 1;
@@ -79,28 +84,32 @@ impl Context {
     /// lie in a KV block another sequence shares (`Unsupported`); either way nothing
     /// changes. A device error while the keys are rewritten can leave some of them
     /// rotated: drop the sequence then. The last decode's logits stay as they were.
+    ///
+    /// With a window cache, the window layers' keys move with the rest; when the shift
+    /// brings positions the window cache dropped back into the window of the next token
+    /// (the kept part of a short sequence, say), the next decode is refused, as after a
+    /// rollback.
     pub fn seq_shift(&mut self, seq: i32, p0: i32, p1: i32, delta: i32) -> Result<()> {
-        let moved = self.cache.tokens_to_shift(seq, p0, p1, delta)?;
-        if moved.is_empty() || delta == 0 {
+        let moved = self.caches.tokens_to_shift(seq, p0, p1, delta)?;
+        if moved.full.is_empty() || delta == 0 {
             return Ok(());
         }
-        let mut slots = filled_vec(moved.len(), 0u32, "a shift's slots")?;
-        for (slot, token) in slots.iter_mut().zip(&moved) {
-            *slot = token.slot;
-        }
+        let full_slots = slots_of(moved.full.iter().copied(), "a shift's slots")?;
+        let window_slots = slots_of(moved.window.iter().copied(), "a shift's window slots")?;
+        let slots = self.row_slots(&full_slots, &window_slots);
         let config = self.model.config();
         let kv_type = self.params.kv_type;
-        let kv_bytes = StateShape::of(&self.model, kv_type).kv_bytes(moved.len())?;
+        let shape = StateShape::of(&self.model, kv_type);
+        let kv_bytes = shape.kv_bytes(slots.full.len(), slots.window.len())?;
         let mut rows = filled_vec(kv_bytes, 0u8, "the K/V rows of a shift")?;
-        // Without a window cache every layer reads the one cache.
-        let row_slots = KvRowSlots {
-            full: &slots,
-            window: &slots,
-        };
-        self.backend.read_kv_rows(&row_slots, &mut rows)?;
-        let layer_bytes = kv_bytes / config.n_layer;
-        for (layer, kv) in rows.chunks_exact_mut(layer_bytes).enumerate() {
-            let keys = &mut kv[..layer_bytes / 2];
+        self.backend.read_kv_rows(&slots, &mut rows)?;
+        let row_bytes = kv_type.bytes(config.kv_dim());
+        let mut rest = &mut rows[..];
+        for layer in 0..config.n_layer {
+            let n = shape.layer_tokens(layer, slots.full.len(), slots.window.len());
+            let (layer_rows, tail) = std::mem::take(&mut rest).split_at_mut(2 * n * row_bytes);
+            rest = tail;
+            let keys = &mut layer_rows[..n * row_bytes];
             let rope = config.layer_rope(layer);
             rotate_stored_rows(
                 keys,
@@ -111,38 +120,51 @@ impl Context {
                 delta,
             )?;
         }
-        self.backend.write_kv_rows(&row_slots, &rows)?;
-        self.cache.shift(seq, p0, p1, delta)
+        self.backend.write_kv_rows(&slots, &rows)?;
+        self.caches.shift(seq, p0, p1, delta)
     }
 
     /// The size of [`Context::state_seq_save`]'s blob for `seq` as it is now.
     pub fn state_seq_size(&self, seq: i32) -> Result<usize> {
-        let n_tokens = self.cache.sequence(seq)?.n_tokens();
-        StateShape::of(&self.model, self.params.kv_type).blob_len(n_tokens)
+        let n_tokens = self.caches.full().sequence(seq)?.n_tokens();
+        let n_window = match self.caches.window() {
+            Some(window) => window.cache().sequence(seq)?.n_tokens(),
+            None => n_tokens,
+        };
+        StateShape::of(&self.model, self.params.kv_type).blob_len(n_tokens, n_window)
     }
 
     /// Appends `seq`'s state to `out`: its tokens, their positions and their K/V in every
-    /// layer, in the format of [`crate::seq_state`]. The cache is not changed.
+    /// layer (in the window layers, of the tokens the window cache holds), in the format
+    /// of [`crate::seq_state`]. The caches are not changed.
     pub fn state_seq_save(&mut self, seq: i32, out: &mut Vec<u8>) -> Result<()> {
         let shape = StateShape::of(&self.model, self.params.kv_type);
-        let table = self.cache.sequence(seq)?;
-        let n = table.n_tokens();
-        let mut slots = filled_vec(n, 0u32, "a sequence state's slots")?;
+        let table = self.caches.full().sequence(seq)?;
+        let full_slots = slots_of(table.live_tokens(), "a state's slots")?;
+        let n = full_slots.len();
+        let window_slots = match self.caches.window() {
+            Some(window) => {
+                let tokens = window.cache().sequence(seq)?.live_tokens();
+                slots_of(tokens, "a state's window slots")?
+            }
+            None => Vec::new(),
+        };
+        let slots = self.row_slots(&full_slots, &window_slots);
         let mut state = SeqState {
             tokens: filled_vec(n, 0, "a sequence state's tokens")?,
             positions: filled_vec(n, 0, "a sequence state's positions")?,
-            kv: filled_vec(shape.kv_bytes(n)?, 0, "a sequence state's K/V")?,
+            n_window: slots.window.len(),
+            kv: filled_vec(
+                shape.kv_bytes(n, slots.window.len())?,
+                0,
+                "a sequence state's K/V",
+            )?,
         };
         for (i, token) in table.live_tokens().enumerate() {
-            slots[i] = token.slot;
             state.positions[i] = token.position;
             state.tokens[i] = self.slot_tokens[token.slot as usize];
         }
-        let row_slots = KvRowSlots {
-            full: &slots,
-            window: &slots,
-        };
-        self.backend.read_kv_rows(&row_slots, &mut state.kv)?;
+        self.backend.read_kv_rows(&slots, &mut state.kv)?;
         seq_state::encode(&shape, &state, out)
     }
 
@@ -151,47 +173,103 @@ impl Context {
     /// recomputes its last token's logits, so sampling continues where the saved sequence
     /// stood. Every field of the blob is checked first: a blob from another model, a
     /// truncated or corrupted one is `InvalidArgument`, and a state the cache has no room
-    /// for is `ContextFull`, each with the context unchanged. A device error while the K/V
-    /// are written leaves the sequence empty; an error from the logits' recomputation
-    /// (cancelled, a device error) leaves the state loaded without logits.
+    /// for is `ContextFull`, each with the context unchanged. So is a state without the
+    /// window layers' K/V this context needs: for its last token's window (which the
+    /// saving context had dropped too), or with `swa_full` for every token. A device
+    /// error while the K/V are written leaves the sequence empty; an error from the
+    /// logits' recomputation (cancelled, a device error) leaves the state loaded without
+    /// logits; so does running out of host memory for the window rows it keeps.
     pub fn state_seq_load(&mut self, seq: i32, blob: &[u8]) -> Result<()> {
         let shape = StateShape::of(&self.model, self.params.kv_type);
         let state = seq_state::decode(&shape, blob)?;
         let n = state.tokens.len();
-        let table = self.cache.sequence(seq)?;
-        let pool = self.cache.pool();
-        let reclaimed = table
-            .block_table()
-            .iter()
-            .filter(|&&block| pool.ref_count(block) == 1)
-            .count();
-        let room = pool.blocks_free() + reclaimed;
-        let needed = n.div_ceil(KV_BLOCK_SIZE);
-        if needed > room {
-            return Err(Error::ContextFull(format!(
-                "a saved state of {n} tokens needs {needed} KV blocks, sequence {seq} can have {room}"
+        if self.caches.window().is_none() && state.n_window < n {
+            return Err(Error::InvalidArgument(format!(
+                "the state holds the sliding-window layers' K/V of its last {} of {n} tokens; \
+                 this context keeps every position for them (swa_full) and needs all",
+                state.n_window
             )));
         }
+        let first_window =
+            self.caches
+                .load(seq, &state.positions, state.n_window, &mut self.plans)?;
         self.step.n_outputs = 0;
-        self.cache.remove(seq, -1, -1)?;
         if n == 0 {
             return Ok(());
         }
-        // Into an empty sequence, with room counted: the append cannot fail, and it
-        // copies no block.
-        self.cache.append(seq, &state.positions, &mut self.plan)?;
-        let slots = self.plan.slots();
-        let row_slots = KvRowSlots {
-            full: slots,
-            window: slots,
+        // The window cache took the tokens the last one sees, perhaps fewer than the blob
+        // holds window-layer rows of.
+        let trimmed;
+        let rows = if self.caches.window().is_some() && first_window + state.n_window > n {
+            trimmed = match state.window_rows_from(&shape, first_window) {
+                Ok(kv) => kv,
+                Err(e) => {
+                    self.caches.remove(seq, -1, -1)?;
+                    return Err(e);
+                }
+            };
+            &trimmed
+        } else {
+            &state.kv
         };
-        if let Err(e) = self.backend.write_kv_rows(&row_slots, &state.kv) {
-            self.cache.undo_append(&mut self.plan);
+        let slots = self.row_slots(self.plans.full.slots(), self.plans.window.slots());
+        if let Err(e) = self.backend.write_kv_rows(&slots, rows) {
+            self.caches.remove(seq, -1, -1)?;
             return Err(e);
         }
-        for (&slot, &token) in self.plan.slots().iter().zip(&state.tokens) {
+        for (&slot, &token) in self.plans.full.slots().iter().zip(&state.tokens) {
             self.slot_tokens[slot as usize] = token;
         }
         self.recompute_last_logits(seq)
     }
+
+    /// The rows of tokens at `full` slots and at `window` slots in the window cache;
+    /// without a window cache the window layers read the full cache, at `full`.
+    fn row_slots<'a>(&self, full: &'a [u32], window: &'a [u32]) -> KvRowSlots<'a> {
+        let window = if self.caches.window().is_some() {
+            window
+        } else {
+            full
+        };
+        KvRowSlots { full, window }
+    }
+}
+
+/// The slots of `tokens`, in a fallibly allocated vector.
+fn slots_of(tokens: impl ExactSizeIterator<Item = TokenSlot>, what: &str) -> Result<Vec<u32>> {
+    let mut slots = filled_vec(tokens.len(), 0u32, what)?;
+    for (slot, token) in slots.iter_mut().zip(tokens) {
+        *slot = token.slot;
+    }
+    Ok(slots)
+}
+
+/// Puts `table` in `tables`' spare row `spare_seq` with its last block redirected to the
+/// block past `pool`'s, which the step fills with a copy of the last block first, and
+/// writes the step's one token into that copy at the offset of `last`, the table's last
+/// token.
+fn redirect_last_block(
+    tables: &mut StepTables,
+    table: &SequenceTable,
+    last: TokenSlot,
+    spare_seq: usize,
+    pool: &BlockPool,
+) {
+    let spare_block = pool.blocks_total();
+    let blocks = table.block_table();
+    let last_slot = last.slot as usize;
+    let (last_block, offset) = (last_slot / KV_BLOCK_SIZE, last_slot % KV_BLOCK_SIZE);
+    let redirected = blocks.iter().enumerate().map(|(i, b)| {
+        if i + 1 == blocks.len() {
+            spare_block as u32
+        } else {
+            b.index() as u32
+        }
+    });
+    tables.set_sequence(spare_seq, redirected, table.slot_positions());
+    tables.block_copies.clear();
+    tables
+        .block_copies
+        .push((last_block as u32, spare_block as u32));
+    tables.write_slots[0] = (spare_block * KV_BLOCK_SIZE + offset) as u32;
 }
