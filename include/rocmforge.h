@@ -127,7 +127,10 @@ typedef struct rf_context_params {
   uint32_t n_ctx;
   // Most sequences the context holds (ids 0 .. n_seq_max-1).
   uint32_t n_seq_max;
-  // Most tokens one `rf_decode` may take; capped at the context's size.
+  // Most tokens one `rf_decode` may take; capped at the context's size. For a model
+  // with sliding-window layers (Gemma 3), also how many positions those layers keep
+  // beyond their window: how far `rf_seq_remove` may roll a sequence back for it to
+  // go on (see `rf_seq_remove`).
   uint32_t n_batch;
   // Threads for CPU work, at most 1024; 0 = the model's setting.
   uint32_t n_threads;
@@ -156,6 +159,8 @@ typedef struct rf_batch {
 typedef struct rf_memory_report {
   // Set by the caller to `sizeof(rf_memory_report)` before the call.
   uint32_t struct_size;
+  // The blocks of the cache of every position (for a model with sliding-window layers,
+  // of its other layers; the window layers' smaller cache is in the bytes below).
   uint64_t kv_blocks_total;
   uint64_t kv_blocks_used;
   uint64_t kv_blocks_free;
@@ -387,7 +392,9 @@ enum rf_status rf_context_new(const struct rf_model *model,
 void rf_context_free(struct rf_context *ctx);
 
 // Runs a batch through the model. `RF_ERR_CONTEXT_FULL` and `RF_ERR_CANCELLED` leave
-// the KV cache exactly as before the call.
+// the KV cache exactly as before the call, as does `RF_ERR_INVALID_ARGUMENT` for a
+// token whose sliding window reaches positions its layers no longer hold (see
+// `rf_seq_remove`).
 //
 // # Safety
 // `ctx` live; `batch` readable with its arrays of `n_tokens` elements (or NULL where
@@ -424,7 +431,12 @@ enum rf_status rf_get_logits(struct rf_context *ctx,
                              const float **logits,
                              size_t *n_vocab);
 
-// Removes positions `p0 .. p1` of a sequence (`p1 < 0`: to the end).
+// Removes positions `p0 .. p1` of a sequence (`p1 < 0`: to the end). A model with
+// sliding-window layers (Gemma 3) keeps those layers' K/V only for the last positions
+// of a sequence (its window and `n_batch` more): after a rollback of more than
+// `n_batch` positions, the next `rf_decode` of the sequence is
+// `RF_ERR_INVALID_ARGUMENT` with nothing changed; remove the whole sequence and decode
+// it again.
 //
 // # Safety
 // `ctx` must be live.
@@ -437,6 +449,9 @@ enum rf_status rf_seq_remove(struct rf_context *ctx, int32_t seq, int32_t p0, in
 // below 0 or pass the sequence's other tokens, `RF_ERR_UNSUPPORTED` when they lie in a KV
 // block another sequence shares (`rf_seq_copy`); either way nothing changes. A device
 // error while the keys are rewritten can leave some rotated: remove the sequence then.
+// With sliding-window layers, a shift that brings positions those layers no longer hold
+// back into the window of the next token makes that `rf_decode` fail as after a long
+// rollback (see `rf_seq_remove`).
 //
 // # Safety
 // `ctx` must be live.
@@ -680,7 +695,10 @@ enum rf_status rf_state_seq_save(struct rf_context *ctx,
 // continue where the saved sequence stood. A blob from another model, of another format
 // version, truncated or with any byte changed is `RF_ERR_INVALID_ARGUMENT`; a state the
 // context has no room for is `RF_ERR_CONTEXT_FULL`; either way the context is unchanged.
-// A device error while the K/V are written leaves the sequence empty.
+// For a model with sliding-window layers the blob holds those layers' K/V of the
+// positions the saving context kept; one that lacks part of its last token's window
+// (saved after a long rollback) is `RF_ERR_INVALID_ARGUMENT` too. A device error while
+// the K/V are written leaves the sequence empty.
 //
 // # Safety
 // `ctx` must be live; `data` `len` readable bytes.

@@ -39,7 +39,7 @@ pub fn estimate(
     let shape = config.shape();
     // What creating the context would refuse, the estimate refuses too.
     params.kv_type.check_head_dim(shape.head_dim)?;
-    let sizes = params.backend_sizes();
+    let sizes = params.backend_sizes(&config);
     let context = if placement.device.kind == DeviceKind::Cpu {
         CpuBackend::planned_memory(&shape, &sizes, 1)
     } else {

@@ -11,9 +11,17 @@
 //! | 8 | model fingerprint ([`model_fingerprint`]) |
 //! | 4 + 4 | layers, K/V values per token and layer |
 //! | 4 | tokens |
+//! | 4 | window tokens: the last tokens whose sliding-window layers' K/V is held |
 //! | 8 per token | token id, position (i32 each), in position order |
-//! | per row | per layer, the tokens' K rows, then their V rows, as the KV type stores them |
+//! | per row | per layer, its tokens' K rows, then their V rows, as the KV type stores them: every token's in a global layer, the window tokens' in a sliding-window layer |
 //! | 8 | checksum: FNV-1a over every byte before it, in 8-byte words |
+//!
+//! A context whose window layers keep only their window (the default for a model with
+//! window layers, see [`crate::kv_cache::WindowCache`]) saves those layers' K/V for the
+//! tokens it holds; a model without window layers, or a context with `swa_full`, saves
+//! every token's. A blob loads into either kind of context when what it holds covers
+//! what the loading context needs: the last token's window, and with `swa_full` every
+//! token.
 //!
 //! Reading checks everything before the cache is touched: a blob from another model, of
 //! another format or KV type, truncated, or with any byte changed is an
@@ -26,16 +34,17 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use crate::backend::KvType;
+use crate::backend::{KvType, is_window_layer};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 use crate::model::Model;
 
 const MAGIC: [u8; 8] = *b"RFSEQST\0";
-/// Bumped whenever the layout changes; older blobs are refused by name.
-pub const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 8 + 4 + 4 + 8 + 4 + 4 + 4;
+/// Bumped whenever the layout changes; older blobs are refused by name. Version 2 added
+/// the window tokens.
+pub const VERSION: u32 = 2;
+const HEADER_BYTES: usize = 8 + 4 + 4 + 8 + 4 + 4 + 4 + 4;
 const CHECKSUM_BYTES: usize = 8;
 
 /// What a blob must match to be read into a context: the model and its cache's shape
@@ -47,6 +56,9 @@ pub struct StateShape {
     pub kv_dim: usize,
     pub n_vocab: usize,
     pub kv_type: KvType,
+    /// The model's sliding-window layers: all but every `global_every`-th layer
+    /// ([`is_window_layer`]); `None` when it has none.
+    pub global_every: Option<usize>,
 }
 
 impl StateShape {
@@ -59,32 +71,48 @@ impl StateShape {
             kv_dim: config.kv_dim(),
             n_vocab: config.n_vocab,
             kv_type,
+            global_every: config.sliding_window.map(|w| w.global_every),
         }
     }
 
-    /// Bytes of the K/V rows of `n_tokens` tokens over every layer.
-    pub fn kv_bytes(&self, n_tokens: usize) -> Result<usize> {
-        kv_rows(self.n_layer, n_tokens)?
-            .checked_mul(self.kv_type.bytes(self.kv_dim))
+    /// Whether layer `layer` is a sliding-window layer.
+    pub fn is_window_layer(&self, layer: usize) -> bool {
+        self.global_every
+            .is_some_and(|every| is_window_layer(layer, every))
+    }
+
+    /// The tokens whose K/V rows layer `layer` holds of a state of `n_tokens` tokens whose
+    /// last `n_window` have window-layer rows.
+    pub fn layer_tokens(&self, layer: usize, n_tokens: usize, n_window: usize) -> usize {
+        if self.is_window_layer(layer) {
+            n_window
+        } else {
+            n_tokens
+        }
+    }
+
+    /// Bytes of the K/V rows of `n_tokens` tokens over every layer, the window layers'
+    /// of the last `n_window` of them.
+    pub fn kv_bytes(&self, n_tokens: usize, n_window: usize) -> Result<usize> {
+        let row = self.kv_type.bytes(self.kv_dim);
+        (0..self.n_layer)
+            .try_fold(0usize, |bytes, layer| {
+                let n = self.layer_tokens(layer, n_tokens, n_window);
+                n.checked_mul(2 * row)?.checked_add(bytes)
+            })
             .ok_or_else(|| too_large(n_tokens))
     }
 
-    /// The size of the blob of `n_tokens` tokens.
-    pub fn blob_len(&self, n_tokens: usize) -> Result<usize> {
-        let kv_bytes = self.kv_bytes(n_tokens)?;
+    /// The size of the blob of `n_tokens` tokens, the last `n_window` with window-layer
+    /// rows.
+    pub fn blob_len(&self, n_tokens: usize, n_window: usize) -> Result<usize> {
+        let kv_bytes = self.kv_bytes(n_tokens, n_window)?;
         n_tokens
             .checked_mul(8)
             .and_then(|b| b.checked_add(kv_bytes))
             .and_then(|b| b.checked_add(HEADER_BYTES + CHECKSUM_BYTES))
             .ok_or_else(|| too_large(n_tokens))
     }
-}
-
-/// K and V rows of `n_tokens` tokens over `n_layer` layers.
-pub fn kv_rows(n_layer: usize, n_tokens: usize) -> Result<usize> {
-    n_tokens
-        .checked_mul(n_layer * 2)
-        .ok_or_else(|| too_large(n_tokens))
 }
 
 fn too_large(n_tokens: usize) -> Error {
@@ -98,14 +126,50 @@ fn too_large(n_tokens: usize) -> Error {
 pub struct SeqState {
     pub tokens: Vec<i32>,
     pub positions: Vec<i32>,
-    /// `[n_layer][K, V][n_tokens]` rows, as `BackendState::read_kv_rows` lays them out.
+    /// How many of the last tokens have their window-layer rows in `kv`.
+    pub n_window: usize,
+    /// `[n_layer][K, V][the layer's tokens]` rows, as `BackendState::read_kv_rows` lays
+    /// them out: every token's in a global layer, the last `n_window` tokens' in a
+    /// window layer.
     pub kv: Vec<u8>,
+}
+
+impl SeqState {
+    /// `kv` with the window layers' rows of the tokens from `first` on only (`first` at
+    /// least the first window token).
+    pub fn window_rows_from(&self, shape: &StateShape, first: usize) -> Result<Vec<u8>> {
+        let n = self.tokens.len();
+        let keep = n.saturating_sub(first).min(self.n_window);
+        let mut kv = filled_vec(shape.kv_bytes(n, keep)?, 0, "a sequence state's K/V")?;
+        let row = shape.kv_type.bytes(shape.kv_dim);
+        let (mut from, mut to) = (0, 0);
+        for layer in 0..shape.n_layer {
+            let stored = shape.layer_tokens(layer, n, self.n_window) * row;
+            let kept = shape.layer_tokens(layer, n, keep) * row;
+            // K rows, then V rows: each keeps its last `kept` bytes.
+            for _ in 0..2 {
+                let src = &self.kv[from + stored - kept..from + stored];
+                kv[to..to + kept].copy_from_slice(src);
+                (from, to) = (from + stored, to + kept);
+            }
+        }
+        Ok(kv)
+    }
 }
 
 /// Appends the blob of `state` to `out` (fallibly reserved first).
 pub fn encode(shape: &StateShape, state: &SeqState, out: &mut Vec<u8>) -> Result<()> {
-    let n_tokens = state.tokens.len();
-    let len = shape.blob_len(n_tokens)?;
+    let (n_tokens, n_window) = (state.tokens.len(), state.n_window);
+    check_window(shape, n_tokens, n_window).map_err(Error::InvalidArgument)?;
+    let kv_bytes = shape.kv_bytes(n_tokens, n_window)?;
+    if state.positions.len() != n_tokens || state.kv.len() != kv_bytes {
+        return Err(Error::InvalidArgument(format!(
+            "a state of {n_tokens} tokens with {} positions and {} K/V bytes (expected {kv_bytes})",
+            state.positions.len(),
+            state.kv.len()
+        )));
+    }
+    let len = shape.blob_len(n_tokens, n_window)?;
     out.try_reserve_exact(len)
         .map_err(|_| Error::OutOfMemory(format!("no host memory for a {len}-byte state")))?;
     let start = out.len();
@@ -114,7 +178,7 @@ pub fn encode(shape: &StateShape, state: &SeqState, out: &mut Vec<u8>) -> Result
         out.extend_from_slice(&word.to_le_bytes());
     }
     out.extend_from_slice(&shape.fingerprint.to_le_bytes());
-    for count in [shape.n_layer, shape.kv_dim, n_tokens] {
+    for count in [shape.n_layer, shape.kv_dim, n_tokens, n_window] {
         out.extend_from_slice(&header_u32(count)?.to_le_bytes());
     }
     for (token, position) in state.tokens.iter().zip(&state.positions) {
@@ -176,8 +240,9 @@ pub fn decode(shape: &StateShape, blob: &[u8]) -> Result<SeqState> {
             shape.n_layer, shape.kv_dim
         )));
     }
-    let n_tokens = header.u32() as usize;
-    let expected = shape.blob_len(n_tokens)?;
+    let (n_tokens, n_window) = (header.u32() as usize, header.u32() as usize);
+    check_window(shape, n_tokens, n_window).map_err(invalid)?;
+    let expected = shape.blob_len(n_tokens, n_window)?;
     if blob.len() != expected {
         return Err(invalid(format!(
             "{} bytes, {n_tokens} tokens take {expected}",
@@ -199,8 +264,29 @@ pub fn decode(shape: &StateShape, blob: &[u8]) -> Result<SeqState> {
     Ok(SeqState {
         tokens,
         positions,
+        n_window,
         kv,
     })
+}
+
+/// At most every token has window-layer rows, and every token does in a model without
+/// window layers.
+fn check_window(
+    shape: &StateShape,
+    n_tokens: usize,
+    n_window: usize,
+) -> std::result::Result<(), String> {
+    if n_window > n_tokens || (shape.global_every.is_none() && n_window != n_tokens) {
+        return Err(format!(
+            "{n_window} window tokens of {n_tokens}, for a model {} sliding-window layers",
+            if shape.global_every.is_some() {
+                "with"
+            } else {
+                "without"
+            }
+        ));
+    }
+    Ok(())
 }
 
 /// Every K/V value finite: the checksum guards against accidents, not against a crafted
@@ -337,8 +423,8 @@ impl Context {
     /// [`Context::state_seq_load`] from the file at `path`. A file larger than any state
     /// this context can hold is refused before it is read.
     pub fn state_seq_load_file(&mut self, seq: i32, path: &Path) -> Result<()> {
-        let largest =
-            StateShape::of(self.model(), self.params().kv_type).blob_len(self.params().n_ctx)?;
+        let n_ctx = self.params().n_ctx;
+        let largest = StateShape::of(self.model(), self.params().kv_type).blob_len(n_ctx, n_ctx)?;
         let file = File::open(path).map_err(|source| io_error(path, source))?;
         let len = file
             .metadata()
@@ -379,6 +465,7 @@ mod tests {
             kv_dim: 3,
             n_vocab: 100,
             kv_type: KvType::F16,
+            global_every: None,
         }
     }
 
@@ -386,10 +473,97 @@ mod tests {
         SeqState {
             tokens: (0..n as i32).map(|t| (t * 7) % 100).collect(),
             positions: (0..n as i32).map(|p| 3 * p + 1).collect(),
+            n_window: n,
             kv: (0..n * 12)
                 .flat_map(|v| half::f16::from_f32(v as f32 * 0.25 - 3.0).to_le_bytes())
                 .collect(),
         }
+    }
+
+    /// Layer 0 of two is a window layer.
+    fn window_shape() -> StateShape {
+        StateShape {
+            global_every: Some(2),
+            ..shape()
+        }
+    }
+
+    /// `n` tokens, the last `n_window` with rows in the window layer: each row's values
+    /// name its layer, K or V, and token (`100 * layer + 10 * v + token`).
+    fn window_state(n: usize, n_window: usize) -> SeqState {
+        let mut kv = Vec::new();
+        for (layer, tokens) in [(0, n - n_window..n), (1, 0..n)] {
+            for v in 0..2 {
+                for token in tokens.clone() {
+                    let value = (100 * layer + 10 * v + token) as f32;
+                    for _ in 0..3 {
+                        kv.extend_from_slice(&half::f16::from_f32(value).to_le_bytes());
+                    }
+                }
+            }
+        }
+        SeqState {
+            n_window,
+            kv,
+            ..state(n)
+        }
+    }
+
+    /// The tokens whose rows a layer's K (or V) holds, read back from the values.
+    fn row_tokens(kv: &[u8], layer: usize, v: usize, rows: std::ops::Range<usize>) -> Vec<usize> {
+        rows.map(|row| {
+            let at = row * 6;
+            let value = half::f16::from_le_bytes([kv[at], kv[at + 1]]).to_f32() as usize;
+            assert_eq!(value / 100, layer);
+            assert_eq!(value / 10 % 10, v);
+            value % 10
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_blob_with_fewer_window_tokens_reads_back_and_trims() {
+        let shape = window_shape();
+        let state = window_state(6, 4);
+        let mut bytes = Vec::new();
+        encode(&shape, &state, &mut bytes).unwrap();
+        assert_eq!(bytes.len(), shape.blob_len(6, 4).unwrap());
+        assert_eq!(shape.kv_bytes(6, 4).unwrap(), (2 * 4 + 2 * 6) * 6);
+        assert_eq!(decode(&shape, &bytes).unwrap(), state);
+
+        // Tokens 3.. keep their window-layer rows; the global layer keeps every token's.
+        let kv = state.window_rows_from(&shape, 3).unwrap();
+        assert_eq!(kv.len(), shape.kv_bytes(6, 3).unwrap());
+        assert_eq!(row_tokens(&kv, 0, 0, 0..3), [3, 4, 5]);
+        assert_eq!(row_tokens(&kv, 0, 1, 3..6), [3, 4, 5]);
+        assert_eq!(row_tokens(&kv, 1, 0, 6..12), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(row_tokens(&kv, 1, 1, 12..18), [0, 1, 2, 3, 4, 5]);
+        // From before the first window token: all the window tokens.
+        assert_eq!(state.window_rows_from(&shape, 0).unwrap(), state.kv);
+    }
+
+    #[test]
+    fn window_tokens_beyond_the_tokens_or_missing_without_window_layers_are_refused() {
+        let mut bytes = Vec::new();
+        let too_many = SeqState {
+            n_window: 7,
+            ..window_state(6, 6)
+        };
+        let message = encode(&window_shape(), &too_many, &mut bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("7 window tokens of 6"), "{message}");
+        let message = encode(&shape(), &window_state(6, 4), &mut bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("without sliding-window layers"),
+            "{message}"
+        );
+        // A blob written for window layers, read for a model without them.
+        encode(&window_shape(), &window_state(6, 4), &mut bytes).unwrap();
+        let message = decode(&shape(), &bytes).unwrap_err().to_string();
+        assert!(message.contains("4 window tokens of 6"), "{message}");
     }
 
     fn blob(n: usize) -> Vec<u8> {
@@ -402,7 +576,7 @@ mod tests {
     fn a_blob_reads_back_as_written() {
         for n in [0, 1, 5] {
             let bytes = blob(n);
-            assert_eq!(bytes.len(), shape().blob_len(n).unwrap());
+            assert_eq!(bytes.len(), shape().blob_len(n, n).unwrap());
             assert_eq!(decode(&shape(), &bytes).unwrap(), state(n));
         }
     }

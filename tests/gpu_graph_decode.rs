@@ -59,6 +59,7 @@ impl Session {
                     n_seq: BLOCKS.len(),
                     n_batch: N_BATCH,
                     kv_type: KvType::F16,
+                    window: None,
                 },
                 1,
             )
@@ -67,7 +68,7 @@ impl Session {
         Session {
             model: Arc::clone(model),
             backend,
-            step: Step::new(N_BATCH, BLOCKS.len(), N_SLOTS, BLOCK_SIZE).unwrap(),
+            step: Step::new(N_BATCH, BLOCKS.len(), N_SLOTS, BLOCK_SIZE, None).unwrap(),
             len: [0; 2],
             cancel: AtomicBool::new(false),
         }
@@ -82,15 +83,16 @@ impl Session {
         for t in 0..n {
             let pos = start + t;
             step.positions[t] = pos as i32;
-            step.write_slots[t] =
+            step.full.write_slots[t] =
                 BLOCKS[seq][pos / BLOCK_SIZE] * BLOCK_SIZE as u32 + (pos % BLOCK_SIZE) as u32;
             step.seq_of_token[t] = seq as u32;
         }
         let held: Vec<i32> = (0..(start + n) as i32).collect();
-        step.set_sequence(seq, BLOCKS[seq].iter().copied(), &held);
+        step.full
+            .set_sequence(seq, BLOCKS[seq].iter().copied(), &held);
         step.output_tokens[0] = n as u32 - 1;
         step.n_outputs = 1;
-        step.block_copies.clear();
+        step.full.block_copies.clear();
         self.backend.begin_step(&self.step)?;
         self.model.forward(&mut self.backend, &self.cancel)?;
         self.len[seq] += n;

@@ -78,17 +78,11 @@ impl Shape {
         let values: u128 = Act::ALL.iter().map(|&act| self.width(act) as u128).sum();
         4 * n_batch as u128 * values
     }
-
-    /// Bytes of a `kv_type` K/V cache of `n_slots` token slots: K and V in every layer,
-    /// as both backends store it.
-    pub fn kv_cache_bytes(&self, n_slots: usize, kv_type: KvType) -> u128 {
-        let row = kv_type.bytes(self.kv_dim()) as u128;
-        n_slots as u128 * row * 2 * self.n_layer as u128
-    }
 }
 
 /// What a context asks its backend to hold: `n_slots` cached tokens of `kv_type` in
-/// blocks of `block_size`, `n_seq` sequence tables, steps of up to `n_batch` tokens.
+/// blocks of `block_size`, `n_seq` sequence tables, steps of up to `n_batch` tokens; and
+/// for a model with sliding-window layers, those layers' own smaller cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContextSizes {
     pub n_slots: usize,
@@ -96,6 +90,55 @@ pub struct ContextSizes {
     pub n_seq: usize,
     pub n_batch: usize,
     pub kv_type: KvType,
+    /// The cache of the window layers, which then read it instead of the `n_slots` one.
+    pub window: Option<WindowSizes>,
+}
+
+impl ContextSizes {
+    /// Whether layer `layer` reads the window layers' cache.
+    pub fn reads_window(&self, layer: usize) -> bool {
+        self.window.is_some_and(|w| w.holds(layer))
+    }
+
+    /// The token slots of the cache layer `layer` reads.
+    pub fn layer_slots(&self, layer: usize) -> usize {
+        match self.window {
+            Some(w) if w.holds(layer) => w.n_slots,
+            _ => self.n_slots,
+        }
+    }
+
+    /// Bytes of the K/V storage of a model of `shape`: K and V of every layer, each of
+    /// its cache's slots, as both backends store them.
+    pub fn kv_bytes(&self, shape: &Shape) -> u128 {
+        let row = self.kv_type.bytes(shape.kv_dim()) as u128;
+        let slots: u128 = (0..shape.n_layer)
+            .map(|layer| self.layer_slots(layer) as u128)
+            .sum();
+        2 * row * slots
+    }
+}
+
+/// The sliding-window layers' cache: `n_slots` token slots for each of those layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSizes {
+    pub n_slots: usize,
+    /// Every `global_every`-th layer is global (see [`is_window_layer`]).
+    pub global_every: usize,
+}
+
+impl WindowSizes {
+    /// Whether layer `layer` is one of the window layers this cache holds.
+    pub fn holds(&self, layer: usize) -> bool {
+        is_window_layer(layer, self.global_every)
+    }
+}
+
+/// Whether `layer` is a sliding-window layer of a model whose every `global_every`-th
+/// layer is global and the others windowed (Gemma 3: 6, five local layers to one global).
+/// The one statement of that pattern, for the model's masks and the backends' storage.
+pub fn is_window_layer(layer: usize, global_every: usize) -> bool {
+    !(layer + 1).is_multiple_of(global_every)
 }
 
 /// The activation buffers of a step, each `[n_tokens, width]` f32, owned by the backend.

@@ -12,10 +12,12 @@ mod state;
 mod step;
 
 pub use boundary::{
-    Act, Backend, BackendMemory, ContextSizes, Rope, RopeStyle, Shape, saturating_bytes,
+    Act, Backend, BackendMemory, ContextSizes, Rope, RopeStyle, Shape, WindowSizes,
+    is_window_layer, saturating_bytes,
 };
 pub use devices::{DeviceChoice, DeviceKind, DeviceReport, choose, enumerate};
 pub use kv_type::KvType;
 pub(crate) use kv_type::{Q8_0_BLOCK, Q8_0_BLOCK_BYTES};
-pub use state::BackendState;
-pub use step::{EMPTY_SLOT, Step, VisibleSlots};
+pub(crate) use state::check_row_bytes;
+pub use state::{BackendState, KvRowSlots};
+pub use step::{EMPTY_SLOT, Step, StepTables, VisibleSlots};

@@ -3,8 +3,8 @@
 
 use super::cpu::CpuBackend;
 use super::gpu::GpuBackend;
-use super::{Backend, BackendMemory, Step};
-use crate::error::Result;
+use super::{Backend, BackendMemory, ContextSizes, Step};
+use crate::error::{Error, Result};
 
 /// Boxed: a context holds one for its life, and the two differ in size.
 pub enum BackendState {
@@ -57,33 +57,28 @@ impl BackendState {
         }
     }
 
-    /// Reads the K and V of `slots` into `out`, `[n_layer][K, V][slots.len()]` rows of
-    /// `kv_dim` values as the cache's [`KvType`](crate::backend::KvType) stores them:
-    /// layer by layer, the K rows of the slots in order, then their V rows. `out` holds
-    /// exactly that many bytes; every slot is one of the storage's.
-    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [u8]) -> Result<()> {
-        if slots.is_empty() {
+    /// Reads the K and V of `slots` into `out`, `[n_layer][K, V][the layer's slots]` rows
+    /// of `kv_dim` values as the cache's [`KvType`](crate::backend::KvType) stores them:
+    /// layer by layer, the K rows of the slots of the cache that layer reads in order,
+    /// then their V rows. `out` holds exactly that many bytes; every slot is one of its
+    /// cache's.
+    pub fn read_kv_rows(&mut self, slots: &KvRowSlots<'_>, out: &mut [u8]) -> Result<()> {
+        if out.is_empty() {
             return Ok(());
         }
         match self {
-            BackendState::Cpu(b) => {
-                b.read_kv_rows(slots, out);
-                Ok(())
-            }
+            BackendState::Cpu(b) => b.read_kv_rows(slots, out),
             BackendState::Gpu(b) => b.read_kv_rows(slots, out),
         }
     }
 
     /// Writes rows laid out as [`BackendState::read_kv_rows`] gives them into `slots`.
-    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[u8]) -> Result<()> {
-        if slots.is_empty() {
+    pub fn write_kv_rows(&mut self, slots: &KvRowSlots<'_>, rows: &[u8]) -> Result<()> {
+        if rows.is_empty() {
             return Ok(());
         }
         match self {
-            BackendState::Cpu(b) => {
-                b.write_kv_rows(slots, rows);
-                Ok(())
-            }
+            BackendState::Cpu(b) => b.write_kv_rows(slots, rows),
             BackendState::Gpu(b) => b.write_kv_rows(slots, rows),
         }
     }
@@ -94,4 +89,41 @@ impl BackendState {
             BackendState::Gpu(b) => b.memory(),
         }
     }
+}
+
+/// The slots whose K/V rows are read or written, in each cache: a layer's rows are those
+/// of the slots of the cache it reads.
+#[derive(Clone, Copy, Debug)]
+pub struct KvRowSlots<'a> {
+    pub full: &'a [u32],
+    /// The same tokens' slots in the window layers' cache (ignored without one).
+    pub window: &'a [u32],
+}
+
+impl<'a> KvRowSlots<'a> {
+    /// The slots of a layer that reads the window cache (`window`) or the full one.
+    pub fn of_layer(&self, window: bool) -> &'a [u32] {
+        if window { self.window } else { self.full }
+    }
+}
+
+/// `Ok` when `len` bytes are the K and V rows of `slots` of `row_bytes` each in
+/// `n_layer` layers, as [`BackendState::read_kv_rows`] lays them out for a context of
+/// `sizes`.
+pub(crate) fn check_row_bytes(
+    sizes: &ContextSizes,
+    n_layer: usize,
+    row_bytes: usize,
+    slots: &KvRowSlots<'_>,
+    len: usize,
+) -> Result<()> {
+    let rows: u128 = (0..n_layer)
+        .map(|layer| 2 * slots.of_layer(sizes.reads_window(layer)).len() as u128)
+        .sum();
+    if rows * row_bytes as u128 != len as u128 {
+        return Err(Error::InvalidArgument(format!(
+            "{len} bytes for {rows} K/V rows of {row_bytes} bytes"
+        )));
+    }
+    Ok(())
 }

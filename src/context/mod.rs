@@ -5,18 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod embeddings;
+mod params;
+mod sequences;
 
 pub use embeddings::Pooling;
+pub use params::ContextParams;
 
-use crate::backend::cpu::MAX_THREADS;
-use crate::backend::cpu::ops::rotate_stored_rows;
-use crate::backend::{BackendState, ContextSizes, KvType, Step};
+use crate::backend::{BackendState, ContextSizes, Step, StepTables};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
-use crate::kv_cache::{KvCache, KvWritePlan, MAX_SEQUENCES, PoolStats};
+use crate::kv_cache::{KvCache, KvCaches, KvWritePlan, KvWritePlans, PoolStats, WindowCache};
 use crate::model::Model;
 use crate::sampler::Sampler;
-use crate::seq_state::{self, SeqState, StateShape};
 
 /// Token slots per KV block: small enough that a short sequence wastes little, large
 /// enough that block tables stay short.
@@ -25,89 +25,6 @@ pub const KV_BLOCK_SIZE: usize = 16;
 /// The most token slots a context holds: positions are `i32`, and a larger cache could
 /// not be addressed by them.
 pub const MAX_CONTEXT_SLOTS: usize = i32::MAX as usize + 1 - KV_BLOCK_SIZE;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContextParams {
-    /// Token slots across all sequences; 0 = min(training context, 4096). Rounded up to
-    /// whole KV blocks of [`KV_BLOCK_SIZE`] slots.
-    pub n_ctx: usize,
-    pub n_seq_max: usize,
-    /// Most tokens one `decode` may take; at most `n_ctx`.
-    pub n_batch: usize,
-    pub n_threads: usize,
-    /// How the KV cache stores K and V.
-    pub kv_type: KvType,
-}
-
-impl Default for ContextParams {
-    fn default() -> ContextParams {
-        ContextParams {
-            n_ctx: 0,
-            n_seq_max: 1,
-            n_batch: 512,
-            n_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            kv_type: KvType::F16,
-        }
-    }
-}
-
-impl ContextParams {
-    /// The parameters a context of a model trained on `n_ctx_train` positions uses:
-    /// `n_ctx` 0 replaced by min(`n_ctx_train`, 4096) and rounded up to whole KV blocks,
-    /// `n_batch` capped at `n_ctx`; every value checked.
-    pub fn resolved(&self, n_ctx_train: usize) -> Result<ContextParams> {
-        let mut params = self.clone();
-        if params.n_ctx == 0 {
-            params.n_ctx = n_ctx_train.min(4096);
-        }
-        if !(1..=MAX_THREADS).contains(&params.n_threads) {
-            return Err(Error::InvalidArgument(format!(
-                "n_threads is {}, expected 1 to {MAX_THREADS}",
-                params.n_threads
-            )));
-        }
-        if !(1..=MAX_SEQUENCES).contains(&params.n_seq_max) {
-            return Err(Error::InvalidArgument(format!(
-                "n_seq_max is {}, expected 1 to {MAX_SEQUENCES}",
-                params.n_seq_max
-            )));
-        }
-        if params.n_batch == 0 {
-            return Err(Error::InvalidArgument("n_batch must be positive".into()));
-        }
-        params.n_ctx = params
-            .n_ctx
-            .div_ceil(KV_BLOCK_SIZE)
-            .checked_mul(KV_BLOCK_SIZE)
-            .filter(|&slots| slots <= MAX_CONTEXT_SLOTS)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "n_ctx is {}, expected at most {MAX_CONTEXT_SLOTS}",
-                    params.n_ctx
-                ))
-            })?;
-        params.n_batch = params.n_batch.min(params.n_ctx);
-        Ok(params)
-    }
-
-    /// The K/V storage's token slots for resolved parameters: one block past the pool's,
-    /// for `Context::recompute_last_logits`.
-    pub fn n_slots(&self) -> usize {
-        self.n_ctx + KV_BLOCK_SIZE
-    }
-
-    /// What the backend of a context of these (resolved) parameters holds: the slots, a
-    /// spare sequence table ([`Context::recompute_last_logits`] uses it), the batch.
-    pub fn backend_sizes(&self) -> ContextSizes {
-        ContextSizes {
-            n_slots: self.n_slots(),
-            block_size: KV_BLOCK_SIZE,
-            n_seq: self.n_seq_max + 1,
-            n_batch: self.n_batch,
-            kv_type: self.kv_type,
-        }
-    }
-}
 
 /// Tokens to decode together. `None` fields take their defaults: each token at the next
 /// position of its sequence, sequence 0; logits for the last token only by default.
@@ -154,7 +71,11 @@ impl WantLogits<'_> {
 /// Occupancy and size of a context's memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryReport {
+    /// The cache of every position: every layer's, or with a window cache the global
+    /// layers'.
     pub kv: PoolStats,
+    /// The sliding-window layers' cache, where the context has one.
+    pub kv_window: Option<PoolStats>,
     pub host_bytes: u64,
     pub device_bytes: u64,
 }
@@ -162,13 +83,15 @@ pub struct MemoryReport {
 pub struct Context {
     model: Arc<Model>,
     params: ContextParams,
-    cache: KvCache,
-    plan: KvWritePlan,
-    /// The inputs of the next step, built here from the cache's bookkeeping. Sequence row
+    /// What the backend holds: which layers read the window cache.
+    sizes: ContextSizes,
+    caches: KvCaches,
+    plans: KvWritePlans,
+    /// The inputs of the next step, built here from the caches' bookkeeping. Sequence row
     /// `n_seq_max` is spare: `recompute_last_logits` puts a redirected table there.
     step: Step,
     backend: BackendState,
-    /// [n_ctx] the token whose K and V each slot holds.
+    /// [n_ctx] the token whose K and V each slot of the full cache holds.
     slot_tokens: Vec<i32>,
     /// [n_batch] the sequence ids of a batch that gives none.
     default_seq_ids: Vec<i32>,
@@ -184,15 +107,35 @@ impl Context {
     /// at `n_ctx` (a batch never holds more tokens than the cache); [`Context::params`]
     /// gives the values in use.
     pub fn new(model: Arc<Model>, params: &ContextParams) -> Result<Context> {
-        let params = params.resolved(model.config().n_ctx_train)?;
-        let n_blocks = params.n_ctx / KV_BLOCK_SIZE;
-        let n_slots = params.n_slots();
-        let backend = model.new_backend(&params.backend_sizes(), params.n_threads)?;
+        let config = model.config();
+        let params = params.resolved(config.n_ctx_train)?;
+        let (n_batch, n_seq_max) = (params.n_batch, params.n_seq_max);
+        let sizes = params.backend_sizes(config);
+        let window = match params.window_cache(config) {
+            Some((window, n_blocks)) => Some(WindowCache::new(
+                n_blocks,
+                KV_BLOCK_SIZE,
+                n_seq_max,
+                window.window,
+                n_batch,
+            )?),
+            None => None,
+        };
+        let full = KvCache::new(params.n_ctx / KV_BLOCK_SIZE, KV_BLOCK_SIZE, n_seq_max)?;
+        let window_slots = sizes.window.map(|w| w.n_slots);
+        let backend = model.new_backend(&sizes, params.n_threads)?;
         Ok(Context {
-            step: Step::new(params.n_batch, params.n_seq_max + 1, n_slots, KV_BLOCK_SIZE)?,
+            step: Step::new(
+                n_batch,
+                n_seq_max + 1,
+                sizes.n_slots,
+                KV_BLOCK_SIZE,
+                window_slots,
+            )?,
             backend,
-            cache: KvCache::new(n_blocks, KV_BLOCK_SIZE, params.n_seq_max)?,
-            plan: KvWritePlan::new(),
+            caches: KvCaches::new(full, window)?,
+            plans: KvWritePlans::default(),
+            sizes,
             slot_tokens: filled_vec(params.n_ctx, 0, "the KV cache's token ids")?,
             default_seq_ids: filled_vec(params.n_batch, 0, "a batch's sequence ids")?,
             next_position: filled_vec(params.n_seq_max, None, "a batch's positions")?,
@@ -274,26 +217,27 @@ impl Context {
         self.step.n_tokens = n;
         self.step.tokens[..n].copy_from_slice(batch.tokens);
 
-        self.cache
-            .append_batch(seq_ids, &self.step.positions[..n], &mut self.plan)?;
+        self.caches
+            .append_batch(seq_ids, &self.step.positions[..n], &mut self.plans)?;
         // A failed step takes its append back exactly: no snapshot of the bookkeeping.
         let result = self
             .fill_step_tables(batch, seq_ids)
             .and_then(|()| self.run_step());
         if result.is_err() {
-            self.cache.undo_append(&mut self.plan);
+            self.caches.undo_append(&mut self.plans);
             self.step.n_outputs = 0;
             return result;
         }
+        self.caches.prune(seq_ids);
         // A block copied for copy-on-write took its K/V with it; its tokens' ids follow.
-        for copy in self.plan.block_copies() {
+        for copy in self.plans.full.block_copies() {
             let (src, dst) = (
                 copy.src.index() * KV_BLOCK_SIZE,
                 copy.dst.index() * KV_BLOCK_SIZE,
             );
             self.slot_tokens.copy_within(src..src + KV_BLOCK_SIZE, dst);
         }
-        for (&slot, &token) in self.plan.slots().iter().zip(batch.tokens) {
+        for (&slot, &token) in self.plans.full.slots().iter().zip(batch.tokens) {
             self.slot_tokens[slot as usize] = token;
         }
         Ok(())
@@ -306,7 +250,7 @@ impl Context {
             let index = self.step.seq_of_token[t] as usize;
             let pos = match self.next_position[index] {
                 Some(p) => p,
-                None => match self.cache.pos_max(seq) {
+                None => match self.caches.pos_max(seq) {
                     Ok(p) => p + 1,
                     Err(e) => {
                         result = Err(e);
@@ -327,23 +271,17 @@ impl Context {
     fn fill_step_tables(&mut self, batch: &Batch<'_>, seq_ids: &[i32]) -> Result<()> {
         let n = batch.tokens.len();
         let step = &mut self.step;
-        for (dst, &slot) in step.write_slots.iter_mut().zip(self.plan.slots()) {
-            *dst = slot;
-        }
-        step.block_copies.clear();
-        step.block_copies.extend(
-            self.plan
-                .block_copies()
-                .iter()
-                .map(|c| (c.src.index() as u32, c.dst.index() as u32)),
-        );
-        for (t, &seq) in seq_ids.iter().enumerate() {
-            let table = self.cache.sequence(seq)?;
-            step.set_sequence(
-                step.seq_of_token[t] as usize,
-                table.block_table().iter().map(|b| b.index() as u32),
-                table.slot_positions(),
-            );
+        let full = self.caches.full();
+        fill_tables(
+            &mut step.full,
+            &self.plans.full,
+            full,
+            seq_ids,
+            &step.seq_of_token,
+        )?;
+        if let (Some(tables), Some(window)) = (&mut step.window, self.caches.window()) {
+            let plan = &self.plans.window;
+            fill_tables(tables, plan, window.cache(), seq_ids, &step.seq_of_token)?;
         }
         step.n_outputs = 0;
         for t in 0..n {
@@ -416,183 +354,54 @@ impl Context {
         })
     }
 
-    /// Removes positions `p0..p1` (`p1 < 0`: to the end) of a sequence.
-    pub fn seq_remove(&mut self, seq: i32, p0: i32, p1: i32) -> Result<()> {
-        self.cache.remove(seq, p0, p1)
-    }
-
-    /// Makes `dst` share `src`'s cached positions `p0..p1`; no K/V is copied.
-    pub fn seq_copy(&mut self, src: i32, dst: i32, p0: i32, p1: i32) -> Result<()> {
-        self.cache.copy_seq(src, dst, p0, p1)
-    }
-
-    /// The highest position a sequence holds, or -1 when it is empty.
-    pub fn seq_pos_max(&self, seq: i32) -> Result<i32> {
-        self.cache.pos_max(seq)
-    }
-
-    /// Recomputes the logits of a sequence's last token, as if it had just been decoded,
-    /// so that generation can continue the sequence after other sequences' decodes. The
-    /// cache is not changed: the step reads the sequence through a spare table whose last
-    /// block is a copy in the block past the pool's, and writes the token's K/V there.
-    pub fn recompute_last_logits(&mut self, seq: i32) -> Result<()> {
-        self.step.n_outputs = 0;
-        let table = self.cache.sequence(seq)?;
-        let Some(last) = table.live_tokens().last() else {
-            return Err(Error::InvalidArgument(format!(
-                "sequence {seq} holds no tokens"
-            )));
-        };
-        let spare_seq = self.params.n_seq_max;
-        let spare_block = self.cache.pool().blocks_total();
-        let last_block = last.slot as usize / KV_BLOCK_SIZE;
-        let offset = last.slot as usize % KV_BLOCK_SIZE;
-        let blocks = table.block_table();
-        let redirected = blocks.iter().enumerate().map(|(i, b)| {
-            if i + 1 == blocks.len() {
-                spare_block as u32
-            } else {
-                b.index() as u32
-            }
-        });
-        let step = &mut self.step;
-        step.set_sequence(spare_seq, redirected, table.slot_positions());
-        step.block_copies.clear();
-        step.block_copies
-            .push((last_block as u32, spare_block as u32));
-        step.n_tokens = 1;
-        step.tokens[0] = self.slot_tokens[last.slot as usize];
-        step.positions[0] = last.position;
-        step.write_slots[0] = (spare_block * KV_BLOCK_SIZE + offset) as u32;
-        step.seq_of_token[0] = spare_seq as u32;
-        step.output_tokens[0] = 0;
-        step.n_outputs = 1;
-        let result = self.run_step();
-        if result.is_err() {
-            self.step.n_outputs = 0;
-        }
-        result
-    }
-
-    /// Moves `seq`'s cached positions `p0..p1` (`p0 < 0`: from the first, `p1 < 0`: to the
-    /// last) by `delta`, re-rotating their keys (RoPE of position p + delta is RoPE of delta
-    /// applied to RoPE of p), so a host can drop the oldest turns of a chat with
-    /// [`Context::seq_remove`] and go on without re-encoding the rest (llama.cpp's
-    /// `llama_memory_seq_add`). The new positions must stay at 0 or above and keep their
-    /// order with the sequence's other tokens (`InvalidArgument`), and the tokens must not
-    /// lie in a KV block another sequence shares (`Unsupported`); either way nothing
-    /// changes. A device error while the keys are rewritten can leave some of them
-    /// rotated: drop the sequence then. The last decode's logits stay as they were.
-    pub fn seq_shift(&mut self, seq: i32, p0: i32, p1: i32, delta: i32) -> Result<()> {
-        let moved = self.cache.tokens_to_shift(seq, p0, p1, delta)?;
-        if moved.is_empty() || delta == 0 {
-            return Ok(());
-        }
-        let mut slots = filled_vec(moved.len(), 0u32, "a shift's slots")?;
-        for (slot, token) in slots.iter_mut().zip(&moved) {
-            *slot = token.slot;
-        }
-        let config = self.model.config();
-        let kv_type = self.params.kv_type;
-        let kv_bytes = StateShape::of(&self.model, kv_type).kv_bytes(moved.len())?;
-        let mut rows = filled_vec(kv_bytes, 0u8, "the K/V rows of a shift")?;
-        self.backend.read_kv_rows(&slots, &mut rows)?;
-        let layer_bytes = kv_bytes / config.n_layer;
-        for (layer, kv) in rows.chunks_exact_mut(layer_bytes).enumerate() {
-            let keys = &mut kv[..layer_bytes / 2];
-            let rope = config.layer_rope(layer);
-            rotate_stored_rows(
-                keys,
-                kv_type,
-                config.kv_dim(),
-                config.head_dim,
-                &rope,
-                delta,
-            )?;
-        }
-        self.backend.write_kv_rows(&slots, &rows)?;
-        self.cache.shift(seq, p0, p1, delta)
-    }
-
-    /// The size of [`Context::state_seq_save`]'s blob for `seq` as it is now.
-    pub fn state_seq_size(&self, seq: i32) -> Result<usize> {
-        let n_tokens = self.cache.sequence(seq)?.n_tokens();
-        StateShape::of(&self.model, self.params.kv_type).blob_len(n_tokens)
-    }
-
-    /// Appends `seq`'s state to `out`: its tokens, their positions and their K/V in every
-    /// layer, in the format of [`crate::seq_state`]. The cache is not changed.
-    pub fn state_seq_save(&mut self, seq: i32, out: &mut Vec<u8>) -> Result<()> {
-        let shape = StateShape::of(&self.model, self.params.kv_type);
-        let table = self.cache.sequence(seq)?;
-        let n = table.n_tokens();
-        let mut slots = filled_vec(n, 0u32, "a sequence state's slots")?;
-        let mut state = SeqState {
-            tokens: filled_vec(n, 0, "a sequence state's tokens")?,
-            positions: filled_vec(n, 0, "a sequence state's positions")?,
-            kv: filled_vec(shape.kv_bytes(n)?, 0, "a sequence state's K/V")?,
-        };
-        for (i, token) in table.live_tokens().enumerate() {
-            slots[i] = token.slot;
-            state.positions[i] = token.position;
-            state.tokens[i] = self.slot_tokens[token.slot as usize];
-        }
-        self.backend.read_kv_rows(&slots, &mut state.kv)?;
-        seq_state::encode(&shape, &state, out)
-    }
-
-    /// Replaces `seq`'s contents with a state [`Context::state_seq_save`] wrote from a
-    /// context of the same model (any sequence, any context size that holds it), then
-    /// recomputes its last token's logits, so sampling continues where the saved sequence
-    /// stood. Every field of the blob is checked first: a blob from another model, a
-    /// truncated or corrupted one is `InvalidArgument`, and a state the cache has no room
-    /// for is `ContextFull`, each with the context unchanged. A device error while the K/V
-    /// are written leaves the sequence empty; an error from the logits' recomputation
-    /// (cancelled, a device error) leaves the state loaded without logits.
-    pub fn state_seq_load(&mut self, seq: i32, blob: &[u8]) -> Result<()> {
-        let shape = StateShape::of(&self.model, self.params.kv_type);
-        let state = seq_state::decode(&shape, blob)?;
-        let n = state.tokens.len();
-        let table = self.cache.sequence(seq)?;
-        let pool = self.cache.pool();
-        let reclaimed = table
-            .block_table()
-            .iter()
-            .filter(|&&block| pool.ref_count(block) == 1)
-            .count();
-        let room = pool.blocks_free() + reclaimed;
-        let needed = n.div_ceil(KV_BLOCK_SIZE);
-        if needed > room {
-            return Err(Error::ContextFull(format!(
-                "a saved state of {n} tokens needs {needed} KV blocks, sequence {seq} can have {room}"
-            )));
-        }
-        self.step.n_outputs = 0;
-        self.cache.remove(seq, -1, -1)?;
-        if n == 0 {
-            return Ok(());
-        }
-        // Into an empty sequence, with room counted: the append cannot fail, and it
-        // copies no block.
-        self.cache.append(seq, &state.positions, &mut self.plan)?;
-        if let Err(e) = self.backend.write_kv_rows(self.plan.slots(), &state.kv) {
-            self.cache.undo_append(&mut self.plan);
-            return Err(e);
-        }
-        for (&slot, &token) in self.plan.slots().iter().zip(&state.tokens) {
-            self.slot_tokens[slot as usize] = token;
-        }
-        self.recompute_last_logits(seq)
-    }
-
     pub fn memory(&self) -> MemoryReport {
         let backend = self.backend.memory();
-        // The storage holds one block more than the pool, for recompute_last_logits.
-        let bytes_per_block = backend.kv_bytes / (self.cache.pool().blocks_total() as u64 + 1);
+        let config = self.model.config();
+        // K and V of a block's slots in each layer that reads the cache.
+        let block_bytes = |window: bool| {
+            let layers = (0..config.n_layer)
+                .filter(|&layer| self.sizes.reads_window(layer) == window)
+                .count();
+            let row = self.params.kv_type.bytes(config.kv_dim());
+            (2 * KV_BLOCK_SIZE * row) as u64 * layers as u64
+        };
         MemoryReport {
-            kv: self.cache.pool().stats(bytes_per_block),
+            kv: self.caches.full().pool().stats(block_bytes(false)),
+            kv_window: self
+                .caches
+                .window()
+                .map(|w| w.cache().pool().stats(block_bytes(true))),
             host_bytes: backend.host_bytes,
             device_bytes: backend.device_bytes,
         }
     }
+}
+
+/// Fills `tables` with `plan`'s write slots and block copies and the tables `cache` holds
+/// for the sequences of the batch (`seq_of_token` gives each token's row).
+fn fill_tables(
+    tables: &mut StepTables,
+    plan: &KvWritePlan,
+    cache: &KvCache,
+    seq_ids: &[i32],
+    seq_of_token: &[u32],
+) -> Result<()> {
+    for (dst, &slot) in tables.write_slots.iter_mut().zip(plan.slots()) {
+        *dst = slot;
+    }
+    tables.block_copies.clear();
+    tables.block_copies.extend(
+        plan.block_copies()
+            .iter()
+            .map(|c| (c.src.index() as u32, c.dst.index() as u32)),
+    );
+    for (t, &seq) in seq_ids.iter().enumerate() {
+        let table = cache.sequence(seq)?;
+        tables.set_sequence(
+            seq_of_token[t] as usize,
+            table.block_table().iter().map(|b| b.index() as u32),
+            table.slot_positions(),
+        );
+    }
+    Ok(())
 }

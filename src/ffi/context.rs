@@ -38,7 +38,10 @@ pub struct rf_context_params {
     pub n_ctx: u32,
     /// Most sequences the context holds (ids 0 .. n_seq_max-1).
     pub n_seq_max: u32,
-    /// Most tokens one `rf_decode` may take; capped at the context's size.
+    /// Most tokens one `rf_decode` may take; capped at the context's size. For a model
+    /// with sliding-window layers (Gemma 3), also how many positions those layers keep
+    /// beyond their window: how far `rf_seq_remove` may roll a sequence back for it to
+    /// go on (see `rf_seq_remove`).
     pub n_batch: u32,
     /// Threads for CPU work, at most 1024; 0 = the model's setting.
     pub n_threads: u32,
@@ -85,6 +88,8 @@ pub(super) fn context_params(
             n => n as usize,
         },
         kv_type,
+        // Not offered through the C ABI: a windowed model keeps only its window.
+        swa_full: false,
     })
 }
 
@@ -194,7 +199,9 @@ pub struct rf_batch {
 }
 
 /// Runs a batch through the model. `RF_ERR_CONTEXT_FULL` and `RF_ERR_CANCELLED` leave
-/// the KV cache exactly as before the call.
+/// the KV cache exactly as before the call, as does `RF_ERR_INVALID_ARGUMENT` for a
+/// token whose sliding window reaches positions its layers no longer hold (see
+/// `rf_seq_remove`).
 ///
 /// # Safety
 /// `ctx` live; `batch` readable with its arrays of `n_tokens` elements (or NULL where
@@ -318,7 +325,12 @@ pub unsafe extern "C" fn rf_get_logits(
     })
 }
 
-/// Removes positions `p0 .. p1` of a sequence (`p1 < 0`: to the end).
+/// Removes positions `p0 .. p1` of a sequence (`p1 < 0`: to the end). A model with
+/// sliding-window layers (Gemma 3) keeps those layers' K/V only for the last positions
+/// of a sequence (its window and `n_batch` more): after a rollback of more than
+/// `n_batch` positions, the next `rf_decode` of the sequence is
+/// `RF_ERR_INVALID_ARGUMENT` with nothing changed; remove the whole sequence and decode
+/// it again.
 ///
 /// # Safety
 /// `ctx` must be live.
@@ -343,6 +355,9 @@ pub unsafe extern "C" fn rf_seq_remove(
 /// below 0 or pass the sequence's other tokens, `RF_ERR_UNSUPPORTED` when they lie in a KV
 /// block another sequence shares (`rf_seq_copy`); either way nothing changes. A device
 /// error while the keys are rewritten can leave some rotated: remove the sequence then.
+/// With sliding-window layers, a shift that brings positions those layers no longer hold
+/// back into the window of the next token makes that `rf_decode` fail as after a long
+/// rollback (see `rf_seq_remove`).
 ///
 /// # Safety
 /// `ctx` must be live.
@@ -404,6 +419,8 @@ pub unsafe extern "C" fn rf_seq_pos_max(
 pub struct rf_memory_report {
     /// Set by the caller to `sizeof(rf_memory_report)` before the call.
     pub struct_size: u32,
+    /// The blocks of the cache of every position (for a model with sliding-window layers,
+    /// of its other layers; the window layers' smaller cache is in the bytes below).
     pub kv_blocks_total: u64,
     pub kv_blocks_used: u64,
     pub kv_blocks_free: u64,

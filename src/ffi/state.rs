@@ -72,7 +72,10 @@ pub unsafe extern "C" fn rf_state_seq_save(
 /// continue where the saved sequence stood. A blob from another model, of another format
 /// version, truncated or with any byte changed is `RF_ERR_INVALID_ARGUMENT`; a state the
 /// context has no room for is `RF_ERR_CONTEXT_FULL`; either way the context is unchanged.
-/// A device error while the K/V are written leaves the sequence empty.
+/// For a model with sliding-window layers the blob holds those layers' K/V of the
+/// positions the saving context kept; one that lacks part of its last token's window
+/// (saved after a long rollback) is `RF_ERR_INVALID_ARGUMENT` too. A device error while
+/// the K/V are written leaves the sequence empty.
 ///
 /// # Safety
 /// `ctx` must be live; `data` `len` readable bytes.

@@ -1,6 +1,7 @@
 //! The paged KV cache's bookkeeping: which storage slot holds each token of each
 //! sequence. No tensor data lives here; the backend owns one K/V allocation per layer of
-//! `n_blocks * block_size` slots and reads and writes it at the slots handed out here.
+//! `n_blocks * block_size` slots of the cache that layer reads, and reads and writes it
+//! at the slots handed out here.
 //! (The split follows llama.cpp's `llama-kv-cells.h`: bookkeeping apart from storage,
 //! preconditions stated and checked.)
 //!
@@ -9,6 +10,11 @@
 //!   has one reference per block table naming it.
 //! - [`KvCache`]: the pool plus a [`SequenceTable`] for each sequence id
 //!   `0..n_seq_max`: the sequence's blocks in order and the position held in each slot.
+//! - [`WindowCache`]: a second `KvCache` for a model's sliding-window layers (Gemma 3's
+//!   local layers), which drops the tokens no later token can see, so that it holds
+//!   about `window` plus a margin of tokens a sequence (llama.cpp's SWA cache).
+//! - [`KvCaches`]: a context's caches, the full one and the window one where the model
+//!   has window layers, changed together by every sequence operation.
 //!
 //! Design decisions:
 //!
@@ -45,18 +51,32 @@
 //!   their K/V.
 //! - Speed of the decode step: appends write into a caller-owned, reused [`KvWritePlan`],
 //!   and reading a sequence borrows slices or an iterator; nothing allocates per token.
+//! - Sliding windows. A model whose local layers see the last `window` positions keeps
+//!   those layers' K/V in a [`WindowCache`] of its own blocks, sized from the window, a
+//!   margin for rollbacks (the batch size) and the batch per sequence, not from the
+//!   context. Both caches get the same appends, removals, copies and shifts, so they hold
+//!   one sequence each; after a step the window cache drops every position up to
+//!   `pos_max - window - margin`, which no later token sees, nor one after a rollback of
+//!   up to `margin` positions. What it dropped is one number a sequence (see
+//!   `window.rs`), and a step whose tokens would see a dropped position (after a longer
+//!   rollback) is refused, never attended without those keys. Undo stays exact: pruning
+//!   runs only after a step succeeded, so an undone append has pruned nothing.
 
 mod append;
 mod block_pool;
 mod cache;
+mod caches;
 mod live_tokens;
 mod sequence_table;
 mod shift;
 mod undo;
+mod window;
 mod write_plan;
 
 pub use block_pool::{BlockId, BlockPool, PoolStats};
 pub use cache::{KvCache, MAX_SEQUENCES};
+pub use caches::{KvCaches, KvWritePlans, ShiftTokens};
 pub use live_tokens::{LiveTokens, TokenSlot};
 pub use sequence_table::{EMPTY_SLOT, SequenceTable};
+pub use window::WindowCache;
 pub use write_plan::{BlockCopy, KvWritePlan};

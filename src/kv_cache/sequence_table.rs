@@ -209,6 +209,49 @@ impl SequenceTable {
         self.drop_blocks_without_tokens(pool);
     }
 
+    /// Empties the slots of the live tokens at positions up to `floor` and returns the
+    /// largest of those positions (`None` when there was none). Live positions increase
+    /// with the logical slot, so the walk stops at the first token it keeps: a pruned
+    /// table costs a walk over its leading holes only. The emptied tokens are a prefix,
+    /// so only leading blocks can be left without a token; they go back to the pool
+    /// (a shared one loses this sequence's reference).
+    pub(super) fn prune_through(&mut self, floor: i32, pool: &mut BlockPool) -> Option<i32> {
+        let mut pruned = None;
+        for position in &mut self.slot_positions[..self.len] {
+            if *position == EMPTY_SLOT {
+                continue;
+            }
+            if *position > floor {
+                break;
+            }
+            pruned = Some(*position);
+            *position = EMPTY_SLOT;
+            self.n_tokens -= 1;
+        }
+        let block_size = self.block_size as usize;
+        let n_empty = self
+            .slot_positions
+            .chunks(block_size)
+            .take_while(|slots| slots.iter().all(|&p| p == EMPTY_SLOT))
+            .count();
+        if n_empty > 0 {
+            for block in self.block_table.drain(..n_empty) {
+                pool.release(block);
+            }
+            self.slot_positions.drain(..n_empty * block_size);
+            self.len = self.len.saturating_sub(n_empty * block_size);
+        }
+        pruned
+    }
+
+    /// The largest live position at or below `limit`, if any.
+    pub(super) fn last_position_through(&self, limit: i32) -> Option<i32> {
+        self.live_tokens()
+            .map(|t| t.position)
+            .take_while(|&p| p <= limit)
+            .last()
+    }
+
     /// Adds `delta` to the position of every live token in `range`. The caller checked
     /// that the new positions keep the invariants (`KvCache::tokens_to_shift`).
     pub(super) fn shift(&mut self, range: PositionRange, delta: i32) {

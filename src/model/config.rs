@@ -1,6 +1,6 @@
 //! Hyperparameters of a model, read from its GGUF metadata and checked for consistency.
 
-use crate::backend::{Rope, RopeStyle, Shape};
+use crate::backend::{Rope, RopeStyle, Shape, is_window_layer};
 use crate::error::{Error, Result};
 use crate::gguf::{ArrayView, GgufFile};
 
@@ -239,7 +239,7 @@ impl ModelConfig {
     pub fn layer_window(&self, layer: usize) -> Option<&SlidingWindow> {
         self.sliding_window
             .as_ref()
-            .filter(|w| !(layer + 1).is_multiple_of(w.global_every))
+            .filter(|w| is_window_layer(layer, w.global_every))
     }
 
     /// Layer `layer`'s RoPE: a local layer's has its own base.

@@ -7,7 +7,7 @@ use super::lock;
 use super::matmul::CpuMatmul;
 use super::ops::{axpy, dot, softmax};
 use super::pool::recycle;
-use crate::backend::{Shape, Step, VisibleSlots};
+use crate::backend::{Shape, Step, StepTables, VisibleSlots};
 use crate::error::Result;
 use crate::host_memory::{reserve, resize};
 
@@ -18,6 +18,8 @@ pub struct Layer<'a> {
     /// The cached keys and values, `[n_slots, kv_dim]` each.
     pub k: &'a KvValues,
     pub v: &'a KvValues,
+    /// Where the step's sequences are in `k` and `v`.
+    pub tables: &'a StepTables,
     /// What the scores are multiplied by before the softmax.
     pub scale: f32,
     /// A sliding window: each token sees only the last `window` positions.
@@ -88,7 +90,7 @@ pub fn attention(
     let group_width = group * shape.head_dim;
     let (mut context_lengths, mut longest) = (0, 0);
     for t in 0..n {
-        let visible = step.visible_slots(t, layer.window).count();
+        let visible = step.visible_slots(layer.tables, t, layer.window).count();
         context_lengths += visible;
         longest = longest.max(visible);
     }
@@ -107,7 +109,7 @@ pub fn attention(
         let queries = &q[i * group_width..(i + 1) * group_width];
         let mut o = lock(&outputs[i]);
         let mut thread_scratch = lock(&threads[thread]);
-        let visible = step.visible_slots(t, layer.window);
+        let visible = step.visible_slots(layer.tables, t, layer.window);
         layer.attend_kv_group(kv_head, queries, visible, &mut thread_scratch, &mut o);
     };
     if context_lengths * shape.q_dim() < PARALLEL_ATTENTION_WORK {
@@ -231,12 +233,13 @@ mod tests {
             let (k_cache, k) = stored();
             let (v_cache, v) = stored();
             let block_size = 16;
-            let mut step = Step::new(1, 1, n_ctx, block_size).unwrap();
+            let mut step = Step::new(1, 1, n_ctx, block_size, None).unwrap();
             let positions: Vec<i32> = (0..n_ctx as i32).collect();
             let n_blocks = n_ctx.div_ceil(block_size);
             let mut slot_positions = positions.clone();
             slot_positions.resize(n_blocks * block_size, crate::backend::EMPTY_SLOT);
-            step.set_sequence(0, 0..n_blocks as u32, &slot_positions[..n_ctx]);
+            step.full
+                .set_sequence(0, 0..n_blocks as u32, &slot_positions[..n_ctx]);
             step.n_tokens = 1;
             step.positions[0] = n_ctx as i32 - 1;
             let mut out = vec![0.0f32; hd];
@@ -245,10 +248,11 @@ mod tests {
                 shape: &s,
                 k: &k_cache,
                 v: &v_cache,
+                tables: &step.full,
                 scale: 1.0 / (hd as f32).sqrt(),
                 window,
             };
-            let visible = step.visible_slots(0, window);
+            let visible = step.visible_slots(&step.full, 0, window);
             layer.attend_kv_group(0, &q, visible, &mut scratch, &mut out);
 
             let scale = 1.0 / (hd as f64).sqrt();

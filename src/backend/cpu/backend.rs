@@ -11,7 +11,8 @@ use super::lock;
 use super::matmul::CpuMatmul;
 use super::ops::{RopeAngles, add_assign, geglu, rms_norm, rms_norm_in_place, rope, swiglu};
 use crate::backend::{
-    Act, Backend, BackendMemory, ContextSizes, Rope, Shape, Step, saturating_bytes,
+    Act, Backend, BackendMemory, ContextSizes, KvRowSlots, Rope, Shape, Step, check_row_bytes,
+    saturating_bytes,
 };
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
@@ -26,6 +27,8 @@ const MAX_PARTS: usize = 16;
 
 pub struct CpuBackend {
     shape: Shape,
+    /// Which layers read the window cache.
+    sizes: ContextSizes,
     matmul: CpuMatmul,
     kv: KvStorage,
     acts: Buffers,
@@ -67,10 +70,18 @@ impl CpuBackend {
         let ContextSizes {
             n_slots, n_batch, ..
         } = *sizes;
+        let window_slots = sizes.window.map(|w| w.n_slots);
         Ok(CpuBackend {
-            kv: KvStorage::new(&shape, n_slots, sizes.kv_type)?,
+            kv: KvStorage::new(&shape, sizes)?,
             acts: Buffers::new(&shape, n_batch)?,
-            step: Step::new(n_batch, sizes.n_seq, n_slots, sizes.block_size)?,
+            step: Step::new(
+                n_batch,
+                sizes.n_seq,
+                n_slots,
+                sizes.block_size,
+                window_slots,
+            )?,
+            sizes: *sizes,
             matmul: CpuMatmul::new(n_threads)?,
             logits: Vec::new(),
             attention: AttentionScratch::new(n_threads, n_slots)?,
@@ -83,7 +94,7 @@ impl CpuBackend {
     /// has produced `n_outputs` logit rows: the K/V storage, the activation buffers, the
     /// logits. Computed from the sizes alone, for estimates before loading.
     pub fn planned_memory(shape: &Shape, sizes: &ContextSizes, n_outputs: usize) -> BackendMemory {
-        let kv_bytes = KvStorage::bytes_for(shape, sizes.n_slots, sizes.kv_type);
+        let kv_bytes = KvStorage::bytes_for(shape, sizes);
         let logits = 4 * (n_outputs * shape.n_vocab) as u128;
         let host = u128::from(kv_bytes) + shape.activation_bytes(sizes.n_batch) + logits;
         BackendMemory {
@@ -106,13 +117,22 @@ impl CpuBackend {
     }
 
     /// See [`crate::backend::BackendState::read_kv_rows`].
-    pub fn read_kv_rows(&self, slots: &[u32], out: &mut [u8]) {
+    pub fn read_kv_rows(&self, slots: &KvRowSlots<'_>, out: &mut [u8]) -> Result<()> {
+        self.check_row_bytes(slots, out.len())?;
         self.kv.read_rows(slots, out);
+        Ok(())
     }
 
     /// See [`crate::backend::BackendState::write_kv_rows`].
-    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[u8]) {
+    pub fn write_kv_rows(&mut self, slots: &KvRowSlots<'_>, rows: &[u8]) -> Result<()> {
+        self.check_row_bytes(slots, rows.len())?;
         self.kv.write_rows(slots, rows);
+        Ok(())
+    }
+
+    fn check_row_bytes(&self, slots: &KvRowSlots<'_>, len: usize) -> Result<()> {
+        let row_bytes = self.sizes.kv_type.bytes(self.shape.kv_dim());
+        check_row_bytes(&self.sizes, self.shape.n_layer, row_bytes, slots, len)
     }
 }
 
@@ -123,27 +143,31 @@ impl Backend for CpuBackend {
     fn begin_step(&mut self, step: &Step) -> Result<()> {
         let n = step.n_tokens;
         let s = &mut self.step;
+        if step.full.max_blocks != s.full.max_blocks
+            || step.window.as_ref().map(|w| w.max_blocks) != s.window.as_ref().map(|w| w.max_blocks)
+        {
+            return Err(Error::InvalidArgument(
+                "the step's tables do not match this context's CPU state".into(),
+            ));
+        }
         s.n_tokens = n;
         s.tokens[..n].copy_from_slice(&step.tokens[..n]);
         s.positions[..n].copy_from_slice(&step.positions[..n]);
-        s.write_slots[..n].copy_from_slice(&step.write_slots[..n]);
         s.seq_of_token[..n].copy_from_slice(&step.seq_of_token[..n]);
         s.n_outputs = step.n_outputs;
         s.output_tokens[..step.n_outputs].copy_from_slice(&step.output_tokens[..step.n_outputs]);
-        let max_slots = s.max_blocks * s.block_size;
-        for &seq in &step.seq_of_token[..n] {
-            let seq = seq as usize;
-            let n_logical = step.n_logical[seq] as usize;
-            let tables = seq * s.max_blocks..seq * s.max_blocks + n_logical.div_ceil(s.block_size);
-            s.block_tables[tables.clone()].copy_from_slice(&step.block_tables[tables]);
-            let slots = seq * max_slots..seq * max_slots + n_logical;
-            s.slot_positions[slots.clone()].copy_from_slice(&step.slot_positions[slots]);
-            s.n_logical[seq] = step.n_logical[seq];
+        let seqs = &step.seq_of_token[..n];
+        s.full.copy_from(&step.full, n, seqs);
+        if let (Some(mine), Some(theirs)) = (&mut s.window, &step.window) {
+            mine.copy_from(theirs, n, seqs);
         }
-        for &(src, dst) in &step.block_copies {
-            let block = s.block_size;
-            self.kv
-                .copy_slots(src as usize * block, dst as usize * block, block);
+        for (window, tables) in [(false, Some(&s.full)), (true, s.window.as_ref())] {
+            let Some(tables) = tables else { continue };
+            let block = tables.block_size;
+            for &(src, dst) in &tables.block_copies {
+                self.kv
+                    .copy_slots(window, src as usize * block, dst as usize * block, block);
+            }
         }
         Ok(())
     }
@@ -271,6 +295,7 @@ impl Backend for CpuBackend {
         let mut q = self.acts.take(Act::Q);
         let mut k = self.acts.take(Act::K);
         let angles = &mut self.rope_angles;
+        let write_slots = &self.step.tables(self.sizes.reads_window(layer)).write_slots;
         for t in 0..self.step.n_tokens {
             angles.set(self.step.positions[t], rope_params.base, rope_params.dims);
             rope(
@@ -285,7 +310,7 @@ impl Backend for CpuBackend {
                 rope_params.style,
                 angles,
             );
-            let first = self.step.write_slots[t] as usize * kv_dim;
+            let first = write_slots[t] as usize * kv_dim;
             let token = t * kv_dim..(t + 1) * kv_dim;
             self.kv.k[layer].write_f32(first, &k[token.clone()]);
             self.kv.v[layer].write_f32(first, &self.acts.get(Act::V)[token]);
@@ -302,6 +327,7 @@ impl Backend for CpuBackend {
                 shape: &self.shape,
                 k: &self.kv.k[layer],
                 v: &self.kv.v[layer],
+                tables: self.step.tables(self.sizes.reads_window(layer)),
                 scale,
                 window,
             },

@@ -3,7 +3,9 @@
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-use crate::backend::{KvType, Q8_0_BLOCK, Q8_0_BLOCK_BYTES, Shape, saturating_bytes};
+use crate::backend::{
+    ContextSizes, KvRowSlots, KvType, Q8_0_BLOCK, Q8_0_BLOCK_BYTES, Shape, saturating_bytes,
+};
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
 
@@ -22,14 +24,6 @@ impl KvValues {
             KvType::F32 => KvValues::F32(filled_vec(n_values, 0.0, what)?),
             KvType::Q8_0 => KvValues::Q8_0(filled_vec(kv_type.bytes(n_values), 0, what)?),
         })
-    }
-
-    fn kv_type(&self) -> KvType {
-        match self {
-            KvValues::F16(_) => KvType::F16,
-            KvValues::F32(_) => KvType::F32,
-            KvValues::Q8_0(_) => KvType::Q8_0,
-        }
     }
 
     fn bytes(&self) -> usize {
@@ -125,61 +119,66 @@ impl KvValues {
     }
 }
 
-/// Per layer, K and V each `[n_slots, kv_dim]` values of one [`KvType`].
+/// Per layer, K and V each `[n_slots, kv_dim]` values of one [`KvType`], `n_slots` those
+/// of the cache the layer reads.
 pub struct KvStorage {
     pub k: Vec<KvValues>,
     pub v: Vec<KvValues>,
     kv_dim: usize,
+    sizes: ContextSizes,
 }
 
 impl KvStorage {
-    pub fn new(shape: &Shape, n_slots: usize, kv_type: KvType) -> Result<KvStorage> {
+    pub fn new(shape: &Shape, sizes: &ContextSizes) -> Result<KvStorage> {
+        let kv_type = sizes.kv_type;
         kv_type.check_head_dim(shape.head_dim)?;
         let kv_dim = shape.kv_dim();
-        let values = n_slots.checked_mul(kv_dim).ok_or_else(|| {
-            Error::OutOfMemory(format!(
-                "a KV cache of {n_slots} slots of {kv_dim} values overflows"
-            ))
-        })?;
-        let total_bytes = shape.kv_cache_bytes(n_slots, kv_type);
-        let what = format!(
-            "the {} KV cache ({n_slots} token slots, {total_bytes} bytes in all)",
-            kv_type.name()
-        );
-        let layers = || -> Result<Vec<KvValues>> {
-            (0..shape.n_layer)
-                .map(|_| KvValues::new(kv_type, values, &what))
-                .collect()
+        let total_bytes = sizes.kv_bytes(shape);
+        let layer = |layer: usize| -> Result<KvValues> {
+            let n_slots = sizes.layer_slots(layer);
+            let values = n_slots.checked_mul(kv_dim).ok_or_else(|| {
+                Error::OutOfMemory(format!(
+                    "a KV cache of {n_slots} slots of {kv_dim} values overflows"
+                ))
+            })?;
+            let what = format!(
+                "the {} KV cache (layer {layer}: {n_slots} token slots; {total_bytes} bytes in all)",
+                kv_type.name()
+            );
+            KvValues::new(kv_type, values, &what)
         };
+        let layers = || (0..shape.n_layer).map(layer).collect::<Result<Vec<_>>>();
         Ok(KvStorage {
             k: layers()?,
             v: layers()?,
             kv_dim,
+            sizes: *sizes,
         })
     }
 
-    /// What `KvStorage::new(shape, n_slots, kv_type)` allocates.
-    pub fn bytes_for(shape: &Shape, n_slots: usize, kv_type: KvType) -> u64 {
-        saturating_bytes(shape.kv_cache_bytes(n_slots, kv_type))
+    /// What `KvStorage::new(shape, sizes)` allocates.
+    pub fn bytes_for(shape: &Shape, sizes: &ContextSizes) -> u64 {
+        saturating_bytes(sizes.kv_bytes(shape))
     }
 
     pub fn bytes(&self) -> u64 {
-        self.caches().map(|c| c.bytes() as u64).sum()
+        self.caches().map(|(_, c)| c.bytes() as u64).sum()
     }
 
-    pub fn kv_type(&self) -> KvType {
-        self.k.first().map_or(KvType::F16, KvValues::kv_type)
+    fn kv_type(&self) -> KvType {
+        self.sizes.kv_type
     }
 
     /// The K and V rows of `slots` in every layer into `out` as stored, laid out as
     /// [`crate::backend::BackendState::read_kv_rows`] describes.
-    pub fn read_rows(&self, slots: &[u32], out: &mut [u8]) {
+    pub fn read_rows(&self, slots: &KvRowSlots<'_>, out: &mut [u8]) {
         let kv_dim = self.kv_dim;
         let row_bytes = self.kv_type().bytes(kv_dim);
-        for (cache, rows) in self
-            .caches()
-            .zip(out.chunks_exact_mut(slots.len() * row_bytes))
-        {
+        let mut rest = out;
+        for (layer, cache) in self.caches() {
+            let slots = slots.of_layer(self.sizes.reads_window(layer));
+            let (rows, tail) = std::mem::take(&mut rest).split_at_mut(slots.len() * row_bytes);
+            rest = tail;
             for (&slot, row) in slots.iter().zip(rows.chunks_exact_mut(row_bytes)) {
                 cache.read_bytes(slot as usize * kv_dim, kv_dim, row);
             }
@@ -187,32 +186,46 @@ impl KvStorage {
     }
 
     /// Writes rows laid out as [`KvStorage::read_rows`] gives them into `slots`.
-    pub fn write_rows(&mut self, slots: &[u32], rows: &[u8]) {
+    pub fn write_rows(&mut self, slots: &KvRowSlots<'_>, rows: &[u8]) {
         let kv_dim = self.kv_dim;
         let row_bytes = self.kv_type().bytes(kv_dim);
+        let sizes = self.sizes;
         let caches = self
             .k
             .iter_mut()
             .zip(self.v.iter_mut())
-            .flat_map(|(k, v)| [k, v]);
-        for (cache, layer_rows) in caches.zip(rows.chunks_exact(slots.len() * row_bytes)) {
+            .enumerate()
+            .flat_map(|(layer, (k, v))| [(layer, k), (layer, v)]);
+        let mut rest = rows;
+        for (layer, cache) in caches {
+            let slots = slots.of_layer(sizes.reads_window(layer));
+            let (layer_rows, tail) = rest.split_at(slots.len() * row_bytes);
+            rest = tail;
             for (&slot, row) in slots.iter().zip(layer_rows.chunks_exact(row_bytes)) {
                 cache.write_bytes(slot as usize * kv_dim, kv_dim, row);
             }
         }
     }
 
-    /// Layer by layer, K then V.
-    fn caches(&self) -> impl Iterator<Item = &KvValues> {
-        self.k.iter().zip(&self.v).flat_map(|(k, v)| [k, v])
+    /// Layer by layer, K then V, each with its layer.
+    fn caches(&self) -> impl Iterator<Item = (usize, &KvValues)> {
+        self.k
+            .iter()
+            .zip(&self.v)
+            .enumerate()
+            .flat_map(|(layer, (k, v))| [(layer, k), (layer, v)])
     }
 
-    /// Copies `n_slots` slots from `src` to `dst` in every layer (copy-on-write of a
-    /// shared cache block).
-    pub fn copy_slots(&mut self, src: usize, dst: usize, n_slots: usize) {
+    /// Copies `n_slots` slots from `src` to `dst` in every layer that reads the window
+    /// cache (`window`) or the full one (copy-on-write of a shared cache block).
+    pub fn copy_slots(&mut self, window: bool, src: usize, dst: usize, n_slots: usize) {
         let kv_dim = self.kv_dim;
-        for layer in self.k.iter_mut().chain(self.v.iter_mut()) {
-            layer.copy_within(src * kv_dim, dst * kv_dim, n_slots * kv_dim);
+        let sizes = self.sizes;
+        let layers = self.k.iter_mut().zip(self.v.iter_mut()).enumerate();
+        for (_, (k, v)) in layers.filter(|&(layer, _)| sizes.reads_window(layer) == window) {
+            for cache in [k, v] {
+                cache.copy_within(src * kv_dim, dst * kv_dim, n_slots * kv_dim);
+            }
         }
     }
 }

@@ -7,15 +7,17 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use super::device_step::{self, DeviceStep};
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate, GpuOps, HeadShape,
     LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP,
     Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
-use super::safe::{Blas, Device, DeviceBuffer, Stream, UploadStaging};
+use super::safe::{Blas, Device, DeviceBuffer, Stream};
 use crate::backend::{
-    Act, Backend, BackendMemory, ContextSizes, KvType, Rope, Shape, Step, saturating_bytes,
+    Act, Backend, BackendMemory, ContextSizes, KvRowSlots, KvType, Rope, Shape, Step,
+    check_row_bytes, saturating_bytes,
 };
 use crate::error::{Error, Result};
 use crate::host_memory::resize;
@@ -113,57 +115,6 @@ impl Prefill {
     }
 }
 
-impl DeviceStep {
-    /// Device bytes of the inputs (the staging buffer is host memory).
-    fn device_bytes(&self) -> u64 {
-        [
-            self.tokens.size_bytes(),
-            self.positions.size_bytes(),
-            self.write_slots.size_bytes(),
-            self.seq_of_token.size_bytes(),
-            self.block_tables.size_bytes(),
-            self.slot_positions.size_bytes(),
-            self.n_logical.size_bytes(),
-        ]
-        .iter()
-        .map(|&b| b as u64)
-        .sum()
-    }
-}
-
-/// The step's inputs in device memory, sized once like [`Step`]'s host buffers.
-struct DeviceStep {
-    tokens: DeviceBuffer<i32>,
-    positions: DeviceBuffer<i32>,
-    write_slots: DeviceBuffer<u32>,
-    seq_of_token: DeviceBuffer<u32>,
-    block_tables: DeviceBuffer<u32>,
-    slot_positions: DeviceBuffer<i32>,
-    n_logical: DeviceBuffer<u32>,
-    /// Page-locked room for all of the above, so their copies are queued, not waited for.
-    staging: UploadStaging,
-    n_tokens: usize,
-    n_outputs: usize,
-    /// Host copy of which tokens want logits, for gathering their rows.
-    output_tokens: Vec<u32>,
-}
-
-impl DeviceStep {
-    /// One token that wants its logits: the step a graph replays.
-    fn is_decode(&self) -> bool {
-        self.n_tokens == 1 && self.output_tokens == [0]
-    }
-
-    /// Whether the tokens that want logits are the first rows in order, so their rows
-    /// need no gathering (always so in decode).
-    fn outputs_are_leading_rows(&self) -> bool {
-        self.output_tokens
-            .iter()
-            .enumerate()
-            .all(|(i, &t)| t as usize == i)
-    }
-}
-
 /// One context's state on a GPU.
 pub struct GpuBackend {
     /// Dropped first: it replays work over the buffers below.
@@ -213,8 +164,9 @@ struct DeviceState {
     /// (`rope_and_store_kv` sets it, `attention` takes it).
     deferred_rope: Option<(usize, RopeParams)>,
     n_seq: usize,
-    max_blocks: usize,
     block_size: usize,
+    /// Which layers read the window cache.
+    sizes: ContextSizes,
 }
 
 /// The operations of one step, queued on `stream` over a context's device state: the
@@ -232,9 +184,9 @@ impl GpuBackend {
     /// prefill scratch is counted whenever `n_batch` calls for it). Computed from the
     /// sizes alone, for estimates before loading; each term is one allocation below.
     pub fn planned_memory(shape: &Shape, sizes: &ContextSizes, n_outputs: usize) -> BackendMemory {
-        let (n_batch, block_size) = (sizes.n_batch, sizes.block_size);
+        let n_batch = sizes.n_batch;
         let u = |v: usize| v as u128;
-        let kv = shape.kv_cache_bytes(sizes.n_slots, sizes.kv_type);
+        let kv = sizes.kv_bytes(shape);
         let widest = u(shape.widest());
         let acts = shape.activation_bytes(n_batch);
         // Per group of 32: the quants, a scale and a sum.
@@ -250,9 +202,8 @@ impl GpuBackend {
         };
         let rows = 2 * 4 * u(n_batch) * u(shape.n_embd);
         let logits = 4 * u(n_batch) * u(shape.n_vocab) + 4 * u(n_batch);
-        let max_blocks = sizes.n_slots.div_ceil(block_size);
         // The step's inputs, 4 bytes each, on the device and in the staging buffer.
-        let input_values = step_input_values(sizes.n_seq, max_blocks, block_size, n_batch);
+        let input_values = device_step::input_values(sizes);
         let heads = HeadShape {
             n_head: shape.n_head,
             n_kv_heads: shape.n_head_kv,
@@ -261,10 +212,10 @@ impl GpuBackend {
         let workspace = AttentionWorkspace::planned_bytes(
             &heads,
             n_batch,
-            max_blocks * block_size,
+            longest_table(sizes),
             KEYS_PER_SPLIT,
         );
-        let host = staging_bytes(input_values) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
+        let host = device_step::staging_bytes(sizes) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
         let device = kv + acts + q8 + prefill + rows + logits + 4 * input_values + workspace;
         BackendMemory {
             kv_bytes: saturating_bytes(kv),
@@ -281,11 +232,11 @@ impl GpuBackend {
         sizes: &ContextSizes,
     ) -> Result<GpuBackend> {
         let ContextSizes {
-            n_slots,
             block_size,
             n_seq,
             n_batch,
             kv_type,
+            ..
         } = *sizes;
         kv_type.check_head_dim(shape.head_dim)?;
         let heads = HeadShape {
@@ -293,19 +244,21 @@ impl GpuBackend {
             n_kv_heads: shape.n_head_kv,
             head_dim: shape.head_dim,
         };
-        let max_blocks = n_slots.div_ceil(block_size);
         let checked = |what: &str, factors: &[usize]| -> Result<usize> {
             factors
                 .iter()
                 .try_fold(1usize, |a, &f| a.checked_mul(f))
                 .ok_or_else(|| Error::DeviceOutOfMemory(format!("{what}: {factors:?} overflows")))
         };
-        let kv_len = checked("the KV cache", &[n_slots, kv_type.bytes(shape.kv_dim())])?;
+        let row_bytes = kv_type.bytes(shape.kv_dim());
         let cache = || -> Result<Vec<DeviceBuffer<u8>>> {
             // Zeroed: a cache's unwritten slots must hold finite values (attention
             // multiplies them by a zero weight).
             (0..shape.n_layer)
-                .map(|_| device.alloc_zeroed(kv_len))
+                .map(|layer| {
+                    let slots = sizes.layer_slots(layer);
+                    device.alloc_zeroed(checked("the KV cache", &[slots, row_bytes])?)
+                })
                 .collect()
         };
         let acts = Act::ALL
@@ -320,24 +273,8 @@ impl GpuBackend {
                 &[n_batch.min(MAX_Q8_TOKENS), widest],
             )?,
         )?;
-        let table_len = checked("block tables", &[n_seq, max_blocks])?;
         let stream = Stream::new(device)?;
-        let input_values = step_input_values(n_seq, max_blocks, block_size, n_batch);
-        let staging_len = usize::try_from(staging_bytes(input_values))
-            .map_err(|_| Error::DeviceOutOfMemory("the step's inputs overflow".into()))?;
-        let step = DeviceStep {
-            staging: UploadStaging::new(&stream, staging_len)?,
-            tokens: device.alloc(n_batch)?,
-            positions: device.alloc(n_batch)?,
-            write_slots: device.alloc(n_batch)?,
-            seq_of_token: device.alloc(n_batch)?,
-            block_tables: device.alloc(table_len)?,
-            slot_positions: device.alloc(checked("slot positions", &[table_len, block_size])?)?,
-            n_logical: device.alloc(n_seq)?,
-            n_tokens: 0,
-            n_outputs: 0,
-            output_tokens: Vec::new(),
-        };
+        let step = DeviceStep::new(device, &stream, sizes)?;
         let (prefill, prefill_products) = match Prefill::new(device, &stream, &shape, n_batch) {
             Ok(p) => {
                 let note = format!("the vendor BLAS ({})", p.blas.library_path());
@@ -368,7 +305,7 @@ impl GpuBackend {
                 device,
                 &heads,
                 n_batch,
-                max_blocks * block_size,
+                longest_table(sizes),
                 KEYS_PER_SPLIT,
             )?,
             step,
@@ -377,8 +314,8 @@ impl GpuBackend {
             heads,
             shape,
             n_seq,
-            max_blocks,
             block_size,
+            sizes: *sizes,
         };
         Ok(GpuBackend {
             decode: DecodeGraph::new(device),
@@ -485,33 +422,43 @@ impl GpuBackend {
     /// The K and V rows of `slots` in every layer into `out` as stored, laid out as
     /// [`crate::backend::BackendState::read_kv_rows`] describes: one copy per run of
     /// consecutive slots (a cache block holds 16).
-    pub fn read_kv_rows(&mut self, slots: &[u32], out: &mut [u8]) -> Result<()> {
+    pub fn read_kv_rows(&mut self, slots: &KvRowSlots<'_>, out: &mut [u8]) -> Result<()> {
         let (state, stream) = (&self.state, &self.stream);
         let row = state.kv_type.bytes(state.shape.kv_dim());
-        let caches = state
-            .k_cache
-            .iter()
-            .zip(&state.v_cache)
-            .flat_map(|(k, v)| [k, v]);
-        for (cache, rows) in caches.zip(out.chunks_exact_mut(slots.len() * row)) {
-            for (first, slot, len) in slot_runs(slots) {
-                let run = &mut rows[first * row..(first + len) * row];
-                cache.copy_range_to_host(stream, slot as usize * row, run)?;
+        check_row_bytes(&state.sizes, state.shape.n_layer, row, slots, out.len())?;
+        let caches = state.k_cache.iter().zip(&state.v_cache).enumerate();
+        let mut rest = out;
+        for (layer, (k, v)) in caches {
+            let slots = slots.of_layer(state.sizes.reads_window(layer));
+            for cache in [k, v] {
+                let (rows, tail) = std::mem::take(&mut rest).split_at_mut(slots.len() * row);
+                rest = tail;
+                for (first, slot, len) in slot_runs(slots) {
+                    let run = &mut rows[first * row..(first + len) * row];
+                    cache.copy_range_to_host(stream, slot as usize * row, run)?;
+                }
             }
         }
         Ok(())
     }
 
     /// Writes rows laid out as [`GpuBackend::read_kv_rows`] gives them into `slots`.
-    pub fn write_kv_rows(&mut self, slots: &[u32], rows: &[u8]) -> Result<()> {
+    pub fn write_kv_rows(&mut self, slots: &KvRowSlots<'_>, rows: &[u8]) -> Result<()> {
         let (state, stream) = (&mut self.state, &self.stream);
         let row = state.kv_type.bytes(state.shape.kv_dim());
+        let sizes = state.sizes;
+        check_row_bytes(&sizes, state.shape.n_layer, row, slots, rows.len())?;
         let caches = state.k_cache.iter_mut().zip(state.v_cache.iter_mut());
-        let caches = caches.flat_map(|(k, v)| [k, v]);
-        for (cache, layer_rows) in caches.zip(rows.chunks_exact(slots.len() * row)) {
-            for (first, slot, len) in slot_runs(slots) {
-                let run = &layer_rows[first * row..(first + len) * row];
-                cache.copy_range_from_host(stream, slot as usize * row, run)?;
+        let mut rest = rows;
+        for (layer, (k, v)) in caches.enumerate() {
+            let slots = slots.of_layer(sizes.reads_window(layer));
+            for cache in [k, v] {
+                let (layer_rows, tail) = rest.split_at(slots.len() * row);
+                rest = tail;
+                for (first, slot, len) in slot_runs(slots) {
+                    let run = &layer_rows[first * row..(first + len) * row];
+                    cache.copy_range_from_host(stream, slot as usize * row, run)?;
+                }
             }
         }
         Ok(())
@@ -618,7 +565,7 @@ impl DeviceState {
             + self.workspace.bytes();
         let host_bytes = (self.logits.capacity() + self.embeddings.capacity()) * size_of::<f32>()
             + self.argmax.capacity() * size_of::<i32>()
-            + self.step.staging.size_bytes();
+            + self.step.staging_bytes();
         BackendMemory {
             kv_bytes,
             host_bytes: host_bytes as u64,
@@ -627,17 +574,13 @@ impl DeviceState {
     }
 }
 
-/// Every input of a step, as 4-byte values: four per token, the block tables with their
-/// slot positions, a length per sequence.
-fn step_input_values(n_seq: usize, max_blocks: usize, block_size: usize, n_batch: usize) -> u128 {
-    let u = |v: usize| v as u128;
-    u(n_seq) * u(max_blocks) * u(block_size + 1) + 4 * u(n_batch) + u(n_seq)
-}
-
-/// The page-locked staging for `input_values` step inputs: each of the seven uploads
-/// starts 16-aligned, so up to 7 x 4 values of padding.
-fn staging_bytes(input_values: u128) -> u128 {
-    4 * (input_values + 7 * 4)
+/// The most logical slots one sequence's table can hold, in either cache: what the decode
+/// attention's splits are sized for.
+fn longest_table(sizes: &ContextSizes) -> usize {
+    let slots = sizes
+        .window
+        .map_or(sizes.n_slots, |w| w.n_slots.max(sizes.n_slots));
+    slots.div_ceil(sizes.block_size) * sizes.block_size
 }
 
 /// The runs of consecutive slots in `slots`: (index of the run's first entry, its slot,
@@ -726,11 +669,8 @@ impl Backend for GpuStep<'_> {
     /// previous step's to have read it) and never runs while a graph records: the copies
     /// precede, in stream order, whatever reads the buffers.
     fn begin_step(&mut self, step: &Step) -> Result<()> {
-        let (n, stream, state) = (step.n_tokens, self.stream, &mut *self.state);
-        if step.max_blocks != state.max_blocks
-            || step.block_size != state.block_size
-            || step.n_logical.len() != state.n_seq
-        {
+        let (stream, state) = (self.stream, &mut *self.state);
+        if step.full.block_size != state.block_size || step.full.n_logical.len() != state.n_seq {
             return Err(Error::InvalidArgument(
                 "the step's tables do not match this context's GPU state".into(),
             ));
@@ -740,26 +680,20 @@ impl Backend for GpuStep<'_> {
         // (a step that failed between the two may have left one).
         state.q8_of = None;
         state.deferred_rope = None;
-        let s = &mut state.step;
-        let staging = &mut s.staging;
-        staging.begin()?;
-        staging.upload(stream, &step.tokens[..n], &mut s.tokens)?;
-        staging.upload(stream, &step.positions[..n], &mut s.positions)?;
-        staging.upload(stream, &step.write_slots[..n], &mut s.write_slots)?;
-        staging.upload(stream, &step.seq_of_token[..n], &mut s.seq_of_token)?;
-        staging.upload(stream, &step.block_tables, &mut s.block_tables)?;
-        staging.upload(stream, &step.slot_positions, &mut s.slot_positions)?;
-        staging.upload(stream, &step.n_logical, &mut s.n_logical)?;
-        s.n_tokens = n;
-        s.n_outputs = step.n_outputs;
-        s.output_tokens.clear();
-        s.output_tokens
-            .extend_from_slice(&step.output_tokens[..step.n_outputs]);
+        state.step.upload(stream, step)?;
         let block_bytes = state.block_size * state.kv_type.bytes(state.shape.kv_dim());
-        for &(src, dst) in &step.block_copies {
-            let (src, dst) = (src as usize * block_bytes, dst as usize * block_bytes);
-            for cache in state.k_cache.iter_mut().chain(state.v_cache.iter_mut()) {
-                cache.copy_within(stream, src, dst, block_bytes)?;
+        let sizes = state.sizes;
+        for (window, tables) in [(false, Some(&step.full)), (true, step.window.as_ref())] {
+            let Some(tables) = tables else { continue };
+            for &(src, dst) in &tables.block_copies {
+                let (src, dst) = (src as usize * block_bytes, dst as usize * block_bytes);
+                let caches = state.k_cache.iter_mut().zip(state.v_cache.iter_mut());
+                for (layer, (k, v)) in caches.enumerate() {
+                    if sizes.reads_window(layer) == window {
+                        k.copy_within(stream, src, dst, block_bytes)?;
+                        v.copy_within(stream, src, dst, block_bytes)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -911,7 +845,7 @@ impl Backend for GpuStep<'_> {
             k,
             v,
             pos: &s.step.positions,
-            write_slot: &s.step.write_slots,
+            write_slot: &s.step.tables(s.sizes.reads_window(layer)).write_slots,
             k_cache: &mut s.k_cache[layer],
             v_cache: &mut s.v_cache[layer],
             kv_type: s.kv_type,
@@ -939,15 +873,16 @@ impl Backend for GpuStep<'_> {
                 "no KV cache for layer {layer}"
             )));
         };
+        let tables = s.step.tables(s.sizes.reads_window(layer));
         let mut kv = PagedKv {
             k_cache,
             v_cache,
             kv_type: s.kv_type,
-            block_tables: &s.step.block_tables,
-            slot_positions: &s.step.slot_positions,
-            n_logical: &s.step.n_logical,
+            block_tables: &tables.block_tables,
+            slot_positions: &tables.slot_positions,
+            n_logical: &tables.n_logical,
             n_seq: s.n_seq,
-            max_blocks: s.max_blocks,
+            max_blocks: tables.max_blocks,
             block_size: s.block_size,
             window,
         };
@@ -970,7 +905,7 @@ impl Backend for GpuStep<'_> {
                 params,
                 k,
                 v,
-                write_slot: &s.step.write_slots,
+                write_slot: &tables.write_slots,
             });
             s.ops.attention_decode(
                 self.stream,

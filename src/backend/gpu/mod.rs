@@ -20,6 +20,7 @@
 
 pub mod arch;
 mod backend;
+mod device_step;
 pub mod devices;
 mod graph_step;
 pub mod kernels;

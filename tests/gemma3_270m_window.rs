@@ -1,0 +1,142 @@
+//! Gemma 3 270M (window 512 on 15 of its 18 layers) with the window layers' own cache,
+//! against the same model keeping every position for every layer (`swa_full`, the one
+//! cache every layer read before): a prompt past the window plus its kept margin gives
+//! the same logits bit for bit on the CPU (within 1e-4 relative L2 on the GPU
+//! `ROCMFORGE_TEST_DEVICE` names), and at n_ctx 8192 the KV cache takes a third of the
+//! memory, as the context reports it and as the estimate predicts it.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::parity::test_device;
+use common::{GEMMA3, model_path, relative_l2};
+use rocmforge::backend::{DeviceChoice, enumerate};
+use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::gguf::OwnedGguf;
+use rocmforge::kv_cache::PoolStats;
+use rocmforge::memory_estimate::estimate;
+use rocmforge::model::{Model, Placement};
+
+const MAX_GPU_RELATIVE_L2: f64 = 1e-4;
+
+fn placement() -> Placement {
+    Placement::choose(&enumerate(), DeviceChoice::Index(test_device())).unwrap()
+}
+
+fn model() -> Arc<Model> {
+    let gguf = OwnedGguf::open(&model_path(GEMMA3)).unwrap();
+    Arc::new(Model::from_gguf_on(gguf, placement()).unwrap())
+}
+
+fn params(n_ctx: usize, n_batch: usize, swa_full: bool) -> ContextParams {
+    ContextParams {
+        n_ctx,
+        n_batch,
+        n_threads: 2,
+        swa_full,
+        ..ContextParams::default()
+    }
+}
+
+/// Token ids spread over the vocabulary, the same on every run.
+fn tokens(n: usize) -> Vec<i32> {
+    let mut state = 7u32;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            1000 + (state >> 8) as i32 % 200_000
+        })
+        .collect()
+}
+
+/// The logits of the last token of each batch of 64 of a 640-token prompt, then of 16
+/// tokens one a step.
+fn logits(ctx: &mut Context, tokens: &[i32]) -> Vec<Vec<f32>> {
+    let mut rows = Vec::new();
+    for chunk in tokens[..640].chunks(64) {
+        ctx.decode(&Batch {
+            tokens: chunk,
+            ..Batch::default()
+        })
+        .unwrap();
+        rows.push(ctx.logits(-1).unwrap().to_vec());
+    }
+    for &token in &tokens[640..] {
+        ctx.decode(&Batch {
+            tokens: &[token],
+            ..Batch::default()
+        })
+        .unwrap();
+        rows.push(ctx.logits(-1).unwrap().to_vec());
+    }
+    rows
+}
+
+/// With batches of 64 the window cache keeps 512 + 64 positions, so from position 576
+/// on it has dropped keys; each local layer still attends to the same ones.
+#[test]
+fn a_prompt_past_the_window_gives_the_full_caches_logits() {
+    let model = model();
+    let tokens = tokens(656);
+    let mut window = Context::new(Arc::clone(&model), &params(1024, 64, false)).unwrap();
+    let mut full = Context::new(model, &params(1024, 64, true)).unwrap();
+    let ours = logits(&mut window, &tokens);
+    let theirs = logits(&mut full, &tokens);
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        if test_device() == 0 {
+            let differ = a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits());
+            assert_eq!(differ.count(), 0, "row {i}: logits differ");
+        } else {
+            let error = relative_l2(a, b);
+            assert!(
+                error <= MAX_GPU_RELATIVE_L2,
+                "row {i}: relative L2 {error:.2e}"
+            );
+        }
+    }
+    let kv_window = window.memory().kv_window.unwrap();
+    // 576 positions kept, from anywhere in a block: at most 37 blocks.
+    assert!(kv_window.blocks_used <= 37, "{kv_window:?}");
+    assert_eq!(window.memory().kv.blocks_used, 656 / 16);
+}
+
+/// At n_ctx 8192 and batches of 512: the KV bytes of both kinds of context, as the
+/// estimate gives them (exactly what the storage allocates) and as the memory report
+/// counts the caches' blocks, and the context's host bytes.
+#[test]
+fn at_8192_positions_the_kv_cache_takes_a_third() {
+    let model = model();
+    let gguf = OwnedGguf::open(&model_path(GEMMA3)).unwrap();
+    let mut kv_bytes = Vec::new();
+    for swa_full in [true, false] {
+        let params = params(8192, 512, swa_full);
+        let predicted = estimate(gguf.file(), &placement(), &params).unwrap();
+        let ctx = Context::new(Arc::clone(&model), &params).unwrap();
+        let memory = ctx.memory();
+        let window_bytes = memory.kv_window.map_or(0, |w| w.bytes_total);
+        println!(
+            "swa_full {swa_full}: KV storage {} bytes (estimate); caches' blocks {} + {} bytes \
+             ({:?} / {:?} blocks); context host {} device {} bytes",
+            predicted.kv_bytes,
+            memory.kv.bytes_total,
+            window_bytes,
+            memory.kv.blocks_total,
+            memory.kv_window.map(|w| w.blocks_total),
+            memory.host_bytes,
+            memory.device_bytes
+        );
+        // The storage holds one block past each cache's (for recomputed logits).
+        let storage =
+            |s: PoolStats| s.bytes_total / s.blocks_total as u64 * (s.blocks_total as u64 + 1);
+        let storage_bytes = storage(memory.kv) + memory.kv_window.map_or(0, storage);
+        assert_eq!(predicted.kv_bytes, storage_bytes);
+        assert!(memory.host_bytes > storage_bytes || memory.device_bytes > storage_bytes);
+        kv_bytes.push(predicted.kv_bytes);
+    }
+    // F16 K and V of one 256-value head: 1 KiB a position and layer. All 18 layers of
+    // 8192 + 16 slots; then 3 of those and 15 of (98 + 1) * 16.
+    assert_eq!(kv_bytes[0], 18 * 8208 * 1024);
+    assert_eq!(kv_bytes[1], (3 * 8208 + 15 * 99 * 16) * 1024);
+    assert!(3 * kv_bytes[1] < kv_bytes[0]);
+}
