@@ -1,9 +1,16 @@
 //! Gemma 3 270M (window 512 on 15 of its 18 layers) with the window layers' own cache,
 //! against the same model keeping every position for every layer (`swa_full`, the one
 //! cache every layer read before): a prompt past the window plus its kept margin gives
-//! the same logits bit for bit on the CPU (within 1e-4 relative L2 on the GPU
-//! `ROCMFORGE_TEST_DEVICE` names), and at n_ctx 8192 the KV cache takes a third of the
-//! memory, as the context reports it and as the estimate predicts it.
+//! the same logits bit for bit on the CPU, and at n_ctx 8192 the KV cache takes a third of
+//! the memory, as the context reports it and as the estimate predicts it.
+//!
+//! On the GPU `ROCMFORGE_TEST_DEVICE` names, the two caches give the same bits until the
+//! window cache drops its first block; from then on its attention sums the same keys in
+//! other groups (tests/gemma3_window_cache.rs says how), and this model carries such
+//! rounding far: on an H200 the two GPU contexts then differ by 5e-3 to 3e-2 relative L2,
+//! as much as either differs from the CPU (1e-2 to 1.1e-1, where they still agree bit for
+//! bit). So there the CPU is the oracle: at each position the window cache's distance from
+//! it may be at most twice the full cache's (1.5 times at worst, measured).
 
 mod common;
 
@@ -18,7 +25,8 @@ use rocmforge::kv_cache::PoolStats;
 use rocmforge::memory_estimate::estimate;
 use rocmforge::model::{Model, Placement};
 
-const MAX_GPU_RELATIVE_L2: f64 = 1e-4;
+/// How much farther from the CPU's logits the GPU's window cache may be than its full one.
+const MAX_GPU_ERROR_RATIO: f64 = 2.0;
 
 fn placement() -> Placement {
     Placement::choose(&enumerate(), DeviceChoice::Index(test_device())).unwrap()
@@ -83,15 +91,27 @@ fn a_prompt_past_the_window_gives_the_full_caches_logits() {
     let mut full = Context::new(model, &params(1024, 64, true)).unwrap();
     let ours = logits(&mut window, &tokens);
     let theirs = logits(&mut full, &tokens);
-    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        if test_device() == 0 {
+    if test_device() == 0 {
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             let differ = a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits());
             assert_eq!(differ.count(), 0, "row {i}: logits differ");
-        } else {
-            let error = relative_l2(a, b);
+        }
+    } else {
+        let gguf = OwnedGguf::open(&model_path(GEMMA3)).unwrap();
+        let cpu = Placement::choose(&enumerate(), DeviceChoice::Index(0)).unwrap();
+        let cpu_model = Arc::new(Model::from_gguf_on(gguf, cpu).unwrap());
+        let mut oracle = Context::new(cpu_model, &params(1024, 64, false)).unwrap();
+        let expected = logits(&mut oracle, &tokens);
+        for (i, ((a, b), e)) in ours.iter().zip(&theirs).zip(&expected).enumerate() {
+            let (window_error, full_error) = (relative_l2(a, e), relative_l2(b, e));
+            println!(
+                "row {i}: against the CPU, window {window_error:.2e} full {full_error:.2e}; \
+                 apart {:.2e}",
+                relative_l2(a, b)
+            );
             assert!(
-                error <= MAX_GPU_RELATIVE_L2,
-                "row {i}: relative L2 {error:.2e}"
+                window_error <= MAX_GPU_ERROR_RATIO * full_error,
+                "row {i}: against the CPU, window {window_error:.2e} full {full_error:.2e}"
             );
         }
     }

@@ -3,9 +3,16 @@
 //! that keeps every position for every layer (`swa_full`: the one cache every layer read
 //! before), on a synthetic Gemma 3 of six layers (five local, one global) with a window of
 //! 32 positions and batches of 16, over 100 to 240 positions. On the CPU the logits are
-//! the same bit for bit (each local layer attends to the same keys in the same order); on
-//! the GPU `ROCMFORGE_TEST_DEVICE` names they are held within 1e-4 relative L2 (the
-//! splits of the attention kernels fall elsewhere in a shorter table).
+//! the same bit for bit: each local layer attends to the same keys in the same order.
+//!
+//! On the GPU `ROCMFORGE_TEST_DEVICE` names they are held within 1e-3 relative L2. The
+//! attention kernels sum a head's keys in chunks of 32 cache slots counted from the
+//! cache's first slot: position 0 in the full cache, the first kept block (a multiple of
+//! 16 positions) in the window cache, so once a block is dropped the same keys are summed
+//! in other groups and round differently (2.1e-4 at most, measured on an H200). A window
+//! off by one key (31 or 33) moves this model's logits by 1.0e-2 to 5.6e-2 relative L2
+//! (measured on the CPU, positions 40 to 240), so the bound still tells a wrong window
+//! from rounding by ten times.
 
 mod common;
 
@@ -26,7 +33,7 @@ const N_VOCAB: u64 = 512;
 /// Most blocks a sequence's window cache holds after a step: its last `WINDOW + N_BATCH`
 /// positions, starting anywhere in a block.
 const MOST_BLOCKS_AT_REST: usize = (WINDOW + N_BATCH + KV_BLOCK_SIZE - 1).div_ceil(KV_BLOCK_SIZE);
-const MAX_GPU_RELATIVE_L2: f64 = 1e-4;
+const MAX_GPU_RELATIVE_L2: f64 = 1e-3;
 
 fn model() -> Arc<Model> {
     let mut synthetic = SyntheticLlama::of_shape(N_VOCAB, [256, 6, 4, 2, 512], 11);
@@ -114,6 +121,7 @@ fn assert_same(window: &[f32], full: &[f32], what: &str) {
         assert_eq!(differ, 0, "{what}: {differ} logits differ");
     } else {
         let error = relative_l2(window, full);
+        println!("{what}: relative L2 {error:.2e}");
         assert!(
             error <= MAX_GPU_RELATIVE_L2,
             "{what}: relative L2 {error:.2e}"
