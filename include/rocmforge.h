@@ -141,6 +141,11 @@ typedef struct rf_context_params {
   // one-token attention kernel cannot take are read through f16 tiles whatever the
   // type.
   uint32_t kv_type;
+  // For a model with sliding-window layers (Gemma 3): false (default), those layers
+  // keep only their window and `n_batch` positions more, a fraction of the memory;
+  // true, they keep every position like the other layers (llama.cpp's `swa_full`), so
+  // a sequence can be rolled back any distance and go on. No effect on other models.
+  bool swa_full;
 } rf_context_params;
 
 // Tokens for one `rf_decode`.
@@ -436,7 +441,7 @@ enum rf_status rf_get_logits(struct rf_context *ctx,
 // of a sequence (its window and `n_batch` more): after a rollback of more than
 // `n_batch` positions, the next `rf_decode` of the sequence is
 // `RF_ERR_INVALID_ARGUMENT` with nothing changed; remove the whole sequence and decode
-// it again.
+// it again, or create the context with `swa_full` to keep every position.
 //
 // # Safety
 // `ctx` must be live.

@@ -11,15 +11,24 @@
 //! as much as either differs from the CPU (1e-2 to 1.1e-1, where they still agree bit for
 //! bit). So there the CPU is the oracle: at each position the window cache's distance from
 //! it may be at most twice the full cache's (1.5 times at worst, measured).
+//!
+//! Through the C ABI, `rf_context_params.swa_full` keeps every position, so a rollback
+//! past what the window cache keeps goes on there.
 
 mod common;
 
+use std::ptr;
 use std::sync::Arc;
 
+use common::ffi::{decode_last_logits, last_error};
 use common::parity::test_device;
 use common::{GEMMA3, model_path, relative_l2};
 use rocmforge::backend::{DeviceChoice, enumerate};
 use rocmforge::context::{Batch, Context, ContextParams};
+use rocmforge::ffi::{
+    RF_DEVICE_CPU, rf_context, rf_context_default_params, rf_context_free, rf_context_new,
+    rf_model, rf_model_default_params, rf_model_free, rf_model_load, rf_seq_remove, rf_status,
+};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::kv_cache::PoolStats;
 use rocmforge::memory_estimate::estimate;
@@ -159,4 +168,84 @@ fn at_8192_positions_the_kv_cache_takes_a_third() {
     assert_eq!(kv_bytes[0], 18 * 8208 * 1024);
     assert_eq!(kv_bytes[1], (3 * 8208 + 15 * 99 * 16) * 1024);
     assert!(3 * kv_bytes[1] < kv_bytes[0]);
+}
+
+/// A context of `model` through the C ABI, n_ctx 1024 and batches of 64.
+fn c_context(model: *mut rf_model, swa_full: bool) -> *mut rf_context {
+    let params = rocmforge::ffi::rf_context_params {
+        n_ctx: 1024,
+        n_batch: 64,
+        n_threads: 2,
+        swa_full,
+        ..rf_context_default_params()
+    };
+    let mut ctx = ptr::null_mut();
+    // SAFETY: a live model, parameters from the defaults and an out-pointer to a local.
+    let status = unsafe { rf_context_new(model, &params, &mut ctx) };
+    assert_eq!(status, rf_status::RF_OK, "a context: {}", last_error());
+    ctx
+}
+
+/// Decodes `tokens` onto sequence 0 in batches of 64: the last token's logits.
+fn decode_in_batches(ctx: *mut rf_context, tokens: &[i32]) -> Result<Vec<f32>, rf_status> {
+    let mut last = Vec::new();
+    for chunk in tokens.chunks(64) {
+        last = decode_last_logits(ctx, chunk)?;
+    }
+    Ok(last)
+}
+
+fn seq_remove(ctx: *mut rf_context, p0: i32, p1: i32) {
+    // SAFETY: a live context.
+    let status = unsafe { rf_seq_remove(ctx, 0, p0, p1) };
+    assert_eq!(status, rf_status::RF_OK, "rf_seq_remove: {}", last_error());
+}
+
+/// After 640 positions, a rollback of 128 (past the 64 kept beyond the window): with
+/// `swa_full` the next token decodes, with the logits of a sequence that never went
+/// past position 512 (on the CPU, bit for bit); without it the decode is refused with
+/// the advice to clear the sequence, which then decodes the same.
+#[test]
+fn swa_full_through_the_c_abi_rolls_back_past_the_window() {
+    let path = model_path(GEMMA3);
+    let path = path.to_str().expect("a UTF-8 path");
+    let params = rocmforge::ffi::rf_model_params {
+        device: RF_DEVICE_CPU,
+        ..rf_model_default_params()
+    };
+    let mut model = ptr::null_mut();
+    // SAFETY: valid path bytes, params and out-pointer.
+    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
+    assert_eq!(status, rf_status::RF_OK, "loading: {}", last_error());
+    let tokens = tokens(641);
+    let (full, window) = (c_context(model, true), c_context(model, false));
+    for ctx in [full, window] {
+        decode_in_batches(ctx, &tokens[..640]).unwrap();
+        seq_remove(ctx, 512, -1);
+    }
+    let next = &tokens[640..];
+    let rolled_back = decode_last_logits(full, next).unwrap();
+    assert_eq!(
+        decode_last_logits(window, next),
+        Err(rf_status::RF_ERR_INVALID_ARGUMENT)
+    );
+    assert!(
+        last_error().contains("clear the sequence"),
+        "{}",
+        last_error()
+    );
+    seq_remove(window, -1, -1);
+    decode_in_batches(window, &tokens[..512]).unwrap();
+    let fresh = decode_last_logits(window, next).unwrap();
+    let differ = rolled_back
+        .iter()
+        .zip(&fresh)
+        .filter(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(differ.count(), 0, "logits after the rollback differ");
+    // SAFETY: live handles, each freed once, the contexts before their model.
+    unsafe {
+        rf_context_free(full);
+        rf_context_free(window);
+        rf_model_free(model);
+    }
 }

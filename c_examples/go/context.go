@@ -37,6 +37,9 @@ type ContextOptions struct {
 	NBatch   uint32 // most tokens one Decode may take
 	NThreads uint32 // threads for CPU work; 0 = the model's setting
 	KVType   KVType
+	// SWAFull keeps every position for sliding-window layers too (Gemma 3), so a sequence
+	// can be rolled back any distance; by default they keep their window and NBatch more.
+	SWAFull bool
 }
 
 // DefaultContextOptions are the library's defaults.
@@ -45,6 +48,7 @@ func DefaultContextOptions() ContextOptions {
 	return ContextOptions{
 		NCtx: uint32(p.n_ctx), NSeqMax: uint32(p.n_seq_max),
 		NBatch: uint32(p.n_batch), NThreads: uint32(p.n_threads), KVType: KVType(p.kv_type),
+		SWAFull: bool(p.swa_full),
 	}
 }
 
@@ -61,6 +65,7 @@ func (opts ContextOptions) params() C.rf_context_params {
 	params.n_batch = C.uint32_t(opts.NBatch)
 	params.n_threads = C.uint32_t(opts.NThreads)
 	params.kv_type = C.uint32_t(opts.KVType)
+	params.swa_full = C.bool(opts.SWAFull)
 	return params
 }
 

@@ -52,6 +52,11 @@ pub struct rf_context_params {
     /// one-token attention kernel cannot take are read through f16 tiles whatever the
     /// type.
     pub kv_type: u32,
+    /// For a model with sliding-window layers (Gemma 3): false (default), those layers
+    /// keep only their window and `n_batch` positions more, a fraction of the memory;
+    /// true, they keep every position like the other layers (llama.cpp's `swa_full`), so
+    /// a sequence can be rolled back any distance and go on. No effect on other models.
+    pub swa_full: bool,
 }
 
 versioned_struct!(rf_context_params {
@@ -60,7 +65,8 @@ versioned_struct!(rf_context_params {
     n_seq_max,
     n_batch,
     n_threads,
-    kv_type
+    kv_type,
+    swa_full
 });
 
 /// The context parameters `p` asks for; `n_threads` 0 takes `model_threads`.
@@ -88,8 +94,7 @@ pub(super) fn context_params(
             n => n as usize,
         },
         kv_type,
-        // Not offered through the C ABI: a windowed model keeps only its window.
-        swa_full: false,
+        swa_full: p.swa_full,
     })
 }
 
@@ -123,6 +128,7 @@ pub extern "C" fn rf_context_default_params() -> rf_context_params {
         n_batch: 512,
         n_threads: 0,
         kv_type: RF_KV_F16,
+        swa_full: false,
     }
 }
 
@@ -330,7 +336,7 @@ pub unsafe extern "C" fn rf_get_logits(
 /// of a sequence (its window and `n_batch` more): after a rollback of more than
 /// `n_batch` positions, the next `rf_decode` of the sequence is
 /// `RF_ERR_INVALID_ARGUMENT` with nothing changed; remove the whole sequence and decode
-/// it again.
+/// it again, or create the context with `swa_full` to keep every position.
 ///
 /// # Safety
 /// `ctx` must be live.
