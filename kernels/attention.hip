@@ -389,6 +389,15 @@ __device__ __forceinline__ float key_dot<KvQ8_0>(const uint8_t *k_cache, uint64_
     return dot;
 }
 
+// Asks for the lines of one head's row of n values, from element `first`, to come into L2.
+template <class Kv>
+RF_DEVICE void prefetch_row(const uint8_t *cache, uint64_t first, uint32_t n) {
+    const uint64_t end = Kv::byte_of(first + n);
+    for (uint64_t b = Kv::byte_of(first) & ~(uint64_t)127; b < end; b += 128) {
+        rf_prefetch_l2(cache + b);
+    }
+}
+
 // The step's RoPE, when decode attention does it (see attention_token).
 struct FusedRope {
     const float *k_new, *v_new;
@@ -433,6 +442,20 @@ static __device__ void attention_token(
     if (split >= live_splits) {
         return;  // block-uniform
     }
+    // Before waiting on the kernel that writes the query, which with overlapped launches
+    // runs beside it: the lookups of the warp's first chunk of keys (the tables, like the
+    // token's sequence and position, are the step's inputs, copied before its first
+    // kernel) and a request for those keys' K and V rows into L2. The rest of the kernel
+    // is a chain of dependent loads; this takes three of its links off it.
+    const uint64_t first_chunk = key_begin + (uint64_t)w * warp;
+    const KeySlot first_key = find_key(block_tables, slot_positions, seq, max_blocks, block_size,
+                                       n_slots, first_chunk + lane, key_end);
+    if (sees(first_key.pos, p, window)) {
+        const uint64_t row = (uint64_t)first_key.slot * kv_dim + (uint64_t)kv_head * hd;
+        prefetch_row<Kv>(k_cache, row, hd);
+        prefetch_row<Kv>(v_cache, row, hd);
+    }
+    rf_grid_dependency_sync();
     const uint64_t out_at = token * q_dim + (uint64_t)head * hd;
     const bool fused = rope.k_new != nullptr;
     const uint64_t own_at = (uint64_t)token * kv_dim + (uint64_t)kv_head * hd;
@@ -463,11 +486,12 @@ static __device__ void attention_token(
     for (int j = 0; j < DIMS; ++j) {
         acc[j] = 0.0f;
     }
-    for (uint64_t chunk = key_begin + (uint64_t)w * warp; chunk < key_end;
-         chunk += (uint64_t)n_warps * warp) {
+    for (uint64_t chunk = first_chunk; chunk < key_end; chunk += (uint64_t)n_warps * warp) {
         // Lane k: key chunk + k, its slot and whether this token sees it.
-        const KeySlot found = find_key(block_tables, slot_positions, seq, max_blocks,
-                                       block_size, n_slots, chunk + lane, key_end);
+        const KeySlot found = chunk == first_chunk
+                                  ? first_key
+                                  : find_key(block_tables, slot_positions, seq, max_blocks,
+                                             block_size, n_slots, chunk + lane, key_end);
         const bool visible = sees(found.pos, p, window);
         const uint32_t slot = found.slot;
         float score = -INFINITY;
@@ -579,7 +603,6 @@ static __device__ void attention_token(
         uint32_t keys_per_split, uint32_t n_splits, uint32_t *tickets, int8_t *q8,             \
         float *q8_d, float *q8_s, uint32_t window, const float *k_new, const float *v_new,       \
         const uint32_t *write_slot, uint32_t rope_dims, float theta_scale, uint32_t neox) {      \
-        rf_grid_dependency_sync();                                                               \
         const FusedRope rope = {k_new, v_new, write_slot, rope_dims, theta_scale, neox};         \
         attention_token<DIMS, KV>(q, k_cache, v_cache, block_tables, slot_positions, n_logical,  \
                                   seq_index, pos, out, partial_acc, partial_ml, n_tokens,        \

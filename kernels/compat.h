@@ -70,6 +70,17 @@ RF_DEVICE uint4 rf_load_weights16(const void *p) {
 #endif
 }
 
+// Asks for the 128-byte line holding p to be brought into L2 (NVIDIA), without waiting for
+// it or holding a register. Safe before rf_grid_dependency_sync even for data the previous
+// kernel writes: L2 is where writes land, so a read after the sync sees them.
+RF_DEVICE void rf_prefetch_l2(const void *p) {
+#if defined(RF_CUDA)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#else
+    (void)p;
+#endif
+}
+
 // A kernel's largest block and the blocks an SM should hold at once, so the compiler caps
 // its registers to fit (NVIDIA). HIP's second argument means waves per execution unit, a
 // different budget, so there it is left to the compiler.

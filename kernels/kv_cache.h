@@ -11,6 +11,8 @@ struct KvF16 {
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         return __half2float(((const __half *)cache)[e]);
     }
+    // Where element e's bytes begin (for Q8_0, e the first of a block).
+    static __device__ __forceinline__ uint64_t byte_of(uint64_t e) { return 2 * e; }
     // Stores values[0, n) at elements first.., threads tid of n_threads sharing the work.
     static __device__ __forceinline__ void store(uint8_t *cache, uint64_t first,
                                                  const float *values, uint32_t n,
@@ -26,6 +28,7 @@ struct KvF32 {
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         return ((const float *)cache)[e];
     }
+    static __device__ __forceinline__ uint64_t byte_of(uint64_t e) { return 4 * e; }
     static __device__ __forceinline__ void store(uint8_t *cache, uint64_t first,
                                                  const float *values, uint32_t n,
                                                  uint32_t tid, uint32_t n_threads) {
@@ -43,6 +46,9 @@ struct KvQ8_0 {
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         const uint8_t *block = cache + (e / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
         return __half2float(*(const __half *)block) * (float)(int8_t)block[2 + e % KV_Q8_0_BLOCK];
+    }
+    static __device__ __forceinline__ uint64_t byte_of(uint64_t e) {
+        return e / KV_Q8_0_BLOCK * KV_Q8_0_BLOCK_BYTES;
     }
     // One thread a block, rounded as the CPU's quantize_q8_0: d = max|x| / 127 (stored as
     // f16), q = x * 127 / max|x| rounded half to even.
