@@ -528,3 +528,46 @@ func TestGenerateChat(t *testing.T) {
 		t.Fatal("no reply")
 	}
 }
+
+// Gemma 3 keeps only its sliding-window layers' window and NBatch positions more; SWAFull
+// keeps every position, so a rollback past that margin goes on there and is refused
+// without it.
+func TestSWAFull(t *testing.T) {
+	const gemmaPath = "../../models/gemma3-270m-Q4_K_M.gguf"
+	if _, err := os.Stat(gemmaPath); err != nil {
+		t.Fatalf("the test model is required: %v", err)
+	}
+	m, err := Load(gemmaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tokens := make([]int32, 641)
+	for i := range tokens {
+		tokens[i] = int32(1000 + i*7919%200000)
+	}
+	for _, swaFull := range []bool{true, false} {
+		opts := DefaultContextOptions()
+		opts.NCtx, opts.NBatch, opts.SWAFull = 1024, 64, swaFull
+		c, err := NewContext(m, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := 0; i < 640; i += 64 {
+			if err := c.Decode(tokens[i : i+64]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.SeqRemove(0, 512, -1); err != nil {
+			t.Fatal(err)
+		}
+		err = c.Decode(tokens[640:])
+		if swaFull && err != nil {
+			t.Fatalf("SWAFull: the step after a rollback of 128: %v", err)
+		}
+		if !swaFull && !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("a window cache gave %v after a rollback of 128, want ErrInvalidArgument", err)
+		}
+	}
+}
