@@ -368,77 +368,6 @@ RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, u
     }
 }
 
-// One warp's output row. MAX_T: the most tokens of this instance; decode's instance (1)
-// keeps one accumulator per matrix, so it needs fewer registers (more warps in flight) and
-// unrolls its walk along the row to have several groups' loads outstanding at once.
-//
-// The lane's first group is loaded before waiting on the previous kernel: no kernel writes
-// weights, so with overlapped launches (compat.h) the blocks that become resident while the
-// previous kernel finishes hold their first weights by the time its output is visible,
-// instead of starting the DRAM round trip only then. A small model's product is one wave
-// of rows of at most 32 groups, so all of its weight reads overlap the kernel before it
-// (SmolLM2 shape, H200: tg128 941 -> 1,016 t/s). Loading more groups early costs registers,
-// and so warps in flight, which the large products need more (8B: 375 -> 309 t/s with
-// four groups early).
-template <typename B, int MAX_T>
-RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
-                        const int8_t *xq, const float *xd, const float *xs, float *y,
-                        float *y_b, uint64_t row, uint32_t n_rows, uint32_t n_cols,
-                        uint32_t n_tokens, uint32_t mode) {
-    const int warp = rf_warp_size();
-    const int lane = threadIdx.x % warp;
-    const bool two = w_b != nullptr;
-    const uint8_t *row_a = w + row * row_bytes;
-    const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
-    const uint32_t n_groups = n_cols / 32;
-    constexpr int UNROLL = MAX_T == 1 ? 4 : 1;
-    constexpr int PREFETCH = 1;
-    Q8Group first[PREFETCH], first_b[PREFETCH];
-#pragma unroll
-    for (int k = 0; k < PREFETCH; ++k) {
-        const uint32_t g = lane + k * warp;
-        if (g < n_groups) {
-            Q8Unpack<B>::group(row_a, n_groups, g, first[k]);
-            if (two) {
-                Q8Unpack<B>::group(row_b, n_groups, g, first_b[k]);
-            }
-        }
-    }
-    rf_grid_dependency_sync();
-    float acc[MAX_T], acc_b[MAX_T];
-#pragma unroll
-    for (int t = 0; t < MAX_T; ++t) {
-        acc[t] = acc_b[t] = 0.0f;
-    }
-#pragma unroll
-    for (int k = 0; k < PREFETCH; ++k) {
-        const uint32_t g = lane + k * warp;
-        if (g < n_groups) {
-            mmvq_accumulate<MAX_T>(first[k], first_b[k], two, g, n_groups, xq, xd, xs, n_tokens,
-                                   acc, acc_b);
-        }
-    }
-#pragma unroll UNROLL
-    for (uint32_t g = lane + PREFETCH * warp; g < n_groups; g += warp) {
-        Q8Group u, u_b;
-        Q8Unpack<B>::group(row_a, n_groups, g, u);
-        if (two) {
-            Q8Unpack<B>::group(row_b, n_groups, g, u_b);
-        }
-        mmvq_accumulate<MAX_T>(u, u_b, two, g, n_groups, xq, xd, xs, n_tokens, acc, acc_b);
-    }
-#pragma unroll
-    for (int t = 0; t < MAX_T; ++t) {
-        if (t < n_tokens) {
-            const float a = rf_warp_sum(acc[t]);
-            const float b = two ? rf_warp_sum(acc_b[t]) : 0.0f;
-            if (lane == 0) {
-                rf_write_output(y, y_b, (uint64_t)t * n_rows + row, a, b, two, mode);
-            }
-        }
-    }
-}
-
 // Loads the groups first, first + warp, ... (BATCH of them, those inside the row) of the
 // row(s) into raw.
 template <typename B, bool TWO, int BATCH>
@@ -499,13 +428,25 @@ RF_DEVICE void mmvq1_row_batched(const uint8_t *row_a, const uint8_t *row_b, con
     }
 }
 
-// One warp's output row of one token: batched for the split rows, else mmvq_row.
-template <typename B>
-RF_DEVICE void mmvq1_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
-                         const int8_t *xq, const float *xd, const float *xs, float *y,
-                         float *y_b, uint64_t row, uint32_t n_rows, uint32_t n_cols,
-                         uint32_t mode) {
-    if constexpr (Q8Raw<B>::BATCHED) {
+// One warp's output row. MAX_T: the most tokens of this instance; decode's instance (1)
+// keeps one accumulator per matrix, so it needs fewer registers (more warps in flight) and
+// unrolls its walk along the row to have several groups' loads outstanding at once (the
+// split rows' takes mmvq1_row_batched's walk instead).
+//
+// The lane's first group is loaded before waiting on the previous kernel: no kernel writes
+// weights, so with overlapped launches (compat.h) the blocks that become resident while the
+// previous kernel finishes hold their first weights by the time its output is visible,
+// instead of starting the DRAM round trip only then. A small model's product is one wave
+// of rows of at most 32 groups, so all of its weight reads overlap the kernel before it
+// (SmolLM2 shape, H200: tg128 941 -> 1,016 t/s). Loading more groups early costs registers,
+// and so warps in flight, which the large products need more (8B: 375 -> 309 t/s with
+// four groups early).
+template <typename B, int MAX_T>
+RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                        const int8_t *xq, const float *xd, const float *xs, float *y,
+                        float *y_b, uint64_t row, uint32_t n_rows, uint32_t n_cols,
+                        uint32_t n_tokens, uint32_t mode) {
+    if constexpr (MAX_T == 1 && Q8Raw<B>::BATCHED) {
         const uint8_t *row_a = w + row * row_bytes;
         if (w_b != nullptr) {
             mmvq1_row_batched<B, true>(row_a, w_b + row * row_bytes, xq, xd, xs, y, y_b, row,
@@ -514,8 +455,59 @@ RF_DEVICE void mmvq1_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_byte
             mmvq1_row_batched<B, false>(row_a, nullptr, xq, xd, xs, y, y_b, row, n_cols / 32,
                                         mode);
         }
-    } else {
-        mmvq_row<B, 1>(w, w_b, row_bytes, xq, xd, xs, y, y_b, row, n_rows, n_cols, 1, mode);
+        return;
+    }
+    const int warp = rf_warp_size();
+    const int lane = threadIdx.x % warp;
+    const bool two = w_b != nullptr;
+    const uint8_t *row_a = w + row * row_bytes;
+    const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
+    const uint32_t n_groups = n_cols / 32;
+    constexpr int UNROLL = MAX_T == 1 ? 4 : 1;
+    constexpr int PREFETCH = 1;
+    Q8Group first[PREFETCH], first_b[PREFETCH];
+#pragma unroll
+    for (int k = 0; k < PREFETCH; ++k) {
+        const uint32_t g = lane + k * warp;
+        if (g < n_groups) {
+            Q8Unpack<B>::group(row_a, n_groups, g, first[k]);
+            if (two) {
+                Q8Unpack<B>::group(row_b, n_groups, g, first_b[k]);
+            }
+        }
+    }
+    rf_grid_dependency_sync();
+    float acc[MAX_T], acc_b[MAX_T];
+#pragma unroll
+    for (int t = 0; t < MAX_T; ++t) {
+        acc[t] = acc_b[t] = 0.0f;
+    }
+#pragma unroll
+    for (int k = 0; k < PREFETCH; ++k) {
+        const uint32_t g = lane + k * warp;
+        if (g < n_groups) {
+            mmvq_accumulate<MAX_T>(first[k], first_b[k], two, g, n_groups, xq, xd, xs, n_tokens,
+                                   acc, acc_b);
+        }
+    }
+#pragma unroll UNROLL
+    for (uint32_t g = lane + PREFETCH * warp; g < n_groups; g += warp) {
+        Q8Group u, u_b;
+        Q8Unpack<B>::group(row_a, n_groups, g, u);
+        if (two) {
+            Q8Unpack<B>::group(row_b, n_groups, g, u_b);
+        }
+        mmvq_accumulate<MAX_T>(u, u_b, two, g, n_groups, xq, xd, xs, n_tokens, acc, acc_b);
+    }
+#pragma unroll
+    for (int t = 0; t < MAX_T; ++t) {
+        if (t < n_tokens) {
+            const float a = rf_warp_sum(acc[t]);
+            const float b = two ? rf_warp_sum(acc_b[t]) : 0.0f;
+            if (lane == 0) {
+                rf_write_output(y, y_b, (uint64_t)t * n_rows + row, a, b, two, mode);
+            }
+        }
     }
 }
 
@@ -529,22 +521,12 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
     const int warp = rf_warp_size();
     const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
     // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
-    if constexpr (MAX_T == 1) {
-        if (row < n_lead) {
-            mmvq1_row<B>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row, n_lead,
-                         n_cols, RF_OUT_STORE);
-        } else if (row - n_lead < n_rows) {
-            mmvq1_row<B>(w, w_b, row_bytes, xq, xd, xs, y, y_b, row - n_lead, n_rows, n_cols,
-                         mode);
-        }
-    } else {
-        if (row < n_lead) {
-            mmvq_row<B, MAX_T>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row,
-                               n_lead, n_cols, n_tokens, RF_OUT_STORE);
-        } else if (row - n_lead < n_rows) {
-            mmvq_row<B, MAX_T>(w, w_b, row_bytes, xq, xd, xs, y, y_b, row - n_lead, n_rows,
-                               n_cols, n_tokens, mode);
-        }
+    if (row < n_lead) {
+        mmvq_row<B, MAX_T>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row, n_lead,
+                           n_cols, n_tokens, RF_OUT_STORE);
+    } else if (row - n_lead < n_rows) {
+        mmvq_row<B, MAX_T>(w, w_b, row_bytes, xq, xd, xs, y, y_b, row - n_lead, n_rows, n_cols,
+                           n_tokens, mode);
     }
 }
 
