@@ -20,14 +20,14 @@ mod common;
 use std::ptr;
 use std::sync::Arc;
 
-use common::ffi::{decode_last_logits, last_error};
+use common::ffi::{decode_last_logits, last_error, load_model_on};
 use common::parity::test_device;
 use common::{GEMMA3, model_path, relative_l2};
 use rocmforge::backend::{DeviceChoice, enumerate};
 use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::ffi::{
     RF_DEVICE_CPU, rf_context, rf_context_default_params, rf_context_free, rf_context_new,
-    rf_model, rf_model_default_params, rf_model_free, rf_model_load, rf_seq_remove, rf_status,
+    rf_model, rf_model_free, rf_seq_remove, rf_status,
 };
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::kv_cache::PoolStats;
@@ -38,12 +38,20 @@ use rocmforge::model::{Model, Placement};
 const MAX_GPU_ERROR_RATIO: f64 = 2.0;
 
 fn placement() -> Placement {
-    Placement::choose(&enumerate(), DeviceChoice::Index(test_device())).unwrap()
+    placement_on(test_device())
+}
+
+fn placement_on(device: usize) -> Placement {
+    Placement::choose(&enumerate(), DeviceChoice::Index(device)).unwrap()
 }
 
 fn model() -> Arc<Model> {
+    model_on(test_device())
+}
+
+fn model_on(device: usize) -> Arc<Model> {
     let gguf = OwnedGguf::open(&model_path(GEMMA3)).unwrap();
-    Arc::new(Model::from_gguf_on(gguf, placement()).unwrap())
+    Arc::new(Model::from_gguf_on(gguf, placement_on(device)).unwrap())
 }
 
 fn params(n_ctx: usize, n_batch: usize, swa_full: bool) -> ContextParams {
@@ -106,10 +114,7 @@ fn a_prompt_past_the_window_gives_the_full_caches_logits() {
             assert_eq!(differ.count(), 0, "row {i}: logits differ");
         }
     } else {
-        let gguf = OwnedGguf::open(&model_path(GEMMA3)).unwrap();
-        let cpu = Placement::choose(&enumerate(), DeviceChoice::Index(0)).unwrap();
-        let cpu_model = Arc::new(Model::from_gguf_on(gguf, cpu).unwrap());
-        let mut oracle = Context::new(cpu_model, &params(1024, 64, false)).unwrap();
+        let mut oracle = Context::new(model_on(0), &params(1024, 64, false)).unwrap();
         let expected = logits(&mut oracle, &tokens);
         for (i, ((a, b), e)) in ours.iter().zip(&theirs).zip(&expected).enumerate() {
             let (window_error, full_error) = (relative_l2(a, e), relative_l2(b, e));
@@ -207,16 +212,7 @@ fn seq_remove(ctx: *mut rf_context, p0: i32, p1: i32) {
 /// the advice to clear the sequence, which then decodes the same.
 #[test]
 fn swa_full_through_the_c_abi_rolls_back_past_the_window() {
-    let path = model_path(GEMMA3);
-    let path = path.to_str().expect("a UTF-8 path");
-    let params = rocmforge::ffi::rf_model_params {
-        device: RF_DEVICE_CPU,
-        ..rf_model_default_params()
-    };
-    let mut model = ptr::null_mut();
-    // SAFETY: valid path bytes, params and out-pointer.
-    let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
-    assert_eq!(status, rf_status::RF_OK, "loading: {}", last_error());
+    let model = load_model_on(GEMMA3, RF_DEVICE_CPU);
     let tokens = tokens(641);
     let (full, window) = (c_context(model, true), c_context(model, false));
     for ctx in [full, window] {

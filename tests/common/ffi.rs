@@ -6,15 +6,23 @@ use std::ptr;
 
 use rocmforge::ffi::{
     rf_batch, rf_context, rf_decode, rf_get_logits, rf_last_error, rf_model,
-    rf_model_default_params, rf_model_load, rf_status,
+    rf_model_default_params, rf_model_load, rf_model_params, rf_status,
 };
 
 /// Test model `file` (see `model_path`) through `rf_model_load` with default parameters.
 pub fn load_model(file: &str) -> *mut rf_model {
+    load_model_on(file, rf_model_default_params().device)
+}
+
+/// [`load_model`] on `device` (an `RF_DEVICE_*` value or a device index).
+pub fn load_model_on(file: &str, device: i32) -> *mut rf_model {
     let path = super::model_path(file);
     let path = path.to_str().expect("a UTF-8 path");
     let mut model = ptr::null_mut();
-    let params = rf_model_default_params();
+    let params = rf_model_params {
+        device,
+        ..rf_model_default_params()
+    };
     // SAFETY: valid path bytes, params and out-pointer.
     let status = unsafe { rf_model_load(path.as_ptr().cast(), path.len(), &params, &mut model) };
     assert_eq!(status, rf_status::RF_OK, "loading {file}: {}", last_error());
