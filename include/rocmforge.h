@@ -62,6 +62,14 @@
 // `rf_model_params.device`: the CPU (device 0).
 #define RF_DEVICE_CPU 0
 
+// `rf_model_params.split_mode`: each GPU of `devices` holds a contiguous range of the
+// layers and their KV cache; the residual stream crosses between them once a step.
+#define RF_SPLIT_LAYER 0
+
+// `rf_model_params.split_mode`: each layer's matrices split across the GPUs, combined
+// by all-reduce. Not available yet: loading with it is `RF_ERR_UNSUPPORTED`.
+#define RF_SPLIT_TENSOR 1
+
 // `rf_sampler_params.grammar_kind`: no grammar.
 #define RF_GRAMMAR_NONE 0
 
@@ -221,6 +229,17 @@ typedef struct rf_model_params {
   void *log_user_data;
   // Lowest `RF_LOG_*` level delivered.
   uint32_t log_level;
+  // Several GPUs for one model: `n_devices` indexes from `rf_device_info`, in layer
+  // order, used instead of `device` when `n_devices` is not 0. An index may repeat
+  // (those shares then run on one GPU). All must be GPUs of one runtime, and the
+  // model must have at least `n_devices` layers.
+  const int32_t *devices;
+  size_t n_devices;
+  // `RF_SPLIT_LAYER` or `RF_SPLIT_TENSOR`, for `devices`.
+  uint32_t split_mode;
+  // `n_devices` positive numbers: how much of the model each device takes. NULL: in
+  // proportion to each GPU's free memory.
+  const float *split_proportions;
 } rf_model_params;
 
 typedef struct rf_memory_estimate {

@@ -27,7 +27,8 @@ pub struct MemoryEstimate {
     pub device_bytes: u64,
 }
 
-/// The estimate for a model in `gguf` placed on `placement`, with a context of `params`.
+/// The estimate for a model in `gguf` placed on `placement` (its devices together), with a
+/// context of `params`.
 /// Reads the metadata and the tensor table, never the weights.
 pub fn estimate(
     gguf: &GgufFile<'_>,
@@ -40,10 +41,15 @@ pub fn estimate(
     // What creating the context would refuse, the estimate refuses too.
     params.kv_type.check_head_dim(shape.head_dim)?;
     let sizes = params.backend_sizes(&config);
-    let context = if placement.device.kind == DeviceKind::Cpu {
+    let context = if placement.first().device.kind == DeviceKind::Cpu {
         CpuBackend::planned_memory(&shape, &sizes, 1)
     } else {
-        GpuBackend::planned_memory(&shape, &sizes, 1)
+        // Each GPU of a layer split holds its share's state.
+        placement
+            .layer_shares(shape.n_layer)?
+            .into_iter()
+            .map(|layers| GpuBackend::planned_memory(&shape, &sizes, 1, layers))
+            .sum()
     };
     Ok(MemoryEstimate {
         weights_bytes: gguf.tensors().iter().map(|t| t.n_bytes()).sum(),

@@ -104,7 +104,7 @@ impl Session {
     }
 }
 
-fn gpu_state(backend: &mut BackendState) -> &mut rocmforge::backend::gpu::GpuBackend {
+fn gpu_state(backend: &mut BackendState) -> &mut rocmforge::backend::gpu::GpuParts {
     match backend {
         BackendState::Gpu(gpu) => gpu,
         BackendState::Cpu(_) => panic!("the model is on the GPU, its state is on the CPU"),

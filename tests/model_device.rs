@@ -1,6 +1,8 @@
 //! The model owns its device: `rf_model_info` reports the device that holds the weights
 //! and the bytes on it, an explicit device that does not exist is a clear error, and
-//! `RF_DEVICE_AUTO` logs its choice.
+//! `RF_DEVICE_AUTO` logs its choice. A split over several devices (`devices`) is checked
+//! before anything loads: GPUs only, positive proportions, a known mode; the tensor split
+//! is not there yet and says so. (tests/gpu_layer_split.rs runs layer splits.)
 
 mod common;
 
@@ -10,8 +12,9 @@ use std::sync::OnceLock;
 
 use common::ffi::last_error;
 use rocmforge::ffi::{
-    RF_DEVICE_AUTO, RF_DEVICE_CPU, rf_device_count, rf_model, rf_model_default_params,
-    rf_model_description, rf_model_free, rf_model_info, rf_model_load_from_memory, rf_status,
+    RF_DEVICE_AUTO, RF_DEVICE_CPU, RF_SPLIT_LAYER, RF_SPLIT_TENSOR, rf_device_count, rf_model,
+    rf_model_default_params, rf_model_description, rf_model_free, rf_model_info,
+    rf_model_load_from_memory, rf_model_params, rf_status,
 };
 
 /// A tiny llama built in memory (tests/common/tiny_model), alive for the whole test
@@ -32,15 +35,34 @@ unsafe extern "C" fn collect_log(_level: u32, msg: *const c_char, len: usize, us
 
 /// Loads the model on `device`; the status, the model (on success) and the log.
 fn load(device: i32) -> (rf_status, *mut rf_model, Vec<String>) {
-    let bytes = model_bytes();
-    let mut log: Vec<String> = Vec::new();
     let mut params = rf_model_default_params();
     params.device = device;
+    load_with(params)
+}
+
+/// Loads the model split over `devices`; the status and the model (on success).
+fn load_split(
+    devices: &[i32],
+    split_mode: u32,
+    proportions: Option<&[f32]>,
+) -> (rf_status, *mut rf_model) {
+    let mut params = rf_model_default_params();
+    params.devices = devices.as_ptr();
+    params.n_devices = devices.len();
+    params.split_mode = split_mode;
+    params.split_proportions = proportions.map_or(ptr::null(), <[f32]>::as_ptr);
+    let (status, model, _) = load_with(params);
+    (status, model)
+}
+
+fn load_with(mut params: rf_model_params) -> (rf_status, *mut rf_model, Vec<String>) {
+    let bytes = model_bytes();
+    let mut log: Vec<String> = Vec::new();
     params.log_callback = Some(collect_log);
     params.log_user_data = (&raw mut log).cast();
     let mut model = ptr::null_mut();
-    // SAFETY: the bytes live for the whole process; valid params and out-pointer; `log`
-    // outlives the call.
+    // SAFETY: the bytes live for the whole process; valid params (their device lists
+    // outlive the call) and out-pointer; `log` outlives the call.
     let status = unsafe {
         rf_model_load_from_memory(bytes.as_ptr().cast(), bytes.len(), &params, &mut model)
     };
@@ -111,4 +133,48 @@ fn a_negative_device_other_than_auto_is_refused() {
     let (status, model, _) = load(-2);
     assert!(model.is_null());
     assert_eq!(status, rf_status::RF_ERR_INVALID_ARGUMENT);
+}
+
+#[test]
+fn a_tensor_split_is_unsupported_and_says_so() {
+    let (status, model) = load_split(&[RF_DEVICE_CPU], RF_SPLIT_TENSOR, None);
+    let message = last_error();
+    assert!(model.is_null());
+    assert_eq!(status, rf_status::RF_ERR_UNSUPPORTED, "{message}");
+    assert!(message.contains("RF_SPLIT_TENSOR"), "{message}");
+}
+
+#[test]
+fn a_split_is_refused_on_the_cpu_with_bad_proportions_or_an_unknown_mode() {
+    // Devices, split mode, proportions, and what the error says.
+    type Case = (&'static [i32], u32, Option<&'static [f32]>, &'static str);
+    let cases: [Case; 6] = [
+        (&[0, 0], RF_SPLIT_LAYER, None, "GPUs only"),
+        (&[0], RF_SPLIT_LAYER, Some(&[0.0]), "split proportion 0"),
+        (
+            &[0],
+            RF_SPLIT_LAYER,
+            Some(&[f32::NAN]),
+            "split proportion NaN",
+        ),
+        (&[0], 7, None, "split_mode 7"),
+        (&[99], RF_SPLIT_LAYER, None, "device 99 does not exist"),
+        (&[-1], RF_SPLIT_LAYER, None, "device -1 does not exist"),
+    ];
+    for (devices, mode, proportions, expected) in cases {
+        let (status, model) = load_split(devices, mode, proportions);
+        let message = last_error();
+        assert!(model.is_null(), "{devices:?} loaded");
+        assert_eq!(status, rf_status::RF_ERR_INVALID_ARGUMENT, "{message}");
+        assert!(message.contains(expected), "{devices:?}: {message}");
+    }
+}
+
+#[test]
+fn a_split_over_one_device_is_that_device() {
+    let (status, model) = load_split(&[RF_DEVICE_CPU], RF_SPLIT_LAYER, None);
+    assert_eq!(status, rf_status::RF_OK, "{}", last_error());
+    assert_eq!(info(model).device, RF_DEVICE_CPU);
+    // SAFETY: the model came from rf_model_load_from_memory.
+    unsafe { rf_model_free(model) };
 }

@@ -1,6 +1,8 @@
 //! The backend boundary: the steps of a transformer layer, at a size a GPU can fuse, that
 //! every backend implements and the model's one forward pass calls.
 
+use std::ops::Range;
+
 use crate::error::Result;
 
 use super::KvType;
@@ -111,10 +113,13 @@ impl ContextSizes {
     /// Bytes of the K/V storage of a model of `shape`: K and V of every layer, each of
     /// its cache's slots, as both backends store them.
     pub fn kv_bytes(&self, shape: &Shape) -> u128 {
+        self.kv_bytes_of(shape, 0..shape.n_layer)
+    }
+
+    /// [`ContextSizes::kv_bytes`] of `layers` only (a layer split's share).
+    pub fn kv_bytes_of(&self, shape: &Shape, layers: Range<usize>) -> u128 {
         let row = self.kv_type.bytes(shape.kv_dim()) as u128;
-        let slots: u128 = (0..shape.n_layer)
-            .map(|layer| self.layer_slots(layer) as u128)
-            .sum();
+        let slots: u128 = layers.map(|layer| self.layer_slots(layer) as u128).sum();
         2 * row * slots
     }
 }
@@ -250,6 +255,17 @@ pub struct BackendMemory {
     pub kv_bytes: u64,
     pub host_bytes: u64,
     pub device_bytes: u64,
+}
+
+impl std::iter::Sum for BackendMemory {
+    /// What several states hold together (the GPUs of a layer split).
+    fn sum<I: Iterator<Item = BackendMemory>>(states: I) -> BackendMemory {
+        states.fold(BackendMemory::default(), |sum, m| BackendMemory {
+            kv_bytes: sum.kv_bytes + m.kv_bytes,
+            host_bytes: sum.host_bytes + m.host_bytes,
+            device_bytes: sum.device_bytes + m.device_bytes,
+        })
+    }
 }
 
 /// A byte count computed in u128, as u64 (saturating: only absurd sizes reach the limit,

@@ -2,14 +2,15 @@
 //! backends, so call sites carry no `#[cfg]` and no generic parameter.
 
 use super::cpu::CpuBackend;
-use super::gpu::GpuBackend;
+use super::gpu::GpuParts;
 use super::{Backend, BackendMemory, ContextSizes, Step};
 use crate::error::{Error, Result};
 
 /// Boxed: a context holds one for its life, and the two differ in size.
 pub enum BackendState {
     Cpu(Box<CpuBackend>),
-    Gpu(Box<GpuBackend>),
+    /// On one GPU or a layer split's several.
+    Gpu(Box<GpuParts>),
 }
 
 impl BackendState {

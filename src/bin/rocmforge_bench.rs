@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--kv f16|f32|q8_0]
-//!                 [--json] [--bandwidth]
+//!                 [--split I,J,...] [--json] [--bandwidth]
 //! ```
 //! As llama-bench's pp and tg tests: each repetition decodes a prompt of `p` tokens in one
 //! batch into an empty cache (pp), then empties the cache and decodes `n` tokens one at a
@@ -11,7 +11,11 @@
 //!
 //! `--bandwidth` (CPU runs) also measures how fast this machine streams memory: `THREADS`
 //! threads summing a 256 MiB buffer, far larger than any last-level cache, the median of
-//! five passes. Decode reads every weight once a token, so tg times the weight bytes over
+//! five passes.
+//!
+//! `--split I,J,...` runs the model split by layers over those GPUs of the device list,
+//! in that order, in proportion to their free memory (an index may repeat: two shares on
+//! one GPU, which measures what the hand-over between shares costs). Decode reads every weight once a token, so tg times the weight bytes over
 //! that rate is the fraction of the machine's bandwidth decode uses.
 
 #[path = "common/cli.rs"]
@@ -35,13 +39,16 @@ struct Args {
     threads: usize,
     /// The device list entry to run on: 0 is the CPU, `Auto` the best GPU.
     device: DeviceChoice,
+    /// The GPUs of a layer split, instead of `device`; empty for one device.
+    split: Vec<usize>,
     kv_type: KvType,
     json: bool,
     bandwidth: bool,
 }
 
 const USAGE: &str = "usage: rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] \
-                     [-d cpu|auto|DEVICE_INDEX] [--kv f16|f32|q8_0] [--json] [--bandwidth]";
+                     [-d cpu|auto|DEVICE_INDEX] [--split I,J,...] [--kv f16|f32|q8_0] \
+                     [--json] [--bandwidth]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -51,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         repetitions: 3,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         device: DeviceChoice::Index(0),
+        split: Vec::new(),
         kv_type: KvType::F16,
         json: false,
         bandwidth: false,
@@ -86,6 +94,12 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "-d" => args.device = cli::device_choice(&value)?,
+            "--split" => {
+                args.split = value
+                    .split(',')
+                    .map(|i| i.parse().map_err(|e| format!("--split {value}: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -167,8 +181,17 @@ fn spread(samples: &[f64]) -> (f64, f64) {
 }
 
 fn run(args: &Args) -> rocmforge::Result<()> {
-    let placement = Placement::choose(&rocmforge::backend::enumerate(), args.device)?;
-    let device = format!("{} ({})", placement.device.name, placement.device.arch);
+    let devices = rocmforge::backend::enumerate();
+    let placement = match args.split.is_empty() {
+        true => Placement::choose(&devices, args.device)?,
+        false => Placement::split(&devices, &args.split, None)?,
+    };
+    let device = placement
+        .devices()
+        .iter()
+        .map(|d| format!("{} ({})", d.device.name, d.device.arch))
+        .collect::<Vec<_>>()
+        .join(" + ");
     let model = Arc::new(Model::from_gguf_on(
         OwnedGguf::open(&args.model)?,
         placement,

@@ -109,7 +109,11 @@ fn run(args: &Args) -> rocmforge::Result<()> {
         source,
     })?;
     let placement = Placement::choose(&rocmforge::backend::enumerate(), args.device)?;
-    let device = format!("{} ({})", placement.device.name, placement.device.arch);
+    let device = format!(
+        "{} ({})",
+        placement.first().device.name,
+        placement.first().device.arch
+    );
     let model = Arc::new(Model::from_gguf_on(
         OwnedGguf::open(&args.model)?,
         placement,

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::args::{out, text, versioned, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::context::{context_params, rf_context_default_params, rf_context_params};
-use super::model::{choose_device, rf_model_default_params, rf_model_params};
+use super::model::{choose_devices, rf_model_default_params, rf_model_params};
 use super::status::rf_status;
 use crate::gguf::OwnedGguf;
 use crate::memory_estimate::estimate;
@@ -74,12 +74,13 @@ pub unsafe extern "C" fn rf_model_estimate(
             ));
         }
         let gguf = OwnedGguf::open(Path::new(path))?;
-        let placement = choose_device(model_params.device)?;
+        // SAFETY: the caller's contract for `model_params`.
+        let placement = unsafe { choose_devices(&model_params)? };
         let params = context_params(&ctx_params, 1)?;
         let figures = estimate(gguf.file(), &placement, &params)?;
         let value = rf_memory_estimate {
             struct_size: report.struct_size,
-            device: i32::try_from(placement.index)
+            device: i32::try_from(placement.first().index)
                 .map_err(|_| Failure::new(rf_status::RF_ERR_DEVICE, "device index out of range"))?,
             weights_bytes: figures.weights_bytes,
             kv_bytes: figures.kv_bytes,

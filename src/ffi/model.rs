@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::args::{
-    bytes, c_string, out, reference, text, versioned, versioned_struct, write_bytes,
+    bytes, c_string, out, reference, slice, text, versioned, versioned_struct, write_bytes,
 };
 use super::boundary::{Failure, call};
 use super::device::device_reports;
@@ -23,6 +23,13 @@ use crate::tokenizer::Tokenizer;
 pub const RF_DEVICE_AUTO: i32 = -1;
 /// `rf_model_params.device`: the CPU (device 0).
 pub const RF_DEVICE_CPU: i32 = 0;
+
+/// `rf_model_params.split_mode`: each GPU of `devices` holds a contiguous range of the
+/// layers and their KV cache; the residual stream crosses between them once a step.
+pub const RF_SPLIT_LAYER: u32 = 0;
+/// `rf_model_params.split_mode`: each layer's matrices split across the GPUs, combined
+/// by all-reduce. Not available yet: loading with it is `RF_ERR_UNSUPPORTED`.
+pub const RF_SPLIT_TENSOR: u32 = 1;
 
 /// Called with the load progress in [0, 1]; returning false cancels the load.
 pub type rf_progress_callback =
@@ -48,6 +55,17 @@ pub struct rf_model_params {
     pub log_user_data: *mut c_void,
     /// Lowest `RF_LOG_*` level delivered.
     pub log_level: u32,
+    /// Several GPUs for one model: `n_devices` indexes from `rf_device_info`, in layer
+    /// order, used instead of `device` when `n_devices` is not 0. An index may repeat
+    /// (those shares then run on one GPU). All must be GPUs of one runtime, and the
+    /// model must have at least `n_devices` layers.
+    pub devices: *const i32,
+    pub n_devices: usize,
+    /// `RF_SPLIT_LAYER` or `RF_SPLIT_TENSOR`, for `devices`.
+    pub split_mode: u32,
+    /// `n_devices` positive numbers: how much of the model each device takes. NULL: in
+    /// proportion to each GPU's free memory.
+    pub split_proportions: *const f32,
 }
 
 versioned_struct!(rf_model_params {
@@ -60,7 +78,11 @@ versioned_struct!(rf_model_params {
     progress_user_data,
     log_callback,
     log_user_data,
-    log_level
+    log_level,
+    devices,
+    n_devices,
+    split_mode,
+    split_proportions
 });
 
 /// A loaded model. Immutable: any number of threads and contexts may share it. Contexts
@@ -131,6 +153,10 @@ pub extern "C" fn rf_model_default_params() -> rf_model_params {
         log_callback: None,
         log_user_data: std::ptr::null_mut(),
         log_level: RF_LOG_INFO,
+        devices: std::ptr::null(),
+        n_devices: 0,
+        split_mode: RF_SPLIT_LAYER,
+        split_proportions: std::ptr::null(),
     }
 }
 
@@ -161,7 +187,9 @@ pub unsafe extern "C" fn rf_model_load(
             panic!("forced by the panic-test feature");
         }
         let path = Path::new(path);
-        *out_model = load_with(&params, || {
+        // SAFETY: the caller's contract for `params`.
+        let placement = unsafe { choose_devices(&params)? };
+        *out_model = load_with(&params, placement, || {
             if params.use_mmap {
                 OwnedGguf::open(path)
             } else {
@@ -193,7 +221,9 @@ pub unsafe extern "C" fn rf_model_load_from_memory(
                 out(out_model, "out_model")?,
             )
         };
-        *out_model = load_with(&params, || OwnedGguf::from_static(data))?;
+        // SAFETY: the caller's contract for `params`.
+        let placement = unsafe { choose_devices(&params)? };
+        *out_model = load_with(&params, placement, || OwnedGguf::from_static(data))?;
         Ok(())
     })
 }
@@ -209,22 +239,67 @@ fn progress(params: &rf_model_params, fraction: f32) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The device list entry `device` (`RF_DEVICE_AUTO` or an index) selects.
-pub(super) fn choose_device(device: i32) -> Result<Placement, Failure> {
-    let choice = match device {
-        RF_DEVICE_AUTO => DeviceChoice::Auto,
-        index => DeviceChoice::Index(usize::try_from(index).map_err(|_| {
+/// The devices `params` select: `device` (`RF_DEVICE_AUTO` or an index), or the layer
+/// split over `devices`.
+///
+/// # Safety
+/// `params.devices` and `params.split_proportions` NULL or readable for `n_devices`
+/// values each.
+pub(super) unsafe fn choose_devices(params: &rf_model_params) -> Result<Placement, Failure> {
+    let index = |index: i32| {
+        usize::try_from(index).map_err(|_| {
             Failure::new(
                 rf_status::RF_ERR_INVALID_ARGUMENT,
                 format!("device {index} does not exist"),
             )
-        })?),
+        })
     };
-    Ok(Placement::choose(&device_reports(), choice)?)
+    if params.n_devices == 0 {
+        let choice = match params.device {
+            RF_DEVICE_AUTO => DeviceChoice::Auto,
+            i => DeviceChoice::Index(index(i)?),
+        };
+        return Ok(Placement::choose(&device_reports(), choice)?);
+    }
+    // SAFETY: the caller's contract.
+    let (devices, proportions) = unsafe {
+        (
+            slice(params.devices, params.n_devices, "devices")?,
+            match params.split_proportions.is_null() {
+                true => None,
+                false => Some(slice(
+                    params.split_proportions,
+                    params.n_devices,
+                    "split_proportions",
+                )?),
+            },
+        )
+    };
+    match params.split_mode {
+        RF_SPLIT_LAYER => {}
+        RF_SPLIT_TENSOR => {
+            return Err(Failure::new(
+                rf_status::RF_ERR_UNSUPPORTED,
+                "split_mode RF_SPLIT_TENSOR is not available yet; RF_SPLIT_LAYER is",
+            ));
+        }
+        mode => {
+            return Err(Failure::new(
+                rf_status::RF_ERR_INVALID_ARGUMENT,
+                format!("split_mode {mode}: expected RF_SPLIT_LAYER or RF_SPLIT_TENSOR"),
+            ));
+        }
+    }
+    let indexes = devices
+        .iter()
+        .map(|&i| index(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Placement::split(&device_reports(), &indexes, proportions)?)
 }
 
 fn load_with(
     params: &rf_model_params,
+    placement: Placement,
     open: impl FnOnce() -> crate::Result<OwnedGguf>,
 ) -> Result<*mut rf_model, Failure> {
     let logger = Logger::new(params.log_callback, params.log_user_data, params.log_level);
@@ -238,16 +313,17 @@ fn load_with(
         ))
         .into());
     }
-    let placement = choose_device(params.device)?;
     progress(params, 0.0)?;
     let gguf = open()?;
-    logger.log(
-        RF_LOG_INFO,
-        &format!(
-            "weights on device {}: {} ({})",
-            placement.index, placement.device.name, placement.device.arch
-        ),
-    );
+    for placed in placement.devices() {
+        logger.log(
+            RF_LOG_INFO,
+            &format!(
+                "weights on device {}: {} ({})",
+                placed.index, placed.device.name, placed.device.arch
+            ),
+        );
+    }
     progress(params, 0.4)?;
     let tokenizer = Tokenizer::from_gguf(gguf.file())?;
     progress(params, 0.6)?;
@@ -379,7 +455,7 @@ pub unsafe extern "C" fn rf_model_info(
             n_head: field(|c| c.n_head),
             n_head_kv: field(|c| c.n_head_kv),
             device: m.model().map_or(RF_DEVICE_CPU, |model| {
-                i32::try_from(model.placement().index).unwrap_or(i32::MAX)
+                i32::try_from(model.placement().first().index).unwrap_or(i32::MAX)
             }),
             device_bytes: m.model().map_or(0, |model| model.device_bytes()),
         };

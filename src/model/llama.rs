@@ -8,25 +8,29 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::config::{FfnActivation, ModelConfig};
-use super::weights::LlamaWeights;
+use super::weights::Stage;
 use crate::backend::{Act, Backend};
 use crate::error::{Error, Result};
 
-/// Runs the step the backend was given (`Backend::begin_step`) through the model: each
-/// token's K and V go into the cache, the logits of the tokens that want them into the
-/// backend's logits. Checks `cancel` between layers.
+/// Runs the step the backend was given (`Backend::begin_step`) through a stage of the
+/// model (all of it, or one device's share of a layer split, whose residual stream `X`
+/// the earlier stage left in the backend): each token's K and V go into the cache, the
+/// logits of the tokens that want them into the backend's logits. Checks `cancel`
+/// between layers.
 pub fn forward<'w, B: Backend>(
     c: &ModelConfig,
-    w: &LlamaWeights<B::Matrix<'w>, B::Vector>,
+    w: Stage<'_, B::Matrix<'w>, B::Vector>,
     b: &mut B,
     cancel: &AtomicBool,
 ) -> Result<()> {
     let attention_scale = 1.0 / (c.head_dim as f32).sqrt();
-    b.embed(&w.token_embd)?; // X [n, n_embd]
-    if let Some(factor) = c.embedding_scale {
-        b.scale(Act::X, factor)?;
+    if let Some(token_embd) = w.token_embd {
+        b.embed(token_embd)?; // X [n, n_embd]
+        if let Some(factor) = c.embedding_scale {
+            b.scale(Act::X, factor)?;
+        }
     }
-    for (layer, lw) in w.layers.iter().enumerate() {
+    for (layer, lw) in (w.first_layer..).zip(w.layers) {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
@@ -74,7 +78,10 @@ pub fn forward<'w, B: Backend>(
         )?;
     }
     // Output head, only for the tokens that asked for logits.
-    b.output_logits(&w.output_norm, c.rms_eps, &w.output)
+    match w.head {
+        Some((norm, output)) => b.output_logits(norm, c.rms_eps, output),
+        None => Ok(()),
+    }
 }
 
 /// `X += W · x`, or with a post-norm (Gemma) `X += rms_norm(W · x)`.

@@ -6,6 +6,7 @@ mod llama;
 mod placement;
 mod weights;
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -13,13 +14,13 @@ use std::sync::atomic::AtomicBool;
 use self_cell::self_cell;
 
 pub use config::{Architecture, FfnActivation, ModelConfig, SlidingWindow};
-pub use placement::Placement;
-use weights::{DeviceWeights, HostWeights};
+pub use placement::{PlacedDevice, Placement, split_layers};
+use weights::{DeviceShare, HostWeights};
 
 pub use crate::backend::RopeStyle;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::ops::GpuOps;
-use crate::backend::gpu::{Device, GpuBackend, Stream};
+use crate::backend::gpu::{Device, GpuBackend, GpuParts, Stream};
 use crate::backend::{BackendState, ContextSizes, DeviceKind};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, OwnedGguf};
@@ -33,17 +34,37 @@ self_cell!(
 );
 
 /// Where the weights live: read in place from the file's mapping by the CPU, or
-/// uploaded to a GPU (the mapping stays for the metadata and the CPU-side views).
+/// uploaded to one GPU or split by layers over several (the mapping stays for the
+/// metadata and the CPU-side views).
 enum Weights {
     Host,
-    Device(DeviceModel),
+    /// In layer order; never empty.
+    Device(Vec<DeviceModel>),
 }
 
-/// A model's weights on a GPU, the device they are on, and the kernels that use them.
+/// A model's weights on a GPU (all of them, or a layer split's share), the device they
+/// are on, and the kernels that use them.
 struct DeviceModel {
     device: Device,
     ops: Arc<GpuOps>,
-    weights: DeviceWeights,
+    layers: Range<usize>,
+    weights: DeviceShare,
+}
+
+impl DeviceModel {
+    /// Opens `placed`'s GPU and uploads the weights of `layers` there.
+    fn load(placed: &PlacedDevice, host: &HostWeights<'_>, layers: Range<usize>) -> Result<Self> {
+        let device = placed.device.open()?;
+        let stream = Stream::new(&device)?;
+        let ops = Arc::new(GpuOps::load(&device)?);
+        let weights = host.upload(&stream, &ops, layers.clone())?;
+        Ok(DeviceModel {
+            device,
+            ops,
+            layers,
+            weights,
+        })
+    }
 }
 
 /// A loaded model: its file, configuration and weights. Immutable after loading, so any
@@ -67,23 +88,25 @@ impl Model {
         Model::from_gguf_on(gguf, Placement::cpu())
     }
 
-    /// A model whose weights live on `placement`'s device: the CPU reads them from the
-    /// file; a GPU gets them uploaded once, shared by every context.
+    /// A model whose weights live on `placement`'s devices: the CPU reads them from the
+    /// file; each GPU gets its share of the layers uploaded once, shared by every
+    /// context. A failure on any GPU frees what the others were given.
     pub fn from_gguf_on(gguf: OwnedGguf, placement: Placement) -> Result<Model> {
         let config = ModelConfig::from_gguf(gguf.file())?;
         let host = LoadedWeights::try_new(gguf, |g| HostWeights::from_gguf(g.file(), &config))?;
-        let weights = match placement.device.kind {
+        let weights = match placement.first().device.kind {
             DeviceKind::Cpu => Weights::Host,
             DeviceKind::Hip | DeviceKind::Cuda => {
-                let device = placement.device.open()?;
-                let stream = Stream::new(&device)?;
-                let ops = Arc::new(GpuOps::load(&device)?);
-                let weights = host.borrow_dependent().upload(&stream, &ops)?;
-                Weights::Device(DeviceModel {
-                    ops,
-                    device,
-                    weights,
-                })
+                let shares = placement.layer_shares(config.n_layer)?;
+                let parts = placement
+                    .devices()
+                    .iter()
+                    .zip(shares)
+                    .map(|(placed, layers)| {
+                        DeviceModel::load(placed, host.borrow_dependent(), layers)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Weights::Device(parts)
             }
         };
         Ok(Model {
@@ -102,26 +125,37 @@ impl Model {
         self.host.borrow_owner().file()
     }
 
-    /// The device that holds the weights and runs the forward pass.
+    /// The devices that hold the weights and run the forward pass.
     pub fn placement(&self) -> &Placement {
         &self.placement
     }
 
-    /// The GPU that holds the weights; `None` on the CPU. A clone keeps the device's
-    /// allocation counters readable after the model is gone.
+    /// The GPU that holds the weights (of the first layers, under a layer split);
+    /// `None` on the CPU. A clone keeps the device's allocation counters readable after
+    /// the model is gone.
     pub fn device(&self) -> Option<&Device> {
+        self.gpu_shares().first().map(|share| share.0)
+    }
+
+    /// Each GPU that holds weights with the layers it holds, in layer order: one for a
+    /// model on one GPU, none on the CPU. Under a layer split that names one GPU twice,
+    /// each share has its own `Device` (and allocation counters).
+    pub fn gpu_shares(&self) -> Vec<(&Device, Range<usize>)> {
         match &self.weights {
-            Weights::Host => None,
-            Weights::Device(d) => Some(&d.device),
+            Weights::Host => Vec::new(),
+            Weights::Device(parts) => parts
+                .iter()
+                .map(|p| (&p.device, p.layers.clone()))
+                .collect(),
         }
     }
 
-    /// Bytes of weights held in device memory (0 on the CPU, which reads the file's
-    /// mapping in place).
+    /// Bytes of weights held in device memory, on every GPU together (0 on the CPU,
+    /// which reads the file's mapping in place).
     pub fn device_bytes(&self) -> u64 {
         match &self.weights {
             Weights::Host => 0,
-            Weights::Device(d) => d.weights.device_bytes(),
+            Weights::Device(parts) => parts.iter().map(|p| p.weights.device_bytes()).sum(),
         }
     }
 
@@ -131,12 +165,21 @@ impl Model {
         let shape = self.config.shape();
         Ok(match &self.weights {
             Weights::Host => BackendState::Cpu(Box::new(CpuBackend::new(shape, sizes, n_threads)?)),
-            Weights::Device(d) => BackendState::Gpu(Box::new(GpuBackend::new(
-                &d.device,
-                Arc::clone(&d.ops),
-                shape,
-                sizes,
-            )?)),
+            Weights::Device(parts) => {
+                let shares = parts
+                    .iter()
+                    .map(|p| {
+                        GpuBackend::new(
+                            &p.device,
+                            Arc::clone(&p.ops),
+                            shape,
+                            sizes,
+                            p.layers.clone(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                BackendState::Gpu(Box::new(GpuParts::new(shares)?))
+            }
         })
     }
 
@@ -145,11 +188,16 @@ impl Model {
     pub fn forward(&self, backend: &mut BackendState, cancel: &AtomicBool) -> Result<()> {
         match (&self.weights, backend) {
             (Weights::Host, BackendState::Cpu(b)) => {
-                llama::forward(&self.config, self.host.borrow_dependent(), &mut **b, cancel)
+                let whole = self.host.borrow_dependent().whole();
+                llama::forward(&self.config, whole, &mut **b, cancel)
             }
-            (Weights::Device(d), BackendState::Gpu(b)) => b.run_step(&d.ops, cancel, |step| {
-                llama::forward(&self.config, &d.weights, step, cancel)
-            }),
+            (Weights::Device(parts), BackendState::Gpu(b)) => {
+                let ops: Vec<_> = parts.iter().map(|p| Arc::clone(&p.ops)).collect();
+                b.run_step(&ops, cancel, |i, step| {
+                    let stage = parts[i].weights.stage(); // i < ops.len() == parts.len()
+                    llama::forward(&self.config, stage, step, cancel)
+                })
+            }
             _ => Err(Error::InvalidArgument(
                 "a context's state is on another device than its model".into(),
             )),

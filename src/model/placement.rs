@@ -1,23 +1,40 @@
-//! Which device holds a model's weights and runs its forward pass.
+//! Which devices hold a model's weights and run its forward pass: one device, or the GPUs
+//! of a layer split, each holding a contiguous share of the layers (and their K/V cache).
+
+use std::ops::Range;
 
 use crate::backend::devices::cpu_report;
-use crate::backend::{DeviceChoice, DeviceReport, choose};
-use crate::error::Result;
+use crate::backend::{DeviceChoice, DeviceKind, DeviceReport, choose};
+use crate::error::{Error, Result};
 
-/// The device a model was placed on: its entry in the device list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Placement {
+/// A device a model was placed on: its entry in the device list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlacedDevice {
     /// Index in the device list (`backend::enumerate`, `rf_device_info`); 0 is the CPU.
     pub index: usize,
     pub device: DeviceReport,
 }
 
+/// The devices a model was placed on, in layer order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placement {
+    /// Never empty; more than one only for GPUs of one runtime.
+    devices: Vec<PlacedDevice>,
+    /// How much of the layers each device takes, where the host said; otherwise in
+    /// proportion to each GPU's free memory.
+    proportions: Option<Vec<f64>>,
+}
+
 impl Placement {
     /// The CPU, device 0 of every device list.
     pub fn cpu() -> Placement {
+        Placement::one(0, cpu_report())
+    }
+
+    fn one(index: usize, device: DeviceReport) -> Placement {
         Placement {
-            index: 0,
-            device: cpu_report(),
+            devices: vec![PlacedDevice { index, device }],
+            proportions: None,
         }
     }
 
@@ -25,9 +42,151 @@ impl Placement {
     /// the CPU; an index must name a usable device.
     pub fn choose(devices: &[DeviceReport], choice: DeviceChoice) -> Result<Placement> {
         let index = choose(devices, choice)?;
+        Ok(Placement::one(index, devices[index].clone()))
+    }
+
+    /// A layer split over the GPUs `indexes` of `devices`, in that order (an index may
+    /// repeat: its shares then run on the same GPU), each taking a share of the layers in
+    /// proportion to `proportions` (one positive value each) or, without them, to its
+    /// free memory.
+    pub fn split(
+        devices: &[DeviceReport],
+        indexes: &[usize],
+        proportions: Option<&[f32]>,
+    ) -> Result<Placement> {
+        if indexes.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a layer split over no devices".into(),
+            ));
+        }
+        let placed = indexes
+            .iter()
+            .map(|&index| {
+                let index = choose(devices, DeviceChoice::Index(index))?;
+                Ok(PlacedDevice {
+                    index,
+                    device: devices[index].clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let first = &placed[0].device;
+        if placed.len() > 1 {
+            if first.kind == DeviceKind::Cpu {
+                return Err(Error::InvalidArgument(
+                    "a layer split runs on GPUs only, not on the CPU".into(),
+                ));
+            }
+            if placed.iter().any(|p| p.device.kind != first.kind) {
+                return Err(Error::InvalidArgument(
+                    "a layer split's GPUs must all be of one runtime (HIP or CUDA)".into(),
+                ));
+            }
+        }
+        let proportions = match proportions {
+            None => None,
+            Some(p) if p.len() != placed.len() => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} split proportions for {} devices",
+                    p.len(),
+                    placed.len()
+                )));
+            }
+            Some(p) => {
+                if let Some(bad) = p.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                    return Err(Error::InvalidArgument(format!(
+                        "split proportion {bad}: expected a positive number"
+                    )));
+                }
+                Some(p.iter().map(|&v| f64::from(v)).collect())
+            }
+        };
         Ok(Placement {
-            index,
-            device: devices[index].clone(),
+            devices: placed,
+            proportions,
         })
+    }
+
+    /// The device of the first layers: the only one, unless the layers are split.
+    pub fn first(&self) -> &PlacedDevice {
+        &self.devices[0]
+    }
+
+    /// Every device, in layer order.
+    pub fn devices(&self) -> &[PlacedDevice] {
+        &self.devices
+    }
+
+    /// The layers each device takes of a model of `n_layer` layers, in device order.
+    pub fn layer_shares(&self, n_layer: usize) -> Result<Vec<Range<usize>>> {
+        let proportions = match &self.proportions {
+            Some(p) => p.clone(),
+            // Free memory as the device list read it; a GPU reporting none still gets
+            // its one layer.
+            None => self
+                .devices
+                .iter()
+                .map(|d| d.device.free_bytes.max(1) as f64)
+                .collect(),
+        };
+        split_layers(n_layer, &proportions)
+    }
+}
+
+/// `n_layer` layers in contiguous ranges, one for each of `proportions` (positive), sized
+/// in proportion to them and each at least one layer.
+pub fn split_layers(n_layer: usize, proportions: &[f64]) -> Result<Vec<Range<usize>>> {
+    let n = proportions.len();
+    if n == 0 || n > n_layer {
+        return Err(Error::InvalidArgument(format!(
+            "{n} devices for a model of {n_layer} layers: a layer split gives each device at \
+             least one layer"
+        )));
+    }
+    let total: f64 = proportions.iter().sum();
+    let mut shares = Vec::with_capacity(n);
+    let (mut start, mut before) = (0, 0.0);
+    for (i, &p) in proportions.iter().enumerate() {
+        before += p;
+        let ideal = (n_layer as f64 * before / total).round() as usize;
+        // At least one layer here, and at least one left for each device after this one.
+        let end = ideal.clamp(start + 1, n_layer - (n - 1 - i));
+        shares.push(start..end);
+        start = end;
+    }
+    Ok(shares)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_split_in_proportion_and_cover_the_model_once() {
+        assert_eq!(split_layers(32, &[1.0, 1.0]).unwrap(), vec![0..16, 16..32]);
+        assert_eq!(split_layers(32, &[3.0, 1.0]).unwrap(), vec![0..24, 24..32]);
+        assert_eq!(split_layers(7, &[1.0]).unwrap(), vec![0..7]);
+        assert_eq!(
+            split_layers(30, &[1.0, 1.0, 1.0]).unwrap(),
+            vec![0..10, 10..20, 20..30]
+        );
+    }
+
+    #[test]
+    fn every_device_gets_a_layer_however_small_its_proportion() {
+        assert_eq!(
+            split_layers(4, &[1000.0, 1.0, 1.0]).unwrap(),
+            vec![0..2, 2..3, 3..4]
+        );
+        assert_eq!(
+            split_layers(3, &[1.0, 1.0, 1000.0]).unwrap(),
+            vec![0..1, 1..2, 2..3]
+        );
+    }
+
+    #[test]
+    fn more_devices_than_layers_is_refused() {
+        let err = split_layers(2, &[1.0, 1.0, 1.0]).unwrap_err();
+        assert!(err.to_string().contains("at least one layer"), "{err}");
+        assert!(split_layers(2, &[]).is_err());
     }
 }

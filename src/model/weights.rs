@@ -2,6 +2,8 @@
 //! Matrices are borrowed from the file's bytes (no copy); norm vectors, a few KiB each,
 //! are converted to f32 once.
 
+use std::ops::Range;
+
 use super::config::{Architecture, ModelConfig};
 use crate::backend::gpu::ops::GpuOps;
 use crate::backend::gpu::{DeviceBuffer, GpuMatrix, Stream};
@@ -50,6 +52,30 @@ pub struct LlamaWeights<M, V> {
     pub layers: Vec<LayerWeights<M, V>>,
     pub output_norm: V, // [n_embd]
     pub output: M,      // [n_vocab rows, n_embd]; token_embd when tied
+}
+
+/// What one device runs of the forward pass: the embedding (on the first device), a
+/// contiguous run of layers, the output norm and head (on the last). A model on one
+/// device is one stage of every layer.
+pub struct Stage<'a, M, V> {
+    pub token_embd: Option<&'a M>,
+    /// The model's index of `layers[0]`.
+    pub first_layer: usize,
+    pub layers: &'a [LayerWeights<M, V>],
+    /// The output norm and the output matrix.
+    pub head: Option<(&'a V, &'a M)>,
+}
+
+impl<M, V> LlamaWeights<M, V> {
+    /// The whole forward pass as one stage.
+    pub fn whole(&self) -> Stage<'_, M, V> {
+        Stage {
+            token_embd: Some(&self.token_embd),
+            first_layer: 0,
+            layers: &self.layers,
+            head: Some((&self.output_norm, &self.output)),
+        }
+    }
 }
 
 /// The weights as the CPU reads them: matrices borrowed from the file, norms in f32.
@@ -245,18 +271,47 @@ fn vector(file: &GgufFile<'_>, name: &str, n: Dim) -> Result<Vec<f32>> {
     Ok(values)
 }
 
-/// The weights uploaded to a GPU.
-pub type DeviceWeights = LlamaWeights<GpuMatrix, DeviceBuffer<f32>>;
+/// The weights one GPU holds: all of them, or its share of a layer split, with the
+/// embedding on the share of layer 0 and the output head on the share of the last layer.
+pub struct DeviceShare {
+    token_embd: Option<GpuMatrix>,
+    first_layer: usize,
+    layers: Vec<LayerWeights<GpuMatrix, DeviceBuffer<f32>>>,
+    head: Option<(DeviceBuffer<f32>, GpuMatrix)>,
+}
+
+impl DeviceShare {
+    pub fn stage(&self) -> Stage<'_, GpuMatrix, DeviceBuffer<f32>> {
+        Stage {
+            token_embd: self.token_embd.as_ref(),
+            first_layer: self.first_layer,
+            layers: &self.layers,
+            head: self.head.as_ref().map(|(norm, output)| (norm, output)),
+        }
+    }
+}
 
 impl HostWeights<'_> {
-    /// Uploads every matrix and norm to `stream`'s device (the tied output shares the
-    /// embedding's upload only on the host: on the device it is a second copy, simple
-    /// and rare enough for small models).
-    pub fn upload(&self, stream: &Stream, ops: &GpuOps) -> Result<DeviceWeights> {
+    /// Uploads the matrices and norms of `layers` to `stream`'s device, with the
+    /// embedding when they begin at layer 0 and the output head when they end at the
+    /// last (the tied output shares the embedding's upload only on the host: on the
+    /// device it is a second copy, simple and rare enough for small models).
+    pub fn upload(
+        &self,
+        stream: &Stream,
+        ops: &GpuOps,
+        layers: Range<usize>,
+    ) -> Result<DeviceShare> {
         let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, ops, m);
         let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
-        let layers = self
-            .layers
+        let n_layer = self.layers.len();
+        let Some(held) = self.layers.get(layers.clone()) else {
+            return Err(Error::InvalidArgument(format!(
+                "layers {layers:?} of a model of {n_layer} layers"
+            )));
+        };
+        let first_layer = layers.start;
+        let layers = held
             .iter()
             .map(|l| {
                 Ok(LayerWeights {
@@ -294,16 +349,21 @@ impl HostWeights<'_> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(LlamaWeights {
-            token_embd: matrix(&self.token_embd)?,
+        let embeds = first_layer == 0;
+        let ends = first_layer + layers.len() == n_layer;
+        Ok(DeviceShare {
+            token_embd: embeds.then(|| matrix(&self.token_embd)).transpose()?,
+            first_layer,
             layers,
-            output_norm: vector(&self.output_norm)?,
-            output: matrix(&self.output)?,
+            head: match ends {
+                true => Some((vector(&self.output_norm)?, matrix(&self.output)?)),
+                false => None,
+            },
         })
     }
 }
 
-impl DeviceWeights {
+impl DeviceShare {
     /// Bytes the weights hold in device memory.
     pub fn device_bytes(&self) -> u64 {
         let vector = |v: &DeviceBuffer<f32>| v.size_bytes() as u64;
@@ -328,6 +388,11 @@ impl DeviceWeights {
                         .map_or(0, |n| vector(&n.attention) + vector(&n.ffn))
             })
             .sum();
-        layers + self.token_embd.bytes() + self.output.bytes() + vector(&self.output_norm)
+        let embedding = self.token_embd.as_ref().map_or(0, GpuMatrix::bytes);
+        let head = self
+            .head
+            .as_ref()
+            .map_or(0, |(norm, output)| vector(norm) + output.bytes());
+        layers + embedding + head
     }
 }

@@ -70,7 +70,7 @@ pub fn context(file: &str) -> Context {
 pub fn context_with_kv(file: &str, kv_type: KvType) -> Context {
     let device = test_device();
     let placement = Placement::choose(&enumerate(), DeviceChoice::Index(device)).unwrap();
-    eprintln!("device {device}: {}", placement.device.name);
+    eprintln!("device {device}: {}", placement.first().device.name);
     let gguf = OwnedGguf::open(&super::model_path(file)).unwrap();
     let model = Arc::new(Model::from_gguf_on(gguf, placement).unwrap());
     let params = ContextParams {

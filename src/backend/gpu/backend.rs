@@ -4,6 +4,7 @@
 //! (4 bytes a row: all a greedy sampler needs). The logits themselves are copied only
 //! when asked for. A decode step runs as one graph launch (`graph_step`).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -14,7 +15,7 @@ use super::ops::{
     LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP,
     Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
 };
-use super::safe::{Blas, Device, DeviceBuffer, Stream};
+use super::safe::{Blas, Device, DeviceBuffer, Event, Stream};
 use crate::backend::{
     Act, Backend, BackendMemory, ContextSizes, KvRowSlots, KvType, Rope, Shape, Step,
     check_row_bytes, saturating_bytes,
@@ -115,13 +116,17 @@ impl Prefill {
     }
 }
 
-/// One context's state on a GPU.
+/// One context's state on a GPU: for all of a model's layers, or for the share of them
+/// that GPU holds under a layer split (see `GpuParts`).
 pub struct GpuBackend {
     /// Dropped first: it replays work over the buffers below.
     decode: DecodeGraph,
     state: DeviceState,
     /// Every operation of the context is queued here, in order.
     stream: Stream,
+    /// Recorded after a step's forward pass, for the GPU of the next layers to wait on
+    /// before it copies the residual stream over.
+    handed_over: Event,
 }
 
 /// What a forward pass reads and writes on the device, apart from the stream it is queued
@@ -130,7 +135,11 @@ struct DeviceState {
     shape: Shape,
     heads: HeadShape,
     ops: Arc<GpuOps>,
-    /// Per layer, `[n_slots, kv_dim]` values each, as `kv_type` stores them.
+    /// The layers this state runs and holds the K/V of: all of them, or a layer split's
+    /// share. The last share also computes the logits.
+    layers: Range<usize>,
+    /// Per layer, `[n_slots, kv_dim]` values each, as `kv_type` stores them; empty for
+    /// the layers outside `layers`.
     k_cache: Vec<DeviceBuffer<u8>>,
     v_cache: Vec<DeviceBuffer<u8>>,
     kv_type: KvType,
@@ -179,14 +188,24 @@ pub(crate) struct GpuStep<'a> {
 }
 
 impl GpuBackend {
-    /// What [`GpuBackend::new`] allocates, as [`GpuBackend::memory`] reports it once a
-    /// step has produced `n_outputs` logit rows, assuming the vendor BLAS loads (its
-    /// prefill scratch is counted whenever `n_batch` calls for it). Computed from the
-    /// sizes alone, for estimates before loading; each term is one allocation below.
-    pub fn planned_memory(shape: &Shape, sizes: &ContextSizes, n_outputs: usize) -> BackendMemory {
+    /// What [`GpuBackend::new`] allocates for `layers`, as [`GpuBackend::memory`] reports
+    /// it once a step has produced `n_outputs` logit rows (when `layers` end with the
+    /// model's), assuming the vendor BLAS loads (its prefill scratch is counted whenever
+    /// `n_batch` calls for it). Computed from the sizes alone, for estimates before
+    /// loading; each term is one allocation below.
+    pub fn planned_memory(
+        shape: &Shape,
+        sizes: &ContextSizes,
+        n_outputs: usize,
+        layers: Range<usize>,
+    ) -> BackendMemory {
         let n_batch = sizes.n_batch;
         let u = |v: usize| v as u128;
-        let kv = sizes.kv_bytes(shape);
+        let (n_output_rows, n_outputs) = match layers.end == shape.n_layer {
+            true => (n_batch, n_outputs),
+            false => (0, 0),
+        };
+        let kv = sizes.kv_bytes_of(shape, layers);
         let widest = u(shape.widest());
         let acts = shape.activation_bytes(n_batch);
         // Per group of 32: the quants, a scale and a sum.
@@ -200,8 +219,8 @@ impl GpuBackend {
         } else {
             0
         };
-        let rows = 2 * 4 * u(n_batch) * u(shape.n_embd);
-        let logits = 4 * u(n_batch) * u(shape.n_vocab) + 4 * u(n_batch);
+        let rows = 2 * 4 * u(n_output_rows) * u(shape.n_embd);
+        let logits = 4 * u(n_output_rows) * u(shape.n_vocab) + 4 * u(n_output_rows);
         // The step's inputs, 4 bytes each, on the device and in the staging buffer.
         let input_values = device_step::input_values(sizes);
         let heads = HeadShape {
@@ -224,13 +243,21 @@ impl GpuBackend {
         }
     }
 
-    /// State on `ops`' device for a context of `sizes`.
+    /// State on `ops`' device for a context of `sizes` that runs `layers` of the model
+    /// (all of them, or a layer split's share; the last share computes the logits).
     pub fn new(
         device: &Device,
         ops: Arc<GpuOps>,
         shape: Shape,
         sizes: &ContextSizes,
+        layers: Range<usize>,
     ) -> Result<GpuBackend> {
+        if layers.is_empty() || layers.end > shape.n_layer {
+            return Err(Error::InvalidArgument(format!(
+                "layers {layers:?} of a model of {} layers",
+                shape.n_layer
+            )));
+        }
         let ContextSizes {
             block_size,
             n_seq,
@@ -257,7 +284,11 @@ impl GpuBackend {
             (0..shape.n_layer)
                 .map(|layer| {
                     let slots = sizes.layer_slots(layer);
-                    device.alloc_zeroed(checked("the KV cache", &[slots, row_bytes])?)
+                    if layers.contains(&layer) {
+                        device.alloc_zeroed(checked("the KV cache", &[slots, row_bytes])?)
+                    } else {
+                        device.alloc(0)
+                    }
                 })
                 .collect()
         };
@@ -282,7 +313,13 @@ impl GpuBackend {
             }
             Err(why) => (None, format!("the library's own kernels ({why})")),
         };
-        let rows = checked("output rows", &[n_batch, shape.n_embd])?;
+        // Only the share with the last layer has outputs.
+        let n_output_rows = if layers.end == shape.n_layer {
+            n_batch
+        } else {
+            0
+        };
+        let rows = checked("output rows", &[n_output_rows, shape.n_embd])?;
         let state = DeviceState {
             k_cache: cache()?,
             v_cache: cache()?,
@@ -294,12 +331,12 @@ impl GpuBackend {
             prefill_products,
             out_rows: device.alloc(rows)?,
             out_norm: device.alloc(rows)?,
-            logits_device: device.alloc(checked("logits", &[n_batch, shape.n_vocab])?)?,
+            logits_device: device.alloc(checked("logits", &[n_output_rows, shape.n_vocab])?)?,
             logits: Vec::new(),
             logits_copied: false,
             embeddings: Vec::new(),
             embeddings_copied: false,
-            argmax_device: device.alloc(n_batch)?,
+            argmax_device: device.alloc(n_output_rows)?,
             argmax: Vec::new(),
             workspace: AttentionWorkspace::new(
                 device,
@@ -312,6 +349,7 @@ impl GpuBackend {
             deferred_rope: None,
             ops,
             heads,
+            layers,
             shape,
             n_seq,
             block_size,
@@ -321,6 +359,7 @@ impl GpuBackend {
             decode: DecodeGraph::new(device),
             state,
             stream,
+            handed_over: Event::new(device)?,
         })
     }
 
@@ -346,6 +385,7 @@ impl GpuBackend {
             decode,
             state,
             stream,
+            ..
         } = self;
         if !Arc::ptr_eq(&state.ops, model_ops) {
             return Err(Error::InvalidArgument(
@@ -359,7 +399,37 @@ impl GpuBackend {
                 state: &mut *state,
             })
         })?;
-        state.read_argmax(stream)
+        if state.computes_logits() {
+            state.read_argmax(stream)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Copies the step's residual stream from `earlier`, the GPU of the layers before
+    /// this state's, once its queued work has written it; returns without waiting.
+    pub(crate) fn take_residual(&mut self, earlier: &GpuBackend) -> Result<()> {
+        if earlier.state.layers.end != self.state.layers.start {
+            return Err(Error::InvalidArgument(format!(
+                "layers {:?} do not follow layers {:?}",
+                self.state.layers, earlier.state.layers
+            )));
+        }
+        earlier.handed_over.record(&earlier.stream)?;
+        self.stream.wait_for(&earlier.handed_over)?;
+        let values = self.state.step.n_tokens * self.state.shape.n_embd;
+        let x = Act::X as usize;
+        self.state.acts[x].copy_range_from(&self.stream, &earlier.state.acts[x], 0, 0, values)
+    }
+
+    /// Waits until every operation queued so far has finished.
+    pub(crate) fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize()
+    }
+
+    /// The layers this state runs.
+    pub fn layers(&self) -> Range<usize> {
+        self.state.layers.clone()
     }
 
     /// Turns decode graphs on (where the runtime has them) or off; they are on unless
@@ -420,7 +490,8 @@ impl GpuBackend {
     }
 
     /// The K and V rows of `slots` in every layer into `out` as stored, laid out as
-    /// [`crate::backend::BackendState::read_kv_rows`] describes: one copy per run of
+    /// [`crate::backend::BackendState::read_kv_rows`] describes, for the layers this state
+    /// holds (the rest of `out` is left as it is): one copy per run of
     /// consecutive slots (a cache block holds 16).
     pub fn read_kv_rows(&mut self, slots: &KvRowSlots<'_>, out: &mut [u8]) -> Result<()> {
         let (state, stream) = (&self.state, &self.stream);
@@ -433,6 +504,9 @@ impl GpuBackend {
             for cache in [k, v] {
                 let (rows, tail) = std::mem::take(&mut rest).split_at_mut(slots.len() * row);
                 rest = tail;
+                if !state.layers.contains(&layer) {
+                    continue; // another share's rows
+                }
                 for (first, slot, len) in slot_runs(slots) {
                     let run = &mut rows[first * row..(first + len) * row];
                     cache.copy_range_to_host(stream, slot as usize * row, run)?;
@@ -455,6 +529,9 @@ impl GpuBackend {
             for cache in [k, v] {
                 let (layer_rows, tail) = rest.split_at(slots.len() * row);
                 rest = tail;
+                if !state.layers.contains(&layer) {
+                    continue; // another share's rows
+                }
                 for (first, slot, len) in slot_runs(slots) {
                     let run = &layer_rows[first * row..(first + len) * row];
                     cache.copy_range_from_host(stream, slot as usize * row, run)?;
@@ -473,6 +550,11 @@ impl GpuBackend {
 }
 
 impl DeviceState {
+    /// Whether this state runs the model's last layer, and so its output head.
+    fn computes_logits(&self) -> bool {
+        self.layers.end == self.shape.n_layer
+    }
+
     /// Notes that `act` is about to be overwritten: its Q8 copy is stale from here.
     fn wrote(&mut self, act: Act) {
         if self.q8_of == Some(act) {
@@ -689,7 +771,7 @@ impl Backend for GpuStep<'_> {
                 let (src, dst) = (src as usize * block_bytes, dst as usize * block_bytes);
                 let caches = state.k_cache.iter_mut().zip(state.v_cache.iter_mut());
                 for (layer, (k, v)) in caches.enumerate() {
-                    if sizes.reads_window(layer) == window {
+                    if sizes.reads_window(layer) == window && state.layers.contains(&layer) {
                         k.copy_within(stream, src, dst, block_bytes)?;
                         v.copy_within(stream, src, dst, block_bytes)?;
                     }

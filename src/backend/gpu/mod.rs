@@ -25,6 +25,7 @@ pub mod devices;
 mod graph_step;
 pub mod kernels;
 pub mod ops;
+mod parts;
 pub mod result;
 pub mod safe;
 pub mod sys;
@@ -32,6 +33,7 @@ pub mod sys;
 pub use backend::{GpuBackend, GpuMatrix};
 pub use devices::{RuntimeReport, gpu_reports, runtimes};
 pub use graph_step::GraphStats;
+pub use parts::GpuParts;
 pub use result::{Driver, DriverError, DriverVersion, Unavailable};
 pub use safe::{
     Device, DeviceBuffer, DeviceCopy, DeviceFacts, Event, Function, Graph, KernelArg, KernelArgs,

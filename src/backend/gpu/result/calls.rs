@@ -257,6 +257,38 @@ impl Driver {
         self.check(self.names.memcpy_dtod_async, status)
     }
 
+    /// Copies `bytes` from `src` on one device to `dst` on another (`(handle, context)` of
+    /// each, the context from [`Driver::context_acquire`]), in `stream`'s order.
+    ///
+    /// # Safety
+    /// `src` and `dst` each hold `bytes` bytes on their devices and stay allocated until
+    /// the stream has finished the copy; `stream` is a live stream of the current device;
+    /// both contexts are retained.
+    pub unsafe fn memcpy_peer_async(
+        &self,
+        (dst, dst_device, dst_context): (DevicePtr, DeviceHandle, RawContext),
+        (src, src_device, src_context): (DevicePtr, DeviceHandle, RawContext),
+        bytes: usize,
+        stream: RawStream,
+    ) -> Result<(), DriverError> {
+        match &self.vendor_api {
+            VendorApi::Cuda(cuda) => {
+                // SAFETY: forwarded from the caller.
+                let status = unsafe {
+                    (cuda.memcpy_peer_async)(dst, dst_context, src, src_context, bytes, stream)
+                };
+                self.check("cuMemcpyPeerAsync", status)
+            }
+            VendorApi::Hip(hip) => {
+                // SAFETY: forwarded from the caller.
+                let status = unsafe {
+                    (hip.memcpy_peer_async)(dst, dst_device, src, src_device, bytes, stream)
+                };
+                self.check("hipMemcpyPeerAsync", status)
+            }
+        }
+    }
+
     /// # Safety
     /// `dst` holds `bytes` bytes on the stream's device until the stream has finished;
     /// `stream` is a live stream.

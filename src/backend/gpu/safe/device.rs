@@ -209,6 +209,12 @@ impl Device {
         self.run(calls).map(|()| true)
     }
 
+    /// The device's handle and context, for a call that names two devices (a copy
+    /// between them).
+    pub(crate) fn raw_parts(&self) -> (DeviceHandle, RawContext) {
+        (self.shared.handle, self.shared.context)
+    }
+
     pub(crate) fn tracker(&self) -> &MemoryTracker {
         &self.shared.tracker
     }

@@ -57,7 +57,17 @@ impl Event {
         self.raw
     }
 
-    pub(crate) fn check_device(&self, device: &Device) -> Result<()> {
+    pub(crate) fn check_runtime(&self, device: &Device) -> Result<()> {
+        if self.device.vendor() == device.vendor() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "the event belongs to another runtime's device".into(),
+            ))
+        }
+    }
+
+    fn check_device(&self, device: &Device) -> Result<()> {
         if self.device.same_device(device) {
             Ok(())
         } else {

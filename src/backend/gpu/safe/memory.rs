@@ -273,8 +273,10 @@ impl<T: DeviceCopy> DeviceBuffer<T> {
     }
 
     /// Copies elements `src_start..src_start + len` of `src` to `dst_start..` of this
-    /// buffer, in stream order; returns without waiting. `src` may not be this buffer
-    /// (see [`DeviceBuffer::copy_within`]).
+    /// buffer, in the order of `stream` (this buffer's device's); returns without
+    /// waiting. `src` may not be this buffer (see [`DeviceBuffer::copy_within`]); it may
+    /// be on another GPU of the same runtime, when `stream` already waits for the work
+    /// that writes it.
     pub fn copy_range_from(
         &mut self,
         stream: &Stream,
@@ -286,12 +288,35 @@ impl<T: DeviceCopy> DeviceBuffer<T> {
         self.check_range("copy_range_from destination", dst_start, len)?;
         src.check_range("copy_range_from source", src_start, len)?;
         self.check_stream(stream)?;
-        if !self.device.same_device(&src.device) {
+        if self.device.same_device(&src.device) {
+            return self.copy_bytes(stream, src.ptr, src_start, dst_start, len);
+        }
+        // From another GPU.
+        if self.device.vendor() != src.device.vendor() {
             return Err(Error::InvalidArgument(
-                "copy_range_from: the buffers are on different devices".into(),
+                "copy_range_from: the buffers are on GPUs of different runtimes".into(),
             ));
         }
-        self.copy_bytes(stream, src.ptr, src_start, dst_start, len)
+        if len == 0 {
+            return Ok(());
+        }
+        let element = size_of::<T>() as u64;
+        let from = src.ptr + src_start as u64 * element;
+        let to = self.ptr + dst_start as u64 * element;
+        let ((dst_handle, dst_context), (src_handle, src_context)) =
+            (self.device.raw_parts(), src.device.raw_parts());
+        let (bytes, raw) = (len * size_of::<T>(), stream.raw());
+        // SAFETY: both ranges lie inside live allocations (checked above) on two
+        // devices of one runtime whose contexts their `Device`s keep retained; the
+        // buffers stay allocated while the stream uses them, as in `copy_from_device`.
+        self.device.run(|driver| unsafe {
+            driver.memcpy_peer_async(
+                (to, dst_handle, dst_context),
+                (from, src_handle, src_context),
+                bytes,
+                raw,
+            )
+        })
     }
 
     /// Copies elements `src_start..src_start + len` to `dst_start..`, which must not

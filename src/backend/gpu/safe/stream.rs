@@ -42,11 +42,13 @@ impl Stream {
             .run(|driver| unsafe { driver.stream_synchronize(raw) })
     }
 
-    /// Makes work queued later on this stream wait until `event` has completed.
+    /// Makes work queued later on this stream wait until `event` has completed; the
+    /// event may be another GPU's of the same runtime.
     pub fn wait_for(&self, event: &Event) -> Result<()> {
-        event.check_device(&self.device)?;
+        event.check_runtime(&self.device)?;
         let (raw, event) = (self.raw, event.raw());
-        // SAFETY: both are live and on the same device (checked above).
+        // SAFETY: both are live and of one runtime (checked above), which lets a stream
+        // wait for any of its devices' events.
         self.device
             .run(|driver| unsafe { driver.stream_wait_event(raw, event) })
     }

@@ -1,12 +1,13 @@
 //! The few calls whose shape differs between the vendors: error strings (CUDA returns them
 //! through an out-parameter, HIP as the return value) and making a device current (CUDA
-//! binds a context to the thread, HIP a device ordinal), and CUDA's extensible launch.
+//! binds a context to the thread, HIP a device ordinal), copies between devices (CUDA
+//! names each side's context, HIP its ordinal), and CUDA's extensible launch.
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
 use libloading::Library;
 
-use super::{DeviceHandle, RawContext, RawFunction, RawStream, Status};
+use super::{DeviceHandle, DevicePtr, RawContext, RawFunction, RawStream, Status};
 
 pub enum VendorApi {
     Cuda(CudaApi),
@@ -21,6 +22,14 @@ pub struct CudaApi {
         unsafe extern "C" fn(context: *mut RawContext, device: DeviceHandle) -> Status,
     pub primary_ctx_release: unsafe extern "C" fn(device: DeviceHandle) -> Status,
     pub ctx_set_current: unsafe extern "C" fn(context: RawContext) -> Status,
+    pub memcpy_peer_async: unsafe extern "C" fn(
+        dst: DevicePtr,
+        dst_context: RawContext,
+        src: DevicePtr,
+        src_context: RawContext,
+        bytes: usize,
+        stream: RawStream,
+    ) -> Status,
     /// `cuLaunchKernelEx` (CUDA 11.8 and newer): a launch with attributes.
     pub launch_kernel_ex: Option<
         unsafe extern "C" fn(
@@ -75,6 +84,14 @@ pub struct HipApi {
     pub get_error_name: unsafe extern "C" fn(error: Status) -> *const c_char,
     pub get_error_string: unsafe extern "C" fn(error: Status) -> *const c_char,
     pub set_device: unsafe extern "C" fn(ordinal: c_int) -> Status,
+    pub memcpy_peer_async: unsafe extern "C" fn(
+        dst: DevicePtr,
+        dst_device: DeviceHandle,
+        src: DevicePtr,
+        src_device: DeviceHandle,
+        bytes: usize,
+        stream: RawStream,
+    ) -> Status,
 }
 
 /// Resolves one symbol as a `T`, or names it as missing.
@@ -101,6 +118,7 @@ impl CudaApi {
                 primary_ctx_retain: symbol(library, "cuDevicePrimaryCtxRetain")?,
                 primary_ctx_release: symbol(library, "cuDevicePrimaryCtxRelease_v2")?,
                 ctx_set_current: symbol(library, "cuCtxSetCurrent")?,
+                memcpy_peer_async: symbol(library, "cuMemcpyPeerAsync")?,
                 launch_kernel_ex: symbol(library, "cuLaunchKernelEx").ok(),
             })
         }
@@ -118,6 +136,7 @@ impl HipApi {
                 get_error_name: symbol(library, "hipGetErrorName")?,
                 get_error_string: symbol(library, "hipGetErrorString")?,
                 set_device: symbol(library, "hipSetDevice")?,
+                memcpy_peer_async: symbol(library, "hipMemcpyPeerAsync")?,
             })
         }
     }

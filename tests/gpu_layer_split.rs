@@ -1,0 +1,161 @@
+//! A model split by layers over several GPUs computes what it computes on one. The GPUs
+//! here are shares of one GPU named several times in the split, which exercises all of a
+//! layer split but the link between two physical GPUs: a device handle, allocation
+//! counters, stream and decode graph of each share, the residual stream handed over
+//! between them, the head on the last. The logits of every step (prefill batches through
+//! both product paths, then single-token steps replayed from graphs) must equal the
+//! single-GPU run's bit for bit: the shares run the same kernels on the same values.
+
+mod common;
+mod gpu_common;
+
+use std::sync::Arc;
+
+use common::tiny_model::engine::{Engine, LibraryEngine};
+use common::tiny_model::variants::variants;
+use common::tiny_model::vocabulary;
+use rocmforge::backend::{BackendState, ContextSizes, DeviceKind, KvType};
+use rocmforge::gguf::synthetic::{LlamaFileType, SyntheticLlama};
+use rocmforge::gguf::{GgufWriter, OwnedGguf};
+use rocmforge::model::{Model, Placement};
+
+/// The device list index of the first usable GPU.
+fn gpu_index() -> usize {
+    gpu_common::gpu();
+    rocmforge::backend::enumerate()
+        .iter()
+        .position(|d| d.kind != DeviceKind::Cpu && d.usable)
+        .expect("gpu() found a usable GPU")
+}
+
+/// `gguf` on the device list entries `devices` (one: no split), in proportion to
+/// `proportions` where given.
+fn model_on(gguf: Vec<u8>, devices: &[usize], proportions: Option<&[f32]>) -> Arc<Model> {
+    let placement = Placement::split(&rocmforge::backend::enumerate(), devices, proportions)
+        .expect("the devices can hold a split");
+    let file = OwnedGguf::from_buffer(gguf).expect("the model parses");
+    Arc::new(Model::from_gguf_on(file, placement).expect("the model loads"))
+}
+
+/// The logits of 88 teacher-forced positions: a 48-token prefill (the vendor BLAS path),
+/// an 8-token one (the integer kernels), then 32 single-token steps (a captured decode
+/// graph, replayed).
+fn teacher_forced(model: Arc<Model>) -> Vec<Vec<f64>> {
+    let mut engine = LibraryEngine::new(model);
+    let mut random = gpu_common::Random::new(17);
+    let mut token = || (random.next_u64() % vocabulary::N_TOKENS) as i32;
+    let mut batch = |n: usize| -> Vec<(i32, i32)> { (0..n).map(|_| (0, token())).collect() };
+    let mut logits = engine.decode(&batch(48));
+    logits.extend(engine.decode(&batch(8)));
+    for _ in 0..32 {
+        logits.extend(engine.decode(&batch(1)));
+    }
+    logits
+}
+
+fn assert_same_logits(split: &[Vec<f64>], single: &[Vec<f64>], what: &str) {
+    assert_eq!(split.len(), single.len());
+    for (position, (a, b)) in split.iter().zip(single).enumerate() {
+        let differ = a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits());
+        assert_eq!(
+            differ.count(),
+            0,
+            "{what}: position {position}'s logits differ from the single-GPU run's"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn every_tiny_model_split_in_two_gives_the_single_gpu_logits() {
+    let gpu = gpu_index();
+    let mut checked = 0;
+    for variant in variants().iter().filter(|v| v.spec.n_layer >= 2) {
+        let single = teacher_forced(model_on(variant.gguf(), &[gpu], None));
+        let split = teacher_forced(model_on(variant.gguf(), &[gpu, gpu], None));
+        assert_same_logits(&split, &single, &variant.name);
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} tiny models have two layers");
+}
+
+/// A SmolLM2-shaped model (30 layers, Q4_K_M's mix of Q4_K and Q6_K) as GGUF bytes.
+fn smollm2_shape() -> Vec<u8> {
+    let mut spec = SyntheticLlama::of_shape(vocabulary::N_TOKENS, [576, 30, 9, 3, 1536], 3);
+    spec.types = LlamaFileType::MostlyQ4KM.weight_types(spec.row_lengths(), true);
+    let mut writer = GgufWriter::new();
+    for (key, value) in vocabulary::metadata() {
+        writer.add_metadata(key, value).expect("tokenizer metadata");
+    }
+    spec.add_to(&mut writer).expect("a well-formed llama");
+    writer.to_bytes()
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn a_three_way_split_holds_each_share_on_its_device_and_frees_them_all() {
+    let gpu = gpu_index();
+    let single = model_on(smollm2_shape(), &[gpu], None);
+    let single_bytes = single.device().expect("on a GPU").memory_stats().live_bytes;
+    let single_logits = teacher_forced(single);
+
+    let split = model_on(smollm2_shape(), &[gpu, gpu, gpu], Some(&[1.0, 2.0, 1.0]));
+    let shares = split.gpu_shares();
+    let layers: Vec<_> = shares.iter().map(|(_, l)| l.clone()).collect();
+    assert_eq!(layers, vec![0..8, 8..23, 23..30]);
+    let devices: Vec<_> = shares.iter().map(|(d, _)| (*d).clone()).collect();
+    let weights: Vec<u64> = devices
+        .iter()
+        .map(|d| d.memory_stats().live_bytes)
+        .collect();
+    assert_eq!(
+        weights.iter().sum::<u64>(),
+        single_bytes,
+        "the shares {weights:?} hold the single GPU's weights between them"
+    );
+    // The middle share's 15 layers outweigh the first's 8 and the embedding.
+    assert!(weights[1] > weights[0], "{weights:?}");
+
+    // Each share's context state holds the K/V of its own layers only.
+    let sizes = ContextSizes {
+        n_slots: 256,
+        block_size: 16,
+        n_seq: 1,
+        n_batch: 64,
+        kv_type: KvType::F16,
+        window: None,
+    };
+    let shape = split.config().shape();
+    let state = split.new_backend(&sizes, 1).expect("a split context state");
+    let BackendState::Gpu(parts) = &state else {
+        panic!("a GPU model's state is on the GPU");
+    };
+    for (share, layers) in parts.shares().iter().zip(&layers) {
+        assert_eq!(share.layers(), *layers);
+        let kv = share.memory().kv_bytes;
+        assert_eq!(u128::from(kv), sizes.kv_bytes_of(&shape, layers.clone()));
+    }
+    drop(state);
+
+    assert_same_logits(
+        &teacher_forced(split),
+        &single_logits,
+        "SmolLM2 shape Q4_K_M over three shares",
+    );
+    devices.iter().for_each(gpu_common::assert_all_freed);
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn a_split_with_more_devices_than_layers_is_refused() {
+    let gpu = gpu_index();
+    let variant = variants()
+        .into_iter()
+        .find(|v| v.spec.n_layer == 1)
+        .expect("a one-layer tiny model");
+    let placement = Placement::split(&rocmforge::backend::enumerate(), &[gpu, gpu], None)
+        .expect("two shares of one GPU");
+    let file = OwnedGguf::from_buffer(variant.gguf()).expect("the model parses");
+    let err = Model::from_gguf_on(file, placement).err().expect("refused");
+    assert!(err.to_string().contains("at least one layer"), "{err}");
+}
