@@ -455,9 +455,14 @@ static __device__ void attention_token(
         prefetch_row<Kv>(k_cache, row, hd);
         prefetch_row<Kv>(v_cache, row, hd);
     }
+    // The fused RoPE's turn of this thread's pair depends on the position only: also
+    // worked out before the wait.
+    const bool fused = rope.k_new != nullptr;
+    const PairTurn own_turn =
+        fused && threadIdx.x < rope.rope_dims / 2 ? pair_turn(p, threadIdx.x, rope.theta_scale)
+                                                   : PairTurn{1.0f, 0.0f};
     rf_grid_dependency_sync();
     const uint64_t out_at = token * q_dim + (uint64_t)head * hd;
-    const bool fused = rope.k_new != nullptr;
     const uint64_t own_at = (uint64_t)token * kv_dim + (uint64_t)kv_head * hd;
 
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
@@ -468,9 +473,10 @@ static __device__ void attention_token(
     }
     __syncthreads();
     if (fused) {
-        rope_head(q_s, p, rope.rope_dims, rope.theta_scale, rope.neox, threadIdx.x, blockDim.x);
-        rope_head(own_k, p, rope.rope_dims, rope.theta_scale, rope.neox, threadIdx.x,
-                  blockDim.x);
+        rope_head_turned(q_s, own_turn, p, rope.rope_dims, rope.theta_scale, rope.neox,
+                         threadIdx.x, blockDim.x);
+        rope_head_turned(own_k, own_turn, p, rope.rope_dims, rope.theta_scale, rope.neox,
+                         threadIdx.x, blockDim.x);
         __syncthreads();
         const uint32_t own_slot = rope.write_slot[token];
         if (own_slot < n_slots) {
@@ -517,9 +523,10 @@ static __device__ void attention_token(
             acc[j] *= alpha;
         }
         // Each key's V row, weighted. Without a branch, so the loads of several keys are
-        // in flight together; a hidden key's row reads as zeros (its weight is 0, and a
-        // stale value must not make 0 * NaN).
-#pragma unroll 8
+        // in flight together (16 keys' rows: still two blocks an SM on sm_90); a hidden
+        // key's row reads as zeros (its weight is 0, and a stale value must not make
+        // 0 * NaN).
+#pragma unroll 16
         for (int k = 0; k < warp; ++k) {
             const float wk = rf_shfl(weight, k);
             const uint32_t key_slot = __float_as_uint(rf_shfl(__uint_as_float(slot), k));

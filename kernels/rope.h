@@ -14,12 +14,16 @@
 #include "compat.h"
 #include "ggml_blocks.h"
 
-// x = (x0, x1) rotated by theta: (x0 cos - x1 sin, x0 sin + x1 cos).
-RF_DEVICE void rotate(float *x0, float *x1, float theta) {
-    const float c = cosf(theta), s = sinf(theta);
+// The cosine and sine of one pair's angle.
+struct PairTurn {
+    float c, s;
+};
+
+// x = (x0, x1) rotated by the turn: (x0 cos - x1 sin, x0 sin + x1 cos).
+RF_DEVICE void rotate_by(float *x0, float *x1, PairTurn turn) {
     const float a = *x0, b = *x1;
-    *x0 = rf_mul(a, c) - rf_mul(b, s);
-    *x1 = rf_mul(a, s) + rf_mul(b, c);
+    *x0 = rf_mul(a, turn.c) - rf_mul(b, turn.s);
+    *x1 = rf_mul(a, turn.s) + rf_mul(b, turn.c);
 }
 
 // The angle of pair i at position pos, by the CPU's sequence of multiplications.
@@ -29,6 +33,12 @@ RF_DEVICE float pair_angle(int32_t pos, uint32_t i, float theta_scale) {
         theta *= theta_scale;
     }
     return theta;
+}
+
+// The turn of pair i at position pos.
+RF_DEVICE PairTurn pair_turn(int32_t pos, uint32_t i, float theta_scale) {
+    const float theta = pair_angle(pos, i, theta_scale);
+    return PairTurn{cosf(theta), sinf(theta)};
 }
 
 // The offsets within a head of the two elements of pair i.
@@ -45,6 +55,20 @@ RF_DEVICE void rope_head(float *head, int32_t pos, uint32_t rope_dims, float the
     for (uint32_t i = tid; i < n_pairs; i += n_threads) {
         uint32_t a, b;
         pair_offsets(i, n_pairs, neox, &a, &b);
-        rotate(&head[a], &head[b], pair_angle(pos, i, theta_scale));
+        rotate_by(&head[a], &head[b], pair_turn(pos, i, theta_scale));
+    }
+}
+
+// rope_head with the turn of pair tid worked out beforehand (`own`, from pair_turn(pos,
+// tid, theta_scale)), so a kernel can take that chain of multiplications and cosf/sinf off
+// its critical path; pairs past n_threads, if any, work theirs out here.
+RF_DEVICE void rope_head_turned(float *head, PairTurn own, int32_t pos, uint32_t rope_dims,
+                                float theta_scale, uint32_t neox, uint32_t tid,
+                                uint32_t n_threads) {
+    const uint32_t n_pairs = rope_dims / 2;
+    for (uint32_t i = tid; i < n_pairs; i += n_threads) {
+        uint32_t a, b;
+        pair_offsets(i, n_pairs, neox, &a, &b);
+        rotate_by(&head[a], &head[b], i == tid ? own : pair_turn(pos, i, theta_scale));
     }
 }
