@@ -36,7 +36,7 @@ pub use graph_step::GraphStats;
 pub use parts::GpuParts;
 pub use result::{Driver, DriverError, DriverVersion, Unavailable};
 pub use safe::{
-    Device, DeviceBuffer, DeviceCopy, DeviceFacts, Event, Function, Graph, KernelArg, KernelArgs,
-    LaunchConfig, MemoryInfo, MemoryStats, Module, Stream,
+    Communicators, Device, DeviceBuffer, DeviceCopy, DeviceFacts, Event, Function, Graph,
+    KernelArg, KernelArgs, LaunchConfig, MemoryInfo, MemoryStats, Module, Stream,
 };
 pub use sys::Vendor;

@@ -7,7 +7,8 @@ use std::sync::{Mutex, PoisonError};
 use super::super::sys::blas::{
     self, BLAS_SUCCESS, BlasApi, BlasStatus, RawBlasHandle, StatusText, blas_name,
 };
-use super::super::sys::{self, DevicePtr, RawStream, Vendor};
+use super::super::sys::{DevicePtr, RawStream, Vendor};
+use super::open_library;
 use crate::error::{Error, Result};
 
 /// An opened vendor BLAS. Lives for the rest of the process (a vendor library is never
@@ -64,33 +65,12 @@ impl BlasLibrary {
     /// The first of `candidates` that opens, as `vendor`'s BLAS. Not cached: tests use it
     /// to point at libraries that are missing or are not a BLAS.
     pub fn load_from(vendor: Vendor, candidates: &[String]) -> Result<&'static BlasLibrary> {
-        let name = blas_name(vendor);
-        let opened = sys::open_first(candidates).map_err(|tried| {
-            let first = tried
-                .first()
-                .map(|(path, reason)| format!("; {path}: {reason}"))
-                .unwrap_or_default();
-            Error::Device(format!(
-                "{name} not found: tried {} places ({}){first}",
-                tried.len(),
-                candidates.join(", ")
-            ))
+        let (path, api) = open_library(blas_name(vendor), candidates, Error::Device, |library| {
+            // SAFETY: the library was found under the vendor's BLAS name, so its symbols
+            // have the signatures the table declares; `open_library` keeps it loaded.
+            unsafe { BlasApi::load(library, vendor) }
         })?;
-        // SAFETY: the library was found under the vendor's BLAS name, so its symbols have
-        // the signatures the table declares; it is never unloaded (forgotten below).
-        let api = unsafe { BlasApi::load(&opened.library, vendor) }.map_err(|symbol| {
-            Error::Device(format!(
-                "{name} {} lacks the entry point {symbol}: it is too old or not {name}",
-                opened.path
-            ))
-        })?;
-        // The function pointers above point into the library: keep it mapped for good.
-        std::mem::forget(opened.library);
-        Ok(Box::leak(Box::new(BlasLibrary {
-            vendor,
-            path: opened.path,
-            api,
-        })))
+        Ok(Box::leak(Box::new(BlasLibrary { vendor, path, api })))
     }
 
     /// The library name or path that was opened.

@@ -4,14 +4,18 @@
 
 mod blas;
 mod calls;
+mod collectives;
 mod error;
 mod version;
 
 use std::ffi::{CStr, c_char};
+
+use libloading::Library;
 use std::sync::{Mutex, PoisonError};
 
 pub use blas::{BlasLibrary, RawGemm};
 pub use calls::Dim3;
+pub use collectives::CollectiveLibrary;
 pub use error::{DriverError, ErrorKind, Unavailable};
 pub use version::DriverVersion;
 
@@ -210,4 +214,35 @@ fn text(ptr: *const c_char, fallback: &str) -> String {
     unsafe { CStr::from_ptr(ptr) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// Opens the first of `candidates` as the library `name` (a vendor BLAS or collectives
+/// library) and resolves its table with `resolve`; the library then stays mapped for
+/// good, as the table points into it. The error (made by `kind`) names every place tried,
+/// or the entry point the library lacks.
+fn open_library<T>(
+    name: &str,
+    candidates: &[String],
+    kind: fn(String) -> crate::error::Error,
+    resolve: impl FnOnce(&Library) -> Result<T, &'static str>,
+) -> crate::error::Result<(String, T)> {
+    let opened = sys::open_first(candidates).map_err(|tried| {
+        let first = tried
+            .first()
+            .map(|(path, reason)| format!("; {path}: {reason}"))
+            .unwrap_or_default();
+        kind(format!(
+            "{name} not found: tried {} places ({}){first}",
+            tried.len(),
+            candidates.join(", ")
+        ))
+    })?;
+    let table = resolve(&opened.library).map_err(|symbol| {
+        kind(format!(
+            "{name} {} lacks the entry point {symbol}: it is too old or not {name}",
+            opened.path
+        ))
+    })?;
+    std::mem::forget(opened.library);
+    Ok((opened.path, table))
 }

@@ -2,6 +2,7 @@
 //! that release what they hold when they drop.
 
 mod blas;
+mod collectives;
 mod device;
 mod event;
 mod graph;
@@ -13,6 +14,7 @@ mod stream;
 mod tracker;
 
 pub use blas::{Blas, GemmShape};
+pub use collectives::Communicators;
 pub use device::{Device, DeviceFacts, MemoryInfo};
 pub use event::Event;
 pub use graph::Graph;

@@ -8,6 +8,7 @@
 
 mod api;
 pub mod blas;
+pub mod collectives;
 pub mod constants;
 mod library;
 mod vendor_api;

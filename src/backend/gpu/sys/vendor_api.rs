@@ -98,7 +98,10 @@ pub struct HipApi {
 ///
 /// # Safety
 /// `T` must be the symbol's function-pointer type and the library must stay loaded.
-unsafe fn symbol<T: Copy>(library: &Library, name: &'static str) -> Result<T, &'static str> {
+pub(super) unsafe fn symbol<T: Copy>(
+    library: &Library,
+    name: &'static str,
+) -> Result<T, &'static str> {
     // SAFETY: forwarded from the caller; the library is never unloaded (see `library.rs`).
     unsafe { library.get::<T>(name.as_bytes()) }
         .map(|s| *s)
