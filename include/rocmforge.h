@@ -240,6 +240,11 @@ typedef struct rf_model_params {
   // `n_devices` positive numbers: how much of the model each device takes. NULL: in
   // proportion to each GPU's free memory.
   const float *split_proportions;
+  // The most memory the model and its contexts may allocate on each GPU they use, in
+  // bytes (weights, KV caches, activations; not the vendor libraries' workspaces or
+  // the kernels' code); 0 = no limit but the GPU's. A load or context that needs more
+  // is `RF_ERR_DEVICE_OUT_OF_MEMORY`, so a host can keep the rest for itself.
+  uint64_t device_memory_limit;
 } rf_model_params;
 
 typedef struct rf_memory_estimate {

@@ -5,6 +5,8 @@
 //! between them, the head on the last. The logits of every step (prefill batches through
 //! both product paths, then single-token steps replayed from graphs) must equal the
 //! single-GPU run's bit for bit: the shares run the same kernels on the same values.
+//! A memory limit per GPU (`Placement::with_memory_limit`) that one GPU cannot hold the
+//! model under is met by two shares.
 
 mod common;
 mod gpu_common;
@@ -15,6 +17,7 @@ use common::tiny_model::engine::{Engine, LibraryEngine};
 use common::tiny_model::variants::variants;
 use common::tiny_model::vocabulary;
 use rocmforge::backend::{BackendState, ContextSizes, DeviceKind, KvType};
+use rocmforge::error::Error;
 use rocmforge::gguf::synthetic::{LlamaFileType, SyntheticLlama};
 use rocmforge::gguf::{GgufWriter, OwnedGguf};
 use rocmforge::model::{Model, Placement};
@@ -158,4 +161,50 @@ fn a_split_with_more_devices_than_layers_is_refused() {
     let file = OwnedGguf::from_buffer(variant.gguf()).expect("the model parses");
     let err = Model::from_gguf_on(file, placement).err().expect("refused");
     assert!(err.to_string().contains("at least one layer"), "{err}");
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn a_model_past_one_gpus_memory_limit_loads_and_runs_split_over_two() {
+    let gpu = gpu_index();
+    let single = model_on(smollm2_shape(), &[gpu], None);
+    let weights = single.device().expect("on a GPU").memory_stats().live_bytes;
+    let single_logits = teacher_forced(single);
+    // Six tenths of the weights: more than a half share and its context state need,
+    // less than the whole model.
+    let limit = weights * 6 / 10;
+    let limited = |devices: &[usize]| {
+        let placement = Placement::split(&rocmforge::backend::enumerate(), devices, None)
+            .expect("the devices can hold a split")
+            .with_memory_limit(Some(limit));
+        let file = OwnedGguf::from_buffer(smollm2_shape()).expect("the model parses");
+        Model::from_gguf_on(file, placement)
+    };
+    let err = limited(&[gpu])
+        .err()
+        .expect("one GPU cannot hold the model");
+    let text = err.to_string();
+    assert!(matches!(err, Error::DeviceOutOfMemory(_)), "{text}");
+    assert!(text.contains("would pass the limit"), "{text}");
+
+    let split = Arc::new(limited(&[gpu, gpu]).expect("two shares fit under the limit"));
+    let devices: Vec<_> = split
+        .gpu_shares()
+        .iter()
+        .map(|(d, _)| (*d).clone())
+        .collect();
+    assert_same_logits(
+        &teacher_forced(Arc::clone(&split)),
+        &single_logits,
+        "SmolLM2 shape Q4_K_M over two shares under a limit",
+    );
+    for device in &devices {
+        let peak = device.memory_stats().peak_bytes;
+        assert!(
+            peak <= limit,
+            "a share peaked at {peak} bytes, past {limit}"
+        );
+    }
+    drop(split);
+    devices.iter().for_each(gpu_common::assert_all_freed);
 }

@@ -36,6 +36,12 @@ pub struct DeviceReport {
 impl DeviceReport {
     /// Opens the GPU this entry describes.
     pub fn open(&self) -> Result<Device> {
+        self.open_with_limit(None)
+    }
+
+    /// Opens the GPU this entry describes, its buffers held under `limit` bytes (see
+    /// [`Device::open_with_limit`]).
+    pub fn open_with_limit(&self, limit: Option<u64>) -> Result<Device> {
         let vendor = match self.kind {
             DeviceKind::Hip => Vendor::Hip,
             DeviceKind::Cuda => Vendor::Cuda,
@@ -43,7 +49,7 @@ impl DeviceReport {
                 return Err(Error::InvalidArgument("the CPU is not a GPU device".into()));
             }
         };
-        Device::open(vendor, self.ordinal)
+        Device::open_with_limit(vendor, self.ordinal, limit)
     }
 }
 

@@ -66,6 +66,11 @@ pub struct rf_model_params {
     /// `n_devices` positive numbers: how much of the model each device takes. NULL: in
     /// proportion to each GPU's free memory.
     pub split_proportions: *const f32,
+    /// The most memory the model and its contexts may allocate on each GPU they use, in
+    /// bytes (weights, KV caches, activations; not the vendor libraries' workspaces or
+    /// the kernels' code); 0 = no limit but the GPU's. A load or context that needs more
+    /// is `RF_ERR_DEVICE_OUT_OF_MEMORY`, so a host can keep the rest for itself.
+    pub device_memory_limit: u64,
 }
 
 versioned_struct!(rf_model_params {
@@ -82,7 +87,8 @@ versioned_struct!(rf_model_params {
     devices,
     n_devices,
     split_mode,
-    split_proportions
+    split_proportions,
+    device_memory_limit
 });
 
 /// A loaded model. Immutable: any number of threads and contexts may share it. Contexts
@@ -157,6 +163,7 @@ pub extern "C" fn rf_model_default_params() -> rf_model_params {
         n_devices: 0,
         split_mode: RF_SPLIT_LAYER,
         split_proportions: std::ptr::null(),
+        device_memory_limit: 0,
     }
 }
 
@@ -239,13 +246,24 @@ fn progress(params: &rf_model_params, fraction: f32) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The devices `params` select (see [`devices_of`]), under its memory limit.
+///
+/// # Safety
+/// As for [`devices_of`].
+pub(super) unsafe fn choose_devices(params: &rf_model_params) -> Result<Placement, Failure> {
+    let limit = (params.device_memory_limit != 0).then_some(params.device_memory_limit);
+    // SAFETY: forwarded from the caller.
+    let placement = unsafe { devices_of(params)? };
+    Ok(placement.with_memory_limit(limit))
+}
+
 /// The devices `params` select: `device` (`RF_DEVICE_AUTO` or an index), or the layer
 /// split over `devices`.
 ///
 /// # Safety
 /// `params.devices` and `params.split_proportions` NULL or readable for `n_devices`
 /// values each.
-pub(super) unsafe fn choose_devices(params: &rf_model_params) -> Result<Placement, Failure> {
+unsafe fn devices_of(params: &rf_model_params) -> Result<Placement, Failure> {
     let index = |index: i32| {
         usize::try_from(index).map_err(|_| {
             Failure::new(

@@ -52,9 +52,15 @@ struct DeviceModel {
 }
 
 impl DeviceModel {
-    /// Opens `placed`'s GPU and uploads the weights of `layers` there.
-    fn load(placed: &PlacedDevice, host: &HostWeights<'_>, layers: Range<usize>) -> Result<Self> {
-        let device = placed.device.open()?;
+    /// Opens `placed`'s GPU, its buffers held under `limit` bytes, and uploads the
+    /// weights of `layers` there.
+    fn load(
+        placed: &PlacedDevice,
+        limit: Option<u64>,
+        host: &HostWeights<'_>,
+        layers: Range<usize>,
+    ) -> Result<Self> {
+        let device = placed.device.open_with_limit(limit)?;
         let stream = Stream::new(&device)?;
         let ops = Arc::new(GpuOps::load(&device)?);
         let weights = host.upload(&stream, &ops, layers.clone())?;
@@ -103,7 +109,8 @@ impl Model {
                     .iter()
                     .zip(shares)
                     .map(|(placed, layers)| {
-                        DeviceModel::load(placed, host.borrow_dependent(), layers)
+                        let limit = placement.memory_limit();
+                        DeviceModel::load(placed, limit, host.borrow_dependent(), layers)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Weights::Device(parts)

@@ -23,6 +23,8 @@ pub struct Placement {
     /// How much of the layers each device takes, where the host said; otherwise in
     /// proportion to each GPU's free memory.
     proportions: Option<Vec<f64>>,
+    /// The most device memory the model and its contexts may allocate on each GPU.
+    memory_limit: Option<u64>,
 }
 
 impl Placement {
@@ -35,6 +37,7 @@ impl Placement {
         Placement {
             devices: vec![PlacedDevice { index, device }],
             proportions: None,
+            memory_limit: None,
         }
     }
 
@@ -103,7 +106,23 @@ impl Placement {
         Ok(Placement {
             devices: placed,
             proportions,
+            memory_limit: None,
         })
+    }
+
+    /// The same placement with the buffers the model and its contexts allocate on each
+    /// GPU held under `limit` bytes (the weights, K/V caches, activations; not the vendor
+    /// libraries' workspaces or the kernels' code): a load or context that needs more
+    /// fails with `DeviceOutOfMemory`, leaving memory for the host's own use.
+    pub fn with_memory_limit(self, limit: Option<u64>) -> Placement {
+        Placement {
+            memory_limit: limit,
+            ..self
+        }
+    }
+
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 
     /// The device of the first layers: the only one, unless the layers are split.

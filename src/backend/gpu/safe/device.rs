@@ -111,6 +111,14 @@ impl Drop for DeviceShared {
 impl Device {
     /// Opens device `ordinal` of `vendor`'s runtime, loading the runtime on first use.
     pub fn open(vendor: Vendor, ordinal: usize) -> Result<Device> {
+        Device::open_with_limit(vendor, ordinal, None)
+    }
+
+    /// [`Device::open`], with the buffers allocated through this handle (and its clones)
+    /// held under `limit` bytes in all: an allocation that would pass it fails with
+    /// [`Error::DeviceOutOfMemory`]. The vendor libraries' own workspaces and the
+    /// kernels' code are not counted.
+    pub fn open_with_limit(vendor: Vendor, ordinal: usize, limit: Option<u64>) -> Result<Device> {
         let driver = Driver::load(vendor)?;
         if ordinal >= driver.device_count() {
             return Err(Error::InvalidArgument(format!(
@@ -126,7 +134,7 @@ impl Device {
                 handle,
                 context,
                 facts,
-                tracker: MemoryTracker::default(),
+                tracker: MemoryTracker::with_limit(limit),
                 lost: OnceLock::new(),
             }),
         })

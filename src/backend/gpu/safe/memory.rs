@@ -100,9 +100,20 @@ impl Device {
                     "{reserved} bytes of device memory: injected failure"
                 )));
             }
+            let tracker = self.tracker();
+            if !tracker.try_reserve(reserved as u64) {
+                return Err(Error::DeviceOutOfMemory(format!(
+                    "{reserved} bytes of device memory would pass the limit of {} bytes set \
+                     for {self:?} ({} in use)",
+                    tracker.limit().unwrap_or(u64::MAX),
+                    tracker.stats().live_bytes
+                )));
+            }
             // SAFETY: `run` made the device current; the buffer below owns the result.
-            let ptr = self.run(|driver| unsafe { driver.mem_alloc(reserved) })?;
-            self.tracker().record_alloc(reserved as u64);
+            let ptr = self
+                .run(|driver| unsafe { driver.mem_alloc(reserved) })
+                .inspect_err(|_| tracker.cancel_reservation(reserved as u64))?;
+            tracker.record_alloc();
             ptr
         };
         Ok(DeviceBuffer {
