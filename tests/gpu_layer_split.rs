@@ -208,3 +208,37 @@ fn a_model_past_one_gpus_memory_limit_loads_and_runs_split_over_two() {
     drop(split);
     devices.iter().for_each(gpu_common::assert_all_freed);
 }
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn a_share_that_fails_to_load_frees_what_the_others_were_given() {
+    let gpu = gpu_index();
+    let probe = gpu_common::gpu();
+    let weights = {
+        let single = model_on(smollm2_shape(), &[gpu], None);
+        single.device().expect("on a GPU").memory_stats().live_bytes
+    };
+    // The first share (a fifth of the layers) fits under the limit; the second (the
+    // rest) does not, so the load fails after the first share was uploaded.
+    let placement = Placement::split(
+        &rocmforge::backend::enumerate(),
+        &[gpu, gpu],
+        Some(&[1.0, 4.0]),
+    )
+    .expect("two shares of one GPU")
+    .with_memory_limit(Some(weights / 2));
+    let free_before = probe.memory_info().expect("free memory").free_bytes;
+    let file = OwnedGguf::from_buffer(smollm2_shape()).expect("the model parses");
+    let err = Model::from_gguf_on(file, placement)
+        .err()
+        .expect("the second share fails");
+    assert!(matches!(err, Error::DeviceOutOfMemory(_)), "{err}");
+    let free_after = probe.memory_info().expect("free memory").free_bytes;
+    // The first share's weights (several MiB) are back; the runtime's own bookkeeping
+    // may move by less than a MiB.
+    assert!(
+        free_after + (1 << 20) >= free_before,
+        "{} bytes of the GPU stayed taken after the failed load",
+        free_before - free_after
+    );
+}
