@@ -308,12 +308,15 @@ typedef struct rf_model_description {
   uint32_t n_layer;
   uint32_t n_head;
   uint32_t n_head_kv;
-  // The device that holds the weights and runs the forward pass: its index for
-  // `rf_device_info` (0 = CPU).
+  // The device that holds the weights and runs the forward pass (of the first layers,
+  // under a layer split): its index for `rf_device_info` (0 = CPU).
   int32_t device;
   // Bytes of weights held in that device's memory (0 on the CPU, which reads the
-  // file's mapping in place).
+  // file's mapping in place); under a layer split, on every GPU together.
   uint64_t device_bytes;
+  // The devices the layers are split over: 1 unless loaded with several `devices`;
+  // `rf_model_share_info` describes each. 0 for a `vocab_only` model.
+  uint32_t n_shares;
 } rf_model_description;
 
 typedef struct rf_sampler_params {
@@ -341,6 +344,25 @@ typedef struct rf_sampler_params {
   const char *grammar;
   size_t grammar_len;
 } rf_sampler_params;
+
+typedef struct rf_model_share {
+  // Set by the caller to `sizeof(rf_model_share)` before the call.
+  uint32_t struct_size;
+  // The device's index for `rf_device_info` (0 = CPU).
+  int32_t device;
+  // The layers this share runs: `first_layer` to `first_layer + n_layers - 1`.
+  uint32_t first_layer;
+  uint32_t n_layers;
+  // The share's weights in the device's memory (0 on the CPU, which reads the file's
+  // mapping in place).
+  uint64_t weights_bytes;
+  // What the model and its contexts hold on the device for this share now: its
+  // weights, and each context's KV cache for these layers and working buffers (0 on
+  // the CPU; `rf_context_memory` reports a context's host memory).
+  uint64_t device_bytes;
+  // The most `device_bytes` has been since the model was loaded.
+  uint64_t peak_device_bytes;
+} rf_model_share;
 
 #ifdef __cplusplus
 extern "C" {
@@ -698,6 +720,16 @@ enum rf_status rf_sampler_sample(struct rf_sampler *sampler,
 // # Safety
 // `sampler` must be live.
 enum rf_status rf_sampler_reset(struct rf_sampler *sampler);
+
+// Describes share `index` (below `rf_model_description.n_shares`) of a model. Set
+// `info->struct_size = sizeof(rf_model_share)` first. An index past the last share is
+// `RF_ERR_INVALID_ARGUMENT`, as is a model loaded with `vocab_only`.
+//
+// # Safety
+// `model` must be a live model; `info` must point to a writable `rf_model_share`.
+enum rf_status rf_model_share_info(const struct rf_model *model,
+                                   size_t index,
+                                   struct rf_model_share *info);
 
 // The size in bytes of `rf_state_seq_save`'s blob for `seq` as it is now.
 //

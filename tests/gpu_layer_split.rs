@@ -16,8 +16,14 @@ use std::sync::Arc;
 use common::tiny_model::engine::{Engine, LibraryEngine};
 use common::tiny_model::variants::variants;
 use common::tiny_model::vocabulary;
+use rocmforge::backend::gpu::Device;
 use rocmforge::backend::{BackendState, ContextSizes, DeviceKind, KvType};
 use rocmforge::error::Error;
+use rocmforge::ffi::{
+    rf_context_default_params, rf_context_free, rf_context_new, rf_context_params, rf_model,
+    rf_model_default_params, rf_model_description, rf_model_free, rf_model_info,
+    rf_model_load_from_memory, rf_model_params, rf_model_share, rf_model_share_info, rf_status,
+};
 use rocmforge::gguf::synthetic::{LlamaFileType, SyntheticLlama};
 use rocmforge::gguf::{GgufWriter, OwnedGguf};
 use rocmforge::model::{Model, Placement};
@@ -54,6 +60,15 @@ fn teacher_forced(model: Arc<Model>) -> Vec<Vec<f64>> {
         logits.extend(engine.decode(&batch(1)));
     }
     logits
+}
+
+/// A handle of each share's GPU, whose counters outlive the model.
+fn share_devices(model: &Model) -> Vec<Device> {
+    model
+        .shares()
+        .iter()
+        .map(|s| s.device.expect("a GPU share").clone())
+        .collect()
 }
 
 fn assert_same_logits(split: &[Vec<f64>], single: &[Vec<f64>], what: &str) {
@@ -103,14 +118,27 @@ fn a_three_way_split_holds_each_share_on_its_device_and_frees_them_all() {
     let single_logits = teacher_forced(single);
 
     let split = model_on(smollm2_shape(), &[gpu, gpu, gpu], Some(&[1.0, 2.0, 1.0]));
-    let shares = split.gpu_shares();
-    let layers: Vec<_> = shares.iter().map(|(_, l)| l.clone()).collect();
+    let shares = split.shares();
+    let layers: Vec<_> = shares.iter().map(|s| s.layers.clone()).collect();
     assert_eq!(layers, vec![0..8, 8..23, 23..30]);
-    let devices: Vec<_> = shares.iter().map(|(d, _)| (*d).clone()).collect();
+    let devices = share_devices(&split);
     let weights: Vec<u64> = devices
         .iter()
         .map(|d| d.memory_stats().live_bytes)
         .collect();
+    // What each share reports is what its device holds, but for the rounding of each
+    // allocation to 16 bytes.
+    for (share, device) in shares.iter().zip(&devices) {
+        let held = device.memory_stats();
+        let rounding = 16 * held.live_allocations;
+        assert!(
+            share.weights_bytes <= held.live_bytes
+                && held.live_bytes <= share.weights_bytes + rounding,
+            "layers {:?}: reported {}, held {held:?}",
+            share.layers,
+            share.weights_bytes
+        );
+    }
     assert_eq!(
         weights.iter().sum::<u64>(),
         single_bytes,
@@ -188,11 +216,7 @@ fn a_model_past_one_gpus_memory_limit_loads_and_runs_split_over_two() {
     assert!(text.contains("would pass the limit"), "{text}");
 
     let split = Arc::new(limited(&[gpu, gpu]).expect("two shares fit under the limit"));
-    let devices: Vec<_> = split
-        .gpu_shares()
-        .iter()
-        .map(|(d, _)| (*d).clone())
-        .collect();
+    let devices = share_devices(&split);
     assert_same_logits(
         &teacher_forced(Arc::clone(&split)),
         &single_logits,
@@ -241,4 +265,79 @@ fn a_share_that_fails_to_load_frees_what_the_others_were_given() {
         "{} bytes of the GPU stayed taken after the failed load",
         free_before - free_after
     );
+}
+
+/// Share `index` of `model` through the C ABI.
+fn share_info(model: *const rf_model, index: usize) -> rf_model_share {
+    // SAFETY: all-zero bytes are a valid rf_model_share.
+    let mut share: rf_model_share = unsafe { std::mem::zeroed() };
+    share.struct_size = size_of::<rf_model_share>() as u32;
+    // SAFETY: a live model and a writable share.
+    let status = unsafe { rf_model_share_info(model, index, &mut share) };
+    assert_eq!(status, rf_status::RF_OK, "{}", common::ffi::last_error());
+    share
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn the_c_abi_reports_each_share_and_its_contexts_memory() {
+    let gpu = i32::try_from(gpu_index()).expect("a small device index");
+    let bytes: &'static [u8] = Box::leak(smollm2_shape().into_boxed_slice());
+    let devices = [gpu, gpu];
+    let params = rf_model_params {
+        devices: devices.as_ptr(),
+        n_devices: devices.len(),
+        ..rf_model_default_params()
+    };
+    let mut model = std::ptr::null_mut();
+    // SAFETY: the bytes live for the whole process; valid params (`devices` outlives the
+    // call) and out-pointer.
+    let status = unsafe {
+        rf_model_load_from_memory(bytes.as_ptr().cast(), bytes.len(), &params, &mut model)
+    };
+    assert_eq!(status, rf_status::RF_OK, "{}", common::ffi::last_error());
+    // SAFETY: all-zero bytes are a valid rf_model_description.
+    let mut description: rf_model_description = unsafe { std::mem::zeroed() };
+    description.struct_size = size_of::<rf_model_description>() as u32;
+    // SAFETY: a live model and a writable description.
+    assert_eq!(
+        unsafe { rf_model_info(model, &mut description) },
+        rf_status::RF_OK
+    );
+    assert_eq!((description.n_shares, description.device), (2, gpu));
+
+    let loaded = [share_info(model, 0), share_info(model, 1)];
+    let layers: Vec<_> = loaded.iter().map(|s| (s.first_layer, s.n_layers)).collect();
+    assert_eq!(layers, [(0, 15), (15, 15)]);
+    assert!(
+        loaded
+            .iter()
+            .all(|s| s.device == gpu && s.weights_bytes > 0)
+    );
+    let weights: u64 = loaded.iter().map(|s| s.weights_bytes).sum();
+    assert_eq!(weights, description.device_bytes);
+
+    // A context's KV cache and buffers land on both shares' counts.
+    let ctx_params = rf_context_params {
+        n_ctx: 1024,
+        ..rf_context_default_params()
+    };
+    let mut ctx = std::ptr::null_mut();
+    // SAFETY: a live model, valid params and out-pointer.
+    let status = unsafe { rf_context_new(model, &ctx_params, &mut ctx) };
+    assert_eq!(status, rf_status::RF_OK, "{}", common::ffi::last_error());
+    let with_context = [share_info(model, 0), share_info(model, 1)];
+    for (before, after) in loaded.iter().zip(&with_context) {
+        assert!(
+            after.device_bytes > before.device_bytes,
+            "a share's device bytes {} -> {} with a context",
+            before.device_bytes,
+            after.device_bytes
+        );
+    }
+    // SAFETY: the context and model came from rf_context_new and rf_model_load_*.
+    unsafe {
+        rf_context_free(ctx);
+        rf_model_free(model);
+    }
 }

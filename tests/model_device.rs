@@ -14,7 +14,7 @@ use common::ffi::last_error;
 use rocmforge::ffi::{
     RF_DEVICE_AUTO, RF_DEVICE_CPU, RF_SPLIT_LAYER, RF_SPLIT_TENSOR, rf_device_count, rf_model,
     rf_model_default_params, rf_model_description, rf_model_free, rf_model_info,
-    rf_model_load_from_memory, rf_model_params, rf_status,
+    rf_model_load_from_memory, rf_model_params, rf_model_share, rf_model_share_info, rf_status,
 };
 
 /// A tiny llama built in memory (tests/common/tiny_model), alive for the whole test
@@ -175,6 +175,37 @@ fn a_split_over_one_device_is_that_device() {
     let (status, model) = load_split(&[RF_DEVICE_CPU], RF_SPLIT_LAYER, None);
     assert_eq!(status, rf_status::RF_OK, "{}", last_error());
     assert_eq!(info(model).device, RF_DEVICE_CPU);
+    // SAFETY: the model came from rf_model_load_from_memory.
+    unsafe { rf_model_free(model) };
+}
+
+#[test]
+fn a_model_on_the_cpu_is_one_share_of_every_layer() {
+    let (status, model, _) = load(RF_DEVICE_CPU);
+    assert_eq!(status, rf_status::RF_OK, "{}", last_error());
+    let description = info(model);
+    assert_eq!(description.n_shares, 1);
+    // SAFETY: all-zero bytes are a valid rf_model_share.
+    let mut share: rf_model_share = unsafe { std::mem::zeroed() };
+    share.struct_size = size_of::<rf_model_share>() as u32;
+    // SAFETY: a live model and a writable share.
+    assert_eq!(
+        unsafe { rf_model_share_info(model, 0, &mut share) },
+        rf_status::RF_OK
+    );
+    assert_eq!(
+        (share.device, share.first_layer, share.n_layers),
+        (RF_DEVICE_CPU, 0, description.n_layer)
+    );
+    assert_eq!((share.weights_bytes, share.device_bytes), (0, 0));
+    // SAFETY: as above.
+    let past = unsafe { rf_model_share_info(model, 1, &mut share) };
+    assert_eq!(past, rf_status::RF_ERR_INVALID_ARGUMENT);
+    assert!(
+        last_error().contains("share 1 of a model of 1 shares"),
+        "{}",
+        last_error()
+    );
     // SAFETY: the model came from rf_model_load_from_memory.
     unsafe { rf_model_free(model) };
 }

@@ -173,6 +173,7 @@ fn vocabulary_and_logits_length(model: *mut rf_model) -> (u32, usize) {
         n_head_kv: 0,
         device: 0,
         device_bytes: 0,
+        n_shares: 0,
     };
     // SAFETY: a live model and a writable description of the size it declares.
     assert_eq!(unsafe { rf_model_info(model, &mut info) }, rf_status::RF_OK);

@@ -416,12 +416,15 @@ pub struct rf_model_description {
     pub n_layer: u32,
     pub n_head: u32,
     pub n_head_kv: u32,
-    /// The device that holds the weights and runs the forward pass: its index for
-    /// `rf_device_info` (0 = CPU).
+    /// The device that holds the weights and runs the forward pass (of the first layers,
+    /// under a layer split): its index for `rf_device_info` (0 = CPU).
     pub device: i32,
     /// Bytes of weights held in that device's memory (0 on the CPU, which reads the
-    /// file's mapping in place).
+    /// file's mapping in place); under a layer split, on every GPU together.
     pub device_bytes: u64,
+    /// The devices the layers are split over: 1 unless loaded with several `devices`;
+    /// `rf_model_share_info` describes each. 0 for a `vocab_only` model.
+    pub n_shares: u32,
 }
 
 versioned_struct!(rf_model_description {
@@ -437,7 +440,8 @@ versioned_struct!(rf_model_description {
     n_head,
     n_head_kv,
     device,
-    device_bytes
+    device_bytes,
+    n_shares
 });
 
 /// Describes a model. Set `info->struct_size = sizeof(rf_model_description)` first.
@@ -476,6 +480,9 @@ pub unsafe extern "C" fn rf_model_info(
                 i32::try_from(model.placement().first().index).unwrap_or(i32::MAX)
             }),
             device_bytes: m.model().map_or(0, |model| model.device_bytes()),
+            n_shares: m.model().map_or(0, |model| {
+                u32::try_from(model.shares().len()).unwrap_or(u32::MAX)
+            }),
         };
         // SAFETY: `info` is writable for `struct_size` bytes by the caller's contract.
         unsafe { super::args::write_versioned(info, report) }

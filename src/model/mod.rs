@@ -73,6 +73,19 @@ impl DeviceModel {
     }
 }
 
+/// One device's share of a model: the layers it runs and the weights it holds.
+pub struct Share<'a> {
+    /// The device's index in the device list (0: the CPU).
+    pub index: usize,
+    pub layers: Range<usize>,
+    /// The GPU's handle, whose allocation counters cover this share's weights and every
+    /// context's state for its layers; `None` on the CPU.
+    pub device: Option<&'a Device>,
+    /// Bytes of weights in the device's memory (0 on the CPU, which reads the file's
+    /// mapping in place).
+    pub weights_bytes: u64,
+}
+
 /// A loaded model: its file, configuration and weights. Immutable after loading, so any
 /// number of contexts and threads may share it.
 pub struct Model {
@@ -141,18 +154,33 @@ impl Model {
     /// `None` on the CPU. A clone keeps the device's allocation counters readable after
     /// the model is gone.
     pub fn device(&self) -> Option<&Device> {
-        self.gpu_shares().first().map(|share| share.0)
+        match &self.weights {
+            Weights::Host => None,
+            Weights::Device(parts) => parts.first().map(|p| &p.device),
+        }
     }
 
-    /// Each GPU that holds weights with the layers it holds, in layer order: one for a
-    /// model on one GPU, none on the CPU. Under a layer split that names one GPU twice,
-    /// each share has its own `Device` (and allocation counters).
-    pub fn gpu_shares(&self) -> Vec<(&Device, Range<usize>)> {
+    /// Each device's share of the model, in layer order: one for a model on one device,
+    /// one a GPU of a layer split. Under a split that names one GPU twice, each share has
+    /// its own `Device` handle (and allocation counters).
+    pub fn shares(&self) -> Vec<Share<'_>> {
+        let placed = self.placement.devices();
         match &self.weights {
-            Weights::Host => Vec::new(),
+            Weights::Host => vec![Share {
+                index: placed[0].index,
+                layers: 0..self.config.n_layer,
+                device: None,
+                weights_bytes: 0,
+            }],
             Weights::Device(parts) => parts
                 .iter()
-                .map(|p| (&p.device, p.layers.clone()))
+                .zip(placed)
+                .map(|(p, placed)| Share {
+                    index: placed.index,
+                    layers: p.layers.clone(),
+                    device: Some(&p.device),
+                    weights_bytes: p.weights.device_bytes(),
+                })
                 .collect(),
         }
     }
