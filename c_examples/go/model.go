@@ -25,12 +25,32 @@ const (
 	DeviceCPU  int32 = C.RF_DEVICE_CPU
 )
 
+// SplitMode says how ModelOptions.Devices share a model.
+type SplitMode uint32
+
+// The split modes (values fixed by the ABI).
+const (
+	// SplitLayer gives each GPU a contiguous share of the layers and their KV cache.
+	SplitLayer SplitMode = C.RF_SPLIT_LAYER
+	// SplitTensor splits every layer across the GPUs; not available yet (ErrUnsupported).
+	SplitTensor SplitMode = C.RF_SPLIT_TENSOR
+)
+
 // ModelOptions are rf_model_params; start from DefaultModelOptions.
 type ModelOptions struct {
 	Device    int32  // DeviceAuto, DeviceCPU, or a Device's Index
 	NThreads  uint32 // threads for CPU work; 0 = one per core
 	UseMmap   bool   // map the file instead of reading it into memory
 	VocabOnly bool   // load only the vocabulary and metadata: tokenize, no contexts
+	// Devices, when not empty, are the GPUs (Device indexes, in layer order) the model is
+	// split over instead of Device; SplitProportions, when not empty, one positive
+	// number each: how much of the model each takes (else by free memory).
+	Devices          []int32
+	SplitMode        SplitMode
+	SplitProportions []float32
+	// DeviceMemoryLimit holds what the model and its contexts allocate on each GPU under
+	// this many bytes (0: no limit but the GPU's).
+	DeviceMemoryLimit uint64
 }
 
 // DefaultModelOptions are the library's defaults.
@@ -39,6 +59,7 @@ func DefaultModelOptions() ModelOptions {
 	return ModelOptions{
 		Device: int32(p.device), NThreads: uint32(p.n_threads),
 		UseMmap: bool(p.use_mmap), VocabOnly: bool(p.vocab_only),
+		SplitMode: SplitMode(p.split_mode), DeviceMemoryLimit: uint64(p.device_memory_limit),
 	}
 }
 
@@ -54,8 +75,19 @@ type ModelInfo struct {
 	NLayer       uint32
 	NHead        uint32
 	NHeadKV      uint32
-	Device       int32  // the Device index that holds the weights and runs the model
-	DeviceBytes  uint64 // weight bytes in that device's memory (0 on the CPU)
+	Device       int32  // the Device index that holds the weights (of the first layers)
+	DeviceBytes  uint64 // weight bytes in device memory, every GPU's (0 on the CPU)
+	NShares      uint32 // the devices the layers are split over (1 without a split)
+}
+
+// Share is one device's share of a model (rf_model_share).
+type Share struct {
+	Device          int32  // the Device index
+	FirstLayer      uint32 // the share runs layers FirstLayer to FirstLayer+NLayers-1
+	NLayers         uint32
+	WeightsBytes    uint64 // the share's weights in the device's memory (0 on the CPU)
+	DeviceBytes     uint64 // what the model and its contexts hold there now (0 on the CPU)
+	PeakDeviceBytes uint64 // the most DeviceBytes has been
 }
 
 // Load loads the GGUF file at path with the library's default options (the best usable
@@ -64,19 +96,41 @@ func Load(path string) (*Model, error) {
 	return LoadWithOptions(path, DefaultModelOptions())
 }
 
-// params is opts as rf_model_params.
-func (opts ModelOptions) params() C.rf_model_params {
+// params is opts as rf_model_params, and what frees the C copies of its slices (the
+// struct may not hold Go pointers) once the call that reads it has returned.
+func (opts ModelOptions) params() (C.rf_model_params, func()) {
 	params := C.rf_model_default_params()
 	params.device = C.int32_t(opts.Device)
 	params.n_threads = C.uint32_t(opts.NThreads)
 	params.use_mmap = C.bool(opts.UseMmap)
 	params.vocab_only = C.bool(opts.VocabOnly)
-	return params
+	params.split_mode = C.uint32_t(opts.SplitMode)
+	params.device_memory_limit = C.uint64_t(opts.DeviceMemoryLimit)
+	var copies []unsafe.Pointer
+	if len(opts.Devices) > 0 {
+		devices := C.malloc(C.size_t(4 * len(opts.Devices)))
+		copy(unsafe.Slice((*int32)(devices), len(opts.Devices)), opts.Devices)
+		params.devices, params.n_devices = (*C.int32_t)(devices), C.size_t(len(opts.Devices))
+		copies = append(copies, devices)
+	}
+	if len(opts.SplitProportions) > 0 {
+		proportions := C.malloc(C.size_t(4 * len(opts.SplitProportions)))
+		copy(unsafe.Slice((*float32)(proportions), len(opts.SplitProportions)), opts.SplitProportions)
+		params.split_proportions = (*C.float)(proportions)
+		copies = append(copies, proportions)
+	}
+	return params, func() {
+		for _, c := range copies {
+			C.free(c)
+		}
+	}
 }
 
-// LoadWithOptions loads the GGUF file at path, on the device opts.Device names.
+// LoadWithOptions loads the GGUF file at path, on the device opts.Device names (or split
+// over opts.Devices).
 func LoadWithOptions(path string, opts ModelOptions) (*Model, error) {
-	params := opts.params()
+	params, free := opts.params()
+	defer free()
 	m := &Model{}
 	p, n := goBytes(path)
 	if err := check("rf_model_load", func() C.enum_rf_status {
@@ -99,7 +153,9 @@ type MemoryEstimate struct {
 // Estimate reports the memory the model at path and one context of it would take, from
 // the file's metadata alone: the weights are not read.
 func Estimate(path string, model ModelOptions, ctx ContextOptions) (MemoryEstimate, error) {
-	mp, cp := model.params(), ctx.params()
+	mp, free := model.params()
+	defer free()
+	cp := ctx.params()
 	var e C.rf_memory_estimate
 	e.struct_size = C.uint32_t(unsafe.Sizeof(e))
 	p, n := goBytes(path)
@@ -156,8 +212,32 @@ func (m *Model) Info() (ModelInfo, error) {
 		NParams: uint64(d.n_params), SizeBytes: uint64(d.size_bytes),
 		NVocab: uint32(d.n_vocab), NCtxTrain: uint32(d.n_ctx_train), NEmbd: uint32(d.n_embd),
 		NLayer: uint32(d.n_layer), NHead: uint32(d.n_head), NHeadKV: uint32(d.n_head_kv),
-		Device: int32(d.device), DeviceBytes: uint64(d.device_bytes),
+		Device: int32(d.device), DeviceBytes: uint64(d.device_bytes), NShares: uint32(d.n_shares),
 	}, nil
+}
+
+// Shares describes each device's share of the model, in layer order.
+func (m *Model) Shares() ([]Share, error) {
+	info, err := m.Info()
+	if err != nil {
+		return nil, err
+	}
+	shares := make([]Share, 0, info.NShares)
+	for i := 0; i < int(info.NShares); i++ {
+		var s C.rf_model_share
+		s.struct_size = C.sizeof_rf_model_share
+		if err := check("rf_model_share_info", func() C.enum_rf_status {
+			return C.rf_model_share_info(m.p, C.size_t(i), &s)
+		}); err != nil {
+			return nil, err
+		}
+		shares = append(shares, Share{
+			Device: int32(s.device), FirstLayer: uint32(s.first_layer), NLayers: uint32(s.n_layers),
+			WeightsBytes: uint64(s.weights_bytes), DeviceBytes: uint64(s.device_bytes),
+			PeakDeviceBytes: uint64(s.peak_device_bytes),
+		})
+	}
+	return shares, nil
 }
 
 // TokenToPiece gives the raw bytes of one token: possibly part of a UTF-8 character, so

@@ -388,7 +388,7 @@ func TestLoadOnDevice(t *testing.T) {
 	want := ModelInfo{
 		Architecture: "llama", Name: info.Name, NParams: info.NParams, SizeBytes: info.SizeBytes,
 		NVocab: 49152, NCtxTrain: 8192, NEmbd: 576, NLayer: 30, NHead: 9, NHeadKV: 3,
-		Device: 0, DeviceBytes: 0,
+		Device: 0, DeviceBytes: 0, NShares: 1,
 	}
 	if info != want || info.Name == "" || info.NParams < 100_000_000 || info.SizeBytes == 0 {
 		t.Fatalf("Info() = %+v, want %+v", info, want)
@@ -401,6 +401,40 @@ func TestLoadOnDevice(t *testing.T) {
 	opts.Device = int32(len(devices))
 	if _, err := LoadWithOptions(modelPath, opts); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("LoadWithOptions on device %d: err = %v, want ErrInvalidArgument", opts.Device, err)
+	}
+}
+
+// A model on the CPU is one share of every layer; a split is checked before anything
+// loads (GPUs only, a known mode), and the tensor split says it is not there yet.
+func TestShares(t *testing.T) {
+	opts := DefaultModelOptions()
+	opts.Device = DeviceCPU
+	m, err := LoadWithOptions(modelPath, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	shares, err := m.Shares()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Share{{Device: 0, FirstLayer: 0, NLayers: 30}}
+	if len(shares) != 1 || shares[0] != want[0] {
+		t.Fatalf("Shares() = %+v, want %+v", shares, want)
+	}
+
+	split := DefaultModelOptions()
+	split.Devices = []int32{0, 0}
+	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a layer split over the CPU twice: err = %v, want ErrInvalidArgument", err)
+	}
+	split.Devices, split.SplitProportions = []int32{0}, []float32{-1}
+	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a negative split proportion: err = %v, want ErrInvalidArgument", err)
+	}
+	split.SplitProportions, split.SplitMode = nil, SplitTensor
+	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("a tensor split: err = %v, want ErrUnsupported", err)
 	}
 }
 
