@@ -126,6 +126,11 @@ impl Model {
                         DeviceModel::load(placed, limit, host.borrow_dependent(), layers)
                     })
                     .collect::<Result<Vec<_>>>()?;
+                // Each share reads the residual stream from the one before it; without
+                // direct access (the hardware has none) the copy goes through the host.
+                for pair in parts.windows(2) {
+                    pair[1].device.enable_peer_access(&pair[0].device)?;
+                }
                 Weights::Device(parts)
             }
         };

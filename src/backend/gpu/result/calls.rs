@@ -257,6 +257,48 @@ impl Driver {
         self.check(self.names.memcpy_dtod_async, status)
     }
 
+    /// Lets the current device (whose context is current) read and write `peer`'s memory
+    /// directly, when the hardware allows: `Ok(false)` when it does not (or the runtime
+    /// lacks the calls), and copies between the two then go through the host. Enabling
+    /// access that is already on is success.
+    ///
+    /// # Safety
+    /// `device` is current on this thread; `peer` is another device of this runtime, with
+    /// its context from [`Driver::context_acquire`] still retained.
+    pub unsafe fn enable_peer_access(
+        &self,
+        device: DeviceHandle,
+        (peer, peer_context): (DeviceHandle, RawContext),
+    ) -> Result<bool, DriverError> {
+        let Some(can_access) = self.api.device_can_access_peer else {
+            return Ok(false);
+        };
+        let mut can: c_int = 0;
+        // SAFETY: writes one int to a valid local; both handles are of this runtime.
+        let status = unsafe { can_access(&mut can, device, peer) };
+        self.check(self.names.device_can_access_peer, status)?;
+        if can == 0 {
+            return Ok(false);
+        }
+        let (call, status) = match &self.vendor_api {
+            VendorApi::Cuda(cuda) => match cuda.ctx_enable_peer_access {
+                // SAFETY: the caller made `device` current and keeps `peer_context` retained.
+                Some(enable) => ("cuCtxEnablePeerAccess", unsafe { enable(peer_context, 0) }),
+                None => return Ok(false),
+            },
+            VendorApi::Hip(hip) => match hip.device_enable_peer_access {
+                // SAFETY: the caller made `device` current; `peer` is a device ordinal.
+                Some(enable) => ("hipDeviceEnablePeerAccess", unsafe { enable(peer, 0) }),
+                None => return Ok(false),
+            },
+        };
+        if status == constants::error::PEER_ACCESS_ALREADY_ENABLED {
+            return Ok(true);
+        }
+        self.check(call, status)?;
+        Ok(true)
+    }
+
     /// Copies `bytes` from `src` on one device to `dst` on another (`(handle, context)` of
     /// each, the context from [`Driver::context_acquire`]), in `stream`'s order.
     ///

@@ -217,6 +217,22 @@ impl Device {
         self.run(calls).map(|()| true)
     }
 
+    /// Lets this device read and write `peer`'s memory directly (a layer split's copies
+    /// then go over NVLink, xGMI or PCIe peer to peer instead of through the host), where
+    /// the hardware allows: whether it does. A device is always its own peer.
+    pub fn enable_peer_access(&self, peer: &Device) -> Result<bool> {
+        if self.same_device(peer) {
+            return Ok(true);
+        }
+        if self.vendor() != peer.vendor() {
+            return Ok(false);
+        }
+        let (handle, peer_parts) = (self.shared.handle, peer.raw_parts());
+        // SAFETY: `run` made this device current; `peer`'s context stays retained while
+        // `peer` lives, which outlasts the call.
+        self.run(|driver| unsafe { driver.enable_peer_access(handle, peer_parts) })
+    }
+
     /// The device's handle and context, for a call that names two devices (a copy
     /// between them).
     pub(crate) fn raw_parts(&self) -> (DeviceHandle, RawContext) {

@@ -165,6 +165,9 @@ mirrored_api! {
         ) = cuda ["cuLaunchKernel"], hip ["hipModuleLaunchKernel"];
     }
     optional {
+        /// Whether `device` can read and write `peer`'s memory directly (NVLink, xGMI, PCIe).
+        device_can_access_peer: fn(can: *mut c_int, device: DeviceHandle, peer: DeviceHandle)
+            = cuda ["cuDeviceCanAccessPeer"], hip ["hipDeviceCanAccessPeer"];
         /// CUDA 12.8 renamed the call; older drivers have only the first spelling.
         event_elapsed_time: fn(milliseconds: *mut f32, start: RawEvent, end: RawEvent)
             = cuda ["cuEventElapsedTime_v2", "cuEventElapsedTime"], hip ["hipEventElapsedTime"];

@@ -59,6 +59,8 @@ pub mod error {
     pub const ECC_UNCORRECTABLE: Status = 214;
     pub const ILLEGAL_ADDRESS: Status = 700;
     pub const LAUNCH_TIMEOUT: Status = 702;
+    /// A peer-access request for a pair that already has it.
+    pub const PEER_ACCESS_ALREADY_ENABLED: Status = 704;
     pub const CONTEXT_IS_DESTROYED: Status = 709;
     pub const ASSERT: Status = 710;
     pub const HARDWARE_STACK_ERROR: Status = 714;

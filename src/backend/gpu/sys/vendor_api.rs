@@ -30,6 +30,9 @@ pub struct CudaApi {
         bytes: usize,
         stream: RawStream,
     ) -> Status,
+    /// Lets the current context reach `peer`'s memory directly.
+    pub ctx_enable_peer_access:
+        Option<unsafe extern "C" fn(peer: RawContext, flags: c_uint) -> Status>,
     /// `cuLaunchKernelEx` (CUDA 11.8 and newer): a launch with attributes.
     pub launch_kernel_ex: Option<
         unsafe extern "C" fn(
@@ -92,6 +95,9 @@ pub struct HipApi {
         bytes: usize,
         stream: RawStream,
     ) -> Status,
+    /// Lets the current device reach `peer`'s memory directly.
+    pub device_enable_peer_access:
+        Option<unsafe extern "C" fn(peer: DeviceHandle, flags: c_uint) -> Status>,
 }
 
 /// Resolves one symbol as a `T`, or names it as missing.
@@ -122,6 +128,7 @@ impl CudaApi {
                 primary_ctx_release: symbol(library, "cuDevicePrimaryCtxRelease_v2")?,
                 ctx_set_current: symbol(library, "cuCtxSetCurrent")?,
                 memcpy_peer_async: symbol(library, "cuMemcpyPeerAsync")?,
+                ctx_enable_peer_access: symbol(library, "cuCtxEnablePeerAccess").ok(),
                 launch_kernel_ex: symbol(library, "cuLaunchKernelEx").ok(),
             })
         }
@@ -140,6 +147,7 @@ impl HipApi {
                 get_error_string: symbol(library, "hipGetErrorString")?,
                 set_device: symbol(library, "hipSetDevice")?,
                 memcpy_peer_async: symbol(library, "hipMemcpyPeerAsync")?,
+                device_enable_peer_access: symbol(library, "hipDeviceEnablePeerAccess").ok(),
             })
         }
     }
