@@ -6,10 +6,11 @@
 # this script, bin/, lib/ and vocab.gguf together); from a checkout it uses target/release.
 #
 #   gpu-bench.sh [--rows smol,1b,8b] [--only Q4_0,Q4_K_M] [--out FILE] [--dir /tmp/rf-bench]
-#                [-d 1] [-p 512] [-n 128] [-r 3] [--vocab FILE] [--timeout 600]
+#                [-d 1] [--split 1,2] [-p 512] [-n 128] [-r 3] [--vocab FILE] [--timeout 600]
 #
 # --rows and --only pick shapes and types (default: every row); -d is rocmforge-bench's
-# device (0 is the CPU, 1 the first GPU); -p/-n/-r its prompt, generated tokens and
+# device (0 is the CPU, 1 the first GPU) and --split its layer split over several GPUs
+# instead (device indexes, in layer order); -p/-n/-r its prompt, generated tokens and
 # repetitions (the peers ran 512/128/3: other values make the ratios meaningless but test
 # the script cheaply). A model already in --dir is not written again. The table goes to
 # stdout and, with --out, to FILE; progress goes to stderr. The exit status is non-zero
@@ -63,6 +64,7 @@ ONLY=""
 OUT=""
 DIR="/tmp/rf-bench"
 DEVICE=1
+SPLIT=""
 PROMPT=512
 GEN=128
 REPS=3
@@ -76,6 +78,7 @@ while [ $# -gt 0 ]; do
         --out) OUT="$2" ;;
         --dir) DIR="$2" ;;
         -d) DEVICE="$2" ;;
+        --split) SPLIT="$2" ;;
         -p) PROMPT="$2" ;;
         -n) GEN="$2" ;;
         -r) REPS="$2" ;;
@@ -131,6 +134,12 @@ json_number() {
     sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" <<<"$2"
 }
 
+if [ -n "$SPLIT" ]; then
+    PLACE="--split $SPLIT"
+else
+    PLACE="-d $DEVICE"
+fi
+
 TABLE="| shape | type | size | pp$PROMPT | tg$GEN | llama.cpp H200 pp512 | llama.cpp H200 tg128 | pp ratio | tg ratio | BW use |
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 DEVICE_NAME=""
@@ -149,8 +158,9 @@ while read -r shape type peer_pp peer_tg; do
         "$BIN/rocmforge-synth" --vocab-from "$VOCAB" -o "$model" $(shape_args "$shape") \
             --type "$type" >&2
     fi
-    echo "== $shape $type: rocmforge-bench -d $DEVICE -p $PROMPT -n $GEN -r $REPS" >&2
-    if ! json=$(timeout "$TIMEOUT" "$BIN/rocmforge-bench" -m "$model" -d "$DEVICE" \
+    echo "== $shape $type: rocmforge-bench $PLACE -p $PROMPT -n $GEN -r $REPS" >&2
+    # shellcheck disable=SC2086 # $PLACE is two words
+    if ! json=$(timeout "$TIMEOUT" "$BIN/rocmforge-bench" -m "$model" $PLACE \
         -p "$PROMPT" -n "$GEN" -r "$REPS" --json); then
         FAILED=$((FAILED + 1))
         TABLE+="
@@ -171,7 +181,7 @@ $(awk -v label="$(shape_label "$shape")" -v type="$type" -v size="$(human_size "
 done <<<"$PEERS_H200"
 
 REPORT="ROCmForge $REVISION on ${DEVICE_NAME:-device $DEVICE}, $(date -u +%FT%TZ):
-\`rocmforge-bench -m MODEL -d $DEVICE -p $PROMPT -n $GEN -r $REPS\` (median of $REPS after a
+\`rocmforge-bench -m MODEL $PLACE -p $PROMPT -n $GEN -r $REPS\` (median of $REPS after a
 warm-up) on rocmforge-synth models (SmolLM2 vocabulary, llama-quantize's tensor types).
 llama.cpp columns: its published H200 figures in ../shared/PEERS.md (llama-bench -ngl 99
 -fa 1 -p 512 -n 128 -r 3 on the same shapes and types). BW use: tg x model bytes / 4.26e12
