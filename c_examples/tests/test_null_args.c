@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     NULL_ARG(rf_model_load_from_memory(NULL, 16, NULL, &no_model));
     NULL_ARG(rf_model_load_from_memory("GGUF", 4, NULL, NULL));
     CHECK(no_model == NULL);
-    rf_model_description info = {sizeof info, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    rf_model_description info = {sizeof info, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     NULL_ARG(rf_model_info(NULL, &info));
     NULL_ARG(rf_model_info(model, NULL));
     NULL_ARG(rf_model_meta(NULL, "general.name", 12, buf, sizeof buf, &len));
