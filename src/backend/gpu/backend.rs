@@ -201,7 +201,7 @@ impl GpuBackend {
     ) -> BackendMemory {
         let n_batch = sizes.n_batch;
         let u = |v: usize| v as u128;
-        let (n_output_rows, n_outputs) = match layers.end == shape.n_layer {
+        let (n_output_rows, n_outputs) = match computes_logits(shape, &layers) {
             true => (n_batch, n_outputs),
             false => (0, 0),
         };
@@ -313,8 +313,7 @@ impl GpuBackend {
             }
             Err(why) => (None, format!("the library's own kernels ({why})")),
         };
-        // Only the share with the last layer has outputs.
-        let n_output_rows = if layers.end == shape.n_layer {
+        let n_output_rows = if computes_logits(&shape, &layers) {
             n_batch
         } else {
             0
@@ -550,9 +549,8 @@ impl GpuBackend {
 }
 
 impl DeviceState {
-    /// Whether this state runs the model's last layer, and so its output head.
     fn computes_logits(&self) -> bool {
-        self.layers.end == self.shape.n_layer
+        computes_logits(&self.shape, &self.layers)
     }
 
     /// Notes that `act` is about to be overwritten: its Q8 copy is stale from here.
@@ -654,6 +652,12 @@ impl DeviceState {
             device_bytes,
         }
     }
+}
+
+/// Whether a state running `layers` runs the model's last layer, and so its output head:
+/// only that share of a layer split has output rows.
+fn computes_logits(shape: &Shape, layers: &Range<usize>) -> bool {
+    layers.end == shape.n_layer
 }
 
 /// The most logical slots one sequence's table can hold, in either cache: what the decode
