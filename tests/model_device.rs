@@ -171,6 +171,20 @@ fn a_split_is_refused_on_the_cpu_with_bad_proportions_or_an_unknown_mode() {
 }
 
 #[test]
+fn a_device_count_past_any_split_is_refused_before_the_list_is_read() {
+    let device = [RF_DEVICE_CPU];
+    let mut params = rf_model_default_params();
+    params.devices = device.as_ptr();
+    // Were this read as a length, the list would run far past `device`.
+    params.n_devices = 1 << 40;
+    let (status, model, _) = load_with(params);
+    let message = last_error();
+    assert!(model.is_null());
+    assert_eq!(status, rf_status::RF_ERR_INVALID_ARGUMENT, "{message}");
+    assert!(message.contains("expected at most 256"), "{message}");
+}
+
+#[test]
 fn a_split_over_one_device_is_that_device() {
     let (status, model) = load_split(&[RF_DEVICE_CPU], RF_SPLIT_LAYER, None);
     assert_eq!(status, rf_status::RF_OK, "{}", last_error());

@@ -6,7 +6,10 @@ package rocmforge
 */
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // Model is a loaded GGUF model. Contexts keep the underlying model alive, so closing the
 // Model while they exist is safe.
@@ -48,8 +51,9 @@ type ModelOptions struct {
 	Devices          []int32
 	SplitMode        SplitMode
 	SplitProportions []float32
-	// DeviceMemoryLimit holds what the model and its contexts allocate on each GPU under
-	// this many bytes (0: no limit but the GPU's).
+	// DeviceMemoryLimit holds what the model and its contexts allocate on each GPU (each
+	// share, where Devices names a GPU twice) under this many bytes (0: no limit but the
+	// GPU's).
 	DeviceMemoryLimit uint64
 }
 
@@ -97,8 +101,15 @@ func Load(path string) (*Model, error) {
 }
 
 // params is opts as rf_model_params, and what frees the C copies of its slices (the
-// struct may not hold Go pointers) once the call that reads it has returned.
-func (opts ModelOptions) params() (C.rf_model_params, func()) {
+// struct may not hold Go pointers) once the call that reads it has returned. op names
+// the call in the error for SplitProportions not matching Devices: the library reads one
+// proportion per device, so a shorter slice would be read past its end.
+func (opts ModelOptions) params(op string) (C.rf_model_params, func(), error) {
+	if len(opts.SplitProportions) != 0 && len(opts.SplitProportions) != len(opts.Devices) {
+		return C.rf_model_params{}, func() {}, &Error{Op: op, Status: ErrInvalidArgument,
+			Msg: fmt.Sprintf("%d split proportions for %d devices: give one per device or none",
+				len(opts.SplitProportions), len(opts.Devices))}
+	}
 	params := C.rf_model_default_params()
 	params.device = C.int32_t(opts.Device)
 	params.n_threads = C.uint32_t(opts.NThreads)
@@ -123,13 +134,16 @@ func (opts ModelOptions) params() (C.rf_model_params, func()) {
 		for _, c := range copies {
 			C.free(c)
 		}
-	}
+	}, nil
 }
 
 // LoadWithOptions loads the GGUF file at path, on the device opts.Device names (or split
 // over opts.Devices).
 func LoadWithOptions(path string, opts ModelOptions) (*Model, error) {
-	params, free := opts.params()
+	params, free, err := opts.params("rf_model_load")
+	if err != nil {
+		return nil, err
+	}
 	defer free()
 	m := &Model{}
 	p, n := goBytes(path)
@@ -153,13 +167,16 @@ type MemoryEstimate struct {
 // Estimate reports the memory the model at path and one context of it would take, from
 // the file's metadata alone: the weights are not read.
 func Estimate(path string, model ModelOptions, ctx ContextOptions) (MemoryEstimate, error) {
-	mp, free := model.params()
+	mp, free, err := model.params("rf_model_estimate")
+	if err != nil {
+		return MemoryEstimate{}, err
+	}
 	defer free()
 	cp := ctx.params()
 	var e C.rf_memory_estimate
 	e.struct_size = C.uint32_t(unsafe.Sizeof(e))
 	p, n := goBytes(path)
-	err := check("rf_model_estimate", func() C.enum_rf_status {
+	err = check("rf_model_estimate", func() C.enum_rf_status {
 		return C.rf_model_estimate(p, n, &mp, &cp, &e)
 	})
 	return MemoryEstimate{

@@ -432,7 +432,15 @@ func TestShares(t *testing.T) {
 	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("a negative split proportion: err = %v, want ErrInvalidArgument", err)
 	}
-	split.SplitProportions, split.SplitMode = nil, SplitTensor
+	split.Devices, split.SplitProportions = []int32{0, 0}, []float32{1}
+	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "1 split proportions for 2 devices") {
+		t.Fatalf("fewer proportions than devices: err = %v, want ErrInvalidArgument naming both counts", err)
+	}
+	if _, err := Estimate(modelPath, split, DefaultContextOptions()); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Estimate with fewer proportions than devices: err = %v, want ErrInvalidArgument", err)
+	}
+	split.Devices, split.SplitProportions, split.SplitMode = []int32{0}, nil, SplitTensor
 	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("a tensor split: err = %v, want ErrUnsupported", err)
 	}

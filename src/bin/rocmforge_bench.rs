@@ -6,17 +6,17 @@
 //! ```
 //! As llama-bench's pp and tg tests: each repetition decodes a prompt of `p` tokens in one
 //! batch into an empty cache (pp), then empties the cache and decodes `n` tokens one at a
-//! time from the start (tg); one unreported warm-up repetition comes first. Prints the median tokens/s and
-//! the spread (min–max) as a table, or one JSON object with `--json`.
+//! time from the start (tg); one unreported warm-up repetition comes first. Prints the
+//! median tokens/s and the spread (min–max) as a table, or one JSON object with `--json`.
 //!
 //! `--bandwidth` (CPU runs) also measures how fast this machine streams memory: `THREADS`
 //! threads summing a 256 MiB buffer, far larger than any last-level cache, the median of
-//! five passes.
+//! five passes. Decode reads every weight once a token, so tg times the weight bytes over
+//! that rate is the fraction of the machine's bandwidth decode uses.
 //!
 //! `--split I,J,...` runs the model split by layers over those GPUs of the device list,
 //! in that order, in proportion to their free memory (an index may repeat: two shares on
-//! one GPU, which measures what the hand-over between shares costs). Decode reads every weight once a token, so tg times the weight bytes over
-//! that rate is the fraction of the machine's bandwidth decode uses.
+//! one GPU, which measures what the hand-over between shares costs).
 
 #[path = "common/cli.rs"]
 mod cli;

@@ -16,7 +16,7 @@ use crate::backend::cpu::MAX_THREADS;
 use crate::error::Error;
 use crate::gguf::{GgufFile, OwnedGguf, Value};
 use crate::grammar::GrammarVocabulary;
-use crate::model::{Model, Placement};
+use crate::model::{MAX_SHARES, Model, Placement};
 use crate::tokenizer::Tokenizer;
 
 /// `rf_model_params.device`: the best usable GPU, else the CPU.
@@ -57,8 +57,9 @@ pub struct rf_model_params {
     pub log_level: u32,
     /// Several GPUs for one model: `n_devices` indexes from `rf_device_info`, in layer
     /// order, used instead of `device` when `n_devices` is not 0. An index may repeat
-    /// (those shares then run on one GPU). All must be GPUs of one runtime, and the
-    /// model must have at least `n_devices` layers.
+    /// (those shares then run on one GPU, each with its own allocation counters and
+    /// `device_memory_limit`). All must be GPUs of one runtime, and the model must have
+    /// at least `n_devices` layers.
     pub devices: *const i32,
     pub n_devices: usize,
     /// `RF_SPLIT_LAYER` or `RF_SPLIT_TENSOR`, for `devices`.
@@ -66,8 +67,8 @@ pub struct rf_model_params {
     /// `n_devices` positive numbers: how much of the model each device takes. NULL: in
     /// proportion to each GPU's free memory.
     pub split_proportions: *const f32,
-    /// The most memory the model and its contexts may allocate on each GPU they use, in
-    /// bytes (weights, KV caches, activations; not the vendor libraries' workspaces or
+    /// The most memory the model and its contexts may allocate on each GPU they use (on
+    /// each share, where `devices` names a GPU more than once), in bytes (weights, KV caches, activations; not the vendor libraries' workspaces or
     /// the kernels' code); 0 = no limit but the GPU's. A load or context that needs more
     /// is `RF_ERR_DEVICE_OUT_OF_MEMORY`, so a host can keep the rest for itself.
     pub device_memory_limit: u64,
@@ -278,6 +279,16 @@ unsafe fn devices_of(params: &rf_model_params) -> Result<Placement, Failure> {
             i => DeviceChoice::Index(index(i)?),
         };
         return Ok(Placement::choose(&device_reports(), choice)?);
+    }
+    // A count past any split is a bad argument, not a length to read memory for.
+    if params.n_devices > MAX_SHARES {
+        return Err(Failure::new(
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            format!(
+                "n_devices is {}, expected at most {MAX_SHARES}",
+                params.n_devices
+            ),
+        ));
     }
     // SAFETY: the caller's contract.
     let (devices, proportions) = unsafe {

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use self_cell::self_cell;
 
 pub use config::{Architecture, FfnActivation, ModelConfig, SlidingWindow};
-pub use placement::{PlacedDevice, Placement, split_layers};
+pub use placement::{MAX_SHARES, PlacedDevice, Placement, split_layers};
 use weights::{DeviceShare, HostWeights};
 
 pub use crate::backend::RopeStyle;

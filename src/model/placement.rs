@@ -7,6 +7,10 @@ use crate::backend::devices::cpu_report;
 use crate::backend::{DeviceChoice, DeviceKind, DeviceReport, choose};
 use crate::error::{Error, Result};
 
+/// The most shares a split may have: far more GPUs than one host holds (an index may
+/// repeat), and a bound on what a host's device list is read for.
+pub const MAX_SHARES: usize = 256;
+
 /// A device a model was placed on: its entry in the device list.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlacedDevice {
@@ -57,10 +61,11 @@ impl Placement {
         indexes: &[usize],
         proportions: Option<&[f32]>,
     ) -> Result<Placement> {
-        if indexes.is_empty() {
-            return Err(Error::InvalidArgument(
-                "a layer split over no devices".into(),
-            ));
+        if indexes.is_empty() || indexes.len() > MAX_SHARES {
+            return Err(Error::InvalidArgument(format!(
+                "a layer split over {} devices: expected 1 to {MAX_SHARES}",
+                indexes.len()
+            )));
         }
         let placed = indexes
             .iter()
@@ -111,7 +116,7 @@ impl Placement {
     }
 
     /// The same placement with the buffers the model and its contexts allocate on each
-    /// GPU held under `limit` bytes (the weights, K/V caches, activations; not the vendor
+    /// GPU (each share, where a split names a GPU twice) held under `limit` bytes (the weights, K/V caches, activations; not the vendor
     /// libraries' workspaces or the kernels' code): a load or context that needs more
     /// fails with `DeviceOutOfMemory`, leaving memory for the host's own use.
     pub fn with_memory_limit(self, limit: Option<u64>) -> Placement {

@@ -431,6 +431,11 @@ impl GpuBackend {
         self.state.layers.clone()
     }
 
+    /// Whether this state runs the model's last layer and its output head.
+    pub fn computes_logits(&self) -> bool {
+        self.state.computes_logits()
+    }
+
     /// Turns decode graphs on (where the runtime has them) or off; they are on unless
     /// `ROCMFORGE_GPU_GRAPHS=0`. Off, every step runs kernel by kernel (tests compare).
     pub fn set_graphs(&mut self, enabled: bool) {

@@ -33,10 +33,13 @@ impl GpuParts {
             }
             next = share.layers().end;
         }
-        if shares.is_empty() {
-            return Err(Error::InvalidArgument("a GPU state of no shares".into()));
+        match shares.last() {
+            None => Err(Error::InvalidArgument("a GPU state of no shares".into())),
+            Some(last) if !last.computes_logits() => Err(Error::InvalidArgument(format!(
+                "the last share ends at layer {next}, before the model's last layer"
+            ))),
+            Some(_) => Ok(GpuParts { shares }),
         }
-        Ok(GpuParts { shares })
     }
 
     pub fn shares(&self) -> &[GpuBackend] {
@@ -62,17 +65,34 @@ impl GpuParts {
                 "a context's GPU state runs only the model it was made for".into(),
             ));
         }
-        for (i, ops) in model_ops.iter().enumerate() {
+        let queued = model_ops.iter().enumerate().try_for_each(|(i, ops)| {
             let (earlier, rest) = self.shares.split_at_mut(i);
             let share = &mut rest[0];
             if let Some(previous) = earlier.last() {
                 share.take_residual(previous)?;
             }
-            share.run_step(ops, cancel, |step| forward(i, step))?;
+            share.run_step(ops, cancel, |step| forward(i, step))
+        });
+        match queued {
+            // The last share's argmax copy waited for its own stream; this also covers a
+            // step without outputs, so no share's next step can overwrite what a copy
+            // still reads.
+            Ok(()) => self.last().synchronize(),
+            // A later share may have queued its copy of an earlier share's residual
+            // stream before the failure: let it finish before the caller may free either.
+            Err(err) => {
+                self.synchronize_all();
+                Err(err)
+            }
         }
-        // The last share's argmax copy waited for its own stream; this also covers a step
-        // without outputs, so no share's next step can overwrite what a copy still reads.
-        self.last().synchronize()
+    }
+
+    /// Waits for every share's stream, as far as each device still answers: the cleanup
+    /// of a failed step or of the state itself, where the first error is already known.
+    fn synchronize_all(&self) {
+        for share in &self.shares {
+            let _ = share.synchronize();
+        }
     }
 
     fn last(&self) -> &GpuBackend {
@@ -141,5 +161,14 @@ impl GpuParts {
     /// What the shares hold, added up.
     pub fn memory(&self) -> BackendMemory {
         self.shares.iter().map(GpuBackend::memory).sum()
+    }
+}
+
+impl Drop for GpuParts {
+    /// A share's stream may still copy from the previous share's buffers (a step left
+    /// unfinished by a cancellation or an error), and freeing memory on one GPU does not
+    /// wait for another GPU's streams: every share finishes before any is freed.
+    fn drop(&mut self) {
+        self.synchronize_all();
     }
 }
