@@ -295,6 +295,7 @@ RF_DEVICE float rf_shfl(float v, int lane) {
 #endif
 }
 
+#define TOKEN_THREADS 512
 #define TOKEN_MAX_WARPS 16
 #define TOKEN_MAX_HEAD_DIM 256
 
@@ -311,11 +312,13 @@ RF_DEVICE void write_output(float value, float *out, int8_t *q8, float *q8_d, fl
 
 // Attention of one query head of one token a block (flash-decoding): one block per
 // (token, query head, split of keys_per_split logical slots), blockDim.x threads of at
-// most TOKEN_MAX_WARPS warps. Each warp takes chunks of warpSize consecutive keys: lane k
-// finds key k's slot and position and scores it (its K row read whole, the query from
-// shared memory); the warp folds the chunk into its online softmax (running max and
-// sum), then walks the chunk's keys adding their weighted V rows, lane dimensions
-// d = j * warp + lane for j < DIMS. Used for decode, and for prefill with one split.
+// most TOKEN_MAX_WARPS warps. The warps take the split's keys in turn (warp w keys w,
+// w + n_warps, ...), so that at a short depth each warp has a key or two rather than one
+// warp all of them. A key's head is spread over the lanes of a warp (or, for a small
+// head, of a part of it: several keys a step), one load of its K row and one of its V row
+// a lane. The warp asks for a batch of keys' rows at once, sums their dot products over
+// the lanes side by side and folds the batch into its online softmax (running max and
+// sum). Used for decode, and for prefill with one split.
 //
 // The launch has a split for every keys_per_split slots a sequence may grow to (so a
 // captured graph replays it at any length); splits past the token's live keys leave at
@@ -340,55 +343,6 @@ RF_DEVICE void write_output(float value, float *out, int8_t *q8, float *q8_d, fl
 // rf_rope_kv_write_* takes them (k_new null: no RoPE, the cache already holds the step's
 // keys). head_dim = DIMS * warpSize, a multiple of 8 and at most TOKEN_MAX_HEAD_DIM; the
 // launcher checks.
-// q . K row (head_dim values from element `first`), scaled by nothing.
-template <class Kv>
-static __device__ __forceinline__ float key_dot(const uint8_t *k_cache, uint64_t first,
-                                                const float *q_s, uint32_t hd) {
-    float dot = 0.0f;
-    for (uint32_t d = 0; d < hd; ++d) {
-        dot = fmaf(q_s[d], Kv::load(k_cache, first + d), dot);
-    }
-    return dot;
-}
-
-// F16 rows read 8 values (16 bytes) a load.
-template <>
-__device__ __forceinline__ float key_dot<KvF16>(const uint8_t *k_cache, uint64_t first,
-                                                const float *q_s, uint32_t hd) {
-    const uint4 *k_row = (const uint4 *)((const __half *)k_cache + first);
-    float dot = 0.0f;
-#pragma unroll 8
-    for (uint32_t d8 = 0; d8 < hd / 8; ++d8) {
-        const uint4 packed = k_row[d8];
-        const __half2 *halves = (const __half2 *)&packed;
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const float2 f = __half22float2(halves[c]);
-            dot = fmaf(q_s[d8 * 8 + 2 * c], f.x, dot);
-            dot = fmaf(q_s[d8 * 8 + 2 * c + 1], f.y, dot);
-        }
-    }
-    return dot;
-}
-
-// Q8_0 rows: each block's quants summed against the query, then scaled once.
-template <>
-__device__ __forceinline__ float key_dot<KvQ8_0>(const uint8_t *k_cache, uint64_t first,
-                                                 const float *q_s, uint32_t hd) {
-    const uint8_t *blocks = k_cache + (first / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
-    float dot = 0.0f;
-    for (uint32_t b = 0; b < hd / KV_Q8_0_BLOCK; ++b) {
-        const uint8_t *block = blocks + b * KV_Q8_0_BLOCK_BYTES;
-        float sum = 0.0f;
-#pragma unroll 8
-        for (int i = 0; i < KV_Q8_0_BLOCK; ++i) {
-            sum = fmaf(q_s[b * KV_Q8_0_BLOCK + i], (float)(int8_t)block[2 + i], sum);
-        }
-        dot = fmaf(__half2float(*(const __half *)block), sum, dot);
-    }
-    return dot;
-}
-
 // Asks for the lines of one head's row of n values, from element `first`, to come into L2.
 template <class Kv>
 RF_DEVICE void prefetch_row(const uint8_t *cache, uint64_t first, uint32_t n) {
@@ -425,7 +379,13 @@ static __device__ void attention_token(
     if (token >= n_tokens) {
         return;  // block-uniform
     }
+    // A constant where the warp is (NVIDIA's 32): the lane arithmetic below is then masks
+    // and shifts, not divisions by a run-time value on the kernel's critical path.
+#if defined(RF_CUDA)
+    constexpr int warp = 32;
+#else
     const int warp = rf_warp_size();
+#endif
     const uint32_t lane = threadIdx.x % warp, w = threadIdx.x / warp;
     const uint32_t n_warps = blockDim.x / warp;
     const uint32_t hd = head_dim, group = n_head / n_kv_heads, kv_head = head / group;
@@ -442,14 +402,17 @@ static __device__ void attention_token(
     if (split >= live_splits) {
         return;  // block-uniform
     }
+    // Warp w takes keys w, w + n_warps, w + 2 n_warps, ... of the split, so that at a short
+    // depth every warp has a key or two and the block's walk is one round of loads. Lane j
+    // looks up the warp's key j of each round of n_warps * warp keys.
+    const uint64_t keys_per_round = (uint64_t)n_warps * warp;
+    const uint64_t own_key = (uint64_t)w + (uint64_t)lane * n_warps;
     // Before waiting on the kernel that writes the query, which with overlapped launches
-    // runs beside it: the lookups of the warp's first chunk of keys (the tables, like the
-    // token's sequence and position, are the step's inputs, copied before its first
-    // kernel) and a request for those keys' K and V rows into L2. The rest of the kernel
-    // is a chain of dependent loads; this takes three of its links off it.
-    const uint64_t first_chunk = key_begin + (uint64_t)w * warp;
+    // runs beside it: the lookups of the first round (the tables, like the token's
+    // sequence and position, are the step's inputs, copied before its first kernel) and a
+    // request for those keys' K and V rows into L2.
     const KeySlot first_key = find_key(block_tables, slot_positions, seq, max_blocks, block_size,
-                                       n_slots, first_chunk + lane, key_end);
+                                       n_slots, key_begin + own_key, key_end);
     if (sees(first_key.pos, p, window)) {
         const uint64_t row = (uint64_t)first_key.slot * kv_dim + (uint64_t)kv_head * hd;
         prefetch_row<Kv>(k_cache, row, hd);
@@ -487,55 +450,115 @@ static __device__ void attention_token(
         __syncthreads();
     }
 
-    float m = -INFINITY, l = 0.0f, acc[DIMS];
+    // A key's head is shared by KEY_LANES lanes, VALUES dimensions each (one load of its K
+    // row and one of its V row a lane, at least 8 bytes of F16), so a warp takes
+    // KEYS_AT_ONCE keys a step: small heads take several, and their dot products are
+    // summed over fewer lanes. Lane `lane` works on key `part` of a step, dimensions
+    // sub * VALUES + j for j < VALUES.
+    constexpr int VALUES = DIMS < 4 ? 4 : DIMS, KEYS_AT_ONCE = VALUES / DIMS;
+    const uint32_t key_lanes = warp / KEYS_AT_ONCE;
+    const uint32_t part = lane / key_lanes, sub = lane % key_lanes;
+    float q_r[VALUES];
 #pragma unroll
-    for (int j = 0; j < DIMS; ++j) {
+    for (int j = 0; j < VALUES; ++j) {
+        q_r[j] = q_s[sub * VALUES + j];
+    }
+    // The running max is the warp's (every lane holds it); the sum and the weighted V
+    // rows are each part's until the parts are added up after the walk.
+    float m = -INFINITY, l = 0.0f, acc[VALUES];
+#pragma unroll
+    for (int j = 0; j < VALUES; ++j) {
         acc[j] = 0.0f;
     }
-    for (uint64_t chunk = first_chunk; chunk < key_end; chunk += (uint64_t)n_warps * warp) {
-        // Lane k: key chunk + k, its slot and whether this token sees it.
-        const KeySlot found = chunk == first_chunk
-                                  ? first_key
-                                  : find_key(block_tables, slot_positions, seq, max_blocks,
-                                             block_size, n_slots, chunk + lane, key_end);
-        const bool visible = sees(found.pos, p, window);
-        const uint32_t slot = found.slot;
-        float score = -INFINITY;
-        if (visible) {
-            const uint64_t first = (uint64_t)slot * kv_dim + (uint64_t)kv_head * hd;
-            score = key_dot<Kv>(k_cache, first, q_s, hd) * scale;
+    // Steps whose rows are in flight together: 16 values of V a lane held at once keep the
+    // kernel at two blocks an SM (sm_90's 64 registers a thread).
+    constexpr int BATCH = 16 / VALUES;
+    for (uint64_t round = key_begin; round < key_end; round += keys_per_round) {
+        if (round + w >= key_end) {
+            break;  // warp-uniform: no key of this warp is left
         }
-        // Fold the chunk into the running softmax.
-        float chunk_max = score;
-        for (int offset = warp / 2; offset > 0; offset /= 2) {
-            chunk_max = fmaxf(chunk_max, rf_shfl_xor(chunk_max, offset));
-        }
-        const float m_new = fmaxf(m, chunk_max);
-        if (m_new == -INFINITY) {
-            continue;  // warp-uniform: nothing visible yet
-        }
-        const float alpha = expf(m - m_new);  // 0 while m is -inf
-        const float weight = visible ? expf(score - m_new) : 0.0f;
-        l = l * alpha + rf_warp_sum(weight);
-        m = m_new;
+        const KeySlot mine = round == key_begin
+                                 ? first_key
+                                 : find_key(block_tables, slot_positions, seq, max_blocks,
+                                            block_size, n_slots, round + own_key, key_end);
+        const uint32_t n_mine =
+            (uint32_t)min((uint64_t)warp, (key_end - round - w + n_warps - 1) / n_warps);
+        for (uint32_t i0 = 0; i0 < n_mine; i0 += BATCH * KEYS_AT_ONCE) {
+            // Every key's K and V rows are asked for before any is used; a hidden key
+            // (its weight is 0, and a stale value must not make 0 * NaN) reads as zeros.
+            float score[BATCH], v[BATCH][VALUES];
+            bool visible[BATCH];
 #pragma unroll
-        for (int j = 0; j < DIMS; ++j) {
-            acc[j] *= alpha;
-        }
-        // Each key's V row, weighted. Without a branch, so the loads of several keys are
-        // in flight together (16 keys' rows: still two blocks an SM on sm_90); a hidden
-        // key's row reads as zeros (its weight is 0, and a stale value must not make
-        // 0 * NaN).
-#pragma unroll 16
-        for (int k = 0; k < warp; ++k) {
-            const float wk = rf_shfl(weight, k);
-            const uint32_t key_slot = __float_as_uint(rf_shfl(__uint_as_float(slot), k));
-            const uint64_t v_row = (uint64_t)key_slot * kv_dim + (uint64_t)kv_head * hd + lane;
+            for (int b = 0; b < BATCH; ++b) {
+                const uint32_t i = i0 + b * KEYS_AT_ONCE + part;  // the warp's key i
+                const int from = (int)(i & (warp - 1));  // the lane that looked it up
+                const int32_t kp = __float_as_int(rf_shfl(__int_as_float(mine.pos), from));
+                const uint32_t slot = __float_as_uint(rf_shfl(__uint_as_float(mine.slot), from));
+                visible[b] = i < n_mine && sees(kp, p, window);
+                const uint64_t at = (uint64_t)slot * kv_dim + (uint64_t)kv_head * hd +
+                                    (uint64_t)sub * VALUES;
+                float k[VALUES];
 #pragma unroll
-            for (int j = 0; j < DIMS; ++j) {
-                const float v = wk != 0.0f ? Kv::load(v_cache, v_row + j * warp) : 0.0f;
-                acc[j] = fmaf(wk, v, acc[j]);
+                for (int j = 0; j < VALUES; ++j) {
+                    k[j] = 0.0f;
+                    v[b][j] = 0.0f;
+                }
+                if (visible[b]) {
+                    Kv::template load_span<VALUES>(k_cache, at, k);
+                    Kv::template load_span<VALUES>(v_cache, at, v[b]);
+                }
+                score[b] = 0.0f;
+#pragma unroll
+                for (int j = 0; j < VALUES; ++j) {
+                    score[b] = fmaf(q_r[j], k[j], score[b]);
+                }
             }
+            // The batch's dot products summed over each part's lanes side by side; every
+            // lane of a part ends with the same bits (each step adds the same two values).
+            for (uint32_t offset = key_lanes / 2; offset > 0; offset /= 2) {
+#pragma unroll
+                for (int b = 0; b < BATCH; ++b) {
+                    score[b] += rf_shfl_xor(score[b], offset);
+                }
+            }
+            float batch_max = -INFINITY;
+#pragma unroll
+            for (int b = 0; b < BATCH; ++b) {
+                score[b] = visible[b] ? score[b] * scale : -INFINITY;
+                batch_max = fmaxf(batch_max, score[b]);
+            }
+            for (uint32_t offset = key_lanes; offset < (uint32_t)warp; offset *= 2) {
+                batch_max = fmaxf(batch_max, rf_shfl_xor(batch_max, offset));
+            }
+            // Fold the batch into the running softmax.
+            const float m_new = fmaxf(m, batch_max);
+            if (m_new == -INFINITY) {
+                continue;  // warp-uniform: nothing visible yet
+            }
+            const float alpha = expf(m - m_new);  // 0 while m is -inf
+            l *= alpha;
+#pragma unroll
+            for (int j = 0; j < VALUES; ++j) {
+                acc[j] *= alpha;
+            }
+#pragma unroll
+            for (int b = 0; b < BATCH; ++b) {
+                const float weight = visible[b] ? expf(score[b] - m_new) : 0.0f;
+                l += weight;
+#pragma unroll
+                for (int j = 0; j < VALUES; ++j) {
+                    acc[j] = fmaf(weight, v[b][j], acc[j]);
+                }
+            }
+            m = m_new;
+        }
+    }
+    // The parts' sums, all under the warp's max: part 0's lanes hold the warp's.
+    for (uint32_t offset = key_lanes; offset < (uint32_t)warp; offset *= 2) {
+        l += rf_shfl_xor(l, offset);
+#pragma unroll
+        for (int j = 0; j < VALUES; ++j) {
+            acc[j] += rf_shfl_xor(acc[j], offset);
         }
     }
 
@@ -544,9 +567,11 @@ static __device__ void attention_token(
         warp_m[w] = m;
         warp_l[w] = l;
     }
+    if (part == 0) {
 #pragma unroll
-    for (int j = 0; j < DIMS; ++j) {
-        warp_acc[w * hd + j * warp + lane] = acc[j];
+        for (int j = 0; j < VALUES; ++j) {
+            warp_acc[w * hd + sub * VALUES + j] = acc[j];
+        }
     }
     __syncthreads();
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
@@ -600,7 +625,7 @@ static __device__ void attention_token(
 }
 
 #define RF_ATTENTION_TOKEN_KERNEL(DIMS, NAME, KV)                                                \
-    RF_KERNEL void rf_attention_token_d##DIMS##_##NAME(                                          \
+    RF_KERNEL void RF_LAUNCH_BOUNDS(TOKEN_THREADS, 2) rf_attention_token_d##DIMS##_##NAME(     \
         const float *q, uint8_t *k_cache, uint8_t *v_cache,                                      \
         const uint32_t *block_tables, const int32_t *slot_positions, const uint32_t *n_logical, \
         const uint32_t *seq_index, const int32_t *pos, float *out, float *partial_acc,           \

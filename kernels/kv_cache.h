@@ -11,6 +11,34 @@ struct KvF16 {
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         return __half2float(((const __half *)cache)[e]);
     }
+    // Elements e..e + N (N of 1, 2, 4 or 8; e a multiple of N) in one load.
+    template <int N>
+    static __device__ __forceinline__ void load_span(const uint8_t *cache, uint64_t e,
+                                                     float (&out)[N]) {
+        const __half *first = (const __half *)cache + e;
+        if constexpr (N == 8) {
+            const uint4 packed = *(const uint4 *)first;
+            halves_to_floats<N>((const __half2 *)&packed, out);
+        } else if constexpr (N == 4) {
+            const uint2 packed = *(const uint2 *)first;
+            halves_to_floats<N>((const __half2 *)&packed, out);
+        } else if constexpr (N == 2) {
+            const uint32_t packed = *(const uint32_t *)first;
+            halves_to_floats<N>((const __half2 *)&packed, out);
+        } else {
+            out[0] = __half2float(*first);
+        }
+    }
+    template <int N>
+    static __device__ __forceinline__ void halves_to_floats(const __half2 *pairs,
+                                                            float (&out)[N]) {
+#pragma unroll
+        for (int c = 0; c < N / 2; ++c) {
+            const float2 f = __half22float2(pairs[c]);
+            out[2 * c] = f.x;
+            out[2 * c + 1] = f.y;
+        }
+    }
     // Where element e's bytes begin (for Q8_0, e the first of a block).
     static __device__ __forceinline__ uint64_t byte_of(uint64_t e) { return 2 * e; }
     // Stores values[0, n) at elements first.., threads tid of n_threads sharing the work.
@@ -27,6 +55,28 @@ struct KvF16 {
 struct KvF32 {
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         return ((const float *)cache)[e];
+    }
+    // As KvF16::load_span: 16-byte loads, fewer for N < 4.
+    template <int N>
+    static __device__ __forceinline__ void load_span(const uint8_t *cache, uint64_t e,
+                                                     float (&out)[N]) {
+        const float *first = (const float *)cache + e;
+        if constexpr (N >= 4) {
+#pragma unroll
+            for (int c = 0; c < N / 4; ++c) {
+                const float4 f = ((const float4 *)first)[c];
+                out[4 * c] = f.x;
+                out[4 * c + 1] = f.y;
+                out[4 * c + 2] = f.z;
+                out[4 * c + 3] = f.w;
+            }
+        } else if constexpr (N == 2) {
+            const float2 f = *(const float2 *)first;
+            out[0] = f.x;
+            out[1] = f.y;
+        } else {
+            out[0] = *first;
+        }
     }
     static __device__ __forceinline__ uint64_t byte_of(uint64_t e) { return 4 * e; }
     static __device__ __forceinline__ void store(uint8_t *cache, uint64_t first,
@@ -46,6 +96,19 @@ struct KvQ8_0 {
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         const uint8_t *block = cache + (e / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
         return __half2float(*(const __half *)block) * (float)(int8_t)block[2 + e % KV_Q8_0_BLOCK];
+    }
+    // As KvF16::load_span: N values of one block (N divides the block), byte by byte (a
+    // block's quants sit at an odd offset), scaled by its step.
+    template <int N>
+    static __device__ __forceinline__ void load_span(const uint8_t *cache, uint64_t e,
+                                                     float (&out)[N]) {
+        const uint8_t *block = cache + (e / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
+        const float d = __half2float(*(const __half *)block);
+        const uint8_t *quants = block + 2 + e % KV_Q8_0_BLOCK;
+#pragma unroll
+        for (int i = 0; i < N; ++i) {
+            out[i] = d * (float)(int8_t)quants[i];
+        }
     }
     static __device__ __forceinline__ uint64_t byte_of(uint64_t e) {
         return e / KV_Q8_0_BLOCK * KV_Q8_0_BLOCK_BYTES;
