@@ -231,8 +231,9 @@ typedef struct rf_model_params {
   uint32_t log_level;
   // Several GPUs for one model: `n_devices` indexes from `rf_device_info`, in layer
   // order, used instead of `device` when `n_devices` is not 0. An index may repeat
-  // (those shares then run on one GPU). All must be GPUs of one runtime, and the
-  // model must have at least `n_devices` layers.
+  // (those shares then run on one GPU, each with its own allocation counters and
+  // `device_memory_limit`). All must be GPUs of one runtime, and the model must have
+  // at least `n_devices` layers.
   const int32_t *devices;
   size_t n_devices;
   // `RF_SPLIT_LAYER` or `RF_SPLIT_TENSOR`, for `devices`.
@@ -240,8 +241,8 @@ typedef struct rf_model_params {
   // `n_devices` positive numbers: how much of the model each device takes. NULL: in
   // proportion to each GPU's free memory.
   const float *split_proportions;
-  // The most memory the model and its contexts may allocate on each GPU they use, in
-  // bytes (weights, KV caches, activations; not the vendor libraries' workspaces or
+  // The most memory the model and its contexts may allocate on each GPU they use (on
+  // each share, where `devices` names a GPU more than once), in bytes (weights, KV caches, activations; not the vendor libraries' workspaces or
   // the kernels' code); 0 = no limit but the GPU's. A load or context that needs more
   // is `RF_ERR_DEVICE_OUT_OF_MEMORY`, so a host can keep the rest for itself.
   uint64_t device_memory_limit;
