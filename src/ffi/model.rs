@@ -68,9 +68,10 @@ pub struct rf_model_params {
     /// proportion to each GPU's free memory.
     pub split_proportions: *const f32,
     /// The most memory the model and its contexts may allocate on each GPU they use (on
-    /// each share, where `devices` names a GPU more than once), in bytes (weights, KV caches, activations; not the vendor libraries' workspaces or
-    /// the kernels' code); 0 = no limit but the GPU's. A load or context that needs more
-    /// is `RF_ERR_DEVICE_OUT_OF_MEMORY`, so a host can keep the rest for itself.
+    /// each share, where `devices` names a GPU more than once), in bytes (weights, KV
+    /// caches, activations; not the vendor libraries' workspaces or the kernels' code);
+    /// 0 = no limit but the GPU's. A load or context that needs more is
+    /// `RF_ERR_DEVICE_OUT_OF_MEMORY`, so a host can keep the rest for itself.
     pub device_memory_limit: u64,
 }
 
