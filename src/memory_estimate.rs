@@ -5,6 +5,8 @@
 //! they match what [`Context::memory`](crate::context::Context::memory) reports after the
 //! first decode.
 
+use std::ops::Range;
+
 use crate::backend::DeviceKind;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
@@ -13,10 +15,10 @@ use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::model::{ModelConfig, Placement};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryEstimate {
-    /// The tensors' bytes: in the device's memory on a GPU, read through the file's
-    /// mapping on the CPU.
+    /// The weights: on a GPU the tensors it uploads (a head tied to the embedding is a
+    /// second copy there); on the CPU every tensor, read through the file's mapping.
     pub weights_bytes: u64,
     /// The KV cache, part of `host_bytes` on the CPU and of `device_bytes` on a GPU.
     pub kv_bytes: u64,
@@ -27,34 +29,110 @@ pub struct MemoryEstimate {
     pub device_bytes: u64,
 }
 
+/// One device's part of an estimate: what it would hold of the model and of one context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareEstimate {
+    /// The device's index in the device list (0: the CPU).
+    pub device: usize,
+    /// The layers it runs.
+    pub layers: Range<usize>,
+    pub memory: MemoryEstimate,
+}
+
 /// The estimate for a model in `gguf` placed on `placement` (its devices together), with a
 /// context of `params`.
-/// Reads the metadata and the tensor table, never the weights.
 pub fn estimate(
     gguf: &GgufFile<'_>,
     placement: &Placement,
     params: &ContextParams,
 ) -> Result<MemoryEstimate> {
+    Ok(total(&estimate_shares(gguf, placement, params)?))
+}
+
+/// The shares' figures added up.
+pub fn total(shares: &[ShareEstimate]) -> MemoryEstimate {
+    shares
+        .iter()
+        .fold(MemoryEstimate::default(), |sum, s| MemoryEstimate {
+            weights_bytes: sum.weights_bytes + s.memory.weights_bytes,
+            kv_bytes: sum.kv_bytes + s.memory.kv_bytes,
+            host_bytes: sum.host_bytes + s.memory.host_bytes,
+            device_bytes: sum.device_bytes + s.memory.device_bytes,
+        })
+}
+
+/// The estimate of each device of `placement`, in layer order: one for a model on one
+/// device, one a GPU of a layer split (each holding its layers' weights and state, the
+/// first the embedding, the last the output head).
+pub fn estimate_shares(
+    gguf: &GgufFile<'_>,
+    placement: &Placement,
+    params: &ContextParams,
+) -> Result<Vec<ShareEstimate>> {
     let config = ModelConfig::from_gguf(gguf)?;
     let params = params.resolved(config.n_ctx_train)?;
     let shape = config.shape();
     // What creating the context would refuse, the estimate refuses too.
     params.kv_type.check_head_dim(shape.head_dim)?;
     let sizes = params.backend_sizes(&config);
-    let context = if placement.first().device.kind == DeviceKind::Cpu {
-        CpuBackend::planned_memory(&shape, &sizes, 1)
-    } else {
-        // Each GPU of a layer split holds its share's state.
-        placement
-            .layer_shares(shape.n_layer)?
-            .into_iter()
-            .map(|layers| GpuBackend::planned_memory(&shape, &sizes, 1, layers))
-            .sum()
+    if placement.first().device.kind == DeviceKind::Cpu {
+        let context = CpuBackend::planned_memory(&shape, &sizes, 1);
+        return Ok(vec![ShareEstimate {
+            device: placement.first().index,
+            layers: 0..config.n_layer,
+            memory: MemoryEstimate {
+                weights_bytes: gguf.tensors().iter().map(|t| t.n_bytes()).sum(),
+                kv_bytes: context.kv_bytes,
+                host_bytes: context.host_bytes,
+                device_bytes: context.device_bytes,
+            },
+        }]);
+    }
+    let shares = placement.layer_shares(shape.n_layer)?;
+    Ok(placement
+        .devices()
+        .iter()
+        .zip(shares)
+        .map(|(placed, layers)| {
+            let context = GpuBackend::planned_memory(&shape, &sizes, 1, layers.clone());
+            ShareEstimate {
+                device: placed.index,
+                memory: MemoryEstimate {
+                    weights_bytes: uploaded_bytes(gguf, &config, &layers),
+                    kv_bytes: context.kv_bytes,
+                    host_bytes: context.host_bytes,
+                    device_bytes: context.device_bytes,
+                },
+                layers,
+            }
+        })
+        .collect())
+}
+
+/// The bytes of the tensors a GPU running `layers` uploads (`HostWeights::upload`): the
+/// layers' `blk.N.` tensors, the embedding on the first share, the output norm and head
+/// on the last, where a head tied to the embedding is a second copy.
+fn uploaded_bytes(gguf: &GgufFile<'_>, config: &ModelConfig, layers: &Range<usize>) -> u64 {
+    let layer_of = |name: &str| {
+        let rest = name.strip_prefix("blk.")?;
+        rest.split('.').next()?.parse::<usize>().ok()
     };
-    Ok(MemoryEstimate {
-        weights_bytes: gguf.tensors().iter().map(|t| t.n_bytes()).sum(),
-        kv_bytes: context.kv_bytes,
-        host_bytes: context.host_bytes,
-        device_bytes: context.device_bytes,
-    })
+    let bytes_of = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
+    let mut bytes: u64 = gguf
+        .tensors()
+        .iter()
+        .filter(|t| layer_of(t.name()).is_some_and(|layer| layers.contains(&layer)))
+        .map(|t| t.n_bytes())
+        .sum();
+    if layers.start == 0 {
+        bytes += bytes_of("token_embd.weight");
+    }
+    if layers.end == config.n_layer {
+        bytes += bytes_of("output_norm.weight");
+        bytes += match config.tied_output {
+            true => bytes_of("token_embd.weight"),
+            false => bytes_of("output.weight"),
+        };
+    }
+    bytes
 }

@@ -1,7 +1,10 @@
 //! `rf_model_estimate` against what the context then reports: for SmolLM2 on the CPU at
-//! three context sizes (and batch sizes), and a Q8_0 cache at the largest, the estimated host bytes are within 5% of
-//! `rf_context_memory`'s after a decode, the device bytes equal (none), and the weights
-//! are the file's tensor bytes. The model itself is loaded only to measure.
+//! three context sizes (and batch sizes), and a Q8_0 cache at the largest, the estimated
+//! host bytes are within 5% of `rf_context_memory`'s after a decode, the device bytes
+//! equal (none), and the weights are the file's tensor bytes. The model itself is loaded
+//! only to measure. `rf_model_estimate_share` on one device, and the estimate of a layer
+//! split over two GPUs share by share (a device list with two GPUs added: estimating
+//! reads no GPU).
 
 mod common;
 
@@ -9,11 +12,16 @@ use std::ptr;
 
 use common::ffi::{decode_last_logits, last_error, load_model};
 use common::{SMOLLM2, model_path};
+use rocmforge::backend::{DeviceKind, DeviceReport, enumerate};
+use rocmforge::context::ContextParams;
 use rocmforge::ffi::{
     RF_DEVICE_CPU, RF_KV_F16, RF_KV_Q8_0, rf_context_default_params, rf_context_free,
     rf_context_memory, rf_context_new, rf_memory_estimate, rf_memory_report,
-    rf_model_default_params, rf_model_estimate, rf_model_free, rf_status,
+    rf_model_default_params, rf_model_estimate, rf_model_estimate_share, rf_model_free, rf_status,
 };
+use rocmforge::gguf::GgufFile;
+use rocmforge::memory_estimate::{estimate as estimate_on, estimate_shares};
+use rocmforge::model::Placement;
 
 fn empty_estimate() -> rf_memory_estimate {
     rf_memory_estimate {
@@ -84,7 +92,7 @@ fn measured(n_ctx: u32, n_batch: u32, kv_type: u32) -> rf_memory_report {
 fn the_estimate_matches_the_context_at_three_sizes() {
     let file_tensor_bytes = {
         let bytes = std::fs::read(model_path(SMOLLM2)).unwrap();
-        let gguf = rocmforge::gguf::GgufFile::parse(&bytes).unwrap();
+        let gguf = GgufFile::parse(&bytes).unwrap();
         gguf.tensors().iter().map(|t| t.n_bytes()).sum::<u64>()
     };
     for (n_ctx, n_batch, kv_type) in [
@@ -146,4 +154,119 @@ fn a_missing_file_or_a_vocabulary_only_model_is_refused() {
         "{}",
         last_error()
     );
+}
+
+/// What `rf_model_estimate_share` reports for share `index` of SmolLM2 on the CPU.
+fn estimate_share(index: usize) -> (rf_status, rf_memory_estimate) {
+    let path = model_path(SMOLLM2);
+    let path = path.to_str().expect("a UTF-8 path");
+    let mut model_params = rf_model_default_params();
+    model_params.device = RF_DEVICE_CPU;
+    let mut context_params = rf_context_default_params();
+    (context_params.n_ctx, context_params.n_batch) = (2048, 512);
+    let mut out = empty_estimate();
+    // SAFETY: valid path bytes, parameter structs and out-struct.
+    let status = unsafe {
+        rf_model_estimate_share(
+            path.as_ptr().cast(),
+            path.len(),
+            &model_params,
+            &context_params,
+            index,
+            &mut out,
+        )
+    };
+    (status, out)
+}
+
+#[test]
+fn a_model_on_one_device_is_one_share_of_the_whole_estimate() {
+    let whole = estimate(2048, 512, RF_KV_F16);
+    let (status, share) = estimate_share(0);
+    assert_eq!(status, rf_status::RF_OK, "{}", last_error());
+    for (what, a, b) in [
+        ("weights", share.weights_bytes, whole.weights_bytes),
+        ("kv", share.kv_bytes, whole.kv_bytes),
+        ("host", share.host_bytes, whole.host_bytes),
+        ("device", share.device_bytes, whole.device_bytes),
+    ] {
+        assert_eq!(a, b, "{what}");
+    }
+    assert_eq!(share.device, RF_DEVICE_CPU);
+    let (status, _) = estimate_share(1);
+    assert_eq!(status, rf_status::RF_ERR_INVALID_ARGUMENT);
+    assert!(
+        last_error().contains("share 1 of a model of 1 shares"),
+        "{}",
+        last_error()
+    );
+}
+
+/// A layer split over two GPUs, estimated on any machine: the device list is this
+/// machine's with two GPUs added (the estimate reads only their kind and free memory).
+#[test]
+fn a_layer_split_is_estimated_share_by_share() {
+    let bytes = std::fs::read(model_path(SMOLLM2)).unwrap();
+    let gguf = GgufFile::parse(&bytes).unwrap();
+    let tensor_bytes = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
+    let mut devices = enumerate();
+    let first_gpu = devices.len();
+    for ordinal in 0..2 {
+        devices.push(DeviceReport {
+            kind: DeviceKind::Cuda,
+            ordinal,
+            name: format!("estimated GPU {ordinal}"),
+            arch: "sm_90".into(),
+            total_bytes: 80 << 30,
+            free_bytes: 80 << 30,
+            compute_units: 132,
+            warp_size: 32,
+            usable: true,
+            why_unusable: None,
+        });
+    }
+    let placement =
+        Placement::split(&devices, &[first_gpu, first_gpu + 1], Some(&[1.0, 2.0])).unwrap();
+    let params = ContextParams {
+        n_ctx: 2048,
+        n_batch: 512,
+        n_threads: 1,
+        ..ContextParams::default()
+    };
+    let shares = estimate_shares(&gguf, &placement, &params).unwrap();
+    assert_eq!(shares.len(), 2);
+    assert_eq!(
+        (shares[0].device, shares[1].device),
+        (first_gpu, first_gpu + 1)
+    );
+    assert_eq!(
+        (shares[0].layers.clone(), shares[1].layers.clone()),
+        (0..10, 10..30)
+    );
+    // Every tensor of SmolLM2 is uploaded once, and its tied head a second time with the
+    // last share.
+    let all: u64 = gguf.tensors().iter().map(|t| t.n_bytes()).sum();
+    let embedding = tensor_bytes("token_embd.weight");
+    assert_eq!(
+        shares[0].memory.weights_bytes + shares[1].memory.weights_bytes,
+        all + embedding
+    );
+    let layer = |i: usize| -> u64 {
+        let prefix = format!("blk.{i}.");
+        gguf.tensors()
+            .iter()
+            .filter(|t| t.name().starts_with(&prefix))
+            .map(|t| t.n_bytes())
+            .sum()
+    };
+    assert_eq!(
+        shares[0].memory.weights_bytes,
+        embedding + (0..10).map(layer).sum::<u64>()
+    );
+    // The layers are alike, so the K/V cache divides as they do; only the last share
+    // computes logits.
+    assert_eq!(2 * shares[0].memory.kv_bytes, shares[1].memory.kv_bytes);
+    assert!(shares[0].memory.host_bytes < shares[1].memory.host_bytes);
+    let whole = estimate_on(&gguf, &placement, &params).unwrap();
+    assert_eq!(whole.kv_bytes, 3 * shares[0].memory.kv_bytes);
 }

@@ -9,7 +9,7 @@ use super::context::{context_params, rf_context_default_params, rf_context_param
 use super::model::{choose_devices, rf_model_default_params, rf_model_params};
 use super::status::rf_status;
 use crate::gguf::OwnedGguf;
-use crate::memory_estimate::estimate;
+use crate::memory_estimate::{MemoryEstimate, ShareEstimate, estimate_shares, total};
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -43,8 +43,9 @@ versioned_struct!(rf_memory_estimate {
 /// The memory the model at `path` (`path_len` bytes of UTF-8) and one context of it would
 /// take, from the file's metadata and tensor table: the weights are not read. `model_params`
 /// and `ctx_params` may be NULL for their defaults; the device and context sizes are
-/// chosen as `rf_model_load` and `rf_context_new` would choose them. Set
-/// `out->struct_size` first.
+/// chosen as `rf_model_load` and `rf_context_new` would choose them. Under a layer split
+/// the figures add up every device's (see `rf_model_estimate_share`); `device` is the
+/// first's. Set `out->struct_size` first.
 ///
 /// # Safety
 /// `path` `path_len` readable bytes; `model_params` and `ctx_params` NULL or valid for
@@ -58,36 +59,103 @@ pub unsafe extern "C" fn rf_model_estimate(
     out_estimate: *mut rf_memory_estimate,
 ) -> rf_status {
     call(|| {
-        // SAFETY: the caller's contract.
-        let (path, model_params, ctx_params, report) = unsafe {
-            (
-                text(path, path_len, "path")?,
-                versioned(model_params, rf_model_default_params(), "model_params")?,
-                versioned(ctx_params, rf_context_default_params(), "context_params")?,
-                out(out_estimate, "out_estimate")?,
-            )
-        };
-        if model_params.vocab_only {
+        // SAFETY: forwarded from the caller.
+        let (shares, report) =
+            unsafe { estimate_with(path, path_len, model_params, ctx_params, out_estimate)? };
+        let figures = total(&shares);
+        // `estimate_with` returns at least one share.
+        let device = shares.first().map_or(0, |s| s.device);
+        // SAFETY: `report` is writable for its `struct_size` by the caller's contract.
+        unsafe { write_estimate(report, device, figures) }
+    })
+}
+
+/// What share `index` of the model at `path` would take on its device, with one context:
+/// as `rf_model_estimate`, for the one device. Shares are in layer order, one for each of
+/// `model_params->devices` under a layer split and one otherwise; an index past the last
+/// is `RF_ERR_INVALID_ARGUMENT`. `device` is the share's device; `weights_bytes` its
+/// layers' tensors (the embedding on the first share, the output head on the last);
+/// `kv_bytes` and `device_bytes` the context's state for its layers.
+///
+/// # Safety
+/// As `rf_model_estimate`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rf_model_estimate_share(
+    path: *const c_char,
+    path_len: usize,
+    model_params: *const rf_model_params,
+    ctx_params: *const rf_context_params,
+    index: usize,
+    out_estimate: *mut rf_memory_estimate,
+) -> rf_status {
+    call(|| {
+        // SAFETY: forwarded from the caller.
+        let (shares, report) =
+            unsafe { estimate_with(path, path_len, model_params, ctx_params, out_estimate)? };
+        let Some(share) = shares.get(index) else {
             return Err(Failure::new(
                 rf_status::RF_ERR_INVALID_ARGUMENT,
-                "a vocab_only model has no contexts to estimate",
+                format!("share {index} of a model of {} shares", shares.len()),
             ));
-        }
-        let gguf = OwnedGguf::open(Path::new(path))?;
-        // SAFETY: the caller's contract for `model_params`.
-        let placement = unsafe { choose_devices(&model_params)? };
-        let params = context_params(&ctx_params, 1)?;
-        let figures = estimate(gguf.file(), &placement, &params)?;
-        let value = rf_memory_estimate {
-            struct_size: report.struct_size,
-            device: i32::try_from(placement.first().index)
-                .map_err(|_| Failure::new(rf_status::RF_ERR_DEVICE, "device index out of range"))?,
-            weights_bytes: figures.weights_bytes,
-            kv_bytes: figures.kv_bytes,
-            host_bytes: figures.host_bytes,
-            device_bytes: figures.device_bytes,
         };
         // SAFETY: `report` is writable for its `struct_size` by the caller's contract.
-        unsafe { write_versioned(report, value) }
+        unsafe { write_estimate(report, share.device, share.memory) }
     })
+}
+
+/// The arguments of the estimate calls checked and the estimate of every share, with the
+/// caller's out-struct.
+///
+/// # Safety
+/// As `rf_model_estimate`.
+unsafe fn estimate_with<'a>(
+    path: *const c_char,
+    path_len: usize,
+    model_params: *const rf_model_params,
+    ctx_params: *const rf_context_params,
+    out_estimate: *mut rf_memory_estimate,
+) -> Result<(Vec<ShareEstimate>, &'a mut rf_memory_estimate), Failure> {
+    // SAFETY: the caller's contract.
+    let (path, model_params, ctx_params, report) = unsafe {
+        (
+            text(path, path_len, "path")?,
+            versioned(model_params, rf_model_default_params(), "model_params")?,
+            versioned(ctx_params, rf_context_default_params(), "context_params")?,
+            out(out_estimate, "out_estimate")?,
+        )
+    };
+    if model_params.vocab_only {
+        return Err(Failure::new(
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            "a vocab_only model has no contexts to estimate",
+        ));
+    }
+    let gguf = OwnedGguf::open(Path::new(path))?;
+    // SAFETY: the caller's contract for `model_params`.
+    let placement = unsafe { choose_devices(&model_params)? };
+    let params = context_params(&ctx_params, 1)?;
+    let shares = estimate_shares(gguf.file(), &placement, &params)?;
+    Ok((shares, report))
+}
+
+/// Writes `figures` for `device` into the caller's `report`.
+///
+/// # Safety
+/// `report` writable for its `struct_size`.
+unsafe fn write_estimate(
+    report: &mut rf_memory_estimate,
+    device: usize,
+    figures: MemoryEstimate,
+) -> Result<(), Failure> {
+    let value = rf_memory_estimate {
+        struct_size: report.struct_size,
+        device: i32::try_from(device)
+            .map_err(|_| Failure::new(rf_status::RF_ERR_DEVICE, "device index out of range"))?,
+        weights_bytes: figures.weights_bytes,
+        kv_bytes: figures.kv_bytes,
+        host_bytes: figures.host_bytes,
+        device_bytes: figures.device_bytes,
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { write_versioned(report, value) }
 }
