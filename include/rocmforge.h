@@ -560,8 +560,9 @@ enum rf_status rf_device_info(size_t index, struct rf_device_description *info);
 // The memory the model at `path` (`path_len` bytes of UTF-8) and one context of it would
 // take, from the file's metadata and tensor table: the weights are not read. `model_params`
 // and `ctx_params` may be NULL for their defaults; the device and context sizes are
-// chosen as `rf_model_load` and `rf_context_new` would choose them. Set
-// `out->struct_size` first.
+// chosen as `rf_model_load` and `rf_context_new` would choose them. Under a layer split
+// the figures add up every device's (see `rf_model_estimate_share`); `device` is the
+// first's. Set `out->struct_size` first.
 //
 // # Safety
 // `path` `path_len` readable bytes; `model_params` and `ctx_params` NULL or valid for
@@ -571,6 +572,22 @@ enum rf_status rf_model_estimate(const char *path,
                                  const struct rf_model_params *model_params,
                                  const struct rf_context_params *ctx_params,
                                  struct rf_memory_estimate *out_estimate);
+
+// What share `index` of the model at `path` would take on its device, with one context:
+// as `rf_model_estimate`, for the one device. Shares are in layer order, one for each of
+// `model_params->devices` under a layer split and one otherwise; an index past the last
+// is `RF_ERR_INVALID_ARGUMENT`. `device` is the share's device; `weights_bytes` its
+// layers' tensors (the embedding on the first share, the output head on the last);
+// `kv_bytes` and `device_bytes` the context's state for its layers.
+//
+// # Safety
+// As `rf_model_estimate`.
+enum rf_status rf_model_estimate_share(const char *path,
+                                       size_t path_len,
+                                       const struct rf_model_params *model_params,
+                                       const struct rf_context_params *ctx_params,
+                                       size_t index,
+                                       struct rf_memory_estimate *out_estimate);
 
 struct rf_generate_params rf_generate_default_params(void);
 

@@ -18,6 +18,7 @@ use common::tiny_model::variants::variants;
 use common::tiny_model::vocabulary;
 use rocmforge::backend::gpu::Device;
 use rocmforge::backend::{BackendState, ContextSizes, DeviceKind, KvType};
+use rocmforge::context::ContextParams;
 use rocmforge::error::Error;
 use rocmforge::ffi::{
     rf_context_default_params, rf_context_free, rf_context_new, rf_context_params, rf_model,
@@ -26,6 +27,7 @@ use rocmforge::ffi::{
 };
 use rocmforge::gguf::synthetic::{LlamaFileType, SyntheticLlama};
 use rocmforge::gguf::{GgufWriter, OwnedGguf};
+use rocmforge::memory_estimate::estimate_shares;
 use rocmforge::model::{Model, Placement};
 
 /// The device list index of the first usable GPU.
@@ -144,6 +146,25 @@ fn a_three_way_split_holds_each_share_on_its_device_and_frees_them_all() {
         single_bytes,
         "the shares {weights:?} hold the single GPU's weights between them"
     );
+    // The estimate, from the file alone, names the same layers and weights share by share.
+    let file = OwnedGguf::from_buffer(smollm2_shape()).expect("the model parses");
+    let estimated = estimate_shares(
+        file.file(),
+        split.placement(),
+        &ContextParams {
+            n_threads: 1,
+            ..ContextParams::default()
+        },
+    )
+    .expect("an estimate of the split");
+    for (estimate, share) in estimated.iter().zip(&shares) {
+        assert_eq!(estimate.layers, share.layers);
+        assert_eq!(
+            estimate.memory.weights_bytes, share.weights_bytes,
+            "{:?}",
+            share.layers
+        );
+    }
     // The middle share's 15 layers outweigh the first's 8 and the embedding.
     assert!(weights[1] > weights[0], "{weights:?}");
 

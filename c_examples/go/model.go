@@ -165,9 +165,30 @@ type MemoryEstimate struct {
 }
 
 // Estimate reports the memory the model at path and one context of it would take, from
-// the file's metadata alone: the weights are not read.
+// the file's metadata alone: the weights are not read. Under a layer split it adds up
+// every device's (EstimateShare).
 func Estimate(path string, model ModelOptions, ctx ContextOptions) (MemoryEstimate, error) {
-	mp, free, err := model.params("rf_model_estimate")
+	return estimate("rf_model_estimate", path, model, ctx,
+		func(p *C.char, n C.size_t, mp *C.rf_model_params, cp *C.rf_context_params, e *C.rf_memory_estimate) C.enum_rf_status {
+			return C.rf_model_estimate(p, n, mp, cp, e)
+		})
+}
+
+// EstimateShare is Estimate for one device of the model's placement: share index (in
+// layer order, one for each of model.Devices under a layer split, one otherwise), what
+// that device would hold of the weights and of one context.
+func EstimateShare(path string, model ModelOptions, ctx ContextOptions, index int) (MemoryEstimate, error) {
+	return estimate("rf_model_estimate_share", path, model, ctx,
+		func(p *C.char, n C.size_t, mp *C.rf_model_params, cp *C.rf_context_params, e *C.rf_memory_estimate) C.enum_rf_status {
+			return C.rf_model_estimate_share(p, n, mp, cp, C.size_t(index), e)
+		})
+}
+
+// estimate makes op's call with the C forms of path and the options.
+func estimate(op, path string, model ModelOptions, ctx ContextOptions,
+	call func(*C.char, C.size_t, *C.rf_model_params, *C.rf_context_params, *C.rf_memory_estimate) C.enum_rf_status,
+) (MemoryEstimate, error) {
+	mp, free, err := model.params(op)
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
@@ -176,9 +197,7 @@ func Estimate(path string, model ModelOptions, ctx ContextOptions) (MemoryEstima
 	var e C.rf_memory_estimate
 	e.struct_size = C.uint32_t(unsafe.Sizeof(e))
 	p, n := goBytes(path)
-	err = check("rf_model_estimate", func() C.enum_rf_status {
-		return C.rf_model_estimate(p, n, &mp, &cp, &e)
-	})
+	err = check(op, func() C.enum_rf_status { return call(p, n, &mp, &cp, &e) })
 	return MemoryEstimate{
 		Device: int32(e.device), WeightsBytes: uint64(e.weights_bytes), KVBytes: uint64(e.kv_bytes),
 		HostBytes: uint64(e.host_bytes), DeviceBytes: uint64(e.device_bytes),

@@ -169,6 +169,13 @@ func TestEmbeddingsAndEstimate(t *testing.T) {
 	if e.Device != 0 || e.DeviceBytes != 0 || e.KVBytes == 0 || e.HostBytes <= e.KVBytes || e.WeightsBytes == 0 {
 		t.Fatalf("estimate for a CPU context: %+v", e)
 	}
+	share, err := EstimateShare(modelPath, model, DefaultContextOptions(), 0)
+	if err != nil || share != e {
+		t.Fatalf("the one share of a CPU model: %+v, %v; want %+v", share, err, e)
+	}
+	if _, err := EstimateShare(modelPath, model, DefaultContextOptions(), 1); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a second share of a CPU model: err = %v, want ErrInvalidArgument", err)
+	}
 }
 
 // generate runs Generate with MaxTokens n on a fresh sequence 0 and returns its text.
