@@ -387,16 +387,17 @@ RF_DEVICE void mmvq1_load_batch(const uint8_t *row_a, const uint8_t *row_b, uint
     }
 }
 
-// mmvq_row's one-token walk for the split rows: each lane loads a batch of its groups at
-// once and unpacks them as it uses them, so 64 bytes of weights a lane are in flight
+// mmvq_row_sums' one-token walk for the split rows: each lane loads a batch of its groups
+// at once and unpacks them as it uses them, so 64 bytes of weights a lane are in flight
 // instead of the one group a 48-register unrolled loop keeps (ncu, 8B down product
 // 4,096 x 14,336 Q4_0: 1.44 TB/s, its warps stalled on their loads 92% of the time). The
 // first batch is loaded before the dependency sync (a 4,096-wide Q4_0 row is one batch).
-// Groups are added in the same order as mmvq_row adds them, so the results are its bits.
+// Groups are added in the same order as the general walk adds them, so the results are its
+// bits. Every lane receives the row's sums.
 template <typename B, bool TWO>
-RF_DEVICE void mmvq1_row_batched(const uint8_t *row_a, const uint8_t *row_b, const int8_t *xq,
-                                 const float *xd, const float *xs, float *y, float *y_b,
-                                 uint64_t row, uint32_t n_groups, uint32_t mode) {
+RF_DEVICE void mmvq1_sums_batched(const uint8_t *row_a, const uint8_t *row_b, const int8_t *xq,
+                                  const float *xd, const float *xs, uint32_t n_groups,
+                                  float &a, float &b) {
     constexpr int BATCH = TWO ? Q8Raw<B>::BATCH / 2 : Q8Raw<B>::BATCH;
     const uint32_t warp = rf_warp_size();
     const uint32_t lane = threadIdx.x % warp;
@@ -421,17 +422,15 @@ RF_DEVICE void mmvq1_row_batched(const uint8_t *row_a, const uint8_t *row_b, con
         mmvq1_load_batch<B, TWO, BATCH>(row_a, row_b, n_groups, first + BATCH * warp, raw,
                                         raw_b);
     }
-    const float a = rf_warp_sum(acc);
-    const float b = TWO ? rf_warp_sum(acc_b) : 0.0f;
-    if (lane == 0) {
-        rf_write_output(y, y_b, row, a, b, TWO, mode);
-    }
+    a = rf_warp_sum(acc);
+    b = TWO ? rf_warp_sum(acc_b) : 0.0f;
 }
 
-// One warp's output row. MAX_T: the most tokens of this instance; decode's instance (1)
-// keeps one accumulator per matrix, so it needs fewer registers (more warps in flight) and
-// unrolls its walk along the row to have several groups' loads outstanding at once (the
-// split rows' takes mmvq1_row_batched's walk instead).
+// One warp's output row before it is written: acc[t] = W[row] . x[t] (and acc_b[t] for
+// the second matrix) for every token, in every lane. MAX_T: the most tokens of this
+// instance; decode's instance (1) keeps one accumulator per matrix, so it needs fewer
+// registers (more warps in flight) and unrolls its walk along the row to have several
+// groups' loads outstanding at once (the split rows' takes mmvq1_sums_batched's walk).
 //
 // The lane's first group is loaded before waiting on the previous kernel: no kernel writes
 // weights, so with overlapped launches (compat.h) the blocks that become resident while the
@@ -442,27 +441,24 @@ RF_DEVICE void mmvq1_row_batched(const uint8_t *row_a, const uint8_t *row_b, con
 // and so warps in flight, which the large products need more (8B: 375 -> 309 t/s with
 // four groups early).
 template <typename B, int MAX_T>
-RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
-                        const int8_t *xq, const float *xd, const float *xs, float *y,
-                        float *y_b, uint64_t row, uint32_t n_rows, uint32_t n_cols,
-                        uint32_t n_tokens, uint32_t mode) {
-    if constexpr (MAX_T == 1 && Q8Raw<B>::BATCHED) {
-        const uint8_t *row_a = w + row * row_bytes;
-        if (w_b != nullptr) {
-            mmvq1_row_batched<B, true>(row_a, w_b + row * row_bytes, xq, xd, xs, y, y_b, row,
-                                       n_cols / 32, mode);
-        } else {
-            mmvq1_row_batched<B, false>(row_a, nullptr, xq, xd, xs, y, y_b, row, n_cols / 32,
-                                        mode);
-        }
-        return;
-    }
+RF_DEVICE void mmvq_row_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                             const int8_t *xq, const float *xd, const float *xs, uint64_t row,
+                             uint32_t n_cols, uint32_t n_tokens, float (&acc)[MAX_T],
+                             float (&acc_b)[MAX_T]) {
     const int warp = rf_warp_size();
     const int lane = threadIdx.x % warp;
     const bool two = w_b != nullptr;
     const uint8_t *row_a = w + row * row_bytes;
     const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
     const uint32_t n_groups = n_cols / 32;
+    if constexpr (MAX_T == 1 && Q8Raw<B>::BATCHED) {
+        if (two) {
+            mmvq1_sums_batched<B, true>(row_a, row_b, xq, xd, xs, n_groups, acc[0], acc_b[0]);
+        } else {
+            mmvq1_sums_batched<B, false>(row_a, nullptr, xq, xd, xs, n_groups, acc[0], acc_b[0]);
+        }
+        return;
+    }
     constexpr int UNROLL = MAX_T == 1 ? 4 : 1;
     constexpr int PREFETCH = 1;
     Q8Group first[PREFETCH], first_b[PREFETCH];
@@ -477,7 +473,6 @@ RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes
         }
     }
     rf_grid_dependency_sync();
-    float acc[MAX_T], acc_b[MAX_T];
 #pragma unroll
     for (int t = 0; t < MAX_T; ++t) {
         acc[t] = acc_b[t] = 0.0f;
@@ -502,10 +497,52 @@ RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes
 #pragma unroll
     for (int t = 0; t < MAX_T; ++t) {
         if (t < n_tokens) {
-            const float a = rf_warp_sum(acc[t]);
-            const float b = two ? rf_warp_sum(acc_b[t]) : 0.0f;
-            if (lane == 0) {
-                rf_write_output(y, y_b, (uint64_t)t * n_rows + row, a, b, two, mode);
+            acc[t] = rf_warp_sum(acc[t]);
+            acc_b[t] = two ? rf_warp_sum(acc_b[t]) : 0.0f;
+        }
+    }
+}
+
+// The RMS norm's scale 1 / sqrt(mean(x^2) + eps) of a vector of n_groups * 32 values from
+// its groups' sums of squares (square_sums, as rf_mmvq1_add_norm_* writes them), to every
+// lane of the warp: the sum in f64, the mean rounded to f32, as norm.hip computes it.
+RF_DEVICE float rf_rms_scale(const double *square_sums, uint32_t n_groups, float eps) {
+    const int warp = rf_warp_size();
+    double sum = 0.0;
+    for (uint32_t g = threadIdx.x % warp; g < n_groups; g += warp) {
+        sum += square_sums[g];
+    }
+    for (int offset = warp / 2; offset > 0; offset /= 2) {
+        sum += rf_shfl_xor_f64(sum, offset);
+    }
+    const float mean = (float)(sum / (32.0 * n_groups));
+    return 1.0f / sqrtf(mean + eps);
+}
+
+// One warp's output row, written. With square_sums (not null), x[t] is the Q8 form of a
+// vector v * w_norm whose RMS norm is still to be applied (rf_mmvq1_add_norm_*): its
+// groups' sums of squares of v follow at t * n_groups, and each of the token's products
+// is scaled by the norm's 1 / sqrt(mean(v^2) + eps), which is the same as multiplying the
+// normalised vector (the scale is the same for every value of the token).
+template <typename B, int MAX_T>
+RF_DEVICE void mmvq_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                        const int8_t *xq, const float *xd, const float *xs, float *y,
+                        float *y_b, uint64_t row, uint32_t n_rows, uint32_t n_cols,
+                        uint32_t n_tokens, uint32_t mode, const double *square_sums,
+                        float eps) {
+    float acc[MAX_T], acc_b[MAX_T];
+    mmvq_row_sums<B, MAX_T>(w, w_b, row_bytes, xq, xd, xs, row, n_cols, n_tokens, acc, acc_b);
+    const uint32_t n_groups = n_cols / 32;
+#pragma unroll
+    for (int t = 0; t < MAX_T; ++t) {
+        if (t < n_tokens) {
+            const float scale = square_sums == nullptr
+                                    ? 1.0f
+                                    : rf_rms_scale(square_sums + (uint64_t)t * n_groups,
+                                                   n_groups, eps);
+            if (threadIdx.x % rf_warp_size() == 0) {
+                rf_write_output(y, y_b, (uint64_t)t * n_rows + row, scale * acc[t],
+                                scale * acc_b[t], w_b != nullptr, mode);
             }
         }
     }
@@ -517,36 +554,96 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
                             const int8_t *xq, const float *xd, const float *xs, float *y,
                             float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens,
                             uint32_t mode, const uint8_t *w_lead, float *y_lead,
-                            uint32_t n_lead) {
+                            uint32_t n_lead, const double *square_sums, float eps) {
     const int warp = rf_warp_size();
     const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
     // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
     if (row < n_lead) {
         mmvq_row<B, MAX_T>(w_lead, nullptr, row_bytes, xq, xd, xs, y_lead, nullptr, row, n_lead,
-                           n_cols, n_tokens, RF_OUT_STORE);
+                           n_cols, n_tokens, RF_OUT_STORE, square_sums, eps);
     } else if (row - n_lead < n_rows) {
         mmvq_row<B, MAX_T>(w, w_b, row_bytes, xq, xd, xs, y, y_b, row - n_lead, n_rows, n_cols,
-                           n_tokens, mode);
+                           n_tokens, mode, square_sums, eps);
     }
 }
 
-// rf_mmvq_<type> for up to RF_MMVQ_MAX_TOKENS tokens, rf_mmvq1_<type> for one.
+// The residual product of one token that also prepares the next RMS norm's input, so the
+// norm needs no launch of its own: y += W x, then the new y times the norm's weights as Q8
+// activations (oq, od, os) and, per group of 32 values, the sum of squares of the new y in
+// f64 (square_sums), from which the products that read the activations finish the norm
+// (mmvq_row). A block computes the 32 rows of one group, so it can quantize them itself:
+// no block waits on another.
+//
+// Launch: grid.x = n_rows / 32 (n_rows a multiple of 32), RF_ADD_NORM_THREADS threads;
+// the block's warps take its rows in turn.
+#define RF_ADD_NORM_THREADS 1024
+template <typename B>
+static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, const int8_t *xq,
+                                      const float *xd, const float *xs, float *y,
+                                      uint32_t n_cols, const float *norm_w, int8_t *oq,
+                                      float *od, float *os, double *square_sums) {
+    __shared__ float values[32];  // the group's new values of y
+    const uint32_t warp = rf_warp_size();
+    const uint32_t lane = threadIdx.x % warp;
+    const uint64_t group = blockIdx.x, first_row = group * 32;
+    // A norm weight is a weight: read before the dependency sync, by the quantizing lanes.
+    const float weight = threadIdx.x < 32 ? norm_w[first_row + threadIdx.x] : 0.0f;
+    for (uint32_t k = threadIdx.x / warp; k < 32; k += blockDim.x / warp) {
+        float acc[1], unused[1];
+        mmvq_row_sums<B, 1>(w, nullptr, row_bytes, xq, xd, xs, first_row + k, n_cols, 1, acc,
+                            unused);
+        if (lane == 0) {
+            const float v = y[first_row + k] + acc[0];
+            y[first_row + k] = v;
+            values[k] = v;
+        }
+    }
+    __syncthreads();
+    // The group's 32 values are in the first 32 lanes of warp 0 (a 64-lane wavefront's
+    // upper half waits: every shuffle below stays within 32 lanes).
+    if (threadIdx.x < 32) {
+        const float v = values[threadIdx.x];
+        const uint64_t value = first_row + threadIdx.x;
+        rf_quantize_q8_group(v * weight, threadIdx.x, oq, od, os, value, group);
+        double square = (double)v * v;
+        for (int offset = 16; offset > 0; offset /= 2) {
+            square += rf_shfl_xor_f64(square, offset);
+        }
+        if (threadIdx.x == 0) {
+            square_sums[group] = square;
+        }
+    }
+}
+
+// rf_mmvq_<type> for up to RF_MMVQ_MAX_TOKENS tokens, rf_mmvq1_<type> for one (both with
+// an optional norm to finish, mmvq_row), rf_mmvq1_add_norm_<type> the residual product that
+// prepares the next norm (mmvq1_add_norm).
 #define RF_MMVQ_KERNEL(NAME, TYPE)                                                               \
     RF_KERNEL void rf_mmvq_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,      \
                                   const int8_t *xq, const float *xd, const float *xs, float *y,  \
                                   float *y_b, uint32_t n_rows, uint32_t n_cols,                  \
                                   uint32_t n_tokens, uint32_t mode, const uint8_t *w_lead,       \
-                                  float *y_lead, uint32_t n_lead) {                              \
+                                  float *y_lead, uint32_t n_lead, const double *square_sums,     \
+                                  float eps) {                                                   \
         mmvq<TYPE, RF_MMVQ_MAX_TOKENS>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols,    \
-                                       n_tokens, mode, w_lead, y_lead, n_lead);                  \
+                                       n_tokens, mode, w_lead, y_lead, n_lead, square_sums, eps); \
     }                                                                                            \
-    RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MMVQ_THREADS, RF_MMVQ1_BLOCKS_PER_SM) rf_mmvq1_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,     \
-                                   const int8_t *xq, const float *xd, const float *xs, float *y, \
-                                   float *y_b, uint32_t n_rows, uint32_t n_cols,                 \
-                                   uint32_t n_tokens, uint32_t mode, const uint8_t *w_lead,      \
-                                   float *y_lead, uint32_t n_lead) {                             \
+    RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MMVQ_THREADS, RF_MMVQ1_BLOCKS_PER_SM)                     \
+        rf_mmvq1_##NAME(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,                \
+                        const int8_t *xq, const float *xd, const float *xs, float *y,            \
+                        float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t n_tokens,         \
+                        uint32_t mode, const uint8_t *w_lead, float *y_lead, uint32_t n_lead,    \
+                        const double *square_sums, float eps) {                                  \
         mmvq<TYPE, 1>(w, w_b, row_bytes, xq, xd, xs, y, y_b, n_rows, n_cols, n_tokens, mode,     \
-                      w_lead, y_lead, n_lead);                                                   \
+                      w_lead, y_lead, n_lead, square_sums, eps);                                 \
+    }                                                                                            \
+    RF_KERNEL void RF_LAUNCH_BOUNDS(RF_ADD_NORM_THREADS, 1)                                      \
+        rf_mmvq1_add_norm_##NAME(const uint8_t *w, uint64_t row_bytes, const int8_t *xq,         \
+                                 const float *xd, const float *xs, float *y, uint32_t n_cols,    \
+                                 const float *norm_w, int8_t *oq, float *od, float *os,          \
+                                 double *square_sums) {                                          \
+        mmvq1_add_norm<TYPE>(w, row_bytes, xq, xd, xs, y, n_cols, norm_w, oq, od, os,            \
+                             square_sums);                                                       \
     }
 
 RF_MMVQ_KERNEL(q4_0, BlockQ4_0)

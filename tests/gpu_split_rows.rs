@@ -180,7 +180,7 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
                     g.ops
                         .fused_matvec(
                             &g.stream,
-                            ProductInput::Q8(&q8),
+                            ProductInput::Q8(&q8, None),
                             Some(lead),
                             m,
                             None,

@@ -227,6 +227,23 @@ pub trait Backend {
         self.matmul(x, &[(w, Act::Proj)])?;
         self.add_to_residual(Act::Proj)
     }
+    /// `X += W · x`, then `out = rms_norm(X, norm, eps)`: a sublayer's residual product and
+    /// the next sublayer's norm, whose result only the products by `readers` read next
+    /// (`out` as their input). Backends that can prepare the norm inside the residual
+    /// product do, and may then leave `out` in a form only those products read.
+    fn matmul_into_residual_and_norm(
+        &mut self,
+        x: Act,
+        w: &Self::Matrix<'_>,
+        norm: &Self::Vector,
+        eps: f32,
+        out: Act,
+        readers: &[&Self::Matrix<'_>],
+    ) -> Result<()> {
+        let _ = readers;
+        self.matmul_into_residual(x, w)?;
+        self.rms_norm(Act::X, norm, eps, out)
+    }
     /// `Gate = silu(W_gate · x) * (W_up · x)`, the feed-forward's gated input (leaving `Up`
     /// unspecified). Backends that can combine the two products do it in one pass.
     fn matmul_swiglu<'w>(

@@ -30,12 +30,16 @@ pub fn forward<'w, B: Backend>(
             b.scale(Act::X, factor)?;
         }
     }
-    for (layer, lw) in (w.first_layer..).zip(w.layers) {
+    // Whether Xn holds the layer's attention norm already (the layer before prepared it).
+    let mut normed = false;
+    for (i, (layer, lw)) in (w.first_layer..).zip(w.layers).enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
         // Attention sublayer.
-        b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
+        if !normed {
+            b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
+        }
         b.matmul(
             Act::Xn,
             &[(&lw.wq, Act::Q), (&lw.wk, Act::K), (&lw.wv, Act::V)],
@@ -52,16 +56,21 @@ pub fn forward<'w, B: Backend>(
         b.rope_and_store_kv(layer, &c.layer_rope(layer))?;
         let window = c.layer_window(layer).map(|w| w.window);
         b.attention(layer, attention_scale, window)?; // Attn [n, q_dim]
+        let ffn_norm = NextNorm {
+            weight: &lw.ffn_norm,
+            readers: [&lw.w_gate, &lw.w_up],
+        };
+        let post_norms = lw.post_norms.as_ref();
         into_residual(
             b,
             Act::Attn,
             &lw.wo,
-            lw.post_norms.as_ref().map(|n| &n.attention),
+            post_norms.map(|n| &n.attention),
             c.rms_eps,
+            Some(ffn_norm),
         )?;
 
-        // Feed-forward sublayer.
-        b.rms_norm(Act::X, &lw.ffn_norm, c.rms_eps, Act::Xn)?;
+        // Feed-forward sublayer (Xn holds its norm).
         match c.ffn_activation {
             FfnActivation::Silu => b.matmul_swiglu(Act::Xn, &lw.w_gate, &lw.w_up)?, // Gate [n, n_ff]
             FfnActivation::Gelu => {
@@ -69,12 +78,18 @@ pub fn forward<'w, B: Backend>(
                 b.geglu()?;
             }
         }
+        let next = w.layers.get(i + 1).map(|next| NextNorm {
+            weight: &next.attn_norm,
+            readers: [&next.wq, &next.wk, &next.wv],
+        });
+        normed = next.is_some();
         into_residual(
             b,
             Act::Gate,
             &lw.w_down,
-            lw.post_norms.as_ref().map(|n| &n.ffn),
+            post_norms.map(|n| &n.ffn),
             c.rms_eps,
+            next,
         )?;
     }
     // Output head, only for the tokens that asked for logits.
@@ -84,21 +99,37 @@ pub fn forward<'w, B: Backend>(
     }
 }
 
-/// `X += W · x`, or with a post-norm (Gemma) `X += rms_norm(W · x)`.
-fn into_residual<'w, B: Backend>(
+/// The norm that reads the residual stream after a sublayer, into `Xn`, and the products
+/// that read its result.
+struct NextNorm<'a, 'w, B: Backend, const N: usize> {
+    weight: &'a B::Vector,
+    readers: [&'a B::Matrix<'w>; N],
+}
+
+/// `X += W · x`, or with a post-norm (Gemma) `X += rms_norm(W · x)`; then `Xn =
+/// rms_norm(X)` with the `next` norm, if any.
+fn into_residual<'w, B: Backend, const N: usize>(
     b: &mut B,
     x: Act,
     w: &B::Matrix<'w>,
     post_norm: Option<&B::Vector>,
     eps: f32,
+    next: Option<NextNorm<'_, 'w, B, N>>,
 ) -> Result<()> {
-    match post_norm {
-        None => b.matmul_into_residual(x, w),
-        Some(norm) => {
+    match (post_norm, next) {
+        (None, Some(next)) => {
+            b.matmul_into_residual_and_norm(x, w, next.weight, eps, Act::Xn, &next.readers)
+        }
+        (None, None) => b.matmul_into_residual(x, w),
+        (Some(norm), next) => {
             b.matmul(x, &[(w, Act::Proj)])?;
             // Xn is free here: the sublayer's input was consumed by its first product.
             b.rms_norm(Act::Proj, norm, eps, Act::Xn)?;
-            b.add_to_residual(Act::Xn)
+            b.add_to_residual(Act::Xn)?;
+            match next {
+                Some(next) => b.rms_norm(Act::X, next.weight, eps, Act::Xn),
+                None => Ok(()),
+            }
         }
     }
 }

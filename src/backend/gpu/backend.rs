@@ -12,8 +12,8 @@ use super::device_step::{self, DeviceStep};
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate, GpuOps, HeadShape,
-    LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP,
-    Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
+    LeadingMatrix, MAX_Q8_TOKENS, NormScale, PagedKv, PrefillScratch, ProductInput, ProductOutput,
+    Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, UnscaledNorm,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Event, Stream};
 use crate::backend::{
@@ -149,6 +149,11 @@ struct DeviceState {
     /// one it currently holds.
     q8: Q8Buffers,
     q8_of: Option<Act>,
+    /// A one-token step's residual stream prepared by its residual product for the norm
+    /// that follows, and which activation it stands for with the norm's epsilon: that
+    /// activation's own buffer was not written, only its integer products read it.
+    unscaled: UnscaledNorm,
+    unscaled_of: Option<(Act, f32)>,
     prefill: Option<Prefill>,
     /// What multiplies batches of more tokens than the integer kernels take.
     prefill_products: String,
@@ -210,6 +215,8 @@ impl GpuBackend {
         let acts = shape.activation_bytes(n_batch);
         // Per group of 32: the quants, a scale and a sum.
         let q8 = 40 * (u(n_batch.min(MAX_Q8_TOKENS)) * widest).div_ceil(32);
+        // One token's stream as Q8 and its groups' sums of squares.
+        let unscaled = 48 * u(shape.n_embd).div_ceil(32);
         let prefill = if n_batch > MAX_Q8_TOKENS {
             // An overflowing matrix still takes the whole panel.
             let panel = shape
@@ -235,7 +242,8 @@ impl GpuBackend {
             KEYS_PER_SPLIT,
         );
         let host = device_step::staging_bytes(sizes) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
-        let device = kv + acts + q8 + prefill + rows + logits + 4 * input_values + workspace;
+        let device =
+            kv + acts + q8 + unscaled + prefill + rows + logits + 4 * input_values + workspace;
         BackendMemory {
             kv_bytes: saturating_bytes(kv),
             host_bytes: saturating_bytes(host),
@@ -326,6 +334,8 @@ impl GpuBackend {
             acts,
             q8,
             q8_of: None,
+            unscaled: UnscaledNorm::new(device, shape.n_embd)?,
+            unscaled_of: None,
             prefill,
             prefill_products,
             out_rows: device.alloc(rows)?,
@@ -563,6 +573,20 @@ impl DeviceState {
         if self.q8_of == Some(act) {
             self.q8_of = None;
         }
+        if self.unscaled_of.is_some_and(|(of, _)| of == act) {
+            self.unscaled_of = None;
+        }
+    }
+
+    /// Fails if `x`'s buffer was not written because only integer products were to read
+    /// it (`unscaled_of`): a caller that named other readers broke the contract.
+    fn readable(&self, x: Act) -> Result<()> {
+        match self.unscaled_of {
+            Some((of, _)) if of == x => Err(Error::InvalidArgument(format!(
+                "{x:?} was prepared for the integer products named as its readers only"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Makes `self.q8` hold `x` as Q8 activations, quantizing it unless it already does.
@@ -570,6 +594,7 @@ impl DeviceState {
         if self.q8_of == Some(x) {
             return Ok(());
         }
+        self.readable(x)?;
         let n_values = self.step.n_tokens * self.shape.width(x);
         self.ops
             .quantize_q8(stream, &self.acts[x as usize], n_values, &mut self.q8)?;
@@ -591,8 +616,11 @@ impl DeviceState {
                 "a product of {x:?} writes into {outs:?}"
             )));
         }
-        if kind == FusedKind::Integer {
-            self.quantize(stream, x)?;
+        let unscaled = self.unscaled_of.filter(|&(of, _)| of == x);
+        match kind {
+            FusedKind::Integer if unscaled.is_none() => self.quantize(stream, x)?,
+            FusedKind::Integer => {}
+            FusedKind::F16 => self.readable(x)?,
         }
         let mut input = None;
         let mut slots: [Option<&mut DeviceBuffer<f32>>; N] = [const { None }; N];
@@ -610,9 +638,16 @@ impl DeviceState {
             )));
         }
         let outputs = slots.map(|slot| slot.expect("every slot was checked to be filled"));
-        let input = match kind {
-            FusedKind::Integer => ProductInput::Q8(&self.q8),
-            FusedKind::F16 => ProductInput::F32(input.ok_or_else(|| {
+        let input = match (kind, unscaled) {
+            (FusedKind::Integer, None) => ProductInput::Q8(&self.q8, None),
+            (FusedKind::Integer, Some((_, eps))) => {
+                let norm = NormScale {
+                    square_sums: &self.unscaled.square_sums,
+                    eps,
+                };
+                ProductInput::Q8(&self.unscaled.q8, Some(norm))
+            }
+            (FusedKind::F16, _) => ProductInput::F32(input.ok_or_else(|| {
                 Error::InvalidArgument(format!("no activation buffer for {x:?}"))
             })?),
         };
@@ -641,6 +676,7 @@ impl DeviceState {
         let device_bytes = kv_bytes
             + self.acts.iter().map(bytes).sum::<u64>()
             + self.q8.size_bytes() as u64
+            + self.unscaled.size_bytes() as u64
             + self.prefill.as_ref().map_or(0, |p| p.scratch.bytes())
             + bytes(&self.out_rows)
             + bytes(&self.out_norm)
@@ -770,6 +806,7 @@ impl Backend for GpuStep<'_> {
         // quantized from the last step is current, and no RoPE is waiting for attention
         // (a step that failed between the two may have left one).
         state.q8_of = None;
+        state.unscaled_of = None;
         state.deferred_rope = None;
         state.step.upload(stream, step)?;
         let block_bytes = state.block_size * state.kv_type.bytes(state.shape.kv_dim());
@@ -839,6 +876,7 @@ impl Backend for GpuStep<'_> {
 
     fn rms_norm(&mut self, x: Act, weight: &DeviceBuffer<f32>, eps: f32, out: Act) -> Result<()> {
         let s = &mut *self.state;
+        s.readable(x)?;
         s.wrote(out);
         let n = s.step.n_tokens;
         let quantize = n <= MAX_Q8_TOKENS && weight.len().is_multiple_of(Q8_GROUP);
@@ -864,6 +902,7 @@ impl Backend for GpuStep<'_> {
             let n = s.step.n_tokens;
             let ops = Arc::clone(&s.ops);
             let Some(kind) = ops.fused_kind(&view, n) else {
+                s.readable(x)?;
                 let (input, output) = pair(&mut s.acts, x, *out)?;
                 ops.matvec_any(self.stream, &mut s.prefill, &view, input, n, output)?;
                 rest = tail;
@@ -1038,6 +1077,7 @@ impl Backend for GpuStep<'_> {
 
     fn add_to_residual(&mut self, input: Act) -> Result<()> {
         let s = &mut *self.state;
+        s.readable(input)?;
         s.wrote(Act::X);
         let n = s.step.n_tokens * s.shape.n_embd;
         let (input, x) = pair(&mut s.acts, input, Act::X)?;
@@ -1059,6 +1099,47 @@ impl Backend for GpuStep<'_> {
         let (input, [y]) = s.fused_buffers(self.stream, kind, x, [Act::X])?;
         let add = ProductOutput::Add;
         ops.fused_matvec(self.stream, input, None, &view, None, n, y, add)
+    }
+
+    /// In a one-token step where the product and every reader have integer kernels, one
+    /// launch that adds the product into `X` and prepares the norm (`UnscaledNorm`),
+    /// which the readers' products finish: the norm's own launch is saved. Otherwise the
+    /// two operations.
+    fn matmul_into_residual_and_norm(
+        &mut self,
+        x: Act,
+        w: &GpuMatrix,
+        norm: &DeviceBuffer<f32>,
+        eps: f32,
+        out: Act,
+        readers: &[&GpuMatrix],
+    ) -> Result<()> {
+        let s = &mut *self.state;
+        let view = w.view()?;
+        let ops = Arc::clone(&s.ops);
+        let n_embd = s.shape.n_embd;
+        let integer_reader = |r: &&GpuMatrix| {
+            r.view()
+                .is_ok_and(|r| r.n_cols == n_embd && ops.has_q8_matvec(&r, 1))
+        };
+        let prepared = s.step.n_tokens == 1
+            && !matches!(x, Act::X | Act::Xn)
+            && !matches!(out, Act::X)
+            && x != out
+            && (view.n_rows, norm.len()) == (n_embd, n_embd)
+            && ops.has_q8_add_norm(&view)
+            && readers.iter().all(integer_reader);
+        if !prepared {
+            self.matmul_into_residual(x, w)?;
+            return self.rms_norm(Act::X, norm, eps, out);
+        }
+        s.quantize(self.stream, x)?;
+        s.wrote(Act::X);
+        s.wrote(out);
+        let stream_x = &mut s.acts[Act::X as usize];
+        ops.matvec_q8_add_norm(self.stream, &view, &s.q8, stream_x, norm, &mut s.unscaled)?;
+        s.unscaled_of = Some((out, eps));
+        Ok(())
     }
 
     /// Where a fused kernel takes them, one launch that computes both products of each

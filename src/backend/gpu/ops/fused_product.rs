@@ -5,7 +5,7 @@
 //! (`matvec.rs`); [`FusedOperands::check`] holds both to the same rules.
 
 use super::super::safe::{DeviceBuffer, KernelArgs, Stream};
-use super::matvec_q8::Q8Buffers;
+use super::matvec_q8::{NormScale, Q8Buffers};
 use super::weights::DeviceMatrix;
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
@@ -183,9 +183,10 @@ pub enum FusedKind {
     F16,
 }
 
-/// The input of a fused product.
+/// The input of a fused product: Q8 activations (with the norm the products finish, when
+/// they hold an `UnscaledNorm`'s) or f32 ones.
 pub enum ProductInput<'a> {
-    Q8(&'a Q8Buffers),
+    Q8(&'a Q8Buffers, Option<NormScale<'a>>),
     F32(&'a DeviceBuffer<f32>),
 }
 
@@ -217,7 +218,9 @@ impl GpuOps {
         output: ProductOutput,
     ) -> Result<()> {
         match input {
-            ProductInput::Q8(x) => self.mmvq(stream, lead, w, second, x, n_tokens, y, output),
+            ProductInput::Q8(x, norm) => {
+                self.mmvq(stream, lead, w, second, x, norm, n_tokens, y, output)
+            }
             ProductInput::F32(x) if n_tokens == 1 => {
                 self.matvec1_f16(stream, lead, w, second, x, y, output)
             }

@@ -15,6 +15,10 @@ use crate::tensor::GgmlType;
 /// compiled for this size (RF_MMVQ_THREADS in kernels/matvec_q8.hip).
 const THREADS: u32 = 128;
 
+/// Threads per block of the residual product that prepares the next norm, compiled for
+/// this size (RF_ADD_NORM_THREADS): the warps of a block share one group's 32 rows.
+const ADD_NORM_THREADS: u32 = 1024;
+
 /// Values per activation group (one scale each).
 pub const Q8_GROUP: usize = 32;
 
@@ -64,7 +68,7 @@ impl Q8Buffers {
     }
 
     /// Fails unless `n_values` values fit.
-    pub(super) fn check(&self, what: &str, n_values: usize, stream: &Stream) -> Result<()> {
+    pub(crate) fn check(&self, what: &str, n_values: usize, stream: &Stream) -> Result<()> {
         if !n_values.is_multiple_of(Q8_GROUP) {
             return Err(Error::InvalidArgument(format!(
                 "{what}: {n_values} values are not whole groups of {Q8_GROUP}"
@@ -76,11 +80,44 @@ impl Q8Buffers {
     }
 }
 
-/// A weight format's two instances: for up to [`MAX_Q8_TOKENS`] tokens, and for one.
+/// One token's residual stream `v` after a residual product, prepared for the RMS norm
+/// that follows it (`rf_mmvq1_add_norm_*` writes it): `v * weight` as Q8 activations and,
+/// per group of 32 values, the sum of squares of `v`. The products that read it finish
+/// the norm ([`NormScale`]): its scale is the same for every value of the token.
+pub struct UnscaledNorm {
+    pub q8: Q8Buffers,
+    pub square_sums: DeviceBuffer<f64>,
+}
+
+impl UnscaledNorm {
+    /// Room for a stream of `width` values (a multiple of 32).
+    pub fn new(device: &Device, width: usize) -> Result<UnscaledNorm> {
+        Ok(UnscaledNorm {
+            q8: Q8Buffers::new(device, width)?,
+            square_sums: device.alloc(width.div_ceil(Q8_GROUP))?,
+        })
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.q8.size_bytes() + self.square_sums.size_bytes()
+    }
+}
+
+/// What turns an [`UnscaledNorm`]'s products into products of the normalised vector:
+/// its groups' sums of squares and the norm's epsilon.
+#[derive(Clone, Copy)]
+pub struct NormScale<'a> {
+    pub square_sums: &'a DeviceBuffer<f64>,
+    pub eps: f32,
+}
+
+/// A weight format's instances: for up to [`MAX_Q8_TOKENS`] tokens, for one, and the
+/// one-token residual product that prepares the next norm.
 struct FormatKernels {
     format: WeightFormat,
     tokens: Function,
     single: Function,
+    add_norm: Function,
 }
 
 pub(super) struct MatvecQ8Kernels {
@@ -98,6 +135,7 @@ impl MatvecQ8Kernels {
                     format,
                     tokens: module.function(&format!("rf_mmvq_{suffix}"))?,
                     single: module.function(&format!("rf_mmvq1_{suffix}"))?,
+                    add_norm: module.function(&format!("rf_mmvq1_add_norm_{suffix}"))?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -177,7 +215,80 @@ impl GpuOps {
         y: &mut DeviceBuffer<f32>,
         output: ProductOutput,
     ) -> Result<()> {
-        self.mmvq(stream, None, w, second, x, n_tokens, y, output)
+        self.mmvq(stream, None, w, second, x, None, n_tokens, y, output)
+    }
+
+    /// Whether [`GpuOps::matvec_q8_add_norm`] takes `w`.
+    pub fn has_q8_add_norm(&self, w: &DeviceMatrix<'_>) -> bool {
+        self.has_q8_matvec(w, 1) && w.n_rows.is_multiple_of(Q8_GROUP)
+    }
+
+    /// One token's residual product that prepares the next RMS norm: `y += w · x`, then
+    /// `out` = the new `y` times `norm` as an [`UnscaledNorm`] (`y` and `norm` of
+    /// `w.n_rows` values, a multiple of 32). Only for matrices
+    /// [`GpuOps::has_q8_add_norm`] accepts.
+    pub fn matvec_q8_add_norm(
+        &self,
+        stream: &Stream,
+        w: &DeviceMatrix<'_>,
+        x: &Q8Buffers,
+        y: &mut DeviceBuffer<f32>,
+        norm: &DeviceBuffer<f32>,
+        out: &mut UnscaledNorm,
+    ) -> Result<()> {
+        w.check()?;
+        let function = self
+            .matvec_q8
+            .by_format
+            .iter()
+            .find(|k| k.format == w.format())
+            .filter(|_| self.has_q8_add_norm(w))
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "a residual product with the next norm over a {} {}x{} matrix",
+                    w.dtype, w.n_rows, w.n_cols
+                ))
+            })?;
+        check_buffer("matvec_q8_add_norm weights", w.data, 0, stream)?;
+        x.check("matvec_q8_add_norm input", w.n_cols, stream)?;
+        check_buffer("matvec_q8_add_norm residual", y, w.n_rows, stream)?;
+        check_buffer("matvec_q8_add_norm norm", norm, w.n_rows, stream)?;
+        out.q8
+            .check("matvec_q8_add_norm output", w.n_rows, stream)?;
+        let groups = w.n_rows / Q8_GROUP;
+        check_buffer("matvec_q8_add_norm sums", &out.square_sums, groups, stream)?;
+        let blocks = u32::try_from(groups)
+            .ok()
+            .filter(|&b| b <= MAX_GRID_X)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("matvec_q8_add_norm of {} rows", w.n_rows))
+            })?;
+        let mut args = KernelArgs::new();
+        args.push(w.data)
+            .push(w.row_bytes() as u64)
+            .push(&x.quants)
+            .push(&x.scales)
+            .push(&x.sums)
+            .push(&mut *y)
+            .push(to_u32("matvec_q8_add_norm columns", w.n_cols, u32::MAX)?)
+            .push(norm)
+            .push(&mut out.q8.quants)
+            .push(&mut out.q8.scales)
+            .push(&mut out.q8.sums)
+            .push(&mut out.square_sums);
+        // SAFETY: the arguments match rf_mmvq1_add_norm_*(w, row_bytes, xq, xd, xs, y,
+        // n_cols, norm_w, oq, od, os, square_sums); w holds n_rows rows of row_bytes, x
+        // n_cols quants and their groups, y and norm n_rows floats, out n_rows quants and
+        // n_rows / 32 groups (all checked); n_rows and n_cols are whole groups, and each of
+        // the n_rows / 32 blocks of ADD_NORM_THREADS (a multiple of the warp size) computes
+        // one group's 32 rows.
+        unsafe {
+            function.add_norm.launch(
+                stream,
+                &LaunchConfig::linear(blocks, ADD_NORM_THREADS),
+                &args,
+            )
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -188,6 +299,7 @@ impl GpuOps {
         w: &DeviceMatrix<'_>,
         second: Option<SecondMatrix<'_, '_>>,
         x: &Q8Buffers,
+        norm: Option<NormScale<'_>>,
         n_tokens: usize,
         y: &mut DeviceBuffer<f32>,
         output: ProductOutput,
@@ -209,6 +321,10 @@ impl GpuOps {
             product("matvec_q8 input", &[n_tokens, w.n_cols])?,
             stream,
         )?;
+        if let Some(norm) = norm {
+            let groups = product("matvec_q8 norm", &[n_tokens, w.n_cols / Q8_GROUP])?;
+            check_buffer("matvec_q8 norm sums", norm.square_sums, groups, stream)?;
+        }
         let mut fused =
             FusedOperands::check("matvec_q8", w, y, lead, second, output, n_tokens, stream)?;
         if n_tokens == 0 {
@@ -229,9 +345,14 @@ impl GpuOps {
             .push(to_u32("matvec_q8 tokens", n_tokens, MAX_Q8_TOKENS as u32)?)
             .push(output as u32);
         fused.push_lead(&mut args);
+        match norm {
+            Some(norm) => args.push(norm.square_sums).push(norm.eps),
+            None => args.push(0u64).push(0.0f32),
+        };
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_mmvq_*(w, w_b, row_bytes, xq, xd, xs, y, y_b,
-        // n_rows, n_cols, n_tokens, mode, w_lead, y_lead, n_lead); w (and w_b, of the same
+        // n_rows, n_cols, n_tokens, mode, w_lead, y_lead, n_lead, square_sums, eps); a null
+        // square_sums is no norm, else it holds n_tokens * n_cols / 32 sums (checked); w (and w_b, of the same
         // shape) hold n_rows rows of row_bytes, x n_tokens * n_cols quants and their groups,
         // y (and y_b when it is written) n_tokens * n_rows floats (all checked); a null w_b
         // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y

@@ -31,7 +31,9 @@ pub use attention::{AttentionWorkspace, DecodeRope, PagedKv, StepTokens};
 pub use elementwise::Gate;
 pub use fused_product::{FusedKind, LeadingMatrix, ProductInput, ProductOutput, SecondMatrix};
 pub use gemm::PrefillScratch;
-pub use matvec_q8::{MAX_Q8_TOKENS, Q8_GROUP, Q8Buffers, integer_product_types};
+pub use matvec_q8::{
+    MAX_Q8_TOKENS, NormScale, Q8_GROUP, Q8Buffers, UnscaledNorm, integer_product_types,
+};
 pub use rope::{RopeKvWrite, RopeParams};
 
 pub use weights::{BlockLayout, DeviceMatrix, supported_weight_types};
