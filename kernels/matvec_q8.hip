@@ -17,6 +17,9 @@
 // A leading matrix w_lead of n_lead rows (0: none), of the same type and width, may share
 // the launch: its rows come first and store into y_lead. Decode's Q product rides along
 // with the K+V pair so, one launch fewer a layer.
+//
+// rf_mmvq1_add_norm_<type> is decode's residual product that also prepares the next RMS
+// norm (mmvq1_add_norm); the products above finish that norm when given its sums.
 #include "compat.h"
 #include "ggml_blocks.h"
 #include "q8_activations.h"

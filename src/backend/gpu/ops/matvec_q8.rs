@@ -352,8 +352,8 @@ impl GpuOps {
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_mmvq_*(w, w_b, row_bytes, xq, xd, xs, y, y_b,
         // n_rows, n_cols, n_tokens, mode, w_lead, y_lead, n_lead, square_sums, eps); a null
-        // square_sums is no norm, else it holds n_tokens * n_cols / 32 sums (checked); w (and w_b, of the same
-        // shape) hold n_rows rows of row_bytes, x n_tokens * n_cols quants and their groups,
+        // square_sums is no norm, else it holds n_tokens * n_cols / 32 sums (checked); w
+        // (and w_b, of the same shape) hold n_rows rows of row_bytes, x n_tokens * n_cols quants and their groups,
         // y (and y_b when it is written) n_tokens * n_rows floats (all checked); a null w_b
         // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
         // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
