@@ -589,6 +589,11 @@ impl DeviceState {
         }
     }
 
+    /// [`DeviceState::readable`] for each of `acts`.
+    fn readable_all(&self, acts: &[Act]) -> Result<()> {
+        acts.iter().try_for_each(|&x| self.readable(x))
+    }
+
     /// Makes `self.q8` hold `x` as Q8 activations, quantizing it unless it already does.
     fn quantize(&mut self, stream: &Stream, x: Act) -> Result<()> {
         if self.q8_of == Some(x) {
@@ -838,6 +843,7 @@ impl Backend for GpuStep<'_> {
 
     fn scale(&mut self, x: Act, factor: f32) -> Result<()> {
         let s = &mut *self.state;
+        s.readable(x)?;
         s.wrote(x);
         let n = s.step.n_tokens * s.shape.width(x);
         s.ops.scale(self.stream, &mut s.acts[x as usize], factor, n)
@@ -852,6 +858,7 @@ impl Backend for GpuStep<'_> {
                 bias.len()
             )));
         }
+        s.readable(x)?;
         s.wrote(x);
         let n = s.step.n_tokens;
         s.ops
@@ -956,6 +963,7 @@ impl Backend for GpuStep<'_> {
     /// launch fewer a layer, the same results); otherwise a launch of its own.
     fn rope_and_store_kv(&mut self, layer: usize, rope: &Rope) -> Result<()> {
         let s = &mut *self.state;
+        s.readable_all(&[Act::Q, Act::K, Act::V])?;
         s.wrote(Act::Q);
         s.wrote(Act::K);
         let params = RopeParams {
@@ -986,6 +994,7 @@ impl Backend for GpuStep<'_> {
 
     fn attention(&mut self, layer: usize, scale: f32, window: Option<usize>) -> Result<()> {
         let s = &mut *self.state;
+        s.readable_all(&[Act::Q, Act::K, Act::V])?;
         s.wrote(Act::Attn);
         let n = s.step.n_tokens;
         let rope_params = match s.deferred_rope.take() {
@@ -1061,6 +1070,7 @@ impl Backend for GpuStep<'_> {
 
     fn swiglu(&mut self) -> Result<()> {
         let s = &mut *self.state;
+        s.readable_all(&[Act::Gate, Act::Up])?;
         s.wrote(Act::Gate);
         let n = s.step.n_tokens * s.shape.n_ff;
         let (up, gate) = pair(&mut s.acts, Act::Up, Act::Gate)?;
@@ -1069,6 +1079,7 @@ impl Backend for GpuStep<'_> {
 
     fn geglu(&mut self) -> Result<()> {
         let s = &mut *self.state;
+        s.readable_all(&[Act::Gate, Act::Up])?;
         s.wrote(Act::Gate);
         let n = s.step.n_tokens * s.shape.n_ff;
         let (up, gate) = pair(&mut s.acts, Act::Up, Act::Gate)?;
@@ -1122,11 +1133,14 @@ impl Backend for GpuStep<'_> {
             r.view()
                 .is_ok_and(|r| r.n_cols == n_embd && ops.has_q8_matvec(&r, 1))
         };
+        // One prepared activation at a time: preparing another would leave the first one's
+        // buffer unwritten with nothing to say so.
         let prepared = s.step.n_tokens == 1
             && !matches!(x, Act::X | Act::Xn)
             && !matches!(out, Act::X)
             && x != out
-            && (view.n_rows, norm.len()) == (n_embd, n_embd)
+            && s.unscaled_of.is_none_or(|(of, _)| of == out)
+            && (view.n_rows, norm.len(), s.shape.width(out)) == (n_embd, n_embd, n_embd)
             && ops.has_q8_add_norm(&view)
             && readers.iter().all(integer_reader);
         if !prepared {

@@ -68,7 +68,7 @@ impl Q8Buffers {
     }
 
     /// Fails unless `n_values` values fit.
-    pub(crate) fn check(&self, what: &str, n_values: usize, stream: &Stream) -> Result<()> {
+    pub(super) fn check(&self, what: &str, n_values: usize, stream: &Stream) -> Result<()> {
         if !n_values.is_multiple_of(Q8_GROUP) {
             return Err(Error::InvalidArgument(format!(
                 "{what}: {n_values} values are not whole groups of {Q8_GROUP}"
@@ -146,9 +146,13 @@ impl MatvecQ8Kernels {
         })
     }
 
+    fn kernels(&self, format: WeightFormat) -> Option<&FormatKernels> {
+        self.by_format.iter().find(|k| k.format == format)
+    }
+
     /// The kernel for `format` and `n_tokens` (at most [`MAX_Q8_TOKENS`]).
     fn for_format(&self, format: WeightFormat, n_tokens: usize) -> Option<&Function> {
-        let kernels = self.by_format.iter().find(|k| k.format == format)?;
+        let kernels = self.kernels(format)?;
         Some(if n_tokens == 1 {
             &kernels.single
         } else {
@@ -239,9 +243,7 @@ impl GpuOps {
         w.check()?;
         let function = self
             .matvec_q8
-            .by_format
-            .iter()
-            .find(|k| k.format == w.format())
+            .kernels(w.format())
             .filter(|_| self.has_q8_add_norm(w))
             .ok_or_else(|| {
                 Error::Unsupported(format!(
@@ -257,6 +259,9 @@ impl GpuOps {
             .check("matvec_q8_add_norm output", w.n_rows, stream)?;
         let groups = w.n_rows / Q8_GROUP;
         check_buffer("matvec_q8_add_norm sums", &out.square_sums, groups, stream)?;
+        if groups == 0 {
+            return Ok(());
+        }
         let blocks = u32::try_from(groups)
             .ok()
             .filter(|&b| b <= MAX_GRID_X)
@@ -353,8 +358,9 @@ impl GpuOps {
         // SAFETY: the arguments match rf_mmvq_*(w, w_b, row_bytes, xq, xd, xs, y, y_b,
         // n_rows, n_cols, n_tokens, mode, w_lead, y_lead, n_lead, square_sums, eps); a null
         // square_sums is no norm, else it holds n_tokens * n_cols / 32 sums (checked); w
-        // (and w_b, of the same shape) hold n_rows rows of row_bytes, x n_tokens * n_cols quants and their groups,
-        // y (and y_b when it is written) n_tokens * n_rows floats (all checked); a null w_b
+        // (and w_b, of the same shape) hold n_rows rows of row_bytes, x n_tokens * n_cols
+        // quants and their groups, y (and y_b when it is written) n_tokens * n_rows floats
+        // (all checked); a null w_b
         // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
         // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
         // width of w, so rows of row_bytes, and y_lead n_tokens * n_lead floats (checked by
