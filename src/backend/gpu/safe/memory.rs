@@ -311,6 +311,11 @@ impl<T: DeviceCopy> DeviceBuffer<T> {
         if len == 0 {
             return Ok(());
         }
+        // A copy from a lost GPU fails with that GPU's reason, before the copy is issued in
+        // this GPU's context, which would mark this one lost if the copy failed.
+        if let Some(reason) = src.device.lost_reason() {
+            return Err(Error::DeviceLost(reason.to_owned()));
+        }
         let element = size_of::<T>() as u64;
         let from = src.ptr + src_start as u64 * element;
         let to = self.ptr + dst_start as u64 * element;
