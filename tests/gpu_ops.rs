@@ -12,8 +12,8 @@ use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
     AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape, LeadingMatrix,
-    NormScale, PagedKv, ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams,
-    SecondMatrix, StepTokens, UnscaledNorm, integer_product_types, supported_weight_types,
+    PagedKv, ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix,
+    StepTokens, UnscaledNorm, integer_product_types, supported_weight_types,
 };
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
@@ -785,11 +785,7 @@ fn check_norm_readers(
         let [a, b] = [0, 1].map(|i| DeviceMatrix::new(dtype, &bytes[i], n_rows, n_embd).unwrap());
         let mut outputs = [(); 2].map(|_| g.poisoned::<f32>(n_tokens * n_rows));
         let [finished, reference] = &mut outputs;
-        let scale = NormScale {
-            square_sums: &unscaled.square_sums,
-            eps,
-        };
-        let input = ProductInput::Q8(&unscaled.q8, Some(scale));
+        let input = ProductInput::Q8(&unscaled.q8, Some(unscaled.scale(eps)));
         let second = || paired.then_some(SecondMatrix { w: &b, y: None });
         g.ops
             .fused_matvec(

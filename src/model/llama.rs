@@ -30,14 +30,13 @@ pub fn forward<'w, B: Backend>(
             b.scale(Act::X, factor)?;
         }
     }
-    // Whether Xn holds the layer's attention norm already (the layer before prepared it).
-    let mut normed = false;
     for (i, (layer, lw)) in (w.first_layer..).zip(w.layers).enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        // Attention sublayer.
-        if !normed {
+        // Attention sublayer. Its norm: for the stage's first layer here, for every other
+        // one with the residual product of the layer before (`into_residual`'s next norm).
+        if i == 0 {
             b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
         }
         b.matmul(
@@ -82,7 +81,6 @@ pub fn forward<'w, B: Backend>(
             weight: &next.attn_norm,
             readers: [&next.wq, &next.wk, &next.wv],
         });
-        normed = next.is_some();
         into_residual(
             b,
             Act::Gate,

@@ -12,8 +12,8 @@ use super::device_step::{self, DeviceStep};
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate, GpuOps, HeadShape,
-    LeadingMatrix, MAX_Q8_TOKENS, NormScale, PagedKv, PrefillScratch, ProductInput, ProductOutput,
-    Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, UnscaledNorm,
+    LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP,
+    Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, UnscaledNorm,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Event, Stream};
 use crate::backend::{
@@ -646,11 +646,7 @@ impl DeviceState {
         let input = match (kind, unscaled) {
             (FusedKind::Integer, None) => ProductInput::Q8(&self.q8, None),
             (FusedKind::Integer, Some((_, eps))) => {
-                let norm = NormScale {
-                    square_sums: &self.unscaled.square_sums,
-                    eps,
-                };
-                ProductInput::Q8(&self.unscaled.q8, Some(norm))
+                ProductInput::Q8(&self.unscaled.q8, Some(self.unscaled.scale(eps)))
             }
             (FusedKind::F16, _) => ProductInput::F32(input.ok_or_else(|| {
                 Error::InvalidArgument(format!("no activation buffer for {x:?}"))

@@ -101,6 +101,14 @@ impl UnscaledNorm {
     pub fn size_bytes(&self) -> usize {
         self.q8.size_bytes() + self.square_sums.size_bytes()
     }
+
+    /// How the products reading these activations finish a norm of epsilon `eps`.
+    pub fn scale(&self, eps: f32) -> NormScale<'_> {
+        NormScale {
+            square_sums: &self.square_sums,
+            eps,
+        }
+    }
 }
 
 /// What turns an [`UnscaledNorm`]'s products into products of the normalised vector:
