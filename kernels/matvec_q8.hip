@@ -607,7 +607,9 @@ static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, cons
     if (threadIdx.x < 32) {
         const float v = values[threadIdx.x];
         const uint64_t value = first_row + threadIdx.x;
-        rf_quantize_q8_group(v * weight, threadIdx.x, oq, od, os, value, group);
+        // The step in f32: v * weight is not normalised yet, and a small stream's steps
+        // would be f16 subnormals (amax below 127 * 2^-14), losing their precision.
+        rf_quantize_q8_group<false>(v * weight, threadIdx.x, oq, od, os, value, group);
         double square = (double)v * v;
         for (int offset = 16; offset > 0; offset /= 2) {
             square += rf_shfl_xor_f64(square, offset);

@@ -23,7 +23,9 @@ RF_DEVICE int rf_dp4a(int a, int b, int c) {
 // one warp, as the CPU does: q = round_half_even(v * 127 / amax). Every lane of the group
 // must call it together (it shuffles within the group; the xor offsets stay inside 32
 // lanes, so a 64-lane wavefront holds two independent groups). Lane 0 of the group writes
-// d and s at `group`.
+// d and s at `group`. ROUND_STEP false keeps d in f32 (not the CPU's form: for values
+// whose norm is still to be applied, so of any size, where f16 would lose a small step).
+template <bool ROUND_STEP = true>
 RF_DEVICE void rf_quantize_q8_group(float v, int lane32, int8_t *q, float *d, float *s,
                                     uint64_t value, uint64_t group) {
     float amax = fabsf(v);
@@ -41,7 +43,7 @@ RF_DEVICE void rf_quantize_q8_group(float v, int lane32, int8_t *q, float *d, fl
         sum += rf_shfl_xor(sum, offset);
     }
     if (lane32 == 0) {
-        d[group] = __half2float(__float2half_rn(step));
+        d[group] = ROUND_STEP ? __half2float(__float2half_rn(step)) : step;
         s[group] = step * sum;
     }
 }

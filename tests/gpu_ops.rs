@@ -277,6 +277,16 @@ impl Q8Host {
     /// d = amax / 127 (stored rounded to f16), q = round_half_even(x * 127 / amax),
     /// s = d * sum(q) with d unrounded.
     fn assert_quantizes(&self, x: &[f32], what: &str) {
+        self.assert_quantizes_with(x, what, |d| f16::from_f32(d).to_f32());
+    }
+
+    /// As [`Q8Host::assert_quantizes`], with d kept in f32 (an `UnscaledNorm`'s form).
+    fn assert_quantizes_f32_step(&self, x: &[f32], what: &str) {
+        self.assert_quantizes_with(x, what, |d| d);
+    }
+
+    /// The quantization checks with the stored step `round(amax / 127)`.
+    fn assert_quantizes_with(&self, x: &[f32], what: &str, round: fn(f32) -> f32) {
         for (group, values) in x.chunks_exact(32).enumerate() {
             let amax = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
@@ -293,7 +303,7 @@ impl Q8Host {
             );
             assert_eq!(
                 self.scales[group].to_bits(),
-                f16::from_f32(d).to_f32().to_bits(),
+                round(d).to_bits(),
                 "{what}: step of group {group}"
             );
             assert_eq!(
@@ -667,27 +677,28 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
 
 /// The residual product that prepares the next norm (`matvec_q8_add_norm`): the stream
 /// it writes is the plain residual product's to the bit, its Q8 output is the new stream
-/// times the norm's weights quantized as the CPU does, and its sums of squares are the
-/// stream's. The products that read it with the norm's scale (`NormScale`) give what the
-/// norm kernel followed by the plain product gives, up to the rounding of the Q8 steps
-/// to f16 (relative 2^-11 of a group), for one token from the producer and for three from
-/// the same layout built by hand.
+/// times the norm's weights quantized as the CPU does but with the steps in f32, and its
+/// sums of squares are the stream's. The products that read it with the norm's scale
+/// (`NormScale`) give what the norm kernel followed by the plain product gives, up to the
+/// rounding of the norm kernel's Q8 steps to f16 (relative 2^-11 of a group), for one
+/// token from the producer (a stream of order 1, and one of order 1e-4 whose steps would
+/// be f16 subnormals) and for three from the same layout built by hand.
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn residual_product_prepares_the_norm_its_readers_finish() {
     let g = ops_gpu();
     let mut random = Random::new(35);
     for dtype in integer_product_types() {
-        for n_embd in [768, 4096] {
+        for (n_embd, stream_scale) in [(768, 3.0), (4096, 3.0), (768, 1e-4)] {
             let n_in = odd_width(dtype);
             let w_bytes = g.upload(&random_weights(&mut random, dtype, n_embd, n_in));
             let w = DeviceMatrix::new(dtype, &w_bytes, n_embd, n_in).unwrap();
-            let x_in = g.upload(&random_vec(&mut random, n_in, 2.0));
+            let x_in = g.upload(&random_vec(&mut random, n_in, stream_scale * 2.0 / 3.0));
             let mut q8_in = Q8Buffers::new(&g.device, n_in).unwrap();
             g.ops
                 .quantize_q8(&g.stream, &x_in, n_in, &mut q8_in)
                 .unwrap();
-            let stream0 = random_vec(&mut random, n_embd, 3.0);
+            let stream0 = random_vec(&mut random, n_embd, stream_scale);
             let norm: Vec<f32> = (0..n_embd).map(|_| 1.0 + random.next_f32() * 0.5).collect();
             let norm_dev = g.upload(&norm);
             let mut stream = g.upload(&stream0);
@@ -700,7 +711,7 @@ fn residual_product_prepares_the_norm_its_readers_finish() {
             g.ops
                 .matvec_q8(&g.stream, &w, None, &q8_in, 1, &mut plain, add)
                 .unwrap();
-            let label = format!("{dtype} {n_embd}x{n_in}");
+            let label = format!("{dtype} {n_embd}x{n_in}, stream of scale {stream_scale}");
             let new_stream = g.download(&stream);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(
@@ -709,7 +720,7 @@ fn residual_product_prepares_the_norm_its_readers_finish() {
                 "{label}: stream"
             );
             let scaled: Vec<f32> = new_stream.iter().zip(&norm).map(|(v, w)| v * w).collect();
-            Q8Host::download(&g, &unscaled.q8, n_embd).assert_quantizes(&scaled, &label);
+            Q8Host::download(&g, &unscaled.q8, n_embd).assert_quantizes_f32_step(&scaled, &label);
             let sums = g.download(&unscaled.square_sums);
             for (group, values) in new_stream.chunks_exact(32).enumerate() {
                 let expected: f64 = values.iter().map(|&v| f64::from(v).powi(2)).sum();
