@@ -371,6 +371,13 @@ RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, u
     }
 }
 
+// What a product does between loading its first weights and reading its activations: wait
+// for the kernel that writes them (compat.h). A kernel may do more there (mmvq1_add_norm
+// quantizes its input into shared memory) as long as every thread of the block gets there.
+struct RfWaitForInput {
+    __device__ __forceinline__ void operator()() const { rf_grid_dependency_sync(); }
+};
+
 // Loads the groups first, first + warp, ... (BATCH of them, those inside the row) of the
 // row(s) into raw.
 template <typename B, bool TWO, int BATCH>
@@ -397,16 +404,16 @@ RF_DEVICE void mmvq1_load_batch(const uint8_t *row_a, const uint8_t *row_b, uint
 // first batch is loaded before the dependency sync (a 4,096-wide Q4_0 row is one batch).
 // Groups are added in the same order as the general walk adds them, so the results are its
 // bits. Every lane receives the row's sums.
-template <typename B, bool TWO>
+template <typename B, bool TWO, typename Ready>
 RF_DEVICE void mmvq1_sums_batched(const uint8_t *row_a, const uint8_t *row_b, const int8_t *xq,
                                   const float *xd, const float *xs, uint32_t n_groups,
-                                  float &a, float &b) {
+                                  float &a, float &b, Ready ready) {
     constexpr int BATCH = TWO ? Q8Raw<B>::BATCH / 2 : Q8Raw<B>::BATCH;
     const uint32_t warp = rf_warp_size();
     const uint32_t lane = threadIdx.x % warp;
     Q8Raw<B> raw[BATCH], raw_b[BATCH];
     mmvq1_load_batch<B, TWO, BATCH>(row_a, row_b, n_groups, lane, raw, raw_b);
-    rf_grid_dependency_sync();
+    ready();
     float acc = 0.0f, acc_b = 0.0f;
     for (uint32_t first = lane; first < n_groups; first += BATCH * warp) {
 #pragma unroll
@@ -443,11 +450,11 @@ RF_DEVICE void mmvq1_sums_batched(const uint8_t *row_a, const uint8_t *row_b, co
 // (SmolLM2 shape, H200: tg128 941 -> 1,016 t/s). Loading more groups early costs registers,
 // and so warps in flight, which the large products need more (8B: 375 -> 309 t/s with
 // four groups early).
-template <typename B, int MAX_T>
+template <typename B, int MAX_T, typename Ready = RfWaitForInput>
 RF_DEVICE void mmvq_row_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                              const int8_t *xq, const float *xd, const float *xs, uint64_t row,
                              uint32_t n_cols, uint32_t n_tokens, float (&acc)[MAX_T],
-                             float (&acc_b)[MAX_T]) {
+                             float (&acc_b)[MAX_T], Ready ready = Ready()) {
     const int warp = rf_warp_size();
     const int lane = threadIdx.x % warp;
     const bool two = w_b != nullptr;
@@ -456,9 +463,11 @@ RF_DEVICE void mmvq_row_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_
     const uint32_t n_groups = n_cols / 32;
     if constexpr (MAX_T == 1 && Q8Raw<B>::BATCHED) {
         if (two) {
-            mmvq1_sums_batched<B, true>(row_a, row_b, xq, xd, xs, n_groups, acc[0], acc_b[0]);
+            mmvq1_sums_batched<B, true>(row_a, row_b, xq, xd, xs, n_groups, acc[0], acc_b[0],
+                                        ready);
         } else {
-            mmvq1_sums_batched<B, false>(row_a, nullptr, xq, xd, xs, n_groups, acc[0], acc_b[0]);
+            mmvq1_sums_batched<B, false>(row_a, nullptr, xq, xd, xs, n_groups, acc[0], acc_b[0],
+                                         ready);
         }
         return;
     }
@@ -475,7 +484,7 @@ RF_DEVICE void mmvq_row_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_
             }
         }
     }
-    rf_grid_dependency_sync();
+    ready();
 #pragma unroll
     for (int t = 0; t < MAX_T; ++t) {
         acc[t] = acc_b[t] = 0.0f;
@@ -570,31 +579,61 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
     }
 }
 
+// The input of mmvq1_add_norm given as f32 (x_f32): after the wait, the block quantizes it
+// into shared memory (xq, xd, xs there) as rf_quantize_q8_f32 would, a warp a group at a
+// time, so the product needs no quantization launch before it. Every thread of the block
+// gets here the same number of times (each warp walks the same number of rows).
+struct RfQuantizeInput {
+    const float *x_f32;
+    uint32_t n_cols;
+    int8_t *xq;
+    float *xd, *xs;
+    __device__ __forceinline__ void operator()() const {
+        rf_grid_dependency_sync();
+        for (uint32_t i = threadIdx.x; i < n_cols; i += blockDim.x) {
+            rf_quantize_q8_group(x_f32[i], i % 32, xq, xd, xs, i, i / 32);
+        }
+        __syncthreads();
+    }
+};
+
 // The residual product of one token that also prepares the next RMS norm's input, so the
 // norm needs no launch of its own: y += W x, then the new y times the norm's weights as Q8
 // activations (oq, od, os) and, per group of 32 values, the sum of squares of the new y in
 // f64 (square_sums), from which the products that read the activations finish the norm
 // (mmvq_row). A block computes the 32 rows of one group, so it can quantize them itself:
-// no block waits on another.
+// no block waits on another. With x_f32 (not null) the input is f32 and each block
+// quantizes it first (RfQuantizeInput; dynamic shared memory of n_cols * 5 / 4 bytes);
+// otherwise it is Q8 activations (xq, xd, xs).
 //
 // Launch: grid.x = n_rows / 32 (n_rows a multiple of 32), RF_ADD_NORM_THREADS threads;
 // the block's warps take its rows in turn.
 #define RF_ADD_NORM_THREADS 1024
 template <typename B>
 static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, const int8_t *xq,
-                                      const float *xd, const float *xs, float *y,
-                                      uint32_t n_cols, const float *norm_w, int8_t *oq,
-                                      float *od, float *os, double *square_sums) {
+                                      const float *xd, const float *xs, const float *x_f32,
+                                      float *y, uint32_t n_cols, const float *norm_w,
+                                      int8_t *oq, float *od, float *os, double *square_sums) {
     __shared__ float values[32];  // the group's new values of y
+    extern __shared__ int4 staged[];  // with x_f32: its quants, then steps and sums
     const uint32_t warp = rf_warp_size();
     const uint32_t lane = threadIdx.x % warp;
     const uint64_t group = blockIdx.x, first_row = group * 32;
     // A norm weight is a weight: read before the dependency sync, by the quantizing lanes.
     const float weight = threadIdx.x < 32 ? norm_w[first_row + threadIdx.x] : 0.0f;
+    int8_t *staged_q = reinterpret_cast<int8_t *>(staged);
+    float *staged_d = reinterpret_cast<float *>(staged_q + n_cols);
+    float *staged_s = staged_d + n_cols / 32;
+    const RfQuantizeInput quantize{x_f32, n_cols, staged_q, staged_d, staged_s};
     for (uint32_t k = threadIdx.x / warp; k < 32; k += blockDim.x / warp) {
         float acc[1], unused[1];
-        mmvq_row_sums<B, 1>(w, nullptr, row_bytes, xq, xd, xs, first_row + k, n_cols, 1, acc,
-                            unused);
+        if (x_f32 != nullptr) {
+            mmvq_row_sums<B, 1>(w, nullptr, row_bytes, staged_q, staged_d, staged_s,
+                                first_row + k, n_cols, 1, acc, unused, quantize);
+        } else {
+            mmvq_row_sums<B, 1>(w, nullptr, row_bytes, xq, xd, xs, first_row + k, n_cols, 1,
+                                acc, unused);
+        }
         if (lane == 0) {
             const float v = y[first_row + k] + acc[0];
             y[first_row + k] = v;
@@ -644,10 +683,10 @@ static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, cons
     }                                                                                            \
     RF_KERNEL void RF_LAUNCH_BOUNDS(RF_ADD_NORM_THREADS, 1)                                      \
         rf_mmvq1_add_norm_##NAME(const uint8_t *w, uint64_t row_bytes, const int8_t *xq,         \
-                                 const float *xd, const float *xs, float *y, uint32_t n_cols,    \
-                                 const float *norm_w, int8_t *oq, float *od, float *os,          \
-                                 double *square_sums) {                                          \
-        mmvq1_add_norm<TYPE>(w, row_bytes, xq, xd, xs, y, n_cols, norm_w, oq, od, os,            \
+                                 const float *xd, const float *xs, const float *x_f32, float *y, \
+                                 uint32_t n_cols, const float *norm_w, int8_t *oq, float *od,    \
+                                 float *os, double *square_sums) {                               \
+        mmvq1_add_norm<TYPE>(w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od, os,     \
                              square_sums);                                                       \
     }
 

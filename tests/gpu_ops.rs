@@ -11,9 +11,9 @@ use rocmforge::Error;
 use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape, LeadingMatrix,
-    PagedKv, ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix,
-    StepTokens, UnscaledNorm, integer_product_types, supported_weight_types,
+    AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape,
+    LeadingMatrix, PagedKv, ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams,
+    SecondMatrix, StepTokens, UnscaledNorm, integer_product_types, supported_weight_types,
 };
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
@@ -682,7 +682,9 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
 /// (`NormScale`) give what the norm kernel followed by the plain product gives, up to the
 /// rounding of the norm kernel's Q8 steps to f16 (relative 2^-11 of a group), for one
 /// token from the producer (a stream of order 1, and one of order 1e-4 whose steps would
-/// be f16 subnormals) and for three from the same layout built by hand.
+/// be f16 subnormals) and for three from the same layout built by hand. Given the f32
+/// input instead of its Q8 form, each block quantizes it for itself, and everything is
+/// the same to the bit.
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn residual_product_prepares_the_norm_its_readers_finish() {
@@ -703,8 +705,22 @@ fn residual_product_prepares_the_norm_its_readers_finish() {
             let norm_dev = g.upload(&norm);
             let mut stream = g.upload(&stream0);
             let mut unscaled = UnscaledNorm::new(&g.device, n_embd).unwrap();
+            let input = AddNormInput::Q8(&q8_in);
             g.ops
-                .matvec_q8_add_norm(&g.stream, &w, &q8_in, &mut stream, &norm_dev, &mut unscaled)
+                .matvec_q8_add_norm(&g.stream, &w, input, &mut stream, &norm_dev, &mut unscaled)
+                .unwrap();
+            let mut staged_stream = g.upload(&stream0);
+            let mut staged = UnscaledNorm::new(&g.device, n_embd).unwrap();
+            let input = AddNormInput::F32(&x_in);
+            g.ops
+                .matvec_q8_add_norm(
+                    &g.stream,
+                    &w,
+                    input,
+                    &mut staged_stream,
+                    &norm_dev,
+                    &mut staged,
+                )
                 .unwrap();
             let mut plain = g.upload(&stream0);
             let add = ProductOutput::Add;
@@ -719,9 +735,22 @@ fn residual_product_prepares_the_norm_its_readers_finish() {
                 bits(&g.download(&plain)),
                 "{label}: stream"
             );
+            let staged_label = format!("{label}, f32 input");
+            assert_eq!(
+                bits(&new_stream),
+                bits(&g.download(&staged_stream)),
+                "{staged_label}"
+            );
             let scaled: Vec<f32> = new_stream.iter().zip(&norm).map(|(v, w)| v * w).collect();
-            Q8Host::download(&g, &unscaled.q8, n_embd).assert_quantizes_f32_step(&scaled, &label);
+            let q8_of = |q8: &Q8Buffers| Q8Host::download(&g, q8, n_embd);
+            q8_of(&unscaled.q8).assert_quantizes_f32_step(&scaled, &label);
+            q8_of(&staged.q8).assert_quantizes_f32_step(&scaled, &staged_label);
             let sums = g.download(&unscaled.square_sums);
+            assert_eq!(
+                sums,
+                g.download(&staged.square_sums),
+                "{staged_label}: sums"
+            );
             for (group, values) in new_stream.chunks_exact(32).enumerate() {
                 let expected: f64 = values.iter().map(|&v| f64::from(v).powi(2)).sum();
                 let error = (sums[group] - expected).abs() / expected;

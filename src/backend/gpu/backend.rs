@@ -11,9 +11,10 @@ use std::sync::atomic::AtomicBool;
 use super::device_step::{self, DeviceStep};
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate, GpuOps, HeadShape,
-    LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP,
-    Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, UnscaledNorm,
+    AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate,
+    GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput,
+    ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
+    UnscaledNorm,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Event, Stream};
 use crate::backend::{
@@ -1143,11 +1144,21 @@ impl Backend for GpuStep<'_> {
             self.matmul_into_residual(x, w)?;
             return self.rms_norm(Act::X, norm, eps, out);
         }
-        s.quantize(self.stream, x)?;
+        // An input not quantized yet (the SwiGLU before the down product) is quantized by
+        // each block of the launch for itself: one launch fewer.
+        let staged = s.q8_of != Some(x) && ops.add_norm_stages_f32(&view);
+        if !staged {
+            s.quantize(self.stream, x)?;
+        }
+        s.readable(x)?;
         s.wrote(Act::X);
         s.wrote(out);
-        let stream_x = &mut s.acts[Act::X as usize];
-        ops.matvec_q8_add_norm(self.stream, &view, &s.q8, stream_x, norm, &mut s.unscaled)?;
+        let (input, stream_x) = pair(&mut s.acts, x, Act::X)?;
+        let input = match staged {
+            true => AddNormInput::F32(input),
+            false => AddNormInput::Q8(&s.q8),
+        };
+        ops.matvec_q8_add_norm(self.stream, &view, input, stream_x, norm, &mut s.unscaled)?;
         s.unscaled_of = Some((out, eps));
         Ok(())
     }

@@ -111,6 +111,18 @@ impl UnscaledNorm {
     }
 }
 
+/// The input of [`GpuOps::matvec_q8_add_norm`]: Q8 activations, or f32 ones that each
+/// block quantizes for itself into shared memory (as [`GpuOps::quantize_q8`] would, so to
+/// the same result) instead of a launch of its own before the product.
+pub enum AddNormInput<'a> {
+    Q8(&'a Q8Buffers),
+    F32(&'a DeviceBuffer<f32>),
+}
+
+/// The most shared memory a block of `rf_mmvq1_add_norm_*` stages an f32 input in (its
+/// quants, steps and sums: 5/4 bytes a value), the size every GPU gives a block unasked.
+const MAX_STAGED_BYTES: usize = 48 * 1024;
+
 /// What turns an [`UnscaledNorm`]'s products into products of the normalised vector:
 /// its groups' sums of squares and the norm's epsilon.
 #[derive(Clone, Copy)]
@@ -235,7 +247,14 @@ impl GpuOps {
         self.has_q8_matvec(w, 1) && w.n_rows.is_multiple_of(Q8_GROUP)
     }
 
-    /// One token's residual product that prepares the next RMS norm: `y += w · x`, then
+    /// Whether [`GpuOps::matvec_q8_add_norm`] takes an f32 input ([`AddNormInput::F32`])
+    /// for `w`: whether its blocks can stage `w.n_cols` quantized values.
+    pub fn add_norm_stages_f32(&self, w: &DeviceMatrix<'_>) -> bool {
+        staged_bytes(w.n_cols).is_some_and(|bytes| bytes <= MAX_STAGED_BYTES)
+    }
+
+    /// One token's residual product that prepares the next RMS norm: `y += w · x` (x Q8 or
+    /// f32, see [`AddNormInput`]), then
     /// `out` = the new `y` times `norm` as an [`UnscaledNorm`] (`y` and `norm` of
     /// `w.n_rows` values, a multiple of 32). Only for matrices
     /// [`GpuOps::has_q8_add_norm`] accepts.
@@ -243,7 +262,7 @@ impl GpuOps {
         &self,
         stream: &Stream,
         w: &DeviceMatrix<'_>,
-        x: &Q8Buffers,
+        x: AddNormInput<'_>,
         y: &mut DeviceBuffer<f32>,
         norm: &DeviceBuffer<f32>,
         out: &mut UnscaledNorm,
@@ -260,7 +279,25 @@ impl GpuOps {
                 ))
             })?;
         check_buffer("matvec_q8_add_norm weights", w.data, 0, stream)?;
-        x.check("matvec_q8_add_norm input", w.n_cols, stream)?;
+        let what = "matvec_q8_add_norm input";
+        let shared_mem_bytes = match x {
+            AddNormInput::Q8(q8) => {
+                q8.check(what, w.n_cols, stream)?;
+                0
+            }
+            AddNormInput::F32(x) => {
+                check_buffer(what, x, w.n_cols, stream)?;
+                staged_bytes(w.n_cols)
+                    .filter(|&bytes| bytes <= MAX_STAGED_BYTES)
+                    .and_then(|bytes| u32::try_from(bytes).ok())
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "{what}: {} f32 values do not fit a block's shared memory",
+                            w.n_cols
+                        ))
+                    })?
+            }
+        };
         check_buffer("matvec_q8_add_norm residual", y, w.n_rows, stream)?;
         check_buffer("matvec_q8_add_norm norm", norm, w.n_rows, stream)?;
         out.q8
@@ -277,28 +314,37 @@ impl GpuOps {
                 Error::InvalidArgument(format!("matvec_q8_add_norm of {} rows", w.n_rows))
             })?;
         let mut args = KernelArgs::new();
-        args.push(w.data)
-            .push(w.row_bytes() as u64)
-            .push(&x.quants)
-            .push(&x.scales)
-            .push(&x.sums)
-            .push(&mut *y)
+        args.push(w.data).push(w.row_bytes() as u64);
+        match x {
+            AddNormInput::Q8(q8) => args
+                .push(&q8.quants)
+                .push(&q8.scales)
+                .push(&q8.sums)
+                .push(0u64),
+            AddNormInput::F32(x) => args.push(0u64).push(0u64).push(0u64).push(x),
+        };
+        args.push(&mut *y)
             .push(to_u32("matvec_q8_add_norm columns", w.n_cols, u32::MAX)?)
             .push(norm)
             .push(&mut out.q8.quants)
             .push(&mut out.q8.scales)
             .push(&mut out.q8.sums)
             .push(&mut out.square_sums);
-        // SAFETY: the arguments match rf_mmvq1_add_norm_*(w, row_bytes, xq, xd, xs, y,
-        // n_cols, norm_w, oq, od, os, square_sums); w holds n_rows rows of row_bytes, x
-        // n_cols quants and their groups, y and norm n_rows floats, out n_rows quants and
-        // n_rows / 32 groups (all checked); n_rows and n_cols are whole groups, and each of
-        // the n_rows / 32 blocks of ADD_NORM_THREADS (a multiple of the warp size) computes
-        // one group's 32 rows.
+        // SAFETY: the arguments match rf_mmvq1_add_norm_*(w, row_bytes, xq, xd, xs, x_f32,
+        // y, n_cols, norm_w, oq, od, os, square_sums); w holds n_rows rows of row_bytes,
+        // the input either n_cols quants and their groups (x_f32 null) or n_cols floats
+        // (the quants null, never read) with n_cols * 5 / 4 bytes of shared memory to
+        // stage them, y and norm n_rows floats, out n_rows quants and n_rows / 32 groups
+        // (all checked); n_rows and n_cols are whole groups, and each of the n_rows / 32
+        // blocks of ADD_NORM_THREADS (a multiple of the warp size) computes one group's 32
+        // rows.
         unsafe {
             function.add_norm.launch(
                 stream,
-                &LaunchConfig::linear(blocks, ADD_NORM_THREADS),
+                &LaunchConfig {
+                    shared_mem_bytes,
+                    ..LaunchConfig::linear(blocks, ADD_NORM_THREADS)
+                },
                 &args,
             )
         }
@@ -376,4 +422,9 @@ impl GpuOps {
         // and rows past n_lead + n_rows are skipped by whole warps.
         unsafe { function.launch(stream, &config, &args) }
     }
+}
+
+/// Shared memory for `n_cols` quantized values: the quants, then a step and a sum a group.
+fn staged_bytes(n_cols: usize) -> Option<usize> {
+    n_cols.checked_add((n_cols / Q8_GROUP).checked_mul(8)?)
 }

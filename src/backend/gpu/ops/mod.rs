@@ -32,7 +32,8 @@ pub use elementwise::Gate;
 pub use fused_product::{FusedKind, LeadingMatrix, ProductInput, ProductOutput, SecondMatrix};
 pub use gemm::PrefillScratch;
 pub use matvec_q8::{
-    MAX_Q8_TOKENS, NormScale, Q8_GROUP, Q8Buffers, UnscaledNorm, integer_product_types,
+    AddNormInput, MAX_Q8_TOKENS, NormScale, Q8_GROUP, Q8Buffers, UnscaledNorm,
+    integer_product_types,
 };
 pub use rope::{RopeKvWrite, RopeParams};
 
