@@ -581,14 +581,18 @@ static __device__ void mmvq(const uint8_t *w, const uint8_t *w_b, uint64_t row_b
 
 // The input of mmvq1_add_norm given as f32 (x_f32): after the wait, the block quantizes it
 // into shared memory (xq, xd, xs there) as rf_quantize_q8_f32 would, a warp a group at a
-// time, so the product needs no quantization launch before it. Every thread of the block
-// gets here the same number of times (each warp walks the same number of rows).
+// time, so the product needs no quantization launch before it. Done at each warp's `first`
+// row, which every warp of the block has (a block has at most 32 warps).
 struct RfQuantizeInput {
     const float *x_f32;
     uint32_t n_cols;
     int8_t *xq;
     float *xd, *xs;
+    bool first;
     __device__ __forceinline__ void operator()() const {
+        if (!first) {
+            return;
+        }
         rf_grid_dependency_sync();
         for (uint32_t i = threadIdx.x; i < n_cols; i += blockDim.x) {
             rf_quantize_q8_group(x_f32[i], i % 32, xq, xd, xs, i, i / 32);
@@ -624,10 +628,11 @@ static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, cons
     int8_t *staged_q = reinterpret_cast<int8_t *>(staged);
     float *staged_d = reinterpret_cast<float *>(staged_q + n_cols);
     float *staged_s = staged_d + n_cols / 32;
-    const RfQuantizeInput quantize{x_f32, n_cols, staged_q, staged_d, staged_s};
     for (uint32_t k = threadIdx.x / warp; k < 32; k += blockDim.x / warp) {
         float acc[1], unused[1];
         if (x_f32 != nullptr) {
+            const bool first = k == threadIdx.x / warp;
+            const RfQuantizeInput quantize{x_f32, n_cols, staged_q, staged_d, staged_s, first};
             mmvq_row_sums<B, 1>(w, nullptr, row_bytes, staged_q, staged_d, staged_s,
                                 first_row + k, n_cols, 1, acc, unused, quantize);
         } else {
