@@ -120,8 +120,9 @@ pub enum AddNormInput<'a> {
 }
 
 /// The most shared memory a block of `rf_mmvq1_add_norm_*` stages an f32 input in (its
-/// quants, steps and sums: 5/4 bytes a value), the size every GPU gives a block unasked.
-const MAX_STAGED_BYTES: usize = 48 * 1024;
+/// quants, steps and sums: 5/4 bytes a value): within the 48 KiB every GPU gives a block
+/// unasked, with room for the kernel's own (a 28,672-wide input takes 35 KiB).
+const MAX_STAGED_BYTES: usize = 40 * 1024;
 
 /// What turns an [`UnscaledNorm`]'s products into products of the normalised vector:
 /// its groups' sums of squares and the norm's epsilon.
