@@ -1144,8 +1144,8 @@ impl Backend for GpuStep<'_> {
             self.matmul_into_residual(x, w)?;
             return self.rms_norm(Act::X, norm, eps, out);
         }
-        // An input not quantized yet (the SwiGLU before the down product) is quantized by
-        // each block of the launch for itself: one launch fewer.
+        // An input not quantized yet (the SwiGLU before the down product) and narrow
+        // enough is quantized by each block of the launch for itself: one launch fewer.
         let staged = s.q8_of != Some(x) && ops.add_norm_stages_f32(&view);
         if !staged {
             s.quantize(self.stream, x)?;

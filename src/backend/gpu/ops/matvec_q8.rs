@@ -119,10 +119,12 @@ pub enum AddNormInput<'a> {
     F32(&'a DeviceBuffer<f32>),
 }
 
-/// The most shared memory a block of `rf_mmvq1_add_norm_*` stages an f32 input in (its
-/// quants, steps and sums: 5/4 bytes a value): within the 48 KiB every GPU gives a block
-/// unasked, with room for the kernel's own (a 28,672-wide input takes 35 KiB).
-const MAX_STAGED_BYTES: usize = 40 * 1024;
+/// The widest f32 input a block of `rf_mmvq1_add_norm_*` quantizes for itself: two values
+/// a thread. Every block quantizes the whole input, which a launch of its own spreads over
+/// the GPU, so staging pays only for narrow inputs (H200, tg128: SmolLM2's 1,536-wide down
+/// product +5%; the 1B's 8,192-wide and the 8B's 14,336-wide -7%). Staged, it takes 5/4
+/// bytes a value of shared memory (2.5 KiB), far within what every GPU gives a block.
+const MAX_STAGED_VALUES: usize = 2 * ADD_NORM_THREADS as usize;
 
 /// What turns an [`UnscaledNorm`]'s products into products of the normalised vector:
 /// its groups' sums of squares and the norm's epsilon.
@@ -249,9 +251,9 @@ impl GpuOps {
     }
 
     /// Whether [`GpuOps::matvec_q8_add_norm`] takes an f32 input ([`AddNormInput::F32`])
-    /// for `w`: whether its blocks can stage `w.n_cols` quantized values.
+    /// for `w`: whether `w.n_cols` is narrow enough for each block to quantize it.
     pub fn add_norm_stages_f32(&self, w: &DeviceMatrix<'_>) -> bool {
-        staged_bytes(w.n_cols).is_some_and(|bytes| bytes <= MAX_STAGED_BYTES)
+        w.n_cols <= MAX_STAGED_VALUES
     }
 
     /// One token's residual product that prepares the next RMS norm: `y += w · x` (x Q8 or
@@ -288,15 +290,14 @@ impl GpuOps {
             }
             AddNormInput::F32(x) => {
                 check_buffer(what, x, w.n_cols, stream)?;
+                if !self.add_norm_stages_f32(w) {
+                    return Err(Error::InvalidArgument(format!(
+                        "{what}: {} f32 values, more than the {MAX_STAGED_VALUES} a block \
+                         quantizes for itself",
+                        w.n_cols
+                    )));
+                }
                 staged_bytes(w.n_cols)
-                    .filter(|&bytes| bytes <= MAX_STAGED_BYTES)
-                    .and_then(|bytes| u32::try_from(bytes).ok())
-                    .ok_or_else(|| {
-                        Error::InvalidArgument(format!(
-                            "{what}: {} f32 values do not fit a block's shared memory",
-                            w.n_cols
-                        ))
-                    })?
             }
         };
         check_buffer("matvec_q8_add_norm residual", y, w.n_rows, stream)?;
@@ -425,7 +426,8 @@ impl GpuOps {
     }
 }
 
-/// Shared memory for `n_cols` quantized values: the quants, then a step and a sum a group.
-fn staged_bytes(n_cols: usize) -> Option<usize> {
-    n_cols.checked_add((n_cols / Q8_GROUP).checked_mul(8)?)
+/// Shared memory for `n_cols` (at most [`MAX_STAGED_VALUES`]) quantized values: the
+/// quants, then a step and a sum a group.
+fn staged_bytes(n_cols: usize) -> u32 {
+    (n_cols + n_cols / Q8_GROUP * 8) as u32
 }
