@@ -375,6 +375,7 @@ static __device__ void attention_token(
     __shared__ float warp_m[TOKEN_MAX_WARPS];
     __shared__ float warp_l[TOKEN_MAX_WARPS];
     __shared__ float own_k[TOKEN_MAX_HEAD_DIM];  // the fused RoPE's key head, rotated
+    __shared__ float own_v[TOKEN_MAX_HEAD_DIM];  // and its value head
     const uint32_t token = blockIdx.x, head = blockIdx.y, split = blockIdx.z;
     if (token >= n_tokens) {
         return;  // block-uniform
@@ -418,20 +419,23 @@ static __device__ void attention_token(
         prefetch_row<Kv>(k_cache, row, hd);
         prefetch_row<Kv>(v_cache, row, hd);
     }
-    // The fused RoPE's turn of this thread's pair depends on the position only: also
-    // worked out before the wait.
+    // The fused RoPE's turn of this thread's pair depends on the position only, and the
+    // slot its key goes to is a step input: both before the wait too.
     const bool fused = rope.k_new != nullptr;
     const PairTurn own_turn =
         fused && threadIdx.x < rope.rope_dims / 2 ? pair_turn(p, threadIdx.x, rope.theta_scale)
                                                    : PairTurn{1.0f, 0.0f};
+    const uint32_t own_slot = fused ? rope.write_slot[token] : 0;
     rf_grid_dependency_sync();
     const uint64_t out_at = token * q_dim + (uint64_t)head * hd;
     const uint64_t own_at = (uint64_t)token * kv_dim + (uint64_t)kv_head * hd;
 
+    // The query, key and value heads in one round of loads.
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
         q_s[d] = q[out_at + d];
         if (fused) {
             own_k[d] = rope.k_new[own_at + d];
+            own_v[d] = rope.v_new[own_at + d];
         }
     }
     __syncthreads();
@@ -441,11 +445,10 @@ static __device__ void attention_token(
         rope_head_turned(own_k, own_turn, p, rope.rope_dims, rope.theta_scale, rope.neox,
                          threadIdx.x, blockDim.x);
         __syncthreads();
-        const uint32_t own_slot = rope.write_slot[token];
         if (own_slot < n_slots) {
             const uint64_t first = (uint64_t)own_slot * kv_dim + (uint64_t)kv_head * hd;
             Kv::store(k_cache, first, own_k, hd, threadIdx.x, blockDim.x);
-            Kv::store(v_cache, first, rope.v_new + own_at, hd, threadIdx.x, blockDim.x);
+            Kv::store(v_cache, first, own_v, hd, threadIdx.x, blockDim.x);
         }
         __syncthreads();
     }
