@@ -32,9 +32,7 @@ RF_DEVICE double rf_block_sum_f64(double value, double *scratch) {
     const int warp = rf_warp_size();
     const unsigned lane = threadIdx.x % warp, w = threadIdx.x / warp;
     const unsigned n_warps = blockDim.x / warp;
-    for (int offset = warp / 2; offset > 0; offset /= 2) {
-        value += rf_shfl_xor_f64(value, offset);
-    }
+    value = rf_lanes_sum_f64(value, warp);
     if (lane == 0) {
         scratch[w] = value;
     }

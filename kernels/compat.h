@@ -48,6 +48,15 @@ RF_DEVICE float rf_warp_sum(float v) {
     return v;
 }
 
+// Sum in f64 over each run of `lanes` consecutive lanes (a power of two, at most the warp);
+// every lane of the run receives its total, added in the same order in every lane.
+RF_DEVICE double rf_lanes_sum_f64(double v, int lanes) {
+    for (int offset = lanes / 2; offset > 0; offset /= 2) {
+        v += rf_shfl_xor_f64(v, offset);
+    }
+    return v;
+}
+
 // Index of this thread in a 1-D grid and the grid's thread count, as 64-bit values so that
 // grid-stride loops over more than 2^31 elements do not overflow.
 RF_DEVICE uint64_t rf_global_thread() {

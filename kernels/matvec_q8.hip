@@ -524,9 +524,7 @@ RF_DEVICE float rf_rms_scale(const double *square_sums, uint32_t n_groups, float
     for (uint32_t g = threadIdx.x % warp; g < n_groups; g += warp) {
         sum += square_sums[g];
     }
-    for (int offset = warp / 2; offset > 0; offset /= 2) {
-        sum += rf_shfl_xor_f64(sum, offset);
-    }
+    sum = rf_lanes_sum_f64(sum, warp);
     const float mean = (float)(sum / (32.0 * n_groups));
     return 1.0f / sqrtf(mean + eps);
 }
@@ -654,10 +652,7 @@ static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, cons
         // The step in f32: v * weight is not normalised yet, and a small stream's steps
         // would be f16 subnormals (amax below 127 * 2^-14), losing their precision.
         rf_quantize_q8_group<false>(v * weight, threadIdx.x, oq, od, os, value, group);
-        double square = (double)v * v;
-        for (int offset = 16; offset > 0; offset /= 2) {
-            square += rf_shfl_xor_f64(square, offset);
-        }
+        const double square = rf_lanes_sum_f64((double)v * v, 32);
         if (threadIdx.x == 0) {
             square_sums[group] = square;
         }
