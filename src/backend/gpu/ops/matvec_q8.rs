@@ -135,12 +135,13 @@ pub struct NormScale<'a> {
 }
 
 /// A weight format's instances: for up to [`MAX_Q8_TOKENS`] tokens, for one, and the
-/// one-token residual product that prepares the next norm.
+/// one-token residual product that prepares the next norm, from Q8 or from f32 input.
 struct FormatKernels {
     format: WeightFormat,
     tokens: Function,
     single: Function,
     add_norm: Function,
+    add_norm_f32: Function,
 }
 
 pub(super) struct MatvecQ8Kernels {
@@ -159,6 +160,7 @@ impl MatvecQ8Kernels {
                     tokens: module.function(&format!("rf_mmvq_{suffix}"))?,
                     single: module.function(&format!("rf_mmvq1_{suffix}"))?,
                     add_norm: module.function(&format!("rf_mmvq1_add_norm_{suffix}"))?,
+                    add_norm_f32: module.function(&format!("rf_mmvq1_add_norm_f32_{suffix}"))?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -283,10 +285,10 @@ impl GpuOps {
             })?;
         check_buffer("matvec_q8_add_norm weights", w.data, 0, stream)?;
         let what = "matvec_q8_add_norm input";
-        let shared_mem_bytes = match x {
+        let (kernel, shared_mem_bytes) = match x {
             AddNormInput::Q8(q8) => {
                 q8.check(what, w.n_cols, stream)?;
-                0
+                (&function.add_norm, 0)
             }
             AddNormInput::F32(x) => {
                 check_buffer(what, x, w.n_cols, stream)?;
@@ -297,7 +299,7 @@ impl GpuOps {
                         w.n_cols
                     )));
                 }
-                staged_bytes(w.n_cols)
+                (&function.add_norm_f32, staged_bytes(w.n_cols))
             }
         };
         check_buffer("matvec_q8_add_norm residual", y, w.n_rows, stream)?;
@@ -332,16 +334,17 @@ impl GpuOps {
             .push(&mut out.q8.scales)
             .push(&mut out.q8.sums)
             .push(&mut out.square_sums);
-        // SAFETY: the arguments match rf_mmvq1_add_norm_*(w, row_bytes, xq, xd, xs, x_f32,
-        // y, n_cols, norm_w, oq, od, os, square_sums); w holds n_rows rows of row_bytes,
-        // the input either n_cols quants and their groups (x_f32 null) or n_cols floats
-        // (the quants null, never read) with n_cols * 5 / 4 bytes of shared memory to
-        // stage them, y and norm n_rows floats, out n_rows quants and n_rows / 32 groups
+        // SAFETY: the arguments match rf_mmvq1_add_norm_*'s and rf_mmvq1_add_norm_f32_*'s
+        // (w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od, os, square_sums); w
+        // holds n_rows rows of row_bytes, the input either n_cols quants and their groups
+        // (x_f32 null, never read by the first) or n_cols floats (the quants null, never
+        // read by the second, which gets n_cols * 5 / 4 bytes of shared memory to stage
+        // them), y and norm n_rows floats, out n_rows quants and n_rows / 32 groups
         // (all checked); n_rows and n_cols are whole groups, and each of the n_rows / 32
         // blocks of ADD_NORM_THREADS (a multiple of the warp size) computes one group's 32
         // rows.
         unsafe {
-            function.add_norm.launch(
+            kernel.launch(
                 stream,
                 &LaunchConfig {
                     shared_mem_bytes,
