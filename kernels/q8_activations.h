@@ -1,6 +1,7 @@
 // Q8 activations: the CPU's 8-bit form of a vector for the integer matrix products
 // (src/backend/cpu/activations/q8.rs). Per 32 consecutive values: 32 int8 quants q, the
-// step d (amax / 127, rounded to f16 and stored widened to f32) and s = d * sum(q) with d
+// step d (amax / 127, rounded to f16 and stored widened to f32; the prepared norm's of
+// rf_mmvq1_add_norm_* stay in f32, rf_quantize_q8_group<false>) and s = d * sum(q) with d
 // before rounding. Stored as three arrays: quants [n, width] int8, d and s [n, width / 32].
 #pragma once
 

@@ -682,7 +682,8 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
 /// (`NormScale`) give what the norm kernel followed by the plain product gives, up to the
 /// rounding of the norm kernel's Q8 steps to f16 (relative 2^-11 of a group), for one
 /// token from the producer (a stream of order 1, and one of order 1e-4 whose steps would
-/// be f16 subnormals) and for three from the same layout built by hand. Given the f32
+/// be f16 subnormals) and for three from the same layout built by hand (by `quantize_q8`,
+/// whose steps are rounded to f16 where the producer's stay in f32). Given the f32
 /// input instead of its Q8 form, each block quantizes it for itself, and everything is
 /// the same to the bit.
 #[test]
@@ -766,7 +767,8 @@ fn residual_product_prepares_the_norm_its_readers_finish() {
                 &label,
             );
         }
-        // Three tokens: the same layout from quantize_q8 and sums worked out here.
+        // Three tokens: the same layout from quantize_q8 (its steps rounded to f16) and
+        // sums worked out here.
         let n_embd = 768;
         let streams = random_vec(&mut random, 3 * n_embd, 3.0);
         let norm: Vec<f32> = (0..n_embd).map(|_| 1.0 + random.next_f32() * 0.5).collect();
