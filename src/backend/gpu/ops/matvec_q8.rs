@@ -419,12 +419,12 @@ impl GpuOps {
         // square_sums is no norm, else it holds n_tokens * n_cols / 32 sums (checked); w
         // (and w_b, of the same shape) hold n_rows rows of row_bytes, x n_tokens * n_cols
         // quants and their groups, y (and y_b when it is written) n_tokens * n_rows floats
-        // (all checked); a null w_b
-        // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
-        // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
-        // width of w, so rows of row_bytes, and y_lead n_tokens * n_lead floats (checked by
-        // FusedOperands::check); n_cols is whole groups; THREADS is a multiple of the warp size
-        // and rows past n_lead + n_rows are skipped by whole warps.
+        // (all checked); a null w_b is read as "one matrix" and a null y_b is never written
+        // (Add and Swiglu write y only); a leading matrix (n_lead 0 and null pointers
+        // without one) has the type and width of w, so rows of row_bytes, and y_lead
+        // n_tokens * n_lead floats (checked by FusedOperands::check); n_cols is whole
+        // groups; THREADS is a multiple of the warp size and rows past n_lead + n_rows are
+        // skipped by whole warps.
         unsafe { function.launch(stream, &config, &args) }
     }
 }
