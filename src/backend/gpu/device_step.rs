@@ -2,7 +2,7 @@
 //! refreshed by copies queued through page-locked staging, one set of block tables per
 //! cache (the full one, and the window layers' where the context has one).
 
-use super::safe::{Device, DeviceBuffer, Stream, UploadStaging};
+use super::safe::{Device, DeviceBuffer, Stream, UploadSet, UploadStaging};
 use crate::backend::{ContextSizes, Step, StepTables};
 use crate::error::{Error, Result};
 
@@ -113,15 +113,15 @@ impl DeviceStep {
                 "the step's tables do not match this context's GPU state".into(),
             ));
         }
-        let staging = &mut self.staging;
-        staging.begin()?;
-        staging.upload(stream, &step.tokens[..n], &mut self.tokens)?;
-        staging.upload(stream, &step.positions[..n], &mut self.positions)?;
-        staging.upload(stream, &step.seq_of_token[..n], &mut self.seq_of_token)?;
-        self.full.upload(staging, stream, &step.full, n)?;
+        let mut uploads = self.staging.begin(stream)?;
+        uploads.upload(&step.tokens[..n], &mut self.tokens)?;
+        uploads.upload(&step.positions[..n], &mut self.positions)?;
+        uploads.upload(&step.seq_of_token[..n], &mut self.seq_of_token)?;
+        self.full.upload(&mut uploads, &step.full, n)?;
         if let (Some(mine), Some(theirs)) = (&mut self.window, &step.window) {
-            mine.upload(staging, stream, theirs, n)?;
+            mine.upload(&mut uploads, theirs, n)?;
         }
+        uploads.finish()?;
         self.n_tokens = n;
         self.n_outputs = step.n_outputs;
         self.output_tokens.clear();
@@ -162,19 +162,14 @@ impl DeviceTables {
 
     fn upload(
         &mut self,
-        staging: &mut UploadStaging,
-        stream: &Stream,
+        uploads: &mut UploadSet<'_>,
         tables: &StepTables,
         n_tokens: usize,
     ) -> Result<()> {
-        staging.upload(
-            stream,
-            &tables.write_slots[..n_tokens],
-            &mut self.write_slots,
-        )?;
-        staging.upload(stream, &tables.block_tables, &mut self.block_tables)?;
-        staging.upload(stream, &tables.slot_positions, &mut self.slot_positions)?;
-        staging.upload(stream, &tables.n_logical, &mut self.n_logical)
+        uploads.upload(&tables.write_slots[..n_tokens], &mut self.write_slots)?;
+        uploads.upload(&tables.block_tables, &mut self.block_tables)?;
+        uploads.upload(&tables.slot_positions, &mut self.slot_positions)?;
+        uploads.upload(&tables.n_logical, &mut self.n_logical)
     }
 }
 

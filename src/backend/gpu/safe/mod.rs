@@ -21,6 +21,6 @@ pub use graph::Graph;
 pub use launch::{Dim3, KernelArg, KernelArgs, LaunchConfig, MAX_THREADS_PER_BLOCK};
 pub use memory::{DeviceBuffer, DeviceCopy};
 pub use module::{Function, Module};
-pub use staging::UploadStaging;
+pub use staging::{UploadSet, UploadStaging};
 pub use stream::Stream;
 pub use tracker::MemoryStats;

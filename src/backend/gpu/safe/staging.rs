@@ -60,23 +60,39 @@ impl UploadStaging {
         self.capacity
     }
 
-    /// Starts a new set of uploads: waits until every copy queued so far has read the area.
-    pub fn begin(&mut self) -> Result<()> {
+    /// Starts a new set of uploads queued on `stream`, the one the area was made for:
+    /// waits until every copy of the previous sets has read the area. The set's copies
+    /// are fenced by one event, recorded when it ends ([`UploadSet::finish`], or its drop).
+    pub fn begin<'a>(&'a mut self, stream: &'a Stream) -> Result<UploadSet<'a>> {
+        if stream.raw() != self.stream {
+            return Err(Error::InvalidArgument(
+                "a staging area queues its copies on the one stream it was made for".into(),
+            ));
+        }
         self.copied.synchronize()?;
         self.used = 0;
-        Ok(())
+        Ok(UploadSet {
+            staging: self,
+            stream,
+            queued: false,
+        })
     }
+}
 
-    /// Puts `src` in the area and queues its copy into `dst`'s first `src.len()` elements
-    /// on `stream`, the one the area was made for; returns without waiting. Fails when the
-    /// area (since `begin`) is full. Never while `stream` records a graph: a recorded copy
-    /// would read the area at every replay, long after it was written again.
-    pub fn upload<T: DeviceCopy>(
-        &mut self,
-        stream: &Stream,
-        src: &[T],
-        dst: &mut DeviceBuffer<T>,
-    ) -> Result<()> {
+/// One set of copies out of an [`UploadStaging`] area, queued on one stream. Never while
+/// that stream records a graph: a recorded copy would read the area at every replay, long
+/// after it was written again.
+pub struct UploadSet<'a> {
+    staging: &'a mut UploadStaging,
+    stream: &'a Stream,
+    /// Whether a copy was queued since the event was last recorded.
+    queued: bool,
+}
+
+impl UploadSet<'_> {
+    /// Puts `src` in the area and queues its copy into `dst`'s first `src.len()` elements;
+    /// returns without waiting. Fails when the area is full.
+    pub fn upload<T: DeviceCopy>(&mut self, src: &[T], dst: &mut DeviceBuffer<T>) -> Result<()> {
         if src.len() > dst.len() {
             return Err(Error::InvalidArgument(format!(
                 "upload of {} elements into a buffer of {}",
@@ -84,12 +100,7 @@ impl UploadStaging {
                 dst.len()
             )));
         }
-        if stream.raw() != self.stream {
-            return Err(Error::InvalidArgument(
-                "a staging area queues its copies on the one stream it was made for".into(),
-            ));
-        }
-        if !dst.device().same_device(stream.device()) {
+        if !dst.device().same_device(self.stream.device()) {
             return Err(Error::InvalidArgument(
                 "an upload's buffer and stream are on different devices".into(),
             ));
@@ -97,39 +108,59 @@ impl UploadStaging {
         if src.is_empty() {
             return Ok(());
         }
+        let staging = &mut *self.staging;
         let bytes = size_of_val(src);
-        let offset = self.used.next_multiple_of(ALIGN);
+        let offset = staging.used.next_multiple_of(ALIGN);
         if offset
             .checked_add(bytes)
-            .is_none_or(|end| end > self.capacity)
+            .is_none_or(|end| end > staging.capacity)
         {
             return Err(Error::InvalidArgument(format!(
                 "the staging area of {} bytes has no room for {bytes} more after {offset}",
-                self.capacity
+                staging.capacity
             )));
         }
         // SAFETY: offset + bytes is within the area (checked); the area is not read by any
-        // queued copy (`begin` waited for them and this set's copies read earlier, disjoint
-        // ranges); `src` is `bytes` of plain data.
+        // queued copy (`begin` waited for the earlier sets' and this set's copies read
+        // earlier, disjoint ranges); `src` is `bytes` of plain data.
         let staged = unsafe {
-            let at = self.area.as_ptr().add(offset);
+            let at = staging.area.as_ptr().add(offset);
             std::ptr::copy_nonoverlapping(src.as_ptr().cast::<u8>(), at, bytes);
             at.cast_const().cast::<c_void>()
         };
-        let (target, raw) = (dst.device_ptr(), stream.raw());
-        self.device.run(|driver| {
+        let (target, raw) = (dst.device_ptr(), self.stream.raw());
+        staging.device.run(|driver| {
             // SAFETY: `target` holds at least `bytes` bytes (checked above); `staged` stays
-            // allocated and unwritten until the event recorded below is reached (`begin`
-            // and `drop` wait for it).
+            // allocated and unwritten until the set's event is reached (recorded when the
+            // set ends; `begin` and `drop` of the area wait for it).
             unsafe { driver.memcpy_htod_async(target, staged, bytes, raw) }
         })?;
-        self.used = offset + bytes;
-        if let Err(e) = self.copied.record(stream) {
-            // The event cannot guard this copy: wait for it here instead.
-            let _ = stream.synchronize();
-            return Err(e);
-        }
+        staging.used = offset + bytes;
+        self.queued = true;
         Ok(())
+    }
+
+    /// Ends the set: records the event after its copies.
+    pub fn finish(mut self) -> Result<()> {
+        self.fence()
+    }
+
+    fn fence(&mut self) -> Result<()> {
+        if !self.queued {
+            return Ok(());
+        }
+        self.queued = false;
+        self.staging.copied.record(self.stream).inspect_err(|_| {
+            // The event cannot guard the copies: wait for them here instead.
+            let _ = self.stream.synchronize();
+        })
+    }
+}
+
+impl Drop for UploadSet<'_> {
+    fn drop(&mut self) {
+        // A set left early (an error) still fences its copies.
+        let _ = self.fence();
     }
 }
 
