@@ -24,8 +24,12 @@ pub struct UploadStaging {
     area: NonNull<u8>,
     capacity: usize,
     used: usize,
-    /// Recorded after the last queued copy: the area is free again once it is reached.
+    /// Recorded after the copies of the last ended set: the area is free again once it is
+    /// reached.
     copied: Event,
+    /// Whether copies were queued after `copied` was last recorded (a set still open, or
+    /// one leaked with `mem::forget`, which never ran its drop).
+    unfenced: bool,
 }
 
 // SAFETY: the area is owned by this value alone and only touched through `&mut self`; the
@@ -52,6 +56,7 @@ impl UploadStaging {
             area,
             capacity: bytes,
             used: 0,
+            unfenced: false,
         })
     }
 
@@ -69,12 +74,16 @@ impl UploadStaging {
                 "a staging area queues its copies on the one stream it was made for".into(),
             ));
         }
+        if self.unfenced {
+            // A set that was never ended: no event follows its copies.
+            stream.synchronize()?;
+            self.unfenced = false;
+        }
         self.copied.synchronize()?;
         self.used = 0;
         Ok(UploadSet {
             staging: self,
             stream,
-            queued: false,
         })
     }
 }
@@ -85,8 +94,6 @@ impl UploadStaging {
 pub struct UploadSet<'a> {
     staging: &'a mut UploadStaging,
     stream: &'a Stream,
-    /// Whether a copy was queued since the event was last recorded.
-    queued: bool,
 }
 
 impl UploadSet<'_> {
@@ -136,7 +143,7 @@ impl UploadSet<'_> {
             unsafe { driver.memcpy_htod_async(target, staged, bytes, raw) }
         })?;
         staging.used = offset + bytes;
-        self.queued = true;
+        staging.unfenced = true;
         Ok(())
     }
 
@@ -146,10 +153,10 @@ impl UploadSet<'_> {
     }
 
     fn fence(&mut self) -> Result<()> {
-        if !self.queued {
+        if !self.staging.unfenced {
             return Ok(());
         }
-        self.queued = false;
+        self.staging.unfenced = false;
         self.staging.copied.record(self.stream).inspect_err(|_| {
             // The event cannot guard the copies: wait for them here instead.
             let _ = self.stream.synchronize();
@@ -166,6 +173,11 @@ impl Drop for UploadSet<'_> {
 
 impl Drop for UploadStaging {
     fn drop(&mut self) {
+        if self.unfenced {
+            // A leaked set's copies may still read the area and nothing here can wait for
+            // them (its stream may be gone): the area is leaked too, never freed under them.
+            return;
+        }
         // Queued copies must not read freed memory; a lost device runs nothing more.
         let _ = self.copied.synchronize();
         let area = self.area.as_ptr().cast::<c_void>();
