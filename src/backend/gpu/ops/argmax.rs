@@ -54,8 +54,8 @@ impl GpuOps {
             .push(&mut *out);
         let config = LaunchConfig::linear(n_rows as u32, THREADS);
         // SAFETY: the arguments match rf_argmax_f32(logits, n_rows, n_vocab, out); logits
-        // holds n_rows * n_vocab floats and out n_rows ints (checked); the kernel's shared
-        // scratch has room for THREADS = 1024 threads.
+        // holds n_rows * n_vocab floats and out n_rows ints (checked); THREADS = 1024 is
+        // a multiple of every warp size and within the kernel's 32 warps of scratch.
         unsafe { self.argmax.argmax.launch(stream, &config, &args) }
     }
 }
