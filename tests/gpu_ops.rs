@@ -692,8 +692,17 @@ fn residual_product_prepares_the_norm_its_readers_finish() {
     let g = ops_gpu();
     let mut random = Random::new(35);
     for dtype in integer_product_types() {
-        for (n_embd, stream_scale) in [(768, 3.0), (4096, 3.0), (768, 1e-4)] {
-            let n_in = odd_width(dtype);
+        // Inputs of 1,536 and 2,048 values: SmolLM2's down product and the widest a block
+        // quantizes for itself (two values a thread).
+        let odd = odd_width(dtype);
+        let cases = [
+            (768, odd, 3.0),
+            (4096, odd, 3.0),
+            (768, odd, 1e-4),
+            (768, 1536, 3.0),
+            (768, 2048, 3.0),
+        ];
+        for (n_embd, n_in, stream_scale) in cases {
             let w_bytes = g.upload(&random_weights(&mut random, dtype, n_embd, n_in));
             let w = DeviceMatrix::new(dtype, &w_bytes, n_embd, n_in).unwrap();
             let x_in = g.upload(&random_vec(&mut random, n_in, stream_scale * 2.0 / 3.0));
