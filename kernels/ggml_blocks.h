@@ -290,11 +290,15 @@ RF_BLOCK_TYPE(BlockIQ4_XS, 256, 136) {
 }
 
 // ------------------------------------------------------------ split rows
-// The GPU's own layout of Q4_0, Q4_1 and Q8_0 matrices whose rows are whole 256 values,
-// written in place at upload (kernels/split_rows.hip): each row holds its blocks' quant
-// arrays in order, then their heads (the f16 scale, and Q4_1's f16 min). Same bytes and row
-// size as the GGUF layout, but a row's quants are one 16-byte aligned stretch (its size is
-// a multiple of 16), so the products read whole vectors and a warp's loads whole lines.
+// The GPU's own layouts, written in place at upload (kernels/split_rows.hip) for matrices
+// whose rows are whole 256 values and a multiple of 16 bytes: the same bytes and row size
+// as the GGUF layout, but each row's quants come first as one 16-byte aligned stretch, a
+// group's quants an aligned vector, so the products read whole vectors and a warp's loads
+// whole lines; the scales follow. `scatter` moves GGUF block b of a row of n_blocks into
+// its places.
+//
+// Q4_0, Q4_1 and Q8_0: each block's quant array in order, then their heads (the f16 scale,
+// and Q4_1's f16 min).
 template <int HEAD, int QUANTS>
 struct SplitRow {
     static constexpr int HEAD_BYTES = HEAD, QUANT_BYTES = QUANTS, BLOCK_BYTES = HEAD + QUANTS;
@@ -307,34 +311,167 @@ struct SplitRow {
     RF_DEVICE Byte *head(Byte *row, uint32_t n_groups, uint64_t g) {
         return row + (uint64_t)QUANTS * n_groups + HEAD * g;
     }
+    RF_DEVICE void scatter(const uint8_t *block, uint8_t *row, uint32_t n_blocks, uint32_t b) {
+        for (int k = 0; k < HEAD; ++k) {
+            head(row, n_blocks, b)[k] = block[k];
+        }
+        for (int k = 0; k < QUANTS; ++k) {
+            quants(row, b)[k] = block[HEAD + k];
+        }
+    }
 };
 using SplitQ4_0 = SplitRow<2, 16>;
 using SplitQ4_1 = SplitRow<4, 16>;
 using SplitQ8_0 = SplitRow<2, 32>;
+
+// The 4-bit value v (0..31) of a 32-value group whose 16 quant bytes are in the 32-value
+// formats' order (byte j: value j in the low nibble, value j + 16 in the high one).
+RF_DEVICE int rf_nibble_of(const uint8_t *qs, int v) { return (qs[v % 16] >> (4 * (v / 16))) & 0x0F; }
+
+// Q4_K: each 32-value group's quants as 16 bytes in the 32-value formats' nibble order (the
+// block keeps two groups in the low and high nibbles of the same 32 bytes), then each
+// block's 16-byte head as it is (d, dmin, the 12 bytes of 6-bit scales and mins).
+struct SplitQ4_K {
+    static constexpr int BLOCK_BYTES = 144;
+    template <typename Byte>
+    RF_DEVICE Byte *quants(Byte *row, uint64_t g) {
+        return row + 16 * g;
+    }
+    template <typename Byte>
+    RF_DEVICE Byte *head(Byte *row, uint32_t n_groups, uint64_t g) {
+        return row + 16 * (uint64_t)n_groups + 16 * (g / 8);
+    }
+    RF_DEVICE void scatter(const uint8_t *block, uint8_t *row, uint32_t n_blocks, uint32_t b) {
+        const uint32_t n_groups = 8 * n_blocks;
+        for (int k = 0; k < 16; ++k) {
+            head(row, n_groups, 8 * (uint64_t)b)[k] = block[k];
+        }
+        for (int i = 0; i < 8; ++i) {
+            const uint8_t *qs = block + 16 + 32 * (i / 2);
+            const int shift = 4 * (i % 2);
+            uint8_t *out = quants(row, 8 * (uint64_t)b + i);
+            for (int k = 0; k < 16; ++k) {
+                out[k] = (uint8_t)(((qs[k] >> shift) & 0x0F) | (((qs[k + 16] >> shift) & 0x0F) << 4));
+            }
+        }
+    }
+};
+
+// Q6_K: each 32-value group's low 4 bits as 16 bytes in the 32-value formats' nibble order;
+// then each group's high 2 bits as two words, word j's byte b holding at bits 2k those of
+// value 16 j + 4 k + b (so shifting word j by 2 k and masking each byte gives the high bits
+// of values 16 j + 4 k .. + 3 in byte order); then each group's two i8 scales (values 0..15
+// and 16..31); then each block's f16 d.
+struct SplitQ6_K {
+    static constexpr int BLOCK_BYTES = 210;
+    template <typename Byte>
+    RF_DEVICE Byte *low(Byte *row, uint64_t g) {
+        return row + 16 * g;
+    }
+    template <typename Byte>
+    RF_DEVICE Byte *high(Byte *row, uint32_t n_groups, uint64_t g) {
+        return row + 16 * (uint64_t)n_groups + 8 * g;
+    }
+    template <typename Byte>
+    RF_DEVICE Byte *scales(Byte *row, uint32_t n_groups, uint64_t g) {
+        return row + 24 * (uint64_t)n_groups + 2 * g;
+    }
+    template <typename Byte>
+    RF_DEVICE Byte *scale_d(Byte *row, uint32_t n_groups, uint64_t g) {
+        return row + 26 * (uint64_t)n_groups + 2 * (g / 8);
+    }
+    // The high 2 bits of value v (0..31) of a group from its two words of them.
+    RF_DEVICE int high_bits(const uint8_t *high, int v) {
+        return (high[4 * (v / 16) + v % 4] >> (2 * ((v % 16) / 4))) & 3;
+    }
+    // Group i of a block is quarter i % 4 of half i / 4 (dequantize_row_q6_k's layout).
+    RF_DEVICE void scatter(const uint8_t *block, uint8_t *row, uint32_t n_blocks, uint32_t b) {
+        const uint32_t n_groups = 8 * n_blocks;
+        for (int i = 0; i < 8; ++i) {
+            const int half = i / 4, quarter = i % 4;
+            const uint8_t *ql = block + 64 * half + 32 * (quarter % 2);
+            const uint8_t *qh = block + 128 + 32 * half;
+            const int low_shift = 4 * (quarter / 2), high_shift = 2 * quarter;
+            const uint64_t g = 8 * (uint64_t)b + i;
+            uint8_t *out_low = low(row, g);
+            for (int k = 0; k < 16; ++k) {
+                out_low[k] = (uint8_t)(((ql[k] >> low_shift) & 0x0F) |
+                                       (((ql[k + 16] >> low_shift) & 0x0F) << 4));
+            }
+            uint8_t *out_high = high(row, n_groups, g);
+            for (int j = 0; j < 2; ++j) {
+                for (int byte = 0; byte < 4; ++byte) {
+                    int bits = 0;
+                    for (int k = 0; k < 4; ++k) {
+                        bits |= ((qh[16 * j + 4 * k + byte] >> high_shift) & 3) << (2 * k);
+                    }
+                    out_high[4 * j + byte] = (uint8_t)bits;
+                }
+            }
+            scales(row, n_groups, g)[0] = block[192 + 2 * i];
+            scales(row, n_groups, g)[1] = block[192 + 2 * i + 1];
+        }
+        scale_d(row, n_groups, 8 * (uint64_t)b)[0] = block[208];
+        scale_d(row, n_groups, 8 * (uint64_t)b)[1] = block[209];
+    }
+};
 
 // A split-row type read 8 values at a time, as the block types are.
 #define RF_SPLIT_TYPE(NAME, SPLIT)                                                                \
     struct NAME {                                                                                 \
         using Split = SPLIT;                                                                      \
         static constexpr int CHUNK = RF_QUANT_CHUNK;                                              \
-        RF_DEVICE void dequantize8(const uint8_t *qs, const uint8_t *head, int j0, float *y);    \
+        RF_DEVICE void dequantize8(const uint8_t *row, uint32_t n_groups, uint64_t g, int j0,     \
+                                   float *y);                                                     \
         RF_DEVICE void dequantize_chunk(const uint8_t *row, uint32_t n_cols, uint64_t c,          \
                                         float *y) {                                               \
-            const uint64_t g = c / 4;                                                             \
-            dequantize8(SPLIT::quants(row, g), SPLIT::head(row, n_cols / 32, g), (int)(c % 4) * 8, \
-                        y);                                                                       \
+            dequantize8(row, n_cols / 32, c / 4, (int)(c % 4) * 8, y);                            \
         }                                                                                         \
     };                                                                                            \
-    __device__ __forceinline__ void NAME::dequantize8(const uint8_t *qs, const uint8_t *head,     \
-                                                      int j0, float *y)
+    __device__ __forceinline__ void NAME::dequantize8(const uint8_t *row, uint32_t n_groups,      \
+                                                      uint64_t g, int j0, float *y)
 
-RF_SPLIT_TYPE(SplitRowsQ4_0, SplitQ4_0) { rf_dequantize_q4_0_values(qs, rf_f16_at(head), j0, y); }
-
-RF_SPLIT_TYPE(SplitRowsQ4_1, SplitQ4_1) {
-    rf_dequantize_q4_1_values(qs, rf_f16_at(head), rf_f16_at(head + 2), j0, y);
+RF_SPLIT_TYPE(SplitRowsQ4_0, SplitQ4_0) {
+    rf_dequantize_q4_0_values(SplitQ4_0::quants(row, g), rf_f16_at(SplitQ4_0::head(row, n_groups, g)),
+                              j0, y);
 }
 
-RF_SPLIT_TYPE(SplitRowsQ8_0, SplitQ8_0) { rf_dequantize_q8_0_values(qs, rf_f16_at(head), j0, y); }
+RF_SPLIT_TYPE(SplitRowsQ4_1, SplitQ4_1) {
+    const uint8_t *head = SplitQ4_1::head(row, n_groups, g);
+    rf_dequantize_q4_1_values(SplitQ4_1::quants(row, g), rf_f16_at(head), rf_f16_at(head + 2), j0,
+                              y);
+}
+
+RF_SPLIT_TYPE(SplitRowsQ8_0, SplitQ8_0) {
+    rf_dequantize_q8_0_values(SplitQ8_0::quants(row, g), rf_f16_at(SplitQ8_0::head(row, n_groups, g)),
+                              j0, y);
+}
+
+// As BlockQ4_K: y = (d * sc) * q - dmin * m.
+RF_SPLIT_TYPE(SplitRowsQ4_K, SplitQ4_K) {
+    const uint8_t *head = SplitQ4_K::head(row, n_groups, g);
+    int sc, m;
+    rf_k4_scale_min(head + 4, (int)(g % 8), &sc, &m);
+    const float d1 = rf_mul(rf_f16_at(head), (float)sc);
+    const float m1 = rf_mul(rf_f16_at(head + 2), (float)m);
+    const uint8_t *qs = SplitQ4_K::quants(row, g);
+    for (int k = 0; k < 8; ++k) {
+        y[k] = rf_mul(d1, (float)rf_nibble_of(qs, j0 + k)) - m1;
+    }
+}
+
+// As BlockQ6_K: y = (d * sc) * (q - 32).
+RF_SPLIT_TYPE(SplitRowsQ6_K, SplitQ6_K) {
+    const int8_t sc = (int8_t)SplitQ6_K::scales(row, n_groups, g)[j0 / 16];
+    const float dl = rf_mul(rf_f16_at(SplitQ6_K::scale_d(row, n_groups, g)), (float)sc);
+    const uint8_t *low = SplitQ6_K::low(row, g);
+    const uint8_t *high = SplitQ6_K::high(row, n_groups, g);
+    for (int k = 0; k < 8; ++k) {
+        const int v = j0 + k;
+        const int q = rf_nibble_of(low, v) | (SplitQ6_K::high_bits(high, v) << 4);
+        y[k] = rf_mul(dl, (float)(q - 32));
+    }
+}
 
 // ------------------------------------------------------------ plain types
 // One value per chunk: neighbouring lanes read neighbouring elements.
@@ -386,4 +523,6 @@ RF_PLAIN_TYPE(PlainI32, int32_t, (float)v)
     MACRO(iq4_xs, BlockIQ4_XS)                                                                    \
     MACRO(q4_0_split, SplitRowsQ4_0)                                                              \
     MACRO(q4_1_split, SplitRowsQ4_1)                                                              \
-    MACRO(q8_0_split, SplitRowsQ8_0)
+    MACRO(q8_0_split, SplitRowsQ8_0)                                                              \
+    MACRO(q4_k_split, SplitRowsQ4_K)                                                              \
+    MACRO(q6_k_split, SplitRowsQ6_K)

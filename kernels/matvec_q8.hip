@@ -248,12 +248,14 @@ struct Q8Unpack<BlockQ6_K> {
 
 // The split rows (ggml_blocks.h): group g's quants are the aligned vector(s) at 16 g
 // (32 g) of the row, its head an aligned f16 (Q4_1: an aligned scale and min pair) after
-// the row's n_groups quant arrays.
+// the row's n_groups quant arrays; Q4_K's head is its block's 16 bytes, Q6_K's are three
+// small aligned reads.
 //
 // A split-row group is loaded (Q8Raw::load) apart from being unpacked (Q8Raw::unpack): the
-// loaded form is 5 registers (Q8_0: 9) where the unpacked one is 12, so a lane can hold
-// the loads of several groups in flight at once (mmvq1_row_batched). BATCH is how many of
-// one matrix: 64 bytes of weights a lane.
+// loaded form is 5 registers (Q8_0: 9; Q4_K and Q6_K: 9 and 8) where the unpacked one is
+// 12, so a lane can hold the loads of several groups in flight at once
+// (mmvq1_row_batched). BATCH is how many of one matrix: about 64 bytes of weights a lane
+// (the K types' 2 keep the registers near Q8_0's).
 template <typename B>
 struct Q8Raw {
     static constexpr bool BATCHED = false;
@@ -319,6 +321,72 @@ struct Q8Raw<SplitRowsQ8_0> {
     }
 };
 
+// Byte j (0..11) of the 12 scale bytes of a Q4_K head held as three words, by selects, so
+// the words stay in registers.
+RF_DEVICE int rf_k4_scale_byte(uint32_t s0, uint32_t s1, uint32_t s2, int j) {
+    const uint32_t word = j < 4 ? s0 : j < 8 ? s1 : s2;
+    return (int)((word >> (8 * (j % 4))) & 0xFF);
+}
+
+template <>
+struct Q8Raw<SplitRowsQ4_K> {
+    static constexpr bool BATCHED = true;
+    static constexpr int BATCH = 2;
+    uint4 q, head;
+    int i;  // the group's place in its block
+    __device__ __forceinline__ void load(const uint8_t *row, uint32_t n_groups, uint32_t g) {
+        q = rf_load_weights16(SplitQ4_K::quants(row, g));
+        head = rf_load_weights16(SplitQ4_K::head(row, n_groups, g));
+        i = (int)(g % 8);
+    }
+    // As Q8Unpack<BlockQ4_K> (rf_k4_scale_min on the head's scale bytes).
+    __device__ __forceinline__ void unpack(Q8Group &u) const {
+        rf_unpack_nibbles(q, u);
+        const auto byte = [&](int j) { return rf_k4_scale_byte(head.y, head.z, head.w, j); };
+        int sc, m;
+        if (i < 4) {
+            sc = byte(i) & 0x3F;
+            m = byte(i + 4) & 0x3F;
+        } else {
+            sc = (byte(i + 4) & 0x0F) | ((byte(i - 4) >> 6) << 4);
+            m = (byte(i + 4) >> 4) | ((byte(i) >> 6) << 4);
+        }
+        u.scale_lo = u.scale_hi = rf_mul(rf_f16_bits_to_f32(head.x & 0xFFFF), (float)sc);
+        u.offset = 0;
+        u.m = -rf_mul(rf_f16_bits_to_f32(head.x >> 16), (float)m);
+    }
+};
+
+template <>
+struct Q8Raw<SplitRowsQ6_K> {
+    static constexpr bool BATCHED = true;
+    static constexpr int BATCH = 2;
+    uint4 low;
+    uint2 high;
+    uint16_t scales, d;
+    __device__ __forceinline__ void load(const uint8_t *row, uint32_t n_groups, uint32_t g) {
+        low = rf_load_weights16(SplitQ6_K::low(row, g));
+        high = *reinterpret_cast<const uint2 *>(SplitQ6_K::high(row, n_groups, g));
+        scales = *reinterpret_cast<const uint16_t *>(SplitQ6_K::scales(row, n_groups, g));
+        d = *reinterpret_cast<const uint16_t *>(SplitQ6_K::scale_d(row, n_groups, g));
+    }
+    // As Q8Unpack<BlockQ6_K>: the high bits of q[k] (values 4 k .. 4 k + 3) are word k / 4
+    // of them shifted by 2 (k % 4).
+    __device__ __forceinline__ void unpack(Q8Group &u) const {
+        rf_unpack_nibbles(low, u);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            u.q[k] |= (int)(((high.x >> (2 * k)) & 0x03030303) << 4);
+            u.q[k + 4] |= (int)(((high.y >> (2 * k)) & 0x03030303) << 4);
+        }
+        const float dd = rf_f16_bits_to_f32(d);
+        u.scale_lo = rf_mul(dd, (float)(int8_t)(scales & 0xFF));
+        u.scale_hi = rf_mul(dd, (float)(int8_t)(scales >> 8));
+        u.offset = 32;
+        u.m = 0.0f;
+    }
+};
+
 // The split types' one-group reads, for the kernels that take a group at a time.
 #define RF_SPLIT_UNPACK(TYPE)                                                              \
     template <>                                                                            \
@@ -333,6 +401,8 @@ struct Q8Raw<SplitRowsQ8_0> {
 RF_SPLIT_UNPACK(SplitRowsQ4_0)
 RF_SPLIT_UNPACK(SplitRowsQ4_1)
 RF_SPLIT_UNPACK(SplitRowsQ8_0)
+RF_SPLIT_UNPACK(SplitRowsQ4_K)
+RF_SPLIT_UNPACK(SplitRowsQ6_K)
 
 // The dot of an unpacked weight group with activation group x (32 int8, 16-aligned).
 RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, float xs) {
@@ -710,6 +780,8 @@ RF_MMVQ_KERNEL(q6_k, BlockQ6_K)
 RF_MMVQ_KERNEL(q4_0_split, SplitRowsQ4_0)
 RF_MMVQ_KERNEL(q4_1_split, SplitRowsQ4_1)
 RF_MMVQ_KERNEL(q8_0_split, SplitRowsQ8_0)
+RF_MMVQ_KERNEL(q4_k_split, SplitRowsQ4_K)
+RF_MMVQ_KERNEL(q6_k_split, SplitRowsQ6_K)
 
 // x [n_values] f32 as Q8 activations (n_values a multiple of 32). Launch: one thread per
 // value, blockDim.x a multiple of 32; threads past n_values leave in whole groups.

@@ -17,22 +17,101 @@ use rocmforge::backend::gpu::{DeviceBuffer, DeviceCopy};
 use rocmforge::gguf::synthetic::{SplitMix64, random_weights};
 use rocmforge::tensor::GgmlType;
 
-const SPLIT_TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+const SPLIT_TYPES: [GgmlType; 5] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4K,
+    GgmlType::Q6K,
+];
 
 /// Rows of 3 runs of 256 (fewer groups than a warp has lanes), of 17 runs (a partial last
-/// pass), and the 8B class's widest (14,336: 448 groups, 14 a lane).
-const SHAPES: [(usize, usize); 3] = [(67, 768), (129, 4352), (33, 14336)];
+/// pass), and the 8B class's widest (14,336: 448 groups, 14 a lane). Q6_K rows split only
+/// at multiples of 2,048 values (16 bytes): 64 groups, 24 blocks, and the widest.
+fn shapes(dtype: GgmlType) -> [(usize, usize); 3] {
+    if dtype == GgmlType::Q6K {
+        [(67, 2048), (129, 6144), (33, 14336)]
+    } else {
+        [(67, 768), (129, 4352), (33, 14336)]
+    }
+}
 
-/// The layout the kernels document, built on the host: each row's quant arrays, then heads.
+/// The layout the kernels document (`kernels/ggml_blocks.h`, "split rows"), built on the
+/// host: each row's quants, then its scales.
 fn split_on_host(dtype: GgmlType, gguf: &[u8], row_bytes: usize) -> Vec<u8> {
     let block = dtype.block_bytes() as usize;
-    let head = if dtype == GgmlType::Q4_1 { 4 } else { 2 };
     gguf.chunks_exact(row_bytes)
         .flat_map(|row| {
             let blocks = row.chunks_exact(block);
-            let quants = blocks.clone().flat_map(|b| b[head..].iter().copied());
-            let heads = blocks.flat_map(|b| b[..head].iter().copied());
-            quants.chain(heads).collect::<Vec<u8>>()
+            let parts: Vec<Vec<u8>> = match dtype {
+                GgmlType::Q4K => vec![
+                    blocks.clone().flat_map(q4_k_groups).collect(),
+                    blocks.flat_map(|b| b[..16].to_vec()).collect(),
+                ],
+                GgmlType::Q6K => {
+                    let groups: Vec<_> = blocks.clone().flat_map(q6_k_groups).collect();
+                    vec![
+                        groups.iter().flat_map(|g| g.low).collect(),
+                        groups.iter().flat_map(|g| g.high).collect(),
+                        groups.iter().flat_map(|g| g.scales).collect(),
+                        blocks.flat_map(|b| b[208..].to_vec()).collect(),
+                    ]
+                }
+                _ => {
+                    let head = if dtype == GgmlType::Q4_1 { 4 } else { 2 };
+                    vec![
+                        blocks.clone().flat_map(|b| b[head..].to_vec()).collect(),
+                        blocks.flat_map(|b| b[..head].to_vec()).collect(),
+                    ]
+                }
+            };
+            parts.concat()
+        })
+        .collect()
+}
+
+/// 32 4-bit values as the 32-value formats keep them: byte k holds value k in its low
+/// nibble and value k + 16 in its high one.
+fn nibble_bytes(value: impl Fn(usize) -> u8) -> [u8; 16] {
+    std::array::from_fn(|k| value(k) | (value(k + 16) << 4))
+}
+
+/// A Q4_K block's eight groups' quants (group i: nibble i % 2 of bytes 32 (i / 2) ..).
+fn q4_k_groups(block: &[u8]) -> Vec<u8> {
+    (0..8)
+        .flat_map(|i| {
+            let qs = &block[16 + 32 * (i / 2)..];
+            nibble_bytes(|v| (qs[v] >> (4 * (i % 2))) & 0x0F)
+        })
+        .collect()
+}
+
+/// One Q6_K group split: its low 4 bits, high 2 bits and two scales.
+struct Q6kGroup {
+    low: [u8; 16],
+    /// Byte 4 j + b holds at bits 2 k the high bits of value 16 j + 4 k + b.
+    high: [u8; 8],
+    scales: [u8; 2],
+}
+
+/// A Q6_K block's eight groups (group i: quarter i % 4 of half i / 4).
+fn q6_k_groups(block: &[u8]) -> Vec<Q6kGroup> {
+    (0..8)
+        .map(|i| {
+            let (half, quarter) = (i / 4, i % 4);
+            let ql = &block[64 * half + 32 * (quarter % 2)..];
+            let qh = &block[128 + 32 * half..];
+            let high_bits = |v: usize| (qh[v] >> (2 * quarter)) & 3;
+            Q6kGroup {
+                low: nibble_bytes(|v| (ql[v] >> (4 * (quarter / 2))) & 0x0F),
+                high: std::array::from_fn(|byte| {
+                    let (j, b) = (byte / 4, byte % 4);
+                    (0..4).fold(0, |bits, k| {
+                        bits | (high_bits(16 * j + 4 * k + b) << (2 * k))
+                    })
+                }),
+                scales: [block[192 + 2 * i], block[193 + 2 * i]],
+            }
         })
         .collect()
 }
@@ -124,7 +203,7 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
     let g = ops_gpu();
     let mut rng = SplitMix64(41);
     for dtype in SPLIT_TYPES {
-        for (n_rows, n_cols) in SHAPES {
+        for (n_rows, n_cols) in shapes(dtype) {
             let pair = Pair::new(&g, &mut rng, dtype, n_rows, n_cols);
             let tokens = g.upload(&[3i32, 0, (n_rows - 1) as i32, -1, 3]);
             assert_same_in_both_layouts::<f32>(&g, &pair, 5 * n_cols, "embedding", |m, x| {
@@ -207,7 +286,9 @@ fn rows_that_cannot_split_are_refused_and_left_as_they_were() {
         // Not whole runs of 256 values.
         (GgmlType::Q4_0, 4, 480),
         // A type without split rows.
-        (GgmlType::Q4K, 4, 768),
+        (GgmlType::Q5K, 4, 768),
+        // Q6_K rows of whole 256 values but not of 16 bytes (3 blocks of 210).
+        (GgmlType::Q6K, 4, 768),
         // Longer than the 32 KiB the kernel stages.
         (GgmlType::Q8_0, 2, 32768),
     ] {

@@ -30,8 +30,8 @@ impl GpuOps {
     /// Rewrites `data`, a `dtype` matrix of `n_rows` x `n_cols` in the GGUF layout, into
     /// split rows in place, in stream order (returns without waiting); it is then read as
     /// [`DeviceMatrix::with_layout`]`(dtype, BlockLayout::SplitRows, ..)`. Errors, leaving
-    /// `data` as it was, unless the type has split rows and a row is whole 256 values of at
-    /// most 32 KiB.
+    /// `data` as it was, unless the type has split rows and a row is whole 256 values, a
+    /// multiple of 16 bytes and at most 32 KiB.
     pub fn split_rows(
         &self,
         stream: &Stream,
@@ -63,7 +63,7 @@ impl GpuOps {
         let config = LaunchConfig::linear(n_rows.min(MAX_BLOCKS) as u32, THREADS);
         // SAFETY: the arguments match rf_split_rows_*(w, row_bytes, n_rows); data holds
         // n_rows rows of row_bytes (checked by the matrix above), row_bytes is a multiple
-        // of 16 (whole 256-value rows of 144, 160 or 272 bytes per 256 values) and at most
+        // of 16 (checked by the matrix's layout) and at most
         // RF_SPLIT_MAX_ROW_BYTES, and the allocation is 16-byte aligned; each block strides
         // over whole rows and only rearranges bytes within a row.
         unsafe { function.launch(stream, &config, &args) }

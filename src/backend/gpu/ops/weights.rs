@@ -13,19 +13,22 @@ use crate::tensor::{GgmlType, matrix_bytes};
 pub enum BlockLayout {
     /// The GGUF tensor's bytes as they are.
     Gguf,
-    /// Each row's blocks rewritten as their quant arrays in order, then their heads (the
-    /// scale, and Q4_1's min): the same bytes and row size, but a row's quants are one
+    /// Each row's blocks rewritten as their quants in order, a 32-value group's an aligned
+    /// vector, then their scales: the same bytes and row size, but a row's quants are one
     /// 16-byte aligned stretch, so the decode products read them as whole vectors and a
-    /// warp's loads as whole cache lines (`kernels/ggml_blocks.h`, `SplitRow`). Written at
-    /// upload, on the device, for Q4_0, Q4_1 and Q8_0 rows of whole 256 values.
+    /// warp's loads as whole cache lines (`kernels/ggml_blocks.h`, "split rows"). Written
+    /// at upload, on the device, for Q4_0, Q4_1, Q8_0, Q4_K and Q6_K rows of whole 256
+    /// values and a multiple of 16 bytes.
     SplitRows,
 }
 
 /// The types whose rows may be split, with the suffix of their splitting kernel.
-const SPLIT_TYPES: [(GgmlType, &str); 3] = [
+const SPLIT_TYPES: [(GgmlType, &str); 5] = [
     (GgmlType::Q4_0, "q4_0"),
     (GgmlType::Q4_1, "q4_1"),
     (GgmlType::Q8_0, "q8_0"),
+    (GgmlType::Q4K, "q4_k"),
+    (GgmlType::Q6K, "q6_k"),
 ];
 
 /// The longest row the splitting kernel stages (`RF_SPLIT_MAX_ROW_BYTES`).
@@ -33,17 +36,16 @@ pub(super) const MAX_SPLIT_ROW_BYTES: usize = 32 << 10;
 
 impl BlockLayout {
     /// The layout a `dtype` matrix of `n_cols` columns is uploaded in: split rows where
-    /// the type has them and a row is whole 256 values (so its quants end 16-byte
-    /// aligned) of at most 32 KiB, unless `ROCMFORGE_GPU_SPLIT_ROWS=0` (read once per
-    /// process) asks for the GGUF layout everywhere, to measure what splitting gains.
+    /// [`can_split_rows`] allows and a row is at most 32 KiB, unless
+    /// `ROCMFORGE_GPU_SPLIT_ROWS=0` (read once per process) asks for the GGUF layout
+    /// everywhere, to measure what splitting gains.
     pub fn for_upload(dtype: GgmlType, n_cols: usize) -> BlockLayout {
         static ALLOWED: OnceLock<bool> = OnceLock::new();
         let allowed = *ALLOWED
             .get_or_init(|| std::env::var_os("ROCMFORGE_GPU_SPLIT_ROWS").is_none_or(|v| v != "0"));
         let row_bytes = dtype.bytes_for(n_cols as u64);
         if allowed
-            && has_split_rows(dtype)
-            && n_cols.is_multiple_of(256)
+            && can_split_rows(dtype, n_cols)
             && row_bytes.is_some_and(|b| b <= MAX_SPLIT_ROW_BYTES as u64)
         {
             BlockLayout::SplitRows
@@ -60,6 +62,17 @@ pub(super) fn split_types() -> impl Iterator<Item = (GgmlType, &'static str)> {
 
 fn has_split_rows(dtype: GgmlType) -> bool {
     split_types().any(|(t, _)| t == dtype)
+}
+
+/// Whether rows of `n_cols` `dtype` values can be split: the type has split rows, and a row
+/// is whole 256 values and a multiple of 16 bytes, so every row starts, and its quants
+/// end, 16-byte aligned (Q6_K's 210-byte blocks: rows of a multiple of 2,048 values).
+fn can_split_rows(dtype: GgmlType, n_cols: usize) -> bool {
+    has_split_rows(dtype)
+        && n_cols.is_multiple_of(256)
+        && dtype
+            .bytes_for(n_cols as u64)
+            .is_some_and(|b| b.is_multiple_of(16))
 }
 
 /// A weight type in one of its layouts.
@@ -209,10 +222,12 @@ impl<'a> DeviceMatrix<'a> {
                 "{dtype} device matrix of {n_rows} rows x {n_cols} columns: {problem}"
             )))
         };
-        if layout == BlockLayout::SplitRows
-            && (!has_split_rows(dtype) || !n_cols.is_multiple_of(256))
-        {
-            return invalid("split rows need Q4_0, Q4_1 or Q8_0 rows of whole 256 values".into());
+        if layout == BlockLayout::SplitRows && !can_split_rows(dtype, n_cols) {
+            return invalid(
+                "split rows need Q4_0, Q4_1, Q8_0, Q4_K or Q6_K rows of whole 256 values \
+                 and a multiple of 16 bytes"
+                    .into(),
+            );
         }
         match matrix_bytes(dtype, n_rows, n_cols) {
             Ok(bytes) if bytes <= self.data.len() as u64 => Ok(()),
