@@ -417,9 +417,12 @@ RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, flo
         sum_lo = rf_dp4a(0x01010101, xv[k], sum_lo);
         sum_hi = rf_dp4a(0x01010101, xv[k + 4], sum_hi);
     }
-    const float dot = u.scale_lo * (float)(lo - u.offset * sum_lo) +
-                      u.scale_hi * (float)(hi - u.offset * sum_hi);
-    return xd * dot + u.m * xs;
+    // Which products fuse with which add is spelt out (fmaf, rf_mul), not left to the
+    // compiler, whose choice may differ between the kernels that inline this: the split
+    // and GGUF rows of a type give the same bits.
+    const float dot = fmaf(u.scale_lo, (float)(lo - u.offset * sum_lo),
+                           rf_mul(u.scale_hi, (float)(hi - u.offset * sum_hi)));
+    return fmaf(xd, dot, rf_mul(u.m, xs));
 }
 
 // Group g of the row(s) into the accumulators, for each token.
