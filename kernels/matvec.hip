@@ -90,64 +90,99 @@ RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
 
 // rf_matvec_f16x8 for one token (decode): one accumulator, a walk along the row unrolled
 // four deep, and the lane's first weights loaded before waiting on the previous kernel (as
-// the integer products do, matvec_q8.hip). Same products and summation order per lane.
+// the integer products do, matvec_q8.hip).
 //
 // Like the integer products it fuses what follows the product (product_output.h): with
 // w_b, a second matrix of the same shape over the same input (y_b = W_b x, or SwiGLU of
 // the two), `mode` an add into y (the residual) or a SwiGLU, and n_lead rows of w_lead
 // (same width) before the others, written to y_lead: decode's Q beside the K+V pair.
-RF_DEVICE void matvec1_f16_row(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
-                               const float *x, float *y, float *y_b, uint64_t row,
-                               uint32_t n_cols, uint32_t mode) {
+//
+// A row may be shared by `parts` warps (1, 2 or 4, dividing the block's warps; the launcher
+// picks it by the row's length alone, so a product's bits do not depend on its row count):
+// part p of a row takes its 16-byte pieces p * warp + lane, then every parts * warp on, and
+// the row's first warp adds the parts' sums in order. A few long rows (the 1B class's down
+// product, 2,048 rows of 8,192) then have as many loads in flight as many short ones.
+RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                                const float *x, uint64_t row, uint32_t n_cols, uint32_t part,
+                                uint32_t parts, float &a, float &b) {
     const int warp = rf_warp_size();
-    const int lane = threadIdx.x % warp;
+    const uint32_t lane = threadIdx.x % warp;
     const bool two = w_b != nullptr;
     const uint8_t *row_a = w + row * row_bytes;
     const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
     const uint32_t n_chunks = n_cols / 8;
-    uint4 first{}, first_b{};
-    if ((uint32_t)lane < n_chunks) {
-        first = rf_load_weights16(row_a + 16 * lane);
+    const uint32_t first = part * warp + lane, stride = parts * warp;
+    uint4 first_a{}, first_b{};
+    if (first < n_chunks) {
+        first_a = rf_load_weights16(row_a + 16 * (uint64_t)first);
         if (two) {
-            first_b = rf_load_weights16(row_b + 16 * lane);
+            first_b = rf_load_weights16(row_b + 16 * (uint64_t)first);
         }
     }
     rf_grid_dependency_sync();
     float acc = 0.0f, acc_b = 0.0f;
-    if ((uint32_t)lane < n_chunks) {
-        acc = rf_f16x8_fma(first, x + 8 * lane, acc);
+    if (first < n_chunks) {
+        acc = rf_f16x8_fma(first_a, x + 8 * (uint64_t)first, acc);
         if (two) {
-            acc_b = rf_f16x8_fma(first_b, x + 8 * lane, acc_b);
+            acc_b = rf_f16x8_fma(first_b, x + 8 * (uint64_t)first, acc_b);
         }
     }
 #pragma unroll 4
-    for (uint32_t c = lane + warp; c < n_chunks; c += warp) {
+    for (uint32_t c = first + stride; c < n_chunks; c += stride) {
         const uint64_t at = 16 * (uint64_t)c;
         acc = rf_f16x8_fma(rf_load_weights16(row_a + at), x + 8 * (uint64_t)c, acc);
         if (two) {
             acc_b = rf_f16x8_fma(rf_load_weights16(row_b + at), x + 8 * (uint64_t)c, acc_b);
         }
     }
-    const float a = rf_warp_sum(acc);
-    const float b = two ? rf_warp_sum(acc_b) : 0.0f;
-    if (lane == 0) {
-        rf_write_output(y, y_b, row, a, b, two, mode);
-    }
+    a = rf_warp_sum(acc);
+    b = two ? rf_warp_sum(acc_b) : 0.0f;
 }
 
-// Warps past the last row leave at once: leaving counts as reaching the dependency sync.
+// With one part a row, warps past the last row leave at once (leaving counts as reaching
+// the dependency sync); with more, every warp reaches the block's barrier.
 RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
     rf_matvec1_f16x8(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes, const float *x,
                      float *y, float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t mode,
-                     const uint8_t *w_lead, float *y_lead, uint32_t n_lead) {
+                     const uint8_t *w_lead, float *y_lead, uint32_t n_lead, uint32_t parts) {
+    __shared__ float part_sums[RF_MATVEC_THREADS / 32][2];  // each warp's sums, parts > 1
     const int warp = rf_warp_size();
-    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
-    // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
-    if (row < n_lead) {
-        matvec1_f16_row(w_lead, nullptr, row_bytes, x, y_lead, nullptr, row, n_cols,
-                        RF_OUT_STORE);
-    } else if (row - n_lead < n_rows) {
-        matvec1_f16_row(w, w_b, row_bytes, x, y, y_b, row - n_lead, n_cols, mode);
+    const uint32_t block_warp = threadIdx.x / warp;
+    const uint64_t global_warp = (uint64_t)blockIdx.x * (blockDim.x / warp) + block_warp;
+    const uint64_t row = global_warp / parts;
+    const uint32_t part = (uint32_t)(global_warp % parts);
+    // Warp-uniform: a warp takes a part of a row whole or none, so the shuffles see every
+    // lane.
+    const bool lead = row < n_lead, mine = !lead && row - n_lead < n_rows;
+    if (!lead && !mine && parts == 1) {
+        return;
+    }
+    float a = 0.0f, b = 0.0f;
+    if (lead) {
+        matvec1_f16_sums(w_lead, nullptr, row_bytes, x, row, n_cols, part, parts, a, b);
+    } else if (mine) {
+        matvec1_f16_sums(w, w_b, row_bytes, x, row - n_lead, n_cols, part, parts, a, b);
+    }
+    if (parts > 1) {
+        if (threadIdx.x % warp == 0) {
+            part_sums[block_warp][0] = a;
+            part_sums[block_warp][1] = b;
+        }
+        __syncthreads();
+        if (part != 0) {
+            return;
+        }
+        for (uint32_t p = 1; p < parts; ++p) {
+            a += part_sums[block_warp + p][0];
+            b += part_sums[block_warp + p][1];
+        }
+    }
+    if (threadIdx.x % warp == 0) {
+        if (lead) {
+            rf_write_output(y_lead, nullptr, row, a, 0.0f, false, RF_OUT_STORE);
+        } else if (mine) {
+            rf_write_output(y, y_b, row - n_lead, a, b, w_b != nullptr, mode);
+        }
     }
 }
 

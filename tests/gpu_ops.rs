@@ -239,8 +239,11 @@ fn matvec_of_model_sized_matrices() {
         (GgmlType::Q6K, 4099, 1536, 2),
         (GgmlType::F16, 577, 4097, 5),
         // Rows of whole 8-value pieces: the F16 kernels that read 16 bytes a lane (one
-        // token: rows of more and of fewer pieces than a warp has lanes).
+        // token: rows of more and of fewer pieces than a warp has lanes, and rows shared by
+        // two and by four warps).
         (GgmlType::F16, 1025, 2048, 1),
+        (GgmlType::F16, 301, 4104, 1),
+        (GgmlType::F16, 2051, 8192, 1),
         (GgmlType::F16, 67, 136, 1),
         (GgmlType::F16, 131, 576, 9),
         (GgmlType::Q8_0, 3001, 2048, 17),
@@ -375,7 +378,13 @@ fn f16_one_token_product_fuses_bit_for_bit() {
     };
     let spare = 7;
     // Rows shorter than a warp's pieces, SmolLM2's and the 1B's widths, a long row.
-    for (n_lead, n_rows, n_cols) in [(67, 29, 40), (9, 70, 576), (128, 32, 2048), (3, 5, 8200)] {
+    for (n_lead, n_rows, n_cols) in [
+        (67, 29, 40),
+        (9, 70, 576),
+        (128, 32, 2048),
+        (5, 11, 4104),
+        (3, 5, 8200),
+    ] {
         let bytes = [n_lead, n_rows, n_rows]
             .map(|r| g.upload(&random_weights(&mut random, GgmlType::F16, r, n_cols)));
         let [lead_w, w, w_b] = [0, 1, 2].map(|i| {

@@ -104,8 +104,9 @@ impl GpuOps {
 
     /// One token's product with F16 weights, `y = w · x` with `x` `[w.n_cols]` f32, and
     /// what may ride in its launch (`fused_product.rs`): a second matrix, a leading one
-    /// (its rows first, into its own output) and the output mode. Same products and
-    /// summation order as [`GpuOps::matvec`]'s.
+    /// (its rows first, into its own output) and the output mode. Same products as
+    /// [`GpuOps::matvec`]'s, in the same order for rows of under 4,096 values (longer ones
+    /// are shared by several warps, `f16_row_parts`).
     #[allow(clippy::too_many_arguments)]
     pub fn matvec1_f16(
         &self,
@@ -127,7 +128,9 @@ impl GpuOps {
         check_buffer("matvec1_f16 weights", w.data, 0, stream)?;
         check_buffer("matvec1_f16 input", x, w.n_cols, stream)?;
         let mut fused = FusedOperands::check("matvec1_f16", w, y, lead, second, output, 1, stream)?;
-        let blocks = fused.blocks("matvec1_f16", self.matvec.rows_per_block)?;
+        let parts = f16_row_parts(w.n_cols);
+        let warps_per_block = self.matvec.rows_per_block;
+        let blocks = fused.blocks("matvec1_f16", warps_per_block / parts)?;
         let mut args = KernelArgs::new();
         args.push(w.data);
         fused.push_second_weights(&mut args);
@@ -137,16 +140,29 @@ impl GpuOps {
             .push(to_u32("matvec1_f16 columns", w.n_cols, u32::MAX)?)
             .push(output as u32);
         fused.push_lead(&mut args);
+        args.push(parts);
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_matvec1_f16x8(w, w_b, row_bytes, x, y, y_b,
-        // n_rows, n_cols, mode, w_lead, y_lead, n_lead); w (and w_b, of the same shape and
-        // type) hold n_rows F16 rows of whole 8-value pieces, 16-byte aligned, x n_cols
-        // floats, y (and y_b when it is written) n_rows floats (all checked); a null w_b
+        // n_rows, n_cols, mode, w_lead, y_lead, n_lead, parts); w (and w_b, of the same
+        // shape and type) hold n_rows F16 rows of whole 8-value pieces, 16-byte aligned, x
+        // n_cols floats, y (and y_b when it is written) n_rows floats (all checked); a null w_b
         // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
         // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
         // width of w, so rows of row_bytes, and y_lead n_lead floats (FusedOperands::check);
         // THREADS is the kernel's block size, a multiple of the warp size, and rows past
-        // n_lead + n_rows are skipped by whole warps.
+        // n_lead + n_rows are skipped by whole warps; parts (1, 2 or 4) divides the
+        // block's warps (8, or 4 of 64 lanes), so a row's parts share a block.
         unsafe { self.matvec.f16x8_one_token.launch(stream, &config, &args) }
+    }
+}
+
+/// How many warps share one row of the one-token F16 product (`rf_matvec1_f16x8`): as many
+/// as leave each lane of a 32-lane warp at least 8 of the row's 16-byte pieces, at most 4. Chosen by
+/// the row's length alone, so a product gives the same bits whatever rides in its launch.
+fn f16_row_parts(n_cols: usize) -> u32 {
+    match n_cols / 8 / 256 {
+        0 | 1 => 1,
+        2 | 3 => 2,
+        _ => 4,
     }
 }
