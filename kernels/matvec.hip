@@ -97,10 +97,10 @@ RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
 // the two), `mode` an add into y (the residual) or a SwiGLU, and n_lead rows of w_lead
 // (same width) before the others, written to y_lead: decode's Q beside the K+V pair.
 //
-// A row may be shared by `parts` warps (1, 2 or 4, dividing the block's warps; the launcher
-// picks it by the row's length alone, so a product's bits do not depend on its row count):
-// part p of a row takes its 16-byte pieces p * warp + lane, then every parts * warp on, and
-// the row's first warp adds the parts' sums in order. A few long rows (the 1B class's down
+// A row may be shared by `parts` warps (rf_matvec1_f16x8_parts; the launcher picks it by
+// the row's length alone, so a product's bits do not depend on its row count): part p of a
+// row takes its 16-byte pieces p * warp + lane, then every parts * warp on, and the row's
+// first warp adds the parts' sums in order. A few long rows (the 1B class's down
 // product, 2,048 rows of 8,192) then have as many loads in flight as many short ones.
 RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                                 const float *x, uint64_t row, uint32_t n_cols, uint32_t part,
@@ -139,50 +139,67 @@ RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t r
     b = two ? rf_warp_sum(acc_b) : 0.0f;
 }
 
-// With one part a row, warps past the last row leave at once (leaving counts as reaching
-// the dependency sync); with more, every warp reaches the block's barrier.
+// One warp a row. Warps past the last row leave at once: leaving counts as reaching the
+// dependency sync.
 RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
     rf_matvec1_f16x8(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes, const float *x,
                      float *y, float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t mode,
-                     const uint8_t *w_lead, float *y_lead, uint32_t n_lead, uint32_t parts) {
-    __shared__ float part_sums[RF_MATVEC_THREADS / 32][2];  // each warp's sums, parts > 1
+                     const uint8_t *w_lead, float *y_lead, uint32_t n_lead) {
+    const int warp = rf_warp_size();
+    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    float a, b;
+    // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
+    if (row < n_lead) {
+        matvec1_f16_sums(w_lead, nullptr, row_bytes, x, row, n_cols, 0, 1, a, b);
+        if (threadIdx.x % warp == 0) {
+            rf_write_output(y_lead, nullptr, row, a, 0.0f, false, RF_OUT_STORE);
+        }
+    } else if (row - n_lead < n_rows) {
+        matvec1_f16_sums(w, w_b, row_bytes, x, row - n_lead, n_cols, 0, 1, a, b);
+        if (threadIdx.x % warp == 0) {
+            rf_write_output(y, y_b, row - n_lead, a, b, w_b != nullptr, mode);
+        }
+    }
+}
+
+// The same with `parts` (2 or 4, dividing the block's warps) warps a row, a separate
+// instance so that the one-warp kernel above keeps its shorter code (SmolLM2 F16 tg128
+// -2% with one kernel for both). Every warp reaches the block's barrier.
+RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
+    rf_matvec1_f16x8_parts(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                           const float *x, float *y, float *y_b, uint32_t n_rows,
+                           uint32_t n_cols, uint32_t mode, const uint8_t *w_lead, float *y_lead,
+                           uint32_t n_lead, uint32_t parts) {
+    __shared__ float part_sums[RF_MATVEC_THREADS / 32][2];  // each warp's sums
     const int warp = rf_warp_size();
     const uint32_t block_warp = threadIdx.x / warp;
     const uint64_t global_warp = (uint64_t)blockIdx.x * (blockDim.x / warp) + block_warp;
     const uint64_t row = global_warp / parts;
     const uint32_t part = (uint32_t)(global_warp % parts);
-    // Warp-uniform: a warp takes a part of a row whole or none, so the shuffles see every
-    // lane.
+    // Warp-uniform: a warp takes a part of a row whole or none.
     const bool lead = row < n_lead, mine = !lead && row - n_lead < n_rows;
-    if (!lead && !mine && parts == 1) {
-        return;
-    }
     float a = 0.0f, b = 0.0f;
     if (lead) {
         matvec1_f16_sums(w_lead, nullptr, row_bytes, x, row, n_cols, part, parts, a, b);
     } else if (mine) {
         matvec1_f16_sums(w, w_b, row_bytes, x, row - n_lead, n_cols, part, parts, a, b);
     }
-    if (parts > 1) {
-        if (threadIdx.x % warp == 0) {
-            part_sums[block_warp][0] = a;
-            part_sums[block_warp][1] = b;
-        }
-        __syncthreads();
-        if (part != 0) {
-            return;
-        }
-        for (uint32_t p = 1; p < parts; ++p) {
-            a += part_sums[block_warp + p][0];
-            b += part_sums[block_warp + p][1];
-        }
-    }
     if (threadIdx.x % warp == 0) {
-        if (lead) {
-            rf_write_output(y_lead, nullptr, row, a, 0.0f, false, RF_OUT_STORE);
-        } else if (mine) {
-            rf_write_output(y, y_b, row - n_lead, a, b, w_b != nullptr, mode);
-        }
+        part_sums[block_warp][0] = a;
+        part_sums[block_warp][1] = b;
+    }
+    __syncthreads();
+    if (part != 0 || threadIdx.x % warp != 0) {
+        return;
+    }
+    for (uint32_t p = 1; p < parts; ++p) {
+        a += part_sums[block_warp + p][0];
+        b += part_sums[block_warp + p][1];
+    }
+    if (lead) {
+        rf_write_output(y_lead, nullptr, row, a, 0.0f, false, RF_OUT_STORE);
+    } else if (mine) {
+        rf_write_output(y, y_b, row - n_lead, a, b, w_b != nullptr, mode);
     }
 }
 

@@ -19,6 +19,8 @@ pub(super) struct MatvecKernels {
     f16x8: Function,
     /// The same for one token (decode): fewer registers, its first weights read early.
     f16x8_one_token: Function,
+    /// The one-token kernel with a row shared by several warps ([`f16_row_parts`]).
+    f16x8_one_token_parts: Function,
     rows_per_block: u32,
 }
 
@@ -29,6 +31,7 @@ impl MatvecKernels {
             by_format: KernelsByFormat::load(module, "rf_matvec")?,
             f16x8: module.function("rf_matvec_f16x8")?,
             f16x8_one_token: module.function("rf_matvec1_f16x8")?,
+            f16x8_one_token_parts: module.function("rf_matvec1_f16x8_parts")?,
             rows_per_block: THREADS / warp_size,
         })
     }
@@ -140,19 +143,24 @@ impl GpuOps {
             .push(to_u32("matvec1_f16 columns", w.n_cols, u32::MAX)?)
             .push(output as u32);
         fused.push_lead(&mut args);
-        args.push(parts);
+        let function = if parts == 1 {
+            &self.matvec.f16x8_one_token
+        } else {
+            args.push(parts);
+            &self.matvec.f16x8_one_token_parts
+        };
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_matvec1_f16x8(w, w_b, row_bytes, x, y, y_b,
-        // n_rows, n_cols, mode, w_lead, y_lead, n_lead, parts); w (and w_b, of the same
-        // shape and type) hold n_rows F16 rows of whole 8-value pieces, 16-byte aligned, x
-        // n_cols floats, y (and y_b when it is written) n_rows floats (all checked); a null w_b
-        // is read as "one matrix" and a null y_b is never written (Add and Swiglu write y
-        // only); a leading matrix (n_lead 0 and null pointers without one) has the type and
+        // n_rows, n_cols, mode, w_lead, y_lead, n_lead), and with `parts` after them
+        // rf_matvec1_f16x8_parts; w (and w_b, of the same shape and type) hold n_rows F16
+        // rows of whole 8-value pieces, 16-byte aligned, x n_cols floats, y (and y_b when
+        // it is written) n_rows floats (all checked); a null w_b is read as "one matrix" and
+        // a null y_b is never written (Add and Swiglu write y only); a leading matrix (n_lead 0 and null pointers without one) has the type and
         // width of w, so rows of row_bytes, and y_lead n_lead floats (FusedOperands::check);
         // THREADS is the kernel's block size, a multiple of the warp size, and rows past
-        // n_lead + n_rows are skipped by whole warps; parts (1, 2 or 4) divides the
-        // block's warps (8, or 4 of 64 lanes), so a row's parts share a block.
-        unsafe { self.matvec.f16x8_one_token.launch(stream, &config, &args) }
+        // n_lead + n_rows are skipped by whole warps; parts (2 or 4) divides the block's
+        // warps (8, or 4 of 64 lanes), so a row's parts share a block.
+        unsafe { function.launch(stream, &config, &args) }
     }
 }
 
