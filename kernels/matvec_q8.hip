@@ -107,7 +107,8 @@ struct Q8Unpack;
 // rows are whole blocks from a 256-aligned allocation, so a block of 18, 22, 34 or 210
 // bytes is only 2-aligned, of 20 or 24 bytes 4-aligned, of 144 bytes 16-aligned.
 // A 4-bit group's 16 quant bytes as four words: byte j holds value j in its low nibble and
-// value j + 16 in its high one (GGUF's Q4_0 and Q4_1, and their split rows).
+// value j + 16 in its high one (GGUF's Q4_0 and Q4_1, and the split rows of Q4_0, Q4_1,
+// Q4_K and Q6_K's low bits).
 RF_DEVICE void rf_unpack_nibbles(const int (&w)[4], Q8Group &u) {
 #pragma unroll
     for (int k = 0; k < 4; ++k) {

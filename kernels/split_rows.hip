@@ -2,8 +2,8 @@
 // "split rows"): each row's quants first, then their scales. Run once per matrix at upload.
 //
 // Launch: one block per row (grid-stride over rows), any block size; row_bytes at most
-// RF_SPLIT_MAX_ROW_BYTES and a multiple of 16 (rows of whole 256 values), the matrix
-// 16-byte aligned.
+// RF_SPLIT_MAX_ROW_BYTES and a multiple of 16 (rows of whole 256 values, and for Q6_K of a
+// multiple of 2,048: checked by the host), the matrix 16-byte aligned.
 #include "compat.h"
 #include "ggml_blocks.h"
 

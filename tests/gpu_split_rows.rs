@@ -11,7 +11,8 @@ use gpu_common::{DeviceIo, OpsGpu, assert_all_freed, ops_gpu};
 use half::f16;
 use rocmforge::Error;
 use rocmforge::backend::gpu::ops::{
-    BlockLayout, DeviceMatrix, LeadingMatrix, ProductInput, ProductOutput, Q8Buffers, SecondMatrix,
+    AddNormInput, BlockLayout, DeviceMatrix, LeadingMatrix, ProductInput, ProductOutput, Q8Buffers,
+    SecondMatrix, UnscaledNorm,
 };
 use rocmforge::backend::gpu::{DeviceBuffer, DeviceCopy};
 use rocmforge::gguf::synthetic::{SplitMix64, random_weights};
@@ -35,6 +36,9 @@ fn shapes(dtype: GgmlType) -> [(usize, usize); 3] {
         [(67, 768), (129, 4352), (33, 14336)]
     }
 }
+
+/// Rows of the residual products that prepare the next norm (a multiple of 32).
+const NORM_ROWS: usize = 64;
 
 /// The layout the kernels document (`kernels/ggml_blocks.h`, "split rows"), built on the
 /// host: each row's quants, then its scales.
@@ -269,6 +273,31 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
                         )
                         .unwrap();
                     y.copy_range_from(&g.stream, &lead_y, 0, out_len, out_len)
+                        .unwrap();
+                });
+            }
+            // The residual product that prepares the next norm (a block for each 32 rows, its
+            // launch bound leaving the split types a batch of their own), from Q8 and, where
+            // the blocks quantize it themselves, from f32 input.
+            let norm_pair = Pair::new(&g, &mut rng, dtype, NORM_ROWS, n_cols);
+            let norm_w = g.upload(&vec![1.25f32; NORM_ROWS]);
+            let stream: Vec<f32> = (0..NORM_ROWS).map(|i| (i % 7) as f32 - 3.0).collect();
+            let stream = g.upload(&stream);
+            for f32_input in [false, true] {
+                let what = format!("matvec_q8_add_norm, f32 input {f32_input}");
+                let m = &norm_pair.matrices()[0];
+                if f32_input && !g.ops.add_norm_stages_f32(m) {
+                    continue;
+                }
+                assert_same_in_both_layouts::<f32>(&g, &norm_pair, NORM_ROWS, &what, |m, y| {
+                    y.copy_from_device(&g.stream, &stream).unwrap();
+                    let input = match f32_input {
+                        true => AddNormInput::F32(&x_dev),
+                        false => AddNormInput::Q8(&q8),
+                    };
+                    let mut unscaled = UnscaledNorm::new(&g.device, NORM_ROWS).unwrap();
+                    g.ops
+                        .matvec_q8_add_norm(&g.stream, m, input, y, &norm_w, &mut unscaled)
                         .unwrap();
                 });
             }
