@@ -301,7 +301,7 @@ RF_BLOCK_TYPE(BlockIQ4_XS, 256, 136) {
 // and Q4_1's f16 min).
 template <int HEAD, int QUANTS>
 struct SplitRow {
-    static constexpr int HEAD_BYTES = HEAD, QUANT_BYTES = QUANTS, BLOCK_BYTES = HEAD + QUANTS;
+    static constexpr int BLOCK_BYTES = HEAD + QUANTS;
     // Byte pointers, const or not.
     template <typename Byte>
     RF_DEVICE Byte *quants(Byte *row, uint64_t g) {
@@ -417,9 +417,8 @@ struct SplitQ6_K {
 };
 
 // A split-row type read 8 values at a time, as the block types are.
-#define RF_SPLIT_TYPE(NAME, SPLIT)                                                                \
+#define RF_SPLIT_TYPE(NAME)                                                                      \
     struct NAME {                                                                                 \
-        using Split = SPLIT;                                                                      \
         static constexpr int CHUNK = RF_QUANT_CHUNK;                                              \
         RF_DEVICE void dequantize8(const uint8_t *row, uint32_t n_groups, uint64_t g, int j0,     \
                                    float *y);                                                     \
@@ -431,24 +430,24 @@ struct SplitQ6_K {
     __device__ __forceinline__ void NAME::dequantize8(const uint8_t *row, uint32_t n_groups,      \
                                                       uint64_t g, int j0, float *y)
 
-RF_SPLIT_TYPE(SplitRowsQ4_0, SplitQ4_0) {
+RF_SPLIT_TYPE(SplitRowsQ4_0) {
     rf_dequantize_q4_0_values(SplitQ4_0::quants(row, g), rf_f16_at(SplitQ4_0::head(row, n_groups, g)),
                               j0, y);
 }
 
-RF_SPLIT_TYPE(SplitRowsQ4_1, SplitQ4_1) {
+RF_SPLIT_TYPE(SplitRowsQ4_1) {
     const uint8_t *head = SplitQ4_1::head(row, n_groups, g);
     rf_dequantize_q4_1_values(SplitQ4_1::quants(row, g), rf_f16_at(head), rf_f16_at(head + 2), j0,
                               y);
 }
 
-RF_SPLIT_TYPE(SplitRowsQ8_0, SplitQ8_0) {
+RF_SPLIT_TYPE(SplitRowsQ8_0) {
     rf_dequantize_q8_0_values(SplitQ8_0::quants(row, g), rf_f16_at(SplitQ8_0::head(row, n_groups, g)),
                               j0, y);
 }
 
 // As BlockQ4_K: y = (d * sc) * q - dmin * m.
-RF_SPLIT_TYPE(SplitRowsQ4_K, SplitQ4_K) {
+RF_SPLIT_TYPE(SplitRowsQ4_K) {
     const uint8_t *head = SplitQ4_K::head(row, n_groups, g);
     int sc, m;
     rf_k4_scale_min(head + 4, (int)(g % 8), &sc, &m);
@@ -461,7 +460,7 @@ RF_SPLIT_TYPE(SplitRowsQ4_K, SplitQ4_K) {
 }
 
 // As BlockQ6_K: y = (d * sc) * (q - 32).
-RF_SPLIT_TYPE(SplitRowsQ6_K, SplitQ6_K) {
+RF_SPLIT_TYPE(SplitRowsQ6_K) {
     const int8_t sc = (int8_t)SplitQ6_K::scales(row, n_groups, g)[j0 / 16];
     const float dl = rf_mul(rf_f16_at(SplitQ6_K::scale_d(row, n_groups, g)), (float)sc);
     const uint8_t *low = SplitQ6_K::low(row, g);
