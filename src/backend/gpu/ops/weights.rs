@@ -36,7 +36,7 @@ pub(super) const MAX_SPLIT_ROW_BYTES: usize = 32 << 10;
 
 impl BlockLayout {
     /// The layout a `dtype` matrix of `n_cols` columns is uploaded in: split rows where
-    /// [`can_split_rows`] allows and a row is at most 32 KiB, unless
+    /// `can_split_rows` allows and a row is at most 32 KiB, unless
     /// `ROCMFORGE_GPU_SPLIT_ROWS=0` (read once per process) asks for the GGUF layout
     /// everywhere, to measure what splitting gains.
     pub fn for_upload(dtype: GgmlType, n_cols: usize) -> BlockLayout {
