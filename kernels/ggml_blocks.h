@@ -208,16 +208,22 @@ RF_BLOCK_TYPE(BlockQ3_K, 256, 110) {
     }
 }
 
-// Scale and min j (of 8, 6 bits each) of a Q4_K or Q5_K block.
-RF_DEVICE void rf_k4_scale_min(const uint8_t *scales, int j, int *sc, int *m) {
+// Scale and min j (of 8, 6 bits each) of a Q4_K or Q5_K block from its 12 scale bytes,
+// byte(k) giving byte k (read from memory, or picked out of registers).
+template <typename Byte>
+RF_DEVICE void rf_k4_scale_min_of(Byte byte, int j, int *sc, int *m) {
     if (j < 4) {
-        *sc = scales[j] & 0x3F;
-        *m = scales[j + 4] & 0x3F;
+        *sc = byte(j) & 0x3F;
+        *m = byte(j + 4) & 0x3F;
     } else {
-        const int packed = scales[j + 4];
-        *sc = (packed & 0x0F) | ((scales[j - 4] >> 6) << 4);
-        *m = (packed >> 4) | ((scales[j] >> 6) << 4);
+        const int packed = byte(j + 4);
+        *sc = (packed & 0x0F) | ((byte(j - 4) >> 6) << 4);
+        *m = (packed >> 4) | ((byte(j) >> 6) << 4);
     }
+}
+
+RF_DEVICE void rf_k4_scale_min(const uint8_t *scales, int j, int *sc, int *m) {
+    rf_k4_scale_min_of([&](int k) { return (int)scales[k]; }, j, sc, m);
 }
 
 // d: f16 @0, dmin: f16 @2, scales @4, qs @16 (32 bytes per pair of 32-value groups, low
@@ -326,7 +332,17 @@ using SplitQ8_0 = SplitRow<2, 32>;
 
 // The 4-bit value v (0..31) of a 32-value group whose 16 quant bytes are in the 32-value
 // formats' order (byte j: value j in the low nibble, value j + 16 in the high one).
-RF_DEVICE int rf_nibble_of(const uint8_t *qs, int v) { return (qs[v % 16] >> (4 * (v / 16))) & 0x0F; }
+RF_DEVICE int rf_nibble_of(const uint8_t *qs, int v) {
+    return (qs[v % 16] >> (4 * (v / 16))) & 0x0F;
+}
+
+// Nibble shift / 4 of the 32 bytes at src (a group kept in one half of each byte) as a
+// group's 16 quant bytes in that order: the inverse of rf_nibble_of.
+RF_DEVICE void rf_pack_nibbles(const uint8_t *src, int shift, uint8_t *out) {
+    for (int k = 0; k < 16; ++k) {
+        out[k] = (uint8_t)(((src[k] >> shift) & 0x0F) | (((src[k + 16] >> shift) & 0x0F) << 4));
+    }
+}
 
 // Q4_K: each 32-value group's quants as 16 bytes in the 32-value formats' nibble order (the
 // block keeps two groups in the low and high nibbles of the same 32 bytes), then each
@@ -347,12 +363,8 @@ struct SplitQ4_K {
             head(row, n_groups, 8 * (uint64_t)b)[k] = block[k];
         }
         for (int i = 0; i < 8; ++i) {
-            const uint8_t *qs = block + 16 + 32 * (i / 2);
-            const int shift = 4 * (i % 2);
             uint8_t *out = quants(row, 8 * (uint64_t)b + i);
-            for (int k = 0; k < 16; ++k) {
-                out[k] = (uint8_t)(((qs[k] >> shift) & 0x0F) | (((qs[k + 16] >> shift) & 0x0F) << 4));
-            }
+            rf_pack_nibbles(block + 16 + 32 * (i / 2), 4 * (i % 2), out);
         }
     }
 };
@@ -393,11 +405,7 @@ struct SplitQ6_K {
             const uint8_t *qh = block + 128 + 32 * half;
             const int low_shift = 4 * (quarter / 2), high_shift = 2 * quarter;
             const uint64_t g = 8 * (uint64_t)b + i;
-            uint8_t *out_low = low(row, g);
-            for (int k = 0; k < 16; ++k) {
-                out_low[k] = (uint8_t)(((ql[k] >> low_shift) & 0x0F) |
-                                       (((ql[k + 16] >> low_shift) & 0x0F) << 4));
-            }
+            rf_pack_nibbles(ql, low_shift, low(row, g));
             uint8_t *out_high = high(row, n_groups, g);
             for (int j = 0; j < 2; ++j) {
                 for (int byte = 0; byte < 4; ++byte) {
@@ -431,8 +439,8 @@ struct SplitQ6_K {
                                                       uint64_t g, int j0, float *y)
 
 RF_SPLIT_TYPE(SplitRowsQ4_0) {
-    rf_dequantize_q4_0_values(SplitQ4_0::quants(row, g), rf_f16_at(SplitQ4_0::head(row, n_groups, g)),
-                              j0, y);
+    const float d = rf_f16_at(SplitQ4_0::head(row, n_groups, g));
+    rf_dequantize_q4_0_values(SplitQ4_0::quants(row, g), d, j0, y);
 }
 
 RF_SPLIT_TYPE(SplitRowsQ4_1) {
@@ -442,8 +450,8 @@ RF_SPLIT_TYPE(SplitRowsQ4_1) {
 }
 
 RF_SPLIT_TYPE(SplitRowsQ8_0) {
-    rf_dequantize_q8_0_values(SplitQ8_0::quants(row, g), rf_f16_at(SplitQ8_0::head(row, n_groups, g)),
-                              j0, y);
+    const float d = rf_f16_at(SplitQ8_0::head(row, n_groups, g));
+    rf_dequantize_q8_0_values(SplitQ8_0::quants(row, g), d, j0, y);
 }
 
 // As BlockQ4_K: y = (d * sc) * q - dmin * m.

@@ -340,18 +340,12 @@ struct Q8Raw<SplitRowsQ4_K> {
         head = rf_load_weights16(SplitQ4_K::head(row, n_groups, g));
         i = (int)(g % 8);
     }
-    // As Q8Unpack<BlockQ4_K> (rf_k4_scale_min on the head's scale bytes).
+    // As Q8Unpack<BlockQ4_K>, the scale bytes picked out of the head's registers.
     __device__ __forceinline__ void unpack(Q8Group &u) const {
         rf_unpack_nibbles(q, u);
         const auto byte = [&](int j) { return rf_k4_scale_byte(head.y, head.z, head.w, j); };
         int sc, m;
-        if (i < 4) {
-            sc = byte(i) & 0x3F;
-            m = byte(i + 4) & 0x3F;
-        } else {
-            sc = (byte(i + 4) & 0x0F) | ((byte(i - 4) >> 6) << 4);
-            m = (byte(i + 4) >> 4) | ((byte(i) >> 6) << 4);
-        }
+        rf_k4_scale_min_of(byte, i, &sc, &m);
         u.scale_lo = u.scale_hi = rf_mul(rf_f16_bits_to_f32(head.x & 0xFFFF), (float)sc);
         u.offset = 0;
         u.m = -rf_mul(rf_f16_bits_to_f32(head.x >> 16), (float)m);
