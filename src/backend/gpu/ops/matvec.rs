@@ -155,18 +155,20 @@ impl GpuOps {
         // rf_matvec1_f16x8_parts; w (and w_b, of the same shape and type) hold n_rows F16
         // rows of whole 8-value pieces, 16-byte aligned, x n_cols floats, y (and y_b when
         // it is written) n_rows floats (all checked); a null w_b is read as "one matrix" and
-        // a null y_b is never written (Add and Swiglu write y only); a leading matrix (n_lead 0 and null pointers without one) has the type and
-        // width of w, so rows of row_bytes, and y_lead n_lead floats (FusedOperands::check);
-        // THREADS is the kernel's block size, a multiple of the warp size, and rows past
-        // n_lead + n_rows are skipped by whole warps; parts (2 or 4) divides the block's
-        // warps (8, or 4 of 64 lanes), so a row's parts share a block.
+        // a null y_b is never written (Add and Swiglu write y only); a leading matrix
+        // (n_lead 0 and null pointers without one) has the type and width of w, so rows of
+        // row_bytes, and y_lead n_lead floats (FusedOperands::check); THREADS is the
+        // kernel's block size, a multiple of the warp size, and rows past n_lead + n_rows
+        // are skipped by whole warps; parts (2 or 4) divides the block's warps (8, or 4 of
+        // 64 lanes), so a row's parts share a block.
         unsafe { function.launch(stream, &config, &args) }
     }
 }
 
 /// How many warps share one row of the one-token F16 product (`rf_matvec1_f16x8`): as many
-/// as leave each lane of a 32-lane warp at least 8 of the row's 16-byte pieces, at most 4. Chosen by
-/// the row's length alone, so a product gives the same bits whatever rides in its launch.
+/// as leave each lane of a 32-lane warp at least 8 of the row's 16-byte pieces, at most 4.
+/// Chosen by the row's length alone, so a product gives the same bits whatever rides in its
+/// launch.
 fn f16_row_parts(n_cols: usize) -> u32 {
     match n_cols / 8 / 256 {
         0 | 1 => 1,
