@@ -12,6 +12,7 @@
 #include "compat.h"
 #include "ggml_blocks.h"
 #include "product_output.h"
+#include "rms_scale.h"
 
 #define TOKEN_TILE 8
 
@@ -88,6 +89,19 @@ RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
 #define RF_MATVEC_THREADS 256
 #define RF_MATVEC1_BLOCKS_PER_SM 5
 
+// Adds the sum of the squares of eight f32 values (16-byte aligned) into sum: theirs in f32
+// (eight terms), the running sum in f64.
+RF_DEVICE double rf_squares8(const float *v, double sum) {
+    const float4 a = ((const float4 *)v)[0], b = ((const float4 *)v)[1];
+    const float vs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    float squares = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        squares = fmaf(vs[k], vs[k], squares);
+    }
+    return sum + (double)squares;
+}
+
 // rf_matvec_f16x8 for one token (decode): one accumulator, a walk along the row unrolled
 // four deep, and the lane's first weights loaded before waiting on the previous kernel (as
 // the integer products do, matvec_q8.hip).
@@ -97,14 +111,23 @@ RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
 // the two), `mode` an add into y (the residual) or a SwiGLU, and n_lead rows of w_lead
 // (same width) before the others, written to y_lead: decode's Q beside the K+V pair.
 //
+// The RMS norm between a residual product and the products that read the stream needs no
+// launch of its own. The residual product (mode RF_OUT_ADD_NORM) writes y += W x and,
+// into y_b, the new y times the norm's weights norm_w. Its readers (the _normed instances,
+// NORMED) get that as x and the stream y itself as `stream`: each lane adds the squares of
+// the stream's values where it reads x's, and the row's products are scaled by the norm's
+// 1 / sqrt(mean(stream^2) + eps), the same for every value of the token.
+//
 // A row may be shared by `parts` warps (rf_matvec1_f16x8_parts; the launcher picks it by
 // the row's length alone, so a product's bits do not depend on its row count): part p of a
 // row takes its 16-byte pieces p * warp + lane, then every parts * warp on, and the row's
 // first warp adds the parts' sums in order. A few long rows (the 1B class's down
 // product, 2,048 rows of 8,192) then have as many loads in flight as many short ones.
+template <bool NORMED>
 RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
-                                const float *x, uint64_t row, uint32_t n_cols, uint32_t part,
-                                uint32_t parts, float &a, float &b) {
+                                const float *x, const float *stream, uint64_t row,
+                                uint32_t n_cols, uint32_t part, uint32_t parts, float &a,
+                                float &b, double &squares) {
     const int warp = rf_warp_size();
     const uint32_t lane = threadIdx.x % warp;
     const bool two = w_b != nullptr;
@@ -121,10 +144,14 @@ RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t r
     }
     rf_grid_dependency_sync();
     float acc = 0.0f, acc_b = 0.0f;
+    double sq = 0.0;
     if (first < n_chunks) {
         acc = rf_f16x8_fma(first_a, x + 8 * (uint64_t)first, acc);
         if (two) {
             acc_b = rf_f16x8_fma(first_b, x + 8 * (uint64_t)first, acc_b);
+        }
+        if (NORMED) {
+            sq = rf_squares8(stream + 8 * (uint64_t)first, sq);
         }
     }
 #pragma unroll 4
@@ -134,30 +161,63 @@ RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t r
         if (two) {
             acc_b = rf_f16x8_fma(rf_load_weights16(row_b + at), x + 8 * (uint64_t)c, acc_b);
         }
+        if (NORMED) {
+            sq = rf_squares8(stream + 8 * (uint64_t)c, sq);
+        }
     }
     a = rf_warp_sum(acc);
     b = two ? rf_warp_sum(acc_b) : 0.0f;
+    squares = NORMED ? rf_lanes_sum_f64(sq, warp) : 0.0;
+}
+
+// Writes output `at` as rf_write_output does, or with RF_OUT_ADD_NORM the new stream value
+// into y and that times its norm weight into y_b.
+RF_DEVICE void matvec1_f16_write(float *y, float *y_b, uint64_t at, float a, float b,
+                                 bool two, uint32_t mode, float norm_weight) {
+    if (mode == RF_OUT_ADD_NORM) {
+        const float v = y[at] + a;
+        y[at] = v;
+        y_b[at] = v * norm_weight;
+    } else {
+        rf_write_output(y, y_b, at, a, b, two, mode);
+    }
 }
 
 // One warp a row. Warps past the last row leave at once: leaving counts as reaching the
 // dependency sync.
-RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
-    rf_matvec1_f16x8(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes, const float *x,
-                     float *y, float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t mode,
-                     const uint8_t *w_lead, float *y_lead, uint32_t n_lead) {
+template <bool NORMED>
+RF_DEVICE void matvec1_f16_rows(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                                const float *x, float *y, float *y_b, uint32_t n_rows,
+                                uint32_t n_cols, uint32_t mode, const uint8_t *w_lead,
+                                float *y_lead, uint32_t n_lead, const float *stream, float eps,
+                                const float *norm_w) {
     const int warp = rf_warp_size();
+    const bool writer = threadIdx.x % warp == 0;
     const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
     float a, b;
+    double squares;
     // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
     if (row < n_lead) {
-        matvec1_f16_sums(w_lead, nullptr, row_bytes, x, row, n_cols, 0, 1, a, b);
-        if (threadIdx.x % warp == 0) {
+        matvec1_f16_sums<NORMED>(w_lead, nullptr, row_bytes, x, stream, row, n_cols, 0, 1, a,
+                                 b, squares);
+        if (NORMED) {
+            a *= rf_rms_scale_of(squares, n_cols, eps);
+        }
+        if (writer) {
             rf_write_output(y_lead, nullptr, row, a, 0.0f, false, RF_OUT_STORE);
         }
     } else if (row - n_lead < n_rows) {
-        matvec1_f16_sums(w, w_b, row_bytes, x, row - n_lead, n_cols, 0, 1, a, b);
-        if (threadIdx.x % warp == 0) {
-            rf_write_output(y, y_b, row - n_lead, a, b, w_b != nullptr, mode);
+        const uint64_t r = row - n_lead;
+        // A norm weight is a weight: read before the wait.
+        const float norm_weight = mode == RF_OUT_ADD_NORM && writer ? norm_w[r] : 0.0f;
+        matvec1_f16_sums<NORMED>(w, w_b, row_bytes, x, stream, r, n_cols, 0, 1, a, b, squares);
+        if (NORMED) {
+            const float scale = rf_rms_scale_of(squares, n_cols, eps);
+            a *= scale;
+            b *= scale;
+        }
+        if (writer) {
+            matvec1_f16_write(y, y_b, r, a, b, w_b != nullptr, mode, norm_weight);
         }
     }
 }
@@ -165,43 +225,84 @@ RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
 // The same with `parts` (2 or 4, dividing the block's warps) warps a row, a separate
 // instance so that the one-warp kernel above keeps its shorter code (SmolLM2 F16 tg128
 // -2% with one kernel for both). Every warp reaches the block's barrier.
-RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)
-    rf_matvec1_f16x8_parts(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
-                           const float *x, float *y, float *y_b, uint32_t n_rows,
-                           uint32_t n_cols, uint32_t mode, const uint8_t *w_lead, float *y_lead,
-                           uint32_t n_lead, uint32_t parts) {
+template <bool NORMED>
+RF_DEVICE void matvec1_f16_parts(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
+                                 const float *x, float *y, float *y_b, uint32_t n_rows,
+                                 uint32_t n_cols, uint32_t mode, const uint8_t *w_lead,
+                                 float *y_lead, uint32_t n_lead, uint32_t parts,
+                                 const float *stream, float eps, const float *norm_w) {
     __shared__ float part_sums[RF_MATVEC_THREADS / 32][2];  // each warp's sums
+    __shared__ double part_squares[RF_MATVEC_THREADS / 32];
     const int warp = rf_warp_size();
+    const bool writer = threadIdx.x % warp == 0;
     const uint32_t block_warp = threadIdx.x / warp;
     const uint64_t global_warp = (uint64_t)blockIdx.x * (blockDim.x / warp) + block_warp;
     const uint64_t row = global_warp / parts;
     const uint32_t part = (uint32_t)(global_warp % parts);
     // Warp-uniform: a warp takes a part of a row whole or none.
     const bool lead = row < n_lead, mine = !lead && row - n_lead < n_rows;
+    const bool adds_norm = mine && part == 0 && mode == RF_OUT_ADD_NORM && writer;
+    const float norm_weight = adds_norm ? norm_w[row - n_lead] : 0.0f;  // before the wait
     float a = 0.0f, b = 0.0f;
+    double squares = 0.0;
     if (lead) {
-        matvec1_f16_sums(w_lead, nullptr, row_bytes, x, row, n_cols, part, parts, a, b);
+        matvec1_f16_sums<NORMED>(w_lead, nullptr, row_bytes, x, stream, row, n_cols, part,
+                                 parts, a, b, squares);
     } else if (mine) {
-        matvec1_f16_sums(w, w_b, row_bytes, x, row - n_lead, n_cols, part, parts, a, b);
+        matvec1_f16_sums<NORMED>(w, w_b, row_bytes, x, stream, row - n_lead, n_cols, part,
+                                 parts, a, b, squares);
     }
-    if (threadIdx.x % warp == 0) {
+    if (writer) {
         part_sums[block_warp][0] = a;
         part_sums[block_warp][1] = b;
+        part_squares[block_warp] = squares;
     }
     __syncthreads();
-    if (part != 0 || threadIdx.x % warp != 0) {
+    if (part != 0 || !writer) {
         return;
     }
     for (uint32_t p = 1; p < parts; ++p) {
         a += part_sums[block_warp + p][0];
         b += part_sums[block_warp + p][1];
+        squares += part_squares[block_warp + p];
+    }
+    if (NORMED) {
+        const float scale = rf_rms_scale_of(squares, n_cols, eps);
+        a *= scale;
+        b *= scale;
     }
     if (lead) {
         rf_write_output(y_lead, nullptr, row, a, 0.0f, false, RF_OUT_STORE);
     } else if (mine) {
-        rf_write_output(y, y_b, row - n_lead, a, b, w_b != nullptr, mode);
+        matvec1_f16_write(y, y_b, row - n_lead, a, b, w_b != nullptr, mode, norm_weight);
     }
 }
+
+// rf_matvec1_f16x8 and rf_matvec1_f16x8_parts multiply x as it is; the _normed instances
+// finish the norm of `stream` (with eps) that x was prepared for. Every instance takes
+// RF_OUT_ADD_NORM with norm_w.
+#define RF_MATVEC1_F16_KERNELS(SUFFIX, NORMED)                                                 \
+    RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)               \
+        rf_matvec1_f16x8##SUFFIX(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,     \
+                                 const float *x, float *y, float *y_b, uint32_t n_rows,        \
+                                 uint32_t n_cols, uint32_t mode, const uint8_t *w_lead,        \
+                                 float *y_lead, uint32_t n_lead, const float *stream,          \
+                                 float eps, const float *norm_w) {                             \
+        matvec1_f16_rows<NORMED>(w, w_b, row_bytes, x, y, y_b, n_rows, n_cols, mode, w_lead,   \
+                                 y_lead, n_lead, stream, eps, norm_w);                         \
+    }                                                                                          \
+    RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)               \
+        rf_matvec1_f16x8_parts##SUFFIX(                                                        \
+            const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes, const float *x,          \
+            float *y, float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t mode,             \
+            const uint8_t *w_lead, float *y_lead, uint32_t n_lead, uint32_t parts,             \
+            const float *stream, float eps, const float *norm_w) {                             \
+        matvec1_f16_parts<NORMED>(w, w_b, row_bytes, x, y, y_b, n_rows, n_cols, mode, w_lead,  \
+                                  y_lead, n_lead, parts, stream, eps, norm_w);                 \
+    }
+
+RF_MATVEC1_F16_KERNELS(, false)
+RF_MATVEC1_F16_KERNELS(_normed, true)
 
 // F16 rows whose length is a multiple of 8, so each starts 16-byte aligned: a lane reads 8
 // values (16 bytes) at once and the activations as two float4, instead of one value at a

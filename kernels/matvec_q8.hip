@@ -24,6 +24,7 @@
 #include "ggml_blocks.h"
 #include "q8_activations.h"
 #include "product_output.h"
+#include "rms_scale.h"
 
 // The most tokens one launch multiplies (its accumulators live in registers).
 #define RF_MMVQ_MAX_TOKENS 8
@@ -592,9 +593,7 @@ RF_DEVICE float rf_rms_scale(const double *square_sums, uint32_t n_groups, float
     for (uint32_t g = threadIdx.x % warp; g < n_groups; g += warp) {
         sum += square_sums[g];
     }
-    sum = rf_lanes_sum_f64(sum, warp);
-    const float mean = (float)(sum / (32.0 * n_groups));
-    return 1.0f / sqrtf(mean + eps);
+    return rf_rms_scale_of(rf_lanes_sum_f64(sum, warp), 32.0 * n_groups, eps);
 }
 
 // One warp's output row, written. With square_sums (not null), x[t] is the Q8 form of a

@@ -8,6 +8,7 @@
 #include "block_reduce.h"
 #include "compat.h"
 #include "q8_activations.h"
+#include "rms_scale.h"
 
 // Value i of row r of the output, normalised, and with QUANTIZE its Q8 form.
 template <bool QUANTIZE>
@@ -71,8 +72,7 @@ static __device__ void rms_norm_row(const float *x, const float *w, float *y, in
         sum_sq += v * v;
     }
     sum_sq = rf_block_sum_f64(sum_sq, scratch);
-    const float mean = (float)(sum_sq / (double)width);
-    const float scale = 1.0f / sqrtf(mean + eps);
+    const float scale = rf_rms_scale_of(sum_sq, (double)width, eps);
 #pragma unroll
     for (int k = 0; k < VALUES; ++k) {
         const uint32_t i = threadIdx.x + k * blockDim.x;

@@ -7,6 +7,7 @@
 #define RF_OUT_STORE 0   // y = W x (and y_b = W_b x with a second matrix)
 #define RF_OUT_ADD 1     // y += W x: the residual connection
 #define RF_OUT_SWIGLU 2  // y = silu(W x) * (W_b x), computed as the CPU's swiglu
+#define RF_OUT_ADD_NORM 3  // y += W x, y_b = the new y times a norm's weights (matvec.hip)
 
 // Writes output `at` from the row's product a (and b, the second matrix's, when `two`).
 RF_DEVICE void rf_write_output(float *y, float *y_b, uint64_t at, float a, float b, bool two,

@@ -13,7 +13,8 @@ use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
     AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape,
     LeadingMatrix, PagedKv, ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams,
-    SecondMatrix, StepTokens, UnscaledNorm, integer_product_types, supported_weight_types,
+    SecondMatrix, StepTokens, StreamNorm, UnscaledNorm, integer_product_types,
+    supported_weight_types,
 };
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
@@ -418,6 +419,7 @@ fn f16_one_token_product_fuses_bit_for_bit() {
                 &w,
                 Some(second),
                 &x,
+                None,
                 y,
                 ProductOutput::Store,
             )
@@ -434,7 +436,16 @@ fn f16_one_token_product_fuses_bit_for_bit() {
         let residual = random_vec(&mut random, n_rows + spare, 1.0);
         let mut y = g.upload(&residual);
         g.ops
-            .matvec1_f16(&g.stream, None, &w, None, &x, &mut y, ProductOutput::Add)
+            .matvec1_f16(
+                &g.stream,
+                None,
+                &w,
+                None,
+                &x,
+                None,
+                &mut y,
+                ProductOutput::Add,
+            )
             .unwrap();
         let mut expected = g.upload(&residual);
         g.ops
@@ -452,6 +463,7 @@ fn f16_one_token_product_fuses_bit_for_bit() {
                 &w,
                 Some(second),
                 &x,
+                None,
                 &mut y,
                 ProductOutput::Swiglu,
             )
@@ -461,6 +473,127 @@ fn f16_one_token_product_fuses_bit_for_bit() {
             .gated(&g.stream, Gate::Silu, &mut expected, &y_b_alone, n_rows)
             .unwrap();
         assert_eq!(bits(&y), bits(&expected), "{label}: SwiGLU");
+    }
+    assert_all_freed(&g.device);
+}
+
+/// The one-token F16 residual product that prepares the next norm
+/// (`matvec1_f16_add_norm`): the stream it writes is the plain residual product's to the
+/// bit and the norm's input it writes is the new stream times the norm's weights to the
+/// bit. The products that read that input with the stream (`StreamNorm`) give what the
+/// norm kernel followed by the plain product gives, up to where the norm's scale is
+/// rounded in (each output within 1e-5 of its row's Σ|w x|): Q before a K+V pair and a
+/// SwiGLU pair, on rows read by one warp and by several (4,104 values), for a stream of
+/// order 1 and one of order 1e-4.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn f16_residual_product_prepares_the_norm_its_readers_finish() {
+    let g = ops_gpu();
+    let mut random = Random::new(36);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let (eps, spare) = (1e-5, 5);
+    let cases = [
+        (576, 1536, 3.0),
+        (2048, 8192, 3.0),
+        (4104, 576, 3.0),
+        (576, 576, 1e-4),
+    ];
+    for (n_embd, n_in, stream_scale) in cases {
+        let label = format!("{n_embd}x{n_in}, stream of scale {stream_scale}");
+        let w_bytes = g.upload(&random_weights(&mut random, GgmlType::F16, n_embd, n_in));
+        let w = DeviceMatrix::new(GgmlType::F16, &w_bytes, n_embd, n_in).unwrap();
+        let x_in = g.upload(&random_vec(&mut random, n_in, stream_scale * 2.0 / 3.0));
+        let stream0 = random_vec(&mut random, n_embd, stream_scale);
+        let norm: Vec<f32> = (0..n_embd).map(|_| 1.0 + random.next_f32() * 0.5).collect();
+        let norm_dev = g.upload(&norm);
+        let mut stream = g.upload(&stream0);
+        let mut prepared = g.poisoned::<f32>(n_embd + spare);
+        g.ops
+            .matvec1_f16_add_norm(&g.stream, &w, &x_in, &mut stream, &norm_dev, &mut prepared)
+            .unwrap();
+        let mut plain = g.upload(&stream0);
+        let add = ProductOutput::Add;
+        g.ops
+            .matvec1_f16(&g.stream, None, &w, None, &x_in, None, &mut plain, add)
+            .unwrap();
+        let new_stream = g.download(&stream);
+        assert_eq!(
+            bits(&new_stream),
+            bits(&g.download(&plain)),
+            "{label}: stream"
+        );
+        let mut expected: Vec<f32> = new_stream.iter().zip(&norm).map(|(v, w)| v * w).collect();
+        expected.extend([f32::from_bits(u32::MAX); 5]);
+        assert_eq!(
+            bits(&g.download(&prepared)),
+            bits(&expected),
+            "{label}: norm input"
+        );
+
+        let mut normed = g.poisoned::<f32>(n_embd);
+        g.ops
+            .rms_norm(&g.stream, &stream, &norm_dev, eps, 1, &mut normed, None)
+            .unwrap();
+        let normed_host = g.download(&normed);
+        let n_rows = 37;
+        let bytes =
+            [(); 3].map(|_| g.upload(&random_weights(&mut random, GgmlType::F16, n_rows, n_embd)));
+        let [a, b, c] =
+            [0, 1, 2].map(|i| DeviceMatrix::new(GgmlType::F16, &bytes[i], n_rows, n_embd).unwrap());
+        let values = bytes
+            .each_ref()
+            .map(|m| dequantize_to_vec(GgmlType::F16, &g.download(m), n_rows * n_embd).unwrap());
+        let abs_dot =
+            |m: usize, r: usize| dot_f64(&values[m][r * n_embd..(r + 1) * n_embd], &normed_host).1;
+        let finish = StreamNorm {
+            stream: &stream,
+            eps,
+        };
+        // Store: a leading matrix, then a pair; both ways.
+        let run = |x: &rocmforge::backend::gpu::DeviceBuffer<f32>, norm| {
+            let mut outputs = [(); 3].map(|_| g.poisoned::<f32>(n_rows));
+            let [y_lead, y, y_b] = &mut outputs;
+            let lead = Some(LeadingMatrix { w: &a, y: y_lead });
+            let second = Some(SecondMatrix {
+                w: &c,
+                y: Some(y_b),
+            });
+            let store = ProductOutput::Store;
+            g.ops
+                .matvec1_f16(&g.stream, lead, &b, second, x, norm, y, store)
+                .unwrap();
+            outputs.map(|y| g.download(&y))
+        };
+        let (got, reference) = (run(&prepared, Some(finish)), run(&normed, None));
+        for (m, (got, reference)) in got.iter().zip(&reference).enumerate() {
+            for (r, (&got, &reference)) in got.iter().zip(reference).enumerate() {
+                let diff = (f64::from(got) - f64::from(reference)).abs();
+                assert!(
+                    diff <= 1e-5 * abs_dot(m, r),
+                    "{label}: matrix {m} row {r} = {got}, the norm kernel's path gives \
+                     {reference}"
+                );
+            }
+        }
+        // SwiGLU: silu(a) * b passes a's error on times at most 1.1 |b|, b's times |silu(a)|.
+        let swiglu = |x: &rocmforge::backend::gpu::DeviceBuffer<f32>, norm| {
+            let mut y = g.poisoned::<f32>(n_rows);
+            let second = Some(SecondMatrix { w: &c, y: None });
+            let mode = ProductOutput::Swiglu;
+            g.ops
+                .matvec1_f16(&g.stream, None, &a, second, x, norm, &mut y, mode)
+                .unwrap();
+            g.download(&y)
+        };
+        let (got, reference) = (swiglu(&prepared, Some(finish)), swiglu(&normed, None));
+        for (r, (&got, &reference)) in got.iter().zip(&reference).enumerate() {
+            let diff = (f64::from(got) - f64::from(reference)).abs();
+            let bound = 2.1e-5 * abs_dot(0, r) * abs_dot(2, r);
+            assert!(
+                diff <= bound,
+                "{label}: SwiGLU row {r} = {got}, the norm kernel's path gives {reference}"
+            );
+        }
     }
     assert_all_freed(&g.device);
 }

@@ -14,7 +14,7 @@ use super::ops::{
     AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate,
     GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput,
     ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
-    UnscaledNorm,
+    StreamNorm, UnscaledNorm,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Event, Stream};
 use crate::backend::{
@@ -151,10 +151,10 @@ struct DeviceState {
     q8: Q8Buffers,
     q8_of: Option<Act>,
     /// A one-token step's residual stream prepared by its residual product for the norm
-    /// that follows, and which activation it stands for with the norm's epsilon: that
-    /// activation's own buffer was not written, only its integer products read it.
+    /// that follows (for integer readers; F16 readers' is in the norm's output buffer),
+    /// and which norm it is.
     unscaled: UnscaledNorm,
-    unscaled_of: Option<(Act, f32)>,
+    unscaled_of: Option<PreparedNorm>,
     prefill: Option<Prefill>,
     /// What multiplies batches of more tokens than the integer kernels take.
     prefill_products: String,
@@ -574,7 +574,10 @@ impl DeviceState {
         if self.q8_of == Some(act) {
             self.q8_of = None;
         }
-        if self.unscaled_of.is_some_and(|(of, _)| of == act) {
+        // An F16 reader's scale comes from the stream itself, so it goes stale with it.
+        if self.unscaled_of.is_some_and(|p| {
+            p.of == act || (act == Act::X && p.held_in == PreparedIn::StreamTimesWeights)
+        }) {
             self.unscaled_of = None;
         }
     }
@@ -583,8 +586,8 @@ impl DeviceState {
     /// it (`unscaled_of`): a caller that named other readers broke the contract.
     fn readable(&self, x: Act) -> Result<()> {
         match self.unscaled_of {
-            Some((of, _)) if of == x => Err(Error::InvalidArgument(format!(
-                "{x:?} was prepared for the integer products named as its readers only"
+            Some(prepared) if prepared.of == x => Err(Error::InvalidArgument(format!(
+                "{x:?} was prepared for the products named as its readers only"
             ))),
             _ => Ok(()),
         }
@@ -622,19 +625,33 @@ impl DeviceState {
                 "a product of {x:?} writes into {outs:?}"
             )));
         }
-        let unscaled = self.unscaled_of.filter(|&(of, _)| of == x);
-        match kind {
-            FusedKind::Integer if unscaled.is_none() => self.quantize(stream, x)?,
-            FusedKind::Integer => {}
-            FusedKind::F16 => self.readable(x)?,
+        let prepared = self.unscaled_of.filter(|p| p.of == x);
+        match (kind, prepared) {
+            (FusedKind::Integer, None) => self.quantize(stream, x)?,
+            (FusedKind::Integer, Some(p)) if p.held_in == PreparedIn::Unscaled => {}
+            (FusedKind::F16, Some(p)) if p.held_in == PreparedIn::StreamTimesWeights => {}
+            (FusedKind::F16, None) => {}
+            (_, Some(p)) => {
+                return Err(Error::InvalidArgument(format!(
+                    "{x:?} was prepared ({:?}) for other products than a {kind:?} one",
+                    p.held_in
+                )));
+            }
         }
         let mut input = None;
+        let mut stream_x = None;
         let mut slots: [Option<&mut DeviceBuffer<f32>>; N] = [const { None }; N];
         for (at, buffer) in self.acts.iter_mut().enumerate() {
-            if at == x as usize {
-                input = Some(&*buffer);
-            } else if let Some(slot) = outs.iter().position(|&out| out as usize == at) {
+            if let Some(slot) = outs.iter().position(|&out| out as usize == at) {
                 slots[slot] = Some(buffer);
+            } else {
+                let buffer: &DeviceBuffer<f32> = buffer;
+                if at == x as usize {
+                    input = Some(buffer);
+                }
+                if at == Act::X as usize {
+                    stream_x = Some(buffer);
+                }
             }
         }
         if let Some(at) = slots.iter().position(Option::is_none) {
@@ -644,14 +661,21 @@ impl DeviceState {
             )));
         }
         let outputs = slots.map(|slot| slot.expect("every slot was checked to be filled"));
-        let input = match (kind, unscaled) {
+        let missing =
+            |act: Act| Error::InvalidArgument(format!("no activation buffer for {act:?}"));
+        let input = match (kind, prepared) {
             (FusedKind::Integer, None) => ProductInput::Q8(&self.q8, None),
-            (FusedKind::Integer, Some((_, eps))) => {
-                ProductInput::Q8(&self.unscaled.q8, Some(self.unscaled.scale(eps)))
+            (FusedKind::Integer, Some(p)) => {
+                ProductInput::Q8(&self.unscaled.q8, Some(self.unscaled.scale(p.eps)))
             }
-            (FusedKind::F16, _) => ProductInput::F32(input.ok_or_else(|| {
-                Error::InvalidArgument(format!("no activation buffer for {x:?}"))
-            })?),
+            (FusedKind::F16, None) => ProductInput::F32(input.ok_or_else(|| missing(x))?, None),
+            (FusedKind::F16, Some(p)) => {
+                let norm = StreamNorm {
+                    stream: stream_x.ok_or_else(|| missing(Act::X))?,
+                    eps: p.eps,
+                };
+                ProductInput::F32(input.ok_or_else(|| missing(x))?, Some(norm))
+            }
         };
         Ok((input, outputs))
     }
@@ -730,6 +754,26 @@ fn slot_runs(slots: &[u32]) -> impl Iterator<Item = (usize, u32, usize)> + '_ {
 }
 
 /// Two activation buffers, one to read and one to write.
+/// A one-token step's norm output that the residual product before it prepared
+/// (`matmul_into_residual_and_norm`): the products that read it finish the norm, and its
+/// buffer holds nothing anything else may read.
+#[derive(Clone, Copy)]
+struct PreparedNorm {
+    of: Act,
+    eps: f32,
+    held_in: PreparedIn,
+}
+
+/// Where a [`PreparedNorm`]'s input is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PreparedIn {
+    /// `DeviceState::unscaled`, for integer readers.
+    Unscaled,
+    /// The norm output's own buffer: the stream `X` times the norm's weights, for F16
+    /// readers, which work out the norm's scale from `X` (so writing `X` makes it stale).
+    StreamTimesWeights,
+}
+
 fn pair(
     acts: &mut [DeviceBuffer<f32>],
     read: Act,
@@ -1109,10 +1153,10 @@ impl Backend for GpuStep<'_> {
         ops.fused_matvec(self.stream, input, None, &view, None, n, y, add)
     }
 
-    /// In a one-token step where the product and every reader have integer kernels, one
-    /// launch that adds the product into `X` and prepares the norm (`UnscaledNorm`),
-    /// which the readers' products finish: the norm's own launch is saved. Otherwise the
-    /// two operations.
+    /// In a one-token step where the product and every reader have integer kernels, or all
+    /// have the one-token F16 kernel, one launch that adds the product into `X` and
+    /// prepares the norm ([`PreparedNorm`]), which the readers' products finish: the norm's
+    /// own launch is saved. Otherwise the two operations.
     fn matmul_into_residual_and_norm(
         &mut self,
         x: Act,
@@ -1126,40 +1170,69 @@ impl Backend for GpuStep<'_> {
         let view = w.view()?;
         let ops = Arc::clone(&s.ops);
         let n_embd = s.shape.n_embd;
-        let integer_reader = |r: &&GpuMatrix| {
-            r.view()
-                .is_ok_and(|r| r.n_cols == n_embd && ops.has_q8_matvec(&r, 1))
+        let reader_of = |kind: FusedKind| {
+            let ops = &ops;
+            move |r: &&GpuMatrix| {
+                r.view()
+                    .is_ok_and(|r| r.n_cols == n_embd && ops.fused_kind(&r, 1) == Some(kind))
+            }
         };
         // One prepared activation at a time: preparing another would leave the first one's
         // buffer unwritten with nothing to say so.
-        let prepared = s.step.n_tokens == 1
+        let may_prepare = s.step.n_tokens == 1
             && !matches!(x, Act::X | Act::Xn)
             && !matches!(out, Act::X)
             && x != out
-            && s.unscaled_of.is_none_or(|(of, _)| of == out)
-            && (view.n_rows, norm.len(), s.shape.width(out)) == (n_embd, n_embd, n_embd)
-            && ops.has_q8_add_norm(&view)
-            && readers.iter().all(integer_reader);
-        if !prepared {
+            && s.unscaled_of.is_none_or(|p| p.of == out)
+            && (view.n_rows, norm.len(), s.shape.width(out)) == (n_embd, n_embd, n_embd);
+        let held_in = if !may_prepare {
+            None
+        } else if ops.has_q8_add_norm(&view) && readers.iter().all(reader_of(FusedKind::Integer)) {
+            Some(PreparedIn::Unscaled)
+        } else if ops.fused_kind(&view, 1) == Some(FusedKind::F16)
+            && readers.iter().all(reader_of(FusedKind::F16))
+        {
+            Some(PreparedIn::StreamTimesWeights)
+        } else {
+            None
+        };
+        let Some(held_in) = held_in else {
             self.matmul_into_residual(x, w)?;
             return self.rms_norm(Act::X, norm, eps, out);
-        }
-        // An input not quantized yet (the SwiGLU before the down product) and narrow
-        // enough is quantized by each block of the launch for itself: one launch fewer.
+        };
+        // An integer product's input not quantized yet (the SwiGLU before the down product)
+        // and narrow enough is quantized by each block of the launch for itself: one launch
+        // fewer.
         let staged = s.q8_of != Some(x) && ops.add_norm_stages_f32(&view);
-        if !staged {
+        if held_in == PreparedIn::Unscaled && !staged {
             s.quantize(self.stream, x)?;
         }
         s.readable(x)?;
         s.wrote(Act::X);
         s.wrote(out);
-        let (input, stream_x) = pair(&mut s.acts, x, Act::X)?;
-        let input = match staged {
-            true => AddNormInput::F32(input),
-            false => AddNormInput::Q8(&s.q8),
-        };
-        ops.matvec_q8_add_norm(self.stream, &view, input, stream_x, norm, &mut s.unscaled)?;
-        s.unscaled_of = Some((out, eps));
+        let [input, stream_x, output] = s
+            .acts
+            .get_disjoint_mut([x as usize, Act::X as usize, out as usize])
+            .map_err(|_| {
+                Error::InvalidArgument(format!("no distinct buffers for {x:?} and {out:?}"))
+            })?;
+        match held_in {
+            PreparedIn::Unscaled => {
+                let input = match staged {
+                    true => AddNormInput::F32(input),
+                    false => AddNormInput::Q8(&s.q8),
+                };
+                ops.matvec_q8_add_norm(self.stream, &view, input, stream_x, norm, &mut s.unscaled)?;
+            }
+            PreparedIn::StreamTimesWeights => {
+                ops.matvec1_f16_add_norm(self.stream, &view, input, stream_x, norm, output)?;
+            }
+        }
+        s.unscaled_of = Some(PreparedNorm {
+            of: out,
+            eps,
+            held_in,
+        });
         Ok(())
     }
 

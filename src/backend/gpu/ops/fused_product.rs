@@ -5,6 +5,7 @@
 //! (`matvec.rs`); [`FusedOperands::check`] holds both to the same rules.
 
 use super::super::safe::{DeviceBuffer, KernelArgs, Stream};
+use super::matvec::StreamNorm;
 use super::matvec_q8::{NormScale, Q8Buffers};
 use super::weights::DeviceMatrix;
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
@@ -184,10 +185,11 @@ pub enum FusedKind {
 }
 
 /// The input of a fused product: Q8 activations (with the norm the products finish, when
-/// they hold an `UnscaledNorm`'s) or f32 ones.
+/// they hold an `UnscaledNorm`'s) or f32 ones (with the norm the products finish, when
+/// they are a stream times its weights, `matvec1_f16_add_norm`'s output).
 pub enum ProductInput<'a> {
     Q8(&'a Q8Buffers, Option<NormScale<'a>>),
-    F32(&'a DeviceBuffer<f32>),
+    F32(&'a DeviceBuffer<f32>, Option<StreamNorm<'a>>),
 }
 
 impl GpuOps {
@@ -221,10 +223,10 @@ impl GpuOps {
             ProductInput::Q8(x, norm) => {
                 self.mmvq(stream, lead, w, second, x, norm, n_tokens, y, output)
             }
-            ProductInput::F32(x) if n_tokens == 1 => {
-                self.matvec1_f16(stream, lead, w, second, x, y, output)
+            ProductInput::F32(x, norm) if n_tokens == 1 => {
+                self.matvec1_f16(stream, lead, w, second, x, norm, y, output)
             }
-            ProductInput::F32(_) => Err(Error::InvalidArgument(format!(
+            ProductInput::F32(..) => Err(Error::InvalidArgument(format!(
                 "the fused F16 product takes one token, not {n_tokens}"
             ))),
         }

@@ -13,15 +13,35 @@ use crate::tensor::GgmlType;
 /// one-token F16 kernel is compiled for this size (RF_MATVEC_THREADS in kernels/matvec.hip).
 const THREADS: u32 = 256;
 
+/// `RF_OUT_ADD_NORM` (kernels/product_output.h): the one-token F16 kernel's residual add
+/// that also writes the next norm's input.
+const OUT_ADD_NORM: u32 = 3;
+
 pub(super) struct MatvecKernels {
     by_format: KernelsByFormat,
     /// F16 rows of whole 8-value pieces, read 16 bytes a lane.
     f16x8: Function,
     /// The same for one token (decode): fewer registers, its first weights read early.
-    f16x8_one_token: Function,
-    /// The one-token kernel with a row shared by several warps ([`f16_row_parts`]).
-    f16x8_one_token_parts: Function,
+    one_token: OneTokenKernels,
+    /// The one-token kernels that finish a norm ([`StreamNorm`]).
+    one_token_normed: OneTokenKernels,
     rows_per_block: u32,
+}
+
+/// The one-token F16 kernel with a warp a row, and with a row shared by several warps
+/// ([`f16_row_parts`]).
+struct OneTokenKernels {
+    rows: Function,
+    parts: Function,
+}
+
+impl OneTokenKernels {
+    fn load(module: &Module, suffix: &str) -> Result<OneTokenKernels> {
+        Ok(OneTokenKernels {
+            rows: module.function(&format!("rf_matvec1_f16x8{suffix}"))?,
+            parts: module.function(&format!("rf_matvec1_f16x8_parts{suffix}"))?,
+        })
+    }
 }
 
 impl MatvecKernels {
@@ -30,11 +50,32 @@ impl MatvecKernels {
         Ok(MatvecKernels {
             by_format: KernelsByFormat::load(module, "rf_matvec")?,
             f16x8: module.function("rf_matvec_f16x8")?,
-            f16x8_one_token: module.function("rf_matvec1_f16x8")?,
-            f16x8_one_token_parts: module.function("rf_matvec1_f16x8_parts")?,
+            one_token: OneTokenKernels::load(module, "")?,
+            one_token_normed: OneTokenKernels::load(module, "_normed")?,
             rows_per_block: THREADS / warp_size,
         })
     }
+}
+
+/// What turns one token's products of `v * weight`, the next norm's input as
+/// [`GpuOps::matvec1_f16_add_norm`] writes it, into products of the normalised `v`: the
+/// stream `v` itself, whose mean square the products work out, and the norm's epsilon.
+#[derive(Clone, Copy)]
+pub struct StreamNorm<'a> {
+    pub stream: &'a DeviceBuffer<f32>,
+    pub eps: f32,
+}
+
+/// The norm a one-token F16 launch takes part in: none, the one its products finish, or the
+/// next one, whose input the residual product writes (`out` = the new stream times
+/// `weights`).
+enum OneTokenNorm<'a, 'b> {
+    None,
+    Finish(StreamNorm<'a>),
+    Prepare {
+        weights: &'a DeviceBuffer<f32>,
+        out: &'b mut DeviceBuffer<f32>,
+    },
 }
 
 impl GpuOps {
@@ -52,7 +93,7 @@ impl GpuOps {
     ) -> Result<()> {
         w.check()?;
         if n_tokens == 1 && self.has_f16_one_token(w) {
-            return self.matvec1_f16(stream, None, w, None, x, y, ProductOutput::Store);
+            return self.matvec1_f16(stream, None, w, None, x, None, y, ProductOutput::Store);
         }
         let function = if w.dtype == GgmlType::F16 && w.n_cols.is_multiple_of(8) {
             &self.matvec.f16x8
@@ -107,9 +148,11 @@ impl GpuOps {
 
     /// One token's product with F16 weights, `y = w · x` with `x` `[w.n_cols]` f32, and
     /// what may ride in its launch (`fused_product.rs`): a second matrix, a leading one
-    /// (its rows first, into its own output) and the output mode. Same products as
-    /// [`GpuOps::matvec`]'s, in the same order for rows of under 4,096 values (longer ones
-    /// are shared by several warps, `f16_row_parts`).
+    /// (its rows first, into its own output) and the output mode. With `norm`, `x` is a
+    /// stream times a norm's weights ([`GpuOps::matvec1_f16_add_norm`]'s output) and the
+    /// products are those of the normalised stream. Same products as [`GpuOps::matvec`]'s,
+    /// in the same order for rows of under 4,096 values (longer ones are shared by several
+    /// warps, `f16_row_parts`).
     #[allow(clippy::too_many_arguments)]
     pub fn matvec1_f16(
         &self,
@@ -118,6 +161,40 @@ impl GpuOps {
         w: &DeviceMatrix<'_>,
         second: Option<SecondMatrix<'_, '_>>,
         x: &DeviceBuffer<f32>,
+        norm: Option<StreamNorm<'_>>,
+        y: &mut DeviceBuffer<f32>,
+        output: ProductOutput,
+    ) -> Result<()> {
+        let norm = norm.map_or(OneTokenNorm::None, OneTokenNorm::Finish);
+        self.launch_matvec1_f16(stream, lead, w, second, x, norm, y, output)
+    }
+
+    /// One token's residual product that also prepares the next RMS norm: `y += w · x`,
+    /// then `out` = the new `y` times `norm` (`y`, `norm` and `out` of `w.n_rows` values),
+    /// which [`GpuOps::matvec1_f16`] reads with a [`StreamNorm`] of `y`: the norm needs no
+    /// launch of its own.
+    pub fn matvec1_f16_add_norm(
+        &self,
+        stream: &Stream,
+        w: &DeviceMatrix<'_>,
+        x: &DeviceBuffer<f32>,
+        y: &mut DeviceBuffer<f32>,
+        norm: &DeviceBuffer<f32>,
+        out: &mut DeviceBuffer<f32>,
+    ) -> Result<()> {
+        let norm = OneTokenNorm::Prepare { weights: norm, out };
+        self.launch_matvec1_f16(stream, None, w, None, x, norm, y, ProductOutput::Add)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_matvec1_f16(
+        &self,
+        stream: &Stream,
+        lead: Option<LeadingMatrix<'_, '_>>,
+        w: &DeviceMatrix<'_>,
+        second: Option<SecondMatrix<'_, '_>>,
+        x: &DeviceBuffer<f32>,
+        mut norm: OneTokenNorm<'_, '_>,
         y: &mut DeviceBuffer<f32>,
         output: ProductOutput,
     ) -> Result<()> {
@@ -130,6 +207,16 @@ impl GpuOps {
         }
         check_buffer("matvec1_f16 weights", w.data, 0, stream)?;
         check_buffer("matvec1_f16 input", x, w.n_cols, stream)?;
+        match &norm {
+            OneTokenNorm::None => {}
+            OneTokenNorm::Finish(norm) => {
+                check_buffer("matvec1_f16 normed stream", norm.stream, w.n_cols, stream)?;
+            }
+            OneTokenNorm::Prepare { weights, out } => {
+                check_buffer("matvec1_f16_add_norm weights", weights, w.n_rows, stream)?;
+                check_buffer("matvec1_f16_add_norm output", out, w.n_rows, stream)?;
+            }
+        }
         let mut fused = FusedOperands::check("matvec1_f16", w, y, lead, second, output, 1, stream)?;
         let parts = f16_row_parts(w.n_cols);
         let warps_per_block = self.matvec.rows_per_block;
@@ -138,29 +225,52 @@ impl GpuOps {
         args.push(w.data);
         fused.push_second_weights(&mut args);
         args.push(w.row_bytes() as u64).push(x).push(&mut *y);
-        fused.push_second_output(&mut args);
+        let mode = match &mut norm {
+            OneTokenNorm::Prepare { out, .. } => {
+                args.push(&mut **out);
+                OUT_ADD_NORM
+            }
+            _ => {
+                fused.push_second_output(&mut args);
+                output as u32
+            }
+        };
         args.push(fused.n_rows)
             .push(to_u32("matvec1_f16 columns", w.n_cols, u32::MAX)?)
-            .push(output as u32);
+            .push(mode);
         fused.push_lead(&mut args);
-        let function = if parts == 1 {
-            &self.matvec.f16x8_one_token
-        } else {
+        if parts > 1 {
             args.push(parts);
-            &self.matvec.f16x8_one_token_parts
+        }
+        match &norm {
+            OneTokenNorm::Finish(norm) => args.push(norm.stream).push(norm.eps).push(0u64),
+            OneTokenNorm::Prepare { weights, .. } => args.push(0u64).push(0.0f32).push(*weights),
+            OneTokenNorm::None => args.push(0u64).push(0.0f32).push(0u64),
+        };
+        let kernels = match norm {
+            OneTokenNorm::Finish(_) => &self.matvec.one_token_normed,
+            _ => &self.matvec.one_token,
+        };
+        let function = if parts == 1 {
+            &kernels.rows
+        } else {
+            &kernels.parts
         };
         let config = LaunchConfig::linear(blocks, THREADS);
-        // SAFETY: the arguments match rf_matvec1_f16x8(w, w_b, row_bytes, x, y, y_b,
-        // n_rows, n_cols, mode, w_lead, y_lead, n_lead), and with `parts` after them
-        // rf_matvec1_f16x8_parts; w (and w_b, of the same shape and type) hold n_rows F16
-        // rows of whole 8-value pieces, 16-byte aligned, x n_cols floats, y (and y_b when
-        // it is written) n_rows floats (all checked); a null w_b is read as "one matrix" and
-        // a null y_b is never written (Add and Swiglu write y only); a leading matrix
-        // (n_lead 0 and null pointers without one) has the type and width of w, so rows of
-        // row_bytes, and y_lead n_lead floats (FusedOperands::check); THREADS is the
-        // kernel's block size, a multiple of the warp size, and rows past n_lead + n_rows
-        // are skipped by whole warps; parts (2 or 4) divides the block's warps (8, or 4 of
-        // 64 lanes), so a row's parts share a block.
+        // SAFETY: the arguments match rf_matvec1_f16x8{,_normed}(w, w_b, row_bytes, x, y,
+        // y_b, n_rows, n_cols, mode, w_lead, y_lead, n_lead, stream, eps, norm_w), and with
+        // `parts` after n_lead rf_matvec1_f16x8_parts{,_normed}; w (and w_b, of the same
+        // shape and type) hold n_rows F16 rows of whole 8-value pieces, 16-byte aligned, x
+        // n_cols floats, y (and y_b when it is written) n_rows floats (all checked); a null
+        // w_b is read as "one matrix" and a null y_b is never written (Add and Swiglu write
+        // y only; RF_OUT_ADD_NORM writes y_b, then the norm's output of n_rows floats, and
+        // reads norm_w, its n_rows weights); a leading matrix (n_lead 0 and null pointers
+        // without one) has the type and width of w, so rows of row_bytes, and y_lead n_lead
+        // floats (FusedOperands::check); the _normed instances read `stream`, n_cols
+        // floats, the others never; THREADS is the kernel's block size, a multiple of the
+        // warp size, and rows past n_lead + n_rows are skipped by whole warps; parts (2 or
+        // 4) divides the block's warps (8, or 4 of 64 lanes), so a row's parts share a
+        // block.
         unsafe { function.launch(stream, &config, &args) }
     }
 }

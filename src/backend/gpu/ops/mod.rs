@@ -31,6 +31,7 @@ pub use attention::{AttentionWorkspace, DecodeRope, PagedKv, StepTokens};
 pub use elementwise::Gate;
 pub use fused_product::{FusedKind, LeadingMatrix, ProductInput, ProductOutput, SecondMatrix};
 pub use gemm::PrefillScratch;
+pub use matvec::StreamNorm;
 pub use matvec_q8::{
     AddNormInput, MAX_Q8_TOKENS, NormScale, Q8_GROUP, Q8Buffers, UnscaledNorm,
     integer_product_types,
