@@ -753,7 +753,6 @@ fn slot_runs(slots: &[u32]) -> impl Iterator<Item = (usize, u32, usize)> + '_ {
     })
 }
 
-/// Two activation buffers, one to read and one to write.
 /// A one-token step's norm output that the residual product before it prepared
 /// (`matmul_into_residual_and_norm`): the products that read it finish the norm, and its
 /// buffer holds nothing anything else may read.
@@ -774,6 +773,7 @@ enum PreparedIn {
     StreamTimesWeights,
 }
 
+/// Two activation buffers, one to read and one to write.
 fn pair(
     acts: &mut [DeviceBuffer<f32>],
     read: Act,
