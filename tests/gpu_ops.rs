@@ -2121,7 +2121,30 @@ fn launchers_reject_bad_shapes_before_launching() {
         head_dim: 16,
     };
     assert!(AttentionWorkspace::new(&g.device, &bad_heads, 1, 16, 16).is_err());
+    // The F16 norm's buffers: 3 norm weights or outputs for 4 rows, a stream of 16 values
+    // for rows of 32.
+    let f16_bytes = g.upload(&[0u8; 4 * 32 * 2]);
+    let f16 = DeviceMatrix::new(GgmlType::F16, &f16_bytes, 4, 32).unwrap();
+    let (weights3, weights4) = (g.upload(&[1.0f32; 3]), g.upload(&[1.0f32; 4]));
+    let (mut out3, mut out4) = (g.upload(&[0.0f32; 3]), g.upload(&[0.0f32; 4]));
+    let prepare = |weights, out: &mut _, y: &mut _| {
+        g.ops
+            .matvec1_f16_add_norm(&g.stream, &f16, &x, y, weights, out)
+    };
+    invalid(prepare(&weights3, &mut out4, &mut y4));
+    invalid(prepare(&weights4, &mut out3, &mut y4));
+    let short_stream = g.upload(&[1.0f32; 16]);
+    let norm = StreamNorm {
+        stream: &short_stream,
+        eps: 1e-5,
+    };
+    let store = ProductOutput::Store;
+    invalid(
+        g.ops
+            .matvec1_f16(&g.stream, None, &f16, None, &x, Some(norm), &mut y4, store),
+    );
     g.stream.synchronize().unwrap();
+    drop((f16_bytes, weights3, weights4, out3, out4, short_stream));
     drop((bytes, x, y, y4, q, k, v, pos, slot, kc, vc, best));
     assert_all_freed(&g.device);
 }
