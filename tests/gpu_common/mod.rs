@@ -55,6 +55,25 @@ pub fn gpu() -> Device {
     }
 }
 
+/// The device list indices of the first two usable GPUs. Without two the test fails:
+/// the tests that need two are named `two_gpus_*`, and the bundle's runner skips them, and
+/// says so, on a machine with fewer.
+pub fn two_gpus() -> [usize; 2] {
+    let usable: Vec<usize> = backend::enumerate()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind != DeviceKind::Cpu && r.usable)
+        .map(|(index, _)| index)
+        .collect();
+    match usable[..] {
+        [first, second, ..] => [first, second],
+        _ => panic!(
+            "this test needs two usable GPUs and {} is usable",
+            usable.len()
+        ),
+    }
+}
+
 /// A usable GPU, a stream on it and the forward-pass kernels loaded there: what the
 /// tests of single operations need.
 pub struct OpsGpu {
