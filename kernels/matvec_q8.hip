@@ -714,16 +714,11 @@ static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, cons
     __syncthreads();
     // The group's 32 values are in the first 32 lanes of warp 0 (a 64-lane wavefront's
     // upper half waits: every shuffle below stays within 32 lanes).
+    // The step in f32: v * weight is not normalised yet, and a small stream's steps would
+    // be f16 subnormals (amax below 127 * 2^-14), losing their precision.
     if (threadIdx.x < 32) {
-        const float v = values[threadIdx.x];
-        const uint64_t value = first_row + threadIdx.x;
-        // The step in f32: v * weight is not normalised yet, and a small stream's steps
-        // would be f16 subnormals (amax below 127 * 2^-14), losing their precision.
-        rf_quantize_q8_group<false>(v * weight, threadIdx.x, oq, od, os, value, group);
-        const double square = rf_lanes_sum_f64((double)v * v, 32);
-        if (threadIdx.x == 0) {
-            square_sums[group] = square;
-        }
+        rf_prepare_norm_group(values[threadIdx.x], weight, threadIdx.x, group, oq, od, os,
+                              square_sums);
     }
 }
 

@@ -104,3 +104,28 @@ RF_RMS_NORM_KERNELS(1)
 RF_RMS_NORM_KERNELS(2)
 RF_RMS_NORM_KERNELS(4)
 RF_RMS_NORM_KERNELS(8)
+
+// One token's stream x [n] prepared for the RMS norm of weights w as the residual products
+// that prepare the next norm leave it, where no such product comes before the norm's
+// readers (the first layer of a layer split's later share), so the readers compute what
+// they compute on one device. rf_prepare_norm_q8: for the integer products (Q8 of x * w
+// and each group's sum of squares, rf_prepare_norm_group; grid.x = n / 32, 32 threads).
+// rf_prepare_norm_f32: y = x * w for the F16 products, which work the scale out from x
+// (one thread a value).
+RF_KERNEL void rf_prepare_norm_q8(const float *x, const float *w, int8_t *q, float *qd,
+                                  float *qs, double *square_sums) {
+    const uint64_t group = blockIdx.x;
+    const uint32_t lane = threadIdx.x;
+    const float weight = w[group * 32 + lane];  // a weight: read before the wait
+    rf_grid_dependency_sync();
+    rf_prepare_norm_group(x[group * 32 + lane], weight, lane, group, q, qd, qs, square_sums);
+}
+
+RF_KERNEL void rf_prepare_norm_f32(const float *x, const float *w, float *y, uint64_t n) {
+    const uint64_t i = rf_global_thread();
+    const float weight = i < n ? w[i] : 0.0f;
+    rf_grid_dependency_sync();
+    if (i < n) {
+        y[i] = x[i] * weight;
+    }
+}

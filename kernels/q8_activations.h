@@ -48,3 +48,18 @@ RF_DEVICE void rf_quantize_q8_group(float v, int lane32, int8_t *q, float *d, fl
         s[group] = step * sum;
     }
 }
+
+// One group of a residual stream's new values v (value lane32 of the group, in 32
+// consecutive lanes as above) prepared for the RMS norm that follows: v * weight as Q8
+// activations with the step in f32, and the group's sum of squares of v in f64 (lane 0
+// writes it), from which the products that read them finish the norm. The residual product
+// with the next norm (matvec_q8.hip) and the norm prepared from the stream alone
+// (norm.hip) both end here, so they give the same bits.
+RF_DEVICE void rf_prepare_norm_group(float v, float weight, int lane32, uint64_t group,
+                                     int8_t *q, float *d, float *s, double *square_sums) {
+    rf_quantize_q8_group<false>(v * weight, lane32, q, d, s, group * 32 + lane32, group);
+    const double square = rf_lanes_sum_f64((double)v * v, 32);
+    if (lane32 == 0) {
+        square_sums[group] = square;
+    }
+}

@@ -4,7 +4,9 @@
 //! counters, stream and decode graph of each share, the residual stream handed over
 //! between them, the head on the last. The logits of every step (prefill batches through
 //! both product paths, then single-token steps replayed from graphs) must equal the
-//! single-GPU run's bit for bit: the shares run the same kernels on the same values.
+//! single-GPU run's bit for bit: the shares run the same kernels on the same values (a
+//! later share's first norm is prepared from the stream as the residual product before it
+//! prepares it on one device, `Backend::prepare_norm`).
 //! A memory limit per GPU (`Placement::with_memory_limit`) that one GPU cannot hold the
 //! model under is met by two shares.
 
@@ -250,6 +252,40 @@ fn a_model_past_one_gpus_memory_limit_loads_and_runs_split_over_two() {
             "a share peaked at {peak} bytes, past {limit}"
         );
     }
+    drop(split);
+    devices.iter().for_each(gpu_common::assert_all_freed);
+}
+
+/// Two physical GPUs: the residual stream crosses the link between them, each holds about
+/// half of a SmolLM2-shaped model, and the logits are the single GPU's (`assert_same_logits`).
+#[test]
+#[ignore = "needs two GPUs: run with --include-ignored on a machine with two"]
+fn two_gpus_split_a_model_and_give_the_single_gpu_logits() {
+    let [first, second] = gpu_common::two_gpus();
+    for variant in variants().iter().filter(|v| v.spec.n_layer >= 2) {
+        let single = teacher_forced(model_on(variant.gguf(), &[first], None));
+        let split = teacher_forced(model_on(variant.gguf(), &[first, second], None));
+        assert_same_logits(&split, &single, &variant.name);
+    }
+    let single = model_on(smollm2_shape(), &[first], None);
+    let whole = single.device().expect("on a GPU").memory_stats().live_bytes;
+    let single_logits = teacher_forced(single);
+    let split = model_on(smollm2_shape(), &[first, second], None);
+    let devices = share_devices(&split);
+    for (share, device) in devices.iter().enumerate() {
+        let held = device.memory_stats().live_bytes;
+        let fraction = held as f64 / whole as f64;
+        println!("GPU share {share}: {held} of the model's {whole} bytes ({fraction:.2})");
+        assert!(
+            (0.3..=0.7).contains(&fraction),
+            "share {share} holds {held} of {whole} bytes"
+        );
+    }
+    assert_same_logits(
+        &teacher_forced(Arc::clone(&split)),
+        &single_logits,
+        "SmolLM2 shape Q4_K_M over two GPUs",
+    );
     drop(split);
     devices.iter().for_each(gpu_common::assert_all_freed);
 }

@@ -258,6 +258,7 @@ fn matvec_of_model_sized_matrices() {
 // ------------------------------------------------------------------ integer products
 
 /// Q8 activations read back: per value its quant, per group of 32 its step and scaled sum.
+#[derive(Debug, PartialEq)]
 struct Q8Host {
     quants: Vec<i8>,
     scales: Vec<f32>,
@@ -480,11 +481,11 @@ fn f16_one_token_product_fuses_bit_for_bit() {
 /// The one-token F16 residual product that prepares the next norm
 /// (`matvec1_f16_add_norm`): the stream it writes is the plain residual product's to the
 /// bit and the norm's input it writes is the new stream times the norm's weights to the
-/// bit. The products that read that input with the stream (`StreamNorm`) give what the
-/// norm kernel followed by the plain product gives, up to where the norm's scale is
-/// rounded in (each output within 1e-5 of its row's Σ|w x|): Q before a K+V pair and a
-/// SwiGLU pair, on rows read by one warp and by several (4,104 values), for a stream of
-/// order 1 and one of order 1e-4.
+/// bit, as is `prepare_norm_f32`'s from the new stream alone. The products that read that
+/// input with the stream (`StreamNorm`) give what the norm kernel followed by the plain
+/// product gives, up to where the norm's scale is rounded in (each output within 1e-5 of
+/// its row's Σ|w x|): Q before a K+V pair and a SwiGLU pair, on rows read by one warp and
+/// by several (4,104 values), for a stream of order 1 and one of order 1e-4.
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn f16_residual_product_prepares_the_norm_its_readers_finish() {
@@ -528,6 +529,16 @@ fn f16_residual_product_prepares_the_norm_its_readers_finish() {
             bits(&g.download(&prepared)),
             bits(&expected),
             "{label}: norm input"
+        );
+        let mut from_stream = g.poisoned::<f32>(n_embd + spare);
+        g.ops
+            .prepare_norm_f32(&g.stream, &stream, &norm_dev, &mut from_stream)
+            .unwrap();
+        let from_stream = bits(&g.download(&from_stream));
+        assert_eq!(
+            from_stream,
+            bits(&expected),
+            "{label}: from the stream alone"
         );
 
         let mut normed = g.poisoned::<f32>(n_embd);
@@ -827,7 +838,8 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
 /// be f16 subnormals) and for three from the same layout built by hand (by `quantize_q8`,
 /// whose steps are rounded to f16 where the producer's stay in f32). Given the f32
 /// input instead of its Q8 form, each block quantizes it for itself, and everything is
-/// the same to the bit.
+/// the same to the bit; so is the norm prepared from the new stream alone
+/// (`prepare_norm_q8`, a layer split's later share).
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn residual_product_prepares_the_norm_its_readers_finish() {
@@ -908,6 +920,21 @@ fn residual_product_prepares_the_norm_its_readers_finish() {
                 let error = (sums[group] - expected).abs() / expected;
                 assert!(error < 1e-14, "{label}: group {group} sum {}", sums[group]);
             }
+            // The same from the new stream alone (a layer split's later share).
+            let mut from_stream = UnscaledNorm::new(&g.device, n_embd).unwrap();
+            g.ops
+                .prepare_norm_q8(&g.stream, &stream, &norm_dev, &mut from_stream)
+                .unwrap();
+            assert_eq!(
+                q8_of(&from_stream.q8),
+                q8_of(&unscaled.q8),
+                "{label}: prepared from the stream"
+            );
+            assert_eq!(
+                g.download(&from_stream.square_sums),
+                sums,
+                "{label}: sums prepared from the stream"
+            );
             check_norm_readers(
                 &g,
                 &mut random,

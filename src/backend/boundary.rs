@@ -244,6 +244,21 @@ pub trait Backend {
         self.matmul_into_residual(x, w)?;
         self.rms_norm(Act::X, norm, eps, out)
     }
+    /// `out = rms_norm(X, norm, eps)` as [`Backend::matmul_into_residual_and_norm`] leaves
+    /// it, where no residual product comes before it: the first layer of a layer split's
+    /// later share, whose norm one device computes in the product before. A backend that
+    /// prepares the norm there prepares it here the same way, so the split computes what
+    /// one device does.
+    fn prepare_norm(
+        &mut self,
+        norm: &Self::Vector,
+        eps: f32,
+        out: Act,
+        readers: &[&Self::Matrix<'_>],
+    ) -> Result<()> {
+        let _ = readers;
+        self.rms_norm(Act::X, norm, eps, out)
+    }
     /// `Gate = silu(W_gate · x) * (W_up · x)`, the feed-forward's gated input (leaving `Up`
     /// unspecified). Backends that can combine the two products do it in one pass.
     fn matmul_swiglu<'w>(

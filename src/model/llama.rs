@@ -35,9 +35,13 @@ pub fn forward<'w, B: Backend>(
             return Err(Error::Cancelled);
         }
         // Attention sublayer. Its norm: for the stage's first layer here, for every other
-        // one with the residual product of the layer before (`into_residual`'s next norm).
-        if i == 0 {
+        // one with the residual product of the layer before (`into_residual`'s next norm),
+        // as a later share of a layer split prepares it too for the same results.
+        if i == 0 && (layer == 0 || lw.post_norms.is_some()) {
             b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
+        } else if i == 0 {
+            let readers = [&lw.wq, &lw.wk, &lw.wv];
+            b.prepare_norm(&lw.attn_norm, c.rms_eps, Act::Xn, &readers)?;
         }
         b.matmul(
             Act::Xn,

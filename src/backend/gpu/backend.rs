@@ -593,6 +593,39 @@ impl DeviceState {
         }
     }
 
+    /// The form in which a one-token step's norm of `X` into `out` can be prepared for
+    /// `readers` (`n_embd` wide, all with integer kernels or all with the one-token F16
+    /// one), if it can: what the residual product with the next norm and `prepare_norm`
+    /// both go by. One prepared activation at a time: preparing another would leave the
+    /// first one's buffer unwritten with nothing to say so.
+    fn prepared_form(
+        &self,
+        norm: &DeviceBuffer<f32>,
+        out: Act,
+        readers: &[&GpuMatrix],
+    ) -> Option<PreparedIn> {
+        let n_embd = self.shape.n_embd;
+        let may_prepare = self.step.n_tokens == 1
+            && out != Act::X
+            && self.unscaled_of.is_none_or(|p| p.of == out)
+            && (norm.len(), self.shape.width(out)) == (n_embd, n_embd);
+        let all_read_by = |kind: FusedKind| {
+            readers.iter().all(|r| {
+                r.view()
+                    .is_ok_and(|r| r.n_cols == n_embd && self.ops.fused_kind(&r, 1) == Some(kind))
+            })
+        };
+        if !may_prepare {
+            None
+        } else if all_read_by(FusedKind::Integer) {
+            Some(PreparedIn::Unscaled)
+        } else if all_read_by(FusedKind::F16) {
+            Some(PreparedIn::StreamTimesWeights)
+        } else {
+            None
+        }
+    }
+
     /// [`DeviceState::readable`] for each of `acts`.
     fn readable_all(&self, acts: &[Act]) -> Result<()> {
         acts.iter().try_for_each(|&x| self.readable(x))
@@ -1169,33 +1202,17 @@ impl Backend for GpuStep<'_> {
         let s = &mut *self.state;
         let view = w.view()?;
         let ops = Arc::clone(&s.ops);
-        let n_embd = s.shape.n_embd;
-        let reader_of = |kind: FusedKind| {
-            let ops = &ops;
-            move |r: &&GpuMatrix| {
-                r.view()
-                    .is_ok_and(|r| r.n_cols == n_embd && ops.fused_kind(&r, 1) == Some(kind))
-            }
-        };
-        // One prepared activation at a time: preparing another would leave the first one's
-        // buffer unwritten with nothing to say so.
-        let may_prepare = s.step.n_tokens == 1
-            && !matches!(x, Act::X | Act::Xn)
-            && !matches!(out, Act::X)
-            && x != out
-            && s.unscaled_of.is_none_or(|p| p.of == out)
-            && (view.n_rows, norm.len(), s.shape.width(out)) == (n_embd, n_embd, n_embd);
-        let held_in = if !may_prepare {
-            None
-        } else if ops.has_q8_add_norm(&view) && readers.iter().all(reader_of(FusedKind::Integer)) {
-            Some(PreparedIn::Unscaled)
-        } else if ops.fused_kind(&view, 1) == Some(FusedKind::F16)
-            && readers.iter().all(reader_of(FusedKind::F16))
-        {
-            Some(PreparedIn::StreamTimesWeights)
-        } else {
-            None
-        };
+        let held_in = s.prepared_form(norm, out, readers).filter(|&form| {
+            !matches!(x, Act::X | Act::Xn)
+                && x != out
+                && view.n_rows == s.shape.n_embd
+                && match form {
+                    PreparedIn::Unscaled => ops.has_q8_add_norm(&view),
+                    PreparedIn::StreamTimesWeights => {
+                        ops.fused_kind(&view, 1) == Some(FusedKind::F16)
+                    }
+                }
+        });
         let Some(held_in) = held_in else {
             self.matmul_into_residual(x, w)?;
             return self.rms_norm(Act::X, norm, eps, out);
@@ -1226,6 +1243,40 @@ impl Backend for GpuStep<'_> {
             }
             PreparedIn::StreamTimesWeights => {
                 ops.matvec1_f16_add_norm(self.stream, &view, input, stream_x, norm, output)?;
+            }
+        }
+        s.unscaled_of = Some(PreparedNorm {
+            of: out,
+            eps,
+            held_in,
+        });
+        Ok(())
+    }
+
+    /// The norm prepared as `matmul_into_residual_and_norm` would prepare it, from `X` alone
+    /// (`GpuOps::prepare_norm_*`): the same bits for the readers, one launch.
+    fn prepare_norm(
+        &mut self,
+        norm: &DeviceBuffer<f32>,
+        eps: f32,
+        out: Act,
+        readers: &[&GpuMatrix],
+    ) -> Result<()> {
+        let s = &mut *self.state;
+        let Some(held_in) = s.prepared_form(norm, out, readers) else {
+            return self.rms_norm(Act::X, norm, eps, out);
+        };
+        s.readable(Act::X)?;
+        s.wrote(out);
+        let (stream_x, output) = pair(&mut s.acts, Act::X, out)?;
+        match held_in {
+            PreparedIn::Unscaled => {
+                s.ops
+                    .prepare_norm_q8(self.stream, stream_x, norm, &mut s.unscaled)?
+            }
+            PreparedIn::StreamTimesWeights => {
+                s.ops
+                    .prepare_norm_f32(self.stream, stream_x, norm, output)?
             }
         }
         s.unscaled_of = Some(PreparedNorm {

@@ -23,6 +23,7 @@ mod gemm;
 mod matvec;
 mod matvec_q8;
 mod norm;
+mod prepared_norm;
 mod rope;
 mod split_rows;
 mod weights;
@@ -104,6 +105,7 @@ pub struct GpuOps {
     matvec: matvec::MatvecKernels,
     matvec_q8: matvec_q8::MatvecQ8Kernels,
     norm: norm::NormKernel,
+    prepared_norm: prepared_norm::PreparedNormKernels,
     rope: rope::RopeKernel,
     attention: attention::AttentionKernels,
     elementwise: elementwise::ElementwiseKernels,
@@ -123,11 +125,13 @@ impl GpuOps {
             )));
         }
         let module = |name: &str| Module::load_embedded(device, name);
+        let norm_module = module("norm")?;
         Ok(GpuOps {
             embedding: embedding::EmbeddingKernels::load(&module("embedding")?)?,
             matvec: matvec::MatvecKernels::load(&module("matvec")?, warp_size)?,
             matvec_q8: matvec_q8::MatvecQ8Kernels::load(&module("matvec_q8")?, warp_size)?,
-            norm: norm::NormKernel::load(&module("norm")?)?,
+            norm: norm::NormKernel::load(&norm_module)?,
+            prepared_norm: prepared_norm::PreparedNormKernels::load(&norm_module)?,
             rope: rope::RopeKernel::load(&module("rope")?)?,
             attention: attention::AttentionKernels::load(device, &module("attention")?, warp_size)?,
             elementwise: elementwise::ElementwiseKernels::load(&module("elementwise")?)?,
