@@ -35,13 +35,16 @@ pub fn forward<'w, B: Backend>(
             return Err(Error::Cancelled);
         }
         // Attention sublayer. Its norm: for the stage's first layer here, for every other
-        // one with the residual product of the layer before (`into_residual`'s next norm),
-        // as a later share of a layer split prepares it too for the same results.
-        if i == 0 && (layer == 0 || lw.post_norms.is_some()) {
-            b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
-        } else if i == 0 {
-            let readers = [&lw.wq, &lw.wk, &lw.wv];
-            b.prepare_norm(&lw.attn_norm, c.rms_eps, Act::Xn, &readers)?;
+        // one with the residual product of the layer before (`into_residual`'s next norm).
+        // A later share of a layer split prepares it as that product would have on one
+        // device (where there is no post-norm, with which the product leaves it alone).
+        if i == 0 {
+            if layer > 0 && lw.post_norms.is_none() {
+                let readers = [&lw.wq, &lw.wk, &lw.wv];
+                b.prepare_norm(&lw.attn_norm, c.rms_eps, Act::Xn, &readers)?;
+            } else {
+                b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
+            }
         }
         b.matmul(
             Act::Xn,
