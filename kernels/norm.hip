@@ -111,7 +111,7 @@ RF_RMS_NORM_KERNELS(8)
 // they compute on one device. rf_prepare_norm_q8: for the integer products (Q8 of x * w
 // and each group's sum of squares, rf_prepare_norm_group; grid.x = n / 32, 32 threads).
 // rf_prepare_norm_f32: y = x * w for the F16 products, which work the scale out from x
-// (one thread a value).
+// (a grid-stride loop, as elementwise.hip's).
 RF_KERNEL void rf_prepare_norm_q8(const float *x, const float *w, int8_t *q, float *qd,
                                   float *qs, double *square_sums) {
     const uint64_t group = blockIdx.x;
@@ -122,10 +122,8 @@ RF_KERNEL void rf_prepare_norm_q8(const float *x, const float *w, int8_t *q, flo
 }
 
 RF_KERNEL void rf_prepare_norm_f32(const float *x, const float *w, float *y, uint64_t n) {
-    const uint64_t i = rf_global_thread();
-    const float weight = i < n ? w[i] : 0.0f;
     rf_grid_dependency_sync();
-    if (i < n) {
-        y[i] = x[i] * weight;
+    for (uint64_t i = rf_global_thread(); i < n; i += rf_grid_threads()) {
+        y[i] = x[i] * w[i];
     }
 }

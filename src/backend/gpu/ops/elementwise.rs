@@ -5,9 +5,9 @@ use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Modul
 use super::{GpuOps, check_buffer, to_u32};
 use crate::error::{Error, Result};
 
-const THREADS: u32 = 256;
+pub(super) const THREADS: u32 = 256;
 /// Grid-stride kernels: enough blocks to fill any current GPU, the loop covers the rest.
-const MAX_BLOCKS: u32 = 4096;
+pub(super) const MAX_BLOCKS: u32 = 4096;
 
 pub(super) struct ElementwiseKernels {
     swiglu: Function,

@@ -5,12 +5,10 @@
 //! so that a split computes what one device does.
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
+use super::elementwise::{MAX_BLOCKS, THREADS};
 use super::matvec_q8::{Q8_GROUP, UnscaledNorm};
 use super::{GpuOps, MAX_GRID_X, check_buffer};
 use crate::error::{Error, Result};
-
-/// Threads per block of the elementwise F32 form.
-const THREADS: u32 = 256;
 
 pub(super) struct PreparedNormKernels {
     q8: Function,
@@ -84,18 +82,14 @@ impl GpuOps {
         check_buffer("prepare_norm_f32 stream", x, n, stream)?;
         check_buffer("prepare_norm_f32 weight", weight, n, stream)?;
         check_buffer("prepare_norm_f32 output", out, n, stream)?;
-        let blocks = u32::try_from((n as u64).div_ceil(u64::from(THREADS)))
-            .ok()
-            .filter(|&b| b <= MAX_GRID_X)
-            .ok_or_else(|| Error::InvalidArgument(format!("prepare_norm_f32 of {n} values")))?;
-        if blocks == 0 {
+        if n == 0 {
             return Ok(());
         }
         let mut args = KernelArgs::new();
         args.push(x).push(weight).push(&mut *out).push(n as u64);
-        let config = LaunchConfig::linear(blocks, THREADS);
+        let config = LaunchConfig::for_elements(n as u64, THREADS, MAX_BLOCKS);
         // SAFETY: the arguments match rf_prepare_norm_f32(x, w, y, n); x, weight and out
-        // hold n floats (checked), and threads past n do nothing.
+        // hold n floats (checked), and the grid-stride loop stays below n.
         unsafe { self.prepared_norm.f32.launch(stream, &config, &args) }
     }
 }
