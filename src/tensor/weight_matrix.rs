@@ -1,5 +1,7 @@
 //! A borrowed weight matrix: the bytes of a GGUF tensor read as rows.
 
+use std::ops::Range;
+
 use crate::gguf::TensorView;
 use crate::tensor::GgmlType;
 use crate::{Error, Result};
@@ -64,6 +66,44 @@ impl<'a> WeightMatrix<'a> {
     pub fn row_bytes(&self) -> usize {
         // Checked in `check`: a row is whole blocks and the matrix fits in `data`.
         self.n_cols / self.dtype.block_size() as usize * self.dtype.block_bytes() as usize
+    }
+
+    /// Rows `rows` of the matrix, as a view of its bytes.
+    pub fn rows(&self, rows: Range<usize>) -> Result<WeightMatrix<'a>> {
+        let row_bytes = self.row_bytes();
+        match self.data.get(rows.start * row_bytes..rows.end * row_bytes) {
+            Some(data) if rows.start <= rows.end => {
+                WeightMatrix::new(self.dtype, data, rows.len(), self.n_cols)
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "rows {rows:?} of a matrix of {} rows",
+                self.n_rows
+            ))),
+        }
+    }
+
+    /// Columns `cols` of every row, copied row after row: the bytes of a matrix of
+    /// `n_rows` rows of `cols.len()` values. The columns must be whole `dtype` blocks.
+    pub fn column_bytes(&self, cols: Range<usize>) -> Result<Vec<u8>> {
+        let block = self.dtype.block_size() as usize;
+        if cols.start > cols.end
+            || cols.end > self.n_cols
+            || !cols.start.is_multiple_of(block)
+            || !cols.end.is_multiple_of(block)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "columns {cols:?} of a {} matrix of {} columns: expected whole blocks of {block}",
+                self.dtype, self.n_cols
+            )));
+        }
+        let block_bytes = self.dtype.block_bytes() as usize;
+        let bytes = cols.start / block * block_bytes..cols.end / block * block_bytes;
+        Ok(self
+            .data
+            .chunks_exact(self.row_bytes())
+            .flat_map(|row| &row[bytes.clone()])
+            .copied()
+            .collect())
     }
 
     /// Validates the shape against the dtype and the data length.
@@ -131,5 +171,38 @@ mod tests {
         let data = [0_u8; 2 * 144];
         let matrix = WeightMatrix::new(GgmlType::Q4K, &data, 1, 512).unwrap();
         assert_eq!(matrix.row_bytes(), 288);
+    }
+
+    #[test]
+    fn row_and_column_slices_hold_the_values_of_those_rows_and_columns() {
+        // 3 rows of 96 Q8_0 values: 3 blocks of 34 bytes a row, any bytes but finite scales.
+        let mut data: Vec<u8> = (0..3 * 3 * 34).map(|i| (i * 37 % 251) as u8).collect();
+        for block in data.chunks_exact_mut(34) {
+            block[..2].copy_from_slice(&half::f16::from_f32(0.25).to_le_bytes());
+        }
+        let matrix = WeightMatrix::new(GgmlType::Q8_0, &data, 3, 96).unwrap();
+        let values = |m: &WeightMatrix<'_>| {
+            crate::tensor::dequantize_to_vec(m.dtype, m.data, m.n_rows * m.n_cols).unwrap()
+        };
+        let all = values(&matrix);
+
+        let rows = matrix.rows(1..3).unwrap();
+        assert_eq!((rows.n_rows, rows.n_cols), (2, 96));
+        assert_eq!(values(&rows), all[96..]);
+
+        let bytes = matrix.column_bytes(32..96).unwrap();
+        let columns = WeightMatrix::new(GgmlType::Q8_0, &bytes, 3, 64).unwrap();
+        let expected: Vec<f32> = all
+            .chunks(96)
+            .flat_map(|row| &row[32..96])
+            .copied()
+            .collect();
+        assert_eq!(values(&columns), expected);
+
+        for cols in [16..48, 0..128, 0..40] {
+            let err = matrix.column_bytes(cols.clone()).unwrap_err();
+            assert!(err.to_string().contains("whole blocks"), "{cols:?}: {err}");
+        }
+        assert!(matrix.rows(2..4).is_err());
     }
 }
