@@ -114,3 +114,13 @@ RF_DEVICE void rf_grid_dependency_sync() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+
+// The wait of rf_grid_dependency_sync alone: the next kernel begins launching only when
+// this one ends. For a kernel that waits for kernels on
+// other streams (peer_sum.hip): a next kernel launched early would sit on SMs that those
+// kernels, where they share this GPU, need to get there.
+RF_DEVICE void rf_grid_dependency_wait() {
+#if defined(RF_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}

@@ -1,6 +1,6 @@
 //! The operations of a forward pass on a GPU: safe launchers for the kernels of
 //! `kernels/{embedding,matvec,matvec_q8,norm,rope,attention,attention_mma,elementwise,argmax,
-//! dequant_f16,split_rows}.hip`.
+//! dequant_f16,split_rows,peer_sum}.hip`.
 //!
 //! [`GpuOps::load`] loads every kernel once per device; each launcher takes typed device
 //! buffers and the shapes they hold, checks every length, shape and limit before it
@@ -23,6 +23,7 @@ mod gemm;
 mod matvec;
 mod matvec_q8;
 mod norm;
+mod peer_sum;
 mod prepared_norm;
 mod rope;
 mod split_rows;
@@ -37,6 +38,7 @@ pub use matvec_q8::{
     AddNormInput, MAX_Q8_TOKENS, NormScale, Q8_GROUP, Q8Buffers, UnscaledNorm,
     integer_product_types,
 };
+pub use peer_sum::{MAX_PEER_SUM_RANKS, PeerExchange};
 pub use rope::{RopeKvWrite, RopeParams};
 
 pub use weights::{BlockLayout, DeviceMatrix, supported_weight_types};
@@ -112,6 +114,7 @@ pub struct GpuOps {
     argmax: argmax::ArgmaxKernel,
     dequant_f16: dequant_f16::DequantF16Kernels,
     split_rows: split_rows::SplitRowsKernels,
+    peer_sum: peer_sum::PeerSumKernels,
 }
 
 impl GpuOps {
@@ -138,6 +141,7 @@ impl GpuOps {
             argmax: argmax::ArgmaxKernel::load(&module("argmax")?)?,
             dequant_f16: dequant_f16::DequantF16Kernels::load(&module("dequant_f16")?)?,
             split_rows: split_rows::SplitRowsKernels::load(&module("split_rows")?)?,
+            peer_sum: peer_sum::PeerSumKernels::load(&module("peer_sum")?)?,
         })
     }
 }
