@@ -10,10 +10,11 @@ use std::ops::Range;
 use crate::backend::DeviceKind;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
+use crate::backend::{Shape, saturating_bytes};
 use crate::context::ContextParams;
 use crate::error::Result;
 use crate::gguf::GgufFile;
-use crate::model::{ModelConfig, Placement};
+use crate::model::{ModelConfig, Placement, SplitMode, TensorShare, TensorSplitShape};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryEstimate {
@@ -88,6 +89,31 @@ pub fn estimate_shares(
             },
         }]);
     }
+    if placement.mode() == SplitMode::Tensors {
+        let shares = placement.tensor_shares(&TensorSplitShape::of(&config, gguf))?;
+        let (n, last) = (shares.len(), shares.len() - 1); // never empty
+        return Ok((placement.devices().iter().zip(shares).enumerate())
+            .map(|(i, (placed, share))| {
+                let local = Shape {
+                    n_head: share.q_heads.len(),
+                    n_head_kv: share.kv_heads.len(),
+                    n_ff: share.ff.len(),
+                    ..shape
+                };
+                let context = GpuBackend::planned_tensor_share(&local, &sizes, 1, i == last, n);
+                ShareEstimate {
+                    device: placed.index,
+                    layers: 0..config.n_layer,
+                    memory: MemoryEstimate {
+                        weights_bytes: tensor_share_bytes(gguf, &config, &share, i == last),
+                        kv_bytes: context.kv_bytes,
+                        host_bytes: context.host_bytes,
+                        device_bytes: context.device_bytes,
+                    },
+                }
+            })
+            .collect());
+    }
     let shares = placement.layer_shares(shape.n_layer)?;
     Ok(placement
         .devices()
@@ -107,6 +133,50 @@ pub fn estimate_shares(
             }
         })
         .collect())
+}
+
+/// The bytes of the tensors a GPU of a tensor split uploads
+/// (`HostWeights::upload_tensor_share`): its part of each layer's matrices and biases (a
+/// matrix's rows or columns are whole blocks, so its bytes divide as they do), the whole
+/// norms, the embedding, and the output norm and head on the last device (`head`).
+fn tensor_share_bytes(
+    gguf: &GgufFile<'_>,
+    config: &ModelConfig,
+    share: &TensorShare,
+    head: bool,
+) -> u64 {
+    let (q, kv) = (share.q_heads.len(), share.kv_heads.len());
+    // The share's part of a tensor, as (of, in) values.
+    let part = |name: &str| -> (usize, usize) {
+        let tensor = name.split('.').nth(2).unwrap_or("");
+        match tensor {
+            "attn_q" => (q, config.n_head),
+            "attn_k" | "attn_v" => (kv, config.n_head_kv),
+            "attn_qkv" => (q + 2 * kv, config.n_head + 2 * config.n_head_kv),
+            "attn_output" => (q, config.n_head),
+            "ffn_gate" | "ffn_up" | "ffn_down" => (share.ff.len(), config.n_ff),
+            _ => (1, 1),
+        }
+    };
+    let layers: u128 = gguf
+        .tensors()
+        .iter()
+        .filter(|t| t.name().starts_with("blk."))
+        .map(|t| {
+            let (of, whole) = part(t.name());
+            u128::from(t.n_bytes()) * of as u128 / whole.max(1) as u128
+        })
+        .sum();
+    let bytes_of = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
+    let mut bytes = saturating_bytes(layers) + bytes_of("token_embd.weight");
+    if head {
+        bytes += bytes_of("output_norm.weight");
+        bytes += match config.tied_output {
+            true => bytes_of("token_embd.weight"),
+            false => bytes_of("output.weight"),
+        };
+    }
+    bytes
 }
 
 /// The bytes of the tensors a GPU running `layers` uploads (`HostWeights::upload`): the

@@ -21,7 +21,7 @@ use rocmforge::ffi::{
 };
 use rocmforge::gguf::GgufFile;
 use rocmforge::memory_estimate::{estimate as estimate_on, estimate_shares};
-use rocmforge::model::Placement;
+use rocmforge::model::{Placement, SplitMode};
 
 fn empty_estimate() -> rf_memory_estimate {
     rf_memory_estimate {
@@ -202,13 +202,9 @@ fn a_model_on_one_device_is_one_share_of_the_whole_estimate() {
     );
 }
 
-/// A layer split over two GPUs, estimated on any machine: the device list is this
-/// machine's with two GPUs added (the estimate reads only their kind and free memory).
-#[test]
-fn a_layer_split_is_estimated_share_by_share() {
-    let bytes = std::fs::read(model_path(SMOLLM2)).unwrap();
-    let gguf = GgufFile::parse(&bytes).unwrap();
-    let tensor_bytes = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
+/// This machine's device list with two GPUs added (an estimate reads only their kind and
+/// free memory), and the index of the first of them.
+fn with_two_gpus() -> (Vec<DeviceReport>, usize) {
     let mut devices = enumerate();
     let first_gpu = devices.len();
     for ordinal in 0..2 {
@@ -225,6 +221,16 @@ fn a_layer_split_is_estimated_share_by_share() {
             why_unusable: None,
         });
     }
+    (devices, first_gpu)
+}
+
+/// A layer split over two GPUs, estimated on any machine.
+#[test]
+fn a_layer_split_is_estimated_share_by_share() {
+    let bytes = std::fs::read(model_path(SMOLLM2)).unwrap();
+    let gguf = GgufFile::parse(&bytes).unwrap();
+    let tensor_bytes = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
+    let (devices, first_gpu) = with_two_gpus();
     let placement =
         Placement::split(&devices, &[first_gpu, first_gpu + 1], Some(&[1.0, 2.0])).unwrap();
     let params = ContextParams {
@@ -269,4 +275,45 @@ fn a_layer_split_is_estimated_share_by_share() {
     assert!(shares[0].memory.host_bytes < shares[1].memory.host_bytes);
     let whole = estimate_on(&gguf, &placement, &params).unwrap();
     assert_eq!(whole.kv_bytes, 3 * shares[0].memory.kv_bytes);
+}
+
+/// A tensor split over two GPUs, estimated on any machine: SmolLM2's 3 K/V heads and FFN
+/// of 48 slices of 32 divide one to two.
+#[test]
+fn a_tensor_split_is_estimated_share_by_share() {
+    let bytes = std::fs::read(model_path(SMOLLM2)).unwrap();
+    let gguf = GgufFile::parse(&bytes).unwrap();
+    let tensor_bytes = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
+    let (devices, first_gpu) = with_two_gpus();
+    let gpus = [first_gpu, first_gpu + 1];
+    let placement =
+        Placement::split_by(SplitMode::Tensors, &devices, &gpus, Some(&[1.0, 2.0])).unwrap();
+    let params = ContextParams {
+        n_ctx: 2048,
+        n_batch: 512,
+        n_threads: 1,
+        ..ContextParams::default()
+    };
+    let shares = estimate_shares(&gguf, &placement, &params).unwrap();
+    assert_eq!(shares.len(), 2);
+    assert!(shares.iter().all(|s| s.layers == (0..30)));
+    // Each share holds its part of every layer's matrices, the layers' whole norms and
+    // the embedding; the last also the output norm and the tied head, a second copy of
+    // the embedding.
+    let all: u64 = gguf.tensors().iter().map(|t| t.n_bytes()).sum();
+    let embedding = tensor_bytes("token_embd.weight");
+    let layer_norms: u64 = (gguf.tensors().iter())
+        .filter(|t| t.name().starts_with("blk.") && t.name().ends_with("_norm.weight"))
+        .map(|t| t.n_bytes())
+        .sum();
+    assert_eq!(
+        shares[0].memory.weights_bytes + shares[1].memory.weights_bytes,
+        all + 2 * embedding + layer_norms
+    );
+    let q_of_layer_0 = tensor_bytes("blk.0.attn_q.weight");
+    let share_0_layers = shares[0].memory.weights_bytes - embedding;
+    assert!(share_0_layers > 29 * q_of_layer_0 && share_0_layers < all / 2);
+    // One K/V head of three on the first share, two on the second.
+    assert_eq!(2 * shares[0].memory.kv_bytes, shares[1].memory.kv_bytes);
+    assert!(shares[0].memory.host_bytes < shares[1].memory.host_bytes);
 }

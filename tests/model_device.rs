@@ -136,20 +136,23 @@ fn a_negative_device_other_than_auto_is_refused() {
 }
 
 #[test]
-fn a_tensor_split_is_unsupported_and_says_so() {
-    let (status, model) = load_split(&[RF_DEVICE_CPU], RF_SPLIT_TENSOR, None);
-    let message = last_error();
-    assert!(model.is_null());
-    assert_eq!(status, rf_status::RF_ERR_UNSUPPORTED, "{message}");
-    assert!(message.contains("RF_SPLIT_TENSOR"), "{message}");
-}
-
-#[test]
 fn a_split_is_refused_on_the_cpu_with_bad_proportions_or_an_unknown_mode() {
     // Devices, split mode, proportions, and what the error says.
     type Case = (&'static [i32], u32, Option<&'static [f32]>, &'static str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         (&[0, 0], RF_SPLIT_LAYER, None, "GPUs only"),
+        (
+            &[RF_DEVICE_CPU],
+            RF_SPLIT_TENSOR,
+            None,
+            "a tensor split runs on GPUs only",
+        ),
+        (
+            &[0; 9],
+            RF_SPLIT_TENSOR,
+            None,
+            "over 9 devices: expected 1 to 8",
+        ),
         (&[0], RF_SPLIT_LAYER, Some(&[0.0]), "split proportion 0"),
         (
             &[0],

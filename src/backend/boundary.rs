@@ -221,6 +221,18 @@ pub trait Backend {
     fn geglu(&mut self) -> Result<()>;
     /// `X += x` (`x` of the residual stream's width).
     fn add_to_residual(&mut self, x: Act) -> Result<()>;
+    /// `X += Σ x` over the devices of a tensor split, each of which holds its part of
+    /// the sum in `x` (of the residual stream's width); all of them get the same `X`. A
+    /// backend on one device is a split of one: `X += x`.
+    fn add_sum_to_residual(&mut self, x: Act) -> Result<()> {
+        self.add_to_residual(x)
+    }
+    /// `x = Σ x` over the devices of a tensor split, as [`Backend::add_sum_to_residual`]
+    /// adds them; nothing to do on one device.
+    fn sum_in_place(&mut self, x: Act) -> Result<()> {
+        let _ = x;
+        Ok(())
+    }
     /// `X += W · x`: a product into the residual stream (through `Proj`, which it leaves
     /// unspecified). Backends that can add in place do it in one pass.
     fn matmul_into_residual(&mut self, x: Act, w: &Self::Matrix<'_>) -> Result<()> {

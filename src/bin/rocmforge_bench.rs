@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] [--kv f16|f32|q8_0]
-//!                 [--split I,J,...] [--json] [--bandwidth]
+//!                 [--split I,J,...] [--split-mode layer|tensor] [--json] [--bandwidth]
 //! ```
 //! As llama-bench's pp and tg tests: each repetition decodes a prompt of `p` tokens in one
 //! batch into an empty cache (pp), then empties the cache and decodes `n` tokens one at a
@@ -16,7 +16,8 @@
 //!
 //! `--split I,J,...` runs the model split by layers over those GPUs of the device list,
 //! in that order, in proportion to their free memory (an index may repeat: two shares on
-//! one GPU, which measures what the hand-over between shares costs).
+//! one GPU, which measures what the hand-over between shares costs). `--split-mode tensor`
+//! splits each layer's heads and FFN over them instead.
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -29,7 +30,7 @@ use std::time::Instant;
 use rocmforge::backend::{DeviceChoice, KvType};
 use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::gguf::OwnedGguf;
-use rocmforge::model::{Model, Placement};
+use rocmforge::model::{Model, Placement, SplitMode};
 
 struct Args {
     model: PathBuf,
@@ -41,14 +42,15 @@ struct Args {
     device: DeviceChoice,
     /// The GPUs of a layer split, instead of `device`; empty for one device.
     split: Vec<usize>,
+    split_mode: SplitMode,
     kv_type: KvType,
     json: bool,
     bandwidth: bool,
 }
 
 const USAGE: &str = "usage: rocmforge-bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] \
-                     [-d cpu|auto|DEVICE_INDEX] [--split I,J,...] [--kv f16|f32|q8_0] \
-                     [--json] [--bandwidth]";
+                     [-d cpu|auto|DEVICE_INDEX] [--split I,J,...] [--split-mode layer|tensor] \
+                     [--kv f16|f32|q8_0] [--json] [--bandwidth]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -59,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         device: DeviceChoice::Index(0),
         split: Vec::new(),
+        split_mode: SplitMode::Layers,
         kv_type: KvType::F16,
         json: false,
         bandwidth: false,
@@ -94,12 +97,8 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "-d" => args.device = cli::device_choice(&value)?,
-            "--split" => {
-                args.split = value
-                    .split(',')
-                    .map(|i| i.parse().map_err(|e| format!("--split {value}: {e}")))
-                    .collect::<Result<_, _>>()?
-            }
+            "--split" => args.split = cli::split_devices(&value)?,
+            "--split-mode" => args.split_mode = cli::split_mode(&value)?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -184,7 +183,7 @@ fn run(args: &Args) -> rocmforge::Result<()> {
     let devices = rocmforge::backend::enumerate();
     let placement = match args.split.is_empty() {
         true => Placement::choose(&devices, args.device)?,
-        false => Placement::split(&devices, &args.split, None)?,
+        false => Placement::split_by(args.split_mode, &devices, &args.split, None)?,
     };
     let device = placement
         .devices()

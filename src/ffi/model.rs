@@ -16,7 +16,7 @@ use crate::backend::cpu::MAX_THREADS;
 use crate::error::Error;
 use crate::gguf::{GgufFile, OwnedGguf, Value};
 use crate::grammar::GrammarVocabulary;
-use crate::model::{MAX_SHARES, Model, Placement};
+use crate::model::{MAX_SHARES, Model, Placement, SplitMode};
 use crate::tokenizer::Tokenizer;
 
 /// `rf_model_params.device`: the best usable GPU, else the CPU.
@@ -27,8 +27,11 @@ pub const RF_DEVICE_CPU: i32 = 0;
 /// `rf_model_params.split_mode`: each GPU of `devices` holds a contiguous range of the
 /// layers and their KV cache; the residual stream crosses between them once a step.
 pub const RF_SPLIT_LAYER: u32 = 0;
-/// `rf_model_params.split_mode`: each layer's matrices split across the GPUs, combined
-/// by all-reduce. Not available yet: loading with it is `RF_ERR_UNSUPPORTED`.
+/// `rf_model_params.split_mode`: each GPU of `devices` (at most 8, which must reach each
+/// other's memory directly) holds its part of every layer: whole K/V heads with their
+/// query heads and K/V cache, and a slice of the feed-forward; the GPUs add up their
+/// partial results twice a layer, kernel to kernel through each other's memory. A shape
+/// whose heads or blocks do not divide over the GPUs is `RF_ERR_INVALID_ARGUMENT`.
 pub const RF_SPLIT_TENSOR: u32 = 1;
 
 /// Called with the load progress in [0, 1]; returning false cancels the load.
@@ -305,26 +308,26 @@ unsafe fn devices_of(params: &rf_model_params) -> Result<Placement, Failure> {
             },
         )
     };
-    match params.split_mode {
-        RF_SPLIT_LAYER => {}
-        RF_SPLIT_TENSOR => {
-            return Err(Failure::new(
-                rf_status::RF_ERR_UNSUPPORTED,
-                "split_mode RF_SPLIT_TENSOR is not available yet; RF_SPLIT_LAYER is",
-            ));
-        }
+    let mode = match params.split_mode {
+        RF_SPLIT_LAYER => SplitMode::Layers,
+        RF_SPLIT_TENSOR => SplitMode::Tensors,
         mode => {
             return Err(Failure::new(
                 rf_status::RF_ERR_INVALID_ARGUMENT,
                 format!("split_mode {mode}: expected RF_SPLIT_LAYER or RF_SPLIT_TENSOR"),
             ));
         }
-    }
+    };
     let indexes = devices
         .iter()
         .map(|&i| index(i))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Placement::split(&device_reports(), &indexes, proportions)?)
+    Ok(Placement::split_by(
+        mode,
+        &device_reports(),
+        &indexes,
+        proportions,
+    )?)
 }
 
 fn load_with(

@@ -67,14 +67,12 @@ pub fn forward<'w, B: Backend>(
             readers: [&lw.w_gate, &lw.w_up],
         };
         let post_norms = lw.post_norms.as_ref();
-        into_residual(
-            b,
-            Act::Attn,
-            &lw.wo,
-            post_norms.map(|n| &n.attention),
-            c.rms_eps,
-            Some(ffn_norm),
-        )?;
+        let residual = Residual {
+            post_norm: post_norms.map(|n| &n.attention),
+            eps: c.rms_eps,
+            partial: w.partial_sums,
+        };
+        into_residual(b, Act::Attn, &lw.wo, residual, Some(ffn_norm))?;
 
         // Feed-forward sublayer (Xn holds its norm).
         match c.ffn_activation {
@@ -88,14 +86,11 @@ pub fn forward<'w, B: Backend>(
             weight: &next.attn_norm,
             readers: [&next.wq, &next.wk, &next.wv],
         });
-        into_residual(
-            b,
-            Act::Gate,
-            &lw.w_down,
-            post_norms.map(|n| &n.ffn),
-            c.rms_eps,
-            next,
-        )?;
+        let residual = Residual {
+            post_norm: post_norms.map(|n| &n.ffn),
+            ..residual
+        };
+        into_residual(b, Act::Gate, &lw.w_down, residual, next)?;
     }
     // Output head, only for the tokens that asked for logits.
     match w.head {
@@ -111,30 +106,60 @@ struct NextNorm<'a, 'w, B: Backend, const N: usize> {
     readers: [&'a B::Matrix<'w>; N],
 }
 
-/// `X += W · x`, or with a post-norm (Gemma) `X += rms_norm(W · x)`; then `Xn =
-/// rms_norm(X)` with the `next` norm, if any.
+/// How a sublayer's output joins the residual stream.
+struct Residual<'a, B: Backend> {
+    /// The norm of the sublayer's output before it joins (Gemma 3).
+    post_norm: Option<&'a B::Vector>,
+    eps: f32,
+    /// Whether the product gives this device's part of a tensor split's sum.
+    partial: bool,
+}
+
+impl<B: Backend> Clone for Residual<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for Residual<'_, B> {}
+
+/// `X += W · x`, or with a post-norm (Gemma) `X += rms_norm(W · x)`, where a tensor split's
+/// devices add up their parts of `W · x` first; then `Xn = rms_norm(X)` with the `next`
+/// norm, if any.
 fn into_residual<'w, B: Backend, const N: usize>(
     b: &mut B,
     x: Act,
     w: &B::Matrix<'w>,
-    post_norm: Option<&B::Vector>,
-    eps: f32,
+    residual: Residual<'_, B>,
     next: Option<NextNorm<'_, 'w, B, N>>,
 ) -> Result<()> {
-    match (post_norm, next) {
-        (None, Some(next)) => {
-            b.matmul_into_residual_and_norm(x, w, next.weight, eps, Act::Xn, &next.readers)
-        }
-        (None, None) => b.matmul_into_residual(x, w),
-        (Some(norm), next) => {
-            b.matmul(x, &[(w, Act::Proj)])?;
+    let eps = residual.eps;
+    if residual.post_norm.is_none() && !residual.partial {
+        return match next {
+            Some(next) => {
+                b.matmul_into_residual_and_norm(x, w, next.weight, eps, Act::Xn, &next.readers)
+            }
+            None => b.matmul_into_residual(x, w),
+        };
+    }
+    b.matmul(x, &[(w, Act::Proj)])?;
+    match residual.post_norm {
+        None => b.add_sum_to_residual(Act::Proj)?,
+        Some(norm) => {
+            b.sum_in_place(Act::Proj)?;
             // Xn is free here: the sublayer's input was consumed by its first product.
             b.rms_norm(Act::Proj, norm, eps, Act::Xn)?;
             b.add_to_residual(Act::Xn)?;
-            match next {
-                Some(next) => b.rms_norm(Act::X, next.weight, eps, Act::Xn),
-                None => Ok(()),
-            }
         }
+    }
+    match next {
+        // Prepared as the residual product prepares it on one device where there is no
+        // post-norm, so that a tensor split's norms are what one device computes from the
+        // same stream.
+        Some(next) if residual.post_norm.is_none() => {
+            b.prepare_norm(next.weight, eps, Act::Xn, &next.readers)
+        }
+        Some(next) => b.rms_norm(Act::X, next.weight, eps, Act::Xn),
+        None => Ok(()),
     }
 }

@@ -4,6 +4,7 @@
 mod config;
 mod llama;
 mod placement;
+mod tensor_split;
 mod weights;
 
 use std::ops::Range;
@@ -14,14 +15,15 @@ use std::sync::atomic::AtomicBool;
 use self_cell::self_cell;
 
 pub use config::{Architecture, FfnActivation, ModelConfig, SlidingWindow};
-pub use placement::{MAX_SHARES, PlacedDevice, Placement, split_layers};
+pub use placement::{MAX_SHARES, PlacedDevice, Placement, SplitMode, split_layers};
+pub use tensor_split::{TensorShare, TensorSplitShape, split_tensors};
 use weights::{DeviceShare, HostWeights};
 
 pub use crate::backend::RopeStyle;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::ops::GpuOps;
 use crate::backend::gpu::{Device, GpuBackend, GpuParts, Stream};
-use crate::backend::{BackendState, ContextSizes, DeviceKind};
+use crate::backend::{BackendState, ContextSizes, DeviceKind, Shape};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, OwnedGguf};
 
@@ -34,43 +36,64 @@ self_cell!(
 );
 
 /// Where the weights live: read in place from the file's mapping by the CPU, or
-/// uploaded to one GPU or split by layers over several (the mapping stays for the
-/// metadata and the CPU-side views).
+/// uploaded to one GPU or split over several (the mapping stays for the metadata and the
+/// CPU-side views).
 enum Weights {
     Host,
-    /// In layer order; never empty.
+    /// In layer order (device order for a tensor split); never empty.
     Device(Vec<DeviceModel>),
 }
 
-/// A model's weights on a GPU (all of them, or a layer split's share), the device they
-/// are on, and the kernels that use them.
+/// A model's weights on a GPU (all of them, a layer split's share or a tensor split's),
+/// the device they are on, and the kernels that use them.
 struct DeviceModel {
     device: Device,
     ops: Arc<GpuOps>,
     layers: Range<usize>,
+    /// A tensor split device's part of every layer.
+    tensor: Option<TensorShare>,
     weights: DeviceShare,
 }
 
 impl DeviceModel {
-    /// Opens `placed`'s GPU, its buffers held under `limit` bytes, and uploads the
-    /// weights of `layers` there.
+    /// Opens `placed`'s GPU, its buffers held under `limit` bytes, and uploads there the
+    /// weights of `layers`, or a tensor split's `part` of every layer (with the output
+    /// head where `head`).
     fn load(
         placed: &PlacedDevice,
         limit: Option<u64>,
         host: &HostWeights<'_>,
-        layers: Range<usize>,
+        config: &ModelConfig,
+        part: DevicePart,
     ) -> Result<Self> {
         let device = placed.device.open_with_limit(limit)?;
         let stream = Stream::new(&device)?;
         let ops = Arc::new(GpuOps::load(&device)?);
-        let weights = host.upload(&stream, &ops, layers.clone())?;
+        let (layers, tensor, weights) = match part {
+            DevicePart::Layers(layers) => {
+                let weights = host.upload(&stream, &ops, layers.clone())?;
+                (layers, None, weights)
+            }
+            DevicePart::Tensors { share, head } => {
+                let weights =
+                    host.upload_tensor_share(&stream, &ops, &share, config.head_dim, head)?;
+                (0..config.n_layer, Some(share), weights)
+            }
+        };
         Ok(DeviceModel {
             device,
             ops,
             layers,
+            tensor,
             weights,
         })
     }
+}
+
+/// What one GPU of a placement holds.
+enum DevicePart {
+    Layers(Range<usize>),
+    Tensors { share: TensorShare, head: bool },
 }
 
 /// One device's share of a model: the layers it runs and the weights it holds.
@@ -116,21 +139,30 @@ impl Model {
         let weights = match placement.first().device.kind {
             DeviceKind::Cpu => Weights::Host,
             DeviceKind::Hip | DeviceKind::Cuda => {
-                let shares = placement.layer_shares(config.n_layer)?;
-                let parts = placement
-                    .devices()
-                    .iter()
-                    .zip(shares)
-                    .map(|(placed, layers)| {
-                        let limit = placement.memory_limit();
-                        DeviceModel::load(placed, limit, host.borrow_dependent(), layers)
-                    })
+                let gguf_file = host.borrow_owner().file();
+                let host = host.borrow_dependent();
+                let parts: Vec<DevicePart> = match placement.mode() {
+                    SplitMode::Layers => (placement.layer_shares(config.n_layer)?)
+                        .into_iter()
+                        .map(DevicePart::Layers)
+                        .collect(),
+                    SplitMode::Tensors => {
+                        let shape = TensorSplitShape::of(&config, gguf_file);
+                        let shares = placement.tensor_shares(&shape)?;
+                        let last = shares.len() - 1; // never empty
+                        (shares.into_iter().enumerate())
+                            .map(|(i, share)| DevicePart::Tensors {
+                                share,
+                                head: i == last,
+                            })
+                            .collect()
+                    }
+                };
+                let limit = placement.memory_limit();
+                let parts = (placement.devices().iter().zip(parts))
+                    .map(|(placed, part)| DeviceModel::load(placed, limit, host, &config, part))
                     .collect::<Result<Vec<_>>>()?;
-                // Each share reads the residual stream from the one before it; without
-                // direct access (the hardware has none) the copy goes through the host.
-                for pair in parts.windows(2) {
-                    pair[1].device.enable_peer_access(&pair[0].device)?;
-                }
+                connect(&parts, placement.mode())?;
                 Weights::Device(parts)
             }
         };
@@ -206,19 +238,35 @@ impl Model {
         Ok(match &self.weights {
             Weights::Host => BackendState::Cpu(Box::new(CpuBackend::new(shape, sizes, n_threads)?)),
             Weights::Device(parts) => {
-                let shares = parts
-                    .iter()
-                    .map(|p| {
-                        GpuBackend::new(
-                            &p.device,
-                            Arc::clone(&p.ops),
-                            shape,
-                            sizes,
-                            p.layers.clone(),
-                        )
+                let last = parts.len() - 1; // never empty
+                let shares = (parts.iter().enumerate())
+                    .map(|(i, p)| {
+                        let ops = Arc::clone(&p.ops);
+                        match &p.tensor {
+                            None => GpuBackend::new(&p.device, ops, shape, sizes, p.layers.clone()),
+                            Some(part) => {
+                                let shape = Shape {
+                                    n_head: part.q_heads.len(),
+                                    n_head_kv: part.kv_heads.len(),
+                                    n_ff: part.ff.len(),
+                                    ..shape
+                                };
+                                GpuBackend::new_tensor_share(
+                                    &p.device,
+                                    ops,
+                                    shape,
+                                    sizes,
+                                    i == last,
+                                )
+                            }
+                        }
                     })
                     .collect::<Result<Vec<_>>>()?;
-                BackendState::Gpu(Box::new(GpuParts::new(shares)?))
+                let parts = match self.placement.mode() {
+                    SplitMode::Layers => GpuParts::new(shares)?,
+                    SplitMode::Tensors => GpuParts::tensor_split(shares)?,
+                };
+                BackendState::Gpu(Box::new(parts))
             }
         })
     }
@@ -243,4 +291,32 @@ impl Model {
             )),
         }
     }
+}
+
+/// Gives the GPUs of a split the direct access to each other's memory they use: a layer
+/// split's share reads the residual stream from the one before it (without direct access,
+/// which the hardware may lack, the copy goes through the host); a tensor split's kernels
+/// read and write every other GPU's memory, which it cannot do without.
+fn connect(parts: &[DeviceModel], mode: SplitMode) -> Result<()> {
+    match mode {
+        SplitMode::Layers => {
+            for pair in parts.windows(2) {
+                pair[1].device.enable_peer_access(&pair[0].device)?;
+            }
+        }
+        SplitMode::Tensors => {
+            for (i, a) in parts.iter().enumerate() {
+                for (j, b) in parts.iter().enumerate() {
+                    if i != j && !a.device.enable_peer_access(&b.device)? {
+                        return Err(Error::Unsupported(format!(
+                            "a tensor split over GPUs that cannot reach each other's memory \
+                             directly ({:?} and {:?})",
+                            a.device, b.device
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,9 +1,12 @@
 //! Which devices hold a model's weights and run its forward pass: one device, or the GPUs
-//! of a layer split, each holding a contiguous share of the layers (and their K/V cache).
+//! of a split: a layer split, each GPU holding a contiguous share of the layers (and their
+//! K/V cache), or a tensor split, each holding its part of every layer.
 
 use std::ops::Range;
 
+use super::tensor_split::{TensorShare, TensorSplitShape, split_tensors};
 use crate::backend::devices::cpu_report;
+use crate::backend::gpu::ops::MAX_PEER_SUM_RANKS;
 use crate::backend::{DeviceChoice, DeviceKind, DeviceReport, choose};
 use crate::error::{Error, Result};
 
@@ -19,11 +22,22 @@ pub struct PlacedDevice {
     pub device: DeviceReport,
 }
 
+/// How the GPUs of a split divide a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitMode {
+    /// Each GPU holds a contiguous range of the layers and their K/V cache.
+    Layers,
+    /// Each GPU holds its part of every layer's heads (and their K/V cache) and FFN; the
+    /// GPUs add up their partial results twice a layer.
+    Tensors,
+}
+
 /// The devices a model was placed on, in layer order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Placement {
     /// Never empty; more than one only for GPUs of one runtime.
     devices: Vec<PlacedDevice>,
+    mode: SplitMode,
     /// How much of the layers each device takes, where the host said; otherwise in
     /// proportion to each GPU's free memory.
     proportions: Option<Vec<f64>>,
@@ -40,6 +54,7 @@ impl Placement {
     fn one(index: usize, device: DeviceReport) -> Placement {
         Placement {
             devices: vec![PlacedDevice { index, device }],
+            mode: SplitMode::Layers,
             proportions: None,
             memory_limit: None,
         }
@@ -61,9 +76,23 @@ impl Placement {
         indexes: &[usize],
         proportions: Option<&[f32]>,
     ) -> Result<Placement> {
-        if indexes.is_empty() || indexes.len() > MAX_SHARES {
+        Placement::split_by(SplitMode::Layers, devices, indexes, proportions)
+    }
+
+    /// A split of `mode` over the GPUs `indexes` of `devices`; see [`Placement::split`].
+    pub fn split_by(
+        mode: SplitMode,
+        devices: &[DeviceReport],
+        indexes: &[usize],
+        proportions: Option<&[f32]>,
+    ) -> Result<Placement> {
+        let (what, most) = match mode {
+            SplitMode::Layers => ("a layer split", MAX_SHARES),
+            SplitMode::Tensors => ("a tensor split", MAX_PEER_SUM_RANKS),
+        };
+        if indexes.is_empty() || indexes.len() > most {
             return Err(Error::InvalidArgument(format!(
-                "a layer split over {} devices: expected 1 to {MAX_SHARES}",
+                "{what} over {} devices: expected 1 to {most}",
                 indexes.len()
             )));
         }
@@ -78,17 +107,15 @@ impl Placement {
             })
             .collect::<Result<Vec<_>>>()?;
         let first = &placed[0].device;
-        if placed.len() > 1 {
-            if first.kind == DeviceKind::Cpu {
-                return Err(Error::InvalidArgument(
-                    "a layer split runs on GPUs only, not on the CPU".into(),
-                ));
-            }
-            if placed.iter().any(|p| p.device.kind != first.kind) {
-                return Err(Error::InvalidArgument(
-                    "a layer split's GPUs must all be of one runtime (HIP or CUDA)".into(),
-                ));
-            }
+        if (placed.len() > 1 || mode == SplitMode::Tensors) && first.kind == DeviceKind::Cpu {
+            return Err(Error::InvalidArgument(format!(
+                "{what} runs on GPUs only, not on the CPU"
+            )));
+        }
+        if placed.iter().any(|p| p.device.kind != first.kind) {
+            return Err(Error::InvalidArgument(format!(
+                "{what}'s GPUs must all be of one runtime (HIP or CUDA)"
+            )));
         }
         let proportions = match proportions {
             None => None,
@@ -110,6 +137,7 @@ impl Placement {
         };
         Ok(Placement {
             devices: placed,
+            mode,
             proportions,
             memory_limit: None,
         })
@@ -140,9 +168,24 @@ impl Placement {
         &self.devices
     }
 
+    /// How the devices divide the model (layers for a model on one device).
+    pub fn mode(&self) -> SplitMode {
+        self.mode
+    }
+
     /// The layers each device takes of a model of `n_layer` layers, in device order.
     pub fn layer_shares(&self, n_layer: usize) -> Result<Vec<Range<usize>>> {
-        let proportions = match &self.proportions {
+        split_layers(n_layer, &self.proportions())
+    }
+
+    /// Each device's part of every layer of `shape` under a tensor split, in device order.
+    pub fn tensor_shares(&self, shape: &TensorSplitShape) -> Result<Vec<TensorShare>> {
+        split_tensors(shape, &self.proportions())
+    }
+
+    /// How much of the model each device takes.
+    fn proportions(&self) -> Vec<f64> {
+        match &self.proportions {
             Some(p) => p.clone(),
             // Free memory as the device list read it; a GPU reporting none still gets
             // its one layer.
@@ -151,33 +194,45 @@ impl Placement {
                 .iter()
                 .map(|d| d.device.free_bytes.max(1) as f64)
                 .collect(),
-        };
-        split_layers(n_layer, &proportions)
+        }
     }
 }
 
 /// `n_layer` layers in contiguous ranges, one for each of `proportions` (positive), sized
 /// in proportion to them and each at least one layer.
 pub fn split_layers(n_layer: usize, proportions: &[f64]) -> Result<Vec<Range<usize>>> {
+    shares_in_proportion(n_layer, proportions).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "{} devices for a model of {n_layer} layers: a layer split gives each device at \
+             least one layer",
+            proportions.len()
+        ))
+    })
+}
+
+/// `n_units` units in contiguous ranges, one for each of `proportions` (positive), sized
+/// in proportion to them and each at least one unit; `None` for no proportions or more
+/// of them than units.
+pub(super) fn shares_in_proportion(
+    n_units: usize,
+    proportions: &[f64],
+) -> Option<Vec<Range<usize>>> {
     let n = proportions.len();
-    if n == 0 || n > n_layer {
-        return Err(Error::InvalidArgument(format!(
-            "{n} devices for a model of {n_layer} layers: a layer split gives each device at \
-             least one layer"
-        )));
+    if n == 0 || n > n_units {
+        return None;
     }
     let total: f64 = proportions.iter().sum();
     let mut shares = Vec::with_capacity(n);
     let (mut start, mut before) = (0, 0.0);
     for (i, &p) in proportions.iter().enumerate() {
         before += p;
-        let ideal = (n_layer as f64 * before / total).round() as usize;
-        // At least one layer here, and at least one left for each device after this one.
-        let end = ideal.clamp(start + 1, n_layer - (n - 1 - i));
+        let ideal = (n_units as f64 * before / total).round() as usize;
+        // At least one unit here, and at least one left for each share after this one.
+        let end = ideal.clamp(start + 1, n_units - (n - 1 - i));
         shares.push(start..end);
         start = end;
     }
-    Ok(shares)
+    Some(shares)
 }
 
 #[cfg(test)]

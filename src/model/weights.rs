@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use super::config::{Architecture, ModelConfig};
+use super::tensor_split::TensorShare;
 use crate::backend::gpu::ops::GpuOps;
 use crate::backend::gpu::{DeviceBuffer, GpuMatrix, Stream};
 use crate::error::{Error, Result};
@@ -37,11 +38,13 @@ pub struct QkvBiases<V> {
     pub v: V, // [kv_dim]
 }
 
+#[derive(Clone)]
 pub struct QkNorms<V> {
     pub q: V, // [head_dim]
     pub k: V, // [head_dim]
 }
 
+#[derive(Clone)]
 pub struct PostNorms<V> {
     pub attention: V, // [n_embd]
     pub ffn: V,       // [n_embd]
@@ -64,6 +67,9 @@ pub struct Stage<'a, M, V> {
     pub layers: &'a [LayerWeights<M, V>],
     /// The output norm and the output matrix.
     pub head: Option<(&'a V, &'a M)>,
+    /// Whether the products into the residual stream give this device's part of a sum
+    /// over the devices of a tensor split (its columns of the output and down matrices).
+    pub partial_sums: bool,
 }
 
 impl<M, V> LlamaWeights<M, V> {
@@ -74,6 +80,7 @@ impl<M, V> LlamaWeights<M, V> {
             first_layer: 0,
             layers: &self.layers,
             head: Some((&self.output_norm, &self.output)),
+            partial_sums: false,
         }
     }
 }
@@ -271,13 +278,15 @@ fn vector(file: &GgufFile<'_>, name: &str, n: Dim) -> Result<Vec<f32>> {
     Ok(values)
 }
 
-/// The weights one GPU holds: all of them, or its share of a layer split, with the
-/// embedding on the share of layer 0 and the output head on the share of the last layer.
+/// The weights one GPU holds: all of them; or its share of a layer split, with the
+/// embedding on the share of layer 0 and the output head on the share of the last layer;
+/// or its share of a tensor split.
 pub struct DeviceShare {
     token_embd: Option<GpuMatrix>,
     first_layer: usize,
     layers: Vec<LayerWeights<GpuMatrix, DeviceBuffer<f32>>>,
     head: Option<(DeviceBuffer<f32>, GpuMatrix)>,
+    partial_sums: bool,
 }
 
 impl DeviceShare {
@@ -287,6 +296,7 @@ impl DeviceShare {
             first_layer: self.first_layer,
             layers: &self.layers,
             head: self.head.as_ref().map(|(norm, output)| (norm, output)),
+            partial_sums: self.partial_sums,
         }
     }
 }
@@ -313,41 +323,7 @@ impl HostWeights<'_> {
         let first_layer = layers.start;
         let layers = held
             .iter()
-            .map(|l| {
-                Ok(LayerWeights {
-                    attn_norm: vector(&l.attn_norm)?,
-                    wq: matrix(&l.wq)?,
-                    wk: matrix(&l.wk)?,
-                    wv: matrix(&l.wv)?,
-                    wo: matrix(&l.wo)?,
-                    ffn_norm: vector(&l.ffn_norm)?,
-                    w_gate: matrix(&l.w_gate)?,
-                    w_up: matrix(&l.w_up)?,
-                    w_down: matrix(&l.w_down)?,
-                    qkv_biases: match &l.qkv_biases {
-                        Some(b) => Some(QkvBiases {
-                            q: vector(&b.q)?,
-                            k: vector(&b.k)?,
-                            v: vector(&b.v)?,
-                        }),
-                        None => None,
-                    },
-                    qk_norms: match &l.qk_norms {
-                        Some(n) => Some(QkNorms {
-                            q: vector(&n.q)?,
-                            k: vector(&n.k)?,
-                        }),
-                        None => None,
-                    },
-                    post_norms: match &l.post_norms {
-                        Some(n) => Some(PostNorms {
-                            attention: vector(&n.attention)?,
-                            ffn: vector(&n.ffn)?,
-                        }),
-                        None => None,
-                    },
-                })
-            })
+            .map(|l| upload_layer(stream, ops, l))
             .collect::<Result<Vec<_>>>()?;
         let embeds = first_layer == 0;
         let ends = first_layer + layers.len() == n_layer;
@@ -359,8 +335,116 @@ impl HostWeights<'_> {
                 true => Some((vector(&self.output_norm)?, matrix(&self.output)?)),
                 false => None,
             },
+            partial_sums: false,
         })
     }
+
+    /// Uploads a tensor split's `share` of every layer (see `tensor_split`) to `stream`'s
+    /// device: its rows of the Q, K, V, gate and up matrices, its columns of the attention
+    /// output and down matrices, its part of the Q/K/V biases, and the whole norms; with
+    /// the embedding, as every device of the split runs the whole residual stream, and
+    /// the output head where `head` (one device computes the logits).
+    pub fn upload_tensor_share(
+        &self,
+        stream: &Stream,
+        ops: &GpuOps,
+        share: &TensorShare,
+        head_dim: usize,
+        head: bool,
+    ) -> Result<DeviceShare> {
+        let values = |heads: &Range<usize>| heads.start * head_dim..heads.end * head_dim;
+        let (q, kv, ff) = (values(&share.q_heads), values(&share.kv_heads), &share.ff);
+        let part_of = |v: &Vec<f32>, part: &Range<usize>| {
+            v.get(part.clone()).map(<[f32]>::to_vec).ok_or_else(|| {
+                Error::InvalidArgument(format!("values {part:?} of a bias of {}", v.len()))
+            })
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let wo = l.wo.column_bytes(q.clone())?;
+                let down = l.w_down.column_bytes(ff.clone())?;
+                let part = LayerWeights {
+                    attn_norm: l.attn_norm.clone(),
+                    wq: l.wq.rows(q.clone())?,
+                    wk: l.wk.rows(kv.clone())?,
+                    wv: l.wv.rows(kv.clone())?,
+                    wo: WeightMatrix::new(l.wo.dtype, &wo, l.wo.n_rows, q.len())?,
+                    ffn_norm: l.ffn_norm.clone(),
+                    w_gate: l.w_gate.rows(ff.clone())?,
+                    w_up: l.w_up.rows(ff.clone())?,
+                    w_down: WeightMatrix::new(l.w_down.dtype, &down, l.w_down.n_rows, ff.len())?,
+                    qkv_biases: match &l.qkv_biases {
+                        Some(b) => Some(QkvBiases {
+                            q: part_of(&b.q, &q)?,
+                            k: part_of(&b.k, &kv)?,
+                            v: part_of(&b.v, &kv)?,
+                        }),
+                        None => None,
+                    },
+                    qk_norms: l.qk_norms.clone(),
+                    post_norms: l.post_norms.clone(),
+                };
+                upload_layer(stream, ops, &part)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, ops, m);
+        let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
+        Ok(DeviceShare {
+            token_embd: Some(matrix(&self.token_embd)?),
+            first_layer: 0,
+            layers,
+            head: match head {
+                true => Some((vector(&self.output_norm)?, matrix(&self.output)?)),
+                false => None,
+            },
+            partial_sums: true,
+        })
+    }
+}
+
+/// Uploads one layer's matrices and vectors to `stream`'s device.
+fn upload_layer(
+    stream: &Stream,
+    ops: &GpuOps,
+    l: &LayerWeights<WeightMatrix<'_>, Vec<f32>>,
+) -> Result<LayerWeights<GpuMatrix, DeviceBuffer<f32>>> {
+    let matrix = |m: &WeightMatrix<'_>| GpuMatrix::upload(stream, ops, m);
+    let vector = |v: &Vec<f32>| stream.device().upload(stream, v);
+    Ok(LayerWeights {
+        attn_norm: vector(&l.attn_norm)?,
+        wq: matrix(&l.wq)?,
+        wk: matrix(&l.wk)?,
+        wv: matrix(&l.wv)?,
+        wo: matrix(&l.wo)?,
+        ffn_norm: vector(&l.ffn_norm)?,
+        w_gate: matrix(&l.w_gate)?,
+        w_up: matrix(&l.w_up)?,
+        w_down: matrix(&l.w_down)?,
+        qkv_biases: match &l.qkv_biases {
+            Some(b) => Some(QkvBiases {
+                q: vector(&b.q)?,
+                k: vector(&b.k)?,
+                v: vector(&b.v)?,
+            }),
+            None => None,
+        },
+        qk_norms: match &l.qk_norms {
+            Some(n) => Some(QkNorms {
+                q: vector(&n.q)?,
+                k: vector(&n.k)?,
+            }),
+            None => None,
+        },
+        post_norms: match &l.post_norms {
+            Some(n) => Some(PostNorms {
+                attention: vector(&n.attention)?,
+                ffn: vector(&n.ffn)?,
+            }),
+            None => None,
+        },
+    })
 }
 
 impl DeviceShare {

@@ -12,9 +12,9 @@ use super::device_step::{self, DeviceStep};
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate,
-    GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PrefillScratch, ProductInput,
-    ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens,
-    StreamNorm, UnscaledNorm,
+    GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PeerExchange, PrefillScratch,
+    ProductInput, ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix,
+    StepTokens, StreamNorm, UnscaledNorm,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Event, Stream};
 use crate::backend::{
@@ -137,8 +137,13 @@ struct DeviceState {
     heads: HeadShape,
     ops: Arc<GpuOps>,
     /// The layers this state runs and holds the K/V of: all of them, or a layer split's
-    /// share. The last share also computes the logits.
+    /// share.
     layers: Range<usize>,
+    /// Whether it runs the output head: the last share of a layer split, one device of a
+    /// tensor split.
+    computes_logits: bool,
+    /// A tensor split device's part in the sums over the split.
+    exchange: Option<PeerExchange>,
     /// Per layer, `[n_slots, kv_dim]` values each, as `kv_type` stores them; empty for
     /// the layers outside `layers`.
     k_cache: Vec<DeviceBuffer<u8>>,
@@ -205,9 +210,39 @@ impl GpuBackend {
         n_outputs: usize,
         layers: Range<usize>,
     ) -> BackendMemory {
+        let logits = computes_logits(shape, &layers);
+        GpuBackend::planned(shape, sizes, n_outputs, layers, logits)
+    }
+
+    /// What [`GpuBackend::new_tensor_share`] allocates, with its part in the sums of a
+    /// split over `n_devices`, as [`GpuBackend::planned_memory`] counts it: `shape` counts
+    /// the device's own heads and FFN slice.
+    pub fn planned_tensor_share(
+        shape: &Shape,
+        sizes: &ContextSizes,
+        n_outputs: usize,
+        computes_logits: bool,
+        n_devices: usize,
+    ) -> BackendMemory {
+        let layers = 0..shape.n_layer;
+        let share = GpuBackend::planned(shape, sizes, n_outputs, layers, computes_logits);
+        let sums = PeerExchange::planned_bytes(n_devices, sizes.n_batch * shape.n_embd);
+        BackendMemory {
+            device_bytes: saturating_bytes(u128::from(share.device_bytes) + sums),
+            ..share
+        }
+    }
+
+    fn planned(
+        shape: &Shape,
+        sizes: &ContextSizes,
+        n_outputs: usize,
+        layers: Range<usize>,
+        computes_logits: bool,
+    ) -> BackendMemory {
         let n_batch = sizes.n_batch;
         let u = |v: usize| v as u128;
-        let (n_output_rows, n_outputs) = match computes_logits(shape, &layers) {
+        let (n_output_rows, n_outputs) = match computes_logits {
             true => (n_batch, n_outputs),
             false => (0, 0),
         };
@@ -260,6 +295,33 @@ impl GpuBackend {
         shape: Shape,
         sizes: &ContextSizes,
         layers: Range<usize>,
+    ) -> Result<GpuBackend> {
+        let logits = computes_logits(&shape, &layers);
+        GpuBackend::build(device, ops, shape, sizes, layers, logits)
+    }
+
+    /// State on `ops`' device for a context of `sizes` on a tensor split's device, whose
+    /// `shape` counts its own heads and FFN slice: every layer, and the logits where
+    /// `computes_logits` (one device of the split). Its sums over the split's devices
+    /// need [`GpuBackend::join_sums`] before a step runs.
+    pub fn new_tensor_share(
+        device: &Device,
+        ops: Arc<GpuOps>,
+        shape: Shape,
+        sizes: &ContextSizes,
+        computes_logits: bool,
+    ) -> Result<GpuBackend> {
+        let layers = 0..shape.n_layer;
+        GpuBackend::build(device, ops, shape, sizes, layers, computes_logits)
+    }
+
+    fn build(
+        device: &Device,
+        ops: Arc<GpuOps>,
+        shape: Shape,
+        sizes: &ContextSizes,
+        layers: Range<usize>,
+        computes_logits: bool,
     ) -> Result<GpuBackend> {
         if layers.is_empty() || layers.end > shape.n_layer {
             return Err(Error::InvalidArgument(format!(
@@ -322,11 +384,7 @@ impl GpuBackend {
             }
             Err(why) => (None, format!("the library's own kernels ({why})")),
         };
-        let n_output_rows = if computes_logits(&shape, &layers) {
-            n_batch
-        } else {
-            0
-        };
+        let n_output_rows = if computes_logits { n_batch } else { 0 };
         let rows = checked("output rows", &[n_output_rows, shape.n_embd])?;
         let state = DeviceState {
             k_cache: cache()?,
@@ -360,6 +418,8 @@ impl GpuBackend {
             ops,
             heads,
             layers,
+            computes_logits,
+            exchange: None,
             shape,
             n_seq,
             block_size,
@@ -378,14 +438,14 @@ impl GpuBackend {
         self.queue().begin_step(step)
     }
 
-    /// Runs the step given to [`GpuBackend::begin_step`] and copies its outputs' argmax
-    /// back, which waits for the step to finish.
+    /// Queues the step given to [`GpuBackend::begin_step`]; [`GpuBackend::finish_step`]
+    /// copies its outputs' argmax back.
     /// `forward` queues the model's forward pass on the [`GpuStep`] it is given; it is
     /// recorded into a graph on the first decode step and replayed on every later one,
     /// and called again as it is for every other step. `model_ops` are the kernels of the
     /// model whose weights `forward` reads: a graph holds those weights' addresses, so
     /// this context runs only for the model it was made for.
-    pub(crate) fn run_step(
+    pub(crate) fn queue_step(
         &mut self,
         model_ops: &Arc<GpuOps>,
         cancel: &AtomicBool,
@@ -408,9 +468,14 @@ impl GpuBackend {
                 stream,
                 state: &mut *state,
             })
-        })?;
-        if state.computes_logits() {
-            state.read_argmax(stream)
+        })
+    }
+
+    /// Copies the argmax of the step [`GpuBackend::queue_step`] queued back, where this
+    /// state computes logits, which waits for the step to finish.
+    pub(crate) fn finish_step(&mut self) -> Result<()> {
+        if self.state.computes_logits() {
+            self.state.read_argmax(&self.stream)
         } else {
             Ok(())
         }
@@ -430,6 +495,42 @@ impl GpuBackend {
         let values = self.state.step.n_tokens * self.state.shape.n_embd;
         let x = Act::X as usize;
         self.state.acts[x].copy_range_from(&self.stream, &earlier.state.acts[x], 0, 0, values)
+    }
+
+    /// Takes `exchange` for this state's sums over the devices of its tensor split,
+    /// `exchange`'s group: one device of the split each.
+    pub(crate) fn join_sums(&mut self, exchange: PeerExchange) {
+        self.state.exchange = Some(exchange);
+    }
+
+    /// The stream every operation of this state is queued on.
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// Lets this state's sums stop waiting for the other devices of its tensor split: the
+    /// way out of a step that failed on one of them before it queued its part. Returns
+    /// without waiting.
+    pub(crate) fn abort_sums(&mut self) -> Result<()> {
+        match &mut self.state.exchange {
+            Some(exchange) => exchange.abort(),
+            None => Ok(()),
+        }
+    }
+
+    /// Clears this state's sum counts after [`GpuBackend::abort_sums`], once every device
+    /// of the split has stopped, so that the next step starts them together again.
+    pub(crate) fn clear_sums(&mut self) -> Result<()> {
+        match &mut self.state.exchange {
+            Some(exchange) => self.state.ops.peer_sum_clear(&self.stream, exchange),
+            None => Ok(()),
+        }
+    }
+
+    /// Values of the largest sum over a tensor split a step can take: the residual
+    /// stream of a full batch.
+    pub(crate) fn largest_sum(&self) -> usize {
+        self.state.sizes.n_batch * self.state.shape.n_embd
     }
 
     /// Waits until every operation queued so far has finished.
@@ -566,7 +667,7 @@ impl GpuBackend {
 
 impl DeviceState {
     fn computes_logits(&self) -> bool {
-        computes_logits(&self.shape, &self.layers)
+        self.computes_logits
     }
 
     /// Notes that `act` is about to be overwritten: its Q8 copy is stale from here.
@@ -742,7 +843,8 @@ impl DeviceState {
             + bytes(&self.logits_device)
             + self.argmax_device.size_bytes() as u64
             + self.step.device_bytes()
-            + self.workspace.bytes();
+            + self.workspace.bytes()
+            + self.exchange.as_ref().map_or(0, PeerExchange::device_bytes);
         let host_bytes = (self.logits.capacity() + self.embeddings.capacity()) * size_of::<f32>()
             + self.argmax.capacity() * size_of::<i32>()
             + self.step.staging_bytes();
@@ -1167,6 +1269,38 @@ impl Backend for GpuStep<'_> {
         let n = s.step.n_tokens * s.shape.n_embd;
         let (input, x) = pair(&mut s.acts, input, Act::X)?;
         s.ops.add_assign(self.stream, x, input, n)
+    }
+
+    fn add_sum_to_residual(&mut self, input: Act) -> Result<()> {
+        if self.state.exchange.is_none() {
+            return self.add_to_residual(input);
+        }
+        let s = &mut *self.state;
+        s.readable(input)?;
+        s.wrote(Act::X);
+        let n = s.step.n_tokens * s.shape.n_embd;
+        let (input, x) = pair(&mut s.acts, input, Act::X)?;
+        match &mut s.exchange {
+            Some(exchange) => s.ops.peer_sum_into(self.stream, exchange, x, input, n),
+            None => Ok(()),
+        }
+    }
+
+    fn sum_in_place(&mut self, x: Act) -> Result<()> {
+        if self.state.exchange.is_none() {
+            return Ok(());
+        }
+        let s = &mut *self.state;
+        s.readable(x)?;
+        s.wrote(x);
+        let n = s.step.n_tokens * s.shape.width(x);
+        match &mut s.exchange {
+            Some(exchange) => {
+                s.ops
+                    .peer_sum_in_place(self.stream, exchange, &mut s.acts[x as usize], n)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Where a fused kernel takes it, one launch that adds each row's product into `X`.

@@ -1,11 +1,12 @@
 //! What the command-line tools share: running a tool and reporting how it failed, the
-//! device argument, the median of measurements.
+//! device and split arguments, the median of measurements.
 #![allow(dead_code)] // each tool uses its own subset
 
 use std::fmt::Display;
 use std::process::ExitCode;
 
 use rocmforge::backend::DeviceChoice;
+use rocmforge::model::SplitMode;
 
 /// Runs `run` on what `parse` reads from the command line: a bad argument prints it with
 /// `usage` and exits 2, a failure prints it and exits 1, each message led by `name`.
@@ -40,6 +41,23 @@ pub fn device_choice(value: &str) -> Result<DeviceChoice, String> {
             .parse()
             .map(DeviceChoice::Index)
             .map_err(|e| format!("-d {value}: {e} (expected cpu, auto or a device index)")),
+    }
+}
+
+/// A `--split` value: device indexes, comma-separated (`1,2`).
+pub fn split_devices(value: &str) -> Result<Vec<usize>, String> {
+    value
+        .split(',')
+        .map(|i| i.parse().map_err(|e| format!("--split {value}: {e}")))
+        .collect()
+}
+
+/// A `--split-mode` value: `layer` or `tensor`.
+pub fn split_mode(value: &str) -> Result<SplitMode, String> {
+    match value {
+        "layer" => Ok(SplitMode::Layers),
+        "tensor" => Ok(SplitMode::Tensors),
+        _ => Err(format!("--split-mode {value}: expected layer or tensor")),
     }
 }
 
