@@ -18,10 +18,15 @@
 RF_DEVICE bool rf_reached(uint32_t seen, uint32_t epoch) { return (int32_t)(seen - epoch) >= 0; }
 
 // Waits until `*flag` reaches `epoch`, or the host raised `*abort` (a step that failed
-// on another GPU, whose kernel will never come).
+// on another GPU, whose kernel will never come): a word of host memory, read only once a
+// wait is long (every 1024th look at the flag, about 0.1 ms): each read crosses to the
+// host, and read every 32nd look they cost the 8B split's decode a third of its speed.
 RF_DEVICE void rf_wait_for_flag(const volatile uint32_t *flag, uint32_t epoch,
                                 const volatile uint32_t *abort) {
-    while (!rf_reached(*flag, epoch) && *abort == 0) {
+    for (uint32_t look = 1; !rf_reached(*flag, epoch); ++look) {
+        if (look % 1024 == 0 && *abort != 0) {
+            return;
+        }
 #if defined(RF_CUDA)
         __nanosleep(64);
 #else
@@ -59,8 +64,9 @@ RF_DEVICE float rf_load_fresh(const float *p) {
 // runs the same sums with every block, so the counts agree and name each sum. Sum k uses
 // slot k % 2: a rank writes slot k % 2 again only at sum k + 2, after every rank has
 // posted sum k + 1, which each does only once its sum k (all reads of the slot) is done.
-// Where n, capacity and the buffers allow, values move four at a time (n % 4 == 0,
-// capacity % 4 == 0: the launcher passes `vector` = 1).
+// abort: a word of host memory the host raises to end the waits of a failed step.
+// flags_accumulate_vector: bit 0 asks for out += sum; bit 1 moves values four at a time,
+// which the launcher sets where n, capacity and both buffers allow it.
 RF_KERNEL void rf_peer_sum_f32(float *out, const float *partial, const uint64_t *peers,
                                uint32_t *epochs, const uint32_t *abort, uint64_t n,
                                uint64_t capacity, uint32_t n_ranks, uint32_t rank,
@@ -138,17 +144,14 @@ RF_KERNEL void rf_peer_sum_f32(float *out, const float *partial, const uint64_t 
     }
 }
 
-// Zeroes a rank's flags, sum counts and abort word: after a failed step left the ranks'
-// counts apart, every rank clears its own once all of them have stopped.
-RF_KERNEL void rf_peer_sum_clear(uint32_t *flags, uint32_t *epochs, uint32_t *abort) {
+// Zeroes a rank's flags and sum counts: after a failed step left the ranks' counts apart,
+// every rank clears its own once all of them have stopped.
+RF_KERNEL void rf_peer_sum_clear(uint32_t *flags, uint32_t *epochs) {
     rf_grid_dependency_sync();
     for (uint32_t i = threadIdx.x; i < RF_PEER_SUM_BLOCKS * RF_PEER_SUM_RANKS; i += blockDim.x) {
         flags[i] = 0;
     }
     for (uint32_t i = threadIdx.x; i < RF_PEER_SUM_BLOCKS; i += blockDim.x) {
         epochs[i] = 0;
-    }
-    if (threadIdx.x == 0) {
-        *abort = 0;
     }
 }

@@ -509,12 +509,10 @@ impl GpuBackend {
     }
 
     /// Lets this state's sums stop waiting for the other devices of its tensor split: the
-    /// way out of a step that failed on one of them before it queued its part. Returns
-    /// without waiting.
-    pub(crate) fn abort_sums(&mut self) -> Result<()> {
-        match &mut self.state.exchange {
-            Some(exchange) => exchange.abort(),
-            None => Ok(()),
+    /// way out of a step that failed on one of them before it queued its part.
+    pub(crate) fn abort_sums(&self) {
+        if let Some(exchange) = &self.state.exchange {
+            exchange.abort();
         }
     }
 

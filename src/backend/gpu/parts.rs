@@ -187,9 +187,7 @@ impl GpuParts {
     /// have queued its copy of an earlier share's residual stream before the failure),
     /// then starts the sums' counts again together.
     fn abandon_step(&mut self) {
-        for share in &mut self.shares {
-            let _ = share.abort_sums();
-        }
+        self.shares.iter().for_each(GpuBackend::abort_sums);
         self.synchronize_all();
         for share in &mut self.shares {
             let _ = share.clear_sums();

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
+use super::super::safe::{
+    DeviceBuffer, Function, HostWord, KernelArgs, LaunchConfig, Module, Stream,
+};
 use super::{GpuOps, check_buffer};
 use crate::error::{Error, Result};
 
@@ -52,10 +54,9 @@ pub struct PeerExchange {
     table: DeviceBuffer<u64>,
     /// This rank's count of sums, per block.
     epochs: DeviceBuffer<u32>,
-    /// Nonzero: stop waiting for the other ranks (their part of the step never came).
-    abort: DeviceBuffer<u32>,
-    /// Where `abort` is raised: beside the step's stream, which may be waiting in a sum.
-    side: Stream,
+    /// Nonzero: stop waiting for the other ranks (their part of the step never came). In
+    /// host memory, so that raising it waits for nothing on the device.
+    abort: HostWord,
     capacity: usize,
 }
 
@@ -98,8 +99,7 @@ impl PeerExchange {
                     group: group.clone(),
                     table: device.upload(stream, &addresses)?,
                     epochs: device.alloc_zeroed(BLOCKS as usize)?,
-                    abort: device.alloc_zeroed(1)?,
-                    side: Stream::new(device)?,
+                    abort: HostWord::new(device)?,
                     capacity,
                 })
             })
@@ -114,7 +114,6 @@ impl PeerExchange {
             posted.flags.size_bytes(),
             self.table.size_bytes(),
             self.epochs.size_bytes(),
-            self.abort.size_bytes(),
         ]
         .iter()
         .sum::<usize>() as u64
@@ -124,14 +123,14 @@ impl PeerExchange {
     /// sums of `capacity` values.
     pub fn planned_bytes(n_ranks: usize, capacity: usize) -> u128 {
         let values = 2 * n_ranks as u128 * capacity.next_multiple_of(4) as u128;
-        let words = FLAGS + BLOCKS as usize + 1;
+        let words = FLAGS + BLOCKS as usize;
         4 * values + 4 * words as u128 + 16 * n_ranks as u128
     }
 
     /// Lets this rank's sums stop waiting for the other ranks: the way out of a step that
-    /// failed on another GPU before it queued its part. Returns without waiting.
-    pub fn abort(&mut self) -> Result<()> {
-        self.abort.fill_bytes(&self.side, 1)
+    /// failed on another GPU before it queued its part.
+    pub fn abort(&self) {
+        self.abort.set(1);
     }
 }
 
@@ -199,7 +198,7 @@ impl GpuOps {
             .push(partial)
             .push(&exchange.table)
             .push(&mut exchange.epochs)
-            .push(&exchange.abort)
+            .push(exchange.abort.device_ptr())
             .push(n as u64)
             .push(exchange.capacity as u64)
             .push(n_ranks as u32)
@@ -211,7 +210,8 @@ impl GpuOps {
         // table holds the addresses of every rank's posted memory (2 * n_ranks * capacity
         // values, FLAGS flags), which `exchange.group` keeps allocated, with n <= capacity
         // (checked), capacity a multiple of 4, and n_ranks <= RF_PEER_SUM_RANKS (`group`);
-        // epochs holds BLOCKS counts, one per block of this grid of exactly BLOCKS blocks.
+        // epochs holds BLOCKS counts, one per block of this grid of exactly BLOCKS blocks;
+        // the abort word is host memory `exchange` owns, mapped into the device.
         unsafe {
             self.peer_sum
                 .sum
@@ -219,21 +219,20 @@ impl GpuOps {
         }
     }
 
-    /// Zeroes `exchange`'s flags, counts and abort word, in `stream` order: once every
-    /// rank of the group has stopped, after a failed step (see [`PeerExchange::abort`]).
+    /// Zeroes `exchange`'s flags and counts, in `stream` order, and its abort word: once
+    /// every rank of the group has stopped, after a failed step (see
+    /// [`PeerExchange::abort`]).
     pub fn peer_sum_clear(&self, stream: &Stream, exchange: &mut PeerExchange) -> Result<()> {
         let posted = &exchange.group[exchange.rank];
         check_buffer("peer sum flags", &posted.flags, FLAGS, stream)?;
         check_buffer("peer sum counts", &exchange.epochs, BLOCKS as usize, stream)?;
-        check_buffer("peer sum abort", &exchange.abort, 1, stream)?;
+        exchange.abort.set(0);
         let mut args = KernelArgs::new();
-        args.push(&posted.flags)
-            .push(&mut exchange.epochs)
-            .push(&mut exchange.abort);
-        // SAFETY: the arguments match rf_peer_sum_clear(flags, epochs, abort), which
-        // writes FLAGS flags, BLOCKS counts and one abort word, each buffer that long
-        // (checked). The flags are this rank's own, which the other ranks write only in
-        // a sum, and the caller clears once every rank has stopped.
+        args.push(&posted.flags).push(&mut exchange.epochs);
+        // SAFETY: the arguments match rf_peer_sum_clear(flags, epochs), which writes
+        // FLAGS flags and BLOCKS counts, each buffer that long (checked). The flags are
+        // this rank's own, which the other ranks write only in a sum, and the caller
+        // clears once every rank has stopped.
         unsafe {
             self.peer_sum
                 .clear
