@@ -66,11 +66,12 @@
 // layers and their KV cache; the residual stream crosses between them once a step.
 #define RF_SPLIT_LAYER 0
 
-// `rf_model_params.split_mode`: each GPU of `devices` (at most 8, which must reach each
-// other's memory directly) holds its part of every layer: whole K/V heads with their
-// query heads and K/V cache, and a slice of the feed-forward; the GPUs add up their
-// partial results twice a layer, kernel to kernel through each other's memory. A shape
-// whose heads or blocks do not divide over the GPUs is `RF_ERR_INVALID_ARGUMENT`.
+// `rf_model_params.split_mode`: each GPU of `devices` (at most 8, each named once, which
+// must reach each other's memory directly) holds its part of every layer: whole K/V heads
+// with their query heads and K/V cache, and a slice of the feed-forward; the GPUs add up
+// their partial results twice a layer, kernel to kernel through each other's memory. A
+// shape whose heads or blocks do not divide over the GPUs is `RF_ERR_INVALID_ARGUMENT`.
+// A cancel (`rf_context_cancel`) is honoured before a step, not between its layers.
 #define RF_SPLIT_TENSOR 1
 
 // `rf_sampler_params.grammar_kind`: no grammar.

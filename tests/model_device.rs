@@ -139,8 +139,9 @@ fn a_negative_device_other_than_auto_is_refused() {
 fn a_split_is_refused_on_the_cpu_with_bad_proportions_or_an_unknown_mode() {
     // Devices, split mode, proportions, and what the error says.
     type Case = (&'static [i32], u32, Option<&'static [f32]>, &'static str);
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         (&[0, 0], RF_SPLIT_LAYER, None, "GPUs only"),
+        (&[1, 2, 1], RF_SPLIT_TENSOR, None, "names device 1 twice"),
         (
             &[RF_DEVICE_CPU],
             RF_SPLIT_TENSOR,
@@ -148,7 +149,7 @@ fn a_split_is_refused_on_the_cpu_with_bad_proportions_or_an_unknown_mode() {
             "a tensor split runs on GPUs only",
         ),
         (
-            &[0; 9],
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8],
             RF_SPLIT_TENSOR,
             None,
             "over 9 devices: expected 1 to 8",

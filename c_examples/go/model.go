@@ -35,7 +35,7 @@ type SplitMode uint32
 const (
 	// SplitLayer gives each GPU a contiguous share of the layers and their KV cache.
 	SplitLayer SplitMode = C.RF_SPLIT_LAYER
-	// SplitTensor splits every layer across the GPUs; not available yet (ErrUnsupported).
+	// SplitTensor splits every layer's heads and feed-forward across distinct GPUs.
 	SplitTensor SplitMode = C.RF_SPLIT_TENSOR
 )
 

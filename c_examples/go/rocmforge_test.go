@@ -412,7 +412,7 @@ func TestLoadOnDevice(t *testing.T) {
 }
 
 // A model on the CPU is one share of every layer; a split is checked before anything
-// loads (GPUs only, a known mode), and the tensor split says it is not there yet.
+// loads (GPUs only, a known mode), the tensor split too.
 func TestShares(t *testing.T) {
 	opts := DefaultModelOptions()
 	opts.Device = DeviceCPU
@@ -448,8 +448,9 @@ func TestShares(t *testing.T) {
 		t.Fatalf("Estimate with fewer proportions than devices: err = %v, want ErrInvalidArgument", err)
 	}
 	split.Devices, split.SplitProportions, split.SplitMode = []int32{0}, nil, SplitTensor
-	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("a tensor split: err = %v, want ErrUnsupported", err)
+	if _, err := LoadWithOptions(modelPath, split); !errors.Is(err, ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "a tensor split runs on GPUs only") {
+		t.Fatalf("a tensor split on the CPU: err = %v, want ErrInvalidArgument", err)
 	}
 }
 

@@ -27,11 +27,12 @@ pub const RF_DEVICE_CPU: i32 = 0;
 /// `rf_model_params.split_mode`: each GPU of `devices` holds a contiguous range of the
 /// layers and their KV cache; the residual stream crosses between them once a step.
 pub const RF_SPLIT_LAYER: u32 = 0;
-/// `rf_model_params.split_mode`: each GPU of `devices` (at most 8, which must reach each
-/// other's memory directly) holds its part of every layer: whole K/V heads with their
-/// query heads and K/V cache, and a slice of the feed-forward; the GPUs add up their
-/// partial results twice a layer, kernel to kernel through each other's memory. A shape
-/// whose heads or blocks do not divide over the GPUs is `RF_ERR_INVALID_ARGUMENT`.
+/// `rf_model_params.split_mode`: each GPU of `devices` (at most 8, each named once, which
+/// must reach each other's memory directly) holds its part of every layer: whole K/V heads
+/// with their query heads and K/V cache, and a slice of the feed-forward; the GPUs add up
+/// their partial results twice a layer, kernel to kernel through each other's memory. A
+/// shape whose heads or blocks do not divide over the GPUs is `RF_ERR_INVALID_ARGUMENT`.
+/// A cancel (`rf_context_cancel`) is honoured before a step, not between its layers.
 pub const RF_SPLIT_TENSOR: u32 = 1;
 
 /// Called with the load progress in [0, 1]; returning false cancels the load.
@@ -322,6 +323,18 @@ unsafe fn devices_of(params: &rf_model_params) -> Result<Placement, Failure> {
         .iter()
         .map(|&i| index(i))
         .collect::<Result<Vec<_>, _>>()?;
+    // Two shares of one GPU would wait for each other's kernels on it, which it need not
+    // run at once (the Rust API allows it, for tests on one GPU).
+    let repeated = (1..indexes.len()).find(|&i| indexes[..i].contains(&indexes[i]));
+    if let (SplitMode::Tensors, Some(i)) = (mode, repeated) {
+        return Err(Failure::new(
+            rf_status::RF_ERR_INVALID_ARGUMENT,
+            format!(
+                "RF_SPLIT_TENSOR names device {} twice: a tensor split needs distinct GPUs",
+                indexes[i]
+            ),
+        ));
+    }
     Ok(Placement::split_by(
         mode,
         &device_reports(),

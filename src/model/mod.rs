@@ -10,7 +10,7 @@ mod weights;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use self_cell::self_cell;
 
@@ -280,6 +280,16 @@ impl Model {
                 llama::forward(&self.config, whole, &mut **b, cancel)
             }
             (Weights::Device(parts), BackendState::Gpu(b)) => {
+                // A tensor split's devices wait for each other inside a step, so all of
+                // them run it or none: a cancel is honoured before it starts.
+                let never = AtomicBool::new(false);
+                let cancel = match self.placement.mode() {
+                    SplitMode::Layers => cancel,
+                    SplitMode::Tensors if cancel.load(Ordering::Relaxed) => {
+                        return Err(Error::Cancelled);
+                    }
+                    SplitMode::Tensors => &never,
+                };
                 let ops: Vec<_> = parts.iter().map(|p| Arc::clone(&p.ops)).collect();
                 b.run_step(&ops, cancel, |i, step| {
                     let stage = parts[i].weights.stage(); // i < ops.len() == parts.len()
