@@ -65,17 +65,17 @@ impl PeerExchange {
     /// to `capacity` values. Each GPU must reach every other one's memory directly (peer
     /// access enabled; a GPU named twice is its own peer).
     pub fn group(streams: &[&Stream], capacity: usize) -> Result<Vec<PeerExchange>> {
-        // Whole groups of four, so that every part begins 16-byte aligned.
-        let capacity = capacity.next_multiple_of(4);
         if streams.is_empty() || streams.len() > MAX_PEER_SUM_RANKS {
             return Err(Error::InvalidArgument(format!(
                 "a sum over {} GPUs: expected 1 to {MAX_PEER_SUM_RANKS}",
                 streams.len()
             )));
         }
-        let slots = exchange_values(streams.len(), capacity).ok_or_else(|| {
-            Error::DeviceOutOfMemory(format!("a sum's exchange of {capacity} values overflows"))
-        })?;
+        let overflow =
+            || Error::DeviceOutOfMemory(format!("a sum's exchange of {capacity} values overflows"));
+        // Whole groups of four, so that every part begins 16-byte aligned.
+        let capacity = capacity.checked_next_multiple_of(4).ok_or_else(overflow)?;
+        let slots = exchange_values(streams.len(), capacity).ok_or_else(overflow)?;
         let group = streams
             .iter()
             .map(|stream| {
@@ -122,7 +122,7 @@ impl PeerExchange {
     /// Device bytes [`PeerExchange::group`] allocates on each GPU for `n_ranks` ranks and
     /// sums of `capacity` values.
     pub fn planned_bytes(n_ranks: usize, capacity: usize) -> u128 {
-        let values = 2 * n_ranks as u128 * capacity.next_multiple_of(4) as u128;
+        let values = 2 * n_ranks as u128 * (capacity as u128).next_multiple_of(4);
         let words = FLAGS + BLOCKS as usize;
         4 * values + 4 * words as u128 + 16 * n_ranks as u128
     }
