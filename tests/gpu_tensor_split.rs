@@ -17,7 +17,6 @@ use rocmforge::backend::DeviceKind;
 use rocmforge::backend::gpu::ops::{GpuOps, PeerExchange};
 use rocmforge::backend::gpu::{Device, DeviceBuffer, Stream};
 use rocmforge::context::ContextParams;
-use rocmforge::error::Error;
 use rocmforge::gguf::synthetic::{LlamaFileType, SyntheticFamily, SyntheticLlama};
 use rocmforge::gguf::{GgufWriter, OwnedGguf};
 use rocmforge::memory_estimate::estimate_shares;
@@ -270,20 +269,12 @@ fn a_share_that_fails_to_load_frees_what_the_others_were_given() {
         Placement::split_by(SplitMode::Tensors, &devices, &[gpu, gpu], Some(&[1.0, 4.0]))
             .expect("two shares of one GPU")
             .with_memory_limit(Some(weights / 2));
-    let free_before = probe.memory_info().expect("free memory").free_bytes;
-    let file = OwnedGguf::from_buffer(model()).expect("the model parses");
-    let err = Model::from_gguf_on(file, placement)
-        .err()
-        .expect("the second share fails");
-    assert!(matches!(err, Error::DeviceOutOfMemory(_)), "{err}");
-    let free_after = probe.memory_info().expect("free memory").free_bytes;
-    // The first share's weights (several MiB) are back; the runtime's own bookkeeping
-    // may move by less than a MiB.
-    assert!(
-        free_after + (1 << 20) >= free_before,
-        "{} bytes of the GPU stayed taken after the failed load",
-        free_before - free_after
-    );
+    gpu_common::assert_failed_load_frees_the_gpu(&probe, || {
+        Model::from_gguf_on(
+            OwnedGguf::from_buffer(model()).expect("the model parses"),
+            placement,
+        )
+    });
 }
 
 /// Two ranks of a sum on handles of one GPU, with values on each.

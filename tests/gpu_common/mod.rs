@@ -155,3 +155,25 @@ pub trait DeviceIo {
         buffer
     }
 }
+
+/// Runs `load`, a model load meant to fail part-way (a later share over its memory
+/// limit), and checks that it fails for lack of device memory and that the GPU `probe`
+/// watches has its memory back: the earlier shares' weights (several MiB) are freed; the
+/// runtime's own bookkeeping may move by less than a MiB.
+pub fn assert_failed_load_frees_the_gpu<T>(
+    probe: &Device,
+    load: impl FnOnce() -> rocmforge::error::Result<T>,
+) {
+    let free_before = probe.memory_info().expect("free memory").free_bytes;
+    let err = load().err().expect("the load fails");
+    assert!(
+        matches!(err, rocmforge::error::Error::DeviceOutOfMemory(_)),
+        "{err}"
+    );
+    let free_after = probe.memory_info().expect("free memory").free_bytes;
+    assert!(
+        free_after + (1 << 20) >= free_before,
+        "{} bytes of the GPU stayed taken after the failed load",
+        free_before - free_after
+    );
+}
