@@ -38,7 +38,7 @@ pub struct Placement {
     /// Never empty; more than one only for GPUs of one runtime.
     devices: Vec<PlacedDevice>,
     mode: SplitMode,
-    /// How much of the layers each device takes, where the host said; otherwise in
+    /// How much of the model each device takes, where the host said; otherwise in
     /// proportion to each GPU's free memory.
     proportions: Option<Vec<f64>>,
     /// The most device memory the model and its contexts may allocate on each GPU.
@@ -80,6 +80,9 @@ impl Placement {
     }
 
     /// A split of `mode` over the GPUs `indexes` of `devices`; see [`Placement::split`].
+    /// A tensor split may name a GPU twice here, for tests on one GPU: its shares then
+    /// wait for each other's kernels on it, which the GPU need not run at once (the C API
+    /// refuses it).
     pub fn split_by(
         mode: SplitMode,
         devices: &[DeviceReport],
