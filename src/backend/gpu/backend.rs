@@ -967,6 +967,22 @@ fn same_rows_of(lead: &GpuMatrix, b: &GpuMatrix) -> bool {
     (lead.dtype, lead.layout, lead.n_cols) == (b.dtype, b.layout, b.n_cols)
 }
 
+impl GpuStep<'_> {
+    /// `X += input`, or with `over_split` on a tensor split's device, `X += Σ input` over
+    /// the split's devices.
+    fn join_residual(&mut self, input: Act, over_split: bool) -> Result<()> {
+        let s = &mut *self.state;
+        s.readable(input)?;
+        s.wrote(Act::X);
+        let n = s.step.n_tokens * s.shape.n_embd;
+        let (input, x) = pair(&mut s.acts, input, Act::X)?;
+        match &mut s.exchange {
+            Some(exchange) if over_split => s.ops.peer_sum_into(self.stream, exchange, x, input, n),
+            _ => s.ops.add_assign(self.stream, x, input, n),
+        }
+    }
+}
+
 impl Backend for GpuStep<'_> {
     type Matrix<'w> = GpuMatrix;
     type Vector = DeviceBuffer<f32>;
@@ -1261,27 +1277,11 @@ impl Backend for GpuStep<'_> {
     }
 
     fn add_to_residual(&mut self, input: Act) -> Result<()> {
-        let s = &mut *self.state;
-        s.readable(input)?;
-        s.wrote(Act::X);
-        let n = s.step.n_tokens * s.shape.n_embd;
-        let (input, x) = pair(&mut s.acts, input, Act::X)?;
-        s.ops.add_assign(self.stream, x, input, n)
+        self.join_residual(input, false)
     }
 
     fn add_sum_to_residual(&mut self, input: Act) -> Result<()> {
-        if self.state.exchange.is_none() {
-            return self.add_to_residual(input);
-        }
-        let s = &mut *self.state;
-        s.readable(input)?;
-        s.wrote(Act::X);
-        let n = s.step.n_tokens * s.shape.n_embd;
-        let (input, x) = pair(&mut s.acts, input, Act::X)?;
-        match &mut s.exchange {
-            Some(exchange) => s.ops.peer_sum_into(self.stream, exchange, x, input, n),
-            None => Ok(()),
-        }
+        self.join_residual(input, true)
     }
 
     fn sum_in_place(&mut self, x: Act) -> Result<()> {
@@ -1292,13 +1292,11 @@ impl Backend for GpuStep<'_> {
         s.readable(x)?;
         s.wrote(x);
         let n = s.step.n_tokens * s.shape.width(x);
-        match &mut s.exchange {
-            Some(exchange) => {
-                s.ops
-                    .peer_sum_in_place(self.stream, exchange, &mut s.acts[x as usize], n)
-            }
-            None => Ok(()),
-        }
+        let Some(exchange) = &mut s.exchange else {
+            return Ok(());
+        };
+        s.ops
+            .peer_sum_in_place(self.stream, exchange, &mut s.acts[x as usize], n)
     }
 
     /// Where a fused kernel takes it, one launch that adds each row's product into `X`.
