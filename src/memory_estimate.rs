@@ -10,7 +10,7 @@ use std::ops::Range;
 use crate::backend::DeviceKind;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
-use crate::backend::{Shape, saturating_bytes};
+use crate::backend::saturating_bytes;
 use crate::context::ContextParams;
 use crate::error::Result;
 use crate::gguf::GgufFile;
@@ -94,12 +94,7 @@ pub fn estimate_shares(
         let (n, last) = (shares.len(), shares.len() - 1); // never empty
         return Ok((placement.devices().iter().zip(shares).enumerate())
             .map(|(i, (placed, share))| {
-                let local = Shape {
-                    n_head: share.q_heads.len(),
-                    n_head_kv: share.kv_heads.len(),
-                    n_ff: share.ff.len(),
-                    ..shape
-                };
+                let local = share.shape_of(shape);
                 let context = GpuBackend::planned_tensor_share(&local, &sizes, 1, i == last, n);
                 ShareEstimate {
                     device: placed.index,

@@ -23,7 +23,7 @@ pub use crate::backend::RopeStyle;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::ops::GpuOps;
 use crate::backend::gpu::{Device, GpuBackend, GpuParts, Stream};
-use crate::backend::{BackendState, ContextSizes, DeviceKind, Shape};
+use crate::backend::{BackendState, ContextSizes, DeviceKind};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, OwnedGguf};
 
@@ -245,12 +245,7 @@ impl Model {
                         match &p.tensor {
                             None => GpuBackend::new(&p.device, ops, shape, sizes, p.layers.clone()),
                             Some(part) => {
-                                let shape = Shape {
-                                    n_head: part.q_heads.len(),
-                                    n_head_kv: part.kv_heads.len(),
-                                    n_ff: part.ff.len(),
-                                    ..shape
-                                };
+                                let shape = part.shape_of(shape);
                                 GpuBackend::new_tensor_share(
                                     &p.device,
                                     ops,

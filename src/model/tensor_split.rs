@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use super::config::ModelConfig;
 use super::placement::shares_in_proportion;
+use crate::backend::Shape;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 
@@ -57,6 +58,19 @@ pub struct TensorShare {
     pub q_heads: Range<usize>,
     /// Rows of gate and up, columns of down.
     pub ff: Range<usize>,
+}
+
+impl TensorShare {
+    /// The shape of a device's state for this share of a model of shape `whole`: its own
+    /// query and K/V heads and FFN slice.
+    pub fn shape_of(&self, whole: Shape) -> Shape {
+        Shape {
+            n_head: self.q_heads.len(),
+            n_head_kv: self.kv_heads.len(),
+            n_ff: self.ff.len(),
+            ..whole
+        }
+    }
 }
 
 /// The quantized activations' group: a device's slice of a product's input must be whole
