@@ -165,11 +165,7 @@ fn tensor_share_bytes(
     let bytes_of = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
     let mut bytes = saturating_bytes(layers) + bytes_of("token_embd.weight");
     if head {
-        bytes += bytes_of("output_norm.weight");
-        bytes += match config.tied_output {
-            true => bytes_of("token_embd.weight"),
-            false => bytes_of("output.weight"),
-        };
+        bytes += head_bytes(gguf, config);
     }
     bytes
 }
@@ -193,11 +189,18 @@ fn uploaded_bytes(gguf: &GgufFile<'_>, config: &ModelConfig, layers: &Range<usiz
         bytes += bytes_of("token_embd.weight");
     }
     if layers.end == config.n_layer {
-        bytes += bytes_of("output_norm.weight");
-        bytes += match config.tied_output {
-            true => bytes_of("token_embd.weight"),
-            false => bytes_of("output.weight"),
-        };
+        bytes += head_bytes(gguf, config);
     }
     bytes
+}
+
+/// The bytes of the output norm and head a GPU uploads, where a head tied to the
+/// embedding is a second copy of it.
+fn head_bytes(gguf: &GgufFile<'_>, config: &ModelConfig) -> u64 {
+    let bytes_of = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
+    let head = match config.tied_output {
+        true => "token_embd.weight",
+        false => "output.weight",
+    };
+    bytes_of("output_norm.weight") + bytes_of(head)
 }
