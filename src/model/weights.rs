@@ -246,14 +246,13 @@ fn stacked<'a, const N: usize>(
         return Err(shape_error(name, shape, &[cols, stacked_rows]));
     }
     let whole = WeightMatrix::new(view.info.dtype(), view.data, rows, cols.size)?;
-    let row_bytes = whole.row_bytes();
     let mut first = 0;
     let matrices = parts
         .iter()
         .map(|part| {
-            let bytes = &whole.data[first * row_bytes..(first + part.size) * row_bytes];
+            let rows = first..first + part.size;
             first += part.size;
-            WeightMatrix::new(whole.dtype, bytes, part.size, cols.size)
+            whole.rows(rows)
         })
         .collect::<Result<Vec<_>>>()?;
     matrices
