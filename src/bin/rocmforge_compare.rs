@@ -22,6 +22,7 @@ use rocmforge::backend::{DeviceChoice, enumerate};
 use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement, SplitMode};
+use rocmforge::sampler::{Sampler, SamplerParams};
 
 struct Args {
     model: String,
@@ -113,13 +114,17 @@ fn logits(args: &Args, model: Arc<Model>, tokens: &[i32]) -> rocmforge::Result<V
     Ok(rows)
 }
 
-/// `n` tokens generated greedily (the largest logit each step) after `prompt`.
+/// `n` tokens generated greedily (the library's greedy sampler) after `prompt`.
 fn greedy(model: Arc<Model>, prompt: &[i32], n: usize) -> rocmforge::Result<Vec<i32>> {
     let params = ContextParams {
         n_ctx: prompt.len() + n,
         ..ContextParams::default()
     };
     let mut ctx = Context::new(model, &params)?;
+    let mut sampler = Sampler::new(SamplerParams {
+        temperature: 0.0,
+        ..SamplerParams::default()
+    })?;
     let mut next = prompt.to_vec();
     let mut generated = Vec::with_capacity(n);
     for _ in 0..n {
@@ -127,10 +132,7 @@ fn greedy(model: Arc<Model>, prompt: &[i32], n: usize) -> rocmforge::Result<Vec<
             tokens: &next,
             ..Batch::default()
         })?;
-        let logits = ctx.logits(-1)?;
-        let best =
-            (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)));
-        let token = best.unwrap_or(0) as i32;
+        let token = ctx.sample(&mut sampler, -1)? as i32;
         generated.push(token);
         next = vec![token];
     }
