@@ -39,12 +39,11 @@ pub fn forward<'w, B: Backend>(
         // A later share of a layer split prepares it as that product would have on one
         // device (where there is no post-norm, with which the product leaves it alone).
         if i == 0 {
-            if layer > 0 && lw.post_norms.is_none() {
-                let readers = [&lw.wq, &lw.wk, &lw.wv];
-                b.prepare_norm(&lw.attn_norm, c.rms_eps, Act::Xn, &readers)?;
-            } else {
-                b.rms_norm(Act::X, &lw.attn_norm, c.rms_eps, Act::Xn)?;
-            }
+            let norm = NextNorm {
+                weight: &lw.attn_norm,
+                readers: [&lw.wq, &lw.wk, &lw.wv],
+            };
+            norm.of_stream(b, c.rms_eps, layer > 0 && lw.post_norms.is_none())?;
         }
         b.matmul(
             Act::Xn,
@@ -106,6 +105,19 @@ struct NextNorm<'a, 'w, B: Backend, const N: usize> {
     readers: [&'a B::Matrix<'w>; N],
 }
 
+impl<'w, B: Backend, const N: usize> NextNorm<'_, 'w, B, N> {
+    /// `Xn = rms_norm(X)` where no residual product with this norm came before it (the
+    /// first layer of a split's share, a tensor split's sums), `prepared` as one device's
+    /// residual product prepares it, so that a split computes what one device does; not
+    /// `prepared` after a post-norm (which that product leaves alone) or at layer 0.
+    fn of_stream(&self, b: &mut B, eps: f32, prepared: bool) -> Result<()> {
+        match prepared {
+            true => b.prepare_norm(self.weight, eps, Act::Xn, &self.readers),
+            false => b.rms_norm(Act::X, self.weight, eps, Act::Xn),
+        }
+    }
+}
+
 /// How a sublayer's output joins the residual stream.
 struct Residual<'a, B: Backend> {
     /// The norm of the sublayer's output before it joins (Gemma 3).
@@ -153,13 +165,7 @@ fn into_residual<'w, B: Backend, const N: usize>(
         }
     }
     match next {
-        // Prepared as the residual product prepares it on one device where there is no
-        // post-norm, so that a tensor split's norms are what one device computes from the
-        // same stream.
-        Some(next) if residual.post_norm.is_none() => {
-            b.prepare_norm(next.weight, eps, Act::Xn, &next.readers)
-        }
-        Some(next) => b.rms_norm(Act::X, next.weight, eps, Act::Xn),
+        Some(next) => next.of_stream(b, eps, residual.post_norm.is_none()),
         None => Ok(()),
     }
 }
