@@ -1,5 +1,6 @@
 // Greedy decoding on the device: the index of the largest logit of each row, so a greedy
-// step copies 4 bytes back rather than the vocabulary. As the CPU sampler: NaN counts as
+// step hands the host 4 bytes rather than the vocabulary (written straight into host
+// memory: src/backend/gpu/safe/mapped_host.rs). As the CPU sampler: NaN counts as
 // -inf, ties go to the lowest index, and a row with nothing above -inf gives index 0.
 //
 // Launch: grid.x = n_rows (one block per row), blockDim.x a multiple of the warp size up

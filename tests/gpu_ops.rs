@@ -16,6 +16,7 @@ use rocmforge::backend::gpu::ops::{
     SecondMatrix, StepTokens, StreamNorm, UnscaledNorm, integer_product_types,
     supported_weight_types,
 };
+use rocmforge::backend::gpu::{MappedHost, UploadStaging};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
 use rocmforge::tensor::{GgmlType, dequantize_to_vec};
@@ -1209,25 +1210,118 @@ fn argmax_picks_the_first_best_like_the_sampler() {
 
     let flat: Vec<f32> = rows.concat();
     let logits = g.upload(&flat);
-    let mut out = g.poisoned::<i32>(rows.len());
+    // One more than the rows: the kernel must leave the last alone.
+    let mut out = poisoned_mapped(&g, rows.len() + 1);
     g.ops
         .argmax(&g.stream, &logits, rows.len(), n_vocab, &mut out)
         .unwrap();
-    let expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
+    let mut expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
     assert_eq!(
         expected[1..],
         [4099, 77_777, (n_vocab - 1) as i32, 0, 0, 99]
     );
-    assert_eq!(g.download(&out), expected);
+    expected.push(-1);
+    assert_eq!(read_mapped(&g, &out), expected);
 
-    // A single row, as a greedy decode step asks for (4 bytes back).
-    let mut one = g.poisoned::<i32>(1);
+    // A single row, as a greedy decode step asks for (4 bytes, written into host memory).
+    let mut one = poisoned_mapped(&g, 1);
     g.ops
         .argmax(&g.stream, &logits, 1, n_vocab, &mut one)
         .unwrap();
-    assert_eq!(g.download(&one), [expected[0]]);
+    assert_eq!(read_mapped(&g, &one), [expected[0]]);
     drop((logits, out, one));
     assert_all_freed(&g.device);
+}
+
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn staged_uploads_land_whole_in_their_buffers() {
+    let g = ops_gpu();
+    let mut random = Random::new(29);
+    // Around a 16-byte vector, and past one gather's grid (64 blocks of 256 lanes of 16
+    // bytes): 1.2 MB.
+    let word_lengths = [1usize, 3, 4, 5, 17, 1000, 300_000];
+    let byte_lengths = [1usize, 15, 16, 33];
+    let capacity = 16 * (word_lengths.len() + byte_lengths.len())
+        + 4 * word_lengths.iter().sum::<usize>()
+        + byte_lengths.iter().sum::<usize>();
+    let mut staging = UploadStaging::new(&g.stream, capacity).unwrap();
+    // Each buffer one element longer than its upload: the gather must leave the last.
+    let mut words: Vec<_> = word_lengths
+        .iter()
+        .map(|&n| g.poisoned::<u32>(n + 1))
+        .collect();
+    let mut bytes: Vec<_> = byte_lengths
+        .iter()
+        .map(|&n| g.poisoned::<u8>(n + 1))
+        .collect();
+    // Twice, so the second set reuses the area the first one's gather read.
+    for round in 0..2 {
+        let word_values: Vec<Vec<u32>> = word_lengths
+            .iter()
+            .map(|&n| (0..n).map(|_| random.next_u64() as u32).collect())
+            .collect();
+        let byte_values: Vec<Vec<u8>> = byte_lengths
+            .iter()
+            .map(|&n| (0..n).map(|_| random.next_u64() as u8).collect())
+            .collect();
+        let mut uploads = staging.begin(&g.stream).unwrap();
+        for (values, buffer) in word_values.iter().zip(&mut words) {
+            uploads.upload(values, buffer).unwrap();
+        }
+        for (values, buffer) in byte_values.iter().zip(&mut bytes) {
+            uploads.upload(values, buffer).unwrap();
+        }
+        uploads
+            .finish(|staged| g.ops.gather_staged(&g.stream, staged))
+            .unwrap();
+        for (values, buffer) in word_values.iter().zip(&words) {
+            let got = g.download(buffer);
+            assert_eq!(got[..values.len()], values[..], "round {round}");
+            assert_eq!(
+                got[values.len()],
+                u32::MAX,
+                "round {round}: written past the end"
+            );
+        }
+        for (values, buffer) in byte_values.iter().zip(&bytes) {
+            let got = g.download(buffer);
+            assert_eq!(got[..values.len()], values[..], "round {round}");
+            assert_eq!(
+                got[values.len()],
+                u8::MAX,
+                "round {round}: written past the end"
+            );
+        }
+    }
+    // The area's limits are errors, not writes past it.
+    let mut uploads = staging.begin(&g.stream).unwrap();
+    let too_many = vec![0u32; capacity / 4 + 1];
+    let mut large = g.poisoned::<u32>(too_many.len());
+    assert!(matches!(
+        uploads.upload(&too_many, &mut large),
+        Err(Error::InvalidArgument(_))
+    ));
+    drop((staging, words, bytes, large));
+    assert_all_freed(&g.device);
+}
+
+/// `len` ints of host memory mapped into the test's GPU, each -1, so that one a kernel
+/// should have written and did not, or one it should not have written, shows.
+fn poisoned_mapped(g: &OpsGpu, len: usize) -> MappedHost<i32> {
+    let mapped = MappedHost::new(&g.device, len).unwrap();
+    for index in 0..len {
+        mapped.store(index, -1);
+    }
+    mapped
+}
+
+/// Every value of `mapped` once the test's stream has finished.
+fn read_mapped(g: &OpsGpu, mapped: &MappedHost<i32>) -> Vec<i32> {
+    g.stream.synchronize().unwrap();
+    let mut values = vec![0; mapped.len()];
+    mapped.load_into(&mut values).unwrap();
+    values
 }
 
 // ------------------------------------------------------------------ RoPE + cache write
@@ -2139,8 +2233,9 @@ fn launchers_reject_bad_shapes_before_launching() {
         kv_type: KvType::F16,
     };
     invalid(g.ops.rope_kv_write(&g.stream, &rope, &heads, 1, buffers));
-    let mut best = g.upload(&[0i32]);
+    let mut best = poisoned_mapped(&g, 1);
     invalid(g.ops.argmax(&g.stream, &x, 1, 0, &mut best));
+    invalid(g.ops.argmax(&g.stream, &x, 2, 1, &mut best));
     // Heads that do not group.
     let bad_heads = HeadShape {
         n_head: 3,

@@ -1,7 +1,7 @@
 //! The GPU implementation of the backend boundary: one context's K/V cache, activations
 //! and step inputs in device memory, on one stream. Every operation only queues kernels;
-//! the step's one synchronisation is the copy of each output's argmax back to the host
-//! (4 bytes a row: all a greedy sampler needs). The logits themselves are copied only
+//! the step's one synchronisation waits for each output's argmax, which the device writes
+//! straight into host memory (4 bytes a row: all a greedy sampler needs). The logits themselves are copied only
 //! when asked for. A decode step runs as one graph launch (`graph_step`).
 
 use std::ops::Range;
@@ -16,7 +16,7 @@ use super::ops::{
     ProductInput, ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix,
     StepTokens, StreamNorm, UnscaledNorm,
 };
-use super::safe::{Blas, Device, DeviceBuffer, Event, Stream};
+use super::safe::{Blas, Device, DeviceBuffer, Event, MappedHost, Stream};
 use crate::backend::{
     Act, Backend, BackendMemory, ContextSizes, KvRowSlots, KvType, Rope, Shape, Step,
     check_row_bytes, saturating_bytes,
@@ -175,8 +175,10 @@ struct DeviceState {
     /// `embeddings_copied`.
     embeddings: Vec<f32>,
     embeddings_copied: bool,
-    /// `[n_batch]` each output row's argmax, and its host copy (`[n_outputs]`).
-    argmax_device: DeviceBuffer<i32>,
+    /// `[n_batch]` each output row's argmax, written by the device into host memory (where
+    /// this state computes logits), and its copy (`[n_outputs]`) taken once the step is
+    /// over.
+    argmax_mapped: Option<MappedHost<i32>>,
     argmax: Vec<i32>,
     step: DeviceStep,
     workspace: AttentionWorkspace,
@@ -192,7 +194,7 @@ struct DeviceState {
 /// The operations of one step, queued on `stream` over a context's device state: the
 /// [`Backend`] the forward pass runs on, kernel by kernel or while a graph records it.
 /// Its `output_logits` only queues the logits' and their argmax's computation;
-/// [`GpuBackend::run_step`] copies the argmax back.
+/// [`GpuBackend::finish_step`] waits for the argmax.
 pub(crate) struct GpuStep<'a> {
     stream: &'a Stream,
     state: &'a mut DeviceState,
@@ -263,7 +265,7 @@ impl GpuBackend {
             0
         };
         let rows = 2 * 4 * u(n_output_rows) * u(shape.n_embd);
-        let logits = 4 * u(n_output_rows) * u(shape.n_vocab) + 4 * u(n_output_rows);
+        let logits = 4 * u(n_output_rows) * u(shape.n_vocab);
         // The step's inputs, 4 bytes each, on the device and in the staging buffer.
         let input_values = device_step::input_values(sizes);
         let heads = HeadShape {
@@ -277,7 +279,10 @@ impl GpuBackend {
             longest_table(sizes),
             KEYS_PER_SPLIT,
         );
-        let host = device_step::staging_bytes(sizes) + 4 * u(n_outputs) * (u(shape.n_vocab) + 1);
+        // The logits' and argmax's host copies, and the argmax the device writes.
+        let host = device_step::staging_bytes(sizes)
+            + 4 * u(n_outputs) * (u(shape.n_vocab) + 1)
+            + 4 * u(n_output_rows);
         let device =
             kv + acts + q8 + unscaled + prefill + rows + logits + 4 * input_values + workspace;
         BackendMemory {
@@ -404,7 +409,9 @@ impl GpuBackend {
             logits_copied: false,
             embeddings: Vec::new(),
             embeddings_copied: false,
-            argmax_device: device.alloc(n_output_rows)?,
+            argmax_mapped: computes_logits
+                .then(|| MappedHost::new(device, n_output_rows))
+                .transpose()?,
             argmax: Vec::new(),
             workspace: AttentionWorkspace::new(
                 device,
@@ -439,7 +446,7 @@ impl GpuBackend {
     }
 
     /// Queues the step given to [`GpuBackend::begin_step`]; [`GpuBackend::finish_step`]
-    /// copies its outputs' argmax back.
+    /// waits for its outputs' argmax.
     /// `forward` queues the model's forward pass on the [`GpuStep`] it is given; it is
     /// recorded into a graph on the first decode step and replayed on every later one,
     /// and called again as it is for every other step. `model_ops` are the kernels of the
@@ -471,8 +478,8 @@ impl GpuBackend {
         })
     }
 
-    /// Copies the argmax of the step [`GpuBackend::queue_step`] queued back, where this
-    /// state computes logits, which waits for the step to finish.
+    /// Waits for the step [`GpuBackend::queue_step`] queued and takes its argmax, where
+    /// this state computes logits.
     pub(crate) fn finish_step(&mut self) -> Result<()> {
         if self.state.computes_logits() {
             self.state.read_argmax(&self.stream)
@@ -812,15 +819,21 @@ impl DeviceState {
         Ok((input, outputs))
     }
 
-    /// Copies the argmax of each output the step computed to the host: the step's one
-    /// wait. The logits stay on the device until [`GpuBackend::logits`] asks.
+    /// Waits for the step (its one wait) and takes the argmax of each output, which the
+    /// device wrote into host memory. The logits stay on the device until
+    /// [`GpuBackend::logits`] asks.
     fn read_argmax(&mut self, stream: &Stream) -> Result<()> {
         self.logits_copied = false;
         self.embeddings_copied = false;
         let n = self.step.n_outputs;
         resize(&mut self.argmax, n, 0, "the argmax of a batch")?;
-        self.argmax_device
-            .copy_range_to_host(stream, 0, &mut self.argmax[..n])
+        stream.synchronize()?;
+        match &self.argmax_mapped {
+            Some(mapped) => mapped.load_into(&mut self.argmax[..n]),
+            None => Err(Error::InvalidArgument(
+                "a state without logits has no argmax".into(),
+            )),
+        }
     }
 
     fn memory(&self) -> BackendMemory {
@@ -839,12 +852,12 @@ impl DeviceState {
             + bytes(&self.out_rows)
             + bytes(&self.out_norm)
             + bytes(&self.logits_device)
-            + self.argmax_device.size_bytes() as u64
             + self.step.device_bytes()
             + self.workspace.bytes()
             + self.exchange.as_ref().map_or(0, PeerExchange::device_bytes);
         let host_bytes = (self.logits.capacity() + self.embeddings.capacity()) * size_of::<f32>()
-            + self.argmax.capacity() * size_of::<i32>()
+            + (self.argmax.capacity() + self.argmax_mapped.as_ref().map_or(0, MappedHost::len))
+                * size_of::<i32>()
             + self.step.staging_bytes();
         BackendMemory {
             kv_bytes,
@@ -1003,7 +1016,7 @@ impl Backend for GpuStep<'_> {
         state.q8_of = None;
         state.unscaled_of = None;
         state.deferred_rope = None;
-        state.step.upload(stream, step)?;
+        state.step.upload(stream, &state.ops, step)?;
         let block_bytes = state.block_size * state.kv_type.bytes(state.shape.kv_dim());
         let sizes = state.sizes;
         for (window, tables) in [(false, Some(&step.full)), (true, step.window.as_ref())] {
@@ -1450,8 +1463,8 @@ impl Backend for GpuStep<'_> {
         )
     }
 
-    /// Queues the logits' computation and their argmax; `GpuBackend::run_step` copies the
-    /// argmax back after the forward pass (or its graph) has been queued.
+    /// Queues the logits' computation and their argmax; [`GpuBackend::finish_step`] waits
+    /// for the argmax after the forward pass (or its graph) has been queued.
     fn output_logits(
         &mut self,
         norm: &DeviceBuffer<f32>,
@@ -1497,8 +1510,10 @@ impl Backend for GpuStep<'_> {
                 .matvec_any(stream, &mut s.prefill, &view, &s.out_norm, n_out, logits)?;
         }
         let n_vocab = s.shape.n_vocab;
-        s.ops
-            .argmax(stream, logits, n_out, n_vocab, &mut s.argmax_device)
+        let argmax = s.argmax_mapped.as_mut().ok_or_else(|| {
+            Error::InvalidArgument("the output head runs where logits are computed".into())
+        })?;
+        s.ops.argmax(stream, logits, n_out, n_vocab, argmax)
     }
 
     fn memory(&self) -> BackendMemory {

@@ -1,8 +1,9 @@
 //! A step's inputs in device memory ([`Step`]'s buffers): sized once per context and
-//! refreshed by copies queued through page-locked staging, one set of block tables per
-//! cache (the full one, and the window layers' where the context has one).
+//! refreshed by one gather out of page-locked staging, one set of block tables per cache
+//! (the full one, and the window layers' where the context has one).
 
-use super::safe::{Device, DeviceBuffer, Stream, UploadSet, UploadStaging};
+use super::ops::GpuOps;
+use super::safe::{Device, DeviceBuffer, STAGING_HEADER_BYTES, Stream, UploadSet, UploadStaging};
 use crate::backend::{ContextSizes, Step, StepTables};
 use crate::error::{Error, Result};
 
@@ -13,7 +14,7 @@ pub(super) struct DeviceStep {
     pub seq_of_token: DeviceBuffer<u32>,
     pub full: DeviceTables,
     pub window: Option<DeviceTables>,
-    /// Page-locked room for all of the above, so their copies are queued, not waited for.
+    /// Page-locked room for all of the above, so their gather is queued, not waited for.
     staging: UploadStaging,
     pub n_tokens: usize,
     pub n_outputs: usize,
@@ -41,7 +42,7 @@ const UPLOAD_ALIGN_VALUES: u128 = 4;
 impl DeviceStep {
     pub fn new(device: &Device, stream: &Stream, sizes: &ContextSizes) -> Result<DeviceStep> {
         let n_batch = sizes.n_batch;
-        let staging_len = usize::try_from(staging_bytes(sizes))
+        let staging_len = usize::try_from(staged_input_bytes(sizes))
             .map_err(|_| Error::DeviceOutOfMemory("the step's inputs overflow".into()))?;
         Ok(DeviceStep {
             staging: UploadStaging::new(stream, staging_len)?,
@@ -101,9 +102,9 @@ impl DeviceStep {
             .all(|(i, &t)| t as usize == i)
     }
 
-    /// Queues the copies of `step`'s inputs (after waiting for the previous step's copies
+    /// Queues the gather of `step`'s inputs (after waiting for the previous step's gather
     /// to have read the staging area).
-    pub fn upload(&mut self, stream: &Stream, step: &Step) -> Result<()> {
+    pub fn upload(&mut self, stream: &Stream, ops: &GpuOps, step: &Step) -> Result<()> {
         let n = step.n_tokens;
         let window_blocks = step.window.as_ref().map(|w| w.max_blocks);
         if step.full.max_blocks != self.full.max_blocks
@@ -121,7 +122,7 @@ impl DeviceStep {
         if let (Some(mine), Some(theirs)) = (&mut self.window, &step.window) {
             mine.upload(&mut uploads, theirs, n)?;
         }
-        uploads.finish()?;
+        uploads.finish(|staged| ops.gather_staged(stream, staged))?;
         self.n_tokens = n;
         self.n_outputs = step.n_outputs;
         self.output_tokens.clear();
@@ -185,9 +186,15 @@ pub(super) fn input_values(sizes: &ContextSizes) -> u128 {
     3 * u(sizes.n_batch) + tables(sizes.n_slots) + sizes.window.map_or(0, |w| tables(w.n_slots))
 }
 
-/// The page-locked staging for a step of `sizes`: its input values, each upload starting
-/// aligned (three, and four per cache).
+/// The page-locked staging area for a step of `sizes`: the descriptions of its uploads,
+/// then their values.
 pub(super) fn staging_bytes(sizes: &ContextSizes) -> u128 {
+    STAGING_HEADER_BYTES as u128 + staged_input_bytes(sizes)
+}
+
+/// A step's input values in the staging area, each upload starting aligned (three, and
+/// four per cache).
+fn staged_input_bytes(sizes: &ContextSizes) -> u128 {
     let n_uploads = 3 + 4 * (1 + u128::from(sizes.window.is_some()));
     4 * (input_values(sizes) + UPLOAD_ALIGN_VALUES * n_uploads)
 }

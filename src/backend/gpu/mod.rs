@@ -37,6 +37,7 @@ pub use parts::GpuParts;
 pub use result::{Driver, DriverError, DriverVersion, Unavailable};
 pub use safe::{
     Communicators, Device, DeviceBuffer, DeviceCopy, DeviceFacts, Event, Function, Graph,
-    KernelArg, KernelArgs, LaunchConfig, MemoryInfo, MemoryStats, Module, Stream,
+    KernelArg, KernelArgs, LaunchConfig, MappedHost, MemoryInfo, MemoryStats, Module, Stream,
+    UploadStaging,
 };
 pub use sys::Vendor;

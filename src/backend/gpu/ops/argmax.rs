@@ -1,6 +1,8 @@
 //! Greedy decoding on the device: the argmax of each logits row (`kernels/argmax.hip`).
 
-use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
+use super::super::safe::{
+    DeviceBuffer, Function, KernelArgs, LaunchConfig, MappedHost, Module, Stream,
+};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 
@@ -22,14 +24,16 @@ impl ArgmaxKernel {
 impl GpuOps {
     /// `out[r]` = the index of the largest of `logits[r]` (`[n_rows, n_vocab]`), as the
     /// CPU sampler's greedy choice: NaN counts as -inf, ties go to the lowest index, and a
-    /// row with no value above -inf gives 0.
+    /// row with no value above -inf gives 0. `out` is host memory the kernel writes
+    /// directly, so the host has each step's choice once the stream reaches this point,
+    /// with no copy queued after it.
     pub fn argmax(
         &self,
         stream: &Stream,
         logits: &DeviceBuffer<f32>,
         n_rows: usize,
         n_vocab: usize,
-        out: &mut DeviceBuffer<i32>,
+        out: &mut MappedHost<i32>,
     ) -> Result<()> {
         if n_vocab == 0 || n_vocab > i32::MAX as usize {
             return Err(Error::InvalidArgument(format!(
@@ -43,7 +47,17 @@ impl GpuOps {
             product("argmax", &[n_rows, n_vocab])?,
             stream,
         )?;
-        check_buffer("argmax output", out, n_rows, stream)?;
+        if !out.device().same_device(stream.device()) {
+            return Err(Error::InvalidArgument(
+                "argmax output: mapped into another device than the stream's".into(),
+            ));
+        }
+        if out.len() < n_rows {
+            return Err(Error::InvalidArgument(format!(
+                "argmax output: holds {} ints, the call needs {n_rows}",
+                out.len()
+            )));
+        }
         if n_rows == 0 {
             return Ok(());
         }
@@ -54,8 +68,9 @@ impl GpuOps {
             .push(&mut *out);
         let config = LaunchConfig::linear(n_rows as u32, THREADS);
         // SAFETY: the arguments match rf_argmax_f32(logits, n_rows, n_vocab, out); logits
-        // holds n_rows * n_vocab floats and out n_rows ints (checked); THREADS = 1024 is
-        // a multiple of every warp size and within the kernel's 32 warps of scratch.
+        // holds n_rows * n_vocab floats and out n_rows ints of host memory mapped into this
+        // device (checked); THREADS = 1024 is a multiple of every warp size and within the
+        // kernel's 32 warps of scratch.
         unsafe { self.argmax.argmax.launch(stream, &config, &args) }
     }
 }

@@ -1,6 +1,6 @@
 //! The operations of a forward pass on a GPU: safe launchers for the kernels of
 //! `kernels/{embedding,matvec,matvec_q8,norm,rope,attention,attention_mma,elementwise,argmax,
-//! dequant_f16,split_rows,peer_sum}.hip`.
+//! dequant_f16,split_rows,peer_sum,staging}.hip`.
 //!
 //! [`GpuOps::load`] loads every kernel once per device; each launcher takes typed device
 //! buffers and the shapes they hold, checks every length, shape and limit before it
@@ -27,6 +27,7 @@ mod peer_sum;
 mod prepared_norm;
 mod rope;
 mod split_rows;
+mod staged;
 mod weights;
 
 pub use attention::{AttentionWorkspace, DecodeRope, PagedKv, StepTokens};
@@ -115,6 +116,7 @@ pub struct GpuOps {
     dequant_f16: dequant_f16::DequantF16Kernels,
     split_rows: split_rows::SplitRowsKernels,
     peer_sum: peer_sum::PeerSumKernels,
+    staged: staged::StagedKernel,
 }
 
 impl GpuOps {
@@ -142,6 +144,7 @@ impl GpuOps {
             dequant_f16: dequant_f16::DequantF16Kernels::load(&module("dequant_f16")?)?,
             split_rows: split_rows::SplitRowsKernels::load(&module("split_rows")?)?,
             peer_sum: peer_sum::PeerSumKernels::load(&module("peer_sum")?)?,
+            staged: staged::StagedKernel::load(&module("staging")?)?,
         })
     }
 }

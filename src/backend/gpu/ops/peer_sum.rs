@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::super::safe::{
-    DeviceBuffer, Function, HostWord, KernelArgs, LaunchConfig, Module, Stream,
+    DeviceBuffer, Function, KernelArgs, LaunchConfig, MappedHost, Module, Stream,
 };
 use super::{GpuOps, check_buffer};
 use crate::error::{Error, Result};
@@ -56,7 +56,7 @@ pub struct PeerExchange {
     epochs: DeviceBuffer<u32>,
     /// Nonzero: stop waiting for the other ranks (their part of the step never came). In
     /// host memory, so that raising it waits for nothing on the device.
-    abort: HostWord,
+    abort: MappedHost<u32>,
     capacity: usize,
 }
 
@@ -99,7 +99,7 @@ impl PeerExchange {
                     group: group.clone(),
                     table: device.upload(stream, &addresses)?,
                     epochs: device.alloc_zeroed(BLOCKS as usize)?,
-                    abort: HostWord::new(device)?,
+                    abort: MappedHost::new(device, 1)?,
                     capacity,
                 })
             })
@@ -130,7 +130,7 @@ impl PeerExchange {
     /// Lets this rank's sums stop waiting for the other ranks: the way out of a step that
     /// failed on another GPU before it queued its part.
     pub fn abort(&self) {
-        self.abort.set(1);
+        self.abort.store(0, 1);
     }
 }
 
@@ -198,7 +198,7 @@ impl GpuOps {
             .push(partial)
             .push(&exchange.table)
             .push(&mut exchange.epochs)
-            .push(exchange.abort.device_ptr())
+            .push(&exchange.abort)
             .push(n as u64)
             .push(exchange.capacity as u64)
             .push(n_ranks as u32)
@@ -226,7 +226,7 @@ impl GpuOps {
         let posted = &exchange.group[exchange.rank];
         check_buffer("peer sum flags", &posted.flags, FLAGS, stream)?;
         check_buffer("peer sum counts", &exchange.epochs, BLOCKS as usize, stream)?;
-        exchange.abort.set(0);
+        exchange.abort.store(0, 0);
         let mut args = KernelArgs::new();
         args.push(&posted.flags).push(&mut exchange.epochs);
         // SAFETY: the arguments match rf_peer_sum_clear(flags, epochs), which writes

@@ -3,6 +3,7 @@
 use std::ffi::c_void;
 
 pub use super::super::result::Dim3;
+use super::mapped_host::MappedHost;
 use super::memory::{DeviceBuffer, DeviceCopy};
 use crate::error::{Error, Result};
 
@@ -92,6 +93,19 @@ impl<T: DeviceCopy> KernelArg for &DeviceBuffer<T> {
 }
 
 impl<T: DeviceCopy> KernelArg for &mut DeviceBuffer<T> {
+    fn slot(&self) -> u64 {
+        self.device_ptr()
+    }
+}
+
+/// Mapped host memory is passed as the address the device reaches it at.
+impl<T: DeviceCopy> KernelArg for &MappedHost<T> {
+    fn slot(&self) -> u64 {
+        self.device_ptr()
+    }
+}
+
+impl<T: DeviceCopy> KernelArg for &mut MappedHost<T> {
     fn slot(&self) -> u64 {
         self.device_ptr()
     }

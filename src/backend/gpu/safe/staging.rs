@@ -1,7 +1,8 @@
-//! Host-to-device copies through page-locked host memory. A step's inputs are written into
-//! the staging area and their copies queued without waiting (a copy from ordinary,
-//! pageable memory must wait until the driver has read it); the area is written again only
-//! after the copies that read it have finished.
+//! Host-to-device uploads through page-locked host memory. A step's inputs are written
+//! into the staging area, each with a description of where it goes, and one kernel then
+//! reads the area (mapped into the device) and writes every input into its buffer: one
+//! launch where a copy per input would each cost the copy engine's latency. The area is
+//! written again only after the kernel that read it has finished.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
@@ -13,10 +14,62 @@ use super::memory::{DeviceBuffer, DeviceCopy};
 use super::stream::Stream;
 use crate::error::{Error, Result};
 
-/// Where each upload starts in the area: enough for every element type.
+/// Where each staged input starts in the area: enough for every element type and for the
+/// gather kernel's 16-byte loads.
 const ALIGN: usize = 16;
 
-/// A page-locked area of host memory and the copies that read it, all queued on one
+/// The most uploads one set holds.
+pub const MAX_UPLOADS: usize = 16;
+
+/// One upload as the gather kernel reads it (`kernels/staging.hip`, `StagedPiece`): the
+/// area opens with `MAX_UPLOADS` of these.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct StagedPiece {
+    destination: u64,
+    offset: u32,
+    bytes: u32,
+}
+
+/// The area's bytes before its first staged input.
+pub const STAGING_HEADER_BYTES: usize = MAX_UPLOADS * size_of::<StagedPiece>();
+
+/// What the kernel that gathers an [`UploadSet`] is given, only while the set ends (see
+/// [`UploadSet::finish`]): made nowhere else, and neither copied nor kept, so a gather
+/// reads only an area whose descriptions name live buffers with room for their pieces.
+#[derive(Debug)]
+pub struct StagedUploads {
+    area: u64,
+    count: u32,
+    max_bytes: u32,
+    stream: RawStream,
+}
+
+impl StagedUploads {
+    /// The area's address in the device (unified addressing: the host's).
+    pub fn area(&self) -> u64 {
+        self.area
+    }
+
+    /// Uploads described at the start of the area (at least one); each starts 16-byte
+    /// aligned in the area and in its buffer, which holds all of its bytes.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The bytes of the largest.
+    pub fn max_bytes(&self) -> u32 {
+        self.max_bytes
+    }
+
+    /// Whether the gather is queued on `stream`, the set's (which the event after it
+    /// orders).
+    pub fn is_for(&self, stream: &Stream) -> bool {
+        stream.raw() == self.stream
+    }
+}
+
+/// A page-locked area of host memory and the gathers that read it, all queued on one
 /// stream (the event below orders them only on it).
 pub struct UploadStaging {
     device: Device,
@@ -24,11 +77,13 @@ pub struct UploadStaging {
     area: NonNull<u8>,
     capacity: usize,
     used: usize,
-    /// Recorded after the copies of the last ended set: the area is free again once it is
+    count: usize,
+    max_bytes: usize,
+    /// Recorded after the gather of the last set: the area is free again once it is
     /// reached.
     copied: Event,
-    /// Whether copies were queued after `copied` was last recorded (a set still open, or
-    /// one leaked with `mem::forget`, which never ran its drop).
+    /// Whether a gather was queued with no event after it (its record failed, and so did
+    /// the wait that stood in for it).
     unfenced: bool,
 }
 
@@ -39,10 +94,13 @@ unsafe impl Send for UploadStaging {}
 unsafe impl Sync for UploadStaging {}
 
 impl UploadStaging {
-    /// An area of `capacity` bytes (at least one) for copies queued on `stream`.
+    /// An area of `capacity` bytes of inputs (and the descriptions of up to
+    /// [`MAX_UPLOADS`] of them) for uploads queued on `stream`.
     pub fn new(stream: &Stream, capacity: usize) -> Result<UploadStaging> {
         let device = stream.device();
-        let bytes = capacity.max(1);
+        let bytes = capacity.checked_add(STAGING_HEADER_BYTES).ok_or_else(|| {
+            Error::DeviceOutOfMemory(format!("{capacity} bytes of page-locked host memory"))
+        })?;
         // SAFETY: `run` made the device current; the value below owns the allocation and
         // frees it once when it drops.
         let ptr = device.run(|driver| unsafe { driver.mem_host_alloc(bytes) })?;
@@ -55,7 +113,9 @@ impl UploadStaging {
             stream: stream.raw(),
             area,
             capacity: bytes,
-            used: 0,
+            used: STAGING_HEADER_BYTES,
+            count: 0,
+            max_bytes: 0,
             unfenced: false,
         })
     }
@@ -66,21 +126,21 @@ impl UploadStaging {
     }
 
     /// Starts a new set of uploads queued on `stream`, the one the area was made for:
-    /// waits until every copy of the previous sets has read the area. The set's copies
-    /// are fenced by one event, recorded when it ends ([`UploadSet::finish`], or its drop).
+    /// waits until the gather of every previous set has read the area.
     pub fn begin<'a>(&'a mut self, stream: &'a Stream) -> Result<UploadSet<'a>> {
         if stream.raw() != self.stream {
             return Err(Error::InvalidArgument(
-                "a staging area queues its copies on the one stream it was made for".into(),
+                "a staging area queues its uploads on the one stream it was made for".into(),
             ));
         }
         if self.unfenced {
-            // A set that was never ended: no event follows its copies.
             stream.synchronize()?;
             self.unfenced = false;
         }
         self.copied.synchronize()?;
-        self.used = 0;
+        self.used = STAGING_HEADER_BYTES;
+        self.count = 0;
+        self.max_bytes = 0;
         Ok(UploadSet {
             staging: self,
             stream,
@@ -88,17 +148,17 @@ impl UploadStaging {
     }
 }
 
-/// One set of copies out of an [`UploadStaging`] area, queued on one stream. Never while
-/// that stream records a graph: a recorded copy would read the area at every replay, long
-/// after it was written again.
+/// One set of uploads out of an [`UploadStaging`] area, queued on one stream when it
+/// ends. Never while that stream records a graph: a recorded gather would read the area
+/// at every replay, long after it was written again.
 pub struct UploadSet<'a> {
     staging: &'a mut UploadStaging,
     stream: &'a Stream,
 }
 
 impl UploadSet<'_> {
-    /// Puts `src` in the area and queues its copy into `dst`'s first `src.len()` elements;
-    /// returns without waiting. Fails when the area is full.
+    /// Puts `src` in the area, to be written into `dst`'s first `src.len()` elements when
+    /// the set ends. Fails when the area or its descriptions are full.
     pub fn upload<T: DeviceCopy>(&mut self, src: &[T], dst: &mut DeviceBuffer<T>) -> Result<()> {
         if src.len() > dst.len() {
             return Err(Error::InvalidArgument(format!(
@@ -118,70 +178,75 @@ impl UploadSet<'_> {
         let staging = &mut *self.staging;
         let bytes = size_of_val(src);
         let offset = staging.used.next_multiple_of(ALIGN);
-        if offset
+        let end = offset
             .checked_add(bytes)
-            .is_none_or(|end| end > staging.capacity)
-        {
+            .filter(|&end| end <= staging.capacity);
+        let (Some(end), Ok(offset32), Ok(bytes32)) =
+            (end, u32::try_from(offset), u32::try_from(bytes))
+        else {
             return Err(Error::InvalidArgument(format!(
                 "the staging area of {} bytes has no room for {bytes} more after {offset}",
                 staging.capacity
             )));
-        }
-        // SAFETY: offset + bytes is within the area (checked); the area is not read by any
-        // queued copy (`begin` waited for the earlier sets' and this set's copies read
-        // earlier, disjoint ranges); `src` is `bytes` of plain data.
-        let staged = unsafe {
-            let at = staging.area.as_ptr().add(offset);
-            std::ptr::copy_nonoverlapping(src.as_ptr().cast::<u8>(), at, bytes);
-            at.cast_const().cast::<c_void>()
         };
-        let (target, raw) = (dst.device_ptr(), self.stream.raw());
-        staging.device.run(|driver| {
-            // SAFETY: `target` holds at least `bytes` bytes (checked above); `staged` stays
-            // allocated and unwritten until the set's event is reached (recorded when the
-            // set ends; `begin` and `drop` of the area wait for it).
-            unsafe { driver.memcpy_htod_async(target, staged, bytes, raw) }
-        })?;
-        staging.used = offset + bytes;
-        staging.unfenced = true;
+        if staging.count == MAX_UPLOADS {
+            return Err(Error::InvalidArgument(format!(
+                "a set of uploads holds at most {MAX_UPLOADS}"
+            )));
+        }
+        let piece = StagedPiece {
+            destination: dst.device_ptr(),
+            offset: offset32,
+            bytes: bytes32,
+        };
+        // SAFETY: offset + bytes is within the area (checked), and so is the description's
+        // slot (count < MAX_UPLOADS, in the header); no queued gather reads the area
+        // (`begin` waited for the earlier sets' gathers, and this set's runs when it
+        // ends); `src` is `bytes` of plain data, and the area is page-aligned.
+        unsafe {
+            let base = staging.area.as_ptr();
+            std::ptr::copy_nonoverlapping(src.as_ptr().cast::<u8>(), base.add(offset), bytes);
+            base.cast::<StagedPiece>().add(staging.count).write(piece);
+        }
+        staging.used = end;
+        staging.count += 1;
+        staging.max_bytes = staging.max_bytes.max(bytes);
         Ok(())
     }
 
-    /// Ends the set: records the event after its copies.
-    pub fn finish(mut self) -> Result<()> {
-        self.fence()
-    }
-
-    fn fence(&mut self) -> Result<()> {
-        if !self.staging.unfenced {
+    /// Ends the set: `gather` queues the kernel that writes every upload into its buffer
+    /// (nothing, for a set without uploads), then an event marks the area free again.
+    pub fn finish(self, gather: impl FnOnce(&StagedUploads) -> Result<()>) -> Result<()> {
+        let staging = self.staging;
+        if staging.count == 0 {
             return Ok(());
         }
-        self.staging.unfenced = false;
-        self.staging.copied.record(self.stream).inspect_err(|_| {
-            // The event cannot guard the copies: wait for them here instead.
-            let _ = self.stream.synchronize();
-        })
-    }
-}
-
-impl Drop for UploadSet<'_> {
-    fn drop(&mut self) {
-        // A set left early (an error) still fences its copies.
-        let _ = self.fence();
+        gather(&StagedUploads {
+            area: staging.area.as_ptr() as u64,
+            count: staging.count as u32,
+            max_bytes: staging.max_bytes as u32,
+            stream: staging.stream,
+        })?;
+        if let Err(e) = staging.copied.record(self.stream) {
+            // The event cannot guard the area: wait for the gather here instead.
+            staging.unfenced = self.stream.synchronize().is_err();
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
 impl Drop for UploadStaging {
     fn drop(&mut self) {
         if self.unfenced {
-            // A leaked set's copies may still read the area and nothing here can wait for
-            // them (its stream may be gone): the area is leaked too, never freed under them.
+            // A gather may still read the area and nothing here can wait for it (its
+            // stream may be gone): the area is leaked, never freed under it.
             return;
         }
-        // Queued copies must not read freed memory; a lost device runs nothing more.
+        // A queued gather must not read freed memory; a lost device runs nothing more.
         let _ = self.copied.synchronize();
         let area = self.area.as_ptr().cast::<c_void>();
-        // SAFETY: this value owns the area, frees it once, and every copy reading it has
+        // SAFETY: this value owns the area, frees it once, and every gather reading it has
         // finished (waited for above, or the device is lost and runs nothing).
         let _ = self
             .device
