@@ -410,8 +410,9 @@ static __device__ void attention_token(
     const uint64_t own_key = (uint64_t)w + (uint64_t)lane * n_warps;
     // Before waiting on the kernel that writes the query, which with overlapped launches
     // runs beside it: the lookups of the first round (the tables, like the token's
-    // sequence and position, are the step's inputs, copied before its first kernel) and a
-    // request for those keys' K and V rows into L2.
+    // sequence and position, are the step's inputs, written by kernels/staging.hip, which
+    // lets no later kernel begin before it ends) and a request for those keys' K and V rows
+    // into L2.
     const KeySlot first_key = find_key(block_tables, slot_positions, seq, max_blocks, block_size,
                                        n_slots, key_begin + own_key, key_end);
     if (sees(first_key.pos, p, window)) {

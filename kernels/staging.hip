@@ -30,7 +30,9 @@ RF_KERNEL void rf_gather_staged(const uint8_t *area) {
     if (blockIdx.x == 0 && threadIdx.x < tail) {
         tail_byte = area[piece.offset + vectors * 16 + threadIdx.x];
     }
-    rf_grid_dependency_sync();
+    // The wait alone: kernels after this one read the step's inputs before their own wait
+    // (decode attention's lookups), so none may begin before every input is written.
+    rf_grid_dependency_wait();
     if (first < vectors) {
         to[first] = held;
     }

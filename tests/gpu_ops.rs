@@ -1221,14 +1221,14 @@ fn argmax_picks_the_first_best_like_the_sampler() {
         [4099, 77_777, (n_vocab - 1) as i32, 0, 0, 99]
     );
     expected.push(-1);
-    assert_eq!(read_mapped(&g, &out), expected);
+    assert_eq!(read_mapped(&g, &mut out), expected);
 
     // A single row, as a greedy decode step asks for (4 bytes, written into host memory).
     let mut one = poisoned_mapped(&g, 1);
     g.ops
         .argmax(&g.stream, &logits, 1, n_vocab, &mut one)
         .unwrap();
-    assert_eq!(read_mapped(&g, &one), [expected[0]]);
+    assert_eq!(read_mapped(&g, &mut one), [expected[0]]);
     drop((logits, out, one));
     assert_all_freed(&g.device);
 }
@@ -1317,7 +1317,7 @@ fn poisoned_mapped(g: &OpsGpu, len: usize) -> MappedHost<i32> {
 }
 
 /// Every value of `mapped` once the test's stream has finished.
-fn read_mapped(g: &OpsGpu, mapped: &MappedHost<i32>) -> Vec<i32> {
+fn read_mapped(g: &OpsGpu, mapped: &mut MappedHost<i32>) -> Vec<i32> {
     g.stream.synchronize().unwrap();
     let mut values = vec![0; mapped.len()];
     mapped.load_into(&mut values).unwrap();

@@ -1,8 +1,9 @@
 //! The GPU implementation of the backend boundary: one context's K/V cache, activations
 //! and step inputs in device memory, on one stream. Every operation only queues kernels;
 //! the step's one synchronisation waits for each output's argmax, which the device writes
-//! straight into host memory (4 bytes a row: all a greedy sampler needs). The logits themselves are copied only
-//! when asked for. A decode step runs as one graph launch (`graph_step`).
+//! straight into host memory (4 bytes a row: all a greedy sampler needs). The logits
+//! themselves are copied only when asked for. A decode step runs as one graph launch
+//! (`graph_step`).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -828,7 +829,7 @@ impl DeviceState {
         let n = self.step.n_outputs;
         resize(&mut self.argmax, n, 0, "the argmax of a batch")?;
         stream.synchronize()?;
-        match &self.argmax_mapped {
+        match &mut self.argmax_mapped {
             Some(mapped) => mapped.load_into(&mut self.argmax[..n]),
             None => Err(Error::InvalidArgument(
                 "a state without logits has no argmax".into(),
@@ -1000,9 +1001,9 @@ impl Backend for GpuStep<'_> {
     type Matrix<'w> = GpuMatrix;
     type Vector = DeviceBuffer<f32>;
 
-    /// Queues its host-to-device copies through page-locked memory (after waiting for the
-    /// previous step's to have read it) and never runs while a graph records: the copies
-    /// precede, in stream order, whatever reads the buffers.
+    /// Queues the gather of its inputs out of page-locked memory (after waiting for the
+    /// previous step's to have read it) and never runs while a graph records: the gather
+    /// precedes, in stream order, whatever reads the buffers.
     fn begin_step(&mut self, step: &Step) -> Result<()> {
         let (stream, state) = (self.stream, &mut *self.state);
         if step.full.block_size != state.block_size || step.full.n_logical.len() != state.n_seq {

@@ -161,9 +161,9 @@ impl DeviceTables {
         .sum()
     }
 
-    fn upload(
-        &mut self,
-        uploads: &mut UploadSet<'_>,
+    fn upload<'a>(
+        &'a mut self,
+        uploads: &mut UploadSet<'a>,
         tables: &StepTables,
         n_tokens: usize,
     ) -> Result<()> {

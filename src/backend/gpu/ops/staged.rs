@@ -1,7 +1,9 @@
 //! The gather of a step's staged inputs into their device buffers
 //! (`kernels/staging.hip`; the area and its descriptions: `safe::UploadSet`).
 
-use super::super::safe::{Function, KernelArgs, LaunchConfig, Module, StagedUploads, Stream};
+use super::super::safe::{
+    Function, KernelArgs, LaunchConfig, MAX_UPLOADS, Module, StagedUploads, Stream,
+};
 use super::{GpuOps, MAX_GRID_YZ};
 use crate::error::{Error, Result};
 
@@ -30,12 +32,7 @@ impl GpuOps {
                 "a set of uploads is gathered on the stream it was staged for".into(),
             ));
         }
-        if staged.count() > MAX_GRID_YZ {
-            return Err(Error::InvalidArgument(format!(
-                "{} uploads in one gather",
-                staged.count()
-            )));
-        }
+        debug_assert!(staged.count() as usize <= MAX_UPLOADS && MAX_UPLOADS as u32 <= MAX_GRID_YZ);
         let blocks = u64::from(staged.max_bytes())
             .div_ceil(16 * u64::from(THREADS))
             .clamp(1, u64::from(MAX_BLOCKS)) as u32;

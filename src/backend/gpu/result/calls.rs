@@ -203,8 +203,9 @@ impl Driver {
     }
 
     /// # Safety
-    /// `ptr` came from [`Driver::mem_host_alloc`] and is freed once, after every copy that
-    /// reads or writes it has finished.
+    /// `ptr` came from [`Driver::mem_host_alloc`] and is freed once; no queued work may still
+    /// use it (the vendors' free of page-locked memory waits for the device, but only for
+    /// work already queued).
     pub unsafe fn mem_free_host(&self, ptr: *mut c_void) -> Result<(), DriverError> {
         // SAFETY: forwarded from the caller.
         self.check(self.names.mem_free_host, unsafe {

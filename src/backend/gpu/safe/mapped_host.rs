@@ -56,6 +56,7 @@ impl<T: DeviceCopy> MappedHost<T> {
         self.len
     }
 
+    /// Always false: [`MappedHost::new`] holds at least one element.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -64,9 +65,10 @@ impl<T: DeviceCopy> MappedHost<T> {
         &self.device
     }
 
-    /// Stores `value` at `index` (ignored past the end), which kernels reading it see
-    /// without any stream's help.
+    /// Stores `value` at `index`, which kernels reading it see without any stream's help.
+    /// An index past the end is a caller's bug: it stores nothing.
     pub fn store(&self, index: usize, value: T) {
+        debug_assert!(index < self.len, "store at {index} of {}", self.len);
         if index < self.len {
             // SAFETY: `index` is within the allocation this value owns, aligned for `T`
             // (the runtime's allocations are page-aligned).
@@ -76,7 +78,7 @@ impl<T: DeviceCopy> MappedHost<T> {
 
     /// Copies the first `dst.len()` elements into `dst`: what the kernels that wrote them
     /// left, once the caller has waited for those kernels.
-    pub fn load_into(&self, dst: &mut [T]) -> Result<()> {
+    pub fn load_into(&mut self, dst: &mut [T]) -> Result<()> {
         if dst.len() > self.len {
             return Err(Error::InvalidArgument(format!(
                 "a read of {} elements from {} of mapped host memory",
@@ -99,11 +101,11 @@ impl<T: DeviceCopy> MappedHost<T> {
 }
 
 impl<T: DeviceCopy> Drop for MappedHost<T> {
-    /// The owner makes sure no kernel that reaches the memory still runs (as for a
-    /// `DeviceBuffer`).
     fn drop(&mut self) {
         let elements = self.elements.as_ptr().cast::<c_void>();
-        // SAFETY: this value owns the allocation and frees it once.
+        // SAFETY: this value owns the allocation and frees it once; the vendors' free of
+        // page-locked memory waits for the device first, so no queued kernel still reaches
+        // it (as for a `DeviceBuffer`).
         let _ = self
             .device
             .run_cleanup(|driver| unsafe { driver.mem_free_host(elements) });

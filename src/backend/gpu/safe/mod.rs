@@ -23,6 +23,6 @@ pub use launch::{Dim3, KernelArg, KernelArgs, LaunchConfig, MAX_THREADS_PER_BLOC
 pub use mapped_host::MappedHost;
 pub use memory::{DeviceBuffer, DeviceCopy};
 pub use module::{Function, Module};
-pub use staging::{STAGING_HEADER_BYTES, StagedUploads, UploadSet, UploadStaging};
+pub use staging::{MAX_UPLOADS, STAGING_HEADER_BYTES, StagedUploads, UploadSet, UploadStaging};
 pub use stream::Stream;
 pub use tracker::MemoryStats;

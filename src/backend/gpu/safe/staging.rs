@@ -150,16 +150,17 @@ impl UploadStaging {
 
 /// One set of uploads out of an [`UploadStaging`] area, queued on one stream when it
 /// ends. Never while that stream records a graph: a recorded gather would read the area
-/// at every replay, long after it was written again.
+/// at every replay, long after it was written again. The buffers it writes stay borrowed
+/// until it ends, so none is freed before its gather is queued.
 pub struct UploadSet<'a> {
     staging: &'a mut UploadStaging,
     stream: &'a Stream,
 }
 
-impl UploadSet<'_> {
+impl<'a> UploadSet<'a> {
     /// Puts `src` in the area, to be written into `dst`'s first `src.len()` elements when
     /// the set ends. Fails when the area or its descriptions are full.
-    pub fn upload<T: DeviceCopy>(&mut self, src: &[T], dst: &mut DeviceBuffer<T>) -> Result<()> {
+    pub fn upload<T: DeviceCopy>(&mut self, src: &[T], dst: &'a mut DeviceBuffer<T>) -> Result<()> {
         if src.len() > dst.len() {
             return Err(Error::InvalidArgument(format!(
                 "upload of {} elements into a buffer of {}",
@@ -221,18 +222,19 @@ impl UploadSet<'_> {
         if staging.count == 0 {
             return Ok(());
         }
-        gather(&StagedUploads {
+        let gathered = gather(&StagedUploads {
             area: staging.area.as_ptr() as u64,
             count: staging.count as u32,
             max_bytes: staging.max_bytes as u32,
             stream: staging.stream,
-        })?;
+        });
+        // Fenced whatever `gather` returned: it may have queued the kernel and failed after.
         if let Err(e) = staging.copied.record(self.stream) {
             // The event cannot guard the area: wait for the gather here instead.
             staging.unfenced = self.stream.synchronize().is_err();
-            return Err(e);
+            return gathered.and(Err(e));
         }
-        Ok(())
+        gathered
     }
 }
 
