@@ -140,9 +140,6 @@ struct DeviceState {
     /// The layers this state runs and holds the K/V of: all of them, or a layer split's
     /// share.
     layers: Range<usize>,
-    /// Whether it runs the output head: the last share of a layer split, one device of a
-    /// tensor split.
-    computes_logits: bool,
     /// A tensor split device's part in the sums over the split.
     exchange: Option<PeerExchange>,
     /// Per layer, `[n_slots, kv_dim]` values each, as `kv_type` stores them; empty for
@@ -176,9 +173,9 @@ struct DeviceState {
     /// `embeddings_copied`.
     embeddings: Vec<f32>,
     embeddings_copied: bool,
-    /// `[n_batch]` each output row's argmax, written by the device into host memory (where
-    /// this state computes logits), and its copy (`[n_outputs]`) taken once the step is
-    /// over.
+    /// `[n_batch]` each output row's argmax, written by the device into host memory (only
+    /// where this state runs the output head), and its copy (`[n_outputs]`) taken once the
+    /// step is over.
     argmax_mapped: Option<MappedHost<i32>>,
     argmax: Vec<i32>,
     step: DeviceStep,
@@ -426,7 +423,6 @@ impl GpuBackend {
             ops,
             heads,
             layers,
-            computes_logits,
             exchange: None,
             shape,
             n_seq,
@@ -672,8 +668,10 @@ impl GpuBackend {
 }
 
 impl DeviceState {
+    /// Whether it runs the output head (the last share of a layer split, one device of a
+    /// tensor split): where the argmax has its host memory.
     fn computes_logits(&self) -> bool {
-        self.computes_logits
+        self.argmax_mapped.is_some()
     }
 
     /// Notes that `act` is about to be overwritten: its Q8 copy is stale from here.
