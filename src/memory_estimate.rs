@@ -162,8 +162,7 @@ fn tensor_share_bytes(
             u128::from(t.n_bytes()) * of as u128 / whole.max(1) as u128
         })
         .sum();
-    let bytes_of = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
-    let mut bytes = saturating_bytes(layers) + bytes_of("token_embd.weight");
+    let mut bytes = saturating_bytes(layers) + tensor_bytes(gguf, "token_embd.weight");
     if head {
         bytes += head_bytes(gguf, config);
     }
@@ -178,7 +177,6 @@ fn uploaded_bytes(gguf: &GgufFile<'_>, config: &ModelConfig, layers: &Range<usiz
         let rest = name.strip_prefix("blk.")?;
         rest.split('.').next()?.parse::<usize>().ok()
     };
-    let bytes_of = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
     let mut bytes: u64 = gguf
         .tensors()
         .iter()
@@ -186,7 +184,7 @@ fn uploaded_bytes(gguf: &GgufFile<'_>, config: &ModelConfig, layers: &Range<usiz
         .map(|t| t.n_bytes())
         .sum();
     if layers.start == 0 {
-        bytes += bytes_of("token_embd.weight");
+        bytes += tensor_bytes(gguf, "token_embd.weight");
     }
     if layers.end == config.n_layer {
         bytes += head_bytes(gguf, config);
@@ -197,10 +195,14 @@ fn uploaded_bytes(gguf: &GgufFile<'_>, config: &ModelConfig, layers: &Range<usiz
 /// The bytes of the output norm and head a GPU uploads, where a head tied to the
 /// embedding is a second copy of it.
 fn head_bytes(gguf: &GgufFile<'_>, config: &ModelConfig) -> u64 {
-    let bytes_of = |name: &str| gguf.tensor_info(name).map_or(0, |t| t.n_bytes());
     let head = match config.tied_output {
         true => "token_embd.weight",
         false => "output.weight",
     };
-    bytes_of("output_norm.weight") + bytes_of(head)
+    tensor_bytes(gguf, "output_norm.weight") + tensor_bytes(gguf, head)
+}
+
+/// The bytes of the tensor `name`, 0 where the file has none.
+fn tensor_bytes(gguf: &GgufFile<'_>, name: &str) -> u64 {
+    gguf.tensor_info(name).map_or(0, |t| t.n_bytes())
 }
