@@ -92,9 +92,8 @@ RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
 
 // The 16-byte pieces of its row (of each matrix) a lane of the one-token kernel loads
 // before waiting on the previous kernel: a SmolLM2-sized row (72 pieces) is then in
-// registers whole by the time its input is ready. (3 gave the same loads there but
-// compiled slower: SmolLM2 F16 tg128 -2%, 1B F16 +1%.)
-#define RF_F16_EARLY_CHUNKS 4
+// registers whole by the time its input is ready.
+#define RF_F16_EARLY_CHUNKS 3
 
 // Adds the sum of the squares of eight f32 values (16-byte aligned) into sum: theirs in f32
 // (eight terms), the running sum in f64.
@@ -114,7 +113,7 @@ RF_DEVICE double rf_squares8(const float *v, double sum) {
 // products load their first groups, matvec_q8.hip), then a walk along the row unrolled four
 // deep. With overlapped launches the blocks that become resident while the previous kernel
 // runs hold those weights by the time their input is ready (SmolLM2 F16, H200: tg128
-// +13% over one piece early).
+// +12% over one piece early).
 //
 // Like the integer products it fuses what follows the product (product_output.h): with
 // w_b, a second matrix of the same shape over the same input (y_b = W_b x, or SwiGLU of
