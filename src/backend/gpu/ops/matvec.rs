@@ -278,9 +278,10 @@ impl GpuOps {
 /// How many warps share one row of the one-token F16 product (`rf_matvec1_f16x8`): two for
 /// rows of 4,096 values or more, which leaves each lane of a 32-lane warp at least 8 of the
 /// row's 16-byte pieces. Four (the kernel takes them) put the 1B class's down product in
-/// 1.55 waves of blocks instead of one: H200, 1B F16 tg128 1,067.5, 1,078.5 with two,
-/// 1,046.5, 1,049.8 with four; sharing rows of 2,048 by two cost 3%. Chosen by the row's
-/// length alone, so a product gives the same bits whatever rides in its launch.
+/// 1.55 waves of blocks (of five an SM then) instead of one: H200, 1B F16 tg128 1,067.5,
+/// 1,078.5 with two, 1,046.5, 1,049.8 with four; sharing rows of 2,048 by two cost 3%.
+/// Chosen by the row's length alone, so a product gives the same bits whatever rides in
+/// its launch.
 fn f16_row_parts(n_cols: usize) -> u32 {
     match n_cols / 8 / 256 {
         0 | 1 => 1,
