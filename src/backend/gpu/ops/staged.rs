@@ -23,6 +23,9 @@ impl StagedKernel {
     }
 }
 
+// A set's uploads are one row of the grid each: the most a set holds fits its height.
+const _: () = assert!(MAX_UPLOADS as u32 <= MAX_GRID_YZ);
+
 impl GpuOps {
     /// Writes every upload of the set `staged` describes into its buffer, on `stream`,
     /// the set's.
@@ -32,7 +35,7 @@ impl GpuOps {
                 "a set of uploads is gathered on the stream it was staged for".into(),
             ));
         }
-        debug_assert!(staged.count() as usize <= MAX_UPLOADS && MAX_UPLOADS as u32 <= MAX_GRID_YZ);
+        debug_assert!(staged.count() as usize <= MAX_UPLOADS);
         let blocks = u64::from(staged.max_bytes())
             .div_ceil(16 * u64::from(THREADS))
             .clamp(1, u64::from(MAX_BLOCKS)) as u32;
