@@ -108,6 +108,21 @@ RF_DEVICE double rf_squares8(const float *v, double sum) {
     return sum + (double)squares;
 }
 
+// Adds piece c of a row (a of the first matrix, b of the second where `two`) times x into
+// the row's sums, and with NORMED the squares of the stream's values beside x's.
+template <bool NORMED>
+RF_DEVICE void matvec1_f16_piece(uint4 a, uint4 b, bool two, const float *x, const float *stream,
+                                 uint32_t c, float &acc, float &acc_b, double &sq) {
+    const float *xs = x + 8 * (uint64_t)c;
+    acc = rf_f16x8_fma(a, xs, acc);
+    if (two) {
+        acc_b = rf_f16x8_fma(b, xs, acc_b);
+    }
+    if (NORMED) {
+        sq = rf_squares8(stream + 8 * (uint64_t)c, sq);
+    }
+}
+
 // rf_matvec_f16x8 for one token (decode): one accumulator, the lane's first
 // RF_F16_EARLY_CHUNKS pieces loaded before waiting on the previous kernel (as the integer
 // products load their first groups, matvec_q8.hip), then a walk along the row unrolled four
@@ -162,25 +177,15 @@ RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t r
     for (int k = 0; k < RF_F16_EARLY_CHUNKS; ++k) {
         const uint32_t c = first + k * stride;
         if (c < n_chunks) {
-            acc = rf_f16x8_fma(early_a[k], x + 8 * (uint64_t)c, acc);
-            if (two) {
-                acc_b = rf_f16x8_fma(early_b[k], x + 8 * (uint64_t)c, acc_b);
-            }
-            if (NORMED) {
-                sq = rf_squares8(stream + 8 * (uint64_t)c, sq);
-            }
+            matvec1_f16_piece<NORMED>(early_a[k], early_b[k], two, x, stream, c, acc, acc_b, sq);
         }
     }
 #pragma unroll 4
     for (uint32_t c = first + RF_F16_EARLY_CHUNKS * stride; c < n_chunks; c += stride) {
         const uint64_t at = 16 * (uint64_t)c;
-        acc = rf_f16x8_fma(rf_load_weights16(row_a + at), x + 8 * (uint64_t)c, acc);
-        if (two) {
-            acc_b = rf_f16x8_fma(rf_load_weights16(row_b + at), x + 8 * (uint64_t)c, acc_b);
-        }
-        if (NORMED) {
-            sq = rf_squares8(stream + 8 * (uint64_t)c, sq);
-        }
+        const uint4 piece_a = rf_load_weights16(row_a + at);
+        const uint4 piece_b = two ? rf_load_weights16(row_b + at) : uint4{};
+        matvec1_f16_piece<NORMED>(piece_a, piece_b, two, x, stream, c, acc, acc_b, sq);
     }
     a = rf_warp_sum(acc);
     b = two ? rf_warp_sum(acc_b) : 0.0f;
