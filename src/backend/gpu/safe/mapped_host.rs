@@ -1,27 +1,25 @@
 //! Page-locked host memory that kernels read and write directly: how the host tells a
 //! running kernel something while the device's queues are busy, and how a kernel hands
-//! the host a result with no copy queued behind it. Both runtimes use unified addressing
-//! on the 64-bit hosts the library runs on, where page-locked host memory is mapped into
-//! every device at the address the host sees.
+//! the host a result with no copy queued behind it.
 
-use std::ffi::c_void;
-use std::ptr::NonNull;
+use std::marker::PhantomData;
 
 use super::device::Device;
 use super::memory::DeviceCopy;
+use super::page_locked::PageLocked;
 use crate::error::{Error, Result};
 
 /// `len` elements of `T` in page-locked host memory, mapped into the kernels of one
 /// device. The host touches them only through volatile loads and stores of whole
 /// elements, so a kernel writing them at the same time leaves each element either value.
 pub struct MappedHost<T: DeviceCopy> {
-    device: Device,
-    elements: NonNull<T>,
+    memory: PageLocked,
     len: usize,
+    elements: PhantomData<T>,
 }
 
 // SAFETY: the elements are only reached through volatile accesses of whole elements (see
-// above); the device handle may be used from any thread.
+// above); the device handle in the memory may be used from any thread.
 unsafe impl<T: DeviceCopy> Send for MappedHost<T> {}
 // SAFETY: as above: concurrent stores of a whole element leave one of the values.
 unsafe impl<T: DeviceCopy> Sync for MappedHost<T> {}
@@ -34,16 +32,10 @@ impl<T: DeviceCopy> MappedHost<T> {
         let bytes = len.checked_mul(size_of::<T>()).ok_or_else(|| {
             Error::DeviceOutOfMemory(format!("{len} elements of page-locked host memory"))
         })?;
-        // SAFETY: `run` made the device current; the value below owns the allocation and
-        // frees it once when it drops.
-        let ptr = device.run(|driver| unsafe { driver.mem_host_alloc(bytes) })?;
-        let elements = NonNull::new(ptr.cast::<T>()).ok_or_else(|| {
-            Error::DeviceOutOfMemory(format!("{bytes} bytes of page-locked host memory"))
-        })?;
         let mapped = MappedHost {
-            device: device.clone(),
-            elements,
+            memory: PageLocked::new(device, bytes)?,
             len,
+            elements: PhantomData,
         };
         for index in 0..len {
             // SAFETY: the all-zero bit pattern is a valid `DeviceCopy` value.
@@ -62,7 +54,11 @@ impl<T: DeviceCopy> MappedHost<T> {
     }
 
     pub fn device(&self) -> &Device {
-        &self.device
+        self.memory.device()
+    }
+
+    fn element(&self, index: usize) -> *mut T {
+        self.memory.as_ptr().cast::<T>().wrapping_add(index)
     }
 
     /// Stores `value` at `index`, which kernels reading it see without any stream's help.
@@ -72,7 +68,7 @@ impl<T: DeviceCopy> MappedHost<T> {
         if index < self.len {
             // SAFETY: `index` is within the allocation this value owns, aligned for `T`
             // (the runtime's allocations are page-aligned).
-            unsafe { self.elements.as_ptr().add(index).write_volatile(value) }
+            unsafe { self.element(index).write_volatile(value) }
         }
     }
 
@@ -89,25 +85,13 @@ impl<T: DeviceCopy> MappedHost<T> {
         for (index, value) in dst.iter_mut().enumerate() {
             // SAFETY: `index` is within the allocation (checked above), aligned for `T`,
             // and every bit pattern is a valid `T`.
-            *value = unsafe { self.elements.as_ptr().add(index).read_volatile() };
+            *value = unsafe { self.element(index).read_volatile() };
         }
         Ok(())
     }
 
     /// The address kernels reach the elements at (the host's: unified addressing).
     pub fn device_ptr(&self) -> u64 {
-        self.elements.as_ptr() as u64
-    }
-}
-
-impl<T: DeviceCopy> Drop for MappedHost<T> {
-    fn drop(&mut self) {
-        let elements = self.elements.as_ptr().cast::<c_void>();
-        // SAFETY: this value owns the allocation and frees it once; the vendors' free of
-        // page-locked memory waits for the device first, so no queued kernel still reaches
-        // it (as for a `DeviceBuffer`).
-        let _ = self
-            .device
-            .run_cleanup(|driver| unsafe { driver.mem_free_host(elements) });
+        self.memory.as_ptr() as u64
     }
 }

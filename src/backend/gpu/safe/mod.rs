@@ -10,6 +10,7 @@ mod launch;
 mod mapped_host;
 mod memory;
 mod module;
+mod page_locked;
 mod staging;
 mod stream;
 mod tracker;

@@ -4,13 +4,12 @@
 //! launch where a copy per input would each cost the copy engine's latency. The area is
 //! written again only after the kernel that read it has finished.
 
-use std::ffi::c_void;
-use std::ptr::NonNull;
+use std::mem::ManuallyDrop;
 
 use super::super::sys::RawStream;
-use super::device::Device;
 use super::event::Event;
 use super::memory::{DeviceBuffer, DeviceCopy};
+use super::page_locked::PageLocked;
 use super::stream::Stream;
 use crate::error::{Error, Result};
 
@@ -72,10 +71,9 @@ impl StagedUploads {
 /// A page-locked area of host memory and the gathers that read it, all queued on one
 /// stream (the event below orders them only on it).
 pub struct UploadStaging {
-    device: Device,
     stream: RawStream,
-    area: NonNull<u8>,
-    capacity: usize,
+    /// Freed by the drop below, or never while a gather may still read it.
+    area: ManuallyDrop<PageLocked>,
     used: usize,
     count: usize,
     max_bytes: usize,
@@ -88,7 +86,7 @@ pub struct UploadStaging {
 }
 
 // SAFETY: the area is owned by this value alone and only touched through `&mut self`; the
-// event and device handles may be used from any thread.
+// event and device handles (the latter in the area) may be used from any thread.
 unsafe impl Send for UploadStaging {}
 // SAFETY: `&self` gives no access to the area.
 unsafe impl Sync for UploadStaging {}
@@ -101,18 +99,10 @@ impl UploadStaging {
         let bytes = capacity.checked_add(STAGING_HEADER_BYTES).ok_or_else(|| {
             Error::DeviceOutOfMemory(format!("{capacity} bytes of page-locked host memory"))
         })?;
-        // SAFETY: `run` made the device current; the value below owns the allocation and
-        // frees it once when it drops.
-        let ptr = device.run(|driver| unsafe { driver.mem_host_alloc(bytes) })?;
-        let area = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| {
-            Error::DeviceOutOfMemory(format!("{bytes} bytes of page-locked host memory"))
-        })?;
         Ok(UploadStaging {
             copied: Event::new(device)?,
-            device: device.clone(),
             stream: stream.raw(),
-            area,
-            capacity: bytes,
+            area: ManuallyDrop::new(PageLocked::new(device, bytes)?),
             used: STAGING_HEADER_BYTES,
             count: 0,
             max_bytes: 0,
@@ -122,7 +112,7 @@ impl UploadStaging {
 
     /// Page-locked host bytes held.
     pub fn size_bytes(&self) -> usize {
-        self.capacity
+        self.area.len()
     }
 
     /// Starts a new set of uploads queued on `stream`, the one the area was made for:
@@ -181,13 +171,13 @@ impl<'a> UploadSet<'a> {
         let offset = staging.used.next_multiple_of(ALIGN);
         let end = offset
             .checked_add(bytes)
-            .filter(|&end| end <= staging.capacity);
+            .filter(|&end| end <= staging.area.len());
         let (Some(end), Ok(offset32), Ok(bytes32)) =
             (end, u32::try_from(offset), u32::try_from(bytes))
         else {
             return Err(Error::InvalidArgument(format!(
                 "the staging area of {} bytes has no room for {bytes} more after {offset}",
-                staging.capacity
+                staging.area.len()
             )));
         };
         if staging.count == MAX_UPLOADS {
@@ -247,12 +237,9 @@ impl Drop for UploadStaging {
         }
         // A queued gather must not read freed memory; a lost device runs nothing more.
         let _ = self.copied.synchronize();
-        let area = self.area.as_ptr().cast::<c_void>();
-        // SAFETY: this value owns the area, frees it once, and every gather reading it has
-        // finished (waited for above, or the device is lost and runs nothing).
-        let _ = self
-            .device
-            .run_cleanup(|driver| unsafe { driver.mem_free_host(area) });
+        // SAFETY: dropped once, here, where nothing uses the area again, and every gather
+        // reading it has finished (waited for above, or the device is lost and runs nothing).
+        unsafe { ManuallyDrop::drop(&mut self.area) }
     }
 }
 
@@ -261,7 +248,8 @@ impl std::fmt::Debug for UploadStaging {
         write!(
             f,
             "UploadStaging[{} bytes] on {:?}",
-            self.capacity, self.device
+            self.area.len(),
+            self.area.device()
         )
     }
 }
