@@ -2,16 +2,22 @@
 # Build what a GPU machine without a Rust toolchain needs into one git-ignored folder:
 # the release library, the release binaries (the benches among them), every GPU test
 # (tests/gpu_*.rs and the every-backend tests) as a standalone executable, and a runner
-# script.
+# script, packed into FOLDER.tar.xz.
 #
 #   scripts/build-gpu-bundle.sh [FOLDER [TEST...]]   # default: dist/gpu, every GPU test
 #
-# Then copy FOLDER to the GPU machine (with the device tool: carry it) and run
-#   FOLDER/run.sh [--sanitize] [--log-dir DIR]
+# Then copy FOLDER.tar.xz to the GPU machine (with the device tool: carry it), unpack it
+# into a folder B (mkdir -p B && tar -xJf FOLDER.tar.xz -C B) and run
+#   B/run.sh [--sanitize] [--log-dir DIR]
 # which runs the GPU tests that a plain `cargo test` ignores (--include-ignored), or
-#   FOLDER/gpu-bench.sh [--rows smol] [--only Q4_0] [--out FILE]
+#   B/gpu-bench.sh [--rows smol] [--only Q4_0] [--out FILE]
 # which writes the PEERS.md benchmark models there and times them (scripts/gpu-bench.sh);
 # its vocab.gguf is a one-layer model carrying SmolLM2's tokenizer (a few MB, not the model).
+#
+# ROCMFORGE_BUNDLE_VARIANTS="NAME=REV ..." adds, for each, the rocmforge-bench of git
+# revision REV (a branch, a commit) as FOLDER/variants/NAME/rocmforge-bench, which
+# `gpu-bench.sh --variants NAME,...` times side by side with the bundle's own.
+#
 # The kernels are embedded in the binaries, so build where the GPU compilers are
 # installed (scripts/install-gpu-compilers.sh); ROCMFORGE_REQUIRE_KERNELS=1 is set here so
 # a bundle without kernels is never produced by accident.
@@ -20,7 +26,8 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 BUNDLE="${1:-dist/gpu}"
-# Above this the bundle no longer fits the device tool's 64 MiB transfer with room to spare.
+# Above this the packed bundle no longer fits the device tool's 64 MiB transfer with room
+# to spare.
 MAX_BYTES=$((56 * 1024 * 1024))
 export ROCMFORGE_REQUIRE_KERNELS="${ROCMFORGE_REQUIRE_KERNELS:-1}"
 
@@ -76,6 +83,32 @@ while read -r name path; do
 done <"$BUNDLE/.tests"
 rm -f "$BUNDLE/.bins" "$BUNDLE/.tests"
 
+echo "== variant benches"
+# Each revision is built in a worktree of its own, with a target folder all of them share
+# (so a variant rebuilds little more than this crate) and this checkout's GPU compilers.
+if [ -z "${ROCMFORGE_NVCC:-}" ]; then
+    for nvcc in .venv-cuda/lib/python3.*/site-packages/nvidia/cu13/bin/nvcc; do
+        [ -x "$nvcc" ] && export ROCMFORGE_NVCC="$REPO_ROOT/$nvcc"
+    done
+fi
+VARIANT_TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/bundle-variants"
+for variant in ${ROCMFORGE_BUNDLE_VARIANTS:-}; do
+    name="${variant%%=*}" revision="${variant#*=}"
+    if [ -z "$name" ] || [ "$name" = "$variant" ]; then
+        echo "ROCMFORGE_BUNDLE_VARIANTS: '$variant' is not NAME=REV" >&2
+        exit 1
+    fi
+    tree="$(mktemp -d)"
+    git worktree add --quiet --detach "$tree" "$revision"
+    trap 'git worktree remove --force "$tree"' EXIT
+    (cd "$tree" && CARGO_TARGET_DIR="$VARIANT_TARGET" cargo build --release --bin rocmforge-bench)
+    mkdir -p "$BUNDLE/variants/$name"
+    copy_stripped "$VARIANT_TARGET/release/rocmforge-bench" "$BUNDLE/variants/$name/rocmforge-bench"
+    git -C "$tree" rev-parse HEAD >"$BUNDLE/variants/$name/COMMIT"
+    git worktree remove --force "$tree"
+    trap - EXIT
+done
+
 cp scripts/gpu-bundle/run.sh "$BUNDLE/run.sh"
 cp scripts/gpu-bench.sh "$BUNDLE/gpu-bench.sh"
 chmod +x "$BUNDLE/run.sh" "$BUNDLE/gpu-bench.sh"
@@ -88,10 +121,13 @@ VOCAB_SOURCE=models/SmolLM2-135M-Instruct.Q4_1.gguf
 git rev-parse HEAD >"$BUNDLE/COMMIT" 2>/dev/null || true
 git status --short >>"$BUNDLE/COMMIT" 2>/dev/null || true
 
-bytes=$(du -sb "$BUNDLE" | cut -f1)
-echo "== $BUNDLE: $((bytes / 1024 / 1024)) MiB"
 ls -la "$BUNDLE"/*/
+echo "== packing $BUNDLE.tar.xz"
+# Executables pack to about a fifth of their size.
+tar -C "$BUNDLE" -cf - . | xz -T0 -6 >"$BUNDLE.tar.xz"
+bytes=$(stat -c %s "$BUNDLE.tar.xz")
+echo "== $BUNDLE.tar.xz: $((bytes / 1024 / 1024)) MiB ($(du -sm "$BUNDLE" | cut -f1) MiB unpacked)"
 if [ "$bytes" -gt "$MAX_BYTES" ]; then
-    echo "the bundle is larger than $((MAX_BYTES / 1024 / 1024)) MiB: name fewer tests" >&2
+    echo "the packed bundle is larger than $((MAX_BYTES / 1024 / 1024)) MiB: name fewer tests" >&2
     exit 1
 fi

@@ -7,6 +7,7 @@
 #
 #   gpu-bench.sh [--rows smol,1b,8b] [--only Q4_0,Q4_K_M] [--out FILE] [--dir /tmp/rf-bench]
 #                [-d 1] [--split 1,2] [-p 512] [-n 128] [-r 3] [--vocab FILE] [--timeout 600]
+#                [--variants NAME,NAME] [--rounds 2]
 #
 # --rows and --only pick shapes and types (default: every row); -d is rocmforge-bench's
 # device (0 is the CPU, 1 the first GPU) and --split its layer split over several GPUs
@@ -14,7 +15,13 @@
 # repetitions (the peers ran 512/128/3: other values make the ratios meaningless but test
 # the script cheaply). A model already in --dir is not written again. The table goes to
 # stdout and, with --out, to FILE; progress goes to stderr. The exit status is non-zero
-# when a row's benchmark failed (its row says so).
+# when a benchmark failed (its row says so).
+#
+# --variants times other builds of rocmforge-bench beside this one on every row: each is
+# variants/NAME/rocmforge-bench beside this script (build-gpu-bundle.sh puts them there,
+# from the revisions ROCMFORGE_BUNDLE_VARIANTS names). Each round runs every build once,
+# in turn, so that a drift of the machine falls on all of them alike; a second table gives
+# every build's figures of every round. The first table is this build's first round.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -70,6 +77,8 @@ GEN=128
 REPS=3
 VOCAB=""
 TIMEOUT=600
+VARIANTS=""
+ROUNDS=""
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
     case "$1" in
@@ -84,6 +93,8 @@ while [ $# -gt 0 ]; do
         -r) REPS="$2" ;;
         --vocab) VOCAB="$2" ;;
         --timeout) TIMEOUT="$2" ;;
+        --variants) VARIANTS="$2" ;;
+        --rounds) ROUNDS="$2" ;;
         *) usage ;;
     esac
     shift 2
@@ -101,6 +112,15 @@ fi
 for tool in rocmforge-synth rocmforge-bench; do
     [ -x "$BIN/$tool" ] || { echo "no $BIN/$tool: build with cargo build --release" >&2; exit 1; }
 done
+# "NAME PATH" of each build timed: this one ("base"), then the variants.
+BUILDS="base $BIN/rocmforge-bench"
+for name in ${VARIANTS//,/ }; do
+    variant="$HERE/variants/$name/rocmforge-bench"
+    [ -x "$variant" ] || { echo "no $variant: see build-gpu-bundle.sh" >&2; exit 1; }
+    BUILDS+="
+$name $variant"
+done
+[ -n "$ROUNDS" ] || ROUNDS=$([ -n "$VARIANTS" ] && echo 2 || echo 1)
 
 mkdir -p "$DIR"
 # The vocabulary carrier: the bundle's, or one made here from the real model (a one-layer
@@ -144,6 +164,8 @@ TABLE="| shape | type | size | pp$PROMPT | tg$GEN | llama.cpp H200 pp512 | llama
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 DEVICE_NAME=""
 FAILED=0
+# "shape type build round pp tg" of every run (pp and tg empty where it failed).
+SIDE_BY_SIDE=""
 while read -r shape type peer_pp peer_tg; do
     [ -n "$shape" ] || continue
     if ! selected "$ROWS" "$shape" || ! selected "$ONLY" "$type"; then
@@ -158,16 +180,29 @@ while read -r shape type peer_pp peer_tg; do
         "$BIN/rocmforge-synth" --vocab-from "$VOCAB" -o "$model" $(shape_args "$shape") \
             --type "$type" >&2
     fi
-    echo "== $shape $type: rocmforge-bench $PLACE -p $PROMPT -n $GEN -r $REPS" >&2
-    # shellcheck disable=SC2086 # $PLACE is two words
-    if ! json=$(timeout "$TIMEOUT" "$BIN/rocmforge-bench" -m "$model" $PLACE \
-        -p "$PROMPT" -n "$GEN" -r "$REPS" --json); then
-        FAILED=$((FAILED + 1))
+    json=""
+    for round in $(seq "$ROUNDS"); do
+        while read -r build bench; do
+            echo "== $shape $type, round $round: $build: rocmforge-bench $PLACE -p $PROMPT -n $GEN -r $REPS" >&2
+            # shellcheck disable=SC2086 # $PLACE is two words
+            if ! result=$(timeout "$TIMEOUT" "$bench" -m "$model" $PLACE \
+                -p "$PROMPT" -n "$GEN" -r "$REPS" --json); then
+                result=""
+                FAILED=$((FAILED + 1))
+            fi
+            echo "$result" >&2
+            if [ "$build" = base ] && [ "$round" = 1 ]; then
+                json="$result"
+            fi
+            SIDE_BY_SIDE+="
+$shape $type $build $round $(json_number prefill_tps "$result") $(json_number decode_tps "$result")"
+        done <<<"$BUILDS"
+    done
+    if [ -z "$json" ]; then
         TABLE+="
 | $(shape_label "$shape") | $type | | failed | failed | $peer_pp | $peer_tg | | | |"
         continue
     fi
-    echo "$json" >&2
     DEVICE_NAME="$(sed -n 's/.*"device":"\([^"]*\)".*/\1/p' <<<"$json")"
     bytes="$(json_number model_bytes "$json")"
     pp="$(json_number prefill_tps "$json")"
@@ -188,6 +223,26 @@ llama.cpp columns: its published H200 figures in ../shared/PEERS.md (llama-bench
 B/s, the H200's measured copy rate.
 
 $TABLE"
+if [ -n "$VARIANTS" ] || [ "$ROUNDS" -gt 1 ]; then
+    REPORT+="
+
+Side by side, $ROUNDS round(s), every build once a round in the order listed:
+
+| shape | type | build | pp$PROMPT by round | tg$GEN by round |
+|---|---|---|---|---|
+$(awk 'NF >= 4 {
+        key = $1 " " $2 " " $3
+        if (!(key in pp)) { order[++n] = key }
+        pp[key] = pp[key] (pp[key] == "" ? "" : ", ") ($5 == "" ? "failed" : sprintf("%.0f", $5))
+        tg[key] = tg[key] (tg[key] == "" ? "" : ", ") ($6 == "" ? "failed" : sprintf("%.1f", $6))
+    }
+    END {
+        for (i = 1; i <= n; i++) {
+            split(order[i], f, " ")
+            printf "| %s | %s | %s | %s | %s |\n", f[1], f[2], f[3], pp[order[i]], tg[order[i]]
+        }
+    }' <<<"$SIDE_BY_SIDE")"
+fi
 echo "$REPORT"
 if [ -n "$OUT" ]; then
     echo "$REPORT" >"$OUT"
