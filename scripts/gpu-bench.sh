@@ -15,7 +15,7 @@
 # repetitions (the peers ran 512/128/3: other values make the ratios meaningless but test
 # the script cheaply). A model already in --dir is not written again. The table goes to
 # stdout and, with --out, to FILE; progress goes to stderr. The exit status is non-zero
-# when a benchmark failed (its row says so).
+# when a benchmark failed (its row, or a variant's line of the second table, says so).
 #
 # --variants times other builds of rocmforge-bench beside this one on every row: each is
 # variants/NAME/rocmforge-bench beside this script (build-gpu-bundle.sh puts them there,
