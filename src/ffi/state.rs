@@ -94,7 +94,10 @@ pub unsafe extern "C" fn rf_state_seq_load(
                 bytes(data.cast::<c_char>(), len, "data")?,
             )
         };
-        Ok(ctx.enter()?.state_seq_load(seq, blob)?)
+        let mut context = ctx.enter()?;
+        // The load runs a step (the last token's logits), which a cancel stops.
+        ctx.drop_stale_cancel();
+        Ok(context.state_seq_load(seq, blob)?)
     })
 }
 
@@ -131,6 +134,9 @@ pub unsafe extern "C" fn rf_state_seq_load_file(
     call(|| {
         // SAFETY: the caller's contract.
         let (ctx, path) = unsafe { (reference(ctx, "ctx")?, text(path, path_len, "path")?) };
-        Ok(ctx.enter()?.state_seq_load_file(seq, Path::new(path))?)
+        let mut context = ctx.enter()?;
+        // As in `rf_state_seq_load`: the load runs a step, which a cancel stops.
+        ctx.drop_stale_cancel();
+        Ok(context.state_seq_load_file(seq, Path::new(path))?)
     })
 }
