@@ -156,6 +156,34 @@ fn a_missing_file_or_a_vocabulary_only_model_is_refused() {
     );
 }
 
+#[test]
+fn model_parameters_the_load_refuses_are_refused() {
+    // `rf_model_load` refuses more threads than the CPU backend runs; an estimate "as
+    // rf_model_load would choose" must not succeed for a load that cannot.
+    let path = model_path(SMOLLM2);
+    let path = path.to_str().expect("a UTF-8 path");
+    let mut too_many_threads = rf_model_default_params();
+    too_many_threads.n_threads = 100_000;
+    let mut out = empty_estimate();
+    // SAFETY: valid path bytes, parameter struct and out-struct.
+    let status = unsafe {
+        rf_model_estimate(
+            path.as_ptr().cast(),
+            path.len(),
+            &too_many_threads,
+            ptr::null(),
+            &mut out,
+        )
+    };
+    assert_eq!(
+        status,
+        rf_status::RF_ERR_INVALID_ARGUMENT,
+        "{}",
+        last_error()
+    );
+    assert_eq!(out.weights_bytes, 0, "no partial result");
+}
+
 /// What `rf_model_estimate_share` reports for share `index` of SmolLM2 on the CPU.
 fn estimate_share(index: usize) -> (rf_status, rf_memory_estimate) {
     let path = model_path(SMOLLM2);

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::args::{out, text, versioned, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::context::{context_params, rf_context_default_params, rf_context_params};
-use super::model::{choose_devices, rf_model_default_params, rf_model_params};
+use super::model::{choose_devices, model_threads, rf_model_default_params, rf_model_params};
 use super::status::rf_status;
 use crate::gguf::OwnedGguf;
 use crate::memory_estimate::{MemoryEstimate, ShareEstimate, estimate_shares, total};
@@ -130,6 +130,8 @@ unsafe fn estimate_with<'a>(
             "a vocab_only model has no contexts to estimate",
         ));
     }
+    // Parameters the load would refuse get no estimate.
+    model_threads(&model_params)?;
     let gguf = OwnedGguf::open(Path::new(path))?;
     // SAFETY: the caller's contract for `model_params`.
     let placement = unsafe { choose_devices(&model_params)? };

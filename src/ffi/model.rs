@@ -343,12 +343,9 @@ unsafe fn devices_of(params: &rf_model_params) -> Result<Placement, Failure> {
     )?)
 }
 
-fn load_with(
-    params: &rf_model_params,
-    placement: Placement,
-    open: impl FnOnce() -> crate::Result<OwnedGguf>,
-) -> Result<*mut rf_model, Failure> {
-    let logger = Logger::new(params.log_callback, params.log_user_data, params.log_level);
+/// The CPU threads `params` ask for (0: one per core), checked: `rf_model_load` and
+/// `rf_model_estimate` refuse the same values.
+pub(super) fn model_threads(params: &rf_model_params) -> Result<usize, Failure> {
     let n_threads = match params.n_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
@@ -359,6 +356,16 @@ fn load_with(
         ))
         .into());
     }
+    Ok(n_threads)
+}
+
+fn load_with(
+    params: &rf_model_params,
+    placement: Placement,
+    open: impl FnOnce() -> crate::Result<OwnedGguf>,
+) -> Result<*mut rf_model, Failure> {
+    let logger = Logger::new(params.log_callback, params.log_user_data, params.log_level);
+    let n_threads = model_threads(params)?;
     progress(params, 0.0)?;
     let gguf = open()?;
     for placed in placement.devices() {
