@@ -24,7 +24,8 @@ cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release
 gpu_skipped
-cargo test --release --features panic-test --test ffi_panic --test ffi_worker_panic
+cargo test --release --features panic-test --test ffi_panic --test ffi_worker_panic \
+    --test ffi_reentrant_panic
 cargo test --release --features fault-injection --test host_allocation_failures
 
 # The hosts link the library built without test features.

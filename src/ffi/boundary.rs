@@ -59,9 +59,11 @@ pub fn last_error() -> *const std::ffi::c_char {
 /// both set the last-error message.
 pub fn call(body: impl FnOnce() -> Result<(), Failure>) -> rf_status {
     install_quiet_panic_hook();
-    INSIDE_CALL.with(|inside| inside.set(true));
+    // A host callback may call in again from inside a call: that nested call must leave
+    // the outer one marked as inside when it returns, not clear the mark.
+    let outer = INSIDE_CALL.with(|inside| inside.replace(true));
     let outcome = catch_unwind(AssertUnwindSafe(body));
-    INSIDE_CALL.with(|inside| inside.set(false));
+    INSIDE_CALL.with(|inside| inside.set(outer));
     match outcome {
         Ok(Ok(())) => rf_status::RF_OK,
         Ok(Err(failure)) => {
