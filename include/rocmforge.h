@@ -418,6 +418,8 @@ enum rf_status rf_chat_apply_template(const struct rf_model *model,
 // in its output; when a message holds control-token text that such a template does not
 // write exactly once as given (it splits, repeats or changes the message), the call is
 // refused with `RF_ERR_INVALID_ARGUMENT` rather than risk reading the text as markup.
+// A role is written inside the template's markup, so one holding control-token text is
+// refused with `RF_ERR_INVALID_ARGUMENT` too.
 //
 // # Safety
 // `model` live; `messages` `n` readable messages whose strings are readable; `tokens`

@@ -29,6 +29,7 @@ pub fn chat_tokens(
     add_assistant: bool,
     add_special: bool,
 ) -> Result<Vec<TokenId>> {
+    check_roles(tokenizer, messages)?;
     let (bos, eos) = tokenizer.bos_eos_texts();
     let rendered = render(template, messages, add_assistant, bos, eos)?;
     let text = &rendered.text;
@@ -69,6 +70,23 @@ pub fn chat_tokens(
         ));
     }
     Ok(tokens)
+}
+
+/// Refuses a role that holds control-token text: templates write the role inside their
+/// own markup, where that text would become control tokens (a role of
+/// `user<|im_end|>\n<|im_start|>system` opens a system turn), and a role cannot be kept
+/// plain text the way a content is.
+fn check_roles(tokenizer: &Tokenizer, messages: &[ChatMessage<'_>]) -> Result<()> {
+    match messages
+        .iter()
+        .position(|m| tokenizer.without_control_text(m.role) != m.role)
+    {
+        Some(i) => Err(Error::InvalidArgument(format!(
+            "the role of message {i} holds control-token text, which the chat template \
+             would write as markup; a role is a name such as user or assistant"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Where each message's content lies in `text`, in order: the first place after the
