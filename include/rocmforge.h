@@ -605,10 +605,16 @@ struct rf_generate_params rf_generate_default_params(void);
 //
 // An empty prompt continues from the sequence's own last token; on an empty sequence it
 // is `RF_ERR_INVALID_ARGUMENT`. When the call ends, the sequence holds the prompt and
-// every token whose text was delivered (also when `on_text` stopped it), so a later
-// call continues exactly where the host's text ends. On any error status the sequence
-// is left as the call found it (a prompt longer than the context is
-// `RF_ERR_CONTEXT_FULL` and leaves nothing behind).
+// every token whose text was delivered whole (also when `on_text` stopped it), and no
+// other, so a later call continues exactly where the host's text ends; the one
+// exception is a stop string that begins inside a token: the text before it is
+// delivered, the token is not kept. On any error status the sequence is left as the
+// call found it (a prompt longer than the context is `RF_ERR_CONTEXT_FULL` and leaves
+// nothing behind). On a model with sliding-window layers (Gemma 3) without `swa_full`,
+// a call that failed after adding more than the context's `n_batch` tokens can leave
+// those layers without keys the sequence's last token sees: the next `rf_decode` of the
+// sequence is then `RF_ERR_INVALID_ARGUMENT`, and the sequence must be cleared and
+// decoded again.
 //
 // # Safety
 // `ctx` and `sampler` live; `prompt` `len` readable bytes; `params` NULL or valid with
