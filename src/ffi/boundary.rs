@@ -82,6 +82,16 @@ pub fn call(body: impl FnOnce() -> Result<(), Failure>) -> rf_status {
     }
 }
 
+/// Runs a `*_free` function's release: a panic there (none is known) stops the release,
+/// leaking what is left of the object, and sets the last-error message, rather than
+/// crossing the boundary (which aborts the host).
+pub fn free_quietly(release: impl FnOnce()) {
+    let _ = call(|| {
+        release();
+        Ok(())
+    });
+}
+
 /// The library never prints: panics caught at the boundary are reported through the
 /// status and `rf_last_error`, so the default hook's message is suppressed for them.
 /// Panics elsewhere in the host process still reach the previous hook.

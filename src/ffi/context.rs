@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::args::{
     out, reference, slice, versioned, versioned_struct, write_bytes, write_versioned,
 };
-use super::boundary::{Failure, call, exclusive};
+use super::boundary::{Failure, call, exclusive, free_quietly};
 use super::log::RF_LOG_INFO;
 use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
@@ -184,8 +184,10 @@ pub unsafe extern "C" fn rf_context_new(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rf_context_free(ctx: *mut rf_context) {
     if !ctx.is_null() {
-        // SAFETY: the pointer came from `Box::into_raw` in `rf_context_new`, freed once.
-        drop(unsafe { Box::from_raw(ctx) });
+        free_quietly(|| {
+            // SAFETY: the pointer came from `Box::into_raw` in `rf_context_new`, freed once.
+            drop(unsafe { Box::from_raw(ctx) });
+        });
     }
 }
 

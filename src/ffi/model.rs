@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::args::{
     bytes, c_string, out, reference, slice, text, versioned, versioned_struct, write_bytes,
 };
-use super::boundary::{Failure, call};
+use super::boundary::{Failure, call, free_quietly};
 use super::device::device_reports;
 use super::log::{Logger, RF_LOG_INFO, rf_log_callback};
 use super::status::rf_status;
@@ -427,8 +427,10 @@ fn load_with(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rf_model_free(model: *mut rf_model) {
     if !model.is_null() {
-        // SAFETY: the pointer came from `Box::into_raw` in `load_with` and is freed once.
-        drop(unsafe { Box::from_raw(model) });
+        free_quietly(|| {
+            // SAFETY: the pointer came from `Box::into_raw` in `load_with` and is freed once.
+            drop(unsafe { Box::from_raw(model) });
+        });
     }
 }
 

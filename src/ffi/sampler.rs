@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
 use super::args::{out, reference, text, versioned, versioned_struct};
-use super::boundary::{Failure, call, exclusive};
+use super::boundary::{Failure, call, exclusive, free_quietly};
 use super::context::rf_context;
 use super::model::LoadedModel;
 use super::status::rf_status;
@@ -159,8 +159,10 @@ pub unsafe extern "C" fn rf_sampler_new(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rf_sampler_free(sampler: *mut rf_sampler) {
     if !sampler.is_null() {
-        // SAFETY: the pointer came from `Box::into_raw` in `rf_sampler_new`, freed once.
-        drop(unsafe { Box::from_raw(sampler) });
+        free_quietly(|| {
+            // SAFETY: the pointer came from `Box::into_raw` in `rf_sampler_new`, freed once.
+            drop(unsafe { Box::from_raw(sampler) });
+        });
     }
 }
 
