@@ -183,14 +183,34 @@ pub unsafe fn versioned<T: Versioned>(
     Ok(params)
 }
 
-/// Writes a result struct that begins with `uint32_t struct_size` (set by the caller):
-/// only the fields an older caller's struct has room for are written.
+/// The out-pointer of a result struct that begins with `uint32_t struct_size` (set by
+/// the caller), checked before the call does its work: not NULL, and the size of some
+/// version of the struct. It stays a pointer, never a `&mut T`: a host built against an
+/// older header passes a smaller struct, which a reference would overrun.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to at least `(*ptr).struct_size` writable bytes.
+pub unsafe fn versioned_out<T: Versioned>(ptr: *mut T, name: &str) -> Result<*mut T, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    // SAFETY: the struct's first field is its u32 size, readable by the contract.
+    checked_struct_size::<T>(unsafe { ptr.cast::<u32>().read_unaligned() }, name)?;
+    Ok(ptr)
+}
+
+/// Writes `value` into a result struct checked by [`versioned_out`]: only the fields an
+/// older caller's struct has room for, and its `struct_size` stays the caller's.
 ///
 /// # Safety
 /// `ptr` must point to at least `(*ptr).struct_size` writable bytes.
-pub unsafe fn write_versioned<T: Versioned>(ptr: *mut T, value: T) -> Result<(), Failure> {
+pub unsafe fn write_versioned<T: Versioned>(
+    ptr: *mut T,
+    value: T,
+    name: &str,
+) -> Result<(), Failure> {
     // SAFETY: the struct's first field is its u32 size, readable by the contract.
-    let size = checked_struct_size::<T>(unsafe { ptr.cast::<u32>().read_unaligned() }, "out")?;
+    let size = checked_struct_size::<T>(unsafe { ptr.cast::<u32>().read_unaligned() }, name)?;
     let known = size.min(size_of::<T>());
     // SAFETY: `known` bytes are readable in `value` and writable at `ptr`; the size field
     // itself is rewritten with the caller's own value.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::args::{
-    out, reference, slice, versioned, versioned_struct, write_bytes, write_versioned,
+    out, reference, slice, versioned, versioned_out, versioned_struct, write_bytes, write_versioned,
 };
 use super::boundary::{Failure, call, exclusive, free_quietly};
 use super::log::RF_LOG_INFO;
@@ -461,10 +461,10 @@ pub unsafe extern "C" fn rf_context_memory(
 ) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        let (ctx, report) = unsafe { (reference(ctx, "ctx")?, out(report, "out")?) };
+        let (ctx, report) = unsafe { (reference(ctx, "ctx")?, versioned_out(report, "report")?) };
         let memory = ctx.enter()?.memory();
         let value = rf_memory_report {
-            struct_size: report.struct_size,
+            struct_size: 0,
             kv_blocks_total: memory.kv.blocks_total as u64,
             kv_blocks_used: memory.kv.blocks_used as u64,
             kv_blocks_free: memory.kv.blocks_free as u64,
@@ -473,7 +473,7 @@ pub unsafe extern "C" fn rf_context_memory(
             device_bytes: memory.device_bytes,
         };
         // SAFETY: `report` is writable for its `struct_size` by the caller's contract.
-        unsafe { write_versioned(report, value) }
+        unsafe { write_versioned(report, value, "report") }
     })
 }
 

@@ -4,7 +4,7 @@
 use std::ffi::{CString, c_char};
 use std::sync::OnceLock;
 
-use super::args::{c_string, out, versioned_struct, write_versioned};
+use super::args::{c_string, out, versioned_out, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::status::rf_status;
 use crate::backend::{DeviceKind, DeviceReport, enumerate};
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn rf_device_info(
 ) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        let info = unsafe { out(info, "out")? };
+        let info = unsafe { versioned_out(info, "info")? };
         let d = devices().get(index).ok_or_else(|| {
             Failure::new(
                 rf_status::RF_ERR_INVALID_ARGUMENT,
@@ -113,7 +113,7 @@ pub unsafe extern "C" fn rf_device_info(
         })?;
         let r = &d.report;
         let value = rf_device_description {
-            struct_size: info.struct_size,
+            struct_size: 0,
             kind: match r.kind {
                 DeviceKind::Cpu => RF_DEVICE_KIND_CPU,
                 DeviceKind::Hip => RF_DEVICE_KIND_HIP,
@@ -129,6 +129,6 @@ pub unsafe extern "C" fn rf_device_info(
             unusable_reason: d.unusable_reason.as_ptr(),
         };
         // SAFETY: `info` is writable for its `struct_size`.
-        unsafe { write_versioned(info, value) }
+        unsafe { write_versioned(info, value, "info") }
     })
 }

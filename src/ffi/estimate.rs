@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::path::Path;
 
-use super::args::{out, text, versioned, versioned_struct, write_versioned};
+use super::args::{text, versioned, versioned_out, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::context::{context_params, rf_context_default_params, rf_context_params};
 use super::model::{choose_devices, model_threads, rf_model_default_params, rf_model_params};
@@ -108,20 +108,20 @@ pub unsafe extern "C" fn rf_model_estimate_share(
 ///
 /// # Safety
 /// As `rf_model_estimate`.
-unsafe fn estimate_with<'a>(
+unsafe fn estimate_with(
     path: *const c_char,
     path_len: usize,
     model_params: *const rf_model_params,
     ctx_params: *const rf_context_params,
     out_estimate: *mut rf_memory_estimate,
-) -> Result<(Vec<ShareEstimate>, &'a mut rf_memory_estimate), Failure> {
+) -> Result<(Vec<ShareEstimate>, *mut rf_memory_estimate), Failure> {
     // SAFETY: the caller's contract.
     let (path, model_params, ctx_params, report) = unsafe {
         (
             text(path, path_len, "path")?,
             versioned(model_params, rf_model_default_params(), "model_params")?,
             versioned(ctx_params, rf_context_default_params(), "context_params")?,
-            out(out_estimate, "out_estimate")?,
+            versioned_out(out_estimate, "out_estimate")?,
         )
     };
     if model_params.vocab_only {
@@ -145,12 +145,12 @@ unsafe fn estimate_with<'a>(
 /// # Safety
 /// `report` writable for its `struct_size`.
 unsafe fn write_estimate(
-    report: &mut rf_memory_estimate,
+    report: *mut rf_memory_estimate,
     device: usize,
     figures: MemoryEstimate,
 ) -> Result<(), Failure> {
     let value = rf_memory_estimate {
-        struct_size: report.struct_size,
+        struct_size: 0,
         device: i32::try_from(device)
             .map_err(|_| Failure::new(rf_status::RF_ERR_DEVICE, "device index out of range"))?,
         weights_bytes: figures.weights_bytes,
@@ -159,5 +159,5 @@ unsafe fn write_estimate(
         device_bytes: figures.device_bytes,
     };
     // SAFETY: forwarded from the caller.
-    unsafe { write_versioned(report, value) }
+    unsafe { write_versioned(report, value, "out_estimate") }
 }

@@ -492,7 +492,12 @@ pub unsafe extern "C" fn rf_model_info(
 ) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        let (model, info) = unsafe { (reference(model, "model")?, out(info, "info")?) };
+        let (model, info) = unsafe {
+            (
+                reference(model, "model")?,
+                super::args::versioned_out(info, "info")?,
+            )
+        };
         let m = &model.shared;
         let file = m.gguf();
         let config = m.model().ok().map(|model| model.config().clone());
@@ -502,7 +507,7 @@ pub unsafe extern "C" fn rf_model_info(
                 .map_or(0, |c| u32::try_from(f(c)).unwrap_or(u32::MAX))
         };
         let report = rf_model_description {
-            struct_size: info.struct_size,
+            struct_size: 0,
             architecture: m.architecture.as_ptr(),
             name: m.name.as_ptr(),
             n_params: file.tensors().iter().map(|t| t.n_elements()).sum(),
@@ -522,7 +527,7 @@ pub unsafe extern "C" fn rf_model_info(
             }),
         };
         // SAFETY: `info` is writable for `struct_size` bytes by the caller's contract.
-        unsafe { super::args::write_versioned(info, report) }
+        unsafe { super::args::write_versioned(info, report, "info") }
     })
 }
 

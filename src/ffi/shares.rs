@@ -3,7 +3,7 @@
 //! holds is read from its device handle's counters, so it covers the contexts' state on
 //! that GPU too.
 
-use super::args::{out, reference, versioned_struct, write_versioned};
+use super::args::{reference, versioned_out, versioned_struct, write_versioned};
 use super::boundary::{Failure, call};
 use super::model::rf_model;
 use super::status::rf_status;
@@ -53,7 +53,7 @@ pub unsafe extern "C" fn rf_model_share_info(
 ) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        let (model, info) = unsafe { (reference(model, "model")?, out(info, "info")?) };
+        let (model, info) = unsafe { (reference(model, "model")?, versioned_out(info, "info")?) };
         let shares = model.shared.model()?.shares();
         let Some(share) = shares.get(index) else {
             return Err(Failure::new(
@@ -64,7 +64,7 @@ pub unsafe extern "C" fn rf_model_share_info(
         let u32_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let held = share.device.map(|d| d.memory_stats()).unwrap_or_default();
         let report = rf_model_share {
-            struct_size: info.struct_size,
+            struct_size: 0,
             device: i32::try_from(share.index).unwrap_or(i32::MAX),
             first_layer: u32_of(share.layers.start),
             n_layers: u32_of(share.layers.len()),
@@ -73,6 +73,6 @@ pub unsafe extern "C" fn rf_model_share_info(
             peak_device_bytes: held.peak_bytes,
         };
         // SAFETY: `info` is writable for `struct_size` bytes by the caller's contract.
-        unsafe { write_versioned(info, report) }
+        unsafe { write_versioned(info, report, "info") }
     })
 }
