@@ -51,6 +51,9 @@ int main(int argc, char **argv) {
     NULL_ARG(rf_tokenize(model, NULL, 2, true, true, tokens, 8, &n));
     NULL_ARG(rf_tokenize(model, "hi", 2, true, true, NULL, 8, &n));
     NULL_ARG(rf_tokenize(model, "hi", 2, true, true, tokens, 8, NULL));
+    CHECK(strstr(rf_last_error(), "n_tokens") != NULL); /* named as in the header */
+    NULL_ARG(rf_tokenize(model, "hi", 2, true, true, NULL, 8, &n));
+    CHECK(strstr(rf_last_error(), "tokens") != NULL && strstr(rf_last_error(), "buf") == NULL);
     NULL_ARG(rf_token_to_piece(NULL, 1, false, buf, sizeof buf, &len));
     NULL_ARG(rf_token_to_piece(model, 504, false, NULL, sizeof buf, &len));
     NULL_ARG(rf_token_to_piece(model, 504, false, buf, sizeof buf, NULL));

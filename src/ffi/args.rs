@@ -67,9 +67,13 @@ pub unsafe fn text<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a
     })
 }
 
-/// Copies `data` into the caller's `(buf, cap)` and its length into `*out_len`. When
-/// `cap` is too small, only `*out_len` is written (the size needed) and the call fails
-/// with `RF_ERR_BUFFER_TOO_SMALL`.
+/// The names of a `(buf, cap, out_len)` triple's buffer and length arguments, as the
+/// function's header spells them (for error messages).
+pub const BUF_AND_LEN: [&str; 2] = ["buf", "out_len"];
+
+/// Copies `data` into the caller's `(buf, cap)` and its length into `*out_len`, the two
+/// arguments called `names`. When `cap` is too small, only `*out_len` is written (the
+/// size needed) and the call fails with `RF_ERR_BUFFER_TOO_SMALL`.
 ///
 /// # Safety
 /// A non-NULL `buf` must have `cap` writable bytes; a non-NULL `out_len` must be writable.
@@ -78,12 +82,14 @@ pub unsafe fn write_bytes<T: Copy>(
     buf: *mut T,
     cap: usize,
     out_len: *mut usize,
+    names: [&str; 2],
 ) -> Result<(), Failure> {
+    let [buf_name, len_name] = names;
     // SAFETY: forwarded contract.
-    let out_len = unsafe { out(out_len, "out_len") }?;
+    let out_len = unsafe { out(out_len, len_name) }?;
     // Only a zero-length buffer may be NULL.
     if buf.is_null() && cap > 0 {
-        return Err(Failure::null("buf"));
+        return Err(Failure::null(buf_name));
     }
     if data.len() > cap {
         *out_len = data.len();

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use super::args::{reference, slice, text, write_bytes};
+use super::args::{BUF_AND_LEN, reference, slice, text, write_bytes};
 use super::boundary::{Failure, call};
 use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
@@ -62,7 +62,15 @@ pub unsafe extern "C" fn rf_chat_apply_template(
         let (bos, eos) = shared.tokenizer.bos_eos_texts();
         let rendered = apply_chat_template(template, &messages, add_assistant_prompt, bos, eos)?;
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
-        unsafe { write_bytes(rendered.as_bytes(), buf.cast::<u8>(), cap, out_len) }
+        unsafe {
+            write_bytes(
+                rendered.as_bytes(),
+                buf.cast::<u8>(),
+                cap,
+                out_len,
+                BUF_AND_LEN,
+            )
+        }
     })
 }
 
@@ -110,7 +118,7 @@ pub unsafe extern "C" fn rf_chat_tokenize(
         )?;
         let ids: Vec<i32> = ids.into_iter().map(|id| id as i32).collect();
         // SAFETY: the caller's contract for `tokens`, `cap` and `n_tokens`.
-        unsafe { write_bytes(&ids, tokens, cap, n_tokens) }
+        unsafe { write_bytes(&ids, tokens, cap, n_tokens, ["tokens", "n_tokens"]) }
     })
 }
 

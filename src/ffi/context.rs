@@ -300,7 +300,7 @@ pub unsafe extern "C" fn rf_get_embeddings(
         ctx.enter()?
             .embeddings(index, pooling, normalize, &mut embedding)?;
         // SAFETY: the caller's contract for `out`, `cap` and `out_len`.
-        unsafe { write_bytes(&embedding, out, cap, out_len) }
+        unsafe { write_bytes(&embedding, out, cap, out_len, ["out", "out_len"]) }
     })
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::args::{
-    bytes, c_string, out, reference, slice, text, versioned, versioned_struct, write_bytes,
+    BUF_AND_LEN, bytes, c_string, out, reference, slice, text, versioned, versioned_struct,
+    write_bytes,
 };
 use super::boundary::{Failure, call, free_quietly};
 use super::device::device_reports;
@@ -560,6 +561,14 @@ pub unsafe extern "C" fn rf_model_meta(
             other => other.to_string(),
         };
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
-        unsafe { write_bytes(rendered.as_bytes(), buf.cast::<u8>(), cap, out_len) }
+        unsafe {
+            write_bytes(
+                rendered.as_bytes(),
+                buf.cast::<u8>(),
+                cap,
+                out_len,
+                BUF_AND_LEN,
+            )
+        }
     })
 }

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::path::Path;
 
-use super::args::{bytes, out, reference, text, write_bytes};
+use super::args::{BUF_AND_LEN, bytes, out, reference, text, write_bytes};
 use super::boundary::{Failure, call};
 use super::context::rf_context;
 use super::status::rf_status;
@@ -63,7 +63,7 @@ pub unsafe extern "C" fn rf_state_seq_save(
         let mut blob = Vec::new();
         context.state_seq_save(seq, &mut blob)?;
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
-        unsafe { write_bytes(&blob, buf, cap, out_len) }
+        unsafe { write_bytes(&blob, buf, cap, out_len, BUF_AND_LEN) }
     })
 }
 
