@@ -68,13 +68,20 @@ impl RecentTokens {
     }
 }
 
+/// The penalized logit. Extreme (finite) penalties can overflow to infinities of both
+/// signs, whose sum is NaN: read as -inf, as the sampler reads a NaN logit.
 fn penalized(logit: f32, count: u32, params: &SamplerParams) -> f32 {
     let repeated = if logit <= 0.0 {
         logit * params.repeat_penalty
     } else {
         logit / params.repeat_penalty
     };
-    repeated - count as f32 * params.frequency_penalty - params.presence_penalty
+    let score = repeated - count as f32 * params.frequency_penalty - params.presence_penalty;
+    if score.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        score
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +100,18 @@ mod tests {
         assert_eq!(recent.counts, HashMap::from([(7, 1), (9, 2)]));
         recent.clear();
         assert!(recent.window.is_empty() && recent.counts.is_empty());
+    }
+
+    #[test]
+    fn penalties_that_overflow_both_ways_give_minus_infinity_not_nan() {
+        let params = SamplerParams {
+            repeat_penalty: 1e-45,
+            frequency_penalty: 3e38,
+            ..SamplerParams::default()
+        };
+        params.validate().unwrap();
+        // 1 / 1e-45 overflows to +inf, 2 x 3e38 to +inf: +inf - inf.
+        assert_eq!(penalized(1.0, 2, &params), f32::NEG_INFINITY);
     }
 
     #[test]
