@@ -13,6 +13,7 @@ pub mod generate;
 pub mod gguf;
 pub mod grammar;
 pub mod host_memory;
+pub mod input_file;
 pub mod kv_cache;
 pub mod memory_estimate;
 pub mod model;

@@ -30,7 +30,7 @@
 //! [`Context::state_seq_save`]: crate::context::Context::state_seq_save
 //! [`Context::state_seq_load`]: crate::context::Context::state_seq_load
 
-use std::fs::File;
+use crate::input_file::open_regular;
 use std::io::Read;
 use std::path::Path;
 
@@ -425,11 +425,7 @@ impl Context {
     pub fn state_seq_load_file(&mut self, seq: i32, path: &Path) -> Result<()> {
         let n_ctx = self.params().n_ctx;
         let largest = StateShape::of(self.model(), self.params().kv_type).blob_len(n_ctx, n_ctx)?;
-        let file = File::open(path).map_err(|source| io_error(path, source))?;
-        let len = file
-            .metadata()
-            .map_err(|source| io_error(path, source))?
-            .len();
+        let (file, len) = open_regular(path)?;
         if len > largest as u64 {
             return Err(Error::InvalidArgument(format!(
                 "{}: {len} bytes, more than the state of this context's {} tokens ({largest})",

@@ -1,6 +1,6 @@
 //! A parsed GGUF file that owns its bytes: a memory map of a file on disk, or a buffer.
 
-use std::fs::File;
+use crate::input_file::open_regular;
 use std::io::Read;
 use std::path::Path;
 
@@ -46,8 +46,7 @@ impl OwnedGguf {
             path: path.display().to_string(),
             source,
         };
-        let file = File::open(path).map_err(io_error)?;
-        let len = file.metadata().map_err(io_error)?.len();
+        let (file, len) = open_regular(path)?;
         // An empty file cannot be mapped on every platform; it fails parsing either way.
         if len == 0 {
             return OwnedGguf::from_buffer(Vec::new());
@@ -78,16 +77,16 @@ impl OwnedGguf {
             path: path.display().to_string(),
             source,
         };
-        let mut file = File::open(path).map_err(io_error)?;
-        let len = file.metadata().map_err(io_error)?.len();
-        let len = usize::try_from(len).map_err(|_| {
+        let (file, len) = open_regular(path)?;
+        let size = usize::try_from(len).map_err(|_| {
             Error::OutOfMemory(format!(
                 "the model file's {len} bytes exceed the address space"
             ))
         })?;
         let mut bytes = Vec::new();
-        host_memory::reserve(&mut bytes, len, "the model file read into memory")?;
-        file.read_to_end(&mut bytes).map_err(io_error)?;
+        host_memory::reserve(&mut bytes, size, "the model file read into memory")?;
+        // No more than the length checked: a file that grows while it is read is cut there.
+        file.take(len).read_to_end(&mut bytes).map_err(io_error)?;
         Self::from_buffer(bytes)
     }
 
