@@ -790,7 +790,10 @@ enum rf_status rf_state_seq_save(struct rf_context *ctx,
 // For a model with sliding-window layers the blob holds those layers' K/V of the
 // positions the saving context kept; one that lacks part of its last token's window
 // (saved after a long rollback) is `RF_ERR_INVALID_ARGUMENT` too. A device error while
-// the K/V are written leaves the sequence empty.
+// the K/V are written leaves the sequence empty. A cancel or a device error while the
+// last token's logits are recomputed leaves the state loaded without logits: sample
+// only after a decode (or an `rf_generate` with an empty prompt, which recomputes
+// them).
 //
 // # Safety
 // `ctx` must be live; `data` `len` readable bytes.
