@@ -17,6 +17,7 @@ pub mod input_file;
 pub mod kv_cache;
 pub mod memory_estimate;
 pub mod model;
+pub mod quiet_panics;
 pub mod sampler;
 pub mod seq_state;
 pub mod tensor;

@@ -25,6 +25,8 @@ impl MaskWorker {
         let thread = std::thread::Builder::new()
             .name("rocmforge-grammar".into())
             .spawn(move || {
+                // compute_mask catches llguidance's panics: none is printed.
+                crate::quiet_panics::quiet_this_thread();
                 for mut matcher in inbox {
                     let mask = compute_mask(&mut matcher);
                     if outbox.send((matcher, mask)).is_err() {

@@ -11,22 +11,21 @@
 //! descheduled or sharing the caller's core never delays a job: the threads that are
 //! running do all its tasks.
 //!
-//! A panic in a task on a worker is caught there, kept quiet (the pool's panic hook
+//! A panic in a task on a worker is caught there, kept quiet (the hook of `quiet_panics`
 //! does not pass it on, so the host's hook never prints it) and raised again on the
 //! calling thread once the job is over: the caller sees it as a panic of its own call,
 //! which the C boundary reports as `RF_ERR_PANIC`. The worker lives on for the next job.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::hint;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::lock;
-use crate::{Error, Result};
+use crate::{Error, Result, quiet_panics};
 
 /// How long an idle worker spins before it sleeps. Longer than the gap between two matmuls
 /// of a forward pass (the norms, RoPE and attention between them), far shorter than the gap
@@ -88,14 +87,6 @@ impl WorkerPanic {
     }
 }
 
-thread_local! {
-    /// Set on the pool's worker threads, whose panics are always caught and raised again
-    /// on the caller: the pool's panic hook keeps them quiet.
-    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
-    /// Where the panic being caught on this worker was raised, noted by the hook.
-    static WORKER_PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
 /// Test-only: the next task a worker thread (not the caller) takes panics, so tests can
 /// follow a worker's panic to the caller.
 #[cfg(feature = "panic-test")]
@@ -147,9 +138,6 @@ impl WorkerPool {
             return Err(Error::InvalidArgument(format!(
                 "n_threads is {n_threads}, expected 1 to {MAX_THREADS}"
             )));
-        }
-        if n_threads > 1 {
-            quiet_worker_panics();
         }
         let shared = Arc::new(Shared {
             epoch: CacheAligned(AtomicU64::new(0)),
@@ -319,7 +307,7 @@ impl Drop for CloseJob<'_> {
 
 /// The loop of the worker thread of index `thread` (1 and up; the caller is 0).
 fn worker_loop(shared: &Shared, thread: usize) {
-    ON_WORKER.with(|on| on.set(true));
+    quiet_panics::quiet_this_thread();
     let mut seen_epoch = 0;
     loop {
         seen_epoch = wait_for_epoch(shared, seen_epoch);
@@ -339,7 +327,7 @@ fn worker_loop(shared: &Shared, thread: usize) {
             let caught = WorkerPanic {
                 thread,
                 message: panic_message(payload.as_ref()),
-                location: WORKER_PANIC_AT.with(RefCell::take),
+                location: quiet_panics::take_panic_location(),
             };
             lock(&shared.panic).get_or_insert(caught);
         }
@@ -354,26 +342,6 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic with a payload that is not text".into())
-}
-
-/// Installs, once per process, a panic hook in front of the one already there: on the
-/// pool's worker threads it notes where the panic was raised and prints nothing (the
-/// worker catches the panic and the caller raises it again); on every other thread it
-/// calls the previous hook. A hook the host installs later replaces this one, and then
-/// it sees worker panics too.
-fn quiet_worker_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if ON_WORKER.with(Cell::get) {
-                let at = info.location().map(ToString::to_string);
-                WORKER_PANIC_AT.with(|slot| *slot.borrow_mut() = at);
-            } else {
-                previous(info);
-            }
-        }));
-    });
 }
 
 /// Counts this worker into the job of `epoch` if that job is still open.
