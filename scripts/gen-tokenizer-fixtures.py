@@ -40,11 +40,19 @@ shared reference data:
   a normal token when both it and one of those are end-of-generation tokens, whatever
   the tokenizer. tokenize.jsonl holds each vocabulary's ids for a few texts in the four
   modes, and `</s>`'s attributes, end-of-generation flag and pieces.
+- tests/fixtures/tokenizer/phi3-rstrip/tokenize.jsonl: a tiny SentencePiece vocabulary
+  shaped like Phi-3's under general.name values that llama.cpp does (or does not) read as
+  Phi-3, whose special tokens then strip the whitespace after them: ids of a few texts in
+  the four modes.
+- tests/fixtures/tokenizer/mask-lstrip/tokenize.jsonl: the same for a tiny byte-level BPE
+  vocabulary whose `<mask>` (jina-v2 pre-tokenizers) or `[MASK]` (ModernBERT) strips the
+  whitespace before it.
 
 Needs llama-cpp-python and gguf-py (the project's .venv has both), the models from
-scripts/fetch-models.sh and, for the last two, llama.cpp's models/ directory with its
-ggml-vocab-*.gguf files (in the llama-cpp-python source distribution: `pip download
-llama-cpp-python==0.3.36 --no-binary :all: --no-deps`, then vendor/llama.cpp/models).
+scripts/fetch-models.sh and, for those built from its vocabularies, llama.cpp's models/
+directory with its ggml-vocab-*.gguf files (in the llama-cpp-python source distribution:
+`pip download llama-cpp-python==0.3.36 --no-binary :all: --no-deps`, then
+vendor/llama.cpp/models).
 Usage: .venv/bin/python scripts/gen-tokenizer-fixtures.py [LLAMA_CPP_MODELS_DIR]
 """
 
@@ -425,6 +433,89 @@ def eos_s_fixtures(models):
     write(os.path.join(OUT, "eos-s", "tokenize.jsonl"), rows)
 
 
+# A tiny SentencePiece vocabulary shaped like Phi-3's; tests/tokenizer_vocab_files.rs
+# builds the same one (phi3_like) under each of these names.
+PHI3_TOKENS = (["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [
+    "\u2581", "H", "i", "\u2581H", "\u2581Hi", "<|endoftext|>", "<|user|>", "<|end|>",
+    "<|assistant|>", "<|mine|>"])
+PHI3_TYPES = [2, 3, 3] + [6] * 256 + [1] * 5 + [3, 3, 3, 3, 4]
+PHI3_SCORES = [0.0] * 259 + [-1.0, -2.0, -3.0, -1.5, -0.5] + [0.0] * 5
+PHI3_NAMES = ["Phi 3 Mini Phi-3", "Phi3", "Phi 3.5 mini"]
+PHI3_TEXTS = ["<|user|>\nHi<|end|>\n<|assistant|>\n", "H </s>  Hi <s> Hi <unk>  Hi",
+              "<|endoftext|>  Hi", "<|mine|> \t\n\x0b\x0c\r Hi", "Hi <|mine|>Hi",
+              "<|user|>\u00a0Hi", "<|end|>   "]
+
+
+def phi3_rstrip_fixtures(models, tmp):
+    """llama.cpp strips the whitespace after the special tokens of a model whose
+    general.name says Phi-3 (tests/fixtures/tokenizer/phi3-rstrip/tokenize.jsonl)."""
+    array = gguf.GGUFValueType.ARRAY
+    rows = []
+    for name in PHI3_NAMES:
+        path = os.path.join(tmp, "phi3-like.gguf")
+        with_metadata(os.path.join(models, "ggml-vocab-phi-3.gguf"), path, {
+            gguf.Keys.Tokenizer.LIST: MetadataDetails(
+                array, PHI3_TOKENS, sub_type=gguf.GGUFValueType.STRING),
+            gguf.Keys.Tokenizer.TOKEN_TYPE: MetadataDetails(
+                array, PHI3_TYPES, sub_type=gguf.GGUFValueType.INT32),
+            gguf.Keys.Tokenizer.SCORES: MetadataDetails(
+                array, PHI3_SCORES, sub_type=gguf.GGUFValueType.FLOAT32),
+            gguf.Keys.Tokenizer.EOS_ID: MetadataDetails(gguf.GGUFValueType.UINT32, 264),
+            gguf.Keys.Tokenizer.PAD_ID: MetadataDetails(gguf.GGUFValueType.UINT32, 264),
+            gguf.Keys.General.NAME: MetadataDetails(gguf.GGUFValueType.STRING, name),
+        })
+        llm = load(path)
+        for text in PHI3_TEXTS:
+            for add, parse in [(False, False), (False, True), (True, False), (True, True)]:
+                rows.append({"name": name, "text": text, "add_special": add,
+                             "parse_special": parse, "ids": tokenize(llm, text, add, parse)})
+        del llm
+        os.remove(path)
+    write(os.path.join(OUT, "phi3-rstrip", "tokenize.jsonl"), rows)
+
+
+# A tiny byte-level BPE vocabulary (GPT-2's 256 byte symbols, two user-defined mask
+# tokens, a control token and " a") under (tokenizer.ggml.pre, general.name) pairs for which
+# llama.cpp strips the whitespace before `<mask>` or `[MASK]`, or not;
+# tests/tokenizer_vocab_files.rs builds the same one (mask_vocab).
+MASK_VOCABS = [("jina-v2-de", "x"), ("jina-v2-code", "x"), ("gpt-2", "x"),
+               ("gpt-2", "modern-bert-base")]
+MASK_TEXTS = ["a \t<mask> b", "a [MASK]  b", " <mask>", "<mask>\n<mask>", "a\n[MASK] a"]
+
+
+def mask_lstrip_fixtures(models, tmp):
+    """tests/fixtures/tokenizer/mask-lstrip/tokenize.jsonl."""
+    src = os.path.join(models, "ggml-vocab-gpt-2.gguf")
+    reader = gguf.GGUFReader(src, "r")
+    tokens = reader.get_field(gguf.Keys.Tokenizer.LIST).contents()[:256] + [
+        "<mask>", "[MASK]", "<|endoftext|>", "\u0120a"]
+    types = [1] * 256 + [4, 4, 3, 1]
+    array = gguf.GGUFValueType.ARRAY
+    rows = []
+    for pre, name in MASK_VOCABS:
+        path = os.path.join(tmp, "mask.gguf")
+        with_metadata(src, path, {
+            gguf.Keys.Tokenizer.LIST: MetadataDetails(
+                array, tokens, sub_type=gguf.GGUFValueType.STRING),
+            gguf.Keys.Tokenizer.TOKEN_TYPE: MetadataDetails(
+                array, types, sub_type=gguf.GGUFValueType.INT32),
+            gguf.Keys.Tokenizer.MERGES: MetadataDetails(
+                array, ["\u0120 a"], sub_type=gguf.GGUFValueType.STRING),
+            gguf.Keys.Tokenizer.PRE: MetadataDetails(gguf.GGUFValueType.STRING, pre),
+            gguf.Keys.Tokenizer.BOS_ID: MetadataDetails(gguf.GGUFValueType.UINT32, 258),
+            gguf.Keys.Tokenizer.EOS_ID: MetadataDetails(gguf.GGUFValueType.UINT32, 258),
+            gguf.Keys.General.NAME: MetadataDetails(gguf.GGUFValueType.STRING, name),
+        })
+        llm = load(path)
+        for text in MASK_TEXTS:
+            for add, parse in [(False, False), (False, True), (True, False), (True, True)]:
+                rows.append({"pre": pre, "name": name, "text": text, "add_special": add,
+                             "parse_special": parse, "ids": tokenize(llm, text, add, parse)})
+        del llm
+        os.remove(path)
+    write(os.path.join(OUT, "mask-lstrip", "tokenize.jsonl"), rows)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rocmforge-tok-")
     if len(sys.argv) > 1:
@@ -446,6 +537,8 @@ def main():
             word_vocab_fixtures(name, path, texts, seed)
         bert_normalizer_fixtures(bert, tmp)
         eos_s_fixtures(models)
+        phi3_rstrip_fixtures(models, tmp)
+        mask_lstrip_fixtures(models, tmp)
     texts = reference_texts() + CRAFTED + random_strings(1, 120)
     for pre in PRE_TOKENIZERS:
         path = os.path.join(tmp, f"smollm2-{pre}.gguf")

@@ -8,7 +8,10 @@
 //! `llama_token_to_piece` of a sample of tokens (pieces.jsonl); see
 //! scripts/gen-tokenizer-fixtures.py. Also: the WordPiece vocabulary with its
 //! BertNormalizer keys set (bert-bge-normalizer), and tiny SentencePiece and BPE
-//! vocabularies in which llama.cpp makes `</s>` a normal token or not (eos-s).
+//! vocabularies in which llama.cpp makes `</s>` a normal token or not (eos-s), and a tiny
+//! Phi-3-like SentencePiece vocabulary under names llama.cpp does or does not read as
+//! Phi-3's (phi3-rstrip), and a tiny byte-level BPE vocabulary whose mask tokens strip the
+//! whitespace before them for some pre-tokenizers and model names (mask-lstrip).
 
 mod common;
 mod tokenizer_common;
@@ -349,4 +352,134 @@ fn eos_s_is_normal_where_llama_cpp_makes_it_so() {
         ["spm-tool-response", "bpe-tool-response", "bpe-plamo-eos"],
         "the vocabularies with a normal </s>"
     );
+}
+
+const PHI3_RSTRIP: &str = "tokenizer/phi3-rstrip";
+
+/// A tiny SentencePiece vocabulary shaped like Phi-3's (`<unk>`, `<s>`, `</s>`, byte
+/// tokens, a few pieces, the control tokens `<|endoftext|>`, `<|user|>`, `<|end|>`,
+/// `<|assistant|>` and a user-defined `<|mine|>`), named `name`. Written the same way
+/// (from llama.cpp's ggml-vocab-phi-3.gguf, its tokens replaced by these) for the
+/// fixture's llama.cpp answers.
+fn phi3_like(name: &str) -> Tokenizer {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).into();
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    tokens.extend(["▁", "H", "i", "▁H", "▁Hi"].map(String::from));
+    let specials = [
+        "<|endoftext|>",
+        "<|user|>",
+        "<|end|>",
+        "<|assistant|>",
+        "<|mine|>",
+    ];
+    tokens.extend(specials.map(String::from));
+    let mut types = vec![2, 3, 3];
+    types.extend([6; 256]);
+    types.extend([1, 1, 1, 1, 1, 3, 3, 3, 3, 4]);
+    let mut scores = vec![0.0; 259];
+    scores.extend([-1.0, -2.0, -3.0, -1.5, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    from_metadata(vec![
+        ("general.architecture", OwnedValue::String("phi3".into())),
+        ("general.name", OwnedValue::String(name.into())),
+        ("tokenizer.ggml.model", OwnedValue::String("llama".into())),
+        ("tokenizer.ggml.pre", OwnedValue::String("default".into())),
+        ("tokenizer.ggml.tokens", OwnedValue::string_array(tokens)),
+        ("tokenizer.ggml.token_type", OwnedValue::i32_array(types)),
+        ("tokenizer.ggml.scores", OwnedValue::f32_array(scores)),
+        ("tokenizer.ggml.bos_token_id", OwnedValue::U32(1)),
+        ("tokenizer.ggml.eos_token_id", OwnedValue::U32(264)),
+        ("tokenizer.ggml.unknown_token_id", OwnedValue::U32(0)),
+        ("tokenizer.ggml.padding_token_id", OwnedValue::U32(264)),
+        ("tokenizer.ggml.add_bos_token", OwnedValue::Bool(true)),
+        ("tokenizer.ggml.add_eos_token", OwnedValue::Bool(false)),
+    ])
+}
+
+/// The tokenizer of a GGUF file holding this metadata.
+fn from_metadata(kv: Vec<(&str, OwnedValue)>) -> Tokenizer {
+    let mut w = GgufWriter::new();
+    for (k, v) in kv {
+        w.add_metadata(k, v).expect("metadata is well-formed");
+    }
+    let bytes = w.to_bytes();
+    let file = rocmforge::gguf::GgufFile::parse(&bytes).expect("file parses");
+    Tokenizer::from_gguf(&file).expect("tokenizer builds")
+}
+
+/// llama.cpp gives the special tokens of a model whose `general.name` says Phi-3 the
+/// RSTRIP attribute (except `<unk>`, `<s>` and `<|endoftext|>`; `</s>` too): the
+/// whitespace after them is dropped, so Phi-3's own chat markup `<|user|>\nHi` is
+/// `<|user|>` then `▁Hi`. Phi 3.5's name does not say "phi-3" or "phi3", so it keeps its
+/// whitespace.
+#[test]
+fn phi3_special_tokens_strip_the_whitespace_after_them_as_in_llama_cpp() {
+    let mut tally = Tally::default();
+    let mut tokenizers: BTreeMap<String, Tokenizer> = BTreeMap::new();
+    for line in read_jsonl(&format!("{PHI3_RSTRIP}/tokenize.jsonl")) {
+        let name = line["name"].as_str().expect("name").to_owned();
+        let tokenizer = tokenizers
+            .entry(name.clone())
+            .or_insert_with(|| phi3_like(&name));
+        check_line(
+            &mut tally,
+            tokenizer,
+            &line,
+            &format!("{name}: "),
+            |add, parse| format!("{name} add_special={add} parse_special={parse}"),
+        );
+    }
+    tally.finish(PHI3_RSTRIP);
+}
+
+const MASK_LSTRIP: &str = "tokenizer/mask-lstrip";
+
+/// GPT-2's 256 byte symbols in its vocabulary's order (the printable bytes, then the
+/// others from U+0100), the user-defined `<mask>` and `[MASK]`, `<|endoftext|>` and ` a`,
+/// with this pre-tokenizer and `general.name`. The fixture's llama.cpp answers come from the
+/// same vocabulary written from llama.cpp's ggml-vocab-gpt-2.gguf.
+fn mask_vocab(pre: &str, name: &str) -> Tokenizer {
+    let printable = (0x21..=0x7e).chain(0xa1..=0xac).chain(0xae..=0xff);
+    let mut tokens: Vec<String> = printable
+        .chain(0x100..0x144)
+        .filter_map(char::from_u32)
+        .map(String::from)
+        .collect();
+    tokens.extend(["<mask>", "[MASK]", "<|endoftext|>", "Ġa"].map(String::from));
+    let mut types = vec![1; 256];
+    types.extend([4, 4, 3, 1]);
+    from_metadata(vec![
+        ("general.architecture", OwnedValue::String("gpt2".into())),
+        ("general.name", OwnedValue::String(name.into())),
+        ("tokenizer.ggml.model", OwnedValue::String("gpt2".into())),
+        ("tokenizer.ggml.pre", OwnedValue::String(pre.into())),
+        ("tokenizer.ggml.tokens", OwnedValue::string_array(tokens)),
+        ("tokenizer.ggml.token_type", OwnedValue::i32_array(types)),
+        ("tokenizer.ggml.merges", OwnedValue::string_array(["Ġ a"])),
+        ("tokenizer.ggml.bos_token_id", OwnedValue::U32(258)),
+        ("tokenizer.ggml.eos_token_id", OwnedValue::U32(258)),
+    ])
+}
+
+/// llama.cpp strips the whitespace before `<mask>` where the pre-tokenizer is one of
+/// jina-v2's, and before `[MASK]` where `general.name` says ModernBERT.
+#[test]
+fn mask_tokens_strip_the_whitespace_before_them_as_in_llama_cpp() {
+    let mut tally = Tally::default();
+    let mut tokenizers: BTreeMap<(String, String), Tokenizer> = BTreeMap::new();
+    for line in read_jsonl(&format!("{MASK_LSTRIP}/tokenize.jsonl")) {
+        let pre = line["pre"].as_str().expect("pre").to_owned();
+        let name = line["name"].as_str().expect("name").to_owned();
+        let what = format!("{pre} {name}");
+        let tokenizer = tokenizers
+            .entry((pre.clone(), name.clone()))
+            .or_insert_with(|| mask_vocab(&pre, &name));
+        check_line(
+            &mut tally,
+            tokenizer,
+            &line,
+            &format!("{what}: "),
+            |add, parse| format!("{what} add_special={add} parse_special={parse}"),
+        );
+    }
+    tally.finish(MASK_LSTRIP);
 }

@@ -100,6 +100,8 @@ impl Tokenizer {
         let mut fragments = Vec::new();
         self.specials
             .partition(text.as_bytes(), control, &mut fragments);
+        self.specials
+            .strip_beside_tokens(text.as_bytes(), &mut fragments);
         match &self.algorithm {
             Algorithm::Bpe { merges, pre } => {
                 encode_bpe(text, &fragments, merges, pre, self, &mut out)?;

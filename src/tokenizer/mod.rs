@@ -20,6 +20,7 @@ mod parts;
 mod pretokenize;
 mod special;
 mod spm;
+mod strip;
 mod token_texts;
 mod token_type;
 mod unicode;
@@ -133,7 +134,7 @@ impl Tokenizer {
         let merges = MergeTable::new(&vocab, &parts.merges)?;
         let pieces = Pieces::new(&vocab, TextEncoding::ByteLevel)?;
         Ok(Tokenizer {
-            specials: SpecialMatcher::new(&vocab),
+            specials: SpecialMatcher::new(&vocab, strip::by_model_name(parts, &vocab)),
             add_bos: parts.add_bos.unwrap_or(pre.default_add_bos),
             add_eos: parts.add_eos.unwrap_or(false),
             add_space_prefix: parts.add_space_prefix.unwrap_or(false),
@@ -156,7 +157,7 @@ impl Tokenizer {
         )?;
         let pieces = Pieces::new(&vocab, TextEncoding::SpaceMarked)?;
         Ok(Tokenizer {
-            specials: SpecialMatcher::new(&vocab),
+            specials: SpecialMatcher::new(&vocab, strip::by_model_name(parts, &vocab)),
             add_bos: parts.add_bos.unwrap_or(true),
             add_eos: parts.add_eos.unwrap_or(false),
             add_space_prefix: parts.add_space_prefix.unwrap_or(true),
@@ -188,7 +189,7 @@ impl Tokenizer {
         let lowercase = parts.lowercase.unwrap_or(true);
         let strip_accents = parts.strip_accents.unwrap_or(lowercase);
         Ok(Tokenizer {
-            specials: SpecialMatcher::new(&vocab),
+            specials: SpecialMatcher::new(&vocab, strip::by_model_name(parts, &vocab)),
             add_bos: parts.add_bos.unwrap_or(true),
             add_eos: parts.add_eos.unwrap_or(false),
             add_space_prefix: parts.add_space_prefix.unwrap_or(false),
@@ -215,7 +216,7 @@ impl Tokenizer {
         )?;
         let pieces = Pieces::new(&vocab, TextEncoding::SpaceMarked)?;
         Ok(Tokenizer {
-            specials: SpecialMatcher::new(&vocab),
+            specials: SpecialMatcher::new(&vocab, strip::by_model_name(parts, &vocab)),
             add_bos: true,
             add_eos: parts.add_eos.unwrap_or(false),
             add_space_prefix: parts.add_space_prefix.unwrap_or(false),

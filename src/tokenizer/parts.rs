@@ -39,6 +39,10 @@ pub struct VocabParts {
     pub strip_accents: Option<bool>,
     /// `<arch>.vocab_size`, when the file declares one.
     pub declared_vocab_size: Option<u64>,
+    /// `general.name` and `general.architecture`: llama.cpp strips the whitespace beside
+    /// some special tokens of the models it knows by these (see `strip`).
+    pub model_name: Option<String>,
+    pub architecture: Option<String>,
 }
 
 pub const KEY_MODEL: &str = "tokenizer.ggml.model";
@@ -60,7 +64,8 @@ impl VocabParts {
         let token_types = read_ints(file, KEY_TOKEN_TYPE)?;
         let scores = read_scores(file)?;
         let merges = read_strings(file, KEY_MERGES)?.unwrap_or_default();
-        let declared_vocab_size = match file.get::<&str>("general.architecture")? {
+        let architecture = file.get::<&str>("general.architecture")?;
+        let declared_vocab_size = match architecture {
             Some(arch) => file.get::<u64>(&format!("{arch}.vocab_size"))?,
             None => None,
         };
@@ -90,6 +95,8 @@ impl VocabParts {
             lowercase: flag("normalizer.lowercase")?,
             strip_accents: flag("normalizer.strip_accents")?,
             declared_vocab_size,
+            model_name: file.get::<&str>("general.name")?.map(str::to_owned),
+            architecture: architecture.map(str::to_owned),
         })
     }
 }

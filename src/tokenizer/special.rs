@@ -5,6 +5,9 @@
 
 use std::ops::Range;
 
+use rustc_hash::FxHashMap;
+
+use super::strip::{Strip, is_c_space};
 use super::token_type::TokenType;
 use super::vocab::{TokenId, Vocab};
 
@@ -68,10 +71,12 @@ pub struct SpecialMatcher {
     first_bytes: [bool; 256],
     /// The longest special token's length in bytes.
     longest: usize,
+    /// The tokens that drop the whitespace beside them (most vocabularies have none).
+    strips: FxHashMap<TokenId, Strip>,
 }
 
 impl SpecialMatcher {
-    pub fn new(vocab: &Vocab) -> SpecialMatcher {
+    pub fn new(vocab: &Vocab, strips: FxHashMap<TokenId, Strip>) -> SpecialMatcher {
         let mut specials: Vec<(TokenId, &str, TokenType)> = vocab
             .iter()
             .filter(|(_, _, ty)| ty.is_matched_in_text())
@@ -82,6 +87,7 @@ impl SpecialMatcher {
             entries: Vec::with_capacity(specials.len()),
             first_bytes: [false; 256],
             longest: specials.first().map_or(0, |s| s.1.len()),
+            strips,
         };
         for (id, text, ty) in specials {
             let entry = matcher.entries.len() as u32;
@@ -198,6 +204,38 @@ impl SpecialMatcher {
                 end: text.len(),
             });
         }
+    }
+
+    /// Drops the whitespace beside the tokens of `out`, a [`partition`](Self::partition)
+    /// of `text`, that strip it, and the text left empty (an empty stretch would still get
+    /// SentencePiece's space prefix). llama.cpp strips as it cuts each token out, in
+    /// priority order; stripping afterwards gives the same unless a special token of
+    /// lower priority starts or ends with whitespace.
+    pub fn strip_beside_tokens(&self, text: &[u8], out: &mut Vec<Fragment>) {
+        if self.strips.is_empty() {
+            return;
+        }
+        for i in 0..out.len() {
+            let Fragment::Token(id) = out[i] else {
+                continue;
+            };
+            let Some(strip) = self.strips.get(&id) else {
+                continue;
+            };
+            if let (true, Some(Fragment::Text { start, end })) =
+                (strip.left, i.checked_sub(1).and_then(|j| out.get_mut(j)))
+            {
+                while *end > *start && is_c_space(text[*end - 1]) {
+                    *end -= 1;
+                }
+            }
+            if let (true, Some(Fragment::Text { start, end })) = (strip.right, out.get_mut(i + 1)) {
+                while *start < *end && is_c_space(text[*start]) {
+                    *start += 1;
+                }
+            }
+        }
+        out.retain(|f| !matches!(f, Fragment::Text { start, end } if start == end));
     }
 
     /// Cuts one segment; returns where the raw text after it starts.
