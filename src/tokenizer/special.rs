@@ -1,7 +1,8 @@
 //! Finding special tokens written in the text, before any splitting. llama.cpp takes the
 //! special tokens longest first, and cuts every occurrence of each (left to right, never
 //! overlapping text already cut) out of the remaining text. Here the occurrences come
-//! from one pass over a byte trie, and the cuts are made in that same priority order.
+//! from one pass that walks their sorted texts as a trie, and the cuts are made in that
+//! same priority order.
 
 use std::ops::Range;
 
@@ -55,18 +56,20 @@ struct Entry {
     needs_parse_special: bool,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Node {
-    /// Sorted by byte.
-    children: Vec<(u8, u32)>,
-    entry: Option<u32>,
-}
-
-/// All special token texts in a trie.
+/// All special token texts, found in a text by walking them as a trie.
 #[derive(Debug, Clone)]
 pub struct SpecialMatcher {
-    nodes: Vec<Node>,
     entries: Vec<Entry>,
+    /// The entries sorted by text, bytewise. The texts that start with a given prefix are
+    /// a range of this list, so reading the text byte by byte narrows a range as walking
+    /// down a trie would, in memory linear in the number of tokens and their bytes: a
+    /// trie of nodes took some eighty bytes for each byte of the texts, gigabytes for a
+    /// vocabulary of long user-defined tokens.
+    sorted: Vec<Sorted>,
+    /// The texts in `sorted`'s order, one after another (close together for the walk).
+    sorted_texts: Vec<u8>,
+    /// `sorted[by_first[b]..by_first[b + 1]]` are the texts that start with byte `b`.
+    by_first: Vec<u32>,
     /// Which first bytes start some special token (a fast way past ordinary text).
     first_bytes: [bool; 256],
     /// The longest special token's length in bytes.
@@ -83,42 +86,112 @@ impl SpecialMatcher {
             .collect();
         specials.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
         let mut matcher = SpecialMatcher {
-            nodes: vec![Node::default()],
             entries: Vec::with_capacity(specials.len()),
+            sorted: Vec::with_capacity(specials.len()),
+            sorted_texts: Vec::new(),
+            by_first: Vec::new(),
             first_bytes: [false; 256],
             longest: specials.first().map_or(0, |s| s.1.len()),
             strips,
         };
         for (id, text, ty) in specials {
-            let entry = matcher.entries.len() as u32;
+            // The vocabulary renames empty texts, so every text has a first byte.
+            let Some(&first) = text.as_bytes().first() else {
+                continue;
+            };
+            matcher.first_bytes[usize::from(first)] = true;
             matcher.entries.push(Entry {
                 id,
                 text: text.as_bytes().into(),
                 needs_parse_special: ty != TokenType::UserDefined,
             });
-            matcher.insert(text.as_bytes(), entry);
         }
+        let entries = &matcher.entries;
+        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| entries[a as usize].text.cmp(&entries[b as usize].text));
+        for e in order {
+            let text = &entries[e as usize].text;
+            matcher.sorted.push(Sorted {
+                start: matcher.sorted_texts.len(),
+                len: text.len(),
+                entry: e,
+            });
+            matcher.sorted_texts.extend_from_slice(text);
+        }
+        matcher.by_first = (0..=256)
+            .map(|b| {
+                let texts = &matcher.sorted_texts;
+                let starts_below = |s: &Sorted| usize::from(texts[s.start]) < b;
+                matcher.sorted.partition_point(starts_below) as u32
+            })
+            .collect();
         matcher
     }
 
-    fn insert(&mut self, text: &[u8], entry: u32) {
-        let Some(&first) = text.first() else {
-            return;
+    /// Where a walk starts: every text, none of it read.
+    fn root(&self) -> Walk {
+        Walk {
+            lo: 0,
+            hi: self.sorted.len(),
+            depth: 0,
+        }
+    }
+
+    /// Reads `b`: false (the walk left as it was) where no text goes on with it. Always
+    /// inlined into the scans: as a call per byte read it made a run of spaces in Gemma 3's
+    /// vocabulary (a token for each run length) twice as slow.
+    #[inline(always)]
+    fn step(&self, walk: &mut Walk, b: u8) -> bool {
+        let (lo, hi) = if walk.depth == 0 {
+            let b = usize::from(b);
+            (self.by_first[b] as usize, self.by_first[b + 1] as usize)
+        } else {
+            self.narrow(*walk, b)
         };
-        self.first_bytes[usize::from(first)] = true;
-        let mut node = 0usize;
-        for &b in text {
-            node = match self.nodes[node].children.binary_search_by_key(&b, |c| c.0) {
-                Ok(i) => self.nodes[node].children[i].1 as usize,
-                Err(i) => {
-                    let child = self.nodes.len();
-                    self.nodes.push(Node::default());
-                    self.nodes[node].children.insert(i, (b, child as u32));
-                    child
-                }
+        if lo >= hi {
+            return false;
+        }
+        *walk = Walk {
+            lo,
+            hi,
+            depth: walk.depth + 1,
+        };
+        true
+    }
+
+    /// The part of the walk's range whose next byte is `b`. The texts in the range share
+    /// the bytes read; a text that ends there sorts first (`None` is less than any byte),
+    /// the others in the order of their next byte. Mostly at most one text ends and the
+    /// rest go on alike (a run of spaces), which the checks at the ends find at once.
+    #[inline(always)]
+    fn narrow(&self, walk: Walk, b: u8) -> (usize, usize) {
+        let range = &self.sorted[walk.lo..walk.hi];
+        let d = walk.depth;
+        let next = |s: &Sorted| (d < s.len).then(|| self.sorted_texts[s.start + d]);
+        if let [only] = range {
+            return match next(only) == Some(b) {
+                true => (walk.lo, walk.hi),
+                false => (walk.lo, walk.lo),
             };
         }
-        self.nodes[node].entry = Some(entry);
+        let below = |s: &Sorted| next(s) < Some(b);
+        let lo = match range {
+            [first, ..] if !below(first) => 0,
+            [_, second, ..] if !below(second) => 1,
+            _ => range.partition_point(below),
+        };
+        let hi = match range.last() {
+            Some(last) if next(last) == Some(b) => range.len(),
+            _ => lo + range[lo..].partition_point(|s| next(s) == Some(b)),
+        };
+        (walk.lo + lo, walk.lo + hi)
+    }
+
+    /// The entry whose whole text the walk has read, if any: it sorts first in the range.
+    #[inline]
+    fn ended(&self, walk: Walk) -> Option<u32> {
+        let first = self.sorted[walk.lo..walk.hi].first()?;
+        (first.len == walk.depth).then_some(first.entry)
     }
 
     /// Whether some control token written in `text` starts before byte `at` and ends
@@ -126,16 +199,15 @@ impl SpecialMatcher {
     pub fn control_text_crosses(&self, text: &[u8], at: usize) -> bool {
         let first = at.saturating_sub(self.longest.saturating_sub(1));
         (first..at.min(text.len())).any(|start| {
-            let mut node = 0;
+            let mut walk = self.root();
             for (depth, &b) in text[start..].iter().enumerate() {
-                let Some(next) = self.child(node, b) else {
+                if !self.step(&mut walk, b) {
                     return false;
-                };
-                node = next;
+                }
                 let ends_after = start + depth + 1 > at;
                 if ends_after
-                    && self.nodes[node]
-                        .entry
+                    && self
+                        .ended(walk)
                         .is_some_and(|e| self.entries[e as usize].needs_parse_special)
                 {
                     return true;
@@ -145,20 +217,12 @@ impl SpecialMatcher {
         })
     }
 
-    fn child(&self, node: usize, b: u8) -> Option<usize> {
-        let children = &self.nodes[node].children;
-        children
-            .binary_search_by_key(&b, |c| c.0)
-            .ok()
-            .map(|i| children[i].1 as usize)
-    }
-
     /// Cuts `text` into raw-text fragments and special tokens, in order.
     ///
-    /// Occurrences are found with the trie and grouped into segments that no occurrence
-    /// crosses; segments are independent, so each is cut on its own: for each token found
-    /// in it (in priority order), left to right, every occurrence that overlaps nothing
-    /// taken yet. Work and memory stay proportional to the segment, even where every
+    /// Occurrences are found by walking the sorted texts and grouped into segments that no
+    /// occurrence crosses; segments are independent, so each is cut on its own: for each
+    /// token found in it (in priority order), left to right, every occurrence that
+    /// overlaps nothing taken yet. Work and memory stay proportional to the segment, even where every
     /// position starts many matches (a long run of spaces in a vocabulary with a token
     /// for every run length).
     pub fn partition(&self, text: &[u8], control: ControlText<'_>, out: &mut Vec<Fragment>) {
@@ -169,14 +233,13 @@ impl SpecialMatcher {
         let mut text_start = 0;
         let mut start = 0;
         while start < text.len() {
-            let mut node = 0;
+            let mut walk = self.root();
             if self.first_bytes[usize::from(text[start])] {
                 for (depth, &b) in text[start..].iter().enumerate() {
-                    let Some(next) = self.child(node, b) else {
+                    if !self.step(&mut walk, b) {
                         break;
-                    };
-                    node = next;
-                    let Some(e) = self.nodes[node].entry else {
+                    }
+                    let Some(e) = self.ended(walk) else {
                         continue;
                     };
                     let at = start..start + depth + 1;
@@ -288,6 +351,23 @@ impl SpecialMatcher {
         seg.end = 0;
         pos
     }
+}
+
+/// A text in the sorted list: `sorted_texts[start..start + len]`, of entry `entry`.
+#[derive(Clone, Copy, Debug)]
+struct Sorted {
+    start: usize,
+    len: usize,
+    entry: u32,
+}
+
+/// A walk down the sorted texts: `sorted[lo..hi]` are the entries whose texts start with
+/// the `depth` bytes read.
+#[derive(Clone, Copy, Debug)]
+struct Walk {
+    lo: usize,
+    hi: usize,
+    depth: usize,
 }
 
 /// Occurrences that overlap one another, directly or through others.
