@@ -32,7 +32,10 @@ enum Family {
 
 fn family(template: &str) -> Option<Family> {
     if template.contains("<|im_start|>") {
-        Some(Family::ChatMl)
+        // llama.cpp reads these as Phi-4's and SmolVLM's formats, not ChatML: run as the
+        // Jinja they are (Phi-4's renders as llama.cpp's format does).
+        let not_chatml = ["<|im_sep|>", "<end_of_utterance>"];
+        (!not_chatml.iter().any(|m| template.contains(m))).then_some(Family::ChatMl)
     } else if template.contains("<start_of_turn>") {
         Some(Family::Gemma)
     } else if template.contains("<|start_header_id|>") {
@@ -209,6 +212,33 @@ mod tests {
         assert_eq!(
             text,
             "<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+    }
+
+    /// Phi-4's template writes `<|im_start|>` but is not ChatML: llama.cpp reads
+    /// `<|im_sep|>` as Phi-4's format. Its `llama_chat_apply_template` (llama-cpp-python
+    /// 0.3.36) gives exactly this, as does the template run as Jinja.
+    #[test]
+    fn phi4_is_not_chatml() {
+        let template = "{% for message in messages %}{% if (message['role'] == 'system') %}\
+            {{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}\
+            {% elif (message['role'] == 'user') %}\
+            {{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|>'}}\
+            {% elif (message['role'] == 'assistant') %}\
+            {{'<|im_start|>assistant<|im_sep|>' + message['content'] + '<|im_end|>'}}\
+            {% endif %}{% endfor %}\
+            {% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}";
+        let messages = [
+            ("system", "Be brief."),
+            ("user", "Hi"),
+            ("assistant", "Hello!"),
+        ]
+        .map(|(role, content)| ChatMessage { role, content });
+        let text = apply_chat_template(Some(template), &messages, true, "", "").unwrap();
+        assert_eq!(
+            text,
+            "<|im_start|>system<|im_sep|>Be brief.<|im_end|><|im_start|>user<|im_sep|>Hi<|im_end|>\
+             <|im_start|>assistant<|im_sep|>Hello!<|im_end|><|im_start|>assistant<|im_sep|>"
         );
     }
 
