@@ -543,8 +543,8 @@ enum rf_status rf_seq_pos_max(const struct rf_context *ctx, int32_t seq, int32_t
 // `ctx` live; `report` writable for its `struct_size`.
 enum rf_status rf_context_memory(const struct rf_context *ctx, struct rf_memory_report *report);
 
-// Stops the `rf_decode` or `rf_generate` running on `ctx` at its next layer boundary
-// with `RF_ERR_CANCELLED`; the context stays usable. A request made while no call runs
+// Stops the `rf_decode`, `rf_generate` or state load running on `ctx` at its next layer
+// boundary with `RF_ERR_CANCELLED`; the context stays usable. A request made while no call runs
 // is dropped when the next call starts. Safe from any thread at any time.
 //
 // # Safety
@@ -606,9 +606,10 @@ struct rf_generate_params rf_generate_default_params(void);
 // An empty prompt continues from the sequence's own last token; on an empty sequence it
 // is `RF_ERR_INVALID_ARGUMENT`. When the call ends, the sequence holds the prompt and
 // every token whose text was delivered whole (also when `on_text` stopped it), and no
-// other, so a later call continues exactly where the host's text ends; the one
-// exception is a stop string that begins inside a token: the text before it is
-// delivered, the token is not kept. On any error status the sequence is left as the
+// other, so a later call continues exactly where the host's text ends. A token whose
+// text the host got only in part is not kept: one in which a stop string begins, or
+// whose end was held back (the possible start of a stop string, or part of a
+// character) when `on_text` stopped the call. On any error status the sequence is left as the
 // call found it (a prompt longer than the context is `RF_ERR_CONTEXT_FULL` and leaves
 // nothing behind). On a model with sliding-window layers (Gemma 3) without `swa_full`,
 // a call that failed after adding more than the context's `n_batch` tokens can leave

@@ -477,8 +477,8 @@ pub unsafe extern "C" fn rf_context_memory(
     })
 }
 
-/// Stops the `rf_decode` or `rf_generate` running on `ctx` at its next layer boundary
-/// with `RF_ERR_CANCELLED`; the context stays usable. A request made while no call runs
+/// Stops the `rf_decode`, `rf_generate` or state load running on `ctx` at its next layer
+/// boundary with `RF_ERR_CANCELLED`; the context stays usable. A request made while no call runs
 /// is dropped when the next call starts. Safe from any thread at any time.
 ///
 /// # Safety

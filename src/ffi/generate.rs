@@ -74,9 +74,10 @@ pub extern "C" fn rf_generate_default_params() -> rf_generate_params {
 /// An empty prompt continues from the sequence's own last token; on an empty sequence it
 /// is `RF_ERR_INVALID_ARGUMENT`. When the call ends, the sequence holds the prompt and
 /// every token whose text was delivered whole (also when `on_text` stopped it), and no
-/// other, so a later call continues exactly where the host's text ends; the one
-/// exception is a stop string that begins inside a token: the text before it is
-/// delivered, the token is not kept. On any error status the sequence is left as the
+/// other, so a later call continues exactly where the host's text ends. A token whose
+/// text the host got only in part is not kept: one in which a stop string begins, or
+/// whose end was held back (the possible start of a stop string, or part of a
+/// character) when `on_text` stopped the call. On any error status the sequence is left as the
 /// call found it (a prompt longer than the context is `RF_ERR_CONTEXT_FULL` and leaves
 /// nothing behind). On a model with sliding-window layers (Gemma 3) without `swa_full`,
 /// a call that failed after adding more than the context's `n_batch` tokens can leave
