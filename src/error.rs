@@ -94,6 +94,16 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// An I/O failure on the file at `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 /// A structural fault in a GGUF file, with the byte offset where it was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid GGUF at byte {offset}: {kind}")]

@@ -11,10 +11,7 @@ use crate::error::{Error, Result};
 
 /// The regular file at `path`, open for reading, and its length.
 pub fn open_regular(path: &Path) -> Result<(File, u64)> {
-    let io_error = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
+    let io_error = |source| Error::io(path, source);
     // Non-blocking, so that opening a FIFO returns at once; for a regular file the flag
     // changes nothing.
     let file = OpenOptions::new()

@@ -30,7 +30,6 @@
 //! [`Context::state_seq_save`]: crate::context::Context::state_seq_save
 //! [`Context::state_seq_load`]: crate::context::Context::state_seq_load
 
-use crate::input_file::open_regular;
 use std::io::Read;
 use std::path::Path;
 
@@ -38,6 +37,7 @@ use crate::backend::{KvType, is_window_layer};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::host_memory::filled_vec;
+use crate::input_file::open_regular;
 use crate::model::Model;
 
 const MAGIC: [u8; 8] = *b"RFSEQST\0";
@@ -416,7 +416,7 @@ impl Context {
             .and_then(|()| std::fs::rename(partial, path))
             .map_err(|source| {
                 let _ = std::fs::remove_file(partial);
-                io_error(path, source)
+                Error::io(path, source)
             })
     }
 
@@ -438,15 +438,8 @@ impl Context {
             .map_err(|_| Error::OutOfMemory(format!("no host memory for a {len}-byte state")))?;
         file.take(len)
             .read_to_end(&mut blob)
-            .map_err(|source| io_error(path, source))?;
+            .map_err(|source| Error::io(path, source))?;
         self.state_seq_load(seq, &blob)
-    }
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
     }
 }
 

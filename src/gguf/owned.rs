@@ -1,6 +1,5 @@
 //! A parsed GGUF file that owns its bytes: a memory map of a file on disk, or a buffer.
 
-use crate::input_file::open_regular;
 use std::io::Read;
 use std::path::Path;
 
@@ -10,6 +9,7 @@ use self_cell::self_cell;
 use super::file::GgufFile;
 use crate::error::{Error, Result};
 use crate::host_memory;
+use crate::input_file::open_regular;
 
 /// Where an [`OwnedGguf`]'s bytes live.
 enum Backing {
@@ -42,10 +42,6 @@ pub struct OwnedGguf(Cell);
 impl OwnedGguf {
     /// Maps the file at `path` and parses it. The tensor data stays on disk until read.
     pub fn open(path: &Path) -> Result<OwnedGguf> {
-        let io_error = |source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        };
         let (file, len) = open_regular(path)?;
         // An empty file cannot be mapped on every platform; it fails parsing either way.
         if len == 0 {
@@ -55,7 +51,7 @@ impl OwnedGguf {
         // truncating or rewriting the file while it is mapped is outside what any mapping
         // reader can defend against; llama.cpp and every mmap-based loader share this
         // precondition, and `rf_model_params.use_mmap = false` avoids it.
-        let map = unsafe { Mmap::map(&file) }.map_err(io_error)?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::io(path, source))?;
         Self::from_backing(Backing::Mapped(map))
     }
 
@@ -73,10 +69,6 @@ impl OwnedGguf {
     /// Reads the whole file at `path` into memory and parses it (no memory map). The
     /// buffer is reserved fallibly: a file larger than the memory left is an error.
     pub fn read(path: &Path) -> Result<OwnedGguf> {
-        let io_error = |source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        };
         let (file, len) = open_regular(path)?;
         let size = usize::try_from(len).map_err(|_| {
             Error::OutOfMemory(format!(
@@ -86,7 +78,9 @@ impl OwnedGguf {
         let mut bytes = Vec::new();
         host_memory::reserve(&mut bytes, size, "the model file read into memory")?;
         // No more than the length checked: a file that grows while it is read is cut there.
-        file.take(len).read_to_end(&mut bytes).map_err(io_error)?;
+        file.take(len)
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::io(path, source))?;
         Self::from_buffer(bytes)
     }
 
