@@ -189,6 +189,21 @@ pub unsafe fn versioned<T: Versioned>(
     Ok(params)
 }
 
+/// Text into the caller's `(buf, cap)` and its length in bytes into `*out_len`, as
+/// [`write_bytes`] writes them (no NUL is added).
+///
+/// # Safety
+/// As [`write_bytes`].
+pub unsafe fn write_text(
+    text: &[u8],
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> Result<(), Failure> {
+    // SAFETY: forwarded contract.
+    unsafe { write_bytes(text, buf.cast::<u8>(), cap, out_len, BUF_AND_LEN) }
+}
+
 /// The out-pointer of a result struct that begins with `uint32_t struct_size` (set by
 /// the caller), checked before the call does its work: not NULL, and the size of some
 /// version of the struct. It stays a pointer, never a `&mut T`: a host built against an

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use super::args::{BUF_AND_LEN, reference, slice, text, write_bytes};
+use super::args::{reference, slice, text, write_bytes, write_text};
 use super::boundary::{Failure, call};
 use super::model::{LoadedModel, rf_model};
 use super::status::rf_status;
@@ -62,15 +62,7 @@ pub unsafe extern "C" fn rf_chat_apply_template(
         let (bos, eos) = shared.tokenizer.bos_eos_texts();
         let rendered = apply_chat_template(template, &messages, add_assistant_prompt, bos, eos)?;
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
-        unsafe {
-            write_bytes(
-                rendered.as_bytes(),
-                buf.cast::<u8>(),
-                cap,
-                out_len,
-                BUF_AND_LEN,
-            )
-        }
+        unsafe { write_text(rendered.as_bytes(), buf, cap, out_len) }
     })
 }
 

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::args::{
-    BUF_AND_LEN, bytes, c_string, out, reference, slice, text, versioned, versioned_struct,
-    write_bytes,
+    bytes, c_string, out, reference, slice, text, versioned, versioned_struct, write_text,
 };
 use super::boundary::{Failure, call, free_quietly};
 use super::device::device_reports;
@@ -561,14 +560,6 @@ pub unsafe extern "C" fn rf_model_meta(
             other => other.to_string(),
         };
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
-        unsafe {
-            write_bytes(
-                rendered.as_bytes(),
-                buf.cast::<u8>(),
-                cap,
-                out_len,
-                BUF_AND_LEN,
-            )
-        }
+        unsafe { write_text(rendered.as_bytes(), buf, cap, out_len) }
     })
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::args::{BUF_AND_LEN, bytes, reference, slice, write_bytes};
+use super::args::{bytes, reference, slice, write_bytes, write_text};
 use super::boundary::{Failure, call, call_value};
 use super::model::rf_model;
 use super::status::rf_status;
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn rf_token_to_piece(
             .tokenizer
             .token_to_piece(token_id(model, token)?, render_special)?;
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
-        unsafe { write_bytes(piece, buf.cast::<u8>(), cap, out_len, BUF_AND_LEN) }
+        unsafe { write_text(piece, buf, cap, out_len) }
     })
 }
 
@@ -118,7 +118,7 @@ pub unsafe extern "C" fn rf_detokenize(
             .tokenizer
             .detokenize(&ids, false, render_special)?;
         // SAFETY: the caller's contract for `buf`, `cap` and `out_len`.
-        unsafe { write_bytes(&text, buf.cast::<u8>(), cap, out_len, BUF_AND_LEN) }
+        unsafe { write_text(&text, buf, cap, out_len) }
     })
 }
 
