@@ -1,13 +1,14 @@
 //! The panic boundary and the thread-local last-error message: every `extern "C"` body
 //! runs inside [`call`], so no panic crosses into C and every failure leaves a message.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, MutexGuard, Once, TryLockError};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use super::status::rf_status;
 use crate::error::Error;
+use crate::quiet_panics;
 
 /// Why an entry point failed: the status it returns and the message `rf_last_error`
 /// gives.
@@ -41,7 +42,6 @@ impl From<Error> for Failure {
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-    static INSIDE_CALL: Cell<bool> = const { Cell::new(false) };
 }
 
 pub fn set_last_error(message: &str) {
@@ -56,14 +56,15 @@ pub fn last_error() -> *const std::ffi::c_char {
 }
 
 /// Runs an entry point's body: panics become `RF_ERR_PANIC`, errors their status, and
-/// both set the last-error message.
+/// both set the last-error message. The library never prints: a panic caught here is
+/// reported through the status and `rf_last_error`, so the thread is quiet
+/// (`quiet_panics`) while the body runs.
 pub fn call(body: impl FnOnce() -> Result<(), Failure>) -> rf_status {
-    install_quiet_panic_hook();
     // A host callback may call in again from inside a call: that nested call must leave
-    // the outer one marked as inside when it returns, not clear the mark.
-    let outer = INSIDE_CALL.with(|inside| inside.replace(true));
+    // the outer one quiet when it returns, not clear the mark.
+    let outer = quiet_panics::set_quiet(true);
     let outcome = catch_unwind(AssertUnwindSafe(body));
-    INSIDE_CALL.with(|inside| inside.set(outer));
+    quiet_panics::set_quiet(outer);
     match outcome {
         Ok(Ok(())) => rf_status::RF_OK,
         Ok(Err(failure)) => {
@@ -71,10 +72,9 @@ pub fn call(body: impl FnOnce() -> Result<(), Failure>) -> rf_status {
             failure.status
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
+            // The message names the panic, not where the hook saw it raised.
+            quiet_panics::take_panic_location();
+            let what = quiet_panics::payload_text(payload.as_ref())
                 .unwrap_or_else(|| "unknown panic".into());
             set_last_error(&format!("internal error (panic): {what}"));
             rf_status::RF_ERR_PANIC
@@ -89,21 +89,6 @@ pub fn free_quietly(release: impl FnOnce()) {
     let _ = call(|| {
         release();
         Ok(())
-    });
-}
-
-/// The library never prints: panics caught at the boundary are reported through the
-/// status and `rf_last_error`, so the default hook's message is suppressed for them.
-/// Panics elsewhere in the host process still reach the previous hook.
-fn install_quiet_panic_hook() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !INSIDE_CALL.with(Cell::get) {
-                previous(info);
-            }
-        }));
     });
 }
 

@@ -337,10 +337,7 @@ fn worker_loop(shared: &Shared, thread: usize) {
 
 /// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
+    quiet_panics::payload_text(payload)
         .unwrap_or_else(|| "a panic with a payload that is not text".into())
 }
 
