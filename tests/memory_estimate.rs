@@ -17,7 +17,8 @@ use rocmforge::context::ContextParams;
 use rocmforge::ffi::{
     RF_DEVICE_CPU, RF_KV_F16, RF_KV_Q8_0, rf_context_default_params, rf_context_free,
     rf_context_memory, rf_context_new, rf_memory_estimate, rf_memory_report,
-    rf_model_default_params, rf_model_estimate, rf_model_estimate_share, rf_model_free, rf_status,
+    rf_model_default_params, rf_model_estimate, rf_model_estimate_share, rf_model_free,
+    rf_model_params, rf_status,
 };
 use rocmforge::gguf::GgufFile;
 use rocmforge::memory_estimate::{estimate as estimate_on, estimate_shares};
@@ -134,20 +135,9 @@ fn a_missing_file_or_a_vocabulary_only_model_is_refused() {
         )
     };
     assert_eq!(status, rf_status::RF_ERR_IO);
-    let real = model_path(SMOLLM2);
-    let real = real.to_str().expect("a UTF-8 path");
     let mut vocab_only = rf_model_default_params();
     vocab_only.vocab_only = true;
-    // SAFETY: as above.
-    let status = unsafe {
-        rf_model_estimate(
-            real.as_ptr().cast(),
-            real.len(),
-            &vocab_only,
-            ptr::null(),
-            &mut out,
-        )
-    };
+    let (status, _) = estimate_smollm2(&vocab_only);
     assert_eq!(
         status,
         rf_status::RF_ERR_INVALID_ARGUMENT,
@@ -160,21 +150,9 @@ fn a_missing_file_or_a_vocabulary_only_model_is_refused() {
 fn model_parameters_the_load_refuses_are_refused() {
     // `rf_model_load` refuses more threads than the CPU backend runs; an estimate "as
     // rf_model_load would choose" must not succeed for a load that cannot.
-    let path = model_path(SMOLLM2);
-    let path = path.to_str().expect("a UTF-8 path");
     let mut too_many_threads = rf_model_default_params();
     too_many_threads.n_threads = 100_000;
-    let mut out = empty_estimate();
-    // SAFETY: valid path bytes, parameter struct and out-struct.
-    let status = unsafe {
-        rf_model_estimate(
-            path.as_ptr().cast(),
-            path.len(),
-            &too_many_threads,
-            ptr::null(),
-            &mut out,
-        )
-    };
+    let (status, out) = estimate_smollm2(&too_many_threads);
     assert_eq!(
         status,
         rf_status::RF_ERR_INVALID_ARGUMENT,
@@ -182,6 +160,24 @@ fn model_parameters_the_load_refuses_are_refused() {
         last_error()
     );
     assert_eq!(out.weights_bytes, 0, "no partial result");
+}
+
+/// What `rf_model_estimate` reports for SmolLM2 loaded with `params` (default context).
+fn estimate_smollm2(params: &rf_model_params) -> (rf_status, rf_memory_estimate) {
+    let path = model_path(SMOLLM2);
+    let path = path.to_str().expect("a UTF-8 path");
+    let mut out = empty_estimate();
+    // SAFETY: valid path bytes, parameter struct and out-struct.
+    let status = unsafe {
+        rf_model_estimate(
+            path.as_ptr().cast(),
+            path.len(),
+            params,
+            ptr::null(),
+            &mut out,
+        )
+    };
+    (status, out)
 }
 
 /// What `rf_model_estimate_share` reports for share `index` of SmolLM2 on the CPU.
