@@ -221,6 +221,13 @@ def tokenize(llm, text, add_special, parse_special):
     return llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=parse_special)
 
 
+def tokenize_rows(llm, texts, **keys):
+    """A fixture row for each of `texts` in each of the MODES, led by `keys`."""
+    return [{**keys, "text": text, "add_special": add, "parse_special": parse,
+             "ids": tokenize(llm, text, add, parse)}
+            for text in texts for add, parse in MODES]
+
+
 def write(path, rows):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -421,10 +428,7 @@ def eos_s_fixtures(models):
         vocab = llm._model.vocab
         s = next(t for t in range(llm.n_vocab())
                  if llama_cpp.llama_vocab_get_text(vocab, t) == b"</s>")
-        for text in EOS_S_TEXTS:
-            for add, parse in MODES:
-                rows.append({"vocab": name, "text": text, "add_special": add,
-                             "parse_special": parse, "ids": tokenize(llm, text, add, parse)})
+        rows += tokenize_rows(llm, EOS_S_TEXTS, vocab=name)
         rows.append({"vocab": name, "s_id": s,
                      "s_attr": llama_cpp.llama_vocab_get_attr(vocab, s),
                      "s_is_eog": bool(llama_cpp.llama_vocab_is_eog(vocab, s)),
@@ -465,10 +469,7 @@ def phi3_rstrip_fixtures(models, tmp):
             gguf.Keys.General.NAME: MetadataDetails(gguf.GGUFValueType.STRING, name),
         })
         llm = load(path)
-        for text in PHI3_TEXTS:
-            for add, parse in [(False, False), (False, True), (True, False), (True, True)]:
-                rows.append({"name": name, "text": text, "add_special": add,
-                             "parse_special": parse, "ids": tokenize(llm, text, add, parse)})
+        rows += tokenize_rows(llm, PHI3_TEXTS, name=name)
         del llm
         os.remove(path)
     write(os.path.join(OUT, "phi3-rstrip", "tokenize.jsonl"), rows)
@@ -507,10 +508,7 @@ def mask_lstrip_fixtures(models, tmp):
             gguf.Keys.General.NAME: MetadataDetails(gguf.GGUFValueType.STRING, name),
         })
         llm = load(path)
-        for text in MASK_TEXTS:
-            for add, parse in [(False, False), (False, True), (True, False), (True, True)]:
-                rows.append({"pre": pre, "name": name, "text": text, "add_special": add,
-                             "parse_special": parse, "ids": tokenize(llm, text, add, parse)})
+        rows += tokenize_rows(llm, MASK_TEXTS, pre=pre, name=name)
         del llm
         os.remove(path)
     write(os.path.join(OUT, "mask-lstrip", "tokenize.jsonl"), rows)
