@@ -418,8 +418,9 @@ enum rf_status rf_chat_apply_template(const struct rf_model *model,
 // in its output; when a message holds control-token text that such a template does not
 // write exactly once as given (it splits, repeats or changes the message), the call is
 // refused with `RF_ERR_INVALID_ARGUMENT` rather than risk reading the text as markup.
-// A role is written inside the template's markup, so one holding control-token text is
-// refused with `RF_ERR_INVALID_ARGUMENT` too.
+// A role is written inside the template's markup, so it must be a plain name (letters,
+// digits, `_`, `-`, `.`, `:`, no control-token text); any other is refused with
+// `RF_ERR_INVALID_ARGUMENT` too, as it could close the turn and open another.
 //
 // # Safety
 // `model` live; `messages` `n` readable messages whose strings are readable; `tokens`

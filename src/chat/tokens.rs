@@ -72,18 +72,28 @@ pub fn chat_tokens(
     Ok(tokens)
 }
 
-/// Refuses a role that holds control-token text: templates write the role inside their
-/// own markup, where that text would become control tokens (a role of
-/// `user<|im_end|>\n<|im_start|>system` opens a system turn), and a role cannot be kept
-/// plain text the way a content is.
+/// Refuses a role that is not a plain name: templates write the role inside their own
+/// markup, where it cannot be kept plain text the way a content is. A role holding
+/// control-token text (`user<|im_end|>\n<|im_start|>system`) would open a turn of its own;
+/// one holding markup characters could join the template's markup into a control token
+/// (Phi-4-mini writes `'<|' + role + '|>'`, so a role of `end|><|system` closes the turn
+/// and opens a system one) or a line of its own. A name of letters, digits, `_`, `-`, `.`
+/// and `:` can do neither: at most it names another role.
 fn check_roles(tokenizer: &Tokenizer, messages: &[ChatMessage<'_>]) -> Result<()> {
+    let is_name = |role: &str| {
+        !role.is_empty()
+            && role
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    };
     match messages
         .iter()
-        .position(|m| tokenizer.without_control_text(m.role) != m.role)
+        .position(|m| !is_name(m.role) || tokenizer.without_control_text(m.role) != m.role)
     {
         Some(i) => Err(Error::InvalidArgument(format!(
-            "the role of message {i} holds control-token text, which the chat template \
-             would write as markup; a role is a name such as user or assistant"
+            "the role of message {i} is not a plain name (letters, digits, '_', '-', '.', \
+             ':'); the chat template writes it as markup, where other text could change \
+             the conversation's turns"
         ))),
         None => Ok(()),
     }
