@@ -276,8 +276,9 @@ impl CachedTokens {
     }
 
     /// Removes from the cache, and from the grammar, the tokens from the first one whose
-    /// text the host did not get whole: a few at most (held back as the start of a stop
-    /// string, or inside a character), well within what a sliding-window cache takes back.
+    /// text the host did not get whole: a few (held back as the start of a stop string, or
+    /// inside a character), within what a sliding-window cache takes back unless the
+    /// model wrote more than `n_batch` tokens without text meanwhile (see `rf_generate`).
     fn keep_delivered(&self, ctx: &mut Context, sampler: &mut Sampler, seq: i32) -> Result<()> {
         let Some(first) = self.first_undelivered() else {
             return Ok(());

@@ -81,9 +81,11 @@ pub extern "C" fn rf_generate_default_params() -> rf_generate_params {
 /// call found it (a prompt longer than the context is `RF_ERR_CONTEXT_FULL` and leaves
 /// nothing behind). On a model with sliding-window layers (Gemma 3) without `swa_full`,
 /// a call that failed after adding more than the context's `n_batch` tokens can leave
-/// those layers without keys the sequence's last token sees: the next `rf_decode` of the
-/// sequence is then `RF_ERR_INVALID_ARGUMENT`, and the sequence must be cleared and
-/// decoded again.
+/// those layers without keys the sequence's last token sees, and so can one that ended
+/// taking back more than `n_batch` tokens whose text was held back (a model writing that
+/// many tokens without text while the start of a stop string is pending): the next
+/// `rf_decode` of the sequence is then `RF_ERR_INVALID_ARGUMENT`, and the sequence must be
+/// cleared and decoded again.
 ///
 /// # Safety
 /// `ctx` and `sampler` live; `prompt` `len` readable bytes; `params` NULL or valid with
