@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (fuzz/fuzz_targets, cargo-fuzz + libFuzzer, AddressSanitizer,
 # debug assertions) for a fixed time each, one after another, starting from the committed
-# seeds (fuzz/seeds/<target>) and the corpus earlier runs left (fuzz/corpus/<target>,
-# not committed). Prints each target's executions, coverage and corpus size, and fails
+# seeds (fuzz/seeds/<target>), the committed inputs of past finds (fuzz/found/<target>)
+# and the corpus earlier runs left (fuzz/corpus/<target>, not committed). Prints each target's executions, coverage and corpus size, and fails
 # listing the reproducer of any crash, leak, timeout or out-of-memory (fuzz/artifacts/).
 #
 #   scripts/fuzz.sh                   every target for 1800 s (30 CPU-minutes) each
@@ -79,7 +79,11 @@ for target in "${targets[@]}"; do
     fi
     echo "fuzz.sh: $target for ${seconds} s"
     status=0
-    "${fuzz[@]}" run "${build[@]}" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" \
+    corpora=("fuzz/corpus/$target" "fuzz/seeds/$target")
+    if [ -d "fuzz/found/$target" ]; then
+        corpora+=("fuzz/found/$target")
+    fi
+    "${fuzz[@]}" run "${build[@]}" "$target" "${corpora[@]}" \
         -- "${options[@]}" >"$log" 2>&1 || status=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
     last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)

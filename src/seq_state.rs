@@ -379,6 +379,12 @@ fn fnv1a_words(bytes: &[u8]) -> u64 {
     (hash ^ bytes.len() as u64).wrapping_mul(FNV_PRIME)
 }
 
+/// The checksum a blob's last 8 bytes hold (little-endian) over every byte before them:
+/// what a tool that edits a blob on purpose (the `state_load` fuzz target) writes back.
+pub fn checksum(body: &[u8]) -> u64 {
+    fnv1a_words(body)
+}
+
 /// A model's identity for saved states: its configuration as this library reads it (shape,
 /// RoPE, norms, sliding window: what the cached keys and values depend on) and, for every
 /// tensor, its name, type, dimensions and the first and last 64 bytes of its data. Two

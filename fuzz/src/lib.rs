@@ -13,5 +13,6 @@ pub mod decode_run;
 pub mod host;
 pub mod kv_shadow;
 pub mod models;
+pub mod state_blob;
 pub mod tokenize_input;
 pub mod vocabularies;

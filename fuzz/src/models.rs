@@ -40,6 +40,18 @@ pub fn tiny_llama(
     seed: u64,
     template: Option<&str>,
 ) -> Result<Vec<u8>> {
+    tiny_model(vocab, shape, types, seed, template, SyntheticFamily::Llama)
+}
+
+/// [`tiny_llama`] of another family's architecture (its extra tensors and metadata).
+pub fn tiny_model(
+    vocab: &Vocabulary,
+    shape: TinyShape,
+    types: LlamaWeightTypes,
+    seed: u64,
+    template: Option<&str>,
+    family: SyntheticFamily,
+) -> Result<Vec<u8>> {
     let mut writer = vocabulary_file(vocab)?;
     if let Some(template) = template {
         writer.add_metadata(
@@ -61,7 +73,7 @@ pub fn tiny_llama(
         context_length: 256,
         types,
         seed,
-        family: SyntheticFamily::Llama,
+        family,
     }
     .add_to(&mut writer)?;
     Ok(writer.to_bytes())

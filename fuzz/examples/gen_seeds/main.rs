@@ -6,6 +6,7 @@
 mod chat;
 mod decode;
 mod gguf;
+mod state;
 mod tokenize;
 
 use std::path::{Path, PathBuf};
@@ -43,12 +44,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let states = match state::seeds() {
+        Ok(states) => states,
+        Err(e) => {
+            eprintln!("building the state seeds: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let targets = [
         ("gguf_parse", files),
         ("model_load", models),
         ("tokenize", tokenize::seeds()),
         ("decode", decode::seeds()),
         ("chat_template", chat::seeds()),
+        ("state_load", states),
     ];
     for (target, seeds) in targets {
         if let Err(e) = write(&root, target, seeds) {
