@@ -13,10 +13,10 @@ use crate::error::{Error, Result};
 pub fn open_regular(path: &Path) -> Result<(File, u64)> {
     let io_error = |source| Error::io(path, source);
     // Non-blocking, so that opening a FIFO returns at once; for a regular file the flag
-    // changes nothing.
+    // changes nothing. Never the process's controlling terminal, should the path be one.
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(io_error)?;
     let metadata = file.metadata().map_err(io_error)?;

@@ -416,7 +416,7 @@ pub unsafe extern "C" fn rf_seq_pos_max(
 ) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        let (ctx, out_pos) = unsafe { (reference(ctx, "ctx")?, out(out_pos, "out")?) };
+        let (ctx, out_pos) = unsafe { (reference(ctx, "ctx")?, out(out_pos, "out_pos")?) };
         *out_pos = ctx.enter()?.seq_pos_max(seq)?;
         Ok(())
     })

@@ -85,7 +85,7 @@ pub(crate) fn device_reports() -> Vec<DeviceReport> {
 pub unsafe extern "C" fn rf_device_count(count: *mut usize) -> rf_status {
     call(|| {
         // SAFETY: the caller's contract.
-        *unsafe { out(count, "out")? } = devices().len();
+        *unsafe { out(count, "count")? } = devices().len();
         Ok(())
     })
 }
