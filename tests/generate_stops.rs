@@ -10,19 +10,11 @@ use common::SMOLLM2;
 use common::parity::context;
 use rocmforge::context::{Batch, Context};
 use rocmforge::generate::{GenerateParams, Prompt, StopReason, generate};
-use rocmforge::sampler::{Sampler, SamplerParams};
+use rocmforge::sampler::Sampler;
 use rocmforge::tokenizer::Tokenizer;
 
 const PROMPT: &str = "The three primary colors are";
 const N_GEN: usize = 24;
-
-fn greedy() -> Sampler {
-    Sampler::new(SamplerParams {
-        temperature: 0.0,
-        ..SamplerParams::default()
-    })
-    .unwrap()
-}
 
 fn tokenizer(ctx: &Context) -> Tokenizer {
     Tokenizer::from_gguf(ctx.model().gguf()).unwrap()
@@ -42,7 +34,7 @@ fn reference() -> Vec<String> {
         ..Batch::default()
     })
     .unwrap();
-    let mut sampler = greedy();
+    let mut sampler = Sampler::greedy();
     (0..N_GEN)
         .map(|_| {
             let token = ctx.sample(&mut sampler, -1).unwrap();
@@ -73,7 +65,7 @@ fn run(stop: &str, mut host: impl FnMut(&str) -> bool) -> Run {
     let mut ctx = context(SMOLLM2);
     let tokenizer = tokenizer(&ctx);
     let n_prompt = tokenizer.tokenize(PROMPT, true, true).unwrap().len() as i32;
-    let mut sampler = greedy();
+    let mut sampler = Sampler::greedy();
     let mut text = String::new();
     let params = GenerateParams {
         max_tokens: N_GEN,

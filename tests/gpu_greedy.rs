@@ -14,14 +14,6 @@ use rocmforge::sampler::{Sampler, SamplerParams};
 
 const PROMPT: [i32; 9] = [3, 141, 59, 26, 53, 58, 97, 93, 23];
 
-fn greedy() -> Sampler {
-    Sampler::new(SamplerParams {
-        temperature: 0.0,
-        ..SamplerParams::default()
-    })
-    .unwrap()
-}
-
 /// The contexts these tests use: 128 slots, one thread.
 fn small_context() -> ContextParams {
     ContextParams {
@@ -52,10 +44,12 @@ fn greedy_tokens_are_the_argmax_of_every_output_row() {
         .unwrap();
         let n_outputs = flags.iter().filter(|&&f| f == 1).count() as i32;
         let tokens: Vec<u32> = (0..n_outputs)
-            .map(|i| ctx.sample(&mut greedy(), i).unwrap())
+            .map(|i| ctx.sample(&mut Sampler::greedy(), i).unwrap())
             .collect();
         for (i, &token) in tokens.iter().enumerate() {
-            let from_logits = greedy().sample(ctx.logits(i as i32).unwrap()).unwrap();
+            let from_logits = Sampler::greedy()
+                .sample(ctx.logits(i as i32).unwrap())
+                .unwrap();
             assert_eq!(
                 token, from_logits,
                 "variant {variant}, output {i}: the device's argmax is not the sampler's"
@@ -70,7 +64,7 @@ fn greedy_generation_leaves_the_logits_on_the_device() {
     let _device = gpu();
     let mut ctx = gpu_context(3);
     let n_vocab = ctx.model().config().n_vocab as u64;
-    let mut sampler = greedy();
+    let mut sampler = Sampler::greedy();
     ctx.decode(&Batch {
         tokens: &PROMPT,
         ..Batch::default()
@@ -106,7 +100,7 @@ fn greedy_generation_leaves_the_logits_on_the_device() {
             ..Batch::default()
         })
         .unwrap();
-    let mut sampler = greedy();
+    let mut sampler = Sampler::greedy();
     for (step, &expected) in generated.iter().enumerate() {
         let token = sampler.sample(again.logits(-1).unwrap()).unwrap();
         assert_eq!(token, expected, "step {step}");
@@ -141,9 +135,8 @@ fn samplers_that_draw_read_the_logits() {
         assert_eq!(token, direct.sample(ctx.logits(-1).unwrap()).unwrap());
     }
     let mut penalized = Sampler::new(SamplerParams {
-        temperature: 0.0,
         repeat_penalty: 1e6,
-        ..SamplerParams::default()
+        ..SamplerParams::greedy()
     })
     .unwrap();
     let first = ctx.sample(&mut penalized, -1).unwrap();

@@ -9,7 +9,7 @@ use common::tiny_model::backends::{first_gpu, tiny_context};
 use gpu_common::gpu;
 use rocmforge::context::{Batch, Context, ContextParams};
 use rocmforge::model::Placement;
-use rocmforge::sampler::{Sampler, SamplerParams};
+use rocmforge::sampler::Sampler;
 
 const PROMPT: [i32; 9] = [3, 141, 59, 26, 53, 58, 97, 93, 23];
 const N_GEN: usize = 24;
@@ -26,11 +26,7 @@ fn context(variant: usize, placement: Placement, n_ctx: usize, n_seq_max: usize)
 
 /// Greedy tokens continuing `seq` from the logits at hand.
 fn generate(ctx: &mut Context, seq: i32) -> Vec<u32> {
-    let mut sampler = Sampler::new(SamplerParams {
-        temperature: 0.0,
-        ..SamplerParams::default()
-    })
-    .unwrap();
+    let mut sampler = Sampler::greedy();
     (0..N_GEN)
         .map(|_| {
             let token = ctx.sample(&mut sampler, -1).unwrap();

@@ -9,7 +9,7 @@ use common::SMOLLM2;
 use common::parity::{Reference, assert_teacher_forced_logits_match, context_with_kv};
 use rocmforge::backend::KvType;
 use rocmforge::context::Batch;
-use rocmforge::sampler::{Sampler, SamplerParams};
+use rocmforge::sampler::Sampler;
 
 const MAX_PROMPT_MEAN_ABS_DIFF: f64 = 0.22;
 
@@ -49,15 +49,8 @@ fn a_q8_0_cache_takes_17_32_of_f16_s_bytes_and_f32_twice() {
 #[test]
 fn a_q8_0_state_restores_exactly_into_a_q8_0_context_only() {
     let prompt = &references()[0].prompt_ids;
-    let greedy = || {
-        Sampler::new(SamplerParams {
-            temperature: 0.0,
-            ..SamplerParams::default()
-        })
-        .unwrap()
-    };
     let continuation = |ctx: &mut rocmforge::context::Context| -> Vec<u32> {
-        let mut sampler = greedy();
+        let mut sampler = Sampler::greedy();
         (0..16)
             .map(|_| {
                 let token = ctx.sample(&mut sampler, -1).unwrap();

@@ -206,12 +206,8 @@ fn a_rewound_grammar_forgets_the_tokens_after_its_mark() {
     let seven = fixture.tokenizer.tokenize("7", false, false).unwrap()[0];
     let mut logits = vec![0.0f32; fixture.model.config().n_vocab];
     logits[seven as usize] = 50.0;
-    let mut sampler = Sampler::new(SamplerParams {
-        temperature: 0.0,
-        ..SamplerParams::default()
-    })
-    .unwrap()
-    .with_grammar(Grammar::new(GrammarKind::Regex, "[0-9]{3}").unwrap());
+    let mut sampler =
+        Sampler::greedy().with_grammar(Grammar::new(GrammarKind::Regex, "[0-9]{3}").unwrap());
     sampler.bind_vocabulary(&fixture.vocabulary).unwrap();
     let mark = sampler.grammar_mark();
     assert_eq!(sampler.sample(&logits).unwrap(), seven);

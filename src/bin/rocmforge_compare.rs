@@ -22,7 +22,7 @@ use rocmforge::backend::{DeviceChoice, enumerate};
 use rocmforge::context::{Batch, Context, ContextParams, WantLogits};
 use rocmforge::gguf::OwnedGguf;
 use rocmforge::model::{Model, Placement, SplitMode};
-use rocmforge::sampler::{Sampler, SamplerParams};
+use rocmforge::sampler::Sampler;
 
 struct Args {
     model: String,
@@ -121,10 +121,7 @@ fn greedy(model: Arc<Model>, prompt: &[i32], n: usize) -> rocmforge::Result<Vec<
         ..ContextParams::default()
     };
     let mut ctx = Context::new(model, &params)?;
-    let mut sampler = Sampler::new(SamplerParams {
-        temperature: 0.0,
-        ..SamplerParams::default()
-    })?;
+    let mut sampler = Sampler::greedy();
     let mut next = prompt.to_vec();
     let mut generated = Vec::with_capacity(n);
     for _ in 0..n {

@@ -37,7 +37,16 @@ impl fmt::Debug for Sampler {
 impl Sampler {
     pub fn new(params: SamplerParams) -> Result<Self> {
         params.validate()?;
-        Ok(Sampler {
+        Ok(Sampler::of_valid(params))
+    }
+
+    /// A sampler of [`SamplerParams::greedy`].
+    pub fn greedy() -> Sampler {
+        Sampler::of_valid(SamplerParams::greedy())
+    }
+
+    fn of_valid(params: SamplerParams) -> Sampler {
+        Sampler {
             params,
             rng: Xoshiro256StarStar::seeded(params.seed),
             recent: RecentTokens::new(params.repeat_last_n),
@@ -45,7 +54,7 @@ impl Sampler {
             weights: Vec::new(),
             grammar: None,
             constraint: None,
-        })
+        }
     }
 
     /// This sampler drawing only tokens that keep the output inside `grammar`. Before its

@@ -46,6 +46,15 @@ impl Default for SamplerParams {
 }
 
 impl SamplerParams {
+    /// The argmax of every draw (the lowest id on ties), the other defaults kept: their
+    /// penalties are off, and the filters change no argmax.
+    pub fn greedy() -> SamplerParams {
+        SamplerParams {
+            temperature: 0.0,
+            ..SamplerParams::default()
+        }
+    }
+
     /// Whether the penalties change no logit, whatever the history.
     pub fn penalties_off(&self) -> bool {
         self.repeat_last_n == 0
