@@ -381,8 +381,11 @@ extern "C" {
 // this text tokenized with `parse_special` reads control-token text an end user typed
 // into a message as markup (prompt injection).
 //
-// A template that is not one of the built-in families runs as a Jinja program from the
-// model file, so it runs within limits scaled to the conversation: a work limit of
+// A template that is not one of the built-in families runs as the Jinja program it is,
+// as Hugging Face transformers' `apply_chat_template` runs it: jinja2 with `trim_blocks`
+// and `lstrip_blocks`, loop controls, Python's string, dict and list methods, `tojson`
+// as `json.dumps` writes it, `strftime_now` in local time, `tools` and `documents` none.
+// It comes from the model file, so it runs within limits scaled to the conversation: a work limit of
 // 1,000,000 fuel plus 1,000 per message plus 1 per byte of message text (one fuel per
 // template step and per 64 bytes it builds, compares or prints), and an output limit of
 // 1 MiB plus 1 KiB per message plus four times the bytes of message text. Before it runs,

@@ -3,8 +3,8 @@
 //! Templates of the common families (ChatML, Gemma, Llama 3) are recognised by their
 //! marker tokens and rendered by built-in formatters that match llama.cpp's
 //! `llama_chat_apply_template` byte for byte, as hosts moving from llama.cpp expect.
-//! Any other template is run as the Jinja program it is, within limits on its work and its
-//! output (see [`RenderLimits`]); a model without one gets ChatML.
+//! Any other template is run as the Jinja program it is, as transformers runs it, within
+//! limits on its work and its output (see [`RenderLimits`]); a model without one gets ChatML.
 
 mod jinja;
 mod tokens;
@@ -55,6 +55,20 @@ pub fn apply_chat_template(
     eos_token: &str,
 ) -> Result<String> {
     Ok(render(template, messages, add_assistant, bos_token, eos_token)?.text)
+}
+
+/// Renders `messages` by running `template` as the Jinja program it is, as Hugging Face
+/// transformers' `apply_chat_template` does, whatever its family: a template with
+/// defaults of its own (a default system prompt, today's date) writes them here, where
+/// [`apply_chat_template`] writes llama.cpp's built-in format for the families it knows.
+pub fn apply_jinja_template(
+    template: &str,
+    messages: &[ChatMessage<'_>],
+    add_assistant: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> Result<String> {
+    jinja::render(template, messages, add_assistant, bos_token, eos_token)
 }
 
 /// A rendered conversation.

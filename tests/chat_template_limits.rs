@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::ptr;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -431,10 +430,60 @@ fn huge_string_templates_stop_at_a_limit() {
     );
 }
 
-/// minijinja's own rendering of `template` with the same inputs and no guards, or its
-/// error: what the library must reproduce for any template within the limits.
+/// The Python methods and filters Hugging Face templates call (`str.replace`, `str.join`,
+/// `str.split`, `tojson` with an indent, `strftime_now`) check the size of what they make
+/// before making it, and what they made is charged: a template that grows a value with
+/// them stops at a limit as one that grows it with `~` does.
+#[test]
+fn python_methods_are_bounded() {
+    let big = "{% set s = 'x' * 100000 %}";
+    // One call, 10^5 insertions of 10^5 bytes: 10 GB if made, paid for ahead.
+    assert_refused(
+        &format!("{big}{{{{ s.replace('', s) | length }}}}"),
+        &fuel_message(),
+    );
+    assert_refused(
+        &format!("{big}{{{{ s.join([s, s, s, s, s, s, s, s, s, s, s, s]) | length }}}}"),
+        &size_message(),
+    );
+    assert_refused(
+        &format!("{big}{{{{ strftime_now('%c' * 200000) | length }}}}"),
+        &size_message(),
+    );
+    // Indented JSON of a deep value: the indent is written once per level on every line.
+    assert_refused(
+        &format!("{big}{{{{ [[[[[[[[1, 2, 3]]]]]]]] | tojson(indent=s) | length }}}}"),
+        &size_message(),
+    );
+    // Doubling through replace: each step pays ahead for as many matches as the text has
+    // bytes, so the work limit stops it.
+    assert_refused(
+        "{% set ns = namespace(s='xy') %}{% for i in range(64) %}\
+         {% set ns.s = ns.s.replace('x', ns.s) %}{% endfor %}{{ ns.s | length }}",
+        &fuel_message(),
+    );
+    // Splitting into many parts: each part is charged.
+    let outcome = render(
+        "{% set s = 'a,' * 200000 %}{{ s.split(',') | length }}",
+        &CHAT,
+    );
+    assert_eq!(outcome.status, rf_status::RF_OK, "{}", outcome.text);
+    assert_eq!(outcome.text, "200001");
+}
+
+/// minijinja's own rendering of `template` with the same inputs and no guards (set up
+/// as the library sets it up for Hugging Face templates: block tags trimmed as
+/// transformers trims them, `tools` and `documents` none), or its error: what the library
+/// must reproduce for any template within the limits.
 fn unguarded(template: &str, messages: &[(&str, &str)]) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .unwrap(),
+    );
     env.add_function(
         "raise_exception",
         |message: String| -> Result<String, minijinja::Error> {
@@ -444,19 +493,31 @@ fn unguarded(template: &str, messages: &[(&str, &str)]) -> Result<String, String
             ))
         },
     );
-    let messages: Vec<BTreeMap<&str, String>> = messages
+    // Keys in the order the library gives them (transformers' order).
+    let messages: Vec<minijinja::Value> = messages
         .iter()
         .map(|&(role, content)| {
-            BTreeMap::from([("role", role.into()), ("content", content.into())])
+            minijinja::Value::from(indexmap::IndexMap::from([
+                (minijinja::Value::from("role"), minijinja::Value::from(role)),
+                (
+                    minijinja::Value::from("content"),
+                    minijinja::Value::from(content),
+                ),
+            ]))
         })
         .collect();
     let ctx = minijinja::context! {
         messages => messages,
+        tools => (),
+        documents => (),
         add_generation_prompt => true,
         bos_token => BOS,
         eos_token => EOS,
     };
-    env.render_str(template, ctx).map_err(|e| e.to_string())
+    // The library reads string literals as Python does, where a backslash before a line
+    // break continues the line (the only Python escape in these fixtures).
+    env.render_str(&template.replace("\\\n", ""), ctx)
+        .map_err(|e| e.to_string())
 }
 
 /// Renders `template` through the library and checks the text is minijinja's, or that

@@ -12,12 +12,15 @@
 mod guards;
 mod rewrite;
 mod source_check;
+mod transformers;
 mod walk;
 
 use std::collections::BTreeMap;
 use std::thread;
 
+use indexmap::IndexMap;
 use minijinja::machinery::{eval, get_compiled_template, make_string_output};
+use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value, context};
 
 use super::ChatMessage;
@@ -146,8 +149,18 @@ fn render_here(
             limits.fuel
         ))
     };
+    let template = transformers::as_jinja2_reads_it(template);
+    let template = template.as_ref();
     let compiling = source_check::check(template, limits.fuel, out_of_fuel)?;
     let mut env = Environment::new();
+    // transformers' jinja2: a block tag takes the newline after it, and the spaces and
+    // tabs before it on its line.
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .map_err(template_error)?;
+    env.set_syntax(syntax);
     // At least one fuel is left: `check` refused a template whose compiling needs more.
     env.set_fuel(Some(limits.fuel - compiling));
     // `debug()` prints the whole state, walking values no guard has seen.
@@ -159,9 +172,10 @@ fn render_here(
             Err(JinjaError::new(ErrorKind::InvalidOperation, message))
         },
     );
-    // Maps of values: reading a message's text shares it instead of copying it.
+    // Maps of values: reading a message's text shares it instead of copying it. The keys
+    // in the order transformers' messages have them (`message|tojson`, `message.items()`).
     let messages = Value::from_iter(messages.iter().map(|m| {
-        Value::from(BTreeMap::from([
+        Value::from(IndexMap::from([
             (Value::from("role"), Value::from(m.role)),
             (Value::from("content"), Value::from(m.content)),
         ]))
@@ -177,8 +191,11 @@ fn render_here(
         .iter()
         .map(|(name, block)| Ok((*name, rewrite::guarded(block)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
+    // transformers passes `tools` and `documents` always, `None` when there are none.
     let ctx = context! {
         messages => messages,
+        tools => (),
+        documents => (),
         add_generation_prompt => add_generation_prompt,
         bos_token => bos_token,
         eos_token => eos_token,

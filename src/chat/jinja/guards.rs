@@ -22,6 +22,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, State, escape_formatter};
 
 use super::RenderLimits;
+use super::transformers;
 use super::walk::{Breach, Known, MAX_DEPTH, Summary, Walk};
 
 /// The function that checks a value a step is about to visit all of and returns it.
@@ -69,6 +70,7 @@ pub(super) fn install(env: &mut Environment<'_>, limits: RenderLimits, input: &V
         let flat = flatten.walk(state, |walk| walk.flatten(&value))?;
         Ok(flat.unwrap_or(value))
     });
+    transformers::install(env, &guard);
     env.set_formatter(move |out, state, value| {
         guard.visit(state, value)?;
         let mut text = String::new();
@@ -80,7 +82,7 @@ pub(super) fn install(env: &mut Environment<'_>, limits: RenderLimits, input: &V
     stop
 }
 
-struct Guard {
+pub(super) struct Guard {
     limits: RenderLimits,
     stop: Stop,
     known: Known,
@@ -90,7 +92,7 @@ struct Guard {
 
 impl Guard {
     /// Summarizes `value` and charges all of it: a step is about to visit it.
-    fn visit(&self, state: &State, value: &Value) -> Result<(), JinjaError> {
+    pub(super) fn visit(&self, state: &State, value: &Value) -> Result<(), JinjaError> {
         let summary = self.summarize(state, value)?;
         state.consume_fuel(
             (summary.items / ITEMS_PER_FUEL).saturating_add(summary.bytes / BYTES_PER_FUEL),
@@ -125,16 +127,26 @@ impl Guard {
                 state.consume_fuel(u64::MAX)?;
                 return Err(JinjaError::from(ErrorKind::OutOfFuel));
             }
-            Err(Breach::Size) => format!(
-                "chat template made a value larger than its limit of {} for this \
-                 conversation (one per item and per byte of text)",
-                self.limits.output_bytes
-            ),
+            Err(Breach::Size) => return Err(self.too_large()),
             Err(Breach::Depth) => {
                 format!("chat template made a value nested deeper than {MAX_DEPTH} levels")
             }
         };
         Err(self.refuse(why))
+    }
+
+    /// The largest size a value may have: a unit per item and per byte of text.
+    pub(super) fn max_value_bytes(&self) -> usize {
+        self.limits.output_bytes
+    }
+
+    /// The refusal of a value larger than [`Guard::max_value_bytes`].
+    pub(super) fn too_large(&self) -> JinjaError {
+        self.refuse(format!(
+            "chat template made a value larger than its limit of {} for this conversation \
+             (one per item and per byte of text)",
+            self.limits.output_bytes
+        ))
     }
 
     /// Counts `bytes` more of output against the output limit.

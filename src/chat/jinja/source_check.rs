@@ -100,7 +100,7 @@ impl Compile<'_> {
         match node {
             Stmt::Template(t) => self.stmts(&t.children),
             Stmt::EmitExpr(e) => self.expr(&e.expr),
-            Stmt::EmitRaw(_) => Ok(()),
+            Stmt::EmitRaw(_) | Stmt::Continue(_) | Stmt::Break(_) => Ok(()),
             Stmt::ForLoop(f) => {
                 self.exprs([&f.target, &f.iter])?;
                 self.exprs(&f.filter_expr)?;

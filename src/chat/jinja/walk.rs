@@ -18,6 +18,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
+use indexmap::IndexMap;
+
 use minijinja::Environment;
 use minijinja::value::{DynObject, ObjectRepr, Tuple, Value};
 
@@ -137,7 +139,7 @@ impl<'k> Walk<'k> {
             ObjectRepr::Iterable => {}
             ObjectRepr::Seq if object.type_name() == types.merged_list => {}
             ObjectRepr::Map if object.type_name() == types.merged_map => {
-                let mut map = BTreeMap::new();
+                let mut map = IndexMap::new();
                 for (key, item) in object.try_iter_pairs().into_iter().flatten() {
                     self.take(map.len())?;
                     map.insert(key, item);
@@ -217,10 +219,12 @@ impl<'k> Walk<'k> {
             Some((items.as_ptr().addr(), Built::List(items)))
         } else if let Some(tuple) = object.downcast_ref::<Tuple>() {
             Some((tuple.as_ptr().addr(), Built::List(tuple)))
+        } else if let Some(map) = object.downcast_ref::<IndexMap<Value, Value>>() {
+            Some((std::ptr::from_ref(map).addr(), Built::Map(map)))
         } else {
             object
                 .downcast_ref::<BTreeMap<Value, Value>>()
-                .map(|map| (std::ptr::from_ref(map).addr(), Built::Map(map)))
+                .map(|map| (std::ptr::from_ref(map).addr(), Built::SortedMap(map)))
         };
         if let Some((address, built)) = built {
             if let Some(known) = self.known.summaries.get(&address) {
@@ -229,6 +233,10 @@ impl<'k> Walk<'k> {
             match built {
                 Built::List(items) => items.iter().try_for_each(|item| below(self, item))?,
                 Built::Map(map) => map.iter().try_for_each(|(key, item)| {
+                    below(self, key)?;
+                    below(self, item)
+                })?,
+                Built::SortedMap(map) => map.iter().try_for_each(|(key, item)| {
                     below(self, key)?;
                     below(self, item)
                 })?,
@@ -267,10 +275,12 @@ impl<'k> Walk<'k> {
     }
 }
 
-/// The items of a list, tuple or map the template built.
+/// The items of a list, tuple or map the template built (minijinja's maps keep their
+/// keys in order of insertion, as Python's dicts do).
 enum Built<'a> {
     List(&'a [Value]),
-    Map(&'a BTreeMap<Value, Value>),
+    Map(&'a IndexMap<Value, Value>),
+    SortedMap(&'a BTreeMap<Value, Value>),
 }
 
 /// The type names of the minijinja values a walk tells apart from other lists and maps:
