@@ -149,6 +149,7 @@ fn render_here(
             limits.fuel
         ))
     };
+    source_check::check_length(template)?;
     let template = transformers::as_jinja2_reads_it(template);
     let template = template.as_ref();
     let compiling = source_check::check(template, limits.fuel, out_of_fuel)?;

@@ -33,17 +33,23 @@ const MAX_EXPRESSION_DEPTH: usize = 256;
 /// only up to 1024 bytes or slots; a list literal in a chat template has a handful.
 const MAX_FOLDED_ITEMS: u64 = 1024;
 
-/// Checks `template` within `fuel` and returns the fuel that compiling it spends: a fuel
-/// per expression node, and per node and item each time one is folded (here and again
-/// by the compiler). `out_of_fuel` is the error for a template that spends more. A
-/// template that does not parse is left to the compiler to report.
-pub(super) fn check(template: &str, fuel: u64, out_of_fuel: impl Fn() -> Error) -> Result<u64> {
+/// Checks the template's length, before anything reads it.
+pub(super) fn check_length(template: &str) -> Result<()> {
     if template.len() > MAX_TEMPLATE_BYTES {
         return Err(Error::InvalidModel(format!(
             "chat template has {} bytes, more than the limit of {MAX_TEMPLATE_BYTES}",
             template.len()
         )));
     }
+    Ok(())
+}
+
+/// Checks `template` (of a length [`check_length`] passed, or at most twice that: the
+/// source as jinja2 reads it) within `fuel` and returns the fuel that compiling it
+/// spends: a fuel per expression node, and per node and item each time one is folded
+/// (here and again by the compiler). `out_of_fuel` is the error for a template that
+/// spends more. A template that does not parse is left to the compiler to report.
+pub(super) fn check(template: &str, fuel: u64, out_of_fuel: impl Fn() -> Error) -> Result<u64> {
     check_unary_runs(template)?;
     let Ok(ast) = parse(template, "<string>", Default::default()) else {
         return Ok(0);

@@ -65,7 +65,8 @@ pub(super) fn install(env: &mut Environment<'_>, guard: &Arc<Guard>) {
 /// backslash before a line break continues the line, `\a`, `\v`, `\U0001F600`, `\/`); and
 /// `{% generation %}` … `{% endgeneration %}` (the tag transformers adds to mark the
 /// assistant's text, which otherwise renders its body as it is) written as the scope that
-/// does the same here, `{% with %}` … `{% endwith %}`.
+/// does the same here, `{% with %}` … `{% endwith %}`. The text is at most twice as long
+/// (a literal's quotes escaped where it changes quotes).
 pub(super) fn as_jinja2_reads_it(template: &str) -> Cow<'_, str> {
     let normalized = if template.contains('\r') {
         Cow::Owned(template.replace("\r\n", "\n").replace('\r', "\n"))
