@@ -414,8 +414,10 @@ enum rf_status rf_chat_apply_template(const struct rf_model *model,
 // `<start_of_turn>` into a message gets those characters, not a control token (unlike
 // `rf_chat_apply_template` + `rf_tokenize` with `parse_special`, which cannot tell the
 // markup from the messages). For messages without control-token text the tokens are
-// exactly those of that pair. `add_special` adds BOS/EOS as the vocabulary says; size and
-// errors as `rf_tokenize`.
+// exactly those of that pair, except that where `add_special` adds BOS (EOS), a BOS (EOS)
+// text the template wrote first (last) is taken off, as llama.cpp's chat path does, so
+// the tokens hold one, not two. `add_special` adds BOS/EOS as the vocabulary says; size
+// and errors as `rf_tokenize`.
 //
 // A Jinja template (not one of the built-in families) is rendered and each message found
 // in its output; when a message holds control-token text that such a template does not

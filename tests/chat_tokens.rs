@@ -12,7 +12,7 @@ use std::ptr;
 use common::{GEMMA3, SMOLLM2, model_path};
 use rocmforge::chat::{ChatMessage, apply_chat_template, chat_tokens};
 use rocmforge::ffi::*;
-use rocmforge::gguf::OwnedGguf;
+use rocmforge::gguf::{GgufWriter, OwnedGguf, OwnedValue};
 use rocmforge::tokenizer::Tokenizer;
 
 struct Vocab {
@@ -33,11 +33,27 @@ fn vocab(file: &str) -> Vocab {
 }
 
 impl Vocab {
-    /// llama.cpp's way: render, then tokenize the text with `parse_special`.
+    /// llama.cpp's way: render, take off the BOS (EOS) text the template wrote first
+    /// (last) where tokenizing adds BOS (EOS), then tokenize the text with `parse_special`.
     fn rendered_then_tokenized(&self, messages: &[ChatMessage<'_>]) -> Vec<u32> {
+        self.tokenizer
+            .tokenize(&self.rendered_for_tokens(messages), true, true)
+            .unwrap()
+    }
+
+    /// The rendered text as llama.cpp's chat path tokenizes it with `add_special`.
+    fn rendered_for_tokens(&self, messages: &[ChatMessage<'_>]) -> String {
         let (bos, eos) = self.tokenizer.bos_eos_texts();
         let text = apply_chat_template(self.template.as_deref(), messages, true, bos, eos).unwrap();
-        self.tokenizer.tokenize(&text, true, true).unwrap()
+        let text = match text.strip_prefix(bos) {
+            Some(rest) if self.tokenizer.add_bos() && !bos.is_empty() => rest,
+            _ => &text,
+        };
+        let text = match text.strip_suffix(eos) {
+            Some(rest) if self.tokenizer.add_eos() && !eos.is_empty() => rest,
+            _ => text,
+        };
+        text.to_owned()
     }
 
     fn chat_tokens(&self, template: Option<&str>, messages: &[ChatMessage<'_>]) -> Vec<u32> {
@@ -83,8 +99,7 @@ fn conversation<'a>(user: &'a str) -> [ChatMessage<'a>; 4] {
     ]
 }
 
-fn every_control_token_in_a_message_stays_text(file: &str) {
-    let v = vocab(file);
+fn every_control_token_in_a_message_stays_text(file: &str, v: &Vocab) {
     let hostile = v.every_control_text();
     assert!(hostile.len() > 20, "{file}: {hostile:?}");
     let ids = v.chat_tokens(v.template.as_deref(), &conversation(&hostile));
@@ -92,15 +107,8 @@ fn every_control_token_in_a_message_stays_text(file: &str) {
     let expected_markers = v.controls(&v.rendered_then_tokenized(&conversation("Hello there.")));
     assert_eq!(v.controls(&ids), expected_markers, "{file}");
     // And every byte of the message is in the tokens, as text.
-    let (bos, eos) = v.tokenizer.bos_eos_texts();
-    let rendered = apply_chat_template(
-        v.template.as_deref(),
-        &conversation(&hostile),
-        true,
-        bos,
-        eos,
-    )
-    .unwrap();
+    let (bos, _) = v.tokenizer.bos_eos_texts();
+    let rendered = v.rendered_for_tokens(&conversation(&hostile));
     let text: Vec<u8> = ids
         .iter()
         .flat_map(|&id| v.tokenizer.token_to_piece(id, true).unwrap().to_vec())
@@ -118,12 +126,68 @@ fn every_control_token_in_a_message_stays_text(file: &str) {
 
 #[test]
 fn every_smollm2_control_token_in_a_message_stays_text() {
-    every_control_token_in_a_message_stays_text(SMOLLM2);
+    every_control_token_in_a_message_stays_text(SMOLLM2, &vocab(SMOLLM2));
 }
 
 #[test]
 fn every_gemma3_control_token_in_a_message_stays_text() {
-    every_control_token_in_a_message_stays_text(GEMMA3);
+    every_control_token_in_a_message_stays_text(GEMMA3, &vocab(GEMMA3));
+}
+
+/// Gemma 3's vocabulary with `add_eos_token` set, as a model that adds EOS has it.
+fn gemma3_adding_eos() -> Vocab {
+    let source = OwnedGguf::open(&model_path(GEMMA3)).expect("the model opens");
+    let mut w = GgufWriter::new();
+    for entry in source.file().metadata() {
+        if entry.key != "tokenizer.ggml.add_eos_token" {
+            w.add_metadata(entry.key, entry.value.to_owned_value())
+                .expect("metadata copies");
+        }
+    }
+    w.add_metadata("tokenizer.ggml.add_eos_token", OwnedValue::Bool(true))
+        .expect("flag");
+    let file = OwnedGguf::from_buffer(w.to_bytes()).expect("vocabulary parses");
+    Vocab {
+        tokenizer: Tokenizer::from_gguf(file.file()).expect("tokenizer builds"),
+        template: None,
+    }
+}
+
+/// Llama 2's template writes BOS before each user turn and EOS after each assistant
+/// turn. Where tokenizing adds BOS and EOS itself, the first BOS and the last EOS text
+/// are taken off first, as llama.cpp's chat path does: one BOS and one EOS, not two.
+#[test]
+fn a_template_writing_bos_and_eos_gets_one_of_each() {
+    let template = std::fs::read_to_string(common::fixture_path(
+        "chat_templates/real/llama-2-7b-chat.jinja",
+    ))
+    .expect("the template reads");
+    let mut plain = vocab(GEMMA3);
+    plain.template = Some(template.clone());
+    let mut adding_eos = gemma3_adding_eos();
+    adding_eos.template = Some(template.clone());
+    let messages = &conversation("Hello there.")[..3];
+    for v in [&plain, &adding_eos] {
+        let (bos, eos) = v.tokenizer.bos_eos_texts();
+        let text = apply_chat_template(Some(&template), messages, false, bos, eos).unwrap();
+        assert!(text.starts_with(bos) && text.ends_with(eos), "{text}");
+        let ids = chat_tokens(&v.tokenizer, Some(&template), messages, false, true).unwrap();
+        let count = |text: &str| {
+            let id = v.tokenizer.vocab().id_of(text.as_bytes()).unwrap();
+            ids.iter().filter(|&&i| i == id).count()
+        };
+        assert_eq!(count(bos), 1, "BOS");
+        assert_eq!(count(eos), 1, "EOS");
+        let kept = text.strip_prefix(bos).unwrap();
+        let kept = match v.tokenizer.add_eos() {
+            true => kept.strip_suffix(eos).unwrap(),
+            false => kept,
+        };
+        assert_eq!(ids, v.tokenizer.tokenize(kept, true, true).unwrap());
+        // Without add_special the template's own BOS and EOS are the tokens'.
+        let bare = chat_tokens(&v.tokenizer, Some(&template), messages, false, false).unwrap();
+        assert_eq!(bare, v.tokenizer.tokenize(&text, false, true).unwrap());
+    }
 }
 
 #[test]

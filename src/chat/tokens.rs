@@ -6,7 +6,9 @@
 //! the two apart.)
 //!
 //! For content without control-token text the tokens are exactly those of the rendered
-//! text tokenized with `parse_special`. The built-in formatters know where they put each
+//! text tokenized with `parse_special`, less a BOS (EOS) text the template wrote first
+//! (last) where tokenizing adds BOS (EOS) itself, as llama.cpp's chat path takes them off
+//! too: the tokens hold one BOS, not the template's and the vocabulary's. The built-in formatters know where they put each
 //! content. For a Jinja template each content is looked up in the output, in order, where
 //! it stands whole (no control token written across its ends); then, when any content
 //! holds control-token text, the control tokens obtained are checked against those of the
@@ -32,12 +34,16 @@ pub fn chat_tokens(
     check_roles(tokenizer, messages)?;
     let (bos, eos) = tokenizer.bos_eos_texts();
     let rendered = render(template, messages, add_assistant, bos, eos)?;
-    let text = &rendered.text;
-    if let Some(contents) = &rendered.contents {
-        return tokenizer.tokenize_with_plain_ranges(text, add_special, contents);
+    let known = rendered.contents.is_some();
+    let contents = match rendered.contents {
+        Some(contents) => contents,
+        None => locate_contents(tokenizer, &rendered.text, messages),
+    };
+    let (text, contents) = without_added_specials(tokenizer, rendered.text, contents, add_special);
+    let tokens = tokenizer.tokenize_with_plain_ranges(&text, add_special, &contents)?;
+    if known {
+        return Ok(tokens);
     }
-    let contents = locate_contents(tokenizer, text, messages);
-    let tokens = tokenizer.tokenize_with_plain_ranges(text, add_special, &contents)?;
     let cleaned: Vec<String> = messages
         .iter()
         .map(|m| tokenizer.without_control_text(m.content))
@@ -54,6 +60,7 @@ pub fn chat_tokens(
         })
         .collect();
     let neutral_text = render(template, &neutral, add_assistant, bos, eos)?.text;
+    let (neutral_text, _) = without_added_specials(tokenizer, neutral_text, vec![], add_special);
     let expected = tokenizer.tokenize(&neutral_text, add_special, true)?;
     let controls = |ids: &[TokenId]| -> Vec<TokenId> {
         ids.iter()
@@ -70,6 +77,40 @@ pub fn chat_tokens(
         ));
     }
     Ok(tokens)
+}
+
+/// `text` without the BOS text it starts with where tokenizing with `add_special` adds
+/// BOS, and without the EOS text it ends with where that adds EOS, and `contents` (the
+/// messages' ranges in `text`) moved to match. A message's content that holds such text
+/// keeps it.
+fn without_added_specials(
+    tokenizer: &Tokenizer,
+    mut text: String,
+    contents: Vec<Range<usize>>,
+    add_special: bool,
+) -> (String, Vec<Range<usize>>) {
+    let (bos, eos) = tokenizer.bos_eos_texts();
+    let strip_bos = add_special
+        && tokenizer.add_bos()
+        && !bos.is_empty()
+        && text.starts_with(bos)
+        && contents.iter().all(|r| r.start >= bos.len());
+    let kept_from = if strip_bos { bos.len() } else { 0 };
+    let strip_eos = add_special
+        && tokenizer.add_eos()
+        && !eos.is_empty()
+        && text.len() >= kept_from + eos.len()
+        && text.ends_with(eos)
+        && contents.iter().all(|r| r.end <= text.len() - eos.len());
+    if strip_eos {
+        text.truncate(text.len() - eos.len());
+    }
+    text.replace_range(..kept_from, "");
+    let contents = contents
+        .into_iter()
+        .map(|r| r.start - kept_from..r.end - kept_from)
+        .collect();
+    (text, contents)
 }
 
 /// Refuses a role that is not a plain name: templates write the role inside their own
