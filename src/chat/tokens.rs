@@ -8,13 +8,14 @@
 //! For content without control-token text the tokens are exactly those of the rendered
 //! text tokenized with `parse_special`, less a BOS (EOS) text the template wrote first
 //! (last) where tokenizing adds BOS (EOS) itself, as llama.cpp's chat path takes them off
-//! too: the tokens hold one BOS, not the template's and the vocabulary's. The built-in formatters know where they put each
-//! content. For a Jinja template each content is looked up in the output, in order, where
-//! it stands whole (no control token written across its ends); then, when any content
-//! holds control-token text, the control tokens obtained are checked against those of the
-//! same conversation rendered with that text taken out of the messages, so a template
-//! that writes a content twice, in pieces or changed cannot slip one through: such a
-//! conversation is refused rather than tokenized unsafely.
+//! too: the tokens hold one BOS, not the template's and the vocabulary's. The built-in
+//! formatters know where they put each content. For a Jinja template each content is
+//! looked up in the output, in order, where it stands whole (no control token written
+//! across its ends); then, when any content holds control-token text, the control tokens
+//! obtained are checked against those of the same conversation rendered with that text
+//! taken out of the messages, so a template that writes a content twice, in pieces or
+//! changed cannot slip one through: such a conversation is refused rather than tokenized
+//! unsafely.
 
 use std::ops::Range;
 
