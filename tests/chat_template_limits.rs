@@ -462,6 +462,27 @@ fn python_methods_are_bounded() {
          {% set ns.s = ns.s.replace('x', ns.s) %}{% endfor %}{{ ns.s | length }}",
         &fuel_message(),
     );
+    // str.format pads to the widths and precisions its fields ask for before anything sees
+    // the text: asked for more than a value may hold, it is refused, not made (2 TB here,
+    // a capacity overflow at the second).
+    for format in [
+        "{:>2000000000000}",
+        "{:>18446744073709551000}",
+        "{:.99999999f}",
+    ] {
+        assert_refused(
+            &format!("{{{{ '{format}'.format(1.5) | length }}}}"),
+            &size_message(),
+        );
+    }
+    let outcome = render("{{ '{:>6}|{:.3f}|{{}}'.format('ab', 1.5) }}", &CHAT);
+    assert_eq!(outcome.status, rf_status::RF_OK, "{}", outcome.text);
+    assert_eq!(outcome.text, "    ab|1.500|{}");
+    // An indent is written where lines need it: a scalar has none, however wide it asks.
+    let outcome = render("{{ 1 | tojson(indent=1000000000000) }}", &CHAT);
+    assert_eq!(outcome.status, rf_status::RF_OK, "{}", outcome.text);
+    assert_eq!(outcome.text, "1");
+    assert_refused("{{ [1] | tojson(indent=1000000000000) }}", &size_message());
     // Splitting into many parts: each part is charged.
     let outcome = render(
         "{% set s = 'a,' * 200000 %}{{ s.split(',') | length }}",

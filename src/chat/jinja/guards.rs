@@ -135,6 +135,15 @@ impl Guard {
         Err(self.refuse(why))
     }
 
+    /// Pays for `bytes` of text a step is about to make where it would make them before
+    /// any guard saw them; more than a value may hold is refused without making them.
+    pub(super) fn pay_ahead(&self, state: &State, bytes: u64) -> Result<(), JinjaError> {
+        if bytes > u64::try_from(self.max_value_bytes()).unwrap_or(u64::MAX) {
+            return Err(self.too_large());
+        }
+        state.consume_fuel(bytes / BYTES_PER_FUEL)
+    }
+
     /// The largest size a value may have: a unit per item and per byte of text.
     pub(super) fn max_value_bytes(&self) -> usize {
         self.limits.output_bytes

@@ -21,6 +21,9 @@ use super::guards::Guard;
 pub(super) fn install(env: &mut Environment<'_>, guard: &Arc<Guard>) {
     let method = guard.clone();
     env.set_unknown_method_callback(move |state, value, name, args| {
+        if let ("format", Some(format)) = (name, value.as_str()) {
+            method.pay_ahead(state, padding_asked(format))?;
+        }
         let made = minijinja_contrib::pycompat::unknown_method_callback(state, value, name, args)?;
         method.visit(state, &made)?;
         Ok(made)
@@ -57,6 +60,33 @@ pub(super) fn install(env: &mut Environment<'_>, guard: &Arc<Guard>) {
             Ok(made)
         },
     );
+}
+
+/// The sum of the numbers written in `format`'s replacement fields (`{:>80}`, `{0:.3f}`),
+/// doubled braces being text: at least the widths and precisions `str.format` pads its
+/// values to, which it makes in full before any guard sees them. (A field's index counts
+/// too, which only overstates.)
+fn padding_asked(format: &str) -> u64 {
+    let mut total = 0u64;
+    let mut number = 0u64;
+    let mut in_field = false;
+    let mut bytes = format.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if !in_field {
+            if b == b'{' && bytes.next_if_eq(&b'{').is_none() {
+                in_field = true;
+            }
+        } else if b.is_ascii_digit() {
+            number = number
+                .saturating_mul(10)
+                .saturating_add(u64::from(b - b'0'));
+        } else {
+            total = total.saturating_add(number);
+            number = 0;
+            in_field = b != b'}';
+        }
+    }
+    total.saturating_add(number)
 }
 
 /// `template` as jinja2 under transformers reads it, in minijinja's syntax: line breaks

@@ -13,7 +13,7 @@ use serde_json::ser::Formatter;
 /// The keyword arguments of `tojson` that change what it writes.
 pub(super) struct Options {
     /// What each level of nesting is indented by; `None` writes everything on one line.
-    indent: Option<String>,
+    indent: Option<Indent>,
     item_separator: String,
     key_separator: String,
     ensure_ascii: bool,
@@ -26,9 +26,10 @@ impl Options {
             None => None,
             Some(v) if v.is_none() => None,
             Some(v) => Some(match (v.as_str(), v.as_i64()) {
-                (Some(text), _) => text.to_owned(),
+                (Some(text), _) => Indent::Text(text.to_owned()),
                 // Python indents by `' ' * n`: nothing for n below one.
-                (None, Some(n)) => " ".repeat(usize::try_from(n).unwrap_or(0).min(MAX_INDENT)),
+                (None, Some(n)) if n < 1 => Indent::Spaces(0),
+                (None, Some(n)) => Indent::Spaces(usize::try_from(n).unwrap_or(usize::MAX)),
                 _ => return Err(invalid("tojson: indent must be an integer or a string")),
             }),
         };
@@ -58,9 +59,32 @@ impl Options {
     }
 }
 
-/// The widest indent an integer asks for that is made: wider ones write the same text
-/// as this one would, so much text that the output cap stops them anyway.
-const MAX_INDENT: usize = 1 << 20;
+/// What `tojson`'s `indent` asks each level of nesting to be indented by. A number of
+/// spaces is written as the lines need them, never made up front: a value without lines
+/// (a number, an empty list) costs nothing however wide the indent.
+enum Indent {
+    Spaces(usize),
+    Text(String),
+}
+
+impl Indent {
+    /// `levels` indents, written to `out`.
+    fn write<W: ?Sized + Write>(&self, out: &mut W, levels: usize) -> io::Result<()> {
+        match self {
+            Indent::Text(text) => (0..levels).try_for_each(|_| out.write_all(text.as_bytes())),
+            Indent::Spaces(n) => {
+                const SPACES: [u8; 64] = [b' '; 64];
+                let mut left = n.saturating_mul(levels);
+                while left > 0 {
+                    let now = left.min(SPACES.len());
+                    out.write_all(&SPACES[..now])?;
+                    left -= now;
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 fn invalid(message: &'static str) -> JinjaError {
     JinjaError::new(ErrorKind::InvalidOperation, message)
@@ -172,9 +196,7 @@ impl Python<'_> {
     fn new_line<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
         if let Some(indent) = &self.options.indent {
             out.write_all(b"\n")?;
-            for _ in 0..self.level {
-                out.write_all(indent.as_bytes())?;
-            }
+            indent.write(out, self.level)?;
         }
         Ok(())
     }
