@@ -190,6 +190,36 @@ fn a_template_writing_bos_and_eos_gets_one_of_each() {
     }
 }
 
+/// A message that starts with BOS text, written changed (so not found whole) where the
+/// template's output starts: that BOS text is the message's, not the template's, so it
+/// is not taken off as the template's would be; kept, it would be a control token, so
+/// the conversation is refused.
+#[test]
+fn bos_text_from_a_message_is_not_taken_off() {
+    let v = vocab(GEMMA3);
+    let (bos, _) = v.tokenizer.bos_eos_texts();
+    let content = format!("{bos}hi!");
+    let messages = [ChatMessage {
+        role: "user",
+        content: &content,
+    }];
+    let changed = "{% for m in messages %}{{ m.content | replace('!', '?') }}{% endfor %}";
+    let refused = chat_tokens(&v.tokenizer, Some(changed), &messages, false, true);
+    assert!(
+        matches!(refused, Err(rocmforge::Error::InvalidArgument(_))),
+        "{refused:?}"
+    );
+    // Written as given, it is found and kept as text after the BOS tokenizing adds.
+    let whole = "{% for m in messages %}{{ m.content }}{% endfor %}";
+    let ids = chat_tokens(&v.tokenizer, Some(whole), &messages, false, true).unwrap();
+    let expected = [
+        v.tokenizer.tokenize("", true, false).unwrap(),
+        v.tokenizer.tokenize(&content, false, false).unwrap(),
+    ]
+    .concat();
+    assert_eq!(ids, expected);
+}
+
 #[test]
 fn plain_conversations_tokenize_as_the_rendered_text() {
     for file in [SMOLLM2, GEMMA3] {

@@ -40,7 +40,8 @@ pub fn chat_tokens(
         Some(contents) => contents,
         None => locate_contents(tokenizer, &rendered.text, messages),
     };
-    let (text, contents) = without_added_specials(tokenizer, rendered.text, contents, add_special);
+    let (text, contents, taken_off) =
+        without_added_specials(tokenizer, rendered.text, contents, add_special);
     let tokens = tokenizer.tokenize_with_plain_ranges(&text, add_special, &contents)?;
     if known {
         return Ok(tokens);
@@ -61,7 +62,8 @@ pub fn chat_tokens(
         })
         .collect();
     let neutral_text = render(template, &neutral, add_assistant, bos, eos)?.text;
-    let (neutral_text, _) = without_added_specials(tokenizer, neutral_text, vec![], add_special);
+    let (neutral_text, _, neutral_taken_off) =
+        without_added_specials(tokenizer, neutral_text, vec![], add_special);
     let expected = tokenizer.tokenize(&neutral_text, add_special, true)?;
     let controls = |ids: &[TokenId]| -> Vec<TokenId> {
         ids.iter()
@@ -69,7 +71,8 @@ pub fn chat_tokens(
             .filter(|&id| tokenizer.is_control(id))
             .collect()
     };
-    if controls(&tokens) != controls(&expected) {
+    // A BOS (EOS) text taken off only where the messages hold control text was theirs.
+    if controls(&tokens) != controls(&expected) || taken_off != neutral_taken_off {
         return Err(Error::InvalidArgument(
             "a message holds control-token text that the chat template does not write \
              exactly once as given, so it cannot be kept plain text; take the control-token \
@@ -80,16 +83,23 @@ pub fn chat_tokens(
     Ok(tokens)
 }
 
+/// Which of BOS and EOS text [`without_added_specials`] took off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TakenOff {
+    bos: bool,
+    eos: bool,
+}
+
 /// `text` without the BOS text it starts with where tokenizing with `add_special` adds
 /// BOS, and without the EOS text it ends with where that adds EOS, and `contents` (the
-/// messages' ranges in `text`) moved to match. A message's content that holds such text
-/// keeps it.
+/// messages' ranges in `text`) moved to match. A message's content found in `contents`
+/// that holds such text keeps it.
 fn without_added_specials(
     tokenizer: &Tokenizer,
     mut text: String,
     contents: Vec<Range<usize>>,
     add_special: bool,
-) -> (String, Vec<Range<usize>>) {
+) -> (String, Vec<Range<usize>>, TakenOff) {
     let (bos, eos) = tokenizer.bos_eos_texts();
     let strip_bos = add_special
         && tokenizer.add_bos()
@@ -111,7 +121,11 @@ fn without_added_specials(
         .into_iter()
         .map(|r| r.start - kept_from..r.end - kept_from)
         .collect();
-    (text, contents)
+    let taken_off = TakenOff {
+        bos: strip_bos,
+        eos: strip_eos,
+    };
+    (text, contents, taken_off)
 }
 
 /// Refuses a role that is not a plain name: templates write the role inside their own
