@@ -8,7 +8,7 @@ use rocmforge_fuzz::chat_input::{ChatInput, encode};
 
 use super::Seeds;
 
-const TEMPLATES: [(&str, &str); 16] = [
+const TEMPLATES: [(&str, &str); 17] = [
     (
         "chatml-marker",
         "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}",
@@ -81,6 +81,12 @@ const TEMPLATES: [(&str, &str); 16] = [
         "{% macro m(x, n) %}{% if n %}{{ m([x], n - 1) }}{% else %}{{ x }}{% endif %}{% endmacro %}\
          {% block b %}{{ m(1, 3) }}{% endblock %}{% for x in [[1, [2]]] recursive %}\
          {% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}",
+    ),
+    (
+        "python-methods",
+        "{% for m in messages %}{{ '{:>8}|{:.3f}|{{}}'.format(m.role, 1.5) }}\
+         {{ m.content.strip().replace('a', 'aa').split(' ') | tojson(indent=2) }}\
+         {{ m | tojson(sort_keys=true) }}{% endfor %}{{ strftime_now('%Y') | length }}",
     ),
     ("syntax-error", "{% for m in messages %}{{ m.content }"),
 ];
