@@ -775,6 +775,54 @@ RF_MMVQ_KERNEL(q8_0_split, SplitRowsQ8_0)
 RF_MMVQ_KERNEL(q4_k_split, SplitRowsQ4_K)
 RF_MMVQ_KERNEL(q6_k_split, SplitRowsQ6_K)
 
+// Decode's Q, K and V products in one launch where V's type is not Q's and K's
+// (llama.cpp's Q4_K_M gives V more bits in about a third of the layers, so Q and K are
+// Q4_K and V Q6_K, or Q5_0 and Q8_0 where rows are not whole 256-value blocks): rows
+// [0, n_a) of w_a into y_a, the next n_b of w_b into y_b (both of type A, rows of
+// row_bytes_a), then n_c of w_c (type C, rows of row_bytes_c) into y_c. One token, stored,
+// each row as rf_mmvq1_* computes it (with the norm it finishes): the same bits as three
+// launches, in one. Launch as rf_mmvq1_*, grid.x = ceil((n_a + n_b + n_c) / warps a block).
+template <typename A, typename C>
+static __device__ void mmvq1_mixed(const uint8_t *w_a, float *y_a, uint32_t n_a,
+                                   const uint8_t *w_b, float *y_b, uint32_t n_b,
+                                   uint64_t row_bytes_a, const uint8_t *w_c, float *y_c,
+                                   uint32_t n_c, uint64_t row_bytes_c, const int8_t *xq,
+                                   const float *xd, const float *xs, uint32_t n_cols,
+                                   const double *square_sums, float eps) {
+    const int warp = rf_warp_size();
+    const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
+    // Warp-uniform, as in mmvq: a warp takes a row whole or leaves whole.
+    if (row < n_a) {
+        mmvq_row<A, 1>(w_a, nullptr, row_bytes_a, xq, xd, xs, y_a, nullptr, row, n_a, n_cols, 1,
+                       RF_OUT_STORE, square_sums, eps);
+    } else if (row - n_a < n_b) {
+        mmvq_row<A, 1>(w_b, nullptr, row_bytes_a, xq, xd, xs, y_b, nullptr, row - n_a, n_b,
+                       n_cols, 1, RF_OUT_STORE, square_sums, eps);
+    } else if (row - n_a - n_b < n_c) {
+        mmvq_row<C, 1>(w_c, nullptr, row_bytes_c, xq, xd, xs, y_c, nullptr, row - n_a - n_b, n_c,
+                       n_cols, 1, RF_OUT_STORE, square_sums, eps);
+    }
+}
+
+// rf_mmvq1_mixed_<a>_<c>: mmvq1_mixed for the pairs of types llama.cpp's mixes put side by
+// side (src/backend/gpu/ops/matvec_q8.rs lists them).
+#define RF_MMVQ_MIXED_KERNEL(NAME, A, C)                                                         \
+    RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MMVQ_THREADS, RF_MMVQ1_BLOCKS_PER_SM)                     \
+        rf_mmvq1_mixed_##NAME(const uint8_t *w_a, float *y_a, uint32_t n_a, const uint8_t *w_b,  \
+                              float *y_b, uint32_t n_b, uint64_t row_bytes_a,                    \
+                              const uint8_t *w_c, float *y_c, uint32_t n_c,                      \
+                              uint64_t row_bytes_c, const int8_t *xq, const float *xd,           \
+                              const float *xs, uint32_t n_cols, const double *square_sums,       \
+                              float eps) {                                                       \
+        mmvq1_mixed<A, C>(w_a, y_a, n_a, w_b, y_b, n_b, row_bytes_a, w_c, y_c, n_c, row_bytes_c, \
+                          xq, xd, xs, n_cols, square_sums, eps);                                 \
+    }
+
+RF_MMVQ_MIXED_KERNEL(q5_0_q8_0, BlockQ5_0, BlockQ8_0)
+RF_MMVQ_MIXED_KERNEL(q4_k_q6_k, BlockQ4_K, BlockQ6_K)
+RF_MMVQ_MIXED_KERNEL(q4_k_split_q6_k_split, SplitRowsQ4_K, SplitRowsQ6_K)
+RF_MMVQ_MIXED_KERNEL(q4_k_split_q6_k, SplitRowsQ4_K, BlockQ6_K)
+
 // x [n_values] f32 as Q8 activations (n_values a multiple of 32). Launch: one thread per
 // value, blockDim.x a multiple of 32; threads past n_values leave in whole groups.
 RF_KERNEL void rf_quantize_q8_f32(const float *x, int8_t *q, float *d, float *s,

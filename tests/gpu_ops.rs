@@ -12,9 +12,9 @@ use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
     AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape,
-    LeadingMatrix, PagedKv, ProductInput, ProductOutput, Q8Buffers, RopeKvWrite, RopeParams,
-    SecondMatrix, StepTokens, StreamNorm, UnscaledNorm, integer_product_types,
-    supported_weight_types,
+    LeadingMatrix, MixedProduct, NormScale, PagedKv, ProductInput, ProductOutput, Q8Buffers,
+    RopeKvWrite, RopeParams, SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
+    integer_product_types, mixed_product_formats, supported_weight_types,
 };
 use rocmforge::backend::gpu::{MappedHost, UploadStaging};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
@@ -822,6 +822,83 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
                     bits(stacked),
                     bits(single),
                     "{dtype} lead {n_lead} + {n_rows} rows x{n_tokens}: output {i}"
+                );
+            }
+        }
+    }
+    assert_all_freed(&g.device);
+}
+
+/// Q, K and V of two types in one launch (`matvec_q8_mixed`: V with more bits, as in
+/// llama.cpp's Q4_K_M): each output has the bits of its own launch (`fused_matvec` of the
+/// matrix alone), with and without a norm for the products to finish, for every pair of
+/// formats and layouts the launch takes; outputs past their rows stay untouched.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn mixed_types_share_one_launch_bit_for_bit() {
+    let g = ops_gpu();
+    let mut random = Random::new(35);
+    for ((a_type, a_layout), (c_type, c_layout)) in mixed_product_formats() {
+        // Rows of whole 256-value blocks split into 16-byte multiples at 2,048 values.
+        let n_cols = if a_type.block_size() == 256 {
+            2048
+        } else {
+            576
+        };
+        let rows = [67, 29, 29];
+        let formats = [(a_type, a_layout), (a_type, a_layout), (c_type, c_layout)];
+        let buffers = [0, 1, 2].map(|i| {
+            let (dtype, layout) = formats[i];
+            let mut data = g.upload(&random_weights(&mut random, dtype, rows[i], n_cols));
+            if layout == BlockLayout::SplitRows {
+                g.ops
+                    .split_rows(&g.stream, dtype, &mut data, rows[i], n_cols)
+                    .unwrap();
+            }
+            data
+        });
+        let w = [0, 1, 2].map(|i| {
+            let (dtype, layout) = formats[i];
+            DeviceMatrix::with_layout(dtype, layout, &buffers[i], rows[i], n_cols).unwrap()
+        });
+        assert!(g.ops.has_q8_mixed(&w[0], &w[1], &w[2]));
+        let x = g.upload(&random_vec(&mut random, n_cols, 2.0));
+        let mut q8 = Q8Buffers::new(&g.device, n_cols).unwrap();
+        g.ops.quantize_q8(&g.stream, &x, n_cols, &mut q8).unwrap();
+        let square_sums: Vec<f64> = (0..n_cols / 32).map(|i| 1.0 + i as f64).collect();
+        let square_sums = g.upload(&square_sums);
+        for norm in [
+            None,
+            Some(NormScale {
+                square_sums: &square_sums,
+                eps: 1e-5,
+            }),
+        ] {
+            let spare = 7;
+            let mut mixed = rows.map(|r| g.poisoned::<f32>(r + spare));
+            let [y_a, y_b, y_c] = &mut mixed;
+            let products =
+                [(&w[0], y_a), (&w[1], y_b), (&w[2], y_c)].map(|(w, y)| MixedProduct { w, y });
+            g.ops
+                .matvec_q8_mixed(&g.stream, products, &q8, norm)
+                .unwrap();
+            let mut alone = rows.map(|r| g.poisoned::<f32>(r + spare));
+            for (w, y) in w.iter().zip(&mut alone) {
+                let input = ProductInput::Q8(&q8, norm);
+                let store = ProductOutput::Store;
+                g.ops
+                    .fused_matvec(&g.stream, input, None, w, None, 1, y, store)
+                    .unwrap();
+            }
+            for (i, (one_launch, own)) in mixed.iter().zip(&alone).enumerate() {
+                let bits = |b: &rocmforge::backend::gpu::DeviceBuffer<f32>| -> Vec<u32> {
+                    g.download(b).iter().map(|v| v.to_bits()).collect()
+                };
+                assert_eq!(
+                    bits(one_launch),
+                    bits(own),
+                    "{a_type} ({a_layout:?}) and {c_type} ({c_layout:?}), norm {}: output {i}",
+                    norm.is_some()
                 );
             }
         }

@@ -13,9 +13,9 @@ use super::device_step::{self, DeviceStep};
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
     AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate,
-    GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, PagedKv, PeerExchange, PrefillScratch,
-    ProductInput, ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix,
-    StepTokens, StreamNorm, UnscaledNorm,
+    GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, MixedProduct, PagedKv, PeerExchange,
+    PrefillScratch, ProductInput, ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams,
+    SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Event, MappedHost, Stream};
 use crate::backend::{
@@ -1102,6 +1102,8 @@ impl Backend for GpuStep<'_> {
     /// Where a fused kernel takes them (the integer products, F16's one-token product),
     /// two consecutive products of matrices of one type and shape (K and V) run as one
     /// launch, and a product of the same type and width just before them (Q) rides along.
+    /// For one token, three integer products whose third is of another type (V with more
+    /// bits) run as one mixed launch.
     fn matmul(&mut self, x: Act, products: &[(&GpuMatrix, Act)]) -> Result<()> {
         let mut rest = products;
         while let [(w, out), tail @ ..] = rest {
@@ -1137,6 +1139,24 @@ impl Backend for GpuStep<'_> {
                     };
                     let (lead, second) = (Some(lead), Some(second));
                     ops.fused_matvec(self.stream, input, lead, &view_b, second, n, y, store)?;
+                    rest = after;
+                }
+                [(w_b, out_b), (w_c, out_c), after @ ..]
+                    if kind == FusedKind::Integer && n == 1 && mixed_launch(&ops, w, w_b, w_c) =>
+                {
+                    let (view_b, view_c) = (w_b.view()?, w_c.view()?);
+                    s.wrote(*out_b);
+                    s.wrote(*out_c);
+                    let (input, [y, y_b, y_c]) =
+                        s.fused_buffers(self.stream, kind, x, [*out, *out_b, *out_c])?;
+                    let ProductInput::Q8(q8, norm) = input else {
+                        return Err(Error::InvalidArgument(
+                            "an integer product's input is not Q8".into(),
+                        ));
+                    };
+                    let products = [(&view, y), (&view_b, y_b), (&view_c, y_c)]
+                        .map(|(w, y)| MixedProduct { w, y });
+                    ops.matvec_q8_mixed(self.stream, products, q8, norm)?;
                     rest = after;
                 }
                 [(w_b, out_b), after @ ..] if same_shape(w, w_b) => {
@@ -1517,5 +1537,14 @@ impl Backend for GpuStep<'_> {
 
     fn memory(&self) -> BackendMemory {
         self.state.memory()
+    }
+}
+
+/// Whether `a`, `b` and `c` (Q, K and V, where V's type is not the others') take one
+/// mixed launch ([`GpuOps::matvec_q8_mixed`]).
+fn mixed_launch(ops: &GpuOps, a: &GpuMatrix, b: &GpuMatrix, c: &GpuMatrix) -> bool {
+    match (a.view(), b.view(), c.view()) {
+        (Ok(a), Ok(b), Ok(c)) => ops.has_q8_mixed(&a, &b, &c),
+        _ => false,
     }
 }

@@ -13,7 +13,7 @@ use crate::tensor::GgmlType;
 
 /// Threads per block: one warp per output row (see `matvec.rs`); the decode kernels are
 /// compiled for this size (RF_MMVQ_THREADS in kernels/matvec_q8.hip).
-const THREADS: u32 = 128;
+pub(super) const THREADS: u32 = 128;
 
 /// Threads per block of the residual product that prepares the next norm, compiled for
 /// this size (RF_ADD_NORM_THREADS): the warps of a block share one group's 32 rows.

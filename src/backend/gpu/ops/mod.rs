@@ -22,6 +22,7 @@ mod fused_product;
 mod gemm;
 mod matvec;
 mod matvec_q8;
+mod matvec_q8_mixed;
 mod norm;
 mod peer_sum;
 mod prepared_norm;
@@ -39,6 +40,7 @@ pub use matvec_q8::{
     AddNormInput, MAX_Q8_TOKENS, NormScale, Q8_GROUP, Q8Buffers, UnscaledNorm,
     integer_product_types,
 };
+pub use matvec_q8_mixed::{MixedProduct, mixed_product_formats};
 pub use peer_sum::{MAX_PEER_SUM_RANKS, PeerExchange};
 pub use rope::{RopeKvWrite, RopeParams};
 
@@ -107,6 +109,7 @@ pub struct GpuOps {
     embedding: embedding::EmbeddingKernels,
     matvec: matvec::MatvecKernels,
     matvec_q8: matvec_q8::MatvecQ8Kernels,
+    mixed: matvec_q8_mixed::MixedKernels,
     norm: norm::NormKernel,
     prepared_norm: prepared_norm::PreparedNormKernels,
     rope: rope::RopeKernel,
@@ -131,10 +134,12 @@ impl GpuOps {
         }
         let module = |name: &str| Module::load_embedded(device, name);
         let norm_module = module("norm")?;
+        let matvec_q8_module = module("matvec_q8")?;
         Ok(GpuOps {
             embedding: embedding::EmbeddingKernels::load(&module("embedding")?)?,
             matvec: matvec::MatvecKernels::load(&module("matvec")?, warp_size)?,
-            matvec_q8: matvec_q8::MatvecQ8Kernels::load(&module("matvec_q8")?, warp_size)?,
+            matvec_q8: matvec_q8::MatvecQ8Kernels::load(&matvec_q8_module, warp_size)?,
+            mixed: matvec_q8_mixed::MixedKernels::load(&matvec_q8_module, warp_size)?,
             norm: norm::NormKernel::load(&norm_module)?,
             prepared_norm: prepared_norm::PreparedNormKernels::load(&norm_module)?,
             rope: rope::RopeKernel::load(&module("rope")?)?,
