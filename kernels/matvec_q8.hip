@@ -805,7 +805,7 @@ static __device__ void mmvq1_mixed(const uint8_t *w_a, float *y_a, uint32_t n_a,
 }
 
 // rf_mmvq1_mixed_<a>_<c>: mmvq1_mixed for the pairs of types llama.cpp's mixes put side by
-// side (src/backend/gpu/ops/matvec_q8.rs lists them).
+// side (src/backend/gpu/ops/matvec_q8_mixed.rs lists them).
 #define RF_MMVQ_MIXED_KERNEL(NAME, A, C)                                                         \
     RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MMVQ_THREADS, RF_MMVQ1_BLOCKS_PER_SM)                     \
         rf_mmvq1_mixed_##NAME(const uint8_t *w_a, float *y_a, uint32_t n_a, const uint8_t *w_b,  \

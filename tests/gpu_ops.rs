@@ -838,13 +838,22 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
 fn mixed_types_share_one_launch_bit_for_bit() {
     let g = ops_gpu();
     let mut random = Random::new(35);
-    for ((a_type, a_layout), (c_type, c_layout)) in mixed_product_formats() {
-        // Rows of whole 256-value blocks split into 16-byte multiples at 2,048 values.
-        let n_cols = if a_type.block_size() == 256 {
-            2048
-        } else {
-            576
+    // Rows of 256-value blocks: whole warps of groups (2,048 values, the 1B class) and
+    // part of one (1,536: 48 groups), where the split layout's 16-byte pieces allow it.
+    let splits = |(dtype, layout): (GgmlType, BlockLayout), n: usize| {
+        let row_bytes = n / dtype.block_size() as usize * dtype.block_bytes() as usize;
+        layout != BlockLayout::SplitRows || row_bytes.is_multiple_of(16)
+    };
+    let cases = mixed_product_formats().flat_map(|(a, c)| {
+        let widths = match a.0.block_size() {
+            256 => vec![2048, 1536],
+            _ => vec![576],
         };
+        (widths.into_iter())
+            .filter(move |&n| splits(a, n) && splits(c, n))
+            .map(move |n| ((a, c), n))
+    });
+    for (((a_type, a_layout), (c_type, c_layout)), n_cols) in cases {
         let rows = [67, 29, 29];
         let formats = [(a_type, a_layout), (a_type, a_layout), (c_type, c_layout)];
         let buffers = [0, 1, 2].map(|i| {
@@ -897,7 +906,8 @@ fn mixed_types_share_one_launch_bit_for_bit() {
                 assert_eq!(
                     bits(one_launch),
                     bits(own),
-                    "{a_type} ({a_layout:?}) and {c_type} ({c_layout:?}), norm {}: output {i}",
+                    "{a_type} ({a_layout:?}) and {c_type} ({c_layout:?}), {n_cols} columns, \
+                     norm {}: output {i}",
                     norm.is_some()
                 );
             }
