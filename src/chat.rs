@@ -9,7 +9,7 @@
 mod jinja;
 mod tokens;
 
-pub use jinja::RenderLimits;
+pub use jinja::{RenderLimits, render as apply_jinja_template};
 pub use tokens::chat_tokens;
 
 use std::ops::Range;
@@ -55,20 +55,6 @@ pub fn apply_chat_template(
     eos_token: &str,
 ) -> Result<String> {
     Ok(render(template, messages, add_assistant, bos_token, eos_token)?.text)
-}
-
-/// Renders `messages` by running `template` as the Jinja program it is, as Hugging Face
-/// transformers' `apply_chat_template` does, whatever its family: a template with
-/// defaults of its own (a default system prompt, today's date) writes them here, where
-/// [`apply_chat_template`] writes llama.cpp's built-in format for the families it knows.
-pub fn apply_jinja_template(
-    template: &str,
-    messages: &[ChatMessage<'_>],
-    add_assistant: bool,
-    bos_token: &str,
-    eos_token: &str,
-) -> Result<String> {
-    jinja::render(template, messages, add_assistant, bos_token, eos_token)
 }
 
 /// A rendered conversation.

@@ -101,9 +101,13 @@ impl RenderLimits {
 /// a render never runs on the caller's stack. Only the pages touched are committed.
 const RENDER_STACK_BYTES: usize = 64 << 20;
 
-/// Renders `messages` with the Jinja `template`, as Hugging Face's `apply_chat_template`
-/// does. A template that exceeds a limit is an invalid model; one that fails otherwise
-/// (a syntax error, `raise_exception` refusing the conversation) an invalid argument.
+/// Renders `messages` by running `template` as the Jinja program it is, as Hugging Face
+/// transformers' `apply_chat_template` does, whatever its family: a template with
+/// defaults of its own (a default system prompt, today's date) writes them here, where
+/// [`apply_chat_template`](super::apply_chat_template) writes llama.cpp's built-in
+/// format for the families it knows. A template that exceeds a limit is an invalid
+/// model; one that fails otherwise (a syntax error, `raise_exception` refusing the
+/// conversation) an invalid argument.
 pub fn render(
     template: &str,
     messages: &[ChatMessage<'_>],

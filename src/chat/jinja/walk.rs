@@ -15,7 +15,7 @@
 //! list of messages, or a namespace accumulating them) is summarized in a step per
 //! message.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use indexmap::IndexMap;
@@ -219,12 +219,10 @@ impl<'k> Walk<'k> {
             Some((items.as_ptr().addr(), Built::List(items)))
         } else if let Some(tuple) = object.downcast_ref::<Tuple>() {
             Some((tuple.as_ptr().addr(), Built::List(tuple)))
-        } else if let Some(map) = object.downcast_ref::<IndexMap<Value, Value>>() {
-            Some((std::ptr::from_ref(map).addr(), Built::Map(map)))
         } else {
             object
-                .downcast_ref::<BTreeMap<Value, Value>>()
-                .map(|map| (std::ptr::from_ref(map).addr(), Built::SortedMap(map)))
+                .downcast_ref::<IndexMap<Value, Value>>()
+                .map(|map| (std::ptr::from_ref(map).addr(), Built::Map(map)))
         };
         if let Some((address, built)) = built {
             if let Some(known) = self.known.summaries.get(&address) {
@@ -233,10 +231,6 @@ impl<'k> Walk<'k> {
             match built {
                 Built::List(items) => items.iter().try_for_each(|item| below(self, item))?,
                 Built::Map(map) => map.iter().try_for_each(|(key, item)| {
-                    below(self, key)?;
-                    below(self, item)
-                })?,
-                Built::SortedMap(map) => map.iter().try_for_each(|(key, item)| {
                     below(self, key)?;
                     below(self, item)
                 })?,
@@ -275,12 +269,11 @@ impl<'k> Walk<'k> {
     }
 }
 
-/// The items of a list, tuple or map the template built (minijinja's maps keep their
-/// keys in order of insertion, as Python's dicts do).
+/// The items of a list, tuple or map the template built (minijinja's maps, with
+/// `preserve_order`, keep their keys in order of insertion, as Python's dicts do).
 enum Built<'a> {
     List(&'a [Value]),
     Map(&'a IndexMap<Value, Value>),
-    SortedMap(&'a BTreeMap<Value, Value>),
 }
 
 /// The type names of the minijinja values a walk tells apart from other lists and maps:
