@@ -90,10 +90,13 @@ RF_DEVICE float rf_f16x8_fma(uint4 packed, const float *x, float acc) {
 #define RF_MATVEC_THREADS 256
 #define RF_MATVEC1_BLOCKS_PER_SM 4
 
-// The 16-byte pieces of its row (of each matrix) a lane of the one-token kernel loads
-// before waiting on the previous kernel: a SmolLM2-sized row (72 pieces) is then in
-// registers whole by the time its input is ready.
-#define RF_F16_EARLY_CHUNKS 3
+// The 16-byte pieces a lane of the one-token kernel loads before waiting on the previous
+// kernel: all of them from the row of a lone matrix, three from each row of a pair. A
+// SmolLM2-sized row (72 pieces, at most three a lane) is then in registers whole by the
+// time its input is ready, a 1B-class row of one matrix (256, eight a lane) all but one
+// piece. Eight spill at the 64 registers RF_MATVEC1_BLOCKS_PER_SM leaves (H100, tg128
+// against seven: 1B F16 -2.5%, SmolLM2 F16 -3.5%).
+#define RF_F16_EARLY_PIECES 7
 
 // Adds the sum of the squares of eight f32 values (16-byte aligned) into sum: theirs in f32
 // (eight terms), the running sum in f64.
@@ -124,7 +127,7 @@ RF_DEVICE void matvec1_f16_piece(uint4 a, uint4 b, bool two, const float *x, con
 }
 
 // rf_matvec_f16x8 for one token (decode): one accumulator, the lane's first
-// RF_F16_EARLY_CHUNKS pieces loaded before waiting on the previous kernel (as the integer
+// RF_F16_EARLY_PIECES pieces loaded before waiting on the previous kernel (as the integer
 // products load their first groups, matvec_q8.hip), then a walk along the row unrolled four
 // deep. With overlapped launches the blocks that become resident while the previous kernel
 // runs hold those weights by the time their input is ready (SmolLM2 F16, H200: tg128
@@ -159,29 +162,51 @@ RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t r
     const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
     const uint32_t n_chunks = n_cols / 8;
     const uint32_t first = part * warp + lane, stride = parts * warp;
-    uint4 early_a[RF_F16_EARLY_CHUNKS] = {}, early_b[RF_F16_EARLY_CHUNKS] = {};
+    // A pair's pieces interleave: piece k of row_a at early[2k], of row_b at early[2k + 1].
+    const uint32_t n_early = two ? RF_F16_EARLY_PIECES / 2 : RF_F16_EARLY_PIECES;
+    uint4 early[RF_F16_EARLY_PIECES] = {};
+    if (two) {
 #pragma unroll
-    for (int k = 0; k < RF_F16_EARLY_CHUNKS; ++k) {
-        const uint32_t c = first + k * stride;
-        if (c < n_chunks) {
-            early_a[k] = rf_load_weights16(row_a + 16 * (uint64_t)c);
-            if (two) {
-                early_b[k] = rf_load_weights16(row_b + 16 * (uint64_t)c);
+        for (int k = 0; k < RF_F16_EARLY_PIECES / 2; ++k) {
+            const uint32_t c = first + k * stride;
+            if (c < n_chunks) {
+                early[2 * k] = rf_load_weights16(row_a + 16 * (uint64_t)c);
+                early[2 * k + 1] = rf_load_weights16(row_b + 16 * (uint64_t)c);
+            }
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < RF_F16_EARLY_PIECES; ++k) {
+            const uint32_t c = first + k * stride;
+            if (c < n_chunks) {
+                early[k] = rf_load_weights16(row_a + 16 * (uint64_t)c);
             }
         }
     }
     rf_grid_dependency_sync();
     float acc = 0.0f, acc_b = 0.0f;
     double sq = 0.0;
+    if (two) {
 #pragma unroll
-    for (int k = 0; k < RF_F16_EARLY_CHUNKS; ++k) {
-        const uint32_t c = first + k * stride;
-        if (c < n_chunks) {
-            matvec1_f16_piece<NORMED>(early_a[k], early_b[k], two, x, stream, c, acc, acc_b, sq);
+        for (int k = 0; k < RF_F16_EARLY_PIECES / 2; ++k) {
+            const uint32_t c = first + k * stride;
+            if (c < n_chunks) {
+                matvec1_f16_piece<NORMED>(early[2 * k], early[2 * k + 1], true, x, stream, c,
+                                          acc, acc_b, sq);
+            }
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < RF_F16_EARLY_PIECES; ++k) {
+            const uint32_t c = first + k * stride;
+            if (c < n_chunks) {
+                matvec1_f16_piece<NORMED>(early[k], uint4{}, false, x, stream, c, acc, acc_b,
+                                          sq);
+            }
         }
     }
 #pragma unroll 4
-    for (uint32_t c = first + RF_F16_EARLY_CHUNKS * stride; c < n_chunks; c += stride) {
+    for (uint32_t c = first + n_early * stride; c < n_chunks; c += stride) {
         const uint64_t at = 16 * (uint64_t)c;
         const uint4 piece_a = rf_load_weights16(row_a + at);
         const uint4 piece_b = two ? rf_load_weights16(row_b + at) : uint4{};
