@@ -156,10 +156,17 @@ pub trait DeviceIo {
     }
 }
 
+/// How far the device's free memory may move with nothing of the library's left on it:
+/// the driver takes and gives back its own memory in 2 MiB pages (2 MiB seen on an H200;
+/// 2 and 4 MiB on an H100, with the library's allocation tracker at zero). What the tests
+/// must catch is larger: the failed loads' first shares hold 13 MB or more (a fifth of
+/// the layers or heads of 67-72 MB), a hundred cycles' buffers 0.9 MB each.
+pub const DRIVER_FREE_MEMORY_SLACK: u64 = 6 << 20;
+
 /// Runs `load`, a model load meant to fail part-way (a later share over its memory
 /// limit), and checks that it fails for lack of device memory and that the GPU `probe`
-/// watches has its memory back: the earlier shares' weights (several MiB) are freed; the
-/// runtime's own bookkeeping may move by less than a MiB.
+/// watches has its memory back: the earlier shares' weights (13 MB or more) are freed, up to
+/// [`DRIVER_FREE_MEMORY_SLACK`].
 pub fn assert_failed_load_frees_the_gpu<T>(
     probe: &Device,
     load: impl FnOnce() -> rocmforge::error::Result<T>,
@@ -172,7 +179,7 @@ pub fn assert_failed_load_frees_the_gpu<T>(
     );
     let free_after = probe.memory_info().expect("free memory").free_bytes;
     assert!(
-        free_after + (1 << 20) >= free_before,
+        free_after + DRIVER_FREE_MEMORY_SLACK >= free_before,
         "{} bytes of the GPU stayed taken after the failed load",
         free_before - free_after
     );
