@@ -505,6 +505,60 @@ RF_DEVICE void mmvq1_sums_batched(const uint8_t *row_a, const uint8_t *row_b, co
     b = TWO ? rf_warp_sum(acc_b) : 0.0f;
 }
 
+// mmvq_row_sums' walk of the GGUF layout, with or without a second matrix (TWO): two
+// instances, so that a lone matrix's walk never tests for the second one (as the F16
+// one-token product's lone and pair walks, matvec.hip).
+template <typename B, int MAX_T, bool TWO, typename Ready>
+RF_DEVICE void mmvq_row_walk(const uint8_t *row_a, const uint8_t *row_b, const int8_t *xq,
+                             const float *xd, const float *xs, uint32_t n_groups,
+                             uint32_t n_tokens, float (&acc)[MAX_T], float (&acc_b)[MAX_T],
+                             Ready ready) {
+    const int warp = rf_warp_size();
+    const int lane = threadIdx.x % warp;
+    constexpr int UNROLL = MAX_T == 1 ? 4 : 1;
+    constexpr int PREFETCH = 1;
+    Q8Group first[PREFETCH], first_b[PREFETCH];
+#pragma unroll
+    for (int k = 0; k < PREFETCH; ++k) {
+        const uint32_t g = lane + k * warp;
+        if (g < n_groups) {
+            Q8Unpack<B>::group(row_a, n_groups, g, first[k]);
+            if constexpr (TWO) {
+                Q8Unpack<B>::group(row_b, n_groups, g, first_b[k]);
+            }
+        }
+    }
+    ready();
+#pragma unroll
+    for (int t = 0; t < MAX_T; ++t) {
+        acc[t] = acc_b[t] = 0.0f;
+    }
+#pragma unroll
+    for (int k = 0; k < PREFETCH; ++k) {
+        const uint32_t g = lane + k * warp;
+        if (g < n_groups) {
+            mmvq_accumulate<MAX_T>(first[k], first_b[k], TWO, g, n_groups, xq, xd, xs, n_tokens,
+                                   acc, acc_b);
+        }
+    }
+#pragma unroll UNROLL
+    for (uint32_t g = lane + PREFETCH * warp; g < n_groups; g += warp) {
+        Q8Group u, u_b;
+        Q8Unpack<B>::group(row_a, n_groups, g, u);
+        if constexpr (TWO) {
+            Q8Unpack<B>::group(row_b, n_groups, g, u_b);
+        }
+        mmvq_accumulate<MAX_T>(u, u_b, TWO, g, n_groups, xq, xd, xs, n_tokens, acc, acc_b);
+    }
+#pragma unroll
+    for (int t = 0; t < MAX_T; ++t) {
+        if (t < n_tokens) {
+            acc[t] = rf_warp_sum(acc[t]);
+            acc_b[t] = TWO ? rf_warp_sum(acc_b[t]) : 0.0f;
+        }
+    }
+}
+
 // One warp's output row before it is written: acc[t] = W[row] . x[t] (and acc_b[t] for
 // the second matrix) for every token, in every lane. MAX_T: the most tokens of this
 // instance; decode's instance (1) keeps one accumulator per matrix, so it needs fewer
@@ -524,8 +578,6 @@ RF_DEVICE void mmvq_row_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_
                              const int8_t *xq, const float *xd, const float *xs, uint64_t row,
                              uint32_t n_cols, uint32_t n_tokens, float (&acc)[MAX_T],
                              float (&acc_b)[MAX_T], Ready ready = Ready()) {
-    const int warp = rf_warp_size();
-    const int lane = threadIdx.x % warp;
     const bool two = w_b != nullptr;
     const uint8_t *row_a = w + row * row_bytes;
     const uint8_t *row_b = two ? w_b + row * row_bytes : nullptr;
@@ -540,47 +592,12 @@ RF_DEVICE void mmvq_row_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_
         }
         return;
     }
-    constexpr int UNROLL = MAX_T == 1 ? 4 : 1;
-    constexpr int PREFETCH = 1;
-    Q8Group first[PREFETCH], first_b[PREFETCH];
-#pragma unroll
-    for (int k = 0; k < PREFETCH; ++k) {
-        const uint32_t g = lane + k * warp;
-        if (g < n_groups) {
-            Q8Unpack<B>::group(row_a, n_groups, g, first[k]);
-            if (two) {
-                Q8Unpack<B>::group(row_b, n_groups, g, first_b[k]);
-            }
-        }
-    }
-    ready();
-#pragma unroll
-    for (int t = 0; t < MAX_T; ++t) {
-        acc[t] = acc_b[t] = 0.0f;
-    }
-#pragma unroll
-    for (int k = 0; k < PREFETCH; ++k) {
-        const uint32_t g = lane + k * warp;
-        if (g < n_groups) {
-            mmvq_accumulate<MAX_T>(first[k], first_b[k], two, g, n_groups, xq, xd, xs, n_tokens,
-                                   acc, acc_b);
-        }
-    }
-#pragma unroll UNROLL
-    for (uint32_t g = lane + PREFETCH * warp; g < n_groups; g += warp) {
-        Q8Group u, u_b;
-        Q8Unpack<B>::group(row_a, n_groups, g, u);
-        if (two) {
-            Q8Unpack<B>::group(row_b, n_groups, g, u_b);
-        }
-        mmvq_accumulate<MAX_T>(u, u_b, two, g, n_groups, xq, xd, xs, n_tokens, acc, acc_b);
-    }
-#pragma unroll
-    for (int t = 0; t < MAX_T; ++t) {
-        if (t < n_tokens) {
-            acc[t] = rf_warp_sum(acc[t]);
-            acc_b[t] = two ? rf_warp_sum(acc_b[t]) : 0.0f;
-        }
+    if (two) {
+        mmvq_row_walk<B, MAX_T, true>(row_a, row_b, xq, xd, xs, n_groups, n_tokens, acc, acc_b,
+                                      ready);
+    } else {
+        mmvq_row_walk<B, MAX_T, false>(row_a, nullptr, xq, xd, xs, n_groups, n_tokens, acc,
+                                       acc_b, ready);
     }
 }
 
