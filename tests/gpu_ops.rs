@@ -376,9 +376,6 @@ fn q8_quantization_and_fused_norm_match_the_cpu_method_to_the_bit() {
 fn f16_one_token_product_fuses_bit_for_bit() {
     let g = ops_gpu();
     let mut random = Random::new(35);
-    let bits = |b: &rocmforge::backend::gpu::DeviceBuffer<f32>| -> Vec<u32> {
-        g.download(b).iter().map(|v| v.to_bits()).collect()
-    };
     let spare = 7;
     // Rows shorter than a warp's pieces, SmolLM2's and the 1B's widths, a long row.
     for (n_lead, n_rows, n_cols) in [
@@ -431,7 +428,11 @@ fn f16_one_token_product_fuses_bit_for_bit() {
             .zip([&lead_alone, &y_alone, &y_b_alone])
             .enumerate()
         {
-            assert_eq!(bits(fused), bits(alone), "{label}: stored output {i}");
+            assert_eq!(
+                g.download_bits(fused),
+                g.download_bits(alone),
+                "{label}: stored output {i}"
+            );
         }
 
         // Add: as the residual add kernel after the product.
@@ -453,7 +454,11 @@ fn f16_one_token_product_fuses_bit_for_bit() {
         g.ops
             .add_assign(&g.stream, &mut expected, &y_alone, n_rows)
             .unwrap();
-        assert_eq!(bits(&y), bits(&expected), "{label}: added");
+        assert_eq!(
+            g.download_bits(&y),
+            g.download_bits(&expected),
+            "{label}: added"
+        );
 
         // SwiGLU: as the SwiGLU kernel over the two products.
         let mut y = g.poisoned::<f32>(n_rows + spare);
@@ -474,7 +479,11 @@ fn f16_one_token_product_fuses_bit_for_bit() {
         g.ops
             .gated(&g.stream, Gate::Silu, &mut expected, &y_b_alone, n_rows)
             .unwrap();
-        assert_eq!(bits(&y), bits(&expected), "{label}: SwiGLU");
+        assert_eq!(
+            g.download_bits(&y),
+            g.download_bits(&expected),
+            "{label}: SwiGLU"
+        );
     }
     assert_all_freed(&g.device);
 }
@@ -815,12 +824,9 @@ fn leading_matrix_shares_a_paired_launch_bit_for_bit() {
                 .matvec_q8(&g.stream, &k_w, Some(pair), &q8, n_tokens, y_alone, store)
                 .unwrap();
             for (i, (stacked, single)) in outputs.iter().zip(&alone).enumerate() {
-                let bits = |b: &rocmforge::backend::gpu::DeviceBuffer<f32>| -> Vec<u32> {
-                    g.download(b).iter().map(|v| v.to_bits()).collect()
-                };
                 assert_eq!(
-                    bits(stacked),
-                    bits(single),
+                    g.download_bits(stacked),
+                    g.download_bits(single),
                     "{dtype} lead {n_lead} + {n_rows} rows x{n_tokens}: output {i}"
                 );
             }
@@ -900,12 +906,9 @@ fn mixed_types_share_one_launch_bit_for_bit() {
                     .unwrap();
             }
             for (i, (one_launch, own)) in mixed.iter().zip(&alone).enumerate() {
-                let bits = |b: &rocmforge::backend::gpu::DeviceBuffer<f32>| -> Vec<u32> {
-                    g.download(b).iter().map(|v| v.to_bits()).collect()
-                };
                 assert_eq!(
-                    bits(one_launch),
-                    bits(own),
+                    g.download_bits(one_launch),
+                    g.download_bits(own),
                     "{a_type} ({a_layout:?}) and {c_type} ({c_layout:?}), {n_cols} columns, \
                      norm {}: output {i}",
                     norm.is_some()
@@ -2160,7 +2163,7 @@ fn decode_attention_does_the_rope_of_its_step_bit_for_bit() {
                     .unwrap();
                 assert!(quantized, "{what}: quantized by the attention kernel");
                 let q8 = Q8Host::download(&g, &q8, q_dim);
-                let bits: Vec<u32> = g.download(&out).iter().map(|x| x.to_bits()).collect();
+                let bits = g.download_bits(&out);
                 let q8_bits: Vec<u32> = q8
                     .scales
                     .iter()

@@ -147,6 +147,11 @@ pub trait DeviceIo {
         buffer.to_host_vec(self.stream()).unwrap()
     }
 
+    /// The buffer's values as their bits, for comparisons that must hold to the bit.
+    fn download_bits(&self, buffer: &gpu::DeviceBuffer<f32>) -> Vec<u32> {
+        self.download(buffer).iter().map(|v| v.to_bits()).collect()
+    }
+
     /// `len` elements with every byte 0xFF (NaN for floats), so an element a kernel
     /// should have written and did not, or one it should not have written, shows.
     fn poisoned<T: gpu::DeviceCopy>(&self, len: usize) -> gpu::DeviceBuffer<T> {

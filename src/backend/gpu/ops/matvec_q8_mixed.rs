@@ -82,11 +82,24 @@ impl GpuOps {
         b: &DeviceMatrix<'_>,
         c: &DeviceMatrix<'_>,
     ) -> bool {
-        a.format() == b.format()
+        self.mixed_kernel(a, b, c).is_some()
+    }
+
+    /// The kernel of [`GpuOps::has_q8_mixed`]'s launch, where there is one.
+    fn mixed_kernel(
+        &self,
+        a: &DeviceMatrix<'_>,
+        b: &DeviceMatrix<'_>,
+        c: &DeviceMatrix<'_>,
+    ) -> Option<&Function> {
+        let takes = a.format() == b.format()
             && (b.n_cols, c.n_cols) == (a.n_cols, a.n_cols)
             && self.has_q8_matvec(a, 1)
-            && self.has_q8_matvec(c, 1)
-            && self.mixed.kernel(a.format(), c.format()).is_some()
+            && self.has_q8_matvec(c, 1);
+        if !takes {
+            return None;
+        }
+        self.mixed.kernel(a.format(), c.format())
     }
 
     /// One token's `y = w · x` for each of `products` (`[a, b, c]`, as
@@ -106,23 +119,11 @@ impl GpuOps {
             check_buffer(WHAT, p.y, p.w.n_rows, stream)?;
         }
         let [a, b, c] = products;
-        let function = Some(a.w.format())
-            .filter(|_| self.has_q8_mixed(a.w, b.w, c.w))
-            .and_then(|format| self.mixed.kernel(format, c.w.format()))
-            .ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "one launch of {} {}x{}, {} {}x{} and {} {}x{} products",
-                    a.w.dtype,
-                    a.w.n_rows,
-                    a.w.n_cols,
-                    b.w.dtype,
-                    b.w.n_rows,
-                    b.w.n_cols,
-                    c.w.dtype,
-                    c.w.n_rows,
-                    c.w.n_cols
-                ))
-            })?;
+        let function = self.mixed_kernel(a.w, b.w, c.w).ok_or_else(|| {
+            let [a, b, c] =
+                [&a, &b, &c].map(|p| format!("{} {}x{}", p.w.dtype, p.w.n_rows, p.w.n_cols));
+            Error::Unsupported(format!("one launch of {a}, {b} and {c} products"))
+        })?;
         let n_cols = a.w.n_cols;
         x.check(WHAT, n_cols, stream)?;
         if let Some(norm) = norm {
