@@ -45,11 +45,6 @@ struct Q8Group {
     float m;
 };
 
-RF_DEVICE int rf_i32_b2(const uint8_t *p) {
-    const uint16_t *h = (const uint16_t *)p;
-    return (int)((uint32_t)h[0] | ((uint32_t)h[1] << 16));
-}
-
 RF_DEVICE int rf_i32_b4(const uint8_t *p) { return *(const int *)p; }
 
 // The first ceil(BYTES / 4) little-endian words at p, an ALIGN-aligned block of BYTES bytes,
@@ -57,20 +52,20 @@ RF_DEVICE int rf_i32_b4(const uint8_t *p) { return *(const int *)p; }
 // on the lane's offset. Neighbouring lanes read neighbouring blocks, so an 18-byte Q4_0
 // block is two vector loads instead of nine 2-byte ones: the same bytes in a fraction of
 // the L1 transactions, which is what held the products to about half the copy rate.
-// Bytes past the block in the last word are whatever follows it. Every vector read holds a
-// byte of the block (the assertion), so it stays inside the allocation, whose size is
-// whole 16-byte granules (src/backend/gpu/safe/memory.rs).
+// Bytes past the block in the last word are whatever follows it, or zero. Only the vectors
+// that hold a byte of the block are read (a vector that may lie past it is read under that
+// test, which the compiler drops where it always holds), so every read stays inside the
+// allocation, whose size is whole 16-byte granules (src/backend/gpu/safe/memory.rs).
 template <int BYTES, int ALIGN, int WORDS = (BYTES + 3) / 4>
 RF_DEVICE void rf_load_block_words(const uint8_t *p, uint32_t (&out)[WORDS]) {
     constexpr int VECTORS = (16 - ALIGN + BYTES + 15) / 16;
-    static_assert(16 * (VECTORS - 1) < BYTES, "a vector past the block could leave the buffer");
     const uint64_t address = (uint64_t)p;
     const uint32_t skip = (uint32_t)(address % 16);  // a multiple of ALIGN
     const uint4 *vectors = (const uint4 *)(address - skip);
     uint32_t w[4 * VECTORS + 4];
 #pragma unroll
     for (int v = 0; v < VECTORS; ++v) {
-        const uint4 x = vectors[v];
+        const uint4 x = 16 * v < skip + BYTES ? vectors[v] : make_uint4(0, 0, 0, 0);
         w[4 * v] = x.x;
         w[4 * v + 1] = x.y;
         w[4 * v + 2] = x.z;
@@ -159,14 +154,15 @@ RF_DEVICE int rf_fifth_bits(uint32_t bits) {
 template <>
 struct Q8Unpack<BlockQ5_0> {
     RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
-        const uint8_t *b = row + (uint64_t)g * 22;
-        const uint32_t qh = (uint32_t)rf_i32_b2(b + 2);
+        uint32_t w[6];
+        rf_load_block_words<22, 2>(row + (uint64_t)g * 22, w);
+        const uint32_t qh = (uint32_t)rf_words_from_byte2(w, 0);
         for (int k = 0; k < 4; ++k) {
-            const int v = rf_i32_b2(b + 6 + 4 * k);
+            const int v = rf_words_from_byte2(w, k + 1);
             u.q[k] = (v & 0x0F0F0F0F) | rf_fifth_bits(qh >> (4 * k));
             u.q[k + 4] = ((v >> 4) & 0x0F0F0F0F) | rf_fifth_bits(qh >> (16 + 4 * k));
         }
-        u.scale_lo = u.scale_hi = rf_f16_at(b);
+        u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(w[0] & 0xFFFF);
         u.offset = 16;
         u.m = 0.0f;
     }
@@ -232,17 +228,21 @@ struct Q8Unpack<BlockQ6_K> {
         const uint8_t *b = row + (uint64_t)(g / 8) * 210;
         const int i = g % 8;
         const int half = i / 4, quarter = i % 4;
-        const uint8_t *low = b + 64 * half + 32 * (quarter % 2);
-        const uint8_t *high = b + 128 + 32 * half;
-        const int low_shift = 4 * (quarter / 2), high_shift = 2 * quarter;
+        // The group's 32 high-bit and 32 low-bit bytes, each a 2-aligned stretch read as
+        // the vectors that hold it, as a block is; one stretch at a time, into u.q.
+        uint32_t words[8];
+        rf_load_block_words<32, 2>(b + 128 + 32 * half, words);
         for (int k = 0; k < 8; ++k) {
-            const int lo = (rf_i32_b2(low + 4 * k) >> low_shift) & 0x0F0F0F0F;
-            const int hi = (rf_i32_b2(high + 4 * k) >> high_shift) & 0x03030303;
-            u.q[k] = lo | (hi << 4);
+            u.q[k] = (((int)words[k] >> (2 * quarter)) & 0x03030303) << 4;
+        }
+        rf_load_block_words<32, 2>(b + 64 * half + 32 * (quarter % 2), words);
+        for (int k = 0; k < 8; ++k) {
+            u.q[k] |= ((int)words[k] >> (4 * (quarter / 2))) & 0x0F0F0F0F;
         }
         const float d = rf_f16_at(b + 208);
-        u.scale_lo = rf_mul(d, (float)(int8_t)b[192 + 2 * i]);
-        u.scale_hi = rf_mul(d, (float)(int8_t)b[192 + 2 * i + 1]);
+        const uint32_t scales = *(const uint16_t *)(b + 192 + 2 * i);
+        u.scale_lo = rf_mul(d, (float)(int8_t)(scales & 0xFF));
+        u.scale_hi = rf_mul(d, (float)(int8_t)(scales >> 8));
         u.offset = 32;
         u.m = 0.0f;
     }
