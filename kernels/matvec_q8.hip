@@ -505,9 +505,10 @@ RF_DEVICE void mmvq1_sums_batched(const uint8_t *row_a, const uint8_t *row_b, co
     b = TWO ? rf_warp_sum(acc_b) : 0.0f;
 }
 
-// mmvq_row_sums' walk of the GGUF layout, with or without a second matrix (TWO): two
-// instances, so that a lone matrix's walk never tests for the second one (as the F16
-// one-token product's lone and pair walks, matvec.hip).
+// mmvq_row_sums' walk a group a lane at a time (the GGUF layout's, and every layout's
+// products of several tokens), with or without a second matrix (TWO): two instances, so
+// that a lone matrix's walk never tests for the second one (as the F16 one-token
+// product's lone and pair walks, matvec.hip).
 template <typename B, int MAX_T, bool TWO, typename Ready>
 RF_DEVICE void mmvq_row_walk(const uint8_t *row_a, const uint8_t *row_b, const int8_t *xq,
                              const float *xd, const float *xs, uint32_t n_groups,
