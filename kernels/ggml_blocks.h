@@ -297,8 +297,9 @@ RF_BLOCK_TYPE(BlockIQ4_XS, 256, 136) {
 
 // ------------------------------------------------------------ split rows
 // The GPU's own layouts, written in place at upload (kernels/split_rows.hip) for matrices
-// whose rows are whole 256 values and a multiple of 16 bytes: the same bytes and row size
-// as the GGUF layout, but each row's quants come first as one 16-byte aligned stretch, a
+// whose rows are whole 256 values: the same bytes as the GGUF layout (a row padded to a
+// multiple of 16 bytes where its blocks are not, so every row starts 16-byte aligned), but
+// each row's quants come first as one 16-byte aligned stretch, a
 // group's quants an aligned vector, so the products read whole vectors and a warp's loads
 // whole lines; the scales follow. `scatter` moves GGUF block b of a row of n_blocks into
 // its places.

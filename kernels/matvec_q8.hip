@@ -839,7 +839,6 @@ static __device__ void mmvq1_mixed(const uint8_t *w_a, float *y_a, uint32_t n_a,
 RF_MMVQ_MIXED_KERNEL(q5_0_q8_0, BlockQ5_0, BlockQ8_0)
 RF_MMVQ_MIXED_KERNEL(q4_k_q6_k, BlockQ4_K, BlockQ6_K)
 RF_MMVQ_MIXED_KERNEL(q4_k_split_q6_k_split, SplitRowsQ4_K, SplitRowsQ6_K)
-RF_MMVQ_MIXED_KERNEL(q4_k_split_q6_k, SplitRowsQ4_K, BlockQ6_K)
 
 // x [n_values] f32 as Q8 activations (n_values a multiple of 32). Launch: one thread per
 // value, blockDim.x a multiple of 32; threads past n_values leave in whole groups.

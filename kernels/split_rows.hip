@@ -1,9 +1,11 @@
 // Rewrites Q4_0, Q4_1, Q8_0, Q4_K and Q6_K matrices in place into split rows (ggml_blocks.h,
 // "split rows"): each row's quants first, then their scales. Run once per matrix at upload.
 //
-// Launch: one block per row (grid-stride over rows), any block size; row_bytes at most
-// RF_SPLIT_MAX_ROW_BYTES and a multiple of 16 (rows of whole 256 values, and for Q6_K of a
-// multiple of 2,048: checked by the host), the matrix 16-byte aligned.
+// Launch: one block per row (grid-stride over rows), any block size; row_bytes, the row
+// stride, at most RF_SPLIT_MAX_ROW_BYTES and a multiple of 16: a row of whole 256 values,
+// then under 16 bytes of padding where its blocks are not a multiple of 16 bytes (Q6_K), so
+// it holds row_bytes / BLOCK_BYTES blocks (checked by the host); the matrix 16-byte aligned.
+// The padding is staged and written back as it was.
 #include "compat.h"
 #include "ggml_blocks.h"
 

@@ -27,22 +27,16 @@ const SPLIT_TYPES: [GgmlType; 5] = [
 ];
 
 /// Rows of 3 runs of 256 (fewer groups than a warp has lanes), of 17 runs (a partial last
-/// pass), and the 8B class's widest (14,336: 448 groups, 14 a lane). Q6_K rows split only
-/// at multiples of 2,048 values (16 bytes): 64 groups, 24 blocks, and the widest.
-fn shapes(dtype: GgmlType) -> [(usize, usize); 3] {
-    if dtype == GgmlType::Q6K {
-        [(67, 2048), (129, 6144), (33, 14336)]
-    } else {
-        [(67, 768), (129, 4352), (33, 14336)]
-    }
-}
+/// pass), and the 8B class's widest (14,336: 448 groups, 14 a lane). Q6_K's first two
+/// are padded to 16 bytes (630 and 3,570 bytes of blocks), the widest not (11,760).
+const SHAPES: [(usize, usize); 3] = [(67, 768), (129, 4352), (33, 14336)];
 
 /// Rows of the residual products that prepare the next norm (a multiple of 32).
 const NORM_ROWS: usize = 64;
 
 /// The layout the kernels document (`kernels/ggml_blocks.h`, "split rows"), built on the
-/// host: each row's quants, then its scales.
-fn split_on_host(dtype: GgmlType, gguf: &[u8], row_bytes: usize) -> Vec<u8> {
+/// host: each row's quants, then its scales, then zeros up to `stride`.
+fn split_on_host(dtype: GgmlType, gguf: &[u8], row_bytes: usize, stride: usize) -> Vec<u8> {
     let block = dtype.block_bytes() as usize;
     gguf.chunks_exact(row_bytes)
         .flat_map(|row| {
@@ -69,7 +63,9 @@ fn split_on_host(dtype: GgmlType, gguf: &[u8], row_bytes: usize) -> Vec<u8> {
                     ]
                 }
             };
-            parts.concat()
+            let mut split = parts.concat();
+            split.resize(stride, 0);
+            split
         })
         .collect()
 }
@@ -139,13 +135,15 @@ impl Pair {
     ) -> Pair {
         let bytes = random_weights(dtype, (n_rows * n_cols) as u64, 0.05, rng).unwrap();
         let gguf = g.upload(&bytes);
-        let mut split = g.upload(&bytes);
+        let layout = BlockLayout::SplitRows;
+        let mut split = g.upload(&layout.rows_at_stride(dtype, n_cols, &bytes).unwrap());
         g.ops
             .split_rows(&g.stream, dtype, &mut split, n_rows, n_cols)
             .unwrap();
         let row_bytes = bytes.len() / n_rows;
+        let stride = layout.row_stride(dtype, n_cols).unwrap() as usize;
         assert!(
-            g.download(&split) == split_on_host(dtype, &bytes, row_bytes),
+            g.download(&split) == split_on_host(dtype, &bytes, row_bytes, stride),
             "{dtype} {n_rows}x{n_cols}: the split rows are not the documented layout"
         );
         Pair {
@@ -207,7 +205,7 @@ fn split_rows_read_bit_for_bit_as_their_gguf_rows_in_every_kernel() {
     let g = ops_gpu();
     let mut rng = SplitMix64(41);
     for dtype in SPLIT_TYPES {
-        for (n_rows, n_cols) in shapes(dtype) {
+        for (n_rows, n_cols) in SHAPES {
             let pair = Pair::new(&g, &mut rng, dtype, n_rows, n_cols);
             let tokens = g.upload(&[3i32, 0, (n_rows - 1) as i32, -1, 3]);
             assert_same_in_both_layouts::<f32>(&g, &pair, 5 * n_cols, "embedding", |m, x| {
@@ -316,8 +314,6 @@ fn rows_that_cannot_split_are_refused_and_left_as_they_were() {
         (GgmlType::Q4_0, 4, 480),
         // A type without split rows.
         (GgmlType::Q5K, 4, 768),
-        // Q6_K rows of whole 256 values but not of 16 bytes (3 blocks of 210).
-        (GgmlType::Q6K, 4, 768),
         // Longer than the 32 KiB the kernel stages.
         (GgmlType::Q8_0, 2, 32768),
     ] {

@@ -38,7 +38,8 @@ pub struct GpuMatrix {
 
 impl GpuMatrix {
     /// Uploads `matrix` to `stream`'s device, splitting its rows there when that is its
-    /// layout; waits for the copy and the split.
+    /// layout (rows padded to the layout's stride first where they need it); waits for the
+    /// copy and the split.
     pub fn upload(stream: &Stream, ops: &GpuOps, matrix: &WeightMatrix<'_>) -> Result<GpuMatrix> {
         let WeightMatrix {
             dtype,
@@ -46,8 +47,9 @@ impl GpuMatrix {
             n_cols,
             ..
         } = *matrix;
-        let mut data = stream.device().upload(stream, matrix.data)?;
         let layout = BlockLayout::for_upload(dtype, n_cols);
+        let rows = layout.rows_at_stride(dtype, n_cols, matrix.data)?;
+        let mut data = stream.device().upload(stream, &rows)?;
         if layout == BlockLayout::SplitRows {
             ops.split_rows(stream, dtype, &mut data, n_rows, n_cols)?;
             stream.synchronize()?;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::tensor::GgmlType;
 
 /// The pairs of formats with a kernel, (Q's and K's, V's), and its name's suffix.
-const MIXED_FORMATS: [(WeightFormat, WeightFormat, &str); 4] = [
+const MIXED_FORMATS: [(WeightFormat, WeightFormat, &str); 3] = [
     (
         (GgmlType::Q5_0, BlockLayout::Gguf),
         (GgmlType::Q8_0, BlockLayout::Gguf),
@@ -27,11 +27,6 @@ const MIXED_FORMATS: [(WeightFormat, WeightFormat, &str); 4] = [
         (GgmlType::Q4K, BlockLayout::SplitRows),
         (GgmlType::Q6K, BlockLayout::SplitRows),
         "q4_k_split_q6_k_split",
-    ),
-    (
-        (GgmlType::Q4K, BlockLayout::SplitRows),
-        (GgmlType::Q6K, BlockLayout::Gguf),
-        "q4_k_split_q6_k",
     ),
 ];
 

@@ -27,11 +27,12 @@ impl SplitRowsKernels {
 }
 
 impl GpuOps {
-    /// Rewrites `data`, a `dtype` matrix of `n_rows` x `n_cols` in the GGUF layout, into
-    /// split rows in place, in stream order (returns without waiting); it is then read as
+    /// Rewrites `data`, a `dtype` matrix of `n_rows` x `n_cols` in the GGUF layout with its
+    /// rows at the split layout's stride ([`BlockLayout::rows_at_stride`]), into split rows
+    /// in place, in stream order (returns without waiting); it is then read as
     /// [`DeviceMatrix::with_layout`]`(dtype, BlockLayout::SplitRows, ..)`. Errors, leaving
-    /// `data` as it was, unless the type has split rows and a row is whole 256 values, a
-    /// multiple of 16 bytes and at most 32 KiB.
+    /// `data` as it was, unless the type has split rows and a row is whole 256 values and
+    /// at most 32 KiB.
     pub fn split_rows(
         &self,
         stream: &Stream,

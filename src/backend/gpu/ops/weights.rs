@@ -2,10 +2,12 @@
 //! split (quants, then scales), and the formats the embedding and matrix-vector kernels
 //! read.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use super::super::safe::{DeviceBuffer, Function, Module};
 use crate::error::{Error, Result};
+use crate::host_memory::reserve;
 use crate::tensor::{GgmlType, matrix_bytes};
 
 /// How a matrix's rows lie in device memory.
@@ -18,7 +20,9 @@ pub enum BlockLayout {
     /// 16-byte aligned stretch, so the decode products read them as whole vectors and a
     /// warp's loads as whole cache lines (`kernels/ggml_blocks.h`, "split rows"). Written
     /// at upload, on the device, for Q4_0, Q4_1, Q8_0, Q4_K and Q6_K rows of whole 256
-    /// values and a multiple of 16 bytes.
+    /// values. A row whose bytes are not a multiple of 16 (Q6_K's 210-byte blocks, unless a
+    /// row has a multiple of 8) is followed by padding up to one, so every row starts
+    /// 16-byte aligned ([`BlockLayout::row_stride`]).
     SplitRows,
 }
 
@@ -43,15 +47,64 @@ impl BlockLayout {
         static ALLOWED: OnceLock<bool> = OnceLock::new();
         let allowed = *ALLOWED
             .get_or_init(|| std::env::var_os("ROCMFORGE_GPU_SPLIT_ROWS").is_none_or(|v| v != "0"));
-        let row_bytes = dtype.bytes_for(n_cols as u64);
+        let stride = BlockLayout::SplitRows.row_stride(dtype, n_cols);
         if allowed
             && can_split_rows(dtype, n_cols)
-            && row_bytes.is_some_and(|b| b <= MAX_SPLIT_ROW_BYTES as u64)
+            && stride.is_some_and(|b| b <= MAX_SPLIT_ROW_BYTES as u64)
         {
             BlockLayout::SplitRows
         } else {
             BlockLayout::Gguf
         }
+    }
+
+    /// Bytes from one row of a `dtype` matrix of `n_cols` columns to the next in this
+    /// layout: the row's blocks, for split rows rounded up to a multiple of 16. None where
+    /// that overflows.
+    pub fn row_stride(self, dtype: GgmlType, n_cols: usize) -> Option<u64> {
+        let row_bytes = dtype.bytes_for(n_cols as u64)?;
+        match self {
+            BlockLayout::Gguf => Some(row_bytes),
+            BlockLayout::SplitRows => row_bytes.checked_next_multiple_of(16),
+        }
+    }
+
+    /// `gguf`, a `dtype` matrix of `n_cols` columns in the GGUF layout, with its rows at this
+    /// layout's stride: as it is where that is a row's size, otherwise a copy with each row
+    /// followed by zeros up to the stride, ready for [`GpuOps::split_rows`](super::GpuOps::split_rows).
+    /// Errors if the rows are not whole blocks or the copy cannot be allocated.
+    pub fn rows_at_stride<'a>(
+        self,
+        dtype: GgmlType,
+        n_cols: usize,
+        gguf: &'a [u8],
+    ) -> Result<Cow<'a, [u8]>> {
+        let invalid = || {
+            Error::InvalidArgument(format!(
+                "{dtype} rows of {n_cols} columns: not whole blocks, too large, or the bytes \
+                 not whole rows"
+            ))
+        };
+        let row_bytes = matrix_bytes(dtype, 1, n_cols).map_err(|_| invalid())? as usize;
+        let stride = self.row_stride(dtype, n_cols).ok_or_else(invalid)? as usize;
+        if !gguf.len().is_multiple_of(row_bytes) {
+            return Err(invalid());
+        }
+        if stride == row_bytes {
+            return Ok(Cow::Borrowed(gguf));
+        }
+        let n_rows = gguf.len() / row_bytes;
+        let mut padded = Vec::new();
+        reserve(
+            &mut padded,
+            n_rows.saturating_mul(stride),
+            "padded weight rows",
+        )?;
+        for row in gguf.chunks_exact(row_bytes) {
+            padded.extend_from_slice(row);
+            padded.resize(padded.len() + stride - row_bytes, 0);
+        }
+        Ok(Cow::Owned(padded))
     }
 }
 
@@ -65,14 +118,9 @@ fn has_split_rows(dtype: GgmlType) -> bool {
 }
 
 /// Whether rows of `n_cols` `dtype` values can be split: the type has split rows, and a row
-/// is whole 256 values and a multiple of 16 bytes, so every row starts, and its quants
-/// end, 16-byte aligned (Q6_K's 210-byte blocks: rows of a multiple of 2,048 values).
+/// is whole 256 values, so its quants end 16-byte aligned.
 fn can_split_rows(dtype: GgmlType, n_cols: usize) -> bool {
-    has_split_rows(dtype)
-        && n_cols.is_multiple_of(256)
-        && dtype
-            .bytes_for(n_cols as u64)
-            .is_some_and(|b| b.is_multiple_of(16))
+    has_split_rows(dtype) && n_cols.is_multiple_of(256)
 }
 
 /// A weight type in one of its layouts.
@@ -203,10 +251,15 @@ impl<'a> DeviceMatrix<'a> {
         (self.dtype, self.layout)
     }
 
-    /// Bytes one row takes (the shape was checked by [`DeviceMatrix::new`]; a matrix built
-    /// by hand is checked again by every launcher).
+    /// Bytes from one row to the next, [`BlockLayout::row_stride`] (the shape was checked
+    /// by [`DeviceMatrix::new`]; a matrix built by hand is checked again by every launcher).
     pub fn row_bytes(&self) -> usize {
-        self.n_cols / self.dtype.block_size() as usize * self.dtype.block_bytes() as usize
+        let row_bytes =
+            self.n_cols / self.dtype.block_size() as usize * self.dtype.block_bytes() as usize;
+        match self.layout {
+            BlockLayout::Gguf => row_bytes,
+            BlockLayout::SplitRows => row_bytes.next_multiple_of(16),
+        }
     }
 
     pub(super) fn check(&self) -> Result<()> {
@@ -224,18 +277,58 @@ impl<'a> DeviceMatrix<'a> {
         };
         if layout == BlockLayout::SplitRows && !can_split_rows(dtype, n_cols) {
             return invalid(
-                "split rows need Q4_0, Q4_1, Q8_0, Q4_K or Q6_K rows of whole 256 values \
-                 and a multiple of 16 bytes"
-                    .into(),
+                "split rows need Q4_0, Q4_1, Q8_0, Q4_K or Q6_K rows of whole 256 values".into(),
             );
         }
-        match matrix_bytes(dtype, n_rows, n_cols) {
+        let bytes = matrix_bytes(dtype, n_rows, n_cols).and_then(|_| {
+            layout
+                .row_stride(dtype, n_cols)
+                .and_then(|stride| stride.checked_mul(n_rows as u64))
+                .ok_or_else(|| "the size overflows".to_owned())
+        });
+        match bytes {
             Ok(bytes) if bytes <= self.data.len() as u64 => Ok(()),
             Ok(bytes) => invalid(format!(
                 "needs {bytes} bytes, the buffer holds {}",
                 self.data.len()
             )),
             Err(problem) => invalid(problem),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rows_of_q6_k_are_padded_to_16_bytes_and_others_kept_as_they_are() {
+        // Three 210-byte blocks a row: 630 bytes, padded to 640.
+        let gguf: Vec<u8> = (0..2 * 630).map(|i| (i % 251) as u8 + 1).collect();
+        let split = BlockLayout::SplitRows;
+        assert_eq!(split.row_stride(GgmlType::Q6K, 768), Some(640));
+        let padded = split.rows_at_stride(GgmlType::Q6K, 768, &gguf).unwrap();
+        assert_eq!(padded.len(), 2 * 640);
+        for (row, padded_row) in gguf.chunks_exact(630).zip(padded.chunks_exact(640)) {
+            assert_eq!(&padded_row[..630], row);
+            assert!(padded_row[630..].iter().all(|&b| b == 0));
+        }
+        // Eight blocks (1,680 bytes), and every GGUF row: no copy.
+        assert_eq!(split.row_stride(GgmlType::Q6K, 2048), Some(1680));
+        let whole: Vec<u8> = vec![7; 1680];
+        let kept = split.rows_at_stride(GgmlType::Q6K, 2048, &whole).unwrap();
+        assert!(matches!(kept, Cow::Borrowed(_)));
+        let gguf_rows = BlockLayout::Gguf
+            .rows_at_stride(GgmlType::Q6K, 768, &gguf)
+            .unwrap();
+        assert!(matches!(gguf_rows, Cow::Borrowed(_)));
+        // Bytes that are not whole rows, and rows that are not whole blocks.
+        for (n_cols, bytes) in [(768, &gguf[..700]), (700, &gguf[..])] {
+            let result = split.rows_at_stride(GgmlType::Q6K, n_cols, bytes);
+            assert!(
+                matches!(result, Err(Error::InvalidArgument(_))),
+                "{result:?}"
+            );
         }
     }
 }
