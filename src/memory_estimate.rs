@@ -10,10 +10,11 @@ use std::ops::Range;
 use crate::backend::DeviceKind;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
+use crate::backend::gpu::ops::BlockLayout;
 use crate::backend::saturating_bytes;
 use crate::context::ContextParams;
 use crate::error::Result;
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, TensorInfo};
 use crate::model::{ModelConfig, Placement, SplitMode, TensorShare, TensorSplitShape};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,9 +132,9 @@ pub fn estimate_shares(
 }
 
 /// The bytes of the tensors a GPU of a tensor split uploads
-/// (`HostWeights::upload_tensor_share`): its part of each layer's matrices and biases (a
-/// matrix's rows or columns are whole blocks, so its bytes divide as they do), the whole
-/// norms, the embedding, and the output norm and head on the last device (`head`).
+/// (`HostWeights::upload_tensor_share`): its part of each layer's matrices (rows, or the
+/// columns of the attention output and down matrices) and biases, the whole norms, the
+/// embedding, and the output norm and head on the last device (`head`).
 fn tensor_share_bytes(
     gguf: &GgufFile<'_>,
     config: &ModelConfig,
@@ -141,26 +142,25 @@ fn tensor_share_bytes(
     head: bool,
 ) -> u64 {
     let (q, kv) = (share.q_heads.len(), share.kv_heads.len());
-    // The share's part of a tensor, as (of, in) values.
-    let part = |name: &str| -> (usize, usize) {
+    // The share's part of a tensor: `of` of its `whole` rows, or of its columns.
+    let part = |name: &str| -> Part {
         let tensor = name.split('.').nth(2).unwrap_or("");
-        match tensor {
-            "attn_q" => (q, config.n_head),
-            "attn_k" | "attn_v" => (kv, config.n_head_kv),
-            "attn_qkv" => (q + 2 * kv, config.n_head + 2 * config.n_head_kv),
-            "attn_output" => (q, config.n_head),
-            "ffn_gate" | "ffn_up" | "ffn_down" => (share.ff.len(), config.n_ff),
-            _ => (1, 1),
-        }
+        let (of, whole, columns) = match tensor {
+            "attn_q" => (q, config.n_head, false),
+            "attn_k" | "attn_v" => (kv, config.n_head_kv, false),
+            "attn_qkv" => (q + 2 * kv, config.n_head + 2 * config.n_head_kv, false),
+            "attn_output" => (q, config.n_head, true),
+            "ffn_gate" | "ffn_up" => (share.ff.len(), config.n_ff, false),
+            "ffn_down" => (share.ff.len(), config.n_ff, true),
+            _ => (1, 1, false),
+        };
+        Part { of, whole, columns }
     };
     let layers: u128 = gguf
         .tensors()
         .iter()
         .filter(|t| t.name().starts_with("blk."))
-        .map(|t| {
-            let (of, whole) = part(t.name());
-            u128::from(t.n_bytes()) * of as u128 / whole.max(1) as u128
-        })
+        .map(|t| u128::from(device_bytes(t, part(t.name()))))
         .sum();
     let mut bytes = saturating_bytes(layers) + tensor_bytes(gguf, "token_embd.weight");
     if head {
@@ -181,7 +181,7 @@ fn uploaded_bytes(gguf: &GgufFile<'_>, config: &ModelConfig, layers: &Range<usiz
         .tensors()
         .iter()
         .filter(|t| layer_of(t.name()).is_some_and(|layer| layers.contains(&layer)))
-        .map(|t| t.n_bytes())
+        .map(|t| device_bytes(t, Part::WHOLE))
         .sum();
     if layers.start == 0 {
         bytes += tensor_bytes(gguf, "token_embd.weight");
@@ -202,7 +202,46 @@ fn head_bytes(gguf: &GgufFile<'_>, config: &ModelConfig) -> u64 {
     tensor_bytes(gguf, "output_norm.weight") + tensor_bytes(gguf, head)
 }
 
-/// The bytes of the tensor `name`, 0 where the file has none.
+/// The bytes a GPU holds of the tensor `name`, 0 where the file has none.
 fn tensor_bytes(gguf: &GgufFile<'_>, name: &str) -> u64 {
-    gguf.tensor_info(name).map_or(0, |t| t.n_bytes())
+    gguf.tensor_info(name)
+        .map_or(0, |t| device_bytes(t, Part::WHOLE))
+}
+
+/// The part of a tensor a GPU holds: `of` of its `whole` rows, or of its columns.
+#[derive(Clone, Copy)]
+struct Part {
+    of: usize,
+    whole: usize,
+    columns: bool,
+}
+
+impl Part {
+    const WHOLE: Part = Part {
+        of: 1,
+        whole: 1,
+        columns: false,
+    };
+}
+
+/// The bytes a GPU holds of `part` of `t`: a matrix's rows at the stride of the layout
+/// they are uploaded in (`GpuMatrix::upload`: split Q6_K rows padded to 16 bytes), a
+/// vector's values as the file holds them (a part divides whole blocks as its values do).
+fn device_bytes(t: &TensorInfo<'_>, part: Part) -> u64 {
+    let whole = part.whole.max(1) as u64;
+    let share = |n: u64| (u128::from(n) * part.of as u128 / u128::from(whole)) as u64;
+    let (dtype, shape) = (t.dtype(), t.shape());
+    let (&n_cols, rows) = match shape.split_first() {
+        Some((n_cols, rows)) if !rows.is_empty() => (n_cols, rows),
+        _ => return share(t.n_bytes()),
+    };
+    let n_rows: u64 = rows.iter().product();
+    let (n_rows, n_cols) = match part.columns {
+        true => (n_rows, share(n_cols)),
+        false => (share(n_rows), n_cols),
+    };
+    let n_cols = n_cols as usize;
+    BlockLayout::for_upload(dtype, n_cols)
+        .row_stride(dtype, n_cols)
+        .map_or(u64::MAX, |stride| stride.saturating_mul(n_rows))
 }
