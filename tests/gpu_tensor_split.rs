@@ -21,6 +21,7 @@ use rocmforge::gguf::synthetic::{LlamaFileType, SyntheticFamily, SyntheticLlama}
 use rocmforge::gguf::{GgufWriter, OwnedGguf};
 use rocmforge::memory_estimate::estimate_shares;
 use rocmforge::model::{Model, Placement, SplitMode};
+use rocmforge::tensor::GgmlType;
 
 /// The device list index of the first usable GPU.
 fn gpu_index() -> usize {
@@ -217,6 +218,36 @@ fn each_share_holds_its_part_of_the_layers_and_all_is_freed() {
     let logits = engine.decode(&[(0, 1), (0, 2), (0, 3)]);
     assert!(logits.iter().flatten().all(|v| v.is_finite()));
     drop(engine);
+    drop(split);
+    devices.iter().for_each(gpu_common::assert_all_freed);
+}
+
+/// A Q4_K_M model whose Q6_K rows are padded to 16 bytes on the device (split rows of
+/// 210-byte blocks): each share's 768 columns of the Q6_K down matrices (630 bytes of blocks
+/// a row), the V rows and the output head (1,024 values, 840 bytes). The estimate from the
+/// file alone is what each share holds, to the byte.
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn the_estimate_counts_the_padding_of_each_shares_rows() {
+    let gpu = gpu_index();
+    let model = gguf(
+        [1024, 4, 16, 8, 1536],
+        LlamaFileType::MostlyQ4KM,
+        SyntheticFamily::Llama,
+    );
+    let split = model_on(model, &[gpu, gpu], SplitMode::Tensors).expect("the model loads");
+    let padded_downs = (split.gguf().tensors().iter())
+        .filter(|t| t.name().ends_with("ffn_down.weight") && t.dtype() == GgmlType::Q6K)
+        .count();
+    assert!(padded_downs > 0, "the model has Q6_K down matrices");
+    let estimate = estimate_shares(split.gguf(), split.placement(), &ContextParams::default())
+        .expect("an estimate");
+    for (share, estimated) in split.shares().iter().zip(&estimate) {
+        assert_eq!(share.weights_bytes, estimated.memory.weights_bytes);
+    }
+    let devices: Vec<Device> = (split.shares().iter())
+        .map(|s| s.device.expect("a GPU share").clone())
+        .collect();
     drop(split);
     devices.iter().for_each(gpu_common::assert_all_freed);
 }
