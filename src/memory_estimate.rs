@@ -226,14 +226,15 @@ impl Part {
 
 /// The bytes a GPU holds of `part` of `t`: a matrix's rows at the stride of the layout
 /// they are uploaded in (`GpuMatrix::upload`: split Q6_K rows padded to 16 bytes), a
-/// vector's values as the file holds them (a part divides whole blocks as its values do).
+/// vector's values as f32, whatever the file's type (a norm's weights or a bias, widened
+/// at load).
 fn device_bytes(t: &TensorInfo<'_>, part: Part) -> u64 {
     let whole = part.whole.max(1) as u64;
     let share = |n: u64| (u128::from(n) * part.of as u128 / u128::from(whole)) as u64;
     let (dtype, shape) = (t.dtype(), t.shape());
     let (&n_cols, rows) = match shape.split_first() {
         Some((n_cols, rows)) if !rows.is_empty() => (n_cols, rows),
-        _ => return share(t.n_bytes()),
+        _ => return share(t.n_elements()).saturating_mul(4),
     };
     let n_rows: u64 = rows.iter().product();
     let (n_rows, n_cols) = match part.columns {
@@ -244,4 +245,42 @@ fn device_bytes(t: &TensorInfo<'_>, part: Part) -> u64 {
     BlockLayout::for_upload(dtype, n_cols)
         .row_stride(dtype, n_cols)
         .map_or(u64::MAX, |stride| stride.saturating_mul(n_rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufWriter;
+    use crate::tensor::GgmlType;
+
+    /// A file of an F16 norm of 1,536 values and a Q6_K matrix of 4 rows of 1,536 values
+    /// (six 210-byte blocks a row: 1,260 bytes).
+    fn norm_and_q6_k_matrix() -> Vec<u8> {
+        let mut writer = GgufWriter::new();
+        (writer.add_tensor("norm.weight", GgmlType::F16, &[1536], vec![0; 2 * 1536]))
+            .expect("an f16 vector");
+        (writer.add_tensor("w.weight", GgmlType::Q6K, &[1536, 4], vec![0; 4 * 1260]))
+            .expect("a Q6_K matrix");
+        writer.to_bytes()
+    }
+
+    #[test]
+    fn a_gpu_holds_vectors_as_f32_and_split_q6_k_rows_padded_to_16_bytes() {
+        let bytes = norm_and_q6_k_matrix();
+        let gguf = GgufFile::parse(&bytes).expect("the file parses");
+        let norm = gguf.tensor_info("norm.weight").expect("the norm");
+        let matrix = gguf.tensor_info("w.weight").expect("the matrix");
+        assert_eq!(device_bytes(norm, Part::WHOLE), 4 * 1536);
+        assert_eq!(device_bytes(matrix, Part::WHOLE), 4 * 1264);
+        // A tensor split's half: of the rows at the whole row's stride, of the columns at
+        // their own (768 values: 630 bytes, padded to 640).
+        let half = |columns| Part {
+            of: 1,
+            whole: 2,
+            columns,
+        };
+        assert_eq!(device_bytes(matrix, half(false)), 2 * 1264);
+        assert_eq!(device_bytes(matrix, half(true)), 4 * 640);
+        assert_eq!(device_bytes(norm, half(false)), 4 * 768);
+    }
 }
