@@ -183,6 +183,22 @@ fn every_family_split_by_tensors_gives_the_single_gpu_logits() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The devices of `split`'s shares, in order.
+fn share_devices(split: &Model) -> Vec<Device> {
+    (split.shares().iter())
+        .map(|s| s.device.expect("a GPU share").clone())
+        .collect()
+}
+
+/// The estimate of `split` from its file alone gives each share the weights it holds.
+fn assert_estimate_is_what_each_share_holds(split: &Model) {
+    let estimate = estimate_shares(split.gguf(), split.placement(), &ContextParams::default())
+        .expect("an estimate");
+    for (share, estimated) in split.shares().iter().zip(&estimate) {
+        assert_eq!(share.weights_bytes, estimated.memory.weights_bytes);
+    }
+}
+
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn each_share_holds_its_part_of_the_layers_and_all_is_freed() {
@@ -194,11 +210,7 @@ fn each_share_holds_its_part_of_the_layers_and_all_is_freed() {
     let whole = single.device().expect("on a GPU").memory_stats().live_bytes;
     drop(single);
     let split = model_on(model(), &[gpu, gpu], SplitMode::Tensors).expect("the model loads");
-    let devices: Vec<Device> = split
-        .shares()
-        .iter()
-        .map(|s| s.device.expect("a GPU share").clone())
-        .collect();
+    let devices = share_devices(&split);
     assert_eq!(devices.len(), 2);
     for (share, device) in devices.iter().enumerate() {
         let held = device.memory_stats().live_bytes;
@@ -209,11 +221,7 @@ fn each_share_holds_its_part_of_the_layers_and_all_is_freed() {
             "share {share}: {fraction:.2}"
         );
     }
-    let estimate = estimate_shares(split.gguf(), split.placement(), &ContextParams::default())
-        .expect("an estimate");
-    for (share, estimated) in split.shares().iter().zip(&estimate) {
-        assert_eq!(share.weights_bytes, estimated.memory.weights_bytes);
-    }
+    assert_estimate_is_what_each_share_holds(&split);
     let mut engine = LibraryEngine::new(Arc::clone(&split));
     let logits = engine.decode(&[(0, 1), (0, 2), (0, 3)]);
     assert!(logits.iter().flatten().all(|v| v.is_finite()));
@@ -240,14 +248,8 @@ fn the_estimate_counts_the_padding_of_each_shares_rows() {
         .filter(|t| t.name().ends_with("ffn_down.weight") && t.dtype() == GgmlType::Q6K)
         .count();
     assert!(padded_downs > 0, "the model has Q6_K down matrices");
-    let estimate = estimate_shares(split.gguf(), split.placement(), &ContextParams::default())
-        .expect("an estimate");
-    for (share, estimated) in split.shares().iter().zip(&estimate) {
-        assert_eq!(share.weights_bytes, estimated.memory.weights_bytes);
-    }
-    let devices: Vec<Device> = (split.shares().iter())
-        .map(|s| s.device.expect("a GPU share").clone())
-        .collect();
+    assert_estimate_is_what_each_share_holds(&split);
+    let devices = share_devices(&split);
     drop(split);
     devices.iter().for_each(gpu_common::assert_all_freed);
 }
