@@ -62,11 +62,7 @@ impl BlockLayout {
     /// layout: the row's blocks, for split rows rounded up to a multiple of 16. None where
     /// that overflows.
     pub fn row_stride(self, dtype: GgmlType, n_cols: usize) -> Option<u64> {
-        self.stride_of(dtype.bytes_for(n_cols as u64)?)
-    }
-
-    /// The stride of rows of `row_bytes` bytes of blocks in this layout.
-    fn stride_of(self, row_bytes: u64) -> Option<u64> {
+        let row_bytes = dtype.bytes_for(n_cols as u64)?;
         match self {
             BlockLayout::Gguf => Some(row_bytes),
             BlockLayout::SplitRows => row_bytes.checked_next_multiple_of(16),
@@ -258,11 +254,10 @@ impl<'a> DeviceMatrix<'a> {
     /// Bytes from one row to the next, [`BlockLayout::row_stride`] (the shape was checked
     /// by [`DeviceMatrix::new`]; a matrix built by hand is checked again by every launcher).
     pub fn row_bytes(&self) -> usize {
-        let row_bytes =
-            self.n_cols / self.dtype.block_size() as usize * self.dtype.block_bytes() as usize;
         self.layout
-            .stride_of(row_bytes as u64)
-            .map_or(usize::MAX, |stride| stride as usize)
+            .row_stride(self.dtype, self.n_cols)
+            .and_then(|stride| usize::try_from(stride).ok())
+            .unwrap_or(usize::MAX)
     }
 
     pub(super) fn check(&self) -> Result<()> {
