@@ -115,6 +115,18 @@ RF_DEVICE void rf_grid_dependency_sync() {
 #endif
 }
 
+// Lets the next kernel begin launching at once, before this one waits (a small kernel
+// between two products then calls rf_grid_dependency_wait): the product after it gets
+// its blocks resident, and their first weights in flight, while the product before it is
+// still ending, instead of only once this kernel's blocks are past their wait. Every
+// kernel still waits before it ends, so the next one's wait for this kernel's end still
+// implies the end of everything queued before.
+RF_DEVICE void rf_let_next_launch() {
+#if defined(RF_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // The wait of rf_grid_dependency_sync alone: the next kernel begins launching only when
 // this one ends. For a kernel that waits for kernels on
 // other streams (peer_sum.hip): a next kernel launched early would sit on SMs that those

@@ -844,7 +844,10 @@ RF_MMVQ_MIXED_KERNEL(q4_k_split_q6_k_split, SplitRowsQ4_K, SplitRowsQ6_K)
 // value, blockDim.x a multiple of 32; threads past n_values leave in whole groups.
 RF_KERNEL void rf_quantize_q8_f32(const float *x, int8_t *q, float *d, float *s,
                                   uint64_t n_values) {
-    rf_grid_dependency_sync();
+    // It loads nothing ahead of its wait, so the integer product after it (in decode the
+    // down product after the SwiGLU) launches and loads its weights while this one waits.
+    rf_let_next_launch();
+    rf_grid_dependency_wait();
     const uint64_t i = rf_global_thread();
     if (i >= n_values) {
         return;
