@@ -102,16 +102,17 @@ RF_DEVICE void rf_prefetch_l2(const void *p) {
 // Overlapped launches (NVIDIA 9.0 and newer): the library launches every kernel with
 // programmatic stream serialization (src/backend/gpu/result/calls.rs), so a kernel may begin
 // while the kernel before it on the stream is still running, which hides the launch gap
-// between the small kernels of a decode step. Every kernel therefore calls this before it
-// reads anything earlier work wrote or writes anything earlier work reads: it waits until
-// the previous kernel has finished and its writes are visible (and that kernel had waited
-// for its own predecessor), then lets the next kernel begin launching. Only reads of data
-// no kernel writes (weights) may come before it. Elsewhere launches do not overlap and
-// this is nothing.
-RF_DEVICE void rf_grid_dependency_sync() {
+// between the small kernels of a decode step. The three calls below are where a kernel
+// meets its neighbours; elsewhere launches do not overlap and they are nothing.
+
+// Waits until the previous kernel has finished and its writes are visible (and that
+// kernel had waited for its own predecessor). Alone, the next kernel begins launching only
+// when this one ends: for a kernel that waits for kernels on other streams (peer_sum.hip),
+// where a next kernel launched early would sit on SMs that those kernels, where they share
+// this GPU, need to get there.
+RF_DEVICE void rf_grid_dependency_wait() {
 #if defined(RF_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
 
@@ -127,12 +128,10 @@ RF_DEVICE void rf_let_next_launch() {
 #endif
 }
 
-// The wait of rf_grid_dependency_sync alone: the next kernel begins launching only when
-// this one ends. For a kernel that waits for kernels on
-// other streams (peer_sum.hip): a next kernel launched early would sit on SMs that those
-// kernels, where they share this GPU, need to get there.
-RF_DEVICE void rf_grid_dependency_wait() {
-#if defined(RF_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
+// A kernel calls this (or the two above, the next launch first) before it reads anything
+// earlier work wrote or writes anything earlier work reads: the wait, then the next kernel
+// may begin launching. Only reads of data no kernel writes (weights) may come before it.
+RF_DEVICE void rf_grid_dependency_sync() {
+    rf_grid_dependency_wait();
+    rf_let_next_launch();
 }
