@@ -444,7 +444,7 @@ RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, u
 // for the kernel that writes them (compat.h). A kernel may do more there (mmvq1_add_norm
 // quantizes its input into shared memory) as long as every thread of the block gets there.
 // With let_next_launch_first it lets the next kernel launch before it waits, so the
-// attention after Q, K and V, or the sampling after the head, is resident by the time the
+// attention after Q, K and V, or the argmax after the head, is resident by the time the
 // product ends. Only the stored products do. Measured on an H100 (docs/performance.md):
 // tg128 +0.3% to +4.6% on seven of eight integer rows, -1.8% on the 1B shape's Q4_K_M;
 // the SwiGLU and residual products doing it too cost the SmolLM2 shape's Q4_0 about 2%.
