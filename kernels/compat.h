@@ -116,9 +116,9 @@ RF_DEVICE void rf_grid_dependency_wait() {
 #endif
 }
 
-// Lets the next kernel begin launching at once, before this one waits (a small kernel
-// between two products then calls rf_grid_dependency_wait): the product after it gets
-// its blocks resident, and their first weights in flight, while the product before it is
+// Lets the next kernel begin launching: at once where it comes before the wait
+// (rf_grid_dependency_sync's let_next_launch_first), so the kernel after this one gets
+// its blocks resident, and their first weights in flight, while the kernel before it is
 // still ending, instead of only once this kernel's blocks are past their wait. Every
 // kernel still waits before it ends, so the next one's wait for this kernel's end still
 // implies the end of everything queued before.
@@ -128,10 +128,17 @@ RF_DEVICE void rf_let_next_launch() {
 #endif
 }
 
-// A kernel calls this (or the two above, the next launch first) before it reads anything
-// earlier work wrote or writes anything earlier work reads: the wait, then the next kernel
-// may begin launching. Only reads of data no kernel writes (weights) may come before it.
-RF_DEVICE void rf_grid_dependency_sync() {
-    rf_grid_dependency_wait();
-    rf_let_next_launch();
+// A kernel calls this before it reads anything earlier work wrote or writes anything
+// earlier work reads: the wait, then the next kernel may begin launching. Only reads of
+// data no kernel writes (weights) may come before it. With let_next_launch_first the next
+// kernel may begin launching before the wait: only where that was measured to gain
+// (kernels/README.md).
+RF_DEVICE void rf_grid_dependency_sync(bool let_next_launch_first = false) {
+    if (let_next_launch_first) {
+        rf_let_next_launch();
+        rf_grid_dependency_wait();
+    } else {
+        rf_grid_dependency_wait();
+        rf_let_next_launch();
+    }
 }

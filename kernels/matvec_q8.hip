@@ -451,12 +451,7 @@ RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, u
 struct RfWaitForInput {
     bool let_next_launch_first = false;
     __device__ __forceinline__ void operator()() const {
-        if (let_next_launch_first) {
-            rf_let_next_launch();
-            rf_grid_dependency_wait();
-        } else {
-            rf_grid_dependency_sync();
-        }
+        rf_grid_dependency_sync(let_next_launch_first);
     }
 };
 
@@ -860,8 +855,7 @@ RF_KERNEL void rf_quantize_q8_f32(const float *x, int8_t *q, float *d, float *s,
                                   uint64_t n_values) {
     // It loads nothing ahead of its wait, so the integer product after it (in decode the
     // down product after the SwiGLU) launches and loads its weights while this one waits.
-    rf_let_next_launch();
-    rf_grid_dependency_wait();
+    rf_grid_dependency_sync(true);
     const uint64_t i = rf_global_thread();
     if (i >= n_values) {
         return;
