@@ -37,7 +37,8 @@
 
 // One 32-value group of a weight row, unpacked: quant k is byte k % 4 of q[k / 4], in the
 // order of the group's values. Its dot with an activation group is
-//   xd * (scale_lo * sum_{k<16} (q_k - offset) x_k + scale_hi * sum_{k>=16} (...)) + m * xs.
+//   xd * (scale_lo * sum_{k<16} (q_k - offset) x_k + scale_hi * sum_{k>=16} (...)) + m * xs,
+// where the min m is zero, and left out, for the types without one (RF_Q8_HAS_MIN).
 struct Q8Group {
     int q[8];
     float scale_lo, scale_hi;
@@ -400,8 +401,27 @@ RF_SPLIT_UNPACK(SplitRowsQ8_0)
 RF_SPLIT_UNPACK(SplitRowsQ4_K)
 RF_SPLIT_UNPACK(SplitRowsQ6_K)
 
-// The dot of an unpacked weight group with activation group x (32 int8, 16-aligned).
-RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, float xs) {
+// Whether a type's values carry a min (d q + m): Q4_1, Q5_1 and Q4_K. Only their dots add
+// the min times the activation group's scaled sum (xs), as the CPU's do; for the others
+// that term is zero, and leaving it out spares a load and a multiply a group (ncu: a tenth
+// of the 8B Q4_0 gate and up product's stalls waited on that load).
+template <typename B>
+constexpr bool RF_Q8_HAS_MIN = false;
+template <>
+constexpr bool RF_Q8_HAS_MIN<BlockQ4_1> = true;
+template <>
+constexpr bool RF_Q8_HAS_MIN<BlockQ5_1> = true;
+template <>
+constexpr bool RF_Q8_HAS_MIN<BlockQ4_K> = true;
+template <>
+constexpr bool RF_Q8_HAS_MIN<SplitRowsQ4_1> = true;
+template <>
+constexpr bool RF_Q8_HAS_MIN<SplitRowsQ4_K> = true;
+
+// The dot of an unpacked weight group of type B with activation group x (32 int8,
+// 16-aligned); xs is read only where B has a min.
+template <typename B>
+RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, const float *xs) {
     const int4 *x4 = (const int4 *)x;
     const int4 a = x4[0], c = x4[1];
     const int xv[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
@@ -418,11 +438,14 @@ RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, flo
     // and GGUF rows of a type give the same bits.
     const float dot = fmaf(u.scale_lo, (float)(lo - u.offset * sum_lo),
                            rf_mul(u.scale_hi, (float)(hi - u.offset * sum_hi)));
-    return fmaf(xd, dot, rf_mul(u.m, xs));
+    if constexpr (RF_Q8_HAS_MIN<B>) {
+        return fmaf(xd, dot, rf_mul(u.m, *xs));
+    }
+    return rf_mul(xd, dot);
 }
 
 // Group g of the row(s) into the accumulators, for each token.
-template <int MAX_T>
+template <typename B, int MAX_T>
 RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, uint32_t g,
                                uint32_t n_groups, const int8_t *xq, const float *xd,
                                const float *xs, uint32_t n_tokens, float (&acc)[MAX_T],
@@ -432,9 +455,9 @@ RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, u
         if (t < n_tokens) {
             const uint64_t group = (uint64_t)t * n_groups + g;
             const int8_t *x = xq + group * 32;
-            acc[t] += rf_q8_group_dot(u, x, xd[group], xs[group]);
+            acc[t] += rf_q8_group_dot<B>(u, x, xd[group], xs + group);
             if (two) {
-                acc_b[t] += rf_q8_group_dot(u_b, x, xd[group], xs[group]);
+                acc_b[t] += rf_q8_group_dot<B>(u_b, x, xd[group], xs + group);
             }
         }
     }
@@ -499,10 +522,10 @@ RF_DEVICE void mmvq1_sums_batched(const uint8_t *row_a, const uint8_t *row_b, co
             if (g < n_groups) {
                 Q8Group u;
                 raw[k].unpack(u);
-                acc += rf_q8_group_dot(u, xq + (uint64_t)g * 32, xd[g], xs[g]);
+                acc += rf_q8_group_dot<B>(u, xq + (uint64_t)g * 32, xd[g], xs + g);
                 if (TWO) {
                     raw_b[k].unpack(u);
-                    acc_b += rf_q8_group_dot(u, xq + (uint64_t)g * 32, xd[g], xs[g]);
+                    acc_b += rf_q8_group_dot<B>(u, xq + (uint64_t)g * 32, xd[g], xs + g);
                 }
             }
         }
@@ -546,7 +569,7 @@ RF_DEVICE void mmvq_row_walk(const uint8_t *row_a, const uint8_t *row_b, const i
     for (int k = 0; k < PREFETCH; ++k) {
         const uint32_t g = lane + k * warp;
         if (g < n_groups) {
-            mmvq_accumulate<MAX_T>(first[k], first_b[k], TWO, g, n_groups, xq, xd, xs, n_tokens,
+            mmvq_accumulate<B, MAX_T>(first[k], first_b[k], TWO, g, n_groups, xq, xd, xs, n_tokens,
                                    acc, acc_b);
         }
     }
@@ -557,7 +580,7 @@ RF_DEVICE void mmvq_row_walk(const uint8_t *row_a, const uint8_t *row_b, const i
         if constexpr (TWO) {
             Q8Unpack<B>::group(row_b, n_groups, g, u_b);
         }
-        mmvq_accumulate<MAX_T>(u, u_b, TWO, g, n_groups, xq, xd, xs, n_tokens, acc, acc_b);
+        mmvq_accumulate<B, MAX_T>(u, u_b, TWO, g, n_groups, xq, xd, xs, n_tokens, acc, acc_b);
     }
 #pragma unroll
     for (int t = 0; t < MAX_T; ++t) {
