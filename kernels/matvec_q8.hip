@@ -569,8 +569,8 @@ RF_DEVICE void mmvq_row_walk(const uint8_t *row_a, const uint8_t *row_b, const i
     for (int k = 0; k < PREFETCH; ++k) {
         const uint32_t g = lane + k * warp;
         if (g < n_groups) {
-            mmvq_accumulate<B, MAX_T>(first[k], first_b[k], TWO, g, n_groups, xq, xd, xs, n_tokens,
-                                   acc, acc_b);
+            mmvq_accumulate<B, MAX_T>(first[k], first_b[k], TWO, g, n_groups, xq, xd, xs,
+                                      n_tokens, acc, acc_b);
         }
     }
 #pragma unroll UNROLL
