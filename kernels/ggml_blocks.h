@@ -66,10 +66,13 @@ RF_DEVICE void rf_dequantize_block_chunk(const uint8_t *row, uint64_t c, float *
 
 // Values j0..j0+8 of a 32-value group from its quants (the 16 nibble bytes, or 32 int8)
 // and head, wherever the layout keeps them (the GGUF blocks here, split rows below).
-RF_DEVICE void rf_dequantize_q4_0_values(const uint8_t *qs, float d, int j0, float *y) {
+// Q4_0's quant bytes may be stored XORed with `flip` (its split rows').
+RF_DEVICE void rf_dequantize_q4_0_values(const uint8_t *qs, float d, int j0, float *y,
+                                         uint8_t flip = 0) {
     const int shift = 4 * (j0 / 16);
     for (int k = 0; k < 8; ++k) {
-        y[k] = rf_mul((float)((int)((qs[j0 % 16 + k] >> shift) & 0x0F) - 8), d);
+        const int q = ((qs[j0 % 16 + k] ^ flip) >> shift) & 0x0F;
+        y[k] = rf_mul((float)(q - 8), d);
     }
 }
 
@@ -305,10 +308,13 @@ RF_BLOCK_TYPE(BlockIQ4_XS, 256, 136) {
 // its places.
 //
 // Q4_0, Q4_1 and Q8_0: each block's quant array in order, then their heads (the f16 scale,
-// and Q4_1's f16 min).
-template <int HEAD, int QUANTS>
+// and Q4_1's f16 min). Each quant byte is stored XORed with FLIP: Q4_0's with 0x88, which
+// makes each nibble q - 8 as a signed 4-bit number, so the integer products multiply its
+// values as they are instead of subtracting 8 times the activations' sum (matvec_q8.hip).
+template <int HEAD, int QUANTS, uint8_t FLIP = 0>
 struct SplitRow {
     static constexpr int BLOCK_BYTES = HEAD + QUANTS;
+    static constexpr uint8_t QUANT_XOR = FLIP;
     // Byte pointers, const or not.
     template <typename Byte>
     RF_DEVICE Byte *quants(Byte *row, uint64_t g) {
@@ -323,11 +329,11 @@ struct SplitRow {
             head(row, n_blocks, b)[k] = block[k];
         }
         for (int k = 0; k < QUANTS; ++k) {
-            quants(row, b)[k] = block[HEAD + k];
+            quants(row, b)[k] = block[HEAD + k] ^ QUANT_XOR;
         }
     }
 };
-using SplitQ4_0 = SplitRow<2, 16>;
+using SplitQ4_0 = SplitRow<2, 16, 0x88>;
 using SplitQ4_1 = SplitRow<4, 16>;
 using SplitQ8_0 = SplitRow<2, 32>;
 
@@ -441,7 +447,7 @@ struct SplitQ6_K {
 
 RF_SPLIT_TYPE(SplitRowsQ4_0) {
     const float d = rf_f16_at(SplitQ4_0::head(row, n_groups, g));
-    rf_dequantize_q4_0_values(SplitQ4_0::quants(row, g), d, j0, y);
+    rf_dequantize_q4_0_values(SplitQ4_0::quants(row, g), d, j0, y, SplitQ4_0::QUANT_XOR);
 }
 
 RF_SPLIT_TYPE(SplitRowsQ4_1) {

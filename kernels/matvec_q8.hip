@@ -119,6 +119,18 @@ RF_DEVICE void rf_unpack_nibbles(uint4 v, Q8Group &u) {
     rf_unpack_nibbles(w, u);
 }
 
+// The same for signed nibbles (Q4_0's split rows, ggml_blocks.h), each moved into the high
+// half of its byte: the byte is then 16 times the nibble's value as an int8, which dp4a
+// multiplies as it is (RF_Q8_SIXTEENFOLD).
+RF_DEVICE void rf_unpack_signed_nibbles(uint4 v, Q8Group &u) {
+    const int w[4] = {(int)v.x, (int)v.y, (int)v.z, (int)v.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        u.q[k] = (w[k] << 4) & (int)0xF0F0F0F0;
+        u.q[k + 4] = w[k] & (int)0xF0F0F0F0;
+    }
+}
+
 template <>
 struct Q8Unpack<BlockQ4_0> {
     RF_DEVICE void group(const uint8_t *row, uint32_t, uint32_t g, Q8Group &u) {
@@ -275,9 +287,9 @@ struct Q8Raw<SplitRowsQ4_0> {
         d = *reinterpret_cast<const uint16_t *>(SplitQ4_0::head(row, n_groups, g));
     }
     __device__ __forceinline__ void unpack(Q8Group &u) const {
-        rf_unpack_nibbles(q, u);
+        rf_unpack_signed_nibbles(q, u);
         u.scale_lo = u.scale_hi = rf_f16_bits_to_f32(d);
-        u.offset = 8;
+        u.offset = 0;
         u.m = 0.0f;
     }
 };
@@ -418,6 +430,24 @@ constexpr bool RF_Q8_HAS_MIN<SplitRowsQ4_1> = true;
 template <>
 constexpr bool RF_Q8_HAS_MIN<SplitRowsQ4_K> = true;
 
+// Whether a type unpacks its quants as 16 times their values (rf_unpack_signed_nibbles):
+// its integer sums are then exact multiples of 16, divided back before they are scaled.
+// Q4_0's split rows: the signed nibbles spare the dot the activations' sums that the
+// offset of 8 needs, eight dp4a of a group's 24 (8B Q4_0, H100: docs/performance.md).
+template <typename B>
+constexpr bool RF_Q8_SIXTEENFOLD = false;
+template <>
+constexpr bool RF_Q8_SIXTEENFOLD<SplitRowsQ4_0> = true;
+
+// Whether a type scales each 16 values of a group apart (scale_lo, scale_hi): Q6_K. The
+// others' one scale multiplies the group's whole integer sum.
+template <typename B>
+constexpr bool RF_Q8_HALF_SCALES = false;
+template <>
+constexpr bool RF_Q8_HALF_SCALES<BlockQ6_K> = true;
+template <>
+constexpr bool RF_Q8_HALF_SCALES<SplitRowsQ6_K> = true;
+
 // The dot of an unpacked weight group of type B with activation group x (32 int8,
 // 16-aligned); xs is read only where B has a min.
 template <typename B>
@@ -436,12 +466,20 @@ RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, con
     // Which products fuse with which add is spelt out (fmaf, rf_mul), not left to the
     // compiler, whose choice may differ between the kernels that inline this: the split
     // and GGUF rows of a type give the same bits.
-    const float dot = fmaf(u.scale_lo, (float)(lo - u.offset * sum_lo),
-                           rf_mul(u.scale_hi, (float)(hi - u.offset * sum_hi)));
-    if constexpr (RF_Q8_HAS_MIN<B>) {
-        return fmaf(xd, dot, rf_mul(u.m, *xs));
+    // (An arithmetic shift, as nvcc and hipcc do for a signed int: exact on a multiple.)
+    constexpr int shift = RF_Q8_SIXTEENFOLD<B> ? 4 : 0;
+    if constexpr (RF_Q8_HALF_SCALES<B>) {
+        const float dot = fmaf(u.scale_lo, (float)((lo >> shift) - u.offset * sum_lo),
+                               rf_mul(u.scale_hi, (float)((hi >> shift) - u.offset * sum_hi)));
+        return rf_mul(xd, dot);
     }
-    return rf_mul(xd, dot);
+    // (d * xd) * sum, as the CPU's dots round it.
+    const float scale = rf_mul(u.scale_lo, xd);
+    const float sum = (float)(((lo + hi) >> shift) - u.offset * (sum_lo + sum_hi));
+    if constexpr (RF_Q8_HAS_MIN<B>) {
+        return fmaf(scale, sum, rf_mul(u.m, *xs));
+    }
+    return rf_mul(scale, sum);
 }
 
 // Group g of the row(s) into the accumulators, for each token.

@@ -57,8 +57,13 @@ fn split_on_host(dtype: GgmlType, gguf: &[u8], row_bytes: usize, stride: usize) 
                 }
                 _ => {
                     let head = if dtype == GgmlType::Q4_1 { 4 } else { 2 };
+                    // Q4_0's nibbles are stored as the signed q - 8: top bit flipped.
+                    let flip = if dtype == GgmlType::Q4_0 { 0x88 } else { 0 };
                     vec![
-                        blocks.clone().flat_map(|b| b[head..].to_vec()).collect(),
+                        blocks
+                            .clone()
+                            .flat_map(|b| b[head..].iter().map(|q| q ^ flip))
+                            .collect(),
                         blocks.flat_map(|b| b[..head].to_vec()).collect(),
                     ]
                 }
