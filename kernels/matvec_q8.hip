@@ -506,9 +506,11 @@ RF_DEVICE void mmvq_accumulate(const Q8Group &u, const Q8Group &u_b, bool two, u
 // quantizes its input into shared memory) as long as every thread of the block gets there.
 // With let_next_launch_first it lets the next kernel launch before it waits, so the
 // attention after Q, K and V, or the argmax after the head, is resident by the time the
-// product ends. Only the stored products do. Measured on an H100 (docs/performance.md):
-// tg128 +0.3% to +4.6% on seven of eight integer rows, -1.8% on the 1B shape's Q4_K_M;
-// the SwiGLU and residual products doing it too cost the SmolLM2 shape's Q4_0 about 2%.
+// product ends. The stored products do (H100, docs/performance.md: tg128 +0.3% to +4.6%
+// on seven of eight integer rows, -1.8% on the 1B shape's Q4_K_M), and the residual
+// products where the host asks it, for large matrices (EARLY_LAUNCH_BYTES in
+// src/backend/gpu/ops/matvec_q8.rs); the SwiGLU products doing it gained nothing (8B Q4_0
+// +0.1%).
 struct RfWaitForInput {
     bool let_next_launch_first = false;
     __device__ __forceinline__ void operator()() const {
@@ -742,11 +744,12 @@ struct RfQuantizeInput {
     int8_t *xq;
     float *xd, *xs;
     bool first;
+    bool let_next_launch_first;
     __device__ __forceinline__ void operator()() const {
         if (!first) {
             return;
         }
-        rf_grid_dependency_sync();
+        rf_grid_dependency_sync(let_next_launch_first);
         for (uint32_t i = threadIdx.x; i < n_cols; i += blockDim.x) {
             rf_quantize_q8_group(x_f32[i], i % 32, xq, xd, xs, i, i / 32);
         }
@@ -762,7 +765,8 @@ struct RfQuantizeInput {
 // no block waits on another. STAGED: the input is f32 (x_f32) and each block quantizes it
 // first (RfQuantizeInput; dynamic shared memory of n_cols * 5 / 4 bytes); otherwise it is
 // Q8 activations (xq, xd, xs). Two instances rather than a branch: with the staged walk
-// beside it, the Q8 one's loop compiled slower (8B Q8_0 tg128 -3%).
+// beside it, the Q8 one's loop compiled slower (8B Q8_0 tg128 -3%). let_next_launch_first:
+// as RfWaitForInput's.
 //
 // Launch: grid.x = n_rows / 32 (n_rows a multiple of 32), RF_ADD_NORM_THREADS threads;
 // the block's warps take its rows in turn.
@@ -771,7 +775,8 @@ template <typename B, bool STAGED>
 static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, const int8_t *xq,
                                       const float *xd, const float *xs, const float *x_f32,
                                       float *y, uint32_t n_cols, const float *norm_w,
-                                      int8_t *oq, float *od, float *os, double *square_sums) {
+                                      int8_t *oq, float *od, float *os, double *square_sums,
+                                      bool let_next_launch_first) {
     __shared__ float values[32];  // the group's new values of y
     extern __shared__ int4 staged[];  // with x_f32: its quants, then steps and sums
     const uint32_t warp = rf_warp_size();
@@ -786,12 +791,13 @@ static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, cons
         float acc[1], unused[1];
         if constexpr (STAGED) {
             const bool first = k == threadIdx.x / warp;
-            const RfQuantizeInput quantize{x_f32, n_cols, staged_q, staged_d, staged_s, first};
+            const RfQuantizeInput quantize{
+                x_f32, n_cols, staged_q, staged_d, staged_s, first, let_next_launch_first};
             mmvq_row_sums<B, 1>(w, nullptr, row_bytes, staged_q, staged_d, staged_s,
                                 first_row + k, n_cols, 1, acc, unused, quantize);
         } else {
             mmvq_row_sums<B, 1>(w, nullptr, row_bytes, xq, xd, xs, first_row + k, n_cols, 1,
-                                acc, unused);
+                                acc, unused, RfWaitForInput{let_next_launch_first});
         }
         if (lane == 0) {
             const float v = y[first_row + k] + acc[0];
@@ -837,17 +843,19 @@ static __device__ void mmvq1_add_norm(const uint8_t *w, uint64_t row_bytes, cons
         rf_mmvq1_add_norm_##NAME(const uint8_t *w, uint64_t row_bytes, const int8_t *xq,         \
                                  const float *xd, const float *xs, const float *x_f32, float *y, \
                                  uint32_t n_cols, const float *norm_w, int8_t *oq, float *od,    \
-                                 float *os, double *square_sums) {                               \
+                                 float *os, double *square_sums,                                 \
+                                 uint32_t let_next_launch_first) {                               \
         mmvq1_add_norm<TYPE, false>(w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od,  \
-                                    os, square_sums);                                            \
+                                    os, square_sums, let_next_launch_first != 0);                \
     }                                                                                            \
     RF_KERNEL void RF_LAUNCH_BOUNDS(RF_ADD_NORM_THREADS, 1)                                      \
         rf_mmvq1_add_norm_f32_##NAME(const uint8_t *w, uint64_t row_bytes, const int8_t *xq,     \
                                      const float *xd, const float *xs, const float *x_f32,       \
                                      float *y, uint32_t n_cols, const float *norm_w, int8_t *oq, \
-                                     float *od, float *os, double *square_sums) {                \
+                                     float *od, float *os, double *square_sums,                  \
+                                     uint32_t let_next_launch_first) {                           \
         mmvq1_add_norm<TYPE, true>(w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od,   \
-                                   os, square_sums);                                             \
+                                   os, square_sums, let_next_launch_first != 0);                 \
     }
 
 RF_MMVQ_KERNEL(q4_0, BlockQ4_0)

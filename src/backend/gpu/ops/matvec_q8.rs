@@ -119,6 +119,13 @@ pub enum AddNormInput<'a> {
     F32(&'a DeviceBuffer<f32>),
 }
 
+/// The weight bytes from which a residual product lets the next kernel launch before it
+/// waits for its input: the next kernel's blocks then take their places, and load their
+/// first weights, while this product streams. That pays where a product streams for long
+/// (H100, tg128: 1B-class Q4_0 +7.4%, Q8_0 +3.4%, Q4_K_M +1.6%) and cost the small
+/// models' short products (SmolLM2's, under 1 MiB: up to 1.3%; docs/performance.md).
+const EARLY_LAUNCH_BYTES: usize = 2 << 20;
+
 /// The widest f32 input a block of `rf_mmvq1_add_norm_*` quantizes for itself: two values
 /// a thread. Every block quantizes the whole input, which a launch of its own spreads over
 /// the GPU, so staging pays only for narrow inputs (H200, tg128: SmolLM2's 1,536-wide down
@@ -334,8 +341,11 @@ impl GpuOps {
             .push(&mut out.q8.scales)
             .push(&mut out.q8.sums)
             .push(&mut out.square_sums);
+        let let_next_launch_first = w.n_rows.saturating_mul(w.row_bytes()) >= EARLY_LAUNCH_BYTES;
+        args.push(u32::from(let_next_launch_first));
         // SAFETY: the arguments match rf_mmvq1_add_norm_*'s and rf_mmvq1_add_norm_f32_*'s
-        // (w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od, os, square_sums); w
+        // (w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od, os, square_sums,
+        // let_next_launch_first); w
         // holds n_rows rows of row_bytes, the input either n_cols quants and their groups
         // (x_f32 null, never read by the first) or n_cols floats (the quants null, never
         // read by the second, which gets n_cols * 5 / 4 bytes of shared memory to stage
