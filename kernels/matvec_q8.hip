@@ -123,11 +123,11 @@ RF_DEVICE void rf_unpack_nibbles(uint4 v, Q8Group &u) {
 // half of its byte: the byte is then 16 times the nibble's value as an int8, which dp4a
 // multiplies as it is (RF_Q8_SIXTEENFOLD).
 RF_DEVICE void rf_unpack_signed_nibbles(uint4 v, Q8Group &u) {
-    const int w[4] = {(int)v.x, (int)v.y, (int)v.z, (int)v.w};
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-        u.q[k] = (w[k] << 4) & (int)0xF0F0F0F0;
-        u.q[k + 4] = w[k] & (int)0xF0F0F0F0;
+        u.q[k] = (int)((w[k] << 4) & 0xF0F0F0F0u);
+        u.q[k + 4] = (int)(w[k] & 0xF0F0F0F0u);
     }
 }
 

@@ -20,9 +20,10 @@ pub enum BlockLayout {
     /// 16-byte aligned stretch, so the decode products read them as whole vectors and a
     /// warp's loads as whole cache lines (`kernels/ggml_blocks.h`, "split rows"); Q4_0's
     /// nibbles are stored as signed values (top bit flipped). Written at upload, on the
-    /// device, for Q4_0, Q4_1, Q8_0, Q4_K and Q6_K rows of whole 256 values. A row whose bytes are not a multiple of 16 (Q6_K's 210-byte blocks, unless a
-    /// row has a multiple of 8) is followed by padding up to one, so every row starts
-    /// 16-byte aligned ([`BlockLayout::row_stride`]).
+    /// device, for Q4_0, Q4_1, Q8_0, Q4_K and Q6_K rows of whole 256 values. A row whose
+    /// bytes are not a multiple of 16 (Q6_K's 210-byte blocks, unless a row has a multiple
+    /// of 8) is followed by padding up to one, so every row starts 16-byte aligned
+    /// ([`BlockLayout::row_stride`]).
     SplitRows,
 }
 
