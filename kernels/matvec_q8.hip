@@ -466,14 +466,15 @@ RF_DEVICE float rf_q8_group_dot(const Q8Group &u, const int8_t *x, float xd, con
     // Which products fuse with which add is spelt out (fmaf, rf_mul), not left to the
     // compiler, whose choice may differ between the kernels that inline this: the split
     // and GGUF rows of a type give the same bits.
-    // (An arithmetic shift, as nvcc and hipcc do for a signed int: exact on a multiple.)
-    constexpr int shift = RF_Q8_SIXTEENFOLD<B> ? 4 : 0;
+    static_assert(!(RF_Q8_HALF_SCALES<B> && RF_Q8_SIXTEENFOLD<B>), "one or the other");
     if constexpr (RF_Q8_HALF_SCALES<B>) {
-        const float dot = fmaf(u.scale_lo, (float)((lo >> shift) - u.offset * sum_lo),
-                               rf_mul(u.scale_hi, (float)((hi >> shift) - u.offset * sum_hi)));
+        const float dot = fmaf(u.scale_lo, (float)(lo - u.offset * sum_lo),
+                               rf_mul(u.scale_hi, (float)(hi - u.offset * sum_hi)));
         return rf_mul(xd, dot);
     }
-    // (d * xd) * sum, as the CPU's dots round it.
+    // (d * xd) * sum, as the CPU's dots round it. (An arithmetic shift, as nvcc and hipcc
+    // do for a signed int: exact on a multiple.)
+    constexpr int shift = RF_Q8_SIXTEENFOLD<B> ? 4 : 0;
     const float scale = rf_mul(u.scale_lo, xd);
     const float sum = (float)(((lo + hi) >> shift) - u.offset * (sum_lo + sum_hi));
     if constexpr (RF_Q8_HAS_MIN<B>) {
