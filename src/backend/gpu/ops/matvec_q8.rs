@@ -345,14 +345,13 @@ impl GpuOps {
         args.push(u32::from(let_next_launch_first));
         // SAFETY: the arguments match rf_mmvq1_add_norm_*'s and rf_mmvq1_add_norm_f32_*'s
         // (w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od, os, square_sums,
-        // let_next_launch_first); w
-        // holds n_rows rows of row_bytes, the input either n_cols quants and their groups
-        // (x_f32 null, never read by the first) or n_cols floats (the quants null, never
-        // read by the second, which gets n_cols * 5 / 4 bytes of shared memory to stage
-        // them), y and norm n_rows floats, out n_rows quants and n_rows / 32 groups
-        // (all checked); n_rows and n_cols are whole groups, and each of the n_rows / 32
-        // blocks of ADD_NORM_THREADS (a multiple of the warp size) computes one group's 32
-        // rows.
+        // let_next_launch_first); w holds n_rows rows of row_bytes, the input either n_cols
+        // quants and their groups (x_f32 null, never read by the first) or n_cols floats
+        // (the quants null, never read by the second, which gets n_cols * 5 / 4 bytes of
+        // shared memory to stage them), y and norm n_rows floats, out n_rows quants and
+        // n_rows / 32 groups (all checked); n_rows and n_cols are whole groups, and each of
+        // the n_rows / 32 blocks of ADD_NORM_THREADS (a multiple of the warp size) computes
+        // one group's 32 rows.
         unsafe {
             kernel.launch(
                 stream,
