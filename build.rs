@@ -14,6 +14,8 @@
 //!                                      DEFAULT_AMDGPU_TARGETS the found hipcc supports
 //!   ROCMFORGE_CUDA_ARCHS               e.g. `80,90`; default 80,86,89,90 (PTX for the last)
 //!   ROCMFORGE_REQUIRE_KERNELS=1        fail unless both vendors' kernels are built (CI)
+//!   ROCMFORGE_KERNEL_CACHE             a directory for the compiled kernels, shared by every
+//!                                      build that names it; default: each build's OUT_DIR
 //!   HIP_PATH, ROCM_PATH, CUDA_PATH, PATH   where compilers are looked for
 
 use std::collections::BTreeMap;
@@ -38,6 +40,7 @@ const ENV_VARS: &[&str] = &[
     "ROCMFORGE_AMDGPU_TARGETS",
     "ROCMFORGE_CUDA_ARCHS",
     "ROCMFORGE_REQUIRE_KERNELS",
+    "ROCMFORGE_KERNEL_CACHE",
     "HIP_PATH",
     "ROCM_PATH",
     "CUDA_PATH",
@@ -118,6 +121,11 @@ enum VendorBuild {
 struct Paths {
     kernels_dir: PathBuf,
     out_dir: PathBuf,
+    /// Where compiled kernels go. Each build of the crate (a profile, a feature set, clippy)
+    /// has its own OUT_DIR, and each would compile every kernel again (minutes); builds
+    /// that share this directory compile a kernel once, as its name carries the hash of
+    /// everything that went into it.
+    compiled_dir: PathBuf,
     manifest_dir: PathBuf,
 }
 
@@ -127,9 +135,23 @@ fn build_kernels() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let compiled_dir = match env::var_os("ROCMFORGE_KERNEL_CACHE") {
+        // Relative to the crate, as cargo runs this script there; absolute for the
+        // include_bytes! of embedded_kernels.rs either way.
+        Some(dir) if !dir.is_empty() => manifest_dir.join(dir),
+        _ => out_dir.clone(),
+    };
+    fs::create_dir_all(&compiled_dir).unwrap_or_else(|e| {
+        panic!(
+            "create the kernel directory {}: {e}",
+            compiled_dir.display()
+        )
+    });
     let paths = Paths {
         kernels_dir: manifest_dir.join("kernels"),
-        out_dir: PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")),
+        out_dir,
+        compiled_dir,
         manifest_dir,
     };
     let sources = kernel_sources(&paths.kernels_dir);
@@ -361,9 +383,13 @@ fn compile_all(
             &headers,
         ]);
         let name = stem(source);
-        let output = paths.out_dir.join(format!("{name}-{key:016x}.{extension}"));
+        let output = paths
+            .compiled_dir
+            .join(format!("{name}-{key:016x}.{extension}"));
         if !output.exists() {
-            let partial = output.with_extension("partial");
+            // Named by process, so two builds compiling the same kernel into a shared
+            // directory at once never write one file.
+            let partial = output.with_extension(format!("{}.partial", std::process::id()));
             let child = Command::new(&compiler.path)
                 .args(args)
                 .arg("-I")
@@ -377,6 +403,9 @@ fn compile_all(
                 .unwrap_or_else(|e| panic!("run {}: {e}", compiler.path.display()));
             pending.push((source.clone(), partial, output.clone(), child));
         }
+        // Run again should the object go (a cleared ROCMFORGE_KERNEL_CACHE), rather than
+        // leave embedded_kernels.rs naming a missing file.
+        println!("cargo:rerun-if-changed={}", output.display());
         modules.push((name, output));
     }
     for (source, partial, output, child) in pending {

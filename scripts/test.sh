@@ -4,6 +4,8 @@
 # AddressSanitizer + UBSan, and under valgrind memcheck. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The GPU kernels compiled once for every build below (build.rs), not once a build.
+export ROCMFORGE_KERNEL_CACHE="${ROCMFORGE_KERNEL_CACHE:-$PWD/target/kernel-cache}"
 
 # The tests that need a GPU are #[ignore]d, so this machine counts them as ignored, never
 # as passed; they run on a GPU machine from scripts/build-gpu-bundle.sh's bundle. Says how
