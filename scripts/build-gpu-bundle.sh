@@ -30,6 +30,9 @@ BUNDLE="${1:-dist/gpu}"
 # to spare.
 MAX_BYTES=$((56 * 1024 * 1024))
 export ROCMFORGE_REQUIRE_KERNELS="${ROCMFORGE_REQUIRE_KERNELS:-1}"
+# The kernels compiled once for this build and for every variant whose kernels are the
+# same (build.rs), in the directory scripts/test.sh's builds use too.
+export ROCMFORGE_KERNEL_CACHE="${ROCMFORGE_KERNEL_CACHE:-$REPO_ROOT/target/kernel-cache}"
 
 rm -rf "$BUNDLE"
 mkdir -p "$BUNDLE/lib" "$BUNDLE/bin" "$BUNDLE/tests"
