@@ -127,6 +127,18 @@ struct Paths {
     /// everything that went into it.
     compiled_dir: PathBuf,
     manifest_dir: PathBuf,
+    /// The compilers' TMPDIR, removed once they are done: hipcc leaves a few empty
+    /// directories in it per kernel, which would otherwise pile up in /tmp by the
+    /// thousand.
+    scratch_dir: PathBuf,
+}
+
+impl Compiler {
+    fn command(&self, paths: &Paths) -> Command {
+        let mut command = Command::new(&self.path);
+        command.env("TMPDIR", &paths.scratch_dir);
+        command
+    }
 }
 
 fn build_kernels() {
@@ -148,11 +160,14 @@ fn build_kernels() {
             compiled_dir.display()
         )
     });
+    let scratch_dir = out_dir.join("compiler-tmp");
+    fs::create_dir_all(&scratch_dir).expect("create OUT_DIR/compiler-tmp");
     let paths = Paths {
         kernels_dir: manifest_dir.join("kernels"),
         out_dir,
         compiled_dir,
         manifest_dir,
+        scratch_dir,
     };
     let sources = kernel_sources(&paths.kernels_dir);
 
@@ -162,6 +177,8 @@ fn build_kernels() {
         let cuda = scope.spawn(|| build_cuda(&paths, &sources));
         (join(amd), join(cuda))
     });
+    // Only what the compilers left behind is lost if this fails.
+    let _ = fs::remove_dir_all(&paths.scratch_dir);
 
     let missing: Vec<String> = [(Vendor::Amd, &amd), (Vendor::Cuda, &cuda)]
         .iter()
@@ -272,7 +289,8 @@ fn probe_amd_targets(hipcc: &Compiler, paths: &Paths) -> Vec<String> {
     let children: Vec<(&str, std::io::Result<Child>)> = DEFAULT_AMDGPU_TARGETS
         .iter()
         .map(|target| {
-            let child = Command::new(&hipcc.path)
+            let child = hipcc
+                .command(paths)
                 .args(["--genco", &format!("--offload-arch={target}"), "-o"])
                 .arg(probe_dir.join(format!("{target}.co")))
                 .arg(&source)
@@ -390,7 +408,8 @@ fn compile_all(
             // Named by process, so two builds compiling the same kernel into a shared
             // directory at once never write one file.
             let partial = output.with_extension(format!("{}.partial", std::process::id()));
-            let child = Command::new(&compiler.path)
+            let child = compiler
+                .command(paths)
                 .args(args)
                 .arg("-I")
                 .arg(&paths.kernels_dir)
