@@ -663,7 +663,8 @@ uint32_t rf_abi_version(void);
 
 // The last failure's message on the calling thread, naming what failed (tensor, key,
 // offset, call). Never NULL: empty when nothing failed. Valid until the next failing
-// `rf_` call on this thread.
+// `rf_` call on this thread. Called from a thread-exit destructor, once the thread's
+// own storage is gone, it says that no message is kept.
 const char *rf_last_error(void);
 
 // The name of a status code (`"RF_ERR_IO"`), or `"RF_UNKNOWN_STATUS"`.

@@ -32,7 +32,9 @@ pub fn set_quiet(quiet: bool) -> bool {
         panic::set_hook(Box::new(move |info| {
             if QUIET.with(Cell::get) {
                 let at = info.location().map(ToString::to_string);
-                PANIC_AT.with(|slot| *slot.borrow_mut() = at);
+                // Gone on a thread that is exiting (a host's thread-exit destructor
+                // calling in): the location is then not reported.
+                let _ = PANIC_AT.try_with(|slot| *slot.borrow_mut() = at);
             } else {
                 previous(info);
             }
@@ -43,7 +45,7 @@ pub fn set_quiet(quiet: bool) -> bool {
 
 /// Where the last panic on this (quiet) thread was raised, if the hook saw it.
 pub fn take_panic_location() -> Option<String> {
-    PANIC_AT.with(RefCell::take)
+    PANIC_AT.try_with(RefCell::take).ok().flatten()
 }
 
 /// The text of a caught panic's payload, when it is text (`panic!` gives a `&str` or a

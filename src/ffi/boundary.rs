@@ -44,15 +44,24 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// What `rf_last_error` gives on a thread whose thread-locals are already destroyed: a
+/// host may call in from its own thread-exit destructors (a `pthread_key_create`
+/// destructor runs after the Rust ones), where the thread's message cannot be kept.
+const MESSAGE_LOST: &std::ffi::CStr = c"no message is kept on a thread that is exiting";
+
 pub fn set_last_error(message: &str) {
     // An interior NUL would end the C string early; show it instead.
     let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = text);
+    // After the thread-local is destroyed the message is dropped: `rf_last_error` then
+    // says so.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = text);
 }
 
 /// The calling thread's last failure message; valid until its next `rf_` call fails.
 pub fn last_error() -> *const std::ffi::c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(MESSAGE_LOST.as_ptr())
 }
 
 /// Runs an entry point's body: panics become `RF_ERR_PANIC`, errors their status, and

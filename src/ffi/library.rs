@@ -25,7 +25,8 @@ pub extern "C" fn rf_abi_version() -> u32 {
 
 /// The last failure's message on the calling thread, naming what failed (tensor, key,
 /// offset, call). Never NULL: empty when nothing failed. Valid until the next failing
-/// `rf_` call on this thread.
+/// `rf_` call on this thread. Called from a thread-exit destructor, once the thread's
+/// own storage is gone, it says that no message is kept.
 #[unsafe(no_mangle)]
 pub extern "C" fn rf_last_error() -> *const c_char {
     last_error()
