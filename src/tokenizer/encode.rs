@@ -10,6 +10,7 @@ use super::token_type::TokenType;
 use super::vocab::TokenId;
 use super::{Algorithm, Tokenizer};
 use crate::error::{Error, Result};
+use crate::host_memory::reserve;
 use rustc_hash::FxHashMap;
 use std::ops::Range;
 
@@ -90,7 +91,11 @@ impl Tokenizer {
         add_special: bool,
         control: ControlText<'_>,
     ) -> Result<Vec<TokenId>> {
-        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        // Room for a token a byte and the added ones, made fallibly: as a token covers a
+        // byte at least (beside the few a vocabulary adds), the vector does not grow, and a
+        // long text on a host short of memory is an `OutOfMemory` error, not an abort.
+        let mut out = Vec::new();
+        reserve(&mut out, text.len().saturating_add(4), "the tokens")?;
         let (before, after) = if add_special {
             self.added_around()?
         } else {
@@ -199,7 +204,7 @@ fn encode_bpe(
             Fragment::Text { start, end } => (start, end),
         };
         let piece = &text[start..end];
-        cps.load(piece);
+        cps.load(piece)?;
         pre.split(&cps, &mut |span| {
             if failure.is_some() {
                 return;

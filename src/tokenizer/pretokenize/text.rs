@@ -1,6 +1,8 @@
 //! A text fragment decoded once into code points, their classes and byte offsets, so the
 //! scanners can look ahead by code point and report splits as byte ranges.
 
+use crate::error::Result;
+use crate::host_memory::reserve;
 use crate::tokenizer::unicode::{CharClass, class_of};
 
 /// A run of code points `start..end` (indices into [`CodepointText`]).
@@ -30,16 +32,24 @@ pub struct CodepointText {
 }
 
 impl CodepointText {
-    pub fn load(&mut self, text: &str) {
+    /// Decodes `text`, replacing what was loaded. Its buffers take 17 bytes a code point,
+    /// allocated fallibly: a long text on a host short of memory is an `OutOfMemory`
+    /// error, not an abort.
+    pub fn load(&mut self, text: &str) -> Result<()> {
         self.chars.clear();
         self.classes.clear();
         self.offsets.clear();
+        let n = text.chars().count();
+        reserve(&mut self.chars, n, "the text's code points")?;
+        reserve(&mut self.classes, n, "the text's character classes")?;
+        reserve(&mut self.offsets, n + 1, "the text's code point offsets")?;
         for (offset, c) in text.char_indices() {
             self.chars.push(c);
             self.classes.push(class_of(c));
             self.offsets.push(offset);
         }
         self.offsets.push(text.len());
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
