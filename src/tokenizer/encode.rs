@@ -91,9 +91,10 @@ impl Tokenizer {
         add_special: bool,
         control: ControlText<'_>,
     ) -> Result<Vec<TokenId>> {
-        // Room for a token a byte and the added ones, made fallibly: as a token covers a
-        // byte at least (beside the few a vocabulary adds), the vector does not grow, and a
-        // long text on a host short of memory is an `OutOfMemory` error, not an abort.
+        // Room for a token a byte and the added ones, made fallibly: as nearly every token
+        // covers a byte at least, the vector does not grow in practice, and a long text on
+        // a host short of memory is an `OutOfMemory` error, not an abort. Shrunk to fit at
+        // the end, so the tokens a caller keeps take what they need.
         let mut out = Vec::new();
         reserve(&mut out, text.len().saturating_add(4), "the tokens")?;
         let (before, after) = if add_special {
@@ -128,6 +129,7 @@ impl Tokenizer {
             }
         }
         out.extend(after);
+        out.shrink_to_fit();
         Ok(out)
     }
 
