@@ -104,14 +104,16 @@ typedef enum rf_status {
   RF_ERR_CONTEXT_FULL = 9,
   RF_ERR_CANCELLED = 10,
   RF_ERR_BUFFER_TOO_SMALL = 11,
-  // Another thread is using this context or sampler.
+  // Another call is using this context or sampler: on another thread, or the call whose
+  // callback made this one.
   RF_ERR_BUSY = 12,
   // A bug inside the library was caught at the boundary; the object is unusable.
   RF_ERR_PANIC = 13,
 } rf_status;
 
-// A context. One thread at a time: a second thread entering while a call runs gets
-// `RF_ERR_BUSY`. `rf_context_cancel` may be called from any thread at any time.
+// A context. One call at a time: a second thread entering while a call runs, or a
+// callback of that call calling in on the same context, gets `RF_ERR_BUSY`.
+// `rf_context_cancel` may be called from any thread at any time.
 typedef struct rf_context rf_context;
 
 // A loaded model. Immutable: any number of threads and contexts may share it. Contexts

@@ -115,13 +115,17 @@ pub fn call_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Exclusive use of a handle's state for one call: `RF_ERR_BUSY` while another thread has
-/// it, `RF_ERR_PANIC` for good once a panic left it half-changed.
+/// Exclusive use of a handle's state for one call: `RF_ERR_BUSY` while another call has
+/// it (on another thread, or the call whose callback this thread is running),
+/// `RF_ERR_PANIC` for good once a panic left it half-changed.
 pub fn exclusive<'a, T>(state: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, T>, Failure> {
     state.try_lock().map_err(|e| match e {
         TryLockError::WouldBlock => Failure::new(
             rf_status::RF_ERR_BUSY,
-            format!("another thread is using this {what}"),
+            format!(
+                "this {what} is in use by another call (on another thread, or the one whose \
+                 callback is running)"
+            ),
         ),
         TryLockError::Poisoned(_) => Failure::new(
             rf_status::RF_ERR_PANIC,

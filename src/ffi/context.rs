@@ -98,8 +98,9 @@ pub(super) fn context_params(
     })
 }
 
-/// A context. One thread at a time: a second thread entering while a call runs gets
-/// `RF_ERR_BUSY`. `rf_context_cancel` may be called from any thread at any time.
+/// A context. One call at a time: a second thread entering while a call runs, or a
+/// callback of that call calling in on the same context, gets `RF_ERR_BUSY`.
+/// `rf_context_cancel` may be called from any thread at any time.
 pub struct rf_context {
     pub(crate) model: Arc<LoadedModel>,
     state: Mutex<Context>,
@@ -113,7 +114,7 @@ impl rf_context {
         self.cancel.store(false, Ordering::Relaxed);
     }
 
-    /// Exclusive use of the context, or `RF_ERR_BUSY` while another thread has it.
+    /// Exclusive use of the context, or `RF_ERR_BUSY` while another call has it.
     pub(crate) fn enter(&self) -> Result<MutexGuard<'_, Context>, Failure> {
         exclusive(&self.state, "context")
     }

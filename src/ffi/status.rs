@@ -23,7 +23,8 @@ pub enum rf_status {
     RF_ERR_CONTEXT_FULL = 9,
     RF_ERR_CANCELLED = 10,
     RF_ERR_BUFFER_TOO_SMALL = 11,
-    /// Another thread is using this context or sampler.
+    /// Another call is using this context or sampler: on another thread, or the call whose
+    /// callback made this one.
     RF_ERR_BUSY = 12,
     /// A bug inside the library was caught at the boundary; the object is unusable.
     RF_ERR_PANIC = 13,
