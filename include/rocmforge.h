@@ -238,8 +238,9 @@ typedef struct rf_model_params {
   // Several GPUs for one model: `n_devices` indexes from `rf_device_info`, in layer
   // order, used instead of `device` when `n_devices` is not 0. An index may repeat
   // (those shares then run on one GPU, each with its own allocation counters and
-  // `device_memory_limit`). All must be GPUs of one runtime, and the model must have
-  // at least `n_devices` layers.
+  // `device_memory_limit`). They must be GPUs of one runtime, except that a layer split
+  // over one device, the CPU included, is that device alone; the model must have at
+  // least `n_devices` layers.
   const int32_t *devices;
   size_t n_devices;
   // `RF_SPLIT_LAYER` or `RF_SPLIT_TENSOR`, for `devices`.
