@@ -44,10 +44,7 @@ pub unsafe extern "C" fn rf_tokenize(
             .shared
             .tokenizer
             .tokenize_bytes(text, add_special, parse_special)?;
-        let mut as_i32 = Vec::new();
-        crate::host_memory::reserve(&mut as_i32, ids.len(), "the tokens as C ints")?;
-        as_i32.extend(ids.into_iter().map(|id| id as i32));
-        let ids = as_i32;
+        let ids: Vec<i32> = ids.into_iter().map(|id| id as i32).collect();
         // SAFETY: the caller's contract for `tokens`, `cap` and `n_tokens`.
         unsafe { write_bytes(&ids, tokens, cap, n_tokens, ["tokens", "n_tokens"]) }
     })
