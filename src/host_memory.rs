@@ -8,6 +8,7 @@
 //! handles the failure.
 
 use crate::error::{Error, Result};
+use std::collections::BinaryHeap;
 
 /// A vector of `len` copies of `value`.
 pub fn filled_vec<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
@@ -30,6 +31,26 @@ pub fn reserve<T>(v: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
     v.try_reserve_exact(additional).map_err(|_| out_of_memory())
 }
 
+/// Pushes `item` onto `heap`, growing it fallibly to twice its length when it is full, so
+/// that pushes one at a time stay amortised O(log n).
+pub fn push_heap<T: Ord>(heap: &mut BinaryHeap<T>, item: T, what: &str) -> Result<()> {
+    if heap.len() == heap.capacity() {
+        let additional = heap.len().max(4);
+        let out_of_memory = || {
+            let bytes = (additional as u128) * (size_of::<T>() as u128);
+            Error::OutOfMemory(format!("{what} needs {bytes} more bytes"))
+        };
+        #[cfg(feature = "fault-injection")]
+        if fault_injection::this_one_fails() {
+            return Err(out_of_memory());
+        }
+        heap.try_reserve_exact(additional)
+            .map_err(|_| out_of_memory())?;
+    }
+    heap.push(item);
+    Ok(())
+}
+
 /// Room for `additional` more bytes in `s`.
 pub fn reserve_text(s: &mut String, additional: usize, what: &str) -> Result<()> {
     let out_of_memory = || Error::OutOfMemory(format!("{what} needs {additional} bytes"));
@@ -38,6 +59,16 @@ pub fn reserve_text(s: &mut String, additional: usize, what: &str) -> Result<()>
         return Err(out_of_memory());
     }
     s.try_reserve_exact(additional).map_err(|_| out_of_memory())
+}
+
+/// Appends `c` to `s`, growing it fallibly to twice its length when it is full, so that
+/// appends one at a time stay amortised O(1).
+pub fn push_char(s: &mut String, c: char, what: &str) -> Result<()> {
+    if s.capacity() - s.len() < c.len_utf8() {
+        reserve_text(s, s.len().max(c.len_utf8()), what)?;
+    }
+    s.push(c);
+    Ok(())
 }
 
 /// `len` elements in `v`, new ones set to `value`, growing fallibly.

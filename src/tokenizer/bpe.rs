@@ -12,6 +12,7 @@ use super::byte_level::byte_to_char;
 use super::byte_tokens::ByteTokens;
 use super::vocab::Vocab;
 use crate::error::{Error, Result};
+use crate::host_memory;
 
 /// The merge list as a map from a pair of token ids to its rank and result.
 #[derive(Debug, Clone)]
@@ -116,6 +117,22 @@ struct Candidate {
 
 const NONE: usize = usize::MAX;
 
+impl BpeScratch {
+    /// Empties the merge's buffers and makes room, fallibly, for a word of `n` symbols: a
+    /// long word (a hostile text's run of letters) fails as out of memory, not an abort.
+    /// The heap of candidates grows fallibly as they are pushed (`push_candidate`).
+    fn reserve_merge(&mut self, n: usize) -> Result<()> {
+        const WHAT: &str = "a word's BPE merge";
+        self.next.clear();
+        self.prev.clear();
+        self.alive.clear();
+        self.heap.clear();
+        host_memory::reserve(&mut self.next, n, WHAT)?;
+        host_memory::reserve(&mut self.prev, n, WHAT)?;
+        host_memory::reserve(&mut self.alive, n, WHAT)
+    }
+}
+
 impl MergeTable {
     /// Appends the tokens of `word`, which starts at `offset` in the caller's text, to
     /// `out`. A byte whose byte-level character is not a token is an error (llama.cpp
@@ -128,42 +145,46 @@ impl MergeTable {
         out: &mut Vec<u32>,
     ) -> Result<()> {
         scratch.ids.clear();
+        // A character's symbols are at most its bytes.
+        host_memory::reserve(&mut scratch.ids, word.len(), "a word's BPE symbols")?;
         for (start, c) in word.char_indices() {
             let ids = &mut scratch.ids;
             self.byte_tokens
                 .each_of(c, |id| ids.push(id))
                 .map_err(|missing| missing.in_text(c, offset + start))?;
         }
-        self.ranks.merge_loaded(scratch, out);
-        Ok(())
+        self.ranks.merge_loaded(scratch, out)
     }
 }
 
 impl MergeRanks {
     /// Appends to `out` the tokens that merging the symbols `ids` gives.
-    pub fn merge_symbols(&self, ids: &[u32], scratch: &mut BpeScratch, out: &mut Vec<u32>) {
+    pub fn merge_symbols(
+        &self,
+        ids: &[u32],
+        scratch: &mut BpeScratch,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
         scratch.ids.clear();
+        host_memory::reserve(&mut scratch.ids, ids.len(), "a word's BPE symbols")?;
         scratch.ids.extend_from_slice(ids);
-        self.merge_loaded(scratch, out);
+        self.merge_loaded(scratch, out)
     }
 
-    fn merge_loaded(&self, s: &mut BpeScratch, out: &mut Vec<u32>) {
+    fn merge_loaded(&self, s: &mut BpeScratch, out: &mut Vec<u32>) -> Result<()> {
         if let [id] = s.ids[..] {
             out.push(id);
-            return;
+            return Ok(());
         }
         let n = s.ids.len();
-        s.next.clear();
-        s.prev.clear();
-        s.alive.clear();
-        s.heap.clear();
+        s.reserve_merge(n)?;
         for i in 0..n {
             s.prev.push(if i == 0 { NONE } else { i - 1 });
             s.next.push(if i + 1 == n { NONE } else { i + 1 });
             s.alive.push(true);
         }
         for i in 1..n {
-            self.push_candidate(s, i - 1, i);
+            self.push_candidate(s, i - 1, i)?;
         }
         while let Some(Reverse(c)) = s.heap.pop() {
             let stale = !s.alive[c.left]
@@ -182,10 +203,10 @@ impl MergeRanks {
                 s.prev[after] = c.left;
             }
             if s.prev[c.left] != NONE {
-                self.push_candidate(s, s.prev[c.left], c.left);
+                self.push_candidate(s, s.prev[c.left], c.left)?;
             }
             if after != NONE {
-                self.push_candidate(s, c.left, after);
+                self.push_candidate(s, c.left, after)?;
             }
         }
         let mut i = if n == 0 { NONE } else { 0 };
@@ -193,19 +214,22 @@ impl MergeRanks {
             out.push(s.ids[i]);
             i = s.next[i];
         }
+        Ok(())
     }
 
-    fn push_candidate(&self, s: &mut BpeScratch, left: usize, right: usize) {
+    fn push_candidate(&self, s: &mut BpeScratch, left: usize, right: usize) -> Result<()> {
         let (left_id, right_id) = (s.ids[left], s.ids[right]);
-        if let Some(m) = self.merge(left_id, right_id) {
-            s.heap.push(Reverse(Candidate {
-                rank: m.rank,
-                left,
-                right,
-                left_id,
-                right_id,
-                result: m.result,
-            }));
-        }
+        let Some(m) = self.merge(left_id, right_id) else {
+            return Ok(());
+        };
+        let candidate = Reverse(Candidate {
+            rank: m.rank,
+            left,
+            right,
+            left_id,
+            right_id,
+            result: m.result,
+        });
+        host_memory::push_heap(&mut s.heap, candidate, "a word's BPE merge")
     }
 }

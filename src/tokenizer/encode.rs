@@ -10,12 +10,19 @@ use super::token_type::TokenType;
 use super::vocab::TokenId;
 use super::{Algorithm, Tokenizer};
 use crate::error::{Error, Result};
-use crate::host_memory::reserve;
+use crate::host_memory::{self, reserve};
 use rustc_hash::FxHashMap;
 use std::ops::Range;
 
 /// Longer words are rare enough not to be worth remembering.
 const MAX_CACHED_WORD: usize = 64;
+
+/// What the byte-level form of a word is called in an out-of-memory error.
+const BYTE_LEVEL: &str = "a word's byte-level characters";
+
+/// The word cache stops growing at this many tokens (4 MiB of them), so that a long text
+/// of distinct words costs no more memory than this beside its own tokens.
+const MAX_CACHED_TOKENS: usize = 1 << 20;
 
 impl Tokenizer {
     /// The tokens of `text`. `add_special` adds BOS/EOS as the vocabulary says;
@@ -221,6 +228,12 @@ fn encode_bpe(
             if pre.ignore_merges {
                 // A word that is a token as a whole is taken without merging.
                 encoded.clear();
+                // A byte is a character of one or two bytes.
+                let room = host_memory::reserve_text(&mut encoded, 2 * word.len(), BYTE_LEVEL);
+                if let Err(e) = room {
+                    failure = Some(e);
+                    return;
+                }
                 encoded.extend(word.bytes().map(super::byte_level::byte_to_char));
                 if let Some(id) = tokenizer.vocab.id_of(encoded.as_bytes()) {
                     out.push(id);
@@ -232,7 +245,7 @@ fn encode_bpe(
                 failure = Some(e);
                 return;
             }
-            if word.len() > 1 && word.len() <= MAX_CACHED_WORD {
+            if word.len() > 1 && word.len() <= MAX_CACHED_WORD && cached.len() < MAX_CACHED_TOKENS {
                 let start = cached.len() as u32;
                 cached.extend_from_slice(&out[from..]);
                 cache.insert(word.as_bytes(), (start, cached.len() as u32));

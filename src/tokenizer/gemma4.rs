@@ -11,6 +11,7 @@ use super::byte_tokens::ByteTokens;
 use super::spm::{SPACE_MARK, no_space_mark};
 use super::vocab::{TokenId, Vocab};
 use crate::error::Result;
+use crate::host_memory;
 
 #[derive(Debug, Clone)]
 pub struct Gemma4Model {
@@ -74,6 +75,8 @@ impl Gemma4Model {
         out: &mut Vec<TokenId>,
     ) -> Result<()> {
         scratch.symbols.clear();
+        // A character is at most one symbol.
+        host_memory::reserve(&mut scratch.symbols, run.len(), "a stretch's symbols")?;
         let mut buf = [0u8; 4];
         for (at, c) in run.char_indices() {
             let id = if c == ' ' {
@@ -87,13 +90,12 @@ impl Gemma4Model {
             }
             // No merge crosses this character: what came before merges on its own.
             self.ranks
-                .merge_symbols(&scratch.symbols, &mut scratch.bpe, out);
+                .merge_symbols(&scratch.symbols, &mut scratch.bpe, out)?;
             scratch.symbols.clear();
             self.write_bytes(c, offset + at, out)?;
         }
         self.ranks
-            .merge_symbols(&scratch.symbols, &mut scratch.bpe, out);
-        Ok(())
+            .merge_symbols(&scratch.symbols, &mut scratch.bpe, out)
     }
 
     /// The byte-fallback tokens of `c` (of `▁` for a space), which is at `offset` in the

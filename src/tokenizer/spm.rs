@@ -16,6 +16,7 @@ use rustc_hash::FxHashSet;
 use super::byte_tokens::{ByteTokens, MissingByte};
 use super::vocab::{TokenId, Vocab};
 use crate::error::{Error, Result};
+use crate::host_memory;
 
 /// `▁` (U+2581), SentencePiece's visible space.
 pub const SPACE_MARK: &str = "\u{2581}";
@@ -163,6 +164,14 @@ pub fn encode(
 ) -> Result<()> {
     let s = scratch;
     s.escaped.clear();
+    // Each space becomes the three bytes of `▁`, as may the prefix.
+    let spaces = stretch.text.bytes().filter(|&b| b == b' ').count();
+    let escaped_len = stretch.text.len() + 2 * spaces + SPACE_MARK.len();
+    host_memory::reserve_text(
+        &mut s.escaped,
+        escaped_len,
+        "the text with its spaces escaped",
+    )?;
     if stretch.space_prefix {
         s.escaped.push_str(SPACE_MARK);
     }
@@ -189,7 +198,10 @@ fn encode_pieces(
 ) -> Result<()> {
     let mut emit = |start: usize, end: usize| {
         let piece = &escaped[start..end];
-        merge_and_emit(vocab, model, piece, char_count(piece)?, s, out)
+        let n = char_count(piece)?;
+        s.reserve_merge(n)?;
+        merge(vocab, piece, n, s)?;
+        emit_merged(vocab, model, piece, n, s, out)
             .map_err(|u| stretch.unwritable(start + u.at, u.missing))
     };
     let mut piece_start = 0;
@@ -218,21 +230,27 @@ fn char_count(piece: &str) -> Result<usize> {
     Ok(n)
 }
 
-/// Merges `text` of `n` characters (fewer than 2^32, in fewer than 4 GiB) and appends its
-/// tokens.
-fn merge_and_emit(
-    vocab: &Vocab,
-    model: &SpmModel,
-    text: &str,
-    n: usize,
-    s: &mut SpmScratch,
-    out: &mut Vec<TokenId>,
-) -> Result<(), Unwritable> {
-    s.start.clear();
-    s.len.clear();
-    s.next.clear();
-    s.prev.clear();
-    s.heap.clear();
+impl SpmScratch {
+    /// Empties the merge's buffers and makes room, fallibly, for a piece of `n` characters:
+    /// a long piece (a hostile text's run of joinable characters) fails as out of memory,
+    /// not an abort. The heap of candidates grows fallibly as they are pushed.
+    fn reserve_merge(&mut self, n: usize) -> Result<()> {
+        const WHAT: &str = "a piece's SentencePiece merge";
+        self.start.clear();
+        self.len.clear();
+        self.next.clear();
+        self.prev.clear();
+        self.heap.clear();
+        host_memory::reserve(&mut self.start, n, WHAT)?;
+        host_memory::reserve(&mut self.len, n, WHAT)?;
+        host_memory::reserve(&mut self.next, n, WHAT)?;
+        host_memory::reserve(&mut self.prev, n, WHAT)
+    }
+}
+
+/// Merges `text` of `n` characters (fewer than 2^32, in fewer than 4 GiB) in the scratch
+/// buffers, which are empty and have room for them (`reserve_merge`).
+fn merge(vocab: &Vocab, text: &str, n: usize, s: &mut SpmScratch) -> Result<()> {
     for (i, (offset, c)) in text.char_indices().enumerate() {
         s.start.push(offset);
         s.len.push(c.len_utf8());
@@ -241,7 +259,7 @@ fn merge_and_emit(
     }
     let raw = text.as_bytes();
     for i in 1..n {
-        push_candidate(vocab, raw, s, i - 1, i);
+        push_candidate(vocab, raw, s, i - 1, i)?;
     }
     while let Some(c) = s.heap.pop() {
         let left = c.left();
@@ -257,12 +275,24 @@ fn merge_and_emit(
             s.prev[after] = left;
         }
         if s.prev[left] != NONE {
-            push_candidate(vocab, raw, s, s.prev[left], left);
+            push_candidate(vocab, raw, s, s.prev[left], left)?;
         }
         if after != NONE {
-            push_candidate(vocab, raw, s, left, after);
+            push_candidate(vocab, raw, s, left, after)?;
         }
     }
+    Ok(())
+}
+
+/// Appends the tokens of `text` as [`merge`] left its `n` characters.
+fn emit_merged(
+    vocab: &Vocab,
+    model: &SpmModel,
+    text: &str,
+    n: usize,
+    s: &SpmScratch,
+    out: &mut Vec<TokenId>,
+) -> Result<(), Unwritable> {
     let mut i = if n == 0 { NONE } else { 0 };
     while i != NONE {
         let start = s.start[i];
@@ -286,19 +316,26 @@ fn merge_and_emit(
     Ok(())
 }
 
-fn push_candidate(vocab: &Vocab, raw: &[u8], s: &mut SpmScratch, left: usize, right: usize) {
+fn push_candidate(
+    vocab: &Vocab,
+    raw: &[u8],
+    s: &mut SpmScratch,
+    left: usize,
+    right: usize,
+) -> Result<()> {
     let start = s.start[left];
     let size = s.len[left] + s.len[right];
     // Adjacent live symbols are contiguous in the text, so the pair is one slice.
     let Some(token) = vocab.id_of(&raw[start..start + size]) else {
-        return;
+        return Ok(());
     };
     let score = vocab.score(token).unwrap_or(0.0);
     // Both fit in 32 bits: the text is shorter than 4 GiB (checked above).
-    s.heap.push(Candidate {
+    let candidate = Candidate {
         key: (u64::from(score_key(score)) << 32) | u64::from(u32::MAX - left as u32),
         size: size as u32,
-    });
+    };
+    host_memory::push_heap(&mut s.heap, candidate, "a piece's SentencePiece merge")
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub struct WordPiece {
 const NONE: u32 = u32::MAX;
 const ROOT: u32 = 0;
 
+/// What the word buffer is called in an out-of-memory error.
+const WORD: &str = "a WordPiece word";
+
 /// The vocabulary's texts as a byte trie with, for each node, what the greedy longest
 /// match does when no token continues it.
 #[derive(Debug, Clone)]
@@ -120,10 +123,10 @@ impl WordPiece {
                 Role::Skip => {}
                 Role::Alone(c) => {
                     self.finish(word, out)?;
-                    word.push(c);
+                    host_memory::push_char(word, c, WORD)?;
                     self.finish(word, out)?;
                 }
-                Role::Part(c) => word.push(c),
+                Role::Part(c) => host_memory::push_char(word, c, WORD)?,
             }
         }
         self.finish(word, out)
