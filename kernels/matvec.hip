@@ -145,6 +145,11 @@ RF_DEVICE void matvec1_f16_piece(uint4 a, uint4 b, bool two, const float *x, con
 // the stream's values where it reads x's, and the row's products are scaled by the norm's
 // 1 / sqrt(mean(stream^2) + eps), the same for every value of the token.
 //
+// With let_next_launch_first (a large product: EARLY_LAUNCH_BYTES in
+// src/backend/gpu/ops/matvec_q8.rs) it lets the next kernel launch before it waits, as the
+// integer products do: the next one's blocks take their places, and load their first
+// weights, while this one streams.
+//
 // A row may be shared by `parts` warps (rf_matvec1_f16x8_parts; the launcher picks it by
 // the row's length alone, so a product's bits do not depend on its row count): part p of a
 // row takes its 16-byte pieces p * warp + lane, then every parts * warp on, and the row's
@@ -154,7 +159,7 @@ template <bool NORMED>
 RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                                 const float *x, const float *stream, uint64_t row,
                                 uint32_t n_cols, uint32_t part, uint32_t parts, float &a,
-                                float &b, double &squares) {
+                                float &b, double &squares, bool let_next_launch_first) {
     const int warp = rf_warp_size();
     const uint32_t lane = threadIdx.x % warp;
     const bool two = w_b != nullptr;
@@ -183,7 +188,7 @@ RF_DEVICE void matvec1_f16_sums(const uint8_t *w, const uint8_t *w_b, uint64_t r
             }
         }
     }
-    rf_grid_dependency_sync();
+    rf_grid_dependency_sync(let_next_launch_first);
     float acc = 0.0f, acc_b = 0.0f;
     double sq = 0.0;
     if (two) {
@@ -237,7 +242,7 @@ RF_DEVICE void matvec1_f16_rows(const uint8_t *w, const uint8_t *w_b, uint64_t r
                                 const float *x, float *y, float *y_b, uint32_t n_rows,
                                 uint32_t n_cols, uint32_t mode, const uint8_t *w_lead,
                                 float *y_lead, uint32_t n_lead, const float *stream, float eps,
-                                const float *norm_w) {
+                                const float *norm_w, bool let_next_launch_first) {
     const int warp = rf_warp_size();
     const bool writer = threadIdx.x % warp == 0;
     const uint64_t row = (uint64_t)blockIdx.x * (blockDim.x / warp) + threadIdx.x / warp;
@@ -246,7 +251,7 @@ RF_DEVICE void matvec1_f16_rows(const uint8_t *w, const uint8_t *w_b, uint64_t r
     // Warp-uniform: a warp takes a row whole or leaves whole, so the shuffles see every lane.
     if (row < n_lead) {
         matvec1_f16_sums<NORMED>(w_lead, nullptr, row_bytes, x, stream, row, n_cols, 0, 1, a,
-                                 b, squares);
+                                 b, squares, let_next_launch_first);
         if (NORMED) {
             a *= rf_rms_scale_of(squares, n_cols, eps);
         }
@@ -257,7 +262,8 @@ RF_DEVICE void matvec1_f16_rows(const uint8_t *w, const uint8_t *w_b, uint64_t r
         const uint64_t r = row - n_lead;
         // A norm weight is a weight: read before the wait.
         const float norm_weight = mode == RF_OUT_ADD_NORM && writer ? norm_w[r] : 0.0f;
-        matvec1_f16_sums<NORMED>(w, w_b, row_bytes, x, stream, r, n_cols, 0, 1, a, b, squares);
+        matvec1_f16_sums<NORMED>(w, w_b, row_bytes, x, stream, r, n_cols, 0, 1, a, b, squares,
+                                 let_next_launch_first);
         if (NORMED) {
             const float scale = rf_rms_scale_of(squares, n_cols, eps);
             a *= scale;
@@ -277,7 +283,8 @@ RF_DEVICE void matvec1_f16_parts(const uint8_t *w, const uint8_t *w_b, uint64_t 
                                  const float *x, float *y, float *y_b, uint32_t n_rows,
                                  uint32_t n_cols, uint32_t mode, const uint8_t *w_lead,
                                  float *y_lead, uint32_t n_lead, uint32_t parts,
-                                 const float *stream, float eps, const float *norm_w) {
+                                 const float *stream, float eps, const float *norm_w,
+                                 bool let_next_launch_first) {
     __shared__ float part_sums[RF_MATVEC_THREADS / 32][2];  // each warp's sums
     __shared__ double part_squares[RF_MATVEC_THREADS / 32];
     const int warp = rf_warp_size();
@@ -294,10 +301,10 @@ RF_DEVICE void matvec1_f16_parts(const uint8_t *w, const uint8_t *w_b, uint64_t 
     double squares = 0.0;
     if (lead) {
         matvec1_f16_sums<NORMED>(w_lead, nullptr, row_bytes, x, stream, row, n_cols, part,
-                                 parts, a, b, squares);
+                                 parts, a, b, squares, let_next_launch_first);
     } else if (mine) {
         matvec1_f16_sums<NORMED>(w, w_b, row_bytes, x, stream, row - n_lead, n_cols, part,
-                                 parts, a, b, squares);
+                                 parts, a, b, squares, let_next_launch_first);
     }
     if (writer) {
         part_sums[block_warp][0] = a;
@@ -334,18 +341,22 @@ RF_DEVICE void matvec1_f16_parts(const uint8_t *w, const uint8_t *w_b, uint64_t 
                                  const float *x, float *y, float *y_b, uint32_t n_rows,        \
                                  uint32_t n_cols, uint32_t mode, const uint8_t *w_lead,        \
                                  float *y_lead, uint32_t n_lead, const float *stream,          \
-                                 float eps, const float *norm_w) {                             \
+                                 float eps, const float *norm_w,                               \
+                                 uint32_t let_next_launch_first) {                             \
         matvec1_f16_rows<NORMED>(w, w_b, row_bytes, x, y, y_b, n_rows, n_cols, mode, w_lead,   \
-                                 y_lead, n_lead, stream, eps, norm_w);                         \
+                                 y_lead, n_lead, stream, eps, norm_w,                          \
+                                 let_next_launch_first != 0);                                  \
     }                                                                                          \
     RF_KERNEL void RF_LAUNCH_BOUNDS(RF_MATVEC_THREADS, RF_MATVEC1_BLOCKS_PER_SM)               \
         rf_matvec1_f16x8_parts##SUFFIX(                                                        \
             const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes, const float *x,          \
             float *y, float *y_b, uint32_t n_rows, uint32_t n_cols, uint32_t mode,             \
             const uint8_t *w_lead, float *y_lead, uint32_t n_lead, uint32_t parts,             \
-            const float *stream, float eps, const float *norm_w) {                             \
+            const float *stream, float eps, const float *norm_w,                               \
+            uint32_t let_next_launch_first) {                                                  \
         matvec1_f16_parts<NORMED>(w, w_b, row_bytes, x, y, y_b, n_rows, n_cols, mode, w_lead,  \
-                                  y_lead, n_lead, parts, stream, eps, norm_w);                 \
+                                  y_lead, n_lead, parts, stream, eps, norm_w,                  \
+                                  let_next_launch_first != 0);                                 \
     }
 
 RF_MATVEC1_F16_KERNELS(, false)

@@ -3,6 +3,7 @@
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
 use super::fused_product::{FusedOperands, LeadingMatrix, ProductOutput, SecondMatrix};
+use super::matvec_q8::EARLY_LAUNCH_BYTES;
 use super::weights::{DeviceMatrix, KernelsByFormat};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
@@ -247,6 +248,8 @@ impl GpuOps {
             OneTokenNorm::Prepare { weights, .. } => args.push(0u64).push(0.0f32).push(*weights),
             OneTokenNorm::None => args.push(0u64).push(0.0f32).push(0u64),
         };
+        let let_next_launch_first = w.n_rows.saturating_mul(w.row_bytes()) >= EARLY_LAUNCH_BYTES;
+        args.push(u32::from(let_next_launch_first));
         let kernels = match norm {
             OneTokenNorm::Finish(_) => &self.matvec.one_token_normed,
             _ => &self.matvec.one_token,
@@ -258,8 +261,9 @@ impl GpuOps {
         };
         let config = LaunchConfig::linear(blocks, THREADS);
         // SAFETY: the arguments match rf_matvec1_f16x8{,_normed}(w, w_b, row_bytes, x, y,
-        // y_b, n_rows, n_cols, mode, w_lead, y_lead, n_lead, stream, eps, norm_w), and with
-        // `parts` after n_lead rf_matvec1_f16x8_parts{,_normed}; w (and w_b, of the same
+        // y_b, n_rows, n_cols, mode, w_lead, y_lead, n_lead, stream, eps, norm_w,
+        // let_next_launch_first), and with `parts` after n_lead
+        // rf_matvec1_f16x8_parts{,_normed}; w (and w_b, of the same
         // shape and type) hold n_rows F16 rows of whole 8-value pieces, 16-byte aligned, x
         // n_cols floats, y (and y_b when it is written) n_rows floats (all checked); a null
         // w_b is read as "one matrix" and a null y_b is never written (Add and Swiglu write

@@ -119,12 +119,13 @@ pub enum AddNormInput<'a> {
     F32(&'a DeviceBuffer<f32>),
 }
 
-/// The weight bytes from which a residual product lets the next kernel launch before it
-/// waits for its input: the next kernel's blocks then take their places, and load their
-/// first weights, while this product streams. That pays where a product streams for long
-/// (H100, tg128: 1B-class Q4_0 +7.4%, Q8_0 +3.4%, Q4_K_M +1.6%) and cost the small
-/// models' short products (SmolLM2's, under 1 MiB: up to 1.3%; docs/performance.md).
-const EARLY_LAUNCH_BYTES: usize = 2 << 20;
+/// The weight bytes from which a residual product, or a one-token F16 product
+/// (`rf_matvec1_f16x8*`), lets the next kernel launch before it waits for its input: the
+/// next kernel's blocks then take their places, and load their first weights, while this
+/// product streams. That pays where a product streams for long (H100, tg128: 1B-class
+/// Q4_0 +7.4%, Q8_0 +3.4%, Q4_K_M +1.6%, F16 +0.8%) and cost the small models' short
+/// products (SmolLM2's, under 1 MiB: up to 1.3%; docs/performance.md).
+pub(super) const EARLY_LAUNCH_BYTES: usize = 2 << 20;
 
 /// The widest f32 input a block of `rf_mmvq1_add_norm_*` quantizes for itself: two values
 /// a thread. Every block quantizes the whole input, which a launch of its own spreads over
