@@ -20,9 +20,10 @@ const MAX_CACHED_WORD: usize = 64;
 /// What the byte-level form of a word is called in an out-of-memory error.
 const BYTE_LEVEL: &str = "a word's byte-level characters";
 
-/// The word cache stops growing at this many tokens (4 MiB of them), so that a long text
-/// of distinct words costs no more memory than this beside its own tokens.
-const MAX_CACHED_TOKENS: usize = 1 << 20;
+/// The word cache stops growing at this many tokens (1 MiB of them, beside a map entry of
+/// a few dozen bytes a word), so that a long text of distinct words costs a bounded amount
+/// of memory beside its own tokens.
+const MAX_CACHED_TOKENS: usize = 1 << 18;
 
 impl Tokenizer {
     /// The tokens of `text`. `add_special` adds BOS/EOS as the vocabulary says;
