@@ -242,6 +242,23 @@ fn invalid_grammars_are_refused_with_llguidance_s_message() {
 }
 
 #[test]
+fn a_grammar_no_token_can_start_fails_its_first_draw_in_one_line() {
+    let f = Fixture::smollm2();
+    // Compiles (the language is empty, which llguidance does not check) and binds; the
+    // first mask has no token in it.
+    let mut s = sampler(1, GrammarKind::Regex, r"[^\s\S]");
+    s.bind_vocabulary(&f.vocabulary).unwrap();
+    let logits = vec![0.0f32; f.tokenizer.vocab().len()];
+    match s.sample(&logits) {
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.contains("no token"), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn a_grammar_follows_one_model_until_reset() {
     let smollm2 = Fixture::smollm2();
     let gemma = Model::open(&model_path(GEMMA3)).unwrap();

@@ -69,11 +69,22 @@ impl Drop for MaskWorker {
 
 /// The mask of the tokens `matcher` allows next: only the end-of-generation tokens once
 /// the grammar has finished. A failure, llguidance panic included, is an error naming
-/// llguidance's message.
+/// llguidance's reason: the first line of its message, without the parser state it dumps
+/// after it (for a grammar no token of the vocabulary can continue, `NoExtensionBias` and
+/// twenty lines of counters).
 pub fn compute_mask(matcher: &mut Matcher) -> std::result::Result<SimpleVob, String> {
     match catch_unwind(AssertUnwindSafe(|| matcher.compute_mask_or_eos())) {
         Ok(Ok(mask)) => Ok(mask),
-        Ok(Err(e)) => Err(format!("the grammar cannot continue: {e}")),
+        Ok(Err(e)) => {
+            let message = e.to_string();
+            let reason = message.lines().next().unwrap_or_default();
+            let why = if reason.starts_with("NoExtensionBias") {
+                "no token of this vocabulary can come next"
+            } else {
+                "llguidance stopped"
+            };
+            Err(format!("the grammar cannot continue: {why} ({reason})"))
+        }
         Err(_) => Err("the grammar cannot continue: llguidance panicked computing its mask".into()),
     }
 }
