@@ -352,6 +352,11 @@ RF_DEVICE void prefetch_row(const uint8_t *cache, uint64_t first, uint32_t n) {
     }
 }
 
+// A walk's batch size as a type, so that one generic lambda is compiled for each.
+template <int N> struct BatchSteps {
+    static constexpr int value = N;
+};
+
 // The step's RoPE, when decode attention does it (see attention_token).
 struct FusedRope {
     const float *k_new, *v_new;
@@ -487,13 +492,15 @@ static __device__ void attention_token(
                                             block_size, n_slots, round + own_key, key_end);
         const uint32_t n_mine =
             (uint32_t)min((uint64_t)warp, (key_end - round - w + n_warps - 1) / n_warps);
-        for (uint32_t i0 = 0; i0 < n_mine; i0 += BATCH * KEYS_AT_ONCE) {
+        // One batch of NB steps from the warp's key i0, folded into the running softmax.
+        const auto fold_batch = [&](uint32_t i0, auto steps) {
+            constexpr int NB = decltype(steps)::value;
             // Every key's K and V rows are asked for before any is used; a hidden key
             // (its weight is 0, and a stale value must not make 0 * NaN) reads as zeros.
-            float score[BATCH], v[BATCH][VALUES];
-            bool visible[BATCH];
+            float score[NB], v[NB][VALUES];
+            bool visible[NB];
 #pragma unroll
-            for (int b = 0; b < BATCH; ++b) {
+            for (int b = 0; b < NB; ++b) {
                 const uint32_t i = i0 + b * KEYS_AT_ONCE + part;  // the warp's key i
                 const int from = (int)(i & (warp - 1));  // the lane that looked it up
                 const int32_t kp = __float_as_int(rf_shfl(__int_as_float(mine.pos), from));
@@ -521,13 +528,13 @@ static __device__ void attention_token(
             // lane of a part ends with the same bits (each step adds the same two values).
             for (uint32_t offset = key_lanes / 2; offset > 0; offset /= 2) {
 #pragma unroll
-                for (int b = 0; b < BATCH; ++b) {
+                for (int b = 0; b < NB; ++b) {
                     score[b] += rf_shfl_xor(score[b], offset);
                 }
             }
             float batch_max = -INFINITY;
 #pragma unroll
-            for (int b = 0; b < BATCH; ++b) {
+            for (int b = 0; b < NB; ++b) {
                 score[b] = visible[b] ? score[b] * scale : -INFINITY;
                 batch_max = fmaxf(batch_max, score[b]);
             }
@@ -537,7 +544,7 @@ static __device__ void attention_token(
             // Fold the batch into the running softmax.
             const float m_new = fmaxf(m, batch_max);
             if (m_new == -INFINITY) {
-                continue;  // warp-uniform: nothing visible yet
+                return;  // warp-uniform: nothing visible yet
             }
             const float alpha = expf(m - m_new);  // 0 while m is -inf
             l *= alpha;
@@ -546,7 +553,7 @@ static __device__ void attention_token(
                 acc[j] *= alpha;
             }
 #pragma unroll
-            for (int b = 0; b < BATCH; ++b) {
+            for (int b = 0; b < NB; ++b) {
                 const float weight = visible[b] ? expf(score[b] - m_new) : 0.0f;
                 l += weight;
 #pragma unroll
@@ -555,6 +562,21 @@ static __device__ void attention_token(
                 }
             }
             m = m_new;
+        };
+        // A batch no larger than the keys left needs: a warp with one step's keys (a short
+        // depth) does one step's loads, shuffles and exponentials, not BATCH's.
+        for (uint32_t i0 = 0; i0 < n_mine;) {
+            const uint32_t left = n_mine - i0;
+            if (left <= (uint32_t)KEYS_AT_ONCE) {
+                fold_batch(i0, BatchSteps<1>{});
+                i0 += KEYS_AT_ONCE;
+            } else if (BATCH > 2 && left <= 2u * KEYS_AT_ONCE) {
+                fold_batch(i0, BatchSteps<2>{});
+                i0 += 2 * KEYS_AT_ONCE;
+            } else {
+                fold_batch(i0, BatchSteps<BATCH>{});
+                i0 += BATCH * KEYS_AT_ONCE;
+            }
         }
     }
     // The parts' sums, all under the warp's max: part 0's lanes hold the warp's.
