@@ -3,7 +3,7 @@
 
 use super::super::safe::{DeviceBuffer, Function, KernelArgs, LaunchConfig, Module, Stream};
 use super::fused_product::{FusedOperands, LeadingMatrix, ProductOutput, SecondMatrix};
-use super::matvec_q8::EARLY_LAUNCH_BYTES;
+use super::matvec_q8::lets_next_launch_first;
 use super::weights::{DeviceMatrix, KernelsByFormat};
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
@@ -248,8 +248,7 @@ impl GpuOps {
             OneTokenNorm::Prepare { weights, .. } => args.push(0u64).push(0.0f32).push(*weights),
             OneTokenNorm::None => args.push(0u64).push(0.0f32).push(0u64),
         };
-        let let_next_launch_first = w.n_rows.saturating_mul(w.row_bytes()) >= EARLY_LAUNCH_BYTES;
-        args.push(u32::from(let_next_launch_first));
+        args.push(u32::from(lets_next_launch_first(w)));
         let kernels = match norm {
             OneTokenNorm::Finish(_) => &self.matvec.one_token_normed,
             _ => &self.matvec.one_token,

@@ -125,7 +125,13 @@ pub enum AddNormInput<'a> {
 /// product streams. That pays where a product streams for long (H100, tg128: 1B-class
 /// Q4_0 +7.4%, Q8_0 +3.4%, Q4_K_M +1.6%, F16 +0.8%) and cost the small models' short
 /// products (SmolLM2's, under 1 MiB: up to 1.3%; docs/performance.md).
-pub(super) const EARLY_LAUNCH_BYTES: usize = 2 << 20;
+const EARLY_LAUNCH_BYTES: usize = 2 << 20;
+
+/// Whether a product of `w` lets the next kernel launch before it waits
+/// ([`EARLY_LAUNCH_BYTES`]).
+pub(super) fn lets_next_launch_first(w: &DeviceMatrix<'_>) -> bool {
+    w.n_rows.saturating_mul(w.row_bytes()) >= EARLY_LAUNCH_BYTES
+}
 
 /// The widest f32 input a block of `rf_mmvq1_add_norm_*` quantizes for itself: two values
 /// a thread. Every block quantizes the whole input, which a launch of its own spreads over
@@ -342,8 +348,7 @@ impl GpuOps {
             .push(&mut out.q8.scales)
             .push(&mut out.q8.sums)
             .push(&mut out.square_sums);
-        let let_next_launch_first = w.n_rows.saturating_mul(w.row_bytes()) >= EARLY_LAUNCH_BYTES;
-        args.push(u32::from(let_next_launch_first));
+        args.push(u32::from(lets_next_launch_first(w)));
         // SAFETY: the arguments match rf_mmvq1_add_norm_*'s and rf_mmvq1_add_norm_f32_*'s
         // (w, row_bytes, xq, xd, xs, x_f32, y, n_cols, norm_w, oq, od, os, square_sums,
         // let_next_launch_first); w holds n_rows rows of row_bytes, the input either n_cols
