@@ -8,7 +8,7 @@
 //! handles the failure.
 
 use crate::error::{Error, Result};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, TryReserveError};
 
 /// A vector of `len` copies of `value`.
 pub fn filled_vec<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
@@ -20,32 +20,19 @@ pub fn filled_vec<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> 
 
 /// Room for `additional` more elements in `v`.
 pub fn reserve<T>(v: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
-    let out_of_memory = || {
-        let bytes = (additional as u128) * (size_of::<T>() as u128);
-        Error::OutOfMemory(format!("{what} needs {bytes} bytes"))
-    };
-    #[cfg(feature = "fault-injection")]
-    if v.capacity() - v.len() < additional && fault_injection::this_one_fails() {
-        return Err(out_of_memory());
-    }
-    v.try_reserve_exact(additional).map_err(|_| out_of_memory())
+    let spare = v.capacity() - v.len();
+    grow::<T>(spare, additional, what, || v.try_reserve_exact(additional))
 }
 
 /// Pushes `item` onto `heap`, growing it fallibly to twice its length when it is full, so
 /// that pushes one at a time stay amortised O(log n).
 pub fn push_heap<T: Ord>(heap: &mut BinaryHeap<T>, item: T, what: &str) -> Result<()> {
-    if heap.len() == heap.capacity() {
+    let spare = heap.capacity() - heap.len();
+    if spare == 0 {
         let additional = heap.len().max(4);
-        let out_of_memory = || {
-            let bytes = (additional as u128) * (size_of::<T>() as u128);
-            Error::OutOfMemory(format!("{what} needs {bytes} more bytes"))
-        };
-        #[cfg(feature = "fault-injection")]
-        if fault_injection::this_one_fails() {
-            return Err(out_of_memory());
-        }
-        heap.try_reserve_exact(additional)
-            .map_err(|_| out_of_memory())?;
+        grow::<T>(spare, additional, what, || {
+            heap.try_reserve_exact(additional)
+        })?;
     }
     heap.push(item);
     Ok(())
@@ -53,12 +40,30 @@ pub fn push_heap<T: Ord>(heap: &mut BinaryHeap<T>, item: T, what: &str) -> Resul
 
 /// Room for `additional` more bytes in `s`.
 pub fn reserve_text(s: &mut String, additional: usize, what: &str) -> Result<()> {
-    let out_of_memory = || Error::OutOfMemory(format!("{what} needs {additional} bytes"));
+    let spare = s.capacity() - s.len();
+    grow::<u8>(spare, additional, what, || s.try_reserve_exact(additional))
+}
+
+/// Room for `additional` more elements of `T` in a collection with `spare` room left,
+/// made by `try_reserve`: an `OutOfMemory` error naming `what` and the bytes on failure.
+/// Every fallible host allocation comes here, so fault injection fails one where it
+/// must grow (`spare` is read only there).
+#[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
+fn grow<T>(
+    spare: usize,
+    additional: usize,
+    what: &str,
+    try_reserve: impl FnOnce() -> std::result::Result<(), TryReserveError>,
+) -> Result<()> {
+    let out_of_memory = || {
+        let bytes = (additional as u128) * (size_of::<T>() as u128);
+        Error::OutOfMemory(format!("{what} needs {bytes} bytes"))
+    };
     #[cfg(feature = "fault-injection")]
-    if s.capacity() - s.len() < additional && fault_injection::this_one_fails() {
+    if spare < additional && fault_injection::this_one_fails() {
         return Err(out_of_memory());
     }
-    s.try_reserve_exact(additional).map_err(|_| out_of_memory())
+    try_reserve().map_err(|_| out_of_memory())
 }
 
 /// Appends `c` to `s`, growing it fallibly to twice its length when it is full, so that
