@@ -588,29 +588,35 @@ static __device__ void attention_token(
         }
     }
 
-    // The warps' states into shared memory, then merged per dimension.
+    // The warps' states merged through shared memory in two short rounds rather than a
+    // sixteen-step chain on a head's worth of threads: every warp finds the block's max
+    // from the warps' maxima and scales its own state to it once (one exponential a
+    // warp); then each of a head's dimensions is a plain sum over the warps.
     if (lane == 0) {
         warp_m[w] = m;
-        warp_l[w] = l;
+    }
+    __syncthreads();
+    float m_max = lane < n_warps ? warp_m[lane] : -INFINITY;
+    for (uint32_t offset = warp / 2; offset > 0; offset /= 2) {
+        m_max = fmaxf(m_max, rf_shfl_xor(m_max, offset));
+    }
+    // A warp that saw no visible key (max -inf) adds nothing.
+    const float factor = m == -INFINITY ? 0.0f : expf(m - m_max);
+    if (lane == 0) {
+        warp_l[w] = l * factor;
     }
     if (part == 0) {
 #pragma unroll
         for (int j = 0; j < VALUES; ++j) {
-            warp_acc[w * hd + sub * VALUES + j] = acc[j];
+            warp_acc[w * hd + sub * VALUES + j] = acc[j] * factor;
         }
     }
     __syncthreads();
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
-        float m_max = -INFINITY;
-        for (uint32_t v = 0; v < n_warps; ++v) {
-            m_max = fmaxf(m_max, warp_m[v]);
-        }
         float l_total = 0.0f, o = 0.0f;
         for (uint32_t v = 0; v < n_warps; ++v) {
-            // A warp that saw no visible key (max -inf) adds nothing.
-            const float factor = warp_m[v] == -INFINITY ? 0.0f : expf(warp_m[v] - m_max);
-            l_total += warp_l[v] * factor;
-            o += warp_acc[v * hd + d] * factor;
+            l_total += warp_l[v];
+            o += warp_acc[v * hd + d];
         }
         if (live_splits == 1) {
             write_output(l_total > 0.0f ? o / l_total : 0.0f, out, q8, q8_d, q8_s, out_at + d);
