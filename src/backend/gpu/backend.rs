@@ -483,7 +483,7 @@ impl GpuBackend {
         if self.state.computes_logits() {
             self.state.read_argmax(&self.stream)
         } else {
-            Ok(())
+            self.stream.synchronize()
         }
     }
 
