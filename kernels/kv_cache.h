@@ -8,6 +8,11 @@
 #include "compat.h"
 
 struct KvF16 {
+    // Each element stored on its own (store_one), so a thread can store what it holds.
+    static constexpr bool PER_ELEMENT = true;
+    static __device__ __forceinline__ void store_one(uint8_t *cache, uint64_t e, float value) {
+        ((__half *)cache)[e] = __float2half_rn(value);
+    }
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         return __half2float(((const __half *)cache)[e]);
     }
@@ -53,6 +58,10 @@ struct KvF16 {
 };
 
 struct KvF32 {
+    static constexpr bool PER_ELEMENT = true;
+    static __device__ __forceinline__ void store_one(uint8_t *cache, uint64_t e, float value) {
+        ((float *)cache)[e] = value;
+    }
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         return ((const float *)cache)[e];
     }
@@ -93,6 +102,9 @@ struct KvF32 {
 #define KV_Q8_0_BLOCK_BYTES 34
 
 struct KvQ8_0 {
+    // A block's step depends on all 32 of its values: stored a block at a time only.
+    static constexpr bool PER_ELEMENT = false;
+    static __device__ __forceinline__ void store_one(uint8_t *, uint64_t, float) {}
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         const uint8_t *block = cache + (e / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
         return __half2float(*(const __half *)block) * (float)(int8_t)block[2 + e % KV_Q8_0_BLOCK];
