@@ -438,47 +438,49 @@ static __device__ void attention_token(
     const uint64_t own_at = (uint64_t)token * kv_dim + (uint64_t)kv_head * hd;
 
     if (fused && Kv::PER_ELEMENT) {
-        // One barrier: each thread loads what it works on first (a pair of the query and
-        // key heads, a passed-through value of each, a value of V: a block has at least a
-        // thread for each of a head's values, TOKEN_THREADS >= TOKEN_MAX_HEAD_DIM), then
-        // turns its pair and stores it, the key into the cache; the barrier then makes
-        // the block's cache stores visible to its walk. Bit for bit what the rounds
-        // through shared memory below give.
-        const uint32_t t = threadIdx.x, n_pairs = rope.rope_dims / 2;
-        const bool store = own_slot < n_slots;
-        const uint64_t first = (uint64_t)own_slot * kv_dim + (uint64_t)kv_head * hd;
-        uint32_t a = 0, b = 0;
-        pair_offsets(t, n_pairs, rope.neox, &a, &b);
-        const bool turns = t < n_pairs, passes = rope.rope_dims + t < hd, holds_v = t < hd;
-        const uint32_t kept = rope.rope_dims + t;
-        float q0 = turns ? q[out_at + a] : 0.0f, q1 = turns ? q[out_at + b] : 0.0f;
-        float k0 = turns ? rope.k_new[own_at + a] : 0.0f;
-        float k1 = turns ? rope.k_new[own_at + b] : 0.0f;
-        const float q_kept = passes ? q[out_at + kept] : 0.0f;
-        const float k_kept = passes ? rope.k_new[own_at + kept] : 0.0f;
-        const float v = holds_v ? rope.v_new[own_at + t] : 0.0f;
-        if (turns) {
-            rotate_by(&q0, &q1, own_turn);
-            rotate_by(&k0, &k1, own_turn);
-            q_s[a] = q0;
-            q_s[b] = q1;
-        }
-        if (passes) {
-            q_s[kept] = q_kept;
-        }
-        if (store) {
+        if constexpr (Kv::PER_ELEMENT) {  // store_one: element-wise caches only
+            // One barrier: each thread loads what it works on first (a pair of the query and
+            // key heads, a passed-through value of each, a value of V: a block has at least a
+            // thread for each of a head's values, TOKEN_THREADS >= TOKEN_MAX_HEAD_DIM), then
+            // turns its pair and stores it, the key into the cache; the barrier then makes
+            // the block's cache stores visible to its walk. Bit for bit what the rounds
+            // through shared memory below give.
+            const uint32_t t = threadIdx.x, n_pairs = rope.rope_dims / 2;
+            const bool store = own_slot < n_slots;
+            const uint64_t first = (uint64_t)own_slot * kv_dim + (uint64_t)kv_head * hd;
+            uint32_t a = 0, b = 0;
+            pair_offsets(t, n_pairs, rope.neox, &a, &b);
+            const bool turns = t < n_pairs, passes = rope.rope_dims + t < hd, holds_v = t < hd;
+            const uint32_t kept = rope.rope_dims + t;
+            float q0 = turns ? q[out_at + a] : 0.0f, q1 = turns ? q[out_at + b] : 0.0f;
+            float k0 = turns ? rope.k_new[own_at + a] : 0.0f;
+            float k1 = turns ? rope.k_new[own_at + b] : 0.0f;
+            const float q_kept = passes ? q[out_at + kept] : 0.0f;
+            const float k_kept = passes ? rope.k_new[own_at + kept] : 0.0f;
+            const float v = holds_v ? rope.v_new[own_at + t] : 0.0f;
             if (turns) {
-                Kv::store_one(k_cache, first + a, k0);
-                Kv::store_one(k_cache, first + b, k1);
+                rotate_by(&q0, &q1, own_turn);
+                rotate_by(&k0, &k1, own_turn);
+                q_s[a] = q0;
+                q_s[b] = q1;
             }
             if (passes) {
-                Kv::store_one(k_cache, first + kept, k_kept);
+                q_s[kept] = q_kept;
             }
-            if (holds_v) {
-                Kv::store_one(v_cache, first + t, v);
+            if (store) {
+                if (turns) {
+                    Kv::store_one(k_cache, first + a, k0);
+                    Kv::store_one(k_cache, first + b, k1);
+                }
+                if (passes) {
+                    Kv::store_one(k_cache, first + kept, k_kept);
+                }
+                if (holds_v) {
+                    Kv::store_one(v_cache, first + t, v);
+                }
             }
+            __syncthreads();
         }
-        __syncthreads();
     } else {
         // The query, key and value heads in one round of loads.
         for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {

@@ -104,7 +104,6 @@ struct KvF32 {
 struct KvQ8_0 {
     // A block's step depends on all 32 of its values: stored a block at a time only.
     static constexpr bool PER_ELEMENT = false;
-    static __device__ __forceinline__ void store_one(uint8_t *, uint64_t, float) {}
     static __device__ __forceinline__ float load(const uint8_t *cache, uint64_t e) {
         const uint8_t *block = cache + (e / KV_Q8_0_BLOCK) * KV_Q8_0_BLOCK_BYTES;
         return __half2float(*(const __half *)block) * (float)(int8_t)block[2 + e % KV_Q8_0_BLOCK];
