@@ -60,6 +60,9 @@ impl GpuParts {
     /// heads and FFN, the last one computing the logits; joined here for their sums.
     pub fn tensor_split(mut shares: Vec<GpuBackend>) -> Result<GpuParts> {
         let n = shares.len();
+        if n == 0 {
+            return Err(Error::InvalidArgument("a tensor split of no shares".into()));
+        }
         for (i, share) in shares.iter().enumerate() {
             let whole = share.layers().start == 0 && share.computes_logits() == (i + 1 == n);
             if !whole || share.layers() != shares[0].layers() {
@@ -294,5 +297,21 @@ impl Drop for GpuParts {
     /// wait for another GPU's streams: every share finishes before any is freed.
     fn drop(&mut self) {
         self.synchronize_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_of_no_shares_is_refused() {
+        for parts in [
+            GpuParts::new(Vec::new()),
+            GpuParts::tensor_split(Vec::new()),
+        ] {
+            let message = parts.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains("no shares"), "{message}");
+        }
     }
 }
