@@ -88,8 +88,7 @@ pub fn resize<T: Clone>(v: &mut Vec<T>, len: usize, value: T, what: &str) -> Res
 /// Test-only: counts the fallible acquisitions made by any thread, and fails the k-th:
 /// host allocations ([`reserve`], [`reserve_text`] and [`push_heap`] calls that must grow
 /// their vector, string or heap, [`filled_vec`], [`resize`] and [`push_char`] included),
-/// device allocations (`Device::alloc`)
-/// and CPU worker threads.
+/// device allocations (`Device::alloc`) and CPU worker threads.
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection {
     use std::sync::atomic::{AtomicUsize, Ordering};
