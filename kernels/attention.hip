@@ -277,16 +277,6 @@ RF_KERNEL void rf_attention_combine(
 }
 
 
-// A float another block wrote before a fence this one has synchronised with (an atomic
-// ticket): read from the device-wide cache level, never from a stale per-unit cache line.
-RF_DEVICE float rf_load_coherent(const float *p) {
-#if defined(RF_CUDA)
-    return __ldcg(p);
-#else
-    return __hip_atomic_load(p, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
-#endif
-}
-
 RF_DEVICE float rf_shfl(float v, int lane) {
 #if defined(RF_CUDA)
     return __shfl_sync(RF_FULL_MASK, v, lane);

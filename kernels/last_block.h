@@ -28,3 +28,13 @@ RF_DEVICE bool rf_last_to_arrive(uint32_t *counter, uint32_t expected) {
     }
     return true;
 }
+
+// A float another block wrote before a fence this one has synchronised with (an atomic
+// ticket): read from the device-wide cache level, never from a stale per-unit cache line.
+RF_DEVICE float rf_load_coherent(const float *p) {
+#if defined(RF_CUDA)
+    return __ldcg(p);
+#else
+    return __hip_atomic_load(p, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+#endif
+}

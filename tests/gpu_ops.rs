@@ -11,7 +11,7 @@ use rocmforge::Error;
 use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape,
+    AddNormInput, ArgmaxScratch, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape,
     LeadingMatrix, MixedProduct, NormScale, PagedKv, ProductInput, ProductOutput, Q8Buffers,
     RopeKvWrite, RopeParams, SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
     integer_product_types, mixed_product_formats, supported_weight_types,
@@ -1297,8 +1297,9 @@ fn argmax_picks_the_first_best_like_the_sampler() {
     let logits = g.upload(&flat);
     // One more than the rows: the kernel must leave the last alone.
     let mut out = poisoned_mapped(&g, rows.len() + 1);
+    let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
     g.ops
-        .argmax(&g.stream, &logits, rows.len(), n_vocab, &mut out)
+        .argmax(&g.stream, &logits, rows.len(), n_vocab, &mut scratch, &mut out)
         .unwrap();
     let mut expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
     assert_eq!(
@@ -1308,13 +1309,38 @@ fn argmax_picks_the_first_best_like_the_sampler() {
     expected.push(-1);
     assert_eq!(read_mapped(&g, &mut out), expected);
 
-    // A single row, as a greedy decode step asks for (4 bytes, written into host memory).
+    // A single row, as a greedy decode step asks for (4 bytes, written into host memory),
+    // with the same scratch: the launch before left its counters as it found them.
     let mut one = poisoned_mapped(&g, 1);
     g.ops
-        .argmax(&g.stream, &logits, 1, n_vocab, &mut one)
+        .argmax(&g.stream, &logits, 1, n_vocab, &mut scratch, &mut one)
         .unwrap();
     assert_eq!(read_mapped(&g, &mut one), [expected[0]]);
-    drop((logits, out, one));
+
+    // Rows of one chunk and of a few, each starting at another offset from a 16-byte
+    // boundary, the best in the values before the first whole vector, among the
+    // vectors, and after the last (three positions a width).
+    for n_vocab in [1, 3, 5, 4096, 4099, 12_289] {
+        for best_at in [0, n_vocab / 2, n_vocab - 1] {
+            let rows: Vec<Vec<f32>> = (0..4)
+                .map(|_| {
+                    let mut row = random_vec(&mut random, n_vocab, 1.0);
+                    row[best_at] = 3.0;
+                    row
+                })
+                .collect();
+            let logits = g.upload(&rows.concat());
+            let mut out = poisoned_mapped(&g, rows.len());
+            let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
+            g.ops
+                .argmax(&g.stream, &logits, rows.len(), n_vocab, &mut scratch, &mut out)
+                .unwrap();
+            let expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
+            assert_eq!(expected, [best_at as i32; 4]);
+            assert_eq!(read_mapped(&g, &mut out), expected, "n_vocab {n_vocab}");
+        }
+    }
+    drop((logits, out, one, scratch));
     assert_all_freed(&g.device);
 }
 
@@ -2319,8 +2345,15 @@ fn launchers_reject_bad_shapes_before_launching() {
     };
     invalid(g.ops.rope_kv_write(&g.stream, &rope, &heads, 1, buffers));
     let mut best = poisoned_mapped(&g, 1);
-    invalid(g.ops.argmax(&g.stream, &x, 1, 0, &mut best));
-    invalid(g.ops.argmax(&g.stream, &x, 2, 1, &mut best));
+    let mut scratch = ArgmaxScratch::new(&g.device, 2, 1).unwrap();
+    invalid(g.ops.argmax(&g.stream, &x, 1, 0, &mut scratch, &mut best));
+    invalid(g.ops.argmax(&g.stream, &x, 2, 1, &mut scratch, &mut best));
+    // Scratch for fewer rows, or a narrower vocabulary (fewer chunks), than the call's.
+    let mut no_rows = ArgmaxScratch::new(&g.device, 0, 1).unwrap();
+    invalid(g.ops.argmax(&g.stream, &x, 1, 1, &mut no_rows, &mut best));
+    let wide = g.upload(&vec![0.0f32; 5000]);
+    let mut narrow = ArgmaxScratch::new(&g.device, 1, 16).unwrap();
+    invalid(g.ops.argmax(&g.stream, &wide, 1, 5000, &mut narrow, &mut best));
     // Heads that do not group.
     let bad_heads = HeadShape {
         n_head: 3,

@@ -12,10 +12,10 @@ use std::sync::atomic::AtomicBool;
 use super::device_step::{self, DeviceStep};
 use super::graph_step::{DecodeGraph, GraphStats};
 use super::ops::{
-    AddNormInput, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, FusedKind, Gate,
-    GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, MixedProduct, PagedKv, PeerExchange,
-    PrefillScratch, ProductInput, ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite, RopeParams,
-    SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
+    AddNormInput, ArgmaxScratch, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix,
+    FusedKind, Gate, GpuOps, HeadShape, LeadingMatrix, MAX_Q8_TOKENS, MixedProduct, PagedKv,
+    PeerExchange, PrefillScratch, ProductInput, ProductOutput, Q8_GROUP, Q8Buffers, RopeKvWrite,
+    RopeParams, SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
 };
 use super::safe::{Blas, Device, DeviceBuffer, Event, MappedHost, Stream};
 use crate::backend::{
@@ -179,6 +179,8 @@ struct DeviceState {
     /// where this state runs the output head), and its copy (`[n_outputs]`) taken once the
     /// step is over.
     argmax_mapped: Option<MappedHost<i32>>,
+    /// The argmax kernel's per-chunk bests, beside `argmax_mapped`.
+    argmax_scratch: Option<ArgmaxScratch>,
     argmax: Vec<i32>,
     step: DeviceStep,
     workspace: AttentionWorkspace,
@@ -283,8 +285,20 @@ impl GpuBackend {
         let host = device_step::staging_bytes(sizes)
             + 4 * u(n_outputs) * (u(shape.n_vocab) + 1)
             + 4 * u(n_output_rows);
-        let device =
-            kv + acts + q8 + unscaled + prefill + rows + logits + 4 * input_values + workspace;
+        let argmax = match computes_logits {
+            true => ArgmaxScratch::planned_bytes(n_output_rows, shape.n_vocab),
+            false => 0,
+        };
+        let device = kv
+            + acts
+            + q8
+            + unscaled
+            + prefill
+            + rows
+            + logits
+            + 4 * input_values
+            + workspace
+            + argmax;
         BackendMemory {
             kv_bytes: saturating_bytes(kv),
             host_bytes: saturating_bytes(host),
@@ -411,6 +425,9 @@ impl GpuBackend {
             embeddings_copied: false,
             argmax_mapped: computes_logits
                 .then(|| MappedHost::new(device, n_output_rows))
+                .transpose()?,
+            argmax_scratch: computes_logits
+                .then(|| ArgmaxScratch::new(device, n_output_rows, shape.n_vocab))
                 .transpose()?,
             argmax: Vec::new(),
             workspace: AttentionWorkspace::new(
@@ -855,6 +872,7 @@ impl DeviceState {
             + bytes(&self.logits_device)
             + self.step.device_bytes()
             + self.workspace.bytes()
+            + self.argmax_scratch.as_ref().map_or(0, ArgmaxScratch::bytes)
             + self.exchange.as_ref().map_or(0, PeerExchange::device_bytes);
         let host_bytes = (self.logits.capacity() + self.embeddings.capacity()) * size_of::<f32>()
             + (self.argmax.capacity() + self.argmax_mapped.as_ref().map_or(0, MappedHost::len))
@@ -1531,10 +1549,13 @@ impl Backend for GpuStep<'_> {
                 .matvec_any(stream, &mut s.prefill, &view, &s.out_norm, n_out, logits)?;
         }
         let n_vocab = s.shape.n_vocab;
-        let argmax = s.argmax_mapped.as_mut().ok_or_else(|| {
-            Error::InvalidArgument("the output head runs where logits are computed".into())
-        })?;
-        s.ops.argmax(stream, logits, n_out, n_vocab, argmax)
+        let (Some(argmax), Some(scratch)) = (&mut s.argmax_mapped, &mut s.argmax_scratch) else {
+            return Err(Error::InvalidArgument(
+                "the output head runs where logits are computed".into(),
+            ));
+        };
+        s.ops
+            .argmax(stream, logits, n_out, n_vocab, scratch, argmax)
     }
 
     fn memory(&self) -> BackendMemory {

@@ -1,13 +1,24 @@
 //! Greedy decoding on the device: the argmax of each logits row (`kernels/argmax.hip`).
 
 use super::super::safe::{
-    DeviceBuffer, Function, KernelArgs, LaunchConfig, MappedHost, Module, Stream,
+    Device, DeviceBuffer, Dim3, Function, KernelArgs, LaunchConfig, MappedHost, Module, Stream,
 };
 use super::{GpuOps, MAX_GRID_X, check_buffer, product, to_u32};
 use crate::error::{Error, Result};
 
-/// Threads per block, one block per row.
-const THREADS: u32 = 1024;
+/// Threads per block, one block per chunk of a row.
+const THREADS: u32 = 256;
+
+/// Values of a row a block takes: four vectors of four a thread, one round of loads.
+const VALUES_PER_CHUNK: usize = 16 * THREADS as usize;
+
+/// The chunks a row of `n_vocab` logits is cut into: a block each, at most a value per
+/// thread of the last block's pick among them.
+fn chunks_of(n_vocab: usize) -> usize {
+    n_vocab
+        .div_ceil(VALUES_PER_CHUNK)
+        .clamp(1, THREADS as usize)
+}
 
 pub(super) struct ArgmaxKernel {
     argmax: Function,
@@ -18,6 +29,38 @@ impl ArgmaxKernel {
         Ok(ArgmaxKernel {
             argmax: module.function("rf_argmax_f32")?,
         })
+    }
+}
+
+/// What [`GpuOps::argmax`] keeps between its blocks: each chunk's best (a value and an
+/// index) and a counter per row, zero between launches. Sized once per context for its
+/// most output rows and its vocabulary.
+pub struct ArgmaxScratch {
+    /// `[max_rows, chunks, 2]`
+    partial: DeviceBuffer<u32>,
+    /// `[max_rows]`
+    arrivals: DeviceBuffer<u32>,
+}
+
+impl ArgmaxScratch {
+    pub fn new(device: &Device, max_rows: usize, n_vocab: usize) -> Result<ArgmaxScratch> {
+        Ok(ArgmaxScratch {
+            partial: device.alloc(product(
+                "argmax scratch",
+                &[max_rows, chunks_of(n_vocab), 2],
+            )?)?,
+            arrivals: device.alloc_zeroed(max_rows)?,
+        })
+    }
+
+    /// Device bytes held.
+    pub fn bytes(&self) -> u64 {
+        (self.partial.size_bytes() + self.arrivals.size_bytes()) as u64
+    }
+
+    /// What [`ArgmaxScratch::new`] allocates for the same arguments: 4 bytes a value.
+    pub fn planned_bytes(max_rows: usize, n_vocab: usize) -> u128 {
+        4 * max_rows as u128 * (2 * chunks_of(n_vocab) as u128 + 1)
     }
 }
 
@@ -33,6 +76,7 @@ impl GpuOps {
         logits: &DeviceBuffer<f32>,
         n_rows: usize,
         n_vocab: usize,
+        scratch: &mut ArgmaxScratch,
         out: &mut MappedHost<i32>,
     ) -> Result<()> {
         if n_vocab == 0 || n_vocab > i32::MAX as usize {
@@ -58,19 +102,38 @@ impl GpuOps {
                 out.len()
             )));
         }
+        let chunks = chunks_of(n_vocab);
+        let values = product("argmax scratch", &[n_rows, chunks, 2])?;
+        check_buffer("argmax chunks' bests", &scratch.partial, values, stream)?;
+        check_buffer("argmax arrivals", &scratch.arrivals, n_rows, stream)?;
         if n_rows == 0 {
             return Ok(());
         }
         let mut args = KernelArgs::new();
         args.push(logits)
-            .push(to_u32("argmax rows", n_rows, MAX_GRID_X)?)
             .push(n_vocab as u32)
+            .push(&mut scratch.partial)
+            .push(&mut scratch.arrivals)
             .push(&mut *out);
-        let config = LaunchConfig::linear(n_rows as u32, THREADS);
-        // SAFETY: the arguments match rf_argmax_f32(logits, n_rows, n_vocab, out); logits
-        // holds n_rows * n_vocab floats and out n_rows ints of host memory mapped into this
-        // device (checked); THREADS = 1024 is a multiple of every warp size and within the
-        // kernel's 32 warps of scratch.
+        let config = LaunchConfig {
+            grid: Dim3 {
+                x: to_u32("argmax rows", n_rows, MAX_GRID_X)?,
+                y: chunks as u32,
+                z: 1,
+            },
+            block: Dim3 {
+                x: THREADS,
+                y: 1,
+                z: 1,
+            },
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the arguments match rf_argmax_f32(logits, n_vocab, partial, arrivals,
+        // out); logits holds n_rows * n_vocab floats, partial n_rows * chunks pairs of
+        // 4-byte values, arrivals n_rows counters left zero by every launch before, and
+        // out n_rows ints of host memory mapped into this device (all checked); THREADS is
+        // a multiple of every warp size, within the kernel's 32 warps of scratch and at
+        // least the chunks (at most THREADS) the last block of a row reads a thread each.
         unsafe { self.argmax.argmax.launch(stream, &config, &args) }
     }
 }

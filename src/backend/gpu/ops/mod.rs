@@ -31,6 +31,7 @@ mod split_rows;
 mod staged;
 mod weights;
 
+pub use argmax::ArgmaxScratch;
 pub use attention::{AttentionWorkspace, DecodeRope, PagedKv, StepTokens};
 pub use elementwise::Gate;
 pub use fused_product::{FusedKind, LeadingMatrix, ProductInput, ProductOutput, SecondMatrix};
