@@ -276,7 +276,6 @@ RF_KERNEL void rf_attention_combine(
     }
 }
 
-
 RF_DEVICE float rf_shfl(float v, int lane) {
 #if defined(RF_CUDA)
     return __shfl_sync(RF_FULL_MASK, v, lane);
