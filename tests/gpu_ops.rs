@@ -11,9 +11,9 @@ use rocmforge::Error;
 use rocmforge::backend::KvType;
 use rocmforge::backend::cpu::ops as cpu;
 use rocmforge::backend::gpu::ops::{
-    AddNormInput, ArgmaxScratch, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate, HeadShape,
-    LeadingMatrix, MixedProduct, NormScale, PagedKv, ProductInput, ProductOutput, Q8Buffers,
-    RopeKvWrite, RopeParams, SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
+    AddNormInput, ArgmaxScratch, AttentionWorkspace, BlockLayout, DecodeRope, DeviceMatrix, Gate,
+    HeadShape, LeadingMatrix, MixedProduct, NormScale, PagedKv, ProductInput, ProductOutput,
+    Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
     integer_product_types, mixed_product_formats, supported_weight_types,
 };
 use rocmforge::backend::gpu::{MappedHost, UploadStaging};
@@ -1299,7 +1299,14 @@ fn argmax_picks_the_first_best_like_the_sampler() {
     let mut out = poisoned_mapped(&g, rows.len() + 1);
     let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
     g.ops
-        .argmax(&g.stream, &logits, rows.len(), n_vocab, &mut scratch, &mut out)
+        .argmax(
+            &g.stream,
+            &logits,
+            rows.len(),
+            n_vocab,
+            &mut scratch,
+            &mut out,
+        )
         .unwrap();
     let mut expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
     assert_eq!(
@@ -1333,7 +1340,14 @@ fn argmax_picks_the_first_best_like_the_sampler() {
             let mut out = poisoned_mapped(&g, rows.len());
             let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
             g.ops
-                .argmax(&g.stream, &logits, rows.len(), n_vocab, &mut scratch, &mut out)
+                .argmax(
+                    &g.stream,
+                    &logits,
+                    rows.len(),
+                    n_vocab,
+                    &mut scratch,
+                    &mut out,
+                )
                 .unwrap();
             let expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
             assert_eq!(expected, [best_at as i32; 4]);
@@ -2353,7 +2367,10 @@ fn launchers_reject_bad_shapes_before_launching() {
     invalid(g.ops.argmax(&g.stream, &x, 1, 1, &mut no_rows, &mut best));
     let wide = g.upload(&vec![0.0f32; 5000]);
     let mut narrow = ArgmaxScratch::new(&g.device, 1, 16).unwrap();
-    invalid(g.ops.argmax(&g.stream, &wide, 1, 5000, &mut narrow, &mut best));
+    invalid(
+        g.ops
+            .argmax(&g.stream, &wide, 1, 5000, &mut narrow, &mut best),
+    );
     // Heads that do not group.
     let bad_heads = HeadShape {
         n_head: 3,
