@@ -2403,5 +2403,6 @@ fn launchers_reject_bad_shapes_before_launching() {
     g.stream.synchronize().unwrap();
     drop((f16_bytes, weights3, weights4, out3, out4, short_stream));
     drop((bytes, x, y, y4, q, k, v, pos, slot, kc, vc, best));
+    drop((scratch, no_rows, wide, narrow));
     assert_all_freed(&g.device);
 }
