@@ -1,8 +1,8 @@
 // "The last block to finish does the rest": blocks of one launch that each write part of
 // a result count their arrivals on a counter in device memory, and the block that arrives
 // last, which then sees every other block's writes, finishes the result in the same
-// launch (decode attention's merge of its splits, a product's norm of its output) instead
-// of a launch of its own.
+// launch (decode attention's merge of its splits, the argmax's pick among its chunks)
+// instead of a launch of its own.
 #pragma once
 #include "compat.h"
 

@@ -1264,6 +1264,27 @@ fn argmax_cpu(row: &[f32]) -> i32 {
     row.iter().position(|&v| value(v) == best).unwrap_or(0) as i32
 }
 
+/// The device's argmax of `rows` (each `n_vocab` wide, with a scratch of their own) is
+/// `expected`, which is also the CPU sampler's choice.
+fn assert_device_argmax(g: &OpsGpu, rows: &[Vec<f32>], n_vocab: usize, expected: Vec<i32>) {
+    let cpu: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
+    assert_eq!(cpu, expected, "the CPU sampler, n_vocab {n_vocab}");
+    let logits = g.upload(&rows.concat());
+    let mut out = poisoned_mapped(g, rows.len());
+    let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
+    g.ops
+        .argmax(
+            &g.stream,
+            &logits,
+            rows.len(),
+            n_vocab,
+            &mut scratch,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(read_mapped(g, &mut out), expected, "n_vocab {n_vocab}");
+}
+
 #[test]
 #[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
 fn argmax_picks_the_first_best_like_the_sampler() {
@@ -1336,24 +1357,34 @@ fn argmax_picks_the_first_best_like_the_sampler() {
                     row
                 })
                 .collect();
-            let logits = g.upload(&rows.concat());
-            let mut out = poisoned_mapped(&g, rows.len());
-            let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
-            g.ops
-                .argmax(
-                    &g.stream,
-                    &logits,
-                    rows.len(),
-                    n_vocab,
-                    &mut scratch,
-                    &mut out,
-                )
-                .unwrap();
-            let expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
-            assert_eq!(expected, [best_at as i32; 4]);
-            assert_eq!(read_mapped(&g, &mut out), expected, "n_vocab {n_vocab}");
+            assert_device_argmax(&g, &rows, n_vocab, [best_at as i32; 4].to_vec());
         }
+        // The single-chunk path and the chunked one alike: nothing above -inf, NaN
+        // everywhere, NaN but for one value, a tie between the middle and the last.
+        let mut one_finite = vec![f32::NAN; n_vocab];
+        one_finite[n_vocab / 2] = -1e30;
+        let mut tie = random_vec(&mut random, n_vocab, 1.0);
+        tie[n_vocab - 1] = 3.0;
+        tie[n_vocab / 2] = 3.0;
+        let rows = [
+            vec![f32::NEG_INFINITY; n_vocab],
+            vec![f32::NAN; n_vocab],
+            one_finite,
+            tie,
+        ];
+        let half = (n_vocab / 2) as i32;
+        assert_device_argmax(&g, &rows, n_vocab, vec![0, 0, half, half]);
     }
+    // The most chunks a row is cut into (256): the last block's pick over a thread each,
+    // the best in the last chunk's first stretch (vectors 255 * 256 on, of a row that
+    // starts aligned) and then an equal value in the first chunk's.
+    let n_vocab = 256 * 4096 + 5;
+    let in_last_chunk = 4 * 255 * 256 + 1;
+    let mut row = random_vec(&mut random, n_vocab, 1.0);
+    row[in_last_chunk] = 3.0;
+    assert_device_argmax(&g, &[row.clone()], n_vocab, vec![in_last_chunk as i32]);
+    row[7] = 3.0;
+    assert_device_argmax(&g, &[row], n_vocab, vec![7]);
     drop((logits, out, one, scratch));
     assert_all_freed(&g.device);
 }

@@ -69,7 +69,9 @@ impl GpuOps {
     /// CPU sampler's greedy choice: NaN counts as -inf, ties go to the lowest index, and a
     /// row with no value above -inf gives 0. `out` is host memory the kernel writes
     /// directly, so the host has each step's choice once the stream reaches this point,
-    /// with no copy queued after it.
+    /// with no copy queued after it. `scratch` must be sized for at least `n_rows` rows of
+    /// `n_vocab` logits ([`ArgmaxScratch::new`]) and used by one stream at a time: its
+    /// counters are zero between launches only if launches do not overlap.
     pub fn argmax(
         &self,
         stream: &Stream,
