@@ -117,19 +117,12 @@ impl GpuOps {
             .push(&mut scratch.partial)
             .push(&mut scratch.arrivals)
             .push(&mut *out);
-        let config = LaunchConfig {
-            grid: Dim3 {
-                x: to_u32("argmax rows", n_rows, MAX_GRID_X)?,
-                y: chunks as u32,
-                z: 1,
-            },
-            block: Dim3 {
-                x: THREADS,
-                y: 1,
-                z: 1,
-            },
-            shared_mem_bytes: 0,
+        let grid = Dim3 {
+            x: to_u32("argmax rows", n_rows, MAX_GRID_X)?,
+            y: chunks as u32,
+            z: 1,
         };
+        let config = LaunchConfig::grid(grid, THREADS);
         // SAFETY: the arguments match rf_argmax_f32(logits, n_vocab, partial, arrivals,
         // out); logits holds n_rows * n_vocab floats, partial n_rows * chunks pairs of
         // 4-byte values, arrivals n_rows counters left zero by every launch before, and

@@ -466,13 +466,8 @@ impl GpuOps {
             z: to_u32("attention splits", n_splits, MAX_GRID_YZ)?,
         };
         let config = LaunchConfig {
-            grid,
-            block: Dim3 {
-                x: threads,
-                y: 1,
-                z: 1,
-            },
             shared_mem_bytes,
+            ..LaunchConfig::grid(grid, threads)
         };
         let mut args = KernelArgs::new();
         push_inputs(&mut args, q, kv, tokens, out);
@@ -544,19 +539,12 @@ impl GpuOps {
                 .push(heads.n_head as u32)
                 .push(heads.head_dim as u32)
                 .push(n_splits as u32);
-            let config = LaunchConfig {
-                grid: Dim3 {
-                    x: to_u32("attention tokens", n_tokens, MAX_GRID_X)?,
-                    y: to_u32("n_head", heads.n_head, MAX_GRID_YZ)?,
-                    z: 1,
-                },
-                block: Dim3 {
-                    x: COMBINE_THREADS,
-                    y: 1,
-                    z: 1,
-                },
-                shared_mem_bytes: 0,
+            let grid = Dim3 {
+                x: to_u32("attention tokens", n_tokens, MAX_GRID_X)?,
+                y: to_u32("n_head", heads.n_head, MAX_GRID_YZ)?,
+                z: 1,
             };
+            let config = LaunchConfig::grid(grid, COMBINE_THREADS);
             // SAFETY: the arguments match rf_attention_combine(partial_acc, partial_ml, out,
             // n_tokens, n_head, head_dim, n_splits); the partials hold n_tokens * n_head *
             // n_splits rows, all written by the launch before it on this stream, and out

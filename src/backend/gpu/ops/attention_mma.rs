@@ -68,23 +68,16 @@ pub(super) fn launch(
 ) -> Result<()> {
     let group = heads.n_head / heads.n_kv_heads;
     let rows = tokens.n_tokens.saturating_mul(group);
-    let config = LaunchConfig {
-        grid: Dim3 {
-            x: to_u32(
-                "attention row blocks",
-                rows.div_ceil(ROWS_PER_BLOCK),
-                MAX_GRID_X,
-            )?,
-            y: to_u32("attention K/V heads", heads.n_kv_heads, MAX_GRID_YZ)?,
-            z: 1,
-        },
-        block: Dim3 {
-            x: THREADS,
-            y: 1,
-            z: 1,
-        },
-        shared_mem_bytes: 0,
+    let grid = Dim3 {
+        x: to_u32(
+            "attention row blocks",
+            rows.div_ceil(ROWS_PER_BLOCK),
+            MAX_GRID_X,
+        )?,
+        y: to_u32("attention K/V heads", heads.n_kv_heads, MAX_GRID_YZ)?,
+        z: 1,
     };
+    let config = LaunchConfig::grid(grid, THREADS);
     let mut args = KernelArgs::new();
     push_inputs(&mut args, q, kv, tokens, out);
     push_shape(&mut args, heads, scale, kv, tokens.n_tokens, n_slots)?;

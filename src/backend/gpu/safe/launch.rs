@@ -21,12 +21,18 @@ pub const MAX_THREADS_PER_BLOCK: u32 = 1024;
 impl LaunchConfig {
     /// A one-dimensional launch of `blocks` blocks of `threads_per_block` threads.
     pub fn linear(blocks: u32, threads_per_block: u32) -> LaunchConfig {
+        let grid = Dim3 {
+            x: blocks,
+            y: 1,
+            z: 1,
+        };
+        LaunchConfig::grid(grid, threads_per_block)
+    }
+
+    /// A launch of a `grid` of one-dimensional blocks of `threads_per_block` threads.
+    pub fn grid(grid: Dim3, threads_per_block: u32) -> LaunchConfig {
         LaunchConfig {
-            grid: Dim3 {
-                x: blocks,
-                y: 1,
-                z: 1,
-            },
+            grid,
             block: Dim3 {
                 x: threads_per_block,
                 y: 1,
