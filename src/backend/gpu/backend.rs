@@ -175,12 +175,9 @@ struct DeviceState {
     /// `embeddings_copied`.
     embeddings: Vec<f32>,
     embeddings_copied: bool,
-    /// `[n_batch]` each output row's argmax, written by the device into host memory (only
-    /// where this state runs the output head), and its copy (`[n_outputs]`) taken once the
-    /// step is over.
-    argmax_mapped: Option<MappedHost<i32>>,
-    /// The argmax kernel's per-chunk bests, beside `argmax_mapped`.
-    argmax_scratch: Option<ArgmaxScratch>,
+    /// Where the device writes each output row's argmax (only where this state runs the
+    /// output head), and its copy (`[n_outputs]`) taken once the step is over.
+    device_argmax: Option<DeviceArgmax>,
     argmax: Vec<i32>,
     step: DeviceStep,
     workspace: AttentionWorkspace,
@@ -191,6 +188,22 @@ struct DeviceState {
     block_size: usize,
     /// Which layers read the window cache.
     sizes: ContextSizes,
+}
+
+/// Decode's greedy choice on the device: `[n_batch]` each output row's argmax, written by
+/// the device into host memory, and the scratch the argmax kernel keeps between its blocks.
+struct DeviceArgmax {
+    choices: MappedHost<i32>,
+    scratch: ArgmaxScratch,
+}
+
+impl DeviceArgmax {
+    fn new(device: &Device, n_batch: usize, n_vocab: usize) -> Result<DeviceArgmax> {
+        Ok(DeviceArgmax {
+            choices: MappedHost::new(device, n_batch)?,
+            scratch: ArgmaxScratch::new(device, n_batch, n_vocab)?,
+        })
+    }
 }
 
 /// The operations of one step, queued on `stream` over a context's device state: the
@@ -423,11 +436,8 @@ impl GpuBackend {
             logits_copied: false,
             embeddings: Vec::new(),
             embeddings_copied: false,
-            argmax_mapped: computes_logits
-                .then(|| MappedHost::new(device, n_output_rows))
-                .transpose()?,
-            argmax_scratch: computes_logits
-                .then(|| ArgmaxScratch::new(device, n_output_rows, shape.n_vocab))
+            device_argmax: computes_logits
+                .then(|| DeviceArgmax::new(device, n_output_rows, shape.n_vocab))
                 .transpose()?,
             argmax: Vec::new(),
             workspace: AttentionWorkspace::new(
@@ -690,7 +700,7 @@ impl DeviceState {
     /// Whether it runs the output head (the last share of a layer split, one device of a
     /// tensor split): where the argmax has its host memory.
     fn computes_logits(&self) -> bool {
-        self.argmax_mapped.is_some()
+        self.device_argmax.is_some()
     }
 
     /// Notes that `act` is about to be overwritten: its Q8 copy is stale from here.
@@ -846,8 +856,8 @@ impl DeviceState {
         let n = self.step.n_outputs;
         resize(&mut self.argmax, n, 0, "the argmax of a batch")?;
         stream.synchronize()?;
-        match &mut self.argmax_mapped {
-            Some(mapped) => mapped.load_into(&mut self.argmax[..n]),
+        match &mut self.device_argmax {
+            Some(device_argmax) => device_argmax.choices.load_into(&mut self.argmax[..n]),
             None => Err(Error::InvalidArgument(
                 "a state without logits has no argmax".into(),
             )),
@@ -872,10 +882,10 @@ impl DeviceState {
             + bytes(&self.logits_device)
             + self.step.device_bytes()
             + self.workspace.bytes()
-            + self.argmax_scratch.as_ref().map_or(0, ArgmaxScratch::bytes)
+            + self.device_argmax.as_ref().map_or(0, |a| a.scratch.bytes())
             + self.exchange.as_ref().map_or(0, PeerExchange::device_bytes);
         let host_bytes = (self.logits.capacity() + self.embeddings.capacity()) * size_of::<f32>()
-            + (self.argmax.capacity() + self.argmax_mapped.as_ref().map_or(0, MappedHost::len))
+            + (self.argmax.capacity() + self.device_argmax.as_ref().map_or(0, |a| a.choices.len()))
                 * size_of::<i32>()
             + self.step.staging_bytes();
         BackendMemory {
@@ -1549,13 +1559,17 @@ impl Backend for GpuStep<'_> {
                 .matvec_any(stream, &mut s.prefill, &view, &s.out_norm, n_out, logits)?;
         }
         let n_vocab = s.shape.n_vocab;
-        let (Some(argmax), Some(scratch)) = (&mut s.argmax_mapped, &mut s.argmax_scratch) else {
-            return Err(Error::InvalidArgument(
-                "the output head runs where logits are computed".into(),
-            ));
-        };
-        s.ops
-            .argmax(stream, logits, n_out, n_vocab, scratch, argmax)
+        let argmax = s.device_argmax.as_mut().ok_or_else(|| {
+            Error::InvalidArgument("the output head runs where logits are computed".into())
+        })?;
+        s.ops.argmax(
+            stream,
+            logits,
+            n_out,
+            n_vocab,
+            &mut argmax.scratch,
+            &mut argmax.choices,
+        )
     }
 
     fn memory(&self) -> BackendMemory {
