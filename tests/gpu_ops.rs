@@ -16,7 +16,7 @@ use rocmforge::backend::gpu::ops::{
     Q8Buffers, RopeKvWrite, RopeParams, SecondMatrix, StepTokens, StreamNorm, UnscaledNorm,
     integer_product_types, mixed_product_formats, supported_weight_types,
 };
-use rocmforge::backend::gpu::{MappedHost, UploadStaging};
+use rocmforge::backend::gpu::{DeviceBuffer, MappedHost, UploadStaging};
 use rocmforge::kv_cache::{EMPTY_SLOT, KvCache, KvWritePlan};
 use rocmforge::model::RopeStyle;
 use rocmforge::tensor::{GgmlType, dequantize_to_vec};
@@ -571,7 +571,7 @@ fn f16_residual_product_prepares_the_norm_its_readers_finish() {
             eps,
         };
         // Store: a leading matrix, then a pair; both ways.
-        let run = |x: &rocmforge::backend::gpu::DeviceBuffer<f32>, norm| {
+        let run = |x: &DeviceBuffer<f32>, norm| {
             let mut outputs = [(); 3].map(|_| g.poisoned::<f32>(n_rows));
             let [y_lead, y, y_b] = &mut outputs;
             let lead = Some(LeadingMatrix { w: &a, y: y_lead });
@@ -597,7 +597,7 @@ fn f16_residual_product_prepares_the_norm_its_readers_finish() {
             }
         }
         // SwiGLU: silu(a) * b passes a's error on times at most 1.1 |b|, b's times |silu(a)|.
-        let swiglu = |x: &rocmforge::backend::gpu::DeviceBuffer<f32>, norm| {
+        let swiglu = |x: &DeviceBuffer<f32>, norm| {
             let mut y = g.poisoned::<f32>(n_rows);
             let second = Some(SecondMatrix { w: &c, y: None });
             let mode = ProductOutput::Swiglu;
@@ -1264,25 +1264,33 @@ fn argmax_cpu(row: &[f32]) -> i32 {
     row.iter().position(|&v| value(v) == best).unwrap_or(0) as i32
 }
 
+/// The device's argmax of the first `n_rows` rows of `logits`, read from an output of
+/// `out_len` entries poisoned with -1 (those past `n_rows` must stay so).
+fn device_argmax(
+    g: &OpsGpu,
+    logits: &DeviceBuffer<f32>,
+    n_rows: usize,
+    n_vocab: usize,
+    scratch: &mut ArgmaxScratch,
+    out_len: usize,
+) -> Vec<i32> {
+    let mut out = poisoned_mapped(g, out_len);
+    g.ops
+        .argmax(&g.stream, logits, n_rows, n_vocab, scratch, &mut out)
+        .unwrap();
+    read_mapped(g, &mut out)
+}
+
 /// The device's argmax of `rows` (each `n_vocab` wide, with a scratch of their own) is
 /// `expected`, which is also the CPU sampler's choice.
 fn assert_device_argmax(g: &OpsGpu, rows: &[Vec<f32>], n_vocab: usize, expected: Vec<i32>) {
     let cpu: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
     assert_eq!(cpu, expected, "the CPU sampler, n_vocab {n_vocab}");
     let logits = g.upload(&rows.concat());
-    let mut out = poisoned_mapped(g, rows.len());
     let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
-    g.ops
-        .argmax(
-            &g.stream,
-            &logits,
-            rows.len(),
-            n_vocab,
-            &mut scratch,
-            &mut out,
-        )
-        .unwrap();
-    assert_eq!(read_mapped(g, &mut out), expected, "n_vocab {n_vocab}");
+    let n = rows.len();
+    let got = device_argmax(g, &logits, n, n_vocab, &mut scratch, n);
+    assert_eq!(got, expected, "n_vocab {n_vocab}");
 }
 
 #[test]
@@ -1317,33 +1325,21 @@ fn argmax_picks_the_first_best_like_the_sampler() {
     let flat: Vec<f32> = rows.concat();
     let logits = g.upload(&flat);
     // One more than the rows: the kernel must leave the last alone.
-    let mut out = poisoned_mapped(&g, rows.len() + 1);
     let mut scratch = ArgmaxScratch::new(&g.device, rows.len(), n_vocab).unwrap();
-    g.ops
-        .argmax(
-            &g.stream,
-            &logits,
-            rows.len(),
-            n_vocab,
-            &mut scratch,
-            &mut out,
-        )
-        .unwrap();
+    let n = rows.len();
+    let got = device_argmax(&g, &logits, n, n_vocab, &mut scratch, n + 1);
     let mut expected: Vec<i32> = rows.iter().map(|r| argmax_cpu(r)).collect();
     assert_eq!(
         expected[1..],
         [4099, 77_777, (n_vocab - 1) as i32, 0, 0, 99]
     );
     expected.push(-1);
-    assert_eq!(read_mapped(&g, &mut out), expected);
+    assert_eq!(got, expected);
 
     // A single row, as a greedy decode step asks for (4 bytes, written into host memory),
     // with the same scratch: the launch before left its counters as it found them.
-    let mut one = poisoned_mapped(&g, 1);
-    g.ops
-        .argmax(&g.stream, &logits, 1, n_vocab, &mut scratch, &mut one)
-        .unwrap();
-    assert_eq!(read_mapped(&g, &mut one), [expected[0]]);
+    let one = device_argmax(&g, &logits, 1, n_vocab, &mut scratch, 1);
+    assert_eq!(one, [expected[0]]);
 
     // Rows of one chunk and of a few, each starting at another offset from a 16-byte
     // boundary, the best in the values before the first whole vector, among the
@@ -1385,7 +1381,7 @@ fn argmax_picks_the_first_best_like_the_sampler() {
     assert_device_argmax(&g, &[row.clone()], n_vocab, vec![in_last_chunk as i32]);
     row[7] = 3.0;
     assert_device_argmax(&g, &[row], n_vocab, vec![7]);
-    drop((logits, out, one, scratch));
+    drop((logits, scratch));
     assert_all_freed(&g.device);
 }
 
