@@ -236,7 +236,9 @@ RF_DEVICE void matvec1_f16_write(float *y, float *y_b, uint64_t at, float a, flo
 }
 
 // One warp a row. Warps past the last row leave at once: leaving counts as reaching the
-// dependency sync.
+// dependency sync. With RF_OUT_STORE_OWN_ROWS the launch covers n_lead + 2 * n_rows rows,
+// w_b's after w's: each of those rows loads RF_F16_EARLY_PIECES pieces before the wait
+// where a pair's loads half as many of each, and its sums are a pair's, bit for bit.
 template <bool NORMED>
 RF_DEVICE void matvec1_f16_rows(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                                 const float *x, float *y, float *y_b, uint32_t n_rows,
@@ -257,6 +259,20 @@ RF_DEVICE void matvec1_f16_rows(const uint8_t *w, const uint8_t *w_b, uint64_t r
         }
         if (writer) {
             rf_write_output(y_lead, nullptr, row, a, 0.0f, false, RF_OUT_STORE);
+        }
+    } else if (mode == RF_OUT_STORE_OWN_ROWS) {
+        const uint64_t r = row - n_lead;
+        const bool second = r >= n_rows;
+        if (r < 2 * (uint64_t)n_rows) {
+            const uint64_t own = second ? r - n_rows : r;
+            matvec1_f16_sums<NORMED>(second ? w_b : w, nullptr, row_bytes, x, stream, own,
+                                     n_cols, 0, 1, a, b, squares, let_next_launch_first);
+            if (NORMED) {
+                a *= rf_rms_scale_of(squares, n_cols, eps);
+            }
+            if (writer) {
+                (second ? y_b : y)[own] = a;
+            }
         }
     } else if (row - n_lead < n_rows) {
         const uint64_t r = row - n_lead;

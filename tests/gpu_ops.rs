@@ -619,6 +619,85 @@ fn f16_residual_product_prepares_the_norm_its_readers_finish() {
     assert_all_freed(&g.device);
 }
 
+/// Decode's Q, K and V as `GpuBackend::matmul` launches them (a leading matrix, then a
+/// stored pair: `fused_matvec`), on either side of the row count one wave of blocks holds,
+/// where the F16 launcher switches from rows of their own to a pair: every output has the
+/// bits of its matrix's own launch, for the F16 kernel (its input normed by the product)
+/// and, always paired, the integer ones (split and GGUF rows).
+#[test]
+#[ignore = "needs a GPU: run with --include-ignored on a GPU machine"]
+fn q_k_v_launches_keep_each_products_bits() {
+    let g = ops_gpu();
+    let mut random = Random::new(36);
+    // More rows than one wave of the F16 kernel holds: 4 blocks of 8 warps an SM.
+    let past_one_wave = 32 * g.device.facts().compute_units as usize + 1;
+    let formats = [
+        (GgmlType::F16, BlockLayout::Gguf, 2048),
+        (GgmlType::Q4_0, BlockLayout::SplitRows, 2048),
+        (GgmlType::Q8_0, BlockLayout::Gguf, 576),
+    ];
+    for (dtype, layout, n_cols) in formats {
+        for rows in [[67, 29, 29], [past_one_wave, 96, 96]] {
+            let buffers = rows.map(|n_rows| {
+                let gguf = random_weights(&mut random, dtype, n_rows, n_cols);
+                let mut data = g.upload(&layout.rows_at_stride(dtype, n_cols, &gguf).unwrap());
+                if layout == BlockLayout::SplitRows {
+                    g.ops
+                        .split_rows(&g.stream, dtype, &mut data, n_rows, n_cols)
+                        .unwrap();
+                }
+                data
+            });
+            let w = [0, 1, 2].map(|i| {
+                DeviceMatrix::with_layout(dtype, layout, &buffers[i], rows[i], n_cols).unwrap()
+            });
+            let x = g.upload(&random_vec(&mut random, n_cols, 2.0));
+            let stream_x = g.upload(&random_vec(&mut random, n_cols, 2.0));
+            let mut q8 = Q8Buffers::new(&g.device, n_cols).unwrap();
+            g.ops.quantize_q8(&g.stream, &x, n_cols, &mut q8).unwrap();
+            let input = || match dtype {
+                GgmlType::F16 => ProductInput::F32(
+                    &x,
+                    Some(StreamNorm {
+                        stream: &stream_x,
+                        eps: 1e-5,
+                    }),
+                ),
+                _ => ProductInput::Q8(&q8, None),
+            };
+            let spare = 5;
+            let store = ProductOutput::Store;
+            let mut fused = rows.map(|r| g.poisoned::<f32>(r + spare));
+            let [y_lead, y, y_b] = &mut fused;
+            let lead = Some(LeadingMatrix {
+                w: &w[0],
+                y: y_lead,
+            });
+            let second = Some(SecondMatrix {
+                w: &w[2],
+                y: Some(y_b),
+            });
+            g.ops
+                .fused_matvec(&g.stream, input(), lead, &w[1], second, 1, y, store)
+                .unwrap();
+            let mut alone = rows.map(|r| g.poisoned::<f32>(r + spare));
+            for (w, y) in w.iter().zip(&mut alone) {
+                g.ops
+                    .fused_matvec(&g.stream, input(), None, w, None, 1, y, store)
+                    .unwrap();
+            }
+            for (i, (fused, own)) in fused.iter().zip(&alone).enumerate() {
+                assert_eq!(
+                    g.download_bits(fused),
+                    g.download_bits(own),
+                    "{dtype} ({layout:?}), {rows:?} rows of {n_cols}: output {i}"
+                );
+            }
+        }
+    }
+    assert_all_freed(&g.device);
+}
+
 /// One integer product of `dtype`, checked against float64 over the activations as
 /// quantized: with `mode` Store (one or two matrices), Add or Swiglu.
 fn check_matvec_q8(

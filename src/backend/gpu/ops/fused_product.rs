@@ -149,6 +149,16 @@ impl<'m, 'b> FusedOperands<'m, 'b> {
         Ok(blocks)
     }
 
+    /// Blocks of `rows_per_block` rows that cover the leading matrix's rows, then `w`'s,
+    /// then the second matrix's as rows of their own, within the grid's limit.
+    pub(super) fn blocks_with_second_rows(&self, what: &str, rows_per_block: u32) -> Result<u32> {
+        let rows = u64::from(self.n_lead) + 2 * u64::from(self.n_rows);
+        u32::try_from(rows.div_ceil(u64::from(rows_per_block)))
+            .ok()
+            .filter(|&blocks| blocks <= MAX_GRID_X)
+            .ok_or_else(|| Error::InvalidArgument(format!("{what} of {rows} rows: too many")))
+    }
+
     /// The second matrix's weights, or null.
     pub(super) fn push_second_weights(&self, args: &mut KernelArgs) {
         match self.w_b {

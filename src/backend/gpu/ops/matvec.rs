@@ -18,6 +18,13 @@ const THREADS: u32 = 256;
 /// that also writes the next norm's input.
 const OUT_ADD_NORM: u32 = 3;
 
+/// `RF_OUT_STORE_OWN_ROWS`: a store of two matrices with each row its own warp.
+const OUT_STORE_OWN_ROWS: u32 = 4;
+
+/// Blocks of the one-token F16 kernel an SM holds at once, as it is compiled
+/// (RF_MATVEC1_BLOCKS_PER_SM).
+const ONE_TOKEN_BLOCKS_PER_SM: u32 = 4;
+
 pub(super) struct MatvecKernels {
     by_format: KernelsByFormat,
     /// F16 rows of whole 8-value pieces, read 16 bytes a lane.
@@ -218,10 +225,27 @@ impl GpuOps {
                 check_buffer("matvec1_f16_add_norm output", out, w.n_rows, stream)?;
             }
         }
+        let stores_two =
+            output == ProductOutput::Store && second.as_ref().is_some_and(|s| s.y.is_some());
         let mut fused = FusedOperands::check("matvec1_f16", w, y, lead, second, output, 1, stream)?;
         let parts = f16_row_parts(w.n_cols);
         let warps_per_block = self.matvec.rows_per_block;
-        let blocks = fused.blocks("matvec1_f16", warps_per_block / parts)?;
+        // Two stored matrices (K and V) as rows of their own where one wave of blocks holds
+        // every row of the launch: each warp then sums one row, and loads up to
+        // RF_F16_EARLY_PIECES of its pieces before the wait where a pair's lane loads 3 of
+        // each row (H100, tg128: 1B F16 +0.5% and +0.8%, SmolLM2 F16 +1.4% and +1.5%).
+        // Past one wave the pair stays: there rows of their own would start the last ones
+        // only as others end (the integer products' 8B Q+K+V lost 0.8% so). Whole rows
+        // only (the parts kernel pairs).
+        let own_rows = stores_two && parts == 1 && {
+            let rows = u64::from(fused.n_lead) + 2 * u64::from(fused.n_rows);
+            rows <= self.rows_in_one_wave(ONE_TOKEN_BLOCKS_PER_SM, warps_per_block)
+        };
+        let blocks = if own_rows {
+            fused.blocks_with_second_rows("matvec1_f16", warps_per_block)?
+        } else {
+            fused.blocks("matvec1_f16", warps_per_block / parts)?
+        };
         let mut args = KernelArgs::new();
         args.push(w.data);
         fused.push_second_weights(&mut args);
@@ -230,6 +254,10 @@ impl GpuOps {
             OneTokenNorm::Prepare { out, .. } => {
                 args.push(&mut **out);
                 OUT_ADD_NORM
+            }
+            _ if own_rows => {
+                fused.push_second_output(&mut args);
+                OUT_STORE_OWN_ROWS
             }
             _ => {
                 fused.push_second_output(&mut args);
@@ -262,7 +290,8 @@ impl GpuOps {
         // SAFETY: the arguments match rf_matvec1_f16x8{,_normed}(w, w_b, row_bytes, x, y,
         // y_b, n_rows, n_cols, mode, w_lead, y_lead, n_lead, stream, eps, norm_w,
         // let_next_launch_first), and with `parts` after n_lead
-        // rf_matvec1_f16x8_parts{,_normed}; w (and w_b, of the same
+        // rf_matvec1_f16x8_parts{,_normed} (never RF_OUT_STORE_OWN_ROWS, whose blocks cover
+        // n_lead + 2 n_rows rows, each stored); w (and w_b, of the same
         // shape and type) hold n_rows F16 rows of whole 8-value pieces, 16-byte aligned, x
         // n_cols floats, y (and y_b when it is written) n_rows floats (all checked); a null
         // w_b is read as "one matrix" and a null y_b is never written (Add and Swiglu write

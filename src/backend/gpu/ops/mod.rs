@@ -121,6 +121,8 @@ pub struct GpuOps {
     split_rows: split_rows::SplitRowsKernels,
     peer_sum: peer_sum::PeerSumKernels,
     staged: staged::StagedKernel,
+    /// The device's SMs (compute units on AMD), for sizing launches by waves.
+    compute_units: u32,
 }
 
 impl GpuOps {
@@ -151,7 +153,14 @@ impl GpuOps {
             split_rows: split_rows::SplitRowsKernels::load(&module("split_rows")?)?,
             peer_sum: peer_sum::PeerSumKernels::load(&module("peer_sum")?)?,
             staged: staged::StagedKernel::load(&module("staging")?)?,
+            compute_units: device.facts().compute_units,
         })
+    }
+
+    /// Rows of a one-warp-a-row product that one wave of its blocks covers: every SM
+    /// holding `blocks_per_sm` blocks (the kernel's launch bounds) of `rows_per_block`.
+    fn rows_in_one_wave(&self, blocks_per_sm: u32, rows_per_block: u32) -> u64 {
+        u64::from(self.compute_units) * u64::from(blocks_per_sm) * u64::from(rows_per_block)
     }
 }
 
