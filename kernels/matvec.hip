@@ -237,8 +237,9 @@ RF_DEVICE void matvec1_f16_write(float *y, float *y_b, uint64_t at, float a, flo
 
 // One warp a row. Warps past the last row leave at once: leaving counts as reaching the
 // dependency sync. With RF_OUT_STORE_OWN_ROWS the launch covers n_lead + 2 * n_rows rows,
-// w_b's after w's: each of those rows loads RF_F16_EARLY_PIECES pieces before the wait
-// where a pair's loads half as many of each, and its sums are a pair's, bit for bit.
+// w_b's after w's: each of those rows loads up to RF_F16_EARLY_PIECES pieces before the
+// wait where a pair's lane loads RF_F16_EARLY_PIECES / 2 of each of its two rows, and its
+// sums are the pair's, bit for bit.
 template <bool NORMED>
 RF_DEVICE void matvec1_f16_rows(const uint8_t *w, const uint8_t *w_b, uint64_t row_bytes,
                                 const float *x, float *y, float *y_b, uint32_t n_rows,
