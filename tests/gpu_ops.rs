@@ -619,6 +619,25 @@ fn f16_residual_product_prepares_the_norm_its_readers_finish() {
     assert_all_freed(&g.device);
 }
 
+/// A random `dtype` matrix of `n_rows` x `n_cols` on the device in `layout`, as the model
+/// uploads it (rows at the layout's stride, split on the device where it splits them).
+fn random_matrix_as(
+    g: &OpsGpu,
+    random: &mut Random,
+    (dtype, layout): (GgmlType, BlockLayout),
+    n_rows: usize,
+    n_cols: usize,
+) -> DeviceBuffer<u8> {
+    let gguf = random_weights(random, dtype, n_rows, n_cols);
+    let mut data = g.upload(&layout.rows_at_stride(dtype, n_cols, &gguf).unwrap());
+    if layout == BlockLayout::SplitRows {
+        g.ops
+            .split_rows(&g.stream, dtype, &mut data, n_rows, n_cols)
+            .unwrap();
+    }
+    data
+}
+
 /// Decode's Q, K and V as `GpuBackend::matmul` launches them (a leading matrix, then a
 /// stored pair: `fused_matvec`), on either side of the row count one wave of blocks holds,
 /// where the F16 launcher switches from rows of their own to a pair: every output has the
@@ -638,16 +657,8 @@ fn q_k_v_launches_keep_each_products_bits() {
     ];
     for (dtype, layout, n_cols) in formats {
         for rows in [[67, 29, 29], [past_one_wave, 96, 96]] {
-            let buffers = rows.map(|n_rows| {
-                let gguf = random_weights(&mut random, dtype, n_rows, n_cols);
-                let mut data = g.upload(&layout.rows_at_stride(dtype, n_cols, &gguf).unwrap());
-                if layout == BlockLayout::SplitRows {
-                    g.ops
-                        .split_rows(&g.stream, dtype, &mut data, n_rows, n_cols)
-                        .unwrap();
-                }
-                data
-            });
+            let buffers = rows
+                .map(|n_rows| random_matrix_as(&g, &mut random, (dtype, layout), n_rows, n_cols));
             let w = [0, 1, 2].map(|i| {
                 DeviceMatrix::with_layout(dtype, layout, &buffers[i], rows[i], n_cols).unwrap()
             });
@@ -935,17 +946,8 @@ fn mixed_types_share_one_launch_bit_for_bit() {
     for (((a_type, a_layout), (c_type, c_layout)), n_cols) in cases {
         let rows = [67, 29, 29];
         let formats = [(a_type, a_layout), (a_type, a_layout), (c_type, c_layout)];
-        let buffers = [0, 1, 2].map(|i| {
-            let (dtype, layout) = formats[i];
-            let gguf = random_weights(&mut random, dtype, rows[i], n_cols);
-            let mut data = g.upload(&layout.rows_at_stride(dtype, n_cols, &gguf).unwrap());
-            if layout == BlockLayout::SplitRows {
-                g.ops
-                    .split_rows(&g.stream, dtype, &mut data, rows[i], n_cols)
-                    .unwrap();
-            }
-            data
-        });
+        let buffers =
+            [0, 1, 2].map(|i| random_matrix_as(&g, &mut random, formats[i], rows[i], n_cols));
         let w = [0, 1, 2].map(|i| {
             let (dtype, layout) = formats[i];
             DeviceMatrix::with_layout(dtype, layout, &buffers[i], rows[i], n_cols).unwrap()
