@@ -3,6 +3,7 @@
 
 pub mod inspect;
 
+use std::ffi::c_int;
 use std::sync::OnceLock;
 
 use super::result::DriverVersion;
@@ -121,6 +122,18 @@ pub fn check_device(facts: &DeviceFacts, driver: DriverVersion) -> Result<(), St
 fn cuda_code_runs(targets: &[&str], cc: (i32, i32)) -> bool {
     chosen_cuda_code(targets, cc).is_some()
 }
+
+/// The share of each SM's L1 and shared-memory storage, in percent, that every kernel
+/// launched to overlap its neighbours asks to have as shared memory. The blocks an SM
+/// holds at once share one split of that storage; left to the driver, the split follows
+/// each kernel's own needs (decode attention 17.5 KB a block, the F16 products 64 bytes,
+/// the integer add-norm products their quantized input), and as far as the figures tell,
+/// blocks of kernels that want different splits land beside each other less well than
+/// those of kernels that ask for one. H100, tg128 against the driver's choice, two rounds
+/// each (docs/performance.md, "One shared-memory carve-out for every overlapped kernel"):
+/// 50% gains 0.1-4.9% on every row but 8B Q8_0 (-1.0%), 8B Q4_0 +2.1% and +2.4%; 25%
+/// loses 4.6% on 8B Q8_0, and 100% (the least L1) 11-13% on both Q8_0 rows.
+pub(crate) const OVERLAP_SHARED_MEMORY_CARVEOUT: c_int = 50;
 
 /// Whether this build's kernels may start while the kernel before them on `device` is still
 /// running (programmatic dependent launch). Every kernel waits for its inputs with

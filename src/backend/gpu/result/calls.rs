@@ -5,9 +5,10 @@ use std::ffi::{CStr, c_char, c_int, c_void};
 
 use super::super::sys::constants::{self, Attribute};
 use super::super::sys::{
-    DeviceHandle, DevicePtr, LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, LaunchAttribute,
-    LaunchConfigEx, RawContext, RawEvent, RawFunction, RawGraph, RawGraphExec, RawModule,
-    RawStream, SUCCESS, VendorApi,
+    DeviceHandle, DevicePtr, FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+    LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, LaunchAttribute, LaunchConfigEx,
+    RawContext, RawEvent, RawFunction, RawGraph, RawGraphExec, RawModule, RawStream, SUCCESS,
+    VendorApi,
 };
 use super::{Driver, DriverError};
 
@@ -483,6 +484,34 @@ impl Driver {
             unsafe { (self.api.module_get_function)(&mut function, module, name.as_ptr()) };
         self.check(self.names.module_get_function, status)?;
         Ok(function)
+    }
+
+    /// Asks that `function` run with `percent` of each SM's L1 and shared-memory storage
+    /// as shared memory (CUDA; a hint the driver may round). Does nothing where the driver
+    /// lacks `cuFuncSetAttribute`.
+    ///
+    /// # Safety
+    /// `function` is live.
+    pub unsafe fn set_shared_memory_carveout(
+        &self,
+        function: RawFunction,
+        percent: c_int,
+    ) -> Result<(), DriverError> {
+        let VendorApi::Cuda(cuda) = &self.vendor_api else {
+            return Ok(());
+        };
+        let Some(set_attribute) = cuda.func_set_attribute else {
+            return Ok(());
+        };
+        // SAFETY: forwarded from the caller; the attribute takes an int percentage.
+        let status = unsafe {
+            set_attribute(
+                function,
+                FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+                percent,
+            )
+        };
+        self.check("cuFuncSetAttribute", status)
     }
 
     /// Whether [`Driver::launch_kernel`] can let a kernel overlap the one before it:

@@ -21,7 +21,8 @@ struct LoadedModule {
     device: Device,
     raw: RawModule,
     name: String,
-    /// Launch its kernels to overlap the kernel before them (`kernels::launch_overlap`).
+    /// Launch its kernels to overlap the kernel before them (`kernels::launch_overlap`),
+    /// each with the shared-memory carve-out they share (`kernels::OVERLAP_SHARED_MEMORY_CARVEOUT`).
     overlap_launches: bool,
 }
 
@@ -116,6 +117,12 @@ impl Module {
                 )),
                 other => other,
             })?;
+        if self.shared.overlap_launches {
+            // SAFETY: `raw` was just returned by the module, which is live.
+            self.shared.device.run(|driver| unsafe {
+                driver.set_shared_memory_carveout(raw, kernels::OVERLAP_SHARED_MEMORY_CARVEOUT)
+            })?;
+        }
         Ok(Function {
             module: Arc::clone(&self.shared),
             raw,

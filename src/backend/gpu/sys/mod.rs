@@ -18,8 +18,8 @@ use std::ffi::{c_int, c_void};
 pub use api::{Api, ApiNames};
 pub use library::{OpenedLibrary, candidates, open_first};
 pub use vendor_api::{
-    CudaApi, HipApi, LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, LaunchAttribute,
-    LaunchConfigEx, VendorApi,
+    CudaApi, FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, HipApi,
+    LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, LaunchAttribute, LaunchConfigEx, VendorApi,
 };
 
 /// The vendor runtime behind a device.

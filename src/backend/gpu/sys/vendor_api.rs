@@ -33,6 +33,10 @@ pub struct CudaApi {
     /// Lets the current context reach `peer`'s memory directly.
     pub ctx_enable_peer_access:
         Option<unsafe extern "C" fn(peer: RawContext, flags: c_uint) -> Status>,
+    /// `cuFuncSetAttribute`: sets one of a kernel's attributes.
+    pub func_set_attribute: Option<
+        unsafe extern "C" fn(function: RawFunction, attribute: c_int, value: c_int) -> Status,
+    >,
     /// `cuLaunchKernelEx` (CUDA 11.8 and newer): a launch with attributes.
     pub launch_kernel_ex: Option<
         unsafe extern "C" fn(
@@ -56,6 +60,10 @@ pub struct LaunchAttribute {
 /// kernel may begin while the previous kernel on its stream is still running; it waits for
 /// that kernel's results itself (`griddepcontrol.wait`).
 pub const LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: c_uint = 6;
+
+/// `CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT`: the share of an SM's L1 and
+/// shared-memory storage a kernel prefers as shared memory, in percent (a hint).
+pub const FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: c_int = 9;
 
 impl LaunchAttribute {
     /// An attribute whose value is one `int`.
@@ -129,6 +137,7 @@ impl CudaApi {
                 ctx_set_current: symbol(library, "cuCtxSetCurrent")?,
                 memcpy_peer_async: symbol(library, "cuMemcpyPeerAsync")?,
                 ctx_enable_peer_access: symbol(library, "cuCtxEnablePeerAccess").ok(),
+                func_set_attribute: symbol(library, "cuFuncSetAttribute").ok(),
                 launch_kernel_ex: symbol(library, "cuLaunchKernelEx").ok(),
             })
         }
