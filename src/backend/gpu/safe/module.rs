@@ -22,7 +22,8 @@ struct LoadedModule {
     raw: RawModule,
     name: String,
     /// Launch its kernels to overlap the kernel before them (`kernels::launch_overlap`),
-    /// each with the shared-memory carve-out they share (`kernels::OVERLAP_SHARED_MEMORY_CARVEOUT`).
+    /// each asking for the one shared-memory carve-out they share
+    /// (`kernels::OVERLAP_SHARED_MEMORY_CARVEOUT`).
     overlap_launches: bool,
 }
 
@@ -105,23 +106,27 @@ impl Module {
         let c_name = CString::new(name)
             .map_err(|_| Error::InvalidArgument(format!("kernel name {name:?} contains NUL")))?;
         let module = self.shared.raw;
+        let named = |e: Error| match e {
+            Error::Device(message) => Error::Device(format!(
+                "kernel '{name}' in module '{}': {message}",
+                self.shared.name
+            )),
+            other => other,
+        };
         // SAFETY: the module is live while `self.shared` is, and the function keeps it.
         let raw = self
             .shared
             .device
             .run(|driver| unsafe { driver.module_get_function(module, &c_name) })
-            .map_err(|e| match e {
-                Error::Device(message) => Error::Device(format!(
-                    "kernel '{name}' in module '{}': {message}",
-                    self.shared.name
-                )),
-                other => other,
-            })?;
+            .map_err(named)?;
         if self.shared.overlap_launches {
+            let percent = kernels::OVERLAP_SHARED_MEMORY_CARVEOUT;
             // SAFETY: `raw` was just returned by the module, which is live.
-            self.shared.device.run(|driver| unsafe {
-                driver.set_shared_memory_carveout(raw, kernels::OVERLAP_SHARED_MEMORY_CARVEOUT)
-            })?;
+            let carved = self
+                .shared
+                .device
+                .run(|driver| unsafe { driver.set_shared_memory_carveout(raw, percent) });
+            carved.map_err(named)?;
         }
         Ok(Function {
             module: Arc::clone(&self.shared),
