@@ -149,10 +149,16 @@ impl<'m, 'b> FusedOperands<'m, 'b> {
         Ok(blocks)
     }
 
-    /// Blocks of `rows_per_block` rows that cover the leading matrix's rows, then `w`'s,
-    /// then the second matrix's as rows of their own, within the grid's limit.
+    /// The rows of a launch that takes the leading matrix's rows, then `w`'s, then the
+    /// second matrix's as rows of their own.
+    pub(super) fn rows_with_second_rows(&self) -> u64 {
+        u64::from(self.n_lead) + 2 * u64::from(self.n_rows)
+    }
+
+    /// Blocks of `rows_per_block` rows that cover [`Self::rows_with_second_rows`], within
+    /// the grid's limit.
     pub(super) fn blocks_with_second_rows(&self, what: &str, rows_per_block: u32) -> Result<u32> {
-        let rows = u64::from(self.n_lead) + 2 * u64::from(self.n_rows);
+        let rows = self.rows_with_second_rows();
         u32::try_from(rows.div_ceil(u64::from(rows_per_block)))
             .ok()
             .filter(|&blocks| blocks <= MAX_GRID_X)

@@ -237,10 +237,10 @@ impl GpuOps {
         // Past one wave the pair stays: there rows of their own would start the last ones
         // only as others end (the integer products' 8B Q+K+V lost 0.8% so). Whole rows
         // only (the parts kernel pairs).
-        let own_rows = stores_two && parts == 1 && {
-            let rows = u64::from(fused.n_lead) + 2 * u64::from(fused.n_rows);
-            rows <= self.rows_in_one_wave(ONE_TOKEN_BLOCKS_PER_SM, warps_per_block)
-        };
+        let own_rows = stores_two
+            && parts == 1
+            && fused.rows_with_second_rows()
+                <= self.rows_in_one_wave(ONE_TOKEN_BLOCKS_PER_SM, warps_per_block);
         let blocks = if own_rows {
             fused.blocks_with_second_rows("matvec1_f16", warps_per_block)?
         } else {
