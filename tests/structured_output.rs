@@ -258,6 +258,39 @@ fn a_grammar_no_token_can_start_fails_its_first_draw_in_one_line() {
     }
 }
 
+/// llguidance's Earley parser caps a row's items (2,000): a grammar of more alternatives
+/// compiles and gives a mask, then refuses the token drawn from it. The refusal is one
+/// line, without the parser state llguidance dumps after it.
+#[test]
+fn a_grammar_past_the_parser_s_limits_fails_its_draw_in_one_line() {
+    let f = Fixture::smollm2();
+    let alternatives: Vec<String> = (0..20_000).map(|i| format!("\"w{i}\"")).collect();
+    let lark = format!("start: {}", alternatives.join(" | "));
+    let mut s = sampler(1, GrammarKind::Lark, &lark);
+    s.bind_vocabulary(&f.vocabulary).unwrap();
+    let logits = vec![0.0f32; f.tokenizer.vocab().len()];
+    match s.sample(&logits) {
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.contains("refused"), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// An error quotes at most a bounded part of the host's grammar, however long it is.
+#[test]
+fn an_invalid_grammar_s_message_is_bounded() {
+    let regex = format!("({}", "a".repeat(8 << 20));
+    match Grammar::new(GrammarKind::Regex, &regex) {
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.len() < 4096, "{} bytes", message.len());
+            assert!(message.contains("more bytes"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_grammar_follows_one_model_until_reset() {
     let smollm2 = Fixture::smollm2();

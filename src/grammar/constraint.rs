@@ -1,7 +1,7 @@
 //! A grammar bound to one model's vocabulary, following the tokens drawn under it.
 
 use super::mask_worker::{Computed, MaskWorker, compute_mask};
-use super::{Grammar, GrammarVocabulary};
+use super::{Grammar, GrammarVocabulary, reason};
 use crate::error::{Error, Result};
 use llguidance::Matcher;
 use llguidance::toktrie::SimpleVob;
@@ -82,7 +82,10 @@ impl Constraint {
             };
         }
         if let Err(e) = ready.matcher.consume_token(token) {
-            let message = format!("the grammar refused token {token}: {e}");
+            let message = format!(
+                "the grammar refused token {token}: {}",
+                reason(&e.to_string())
+            );
             self.next = Some(Err(message.clone()));
             return Err(Error::InvalidArgument(message));
         }

@@ -1,5 +1,6 @@
 //! The helper thread that computes a constraint's next mask while the host decodes.
 
+use super::reason;
 use crate::error::{Error, Result};
 use llguidance::Matcher;
 use llguidance::toktrie::SimpleVob;
@@ -76,8 +77,7 @@ pub fn compute_mask(matcher: &mut Matcher) -> std::result::Result<SimpleVob, Str
     match catch_unwind(AssertUnwindSafe(|| matcher.compute_mask_or_eos())) {
         Ok(Ok(mask)) => Ok(mask),
         Ok(Err(e)) => {
-            let message = e.to_string();
-            let reason = message.lines().next().unwrap_or_default();
+            let reason = reason(&e.to_string());
             let why = if reason.starts_with("NoExtensionBias") {
                 "no token of this vocabulary can come next"
             } else {

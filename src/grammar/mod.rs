@@ -54,8 +54,10 @@ impl Grammar {
     /// Compiles `text` as a `kind` grammar; an invalid one is `InvalidArgument` with
     /// llguidance's message.
     pub fn new(kind: GrammarKind, text: &str) -> Result<Grammar> {
-        let invalid =
-            |message: String| Error::InvalidArgument(format!("the {kind} is invalid: {message}"));
+        let invalid = |message: String| {
+            let message = bounded(&message);
+            Error::InvalidArgument(format!("the {kind} is invalid: {message}"))
+        };
         let top_level = match kind {
             GrammarKind::JsonSchema => {
                 let mut schema: serde_json::Value =
@@ -85,6 +87,29 @@ impl Grammar {
     pub fn kind(&self) -> GrammarKind {
         self.kind
     }
+}
+
+/// The most characters of llguidance's message an error keeps: its messages can quote the
+/// host's whole grammar (a regular expression's syntax error shows the pattern), and an
+/// error message is kept per thread until the next failure.
+const MESSAGE_CHARS: usize = 1000;
+
+/// `message`, cut to [`MESSAGE_CHARS`] characters with the cut marked.
+fn bounded(message: &str) -> String {
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        Some((end, _)) => format!(
+            "{} [... {} more bytes]",
+            &message[..end],
+            message.len() - end
+        ),
+        None => message.to_owned(),
+    }
+}
+
+/// llguidance's reason for a failure while generating: the first line of its message,
+/// without the parser state it dumps after it, [`bounded`].
+fn reason(message: &str) -> String {
+    bounded(message.lines().next().unwrap_or_default())
 }
 
 /// Keeps in `scores` ([n_vocab] logits) only what `allowed` permits: a forbidden token
