@@ -201,6 +201,7 @@ typedef struct rf_device_description {
   // `gfx90a`, `sm_90`, or the CPU's instruction set (`x86_64+avx2`).
   const char *arch;
   uint64_t total_bytes;
+  // Free memory as of this call.
   uint64_t free_bytes;
   // Multiprocessors (NVIDIA) or compute units (AMD); cores for the CPU.
   uint32_t compute_units;

@@ -12,9 +12,10 @@ use std::sync::OnceLock;
 
 use common::ffi::last_error;
 use rocmforge::ffi::{
-    RF_DEVICE_AUTO, RF_DEVICE_CPU, RF_SPLIT_LAYER, RF_SPLIT_TENSOR, rf_device_count, rf_model,
-    rf_model_default_params, rf_model_description, rf_model_free, rf_model_info,
-    rf_model_load_from_memory, rf_model_params, rf_model_share, rf_model_share_info, rf_status,
+    RF_DEVICE_AUTO, RF_DEVICE_CPU, RF_SPLIT_LAYER, RF_SPLIT_TENSOR, rf_device_count,
+    rf_device_description, rf_device_info, rf_model, rf_model_default_params, rf_model_description,
+    rf_model_free, rf_model_info, rf_model_load_from_memory, rf_model_params, rf_model_share,
+    rf_model_share_info, rf_status,
 };
 
 /// A tiny llama built in memory (tests/common/tiny_model), alive for the whole test
@@ -82,6 +83,44 @@ fn device_count() -> usize {
     // SAFETY: a writable out-pointer.
     assert_eq!(unsafe { rf_device_count(&mut n) }, rf_status::RF_OK);
     n
+}
+
+/// The CPU's free memory as `rf_device_info` reports it.
+fn cpu_free_bytes() -> u64 {
+    // SAFETY: all-zero bytes are a valid rf_device_description (NULL pointers, zeros).
+    let mut info: rf_device_description = unsafe { std::mem::zeroed() };
+    info.struct_size = size_of::<rf_device_description>() as u32;
+    // SAFETY: a writable description of the size it says.
+    assert_eq!(unsafe { rf_device_info(0, &mut info) }, rf_status::RF_OK);
+    info.free_bytes
+}
+
+/// `MemAvailable` of /proc/meminfo, read by the test itself.
+fn mem_available() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Free memory is read at each call, not when the device list was first made: after the
+/// test touches 1 GiB, the figure lies between two reads of its own around the call.
+#[test]
+fn a_device_s_free_memory_is_read_when_asked_for() {
+    cpu_free_bytes();
+    let held = vec![1u8; 1 << 30];
+    let before = mem_available();
+    let reported = cpu_free_bytes();
+    let after = mem_available();
+    let slack = 128 << 20;
+    assert!(
+        reported + slack >= before.min(after) && reported <= before.max(after) + slack,
+        "reported {reported}, read {before} and {after}"
+    );
+    drop(std::hint::black_box(held));
 }
 
 #[test]

@@ -51,6 +51,22 @@ impl DeviceReport {
         };
         Device::open_with_limit(vendor, self.ordinal, limit)
     }
+
+    /// This entry with its free memory read again: it changes as models load, in this
+    /// process and in others. A GPU that cannot be opened now keeps the figure it had.
+    pub fn with_current_free_bytes(&self) -> DeviceReport {
+        let mut report = self.clone();
+        match self.kind {
+            DeviceKind::Cpu => report.free_bytes = meminfo_bytes(&meminfo(), "MemAvailable"),
+            DeviceKind::Hip | DeviceKind::Cuda if self.usable => {
+                if let Ok(info) = self.open().and_then(|device| device.memory_info()) {
+                    report.free_bytes = info.free_bytes;
+                }
+            }
+            DeviceKind::Hip | DeviceKind::Cuda => {}
+        }
+        report
+    }
 }
 
 /// The CPU (index 0), then the GPUs of every runtime that starts (HIP's, then CUDA's).
@@ -70,14 +86,7 @@ pub fn cpu_report() -> DeviceReport {
         .lines()
         .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
         .map_or_else(|| "CPU".to_owned(), |(_, model)| model.trim().to_owned());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = |key: &str| -> u64 {
-        meminfo
-            .lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let meminfo = meminfo();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     DeviceReport {
         kind: DeviceKind::Cpu,
@@ -87,13 +96,27 @@ pub fn cpu_report() -> DeviceReport {
             SimdLevel::Avx2 => format!("{}+avx2", std::env::consts::ARCH),
             SimdLevel::Scalar => std::env::consts::ARCH.to_owned(),
         },
-        total_bytes: kib("MemTotal") * 1024,
-        free_bytes: kib("MemAvailable") * 1024,
+        total_bytes: meminfo_bytes(&meminfo, "MemTotal"),
+        free_bytes: meminfo_bytes(&meminfo, "MemAvailable"),
         compute_units: u32::try_from(threads).unwrap_or(u32::MAX),
         warp_size: 1,
         usable: true,
         why_unusable: None,
     }
+}
+
+/// The kernel's memory figures; empty where there are none.
+fn meminfo() -> String {
+    std::fs::read_to_string("/proc/meminfo").unwrap_or_default()
+}
+
+/// Bytes of `/proc/meminfo`'s `key` line (given in KiB); 0 when it is missing.
+fn meminfo_bytes(meminfo: &str, key: &str) -> u64 {
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib.saturating_mul(1024))
 }
 
 /// Which device a model should use.

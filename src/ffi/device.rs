@@ -25,6 +25,7 @@ pub struct rf_device_description {
     /// `gfx90a`, `sm_90`, or the CPU's instruction set (`x86_64+avx2`).
     pub arch: *const c_char,
     pub total_bytes: u64,
+    /// Free memory as of this call.
     pub free_bytes: u64,
     /// Multiprocessors (NVIDIA) or compute units (AMD); cores for the CPU.
     pub compute_units: u32,
@@ -56,7 +57,8 @@ struct DeviceEntry {
     unusable_reason: CString,
 }
 
-/// The devices, probed once per process: their strings must outlive every caller.
+/// The devices, probed once per process: their strings must outlive every caller. Only
+/// their free memory is read again when asked for.
 fn devices() -> &'static [DeviceEntry] {
     static DEVICES: OnceLock<Vec<DeviceEntry>> = OnceLock::new();
     DEVICES.get_or_init(|| {
@@ -72,9 +74,12 @@ fn devices() -> &'static [DeviceEntry] {
     })
 }
 
-/// The device reports alone, for choosing one.
+/// The device reports alone, with their free memory as it is now, for choosing one.
 pub(crate) fn device_reports() -> Vec<DeviceReport> {
-    devices().iter().map(|d| d.report.clone()).collect()
+    devices()
+        .iter()
+        .map(|d| d.report.with_current_free_bytes())
+        .collect()
 }
 
 /// How many devices there are, the CPU (device 0) included.
@@ -111,7 +116,7 @@ pub unsafe extern "C" fn rf_device_info(
                 ),
             )
         })?;
-        let r = &d.report;
+        let r = d.report.with_current_free_bytes();
         let value = rf_device_description {
             struct_size: 0,
             kind: match r.kind {

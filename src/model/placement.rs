@@ -190,7 +190,7 @@ impl Placement {
     fn proportions(&self) -> Vec<f64> {
         match &self.proportions {
             Some(p) => p.clone(),
-            // Free memory as the device list read it; a GPU reporting none still gets
+            // Free memory as read when the model is placed; a GPU reporting none still gets
             // its one layer.
             None => self
                 .devices
