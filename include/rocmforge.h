@@ -201,7 +201,8 @@ typedef struct rf_device_description {
   // `gfx90a`, `sm_90`, or the CPU's instruction set (`x86_64+avx2`).
   const char *arch;
   uint64_t total_bytes;
-  // Free memory as of this call.
+  // Free memory as of this call (a GPU's read through its context, which the call
+  // opens where no model holds it).
   uint64_t free_bytes;
   // Multiprocessors (NVIDIA) or compute units (AMD); cores for the CPU.
   uint32_t compute_units;

@@ -25,7 +25,8 @@ pub struct rf_device_description {
     /// `gfx90a`, `sm_90`, or the CPU's instruction set (`x86_64+avx2`).
     pub arch: *const c_char,
     pub total_bytes: u64,
-    /// Free memory as of this call.
+    /// Free memory as of this call (a GPU's read through its context, which the call
+    /// opens where no model holds it).
     pub free_bytes: u64,
     /// Multiprocessors (NVIDIA) or compute units (AMD); cores for the CPU.
     pub compute_units: u32,
@@ -58,7 +59,7 @@ struct DeviceEntry {
 }
 
 /// The devices, probed once per process: their strings must outlive every caller. Only
-/// their free memory is read again when asked for.
+/// their free memory is read again, when asked for.
 fn devices() -> &'static [DeviceEntry] {
     static DEVICES: OnceLock<Vec<DeviceEntry>> = OnceLock::new();
     DEVICES.get_or_init(|| {
@@ -74,12 +75,14 @@ fn devices() -> &'static [DeviceEntry] {
     })
 }
 
-/// The device reports alone, with their free memory as it is now, for choosing one.
-pub(crate) fn device_reports() -> Vec<DeviceReport> {
-    devices()
-        .iter()
-        .map(|d| d.report.with_current_free_bytes())
-        .collect()
+/// The device reports alone, for choosing one, with the free memory of the devices at
+/// `refresh` read again now (for a split in proportion to it); the others' as first read.
+pub(crate) fn device_reports(refresh: &[usize]) -> Vec<DeviceReport> {
+    let report = |(index, d): (usize, &DeviceEntry)| match refresh.contains(&index) {
+        true => d.report.with_current_free_bytes(),
+        false => d.report.clone(),
+    };
+    devices().iter().enumerate().map(report).collect()
 }
 
 /// How many devices there are, the CPU (device 0) included.

@@ -284,7 +284,7 @@ unsafe fn devices_of(params: &rf_model_params) -> Result<Placement, Failure> {
             RF_DEVICE_AUTO => DeviceChoice::Auto,
             i => DeviceChoice::Index(index(i)?),
         };
-        return Ok(Placement::choose(&device_reports(), choice)?);
+        return Ok(Placement::choose(&device_reports(&[]), choice)?);
     }
     // A count past any split is a bad argument, not a length to read memory for.
     if params.n_devices > MAX_SHARES {
@@ -336,9 +336,14 @@ unsafe fn devices_of(params: &rf_model_params) -> Result<Placement, Failure> {
             ),
         ));
     }
+    // Without proportions the split follows the named devices' free memory, read now.
+    let refresh = match proportions {
+        None => indexes.as_slice(),
+        Some(_) => &[],
+    };
     Ok(Placement::split_by(
         mode,
-        &device_reports(),
+        &device_reports(refresh),
         &indexes,
         proportions,
     )?)
