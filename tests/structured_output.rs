@@ -241,21 +241,28 @@ fn invalid_grammars_are_refused_with_llguidance_s_message() {
     }
 }
 
-#[test]
-fn a_grammar_no_token_can_start_fails_its_first_draw_in_one_line() {
+/// The one-line `InvalidArgument` message of the first draw under a `kind` grammar of
+/// `text`, which compiles and binds to SmolLM2's vocabulary.
+fn first_draw_refusal(kind: GrammarKind, text: &str) -> String {
     let f = Fixture::smollm2();
-    // Compiles (the language is empty, which llguidance does not check) and binds; the
-    // first mask has no token in it.
-    let mut s = sampler(1, GrammarKind::Regex, r"[^\s\S]");
+    let mut s = sampler(1, kind, text);
     s.bind_vocabulary(&f.vocabulary).unwrap();
     let logits = vec![0.0f32; f.tokenizer.vocab().len()];
     match s.sample(&logits) {
         Err(Error::InvalidArgument(message)) => {
-            assert!(message.contains("no token"), "{message}");
             assert!(!message.contains('\n'), "{message}");
+            message
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_grammar_no_token_can_start_fails_its_first_draw_in_one_line() {
+    // Compiles (the language is empty, which llguidance does not check) and binds; the
+    // first mask has no token in it.
+    let message = first_draw_refusal(GrammarKind::Regex, r"[^\s\S]");
+    assert!(message.contains("no token"), "{message}");
 }
 
 /// llguidance's Earley parser caps a row's items (2,000): a grammar of more alternatives
@@ -263,19 +270,10 @@ fn a_grammar_no_token_can_start_fails_its_first_draw_in_one_line() {
 /// line, without the parser state llguidance dumps after it.
 #[test]
 fn a_grammar_past_the_parser_s_limits_fails_its_draw_in_one_line() {
-    let f = Fixture::smollm2();
     let alternatives: Vec<String> = (0..20_000).map(|i| format!("\"w{i}\"")).collect();
     let lark = format!("start: {}", alternatives.join(" | "));
-    let mut s = sampler(1, GrammarKind::Lark, &lark);
-    s.bind_vocabulary(&f.vocabulary).unwrap();
-    let logits = vec![0.0f32; f.tokenizer.vocab().len()];
-    match s.sample(&logits) {
-        Err(Error::InvalidArgument(message)) => {
-            assert!(message.contains("refused"), "{message}");
-            assert!(!message.contains('\n'), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let message = first_draw_refusal(GrammarKind::Lark, &lark);
+    assert!(message.contains("refused"), "{message}");
 }
 
 /// An error quotes at most a bounded part of the host's grammar, however long it is.
